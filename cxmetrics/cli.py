@@ -1,0 +1,197 @@
+"""``python -m cxmetrics``: the command line over the same results the dashboard shows.
+
+Exit codes: 0 ok; 1 an error (one-line reason on stderr); 2 bad usage; 3 an import was rejected
+(the one-line reason on stderr, the full report on stdout, or as JSON with ``--json``).
+
+Metric commands live with their metric modules: each module listed in ``METRIC_MODULES`` has a
+``register_cli(subparsers, common)`` function that adds ``metrics <name>``; other command groups
+(``report``, ``bench``, ``backup`` …) are listed in ``COMMAND_MODULES`` the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from . import demo, importer, schema, store
+from .filters import Filters, Scope
+from .results import DEFAULT_MIN_N, jsonable
+
+#: Modules that add `metrics <name>` sub-commands.
+METRIC_MODULES: list[str] = []
+#: Modules that add top-level sub-commands.
+COMMAND_MODULES: list[str] = ["cxmetrics.docs"]
+
+
+class CLIError(Exception):
+    """An error to report as one line on stderr with exit code 1."""
+
+
+def _date(s: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (use YYYY-MM-DD): {s!r}") from None
+
+
+def common_parser() -> argparse.ArgumentParser:
+    """Options every data command takes: --db and --json."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--db", help="DuckDB file (default $CX_DB or data/cx.duckdb)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    return p
+
+
+def filter_parser() -> argparse.ArgumentParser:
+    """The global filters and the caller's scope, shared by every metric command."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("filters")
+    g.add_argument("--from", dest="date_from", type=_date, help="first date (YYYY-MM-DD)")
+    g.add_argument("--to", dest="date_to", type=_date, help="last date (YYYY-MM-DD)")
+    g.add_argument("--segment", action="append", default=[], help="segment (repeatable)")
+    g.add_argument("--region", action="append", default=[], help="region (repeatable)")
+    g.add_argument("--min-n", type=int, default=DEFAULT_MIN_N, help="small-sample threshold (default 30)")
+    g.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level (default 0.05)")
+    g.add_argument("--role", default="analyst", help="caller's role (default analyst)")
+    g.add_argument("--department", dest="scope_department", action="append", default=None,
+                   help="restrict to a department's rows (repeatable); implied by --role department")
+    return p
+
+
+def filters_from_args(args: argparse.Namespace) -> Filters:
+    departments = tuple(args.scope_department) if args.scope_department is not None else None
+    if args.role == "department" and departments is None:
+        departments = ()  # fail closed: a department role without a department sees nothing
+    return Filters(
+        date_from=args.date_from, date_to=args.date_to, segments=tuple(args.segment),
+        regions=tuple(args.region), min_n=args.min_n,
+        scope=Scope(role=args.role, departments=departments, user="cli"),
+    )
+
+
+def emit(obj: Any, args: argparse.Namespace, text: Callable[[Any], str] | None = None) -> None:
+    """Print a result as JSON (``--json``) or as readable text."""
+    if getattr(args, "json", False):
+        print(json.dumps(jsonable(obj), indent=2, ensure_ascii=False))
+        return
+    if text is not None:
+        print(text(obj))
+    elif hasattr(obj, "table"):
+        print(f"{obj.label} — {obj.method}")
+        for e in getattr(obj, "headline", ()):
+            print(f"  {e.label}: {e.estimate:.2f} {e.unit} ({e.ci_text()}, n={e.n})")
+        print(obj.table.to_string(index=False))
+        for w in getattr(obj, "warnings", ()):
+            print(f"warning: {w}")
+    else:
+        print(json.dumps(jsonable(obj), indent=2, ensure_ascii=False))
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    with store.connect(args.db, read_only=False) as con:
+        version = store.data_version(con)
+    print(f"database ready at {store.db_path(args.db)} (schema {schema.SCHEMA_VERSION}, data version {version})")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    def progress(frac: float, msg: str) -> None:
+        if not args.json:
+            print(f"[{frac:4.0%}] {msg}", file=sys.stderr)
+
+    counts = demo.build(args.db, customers=args.customers, seed=args.seed, progress=progress)
+    emit({"db": str(store.db_path(args.db)), "rows": counts}, args,
+         lambda o: "\n".join([f"demo company written to {o['db']}"] +
+                             [f"  {k:18} {v:>12,}" for k, v in o["rows"].items()]))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    try:
+        rep = importer.import_file(args.file, args.table, db=args.db, mapping=importer.parse_mapping(args.map),
+                                   encoding=args.encoding, dry_run=args.dry_run, actor=args.actor)
+    except importer.ImportRejected as exc:
+        print(exc.summary(), file=sys.stderr)
+        if args.json:
+            print(json.dumps({"status": "rejected", "table": exc.table, "source": exc.source,
+                              "total_problems": exc.total,
+                              "problems": [p.__dict__ for p in exc.problems]}, indent=2))
+        else:
+            print(exc.report())
+        return 3
+    emit({"status": "validated" if args.dry_run else "accepted", **rep.to_dict()}, args,
+         lambda o: (f"{o['source']}: {o['status']} into {o['table']} — {o['rows']:,} rows "
+                    f"({o['inserted']:,} new, {o['updated']:,} updated), sha256 {o['sha256'][:12]}…"
+                    + "".join(f"\nnote: {w}" for w in o["warnings"])))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with store.connect(args.db) as con:
+        overview = store.table_overview(con)
+        version = store.data_version(con)
+    emit({"data_version": version, "tables": overview}, args,
+         lambda o: f"data version {o['data_version']}\n" + overview.to_string(index=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = common_parser()
+    parser = argparse.ArgumentParser(
+        prog="python -m cxmetrics",
+        description="CX-to-P&L analytics: the store, imports, metrics and reports behind the dashboard.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", parents=[common], help="create or migrate the database")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("demo", parents=[common], help="build the demo company (replaces the data)")
+    p.add_argument("--customers", type=int, default=10_000, help="number of customers (default 10,000)")
+    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("import", parents=[common], help="validate and import a file into a table",
+                       description="Import CSV (any delimiter; UTF-8, UTF-8 with BOM or Latin-1), .xlsx, "
+                                   "Parquet or a Qualtrics CSV export. All-or-nothing; re-importing "
+                                   "upserts by key.")
+    p.add_argument("table", choices=schema.IMPORTABLE)
+    p.add_argument("file")
+    p.add_argument("--map", action="append", default=[], metavar="'Source Column=target_column'",
+                   help="rename a source column (repeatable)")
+    p.add_argument("--encoding", help="force the CSV encoding (utf-8 or latin-1)")
+    p.add_argument("--dry-run", action="store_true", help="validate only; write nothing")
+    p.add_argument("--actor", default="cli", help="who is importing (for the audit log)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("status", parents=[common], help="row counts and date coverage of every table")
+    p.set_defaults(func=cmd_status)
+
+    metrics = sub.add_parser("metrics", help="compute a metric (see `metrics --help`)")
+    msub = metrics.add_subparsers(dest="metric", required=True, metavar="METRIC")
+    flt = filter_parser()
+    for name in METRIC_MODULES:
+        importlib.import_module(name).register_cli(msub, [common, flt])
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register_cli(sub, [common, flt])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CLIError, store.StoreError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,54 @@
+"""Roles, what each may do, and the dashboard's page registry (pure data, no Streamlit).
+
+``app.py`` builds ``st.navigation`` from ``PAGES`` filtered by the caller's role, and every
+action the app offers is checked with :func:`can` — the query layer additionally restricts rows
+through :class:`cxmetrics.filters.Scope`, so hiding a page is never the only protection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROLES = ("executive", "finance", "analyst", "department")
+ROLE_LABELS = {
+    "executive": "Executive",
+    "finance": "Finance reviewer",
+    "analyst": "CX analyst",
+    "department": "Department",
+}
+
+#: action -> roles allowed to perform it
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "import": frozenset({"analyst"}),
+    "edit_assumptions": frozenset({"finance"}),
+    "edit_initiatives": frozenset({"analyst"}),
+    "export": frozenset(ROLES),
+}
+
+
+def can(role: str, action: str) -> bool:
+    """Whether ``role`` may perform ``action``; unknown roles and actions may do nothing."""
+    return role in PERMISSIONS.get(action, frozenset())
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """One dashboard page: its file under ``pages/``, title, icon and the roles that see it."""
+
+    path: str
+    title: str
+    icon: str
+    roles: tuple[str, ...] = ROLES
+    headline: str = ""  # text of the page's headline element (checked by browser tests)
+
+
+ALL = ROLES
+PAGES: list[PageSpec] = [
+    PageSpec("pages/11_data.py", "Data", ":material/database:", ("analyst", "finance", "executive"),
+             headline="Data"),
+]
+
+
+def pages_for(role: str) -> list[PageSpec]:
+    """The pages a role may open, in menu order (fails closed for an unknown role)."""
+    return [p for p in sorted(PAGES, key=lambda p: p.path) if role in p.roles]

@@ -1,0 +1,245 @@
+"""The DuckDB store: where the file lives, how it is opened, migrated and queried.
+
+One writer at a time
+--------------------
+DuckDB lets one process hold a database file read-write, or any number of processes hold it
+read-only, never both. We live with that rule like this:
+
+* every connection is short-lived (:func:`connect` is a context manager); nobody keeps the file
+  open between requests, so the dashboard never blocks the CLI for longer than one query;
+* an importer parses and validates the file *before* it opens the database, so the write lock is
+  held only for the final transaction;
+* when the file is locked, :func:`connect` retries with back-off for ``CX_LOCK_TIMEOUT`` seconds
+  (default 30) and then raises :class:`StoreBusy` with a one-line reason.
+
+The dashboard caches every result keyed by :func:`data_version`, so it keeps serving while an
+import holds the lock; a page that needs a fresh query waits for the commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from . import schema
+
+DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "cx.duckdb"
+
+
+class StoreError(RuntimeError):
+    """A problem with the database file itself (missing, busy, wrong version)."""
+
+
+class StoreBusy(StoreError):
+    """Another process holds the write lock for longer than we are willing to wait."""
+
+
+def db_path(path: str | os.PathLike | None = None) -> Path:
+    """The database file: the argument, else ``$CX_DB``, else ``data/cx.duckdb``."""
+    if path:
+        return Path(path)
+    env = os.environ.get("CX_DB")
+    return Path(env) if env else DEFAULT_DB
+
+
+def _lock_timeout() -> float:
+    try:
+        return float(os.environ.get("CX_LOCK_TIMEOUT", "30"))
+    except ValueError:
+        return 30.0
+
+
+@contextlib.contextmanager
+def connect(path: str | os.PathLike | None = None, *, read_only: bool = True,
+            timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the database for the duration of a ``with`` block.
+
+    Read-only connections require the file to exist and to be at the current schema version.
+    Read-write connections create and migrate it. A lock held by another process is retried with
+    back-off until ``timeout`` (default ``$CX_LOCK_TIMEOUT`` or 30 s), then :class:`StoreBusy`.
+    """
+    p = db_path(path)
+    if read_only and not p.exists():
+        raise StoreError(f"no database at {p}: run `python -m cxmetrics demo` or `init` first")
+    if not read_only:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + (_lock_timeout() if timeout is None else timeout)
+    delay = 0.02
+    while True:
+        try:
+            con = duckdb.connect(str(p), read_only=read_only)
+            break
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            msg = str(exc)
+            if "lock" not in msg.lower() and "different configuration" not in msg:
+                raise StoreError(f"cannot open {p}: {msg.splitlines()[0]}") from exc
+            if time.monotonic() >= deadline:
+                raise StoreBusy(
+                    f"{p} is locked by another process (an import or another writer) — "
+                    f"try again when it finishes"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+    try:
+        if read_only:
+            check_version(con, p)
+        else:
+            migrate(con)
+        yield con
+    finally:
+        con.close()
+
+
+def check_version(con: duckdb.DuckDBPyConnection, p: Path | str = "") -> None:
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except duckdb.CatalogException as exc:
+        raise StoreError(f"{p} is not a cxmetrics database (no meta table); run `init`") from exc
+    found = int(row[0]) if row else 0
+    if found != schema.SCHEMA_VERSION:
+        raise StoreError(
+            f"{p} is at schema version {found}, this code needs {schema.SCHEMA_VERSION}: "
+            "open it once read-write (`python -m cxmetrics init`) to migrate"
+        )
+
+
+#: Migrations from version N to N+1: each a list of statements. Version 0 → 1 is the initial DDL.
+MIGRATIONS: dict[int, list[str]] = {}
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Create missing tables and apply pending migrations in one transaction. Returns the version."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for ddl in schema.all_ddl():
+            con.execute(ddl)
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else schema.SCHEMA_VERSION
+        if version > schema.SCHEMA_VERSION:
+            raise StoreError(f"database schema {version} is newer than this code ({schema.SCHEMA_VERSION})")
+        while version < schema.SCHEMA_VERSION:
+            for stmt in MIGRATIONS.get(version, []):
+                con.execute(stmt)
+            version += 1
+        con.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)]
+        )
+        con.execute("INSERT OR IGNORE INTO meta VALUES ('data_version', '0')")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return version
+
+
+def bump_version(con: duckdb.DuckDBPyConnection) -> int:
+    """Mark the data as changed (call inside the writing transaction). Returns the new version."""
+    con.execute(
+        "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'data_version'"
+    )
+    return int(con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0])
+
+
+def data_version(con: duckdb.DuckDBPyConnection) -> int:
+    """A number that changes whenever data, assumptions or initiatives change: the cache key."""
+    row = con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def audit(con: duckdb.DuckDBPyConnection, *, actor: str, action: str, outcome: str,
+          object: str | None = None, role: str | None = None, detail: str | None = None) -> None:
+    """Append one row to the audit log (append-only: nothing in cxmetrics updates or deletes it)."""
+    con.execute(
+        "INSERT INTO audit (\"at\", actor, role, action, object, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [now(), actor, role, action, object, outcome, detail],
+    )
+
+
+# --------------------------------------------------------------------------- query execution
+
+
+@dataclass(frozen=True)
+class Query:
+    """A named SQL statement with its bound parameters, kept on results for traceability."""
+
+    name: str
+    sql: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        shown = {k: v for k, v in self.params.items()}
+        return f"-- {self.name}\n{self.sql.strip()}\n-- parameters: {shown}"
+
+
+def run(con: duckdb.DuckDBPyConnection, query: Query) -> pd.DataFrame:
+    """Execute a (small, aggregated) query with bound parameters and return a pandas frame.
+
+    This is the only place metric SQL is executed. Results travel through Arrow. Callers must
+    aggregate in SQL: a query returning more than ``MAX_RESULT_ROWS`` rows is an error, so that no
+    page can pull a raw table into pandas by accident.
+    """
+    try:
+        rel = con.execute(query.sql, query.params)
+        table = rel.to_arrow_table()
+    except duckdb.Error as exc:
+        raise StoreError(f"query {query.name} failed: {str(exc).splitlines()[0]}") from exc
+    if table.num_rows > MAX_RESULT_ROWS:
+        raise StoreError(
+            f"query {query.name} returned {table.num_rows:,} rows; aggregate in SQL instead"
+        )
+    return table.to_pandas()
+
+
+MAX_RESULT_ROWS = 2_000_000
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict | list | None = None) -> Any:
+    row = con.execute(sql, params or {}).fetchone()
+    return row[0] if row else None
+
+
+def table_overview(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Row count and date coverage of every contract table (the Data page and `status`)."""
+    rows = []
+    for name in schema.LOAD_ORDER:
+        t = schema.TABLES[name]
+        date_cols = [c.name for c in t.columns if c.kind == "date"]
+        first = date_cols[0] if date_cols else None
+        if first:
+            n, lo, hi = con.execute(
+                f'SELECT count(*), min("{first}"), max("{first}") FROM "{name}"'  # identifiers from schema
+            ).fetchone()
+        else:
+            n, lo, hi = con.execute(f'SELECT count(*), NULL, NULL FROM "{name}"').fetchone()
+        rows.append({"table": name, "rows": int(n), "date_column": first, "from": lo, "to": hi})
+    return pd.DataFrame(rows)
+
+
+def import_history(con: duckdb.DuckDBPyConnection, limit: int = 200) -> pd.DataFrame:
+    return con.execute(
+        'SELECT import_id, "table", source, sha256, rows, inserted, updated, status, error, '
+        "started_at, finished_at, actor FROM imports ORDER BY import_id DESC LIMIT ?",
+        [limit],
+    ).df()
+
+
+def lineage(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> pd.DataFrame:
+    """The accepted imports that fed the given tables (file, sha256, date, rows)."""
+    return con.execute(
+        'SELECT import_id, "table", source, sha256, rows, finished_at FROM imports '
+        "WHERE status = 'accepted' AND list_contains($tables, \"table\") ORDER BY import_id",
+        {"tables": list(tables)},
+    ).df()

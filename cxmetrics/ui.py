@@ -1,0 +1,256 @@
+"""The only Streamlit-aware module: cached loaders, the global filters and shared widgets.
+
+Pages call :func:`compute` to get metric results. It opens a short read-only connection only on
+a cache miss, and caches by (function, database, data version, filters incl. scope, arguments),
+so an import invalidates results and cached values never cross scopes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from . import demo, exports, roles, store
+from .filters import Filters, Scope
+from .results import DEFAULT_MIN_N, Estimate, Result
+
+CACHE_TTL = 3600
+
+
+# ----------------------------------------------------------------------------- database
+
+
+def db_file() -> Path:
+    return store.db_path(os.environ.get("CX_DB"))
+
+
+def ensure_database() -> None:
+    """Build the demo company on first start when there is no database, and say so."""
+    path = db_file()
+    if path.exists():
+        return
+    with st.status("No database found — building the demo company…", expanded=True) as status:
+        bar = st.progress(0.0)
+        demo.build(str(path), progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
+        status.update(label=f"Built the demo company in {path} (no database existed).", state="complete")
+    st.session_state["demo_built_notice"] = True
+
+
+def data_version() -> int:
+    with store.connect(str(db_file())) as con:
+        return store.data_version(con)
+
+
+@st.cache_data(ttl=CACHE_TTL, max_entries=512, show_spinner=False)
+def _cached_call(module: str, func: str, db: str, version: int, filters_key: tuple,
+                 kwargs_json: str, _filters: Filters, _kwargs: dict) -> Any:
+    fn = getattr(importlib.import_module(module), func)
+    with store.connect(db) as con:
+        return fn(con, _filters, **_kwargs)
+
+
+def compute(fn: Callable, filters: Filters, **kwargs: Any) -> Any:
+    """Run ``fn(con, filters, **kwargs)`` through the cache (keyed by data version and scope)."""
+    key = json.dumps(kwargs, sort_keys=True, default=str)
+    return _cached_call(fn.__module__, fn.__name__, str(db_file()), data_version(), filters.key(), key,
+                        filters, kwargs)
+
+
+@st.cache_data(ttl=CACHE_TTL, max_entries=64, show_spinner=False)
+def _options(db: str, version: int) -> dict[str, Any]:
+    with store.connect(db) as con:
+        segs = [r[0] for r in con.execute("SELECT DISTINCT segment FROM customers ORDER BY 1").fetchall()]
+        regs = [r[0] for r in con.execute("SELECT DISTINCT region FROM customers ORDER BY 1").fetchall()]
+        depts = [r[0] for r in con.execute("SELECT department FROM departments ORDER BY 1").fetchall()]
+        lo, hi = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
+    return {"segments": segs, "regions": regs, "departments": depts, "min_date": lo, "max_date": hi}
+
+
+def options() -> dict[str, Any]:
+    return _options(str(db_file()), data_version())
+
+
+def clear_caches() -> None:
+    st.cache_data.clear()
+
+
+# ----------------------------------------------------------------------------- role and filters
+
+
+def current_scope() -> Scope:
+    """The caller's role and department scope (demo switcher until a login is configured)."""
+    role = st.session_state.get("role", "analyst")
+    if role not in roles.ROLES:
+        role = "analyst"
+    departments = None
+    if role == "department":
+        dep = st.session_state.get("role_department")
+        departments = (dep,) if dep else ()
+    return Scope(role=role, departments=departments, user=st.session_state.get("user", "demo user"))
+
+
+def role_switcher() -> Scope:
+    """Sidebar: a clearly labelled demo role switcher (no identity provider configured)."""
+    with st.sidebar:
+        st.caption("Demo role — no login is configured, so you can switch roles freely.")
+        qp = st.query_params
+        if "role" not in st.session_state:
+            st.session_state["role"] = qp.get("role", "analyst") if qp.get("role") in roles.ROLES else "analyst"
+        st.selectbox("Role", roles.ROLES, key="role", format_func=roles.ROLE_LABELS.get)
+        if st.session_state["role"] == "department":
+            depts = options()["departments"]
+            if st.session_state.get("role_department") not in depts:
+                wanted = qp.get("department")
+                st.session_state["role_department"] = wanted if wanted in depts else (depts[0] if depts else None)
+            st.selectbox("Department", depts, key="role_department")
+    return current_scope()
+
+
+def _parse_date(s: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(s) if s else None
+    except ValueError:
+        return None
+
+
+def sidebar_filters() -> Filters:
+    """Global filters (dates, segment, region) kept in the URL so a view can be shared by link."""
+    opts = options()
+    qp = st.query_params
+    lo, hi = opts["min_date"], opts["max_date"]
+    if "flt_init" not in st.session_state:
+        st.session_state["flt_from"] = _parse_date(qp.get("from")) or lo
+        st.session_state["flt_to"] = _parse_date(qp.get("to")) or hi
+        st.session_state["flt_segments"] = [s for s in qp.get_all("segment") if s in opts["segments"]]
+        st.session_state["flt_regions"] = [r for r in qp.get_all("region") if r in opts["regions"]]
+        st.session_state["flt_init"] = True
+    with st.sidebar:
+        st.subheader("Filters")
+        st.date_input("From", key="flt_from", min_value=lo, max_value=hi)
+        st.date_input("To", key="flt_to", min_value=lo, max_value=hi)
+        st.multiselect("Segment", opts["segments"], key="flt_segments", placeholder="All segments")
+        st.multiselect("Region", opts["regions"], key="flt_regions", placeholder="All regions")
+    d_from, d_to = st.session_state["flt_from"], st.session_state["flt_to"]
+    if d_from and d_to and d_from > d_to:
+        st.sidebar.warning("'From' is after 'To': the dates were swapped.")
+        d_from, d_to = d_to, d_from
+    scope = current_scope()
+    params: dict[str, Any] = {}
+    if d_from and d_from != lo:
+        params["from"] = d_from.isoformat()
+    if d_to and d_to != hi:
+        params["to"] = d_to.isoformat()
+    if st.session_state["flt_segments"]:
+        params["segment"] = list(st.session_state["flt_segments"])
+    if st.session_state["flt_regions"]:
+        params["region"] = list(st.session_state["flt_regions"])
+    if scope.role != "analyst":
+        params["role"] = scope.role
+    if scope.role == "department" and scope.departments:
+        params["department"] = scope.departments[0]
+    if {k: qp.get_all(k) for k in qp} != {k: (v if isinstance(v, list) else [v]) for k, v in params.items()}:
+        st.query_params.from_dict(params)
+    return Filters(
+        date_from=d_from if d_from != lo else None,
+        date_to=d_to if d_to != hi else None,
+        segments=tuple(st.session_state["flt_segments"]),
+        regions=tuple(st.session_state["flt_regions"]),
+        scope=scope,
+        min_n=int(st.session_state.get("min_n", DEFAULT_MIN_N)),
+    )
+
+
+# ----------------------------------------------------------------------------- shared widgets
+
+
+def estimate_tile(est: Estimate, *, fmt: str = "{:.1f}", help: str | None = None) -> None:
+    """A metric tile: estimate, CI and n; small samples are flagged."""
+    value = fmt.format(est.estimate) + (f" {est.unit}" if est.unit and est.unit not in ("points",) else "")
+    st.metric(est.label, value, help=help or est.method)
+    n_text = f"n = {est.n:,}" + (f", effective n = {est.n_eff:,.0f}" if est.n_eff is not None else "")
+    st.caption(f"{est.ci_text(fmt)} · {n_text}")
+    if est.small_sample:
+        st.warning(f"Small sample: fewer than {est.min_n} responses — treat as indicative.", icon="⚠️")
+    for w in est.warnings:
+        st.caption(f"⚠️ {w}")
+
+
+def how_computed(result: Result | Estimate, *, key: str) -> None:
+    """The traceability expander: method, reference, n, filters, assumptions, SQL and lineage."""
+    with st.expander("How was this computed?"):
+        st.markdown(f"**Method.** {result.method}")
+        if result.reference:
+            st.markdown(f"**Reference.** {result.reference}")
+        st.markdown(f"**Filters.** {result.filters or 'all data'}")
+        assumptions = getattr(result, "assumptions", {}) or {}
+        if assumptions:
+            st.markdown("**Assumptions used.**")
+            st.dataframe(pd.DataFrame([{"assumption": k, "value": v} for k, v in assumptions.items()]),
+                         hide_index=True, key=f"{key}_assumptions")
+        for w in getattr(result, "warnings", ()):
+            st.markdown(f"⚠️ {w}")
+        for q in getattr(result, "queries", ()):
+            st.code(q.describe() if hasattr(q, "describe") else str(q), language="sql")
+        tables = tuple(getattr(result, "extra", {}).get("tables", ()))
+        if tables:
+            st.markdown("**Data lineage** (imports that fed this figure)")
+            st.dataframe(compute(_lineage, Filters(), tables=list(tables)), hide_index=True,
+                         key=f"{key}_lineage")
+
+
+def _lineage(con, filters: Filters, tables: list[str]) -> pd.DataFrame:
+    return store.lineage(con, tuple(tables))
+
+
+def table(df: pd.DataFrame, *, key: str, name: str, caption: str | None = None, **kwargs: Any) -> None:
+    """A table with safe CSV and Excel downloads (formula injection neutralised)."""
+    st.dataframe(df, hide_index=True, key=f"{key}_df", **kwargs)
+    if caption:
+        st.caption(caption)
+    if roles.can(current_scope().role, "export") and len(df):
+        c1, c2, _ = st.columns([1, 1, 4])
+        c1.download_button("CSV", exports.to_csv_bytes(df), file_name=f"{name}.csv", mime="text/csv",
+                           key=f"{key}_csv")
+        c2.download_button("Excel", exports.to_xlsx_bytes(df), file_name=f"{name}.xlsx",
+                           mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                           key=f"{key}_xlsx")
+
+
+def empty_state(message: str) -> None:
+    st.info(message, icon="ℹ️")
+
+
+def save_upload(uploaded) -> Path:
+    """Write an uploaded file to a private temp file (keeping its suffix) and return the path."""
+    suffix = Path(uploaded.name).suffix.lower()[:10]
+    fd, name = tempfile.mkstemp(prefix="cx_upload_", suffix=suffix)
+    with os.fdopen(fd, "wb") as f:
+        f.write(uploaded.getbuffer())
+    return Path(name)
+
+
+def page_filters() -> Filters:
+    """The filters for the current run (set by app.py; rebuilt when a page runs on its own)."""
+    f = st.session_state.get("filters")
+    if f is None:
+        ensure_database()
+        role_switcher()
+        f = sidebar_filters()
+    return f
+
+
+def table_overview(con, filters: Filters) -> pd.DataFrame:
+    return store.table_overview(con)
+
+
+def import_history(con, filters: Filters) -> pd.DataFrame:
+    return store.import_history(con)
