@@ -40,12 +40,15 @@ class PageSpec:
     icon: str
     roles: tuple[str, ...] = ROLES
     headline: str = ""  # text of the page's headline element (checked by browser tests)
+    #: "module:function" computing everything the page shows, as ``fn(con, filters)``; the
+    #: benchmark times it, the deck and the CLI reuse it.
+    data: str = ""
 
 
 ALL = ROLES
 PAGES: list[PageSpec] = [
     PageSpec("pages/11_data.py", "Data", ":material/database:", ("analyst", "finance", "executive"),
-             headline="Data"),
+             headline="Data", data="cxmetrics.store:page_data"),
 ]
 
 

@@ -243,3 +243,8 @@ def lineage(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> pd.DataF
         "WHERE status = 'accepted' AND list_contains($tables, \"table\") ORDER BY import_id",
         {"tables": list(tables)},
     ).df()
+
+
+def page_data(con: duckdb.DuckDBPyConnection, filters=None) -> dict[str, pd.DataFrame]:
+    """Everything the Data page shows: table overview and import history."""
+    return {"overview": table_overview(con), "history": import_history(con)}

@@ -248,9 +248,8 @@ def page_filters() -> Filters:
     return f
 
 
-def table_overview(con, filters: Filters) -> pd.DataFrame:
-    return store.table_overview(con)
-
-
-def import_history(con, filters: Filters) -> pd.DataFrame:
-    return store.import_history(con)
+def chart(fig, *, key: str, caption: str | None = None) -> None:
+    """Draw a plotly figure full width, with its plain-language finding underneath."""
+    st.plotly_chart(fig, key=key, width="stretch", config={"displaylogo": False})
+    if caption:
+        st.caption(caption)

@@ -11,7 +11,8 @@ filters = ui.page_filters()
 if st.session_state.pop("demo_built_notice", False):
     st.success("No database existed, so the demo company was built. Import your own files below.")
 
-overview = ui.compute(ui.table_overview, filters)
+data = ui.compute(store.page_data, filters)
+overview, history = data["overview"], data["history"]
 c1, c2, c3 = st.columns(3)
 c1.metric("Tables with data", f"{(overview['rows'] > 0).sum()} of {len(overview)}")
 c2.metric("Rows in all tables", f"{int(overview['rows'].sum()):,}")
@@ -19,7 +20,6 @@ c3.metric("Data version", ui.data_version())
 ui.table(overview, key="data_overview", name="tables")
 
 st.subheader("Import history")
-history = ui.compute(ui.import_history, filters)
 if history.empty:
     ui.empty_state("No imports yet.")
 else:
