@@ -7,7 +7,6 @@ import pytest
 from cxmetrics import store
 
 
-
 @pytest.fixture
 def app(writable_db, make_app):
     return make_app(writable_db)
