@@ -1,15 +1,47 @@
-"""Finance assumptions: the values every money figure depends on, with their provenance.
+"""Finance assumptions: current values, validated edits, version history and restore.
 
-Metrics read assumptions through :func:`current` and record :meth:`Assumption.cite` on their
-results, so every figure states which assumption versions it used.
+The ``assumptions`` table holds the current value of each key; ``assumption_history`` keeps every
+version (append-only). Metrics read :func:`current` and put :func:`cite` on their results, so
+every figure states which assumption versions it used. Only the finance role edits
+(:func:`set_value`, :func:`restore` check ``roles.can(role, "edit_assumptions")``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 import duckdb
+import pandas as pd
+
+from . import roles, store
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Validation rule for an assumption key: allowed range, unit and meaning."""
+
+    min: float
+    max: float
+    unit: str
+    help: str
+    sensitivity: tuple[float, float] | None = None  # low/high for the tornado; default ±25%
+
+
+#: Known assumptions. Unknown keys may be imported; they get a generic non-negative rule.
+RULES: dict[str, Rule] = {
+    "gross_margin": Rule(0.0, 1.0, "share", "gross margin on revenue", (0.25, 0.45)),
+    "discount_rate": Rule(0.0, 0.5, "per year", "annual discount rate for CLV", (0.06, 0.14)),
+    "horizon_years": Rule(1, 30, "years", "CLV horizon", (3, 7)),
+    "cost_per_complaint": Rule(0.0, 1e6, "EUR", "handling cost of a complaint"),
+    "cost_per_escalation": Rule(0.0, 1e6, "EUR", "extra cost of an escalated complaint"),
+    "referral_rate": Rule(0.0, 10.0, "referrals per promoter per year", "referrals a promoter makes"),
+    "referral_conversion": Rule(0.0, 1.0, "share", "share of referrals that become customers"),
+    "attribution_share": Rule(0.0, 1.0, "share", "share of an outcome change credited to CX", (0.3, 0.7)),
+    "reconciliation_tolerance": Rule(0.0, 1.0, "share", "revenue gap vs booked revenue that flags a period"),
+}
+GENERIC = Rule(-1e12, 1e12, "", "")
 
 
 @dataclass(frozen=True)
@@ -23,7 +55,7 @@ class Assumption:
     version: int = 1
 
     def cite(self) -> str:
-        """E.g. ``"0.35 share (v1, finance, 2026-09-30)"``."""
+        """E.g. ``"0.35 share (v2, finance, 2026-09-30)"``."""
         who = ", ".join(str(x) for x in (self.updated_by, self.updated_on) if x)
         return f"{self.value:g} {self.unit} (v{self.version}{', ' + who if who else ''})"
 
@@ -33,12 +65,21 @@ class MissingAssumption(KeyError):
         return f"assumption {self.args[0]!r} is not set: add it on the Finance review page or import assumptions"
 
 
+class AssumptionError(ValueError):
+    """An edit was refused (permission, unknown key, out of range)."""
+
+
+_CURRENT_SQL = """
+SELECT a.key, a.value, a.unit, a.source, a.updated_by, a.updated_on, coalesce(h.version, 1) AS version
+FROM assumptions a
+LEFT JOIN (SELECT key, max(version) AS version FROM assumption_history GROUP BY key) h USING (key)
+ORDER BY a.key
+"""
+
+
 def current(con: duckdb.DuckDBPyConnection) -> dict[str, Assumption]:
-    """All current assumptions by key."""
-    rows = con.execute(
-        "SELECT key, value, unit, source, updated_by, updated_on FROM assumptions ORDER BY key"
-    ).fetchall()
-    return {r[0]: Assumption(*r) for r in rows}
+    """All current assumptions by key, with their version number."""
+    return {r[0]: Assumption(*r) for r in con.execute(_CURRENT_SQL).fetchall()}
 
 
 def get(con: duckdb.DuckDBPyConnection, key: str) -> Assumption:
@@ -51,3 +92,97 @@ def get(con: duckdb.DuckDBPyConnection, key: str) -> Assumption:
 def cite(used: dict[str, Assumption]) -> dict[str, str]:
     """The ``assumptions`` dict to put on a result: key -> cited value and version."""
     return {k: a.cite() for k, a in used.items()}
+
+
+def record_history(con: duckdb.DuckDBPyConnection, *, actor: str, action: str) -> int:
+    """Append a history version for every key whose current row differs from its latest version.
+
+    Call inside the writing transaction after the ``assumptions`` table changed (import, demo,
+    edit). Returns the number of versions written.
+    """
+    rows = con.execute("""
+        SELECT a.key, a.value, a.unit, a.source, coalesce(h.version, 0) + 1
+        FROM assumptions a
+        LEFT JOIN (SELECT key, version, value, unit, source,
+                          row_number() OVER (PARTITION BY key ORDER BY version DESC) AS rn
+                   FROM assumption_history) h ON h.key = a.key AND h.rn = 1
+        WHERE h.key IS NULL OR h.value <> a.value OR h.unit IS DISTINCT FROM a.unit
+           OR h.source IS DISTINCT FROM a.source
+    """).fetchall()
+    at = store.now()
+    for key, value, unit, source, version in rows:
+        con.execute(
+            "INSERT INTO assumption_history VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [key, version, value, unit, source, actor, at, action])
+    return len(rows)
+
+
+def validate(key: str, value: float) -> Rule:
+    rule = RULES.get(key, GENERIC)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise AssumptionError(f"{key}: {value!r} is not a number") from None
+    if v != v or v in (float("inf"), float("-inf")):
+        raise AssumptionError(f"{key}: value must be a finite number")
+    if not rule.min <= v <= rule.max:
+        raise AssumptionError(f"{key}: {v:g} is outside the allowed range {rule.min:g} to {rule.max:g} {rule.unit}")
+    return rule
+
+
+def set_value(con: duckdb.DuckDBPyConnection, key: str, value: float, *, actor: str, role: str,
+              source: str | None = None, action: str = "edit") -> Assumption:
+    """Change one assumption (finance role only): validated, versioned, audited, one transaction."""
+    if not roles.can(role, "edit_assumptions"):
+        store.audit(con, actor=actor, role=role, action="assumption_edit", object=key, outcome="refused",
+                    detail="role may not edit assumptions")
+        raise AssumptionError(f"the {role} role may not edit assumptions (finance only)")
+    before = current(con).get(key)
+    rule = validate(key, value)
+    unit = before.unit if before else rule.unit
+    con.execute("BEGIN TRANSACTION")
+    try:
+        record_history(con, actor=actor, action="recorded before edit")  # the value being replaced
+        con.execute(
+            "INSERT INTO assumptions (key, value, unit, source, updated_by, updated_on) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, source = excluded.source, "
+            "updated_by = excluded.updated_by, updated_on = excluded.updated_on",
+            [key, float(value), unit, source or (before.source if before else None), actor, dt.date.today()])
+        record_history(con, actor=actor, action=action)
+        store.bump_version(con)
+        store.audit(con, actor=actor, role=role, action="assumption_edit", object=key, outcome="accepted",
+                    detail=json.dumps({"before": before.value if before else None, "after": float(value),
+                                       "action": action}))
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return current(con)[key]
+
+
+def history(con: duckdb.DuckDBPyConnection, key: str | None = None) -> pd.DataFrame:
+    """Every recorded version (newest first), optionally for one key."""
+    return con.execute(
+        "SELECT key, version, value, unit, source, updated_by, updated_at, action FROM assumption_history "
+        "WHERE $key IS NULL OR key = $key ORDER BY key, version DESC", {"key": key}).df()
+
+
+def restore(con: duckdb.DuckDBPyConnection, key: str, version: int, *, actor: str, role: str) -> Assumption:
+    """Make an earlier version current again (recorded as a new version, never rewriting history)."""
+    row = con.execute("SELECT value, source FROM assumption_history WHERE key = ? AND version = ?",
+                      [key, int(version)]).fetchone()
+    if row is None:
+        raise AssumptionError(f"{key} has no version {version}")
+    return set_value(con, key, row[0], actor=actor, role=role, source=row[1], action=f"restore v{version}")
+
+
+def register(con: duckdb.DuckDBPyConnection, filters=None) -> pd.DataFrame:
+    """The assumptions register for the Finance review page: value, unit, version, source, rule."""
+    rows = []
+    for a in current(con).values():
+        rule = RULES.get(a.key)
+        rows.append({"assumption": a.key, "value": a.value, "unit": a.unit, "version": a.version,
+                     "source": a.source, "updated_by": a.updated_by, "updated_on": a.updated_on,
+                     "allowed range": f"{rule.min:g} to {rule.max:g}" if rule else "",
+                     "meaning": rule.help if rule else ""})
+    return pd.DataFrame(rows)

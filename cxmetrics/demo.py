@@ -486,7 +486,7 @@ def build(db=None, customers: int = 10_000, seed: int = 7, actor: str = "demo", 
     All in one transaction; recorded in ``imports`` (one row per table, source ``demo(...)``).
     ``progress(fraction, message)`` is called along the way when given. Returns row counts.
     """
-    from . import schema, store
+    from . import assumptions, schema, store
 
     say = progress or (lambda f, m: None)
     say(0.05, f"generating {customers:,} customers (seed {seed})")
@@ -514,6 +514,7 @@ def build(db=None, customers: int = 10_000, seed: int = 7, actor: str = "demo", 
                     'INSERT INTO imports ("table", source, sha256, rows, started_at, finished_at, status, '
                     "inserted, updated, actor) VALUES (?, ?, NULL, ?, ?, ?, 'accepted', ?, 0, ?)",
                     [name, source, len(df), started, store.now(), len(df), actor])
+            assumptions.record_history(con, actor=actor, action="demo")
             store.bump_version(con)
             store.audit(con, actor=actor, action="demo", object=source, outcome="accepted",
                         detail=str(counts))

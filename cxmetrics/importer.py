@@ -620,6 +620,10 @@ def _write(con, t: Table, present: set[str], report: ImportReport, started, acto
             con.execute(f'INSERT INTO "{t.name}" ({cols}) SELECT {cols} FROM __typed '
                         f"ON CONFLICT ({key}) DO UPDATE SET {upd}")
         report.inserted = report.rows - report.updated
+        if t.name == "assumptions":
+            from . import assumptions  # versions every changed assumption
+
+            assumptions.record_history(con, actor=actor, action=f"import {report.source}")
         store.bump_version(con)
         report.import_id = _log(con, report, started, "accepted", None, actor)
         con.execute("COMMIT")

@@ -292,6 +292,12 @@ SYSTEM_DDL = (
         started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, status VARCHAR NOT NULL
             CHECK (status IN ('accepted', 'rejected', 'unchanged')),
         error VARCHAR, inserted BIGINT, updated BIGINT, actor VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS assumption_history (
+        key VARCHAR NOT NULL, version INTEGER NOT NULL CHECK (version >= 1), value DOUBLE NOT NULL,
+        unit VARCHAR, source VARCHAR, updated_by VARCHAR, updated_at TIMESTAMP NOT NULL,
+        action VARCHAR NOT NULL, PRIMARY KEY (key, version))""",
+    """CREATE TABLE IF NOT EXISTS booked_revenue (
+        period DATE PRIMARY KEY, amount DOUBLE NOT NULL, entered_by VARCHAR, entered_at TIMESTAMP)""",
     """CREATE SEQUENCE IF NOT EXISTS audit_seq START 1""",
     """CREATE TABLE IF NOT EXISTS audit (
         audit_id INTEGER PRIMARY KEY DEFAULT nextval('audit_seq'),
