@@ -187,20 +187,17 @@ class Query:
 def run(con: duckdb.DuckDBPyConnection, query: Query) -> pd.DataFrame:
     """Execute a (small, aggregated) query with bound parameters and return a pandas frame.
 
-    This is the only place metric SQL is executed. Results travel through Arrow. Callers must
+    This is the only place metric SQL is executed. Callers must
     aggregate in SQL: a query returning more than ``MAX_RESULT_ROWS`` rows is an error, so that no
     page can pull a raw table into pandas by accident.
     """
     try:
-        rel = con.execute(query.sql, query.params)
-        table = rel.to_arrow_table()
+        df = con.execute(query.sql, query.params).df()
     except duckdb.Error as exc:
         raise StoreError(f"query {query.name} failed: {str(exc).splitlines()[0]}") from exc
-    if table.num_rows > MAX_RESULT_ROWS:
-        raise StoreError(
-            f"query {query.name} returned {table.num_rows:,} rows; aggregate in SQL instead"
-        )
-    return table.to_pandas()
+    if len(df) > MAX_RESULT_ROWS:
+        raise StoreError(f"query {query.name} returned {len(df):,} rows; aggregate in SQL instead")
+    return df
 
 
 MAX_RESULT_ROWS = 2_000_000
