@@ -20,7 +20,7 @@ import math
 import duckdb
 import pandas as pd
 
-from . import assumptions, roles, store
+from . import assumptions, roles, schema, store
 from .filters import Filters
 from .results import Estimate, Result
 
@@ -170,3 +170,14 @@ def net_revenue_retention(con: duckdb.DuckDBPyConnection, filters: Filters, *, a
         warnings=("Earned growth rate needs each new customer's acquisition channel (referral or not), "
                   "which the data contract does not hold yet: only NRR is shown.",),
         min_n=filters.min_n)
+
+
+def page_data(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict:
+    """Everything the Finance review page shows that this module owns."""
+    return {
+        "register": assumptions.register(con),
+        "history": assumptions.history(con),
+        "reconciliation": reconciliation(con, filters),
+        "nrr": net_revenue_retention(con, filters),
+        "imports": store.lineage(con, schema.LOAD_ORDER),
+    }

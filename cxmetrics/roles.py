@@ -47,6 +47,8 @@ class PageSpec:
 
 ALL = ROLES
 PAGES: list[PageSpec] = [
+    PageSpec("pages/10_finance_review.py", "Finance review", ":material/account_balance:",
+             ("finance", "executive", "analyst"), headline="Finance review", data="cxmetrics.finance:page_data"),
     PageSpec("pages/11_data.py", "Data", ":material/database:", ("analyst", "finance", "executive"),
              headline="Data", data="cxmetrics.store:page_data"),
 ]

@@ -253,3 +253,15 @@ def chart(fig, *, key: str, caption: str | None = None) -> None:
     st.plotly_chart(fig, key=key, width="stretch", config={"displaylogo": False})
     if caption:
         st.caption(caption)
+
+
+def write_action(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn(con, *args, **kwargs)`` on a short read-write connection, then drop cached results.
+
+    Used for the app's own writes (assumption edits, booked revenue, initiative edits). Raises what
+    ``fn`` raises; the caller shows the message.
+    """
+    with store.connect(str(db_file()), read_only=False) as con:
+        out = fn(con, *args, **kwargs)
+    clear_caches()
+    return out

@@ -9,7 +9,7 @@ from cxmetrics import store
 
 @pytest.fixture
 def app(writable_db, make_app):
-    return make_app(writable_db)
+    return make_app(writable_db, page="pages/11_data.py")
 
 
 def test_app_opens_on_data_page_without_exceptions(app):
@@ -22,7 +22,7 @@ def test_app_opens_on_data_page_without_exceptions(app):
 
 def test_app_builds_demo_when_database_missing(tmp_path, make_app):
     path = tmp_path / "fresh.duckdb"
-    at = make_app(path, timeout=180)
+    at = make_app(path, timeout=180, page="pages/11_data.py")
     assert not at.exception, at.exception
     assert path.exists()
     assert any("demo company" in s.value for s in at.success)

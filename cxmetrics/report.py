@@ -1,0 +1,205 @@
+"""The executive update: a deck (PowerPoint), a self-contained HTML document and a PDF.
+
+``story(con, filters)`` builds a list of :class:`Slide` from the same page-data functions the
+dashboard uses (``cxmetrics.story``); the writers here only lay them out. Charts are the same
+plotly figures as in the app, rendered to PNG by kaleido (Debian's chromium) for the deck and
+the PDF, and embedded interactive (plotly.js inline, no network) in the HTML.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+FORMATS = ("pptx", "html", "pdf")
+
+
+@dataclass
+class Slide:
+    """One slide / document section: a title, plain sentences, charts, an optional table."""
+
+    title: str
+    sentences: list[str] = field(default_factory=list)
+    figures: list = field(default_factory=list)  # plotly figures
+    table: pd.DataFrame | None = None
+    notes: str = ""  # method and provenance, shown small
+
+
+def _png(fig, width: int = 1000, height: int = 480) -> bytes:
+    return fig.to_image(format="png", width=width, height=height, scale=1)
+
+
+def render_images(slides: list[Slide]) -> dict[int, list[bytes]]:
+    """PNG of every figure, rendered in one kaleido batch where possible."""
+    import plotly.io as pio
+
+    figs = [(i, f) for i, s in enumerate(slides) for f in s.figures]
+    out: dict[int, list[bytes]] = {}
+    if not figs:
+        return out
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [Path(tmp) / f"f{k}.png" for k in range(len(figs))]
+        try:
+            pio.write_images([f for _, f in figs], paths, width=1000, height=480)
+            pngs = [p.read_bytes() for p in paths]
+        except Exception:  # older kaleido without batch support
+            pngs = [_png(f) for _, f in figs]
+    for (i, _), png in zip(figs, pngs, strict=True):
+        out.setdefault(i, []).append(png)
+    return out
+
+
+# ----------------------------------------------------------------------------- PowerPoint
+
+
+def to_pptx(slides: list[Slide], path: str | os.PathLike, *, title: str, subtitle: str) -> Path:
+    from pptx import Presentation
+    from pptx.util import Emu, Inches, Pt
+
+    images = render_images(slides)
+    prs = Presentation()
+    prs.slide_width, prs.slide_height = Inches(13.333), Inches(7.5)
+    first = prs.slides.add_slide(prs.slide_layouts[0])
+    first.shapes.title.text = title
+    first.placeholders[1].text = subtitle
+    blank = prs.slide_layouts[5]  # title only
+    for i, s in enumerate(slides):
+        sl = prs.slides.add_slide(blank)
+        sl.shapes.title.text = s.title
+        sl.shapes.title.text_frame.paragraphs[0].font.size = Pt(30)
+        top = Inches(1.35)
+        pics = images.get(i, [])
+        text_w = Inches(5.2) if pics else Inches(12.3)
+        box = sl.shapes.add_textbox(Inches(0.5), top, text_w, Inches(5.3))
+        tf = box.text_frame
+        tf.word_wrap = True
+        for j, sentence in enumerate(s.sentences):
+            p = tf.paragraphs[0] if j == 0 else tf.add_paragraph()
+            p.text = "• " + sentence
+            p.font.size = Pt(15 if len(s.sentences) < 6 else 12)
+            p.space_after = Pt(8)
+        if pics:
+            h = Inches(5.3) / len(pics[:2])
+            for k, png in enumerate(pics[:2]):
+                sl.shapes.add_picture(io.BytesIO(png), Inches(5.9), top + h * k, height=Emu(int(h * 0.98)))
+        if s.table is not None and not s.table.empty and not pics:
+            _add_table(sl, s.table, Inches(0.5), top + Inches(0.3 + 0.45 * len(s.sentences)), Inches(12.3))
+        if s.notes:
+            nb = sl.shapes.add_textbox(Inches(0.5), Inches(6.85), Inches(12.3), Inches(0.5))
+            nb.text_frame.word_wrap = True
+            nb.text_frame.text = s.notes[:600]
+            nb.text_frame.paragraphs[0].font.size = Pt(9)
+            sl.notes_slide.notes_text_frame.text = s.notes
+    path = Path(path)
+    prs.save(path)
+    return path
+
+
+def _add_table(slide, df: pd.DataFrame, left, top, width) -> None:
+    from pptx.util import Inches, Pt
+
+    df = df.head(12)
+    rows, cols = len(df) + 1, len(df.columns)
+    shape = slide.shapes.add_table(rows, cols, left, top, width, Inches(0.3) * rows)
+    t = shape.table
+    for j, c in enumerate(df.columns):
+        t.cell(0, j).text = str(c)
+    for i, (_, r) in enumerate(df.iterrows(), start=1):
+        for j, v in enumerate(r):
+            t.cell(i, j).text = _fmt(v)
+    for cell in (t.cell(i, j) for i in range(rows) for j in range(cols)):
+        for p in cell.text_frame.paragraphs:
+            p.font.size = Pt(11)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        if v != v:
+            return "–"
+        return f"{v:,.2f}" if abs(v) < 1000 else f"{v:,.0f}"
+    if isinstance(v, (pd.Timestamp, dt.date)):
+        return str(v)[:10]
+    return str(v)
+
+
+# ----------------------------------------------------------------------------- HTML and PDF
+
+
+_CSS = """
+body{font-family:DejaVu Sans,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#222;line-height:1.45}
+h1{color:#2b5d8a} h2{border-bottom:2px solid #2b5d8a;padding-bottom:4px;margin-top:2em}
+section{page-break-before:always} .notes{font-size:.8em;color:#666}
+table{border-collapse:collapse;font-size:.85em;margin:1em 0} td,th{border:1px solid #ccc;padding:3px 8px}
+img{max-width:100%}
+"""
+
+
+def to_html(slides: list[Slide], path: str | os.PathLike, *, title: str, subtitle: str,
+            static: bool = False) -> Path:
+    """A self-contained HTML document. Interactive charts embed plotly.js inline (no network);
+    ``static=True`` embeds PNG images instead (used for the PDF)."""
+    images = render_images(slides) if static else {}
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}</p>"]
+    js_included = False
+    for i, s in enumerate(slides):
+        parts.append(f"<section><h2>{html.escape(s.title)}</h2><ul>")
+        parts += [f"<li>{html.escape(x)}</li>" for x in s.sentences]
+        parts.append("</ul>")
+        if static:
+            parts += [f"<img alt='{html.escape(s.title)} chart' src='data:image/png;base64,"
+                      f"{base64.b64encode(png).decode()}'>" for png in images.get(i, [])]
+        else:
+            for f in s.figures:
+                parts.append(f.to_html(full_html=False, include_plotlyjs=not js_included,
+                                       config={"displaylogo": False}))
+                js_included = True
+        if s.table is not None and not s.table.empty:
+            parts.append(s.table.head(25).map(_fmt).to_html(index=False, escape=True))
+        if s.notes:
+            parts.append(f"<p class='notes'>{html.escape(s.notes)}</p>")
+        parts.append("</section>")
+    parts.append("</body></html>")
+    path = Path(path)
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise RuntimeError("PDF export needs Debian's chromium (apt-get install chromium)")
+
+
+def to_pdf(slides: list[Slide], path: str | os.PathLike, *, title: str, subtitle: str) -> Path:
+    """Print the static HTML document to PDF with headless chromium."""
+    path = Path(path).resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        doc = to_html(slides, Path(tmp) / "update.html", title=title, subtitle=subtitle, static=True)
+        cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+               f"--user-data-dir={tmp}/profile", "--no-pdf-header-footer", f"--print-to-pdf={path}",
+               doc.as_uri()]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if not path.exists() or path.stat().st_size == 0:
+            raise RuntimeError(f"chromium did not write the PDF: {proc.stderr.strip()[-300:]}")
+    return path
+
+
+def write(slides: list[Slide], fmt: str, path: str | os.PathLike, *, title: str, subtitle: str) -> Path:
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+    writer = {"pptx": to_pptx, "html": to_html, "pdf": to_pdf}[fmt]
+    return writer(slides, path, title=title, subtitle=subtitle)
