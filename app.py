@@ -8,6 +8,7 @@ import streamlit as st
 
 from cxmetrics import roles, ui
 
+ui.leave_legacy_multipage_mode()
 st.set_page_config(page_title="CX to P&L", page_icon=":material/insights:", layout="wide")
 
 ui.ensure_database()

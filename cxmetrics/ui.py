@@ -238,8 +238,24 @@ def save_upload(uploaded) -> Path:
     return Path(name)
 
 
+def leave_legacy_multipage_mode() -> None:
+    """Make sure app.py's ``st.navigation`` routes every request.
+
+    Streamlit treats a folder named ``pages/`` beside the entry script as a "v1" multipage app
+    until the first ``st.navigation`` call clears a process-wide flag; a first visitor landing
+    directly on a page URL would then run that page without app.py's frame (layout, role,
+    filters). Clearing the flag and rerunning once routes the request through app.py.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def page_filters() -> Filters:
     """The filters for the current run (set by app.py; rebuilt when a page runs on its own)."""
+    leave_legacy_multipage_mode()
     f = st.session_state.get("filters")
     if f is None:
         ensure_database()
