@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The README's test command: install what is needed, then run the whole suite.
-# Installs Debian's chromium for the browser tests when it is missing (Playwright's own browser
+# Installs Debian's chromium (browser tests, chart images, PDF) and poppler-utils (PDF checks) when missing (Playwright's own browser
 # download is not available here), then pytest. Exit code 5 ("no tests collected") is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-if ! command -v chromium >/dev/null 2>&1; then
+if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core) >/dev/null
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core poppler-utils) >/dev/null
   else
     echo "chromium is missing and we are not root: browser tests will fail" >&2
   fi
