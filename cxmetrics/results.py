@@ -56,7 +56,7 @@ class Estimate:
     @property
     def small_sample(self) -> bool:
         n = self.n_eff if self.n_eff is not None else self.n
-        return n < self.min_n
+        return bool(n < self.min_n)
 
     @property
     def has_ci(self) -> bool:

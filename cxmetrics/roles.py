@@ -47,6 +47,10 @@ class PageSpec:
 
 ALL = ROLES
 PAGES: list[PageSpec] = [
+    PageSpec("pages/02_nps_drivers.py", "NPS & drivers", ":material/speed:", ALL, headline="NPS & drivers",
+             data="cxmetrics.nps:page_data"),
+    PageSpec("pages/03_customer_voice.py", "Customer voice", ":material/forum:", ALL, headline="Customer voice",
+             data="cxmetrics.voice:page_data"),
     PageSpec("pages/10_finance_review.py", "Finance review", ":material/account_balance:",
              ("finance", "executive", "analyst"), headline="Finance review", data="cxmetrics.finance:page_data"),
     PageSpec("pages/11_data.py", "Data", ":material/database:", ("analyst", "finance", "executive"),

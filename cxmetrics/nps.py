@@ -1,0 +1,438 @@
+"""NPS, CSAT and CES with honest uncertainty, overall, by dimension and over time.
+
+Definitions (DESIGN.md "Metric definitions"):
+
+* NPS = 100 × (promoters − detractors) / n; promoters score 9–10, detractors 0–6.
+* SE = 100 × sqrt((p + d − (p − d)²) / n), p and d the promoter and detractor shares; 95% CI ±1.96 SE.
+* Two independent NPS: z = (NPS₁ − NPS₂) / sqrt(SE₁² + SE₂²).
+* Weighted: weighted shares and Kish's effective n = (Σw)² / Σw².
+* CSAT: share of 4–5 ratings ("% satisfied", normal interval) and mean (t interval); CES: mean.
+
+All counting happens in DuckDB; Python only turns the sufficient statistics into estimates.
+
+References
+----------
+Reichheld, F. (2003), "The one number you need to grow", Harvard Business Review.
+Rocks, B. (2016), "Margin of error for NPS" (the variance of a difference of two proportions
+from one multinomial: Var = (p + d − (p − d)²) / n).
+Kish, L. (1965), Survey Sampling, §11.7 (effective sample size).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+from scipy.stats import norm
+from scipy.stats import t as student_t
+
+from . import store
+from .filters import Filters
+from .results import Estimate, Result
+
+#: Allowed breakdown dimensions -> SQL expression over survey_responses r / customers c.
+DIMENSIONS = {
+    "week": "date_trunc('week', r.responded_on)",
+    "month": "date_trunc('month', r.responded_on)",
+    "quarter": "date_trunc('quarter', r.responded_on)",
+    "segment": "c.segment",
+    "region": "c.region",
+    "touchpoint": "coalesce(r.touchpoint, '(relationship)')",
+    "department": "coalesce(r.department, '(none)')",
+    "survey": "r.survey",
+}
+PERIODS = ("week", "month", "quarter")
+SURVEYS = ("relationship", "transactional", "all")
+METHOD = ("NPS = 100 × (share of 9–10 − share of 0–6); SE = 100·√((p + d − (p − d)²)/n); "
+          "95% CI = NPS ± 1.96·SE (normal approximation).")
+REFERENCE = "DESIGN.md NPS definition; Rocks (2016) for the SE; Kish (1965) effective n for weights."
+
+
+def _z(alpha: float) -> float:
+    return float(norm.ppf(1 - alpha / 2))
+
+
+def nps_estimate(n: int, promoters: float, detractors: float, *, sum_w: float | None = None,
+                 sum_w2: float | None = None, alpha: float = 0.05, min_n: int = 30,
+                 label: str = "NPS", filters: str = "", method: str = METHOD) -> Estimate:
+    """Turn counts (or weighted sums) into an NPS :class:`Estimate`.
+
+    ``promoters`` and ``detractors`` are counts, or sums of weights when ``sum_w`` is given;
+    then shares are weighted and ``n_eff`` = (Σw)² / Σw² (Kish) is used in the SE.
+
+    Examples
+    --------
+    >>> e = nps_estimate(100, 50, 20)          # p = .5, d = .2
+    >>> round(e.estimate, 1), round((e.ci_high - e.estimate) / 1.959964, 2)
+    (30.0, 7.81)
+    """
+    if n <= 0:
+        return Estimate("nps", label, float("nan"), n=0, unit="points", alpha=alpha, method=method,
+                        reference=REFERENCE, filters=filters, warnings=("No responses.",), min_n=min_n)
+    if sum_w is not None:
+        total = sum_w
+        n_eff = (sum_w ** 2 / sum_w2) if sum_w2 else float(n)
+    else:
+        total, n_eff = float(n), None
+    p, d = promoters / total, detractors / total
+    var_n = n_eff if n_eff is not None else n
+    se = 100 * math.sqrt(max(p + d - (p - d) ** 2, 0.0) / var_n)
+    est = 100 * (p - d)
+    z = _z(alpha)
+    warnings = ()
+    if var_n < min_n:
+        warnings = (f"Only {var_n:,.0f} {'effective ' if n_eff is not None else ''}responses "
+                    f"(minimum {min_n}): indicative only.",)
+    return Estimate("nps", label, est, max(est - z * se, -100.0), min(est + z * se, 100.0), n=int(n),
+                    unit="points", alpha=alpha, n_eff=n_eff, method=method, reference=REFERENCE,
+                    filters=filters, warnings=warnings, min_n=min_n)
+
+
+def se_of(e: Estimate) -> float:
+    """The standard error behind an estimate's symmetric CI."""
+    return (e.ci_high - e.ci_low) / (2 * _z(e.alpha)) if e.has_ci else float("nan")
+
+
+def difference(a: Estimate, b: Estimate, *, label: str | None = None) -> Estimate:
+    """a − b for two independent estimates: z = (a − b) / √(SE_a² + SE_b²), two-sided p-value.
+
+    Examples
+    --------
+    >>> a, b = nps_estimate(100, 50, 20), nps_estimate(100, 30, 30)
+    >>> d = difference(a, b)
+    >>> round(d.estimate, 1), round(d.p_value, 4)
+    (30.0, 0.0064)
+    """
+    se = math.hypot(se_of(a), se_of(b))
+    diff = a.estimate - b.estimate
+    z = _z(a.alpha)
+    p = 2 * (1 - norm.cdf(abs(diff) / se)) if se > 0 else float("nan")
+    warnings = tuple(dict.fromkeys(a.warnings + b.warnings))
+    return Estimate(f"{a.name}_difference", label or f"{a.label} − {b.label}", diff, diff - z * se, diff + z * se,
+                    n=a.n + b.n, unit=a.unit, alpha=a.alpha, p_value=p,
+                    method="Difference of two independent estimates; z = (a − b)/√(SE_a² + SE_b²).",
+                    reference=a.reference, filters=a.filters, warnings=warnings, min_n=a.min_n)
+
+
+def describe_change(diff: Estimate, before: str, after: str, *, metric: str = "NPS", unit: str = "points") -> str:
+    """Plain sentence for a change, e.g. "NPS rose 4.2 points (95% CI 1.1 to 7.3) from Q2 to Q3."
+
+    >>> d = Estimate("x", "x", 4.2, 1.1, 7.3, p_value=0.01)
+    >>> describe_change(d, "Q2", "Q3")
+    'NPS rose 4.2 points (95% CI 1.1 to 7.3) from Q2 to Q3.'
+    >>> describe_change(Estimate("x", "x", -1.0, -5.0, 3.0, p_value=0.6), "Q2", "Q3")
+    'NPS fell 1.0 points from Q2 to Q3 (95% CI -5.0 to 3.0): not significant, it may not have moved.'
+    """
+    if not diff.has_ci or diff.estimate != diff.estimate:
+        return f"{metric} change from {before} to {after} cannot be estimated (too little data)."
+    verb = "rose" if diff.estimate > 0 else "fell" if diff.estimate < 0 else "did not change"
+    size = f"{abs(diff.estimate):.1f} {unit}"
+    significant = diff.p_value is not None and diff.p_value < diff.alpha
+    if significant:
+        return f"{metric} {verb} {size} ({diff.ci_text()}) from {before} to {after}."
+    return (f"{metric} {verb} {size} from {before} to {after} ({diff.ci_text()}): "
+            "not significant, it may not have moved.")
+
+
+# ----------------------------------------------------------------------------- SQL
+
+
+def _survey_clause(survey: str) -> tuple[str, dict]:
+    if survey not in SURVEYS:
+        raise ValueError(f"survey must be one of {', '.join(SURVEYS)}")
+    return ("TRUE", {}) if survey == "all" else ("r.survey = $survey", {"survey": survey})
+
+
+#: Customer-days active in the window, per segment: the base the weights reproduce. Time-weighting
+#: matches a survey fielded evenly over the window (a churned customer counts for the days active).
+BASE_CTE = """
+bounds AS (SELECT coalesce($date_from, min(responded_on)) AS lo, coalesce($date_to, max(responded_on)) AS hi
+           FROM survey_responses),
+base AS (
+    SELECT c0.segment, count(*) AS customers,
+           sum(greatest(0, date_diff('day', greatest(c0.acquired_on, b.lo),
+                                     least(coalesce(ce.churned_on, b.hi), b.hi)))) AS exposure
+    FROM customers c0 LEFT JOIN churn_events ce ON ce.customer_id = c0.customer_id, bounds b
+    WHERE {cwhere} AND c0.acquired_on <= b.hi AND coalesce(ce.churned_on, b.hi) >= b.lo
+    GROUP BY 1
+)"""
+
+_WEIGHT_CTE = BASE_CTE + """,
+poststrat AS (  -- post-stratification to the active customer base by segment
+    SELECT b.segment, (b.exposure / sum(b.exposure) OVER ()) / (s.resp / sum(s.resp) OVER ()) AS ps
+    FROM base b
+    JOIN (SELECT c.segment, count(*) AS resp FROM survey_responses r JOIN customers c USING (customer_id)
+          WHERE {where} AND r.nps IS NOT NULL GROUP BY 1) s USING (segment)
+)"""
+
+
+def _counts_query(filters: Filters, dim: str | None, survey: str, weighted: bool, name: str) -> store.Query:
+    if dim is not None and dim not in DIMENSIONS:
+        raise ValueError(f"unknown dimension {dim!r}; one of {', '.join(DIMENSIONS)}")
+    where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
+    sclause, sparams = _survey_clause(survey)
+    where = f"{where} AND {sclause}"
+    params = {**params, **sparams}
+    group = DIMENSIONS[dim] if dim else "'all'"
+    w = "r.weight * ps.ps" if weighted else "r.weight"
+    cte, join = "", ""
+    if weighted:
+        cwhere, cparams = filters.where(customer="c0", customer_id_col="c0.customer_id", dates=False)
+        params = {**cparams, **params, "date_from": filters.date_from, "date_to": filters.date_to}
+        cte = "WITH " + _WEIGHT_CTE.format(where=where, cwhere=cwhere)
+        join = "JOIN poststrat ps ON ps.segment = c.segment"
+    sql = f"""{cte}
+SELECT {group} AS grp, count(*) AS n,
+       count(*) FILTER (WHERE r.nps >= 9) AS promoters, count(*) FILTER (WHERE r.nps <= 6) AS detractors,
+       sum({w}) AS sum_w, sum({w} * {w}) AS sum_w2,
+       sum({w}) FILTER (WHERE r.nps >= 9) AS w_promoters, sum({w}) FILTER (WHERE r.nps <= 6) AS w_detractors
+FROM survey_responses r JOIN customers c USING (customer_id) {join}
+WHERE {where} AND r.nps IS NOT NULL
+GROUP BY 1 ORDER BY 1"""
+    return store.Query(name, sql, params)
+
+
+def _row_estimate(row, weighted: bool, alpha: float, filters: Filters, label: str) -> Estimate:
+    if weighted:
+        return nps_estimate(int(row["n"]), row["w_promoters"] or 0.0, row["w_detractors"] or 0.0,
+                            sum_w=row["sum_w"], sum_w2=row["sum_w2"], alpha=alpha, min_n=filters.min_n,
+                            label=label, filters=filters.describe())
+    return nps_estimate(int(row["n"]), int(row["promoters"]), int(row["detractors"]), alpha=alpha,
+                        min_n=filters.min_n, label=label, filters=filters.describe())
+
+
+def _table(rows: pd.DataFrame, ests: list[Estimate], dim: str | None, hide_below: int) -> pd.DataFrame:
+    out = pd.DataFrame({
+        dim or "group": rows["grp"].tolist(),
+        "nps": [e.estimate for e in ests], "ci_low": [e.ci_low for e in ests], "ci_high": [e.ci_high for e in ests],
+        "n": [e.n for e in ests], "n_eff": [e.n_eff for e in ests],
+        "promoters_pct": (100 * rows["promoters"] / rows["n"]).tolist(),
+        "detractors_pct": (100 * rows["detractors"] / rows["n"]).tolist(),
+        "small_sample": [e.small_sample for e in ests],
+    })
+    hidden = out["n"] < hide_below
+    for col in ("nps", "ci_low", "ci_high", "promoters_pct", "detractors_pct"):
+        out.loc[hidden, col] = float("nan")
+    out["hidden"] = hidden
+    return out
+
+
+def overall(con: duckdb.DuckDBPyConnection, filters: Filters, *, survey: str = "relationship",
+            weighted: bool = False, alpha: float = 0.05) -> Estimate:
+    """Overall NPS (relationship survey by default); ``weighted`` post-stratifies by segment."""
+    q = _counts_query(filters, None, survey, weighted, "nps_overall")
+    df = store.run(con, q)
+    label = "NPS (weighted)" if weighted else "NPS"
+    if df.empty:
+        return nps_estimate(0, 0, 0, alpha=alpha, min_n=filters.min_n, label=label, filters=filters.describe())
+    return _row_estimate(df.iloc[0], weighted, alpha, filters, label)
+
+
+def by(con: duckdb.DuckDBPyConnection, filters: Filters, *, dim: str = "segment", survey: str = "relationship",
+       weighted: bool = False, alpha: float = 0.05, hide_below: int | None = None) -> Result:
+    """NPS by an allowed dimension, with CI, n and small-sample flags.
+
+    Groups with fewer than ``hide_below`` responses (default ``filters.min_n``) show their count
+    only: the estimate is hidden for confidentiality and because it is too noisy to read.
+    """
+    hide = filters.min_n if hide_below is None else hide_below
+    q = _counts_query(filters, dim, survey, weighted, f"nps_by_{dim}")
+    rows = store.run(con, q)
+    ests = [_row_estimate(r, weighted, alpha, filters, f"NPS {r['grp']}") for _, r in rows.iterrows()]
+    head = overall(con, filters, survey=survey, weighted=weighted, alpha=alpha)
+    warnings = []
+    if any(e.small_sample for e in ests):
+        warnings.append(f"Some groups have fewer than {filters.min_n} responses; their estimates are hidden.")
+    return Result("nps", f"NPS by {dim}", _table(rows, ests, dim, hide), method=METHOD, reference=REFERENCE,
+                  filters=filters.describe(), alpha=alpha, headline=(head,), warnings=tuple(warnings), queries=(q,),
+                  extra={"tables": ("survey_responses", "customers"), "survey": survey, "weighted": weighted})
+
+
+def trend(con: duckdb.DuckDBPyConnection, filters: Filters, *, period: str = "quarter",
+          survey: str = "relationship", weighted: bool = False, alpha: float = 0.05) -> Result:
+    """NPS per period with CI, and the change from the previous period with its significance."""
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of {', '.join(PERIODS)}")
+    res = by(con, filters, dim=period, survey=survey, weighted=weighted, alpha=alpha, hide_below=0)
+    q = res.queries[0]
+    rows = store.run(con, q)
+    ests = [_row_estimate(r, weighted, alpha, filters, f"NPS {pd.Timestamp(r['grp']):%Y-%m-%d}")
+            for _, r in rows.iterrows()]
+    table = res.table.rename(columns={period: "period"})
+    changes, pvals, sentences = [float("nan")], [float("nan")], [""]
+    for prev, cur, p_row, c_row in zip(ests, ests[1:], rows["grp"], rows["grp"][1:], strict=False):
+        d = difference(cur, prev)
+        changes.append(d.estimate)
+        pvals.append(d.p_value)
+        sentences.append(describe_change(d, period_label(p_row, period), period_label(c_row, period)))
+    table["change"] = changes[: len(table)]
+    table["p_value"] = pvals[: len(table)]
+    table["significant"] = table["p_value"] < alpha
+    table["finding"] = sentences[: len(table)]
+    return Result("nps_trend", f"NPS by {period}", table, method=METHOD + " Change vs the previous period: "
+                  "two-sample z test.", reference=REFERENCE, filters=filters.describe(), alpha=alpha,
+                  headline=res.headline, warnings=res.warnings, queries=(q,),
+                  extra={"tables": ("survey_responses", "customers"), "period": period})
+
+
+def period_label(value, period: str) -> str:
+    ts = pd.Timestamp(value)
+    if period == "quarter":
+        return f"{ts.year} Q{ts.quarter}"
+    if period == "month":
+        return f"{ts:%b %Y}"
+    return f"week of {ts:%d %b %Y}"
+
+
+def last_change(con: duckdb.DuckDBPyConnection, filters: Filters, *, period: str = "quarter",
+                survey: str = "relationship", alpha: float = 0.05) -> tuple[Estimate | None, str]:
+    """The change between the last two complete periods, and its sentence."""
+    tr = trend(con, filters, period=period, survey=survey, alpha=alpha)
+    if len(tr.table) < 2:
+        return None, "Not enough periods to compare."
+    rows = store.run(con, tr.queries[0]).tail(2)
+    a, b = (_row_estimate(r, False, alpha, filters, "NPS") for _, r in rows.iterrows())
+    d = difference(b, a, label=f"Change vs previous {period}")
+    return d, describe_change(d, period_label(rows["grp"].iloc[0], period), period_label(rows["grp"].iloc[1], period))
+
+
+# ----------------------------------------------------------------------------- CSAT and CES
+
+
+_SCORE_COLS = {"csat": ("csat", 4), "ces": ("ces", None)}
+
+
+def score(con: duckdb.DuckDBPyConnection, filters: Filters, *, metric: str = "csat", dim: str | None = None,
+          survey: str = "all", alpha: float = 0.05) -> Result:
+    """CSAT (% satisfied = share of 4–5, and mean 1–5) or CES (mean 1–7) overall or by dimension.
+
+    Mean: t interval from Σx, Σx², n. Share: normal (Wald) interval, adequate for n ≥ 30; groups
+    below ``filters.min_n`` are flagged.
+    """
+    if metric not in _SCORE_COLS:
+        raise ValueError("metric must be csat or ces")
+    col, sat = _SCORE_COLS[metric]
+    if dim is not None and dim not in DIMENSIONS:
+        raise ValueError(f"unknown dimension {dim!r}; one of {', '.join(DIMENSIONS)}")
+    where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
+    sclause, sparams = _survey_clause(survey)
+    group = DIMENSIONS[dim] if dim else "'all'"
+    sat_sql = f"count(*) FILTER (WHERE r.{col} >= {sat})" if sat else "NULL"
+    sql = f"""SELECT {group} AS grp, count(*) AS n, sum(r.{col}) AS sx, sum(r.{col} * r.{col}) AS sxx,
+       {sat_sql} AS satisfied
+FROM survey_responses r JOIN customers c USING (customer_id)
+WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
+    q = store.Query(f"{metric}_by_{dim or 'all'}", sql, {**params, **sparams})
+    rows = store.run(con, q)
+    z = _z(alpha)
+    recs = []
+    for _, r in rows.iterrows():
+        n = int(r["n"])
+        mean = r["sx"] / n
+        var = (r["sxx"] - n * mean * mean) / (n - 1) if n > 1 else float("nan")
+        half = float(student_t.ppf(1 - alpha / 2, n - 1)) * math.sqrt(var / n) if n > 1 else float("nan")
+        rec = {dim or "group": r["grp"], "mean": mean, "mean_ci_low": mean - half, "mean_ci_high": mean + half,
+               "n": n, "small_sample": n < filters.min_n}
+        if sat:
+            s = r["satisfied"] / n
+            h = z * math.sqrt(s * (1 - s) / n)
+            rec.update({"satisfied_pct": 100 * s, "satisfied_ci_low": 100 * max(s - h, 0),
+                        "satisfied_ci_high": 100 * min(s + h, 1)})
+        recs.append(rec)
+    table = pd.DataFrame(recs)
+    label = "CSAT" if metric == "csat" else "CES"
+    heads = []
+    if len(table) and dim is None:
+        r = table.iloc[0]
+        heads.append(Estimate(metric, f"{label} mean", r["mean"], r["mean_ci_low"], r["mean_ci_high"], n=int(r["n"]),
+                              unit="/5" if metric == "csat" else "/7", alpha=alpha, method="mean with t interval",
+                              filters=filters.describe(), min_n=filters.min_n))
+        if sat:
+            heads.append(Estimate(f"{metric}_satisfied", "CSAT % satisfied (4–5)", r["satisfied_pct"],
+                                  r["satisfied_ci_low"], r["satisfied_ci_high"], n=int(r["n"]), unit="%",
+                                  alpha=alpha, method="share of 4–5 ratings, normal interval",
+                                  filters=filters.describe(), min_n=filters.min_n))
+    method = ("CSAT: share of 4–5 ratings (normal interval) and mean rating (t interval)." if metric == "csat"
+              else "CES: mean effort rating 1–7, higher = easier (t interval).")
+    return Result(metric, f"{label} by {dim or 'all'}", table, method=method,
+                  reference="Student t interval for a mean; Wald interval for a proportion.",
+                  filters=filters.describe(), alpha=alpha, headline=tuple(heads), queries=(q,),
+                  extra={"tables": ("survey_responses", "customers")})
+
+
+# ----------------------------------------------------------------------------- page data
+
+
+@dataclass(frozen=True)
+class NPSPage:
+    overall: Estimate
+    weighted: Estimate
+    last_change: Estimate | None
+    last_change_text: str
+    trend: Result
+    by_segment: Result
+    by_region: Result
+    by_touchpoint: Result
+    csat: Result
+    ces: Result
+    representativeness: Result
+    drivers: Result
+
+
+def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, period: str = "quarter",
+              survey: str = "relationship") -> NPSPage:
+    """Everything the "NPS & drivers" page shows."""
+    from . import drivers, representativeness
+
+    change, text = last_change(con, filters, period=period, survey=survey)
+    return NPSPage(
+        overall=overall(con, filters, survey=survey),
+        weighted=overall(con, filters, survey=survey, weighted=True),
+        last_change=change, last_change_text=text,
+        trend=trend(con, filters, period=period, survey=survey),
+        by_segment=by(con, filters, dim="segment", survey=survey),
+        by_region=by(con, filters, dim="region", survey=survey),
+        by_touchpoint=by(con, filters, dim="touchpoint", survey="transactional"),
+        csat=score(con, filters, metric="csat", dim="touchpoint"),
+        ces=score(con, filters, metric="ces", dim="touchpoint"),
+        representativeness=representativeness.response_rates(con, filters),
+        drivers=drivers.key_drivers(con, filters),
+    )
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def register_cli(sub, parents) -> None:
+    for metric in ("nps", "csat", "ces"):
+        p = sub.add_parser(metric, parents=parents, help=f"{metric.upper()} overall or by a dimension, with CIs")
+        p.add_argument("--by", choices=sorted(DIMENSIONS), help="break down by this dimension")
+        p.add_argument("--period", choices=PERIODS, help="trend by period with change and significance")
+        p.add_argument("--survey", choices=SURVEYS, default="relationship" if metric == "nps" else "all")
+        if metric == "nps":
+            p.add_argument("--weighted", action="store_true", help="post-stratify by segment to the customer base")
+        p.set_defaults(func=_cli, metric_name=metric)
+
+
+def _cli(args) -> int:
+    from .cli import emit, filters_from_args
+
+    f = filters_from_args(args)
+    with store.connect(args.db) as con:
+        if args.metric_name == "nps":
+            if args.period:
+                res = trend(con, f, period=args.period, survey=args.survey, weighted=args.weighted, alpha=args.alpha)
+            elif args.by:
+                res = by(con, f, dim=args.by, survey=args.survey, weighted=args.weighted, alpha=args.alpha)
+            else:
+                res = overall(con, f, survey=args.survey, weighted=args.weighted, alpha=args.alpha)
+        else:
+            res = score(con, f, metric=args.metric_name, dim=args.by or args.period, survey=args.survey,
+                        alpha=args.alpha)
+    emit(res, args, None if hasattr(res, "table") else
+         lambda e: f"{e.label}: {e.estimate:.1f} ({e.ci_text()}, n={e.n:,}"
+                   + (f", effective n={e.n_eff:,.0f}" if e.n_eff else "") + ")"
+                   + "".join(f"\nwarning: {w}" for w in e.warnings))
+    return 0

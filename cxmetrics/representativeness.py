@@ -1,0 +1,76 @@
+"""Which customers responded? Response rates by segment and post-stratified NPS.
+
+Response rate of a segment = distinct customers who answered the relationship survey in the
+period / customers active in the period (acquired by its end, not churned before its start).
+Post-stratification weights each segment's respondents by (segment share of the active base) /
+(segment share of respondents), so the weighted NPS reflects the customer base rather than the
+people who like answering surveys.
+
+References
+----------
+Kalton, G. & Flores-Cervantes, I. (2003), "Weighting methods", J. Official Statistics 19(2),
+§2 (cell weighting / post-stratification).
+"""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+import pandas as pd
+from scipy.stats import norm
+
+from . import store
+from .filters import Filters
+from .results import Result
+
+_SQL = """
+WITH {base},
+resp AS (
+    SELECT c.segment, count(DISTINCT r.customer_id) AS respondents, count(*) AS responses
+    FROM survey_responses r JOIN customers c USING (customer_id)
+    WHERE {rwhere} AND r.survey = 'relationship' AND r.nps IS NOT NULL
+    GROUP BY 1
+)
+SELECT b.segment, b.customers AS active, b.exposure, coalesce(s.respondents, 0) AS respondents,
+       coalesce(s.responses, 0) AS responses
+FROM base b LEFT JOIN resp s USING (segment) ORDER BY 1
+"""
+
+
+def response_rates(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Result:
+    """Response rate by segment with CIs, shares of base vs respondents, and the weights."""
+    from . import nps
+
+    rwhere, rparams = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
+    cwhere, cparams = filters.where(customer="c0", customer_id_col="c0.customer_id", dates=False)
+    params = {**cparams, **rparams, "date_from": filters.date_from, "date_to": filters.date_to}
+    base = nps.BASE_CTE.format(cwhere=cwhere).strip()
+    q = store.Query("response_rates", _SQL.format(base=base, rwhere=rwhere), params)
+    df = store.run(con, q)
+    z = norm.ppf(1 - alpha / 2)
+    rate = df["respondents"] / df["active"].where(df["active"] > 0)
+    half = z * (rate * (1 - rate) / df["active"]).pow(0.5)
+    base_share = df["exposure"] / df["exposure"].sum()
+    resp_share = df["responses"] / max(df["responses"].sum(), 1)
+    table = pd.DataFrame({
+        "segment": df["segment"], "active_customers": df["active"], "respondents": df["respondents"],
+        "response_rate_pct": 100 * rate, "ci_low": 100 * (rate - half).clip(lower=0),
+        "ci_high": 100 * (rate + half).clip(upper=1), "share_of_base_pct": 100 * base_share,
+        "share_of_responses_pct": 100 * resp_share,
+        "weight": (base_share / resp_share.where(resp_share > 0)),
+    })
+    unweighted = nps.overall(con, filters, alpha=alpha)
+    weighted = nps.overall(con, filters, weighted=True, alpha=alpha)
+    gap = weighted.estimate - unweighted.estimate
+    over = table.loc[table["weight"].idxmin(), "segment"] if table["weight"].notna().any() else None
+    finding = (f"Weighted to the customer base, NPS is {weighted.estimate:.1f} ({weighted.ci_text()}) against "
+               f"{unweighted.estimate:.1f} unweighted: a {abs(gap):.1f}-point {'overstatement' if gap < 0 else 'understatement'} "
+               f"because {over} customers answer more often." if over is not None and not math.isnan(gap) else
+               "No responses to compare.")
+    return Result("response_rates", "Response rate by segment", table,
+                  method="Respondents / customers active in the period, per segment (Wald CI); weights = "
+                         "segment share of active customer-days / share of responses.",
+                  reference="Kalton & Flores-Cervantes (2003), J. Official Statistics 19(2).",
+                  filters=filters.describe(), alpha=alpha, headline=(unweighted, weighted), queries=(q,),
+                  extra={"tables": ("customers", "survey_responses", "churn_events"), "finding": finding})
