@@ -112,8 +112,9 @@ def check_version(con: duckdb.DuckDBPyConnection, p: Path | str = "") -> None:
         )
 
 
-#: Migrations from version N to N+1: each a list of statements. Version 0 → 1 is the initial DDL.
-MIGRATIONS: dict[int, list[str]] = {}
+#: Migrations from version N to N+1: statements run after the (idempotent) CREATE … IF NOT EXISTS
+#: DDL. 1 → 2 added the assumption_history and booked_revenue tables, which the DDL creates.
+MIGRATIONS: dict[int, list[str]] = {1: []}
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:

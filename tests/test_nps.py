@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cxmetrics import drivers, nps, representativeness, store, voice
+from cxmetrics import drivers, nps, representativeness, voice
 from cxmetrics.filters import Filters, Scope
 from cxmetrics.results import Estimate
 

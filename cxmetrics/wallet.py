@@ -1,0 +1,147 @@
+"""Share of wallet: stated, observed and the Wallet Allocation Rule, by NPS group.
+
+* stated   = the survey's share_of_wallet_pct;
+* observed = a customer's revenue in the last 12 months / their category_wallet (capped at 100%);
+* WAR      = (1 − rank / (brands + 1)) × 2 / brands (Keiningham et al. 2011), from brand_rank and
+  brands_used on the survey.
+
+Each customer counts once, with their latest relationship response. Means per NPS group with t
+intervals; the relation between the NPS score and stated share of wallet is an OLS slope computed
+from sums in DuckDB (points of share of wallet per NPS point, with its CI).
+
+References
+----------
+Keiningham, T. L., Aksoy, L., Buoye, A. & Cooil, B. (2011), "Customer loyalty isn't enough. Grow
+your share of wallet", Harvard Business Review 89(10): the Wallet Allocation Rule.
+"""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+import pandas as pd
+from scipy.stats import t as student_t
+
+from . import store
+from .filters import Filters
+from .results import Estimate, Result
+
+
+def war(rank: float, brands: float) -> float:
+    """Wallet Allocation Rule share for a brand ranked ``rank`` of ``brands`` used.
+
+    >>> war(1, 1), round(war(1, 2), 4), round(war(2, 2), 4), round(war(1, 3), 4)
+    (1.0, 0.6667, 0.3333, 0.5)
+    """
+    return (1 - rank / (brands + 1)) * 2 / brands
+
+
+_SQL = """
+WITH latest AS (
+    SELECT r.customer_id, arg_max(r.nps, r.responded_on) AS nps,
+           arg_max(r.share_of_wallet_pct, r.responded_on) AS stated,
+           arg_max((1 - r.brand_rank / (r.brands_used + 1)) * 2 / r.brands_used, r.responded_on) AS war
+    FROM survey_responses r JOIN customers c USING (customer_id)
+    WHERE r.survey = 'relationship' AND r.nps IS NOT NULL AND {where}
+    GROUP BY 1
+), rev AS (
+    SELECT t.customer_id, sum(t.amount) AS revenue FROM transactions t
+    WHERE t.occurred_on > (SELECT max(occurred_on) FROM transactions) - INTERVAL 12 MONTH GROUP BY 1
+), cust AS (
+    SELECT l.*, CASE WHEN l.nps >= 9 THEN 'promoter' WHEN l.nps >= 7 THEN 'passive' ELSE 'detractor' END AS nps_group,
+           CASE WHEN c.category_wallet > 0 AND c.contract = 'contractual'
+                THEN least(coalesce(rev.revenue, 0) / c.category_wallet, 1.0) * 100 END AS observed
+    FROM latest l JOIN customers c USING (customer_id) LEFT JOIN rev USING (customer_id)
+)
+"""
+
+
+def _mean_ci(n, s, ss, alpha):
+    if not n or n < 2:
+        return float("nan"), float("nan"), float("nan")
+    m = s / n
+    var = max((ss - n * m * m) / (n - 1), 0.0)
+    h = float(student_t.ppf(1 - alpha / 2, n - 1)) * math.sqrt(var / n)
+    return m, m - h, m + h
+
+
+def by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Result:
+    """Mean stated, observed and WAR share of wallet per NPS group, with t intervals, and the gap."""
+    where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
+    q = store.Query("wallet_by_group", _SQL.format(where=where) + """
+SELECT nps_group, count(*) AS customers,
+       count(stated) AS n_stated, sum(stated) AS s_stated, sum(stated * stated) AS ss_stated,
+       count(observed) AS n_obs, sum(observed) AS s_obs, sum(observed * observed) AS ss_obs,
+       count(war) AS n_war, sum(war * 100) AS s_war, sum(war * war * 10000) AS ss_war
+FROM cust GROUP BY 1""", params)
+    df = store.run(con, q)
+    recs = []
+    for _, r in df.iterrows():
+        rec = {"nps_group": r["nps_group"], "customers": int(r["customers"])}
+        for key, label in (("stated", "stated"), ("obs", "observed"), ("war", "war")):
+            m, lo, hi = _mean_ci(r[f"n_{key}"], r[f"s_{key}"], r[f"ss_{key}"], alpha)
+            rec.update({f"{label}_pct": m, f"{label}_ci_low": lo, f"{label}_ci_high": hi, f"{label}_n": int(r[f"n_{key}"])})
+        recs.append(rec)
+    table = pd.DataFrame(recs)
+    order = {"promoter": 0, "passive": 1, "detractor": 2}
+    if len(table):
+        table = table.sort_values("nps_group", key=lambda s: s.map(order)).reset_index(drop=True)
+    head = []
+    t = table.set_index("nps_group") if len(table) else None
+    if t is not None and {"promoter", "detractor"} <= set(t.index):
+        p, d = t.loc["promoter"], t.loc["detractor"]
+        gap = p["stated_pct"] - d["stated_pct"]
+        se = math.hypot((p["stated_ci_high"] - p["stated_pct"]) / 1.96, (d["stated_ci_high"] - d["stated_pct"]) / 1.96)
+        head.append(Estimate("sow_gap", "Share-of-wallet gap, promoters − detractors (stated)", gap, gap - 1.96 * se,
+                             gap + 1.96 * se, n=int(p["stated_n"] + d["stated_n"]), unit="points", alpha=alpha,
+                             method="difference of group means (Welch-type normal interval)",
+                             filters=filters.describe()))
+    return Result("wallet", "Share of wallet by NPS group", table,
+                  method="Each customer's latest relationship response; stated SoW, observed = 12-month revenue / "
+                         "category wallet (contract customers), WAR from brand rank; t intervals.",
+                  reference="Keiningham et al. (2011), HBR 89(10).", filters=filters.describe(), alpha=alpha,
+                  headline=tuple(head), queries=(q,),
+                  extra={"tables": ("survey_responses", "customers", "transactions")})
+
+
+def nps_relation(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Estimate:
+    """OLS slope of stated share of wallet on the NPS score (points per NPS point), from sums."""
+    where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
+    q = store.Query("wallet_slope", _SQL.format(where=where) + """
+SELECT count(*) AS n, sum(nps) AS sx, sum(stated) AS sy, sum(nps * nps) AS sxx, sum(stated * stated) AS syy,
+       sum(nps * stated) AS sxy FROM cust WHERE stated IS NOT NULL""", params)
+    r = store.run(con, q).iloc[0]
+    n = int(r["n"] or 0)
+    if n < 3:
+        return Estimate("sow_slope", "Share of wallet per NPS point", float("nan"), n=n, filters=filters.describe(),
+                        warnings=("Too few responses with a stated share of wallet.",))
+    sxx = r["sxx"] - r["sx"] ** 2 / n
+    sxy = r["sxy"] - r["sx"] * r["sy"] / n
+    syy = r["syy"] - r["sy"] ** 2 / n
+    slope = sxy / sxx
+    resid = max(syy - slope * sxy, 0.0) / (n - 2)
+    se = math.sqrt(resid / sxx)
+    tq = float(student_t.ppf(1 - alpha / 2, n - 2))
+    p = 2 * (1 - student_t.cdf(abs(slope / se), n - 2)) if se > 0 else 0.0
+    return Estimate("sow_slope", "Share of wallet per NPS point", slope, slope - tq * se, slope + tq * se, n=n,
+                    unit="points of SoW", alpha=alpha, p_value=p, method="OLS slope of stated SoW on NPS score",
+                    reference="Ordinary least squares from sufficient statistics.", filters=filters.describe(),
+                    min_n=filters.min_n)
+
+
+def register_cli(sub, parents) -> None:
+    p = sub.add_parser("wallet", parents=parents, help="share of wallet (stated, observed, WAR) by NPS group")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args) -> int:
+    from .cli import emit, filters_from_args
+
+    f = filters_from_args(args)
+    with store.connect(args.db) as con:
+        res = by_group(con, f, alpha=args.alpha)
+        slope = nps_relation(con, f, alpha=args.alpha)
+    emit(Result(res.name, res.label, res.table, method=res.method, reference=res.reference, filters=res.filters,
+                alpha=res.alpha, headline=res.headline + (slope,), queries=res.queries, extra=res.extra), args)
+    return 0

@@ -1,0 +1,165 @@
+"""Churn, CLV (contractual and BG/NBD + Gamma-Gamma) and share of wallet."""
+
+import datetime as dt
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cxmetrics import btyd, churn, clv, demo, store, wallet
+from cxmetrics.filters import Filters
+
+
+def cdnow(name: str) -> Path:
+    spec = importlib.util.find_spec("lifetimes")
+    if spec is None:
+        pytest.fail("the CDNOW reference data comes with `pip install --no-deps lifetimes==0.11.3` (scripts/test.sh)")
+    return Path(spec.origin).parent / "datasets" / name
+
+
+# ------------------------------------------------ published CDNOW fits (external reference values)
+def test_bgnbd_reproduces_fader_hardie_lee_cdnow():
+    d = pd.read_csv(cdnow("cdnow_customers_summary.csv"))
+    f = btyd.fit_bgnbd(d["frequency"], d["recency"], d["T"])
+    for got, want in ((f.r, 0.243), (f.alpha, 4.414), (f.a, 0.793), (f.b, 2.426)):
+        assert got == pytest.approx(want, abs=0.01)
+    assert f.log_likelihood == pytest.approx(-9582.4, abs=0.5)  # published LL
+
+
+def test_gamma_gamma_reproduces_published_cdnow():
+    d = pd.read_csv(cdnow("cdnow_customers_summary_with_transactions.csv"))
+    d = d[d["x"] > 0]
+    g = btyd.fit_gamma_gamma(d["x"], d["zbar"])
+    for got, want in ((g.p, 6.25), (g.q, 3.74), (g.gamma, 15.44)):
+        assert got == pytest.approx(want, abs=0.01)
+
+
+def test_cli_clv_fit_from_raw_cdnow_transactions(tmp_path):
+    raw = pd.read_csv(cdnow("CDNOW_sample.txt"), sep=r"\s+", header=None,
+                      names=["master", "customer_id", "date", "qty", "amount"], dtype={"date": str})
+    raw["date"] = pd.to_datetime(raw["date"]).dt.date
+    f = tmp_path / "cdnow.csv"
+    raw[["customer_id", "date", "amount", "qty"]].to_csv(f, index=False)
+    out = subprocess.run([sys.executable, "-m", "cxmetrics", "clv", "fit", "--transactions", str(f),
+                          "--calibration-end", "1997-09-30", "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["customers"] == 2357
+    assert res["bgnbd"]["r"] == pytest.approx(0.243, abs=0.01) and res["bgnbd"]["b"] == pytest.approx(2.426, abs=0.01)
+    assert res["gamma_gamma"]["p"] == pytest.approx(6.25, abs=0.01)
+
+
+def test_cli_clv_fit_rejects_bad_file(tmp_path):
+    f = tmp_path / "x.csv"
+    f.write_text("id,when,value\n1,2024-01-01,3\n")
+    out = subprocess.run([sys.executable, "-m", "cxmetrics", "clv", "fit", "--transactions", str(f),
+                          "--calibration-end", "2024-06-01"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "lacks column" in out.stderr
+
+
+# ------------------------------------------------ hand-worked formulas
+def test_clv_formula_hand_worked():
+    # margin 100/month, monthly survival exp(-λ) = 0.9, monthly discount 1%, 3 months:
+    # 100·(0.9/1.01 + 0.81/1.0201 + 0.729/1.030301) = 259.0396...
+    lam = -math.log(0.9)
+    want = 100 * (0.9 / 1.01 + 0.81 / 1.01 ** 2 + 0.729 / 1.01 ** 3)
+    assert float(clv.clv_formula(100.0, lam, 0.01, 3)) == pytest.approx(want)
+
+
+def test_war_hand_worked():
+    # rank 1 of 3 brands: (1 - 1/4) * 2/3 = 0.5; rank 3 of 3: (1 - 3/4) * 2/3 = 1/6; shares sum to 1
+    assert wallet.war(1, 3) == pytest.approx(0.5)
+    assert wallet.war(3, 3) == pytest.approx(1 / 6)
+    assert sum(wallet.war(r, 4) for r in range(1, 5)) == pytest.approx(1.0)
+
+
+def test_wilson_hand_worked():
+    lo, hi = churn.wilson(0, 20)
+    assert lo == pytest.approx(0.0, abs=1e-12) and hi == pytest.approx(0.16113, abs=1e-4)
+
+
+# ------------------------------------------------ recovery of planted truths
+def test_hazard_ratio_recovers_planted_detractor_effect(con):
+    hr = churn.hazard_ratios(con, Filters())
+    t = hr.table
+    pois = t[(t["measure"] == "hazard ratio") & t["model"].str.startswith("Poisson")].set_index("group")
+    det, pas = pois.loc["detractor"], pois.loc["passive"]
+    assert det["ci_low"] <= demo.HAZARD_RATIO["detractor"] <= det["ci_high"]
+    assert pas["ci_low"] <= demo.HAZARD_RATIO["passive"] <= pas["ci_high"]
+    assert det["ci_low"] > 1  # significant
+    cox = t[t["model"].str.startswith("Cox")].set_index("group")
+    assert cox.loc["detractor", "ratio"] == pytest.approx(det["ratio"], rel=0.1)
+
+
+def test_sow_gap_recovers_planted_30_points(con):
+    gap = wallet.by_group(con, Filters()).headline[0]
+    planted = demo.TRUTHS["sow_gap_promoter_detractor"].value
+    assert gap.ci_low <= planted <= gap.ci_high
+    assert wallet.nps_relation(con, Filters()).ci_low > 0
+
+
+def test_bgnbd_recovers_demo_parameters_loosely(con):
+    res = btyd.clv_non_contractual(con, Filters())
+    got = res.extra["bgnbd"]
+    for k in ("r", "alpha", "a", "b"):
+        assert got[k] == pytest.approx(demo.BGNBD[k], rel=0.3), k
+    gg = res.extra["gamma_gamma"]  # p, q, gamma trade off; the implied mean spend is identified
+    assert gg["p"] * gg["gamma"] / (gg["q"] - 1) == pytest.approx(6 * 20 / 3, rel=0.15)
+
+
+def test_holdout_prediction_tracks_actuals(con):
+    h = btyd.holdout_check(con, Filters(), calibration_end=dt.date(2025, 9, 30), holdout_end=dt.date(2026, 9, 29))
+    assert h["predicted"].sum() == pytest.approx(h["actual"].sum(), rel=0.2)
+
+
+def test_promoters_are_worth_more_and_value_interval_is_sane(con):
+    c = clv.clv_by_group(con, Filters())
+    t = c.table.set_index("nps_group")
+    assert t.loc["promoter", "clv"] > t.loc["passive", "clv"] > t.loc["detractor", "clv"]
+    assert (t["ci_low"] <= t["clv"]).all() and (t["clv"] <= t["ci_high"]).all()
+    v = clv.promoter_value(c, moved=100)
+    assert v.ci_low < v.estimate < v.ci_high and v.ci_low > 0
+    assert "gross_margin" in c.assumptions and "v1" in c.assumptions["gross_margin"]
+
+
+# ------------------------------------------------ no look-ahead
+def test_group_uses_only_responses_before_the_landmark(writable_db):
+    L = dt.date(2024, 10, 1)
+    with store.connect(str(writable_db)) as con:
+        before = churn.churn_by(con, Filters(), landmark=L).table
+        cust = con.execute("SELECT min(customer_id) FROM churn_events").fetchone()[0]
+    with store.connect(str(writable_db), read_only=False) as con:
+        # an (impossible) post-landmark response for every customer: if it were used, groups would all change
+        con.execute("INSERT INTO survey_responses (response_id, customer_id, responded_on, survey, nps, weight) "
+                    "SELECT 'LOOKAHEAD-' || customer_id, customer_id, DATE '2024-10-02', 'relationship', 0, 1 "
+                    "FROM customers")
+        assert cust
+    with store.connect(str(writable_db)) as con:
+        after = churn.churn_by(con, Filters(), landmark=L).table
+    pd.testing.assert_frame_equal(before, after)
+
+
+# ------------------------------------------------ CLI
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "cxmetrics", *args], capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.parametrize("by", ["nps_group", "csat", "segment", "region"])
+def test_cli_churn_by(demo_db, by):
+    out = run("metrics", "churn", "--by", by, "--json", "--db", str(demo_db))
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)["rows"]
+    assert rows and by in rows[0]
+
+
+def test_cli_clv_and_wallet(demo_db):
+    c = json.loads(run("metrics", "clv", "--json", "--db", str(demo_db)).stdout)
+    assert {r["nps_group"] for r in c["rows"]} == {"promoter", "passive", "detractor"}
+    assert c["headline"][0]["estimate"] > 0
+    w = json.loads(run("metrics", "wallet", "--json", "--db", str(demo_db)).stdout)
+    assert w["headline"][0]["name"] == "sow_gap"
