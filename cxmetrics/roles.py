@@ -55,6 +55,8 @@ PAGES: list[PageSpec] = [
              ("executive", "finance", "analyst"), headline="Churn & retention", data="cxmetrics.churn:page_data"),
     PageSpec("pages/05_customer_value.py", "Customer value", ":material/paid:", ("executive", "finance", "analyst"),
              headline="Customer value", data="cxmetrics.clv:page_data"),
+    PageSpec("pages/08_complaints.py", "Complaints & closed loop", ":material/support_agent:", ALL,
+             headline="Complaints & closed loop", data="cxmetrics.complaints:page_data"),
     PageSpec("pages/10_finance_review.py", "Finance review", ":material/account_balance:",
              ("finance", "executive", "analyst"), headline="Finance review", data="cxmetrics.finance:page_data"),
     PageSpec("pages/11_data.py", "Data", ":material/database:", ("analyst", "finance", "executive"),
