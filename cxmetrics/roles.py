@@ -57,6 +57,8 @@ PAGES: list[PageSpec] = [
              headline="Customer value", data="cxmetrics.clv:page_data"),
     PageSpec("pages/08_complaints.py", "Complaints & closed loop", ":material/support_agent:", ALL,
              headline="Complaints & closed loop", data="cxmetrics.complaints:page_data"),
+    PageSpec("pages/09_initiatives.py", "Initiatives & impact", ":material/rocket_launch:", ALL,
+             headline="Initiatives & impact", data="cxmetrics.impact:page_data"),
     PageSpec("pages/10_finance_review.py", "Finance review", ":material/account_balance:",
              ("finance", "executive", "analyst"), headline="Finance review", data="cxmetrics.finance:page_data"),
     PageSpec("pages/11_data.py", "Data", ":material/database:", ("analyst", "finance", "executive"),

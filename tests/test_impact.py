@@ -1,0 +1,129 @@
+"""Initiative impact (DiD / ITS), money, register edits and the page."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxmetrics import demo, impact, initiatives, store
+from cxmetrics.filters import Filters
+
+
+@pytest.fixture(scope="module")
+def impacts(demo_db):
+    with store.connect(str(demo_db)) as con:
+        return {i.initiative_id: i for i in impact.all_impacts(con, Filters())}
+
+
+def test_did_recovers_planted_escalation_drop(impacts):
+    i = impacts["INI-001"]
+    assert i.design == "difference-in-differences" and i.status == "effect"
+    planted = demo.TRUTHS["escalation_drop_south"].value  # -12 points
+    assert i.effect.ci_low <= planted <= i.effect.ci_high
+    assert any("Pre-trend test passed" in c for c in i.checks)
+    assert i.money is not None and i.money.estimate > 0 and i.roi is not None
+
+
+def test_planted_null_is_not_claimed(impacts):
+    assert impacts["INI-002"].status != "effect"
+
+
+def test_its_recovers_planted_level_changes(impacts):
+    for key, truth in (("INI-004", "wait_level_change"), ("INI-005", "self_service_level_change")):
+        i = impacts[key]
+        assert i.design == "interrupted time series" and i.status == "effect"
+        assert i.effect.ci_low <= demo.TRUTHS[truth].value <= i.effect.ci_high, key
+
+
+def test_strategic_initiatives_have_no_measured_result(impacts):
+    assert impacts["INI-003"].status == "no target metric" and impacts["INI-003"].effect is None
+    p = impact.portfolio(list(impacts.values())).set_index("track")
+    assert p.loc["strategic", "no_result_yet"] == 2 and p.loc["result_driven", "initiatives"] == 4
+
+
+def test_its_hand_checked_against_least_squares():
+    # y = 10 + 0.5 t, then a level drop of 3 and a slope change of -0.2 from t = 0; no noise
+    t = np.arange(-8, 8)
+    y = 10 + 0.5 * t + np.where(t >= 0, -3 - 0.2 * t, 0)
+    months = pd.date_range("2024-01-01", periods=16, freq="MS")
+    r = impact.its(pd.DataFrame({"month": months, "y": y, "n": 1}), months[8])
+    assert r["effect"] == pytest.approx(-3.0) and r["slope_change"] == pytest.approx(-0.2)
+
+
+def test_failing_pretrend_is_detected():
+    rng = np.random.default_rng(1)
+    months = pd.date_range("2023-01-01", periods=24, freq="MS")
+    rows = []
+    for g in ("a", "b", "c"):
+        for k, m in enumerate(months):
+            drift = 1.5 * k if g == "a" else 0.0  # the treated group is already diverging
+            rows.append({"grp": g, "month": m, "y": 50 + drift + rng.normal(0, 0.5), "n": 100})
+    r = impact.did(pd.DataFrame(rows), "a", months[12])
+    assert r["pretrend_p"] < 0.05
+
+
+def test_money_translation_hand_worked():
+    from cxmetrics.results import Estimate
+
+    class FakeCon:  # only assumptions.current is used
+        def execute(self, *a, **k):
+            class R:
+                def fetchall(self):
+                    return [("cost_per_escalation", 100.0, "EUR", None, None, None, 1)]
+            return R()
+
+    eff = Estimate("effect", "x", -10.0, -15.0, -5.0)
+    cells = pd.DataFrame({"grp": ["s", "s", "n"], "month": pd.to_datetime(["2025-01-01", "2025-02-01", "2025-02-01"]),
+                          "y": [20, 20, 30], "n": [300, 200, 999]})
+    m = impact._money(FakeCon(), Filters(), "escalation_rate", eff, cells, "s", pd.Timestamp("2025-01-01"))
+    # 10 points of 500 complaints = 50 escalations avoided × 100 = 5,000 (CI 2,500 to 7,500)
+    assert (m.estimate, m.ci_low, m.ci_high) == (5000.0, 2500.0, 7500.0)
+
+
+def test_register_validation_and_audit(writable_db):
+    rec = {"initiative_id": "INI-100", "name": "Trial", "track": "strategic", "department": "billing",
+           "started_on": "2025-05-01", "cost": 10, "treated_segment": "all"}
+    with store.connect(str(writable_db), read_only=False) as con:
+        with pytest.raises(initiatives.InitiativeError, match="may not edit"):
+            initiatives.save(con, rec, actor="e", role="executive")
+        for bad, msg in (({"track": "fast"}, "track must be one of"), ({"department": "nowhere"}, "not a known"),
+                         ({"ended_on": "2025-01-01"}, "before started_on"), ({"cost": -1}, "non-negative"),
+                         ({"name": "=cmd"}, "may not start")):
+            with pytest.raises(initiatives.InitiativeError, match=msg):
+                initiatives.save(con, rec | bad, actor="a", role="analyst")
+        initiatives.save(con, rec, actor="ana", role="analyst")
+        initiatives.save(con, rec | {"cost": 20}, actor="ana", role="analyst")
+        assert con.execute("SELECT cost FROM initiatives WHERE initiative_id = 'INI-100'").fetchone()[0] == 20
+        audit = con.execute("SELECT action, outcome, detail FROM audit WHERE object = 'INI-100' ORDER BY audit_id").fetchall()
+    assert [a[:2] for a in audit] == [("initiative_edit", "refused"), ("initiative_add", "accepted"),
+                                      ("initiative_edit", "accepted")]
+    assert '"cost": "10.0"' in audit[2][2] and '"cost": "20.0"' in audit[2][2]
+
+
+def test_page_and_edit(writable_db, make_app):
+    at = make_app(writable_db, page="pages/09_initiatives.py")
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Initiatives & impact"
+    at.text_input(key="ini_id").input("INI-200")
+    at.text_input(key="ini_name").input("Callback pledge")
+    at.text_input(key="ini_dept").input("contact_centre")
+    at.button(key="FormSubmitter:ini_form-Save initiative").click().run()
+    assert not at.exception, at.exception
+    assert any("Saved INI-200" in s.value for s in at.success)
+
+
+def test_page_read_only_for_executive(demo_db, make_app):
+    at = make_app(demo_db, role="executive", page="pages/09_initiatives.py")
+    assert not at.exception, at.exception
+    assert any("Only the CX analyst" in i.value for i in at.info)
+
+
+def test_cli(demo_db):
+    out = subprocess.run([sys.executable, "-m", "cxmetrics", "metrics", "impact", "--initiative", "INI-001", "--json",
+                          "--db", str(demo_db)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)["initiatives"][0]
+    assert res["status"] == "effect" and res["effect"]["estimate"] < 0
