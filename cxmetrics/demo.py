@@ -48,10 +48,10 @@ PROGRAMME_START = dt.date(2025, 7, 1)
 PROGRAMME_REGION = "south"
 DELIVERY_THRESHOLD = 3.0
 DELIVERY_TARGET = 5.0
-DELIVERY_PENALTY = 1.6  # NPS score points per day beyond the threshold
+DELIVERY_PENALTY = 0.2  # per day beyond the threshold: P(disappointed) = min(1, 0.2·(days − 3))
 WAIT_THRESHOLD = 15.0
 WAIT_TARGET = 10.0
-WAIT_PENALTY = 0.4  # score points per minute beyond the threshold
+WAIT_PENALTY = 0.05  # per minute beyond the threshold: P(disappointed) = min(1, 0.05·(wait − 15))
 WAIT_MEAN_BEFORE, WAIT_MEAN_AFTER = 8.0, 6.0
 STAFFING_START = dt.date(2024, 10, 1)
 SELF_SERVICE_BEFORE, SELF_SERVICE_AFTER = 55.0, 65.0
@@ -103,9 +103,9 @@ TRUTHS: dict[str, Truth] = {
         Truth("sow_gap_promoter_detractor", 100 * (SOW["promoter"] - SOW["detractor"]),
               "share-of-wallet points, promoters minus detractors (stated and observed)"),
         Truth("delivery_threshold_days", DELIVERY_THRESHOLD,
-              "delivery time beyond which transactional NPS falls (logistics target is 5 days: misaligned)"),
+              "delivery time beyond which the chance of a detractor rises (logistics target is 5 days: misaligned)"),
         Truth("wait_threshold_minutes", WAIT_THRESHOLD,
-              "call wait beyond which transactional NPS falls (contact-centre target is 10: aligned)"),
+              "call wait beyond which the chance of a detractor rises (contact-centre target is 10: aligned)"),
         Truth("invoice_days_effect", 0.0, "invoice issue time has no effect on NPS (no evidence)"),
         Truth("escalation_drop_south", 100 * (ESCALATION_P_AFTER - ESCALATION_P),
               f"escalation-rate points, region {PROGRAMME_REGION}, from {PROGRAMME_START} (INI-001, DiD)"),
@@ -155,6 +155,15 @@ def _scores(rng: np.random.Generator, group: np.ndarray) -> np.ndarray:
     det = np.searchsorted(np.cumsum([0.03, 0.04, 0.06, 0.08, 0.14, 0.25, 0.40]), u * 1.0)
     det = np.minimum(det, 6)
     return np.select([group == 0, group == 1], [9 + (u < 0.5), 7 + (u < 0.5)], det).astype(np.int64)
+
+
+def _disappoint(rng: np.random.Generator, base: np.ndarray, excess: np.ndarray) -> np.ndarray:
+    """With probability min(1, excess) the event disappoints: the score becomes a detractor's.
+
+    So P(detractor | KPI) is flat up to the threshold and rises linearly from exactly there.
+    """
+    hit = rng.random(base.size) < np.minimum(1.0, excess)
+    return np.where(hit, _scores(rng, np.full(base.size, 2)), base).astype(np.int64)
 
 
 def _csat(rng: np.random.Generator, score: np.ndarray) -> np.ndarray:
@@ -311,13 +320,11 @@ def generate(customers: int = 10_000, seed: int = 7) -> dict[str, pd.DataFrame]:
 
     d_owner, d_day, d_base, *_ = tx(0.04, "delivery", "logistics")
     d_days = np.round(np.maximum(rng.gamma(6.0, 0.6, d_owner.size), 0.5), 1)
-    d_score = np.clip(np.rint(d_base - DELIVERY_PENALTY * np.maximum(0, d_days - DELIVERY_THRESHOLD)
-                              + rng.normal(0, 0.4, d_owner.size)), 0, 10).astype(np.int64)
+    d_score = _disappoint(rng, d_base, DELIVERY_PENALTY * np.maximum(0, d_days - DELIVERY_THRESHOLD))
     w_owner, w_day, w_base, *_ = tx(0.03, "contact_centre", "contact_centre")
     wait_mean = np.where(w_day >= _day(STAFFING_START), WAIT_MEAN_AFTER, WAIT_MEAN_BEFORE)
     w_wait = np.round(rng.exponential(wait_mean), 1)
-    w_score = np.clip(np.rint(w_base - WAIT_PENALTY * np.maximum(0, w_wait - WAIT_THRESHOLD)
-                              + rng.normal(0, 0.4, w_owner.size)), 0, 10).astype(np.int64)
+    w_score = _disappoint(rng, w_base, WAIT_PENALTY * np.maximum(0, w_wait - WAIT_THRESHOLD))
     w_ces = np.clip(np.rint(7 - w_wait / 6 + rng.normal(0, 0.7, w_owner.size)), 1, 7).astype(np.int64)
     b_owner, b_day, b_score, *_ = tx(0.02, "billing", "billing")
     b_invoice = np.round(rng.gamma(4.0, 0.55, b_owner.size), 1)

@@ -1,0 +1,286 @@
+"""Departmental KPI alignment: internal targets against what customers actually tolerate.
+
+For a KPI measured per customer event and linked to that event's survey response
+(``kpi_observations.response_id``), we estimate the **customer expectation threshold** τ: the
+KPI value beyond which the probability of a detractor rises. Model (a hinge, or "broken-stick"
+logistic regression):
+
+    P(detractor | x) = a + b · max(0, s·(x − τ)),   s = +1 if lower is better, −1 otherwise
+
+— a segmented ("broken-stick") regression of the detractor indicator. τ is estimated by profile
+least squares over a grid of candidate values (fitted on counts per KPI value aggregated in
+DuckDB, which is exactly the individual-level fit, so it scales to millions of events), with a
+likelihood-ratio 95% interval {τ : N·log(RSS(τ)/RSS_min) ≤ χ²₁,0.95}. We chose the hinge on the
+probability scale because it says exactly what a department needs — "up to τ customers do not
+mind; beyond it each unit adds b detractors per event" — and it is not biased by the shape of a
+link function near the break (a logistic hinge, tried first, put the break early when the rise
+is steep); the profile gives an honest interval for τ (Muggeo 2003). Evidence of a relation is
+a likelihood-ratio test of the hinge against a constant share with 2 degrees of freedom
+(conservative, since τ is not identified under the null: Davies 1987).
+
+The **elasticity** is the change in NPS points per KPI unit beyond τ (weighted least squares of
+each value's NPS on the hinge term). **Status**: *aligned* when the target is at or inside the
+threshold's interval, *misaligned* when it lies beyond it, *no evidence* when the relation is not
+significant or there are too few linked observations (the reason is given).
+
+**Money at risk**: the extra detractors expected beyond the threshold in the last 12 months
+(Σ n·b·max(0, s(x − τ))) × the CLV gap between non-detractors and detractors from
+:mod:`cxmetrics.clv`.
+
+References
+----------
+Muggeo, V. M. R. (2003), "Estimating regression models with unknown break-points", Statistics in
+Medicine 22(19). Davies, R. B. (1987), "Hypothesis testing when a nuisance parameter is present
+only under the alternative", Biometrika 74(1). Venzon, D. J. & Moolgavkar, S. H. (1988),
+profile-likelihood intervals, Applied Statistics 37(1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+from scipy.stats import chi2, norm
+
+from . import store
+from .filters import Filters
+from .results import Result
+
+MIN_LINKED = 200
+
+
+@dataclass(frozen=True)
+class Threshold:
+    tau: float
+    ci_low: float
+    ci_high: float
+    slope: float
+    slope_se: float
+    lr_p: float
+    profile: pd.DataFrame
+
+
+def _segmented(x, n, k, tau, s):
+    """WLS of the detractor share on [1, max(0, s(x − τ))]; returns (beta, individual-level RSS, cov)."""
+    h = np.maximum(0.0, s * (x - tau))
+    X = np.column_stack([np.ones_like(h), h])
+    XtWX = X.T @ (X * n[:, None])
+    beta = np.linalg.solve(XtWX, X.T @ k)  # Σ n·share = k
+    f = X @ beta
+    rss = float(np.sum(k * (1 - f) ** 2 + (n - k) * f ** 2))  # the individual 0/1 outcomes' residuals
+    return beta, rss, XtWX
+
+
+def fit_threshold(x: np.ndarray, n: np.ndarray, k: np.ndarray, *, lower_is_better: bool = True,
+                  grid: int = 120, alpha: float = 0.05) -> Threshold | None:
+    """Segmented (broken-stick) regression of the detractor indicator on the KPI, on grouped data.
+
+    Fitting weighted least squares to each KPI value's detractor share, with its count as weight,
+    is the same as ordinary least squares on the individual 0/1 outcomes. τ minimises the residual
+    sum of squares over a grid; its interval is {τ : N·log(RSS(τ)/RSS_min) ≤ χ²₁} (the Gaussian
+    likelihood-ratio interval, Muggeo 2003 §3); the evidence test compares with a constant share
+    (χ² with 2 df, conservative: Davies 1987).
+    """
+    x, n, k = (np.asarray(v, float) for v in (x, n, k))
+    if len(x) < 4 or np.ptp(x) == 0 or n.sum() == 0:
+        return None
+    s = 1.0 if lower_is_better else -1.0
+    N = n.sum()
+    cum = np.cumsum(n) / N
+    qs = np.unique(np.interp(np.linspace(0.05, 0.95, grid), cum, x))
+    rows = []
+    for tau in qs:
+        if np.ptp(np.maximum(0.0, s * (x - tau))) == 0:
+            continue
+        beta, rss, xtwx = _segmented(x, n, k, tau, s)
+        sigma2 = rss / max(N - 3, 1)
+        rows.append((tau, rss, beta[1], float(np.sqrt(sigma2 * np.linalg.inv(xtwx)[1, 1]))))
+    if not rows:
+        return None
+    prof = pd.DataFrame(rows, columns=["tau", "rss", "slope", "slope_se"])
+    best = prof.loc[prof["rss"].idxmin()]
+    prof["lr"] = N * np.log(prof["rss"] / best["rss"])
+    inside = prof[prof["lr"] <= chi2.ppf(1 - alpha, 1)]
+    p0 = k.sum() / N
+    rss0 = float(np.sum(k * (1 - p0) ** 2 + (n - k) * p0 ** 2))
+    lr = N * math.log(rss0 / best["rss"]) if best["rss"] > 0 else float("inf")
+    return Threshold(float(best["tau"]), float(inside["tau"].min()), float(inside["tau"].max()), float(best["slope"]),
+                     float(best["slope_se"]), float(chi2.sf(lr, 2)), prof)
+
+
+_LINKED = """
+SELECT round(o.value, 1) AS x, count(*) AS n, count(*) FILTER (WHERE r.nps <= 6) AS detractors,
+       count(*) FILTER (WHERE r.nps >= 9) AS promoters,
+       count(*) FILTER (WHERE o.observed_on > (SELECT max(observed_on) FROM kpi_observations) - INTERVAL 12 MONTH) AS n_last_year
+FROM kpi_observations o
+JOIN survey_responses r ON r.response_id = o.response_id
+JOIN customers c ON c.customer_id = r.customer_id
+WHERE o.kpi_id = $kpi AND r.nps IS NOT NULL AND {where}
+GROUP BY 1 ORDER BY 1
+"""
+
+_PERIOD = """
+WITH k AS (SELECT date_trunc('month', observed_on) AS m, avg(value) AS kpi FROM kpi_observations
+           WHERE kpi_id = $kpi AND customer_id IS NULL GROUP BY 1),
+     s AS (SELECT date_trunc('month', r.responded_on) AS m,
+                  100.0 * (avg(CASE WHEN r.nps >= 9 THEN 1.0 ELSE 0 END) - avg(CASE WHEN r.nps <= 6 THEN 1.0 ELSE 0 END)) AS nps,
+                  count(*) AS n
+           FROM survey_responses r JOIN customers c USING (customer_id)
+           WHERE r.nps IS NOT NULL AND {where} GROUP BY 1)
+SELECT k.m AS month, k.kpi, s.nps, s.n FROM k JOIN s USING (m) ORDER BY 1
+"""
+
+
+def kpis_frame(con: duckdb.DuckDBPyConnection, filters: Filters, department: str | None = None) -> pd.DataFrame:
+    where, params = filters.where(department_col="k.department", dates=False)
+    extra = ""
+    if department:
+        extra = " AND k.department = $dept"
+        params["dept"] = department
+    return store.run(con, store.Query("kpis", f"SELECT k.*, d.leader, d.ambassador FROM kpis k "
+                                              f"LEFT JOIN departments d USING (department) WHERE {where}{extra} "
+                                              "ORDER BY k.department, k.kpi_id", params))
+
+
+def clv_gap(con: duckdb.DuckDBPyConnection, filters: Filters) -> tuple[float | None, str]:
+    """CLV of a non-detractor minus a detractor (customer-weighted), from the CLV module."""
+    from . import clv
+
+    try:
+        t = clv.clv_by_group(con, filters, draws=200).table
+    except Exception as exc:  # noqa: BLE001 — money is optional; the reason is shown
+        return None, f"not yet linked ({type(exc).__name__})"
+    if t.empty or "detractor" not in set(t["nps_group"]) or len(t) < 2:
+        return None, "not yet linked (no CLV by NPS group for this selection)"
+    nd = t[t["nps_group"] != "detractor"]
+    gap = float((nd["clv"] * nd["customers"]).sum() / nd["customers"].sum() - t.set_index("nps_group").loc["detractor", "clv"])
+    return gap, "CLV gap non-detractor − detractor (contractual CLV)"
+
+
+def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, gap: float | None,
+           alpha: float = 0.05) -> dict:
+    """Threshold, elasticity, status and money at risk for one KPI (a row of kpis_frame)."""
+    lower = kpi["direction"] == "lower_is_better"
+    where, params = filters.where(date_col="o.observed_on", customer="c", department_col="r.department")
+    q = store.Query("kpi_linked", _LINKED.format(where=where), {**params, "kpi": kpi["kpi_id"]})
+    d = store.run(con, q)
+    out = {"kpi_id": kpi["kpi_id"], "department": kpi["department"], "kpi": kpi["name"], "unit": kpi["unit"],
+           "direction": kpi["direction"], "target": kpi["target"], "linked_observations": int(d["n"].sum()),
+           "threshold": np.nan, "threshold_ci_low": np.nan, "threshold_ci_high": np.nan, "elasticity": np.nan,
+           "elasticity_ci_low": np.nan, "elasticity_ci_high": np.nan, "share_beyond_pct": np.nan,
+           "customers_beyond_per_year": np.nan, "money_at_risk": np.nan, "status": "no evidence", "reason": "",
+           "suggestion": "", "_curve": d, "_query": q}
+    if d.empty:
+        wherep, paramsp = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
+        qp = store.Query("kpi_period", _PERIOD.format(where=wherep), {**paramsp, "kpi": kpi["kpi_id"]})
+        p = store.run(con, qp)
+        out["_curve"], out["_query"] = p, qp
+        if len(p) >= 6 and p["kpi"].std() > 0:
+            from .drivers import correlation_ci
+
+            x, y = p["kpi"], p["nps"]
+            r, lo, hi = correlation_ci(len(p), x.sum(), y.sum(), (x * x).sum(), (y * y).sum(), (x * y).sum(), alpha)
+            sig = not (lo <= 0 <= hi)
+            out["reason"] = (f"Period-level KPI only: over {len(p)} months its correlation with NPS is r = {r:.2f} "
+                             f"(95% CI {lo:.2f} to {hi:.2f}){', a relation but no customer-level threshold' if sig else ', no significant relation'}.")
+        else:
+            out["reason"] = "No linked customer-level observations and too few months to relate to NPS."
+        return out
+    if out["linked_observations"] < max(MIN_LINKED, filters.min_n):
+        out["reason"] = f"Too few linked observations ({out['linked_observations']}; at least {MIN_LINKED} needed)."
+        return out
+    if d["x"].nunique() < 4:
+        out["reason"] = "The KPI barely varies, so its effect on customers cannot be seen."
+        return out
+    th = fit_threshold(d["x"], d["n"], d["detractors"], lower_is_better=lower, alpha=alpha)
+    if th is None or th.lr_p >= alpha or th.slope - norm.ppf(1 - alpha / 2) * th.slope_se <= 0:
+        out["reason"] = ("No significant relation between this KPI and detractors "
+                         f"(likelihood-ratio p = {th.lr_p:.2f})." if th else "The model could not be fitted.")
+        return out
+    s = 1.0 if lower else -1.0
+    h = np.maximum(0, s * (d["x"] - th.tau))
+    nps_bin = 100 * (d["promoters"] - d["detractors"]) / d["n"]
+    W = d["n"].to_numpy(float)
+    X = np.column_stack([np.ones_like(h), h])
+    XtWX = X.T @ (X * W[:, None])
+    beta = np.linalg.solve(XtWX, X.T @ (W * nps_bin))
+    resid = nps_bin - X @ beta
+    sigma2 = float((W * resid ** 2).sum() / max(len(d) - 2, 1))
+    se = math.sqrt(sigma2 * np.linalg.inv(XtWX)[1, 1])
+    z = norm.ppf(1 - alpha / 2)
+    # extra detractors beyond the threshold: the fitted rise b·h over the last 12 months' events
+    beyond = h > 0
+    extra = float((d.loc[beyond, "n_last_year"] * th.slope * h[beyond]).sum())
+    target = float(kpi["target"])
+    target_ok = target <= th.ci_high if lower else target >= th.ci_low
+    out.update({
+        "threshold": th.tau, "threshold_ci_low": th.ci_low, "threshold_ci_high": th.ci_high,
+        # NPS points per KPI unit beyond the threshold, in the "worse" direction (negative: NPS falls)
+        "elasticity": beta[1], "elasticity_ci_low": beta[1] - z * se, "elasticity_ci_high": beta[1] + z * se,
+        "share_beyond_pct": 100 * d.loc[beyond, "n"].sum() / d["n"].sum(),
+        "customers_beyond_per_year": int(d.loc[beyond, "n_last_year"].sum()),
+        "extra_detractors_per_year": extra,
+        "status": "aligned" if target_ok else "misaligned",
+        "reason": f"Detractors rise beyond {th.tau:.1f} {kpi['unit']} (likelihood-ratio p = {th.lr_p:.2g}).",
+    })
+    out["money_at_risk"] = extra * gap if gap is not None else np.nan
+    if not target_ok:
+        out["suggestion"] = (f"To sit inside customer expectation, move the {kpi['name'].lower()} target from {target:g} "
+                             f"to {th.tau:.1f} {kpi['unit']}; {out['customers_beyond_per_year']:,} customer events a year "
+                             "are beyond the threshold today.")
+    return out
+
+
+def scorecard(con: duckdb.DuckDBPyConnection, filters: Filters, *, department: str | None = None,
+              alpha: float = 0.05) -> Result:
+    """Every KPI's threshold, status and money at risk, sorted by money at risk."""
+    kpis = kpis_frame(con, filters, department)
+    gap, gap_note = clv_gap(con, filters) if len(kpis) else (None, "")
+    rows = [assess(con, filters, k, gap=gap, alpha=alpha) for _, k in kpis.iterrows()]
+    curves = {r["kpi_id"]: r.pop("_curve") for r in rows}
+    queries = tuple(r.pop("_query") for r in rows)
+    table = pd.DataFrame(rows)
+    if len(table):
+        table = table.sort_values("money_at_risk", ascending=False, na_position="last").reset_index(drop=True)
+    warnings = () if gap is not None else (f"Money at risk {gap_note}.",) if gap_note else ()
+    return Result("alignment", "KPI alignment scorecard", table,
+                  method="Segmented regression of the detractor indicator on the KPI, threshold by profile "
+                         "least squares with a likelihood-ratio CI; elasticity by weighted least squares; money at risk = "
+                         "extra detractors beyond the threshold in the last 12 months × CLV gap.",
+                  reference="Muggeo (2003); Davies (1987); Venzon & Moolgavkar (1988).", filters=filters.describe(),
+                  alpha=alpha, warnings=warnings, queries=queries,
+                  extra={"tables": ("kpis", "kpi_observations", "survey_responses", "customers"), "curves": curves,
+                         "clv_gap": gap, "kpis": kpis})
+
+
+def describe(row: pd.Series) -> str:
+    if row["status"] == "no evidence":
+        return f"{row['kpi']}: no evidence — {row['reason']}"
+    verdict = "aligned" if row["status"] == "aligned" else "MISALIGNED"
+    money = f"; {row['money_at_risk']:,.0f} at risk a year" if row["money_at_risk"] == row["money_at_risk"] else ""
+    return (f"{row['kpi']} ({row['department']}): target {row['target']:g} {row['unit']}, customers turn detractors "
+            f"beyond {row['threshold']:.1f} (95% CI {row['threshold_ci_low']:.1f} to {row['threshold_ci_high']:.1f}) — "
+            f"{verdict}{money}.")
+
+
+def register_cli(sub, parents) -> None:
+    p = sub.add_parser("alignment", parents=parents, help="KPI targets vs customer expectation thresholds")
+    p.add_argument("--kpi-department", "--dept", dest="kpi_department",
+                   help="only this department's KPIs (the shared --department restricts the caller's scope)")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args) -> int:
+    from .cli import emit, filters_from_args
+
+    f = filters_from_args(args)
+    dept = args.kpi_department or (f.scope.departments[0] if f.scope.departments else None)
+    with store.connect(args.db) as con:
+        res = scorecard(con, f, department=dept, alpha=args.alpha)
+    res = Result(res.name, res.label, res.table, method=res.method, reference=res.reference, filters=res.filters,
+                 alpha=res.alpha, warnings=res.warnings, queries=res.queries, extra={"clv_gap": res.extra["clv_gap"]})
+    emit(res, args)
+    return 0

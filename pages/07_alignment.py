@@ -1,0 +1,30 @@
+"""KPI alignment: departments' internal targets against what customers actually expect."""
+
+import streamlit as st
+
+from cxmetrics import alignment, ui
+from cxmetrics.charts import alignment as charts
+
+st.title("KPI alignment")
+st.caption("For each departmental KPI linked to customers' survey answers: the value beyond which customers turn "
+           "into detractors (with its 95% CI), compared with the department's own target.")
+filters = ui.page_filters()
+res = ui.compute(alignment.scorecard, filters)
+t = res.table
+if t.empty:
+    ui.empty_state("No KPIs are registered (or none in your department).")
+    st.stop()
+mis = t[t["status"] == "misaligned"]
+c1, c2, c3 = st.columns(3)
+c1.metric("Misaligned KPIs", len(mis))
+c2.metric("Aligned KPIs", int((t["status"] == "aligned").sum()))
+c3.metric("Money at risk per year", f"{t['money_at_risk'].sum(min_count=1) or 0:,.0f}")
+for _, row in t.iterrows():
+    st.markdown(f"- {alignment.describe(row)}")
+    if row["suggestion"]:
+        st.markdown(f"  - *{row['suggestion']}*")
+ui.chart(charts.scorecard(t), key="align_scorecard")
+ui.table(t, key="align_table", name="kpi_alignment")
+for w in res.warnings:
+    st.caption(w)
+ui.how_computed(res, key="align_how")
