@@ -23,7 +23,7 @@ from .filters import Filters, Scope
 from .results import DEFAULT_MIN_N, jsonable
 
 #: Modules that add `metrics <name>` sub-commands.
-METRIC_MODULES: list[str] = ["cxmetrics.nps", "cxmetrics.churn", "cxmetrics.clv", "cxmetrics.wallet", "cxmetrics.complaints", "cxmetrics.impact", "cxmetrics.alignment"]
+METRIC_MODULES: list[str] = ["cxmetrics.nps", "cxmetrics.churn", "cxmetrics.clv", "cxmetrics.wallet", "cxmetrics.complaints", "cxmetrics.impact", "cxmetrics.alignment", "cxmetrics.pnl"]
 #: Modules that add top-level sub-commands.
 COMMAND_MODULES: list[str] = ["cxmetrics.docs", "cxmetrics.btyd"]
 

@@ -91,7 +91,8 @@ def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment
         else:
             lo = hi = float("nan")
         recs.append({**{k: r[k] for k in keys}, "customers": int(r["customers"]), "churn_events": int(r["events"]),
-                     "monthly_churn_pct": 100 * lam, "monthly_revenue": m_rev, "monthly_margin": m_rev * gm,
+                     "monthly_churn_pct": 100 * lam, "monthly_revenue": m_rev, "monthly_revenue_se": se_m,
+                     "monthly_margin": m_rev * gm,
                      "clv": point, "ci_low": float(lo), "ci_high": float(hi),
                      "small_sample": r["customers"] < filters.min_n})
     table = pd.DataFrame(recs)

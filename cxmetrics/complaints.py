@@ -227,6 +227,31 @@ FROM b LEFT JOIN state USING (customer_id) GROUP BY ALL ORDER BY ALL""", "compla
                   queries=(q,), extra={"tables": TABLES + ("survey_responses",), "landmark": str(L)})
 
 
+def rate_by_nps_group(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
+    """Complaints per customer-year by NPS group (latest relationship answer), Poisson SE.
+
+    Exposure: each customer's days between acquisition (or the first complaint date in the data)
+    and churn (or the data end).
+    """
+    cw, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
+    q = store.Query("complaint_rate_by_group", f"""
+WITH b AS (SELECT min(opened_on) AS lo, max(opened_on) AS hi FROM complaints),
+g AS (SELECT customer_id, arg_max(nps, responded_on) AS nps FROM survey_responses
+      WHERE survey = 'relationship' AND nps IS NOT NULL GROUP BY 1),
+cust AS (
+    SELECT c.customer_id, CASE WHEN g.nps >= 9 THEN 'promoter' WHEN g.nps >= 7 THEN 'passive' ELSE 'detractor' END AS grp,
+           greatest(date_diff('day', greatest(c.acquired_on, b.lo), least(coalesce(ce.churned_on, b.hi), b.hi)), 0) / 365.25 AS years
+    FROM customers c JOIN g USING (customer_id) LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id, b
+    WHERE {cw}
+), k AS (SELECT customer_id, count(*) AS n FROM complaints GROUP BY 1)
+SELECT grp AS nps_group, count(*) AS customers, sum(years) AS years, sum(coalesce(k.n, 0)) AS complaints
+FROM cust LEFT JOIN k USING (customer_id) GROUP BY 1 ORDER BY 1""", params)
+    df = store.run(con, q)
+    df["per_customer_year"] = df["complaints"] / df["years"]
+    df["se"] = np.sqrt(df["complaints"]) / df["years"]
+    return df
+
+
 def cost_by_month(con: duckdb.DuckDBPyConnection, filters: Filters) -> Result:
     """Handling cost per month: the cost column where present, else the cost assumptions."""
     used = assumptions.current(con)

@@ -232,6 +232,10 @@ INITIATIVES = (
 )
 
 
+#: initiative costs in INITIATIVES are for a company of this many customers; the demo scales them
+INITIATIVE_COST_SCALE = 100_000
+
+
 def generate(customers: int = 10_000, seed: int = 7) -> dict[str, pd.DataFrame]:
     """Generate every table of the data contract. Deterministic for a given (customers, seed)."""
     rng = np.random.default_rng(seed)
@@ -472,7 +476,8 @@ def generate(customers: int = 10_000, seed: int = 7) -> dict[str, pd.DataFrame]:
         "assumptions": pd.DataFrame(
             [(k, v, u, s, "demo", END) for k, v, u, s in ASSUMPTIONS],
             columns=["key", "value", "unit", "source", "updated_by", "updated_on"]),
-        "initiatives": pd.DataFrame(INITIATIVES, columns=[
+        "initiatives": pd.DataFrame([(*i[:7], round(i[7] * n / INITIATIVE_COST_SCALE, 2), *i[8:]) for i in INITIATIVES],
+                                    columns=[
             "initiative_id", "name", "track", "department", "owner", "started_on", "ended_on", "cost",
             "target_metric", "treated_segment", "description"]),
         "transactions": trans,

@@ -172,9 +172,36 @@ def net_revenue_retention(con: duckdb.DuckDBPyConnection, filters: Filters, *, a
         min_n=filters.min_n)
 
 
-def page_data(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict:
-    """Everything the Finance review page shows that this module owns."""
+def audit_log(con: duckdb.DuckDBPyConnection, filters: Filters, limit: int = 500) -> pd.DataFrame:
+    """The append-only audit log, newest first (imports, edits, exports, role changes)."""
+    return con.execute('SELECT audit_id, "at", actor, role, action, object, outcome, detail FROM audit '
+                       "ORDER BY audit_id DESC LIMIT ?", [limit]).df()
+
+
+def methodology(results: list) -> pd.DataFrame:
+    """One row per figure: its method, reference, n and filters (from the result objects)."""
+    rows = []
+    for r in results:
+        head = getattr(r, "headline", ()) or ()
+        n = head[0].n if head else getattr(r, "n", None)
+        rows.append({"figure": r.label, "method": r.method, "reference": r.reference, "n": n, "filters": r.filters})
+    return pd.DataFrame(rows)
+
+
+def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: float = 5.0) -> dict:
+    """Everything the Finance review page shows."""
+    from . import churn, clv, nps, pnl, representativeness
+
+    try:
+        bridge_res, bridge_err = pnl.detractor_scenario(con, filters, drop_points=drop_points), ""
+    except (ValueError, KeyError) as exc:
+        bridge_res, bridge_err = None, str(exc)
+    rep = representativeness.response_rates(con, filters)
+    method_sources = [nps.by(con, filters, dim="segment"), rep, churn.hazard_ratios(con, filters),
+                      clv.clv_by_group(con, filters, draws=300), reconciliation(con, filters)]
     return {
+        "bridge": bridge_res, "bridge_error": bridge_err, "representativeness": rep,
+        "methodology": methodology(method_sources), "audit": audit_log(con, filters),
         "register": assumptions.register(con),
         "history": assumptions.history(con),
         "reconciliation": reconciliation(con, filters),

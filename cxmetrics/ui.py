@@ -174,7 +174,10 @@ def sidebar_filters() -> Filters:
 
 def estimate_tile(est: Estimate, *, fmt: str = "{:.1f}", help: str | None = None) -> None:
     """A metric tile: estimate, CI and n; small samples are flagged."""
-    value = fmt.format(est.estimate) + (f" {est.unit}" if est.unit and est.unit not in ("points",) else "")
+    if est.unit == "EUR" and abs(est.estimate) >= 1e6:
+        value = f"{est.estimate / 1e6:,.1f} M EUR"
+    else:
+        value = fmt.format(est.estimate) + (f" {est.unit}" if est.unit and est.unit not in ("points",) else "")
     st.metric(est.label, value, help=help or est.method)
     n_text = f"n = {est.n:,}" + (f", effective n = {est.n_eff:,.0f}" if est.n_eff is not None else "")
     st.caption(f"{est.ci_text(fmt)} · {n_text}")

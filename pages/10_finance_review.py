@@ -5,6 +5,8 @@ import datetime as dt
 import streamlit as st
 
 from cxmetrics import assumptions, finance, roles, ui
+from cxmetrics.charts import nps as nps_charts
+from cxmetrics.charts import pnl as pnl_charts
 
 st.title("Finance review")
 st.caption("Take every figure apart: the assumptions behind it (and their versions), how sensitive the "
@@ -52,6 +54,31 @@ with st.expander("Version history and restore"):
             except assumptions.AssumptionError as exc:
                 st.error(str(exc))
 
+st.header("Sensitivity of the CX-to-P&L bridge")
+b = data["bridge"]
+if b is None:
+    ui.empty_state(f"The bridge cannot be computed for this selection: {data['bridge_error']}")
+else:
+    st.markdown(f"**{b.description}: net impact {b.net[0]:,.0f} (95% interval {b.net[1]:,.0f} to {b.net[2]:,.0f}).**")
+    ui.chart(pnl_charts.tornado(b), key="fin_tornado",
+             caption="Each bar: the net impact when one assumption moves across its stated range, the others fixed.")
+    for line in b.break_even["reading"]:
+        st.markdown(f"- Break-even: {line}.")
+    st.subheader("Every input of the bridge")
+    ui.table(b.inputs, key="fin_inputs", name="bridge_inputs",
+             caption="Estimated inputs carry a standard error (their uncertainty feeds the interval); assumptions do not "
+                     "(their effect is the tornado above).")
+    st.caption("Assumption versions used: " + "; ".join(f"{k} = {v}" for k, v in b.assumptions.items()))
+
+st.header("Sample sizes and representativeness")
+rep = data["representativeness"]
+st.markdown(f"**{rep.extra['finding']}**")
+ui.chart(nps_charts.response_rates(rep), key="fin_rep")
+ui.table(rep.table, key="fin_rep_table", name="response_rates")
+
+st.header("Methodology")
+ui.table(data["methodology"], key="fin_methods", name="methodology")
+
 st.header("Revenue reconciliation")
 recon = data["reconciliation"]
 flagged = recon.extra["flagged_periods"]
@@ -85,6 +112,10 @@ if can_edit:
 st.header("Net revenue retention")
 ui.estimate_tile(data["nrr"], fmt="{:.1f}")
 ui.how_computed(data["nrr"], key="fin_nrr_how")
+
+st.header("Audit log")
+st.caption("Append-only: who imported, edited an assumption or an initiative, entered booked revenue, and when.")
+ui.table(data["audit"], key="fin_audit", name="audit_log")
 
 st.header("Data lineage")
 st.caption("Every accepted import (file, sha256, rows, when) that the figures are built from.")

@@ -1,0 +1,68 @@
+"""The executive summary: one page (and the deck's backbone) built from every module's results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from . import alignment, churn, clv, complaints, drivers, impact, nps, pnl
+from .filters import Filters
+from .results import Estimate, Result
+
+
+@dataclass(frozen=True)
+class Summary:
+    nps: Estimate
+    nps_weighted: Estimate
+    nps_change: Estimate | None
+    nps_change_text: str
+    nps_trend: Result
+    hazard: Result
+    churn_by_nps: Result
+    clv: Result
+    promoter_value: Estimate
+    bridge: pnl.PnL | None
+    bridge_error: str
+    alignment: Result
+    pareto: Result
+    drivers: Result
+    initiatives: impact.ImpactPage
+
+    def findings(self) -> list[tuple[str, str]]:
+        """(topic, one-line finding) pairs, generated from the results."""
+        out = [("NPS", f"NPS is {self.nps.estimate:.1f} ({self.nps.ci_text()}, n = {self.nps.n:,}); weighted to the "
+                       f"customer base it is {self.nps_weighted.estimate:.1f} ({self.nps_weighted.ci_text()})."),
+               ("Trend", self.nps_change_text),
+               ("Churn", churn.describe_hazard(self.hazard)),
+               ("Value", clv.describe(self.clv, self.promoter_value))]
+        if self.bridge is not None:
+            out.append(("P&L", pnl.describe(self.bridge)))
+        else:
+            out.append(("P&L", self.bridge_error))
+        mis = self.alignment.table[self.alignment.table["status"] == "misaligned"] if len(self.alignment.table) else None
+        if mis is not None and len(mis):
+            out.append(("Alignment", alignment.describe(mis.iloc[0])))
+        else:
+            out.append(("Alignment", "No KPI target is beyond what customers tolerate."))
+        out.append(("Complaints", complaints.describe_pareto(self.pareto)))
+        out.append(("Drivers", drivers.describe(self.drivers)))
+        out.append(("Initiatives", impact.describe_portfolio(self.initiatives.portfolio)))
+        return out
+
+
+def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: float = 5.0, to: str = "passive") -> Summary:
+    """Everything the executive summary shows."""
+    L = churn.default_landmark(con, filters)
+    change, text = nps.last_change(con, filters)
+    c = clv.clv_by_group(con, filters, landmark=L)
+    try:
+        b, err = pnl.detractor_scenario(con, filters, drop_points=drop_points, to=to), ""
+    except (ValueError, KeyError) as exc:
+        b, err = None, f"The bridge cannot be computed for this selection: {exc}"
+    return Summary(
+        nps=nps.overall(con, filters), nps_weighted=nps.overall(con, filters, weighted=True), nps_change=change,
+        nps_change_text=text, nps_trend=nps.trend(con, filters), hazard=churn.hazard_ratios(con, filters, landmark=L),
+        churn_by_nps=churn.churn_by(con, filters, landmark=L), clv=c, promoter_value=clv.promoter_value(c),
+        bridge=b, bridge_error=err, alignment=alignment.scorecard(con, filters), pareto=complaints.pareto(con, filters),
+        drivers=drivers.key_drivers(con, filters), initiatives=impact.page_data(con, filters))

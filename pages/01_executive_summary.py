@@ -1,0 +1,61 @@
+"""Executive summary: the CX-to-P&L story on one page."""
+
+import streamlit as st
+
+from cxmetrics import summary, ui
+from cxmetrics.charts import churn as churn_charts
+from cxmetrics.charts import nps as nps_charts
+from cxmetrics.charts import pnl as pnl_charts
+
+st.title("Executive summary")
+st.caption("What customer experience does for revenue, churn and cost — every figure with its uncertainty. "
+           "Open 'How was this computed?' under any figure to take it apart.")
+filters = ui.page_filters()
+c1, c2 = st.columns(2)
+drop = c1.slider("Scenario: detractor share falls by (points)", 1, 20, 5, key="exec_drop")
+to = c2.segmented_control("…and they become", ("passive", "promoter"), default="passive", key="exec_to") or "passive"
+data = ui.compute(summary.page_data, filters, drop_points=float(drop), to=to)
+
+if data.nps.n == 0:
+    ui.empty_state("No survey responses match these filters. Widen the date range or clear the filters.")
+    st.stop()
+
+st.subheader("The story in one minute")
+for topic, sentence in data.findings():
+    st.markdown(f"- **{topic}.** {sentence}")
+
+t1, t2, t3, t4 = st.columns(4)
+with t1:
+    ui.estimate_tile(data.nps)
+with t2:
+    if data.hazard.headline:
+        ui.estimate_tile(data.hazard.headline[0], fmt="{:.2f}")
+with t3:
+    ui.estimate_tile(data.promoter_value, fmt="{:,.0f}")
+with t4:
+    if data.bridge is not None:
+        est, lo, hi = data.bridge.net
+        st.metric("Net impact of the scenario", f"{est:,.0f} EUR")
+        st.caption(f"95% interval {lo:,.0f} to {hi:,.0f}")
+
+st.header("CX-to-P&L bridge")
+if data.bridge is None:
+    ui.empty_state(data.bridge_error)
+else:
+    ui.chart(pnl_charts.waterfall(data.bridge), key="exec_bridge",
+             caption="Retention, enrichment, advocacy and cost savings of the scenario, minus the programme cost. "
+                     "The Finance review page shows every input, assumption and the sensitivity.")
+
+c1, c2 = st.columns(2)
+with c1:
+    ui.chart(nps_charts.trend(data.nps_trend, "NPS by quarter (95% CI)"), key="exec_trend", caption=data.nps_change_text)
+with c2:
+    ui.chart(churn_charts.rate_bars(data.churn_by_nps, "nps_group", title="12-month churn by NPS group (95% CI)"),
+             key="exec_churn")
+c3, c4 = st.columns(2)
+with c3:
+    ui.chart(churn_charts.clv_bars(data.clv), key="exec_clv")
+with c4:
+    ui.table(data.initiatives.summary[["initiative", "name", "track", "status", "effect", "ci_low", "ci_high", "money"]],
+             key="exec_initiatives", name="initiative_results")
+ui.how_computed(data.clv, key="exec_clv_how")

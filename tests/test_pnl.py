@@ -1,0 +1,78 @@
+"""The bridge from the store, the executive summary page and the pnl CLI."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cxmetrics import assumptions, bridge, pnl, store, summary
+from cxmetrics.filters import Filters
+
+
+def test_detractor_scenario_from_the_store(con):
+    p = pnl.detractor_scenario(con, Filters(), drop_points=5, to="promoter")
+    est, lo, hi = p.net
+    assert lo <= est <= hi
+    comps = p.components.set_index("component")
+    assert comps.loc["retention", "estimate"] > 0 and comps.loc["enrichment", "estimate"] > 0
+    assert comps.loc["advocacy", "estimate"] > 0  # promoters refer
+    assert set(p.assumptions) == set(pnl.BRIDGE_ASSUMPTIONS) and all("v" in v for v in p.assumptions.values())
+    assert p.tornado["swing"].is_monotonic_decreasing
+
+
+def test_scenario_cites_an_edited_assumption_version(writable_db):
+    with store.connect(str(writable_db), read_only=False) as con:
+        assumptions.set_value(con, "gross_margin", 0.30, actor="fiona", role="finance")
+    with store.connect(str(writable_db)) as con:
+        p = pnl.detractor_scenario(con, Filters())
+    assert p.assumptions["gross_margin"].startswith("0.3 share (v2, fiona")
+
+
+def test_bigger_scenario_is_worth_more_and_more_data_narrows_intervals(con):
+    small = pnl.detractor_scenario(con, Filters(), drop_points=2)
+    big = pnl.detractor_scenario(con, Filters(), drop_points=10)
+    assert big.net[0] > small.net[0]
+    one_region = pnl.detractor_scenario(con, Filters(regions=("west",)), drop_points=5)
+    everyone = pnl.detractor_scenario(con, Filters(), drop_points=5)
+    rel = lambda p: (p.components.iloc[0]["ci_high"] - p.components.iloc[0]["ci_low"]) / p.components.iloc[0]["estimate"]  # noqa: E731
+    assert rel(everyone) < rel(one_region)
+
+
+def test_initiatives_scenario(con):
+    p = pnl.initiatives_scenario(con, Filters())
+    assert p.cost > 0 and "INI-001" in set(p.components["component"])
+    assert p.net[1] <= p.net[0] <= p.net[2]
+
+
+def test_summary_findings_are_generated_from_results(con):
+    s = summary.page_data(con, Filters())
+    topics = dict(s.findings())
+    assert f"{s.nps.estimate:.1f}" in topics["NPS"]
+    assert "MISALIGNED" in topics["Alignment"] and "Delivery" in topics["Alignment"]
+    assert topics["P&L"].startswith("If the detractor share fell by 5 points")
+
+
+def test_executive_summary_page(demo_db, make_app):
+    at = make_app(demo_db, role="executive")
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Executive summary"  # the landing page
+    assert any("**P&L.**" in m.value for m in at.markdown)
+    at.slider(key="exec_drop").set_value(10).run()
+    assert not at.exception
+
+
+def test_cli_pnl(demo_db):
+    out = subprocess.run([sys.executable, "-m", "cxmetrics", "metrics", "pnl", "--scenario", "detractors",
+                          "--drop-points", "5", "--json", "--db", str(demo_db)], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["scenario"] == "detractors" and len(data["net"]) == 3
+    assert {r["component"] for r in data["components"]} >= set(bridge.COMPONENTS)
+
+
+@pytest.mark.parametrize("scenario", ["initiatives"])
+def test_cli_pnl_initiatives(demo_db, scenario):
+    out = subprocess.run([sys.executable, "-m", "cxmetrics", "metrics", "pnl", "--scenario", scenario,
+                          "--db", str(demo_db)], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr and "net impact" in out.stdout
