@@ -141,7 +141,10 @@ def detractor_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop
             f"active contract customers becoming {to}s)")
     return PnL("detractors", desc, comps, sim["net"], bridge.roi(inp), inp.programme_cost, _inputs_table(inp), torn,
                pd.DataFrame(be), ctx["cited"], tuple(warnings),
-               method=bridge.__doc__.split("\n\n")[1].strip() if bridge.__doc__ else "",
+               method=("Moved customers × attribution share × [retention (detractor margin × survival gain), "
+                       "enrichment (share-of-wallet gain × wallet × gross margin), advocacy (referral rate × "
+                       "conversion × CLV, promoters only), cost savings (complaints avoided × cost)], discounted over "
+                       "the horizon, minus the programme cost; intervals by parametric bootstrap of the inputs."),
                filters=filters.describe(), extra={"tables": ("customers", "transactions", "survey_responses",
                                                              "churn_events", "complaints", "initiatives")})
 

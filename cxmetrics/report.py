@@ -203,3 +203,58 @@ def write(slides: list[Slide], fmt: str, path: str | os.PathLike, *, title: str,
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
     writer = {"pptx": to_pptx, "html": to_html, "pdf": to_pdf}[fmt]
     return writer(slides, path, title=title, subtitle=subtitle)
+
+
+def generate(db, fmt: str, out, filters, *, department: str | None = None) -> Path:
+    """Build the update from the store and write it (used by the CLI and the app's download button)."""
+    from . import store, story
+
+    with store.connect(db) as con:
+        slides, title, subtitle = story.build(con, filters, department_name=department)
+    return write(slides, fmt, out, title=title, subtitle=subtitle)
+
+
+def register_cli(sub, parents) -> None:
+    p = sub.add_parser("report", parents=parents[1:], help="the executive update as a deck, HTML or PDF")
+    p.add_argument("--db", help="DuckDB file (default $CX_DB or data/cx.duckdb)")
+    p.add_argument("--format", choices=FORMATS, default="pptx")
+    p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--period", help="shorthand for --from/--to: YYYY, YYYY-Qn or YYYY-MM")
+    p.add_argument("--dept", dest="report_department", help="a department's update instead of the company's")
+    p.set_defaults(func=_cli)
+
+
+def period_bounds(period: str) -> tuple[dt.date, dt.date]:
+    """'2025', '2025-Q3' or '2025-07' to (first day, last day).
+
+    >>> period_bounds("2025-Q3")
+    (datetime.date(2025, 7, 1), datetime.date(2025, 9, 30))
+    """
+    import calendar
+
+    p = period.strip().upper()
+    try:
+        if len(p) == 4:
+            y = int(p)
+            return dt.date(y, 1, 1), dt.date(y, 12, 31)
+        if "-Q" in p:
+            y, q = int(p[:4]), int(p[-1])
+            m = 3 * (q - 1) + 1
+            return dt.date(y, m, 1), dt.date(y, m + 2, calendar.monthrange(y, m + 2)[1])
+        y, m = int(p[:4]), int(p[5:7])
+        return dt.date(y, m, 1), dt.date(y, m, calendar.monthrange(y, m)[1])
+    except (ValueError, IndexError):
+        raise ValueError(f"--period must look like 2025, 2025-Q3 or 2025-07, not {period!r}") from None
+
+
+def _cli(args) -> int:
+    from .cli import filters_from_args
+
+    f = filters_from_args(args)
+    if args.period:
+        lo, hi = period_bounds(args.period)
+        f = f.with_(date_from=lo, date_to=hi)
+    dept = args.report_department or (f.scope.departments[0] if f.scope.departments else None)
+    path = generate(args.db, args.format, args.out, f, department=dept)
+    print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    return 0

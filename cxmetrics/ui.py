@@ -284,3 +284,25 @@ def write_action(fn: Callable, *args: Any, **kwargs: Any) -> Any:
         out = fn(con, *args, **kwargs)
     clear_caches()
     return out
+
+
+def deck_button(filters: Filters, *, key: str, department: str | None = None) -> None:
+    """Build the executive update (PowerPoint or PDF) on request and offer it for download."""
+    from . import report
+
+    c1, c2 = st.columns([1, 3])
+    fmt = c1.selectbox("Format", ("pptx", "pdf", "html"), key=f"{key}_fmt")
+    if c2.button("Prepare the executive update", key=f"{key}_build"):
+        with st.spinner("Building the update from the same results as this dashboard…"):
+            fd, name = tempfile.mkstemp(suffix=f".{fmt}")
+            os.close(fd)
+            path = report.generate(str(db_file()), fmt, name, filters, department=department)
+            st.session_state[f"{key}_file"] = (path.read_bytes(), fmt)
+            path.unlink(missing_ok=True)
+    built = st.session_state.get(f"{key}_file")
+    if built:
+        data, fmt_built = built
+        mime = {"pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+                "pdf": "application/pdf", "html": "text/html"}[fmt_built]
+        st.download_button(f"Download the update (.{fmt_built})", data, file_name=f"cx_update.{fmt_built}", mime=mime,
+                           key=f"{key}_download", type="primary")

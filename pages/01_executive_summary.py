@@ -20,6 +20,9 @@ if data.nps.n == 0:
     ui.empty_state("No survey responses match these filters. Widen the date range or clear the filters.")
     st.stop()
 
+with st.expander("Export the executive update (deck, PDF or HTML)"):
+    ui.deck_button(filters, key="exec_deck")
+
 st.subheader("The story in one minute")
 for topic, sentence in data.findings():
     st.markdown(f"- **{topic}.** {sentence}")

@@ -26,6 +26,9 @@ c1, c2 = st.columns(2)
 c1.markdown(f"**Leader:** {data.leader or '—'}")
 c2.markdown(f"**CX ambassador:** {data.ambassador or '—'}")
 
+with st.expander("Export this department's update"):
+    ui.deck_button(filters, key="dept_deck", department=dept)
+
 st.header("Your KPIs and what customers expect")
 a = data.alignment.table
 if a.empty:

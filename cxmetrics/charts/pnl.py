@@ -16,7 +16,7 @@ def waterfall(p, title: str | None = None) -> go.Figure:
         text=[f"{v:,.0f}" for v in c["estimate"]] + [f"{est:,.0f}"], textposition="outside",
         connector=dict(line=dict(color="#bbb")),
         increasing=dict(marker=dict(color="#1a9850")), decreasing=dict(marker=dict(color="#d73027")),
-        totals=dict(marker=dict(color="#2b5d8a"))))
+        totals=dict(marker=dict(color="#2b5d8a")), showlegend=False))
     # interval whiskers at each bar's top
     tops, run = [], 0.0
     for v in c["estimate"]:

@@ -1,0 +1,103 @@
+"""The executive update: deck, HTML, PDF, department option, narrative, download button, exports."""
+
+import io
+import re
+import shutil
+import subprocess
+import sys
+
+import openpyxl
+import pandas as pd
+import pytest
+from pptx import Presentation
+
+from cxmetrics import exports, report, store, story, summary
+from cxmetrics.filters import Filters
+
+
+@pytest.fixture(scope="module")
+def deck(demo_db, tmp_path_factory):
+    out = tmp_path_factory.mktemp("deck") / "update.pptx"
+    res = subprocess.run([sys.executable, "-m", "cxmetrics", "report", "--format", "pptx", "--out", str(out),
+                          "--db", str(demo_db)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    return Presentation(str(out))
+
+
+def test_deck_has_the_expected_slides_images_and_numbers(deck, demo_db):
+    titles = [s.shapes.title.text for s in deck.slides]
+    assert titles[0] == "CX executive update"
+    for t in ("The headlines", "What CX is worth: the CX-to-P&L bridge", "NPS: level and trend",
+              "Detractors leave sooner and are worth less", "Department targets vs customer expectations",
+              "Complaints: the result-driven track", "CX initiatives: what they delivered",
+              "Methodology, sample sizes and lineage"):
+        assert t in titles
+    pictures = sum(1 for s in deck.slides for sh in s.shapes if sh.shape_type == 13)
+    assert pictures >= 6
+    text = "\n".join(sh.text_frame.text for s in deck.slides for sh in s.shapes if sh.has_text_frame)
+    with store.connect(str(demo_db)) as con:
+        s = summary.page_data(con, Filters())
+    assert f"NPS is {s.nps.estimate:.1f} ({s.nps.ci_text()}" in text  # the same numbers as the app
+    assert "v1" in text  # assumption versions cited on the methodology slide
+
+
+def test_department_deck(demo_db, tmp_path):
+    out = tmp_path / "logistics.pptx"
+    report.generate(str(demo_db), "pptx", out, Filters(), department="logistics")
+    titles = [s.shapes.title.text for s in Presentation(str(out)).slides]
+    assert "Logistics: CX update" in titles and "Delivery time: target vs customer expectation" in titles
+    assert not any("Call wait" in t for t in titles)
+
+
+def test_html_is_self_contained(demo_db, tmp_path):
+    out = report.generate(str(demo_db), "html", tmp_path / "u.html", Filters())
+    html = out.read_text(encoding="utf-8")
+    assert "plotly" in html.lower() and html.count("class=\"plotly-graph-div\"") >= 5
+    assert not re.search(r"<script[^>]+src=\"https?://", html)  # nothing fetched from the network
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm (poppler-utils) is installed by scripts/test.sh")
+def test_pdf_pages_render(demo_db, tmp_path):
+    out = report.generate(str(demo_db), "pdf", tmp_path / "u.pdf", Filters())
+    info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True).stdout
+    pages = int(re.search(r"Pages:\s+(\d+)", info).group(1))
+    assert pages >= 8
+    subprocess.run(["pdftoppm", "-png", "-r", "40", "-f", "2", "-l", "2", str(out), str(tmp_path / "p")], check=True)
+    assert list(tmp_path.glob("p*.png"))
+
+
+def test_narrative_says_not_significant_plainly(demo_db):
+    with store.connect(str(demo_db)) as con:
+        slides = story.story(con, Filters())
+    text = " ".join(" ".join(s.sentences) for s in slides)
+    assert "not significant" in text or "significant" in text
+
+
+def test_period_option():
+    assert report.period_bounds("2025") == (pd.Timestamp("2025-01-01").date(), pd.Timestamp("2025-12-31").date())
+    with pytest.raises(ValueError):
+        report.period_bounds("last year")
+
+
+def test_exports_neutralise_formulas():
+    df = pd.DataFrame({"text": ["=cmd|' /C calc'!A0", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "fine", "<b>x</b>"],
+                       "amount": [-5, 1, 2, 3, 4, 5, 6, 7]})
+    csv = exports.to_csv_bytes(df).decode("utf-8-sig")
+    for bad in ("=cmd", "+1", "-2+3", "@SUM"):
+        assert f"'{bad}" in csv
+    assert csv.splitlines()[1].endswith(",-5")  # a negative number is not text: left alone
+    wb = openpyxl.load_workbook(io.BytesIO(exports.to_xlsx_bytes(df)))
+    ws = wb.active
+    values = [c.value for c in ws["A"][1:]]
+    assert values[0].startswith("'=") and values[6] == "fine" and values[7] == "<b>x</b>"
+    assert all(c.data_type != "f" for c in ws["A"])  # no cell is a formula
+    assert [c.value for c in ws["B"][1:]][0] == -5  # numbers stay numbers
+
+
+def test_app_download_button_returns_a_valid_deck(demo_db, make_app):
+    at = make_app(demo_db, role="executive")
+    at.button(key="exec_deck_build").click().run()
+    assert not at.exception, at.exception
+    data, fmt = at.session_state["exec_deck_file"]
+    assert fmt == "pptx"
+    assert len(Presentation(io.BytesIO(data)).slides) >= 9
