@@ -7,8 +7,8 @@ read-only, never both. We live with that rule like this:
 
 * every connection is short-lived (:func:`connect` is a context manager); nobody keeps the file
   open between requests, so the dashboard never blocks the CLI for longer than one query;
-* an importer parses and validates the file *before* it opens the database, so the write lock is
-  held only for the final transaction;
+* an import holds the write lock while it parses, validates and writes (validation needs the
+  parent tables); its write is one transaction, so a reader sees all of an import or none of it;
 * when the file is locked, :func:`connect` retries with back-off for ``CX_LOCK_TIMEOUT`` seconds
   (default 30) and then raises :class:`StoreBusy` with a one-line reason.
 

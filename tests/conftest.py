@@ -82,3 +82,40 @@ def make_app(monkeypatch):
     st.cache_data.clear()
     yield factory
     st.cache_data.clear()
+
+
+@pytest.fixture(scope="session")
+def small_db(tmp_path_factory) -> Path:
+    """A tiny demo company (300 customers) for import and CLI tests; copy it before writing."""
+    path = tmp_path_factory.mktemp("small") / "small.duckdb"
+    demo.build(str(path), customers=300, seed=3)
+    return path
+
+
+@pytest.fixture
+def small_copy(small_db, tmp_path) -> Path:
+    path = tmp_path / "small_copy.duckdb"
+    shutil.copy(small_db, path)
+    return path
+
+
+def content_digest(db: Path) -> dict[str, str]:
+    """md5 of every contract table's sorted content and of the data version: equal digests mean
+    equal content, whatever DuckDB's file layout."""
+    from cxmetrics import schema
+
+    out = {}
+    with store.connect(str(db)) as c:
+        for name, t in schema.TABLES.items():
+            cols = ", ".join(f'"{x}"' for x in t.names)
+            out[name] = c.execute(
+                f'SELECT count(*) || \':\' || coalesce(md5(string_agg(CAST(({cols}) AS VARCHAR), \'|\' '
+                f'ORDER BY CAST(({cols}) AS VARCHAR))), \'\') FROM "{name}"').fetchone()[0]
+        out["data_version"] = str(store.data_version(c))
+    return out
+
+
+@pytest.fixture
+def digest():
+    """The :func:`content_digest` function, for tests that check a database is unchanged."""
+    return content_digest

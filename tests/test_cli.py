@@ -1,0 +1,104 @@
+"""The command line run as a user runs it: a subprocess, its exit code, stdout and stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("CX_DB", None) if env is None or "CX_DB" not in env else None
+    return subprocess.run([sys.executable, "-m", "cxmetrics", *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_the_commands():
+    r = cli("--help")
+    assert r.returncode == 0
+    for cmd in ("init", "demo", "import", "metrics", "status", "report", "docs"):
+        assert cmd in r.stdout
+    r = cli("metrics", "--help")
+    for m in ("nps", "churn", "clv", "wallet", "complaints", "impact", "alignment", "pnl"):
+        assert m in r.stdout
+
+
+def test_bad_usage_exits_2():
+    r = cli("import", "no_such_table", "x.csv")
+    assert r.returncode == 2
+    assert "invalid choice" in r.stderr
+
+
+def test_missing_database_is_one_line_error(tmp_path):
+    r = cli("status", "--db", str(tmp_path / "none.duckdb"))
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no database at")
+
+
+def test_demo_then_bad_import_leaves_counts_unchanged(tmp_path):
+    """The issue's done-when flow: demo, then a bad file names row and column and changes nothing."""
+    db = str(tmp_path / "x.duckdb")
+    r = cli("demo", "--customers", "300", "--seed", "5", "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert "survey_responses" in r.stdout
+    before = json.loads(cli("status", "--db", db, "--json").stdout)["tables"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("response_id,customer_id,responded_on,survey,nps\n"
+                   "N1,C0000001,2024-01-01,relationship,9\n"
+                   "N2,C0000002,2024-13-40,relationship,12\n")
+    r = cli("import", "survey_responses", str(bad), "--db", db)
+    assert r.returncode == 3
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "row 3" in r.stderr and "responded_on" in r.stderr
+    assert "row 3, column nps: above the maximum 10" in r.stdout
+    assert "nothing was imported" in r.stdout
+    after = json.loads(cli("status", "--db", db, "--json").stdout)["tables"]
+    assert after == before
+
+    r = cli("import", "survey_responses", str(bad), "--db", db, "--json")
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "rejected" and doc["total_problems"] == 2
+    assert {(p["row"], p["column"]) for p in doc["problems"]} == {(3, "responded_on"), (3, "nps")}
+
+    good = tmp_path / "good.csv"
+    good.write_text("Id;Client;When;Kind;Score\nN1;C0000001;2024-01-01;relationship;9\n")
+    r = cli("import", "survey_responses", str(good), "--db", db, "--map", "Id=response_id",
+            "--map", "Client=customer_id", "--map", "When=responded_on", "--map", "Kind=survey",
+            "--map", "Score=nps", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["inserted"] == 1
+
+    r = cli("metrics", "nps", "--db", db, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    head = doc
+    assert -100 <= head["estimate"] <= 100 and head["ci_low"] < head["estimate"] < head["ci_high"]
+    assert head["n"] > 0 and doc["method"]
+
+
+def test_cx_db_environment_variable(tmp_path):
+    db = tmp_path / "env.duckdb"
+    r = cli("init", env={"CX_DB": str(db)})
+    assert r.returncode == 0, r.stderr
+    assert db.exists() and str(db) in r.stdout
+
+
+def test_department_role_without_department_sees_nothing(small_db):
+    r = cli("metrics", "complaints", "--db", str(small_db), "--role", "department", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["headline"][0]["n"] == 0
+
+
+@pytest.mark.parametrize("args", [["metrics", "nps", "--from", "2024-99-01"], ["metrics", "nps", "--min-n", "x"]])
+def test_bad_arguments_exit_2(args, small_db):
+    r = cli(*args, "--db", str(small_db))
+    assert r.returncode == 2

@@ -1,0 +1,382 @@
+"""Import: every format, Qualtrics, --map, idempotency, and malformed files rejected with the
+row and column named and the database content unchanged."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from cxmetrics import importer, store
+from cxmetrics.importer import ImportRejected
+
+HEADER = "response_id,customer_id,responded_on,survey,touchpoint,nps,csat,verbatim"
+
+
+def customer_ids(db: Path, n: int = 3) -> list[str]:
+    with store.connect(str(db)) as c:
+        return [r[0] for r in c.execute("SELECT customer_id FROM customers ORDER BY 1 LIMIT ?", [n]).fetchall()]
+
+
+def good_rows(db: Path, prefix: str = "T") -> list[str]:
+    a, b, c = customer_ids(db)
+    return [f"{prefix}1,{a},2024-03-01,transactional,delivery,9,5,Quick and friendly",
+            f"{prefix}2,{b},2024-03-02,transactional,billing,3,2,\"Invoice wrong, twice\"",
+            f"{prefix}3,{c},2024-03-03,relationship,,7,,"]
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "file.csv") -> Path:
+    p = tmp_path / name
+    p.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return p
+
+
+def count(db: Path, table: str = "survey_responses", where: str = "true") -> int:
+    with store.connect(str(db)) as c:
+        return c.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
+
+
+# ----------------------------------------------------------------------------- accepted formats
+
+
+@pytest.mark.parametrize("variant", ["comma", "semicolon", "tab", "pipe", "bom", "crlf", "latin1"])
+def test_csv_dialects_and_encodings(small_copy, tmp_path, variant):
+    rows = good_rows(small_copy)
+    text = "\n".join([HEADER, *rows]) + "\n"
+    enc = "utf-8"
+    if variant in ("semicolon", "tab", "pipe"):
+        sep = {"semicolon": ";", "tab": "\t", "pipe": "|"}[variant]
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        text = df.to_csv(sep=sep, index=False)
+    if variant == "crlf":
+        text = text.replace("\n", "\r\n")
+    if variant == "latin1":
+        text = text.replace("Quick and friendly", '"Très rapide, ça va"')
+        enc = "latin-1"
+    data = text.encode(enc)
+    if variant == "bom":
+        data = b"\xef\xbb\xbf" + data
+    rep = importer.import_file(write(tmp_path, data), "survey_responses", db=small_copy)
+    assert (rep.rows, rep.inserted, rep.updated) == (3, 3, 0)
+    with store.connect(str(small_copy)) as c:
+        got = c.execute("SELECT response_id, nps, csat, verbatim, touchpoint FROM survey_responses "
+                        "WHERE response_id LIKE 'T%' ORDER BY 1").fetchall()
+    assert [g[:3] for g in got] == [("T1", 9, 5), ("T2", 3, 2), ("T3", 7, None)]
+    assert got[1][3] == "Invoice wrong, twice"
+    assert got[2][4] is None  # empty string becomes NULL
+    if variant == "latin1":
+        assert got[0][3] == "Très rapide, ça va"
+        assert rep.encoding == "latin-1"
+
+
+def test_xlsx_and_parquet(small_copy, tmp_path):
+    a, b, c = customer_ids(small_copy)
+    df = pd.DataFrame({"response_id": ["X1", "X2"], "customer_id": [a, b],
+                       "responded_on": pd.to_datetime(["2024-05-01", "2024-05-02"]),
+                       "survey": ["relationship"] * 2, "nps": [10, 0], "weight": [1.5, 0.5]})
+    xlsx = tmp_path / "r.xlsx"
+    df.to_excel(xlsx, index=False)
+    rep = importer.import_file(xlsx, "survey_responses", db=small_copy)
+    assert (rep.format, rep.inserted) == ("xlsx", 2)
+    pq = tmp_path / "r.parquet"
+    df.assign(response_id=["P1", "P2"]).to_parquet(pq)
+    rep = importer.import_file(pq, "survey_responses", db=small_copy)
+    assert (rep.format, rep.inserted) == ("parquet", 2)
+    with store.connect(str(small_copy)) as con:
+        got = con.execute("SELECT response_id, responded_on::VARCHAR, nps, weight FROM survey_responses "
+                          "WHERE response_id IN ('X1','X2','P1','P2') ORDER BY 1").fetchall()
+    assert got == [("P1", "2024-05-01", 10, 1.5), ("P2", "2024-05-02", 0, 0.5),
+                   ("X1", "2024-05-01", 10, 1.5), ("X2", "2024-05-02", 0, 0.5)]
+
+
+def test_xlsx_errors_name_the_sheet_row(small_copy, tmp_path, digest):
+    a = customer_ids(small_copy)[0]
+    df = pd.DataFrame({"response_id": ["X1", "X2"], "customer_id": [a, a],
+                       "responded_on": ["2024-05-01", "2024-05-02"], "survey": ["relationship"] * 2,
+                       "nps": [10, 12]})
+    xlsx = tmp_path / "bad.xlsx"
+    df.to_excel(xlsx, index=False)
+    before = digest(small_copy)
+    with pytest.raises(ImportRejected) as e:
+        importer.import_file(xlsx, "survey_responses", db=small_copy)
+    p = e.value.problems[0]
+    assert (p.row, p.column) == (3, "nps")  # the sheet's row 3 (header is row 1)
+    assert digest(small_copy) == before
+
+
+QUALTRICS = (
+    'StartDate,EndDate,Status,RecordedDate,ResponseId,ExternalReference,Q1,Q1_NPS_GROUP,Q2\n'
+    '"Start Date","End Date","Response Type","Recorded Date","Response ID","External Data Reference",'
+    '"How likely are you to recommend us to a friend or colleague?","How likely … - Group","Why?"\n'
+    '{{"ImportId":"startDate"}},{{"ImportId":"endDate"}},{{"ImportId":"status"}},{{"ImportId":"recordedDate"}},'
+    '{{"ImportId":"_recordId"}},{{"ImportId":"externalDataReference"}},{{"ImportId":"QID1"}},'
+    '{{"ImportId":"QID1_NPS_GROUP"}},{{"ImportId":"QID2_TEXT"}}\n'
+    '2024-06-01 10:00:00,2024-06-01 10:03:00,IP Address,2024-06-01 10:03:05,R_abc1,{a},9,3,Great service\n'
+    '2024-06-02 11:00:00,2024-06-02 11:02:00,IP Address,2024-06-02 11:02:10,R_abc2,{b},2,1,"Slow, rude"\n'
+)
+
+
+def test_qualtrics_export(small_copy, tmp_path):
+    a, b, _ = customer_ids(small_copy)
+    p = write(tmp_path, QUALTRICS.format(a=a, b=b), "qualtrics.csv")
+    rep = importer.import_file(p, "survey_responses", db=small_copy, mapping={"Q2": "verbatim"})
+    assert rep.format == "qualtrics" and rep.inserted == 2
+    assert any("Qualtrics export detected" in w for w in rep.warnings)
+    with store.connect(str(small_copy)) as c:
+        got = c.execute("SELECT response_id, customer_id, responded_on::VARCHAR, survey, nps, verbatim "
+                        "FROM survey_responses WHERE response_id LIKE 'R\\_abc%' ESCAPE '\\' ORDER BY 1").fetchall()
+    assert got == [("R_abc1", a, "2024-06-01", "relationship", 9, "Great service"),
+                   ("R_abc2", b, "2024-06-02", "relationship", 2, "Slow, rude")]
+
+
+def test_qualtrics_rows_are_numbered_as_in_the_file(small_copy, tmp_path):
+    a, b, _ = customer_ids(small_copy)
+    p = write(tmp_path, QUALTRICS.format(a=a, b="NOBODY"), "qualtrics.csv")
+    with pytest.raises(ImportRejected) as e:
+        importer.import_file(p, "survey_responses", db=small_copy)
+    assert (e.value.problems[0].row, e.value.problems[0].column) == (5, "customer_id")
+
+
+def test_map_renames_foreign_columns(small_copy, tmp_path):
+    a, b, _ = customer_ids(small_copy)
+    text = ("Resp ID;Client;Date;Type;Likelihood to recommend\n"
+            f"M1;{a};2024-01-05;relationship;8\nM2;{b};2024-01-06;relationship;10\n")
+    mapping = importer.parse_mapping(["Resp ID=response_id", "Client=customer_id", "Date=responded_on",
+                                      "Type=survey", "Likelihood to recommend=nps"])
+    rep = importer.import_file(write(tmp_path, text), "survey_responses", db=small_copy, mapping=mapping)
+    assert rep.inserted == 2
+    assert count(small_copy, where="response_id IN ('M1','M2') AND nps >= 8") == 2
+
+
+def test_parse_mapping_rejects_items_without_equals():
+    assert importer.parse_mapping(["A b = c"]) == {"A b": "c"}
+    with pytest.raises(ValueError, match="no '='"):
+        importer.parse_mapping(["just a column"])
+
+
+def test_reimport_is_idempotent_and_newer_file_upserts(small_copy, tmp_path):
+    rows = good_rows(small_copy)
+    p = write(tmp_path, "\n".join([HEADER, *rows]) + "\n")
+    importer.import_file(p, "survey_responses", db=small_copy)
+    n = count(small_copy)
+    rep = importer.import_file(p, "survey_responses", db=small_copy)
+    assert (rep.inserted, rep.updated) == (0, 3)
+    assert count(small_copy) == n
+    newer = [rows[0].replace(",9,5,", ",10,5,"), rows[1], rows[2], rows[2].replace("T3,", "T4,")]
+    rep = importer.import_file(write(tmp_path, "\n".join([HEADER, *newer]) + "\n", "newer.csv"),
+                               "survey_responses", db=small_copy)
+    assert (rep.inserted, rep.updated) == (1, 3)
+    assert count(small_copy) == n + 1
+    assert count(small_copy, where="response_id = 'T1' AND nps = 10") == 1
+
+
+def test_update_keeps_columns_the_file_does_not_carry(small_copy, tmp_path):
+    cid = customer_ids(small_copy, 1)[0]
+    with store.connect(str(small_copy)) as c:
+        seg, region = c.execute("SELECT segment, region FROM customers WHERE customer_id = ?", [cid]).fetchone()
+    text = f"customer_id,segment,region,acquired_on,contract\n{cid},{seg},{region},2020-01-01,contractual\n"
+    importer.import_file(write(tmp_path, text), "customers", db=small_copy)
+    with store.connect(str(small_copy)) as c:
+        wallet = c.execute("SELECT category_wallet FROM customers WHERE customer_id = ?", [cid]).fetchone()[0]
+    assert wallet is not None  # not wiped by a file without category_wallet
+
+
+def test_derived_keys_make_transactions_idempotent(small_copy, tmp_path):
+    a, b, _ = customer_ids(small_copy)
+    text = f"customer_id,occurred_on,amount\n{a},2024-02-01,100.5\n{a},2024-02-01,100.5\n{b},2024-02-02,7\n"
+    p = write(tmp_path, text)
+    n = count(small_copy, "transactions")
+    assert importer.import_file(p, "transactions", db=small_copy).inserted == 3  # two equal purchases stay two
+    assert importer.import_file(p, "transactions", db=small_copy).inserted == 0
+    assert count(small_copy, "transactions") == n + 3
+
+
+def test_every_import_is_logged_with_its_hash(small_copy, tmp_path):
+    p = write(tmp_path, "\n".join([HEADER, *good_rows(small_copy)]) + "\n")
+    bad = write(tmp_path, HEADER + "\nZ1,NOBODY,2024-01-01,relationship,,5,,\n", "bad.csv")
+    importer.import_file(p, "survey_responses", db=small_copy, actor="ana")
+    with pytest.raises(ImportRejected):
+        importer.import_file(bad, "survey_responses", db=small_copy, actor="ana")
+    with store.connect(str(small_copy)) as c:
+        log = c.execute("SELECT source, sha256, rows, status, error, actor, finished_at >= started_at "
+                        "FROM imports WHERE actor = 'ana' ORDER BY import_id").fetchall()
+        audit = c.execute("SELECT outcome FROM audit WHERE actor = 'ana' AND action = 'import' ORDER BY audit_id").fetchall()
+    assert [r[3] for r in log] == ["accepted", "rejected"]
+    assert log[0][1] == importer.sha256_of(p) and log[0][2] == 3 and log[0][6]
+    assert "row 2" in log[1][4] and "customer_id" in log[1][4]
+    assert audit == [("accepted",), ("rejected",)]
+
+
+def test_dry_run_writes_nothing(small_copy, tmp_path, digest):
+    p = write(tmp_path, "\n".join([HEADER, *good_rows(small_copy)]) + "\n")
+    before = digest(small_copy)
+    with store.connect(str(small_copy)) as c:
+        n_log = c.execute("SELECT count(*) FROM imports").fetchone()[0]
+    rep = importer.import_file(p, "survey_responses", db=small_copy, dry_run=True)
+    assert rep.rows == 3
+    assert digest(small_copy) == before
+    with store.connect(str(small_copy)) as c:
+        assert c.execute("SELECT count(*) FROM imports").fetchone()[0] == n_log
+
+
+# ----------------------------------------------------------------------------- malformed inputs
+
+
+def _xlsx_bytes(tmp_path: Path) -> bytes:
+    p = tmp_path / "tmp.xlsx"
+    pd.DataFrame({"a": [1]}).to_excel(p, index=False)
+    return p.read_bytes()
+
+
+def _zip_bomb() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("xl/worksheets/sheet1.xml", "0" * 50_000_000)
+    return buf.getvalue()
+
+
+R = "{r0}"  # placeholders filled with valid rows / ids
+MALFORMED: dict[str, tuple[str, object, str, int | None, str | None, str]] = {
+    # name: (table, content, file name, expected row, expected column, text in the reason)
+    "empty file": ("survey_responses", b"", "f.csv", None, None, "empty"),
+    "header only": ("survey_responses", HEADER + "\n", "f.csv", None, None, "no data rows"),
+    "blank header": ("survey_responses", "\n\n{a},x\n", "f.csv", 1, None, "no header"),
+    "truncated quote": ("survey_responses", HEADER + '\nT1,{a},2024-01-01,relationship,,9,,"never clo', "f.csv", 2, None, "never closed"),
+    "wrong field count": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,9\n", "f.csv", 2, None, "number of fields"),
+    "utf-16": ("survey_responses", (HEADER + "\n").encode("utf-16"), "f.csv", None, None, "UTF-16"),
+    "windows-1252": ("survey_responses", (HEADER + "\nT1,{a},2024-01-01,relationship,,9,,\u201cquoted\u201d\n").encode("cp1252"), "f.csv", 2, None, "Windows-1252"),
+    "truncated utf-8": ("survey_responses", (HEADER + "\nT1,{a},2024-01-01,relationship,,9,,caf").encode() + b"\xc3", "f.csv", 2, None, "middle of a UTF-8"),
+    "binary": ("survey_responses", b"\x00\x01\x02garbage\x00", "f.csv", None, None, "NUL bytes"),
+    "missing column": ("survey_responses", "response_id,customer_id,survey,nps\nT1,{a},relationship,9\n", "f.csv", None, "responded_on", "Required column responded_on missing"),
+    "bad date": ("survey_responses", HEADER + "\nT1,{a},31/02/2024,relationship,,9,,\n", "f.csv", 2, "responded_on", "unparseable date"),
+    "future date": ("survey_responses", HEADER + "\nT1,{a},2999-01-01,relationship,,9,,\n", "f.csv", 2, "responded_on", "future"),
+    "ancient date": ("survey_responses", HEADER + "\nT1,{a},1850-01-01,relationship,,9,,\n", "f.csv", 2, "responded_on", "before 1900"),
+    "nps above 10": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,11,,\n", "f.csv", 2, "nps", "above the maximum 10"),
+    "nps negative": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,-1,,\n", "f.csv", 2, "nps", "below the minimum 0"),
+    "nps text": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,ten,,\n", "f.csv", 2, "nps", "not a number"),
+    "nps fraction": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,7.5,,\n", "f.csv", 2, "nps", "not a whole number"),
+    "csat out of range": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,9,6,\n", "f.csv", 2, "csat", "above the maximum 5"),
+    "duplicate key": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,9,,\nT1,{a},2024-01-02,relationship,,8,,\n", "f.csv", 2, "response_id", "duplicate key"),
+    "orphan customer": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,9,,\nT2,NOBODY,2024-01-01,relationship,,9,,\n", "f.csv", 3, "customer_id", "unknown customer_id"),
+    "formula id": ("survey_responses", HEADER + '\nT1,{a},2024-01-01,relationship,"=HYPERLINK(""http://x"")",9,,\n', "f.csv", 2, "touchpoint", "formula"),
+    "formula key": ("survey_responses", HEADER + "\n@SUM(A1),{a},2024-01-01,relationship,,9,,\n", "f.csv", 2, "response_id", "formula"),
+    "huge field": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,9,," + "x" * 10_001 + "\n", "f.csv", 2, "verbatim", "longer than 10000"),
+    "huge line": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,9,," + "x" * 4_100_000 + "\n", "f.csv", 2, None, "longer than 4,000,000"),
+    "survey not allowed": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,pulse,,9,,\n", "f.csv", 2, "survey", "must be one of"),
+    "required empty": ("survey_responses", HEADER + "\nT1,,2024-01-01,relationship,,9,,\n", "f.csv", 2, "customer_id", "required value is empty"),
+    "no score": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,,,only words\n", "f.csv", 2, "nps", "no score"),
+    "rank above brands": ("survey_responses", "response_id,customer_id,responded_on,survey,nps,brand_rank,brands_used\nT1,{a},2024-01-01,relationship,9,4,2\n", "f.csv", 2, "brand_rank", "larger than brands_used"),
+    "wallet infinite": ("survey_responses", "response_id,customer_id,responded_on,survey,share_of_wallet_pct\nT1,{a},2024-01-01,relationship,inf\n", "f.csv", 2, "share_of_wallet_pct", "finite"),
+    "bad boolean": ("complaints", "complaint_id,customer_id,opened_on,category,escalated\nK1,{a},2024-01-01,billing,maybe\n", "f.csv", 2, "escalated", "true/false"),
+    "closed before opened": ("complaints", "complaint_id,customer_id,opened_on,closed_on,category\nK1,{a},2024-01-05,2024-01-01,billing\n", "f.csv", 2, "closed_on", "before opened_on"),
+    "callback not promised": ("complaints", "complaint_id,customer_id,opened_on,category,callback_promised,callback_done\nK1,{a},2024-01-05,billing,no,yes\n", "f.csv", 2, "callback_done", "no callback was promised"),
+    "unknown kpi": ("kpi_observations", "kpi_id,observed_on,value\nKPI-NOPE,2024-01-01,3\n", "f.csv", 2, "kpi_id", "unknown kpi_id"),
+    "not an xlsx": ("survey_responses", "this is text", "f.xlsx", None, None, "not an Excel workbook"),
+    "damaged xlsx": ("survey_responses", b"PK\x03\x04" + b"\x00garbage" * 10, "f.xlsx", None, None, "damaged"),
+    "zip bomb": ("survey_responses", "ZIPBOMB", "f.xlsx", None, None, "zip bomb"),
+    "old xls": ("survey_responses", "text", "f.xls", None, None, ".xls files are not supported"),
+    "not parquet": ("survey_responses", "text", "f.parquet", None, None, "not a Parquet file"),
+    "qualtrics into customers": ("customers", QUALTRICS.format(a="{a}", b="{b}"), "f.csv", None, None, "only be imported into survey_responses"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED), ids=list(MALFORMED))
+def test_malformed_input_rejected_and_database_unchanged(case, small_copy, tmp_path, digest):
+    table, content, name, row, column, reason = MALFORMED[case]
+    a, b, _ = customer_ids(small_copy)
+    if content == "ZIPBOMB":
+        content = _zip_bomb()
+    elif isinstance(content, str):
+        content = content.replace("{a}", a).replace("{b}", b)
+    else:
+        content = content.replace(b"{a}", a.encode())
+    path = write(tmp_path, content, name)
+    before = digest(small_copy)
+    with pytest.raises(ImportRejected) as e:
+        importer.import_file(path, table, db=small_copy)
+    problems = e.value.problems
+    assert any(reason in p.reason for p in problems), [str(p) for p in problems]
+    first = next(p for p in problems if reason in p.reason)
+    assert first.row == row, str(first)
+    assert first.column == column, str(first)
+    assert digest(small_copy) == before
+    report = e.value.report()
+    assert "nothing was imported" in report and reason in report
+
+
+def test_at_least_25_malformed_cases():
+    assert len(MALFORMED) >= 25
+
+
+def test_map_to_unknown_target_and_two_columns_to_one(small_copy, tmp_path, digest):
+    before = digest(small_copy)
+    p = write(tmp_path, "\n".join([HEADER, *good_rows(small_copy)]) + "\n")
+    with pytest.raises(ImportRejected, match="not a column of survey_responses"):
+        importer.import_file(p, "survey_responses", db=small_copy, mapping={"nps": "net_promoter"})
+    with pytest.raises(ImportRejected, match="two columns map to nps"):
+        importer.import_file(p, "survey_responses", db=small_copy, mapping={"csat": "nps"})
+    assert digest(small_copy) == before
+
+
+def test_all_problems_reported_not_just_the_first(small_copy, tmp_path):
+    a = customer_ids(small_copy)[0]
+    rows = [f"T{i},{a},2024-01-01,relationship,,{11 + i},," for i in range(30)]
+    with pytest.raises(ImportRejected) as e:
+        importer.import_file(write(tmp_path, "\n".join([HEADER, *rows]) + "\n"), "survey_responses", db=small_copy)
+    assert e.value.total == 30
+    assert len(e.value.problems) == 20  # capped per check, with the total stated
+    assert "and 10 more" in e.value.report()
+
+
+def test_a_failure_inside_the_write_rolls_back(small_copy, tmp_path, digest, monkeypatch):
+    """A crash between the delete and the insert of an upsert leaves nothing half-written."""
+    p = write(tmp_path, "\n".join([HEADER, *good_rows(small_copy)]) + "\n")
+    importer.import_file(p, "survey_responses", db=small_copy)
+    before = digest(small_copy)
+    real = store.bump_version
+
+    def boom(con):
+        real(con)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(store, "bump_version", boom)
+    newer = write(tmp_path, "\n".join([HEADER, *good_rows(small_copy)]).replace(",9,5,", ",1,5,") + "\n", "n.csv")
+    with pytest.raises(RuntimeError, match="disk full"):
+        importer.import_file(newer, "survey_responses", db=small_copy)
+    assert digest(small_copy) == before
+
+
+def test_schema_constraints_hold_for_direct_writes(small_copy):
+    """The DuckDB file itself refuses out-of-contract rows, whoever writes them."""
+    con = duckdb.connect(str(small_copy))
+    try:
+        cid = con.execute("SELECT min(customer_id) FROM customers").fetchone()[0]
+        bad = [
+            ("INSERT INTO survey_responses (response_id, customer_id, responded_on, survey, nps) "
+             "VALUES ('Q1', ?, DATE '2024-01-01', 'relationship', 11)", [cid]),
+            ("INSERT INTO survey_responses (response_id, customer_id, responded_on, survey, nps) "
+             "VALUES ('Q1', ?, NULL, 'relationship', 5)", [cid]),
+            ("INSERT INTO survey_responses (response_id, customer_id, responded_on, survey, nps) "
+             "VALUES ('Q1', ?, DATE '2024-01-01', 'pulse', 5)", [cid]),
+            ("INSERT INTO customers VALUES (?, 'smb', 'north', DATE '2020-01-01', 'contractual', 1)", [cid]),
+            ("INSERT INTO complaints (complaint_id, customer_id, opened_on, closed_on, category) "
+             "VALUES ('K1', ?, DATE '2024-01-05', DATE '2024-01-01', 'billing')", [cid]),
+            ("INSERT INTO kpis VALUES ('K', 'billing', 'n', 'u', 'sideways', 1, NULL)", []),
+        ]
+        for sql, params in bad:
+            with pytest.raises(duckdb.ConstraintException):
+                con.execute(sql, params)
+    finally:
+        con.close()
+
+
+def test_import_report_is_json_serialisable(small_copy, tmp_path):
+    p = write(tmp_path, "\n".join([HEADER, *good_rows(small_copy)]) + "\n")
+    rep = importer.import_file(p, "survey_responses", db=small_copy)
+    assert json.loads(json.dumps(rep.to_dict()))["inserted"] == 3

@@ -1,0 +1,127 @@
+"""The store: schema versions and migration, and what happens when two processes meet."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from cxmetrics import schema, store
+
+
+def test_every_contract_table_exists_with_its_key(small_db):
+    with store.connect(str(small_db)) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert set(schema.TABLES) <= tables
+        assert {"meta", "imports", "audit", "assumption_history", "booked_revenue"} <= tables
+        for name, t in schema.TABLES.items():
+            cols = [r[0] for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [name]).fetchall()]
+            assert cols == list(t.names), name
+            if not t.fact:
+                pk = con.execute("SELECT constraint_column_names FROM duckdb_constraints() "
+                                 "WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'", [name]).fetchone()
+                assert tuple(pk[0]) == t.key, name
+
+
+def _downgrade_to_v1(path):
+    con = duckdb.connect(str(path))
+    con.execute("DROP TABLE assumption_history")
+    con.execute("DROP TABLE booked_revenue")
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    con.close()
+
+
+def test_old_file_is_migrated_not_broken(small_db, tmp_path, digest):
+    path = tmp_path / "v1.duckdb"
+    shutil.copy(small_db, path)
+    before = digest(path)
+    _downgrade_to_v1(path)
+    with pytest.raises(store.StoreError, match="schema version 1.*migrate"):
+        with store.connect(str(path)):
+            pass
+    with store.connect(str(path), read_only=False) as con:
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(schema.SCHEMA_VERSION)
+        assert con.execute("SELECT count(*) FROM assumption_history").fetchone()[0] == 0
+    assert digest(path) == before  # the data came through untouched
+
+
+def test_newer_file_is_refused(small_db, tmp_path):
+    path = tmp_path / "future.duckdb"
+    shutil.copy(small_db, path)
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(store.StoreError, match="newer than this code"):
+        with store.connect(str(path), read_only=False):
+            pass
+
+
+def test_not_a_cxmetrics_file(tmp_path):
+    path = tmp_path / "other.duckdb"
+    duckdb.connect(str(path)).close()
+    with pytest.raises(store.StoreError, match="not a cxmetrics database"):
+        with store.connect(str(path)):
+            pass
+
+
+def test_query_results_are_capped(con, monkeypatch):
+    monkeypatch.setattr(store, "MAX_RESULT_ROWS", 10)
+    with pytest.raises(store.StoreError, match="aggregate in SQL"):
+        store.run(con, store.Query("raw", "SELECT * FROM customers"))
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])
+    con.execute("BEGIN TRANSACTION")
+    con.execute("UPDATE meta SET value = value WHERE key = 'data_version'")
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+    con.execute("COMMIT")
+    con.close()
+""")
+
+
+def _hold_lock(path, seconds: float) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_reader_waits_for_a_writer_in_another_process(small_db, tmp_path):
+    """While another process (an import) holds the file, the app's reads wait, then succeed."""
+    path = tmp_path / "locked.duckdb"
+    shutil.copy(small_db, path)
+    proc = _hold_lock(path, 2.0)
+    try:
+        t0 = time.monotonic()
+        with store.connect(str(path), timeout=30) as con:
+            assert con.execute("SELECT count(*) FROM customers").fetchone()[0] == 300
+        assert time.monotonic() - t0 > 0.5  # it really waited for the lock
+    finally:
+        proc.wait(timeout=30)
+
+
+def test_busy_store_gives_a_one_line_reason(small_db, tmp_path):
+    path = tmp_path / "busy.duckdb"
+    shutil.copy(small_db, path)
+    proc = _hold_lock(path, 5.0)
+    try:
+        with pytest.raises(store.StoreBusy, match="locked by another process"):
+            with store.connect(str(path), timeout=0.3):
+                pass
+        r = subprocess.run([sys.executable, "-m", "cxmetrics", "status", "--db", str(path)],
+                           capture_output=True, text=True, env={"CX_LOCK_TIMEOUT": "0.3", "PATH": ""}, timeout=60,
+                           cwd=Path(__file__).resolve().parent.parent)
+        assert r.returncode == 1
+        assert r.stderr.strip().count("\n") == 0 and "locked by another process" in r.stderr
+    finally:
+        proc.kill()
+        proc.wait()
