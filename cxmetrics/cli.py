@@ -25,7 +25,7 @@ from .results import DEFAULT_MIN_N, jsonable
 #: Modules that add `metrics <name>` sub-commands.
 METRIC_MODULES: list[str] = ["cxmetrics.nps", "cxmetrics.churn", "cxmetrics.clv", "cxmetrics.wallet", "cxmetrics.complaints", "cxmetrics.impact", "cxmetrics.alignment", "cxmetrics.pnl"]
 #: Modules that add top-level sub-commands.
-COMMAND_MODULES: list[str] = ["cxmetrics.docs", "cxmetrics.btyd", "cxmetrics.report"]
+COMMAND_MODULES: list[str] = ["cxmetrics.docs", "cxmetrics.btyd", "cxmetrics.report", "cxmetrics.bench", "cxmetrics.backup"]
 
 
 class CLIError(Exception):

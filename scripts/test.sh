@@ -16,7 +16,7 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&
   fi
 fi
 set +e
-python -m pytest -n "${CX_TEST_WORKERS:-2}" "$@"
+python -m pytest -n "${CX_TEST_WORKERS:-2}" --dist loadgroup "$@"
 rc=$?
 set -e
 if [ "$rc" = "5" ]; then

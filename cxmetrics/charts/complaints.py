@@ -15,11 +15,13 @@ def pareto(result, title: str = "Complaint Pareto: categories by volume") -> go.
         go.Scatter(x=t["category"], y=t["cumulative_share_pct"], name="cumulative %", yaxis="y2",
                    mode="lines+markers", line=dict(color="#d73027")),
     ])
-    fig.update_layout(yaxis2=dict(overlaying="y", side="right", range=[0, 105], title="cumulative %"),
-                      xaxis=dict(tickangle=-35))
     fig.add_hline(y=80, line_dash="dot", line_color="#d73027", yref="y2")
-    fig.update_yaxes(title="complaints")
-    return style(fig, title, height=440)
+    fig = style(fig, title, height=440)
+    fig.update_layout(yaxis=dict(title="complaints"),
+                      yaxis2=dict(overlaying="y", side="right", range=[0, 105], title="cumulative %",
+                                  tickmode="array", tickvals=[0, 20, 40, 60, 80, 100], showgrid=False, automargin=True),
+                      xaxis=dict(tickangle=-45, automargin=True))
+    return fig
 
 
 def escalation_trend(result, title: str = "Escalation rate by month (95% CI)") -> go.Figure:

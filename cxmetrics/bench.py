@@ -1,0 +1,403 @@
+"""``python -m cxmetrics bench``: every page's computation timed at scale, beside a pandas
+baseline and a DuckDB floor, plus the import of a 10M-row CSV and the app's cold start.
+
+The dataset is the demo company at ``--customers`` with its fact tables then replicated in SQL
+(new keys, same customers and score distributions) up to ``--responses``, ``--complaints`` and
+``--transactions`` rows. Replication keeps the shapes realistic for timing; the planted truths are
+only guaranteed at demo scale. Every measurement runs in a fresh subprocess, so "cold" is the first
+call in a new process (imports done, nothing cached) and peak memory is that process's own.
+"Warm" is what the dashboard does on a cache hit: ``st.cache_data`` unpickles the stored result.
+
+Budgets (from the performance issue) are reported, never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import pickle
+import platform
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from . import demo, roles, store
+from .filters import Filters
+
+ROOT = Path(__file__).resolve().parent.parent
+BUDGETS = {
+    "page_cold_s": 0.5, "page_warm_s": 0.25, "baseline_speedup": 5.0, "baseline_memory_ratio": 0.2,
+    "floor_ratio": 3.0, "app_memory_mib": 1024, "import_s": 10.0, "import_memory_mib": 1024,
+    "cold_start_s": 2.0,
+}
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# ----------------------------------------------------------------------------- dataset
+
+
+def _replicate(con, table: str, key: str, target: int, cols: list[str]) -> None:
+    """Add copies of ``table``'s rows with new keys until it holds ``target`` rows."""
+    n = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+    if n == 0 or n >= target:
+        return
+    copies = -(-target // n) - 1
+    other = ", ".join(f'"{c}"' for c in cols if c != key)
+    con.execute(
+        f'INSERT INTO "{table}" ("{key}", {other}) '
+        f'SELECT "{key}" || \'-x\' || k, {other} FROM "{table}", range(1, $copies + 1) r(k) '
+        f"LIMIT $extra", {"copies": copies, "extra": target - n})
+
+
+def dataset(path: Path, customers: int, responses: int, complaints: int, transactions: int,
+            log=print) -> Path:
+    """Build (or reuse) the benchmark database."""
+    from .schema import TABLES
+
+    want = {"customers": customers, "survey_responses": responses, "complaints": complaints,
+            "transactions": transactions}
+    if path.exists():
+        with store.connect(str(path)) as con:
+            have = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in want}
+        if have == want:
+            log(f"reusing {path}")
+            return path
+        path.unlink()
+    log(f"building the demo company with {customers:,} customers …")
+    t0 = time.perf_counter()
+    demo.build(str(path), customers=customers, seed=11)
+    with store.connect(str(path), read_only=False) as con:
+        for table, target in (("survey_responses", responses), ("complaints", complaints),
+                              ("transactions", transactions)):
+            log(f"replicating {table} to {target:,} rows …")
+            t = TABLES[table]
+            _replicate(con, table, t.key[0], target, list(t.names))
+            # trim exactly to target (demo scale may already exceed it)
+            n = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+            if n > target:
+                con.execute(f'DELETE FROM "{table}" WHERE "{t.key[0]}" IN (SELECT "{t.key[0]}" FROM "{table}" '
+                            f'ORDER BY "{t.key[0]}" DESC LIMIT {n - target})')
+        store.bump_version(con)
+        con.execute("CHECKPOINT")
+    log(f"dataset ready in {time.perf_counter() - t0:.0f} s")
+    return path
+
+
+# ----------------------------------------------------------------------------- workers (subprocesses)
+
+
+def _call_page(spec: roles.PageSpec, con, filters):
+    module, func = spec.data.split(":")
+    fn = getattr(importlib.import_module(module), func)
+    return fn(con, filters)
+
+
+def worker_page(db: str, path: str) -> dict:
+    spec = next(p for p in roles.PAGES if p.path == path)
+    module = spec.data.split(":")[0]
+    importlib.import_module(module)
+    import pandas  # noqa: F401  (loaded by the app before any page runs)
+
+    with store.connect(db) as con:
+        filters = Filters()
+        before = _rss_mib()
+        t0 = time.perf_counter()
+        result = _call_page(spec, con, filters)
+        cold = time.perf_counter() - t0
+        blob = pickle.dumps(result)
+        t0 = time.perf_counter()
+        pickle.loads(blob)
+        warm = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _call_page(spec, con, filters)  # second uncached call: DuckDB's own caches are warm
+        second = time.perf_counter() - t0
+    peak = _peak_mib()
+    return {"cold_s": cold, "warm_s": warm, "second_uncached_s": second, "peak_mib": peak,
+            "work_mib": peak - before, "result_kib": len(blob) / 1024}
+
+
+#: The pandas baseline: what a typical dashboard does — load the tables, group in memory.
+BASELINE_PAGES = ("pages/02_nps_drivers.py", "pages/08_complaints.py", "pages/04_churn_retention.py")
+
+
+def worker_baseline(db: str, path: str) -> dict:
+    import numpy as np
+    import pandas as pd
+
+    before = _rss_mib()
+    t0 = time.perf_counter()
+    with store.connect(db) as con:
+        cust = con.execute("SELECT * FROM customers").df()
+        if path == "pages/02_nps_drivers.py":
+            sr = con.execute("SELECT * FROM survey_responses").df()
+        elif path == "pages/08_complaints.py":
+            cp = con.execute("SELECT * FROM complaints").df()
+        else:
+            sr = con.execute("SELECT * FROM survey_responses").df()
+            ch = con.execute("SELECT * FROM churn_events").df()
+    if path == "pages/02_nps_drivers.py":
+        sr = sr.merge(cust, on="customer_id")
+        sr["grp"] = np.select([sr.nps >= 9, sr.nps <= 6], ["p", "d"], "n")
+        sr.loc[sr.nps.isna(), "grp"] = None
+
+        def nps(g):
+            n = g["grp"].notna().sum()
+            p, d = (g["grp"] == "p").sum() / n, (g["grp"] == "d").sum() / n
+            se = 100 * np.sqrt((p + d - (p - d) ** 2) / n)
+            return pd.Series({"nps": 100 * (p - d), "lo": 100 * (p - d) - 1.96 * se, "n": n})
+
+        sr["quarter"] = pd.to_datetime(sr.responded_on).dt.to_period("Q")
+        nps(sr)
+        for by in ("segment", "region", "quarter", "touchpoint"):
+            sr.groupby(by).apply(nps, include_groups=False)
+        sr.groupby("touchpoint")[["csat", "ces"]].agg(["mean", "std", "count"])
+    elif path == "pages/08_complaints.py":
+        cp["month"] = pd.to_datetime(cp.opened_on).dt.to_period("M")
+        vol = cp.groupby("category").size().sort_values(ascending=False)
+        (vol.cumsum() / vol.sum())
+        cp.groupby("month").agg(n=("complaint_id", "size"), esc=("escalated", "mean"))
+        days = (pd.to_datetime(cp.closed_on) - pd.to_datetime(cp.opened_on)).dt.days
+        days.groupby(cp.category).quantile([0.5, 0.9])
+        cp.groupby("department")[["callback_promised", "callback_done"]].sum()
+    else:
+        sr = sr.sort_values("responded_on").groupby("customer_id").tail(1)
+        sr = sr.merge(cust, on="customer_id").merge(ch, on="customer_id", how="left")
+        sr["grp"] = np.select([sr.nps >= 9, sr.nps <= 6], ["promoter", "detractor"], "passive")
+        sr["churned"] = sr.churned_on.notna()
+        sr.groupby(["grp", "segment"]).churned.agg(["mean", "count"])
+        sr.groupby("grp").churned.agg(["mean", "count"])
+    peak = _peak_mib()
+    return {"seconds": time.perf_counter() - t0, "peak_mib": peak, "work_mib": peak - before}
+
+
+FLOOR_SQL = """
+SELECT c.segment, date_trunc('month', s.responded_on) AS month, count(s.nps) AS n,
+       avg(CASE WHEN s.nps >= 9 THEN 100 WHEN s.nps <= 6 THEN -100 ELSE 0 END) AS nps
+FROM survey_responses s JOIN customers c USING (customer_id) GROUP BY ALL
+"""
+
+
+def worker_floor(db: str) -> dict:
+    with store.connect(db) as con:
+        con.execute("SELECT 1").fetchall()
+        t0 = time.perf_counter()
+        con.execute(FLOOR_SQL).to_arrow_table()
+        return {"seconds": time.perf_counter() - t0, "peak_mib": _peak_mib()}
+
+
+def worker_import(db: str, csv_path: str) -> dict:
+    from . import importer
+
+    t0 = time.perf_counter()
+    rep = importer.import_file(csv_path, "survey_responses", db=db, actor="bench")
+    return {"seconds": time.perf_counter() - t0, "rows": rep.rows, "peak_mib": _peak_mib()}
+
+
+STARTUP_PROBE = "import sys, time; t = time.perf_counter(); import cxmetrics.ui, cxmetrics.roles; " \
+    "print(time.perf_counter() - t, 'statsmodels' in sys.modules)"
+
+
+def startup() -> dict:
+    """What app.py imports before any page runs (a fresh interpreter): statsmodels must not be among them."""
+    r = subprocess.run([sys.executable, "-c", STARTUP_PROBE], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    secs, loaded = r.stdout.split()
+    return {"import_s": float(secs), "statsmodels_imported": loaded == "True"}
+
+
+def _spawn(*args: str, timeout: float = 1800) -> dict:
+    r = subprocess.run([sys.executable, "-m", "cxmetrics.bench", *args], capture_output=True, text=True,
+                       cwd=ROOT, timeout=timeout)
+    if r.returncode != 0:
+        return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- app cold start
+
+
+def app_cold_start(db: Path, timeout: float = 60) -> dict:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "CX_DB": str(db)}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while time.perf_counter() - t0 < timeout:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as r:
+                    if r.status == 200:
+                        return {"seconds": time.perf_counter() - t0}
+            except OSError:
+                time.sleep(0.05)
+        return {"error": "no answer"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def run(args: argparse.Namespace, log=print) -> dict:
+    out_dir = Path(args.dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = f"bench_{args.customers}_{args.responses}_{args.complaints}_{args.transactions}.duckdb"
+    db = dataset(out_dir / name, args.customers, args.responses, args.complaints, args.transactions, log)
+    res: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                             "python": platform.python_version(),
+                             "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+                 "scale": {"customers": args.customers, "responses": args.responses,
+                           "complaints": args.complaints, "transactions": args.transactions},
+                 "budgets": BUDGETS, "pages": {}}
+    log("floor: one DuckDB aggregation over the survey table …")
+    res["floor"] = _spawn("floor", str(db))
+    for spec in roles.PAGES:
+        log(f"page {spec.title} …")
+        row = _spawn("page", str(db), spec.path)
+        if spec.path in BASELINE_PAGES and not args.skip_baseline:
+            row["baseline"] = _spawn("baseline", str(db), spec.path)
+        res["pages"][spec.title] = row
+    res["startup"] = startup()
+    log("app cold start …")
+    res["app_cold_start"] = app_cold_start(db)
+    if not args.skip_import:
+        log(f"import of a {args.import_rows:,}-row CSV …")
+        res["import"] = bench_import(db, out_dir, args.import_rows, log)
+    res["checks"] = checks(res)
+    return res
+
+
+def bench_import(db: Path, out_dir: Path, rows: int, log) -> dict:
+    csv_path = out_dir / f"responses_{rows}.csv"
+    target = out_dir / "import_target.duckdb"
+    with store.connect(str(db)) as con:
+        if not csv_path.exists():
+            con.execute(
+                "COPY (SELECT 'I' || (i - 1) AS response_id, s.customer_id, s.responded_on, s.survey, s.touchpoint, "
+                "s.department, s.nps, s.csat, s.ces, s.share_of_wallet_pct, s.verbatim "
+                "FROM (SELECT *, row_number() OVER () AS i FROM survey_responses) s WHERE i <= $n) "
+                "TO '" + str(csv_path).replace("'", "''") + "' (HEADER, DELIMITER ',')", {"n": rows})
+    target.unlink(missing_ok=True)
+    with store.connect(str(target), read_only=False) as con:
+        con.execute("ATTACH $p AS src (READ_ONLY)", {"p": str(db)})
+        con.execute("INSERT INTO customers SELECT * FROM src.customers")
+        con.execute("DETACH src")
+    out = _spawn("import", str(target), str(csv_path))
+    out["csv_mib"] = csv_path.stat().st_size / 2**20
+    target.unlink(missing_ok=True)
+    return out
+
+
+def checks(res: dict) -> list[dict]:
+    """Every budget against the measurement: name, measured, budget, met."""
+    b = BUDGETS
+    out = []
+
+    def add(name, value, budget, met):
+        out.append({"check": name, "measured": value, "budget": budget, "met": bool(met)})
+
+    floor = res["floor"].get("seconds")
+    worst_app_mem = 0.0
+    for title, row in res["pages"].items():
+        if "error" in row:
+            add(f"{title}: computes", row["error"], "no error", False)
+            continue
+        worst_app_mem = max(worst_app_mem, row["peak_mib"])
+        add(f"{title}: uncached", round(row["cold_s"], 3), f"< {b['page_cold_s']} s", row["cold_s"] < b["page_cold_s"])
+        add(f"{title}: cached", round(row["warm_s"], 4), f"< {b['page_warm_s']} s", row["warm_s"] < b["page_warm_s"])
+        if floor:
+            ratio = row["cold_s"] / floor
+            add(f"{title}: ours / floor", round(ratio, 1), f"≤ {b['floor_ratio']}", ratio <= b["floor_ratio"])
+        base = row.get("baseline")
+        if base and "seconds" in base:
+            speed = base["seconds"] / row["cold_s"]
+            mem = row["work_mib"] / max(base["work_mib"], 1)
+            add(f"{title}: baseline / ours (time)", round(speed, 1), f"≥ {b['baseline_speedup']}", speed >= b["baseline_speedup"])
+            add(f"{title}: ours / baseline (memory used by the call)", round(mem, 2), f"≤ {b['baseline_memory_ratio']}",
+                mem <= b["baseline_memory_ratio"])
+    add("peak memory of any page's process (MiB)", round(worst_app_mem), f"< {b['app_memory_mib']}", worst_app_mem < b["app_memory_mib"])
+    cs = res.get("app_cold_start", {}).get("seconds")
+    add("app cold start (s)", round(cs, 2) if cs else "failed", f"< {b['cold_start_s']}", cs is not None and cs < b["cold_start_s"])
+    add("statsmodels imported at startup", res["startup"].get("statsmodels_imported"), "False",
+        res["startup"].get("statsmodels_imported") is False)
+    imp = res.get("import")
+    if imp:
+        if "error" in imp:
+            add("import", imp["error"], "no error", False)
+        else:
+            add(f"import of {imp['rows']:,} rows (s)", round(imp["seconds"], 1), f"< {b['import_s']}", imp["seconds"] < b["import_s"])
+            add("import peak memory (MiB)", round(imp["peak_mib"]), f"< {b['import_memory_mib']}", imp["peak_mib"] < b["import_memory_mib"])
+    return out
+
+
+def table(res: dict) -> str:
+    lines = [f"{'page':32} {'uncached s':>10} {'cached s':>9} {'peak MiB':>9} {'baseline s':>10} {'ours/floor':>10}"]
+    floor = res["floor"].get("seconds") or float("nan")
+    for title, row in res["pages"].items():
+        if "error" in row:
+            lines.append(f"{title:32} error: {row['error']}")
+            continue
+        base = row.get("baseline", {}).get("seconds")
+        lines.append(f"{title:32} {row['cold_s']:10.3f} {row['warm_s']:9.4f} {row['peak_mib']:9.0f} "
+                     f"{(f'{base:.2f}' if base else '—'):>10} {row['cold_s'] / floor:10.1f}")
+    lines.append(f"floor (one scan of survey_responses): {floor:.3f} s")
+    lines.append("")
+    lines.append(f"{'check':52} {'measured':>12} {'budget':>10}  met")
+    for c in res["checks"]:
+        lines.append(f"{c['check']:52} {str(c['measured']):>12} {c['budget']:>10}  {'yes' if c['met'] else 'NO'}")
+    return "\n".join(lines)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    res = run(args, log=lambda m: print(m, file=sys.stderr, flush=True))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2, default=str))
+    print(table(res))
+    print(f"\nwritten to {out}")
+    return 0
+
+
+def register_cli(sub, parents) -> None:
+    p = sub.add_parser("bench", help="time every page at scale beside a pandas baseline and a DuckDB floor")
+    p.add_argument("--customers", type=int, default=1_000_000)
+    p.add_argument("--responses", type=int, default=10_000_000)
+    p.add_argument("--complaints", type=int, default=2_000_000)
+    p.add_argument("--transactions", type=int, default=20_000_000)
+    p.add_argument("--import-rows", type=int, default=10_000_000, help="rows of the CSV import test")
+    p.add_argument("--dir", default=str(ROOT / "data" / "bench"), help="where the dataset is kept (reused)")
+    p.add_argument("--out", default=str(ROOT / "data" / "bench" / "bench.json"), help="JSON results")
+    p.add_argument("--skip-baseline", action="store_true")
+    p.add_argument("--skip-import", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+
+def _worker_main(argv: list[str]) -> None:
+    kind, *rest = argv
+    fn = {"page": worker_page, "baseline": worker_baseline, "floor": worker_floor, "import": worker_import}[kind]
+    print(json.dumps(fn(*rest)))
+
+
+if __name__ == "__main__":
+    _worker_main(sys.argv[1:])
