@@ -20,7 +20,6 @@ import os
 import pickle
 import platform
 import resource
-import shutil
 import socket
 import subprocess
 import sys
