@@ -12,7 +12,7 @@ ui.leave_legacy_multipage_mode()
 st.set_page_config(page_title="CX to P&L", page_icon=":material/insights:", layout="wide")
 
 ui.ensure_database()
-scope = ui.role_switcher()
+scope = ui.identify()
 specs = roles.pages_for(scope.role)
 if not specs:
     st.error("Your role has no pages. Ask an administrator to map your account to a role.")

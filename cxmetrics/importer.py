@@ -489,8 +489,13 @@ def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limit
                 val = row[1] if with_value and len(row) > 1 and row[1] is not None else None
                 problems.append(Problem(row[0], column, reason, None if val is None else str(val)[:80]))
 
-    for column, cond, reason in _checks(t, present):
-        collect(f'SELECT __row, "{column}" FROM __stage s WHERE {cond}', column, reason)
+    checks = _checks(t, present)
+    if checks:  # one scan counts every check; only the failing ones are then listed
+        counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {cond})" for _, cond, _ in checks)
+                             + " FROM __stage s").fetchone()
+        for (column, cond, reason), cnt in zip(checks, counts, strict=True):
+            if cnt:
+                collect(f'SELECT __row, "{column}" FROM __stage s WHERE {cond}', column, reason)
     if all(k in present for k in t.key):
         key = ", ".join(f'{_raw(k)}' for k in t.key)
         collect(f"SELECT min(__row), {key} FROM __stage s GROUP BY {key} HAVING count(*) > 1",

@@ -118,7 +118,16 @@ MIGRATIONS: dict[int, list[str]] = {1: []}
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
-    """Create missing tables and apply pending migrations in one transaction. Returns the version."""
+    """Create missing tables and apply pending migrations in one transaction. Returns the version.
+
+    A file already at the current version is left alone (no DDL runs), so opening it is cheap.
+    """
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row and int(row[0]) == schema.SCHEMA_VERSION:
+            return schema.SCHEMA_VERSION
+    except duckdb.CatalogException:
+        pass
     con.execute("BEGIN TRANSACTION")
     try:
         for ddl in schema.all_ddl():
@@ -244,5 +253,11 @@ def lineage(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> pd.DataF
 
 
 def page_data(con: duckdb.DuckDBPyConnection, filters=None) -> dict[str, pd.DataFrame]:
-    """Everything the Data page shows: table overview and import history."""
-    return {"overview": table_overview(con), "history": import_history(con)}
+    """Everything the Data page shows: table overview and import history.
+
+    Store-wide counts are not department rows, but they are not a department's business either:
+    a restricted scope gets empty frames (fail closed)."""
+    overview, history = table_overview(con), import_history(con)
+    if filters is not None and filters.scope.restricted:
+        return {"overview": overview.iloc[0:0], "history": history.iloc[0:0]}
+    return {"overview": overview, "history": history}

@@ -86,8 +86,47 @@ def clear_caches() -> None:
 # ----------------------------------------------------------------------------- role and filters
 
 
+def login_configured() -> bool:
+    """Whether an identity provider is configured (an ``[auth]`` section in secrets.toml)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all  # noqa: BLE001
+        return False
+
+
+def identify() -> Scope:
+    """The caller's scope: from the login and the role mapping when a login is configured,
+    otherwise from the clearly labelled demo role switcher."""
+    if not login_configured():
+        return role_switcher()
+    from . import identity
+
+    if not getattr(st.user, "is_logged_in", False):
+        st.title("CX to P&L")
+        st.info("Sign in with your company account to see the dashboard.")
+        st.button("Sign in", on_click=st.login, type="primary")
+        st.stop()
+    try:
+        scope = identity.resolve(st.user.get("email"), identity.load())
+    except identity.MappingError as exc:
+        st.error(f"The role mapping is invalid, so nobody can be let in: {exc}")
+        st.stop()
+    if scope is None:
+        st.error(f"{st.user.get('email')} is not mapped to a role. Ask an administrator to add you.")
+        st.button("Sign out", on_click=st.logout)
+        st.stop()
+    st.session_state["identity_scope"] = scope
+    with st.sidebar:
+        st.caption(f"Signed in as {scope.user} — {roles.ROLE_LABELS[scope.role]}"
+                   + (f" ({', '.join(scope.departments)})" if scope.departments else ""))
+        st.button("Sign out", on_click=st.logout, key="logout")
+    return scope
+
+
 def current_scope() -> Scope:
-    """The caller's role and department scope (demo switcher until a login is configured)."""
+    """The caller's role and department scope (from the login, or the demo switcher)."""
+    if "identity_scope" in st.session_state:
+        return st.session_state["identity_scope"]
     role = st.session_state.get("role", "analyst")
     if role not in roles.ROLES:
         role = "analyst"
@@ -262,7 +301,7 @@ def page_filters() -> Filters:
     f = st.session_state.get("filters")
     if f is None:
         ensure_database()
-        role_switcher()
+        identify()
         f = sidebar_filters()
     return f
 

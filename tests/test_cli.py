@@ -102,3 +102,12 @@ def test_department_role_without_department_sees_nothing(small_db):
 def test_bad_arguments_exit_2(args, small_db):
     r = cli(*args, "--db", str(small_db))
     assert r.returncode == 2
+
+
+def test_department_cli_call_contains_only_that_department(small_db):
+    r = cli("metrics", "complaints", "--db", str(small_db), "--role", "department", "--department", "billing", "--json")
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    assert "billing" in text
+    for other in ("logistics", "contact_centre", "digital"):
+        assert f'"{other}"' not in text, other

@@ -1,0 +1,280 @@
+"""Reliability and security: crash safety, backups, hostile files (property-based), hostile
+filter values, and the app's configuration."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cxmetrics import backup, importer, schema, store
+from cxmetrics.filters import Filters
+
+ROOT = Path(__file__).resolve().parent.parent
+#: generated cases per importer: 1,000 in CI (CI=true), fewer on a developer's machine
+FUZZ_CASES = int(os.environ.get("CX_FUZZ_CASES", "1000" if os.environ.get("CI") else "150"))
+
+
+# ----------------------------------------------------------------------------- backups
+
+
+def test_backup_restore_round_trip(small_copy, tmp_path, digest):
+    before = digest(small_copy)
+    manifest = backup.backup(small_copy, tmp_path / "bk")
+    assert manifest["rows"]["customers"] == 300
+    with pytest.raises(ValueError, match="not empty"):
+        backup.backup(small_copy, tmp_path / "bk")
+    restored = tmp_path / "restored.duckdb"
+    backup.restore(tmp_path / "bk", restored)
+    assert digest(restored) == before
+    with store.connect(str(restored)) as con:  # bookkeeping came along and sequences still work
+        n_audit = con.execute("SELECT count(*) FROM audit").fetchone()[0]
+        assert n_audit > 0
+    cid = "C0000001"
+    csv = tmp_path / "one.csv"
+    csv.write_text(f"response_id,customer_id,responded_on,survey,nps\nAFTER1,{cid},2024-01-01,relationship,9\n")
+    importer.import_file(csv, "survey_responses", db=restored)
+    with store.connect(str(restored)) as con:
+        assert con.execute("SELECT count(*) FROM audit").fetchone()[0] == n_audit + 1
+
+
+def test_restore_replaces_only_when_complete(small_copy, tmp_path, digest):
+    before = digest(small_copy)
+    with pytest.raises(ValueError, match="not a cxmetrics backup"):
+        backup.restore(tmp_path, small_copy)
+    bk = tmp_path / "bk"
+    backup.backup(small_copy, bk)
+    (bk / "customers.parquet").write_bytes(b"PAR1 damaged")
+    with pytest.raises(Exception):  # noqa: B017 - DuckDB's own error for a damaged file
+        backup.restore(bk, small_copy)
+    assert digest(small_copy) == before
+    assert not list(tmp_path.glob("*.restoring"))
+
+
+def test_backup_cli_round_trip(small_copy, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "cxmetrics", "backup", "--db", str(small_copy), "--out", str(tmp_path / "b")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "cxmetrics", "restore", str(tmp_path / "b"), "--db", str(tmp_path / "r.duckdb")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "restored" in r.stdout
+
+
+# ----------------------------------------------------------------------------- crash safety
+
+KILLED_IMPORT = textwrap.dedent("""
+    import sys, time
+    from cxmetrics import importer, store
+    real = store.bump_version
+    def slow(con):
+        real(con)  # rows are deleted and inserted, the transaction is not committed yet
+        print("inside the transaction", flush=True)
+        time.sleep(60)
+    store.bump_version = slow
+    importer.import_file(sys.argv[2], "survey_responses", db=sys.argv[1])
+""")
+
+
+def test_process_killed_mid_import_leaves_the_store_as_it_was(small_copy, tmp_path, digest):
+    with store.connect(str(small_copy)) as con:
+        rows = con.execute("SELECT response_id, customer_id, responded_on, survey, nps FROM survey_responses "
+                           "ORDER BY response_id LIMIT 200").fetchall()
+    lines = ["response_id,customer_id,responded_on,survey,nps"]
+    lines += [f"{r[0]},{r[1]},{r[2]},{r[3]},{0 if r[4] is None else 10 - r[4]}" for r in rows]  # updates
+    lines += [f"NEW{i},{rows[0][1]},2024-01-01,relationship,9" for i in range(500)]  # inserts
+    csv = tmp_path / "big.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    before = digest(small_copy)
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_IMPORT, str(small_copy), str(csv)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "inside the transaction"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert digest(small_copy) == before
+    with store.connect(str(small_copy), read_only=False) as con:  # reopens read-write, replays the WAL
+        assert con.execute("SELECT count(*) FROM survey_responses WHERE response_id LIKE 'NEW%'").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM imports WHERE status = 'accepted' AND source = 'big.csv'").fetchone()[0] == 0
+    assert digest(small_copy) == before
+    importer.import_file(csv, "survey_responses", db=small_copy)  # and the same file then imports
+    assert digest(small_copy) != before
+
+
+# ----------------------------------------------------------------------------- property-based fuzzing
+
+
+def _valid_frame(table: str) -> pd.DataFrame:
+    rows = {
+        "survey_responses": {"response_id": ["F1", "F2"], "customer_id": ["C0000001", "C0000002"],
+                             "responded_on": ["2024-01-01", "2024-02-01"], "survey": ["relationship", "transactional"],
+                             "touchpoint": ["billing", ""], "nps": ["9", "3"], "csat": ["5", ""],
+                             "verbatim": ["fine", "<script>alert(1)</script>"]},
+        "complaints": {"complaint_id": ["FK1", "FK2"], "customer_id": ["C0000001", "C0000002"],
+                       "opened_on": ["2024-01-01", "2024-01-02"], "closed_on": ["2024-01-03", ""],
+                       "category": ["billing error", "late delivery"], "escalated": ["no", "yes"],
+                       "callback_promised": ["yes", "no"], "callback_done": ["yes", "no"], "cost": ["12.5", "3"]},
+        "customers": {"customer_id": ["FC1", "FC2"], "segment": ["smb", "enterprise"], "region": ["north", "south"],
+                      "acquired_on": ["2021-01-01", "2022-05-05"], "contract": ["contractual", "non_contractual"],
+                      "category_wallet": ["1000", "250.5"]},
+    }[table]
+    return pd.DataFrame(rows)
+
+
+def _mutate(df: pd.DataFrame, data) -> pd.DataFrame:
+    df = df.copy()
+    for _ in range(data.draw(st.integers(0, 4), label="mutations")):
+        kind = data.draw(st.sampled_from(["cell", "drop_column", "dup_row", "rename"]), label="kind")
+        if kind == "cell":
+            r = data.draw(st.integers(0, len(df) - 1), label="row")
+            c = data.draw(st.sampled_from(list(df.columns)), label="col")
+            df.loc[r, c] = data.draw(st.one_of(
+                st.text(max_size=30),
+                st.sampled_from(["", "11", "-1", "7.5", "1e309", "nan", "=1+1", "@SUM(A1)", "2999-01-01", "31/02/2024",
+                                 "1850-01-01", "NOBODY", "' OR 1=1 --", "x" * 300, "true", "maybe", "\t", "\r\n"]),
+                st.integers(-10**12, 10**12).map(str)), label="value")
+        elif kind == "drop_column" and len(df.columns) > 1:
+            df = df.drop(columns=[data.draw(st.sampled_from(list(df.columns)), label="drop")])
+        elif kind == "dup_row":
+            df = pd.concat([df, df.iloc[[0]]], ignore_index=True)
+        elif kind == "rename":
+            c = data.draw(st.sampled_from(list(df.columns)), label="rename")
+            df = df.rename(columns={c: data.draw(st.text(min_size=1, max_size=12), label="new name")})
+    return df
+
+
+def _encode(df: pd.DataFrame, fmt: str, data, path: Path) -> Path:
+    if fmt == "csv":
+        text = df.to_csv(index=False, sep=data.draw(st.sampled_from([",", ";", "\t"]), label="sep"))
+        raw = text.encode(data.draw(st.sampled_from(["utf-8", "utf-8-sig", "latin-1"]), label="enc"), errors="replace")
+        cut = data.draw(st.one_of(st.none(), st.integers(0, len(raw))), label="truncate")
+        if cut is not None:
+            raw = raw[:cut]
+        if data.draw(st.booleans(), label="noise"):
+            at = data.draw(st.integers(0, len(raw)), label="at")
+            raw = raw[:at] + data.draw(st.binary(min_size=1, max_size=8), label="bytes") + raw[at:]
+        path = path.with_suffix(".csv")
+        path.write_bytes(raw)
+    elif fmt == "xlsx":
+        path = path.with_suffix(".xlsx")
+        df.to_excel(path, index=False)
+    else:
+        path = path.with_suffix(".parquet")
+        df.to_parquet(path)
+    return path
+
+
+def _qualtrics(df: pd.DataFrame) -> str:
+    out = io.StringIO()
+    cols = list(df.columns)
+    out.write(",".join(f'"{c}"' for c in cols) + "\n")
+    out.write(",".join(f'"Question {i}"' for i, _ in enumerate(cols)) + "\n")
+    out.write(",".join('"{""ImportId"":""QID%d""}"' % i for i, _ in enumerate(cols)) + "\n")
+    df.to_csv(out, index=False, header=False)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def fuzz_db(tmp_path_factory):
+    """A tiny store (two customers) so each generated case costs milliseconds."""
+    d = tmp_path_factory.mktemp("fuzz")
+    path = d / "fuzz.duckdb"
+    seed = d / "customers.csv"
+    seed.write_text("customer_id,segment,region,acquired_on,contract\n"
+                    "C0000001,smb,north,2020-01-01,contractual\nC0000002,enterprise,south,2021-01-01,contractual\n")
+    importer.import_file(seed, "customers", db=path)
+    return path
+
+
+def _check_one(db: Path, path: Path, table: str, digest) -> None:
+    before = digest(db)
+    try:
+        rep = importer.import_file(path, table, db=db)
+    except importer.ImportRejected as exc:
+        assert exc.problems, "a rejection lists at least one problem"
+        for p in exc.problems:
+            assert p.reason and (p.row is not None or p.column is not None or len(p.reason) > 10), p
+        assert digest(db) == before, f"a rejected {path.name} changed the store"
+        return
+    assert rep.rows > 0
+    with store.connect(str(db)) as con:
+        t = schema.TABLES[table]
+        # what was accepted obeys the contract (the DDL's checks would have refused it otherwise)
+        assert con.execute(f'SELECT count(*) FROM "{table}" WHERE "{t.key[0]}" IS NULL').fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "parquet"])
+@pytest.mark.parametrize("table", ["survey_responses", "complaints", "customers"])
+def test_fuzzed_files_import_or_are_rejected_cleanly(fmt, table, fuzz_db, tmp_path, digest):
+    cases = FUZZ_CASES // 3 + 1  # per importer (format): ≥ FUZZ_CASES over its three tables
+
+    @settings(max_examples=cases, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(data=st.data())
+    def run(data):
+        df = _mutate(_valid_frame(table), data)
+        path = _encode(df, fmt, data, tmp_path / "fuzz")
+        _check_one(fuzz_db, path, table, digest)
+
+    run()
+
+
+def test_fuzzed_qualtrics_exports(fuzz_db, tmp_path, digest):
+    @settings(max_examples=FUZZ_CASES, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(data=st.data())
+    def run(data):
+        df = _mutate(_valid_frame("survey_responses"), data).rename(
+            columns={"response_id": "ResponseId", "customer_id": "ExternalReference", "responded_on": "RecordedDate"})
+        path = tmp_path / "q.csv"
+        path.write_text(_qualtrics(df))
+        _check_one(fuzz_db, path, "survey_responses", digest)
+
+    run()
+
+
+# ----------------------------------------------------------------------------- hostile filter values
+
+
+@pytest.mark.parametrize("value", ["smb' OR '1'='1", "x\"; DROP TABLE customers; --", "$1", "?", "%", "\x00"])
+def test_sql_looking_filter_values_are_bound_not_interpolated(con, value):
+    from cxmetrics import nps
+
+    f = Filters(segments=(value,), regions=(value,))
+    where, params = f.where(date_col="s.responded_on", customer="c")
+    assert value not in where
+    assert any(v == value or (isinstance(v, list | tuple) and value in v) for v in params.values())
+    res = nps.overall(con, f)
+    assert res.n == 0  # no segment has that name: nothing matches, nothing breaks
+    assert con.execute("SELECT count(*) FROM customers").fetchone()[0] > 0
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+def test_streamlit_config_is_hardened():
+    cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert cfg["server"]["enableXsrfProtection"] is True
+    assert cfg["server"]["enableCORS"] is True  # True means cross-origin requests are refused
+    assert cfg["browser"]["gatherUsageStats"] is False
+    assert 1 <= cfg["server"]["maxUploadSize"] <= 1024
+    assert cfg["client"]["showErrorDetails"] in ("type", "none", False)
+
+
+def test_no_unsafe_html_anywhere():
+    hits = []
+    for path in [ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *(ROOT / "cxmetrics").rglob("*.py")]:
+        text = path.read_text()
+        for pattern in (r"unsafe_allow_html\s*=\s*True", r"st\.html\(", r"components\.html\("):
+            if re.search(pattern, text):
+                hits.append(f"{path.name}: {pattern}")
+    assert not hits, hits
