@@ -178,7 +178,7 @@ def _qualtrics(df: pd.DataFrame) -> str:
     cols = list(df.columns)
     out.write(",".join(f'"{c}"' for c in cols) + "\n")
     out.write(",".join(f'"Question {i}"' for i, _ in enumerate(cols)) + "\n")
-    out.write(",".join('"{""ImportId"":""QID%d""}"' % i for i, _ in enumerate(cols)) + "\n")
+    out.write(",".join(f'"{{""ImportId"":""QID{i}""}}"' for i, _ in enumerate(cols)) + "\n")
     df.to_csv(out, index=False, header=False)
     return out.getvalue()
 
