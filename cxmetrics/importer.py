@@ -446,7 +446,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
         m = re.search(r"Line: (\d+)", msg)
         detail = next((ln.strip() for ln in msg.splitlines()[1:6]
                        if ln.strip() and not ln.startswith("Original Line")), "")
-        reason = "the file cannot be parsed as CSV"
+        reason = "the file cannot be parsed as CSV" if fmt == "csv" else f"the {fmt} file cannot be read"
         if "unterminated quote" in msg.lower():
             reason = "a quoted value is never closed (truncated file?)"
         elif "Expected Number of Columns" in msg:

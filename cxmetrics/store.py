@@ -123,8 +123,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     A file already at the current version is left alone (no DDL runs), so opening it is cheap.
     """
     try:
-        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row and int(row[0]) == schema.SCHEMA_VERSION:
+        rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+        if rows and int(rows[0][0]) == schema.SCHEMA_VERSION:
             return schema.SCHEMA_VERSION
     except duckdb.CatalogException:
         pass
