@@ -19,7 +19,6 @@ import json
 import os
 import pickle
 import platform
-import resource
 import socket
 import subprocess
 import sys
@@ -38,16 +37,21 @@ BUDGETS = {
 }
 
 
+def _status_mib(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    """This process's peak resident memory (VmHWM; ru_maxrss would carry the parent's peak over exec)."""
+    return _status_mib("VmHWM")
 
 
 def _rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return _status_mib("VmRSS")
 
 
 # ----------------------------------------------------------------------------- dataset
