@@ -558,8 +558,16 @@ def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | 
         _record_rejection(db, report, started, exc, actor, dry_run)
         raise
     report.format = fmt
-    with store.connect(db, read_only=dry_run) as con:
-        try:
+    # Stage and validate in a private in-memory database with the store attached read-only, so
+    # readers (the dashboard) are not blocked while a large file is parsed and checked; the write
+    # lock is taken only for the final transaction.
+    if not store.db_path(db).exists() and not dry_run:
+        with store.connect(db, read_only=False):
+            pass  # a first import creates the store
+    con = duckdb.connect()
+    try:
+        rejected = None
+        with store.attached(con, db, read_only=True):
             try:
                 present, _ = _stage(con, path, t, fmt, encoding, mapping, limits, report)
                 report.rows = con.execute("SELECT count(*) FROM __stage").fetchone()[0]
@@ -568,16 +576,19 @@ def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | 
                     raise ImportRejected(table, path.name, problems, total)
             except ImportRejected as exc:
                 exc.table = table
-                if not dry_run:
-                    _log(con, report, started, "rejected", exc.summary(), actor)
-                raise
-            if dry_run:
-                report.inserted = report.rows
-                return report
+                rejected = exc
+        if rejected is not None:
+            if not dry_run:
+                with store.attached(con, db, read_only=False):
+                    _log(con, report, started, "rejected", rejected.summary(), actor)
+            raise rejected
+        if dry_run:
+            report.inserted = report.rows
+            return report
+        with store.attached(con, db, read_only=False):
             _write(con, t, present, report, started, actor)
-        finally:
-            for tmp in ("__stage", "__typed", "__file"):
-                con.execute(f"DROP TABLE IF EXISTS temp.{tmp}")
+    finally:
+        con.close()
     return report
 
 
@@ -607,16 +618,18 @@ def _write(con, t: Table, present: set[str], report: ImportReport, started, acto
     key_match = " AND ".join(f'x."{k}" = y."{k}"' for k in t.key)
     # columns absent from the file keep their stored value on update (NULL on insert)
     keep = [c for c in t.names if c not in present and c not in t.key]
+    # Prepare the staged rows first (a transaction may write to one database only); nobody else
+    # can write between here and COMMIT because this process holds the store's write lock.
+    report.updated = con.execute(
+        f'SELECT count(*) FROM __typed y WHERE EXISTS (SELECT 1 FROM "{t.name}" x WHERE {key_match})'
+    ).fetchone()[0]
+    if keep and report.updated:
+        sets = ", ".join(f'"{c}" = x."{c}"' for c in keep)
+        con.execute(f'UPDATE __typed y SET {sets} FROM "{t.name}" x WHERE {key_match}')
+    if t.name == "survey_responses":
+        con.execute('UPDATE __typed SET weight = 1.0 WHERE weight IS NULL')
     con.execute("BEGIN TRANSACTION")
     try:
-        report.updated = con.execute(
-            f'SELECT count(*) FROM __typed y WHERE EXISTS (SELECT 1 FROM "{t.name}" x WHERE {key_match})'
-        ).fetchone()[0]
-        if keep and report.updated:
-            sets = ", ".join(f'"{c}" = x."{c}"' for c in keep)
-            con.execute(f'UPDATE __typed y SET {sets} FROM "{t.name}" x WHERE {key_match}')
-        if t.name == "survey_responses":
-            con.execute('UPDATE __typed SET weight = 1.0 WHERE weight IS NULL')
         if t.fact:
             con.execute(f'DELETE FROM "{t.name}" x WHERE EXISTS (SELECT 1 FROM __typed y WHERE {key_match})')
             con.execute(f'INSERT INTO "{t.name}" ({cols}) SELECT {cols} FROM __typed')

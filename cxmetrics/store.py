@@ -72,23 +72,7 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = True,
         raise StoreError(f"no database at {p}: run `python -m cxmetrics demo` or `init` first")
     if not read_only:
         p.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + (_lock_timeout() if timeout is None else timeout)
-    delay = 0.02
-    while True:
-        try:
-            con = duckdb.connect(str(p), read_only=read_only)
-            break
-        except (duckdb.IOException, duckdb.ConnectionException) as exc:
-            msg = str(exc)
-            if "lock" not in msg.lower() and "different configuration" not in msg:
-                raise StoreError(f"cannot open {p}: {msg.splitlines()[0]}") from exc
-            if time.monotonic() >= deadline:
-                raise StoreBusy(
-                    f"{p} is locked by another process (an import or another writer) — "
-                    f"try again when it finishes"
-                ) from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+    con = _with_lock_retry(p, lambda: duckdb.connect(str(p), read_only=read_only), timeout)
     try:
         if read_only:
             check_version(con, p)
@@ -99,12 +83,61 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = True,
         con.close()
 
 
+def _with_lock_retry(p: Path, fn, timeout: float | None = None):
+    """Call ``fn`` (which opens or attaches ``p``), retrying with back-off while the file is locked."""
+    deadline = time.monotonic() + (_lock_timeout() if timeout is None else timeout)
+    delay = 0.02
+    while True:
+        try:
+            return fn()
+        except (duckdb.IOException, duckdb.ConnectionException, duckdb.BinderException) as exc:
+            msg = str(exc)
+            if "lock" not in msg.lower() and "different configuration" not in msg:
+                raise StoreError(f"cannot open {p}: {msg.splitlines()[0]}") from exc
+            if time.monotonic() >= deadline:
+                raise StoreBusy(
+                    f"{p} is locked by another process (an import or another writer) — "
+                    f"try again when it finishes"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+@contextlib.contextmanager
+def attached(con: duckdb.DuckDBPyConnection, path: str | os.PathLike | None = None, *,
+             read_only: bool = True, timeout: float | None = None) -> Iterator[None]:
+    """Attach the store to ``con`` (an in-memory staging connection) as its default catalog.
+
+    The importer stages and validates a file in its own in-memory database with the store attached
+    read-only (other readers, such as the dashboard, keep working), and re-attaches it read-write
+    only for the final transaction. Temporary tables of ``con`` survive the re-attach.
+    """
+    p = db_path(path)
+    if read_only and not p.exists():
+        raise StoreError(f"no database at {p}: run `python -m cxmetrics demo` or `init` first")
+    if not read_only:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    mode = " (READ_ONLY)" if read_only else ""
+    sql = "ATTACH '" + str(p).replace("'", "''") + "' AS cxstore" + mode
+    _with_lock_retry(p, lambda: con.execute(sql), timeout)
+    try:
+        con.execute("USE cxstore")
+        if read_only:
+            check_version(con, p)
+        else:
+            migrate(con)
+        yield
+    finally:
+        con.execute("USE memory")
+        con.execute("DETACH cxstore")
+
+
 def check_version(con: duckdb.DuckDBPyConnection, p: Path | str = "") -> None:
     try:
-        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
     except duckdb.CatalogException as exc:
         raise StoreError(f"{p} is not a cxmetrics database (no meta table); run `init`") from exc
-    found = int(row[0]) if row else 0
+    found = int(rows[0][0]) if rows else 0
     if found != schema.SCHEMA_VERSION:
         raise StoreError(
             f"{p} is at schema version {found}, this code needs {schema.SCHEMA_VERSION}: "

@@ -125,3 +125,39 @@ def test_busy_store_gives_a_one_line_reason(small_db, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+SLOW_VALIDATION = textwrap.dedent("""
+    import sys, time
+    from cxmetrics import importer
+    real = importer._validate
+    def slow(*args, **kwargs):
+        print("validating", flush=True)
+        time.sleep(4)
+        return real(*args, **kwargs)
+    importer._validate = slow
+    rep = importer.import_file(sys.argv[2], "survey_responses", db=sys.argv[1])
+    print("imported", rep.inserted, flush=True)
+""")
+
+
+def test_readers_are_not_blocked_while_an_import_parses_and_validates(small_db, tmp_path):
+    """An import holds the store read-only while it stages and checks the file; the dashboard's
+    read-only connections open at once. Only the final transaction takes the write lock."""
+    path = tmp_path / "serving.duckdb"
+    shutil.copy(small_db, path)
+    csv = tmp_path / "r.csv"
+    csv.write_text("response_id,customer_id,responded_on,survey,nps\nSRV1,C0000001,2024-01-01,relationship,9\n")
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_VALIDATION, str(path), str(csv)],
+                            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        assert proc.stdout.readline().strip() == "validating"
+        for _ in range(5):
+            with store.connect(str(path), timeout=0.2) as con:  # would raise StoreBusy if blocked
+                assert con.execute("SELECT count(*) FROM customers").fetchone()[0] == 300
+            time.sleep(0.3)
+        assert proc.stdout.readline().strip() == "imported 1"
+    finally:
+        proc.wait(timeout=60)
+    with store.connect(str(path)) as con:
+        assert con.execute("SELECT count(*) FROM survey_responses WHERE response_id = 'SRV1'").fetchone()[0] == 1
