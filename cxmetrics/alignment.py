@@ -234,6 +234,7 @@ def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, 
     return out
 
 
+@store.memoized
 def scorecard(con: duckdb.DuckDBPyConnection, filters: Filters, *, department: str | None = None,
               alpha: float = 0.05) -> Result:
     """Every KPI's threshold, status and money at risk, sorted by money at risk."""

@@ -327,6 +327,7 @@ class ChurnPage:
     cohorts: Result
 
 
+@store.memoized
 def page_data(con: duckdb.DuckDBPyConnection, filters: Filters) -> ChurnPage:
     """Everything the "Churn & retention" page shows."""
     L = default_landmark(con, filters)

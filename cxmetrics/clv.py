@@ -140,6 +140,7 @@ class ValuePage:
     wallet_relation: Estimate
 
 
+@store.memoized
 def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, moved: int = 1000) -> ValuePage:
     """Everything the "Customer value" page shows."""
     from . import btyd, wallet

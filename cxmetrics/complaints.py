@@ -372,6 +372,7 @@ class ComplaintsPage:
     followup: Result
 
 
+@store.memoized
 def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, followup_days: int = 7) -> ComplaintsPage:
     """Everything the "Complaints & closed loop" page shows."""
     return ComplaintsPage(

@@ -53,6 +53,7 @@ FROM kpi_observations o JOIN kpis k USING (kpi_id)
 WHERE k.department = $dept AND {where} GROUP BY ALL ORDER BY 1, 5""", {**params, "dept": department}))
 
 
+@store.memoized
 def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, department: str | None = None) -> DepartmentPage | None:
     """Everything the department page shows, or None when the caller may not see the department."""
     allowed = departments(con, filters)

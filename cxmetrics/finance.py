@@ -188,6 +188,7 @@ def methodology(results: list) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@store.memoized
 def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: float = 5.0) -> dict:
     """Everything the Finance review page shows."""
     from . import churn, clv, nps, pnl, representativeness

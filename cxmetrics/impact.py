@@ -305,6 +305,7 @@ class ImpactPage:
     portfolio: pd.DataFrame
 
 
+@store.memoized
 def page_data(con: duckdb.DuckDBPyConnection, filters: Filters) -> ImpactPage:
     """Everything the "Initiatives & impact" page shows."""
     imps = all_impacts(con, filters)

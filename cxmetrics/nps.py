@@ -381,6 +381,7 @@ class NPSPage:
     drivers: Result
 
 
+@store.memoized
 def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, period: str = "quarter",
               survey: str = "relationship") -> NPSPage:
     """Everything the "NPS & drivers" page shows."""

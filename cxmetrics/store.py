@@ -19,6 +19,8 @@ import holds the lock; a page that needs a fresh query waits for the commit.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import os
 import time
 from collections.abc import Iterator
@@ -227,19 +229,49 @@ class Query:
         return f"-- {self.name}\n{self.sql.strip()}\n-- parameters: {shown}"
 
 
+_MEMO: contextvars.ContextVar[dict | None] = contextvars.ContextVar("cxmetrics_query_memo", default=None)
+
+
+def memoized(fn):
+    """Decorator for a page's data function: identical queries (same SQL and parameters) inside
+    one call run once. Metric functions compose (a trend reuses a breakdown, which reuses the
+    overall figure), so without this a page would scan the same table several times."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if _MEMO.get() is not None:
+            return fn(*args, **kwargs)
+        token = _MEMO.set({})
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _MEMO.reset(token)
+
+    return wrapper
+
+
 def run(con: duckdb.DuckDBPyConnection, query: Query) -> pd.DataFrame:
     """Execute a (small, aggregated) query with bound parameters and return a pandas frame.
 
     This is the only place metric SQL is executed. Callers must
     aggregate in SQL: a query returning more than ``MAX_RESULT_ROWS`` rows is an error, so that no
-    page can pull a raw table into pandas by accident.
+    page can pull a raw table into pandas by accident. Inside a :func:`memoized` call an identical
+    query returns a copy of the first result.
     """
+    memo = _MEMO.get()
+    key = None
+    if memo is not None:
+        key = (id(con), query.sql, repr(sorted(query.params.items(), key=lambda kv: kv[0])))
+        if key in memo:
+            return memo[key].copy()
     try:
         df = con.execute(query.sql, query.params).df()
     except duckdb.Error as exc:
         raise StoreError(f"query {query.name} failed: {str(exc).splitlines()[0]}") from exc
     if len(df) > MAX_RESULT_ROWS:
         raise StoreError(f"query {query.name} returned {len(df):,} rows; aggregate in SQL instead")
+    if key is not None:
+        memo[key] = df.copy()
     return df
 
 
@@ -285,6 +317,7 @@ def lineage(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> pd.DataF
     ).df()
 
 
+@memoized
 def page_data(con: duckdb.DuckDBPyConnection, filters=None) -> dict[str, pd.DataFrame]:
     """Everything the Data page shows: table overview and import history.
 

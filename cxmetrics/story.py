@@ -39,6 +39,7 @@ def _methodology(con, filters: Filters, results: list, cited: dict[str, str]) ->
                  notes="Every figure in this update comes from the cxmetrics library, the same code as the dashboard.")
 
 
+@store.memoized
 def story(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: float = 5.0) -> list[Slide]:
     s = summary.page_data(con, filters, drop_points=drop_points)
     slides = [Slide("The headlines", [f"{t}: {x}" for t, x in s.findings()],
@@ -74,6 +75,7 @@ def story(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: floa
     return slides
 
 
+@store.memoized
 def department_story(con: duckdb.DuckDBPyConnection, filters: Filters, department_name: str) -> list[Slide]:
     d = department.page_data(con, filters, department=department_name)
     if d is None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from . import alignment, churn, clv, complaints, drivers, impact, nps, pnl
+from . import alignment, churn, clv, complaints, drivers, impact, nps, pnl, store
 from .filters import Filters
 from .results import Estimate, Result
 
@@ -51,6 +51,7 @@ class Summary:
         return out
 
 
+@store.memoized
 def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: float = 5.0, to: str = "passive") -> Summary:
     """Everything the executive summary shows."""
     L = churn.default_landmark(con, filters)

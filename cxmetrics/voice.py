@@ -30,6 +30,7 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+@store.memoized
 def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, search: str = "", group: str | None = None,
               touchpoint: str | None = None, min_score: int = 0, max_score: int = 10,
               limit: int = 200) -> VoicePage:
