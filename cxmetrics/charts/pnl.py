@@ -7,6 +7,10 @@ import plotly.graph_objects as go
 from . import style
 
 
+def _num(v: float) -> str:
+    """A readable bar label: thousands separated for money and counts, 3 significant digits else."""
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
 def waterfall(p, title: str | None = None) -> go.Figure:
     c = p.components
     est, lo, hi = p.net
@@ -37,9 +41,9 @@ def tornado(p, title: str = "Sensitivity: net impact across each assumption's ra
     base = p.net[0]
     fig = go.Figure([
         go.Bar(y=t["assumption"], x=t["net_at_low"] - base, base=base, orientation="h", name="at low value",
-               marker_color="#fdae61", text=[f"{v:g}" for v in t["low"]], textposition="inside"),
+               marker_color="#fdae61", text=[_num(v) for v in t["low"]], textposition="inside"),
         go.Bar(y=t["assumption"], x=t["net_at_high"] - base, base=base, orientation="h", name="at high value",
-               marker_color="#2b5d8a", text=[f"{v:g}" for v in t["high"]], textposition="inside"),
+               marker_color="#2b5d8a", text=[_num(v) for v in t["high"]], textposition="inside"),
     ])
     fig.add_vline(x=base, line_color="#333")
     fig.add_vline(x=0, line_dash="dot", line_color="#d73027")
