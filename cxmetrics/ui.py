@@ -254,8 +254,20 @@ def _lineage(con, filters: Filters, tables: list[str]) -> pd.DataFrame:
 
 
 def table(df: pd.DataFrame, *, key: str, name: str, caption: str | None = None, **kwargs: Any) -> None:
-    """A table with safe CSV and Excel downloads (formula injection neutralised)."""
-    st.dataframe(df, hide_index=True, key=f"{key}_df", **kwargs)
+    """A table with safe CSV and Excel downloads (formula injection neutralised).
+
+    On screen, column names lose their underscores and numbers are rounded (p-values to 4
+    places, other decimals to 2); the downloads keep full precision."""
+    config = {}
+    for col in df.columns:
+        label = str(col).replace("_", " ")
+        if pd.api.types.is_float_dtype(df[col]):
+            fmt = "%.4f" if "p_value" in str(col) else "%.2f"
+            config[col] = st.column_config.NumberColumn(label, format=fmt)
+        else:
+            config[col] = st.column_config.Column(label)
+    config.update(kwargs.pop("column_config", None) or {})
+    st.dataframe(df, hide_index=True, key=f"{key}_df", column_config=config, **kwargs)
     if caption:
         st.caption(caption)
     if roles.can(current_scope().role, "export") and len(df):
