@@ -518,9 +518,15 @@ def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limit
             f"UPDATE __typed SET \"{t.key[0]}\" = 'h' || substr(md5({parts} || '|' || CAST(k.ord AS VARCHAR)), 1, 20) "
             f"FROM (SELECT __row AS r, row_number() OVER (PARTITION BY {part_cols} ORDER BY __row) AS ord "
             "FROM __typed) k WHERE k.r = __typed.__row")
+    # Rows that update stored ones keep the columns this file does not carry: merge them first,
+    # so the cross-column checks judge each row as it will be stored (the write repeats the merge).
+    keep = [c for c in t.names if c not in present and c not in t.key]
+    if keep:
+        key_match = " AND ".join(f'x."{k}" = y."{k}"' for k in t.key)
+        sets = ", ".join(f'"{c}" = x."{c}"' for c in keep)
+        con.execute(f'UPDATE __typed y SET {sets} FROM "{t.name}" x WHERE {key_match}')
     for cond, column, reason in t.row_checks:
-        if column in present:
-            collect(f'SELECT __row, "{column}" FROM __typed WHERE NOT ({cond})', column, reason)
+        collect(f'SELECT __row, "{column}" FROM __typed WHERE NOT ({cond})', column, reason)
     problems.sort(key=lambda p: (p.row is None, p.row or 0))
     return problems, total
 
@@ -586,7 +592,13 @@ def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | 
             report.inserted = report.rows
             return report
         with store.attached(con, db, read_only=False):
-            _write(con, t, present, report, started, actor)
+            try:
+                _write(con, t, present, report, started, actor)
+            except duckdb.ConstraintException as exc:  # a safety net: the checks above should catch it
+                rejected = ImportRejected(table, path.name, [Problem(
+                    None, None, f"the store refused the rows: {str(exc).splitlines()[0]}")])
+                _log(con, report, started, "rejected", rejected.summary(), actor)
+                raise rejected from None
     finally:
         con.close()
     return report

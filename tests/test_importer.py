@@ -380,3 +380,21 @@ def test_import_report_is_json_serialisable(small_copy, tmp_path):
     p = write(tmp_path, "\n".join([HEADER, *good_rows(small_copy)]) + "\n")
     rep = importer.import_file(p, "survey_responses", db=small_copy)
     assert json.loads(json.dumps(rep.to_dict()))["inserted"] == 3
+
+
+def test_cross_column_checks_judge_rows_as_they_will_be_stored(small_copy, tmp_path, digest):
+    """A file without any score column: new rows are rejected by row and column (found by the
+    fuzzer: this used to reach the store's CHECK constraint); existing rows may be updated."""
+    cid = customer_ids(small_copy, 1)[0]
+    before = digest(small_copy)
+    new = write(tmp_path, f"response_id,customer_id,responded_on,survey,verbatim\nNS1,{cid},2024-01-01,relationship,hi\n")
+    with pytest.raises(ImportRejected) as e:
+        importer.import_file(new, "survey_responses", db=small_copy)
+    assert (e.value.problems[0].row, e.value.problems[0].column) == (2, "nps")
+    assert digest(small_copy) == before
+    with store.connect(str(small_copy)) as c:
+        rid, who, day, survey = c.execute("SELECT response_id, customer_id, responded_on, survey FROM survey_responses "
+                                          "ORDER BY response_id LIMIT 1").fetchone()
+    theme = write(tmp_path, f"response_id,customer_id,responded_on,survey,theme\n{rid},{who},{day},{survey},price\n", "t.csv")
+    assert importer.import_file(theme, "survey_responses", db=small_copy).updated == 1
+    assert count(small_copy, where=f"response_id = '{rid}' AND theme = 'price' AND nps IS NOT NULL") == 1
