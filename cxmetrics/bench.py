@@ -372,7 +372,55 @@ def table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def readme_section(res: dict) -> str:
+    """The README's measured figures (between ``<!-- BEGIN bench -->`` markers) from a run's JSON."""
+    floor = res["floor"]["seconds"]
+    m = res["machine"]
+    lines = [f"Machine: {m['cpus']} cores, {m['memory_gib']} GiB, {m['platform']}, Python {m['python']}; "
+             f"scale: " + ", ".join(f"{v:,} {k}" for k, v in res["scale"].items()) + f"; floor {floor:.2f} s.", "",
+             "| page | uncached s | cached s | peak MiB | pandas baseline s | ours / floor |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for title, row in res["pages"].items():
+        if "error" in row:
+            lines.append(f"| {title} | error: {row['error']} | | | | |")
+            continue
+        base = row.get("baseline", {}).get("seconds")
+        lines.append(f"| {title} | {row['cold_s']:.2f} | {row['warm_s']:.4f} | {row['peak_mib']:.0f} | "
+                     f"{f'{base:.1f}' if base else '—'} | {row['cold_s'] / floor:.1f} |")
+    pages = [c for c in res["checks"] if ": " in c["check"]]
+
+    def count(kind: str) -> str:
+        rows = [c for c in pages if c["check"].endswith(kind)]
+        return f"{sum(c['met'] for c in rows)} of {len(rows)} pages"
+
+    lines += ["", f"Per page: cached < {BUDGETS['page_warm_s']} s met by {count(': cached')}; uncached < "
+                  f"{BUDGETS['page_cold_s']} s met by {count(': uncached')}; within {BUDGETS['floor_ratio']:g}× "
+                  f"of the floor met by {count(': ours / floor')}."]
+    lines += ["", "| check | measured | budget | met |", "| --- | ---: | ---: | --- |"]
+    lines += [f"| {c['check']} | {c['measured']} | {c['budget']} | {'yes' if c['met'] else '**no**'} |"
+              for c in res["checks"] if "cached" not in c["check"] and "floor" not in c["check"]]
+    met = sum(c["met"] for c in res["checks"])
+    lines += ["", f"{met} of {len(res['checks'])} checks met (per-page cached, uncached and floor checks "
+                  "included in the count; the JSON has every one)."]
+    return "\n".join(lines)
+
+
+def write_readme(res: dict, readme: Path = ROOT / "README.md") -> None:
+    import re
+
+    text = readme.read_text(encoding="utf-8")
+    pattern = re.compile(r"(<!-- BEGIN bench -->\n).*?(<!-- END bench -->)", re.S)
+    if not pattern.search(text):
+        raise ValueError("README has no <!-- BEGIN bench --> markers")
+    body = readme_section(res) + "\n"
+    readme.write_text(pattern.sub(lambda mt: mt.group(1) + body + mt.group(2), text), encoding="utf-8")
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.readme_from:
+        write_readme(json.loads(Path(args.readme_from).read_text()))
+        print(f"README figures rewritten from {args.readme_from}")
+        return 0
     res = run(args, log=lambda m: print(m, file=sys.stderr, flush=True))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -393,6 +441,7 @@ def register_cli(sub, parents) -> None:
     p.add_argument("--out", default=str(ROOT / "data" / "bench" / "bench.json"), help="JSON results")
     p.add_argument("--skip-baseline", action="store_true")
     p.add_argument("--skip-import", action="store_true")
+    p.add_argument("--readme-from", metavar="JSON", help="only rewrite the README's figures from a run's JSON")
     p.set_defaults(func=cmd_bench)
 
 

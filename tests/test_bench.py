@@ -32,6 +32,12 @@ def test_bench_runs_and_reports_every_page_and_budget(tmp_path):
     names = {c["check"] for c in res["checks"]}
     assert "app cold start (s)" in names and "statsmodels imported at startup" in names
     assert "uncached" in r.stdout and "budget" in r.stdout
+    section = bench.readme_section(res)
+    assert "| Data |" in section and "Per page: cached" in section
+    readme = tmp_path / "README.md"
+    readme.write_text("x\n<!-- BEGIN bench -->\nold\n<!-- END bench -->\ny\n")
+    bench.write_readme(res, readme)
+    assert "old" not in readme.read_text() and "| Data |" in readme.read_text()
     with __import__("duckdb").connect(str(next(tmp_path.glob("bench_*.duckdb"))), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM survey_responses").fetchone()[0] == 3000
         assert con.execute("SELECT count(*) FROM complaints").fetchone()[0] == 500
