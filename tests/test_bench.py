@@ -35,9 +35,9 @@ def test_bench_runs_and_reports_every_page_and_budget(tmp_path):
     section = bench.readme_section(res)
     assert "| Data |" in section and "Per page: cached" in section
     readme = tmp_path / "README.md"
-    readme.write_text("x\n<!-- BEGIN bench -->\nold\n<!-- END bench -->\ny\n")
+    readme.write_text("x\n<!-- BEGIN bench -->\nSTALE FIGURES\n<!-- END bench -->\ny\n")
     bench.write_readme(res, readme)
-    assert "old" not in readme.read_text() and "| Data |" in readme.read_text()
+    assert "STALE FIGURES" not in readme.read_text() and "| Data |" in readme.read_text()
     with __import__("duckdb").connect(str(next(tmp_path.glob("bench_*.duckdb"))), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM survey_responses").fetchone()[0] == 3000
         assert con.execute("SELECT count(*) FROM complaints").fetchone()[0] == 500
