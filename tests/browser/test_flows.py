@@ -196,6 +196,16 @@ def test_bad_upload_shows_errors_then_good_upload_imports(server, page, tmp_path
     assert _row_count(page, "survey_responses") == total_before + 2
     assert_no_exception(page)
 
+    # the uploaded verbatim is shown as text on Customer voice, never as HTML
+    open_page(page, server, "/customer_voice")
+    box = page.get_by_label("Search the verbatims")
+    box.fill("not bold")
+    box.press("Enter")
+    settle(page)
+    assert "1" == page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
+    assert "<b>not bold</b>" in grid_text(page)
+    assert page.locator("b", has_text="not bold").count() == 0
+
 
 def test_csv_download_and_executive_deck(server, page, tmp_path):
     open_page(page, server, "/complaints")
