@@ -11,6 +11,7 @@ import datetime as dt
 import importlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -277,6 +278,25 @@ def table(df: pd.DataFrame, *, key: str, name: str, caption: str | None = None, 
         c2.download_button("Excel", exports.to_xlsx_bytes(df), file_name=f"{name}.xlsx",
                            mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                            key=f"{key}_xlsx")
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!<>$~|])")
+
+
+def md_escape(text: object) -> str:
+    r"""Text made inert for ``st.markdown`` and friends: markdown, links, images and LaTeX ($)
+    characters are escaped, so labels that came from imported files stay plain text.
+
+    >>> md_escape("![x](http://evil) costs $5")
+    '\\!\\[x\\]\\(http://evil\\) costs \\$5'
+    """
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+def say(text: object, *, bold: bool = False, bullet: bool = False) -> None:
+    """Write a generated sentence (which may quote imported labels) as plain, escaped text."""
+    body = md_escape(text)
+    st.markdown(("- " if bullet else "") + (f"**{body}**" if bold else body))
 
 
 def empty_state(message: str) -> None:

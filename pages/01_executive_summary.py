@@ -25,7 +25,7 @@ with st.expander("Export the executive update (deck, PDF or HTML)"):
 
 st.subheader("The story in one minute")
 for topic, sentence in data.findings():
-    st.markdown(f"- **{topic}.** {sentence}")
+    st.markdown(f"- **{topic}.** {ui.md_escape(sentence)}")
 
 t1, t2, t3, t4 = st.columns(4)
 with t1:

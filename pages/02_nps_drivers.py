@@ -24,7 +24,7 @@ with t2:
 with t3:
     if data.last_change is not None:
         ui.estimate_tile(data.last_change)
-st.markdown(f"**{data.last_change_text}**")
+ui.say(data.last_change_text, bold=True)
 
 ui.chart(charts.trend(data.trend, f"NPS by {period} with 95% CI"), key="nps_trend",
          caption="Stars mark a change from the previous period that is statistically significant (z test, 5%).")

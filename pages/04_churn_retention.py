@@ -19,7 +19,7 @@ else:
     with c1:
         ui.estimate_tile(data.hazard.headline[0], fmt="{:.2f}")
     with c2:
-        st.markdown(f"**{churn.describe_hazard(data.hazard)}**")
+        ui.say(churn.describe_hazard(data.hazard), bold=True)
     ui.chart(charts.survival(data.survival), key="churn_km",
              caption="Shaded bands: pointwise 95% confidence intervals (Kaplan–Meier, Greenwood).")
     ui.chart(charts.ratios(data.hazard), key="churn_hr")

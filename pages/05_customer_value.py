@@ -18,7 +18,7 @@ c1, c2 = st.columns(2)
 with c1:
     ui.estimate_tile(data.promoter_value, fmt="{:,.0f}")
 with c2:
-    st.markdown(f"**{clv.describe(data.clv, data.promoter_value)}**")
+    ui.say(clv.describe(data.clv, data.promoter_value), bold=True)
 ui.chart(charts.clv_bars(data.clv), key="value_clv")
 ui.table(data.clv.table, key="value_clv_table", name="clv_by_group")
 ui.how_computed(data.clv, key="value_clv_how")

@@ -34,9 +34,9 @@ a = data.alignment.table
 if a.empty:
     ui.empty_state("No KPIs registered for this department.")
 for _, row in a.iterrows():
-    st.markdown(f"**{alignment.describe(row)}**")
+    ui.say(alignment.describe(row), bold=True)
     if row["suggestion"]:
-        st.info(row["suggestion"])
+        st.info(ui.md_escape(row["suggestion"]))
     ui.chart(charts.kpi_chart(data.kpi_trend, row), key=f"dept_kpi_{row['kpi_id']}")
     curve = data.alignment.extra["curves"].get(row["kpi_id"])
     if curve is not None and "x" in curve:

@@ -20,9 +20,9 @@ c1.metric("Misaligned KPIs", len(mis))
 c2.metric("Aligned KPIs", int((t["status"] == "aligned").sum()))
 c3.metric("Money at risk per year", f"{t['money_at_risk'].sum(min_count=1) or 0:,.0f}")
 for _, row in t.iterrows():
-    st.markdown(f"- {alignment.describe(row)}")
+    ui.say(alignment.describe(row), bullet=True)
     if row["suggestion"]:
-        st.markdown(f"  - *{row['suggestion']}*")
+        st.markdown(f"  - *{ui.md_escape(row['suggestion'])}*")
 ui.chart(charts.scorecard(t), key="align_scorecard")
 ui.table(t, key="align_table", name="kpi_alignment")
 for w in res.warnings:

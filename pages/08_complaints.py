@@ -13,7 +13,7 @@ data = ui.compute(complaints.page_data, filters, followup_days=int(days))
 if data.pareto.table.empty:
     ui.empty_state("No complaints match these filters.")
     st.stop()
-st.markdown(f"**{complaints.describe_pareto(data.pareto)}**")
+ui.say(complaints.describe_pareto(data.pareto), bold=True)
 ui.chart(charts.pareto(data.pareto), key="comp_pareto",
          caption="Dark bars: the categories that together make 80% of complaints — the 'top N to fix'.")
 ui.table(data.pareto.table, key="comp_pareto_table", name="complaint_pareto")
@@ -42,6 +42,6 @@ st.header("Closing the loop")
 ui.chart(charts.callbacks(data.callbacks_dept), key="comp_callbacks",
          caption="If we promise to call back, do we? Share of promised callbacks made, by department.")
 ui.table(data.callbacks_dept.table, key="comp_callbacks_table", name="callbacks")
-st.markdown(f"**{complaints.describe_followup(data.followup)}**")
+ui.say(complaints.describe_followup(data.followup), bold=True)
 ui.table(data.followup.table, key="comp_followup_table", name="detractor_followup")
 ui.how_computed(data.followup, key="comp_followup_how")

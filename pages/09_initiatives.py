@@ -14,14 +14,14 @@ data = ui.compute(impact.page_data, filters)
 if data.initiatives.empty:
     ui.empty_state("No initiatives registered (or none in your department). Add one below or import initiatives.")
 else:
-    st.markdown(f"**{impact.describe_portfolio(data.portfolio)}**")
+    ui.say(impact.describe_portfolio(data.portfolio), bold=True)
     ui.chart(charts.portfolio(data.portfolio), key="ini_portfolio")
     ui.table(data.portfolio, key="ini_portfolio_table", name="portfolio")
     st.header("Measured results")
     ui.table(data.summary, key="ini_summary", name="initiative_results")
     for imp in data.impacts:
         with st.expander(f"{imp.initiative_id} · {imp.name} — {imp.status}"):
-            st.markdown(imp.explanation)
+            ui.say(imp.explanation)
             for c in imp.checks:
                 st.caption(c)
             if imp.money is not None:
@@ -63,8 +63,8 @@ if roles.can(filters.scope.role, "edit_initiatives"):
         if st.form_submit_button("Save initiative"):
             try:
                 ui.write_action(initiatives.save, rec, actor=filters.scope.user, role=filters.scope.role)
-                st.success(f"Saved {rec['initiative_id']}. The change is in the audit log.")
+                st.success(ui.md_escape(f"Saved {rec['initiative_id']}. The change is in the audit log."))
             except initiatives.InitiativeError as exc:
-                st.error(str(exc))
+                st.error(ui.md_escape(exc))
 else:
     ui.empty_state("Only the CX analyst role adds or edits initiatives.")

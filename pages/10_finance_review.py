@@ -35,7 +35,7 @@ if can_edit:
                                         role=filters.scope.role, source=source or None)
                     st.success(f"{key} is now {a.value:g} {a.unit} (version {a.version}).")
                 except assumptions.AssumptionError as exc:
-                    st.error(str(exc))
+                    st.error(ui.md_escape(exc))
 else:
     ui.empty_state("Only the finance role changes assumptions. Switch role in the sidebar to edit.")
 
@@ -52,18 +52,18 @@ with st.expander("Version history and restore"):
                                     role=filters.scope.role)
                 st.success(f"Restored {rkey} to {a.value:g} (now version {a.version}).")
             except assumptions.AssumptionError as exc:
-                st.error(str(exc))
+                st.error(ui.md_escape(exc))
 
 st.header("Sensitivity of the CX-to-P&L bridge")
 b = data["bridge"]
 if b is None:
     ui.empty_state(f"The bridge cannot be computed for this selection: {data['bridge_error']}")
 else:
-    st.markdown(f"**{b.description}: net impact {b.net[0]:,.0f} (95% interval {b.net[1]:,.0f} to {b.net[2]:,.0f}).**")
+    ui.say(f"{b.description}: net impact {b.net[0]:,.0f} (95% interval {b.net[1]:,.0f} to {b.net[2]:,.0f}).", bold=True)
     ui.chart(pnl_charts.tornado(b), key="fin_tornado",
              caption="Each bar: the net impact when one assumption moves across its stated range, the others fixed.")
     for line in b.break_even["reading"]:
-        st.markdown(f"- Break-even: {line}.")
+        ui.say(f"Break-even: {line}.", bullet=True)
     st.subheader("Every input of the bridge")
     ui.table(b.inputs, key="fin_inputs", name="bridge_inputs",
              caption="Estimated inputs carry a standard error (their uncertainty feeds the interval); assumptions do not "
@@ -72,7 +72,7 @@ else:
 
 st.header("Sample sizes and representativeness")
 rep = data["representativeness"]
-st.markdown(f"**{rep.extra['finding']}**")
+ui.say(rep.extra['finding'], bold=True)
 ui.chart(nps_charts.response_rates(rep), key="fin_rep")
 ui.table(rep.table, key="fin_rep_table", name="response_rates")
 
@@ -107,7 +107,7 @@ if can_edit:
                                 role=filters.scope.role)
                 st.success(f"Booked revenue for {period:%Y-%m} saved.")
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(ui.md_escape(exc))
 
 st.header("Net revenue retention")
 ui.estimate_tile(data["nrr"], fmt="{:.1f}")

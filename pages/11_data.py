@@ -51,19 +51,19 @@ if validate:
             rep.source = uploaded.name
             st.session_state["data_pending"] = (str(path), table, mapping, rep)
         except importer.ImportRejected as exc:
-            st.error(f"{uploaded.name} was rejected — nothing was imported. {exc.total} problem(s):")
+            st.error(ui.md_escape(f"{uploaded.name} was rejected — nothing was imported. {exc.total} problem(s):"))
             st.dataframe(pd.DataFrame([{"row": p.row, "column": p.column, "problem": p.reason,
                                         "value": p.value} for p in exc.problems]),
                          hide_index=True, key="data_problems")
         except ValueError as exc:
-            st.error(str(exc))
+            st.error(ui.md_escape(exc))
 
 pending = st.session_state.get("data_pending")
 if pending:
     path, table, mapping, rep = pending
-    st.success(f"{rep.source}: {rep.rows:,} rows are valid for {table}. Nothing is written until you confirm.")
+    st.success(ui.md_escape(f"{rep.source}: {rep.rows:,} rows are valid for {table}. Nothing is written until you confirm."))
     for w in rep.warnings:
-        st.caption(f"Note: {w}")
+        st.caption(ui.md_escape(f"Note: {w}"))
     if st.button(f"Import {rep.rows:,} rows into {table}", type="primary", key="data_confirm"):
         try:
             with st.spinner("Importing…"):
@@ -73,4 +73,4 @@ if pending:
             ui.clear_caches()
             st.success(f"Imported {done.rows:,} rows into {table} ({done.inserted:,} new, {done.updated:,} updated).")
         except (importer.ImportRejected, store.StoreError) as exc:
-            st.error(str(exc))
+            st.error(ui.md_escape(exc))

@@ -303,3 +303,20 @@ def test_unmutated_fuzz_seeds_import(fmt, table, fuzz_db, tmp_path):
         path = _encode(df, fmt, Fixed, tmp_path / "seed")
     rep = importer.import_file(path, table, db=fuzz_db)
     assert rep.rows == 2
+
+
+def test_imported_labels_cannot_inject_markdown(writable_db, make_app, tmp_path):
+    """A complaint category that is a markdown image (which would make every viewer's browser
+    fetch an outside URL) is quoted in the page's sentences as inert text."""
+    evil = "![x](http://evil.example/p.png)"
+    with store.connect(str(writable_db)) as con:
+        cids = [r[0] for r in con.execute("SELECT customer_id FROM customers ORDER BY 1 LIMIT 400").fetchall()]
+    rows = [f"EVIL{i},{c},2026-06-01,\"{evil}\"" for i, c in enumerate(cids * 5)]
+    path = tmp_path / "evil.csv"
+    path.write_text("complaint_id,customer_id,opened_on,category\n" + "\n".join(rows) + "\n")
+    importer.import_file(path, "complaints", db=writable_db)
+    at = make_app(writable_db, page="pages/08_complaints.py")
+    assert not at.exception, at.exception
+    texts = [m.value for m in at.markdown]
+    assert any("\\!\\[x\\]\\(http://evil.example/p.png\\)" in t for t in texts), texts[:5]
+    assert not any(evil in t for t in texts)
