@@ -24,7 +24,7 @@ def backup(db: str | os.PathLike | None, out: str | os.PathLike) -> dict:
         raise ValueError(f"{out} is not empty: choose a new folder for the backup")
     out.mkdir(parents=True, exist_ok=True)
     with store.connect(db) as con:
-        counts = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in schema.TABLES}
+        counts = store.row_counts(con)
         version = store.data_version(con)
         con.execute("EXPORT DATABASE '" + str(out).replace("'", "''") + "' (FORMAT parquet)")
     manifest = {"schema_version": schema.SCHEMA_VERSION, "data_version": version, "rows": counts}
@@ -50,7 +50,7 @@ def restore(folder: str | os.PathLike, db: str | os.PathLike | None) -> dict:
         con = duckdb.connect(str(tmp))
         try:
             con.execute("IMPORT DATABASE '" + str(folder).replace("'", "''") + "'")
-            got = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in schema.TABLES}
+            got = store.row_counts(con)
             con.execute("CHECKPOINT")
         finally:
             con.close()

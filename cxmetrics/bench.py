@@ -59,7 +59,7 @@ def _rss_mib() -> float:
 
 def _replicate(con, table: str, key: str, target: int, cols: list[str]) -> None:
     """Add copies of ``table``'s rows with new keys until it holds ``target`` rows."""
-    n = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+    n = store.row_counts(con, [table])[table]
     if n == 0 or n >= target:
         return
     copies = -(-target // n) - 1
@@ -79,7 +79,7 @@ def dataset(path: Path, customers: int, responses: int, complaints: int, transac
             "transactions": transactions}
     if path.exists():
         with store.connect(str(path)) as con:
-            have = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in want}
+            have = store.row_counts(con, want)
         if have == want:
             log(f"reusing {path}")
             return path
@@ -94,7 +94,7 @@ def dataset(path: Path, customers: int, responses: int, complaints: int, transac
             t = TABLES[table]
             _replicate(con, table, t.key[0], target, list(t.names))
             # trim exactly to target (demo scale may already exceed it)
-            n = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+            n = store.row_counts(con, [table])[table]
             if n > target:
                 con.execute(f'DELETE FROM "{table}" WHERE "{t.key[0]}" IN (SELECT "{t.key[0]}" FROM "{table}" '
                             f'ORDER BY "{t.key[0]}" DESC LIMIT {n - target})')
@@ -354,17 +354,25 @@ def checks(res: dict) -> list[dict]:
     return out
 
 
-def table(res: dict) -> str:
-    lines = [f"{'page':32} {'uncached s':>10} {'cached s':>9} {'peak MiB':>9} {'baseline s':>10} {'ours/floor':>10}"]
+def _page_figures(res: dict):
+    """(title, row, baseline seconds, ours/floor) per page; row is None when the page failed."""
     floor = res["floor"].get("seconds") or float("nan")
     for title, row in res["pages"].items():
         if "error" in row:
-            lines.append(f"{title:32} error: {row['error']}")
+            yield title, None, row["error"], None
+        else:
+            yield title, row, row.get("baseline", {}).get("seconds"), row["cold_s"] / floor
+
+
+def table(res: dict) -> str:
+    lines = [f"{'page':32} {'uncached s':>10} {'cached s':>9} {'peak MiB':>9} {'baseline s':>10} {'ours/floor':>10}"]
+    for title, row, base, ratio in _page_figures(res):
+        if row is None:
+            lines.append(f"{title:32} error: {base}")
             continue
-        base = row.get("baseline", {}).get("seconds")
         lines.append(f"{title:32} {row['cold_s']:10.3f} {row['warm_s']:9.4f} {row['peak_mib']:9.0f} "
-                     f"{(f'{base:.2f}' if base else '—'):>10} {row['cold_s'] / floor:10.1f}")
-    lines.append(f"floor (one scan of survey_responses): {floor:.3f} s")
+                     f"{(f'{base:.2f}' if base else '—'):>10} {ratio:10.1f}")
+    lines.append(f"floor (one scan of survey_responses): {res['floor'].get('seconds') or float('nan'):.3f} s")
     lines.append("")
     lines.append(f"{'check':52} {'measured':>12} {'budget':>10}  met")
     for c in res["checks"]:
@@ -380,13 +388,12 @@ def readme_section(res: dict) -> str:
              f"scale: " + ", ".join(f"{v:,} {k}" for k, v in res["scale"].items()) + f"; floor {floor:.2f} s.", "",
              "| page | uncached s | cached s | peak MiB | pandas baseline s | ours / floor |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for title, row in res["pages"].items():
-        if "error" in row:
-            lines.append(f"| {title} | error: {row['error']} | | | | |")
+    for title, row, base, ratio in _page_figures(res):
+        if row is None:
+            lines.append(f"| {title} | error: {base} | | | | |")
             continue
-        base = row.get("baseline", {}).get("seconds")
         lines.append(f"| {title} | {row['cold_s']:.2f} | {row['warm_s']:.4f} | {row['peak_mib']:.0f} | "
-                     f"{f'{base:.1f}' if base else '—'} | {row['cold_s'] / floor:.1f} |")
+                     f"{f'{base:.1f}' if base else '—'} | {ratio:.1f} |")
     pages = [c for c in res["checks"] if ": " in c["check"]]
 
     def count(kind: str) -> str:

@@ -1,9 +1,10 @@
 """Validated, all-or-nothing, idempotent import of CSV, Excel, Parquet and Qualtrics files.
 
-Flow: detect format and encoding → parse into a temporary staging table of text columns named
-by position (file headers never become SQL identifiers) → run every check in SQL and collect all
-problems with their row and column → if any, record a rejected import and raise
-:class:`ImportRejected`; else upsert by key inside ``BEGIN … COMMIT`` and record it.
+Flow: detect format and encoding → parse, in a private in-memory DuckDB with the store attached
+read-only, into a staging table of text columns named by position (file headers never become SQL
+identifiers) → run every check in SQL and collect all problems with their row and column → if
+any, record a rejected import and raise :class:`ImportRejected`; else attach the store read-write
+and upsert by key inside ``BEGIN … COMMIT`` and record it (the write lock is held only then).
 
 Row numbers are those a person sees: for CSV the line of the file (the header is line 1; a
 Qualtrics export's data starts at line 4), for Excel the sheet's row.

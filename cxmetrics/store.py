@@ -7,8 +7,9 @@ read-only, never both. We live with that rule like this:
 
 * every connection is short-lived (:func:`connect` is a context manager); nobody keeps the file
   open between requests, so the dashboard never blocks the CLI for longer than one query;
-* an import holds the write lock while it parses, validates and writes (validation needs the
-  parent tables); its write is one transaction, so a reader sees all of an import or none of it;
+* an import parses and validates its file in a private in-memory database with the store
+  attached read-only (readers keep working), and takes the write lock only for its final
+  transaction, so a reader sees all of an import or none of it (:func:`attached`);
 * when the file is locked, :func:`connect` retries with back-off for ``CX_LOCK_TIMEOUT`` seconds
   (default 30) and then raises :class:`StoreBusy` with a one-line reason.
 
@@ -310,6 +311,17 @@ MAX_RESULT_ROWS = 2_000_000
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict | list | None = None) -> Any:
     row = con.execute(sql, params or {}).fetchone()
     return row[0] if row else None
+
+
+def row_counts(con: duckdb.DuckDBPyConnection, tables=None) -> dict[str, int]:
+    """Rows in each contract table (default: all). Names are checked against the contract, so
+    only known identifiers ever reach the SQL text."""
+    names = list(schema.TABLES) if tables is None else list(tables)
+    unknown = [t for t in names if t not in schema.TABLES]
+    if unknown:
+        raise ValueError(f"not contract tables: {', '.join(unknown)}")
+    sql = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM \"{t}\"" for t in names)  # whitelisted identifiers
+    return {name: int(n) for name, n in con.execute(sql).fetchall()}
 
 
 def table_overview(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
