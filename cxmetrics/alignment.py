@@ -135,7 +135,7 @@ SELECT k.m AS month, k.kpi, s.nps, s.n FROM k JOIN s USING (m) ORDER BY 1
 
 
 def kpis_frame(con: duckdb.DuckDBPyConnection, filters: Filters, department: str | None = None) -> pd.DataFrame:
-    where, params = filters.where(department_col="k.department", dates=False)
+    where, params = filters.where(department_col="k.department", dates=False, customers=False)
     extra = ""
     if department:
         extra = " AND k.department = $dept"

@@ -45,7 +45,7 @@ class DepartmentPage:
 
 
 def kpi_trend(con: duckdb.DuckDBPyConnection, filters: Filters, department: str) -> pd.DataFrame:
-    where, params = filters.where(date_col="o.observed_on", department_col="k.department")
+    where, params = filters.where(date_col="o.observed_on", department_col="k.department", customers=False)
     return store.run(con, store.Query("kpi_trend", f"""
 SELECT o.kpi_id, k.name, k.unit, k.target, date_trunc('month', o.observed_on) AS month, avg(o.value) AS value,
        count(*) AS n

@@ -74,6 +74,7 @@ class Filters:
         department_col: str | None = None,
         customer_id_col: str | None = None,
         dates: bool = True,
+        customers: bool = True,
     ) -> tuple[str, dict[str, Any]]:
         """SQL condition and parameters for these filters.
 
@@ -86,6 +87,8 @@ class Filters:
             restricted scope then keeps customers who dealt with one of its departments
             (a survey response or complaint attributed to it).
         dates : set False to ignore the date range (e.g. survival needs the full history).
+        customers : set False for rows that are not about customers (the KPI catalogue, KPI
+            observations, initiatives): segment and region then do not apply.
 
         Column names must be literals written in cxmetrics, never user input.
         """
@@ -97,7 +100,7 @@ class Filters:
         if dates and date_col and self.date_to is not None:
             parts.append(f"{date_col} <= $date_to")
             params["date_to"] = self.date_to
-        if self.segments or self.regions:
+        if customers and (self.segments or self.regions):
             if customer is None:
                 if customer_id_col is None:
                     raise ValueError("segment/region filters need a customers alias or customer id column")

@@ -247,7 +247,7 @@ def _money(con, filters, metric: str, eff: Estimate, cells: pd.DataFrame, treate
 
 
 def initiatives_frame(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
-    where, params = filters.where(department_col="i.department", dates=False)
+    where, params = filters.where(department_col="i.department", dates=False, customers=False)
     return store.run(con, store.Query("initiatives", f"SELECT * FROM initiatives i WHERE {where} ORDER BY initiative_id",
                                       params))
 
