@@ -56,31 +56,51 @@ class GammaGammaFit:
         return {"p": self.p, "q": self.q, "gamma": self.gamma}
 
 
+def _codes(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unique values and the index of each element into them (special functions are evaluated
+    once per distinct value: customers share few distinct x, t_x and T)."""
+    return np.unique(v, return_inverse=True)
+
+
+class _BGNBDTerms:
+    """The data side of the BG/NBD likelihood, prepared once per fit."""
+
+    def __init__(self, x, t_x, T, w=None) -> None:
+        x, t_x, T = (np.asarray(v, float).ravel() for v in (x, t_x, T))
+        self.w = np.ones_like(x) if w is None else np.asarray(w, float).ravel()
+        self.x = x
+        (self.ux, self.ix), (self.ut, self.it), (self.uT, self.iT) = _codes(x), _codes(t_x), _codes(T)
+        self.pos = x > 0
+
+    def loglik(self, params) -> float:
+        r, alpha, a, b = params
+        ux = self.ux
+        head = (gammaln(r + ux) - gammaln(r) + r * np.log(alpha) + betaln(a, b + ux) - betaln(a, b))[self.ix]
+        rx = r + self.x
+        a3 = -rx * np.log(alpha + self.uT)[self.iT]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lb = (np.log(a) - np.log(np.maximum(b + ux - 1, 1e-300)))[self.ix]
+            a4 = np.where(self.pos, lb - rx * np.log(alpha + self.ut)[self.it], -np.inf)
+        return float(np.dot(self.w, head + np.logaddexp(a3, a4)))
+
+
 def bgnbd_loglik(params, x, t_x, T, w=None) -> float:
     """Weighted BG/NBD log-likelihood (Fader, Hardie & Lee 2005a, eq. 6)."""
-    r, alpha, a, b = params
-    x, t_x, T = (np.asarray(v, float) for v in (x, t_x, T))
-    w = np.ones_like(x) if w is None else np.asarray(w, float)
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = betaln(a, b + x) - betaln(a, b)
-    a3 = -(r + x) * np.log(alpha + T)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a4 = np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + t_x), -np.inf)
-    ll = a1 + a2 + np.logaddexp(a3, a4)
-    return float(np.sum(w * ll))
+    return _BGNBDTerms(x, t_x, T, w).loglik(params)
 
 
 def fit_bgnbd(x, t_x, T, w=None) -> BGNBDFit:
     """Maximum-likelihood BG/NBD fit (Nelder–Mead then L-BFGS on log-parameters)."""
+    terms = _BGNBDTerms(x, t_x, T, w)
+
     def nll(lp):
-        return -bgnbd_loglik(np.exp(lp), x, t_x, T, w)
+        return -terms.loglik(np.exp(lp))
 
     res = minimize(nll, np.log([0.5, 5.0, 0.5, 2.0]), method="Nelder-Mead",
                    options={"maxiter": 4000, "xatol": 1e-8, "fatol": 1e-10})
     res = minimize(nll, res.x, method="L-BFGS-B")
     r, alpha, a, b = np.exp(res.x)
-    n = int(np.sum(np.ones_like(np.asarray(x, float)) if w is None else w))
-    return BGNBDFit(r, alpha, a, b, -float(res.fun), n)
+    return BGNBDFit(r, alpha, a, b, -float(res.fun), int(terms.w.sum()))
 
 
 def p_alive(fit: BGNBDFit, x, t_x, T) -> np.ndarray:
@@ -102,14 +122,27 @@ def expected_purchases(fit: BGNBDFit, t: float, x, t_x, T) -> np.ndarray:
     return num / den
 
 
+class _GGTerms:
+    """The data side of the Gamma-Gamma likelihood, prepared once per fit."""
+
+    def __init__(self, x, m, w=None) -> None:
+        x, m = np.asarray(x, float).ravel(), np.asarray(m, float).ravel()
+        self.w = np.ones_like(x) if w is None else np.asarray(w, float).ravel()
+        self.x, self.mx, self.log_m = x, m * x, np.log(m)
+        self.ux, self.ix = _codes(x)
+
+    def loglik(self, params) -> float:
+        p, q, g = params
+        ux = self.ux
+        head = (gammaln(p * ux + q) - gammaln(p * ux) + p * ux * np.log(ux))[self.ix]
+        px = p * self.x
+        ll = head - gammaln(q) + q * np.log(g) + (px - 1) * self.log_m - (px + q) * np.log(g + self.mx)
+        return float(np.dot(self.w, ll))
+
+
 def gg_loglik(params, x, m, w=None) -> float:
     """Gamma-Gamma log-likelihood of mean spend ``m`` over ``x`` repeat purchases (x > 0)."""
-    p, q, g = params
-    x, m = np.asarray(x, float), np.asarray(m, float)
-    w = np.ones_like(x) if w is None else np.asarray(w, float)
-    ll = (gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(g) + (p * x - 1) * np.log(m)
-          + p * x * np.log(x) - (p * x + q) * np.log(g + m * x))
-    return float(np.sum(w * ll))
+    return _GGTerms(x, m, w).loglik(params)
 
 
 def fit_gamma_gamma(x, m, w=None) -> GammaGammaFit:
@@ -118,8 +151,10 @@ def fit_gamma_gamma(x, m, w=None) -> GammaGammaFit:
     x, m = x[keep], m[keep]
     w = None if w is None else np.asarray(w, float)[keep]
 
+    terms = _GGTerms(x, m, w)
+
     def nll(lp):
-        return -gg_loglik(np.exp(lp), x, m, w)
+        return -terms.loglik(np.exp(lp))
 
     # start from a moment match (p = 2, q = 3, mean spend = pγ/(q − 1)) and keep log-parameters
     # bounded: from a poor start the likelihood has a ridge towards p → ∞ that traps optimisers
@@ -155,7 +190,7 @@ WITH tx AS (
            CASE WHEN count(*) > 1 THEN (sum(amount) - arg_min(amount, d)) / (count(*) - 1) END AS m
     FROM tx GROUP BY 1
 )
-SELECT x, t_x_days, T_days, round(m, 2) AS m, count(*) AS w FROM per GROUP BY ALL
+SELECT x, t_x_days, T_days, round(m, 2) AS m, count(*) AS w FROM per GROUP BY ALL ORDER BY ALL
 """
 
 

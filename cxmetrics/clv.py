@@ -49,8 +49,14 @@ def clv_formula(margin: float | np.ndarray, hazard: float | np.ndarray, monthly_
 
 _INPUTS = """
 , rev AS (
-    SELECT t.customer_id, sum(t.amount) AS revenue, count(DISTINCT date_trunc('month', t.occurred_on)) AS months
-    FROM transactions t, bounds WHERE t.occurred_on > bounds.E - INTERVAL 12 MONTH GROUP BY 1
+    -- active calendar months as a bit set (bit k = k-th month of the window): count(DISTINCT
+    -- date_trunc('month', …)) per customer gives the same number at four times the cost
+    SELECT t.customer_id, sum(t.amount) AS revenue,
+           bit_count(bit_or(1::UBIGINT << date_diff('month', bounds.E - INTERVAL 12 MONTH, t.occurred_on)::UBIGINT)) AS months
+    FROM transactions t, bounds
+    WHERE t.occurred_on > (bounds.E - INTERVAL 12 MONTH)::DATE AND t.occurred_on <= bounds.E
+      AND t.customer_id IN (SELECT customer_id FROM b)   -- only the customers valued, not the whole base
+    GROUP BY 1
 )
 SELECT b.nps_group, b.segment, count(*) AS customers, count(*) FILTER (WHERE b.event) AS events,
        sum(b.days) / $month AS exposure_months,

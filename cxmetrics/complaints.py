@@ -67,7 +67,7 @@ active AS (
 SELECT {DIMENSIONS[by]} AS grp, count(*) AS complaints, count(*) FILTER (WHERE k.escalated) AS escalated,
        sum(coalesce(k.cost, 0)) AS cost, (SELECT customers FROM active) AS active_customers
 FROM complaints k JOIN customers c USING (customer_id)
-WHERE {where} GROUP BY 1 ORDER BY {'1' if by == 'month' else 'complaints DESC'}""", params)
+WHERE {where} GROUP BY 1 ORDER BY {'1' if by == 'month' else 'complaints DESC, 1'}""", params)
     df = store.run(con, q)
     esc = [wilson(e, n, alpha) for e, n in zip(df["escalated"], df["complaints"], strict=True)]
     table = pd.DataFrame({by: df["grp"], "complaints": df["complaints"], "escalated": df["escalated"],

@@ -42,19 +42,41 @@ WITH latest AS (
     SELECT r.customer_id, arg_max(r.nps, r.responded_on) AS nps,
            arg_max(r.share_of_wallet_pct, r.responded_on) AS stated,
            arg_max((1 - r.brand_rank / (r.brands_used + 1)) * 2 / r.brands_used, r.responded_on) AS war
-    FROM survey_responses r JOIN customers c USING (customer_id)
+    FROM survey_responses r
     WHERE r.survey = 'relationship' AND r.nps IS NOT NULL AND {where}
     GROUP BY 1
+), walleted AS (
+    SELECT l.customer_id, c.category_wallet FROM latest l JOIN customers c USING (customer_id)
+    WHERE c.category_wallet > 0 AND c.contract = 'contractual'
 ), rev AS (
+    -- revenue only for the customers whose observed share is computed (not the whole base)
     SELECT t.customer_id, sum(t.amount) AS revenue FROM transactions t
-    WHERE t.occurred_on > (SELECT max(occurred_on) FROM transactions) - INTERVAL 12 MONTH GROUP BY 1
+    WHERE t.occurred_on > ((SELECT max(occurred_on) FROM transactions) - INTERVAL 12 MONTH)::DATE
+      AND t.customer_id IN (SELECT customer_id FROM walleted)
+    GROUP BY 1
 ), cust AS (
     SELECT l.*, CASE WHEN l.nps >= 9 THEN 'promoter' WHEN l.nps >= 7 THEN 'passive' ELSE 'detractor' END AS nps_group,
-           CASE WHEN c.category_wallet > 0 AND c.contract = 'contractual'
-                THEN least(coalesce(rev.revenue, 0) / c.category_wallet, 1.0) * 100 END AS observed
-    FROM latest l JOIN customers c USING (customer_id) LEFT JOIN rev USING (customer_id)
+           CASE WHEN w.customer_id IS NOT NULL  -- least() skips NULLs, so test membership explicitly
+                THEN least(coalesce(rev.revenue, 0) / w.category_wallet, 1.0) * 100 END AS observed
+    FROM latest l LEFT JOIN walleted w USING (customer_id) LEFT JOIN rev USING (customer_id)
 )
+SELECT nps_group, count(*) AS customers,
+       count(stated) AS n_stated, sum(stated) AS s_stated, sum(stated * stated) AS ss_stated,
+       count(observed) AS n_obs, sum(observed) AS s_obs, sum(observed * observed) AS ss_obs,
+       count(war) AS n_war, sum(war * 100) AS s_war, sum(war * war * 10000) AS ss_war,
+       -- sums for the OLS of stated share on the NPS score (rows with a stated share)
+       sum(nps) FILTER (WHERE stated IS NOT NULL) AS sx, sum(nps * nps) FILTER (WHERE stated IS NOT NULL) AS sxx,
+       sum(nps * stated) AS sxy
+FROM cust GROUP BY 1
 """
+
+
+def _cells(con: duckdb.DuckDBPyConnection, filters: Filters) -> tuple[pd.DataFrame, store.Query]:
+    """Per NPS group sums of each share-of-wallet measure (one query serves both results)."""
+    where, params = filters.where(date_col="r.responded_on", customer_id_col="r.customer_id",
+                                  department_col="r.department")
+    q = store.Query("wallet_by_group", _SQL.format(where=where), params)
+    return store.run(con, q), q
 
 
 def _mean_ci(n, s, ss, alpha):
@@ -68,14 +90,7 @@ def _mean_ci(n, s, ss, alpha):
 
 def by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Result:
     """Mean stated, observed and WAR share of wallet per NPS group, with t intervals, and the gap."""
-    where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
-    q = store.Query("wallet_by_group", _SQL.format(where=where) + """
-SELECT nps_group, count(*) AS customers,
-       count(stated) AS n_stated, sum(stated) AS s_stated, sum(stated * stated) AS ss_stated,
-       count(observed) AS n_obs, sum(observed) AS s_obs, sum(observed * observed) AS ss_obs,
-       count(war) AS n_war, sum(war * 100) AS s_war, sum(war * war * 10000) AS ss_war
-FROM cust GROUP BY 1""", params)
-    df = store.run(con, q)
+    df, q = _cells(con, filters)
     recs = []
     for _, r in df.iterrows():
         rec = {"nps_group": r["nps_group"], "customers": int(r["customers"])}
@@ -107,11 +122,9 @@ FROM cust GROUP BY 1""", params)
 
 def nps_relation(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Estimate:
     """OLS slope of stated share of wallet on the NPS score (points per NPS point), from sums."""
-    where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
-    q = store.Query("wallet_slope", _SQL.format(where=where) + """
-SELECT count(*) AS n, sum(nps) AS sx, sum(stated) AS sy, sum(nps * nps) AS sxx, sum(stated * stated) AS syy,
-       sum(nps * stated) AS sxy FROM cust WHERE stated IS NOT NULL""", params)
-    r = store.run(con, q).iloc[0]
+    df, q = _cells(con, filters)
+    r = {"n": df["n_stated"].sum(), "sy": df["s_stated"].sum(), "syy": df["ss_stated"].sum(),
+         **{k: df[k].sum() for k in ("sx", "sxx", "sxy")}}
     n = int(r["n"] or 0)
     if n < 3:
         return Estimate("sow_slope", "Share of wallet per NPS point", float("nan"), n=n, filters=filters.describe(),
