@@ -112,14 +112,13 @@ def fit_threshold(x: np.ndarray, n: np.ndarray, k: np.ndarray, *, lower_is_bette
 
 
 _LINKED = """
-SELECT round(o.value, 1) AS x, count(*) AS n, count(*) FILTER (WHERE r.nps <= 6) AS detractors,
+SELECT o.kpi_id, round(o.value, 1) AS x, count(*) AS n, count(*) FILTER (WHERE r.nps <= 6) AS detractors,
        count(*) FILTER (WHERE r.nps >= 9) AS promoters,
        count(*) FILTER (WHERE o.observed_on > (SELECT max(observed_on) FROM kpi_observations) - INTERVAL 12 MONTH) AS n_last_year
 FROM kpi_observations o
 JOIN survey_responses r ON r.response_id = o.response_id
-JOIN customers c ON c.customer_id = r.customer_id
-WHERE o.kpi_id = $kpi AND r.nps IS NOT NULL AND {where}
-GROUP BY 1 ORDER BY 1
+WHERE o.response_id IS NOT NULL AND r.nps IS NOT NULL AND {where}
+GROUP BY 1, 2 ORDER BY 1, 2
 """
 
 _PERIOD = """
@@ -164,9 +163,12 @@ def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, 
            alpha: float = 0.05) -> dict:
     """Threshold, elasticity, status and money at risk for one KPI (a row of kpis_frame)."""
     lower = kpi["direction"] == "lower_is_better"
-    where, params = filters.where(date_col="o.observed_on", customer="c", department_col="r.department")
-    q = store.Query("kpi_linked", _LINKED.format(where=where), {**params, "kpi": kpi["kpi_id"]})
+    # every KPI's linked curve comes from one query (one pass over the responses for the page)
+    where, params = filters.where(date_col="o.observed_on", customer_id_col="r.customer_id",
+                                  department_col="r.department")
+    q = store.Query("kpi_linked", _LINKED.format(where=where), params)
     d = store.run(con, q)
+    d = d[d["kpi_id"] == kpi["kpi_id"]].drop(columns="kpi_id").reset_index(drop=True)
     out = {"kpi_id": kpi["kpi_id"], "department": kpi["department"], "kpi": kpi["name"], "unit": kpi["unit"],
            "direction": kpi["direction"], "target": kpi["target"], "linked_observations": int(d["n"].sum()),
            "threshold": np.nan, "threshold_ci_low": np.nan, "threshold_ci_high": np.nan, "elasticity": np.nan,

@@ -35,7 +35,8 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, search: str =
               touchpoint: str | None = None, min_score: int = 0, max_score: int = 10,
               limit: int = 200) -> VoicePage:
     """Verbatims matching the filters (newest first, at most ``limit``), and theme counts by group."""
-    where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
+    where, params = filters.where(date_col="r.responded_on", customer_id_col="r.customer_id",
+                                  department_col="r.department")
     parts = [where, "r.verbatim IS NOT NULL", "coalesce(r.nps, 5) BETWEEN $min_score AND $max_score"]
     params.update({"min_score": int(min_score), "max_score": int(max_score)})
     if search.strip():
@@ -50,18 +51,21 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, search: str =
         params["touchpoint"] = touchpoint
     cond = " AND ".join(parts)
     limit = max(1, min(int(limit), MAX_ROWS))
+    # newest first: pick the rows from the responses alone, then look up segment and region for them
     q = store.Query("verbatims", f"""
-SELECT r.responded_on, r.nps, r.csat, coalesce(r.touchpoint, '(relationship)') AS touchpoint, c.segment,
-       c.region, r.theme, r.verbatim, count(*) OVER () AS total
-FROM survey_responses r JOIN customers c USING (customer_id)
-WHERE {cond}
-ORDER BY r.responded_on DESC, r.response_id LIMIT {limit}""", params)
+SELECT v.responded_on, v.nps, v.csat, v.touchpoint, c.segment, c.region, v.theme, v.verbatim
+FROM (SELECT r.response_id, r.customer_id, r.responded_on, r.nps, r.csat,
+             coalesce(r.touchpoint, '(relationship)') AS touchpoint, r.theme, r.verbatim
+      FROM survey_responses r WHERE {cond}
+      ORDER BY r.responded_on DESC, r.response_id LIMIT {limit}) v
+JOIN customers c USING (customer_id)
+ORDER BY v.responded_on DESC, v.response_id""", params)
     df = store.run(con, q)
-    total = int(df["total"].iloc[0]) if len(df) else 0
     themes = store.run(con, store.Query("themes", f"""
 SELECT coalesce(r.theme, '(no theme)') AS theme,
        count(*) FILTER (WHERE r.nps >= 9) AS promoters, count(*) FILTER (WHERE r.nps BETWEEN 7 AND 8) AS passives,
        count(*) FILTER (WHERE r.nps <= 6) AS detractors, count(*) AS mentions
-FROM survey_responses r JOIN customers c USING (customer_id)
-WHERE {cond} GROUP BY 1 ORDER BY mentions DESC""", params))
-    return VoicePage(df.drop(columns=["total"]), total, themes, q)
+FROM survey_responses r
+WHERE {cond} GROUP BY 1 ORDER BY mentions DESC, 1""", params))
+    total = int(themes["mentions"].sum())  # every matching verbatim falls in exactly one theme row
+    return VoicePage(df, total, themes, q)
