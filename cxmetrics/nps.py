@@ -159,39 +159,64 @@ base AS (
     GROUP BY 1
 )"""
 
-_WEIGHT_CTE = BASE_CTE + """,
-poststrat AS (  -- post-stratification to the active customer base by segment
-    SELECT b.segment, (b.exposure / sum(b.exposure) OVER ()) / (s.resp / sum(s.resp) OVER ()) AS ps
-    FROM base b
-    JOIN (SELECT c.segment, count(*) AS resp FROM survey_responses r JOIN customers c USING (customer_id)
-          WHERE {where} AND r.nps IS NOT NULL GROUP BY 1) s USING (segment)
-)"""
+def active_base(con: duckdb.DuckDBPyConnection, filters: Filters) -> tuple[pd.DataFrame, store.Query]:
+    """Customers and customer-days active in the window, per segment (the weighting target)."""
+    cwhere, cparams = filters.where(customer="c0", customer_id_col="c0.customer_id", dates=False)
+    q = store.Query("active_base", "WITH " + BASE_CTE.format(cwhere=cwhere).strip() + "\nSELECT * FROM base ORDER BY 1",
+                    {**cparams, "date_from": filters.date_from, "date_to": filters.date_to})
+    return store.run(con, q), q
 
 
-def _counts_query(filters: Filters, dim: str | None, survey: str, weighted: bool, name: str) -> store.Query:
+def _counts_query(filters: Filters, dim: str | None, survey: str, name: str, *, by_segment: bool = False) -> store.Query:
+    """Counts per ``dim`` value (``grp``); with ``by_segment`` also per segment and region (the cells
+    that by-segment, by-region and weighted figures are summed from)."""
     if dim is not None and dim not in DIMENSIONS:
         raise ValueError(f"unknown dimension {dim!r}; one of {', '.join(DIMENSIONS)}")
     where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
     sclause, sparams = _survey_clause(survey)
-    where = f"{where} AND {sclause}"
-    params = {**params, **sparams}
     group = DIMENSIONS[dim] if dim else "'all'"
-    w = "r.weight * ps.ps" if weighted else "r.weight"
-    cte, join = "", ""
-    if weighted:
-        cwhere, cparams = filters.where(customer="c0", customer_id_col="c0.customer_id", dates=False)
-        params = {**cparams, **params, "date_from": filters.date_from, "date_to": filters.date_to}
-        cte = "WITH " + _WEIGHT_CTE.format(where=where, cwhere=cwhere)
-        join = "JOIN poststrat ps ON ps.segment = c.segment"
-    sql = f"""{cte}
-SELECT {group} AS grp, count(*) AS n,
+    seg = ", c.segment, c.region" if by_segment else ""
+    sql = f"""
+SELECT {group} AS grp{seg}, count(*) AS n,
        count(*) FILTER (WHERE r.nps >= 9) AS promoters, count(*) FILTER (WHERE r.nps <= 6) AS detractors,
-       sum({w}) AS sum_w, sum({w} * {w}) AS sum_w2,
-       sum({w}) FILTER (WHERE r.nps >= 9) AS w_promoters, sum({w}) FILTER (WHERE r.nps <= 6) AS w_detractors
-FROM survey_responses r JOIN customers c USING (customer_id) {join}
-WHERE {where} AND r.nps IS NOT NULL
-GROUP BY 1 ORDER BY 1"""
-    return store.Query(name, sql, params)
+       sum(r.weight) AS sum_w, sum(r.weight * r.weight) AS sum_w2,
+       sum(r.weight) FILTER (WHERE r.nps >= 9) AS w_promoters, sum(r.weight) FILTER (WHERE r.nps <= 6) AS w_detractors
+FROM survey_responses r JOIN customers c USING (customer_id)
+WHERE {where} AND {sclause} AND r.nps IS NOT NULL
+GROUP BY ALL ORDER BY ALL"""
+    return store.Query(name, sql, {**params, **sparams})
+
+
+def _counts(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, survey: str, weighted: bool,
+            name: str) -> tuple[pd.DataFrame, store.Query]:
+    """Response counts (and weight sums) per group; ``weighted`` post-stratifies them by segment.
+
+    Post-stratification (Kalton & Flores-Cervantes 2003, §2): a response in segment s gets the
+    factor ps_s = (s's share of active customer-days) / (s's share of responses), over segments
+    present in both. The factor is constant within a segment, so the weighted sums are the
+    per-segment sums times ps_s (and ps_s² for the sum of squared weights): the counts are taken
+    once by (group, segment) and combined here, without a second pass over the responses.
+    """
+    # by segment, by region and weighted figures are sums over one query's segment × region cells
+    cellwise = weighted or dim in ("segment", "region")
+    q = _counts_query(filters, None if dim in ("segment", "region") else dim, survey, name, by_segment=cellwise)
+    cells = store.run(con, q)
+    if dim in ("segment", "region"):
+        cells = cells.assign(grp=cells[dim])
+    if not weighted:
+        return (cells.drop(columns=["segment", "region"]).groupby("grp", as_index=False, sort=True).sum(min_count=1)
+                if cellwise else cells), q
+    base, _ = active_base(con, filters)
+    resp = cells.groupby("segment")["n"].sum()
+    both = base.set_index("segment")["exposure"].astype(float).to_frame().join(resp.rename("resp"), how="inner")
+    ps = (both["exposure"] / both["exposure"].sum()) / (both["resp"] / both["resp"].sum())
+    cells = cells[cells["segment"].isin(ps.index)].copy()
+    f = cells["segment"].map(ps).astype(float)
+    for col in ("sum_w", "w_promoters", "w_detractors"):
+        cells[col] = cells[col] * f
+    cells["sum_w2"] = cells["sum_w2"] * f * f
+    out = cells.drop(columns=["segment", "region"]).groupby("grp", as_index=False, sort=True).sum(min_count=1)
+    return out, q
 
 
 def _row_estimate(row, weighted: bool, alpha: float, filters: Filters, label: str) -> Estimate:
@@ -222,8 +247,7 @@ def _table(rows: pd.DataFrame, ests: list[Estimate], dim: str | None, hide_below
 def overall(con: duckdb.DuckDBPyConnection, filters: Filters, *, survey: str = "relationship",
             weighted: bool = False, alpha: float = 0.05) -> Estimate:
     """Overall NPS (relationship survey by default); ``weighted`` post-stratifies by segment."""
-    q = _counts_query(filters, None, survey, weighted, "nps_overall")
-    df = store.run(con, q)
+    df, _ = _counts(con, filters, None, survey, weighted, "nps_overall")
     label = "NPS (weighted)" if weighted else "NPS"
     if df.empty:
         return nps_estimate(0, 0, 0, alpha=alpha, min_n=filters.min_n, label=label, filters=filters.describe())
@@ -238,8 +262,7 @@ def by(con: duckdb.DuckDBPyConnection, filters: Filters, *, dim: str = "segment"
     only: the estimate is hidden for confidentiality and because it is too noisy to read.
     """
     hide = filters.min_n if hide_below is None else hide_below
-    q = _counts_query(filters, dim, survey, weighted, f"nps_by_{dim}")
-    rows = store.run(con, q)
+    rows, q = _counts(con, filters, dim, survey, weighted, f"nps_by_{dim}")
     ests = [_row_estimate(r, weighted, alpha, filters, f"NPS {r['grp']}") for _, r in rows.iterrows()]
     head = overall(con, filters, survey=survey, weighted=weighted, alpha=alpha)
     warnings = []
@@ -256,8 +279,7 @@ def trend(con: duckdb.DuckDBPyConnection, filters: Filters, *, period: str = "qu
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}")
     res = by(con, filters, dim=period, survey=survey, weighted=weighted, alpha=alpha, hide_below=0)
-    q = res.queries[0]
-    rows = store.run(con, q)
+    rows, q = _counts(con, filters, period, survey, weighted, f"nps_by_{period}")
     ests = [_row_estimate(r, weighted, alpha, filters, f"NPS {pd.Timestamp(r['grp']):%Y-%m-%d}")
             for _, r in rows.iterrows()]
     table = res.table.rename(columns={period: "period"})
@@ -292,7 +314,7 @@ def last_change(con: duckdb.DuckDBPyConnection, filters: Filters, *, period: str
     tr = trend(con, filters, period=period, survey=survey, alpha=alpha)
     if len(tr.table) < 2:
         return None, "Not enough periods to compare."
-    rows = store.run(con, tr.queries[0]).tail(2)
+    rows = _counts(con, filters, period, survey, False, f"nps_by_{period}")[0].tail(2)
     a, b = (_row_estimate(r, False, alpha, filters, "NPS") for _, r in rows.iterrows())
     d = difference(b, a, label=f"Change vs previous {period}")
     return d, describe_change(d, period_label(rows["grp"].iloc[0], period), period_label(rows["grp"].iloc[1], period))

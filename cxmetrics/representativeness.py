@@ -24,17 +24,12 @@ from . import store
 from .filters import Filters
 from .results import Result
 
-_SQL = """
-WITH {base},
-resp AS (
-    SELECT c.segment, count(DISTINCT r.customer_id) AS respondents, count(*) AS responses
-    FROM survey_responses r JOIN customers c USING (customer_id)
-    WHERE {rwhere} AND r.survey = 'relationship' AND r.nps IS NOT NULL
-    GROUP BY 1
-)
-SELECT b.segment, b.customers AS active, b.exposure, coalesce(s.respondents, 0) AS respondents,
-       coalesce(s.responses, 0) AS responses
-FROM base b LEFT JOIN resp s USING (segment) ORDER BY 1
+_RESPONDENTS = """
+SELECT c.segment, count(*) AS respondents
+FROM customers c
+WHERE c.customer_id IN (SELECT r.customer_id FROM survey_responses r
+                        WHERE {rwhere} AND r.survey = 'relationship' AND r.nps IS NOT NULL)
+GROUP BY 1 ORDER BY 1
 """
 
 
@@ -42,12 +37,17 @@ def response_rates(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: f
     """Response rate by segment with CIs, shares of base vs respondents, and the weights."""
     from . import nps
 
-    rwhere, rparams = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
-    cwhere, cparams = filters.where(customer="c0", customer_id_col="c0.customer_id", dates=False)
-    params = {**cparams, **rparams, "date_from": filters.date_from, "date_to": filters.date_to}
-    base = nps.BASE_CTE.format(cwhere=cwhere).strip()
-    q = store.Query("response_rates", _SQL.format(base=base, rwhere=rwhere), params)
-    df = store.run(con, q)
+    # active base and responses per segment are shared with the weighted NPS (memoised queries);
+    # distinct respondents are counted over the customers table (a semi-join, no 10M-row join)
+    base, _ = nps.active_base(con, filters)
+    cells = store.run(con, nps._counts_query(filters, None, "relationship", "nps_overall", by_segment=True))
+    rwhere, rparams = filters.where(date_col="r.responded_on", customer_id_col="r.customer_id",
+                                    department_col="r.department")
+    q = store.Query("response_rates", _RESPONDENTS.format(rwhere=rwhere), rparams)
+    resp = store.run(con, q).set_index("segment")["respondents"]
+    df = base.rename(columns={"customers": "active"}).copy()
+    df["respondents"] = df["segment"].map(resp).fillna(0).astype(int)
+    df["responses"] = df["segment"].map(cells.groupby("segment")["n"].sum()).fillna(0).astype(int)
     z = norm.ppf(1 - alpha / 2)
     rate = df["respondents"] / df["active"].where(df["active"] > 0)
     half = z * (rate * (1 - rate) / df["active"]).pow(0.5)
