@@ -19,6 +19,7 @@ import io
 import json
 import os
 import re
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -418,12 +419,17 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
         raise ImportRejected(t.name, name, problems)
 
     sel = ", ".join(f'CAST(c{i} AS VARCHAR) AS "{tgt}"' for tgt, i in seen.items())
+    extra = ""
+    if fmt == "qualtrics" and "survey" not in present:
+        extra = ", 'relationship' AS survey"
+    offset = first_line - 1
+    # one pass from the file to __stage (text columns under our names, __row = line in the file)
+    create = f"CREATE TEMP TABLE __stage AS SELECT __row + {int(offset)} AS __row, {sel}{extra} FROM "  # noqa: S608 (identifiers from schema)
     try:
         if fmt == "parquet":
             pos = ", ".join(f'CAST("{_q(h)}" AS VARCHAR) AS c{i}' for i, h in enumerate(header))
-            con.execute(
-                "CREATE TEMP TABLE __file AS SELECT row_number() OVER () AS __row, "
-                + pos + " FROM read_parquet($p)", {"p": str(path)})
+            con.execute(create + "(SELECT row_number() OVER () AS __row, " + pos + " FROM read_parquet($p))",
+                        {"p": str(path)})
         elif fmt == "xlsx":
             import pyarrow as pa
 
@@ -432,14 +438,14 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
                       for i in range(width)}
             arrays["__row"] = pa.array(range(1, len(body) + 1), pa.int64())
             con.register("__xlsx", pa.table(arrays))
-            con.execute("CREATE TEMP TABLE __file AS SELECT * FROM __xlsx")
+            con.execute(create + "__xlsx")
             con.unregister("__xlsx")
         else:
             columns = {f"c{i}": "VARCHAR" for i in range(len(header))}
             con.execute(
-                "CREATE TEMP TABLE __file AS SELECT row_number() OVER () AS __row, * FROM read_csv($p, "
+                create + "(SELECT row_number() OVER () AS __row, * FROM read_csv($p, "
                 "columns = $cols, header = false, skip = $skip, delim = $delim, quote = '\"', escape = '\"', "
-                "strict_mode = true, auto_detect = false, encoding = $enc, max_line_size = 4000000)",
+                "strict_mode = true, auto_detect = false, encoding = $enc, max_line_size = 4000000))",
                 {"p": str(path), "cols": columns, "skip": skip, "delim": delim,
                  "enc": "latin-1" if report.encoding == "latin-1" else "utf-8"})
     except duckdb.Error as exc:
@@ -457,18 +463,13 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
         elif "unicode" in msg.lower() or "encoding" in msg.lower():
             reason = "invalid characters for the file's encoding"
         raise ImportRejected(t.name, name, [Problem(int(m.group(1)) if m else None, None, reason)]) from None
-    offset = first_line - 1
-    n = con.execute("SELECT count(*) FROM __file").fetchone()[0]
+    if extra:
+        present.add("survey")
+    n = con.execute("SELECT count(*) FROM __stage").fetchone()[0]
     if n == 0:
         raise ImportRejected(t.name, name, [Problem(None, None, "the file has a header but no data rows")])
     if n > limits.max_rows:
         raise ImportRejected(t.name, name, [Problem(None, None, f"{n:,} rows is more than the limit of {limits.max_rows:,}")])
-    extra = ""
-    if fmt == "qualtrics" and "survey" not in present:
-        extra = ", 'relationship' AS survey"
-        present.add("survey")
-    con.execute(f"CREATE TEMP TABLE __stage AS SELECT __row + {int(offset)} AS __row, {sel}{extra} FROM __file")  # noqa: S608 (identifiers from schema)
-    con.execute("DROP TABLE __file")
     return present, offset
 
 
@@ -512,6 +513,7 @@ def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limit
         return problems, total
     typed = _typed_select(t, present)
     con.execute(f"CREATE TEMP TABLE __typed AS SELECT s.__row, {typed} FROM __stage s")
+    con.execute("DROP TABLE __stage")  # the text copy is no longer needed: free its memory
     if t.key[0] not in present and t.derive_key_from:
         parts = " || '|' || ".join(f"coalesce(CAST(\"{c}\" AS VARCHAR), '')" for c in t.derive_key_from)
         part_cols = ", ".join(f'"{c}"' for c in t.derive_key_from)
@@ -530,6 +532,14 @@ def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limit
         collect(f'SELECT __row, "{column}" FROM __typed WHERE NOT ({cond})', column, reason)
     problems.sort(key=lambda p: (p.row is None, p.row or 0))
     return problems, total
+
+
+def _staging_config() -> dict[str, str]:
+    """Settings of the private staging database: its memory is capped (``CX_IMPORT_MEMORY``,
+    default 640MB) and spills to a temporary directory beyond that, so a file of any size is
+    staged in bounded memory."""
+    return {"memory_limit": os.environ.get("CX_IMPORT_MEMORY", "640MB"),
+            "temp_directory": os.path.join(tempfile.gettempdir(), "cxmetrics-import")}
 
 
 def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | None = None,
@@ -571,7 +581,7 @@ def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | 
     if not store.db_path(db).exists() and not dry_run:
         with store.connect(db, read_only=False):
             pass  # a first import creates the store
-    con = duckdb.connect()
+    con = duckdb.connect(config=_staging_config())
     try:
         rejected = None
         with store.attached(con, db, read_only=True):
@@ -639,16 +649,17 @@ def _write(con, t: Table, present: set[str], report: ImportReport, started, acto
     if keep and report.updated:
         sets = ", ".join(f'"{c}" = x."{c}"' for c in keep)
         con.execute(f'UPDATE __typed y SET {sets} FROM "{t.name}" x WHERE {key_match}')
-    if t.name == "survey_responses":
-        con.execute('UPDATE __typed SET weight = 1.0 WHERE weight IS NULL')
+    # survey weights default to 1 (after the merge: a stored weight is kept)
+    values = ", ".join('coalesce("weight", 1.0)' if (t.name == "survey_responses" and c == "weight") else f'"{c}"'
+                       for c in t.names)
     con.execute("BEGIN TRANSACTION")
     try:
         if t.fact:
             con.execute(f'DELETE FROM "{t.name}" x WHERE EXISTS (SELECT 1 FROM __typed y WHERE {key_match})')
-            con.execute(f'INSERT INTO "{t.name}" ({cols}) SELECT {cols} FROM __typed')
+            con.execute(f'INSERT INTO "{t.name}" ({cols}) SELECT {values} FROM __typed')
         else:
             upd = ", ".join(f'"{c}" = excluded."{c}"' for c in t.names if c not in t.key)
-            con.execute(f'INSERT INTO "{t.name}" ({cols}) SELECT {cols} FROM __typed '
+            con.execute(f'INSERT INTO "{t.name}" ({cols}) SELECT {values} FROM __typed '
                         f"ON CONFLICT ({key}) DO UPDATE SET {upd}")
         report.inserted = report.rows - report.updated
         if t.name == "assumptions":

@@ -398,3 +398,20 @@ def test_cross_column_checks_judge_rows_as_they_will_be_stored(small_copy, tmp_p
     theme = write(tmp_path, f"response_id,customer_id,responded_on,survey,theme\n{rid},{who},{day},{survey},price\n", "t.csv")
     assert importer.import_file(theme, "survey_responses", db=small_copy).updated == 1
     assert count(small_copy, where=f"response_id = '{rid}' AND theme = 'price' AND nps IS NOT NULL") == 1
+
+
+def test_weight_defaults_to_one_and_a_stored_weight_is_kept(small_copy, tmp_path):
+    a, b, _ = customer_ids(small_copy)
+    first = tmp_path / "w1.csv"
+    first.write_text("response_id,customer_id,responded_on,survey,nps,weight\n"
+                     f"W1,{a},2024-05-01,relationship,9,2.5\n")
+    importer.import_file(first, "survey_responses", db=small_copy)
+    second = tmp_path / "w2.csv"  # no weight column: W1 keeps 2.5, the new W2 gets 1
+    second.write_text("response_id,customer_id,responded_on,survey,nps\n"
+                      f"W1,{a},2024-05-01,relationship,10\nW2,{b},2024-05-02,relationship,3\n")
+    rep = importer.import_file(second, "survey_responses", db=small_copy)
+    assert (rep.inserted, rep.updated) == (1, 1)
+    with store.connect(str(small_copy)) as con:
+        got = con.execute("SELECT response_id, nps, weight FROM survey_responses "
+                          "WHERE response_id IN ('W1', 'W2') ORDER BY 1").fetchall()
+    assert got == [("W1", 10, 2.5), ("W2", 3, 1.0)]
