@@ -114,26 +114,32 @@ def _call_page(spec: roles.PageSpec, con, filters):
 
 
 def worker_page(db: str, path: str) -> dict:
+    """One page in a fresh process: ``cold_s`` is its first call (DuckDB buffers empty, libraries the
+    page imports lazily, such as statsmodels, loaded inside the call); ``uncached_s`` is a cache
+    miss in a running app: a new connection (every request opens one, so DuckDB's buffers start
+    empty again) with the libraries loaded; ``warm_s`` is a cache hit (``st.cache_data`` unpickles
+    the stored result)."""
     spec = next(p for p in roles.PAGES if p.path == path)
     module = spec.data.split(":")[0]
     importlib.import_module(module)
     import pandas  # noqa: F401  (loaded by the app before any page runs)
 
+    filters = Filters()
     with store.connect(db) as con:
-        filters = Filters()
         before = _rss_mib()
         t0 = time.perf_counter()
         result = _call_page(spec, con, filters)
         cold = time.perf_counter() - t0
-        blob = pickle.dumps(result)
+    blob = pickle.dumps(result)
+    t0 = time.perf_counter()
+    pickle.loads(blob)
+    warm = time.perf_counter() - t0
+    with store.connect(db) as con:
         t0 = time.perf_counter()
-        pickle.loads(blob)
-        warm = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        _call_page(spec, con, filters)  # second uncached call: DuckDB's own caches are warm
-        second = time.perf_counter() - t0
+        _call_page(spec, con, filters)
+        uncached = time.perf_counter() - t0
     peak = _peak_mib()
-    return {"cold_s": cold, "warm_s": warm, "second_uncached_s": second, "peak_mib": peak,
+    return {"cold_s": cold, "uncached_s": uncached, "warm_s": warm, "peak_mib": peak,
             "work_mib": peak - before, "result_kib": len(blob) / 1024}
 
 
@@ -327,10 +333,11 @@ def checks(res: dict) -> list[dict]:
             add(f"{title}: computes", row["error"], "no error", False)
             continue
         worst_app_mem = max(worst_app_mem, row["peak_mib"])
-        add(f"{title}: uncached", round(row["cold_s"], 3), f"< {b['page_cold_s']} s", row["cold_s"] < b["page_cold_s"])
+        add(f"{title}: uncached", round(row["uncached_s"], 3), f"< {b['page_cold_s']} s",
+            row["uncached_s"] < b["page_cold_s"])
         add(f"{title}: cached", round(row["warm_s"], 4), f"< {b['page_warm_s']} s", row["warm_s"] < b["page_warm_s"])
         if floor:
-            ratio = row["cold_s"] / floor
+            ratio = row["uncached_s"] / floor
             add(f"{title}: ours / floor", round(ratio, 1), f"≤ {b['floor_ratio']}", ratio <= b["floor_ratio"])
         base = row.get("baseline")
         if base and "seconds" in base:
@@ -361,16 +368,17 @@ def _page_figures(res: dict):
         if "error" in row:
             yield title, None, row["error"], None
         else:
-            yield title, row, row.get("baseline", {}).get("seconds"), row["cold_s"] / floor
+            yield title, row, row.get("baseline", {}).get("seconds"), row["uncached_s"] / floor
 
 
 def table(res: dict) -> str:
-    lines = [f"{'page':32} {'uncached s':>10} {'cached s':>9} {'peak MiB':>9} {'baseline s':>10} {'ours/floor':>10}"]
+    lines = [f"{'page':32} {'first call s':>12} {'uncached s':>10} {'cached s':>9} {'peak MiB':>9} {'baseline s':>10} "
+             f"{'ours/floor':>10}"]
     for title, row, base, ratio in _page_figures(res):
         if row is None:
             lines.append(f"{title:32} error: {base}")
             continue
-        lines.append(f"{title:32} {row['cold_s']:10.3f} {row['warm_s']:9.4f} {row['peak_mib']:9.0f} "
+        lines.append(f"{title:32} {row['cold_s']:12.3f} {row['uncached_s']:10.3f} {row['warm_s']:9.4f} {row['peak_mib']:9.0f} "
                      f"{(f'{base:.2f}' if base else '—'):>10} {ratio:10.1f}")
     lines.append(f"floor (one scan of survey_responses): {res['floor'].get('seconds') or float('nan'):.3f} s")
     lines.append("")
@@ -386,13 +394,13 @@ def readme_section(res: dict) -> str:
     m = res["machine"]
     lines = [f"Machine: {m['cpus']} cores, {m['memory_gib']} GiB, {m['platform']}, Python {m['python']}; "
              f"scale: " + ", ".join(f"{v:,} {k}" for k, v in res["scale"].items()) + f"; floor {floor:.2f} s.", "",
-             "| page | uncached s | cached s | peak MiB | pandas baseline s | ours / floor |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+             "| page | first call s | uncached s | cached s | peak MiB | pandas baseline s | ours / floor |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for title, row, base, ratio in _page_figures(res):
         if row is None:
-            lines.append(f"| {title} | error: {base} | | | | |")
+            lines.append(f"| {title} | error: {base} | | | | | |")
             continue
-        lines.append(f"| {title} | {row['cold_s']:.2f} | {row['warm_s']:.4f} | {row['peak_mib']:.0f} | "
+        lines.append(f"| {title} | {row['cold_s']:.2f} | {row['uncached_s']:.2f} | {row['warm_s']:.4f} | {row['peak_mib']:.0f} | "
                      f"{f'{base:.1f}' if base else '—'} | {ratio:.1f} |")
     pages = [c for c in res["checks"] if ": " in c["check"]]
 

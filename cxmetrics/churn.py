@@ -142,8 +142,11 @@ def churn_by(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str = "nps
 
 
 def hazard_ratios(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark: dt.date | None = None,
-                  alpha: float = 0.05, cox_sample: int = 50_000) -> Result:
-    """Hazard ratios of NPS groups vs promoters, adjusted for segment and tenure (see module doc)."""
+                  alpha: float = 0.05, cox_sample: int = 50_000, cox: bool = True) -> Result:
+    """Hazard ratios of NPS groups vs promoters, adjusted for segment and tenure (see module doc).
+
+    ``cox=False`` leaves out the Cox check (the Churn page shows it; summaries quote the Poisson
+    hazard ratio, which is exact on the cells)."""
     import statsmodels.api as sm
 
     L = landmark or default_landmark(con, filters)
@@ -172,9 +175,9 @@ def hazard_ratios(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark:
             b, se = res.params[col], res.bse[col]
             rows.append({"group": g, "vs": "promoter", "measure": name, "model": model, "ratio": math.exp(b),
                          "ci_low": math.exp(b - z * se), "ci_high": math.exp(b + z * se), "p_value": res.pvalues[col]})
-    cox = _cox(con, filters, L, cox_sample, alpha)
-    rows += cox
-    if not cox:
+    cox_rows = _cox(con, filters, L, cox_sample, alpha) if cox else []
+    rows += cox_rows
+    if cox and not cox_rows:
         warnings.append("Cox model not fitted (too few customers).")
     table = pd.DataFrame(rows)
     head = []
@@ -187,7 +190,8 @@ def hazard_ratios(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark:
                              reference=REFERENCE, filters=filters.describe(), min_n=filters.min_n))
     return Result("hazard_ratios", "Churn hazard and odds ratios by NPS group (vs promoters)", table,
                   method=f"Landmark {L}: Poisson GLM with log-exposure offset on (group × segment × tenure) cells; "
-                         "grouped logistic for 12-month churn; Cox PHReg on customer rows as a check.",
+                         "grouped logistic for 12-month churn; "
+                         + ("Cox PHReg on customer rows as a check." if cox else "the Cox check is on the Churn page."),
                   reference=REFERENCE, filters=filters.describe(), alpha=alpha, headline=tuple(head),
                   warnings=tuple(warnings), queries=(q,),
                   extra={"tables": ("customers", "survey_responses", "churn_events"), "landmark": str(L),

@@ -198,7 +198,7 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: 
     except (ValueError, KeyError) as exc:
         bridge_res, bridge_err = None, str(exc)
     rep = representativeness.response_rates(con, filters)
-    method_sources = [nps.by(con, filters, dim="segment"), rep, churn.hazard_ratios(con, filters),
+    method_sources = [nps.by(con, filters, dim="segment"), rep, churn.hazard_ratios(con, filters, cox=False),
                       clv.clv_by_group(con, filters, draws=300), reconciliation(con, filters)]
     return {
         "bridge": bridge_res, "bridge_error": bridge_err, "representativeness": rep,
