@@ -183,7 +183,8 @@ PERIOD_DAYS = {"week": 7.0, "month": 365.25 / 12}
 
 _RFM_SQL = """
 WITH tx AS (
-    SELECT t.customer_id, t.occurred_on::DATE AS d, sum(t.amount) AS amount
+    -- amounts summed as exact cents: a float sum depends on the order of parallel work, and m is rounded
+    SELECT t.customer_id, t.occurred_on::DATE AS d, sum(CAST(t.amount AS DECIMAL(18, 2))) AS amount
     FROM {source} t
     WHERE t.occurred_on::DATE <= $cal_end {where}
     GROUP BY 1, 2
@@ -193,7 +194,7 @@ WITH tx AS (
            CASE WHEN count(*) > 1 THEN (sum(amount) - arg_min(amount, d)) / (count(*) - 1) END AS m
     FROM tx GROUP BY 1
 )
-SELECT x, t_x_days, T_days, round(m, 2) AS m, count(*) AS w FROM per GROUP BY ALL ORDER BY ALL
+SELECT x, t_x_days, T_days, CAST(round(m, 2) AS DOUBLE) AS m, count(*) AS w FROM per GROUP BY ALL ORDER BY ALL
 """
 
 

@@ -97,10 +97,30 @@ def default_landmark(con: duckdb.DuckDBPyConnection, filters: Filters) -> dt.dat
     return first.replace(year=first.year + 1)
 
 
-def _base(filters: Filters, landmark: dt.date, select: str, name: str) -> store.Query:
+def raw_base(filters: Filters, landmark: dt.date, select: str, name: str) -> store.Query:
+    """``select`` over the landmark base ``b`` (and ``bounds``), computed from the raw tables."""
     where, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
     return store.Query(name, _BASE.format(where=where) + "\n" + select,
                        {**params, "landmark": landmark, "end": filters.date_to})
+
+
+_FROM_SUMMARY = """
+-- b is the landmark base above (see raw_base), materialised as summary_landmark at this data version
+WITH bounds AS (SELECT $landmark::DATE AS L, $end::DATE AS E),
+b AS (SELECT c.* FROM summary_landmark c WHERE {where})"""
+
+
+def _base(con: duckdb.DuckDBPyConnection, filters: Filters, landmark: dt.date, select: str, name: str) -> store.Query:
+    """Like :func:`raw_base`, reading ``b`` from the summary table when it holds exactly this base
+    (current data version, default landmark, no end-date filter; see :mod:`cxmetrics.summaries`)."""
+    from . import summaries
+
+    s = summaries.landmark(con)
+    if s is None or filters.date_to is not None or landmark != s.landmark:
+        return raw_base(filters, landmark, select, name)
+    where, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
+    return store.Query(name, _FROM_SUMMARY.format(where=where) + "\n" + select,
+                       {**params, "landmark": landmark, "end": s.end})
 
 
 def wilson(k: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
@@ -124,7 +144,7 @@ def churn_by(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str = "nps
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {', '.join(GROUPINGS)}")
     L = landmark or default_landmark(con, filters)
-    q = _base(filters, L, f"SELECT {GROUPINGS[by]} AS grp, count(*) AS customers, "
+    q = _base(con, filters, L, f"SELECT {GROUPINGS[by]} AS grp, count(*) AS customers, "
                           "count(*) FILTER (WHERE churn12) AS churned FROM b GROUP BY 1 ORDER BY 1",
               f"churn_by_{by}")
     df = store.run(con, q)
@@ -150,7 +170,7 @@ def hazard_ratios(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark:
     import statsmodels.api as sm
 
     L = landmark or default_landmark(con, filters)
-    q = _base(filters, L, "SELECT nps_group, segment, tenure, count(*) AS customers, "
+    q = _base(con, filters, L, "SELECT nps_group, segment, tenure, count(*) AS customers, "
                           "count(*) FILTER (WHERE event) AS events, sum(days) / $month AS exposure_months, "
                           "count(*) FILTER (WHERE churn12) AS churn12 FROM b GROUP BY ALL ORDER BY ALL",
               "churn_cells")
@@ -212,7 +232,7 @@ def _design(cells: pd.DataFrame) -> pd.DataFrame:
 def _cox(con, filters: Filters, L: dt.date, sample: int, alpha: float) -> list[dict]:
     import statsmodels.api as sm
 
-    q = _base(filters, L, "SELECT nps_group, segment, tenure, days, event FROM b "
+    q = _base(con, filters, L, "SELECT nps_group, segment, tenure, days, event FROM b "
                           f"USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (7)", "cox_sample")
     df = store.run(con, q)
     if len(df) < 50 or df["event"].sum() < 10 or df["nps_group"].nunique() < 2:
@@ -237,7 +257,7 @@ def survival_curves(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmar
     import statsmodels.api as sm
 
     L = landmark or default_landmark(con, filters)
-    q = _base(filters, L, "SELECT nps_group, ceil(days / $month) AS month, event, count(*) AS n FROM b "
+    q = _base(con, filters, L, "SELECT nps_group, ceil(days / $month) AS month, event, count(*) AS n FROM b "
                           "GROUP BY ALL ORDER BY ALL", "km_counts")
     q.params["month"] = MONTH_DAYS
     df = store.run(con, q)

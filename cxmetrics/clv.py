@@ -74,7 +74,7 @@ def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment
     d_month = (1 + d_year) ** (1 / 12) - 1
     months = int(round(12 * h_years))
     L = landmark or churn.default_landmark(con, filters)
-    q = churn._base(filters, L, _INPUTS, "clv_inputs")
+    q = churn._base(con, filters, L, _INPUTS, "clv_inputs")
     q.params["month"] = churn.MONTH_DAYS
     cells = store.run(con, q)
     keys = ["nps_group", "segment"] if by_segment else ["nps_group"]

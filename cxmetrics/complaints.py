@@ -192,7 +192,7 @@ def churn_uplift(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: flo
     import statsmodels.api as sm
 
     L = churn.default_landmark(con, filters)
-    q = churn._base(filters, L, """, state AS (
+    q = churn._base(con, filters, L, """, state AS (
     SELECT k.customer_id,
            CASE WHEN bool_or(k.closed_on IS NULL OR k.closed_on >= bounds.L) THEN 'unresolved'
                 WHEN bool_or(coalesce(k.escalated, false)) THEN 'escalated' ELSE 'resolved' END AS state

@@ -162,6 +162,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     try:
         rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
         if rows and int(rows[0][0]) == schema.SCHEMA_VERSION:
+            _ensure_summaries(con)
             return schema.SCHEMA_VERSION
     except duckdb.CatalogException:
         pass
@@ -188,12 +189,31 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     return version
 
 
+def _ensure_summaries(con: duckdb.DuckDBPyConnection) -> None:
+    """Build the summary tables of a file written before they existed (or by older code)."""
+    from . import summaries
+
+    if summaries.landmark(con) is None:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            summaries.refresh(con, data_version(con))
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+
 def bump_version(con: duckdb.DuckDBPyConnection) -> int:
-    """Mark the data as changed (call inside the writing transaction). Returns the new version."""
+    """Mark the data as changed (call inside the writing transaction) and rebuild the summary
+    tables for the new version in the same transaction. Returns the new version."""
+    from . import summaries
+
     con.execute(
         "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'data_version'"
     )
-    return int(con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0])
+    version = int(con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0])
+    summaries.refresh(con, version)
+    return version
 
 
 def data_version(con: duckdb.DuckDBPyConnection) -> int:

@@ -1,0 +1,123 @@
+"""The summary tables give exactly the figures of the raw queries, follow every write, and are
+ignored when stale."""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+import duckdb
+import pandas as pd
+import pytest
+
+from cxmetrics import churn, importer, roles, store, summaries
+from cxmetrics.filters import Filters, Scope
+from cxmetrics.results import Estimate
+from tests.test_scope import walk
+
+
+def _landmark_rows(con) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(summary table, the same base computed from the raw tables), both sorted."""
+    s = summaries.landmark(con)
+    raw = churn.raw_base(Filters(), s.landmark, "SELECT * FROM b", "raw")
+    got = con.execute(f"SELECT * FROM {summaries.LANDMARK_TABLE} ORDER BY customer_id").df()
+    want = con.execute(raw.sql + " ORDER BY customer_id", raw.params).df()
+    return got, want
+
+
+def test_demo_build_leaves_a_current_summary_equal_to_the_raw_base(con):
+    s = summaries.landmark(con)
+    assert s is not None and s.version == store.data_version(con)
+    assert s.landmark == churn.default_landmark(con, Filters())
+    got, want = _landmark_rows(con)
+    assert len(got) > 500
+    pd.testing.assert_frame_equal(got, want)
+
+
+def _figures(obj) -> list:
+    out = []
+    for item in walk(obj):
+        if isinstance(item, pd.DataFrame):
+            out.append(item.reset_index(drop=True))
+        elif isinstance(item, Estimate):
+            out.append((item.estimate, item.ci_low, item.ci_high, item.n))
+    return out
+
+
+def _same(a, b) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, pd.DataFrame):
+            pd.testing.assert_frame_equal(x, y, check_exact=False, rtol=1e-9)
+        else:
+            for u, v in zip(x, y, strict=True):
+                assert (u is None and v is None) or (isinstance(u, float) and math.isnan(u) and math.isnan(v)) \
+                    or u == pytest.approx(v, rel=1e-9), (x, y)
+
+
+PAGES = [p for p in roles.PAGES if p.title != "Data"]
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(segments=("smb",)),
+                                     Filters(scope=Scope(role="department", departments=("billing",), user="b"))],
+                         ids=["all", "segment", "billing scope"])
+@pytest.mark.parametrize("spec", PAGES, ids=[p.title for p in PAGES])
+def test_every_page_shows_the_same_figures_with_and_without_the_summary(con, monkeypatch, spec, filters):
+    module, func = spec.data.split(":")
+    fn = getattr(importlib.import_module(module), func)
+    fast = _figures(fn(con, filters))
+    monkeypatch.setattr(summaries, "landmark", lambda con: None)
+    _same(fast, _figures(fn(con, filters)))
+
+
+def test_queries_read_the_summary_only_when_it_holds_that_base(con):
+    L = churn.default_landmark(con, Filters())
+    assert "summary_landmark" in churn._base(con, Filters(), L, "SELECT 1", "q").sql
+    assert "summary_landmark" in churn._base(con, Filters(regions=("north",)), L, "SELECT 1", "q").sql
+    import datetime as dt
+
+    assert "summary_landmark" not in churn._base(con, Filters(), L - dt.timedelta(days=1), "SELECT 1", "q").sql
+    assert "summary_landmark" not in churn._base(con, Filters(date_to=dt.date(2026, 1, 1)), L, "SELECT 1", "q").sql
+
+
+def test_an_import_rebuilds_the_summary_in_its_transaction(small_copy, tmp_path):
+    with store.connect(str(small_copy)) as con:
+        before = summaries.landmark(con)
+        got, _ = _landmark_rows(con)
+        alive = got[~got["event"]]["customer_id"].iloc[0]
+    f = tmp_path / "churn.csv"
+    f.write_text(f"customer_id,churned_on,reason\n{alive},{before.end.isoformat()},price\n")
+    importer.import_file(f, "churn_events", db=small_copy)
+    with store.connect(str(small_copy)) as con:
+        after = summaries.landmark(con)
+        assert after is not None and after.version == before.version + 1 == store.data_version(con)
+        got, want = _landmark_rows(con)
+    pd.testing.assert_frame_equal(got, want)
+    assert bool(got.set_index("customer_id").loc[alive, "event"])
+
+
+def test_a_stale_summary_is_ignored_and_rebuilt_on_the_next_write_open(small_copy):
+    with store.connect(str(small_copy), read_only=False) as con:  # a writer that skips bump_version
+        con.execute("UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'data_version'")
+    with store.connect(str(small_copy)) as con:
+        assert summaries.landmark(con) is None
+        L = churn.default_landmark(con, Filters())
+        assert "summary_landmark" not in churn._base(con, Filters(), L, "SELECT 1", "q").sql
+    with store.connect(str(small_copy), read_only=False):
+        pass  # opening read-write (as `init` does) rebuilds what is missing or stale
+    with store.connect(str(small_copy)) as con:
+        assert summaries.landmark(con).version == store.data_version(con)
+
+
+def test_a_file_without_summaries_gets_them_when_opened_read_write(small_copy):
+    raw = duckdb.connect(str(small_copy))
+    raw.execute(f"DROP TABLE {summaries.LANDMARK_TABLE}")
+    raw.execute("DELETE FROM meta WHERE key = 'summary_landmark'")
+    raw.close()
+    with store.connect(str(small_copy)) as con:
+        assert summaries.landmark(con) is None
+    with store.connect(str(small_copy), read_only=False):
+        pass
+    with store.connect(str(small_copy)) as con:
+        got, want = _landmark_rows(con)
+    pd.testing.assert_frame_equal(got, want)
