@@ -110,16 +110,18 @@ WITH bounds AS (SELECT $landmark::DATE AS L, $end::DATE AS E),
 b AS (SELECT c.* FROM summary_landmark c WHERE {where})"""
 
 
-def _base(con: duckdb.DuckDBPyConnection, filters: Filters, landmark: dt.date, select: str, name: str) -> store.Query:
+def _base(con: duckdb.DuckDBPyConnection, filters: Filters, landmark: dt.date, select: str, name: str, *,
+          summary_select: str | None = None) -> store.Query:
     """Like :func:`raw_base`, reading ``b`` from the summary table when it holds exactly this base
-    (current data version, default landmark, no end-date filter; see :mod:`cxmetrics.summaries`)."""
+    (current data version, default landmark, no end-date filter; see :mod:`cxmetrics.summaries`).
+    ``summary_select`` replaces ``select`` on that path (it may read the other summaries too)."""
     from . import summaries
 
     s = summaries.landmark(con)
     if s is None or filters.date_to is not None or landmark != s.landmark:
         return raw_base(filters, landmark, select, name)
     where, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
-    return store.Query(name, _FROM_SUMMARY.format(where=where) + "\n" + select,
+    return store.Query(name, _FROM_SUMMARY.format(where=where) + "\n" + (summary_select or select),
                        {**params, "landmark": landmark, "end": s.end})
 
 

@@ -47,7 +47,7 @@ def clv_formula(margin: float | np.ndarray, hazard: float | np.ndarray, monthly_
     return np.asarray(margin, float) * q.sum(axis=-1)
 
 
-_INPUTS = """
+_REV = """
 , rev AS (
     -- active calendar months as a bit set (bit k = k-th month of the window): count(DISTINCT
     -- date_trunc('month', …)) per customer gives the same number at four times the cost
@@ -58,7 +58,15 @@ _INPUTS = """
       AND t.customer_id IN (SELECT customer_id FROM b)   -- only the customers valued, not the whole base
     GROUP BY 1
 )
-SELECT b.nps_group, b.segment, count(*) AS customers, count(*) FILTER (WHERE b.event) AS events,
+"""
+
+#: The same revenue when ``b`` comes from the summary: bounds.E is then the last transaction
+#: date, the end of summary_customer's 12-month revenue window.
+_REV_FROM_SUMMARY = """
+, rev AS (SELECT customer_id, rev_12m AS revenue, months_12m AS months FROM summary_customer)
+"""
+
+_CELLS = """SELECT b.nps_group, b.segment, count(*) AS customers, count(*) FILTER (WHERE b.event) AS events,
        sum(b.days) / $month AS exposure_months,
        sum(coalesce(rev.revenue, 0)) AS revenue, sum(coalesce(rev.months, 0)) AS revenue_months,
        sum(coalesce(rev.revenue, 0) * coalesce(rev.revenue, 0) / greatest(coalesce(rev.months, 1), 1)) AS rev_sq
@@ -74,7 +82,7 @@ def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment
     d_month = (1 + d_year) ** (1 / 12) - 1
     months = int(round(12 * h_years))
     L = landmark or churn.default_landmark(con, filters)
-    q = churn._base(con, filters, L, _INPUTS, "clv_inputs")
+    q = churn._base(con, filters, L, _REV + _CELLS, "clv_inputs", summary_select=_REV_FROM_SUMMARY + _CELLS)
     q.params["month"] = churn.MONTH_DAYS
     cells = store.run(con, q)
     keys = ["nps_group", "segment"] if by_segment else ["nps_group"]

@@ -233,8 +233,20 @@ def rate_by_nps_group(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.Da
     Exposure: each customer's days between acquisition (or the first complaint date in the data)
     and churn (or the data end).
     """
+    from . import summaries
+
     cw, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
-    q = store.Query("complaint_rate_by_group", f"""
+    if summaries.customer(con):  # latest NPS and complaint counts per customer from summary_customer
+        q = store.Query("complaint_rate_by_group", f"""
+WITH b AS (SELECT min(opened_on) AS lo, max(opened_on) AS hi FROM complaints)
+SELECT CASE WHEN c.nps >= 9 THEN 'promoter' WHEN c.nps >= 7 THEN 'passive' ELSE 'detractor' END AS nps_group,
+       count(*) AS customers,
+       sum(greatest(date_diff('day', greatest(c.acquired_on, b.lo), least(coalesce(ce.churned_on, b.hi), b.hi)), 0) / 365.25) AS years,
+       sum(c.complaints) AS complaints
+FROM summary_customer c LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id, b
+WHERE c.nps IS NOT NULL AND {cw} GROUP BY 1 ORDER BY 1""", params)
+    else:
+        q = store.Query("complaint_rate_by_group", f"""
 WITH b AS (SELECT min(opened_on) AS lo, max(opened_on) AS hi FROM complaints),
 g AS (SELECT customer_id, arg_max(nps, responded_on) AS nps FROM survey_responses
       WHERE survey = 'relationship' AND nps IS NOT NULL GROUP BY 1),

@@ -39,11 +39,7 @@ WITH tp AS (
     FROM survey_responses r JOIN customers c USING (customer_id)
     WHERE {where} AND r.survey = 'transactional' AND r.csat IS NOT NULL AND r.touchpoint IS NOT NULL
     GROUP BY 1, 2
-), rel AS (
-    SELECT customer_id, arg_max(nps, responded_on) AS nps
-    FROM survey_responses r
-    WHERE r.survey = 'relationship' AND r.nps IS NOT NULL {rel_dates}
-    GROUP BY 1
+), rel AS ({rel}
 ), pairs AS (
     SELECT tp.touchpoint, count(*) AS n, sum(tp.csat) AS sx, sum(rel.nps) AS sy, sum(tp.csat * tp.csat) AS sxx,
            sum(rel.nps * rel.nps) AS syy, sum(tp.csat * rel.nps) AS sxy
@@ -60,6 +56,17 @@ SELECT perf.*, pairs.n, pairs.sx, pairs.sy, pairs.sxx, pairs.syy, pairs.sxy,
         WHERE {where} AND r.survey = 'transactional' AND r.nps IS NOT NULL) AS total_nps_n
 FROM perf LEFT JOIN pairs USING (touchpoint) ORDER BY perf.touchpoint
 """
+
+
+_REL_RAW = """
+    SELECT customer_id, arg_max(nps, responded_on) AS nps
+    FROM survey_responses r
+    WHERE r.survey = 'relationship' AND r.nps IS NOT NULL {rel_dates}
+    GROUP BY 1"""
+
+#: Each customer's latest relationship NPS over all the data, as kept in summary_customer.
+_REL_FROM_SUMMARY = """
+    SELECT customer_id, nps FROM summary_customer WHERE nps IS NOT NULL"""
 
 
 def correlation_ci(n: int, sx: float, sy: float, sxx: float, syy: float, sxy: float,
@@ -85,10 +92,13 @@ def correlation_ci(n: int, sx: float, sy: float, sxx: float, syy: float, sxy: fl
 def key_drivers(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Result:
     """Importance, performance and NPS impact of each touchpoint (see module docstring)."""
     where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
-    rel_dates = ""
-    if filters.date_to is not None:
-        rel_dates = "AND r.responded_on <= $date_to"
-    q = store.Query("key_drivers", _SQL.format(where=where, rel_dates=rel_dates), params)
+    from . import summaries
+
+    if filters.date_to is None and summaries.customer(con):
+        rel = _REL_FROM_SUMMARY
+    else:
+        rel = _REL_RAW.format(rel_dates="" if filters.date_to is None else "AND r.responded_on <= $date_to")
+    q = store.Query("key_drivers", _SQL.format(where=where, rel=rel), params)
     df = store.run(con, q)
     z = norm.ppf(1 - alpha / 2)
     recs = []

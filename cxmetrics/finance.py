@@ -136,6 +136,15 @@ SELECT count(*) AS n, sum(cur) AS sx, sum(prev) AS sy, sum(cur * cur) AS sxx, su
 FROM per WHERE prev > 0
 """
 
+#: The same sums from summary_customer's two 12-month revenue windows (ending at the last transaction).
+_NRR_FROM_SUMMARY = """
+WITH bounds AS (SELECT max(occurred_on) AS last FROM transactions),
+per AS (SELECT coalesce(t.rev_12m, 0) AS cur, coalesce(t.rev_prev_12m, 0) AS prev FROM summary_customer t WHERE {where})
+SELECT count(*) AS n, sum(cur) AS sx, sum(prev) AS sy, sum(cur * cur) AS sxx, sum(prev * prev) AS syy,
+       sum(cur * prev) AS sxy, (SELECT last FROM bounds) AS last
+FROM per WHERE prev > 0
+"""
+
 
 def net_revenue_retention(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Estimate:
     """NRR over the last 12 months of data, with a delta-method CI for a ratio of sums.
@@ -146,8 +155,11 @@ def net_revenue_retention(con: duckdb.DuckDBPyConnection, filters: Filters, *, a
     """
     from scipy.stats import norm
 
+    from . import summaries
+
     where, params = filters.where(customer_id_col="t.customer_id", dates=False)
-    q = store.Query("net_revenue_retention", _NRR_SQL.format(where=where), params)
+    sql = _NRR_FROM_SUMMARY if summaries.customer(con) else _NRR_SQL
+    q = store.Query("net_revenue_retention", sql.format(where=where), params)
     r = store.run(con, q).iloc[0]
     n = int(r["n"] or 0)
     if n < 2 or not r["sy"]:

@@ -1,5 +1,12 @@
 """Summary tables: results of the heaviest shared sub-queries, materialised with each data version.
 
+Two customer-level tables are kept:
+
+* ``summary_landmark``: the churn landmark base (below);
+* ``summary_customer``: per customer, the latest relationship answer (NPS, stated share of
+  wallet, WAR share) and the revenue of the last 12 months of data (with its active months) and
+  of the 12 months before, and the number of complaints (:data:`CUSTOMER_SQL`).
+
 Several pages start from the same customer-level table, the churn landmark base ``b`` of
 :mod:`cxmetrics.churn` (each contractual customer active on the landmark date with their NPS
 group, CSAT, complaint history and tenure before it, and their churn event, exposure and 12-month
@@ -25,7 +32,36 @@ from dataclasses import dataclass
 import duckdb
 
 LANDMARK_TABLE = "summary_landmark"
+CUSTOMER_TABLE = "summary_customer"
 _META_KEY = "summary_landmark"
+#: Bumped whenever the summaries' definitions change: a file built with another format is
+#: treated as having no summaries (raw queries) until it is next opened read-write.
+FORMAT = 2
+
+#: Per customer, as of the whole data: latest relationship answer with an NPS (the queries it
+#: replaces take each field's arg_max by date), revenue in the 12 months to the last transaction
+#: date E (and its active calendar months, as a bit set of month offsets), revenue in the 12 months
+#: before that, and complaints ever opened.
+CUSTOMER_SQL = """
+WITH last AS (SELECT max(occurred_on) AS E FROM transactions),
+latest AS (
+    SELECT r.customer_id, arg_max(r.nps, r.responded_on) AS nps,
+           arg_max(r.share_of_wallet_pct, r.responded_on) AS stated,
+           arg_max((1 - r.brand_rank / (r.brands_used + 1)) * 2 / r.brands_used, r.responded_on) AS war
+    FROM survey_responses r WHERE r.survey = 'relationship' AND r.nps IS NOT NULL GROUP BY 1
+), rev AS (
+    SELECT t.customer_id,
+           sum(t.amount) FILTER (WHERE t.occurred_on > (last.E - INTERVAL 12 MONTH)::DATE) AS rev_12m,
+           bit_count(bit_or(1::UBIGINT << greatest(date_diff('month', last.E - INTERVAL 12 MONTH, t.occurred_on), 0)::UBIGINT)
+                     FILTER (WHERE t.occurred_on > (last.E - INTERVAL 12 MONTH)::DATE)) AS months_12m,
+           sum(t.amount) FILTER (WHERE t.occurred_on <= (last.E - INTERVAL 12 MONTH)::DATE) AS rev_prev_12m
+    FROM transactions t, last WHERE t.occurred_on > (last.E - INTERVAL 24 MONTH)::DATE GROUP BY 1
+), k AS (SELECT customer_id, count(*) AS complaints FROM complaints GROUP BY 1)
+SELECT c.customer_id, c.segment, c.region, c.contract, c.acquired_on, c.category_wallet,
+       latest.nps, latest.stated, latest.war, rev.rev_12m, rev.months_12m, rev.rev_prev_12m,
+       coalesce(k.complaints, 0) AS complaints
+FROM customers c LEFT JOIN latest USING (customer_id) LEFT JOIN rev USING (customer_id) LEFT JOIN k USING (customer_id)
+"""
 
 
 @dataclass(frozen=True)
@@ -44,7 +80,9 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int) -> None:
     end = con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
     q = churn.raw_base(Filters(), landmark, "SELECT * FROM b", "summary_landmark")
     con.execute(f"CREATE OR REPLACE TABLE {LANDMARK_TABLE} AS {q.sql}", q.params)  # constant identifier
-    info = {"landmark": landmark.isoformat(), "end": end.isoformat() if end else None, "version": version}
+    con.execute(f"CREATE OR REPLACE TABLE {CUSTOMER_TABLE} AS {CUSTOMER_SQL}")
+    info = {"landmark": landmark.isoformat(), "end": end.isoformat() if end else None, "version": version,
+            "format": FORMAT}
     con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_META_KEY, json.dumps(info)])
 
 
@@ -56,7 +94,21 @@ def landmark(con: duckdb.DuckDBPyConnection) -> LandmarkSummary | None:
     if not row:
         return None
     info = json.loads(row[0])
-    if info.get("version") != store.data_version(con) or not info.get("end"):
+    if info.get("version") != store.data_version(con) or info.get("format") != FORMAT or not info.get("end"):
         return None
     return LandmarkSummary(dt.date.fromisoformat(info["landmark"]), dt.date.fromisoformat(info["end"]),
                            int(info["version"]))
+
+
+def customer(con: duckdb.DuckDBPyConnection, filters=None, *, response_filters: bool = False) -> bool:
+    """Whether ``summary_customer`` may replace the raw customer-level query for ``filters``.
+
+    It must be current. With ``response_filters`` the raw query restricts the *responses* it takes
+    the latest answer from (by date and by the scope's departments), so only the unfiltered view
+    matches; otherwise the filters act on customers (segment, region, scope) and apply to the
+    summary's rows as they would to the customers table."""
+    if landmark(con) is None:
+        return False
+    if filters is not None and response_filters:
+        return filters.date_from is None and filters.date_to is None and not filters.scope.restricted
+    return True

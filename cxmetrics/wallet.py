@@ -60,6 +60,20 @@ WITH latest AS (
                 THEN least(coalesce(rev.revenue, 0) / w.category_wallet, 1.0) * 100 END AS observed
     FROM latest l LEFT JOIN walleted w USING (customer_id) LEFT JOIN rev USING (customer_id)
 )
+"""
+
+_FAST = """
+-- the latest relationship answers and 12-month revenue per customer, from summary_customer
+WITH cust AS (
+    SELECT c.nps, c.stated, c.war,
+           CASE WHEN c.nps >= 9 THEN 'promoter' WHEN c.nps >= 7 THEN 'passive' ELSE 'detractor' END AS nps_group,
+           CASE WHEN c.category_wallet > 0 AND c.contract = 'contractual'
+                THEN least(coalesce(c.rev_12m, 0) / c.category_wallet, 1.0) * 100 END AS observed
+    FROM summary_customer c WHERE c.nps IS NOT NULL AND {where}
+)
+"""
+
+_AGG = """
 SELECT nps_group, count(*) AS customers,
        count(stated) AS n_stated, sum(stated) AS s_stated, sum(stated * stated) AS ss_stated,
        count(observed) AS n_obs, sum(observed) AS s_obs, sum(observed * observed) AS ss_obs,
@@ -73,9 +87,15 @@ FROM cust GROUP BY 1
 
 def _cells(con: duckdb.DuckDBPyConnection, filters: Filters) -> tuple[pd.DataFrame, store.Query]:
     """Per NPS group sums of each share-of-wallet measure (one query serves both results)."""
-    where, params = filters.where(date_col="r.responded_on", customer_id_col="r.customer_id",
-                                  department_col="r.department")
-    q = store.Query("wallet_by_group", _SQL.format(where=where), params)
+    from . import summaries
+
+    if summaries.customer(con, filters, response_filters=True):
+        where, params = filters.where(customer="c", dates=False)
+        q = store.Query("wallet_by_group", _FAST.format(where=where) + _AGG, params)
+    else:
+        where, params = filters.where(date_col="r.responded_on", customer_id_col="r.customer_id",
+                                      department_col="r.department")
+        q = store.Query("wallet_by_group", _SQL.format(where=where) + _AGG, params)
     return store.run(con, q), q
 
 

@@ -121,3 +121,30 @@ def test_a_file_without_summaries_gets_them_when_opened_read_write(small_copy):
     with store.connect(str(small_copy)) as con:
         got, want = _landmark_rows(con)
     pd.testing.assert_frame_equal(got, want)
+
+
+def test_customer_summary_serves_only_the_views_it_holds(con):
+    import datetime as dt
+
+    from cxmetrics import drivers, wallet
+
+    def sql(res):
+        return " ".join(q.sql for q in res.queries)
+
+    assert "summary_customer" in sql(wallet.by_group(con, Filters(segments=("smb",))))
+    for f in (Filters(date_from=dt.date(2025, 1, 1)),
+              Filters(scope=Scope(role="department", departments=("billing",), user="b"))):
+        assert "summary_customer" not in sql(wallet.by_group(con, f))  # those filters pick the responses
+    assert "summary_customer" in sql(drivers.key_drivers(con, Filters(date_from=dt.date(2025, 1, 1))))
+    assert "summary_customer" not in sql(drivers.key_drivers(con, Filters(date_to=dt.date(2026, 1, 1))))
+
+
+def test_rebuilt_summaries_equal_their_definitions(writable_db):
+    with store.connect(str(writable_db), read_only=False) as con:
+        con.execute("BEGIN TRANSACTION")
+        store.bump_version(con)
+        con.execute("COMMIT")
+        got = con.execute(f"SELECT * FROM {summaries.CUSTOMER_TABLE} ORDER BY customer_id").df()
+        want = con.execute(f"SELECT * FROM ({summaries.CUSTOMER_SQL}) ORDER BY customer_id").df()
+    pd.testing.assert_frame_equal(got, want)
+    assert got["rev_12m"].notna().sum() > 1000 and got["nps"].notna().sum() > 1000
