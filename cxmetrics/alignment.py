@@ -125,9 +125,8 @@ _PERIOD = """
 WITH k AS (SELECT date_trunc('month', observed_on) AS m, avg(value) AS kpi FROM kpi_observations
            WHERE kpi_id = $kpi AND customer_id IS NULL GROUP BY 1),
      s AS (SELECT date_trunc('month', r.responded_on) AS m,
-                  100.0 * (avg(CASE WHEN r.nps >= 9 THEN 1.0 ELSE 0 END) - avg(CASE WHEN r.nps <= 6 THEN 1.0 ELSE 0 END)) AS nps,
-                  count(*) AS n
-           FROM survey_responses r JOIN customers c USING (customer_id)
+                  100.0 * ({promoters} - {detractors}) AS nps, {n} AS n
+           FROM {source}
            WHERE r.nps IS NOT NULL AND {where} GROUP BY 1)
 SELECT k.m AS month, k.kpi, s.nps, s.n FROM k JOIN s USING (m) ORDER BY 1
 """
@@ -176,8 +175,13 @@ def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, 
            "customers_beyond_per_year": np.nan, "money_at_risk": np.nan, "status": "no evidence", "reason": "",
            "suggestion": "", "_curve": d, "_query": q}
     if d.empty:
-        wherep, paramsp = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
-        qp = store.Query("kpi_period", _PERIOD.format(where=wherep), {**paramsp, "kpi": kpi["kpi_id"]})
+        from . import summaries
+
+        src = summaries.responses(con)  # monthly NPS from the responses summary when current
+        wherep, paramsp = filters.where(date_col="r.responded_on", customer=src.customer, department_col="r.department")
+        qp = store.Query("kpi_period", _PERIOD.format(
+            where=wherep, source=src.source, n=src.count(), promoters=src.mean("CASE WHEN r.nps >= 9 THEN 1.0 ELSE 0 END"),
+            detractors=src.mean("CASE WHEN r.nps <= 6 THEN 1.0 ELSE 0 END")), {**paramsp, "kpi": kpi["kpi_id"]})
         p = store.run(con, qp)
         out["_curve"], out["_query"] = p, qp
         if len(p) >= 6 and p["kpi"].std() > 0:

@@ -84,11 +84,16 @@ def metric_series(con: duckdb.DuckDBPyConnection, filters: Filters, metric: str,
        avg(CASE WHEN k.escalated THEN 100.0 ELSE 0.0 END) AS y, count(*) AS n
 FROM complaints k JOIN customers c USING (customer_id) WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"""
     elif kind in ("csat", "nps"):
-        where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department", dates=False)
+        from . import summaries
+
+        src = summaries.responses(con)  # the responses summary when current: same cells
+        where, params = filters.where(date_col="r.responded_on", customer=src.customer, department_col="r.department",
+                                      dates=False)
         expr = "r.csat" if kind == "csat" else "CASE WHEN r.nps >= 9 THEN 100.0 WHEN r.nps <= 6 THEN -100.0 ELSE 0.0 END"
         tp = "AND r.touchpoint = $touchpoint" if arg else ""
-        sql = f"""SELECT {grp} AS grp, date_trunc('month', r.responded_on) AS month, avg({expr}) AS y, count({expr}) AS n
-FROM survey_responses r JOIN customers c USING (customer_id) WHERE {where} {tp} AND {expr} IS NOT NULL
+        sql = f"""SELECT {src.dim(grp)} AS grp, date_trunc('month', r.responded_on) AS month, {src.mean(expr)} AS y,
+       {src.count()} AS n
+FROM {src.source} WHERE {where} {tp} AND {expr} IS NOT NULL
 GROUP BY 1, 2 ORDER BY 1, 2"""
         if arg:
             params["touchpoint"] = arg

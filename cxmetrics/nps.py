@@ -167,21 +167,26 @@ def active_base(con: duckdb.DuckDBPyConnection, filters: Filters) -> tuple[pd.Da
     return store.run(con, q), q
 
 
-def _counts_query(filters: Filters, dim: str | None, survey: str, name: str, *, by_segment: bool = False) -> store.Query:
+def _counts_query(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, survey: str, name: str, *,
+                  by_segment: bool = False) -> store.Query:
     """Counts per ``dim`` value (``grp``); with ``by_segment`` also per segment and region (the cells
-    that by-segment, by-region and weighted figures are summed from)."""
+    that by-segment, by-region and weighted figures are summed from). Read from the responses
+    summary when it is current (the same counts; :mod:`cxmetrics.summaries`)."""
+    from . import summaries
+
     if dim is not None and dim not in DIMENSIONS:
         raise ValueError(f"unknown dimension {dim!r}; one of {', '.join(DIMENSIONS)}")
-    where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
+    src = summaries.responses(con)
+    where, params = filters.where(date_col="r.responded_on", customer=src.customer, department_col="r.department")
     sclause, sparams = _survey_clause(survey)
-    group = DIMENSIONS[dim] if dim else "'all'"
-    seg = ", c.segment, c.region" if by_segment else ""
+    group = src.dim(DIMENSIONS[dim]) if dim else "'all'"
+    seg = src.dim(", c.segment, c.region") if by_segment else ""
     sql = f"""
-SELECT {group} AS grp{seg}, count(*) AS n,
-       count(*) FILTER (WHERE r.nps >= 9) AS promoters, count(*) FILTER (WHERE r.nps <= 6) AS detractors,
-       sum(r.weight) AS sum_w, sum(r.weight * r.weight) AS sum_w2,
-       sum(r.weight) FILTER (WHERE r.nps >= 9) AS w_promoters, sum(r.weight) FILTER (WHERE r.nps <= 6) AS w_detractors
-FROM survey_responses r JOIN customers c USING (customer_id)
+SELECT {group} AS grp{seg}, {src.count()} AS n,
+       {src.count("r.nps >= 9")} AS promoters, {src.count("r.nps <= 6")} AS detractors,
+       {src.wsum()} AS sum_w, {src.w2sum()} AS sum_w2,
+       {src.wsum("r.nps >= 9")} AS w_promoters, {src.wsum("r.nps <= 6")} AS w_detractors
+FROM {src.source}
 WHERE {where} AND {sclause} AND r.nps IS NOT NULL
 GROUP BY ALL ORDER BY ALL"""
     return store.Query(name, sql, {**params, **sparams})
@@ -199,7 +204,7 @@ def _counts(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, s
     """
     # by segment, by region and weighted figures are sums over one query's segment × region cells
     cellwise = weighted or dim in ("segment", "region")
-    q = _counts_query(filters, None if dim in ("segment", "region") else dim, survey, name, by_segment=cellwise)
+    q = _counts_query(con, filters, None if dim in ("segment", "region") else dim, survey, name, by_segment=cellwise)
     cells = store.run(con, q)
     if dim in ("segment", "region"):
         cells = cells.assign(grp=cells[dim])
@@ -338,13 +343,16 @@ def score(con: duckdb.DuckDBPyConnection, filters: Filters, *, metric: str = "cs
     col, sat = _SCORE_COLS[metric]
     if dim is not None and dim not in DIMENSIONS:
         raise ValueError(f"unknown dimension {dim!r}; one of {', '.join(DIMENSIONS)}")
-    where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
+    from . import summaries
+
+    src = summaries.responses(con)
+    where, params = filters.where(date_col="r.responded_on", customer=src.customer, department_col="r.department")
     sclause, sparams = _survey_clause(survey)
-    group = DIMENSIONS[dim] if dim else "'all'"
-    sat_sql = f"count(*) FILTER (WHERE r.{col} >= {sat})" if sat else "NULL"
-    sql = f"""SELECT {group} AS grp, count(*) AS n, sum(r.{col}) AS sx, sum(r.{col} * r.{col}) AS sxx,
-       {sat_sql} AS satisfied
-FROM survey_responses r JOIN customers c USING (customer_id)
+    group = src.dim(DIMENSIONS[dim]) if dim else "'all'"
+    sat_sql = src.count(f"r.{col} >= {sat}") if sat else "NULL"
+    sql = f"""SELECT {group} AS grp, {src.count()} AS n, {src.xsum(f"r.{col}")} AS sx,
+       {src.xsum(f"r.{col} * r.{col}")} AS sxx, {sat_sql} AS satisfied
+FROM {src.source}
 WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
     q = store.Query(f"{metric}_by_{dim or 'all'}", sql, {**params, **sparams})
     rows = store.run(con, q)

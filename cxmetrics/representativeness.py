@@ -40,7 +40,7 @@ def response_rates(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: f
     # active base and responses per segment are shared with the weighted NPS (memoised queries);
     # distinct respondents are counted over the customers table (a semi-join, no 10M-row join)
     base, _ = nps.active_base(con, filters)
-    cells = store.run(con, nps._counts_query(filters, None, "relationship", "nps_overall", by_segment=True))
+    cells = store.run(con, nps._counts_query(con, filters, None, "relationship", "nps_overall", by_segment=True))
     rwhere, rparams = filters.where(date_col="r.responded_on", customer_id_col="r.customer_id",
                                     department_col="r.department")
     q = store.Query("response_rates", _RESPONDENTS.format(rwhere=rwhere), rparams)

@@ -1,6 +1,12 @@
 """Summary tables: results of the heaviest shared sub-queries, materialised with each data version.
 
-Two customer-level tables are kept:
+Three tables are kept:
+
+* ``summary_responses``: survey responses counted by every column the survey metrics filter or
+  group on (day, survey, touchpoint, department, the customer's segment and region, and the
+  NPS, CSAT and CES answers), with the sum of weights and of squared weights
+  (:data:`RESPONSES_SQL`). NPS, CSAT and CES counts for *any* filter are sums over its rows, so
+  it serves every view, filtered or not (:func:`responses`);
 
 * ``summary_landmark``: the churn landmark base (below);
 * ``summary_customer``: per customer, the latest relationship answer (NPS, stated share of
@@ -33,10 +39,18 @@ import duckdb
 
 LANDMARK_TABLE = "summary_landmark"
 CUSTOMER_TABLE = "summary_customer"
+RESPONSES_TABLE = "summary_responses"
 _META_KEY = "summary_landmark"
 #: Bumped whenever the summaries' definitions change: a file built with another format is
 #: treated as having no summaries (raw queries) until it is next opened read-write.
-FORMAT = 2
+FORMAT = 3
+
+RESPONSES_SQL = """
+SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
+       count(*) AS n, sum(r.weight) AS sw, sum(r.weight * r.weight) AS sw2
+FROM survey_responses r JOIN customers c USING (customer_id)
+GROUP BY ALL
+"""
 
 #: Per customer, as of the whole data: latest relationship answer with an NPS (the queries it
 #: replaces take each field's arg_max by date), revenue in the 12 months to the last transaction
@@ -81,6 +95,7 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int) -> None:
     q = churn.raw_base(Filters(), landmark, "SELECT * FROM b", "summary_landmark")
     con.execute(f"CREATE OR REPLACE TABLE {LANDMARK_TABLE} AS {q.sql}", q.params)  # constant identifier
     con.execute(f"CREATE OR REPLACE TABLE {CUSTOMER_TABLE} AS {CUSTOMER_SQL}")
+    con.execute(f"CREATE OR REPLACE TABLE {RESPONSES_TABLE} AS {RESPONSES_SQL}")
     info = {"landmark": landmark.isoformat(), "end": end.isoformat() if end else None, "version": version,
             "format": FORMAT}
     con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_META_KEY, json.dumps(info)])
@@ -112,3 +127,46 @@ def customer(con: duckdb.DuckDBPyConnection, filters=None, *, response_filters: 
     if filters is not None and response_filters:
         return filters.date_from is None and filters.date_to is None and not filters.scope.restricted
     return True
+
+
+@dataclass(frozen=True)
+class Responses:
+    """Where survey counts come from: the raw responses joined to customers (alias ``c`` for
+    segment and region), or ``summary_responses`` (alias ``r`` for both, rows weighted by ``n``).
+    The methods write the aggregate for each path; the response alias is ``r`` on both."""
+
+    cube: bool
+
+    @property
+    def source(self) -> str:
+        return f"{RESPONSES_TABLE} r" if self.cube else "survey_responses r JOIN customers c USING (customer_id)"
+
+    @property
+    def customer(self) -> str:
+        return "r" if self.cube else "c"
+
+    def dim(self, expr: str) -> str:
+        """A grouping expression written for the raw path, on this source."""
+        return expr.replace("c.segment", "r.segment").replace("c.region", "r.region") if self.cube else expr
+
+    def count(self, cond: str | None = None) -> str:
+        f = f" FILTER (WHERE {cond})" if cond else ""
+        return f"CAST(coalesce(sum(r.n){f}, 0) AS BIGINT)" if self.cube else f"count(*){f}"
+
+    def wsum(self, cond: str | None = None) -> str:
+        f = f" FILTER (WHERE {cond})" if cond else ""
+        return f"sum(r.sw){f}" if self.cube else f"sum(r.weight){f}"
+
+    def w2sum(self) -> str:
+        return "sum(r.sw2)" if self.cube else "sum(r.weight * r.weight)"
+
+    def xsum(self, expr: str) -> str:
+        return f"sum(({expr}) * r.n)" if self.cube else f"sum({expr})"
+
+    def mean(self, expr: str) -> str:
+        return f"sum(({expr}) * r.n) / sum(r.n) FILTER (WHERE ({expr}) IS NOT NULL)" if self.cube else f"avg({expr})"
+
+
+def responses(con: duckdb.DuckDBPyConnection) -> Responses:
+    """The response source for survey counts: the summary when it is current."""
+    return Responses(cube=landmark(con) is not None)
