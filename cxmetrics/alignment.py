@@ -121,6 +121,17 @@ WHERE o.response_id IS NOT NULL AND r.nps IS NOT NULL AND {where}
 GROUP BY 1, 2 ORDER BY 1, 2
 """
 
+_LINKED_FROM_SUMMARY = """
+SELECT o.kpi_id, o.x, CAST(sum(o.n) AS BIGINT) AS n,
+       CAST(coalesce(sum(o.n) FILTER (WHERE o.nps <= 6), 0) AS BIGINT) AS detractors,
+       CAST(coalesce(sum(o.n) FILTER (WHERE o.nps >= 9), 0) AS BIGINT) AS promoters,
+       CAST(coalesce(sum(o.n) FILTER (WHERE o.observed_on > (SELECT max(observed_on) FROM kpi_observations)
+                                              - INTERVAL 12 MONTH), 0) AS BIGINT) AS n_last_year
+FROM summary_kpi_linked o
+WHERE {where}
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
 _PERIOD = """
 WITH k AS (SELECT date_trunc('month', observed_on) AS m, avg(value) AS kpi FROM kpi_observations
            WHERE kpi_id = $kpi AND customer_id IS NULL GROUP BY 1),
@@ -162,10 +173,17 @@ def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, 
            alpha: float = 0.05) -> dict:
     """Threshold, elasticity, status and money at risk for one KPI (a row of kpis_frame)."""
     lower = kpi["direction"] == "lower_is_better"
-    # every KPI's linked curve comes from one query (one pass over the responses for the page)
-    where, params = filters.where(date_col="o.observed_on", customer_id_col="r.customer_id",
-                                  department_col="r.department")
-    q = store.Query("kpi_linked", _LINKED.format(where=where), params)
+    # every KPI's linked curve comes from one query (one pass over the responses for the page),
+    # over the linked-observation summary when it is current
+    from . import summaries
+
+    if summaries.landmark(con) is not None:
+        where, params = filters.where(date_col="o.observed_on", customer="o", department_col="o.department")
+        q = store.Query("kpi_linked", _LINKED_FROM_SUMMARY.format(where=where), params)
+    else:
+        where, params = filters.where(date_col="o.observed_on", customer_id_col="r.customer_id",
+                                      department_col="r.department")
+        q = store.Query("kpi_linked", _LINKED.format(where=where), params)
     d = store.run(con, q)
     d = d[d["kpi_id"] == kpi["kpi_id"]].drop(columns="kpi_id").reset_index(drop=True)
     out = {"kpi_id": kpi["kpi_id"], "department": kpi["department"], "kpi": kpi["name"], "unit": kpi["unit"],

@@ -198,6 +198,26 @@ SELECT x, t_x_days, T_days, CAST(round(m, 2) AS DOUBLE) AS m, count(*) AS w FROM
 """
 
 
+#: Per non-contractual customer (x, t_x, T, m) at a calibration end, with segment and region for
+#: filters: kept as summary_rfm for the default calibration end (the last transaction date).
+_RFM_CUSTOMERS = """
+WITH tx AS (
+    SELECT t.customer_id, t.occurred_on::DATE AS d, sum(CAST(t.amount AS DECIMAL(18, 2))) AS amount
+    FROM transactions t JOIN customers c USING (customer_id)
+    WHERE c.contract = 'non_contractual' AND t.occurred_on::DATE <= $cal_end
+    GROUP BY 1, 2
+)
+SELECT customer_id, any_value(c.segment) AS segment, any_value(c.region) AS region, count(*) - 1 AS x,
+       date_diff('day', min(d), max(d)) AS t_x_days, date_diff('day', min(d), $cal_end) AS T_days,
+       CASE WHEN count(*) > 1 THEN (sum(amount) - arg_min(amount, d)) / (count(*) - 1) END AS m
+FROM tx JOIN customers c USING (customer_id) GROUP BY 1
+"""
+
+
+def rfm_customers(calibration_end) -> store.Query:
+    return store.Query("summary_rfm", _RFM_CUSTOMERS, {"cal_end": calibration_end})
+
+
 def rfm(con, *, calibration_end, source: str = "transactions", where: str = "", params: dict | None = None) -> store.Query:
     """Grouped RFM summary query: (x, t_x_days, T_days, m, w) with w customers per cell.
 
@@ -252,11 +272,19 @@ def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_
     used = assumptions.current(con)
     gm = margin if margin is not None else used["gross_margin"].value
     d = annual_discount if annual_discount is not None else used["discount_rate"].value
-    where, params = filters.where(customer_id_col="t.customer_id", dates=False)
+    from . import summaries
+
     cal = calibration_end or con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
-    src = ("(SELECT t.* FROM transactions t JOIN customers c USING (customer_id) "
-           "WHERE c.contract = 'non_contractual')")
-    q = rfm(con, calibration_end=cal, source=src, where=f"AND {where}", params=params)
+    s = summaries.landmark(con)
+    if s is not None and s.end == cal:  # the default calibration end: cells from summary_rfm
+        where, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
+        q = store.Query("rfm_summary", "SELECT x, t_x_days, T_days, CAST(round(m, 2) AS DOUBLE) AS m, count(*) AS w "
+                                       f"FROM summary_rfm c WHERE {where} GROUP BY ALL ORDER BY ALL", params)
+    else:
+        where, params = filters.where(customer_id_col="t.customer_id", dates=False)
+        src = ("(SELECT t.* FROM transactions t JOIN customers c USING (customer_id) "
+               "WHERE c.contract = 'non_contractual')")
+        q = rfm(con, calibration_end=cal, source=src, where=f"AND {where}", params=params)
     df = store.run(con, q)
     if df["w"].sum() < 50 or (df["x"] > 0).sum() < 5:
         return Result("clv_btyd", "Non-contractual CLV (BG/NBD + Gamma-Gamma)", pd.DataFrame(),

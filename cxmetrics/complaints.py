@@ -310,8 +310,27 @@ FROM complaints k JOIN customers c USING (customer_id) WHERE {where} GROUP BY 1 
 def detractor_followup(con: duckdb.DuckDBPyConnection, filters: Filters, *, within_days: int = 7,
                        alpha: float = 0.05) -> Result:
     """Detractor responses contacted within N days, and 12-month churn of followed vs not followed."""
-    where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
-    q = store.Query("detractor_followup", f"""
+    from . import summaries
+
+    if summaries.landmark(con) is not None:  # detractor responses with their outcomes, from the summary
+        where, params = filters.where(date_col="d.responded_on", customer="d", department_col="d.department")
+        q = store.Query("detractor_followup", f"""
+WITH outcome AS (
+    SELECT d.responded_on, d.contract, d.next_nps,
+           (d.first_followup IS NOT NULL AND d.first_followup <= d.responded_on + to_days($days)) AS followed,
+           (d.churned_on > d.responded_on AND d.churned_on <= d.responded_on + INTERVAL 12 MONTH) AS churned
+    FROM summary_detractors d WHERE {where}
+)
+SELECT followed, count(*) AS responses,
+       count(*) FILTER (WHERE contract = 'contractual'
+                        AND responded_on <= (SELECT max(occurred_on) FROM transactions) - INTERVAL 12 MONTH) AS at_risk,
+       count(*) FILTER (WHERE contract = 'contractual' AND coalesce(churned, false)
+                        AND responded_on <= (SELECT max(occurred_on) FROM transactions) - INTERVAL 12 MONTH) AS churned,
+       count(next_nps) AS with_next, avg(next_nps) AS next_nps_mean, stddev_samp(next_nps) AS next_nps_sd
+FROM outcome GROUP BY 1 ORDER BY 1""", {**params, "days": int(within_days)})
+    else:
+        where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
+        q = store.Query("detractor_followup", f"""
 WITH det AS (
     SELECT r.response_id, r.customer_id, r.responded_on, c.contract,
            EXISTS (SELECT 1 FROM followups f WHERE f.customer_id = r.customer_id

@@ -40,16 +40,45 @@ import duckdb
 LANDMARK_TABLE = "summary_landmark"
 CUSTOMER_TABLE = "summary_customer"
 RESPONSES_TABLE = "summary_responses"
+KPI_TABLE = "summary_kpi_linked"
+DETRACTORS_TABLE = "summary_detractors"
+RFM_TABLE = "summary_rfm"
 _META_KEY = "summary_landmark"
 #: Bumped whenever the summaries' definitions change: a file built with another format is
 #: treated as having no summaries (raw queries) until it is next opened read-write.
-FORMAT = 3
+FORMAT = 4
 
 RESPONSES_SQL = """
 SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
        count(*) AS n, sum(r.weight) AS sw, sum(r.weight * r.weight) AS sw2
 FROM survey_responses r JOIN customers c USING (customer_id)
 GROUP BY ALL
+"""
+
+#: Customer-level KPI observations with the NPS answer of the response they are linked to, and the
+#: responding customer's segment and region, counted by every column the alignment filters on.
+KPI_SQL = """
+SELECT o.kpi_id, round(o.value, 1) AS x, o.observed_on, r.department, c.segment, c.region, r.nps, count(*) AS n
+FROM kpi_observations o
+JOIN survey_responses r ON r.response_id = o.response_id
+JOIN customers c ON c.customer_id = r.customer_id
+WHERE o.response_id IS NOT NULL AND r.nps IS NOT NULL
+GROUP BY ALL
+"""
+
+#: Every relationship detractor response with what the closed-loop view needs: the first follow-up
+#: contact on or after the response (followed within d days ⟺ it falls within d days), the churn
+#: date, and the NPS of the customer's next relationship answer.
+DETRACTORS_SQL = """
+SELECT r.response_id, r.customer_id, r.responded_on, r.department, c.segment, c.region, c.contract,
+       (SELECT min(f.contacted_on) FROM followups f
+        WHERE f.customer_id = r.customer_id AND f.contacted_on >= r.responded_on) AS first_followup,
+       ce.churned_on,
+       (SELECT r2.nps FROM survey_responses r2 WHERE r2.customer_id = r.customer_id AND r2.survey = 'relationship'
+          AND r2.responded_on > r.responded_on ORDER BY r2.responded_on LIMIT 1) AS next_nps
+FROM survey_responses r JOIN customers c USING (customer_id)
+LEFT JOIN churn_events ce ON ce.customer_id = r.customer_id
+WHERE r.survey = 'relationship' AND r.nps <= 6
 """
 
 #: Per customer, as of the whole data: latest relationship answer with an NPS (the queries it
@@ -96,6 +125,13 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int) -> None:
     con.execute(f"CREATE OR REPLACE TABLE {LANDMARK_TABLE} AS {q.sql}", q.params)  # constant identifier
     con.execute(f"CREATE OR REPLACE TABLE {CUSTOMER_TABLE} AS {CUSTOMER_SQL}")
     con.execute(f"CREATE OR REPLACE TABLE {RESPONSES_TABLE} AS {RESPONSES_SQL}")
+    con.execute(f"CREATE OR REPLACE TABLE {KPI_TABLE} AS {KPI_SQL}")
+    con.execute(f"CREATE OR REPLACE TABLE {DETRACTORS_TABLE} AS {DETRACTORS_SQL}")
+    if end is not None:
+        from . import btyd
+
+        rfm = btyd.rfm_customers(end)
+        con.execute(f"CREATE OR REPLACE TABLE {RFM_TABLE} AS {rfm.sql}", rfm.params)
     info = {"landmark": landmark.isoformat(), "end": end.isoformat() if end else None, "version": version,
             "format": FORMAT}
     con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_META_KEY, json.dumps(info)])
