@@ -177,7 +177,7 @@ def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, 
     # over the linked-observation summary when it is current
     from . import summaries
 
-    if summaries.landmark(con) is not None:
+    if summaries.current(con, summaries.KPI_TABLE):
         where, params = filters.where(date_col="o.observed_on", customer="o", department_col="o.department")
         q = store.Query("kpi_linked", _LINKED_FROM_SUMMARY.format(where=where), params)
     else:

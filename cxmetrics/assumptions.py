@@ -149,7 +149,7 @@ def set_value(con: duckdb.DuckDBPyConnection, key: str, value: float, *, actor: 
             "updated_by = excluded.updated_by, updated_on = excluded.updated_on",
             [key, float(value), unit, source or (before.source if before else None), actor, dt.date.today()])
         record_history(con, actor=actor, action=action)
-        store.bump_version(con)
+        store.bump_version(con, ["assumptions", "assumption_history"])
         store.audit(con, actor=actor, role=role, action="assumption_edit", object=key, outcome="accepted",
                     detail=json.dumps({"before": before.value if before else None, "after": float(value),
                                        "action": action}))

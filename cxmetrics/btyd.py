@@ -275,8 +275,7 @@ def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_
     from . import summaries
 
     cal = calibration_end or con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
-    s = summaries.landmark(con)
-    if s is not None and s.end == cal:  # the default calibration end: cells from summary_rfm
+    if summaries.rfm_end(con) == cal:  # the default calibration end: cells from summary_rfm
         where, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
         q = store.Query("rfm_summary", "SELECT x, t_x_days, T_days, CAST(round(m, 2) AS DOUBLE) AS m, count(*) AS w "
                                        f"FROM summary_rfm c WHERE {where} GROUP BY ALL ORDER BY ALL", params)

@@ -312,7 +312,7 @@ def detractor_followup(con: duckdb.DuckDBPyConnection, filters: Filters, *, with
     """Detractor responses contacted within N days, and 12-month churn of followed vs not followed."""
     from . import summaries
 
-    if summaries.landmark(con) is not None:  # detractor responses with their outcomes, from the summary
+    if summaries.current(con, summaries.DETRACTORS_TABLE):  # detractor responses with their outcomes, from the summary
         where, params = filters.where(date_col="d.responded_on", customer="d", department_col="d.department")
         q = store.Query("detractor_followup", f"""
 WITH outcome AS (

@@ -111,7 +111,7 @@ def set_booked(con: duckdb.DuckDBPyConnection, period: dt.date, amount: float, *
         con.execute("INSERT INTO booked_revenue VALUES (?, ?, ?, ?) ON CONFLICT (period) DO UPDATE SET "
                     "amount = excluded.amount, entered_by = excluded.entered_by, entered_at = excluded.entered_at",
                     [period, amount, actor, store.now()])
-        store.bump_version(con)
+        store.bump_version(con, ["booked_revenue"])
         store.audit(con, actor=actor, role=role, action="booked_revenue", object=f"{period:%Y-%m}",
                     outcome="accepted", detail=json.dumps({"before": before[0] if before else None, "after": amount}))
         con.execute("COMMIT")

@@ -666,7 +666,7 @@ def _write(con, t: Table, present: set[str], report: ImportReport, started, acto
             from . import assumptions  # versions every changed assumption
 
             assumptions.record_history(con, actor=actor, action=f"import {report.source}")
-        store.bump_version(con)
+        store.bump_version(con, [t.name])
         report.import_id = _log(con, report, started, "accepted", None, actor)
         con.execute("COMMIT")
     except Exception:

@@ -82,7 +82,7 @@ def save(con: duckdb.DuckDBPyConnection, record: dict, *, actor: str, role: str)
     try:
         con.execute(f"INSERT INTO initiatives ({cols}) VALUES ({marks}) ON CONFLICT (initiative_id) DO UPDATE SET {updates}",
                     [clean[c] for c in FIELDS])
-        store.bump_version(con)
+        store.bump_version(con, ["initiatives"])
         detail = {"before": before.iloc[0].astype(str).to_dict() if len(before) else None,
                   "after": {k: str(v) for k, v in clean.items()}}
         store.audit(con, actor=actor, role=role, action="initiative_edit" if len(before) else "initiative_add",

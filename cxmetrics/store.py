@@ -193,7 +193,7 @@ def _ensure_summaries(con: duckdb.DuckDBPyConnection) -> None:
     """Build the summary tables of a file written before they existed (or by older code)."""
     from . import summaries
 
-    if summaries.landmark(con) is None:
+    if summaries.missing(con):
         con.execute("BEGIN TRANSACTION")
         try:
             summaries.refresh(con, data_version(con))
@@ -203,16 +203,19 @@ def _ensure_summaries(con: duckdb.DuckDBPyConnection) -> None:
             raise
 
 
-def bump_version(con: duckdb.DuckDBPyConnection) -> int:
-    """Mark the data as changed (call inside the writing transaction) and rebuild the summary
-    tables for the new version in the same transaction. Returns the new version."""
+def bump_version(con: duckdb.DuckDBPyConnection, tables=None) -> int:
+    """Mark the data as changed (call inside the writing transaction) and bring the summary tables
+    to the new version in the same transaction: those computed from ``tables`` (the contract
+    tables the write changed; None = any) are rebuilt, the others carried over. Returns the new
+    version."""
     from . import summaries
 
+    previous = data_version(con)
     con.execute(
         "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'data_version'"
     )
     version = int(con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0])
-    summaries.refresh(con, version)
+    summaries.refresh(con, version, previous=previous, changed=None if tables is None else set(tables))
     return version
 
 

@@ -107,6 +107,18 @@ FROM customers c LEFT JOIN latest USING (customer_id) LEFT JOIN rev USING (custo
 """
 
 
+#: Each summary, the contract tables it is computed from, and how it is built. A write that changes
+#: none of a summary's tables carries it over to the new data version without rebuilding it.
+DEPENDS: dict[str, frozenset[str]] = {
+    LANDMARK_TABLE: frozenset({"customers", "survey_responses", "complaints", "churn_events", "transactions"}),
+    CUSTOMER_TABLE: frozenset({"customers", "survey_responses", "complaints", "transactions"}),
+    RESPONSES_TABLE: frozenset({"customers", "survey_responses"}),
+    KPI_TABLE: frozenset({"customers", "survey_responses", "kpi_observations"}),
+    DETRACTORS_TABLE: frozenset({"customers", "survey_responses", "followups", "churn_events"}),
+    RFM_TABLE: frozenset({"customers", "transactions"}),
+}
+
+
 @dataclass(frozen=True)
 class LandmarkSummary:
     landmark: dt.date
@@ -114,41 +126,98 @@ class LandmarkSummary:
     version: int
 
 
-def refresh(con: duckdb.DuckDBPyConnection, version: int) -> None:
-    """Rebuild the summaries for data version ``version`` (call inside the writing transaction)."""
+def _build(con: duckdb.DuckDBPyConnection, name: str, landmark: dt.date, end) -> None:
+    from . import btyd, churn
+    from .filters import Filters
+
+    if name == LANDMARK_TABLE:
+        q = churn.raw_base(Filters(), landmark, "SELECT * FROM b", name)
+        sql, params = q.sql, q.params
+    elif name == RFM_TABLE:
+        q = btyd.rfm_customers(end)
+        sql, params = q.sql, q.params
+    else:
+        sql, params = {CUSTOMER_TABLE: CUSTOMER_SQL, RESPONSES_TABLE: RESPONSES_SQL, KPI_TABLE: KPI_SQL,
+                       DETRACTORS_TABLE: DETRACTORS_SQL}[name], {}
+    con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name is one of the constants above
+
+
+def _read(con: duckdb.DuckDBPyConnection) -> dict:
+    row = con.execute("SELECT value FROM meta WHERE key = ?", [_META_KEY]).fetchone()
+    info = json.loads(row[0]) if row else {}
+    return info if info.get("format") == FORMAT else {}
+
+
+def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | None = None,
+            changed: set[str] | None = None) -> list[str]:
+    """Bring the summaries to data version ``version`` (call inside the writing transaction).
+
+    ``changed`` names the contract tables the write changed (None: any may have): a summary that
+    was current at ``previous`` and reads none of them is carried over; the others are rebuilt.
+    Returns the names rebuilt."""
     from . import churn
     from .filters import Filters
 
+    info = _read(con)
+    built = dict(info.get("built", {}))
     landmark = churn.default_landmark(con, Filters())
     end = con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
-    q = churn.raw_base(Filters(), landmark, "SELECT * FROM b", "summary_landmark")
-    con.execute(f"CREATE OR REPLACE TABLE {LANDMARK_TABLE} AS {q.sql}", q.params)  # constant identifier
-    con.execute(f"CREATE OR REPLACE TABLE {CUSTOMER_TABLE} AS {CUSTOMER_SQL}")
-    con.execute(f"CREATE OR REPLACE TABLE {RESPONSES_TABLE} AS {RESPONSES_SQL}")
-    con.execute(f"CREATE OR REPLACE TABLE {KPI_TABLE} AS {KPI_SQL}")
-    con.execute(f"CREATE OR REPLACE TABLE {DETRACTORS_TABLE} AS {DETRACTORS_SQL}")
-    if end is not None:
-        from . import btyd
-
-        rfm = btyd.rfm_customers(end)
-        con.execute(f"CREATE OR REPLACE TABLE {RFM_TABLE} AS {rfm.sql}", rfm.params)
-    info = {"landmark": landmark.isoformat(), "end": end.isoformat() if end else None, "version": version,
-            "format": FORMAT}
+    rebuilt = []
+    for name, deps in DEPENDS.items():
+        keep = changed is not None and not (deps & set(changed)) and built.get(name) == previous
+        if not keep:
+            if end is None and name in (LANDMARK_TABLE, RFM_TABLE, CUSTOMER_TABLE):
+                built.pop(name, None)  # no transactions yet: nothing to summarise against
+                continue
+            _build(con, name, landmark, end)
+            rebuilt.append(name)
+        built[name] = version
+    info = {"format": FORMAT, "landmark": landmark.isoformat(), "end": end.isoformat() if end else None,
+            "built": built}
     con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_META_KEY, json.dumps(info)])
+    return rebuilt
+
+
+def _state(con: duckdb.DuckDBPyConnection) -> tuple[dict, int]:
+    """(summary info, current data version): one small query, memoised within a page's call."""
+    from . import store
+
+    df = store.run(con, store.Query("summary_state", "SELECT (SELECT value FROM meta WHERE key = $k) AS info, "
+                                                     "(SELECT value FROM meta WHERE key = 'data_version') AS v",
+                                    {"k": _META_KEY}))
+    raw, v = df["info"].iloc[0], df["v"].iloc[0]
+    info = json.loads(raw) if isinstance(raw, str) else {}
+    return (info if info.get("format") == FORMAT else {}), int(v or 0)
+
+
+def current(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether summary ``name`` was built (or carried over) at the current data version."""
+    info, version = _state(con)
+    return info.get("built", {}).get(name) == version
+
+
+def missing(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether any summary that can be built is not current (read-write opens then rebuild)."""
+    info, version = _state(con)
+    built = info.get("built", {})
+    return not info or any(built.get(n) != version for n in DEPENDS if info.get("end") or n not in
+                           (LANDMARK_TABLE, RFM_TABLE, CUSTOMER_TABLE))
 
 
 def landmark(con: duckdb.DuckDBPyConnection) -> LandmarkSummary | None:
-    """The landmark summary when it exists and belongs to the current data version, else None."""
-    from . import store
+    """The landmark summary's landmark and end dates when it is current, else None."""
+    info, version = _state(con)
+    if info.get("built", {}).get(LANDMARK_TABLE) != version or not info.get("end"):
+        return None
+    return LandmarkSummary(dt.date.fromisoformat(info["landmark"]), dt.date.fromisoformat(info["end"]), version)
 
-    row = con.execute("SELECT value FROM meta WHERE key = ?", [_META_KEY]).fetchone()
-    if not row:
+
+def rfm_end(con: duckdb.DuckDBPyConnection) -> dt.date | None:
+    """The calibration end of ``summary_rfm`` when it is current, else None."""
+    info, version = _state(con)
+    if info.get("built", {}).get(RFM_TABLE) != version or not info.get("end"):
         return None
-    info = json.loads(row[0])
-    if info.get("version") != store.data_version(con) or info.get("format") != FORMAT or not info.get("end"):
-        return None
-    return LandmarkSummary(dt.date.fromisoformat(info["landmark"]), dt.date.fromisoformat(info["end"]),
-                           int(info["version"]))
+    return dt.date.fromisoformat(info["end"])
 
 
 def customer(con: duckdb.DuckDBPyConnection, filters=None, *, response_filters: bool = False) -> bool:
@@ -158,7 +227,7 @@ def customer(con: duckdb.DuckDBPyConnection, filters=None, *, response_filters: 
     the latest answer from (by date and by the scope's departments), so only the unfiltered view
     matches; otherwise the filters act on customers (segment, region, scope) and apply to the
     summary's rows as they would to the customers table."""
-    if landmark(con) is None:
+    if not current(con, CUSTOMER_TABLE):
         return False
     if filters is not None and response_filters:
         return filters.date_from is None and filters.date_to is None and not filters.scope.restricted
@@ -205,4 +274,4 @@ class Responses:
 
 def responses(con: duckdb.DuckDBPyConnection) -> Responses:
     """The response source for survey counts: the summary when it is current."""
-    return Responses(cube=landmark(con) is not None)
+    return Responses(cube=current(con, RESPONSES_TABLE))

@@ -341,8 +341,8 @@ def test_a_failure_inside_the_write_rolls_back(small_copy, tmp_path, digest, mon
     before = digest(small_copy)
     real = store.bump_version
 
-    def boom(con):
-        real(con)
+    def boom(con, tables=None):
+        real(con, tables)
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(store, "bump_version", boom)

@@ -77,8 +77,8 @@ KILLED_IMPORT = textwrap.dedent("""
     import sys, time
     from cxmetrics import importer, store
     real = store.bump_version
-    def slow(con):
-        real(con)  # rows are deleted and inserted, the transaction is not committed yet
+    def slow(con, tables=None):
+        real(con, tables)  # rows are deleted and inserted, the transaction is not committed yet
         print("inside the transaction", flush=True)
         time.sleep(60)
     store.bump_version = slow
