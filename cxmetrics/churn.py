@@ -307,10 +307,18 @@ WITH months AS (
 ), cust AS (
     SELECT c.customer_id, c.acquired_on, ce.churned_on FROM customers c
     LEFT JOIN churn_events ce USING (customer_id) WHERE c.contract = 'contractual' AND {where}
+), spans AS (
+    -- active at month start m <=> a <= m < z (a: first month start after acquisition, z: after churn);
+    -- customers grouped by (a, z) so the month grid meets a few hundred rows, not every customer
+    SELECT (date_trunc('month', acquired_on) + INTERVAL 1 MONTH)::DATE AS a,
+           (date_trunc('month', churned_on) + INTERVAL 1 MONTH)::DATE AS z,
+           date_trunc('month', churned_on)::DATE AS cm, count(*) AS n
+    FROM cust GROUP BY ALL
 )
-SELECT m AS month, count(*) FILTER (WHERE acquired_on < m AND (churned_on IS NULL OR churned_on >= m)) AS active,
-       count(*) FILTER (WHERE churned_on >= m AND churned_on < m + INTERVAL 1 MONTH) AS churned
-FROM months, cust WHERE {' AND '.join(rng)} GROUP BY 1 ORDER BY 1""", params)
+SELECT m AS month,
+       CAST(coalesce(sum(n) FILTER (WHERE a <= m AND (z IS NULL OR z > m)), 0) AS BIGINT) AS active,
+       CAST(coalesce(sum(n) FILTER (WHERE cm = m), 0) AS BIGINT) AS churned
+FROM months, spans WHERE {' AND '.join(rng)} GROUP BY 1 ORDER BY 1""", params)
     df = store.run(con, q)
     ci = [wilson(k, n, alpha) for k, n in zip(df["churned"], df["active"], strict=True)]
     df["churn_rate_pct"] = 100 * df["churned"] / df["active"].where(df["active"] > 0)
@@ -330,10 +338,17 @@ cust AS (
     SELECT date_trunc('quarter', c.acquired_on)::DATE AS cohort, c.acquired_on, ce.churned_on
     FROM customers c LEFT JOIN churn_events ce USING (customer_id)
     WHERE c.contract = 'contractual' AND {where}
+), lived AS (
+    -- whole months from acquisition to churn (NULL: not churned): retained at k <=> lived >= k
+    SELECT cohort, CASE WHEN churned_on IS NULL THEN NULL
+                        WHEN acquired_on + to_months(date_diff('month', acquired_on, churned_on)) <= churned_on
+                        THEN date_diff('month', acquired_on, churned_on)
+                        ELSE date_diff('month', acquired_on, churned_on) - 1 END AS lived, count(*) AS n
+    FROM cust GROUP BY ALL
 ), ks AS (SELECT unnest(range(0, 37, 3)) AS k)
-SELECT cohort, k AS months, count(*) AS customers,
-       avg(CASE WHEN churned_on IS NULL OR churned_on >= acquired_on + to_months(k) THEN 1.0 ELSE 0.0 END) AS retained
-FROM cust, ks, last
+SELECT cohort, k AS months, CAST(sum(n) AS BIGINT) AS customers,
+       coalesce(sum(n) FILTER (WHERE lived IS NULL OR lived >= k), 0) / sum(n) AS retained
+FROM lived, ks, last
 WHERE cohort + to_months(k + 3) <= last.E
 GROUP BY 1, 2 ORDER BY 1, 2""", params)
     df = store.run(con, q)

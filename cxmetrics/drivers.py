@@ -58,6 +58,28 @@ FROM perf LEFT JOIN pairs USING (touchpoint) ORDER BY perf.touchpoint
 """
 
 
+_FROM_SUMMARIES = """
+WITH pairs AS (
+    SELECT r.touchpoint, CAST(sum(r.n) AS BIGINT) AS n, sum(r.sx) AS sx, sum(r.sy) AS sy, sum(r.sxx) AS sxx,
+           sum(r.syy) AS syy, sum(r.sxy) AS sxy
+    FROM summary_driver_pairs r WHERE {where} GROUP BY 1
+), cells AS (
+    SELECT r.touchpoint, r.csat, r.nps, r.n FROM summary_responses r WHERE {where} AND r.survey = 'transactional'
+), perf AS (
+    -- mean and sample SD of CSAT from its counted sums
+    SELECT touchpoint, CAST(sum(n) AS BIGINT) AS responses,
+           sum(csat * n) / sum(n) FILTER (WHERE csat IS NOT NULL) AS csat_mean,
+           sqrt(greatest(sum(csat * csat * n) - sum(csat * n) ^ 2 / sum(n) FILTER (WHERE csat IS NOT NULL), 0)
+                / (sum(n) FILTER (WHERE csat IS NOT NULL) - 1)) AS csat_sd,
+           CAST(coalesce(sum(n) FILTER (WHERE nps <= 6), 0) AS BIGINT) AS detractors,
+           CAST(coalesce(sum(n) FILTER (WHERE nps IS NOT NULL), 0) AS BIGINT) AS nps_n
+    FROM cells WHERE touchpoint IS NOT NULL GROUP BY 1
+)
+SELECT perf.*, pairs.n, pairs.sx, pairs.sy, pairs.sxx, pairs.syy, pairs.sxy,
+       (SELECT CAST(coalesce(sum(n) FILTER (WHERE nps IS NOT NULL), 0) AS BIGINT) FROM cells) AS total_nps_n
+FROM perf LEFT JOIN pairs USING (touchpoint) ORDER BY perf.touchpoint
+"""
+
 _REL_RAW = """
     SELECT customer_id, arg_max(nps, responded_on) AS nps
     FROM survey_responses r
@@ -94,11 +116,19 @@ def key_drivers(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: floa
     where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
     from . import summaries
 
-    if filters.date_to is None and summaries.customer(con):
-        rel = _REL_FROM_SUMMARY
+    src = summaries.responses(con)
+    if src.cube and summaries.customer(con, filters, response_filters=True) \
+            and summaries.current(con, summaries.PAIRS_TABLE):
+        # the unfiltered view (or a segment/region of it): sums from the summaries (no date or scope
+        # filter here, so the condition only names segment and region, columns of both tables)
+        where, params = filters.where(customer="r", dates=False)
+        q = store.Query("key_drivers", _FROM_SUMMARIES.format(where=where), params)
     else:
-        rel = _REL_RAW.format(rel_dates="" if filters.date_to is None else "AND r.responded_on <= $date_to")
-    q = store.Query("key_drivers", _SQL.format(where=where, rel=rel), params)
+        if filters.date_to is None and summaries.customer(con):
+            rel = _REL_FROM_SUMMARY
+        else:
+            rel = _REL_RAW.format(rel_dates="" if filters.date_to is None else "AND r.responded_on <= $date_to")
+        q = store.Query("key_drivers", _SQL.format(where=where, rel=rel), params)
     df = store.run(con, q)
     z = norm.ppf(1 - alpha / 2)
     recs = []

@@ -41,9 +41,16 @@ def response_rates(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: f
     # distinct respondents are counted over the customers table (a semi-join, no 10M-row join)
     base, _ = nps.active_base(con, filters)
     cells = store.run(con, nps._counts_query(con, filters, None, "relationship", "nps_overall", by_segment=True))
-    rwhere, rparams = filters.where(date_col="r.responded_on", customer_id_col="r.customer_id",
-                                    department_col="r.department")
-    q = store.Query("response_rates", _RESPONDENTS.format(rwhere=rwhere), rparams)
+    from . import summaries
+
+    if summaries.customer(con, filters, response_filters=True):  # every relationship respondent ever
+        rwhere, rparams = filters.where(customer="c", dates=False)
+        q = store.Query("response_rates", "SELECT c.segment, count(*) AS respondents FROM summary_customer c "
+                                          f"WHERE c.nps IS NOT NULL AND {rwhere} GROUP BY 1 ORDER BY 1", rparams)
+    else:
+        rwhere, rparams = filters.where(date_col="r.responded_on", customer_id_col="r.customer_id",
+                                        department_col="r.department")
+        q = store.Query("response_rates", _RESPONDENTS.format(rwhere=rwhere), rparams)
     resp = store.run(con, q).set_index("segment")["respondents"]
     df = base.rename(columns={"customers": "active"}).copy()
     df["respondents"] = df["segment"].map(resp).fillna(0).astype(int)

@@ -43,10 +43,11 @@ RESPONSES_TABLE = "summary_responses"
 KPI_TABLE = "summary_kpi_linked"
 DETRACTORS_TABLE = "summary_detractors"
 RFM_TABLE = "summary_rfm"
+PAIRS_TABLE = "summary_driver_pairs"
 _META_KEY = "summary_landmark"
 #: Bumped whenever the summaries' definitions change: a file built with another format is
 #: treated as having no summaries (raw queries) until it is next opened read-write.
-FORMAT = 4
+FORMAT = 5
 
 RESPONSES_SQL = """
 SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
@@ -79,6 +80,22 @@ SELECT r.response_id, r.customer_id, r.responded_on, r.department, c.segment, c.
 FROM survey_responses r JOIN customers c USING (customer_id)
 LEFT JOIN churn_events ce ON ce.customer_id = r.customer_id
 WHERE r.survey = 'relationship' AND r.nps <= 6
+"""
+
+#: Key-driver sums per touchpoint, segment and region over all the data: for each customer and
+#: touchpoint, their mean transactional CSAT paired with their latest relationship NPS (sums of x,
+#: y, x², y², xy and the count; additive, so any segment or region filter is a sum of rows).
+PAIRS_SQL = """
+WITH tp AS (
+    SELECT r.customer_id, r.touchpoint, avg(r.csat) AS csat FROM survey_responses r
+    WHERE r.survey = 'transactional' AND r.csat IS NOT NULL AND r.touchpoint IS NOT NULL GROUP BY 1, 2
+), rel AS (
+    SELECT customer_id, arg_max(nps, responded_on) AS nps FROM survey_responses r
+    WHERE r.survey = 'relationship' AND r.nps IS NOT NULL GROUP BY 1
+)
+SELECT tp.touchpoint, c.segment, c.region, count(*) AS n, sum(tp.csat) AS sx, sum(rel.nps) AS sy,
+       sum(tp.csat * tp.csat) AS sxx, sum(rel.nps * rel.nps) AS syy, sum(tp.csat * rel.nps) AS sxy
+FROM tp JOIN rel USING (customer_id) JOIN customers c USING (customer_id) GROUP BY ALL
 """
 
 #: Per customer, as of the whole data: latest relationship answer with an NPS (the queries it
@@ -116,6 +133,7 @@ DEPENDS: dict[str, frozenset[str]] = {
     KPI_TABLE: frozenset({"customers", "survey_responses", "kpi_observations"}),
     DETRACTORS_TABLE: frozenset({"customers", "survey_responses", "followups", "churn_events"}),
     RFM_TABLE: frozenset({"customers", "transactions"}),
+    PAIRS_TABLE: frozenset({"customers", "survey_responses"}),
 }
 
 
@@ -138,7 +156,7 @@ def _build(con: duckdb.DuckDBPyConnection, name: str, landmark: dt.date, end) ->
         sql, params = q.sql, q.params
     else:
         sql, params = {CUSTOMER_TABLE: CUSTOMER_SQL, RESPONSES_TABLE: RESPONSES_SQL, KPI_TABLE: KPI_SQL,
-                       DETRACTORS_TABLE: DETRACTORS_SQL}[name], {}
+                       DETRACTORS_TABLE: DETRACTORS_SQL, PAIRS_TABLE: PAIRS_SQL}[name], {}
     con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name is one of the constants above
 
 

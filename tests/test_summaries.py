@@ -170,3 +170,20 @@ def test_an_assumption_edit_keeps_every_summary_current(writable_db):
     with store.connect(str(writable_db)) as con:
         assert not summaries.missing(con)
         assert all(summaries.current(con, n) for n in summaries.DEPENDS)
+
+
+def test_key_drivers_agree_on_responses_without_a_touchpoint(small_copy, tmp_path, monkeypatch):
+    from cxmetrics import drivers
+
+    with store.connect(str(small_copy)) as con:
+        who = con.execute("SELECT customer_id FROM customers LIMIT 1").fetchone()[0]
+    f = tmp_path / "r.csv"  # transactional answers with no touchpoint count towards the detractor base only
+    f.write_text("response_id,customer_id,responded_on,survey,nps,csat\n"
+                 + "".join(f"T{i},{who},2025-0{1 + i % 9}-10,transactional,{i % 11},{1 + i % 5}\n" for i in range(40)))
+    importer.import_file(f, "survey_responses", db=small_copy)
+    with store.connect(str(small_copy)) as con:
+        fast = drivers.key_drivers(con, Filters())
+        assert "summary_driver_pairs" in fast.queries[0].sql
+        monkeypatch.setattr(summaries, "_state", lambda con: ({}, 0))
+        slow = drivers.key_drivers(con, Filters())
+    pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9)
