@@ -288,7 +288,11 @@ def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_
     if df["w"].sum() < 50 or (df["x"] > 0).sum() < 5:
         return Result("clv_btyd", "Non-contractual CLV (BG/NBD + Gamma-Gamma)", pd.DataFrame(),
                       warnings=("Too few non-contractual customers to fit BG/NBD.",), filters=filters.describe())
-    bg, gg = fit_from_rfm(df, "week")
+    kept = summaries.fit(con, "btyd") if summaries.unfiltered(filters) else None
+    if kept and kept["cal_end"] == str(cal):  # the same fit, kept from when the data last changed
+        bg, gg = BGNBDFit(*kept["bgnbd"]), GammaGammaFit(*kept["gamma_gamma"])
+    else:
+        bg, gg = fit_from_rfm(df, "week")
     xw, tx, T = df["x"], df["t_x_days"] / 7, df["T_days"] / 7
     exp_n = expected_purchases(bg, horizon_weeks, xw, tx, T)
     spend = expected_spend(gg, xw, df["m"].fillna(0))
@@ -305,8 +309,21 @@ def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_
                          "mid-horizon.",
                   reference="Fader, Hardie & Lee (2005a) eq. 6, 10, 13; Fader & Hardie (2013) Gamma-Gamma eq. 3, 5.",
                   filters=filters.describe(), assumptions=assumptions.cite({k: used[k] for k in ("gross_margin", "discount_rate")}),
-                  queries=(q,), extra={"tables": ("transactions", "customers"), "bgnbd": bg.params() | {"ll": bg.log_likelihood},
+                  queries=(q,), extra={"tables": ("transactions", "customers"), "fit_n": (bg.n, gg.n),
+                                       "bgnbd": bg.params() | {"ll": bg.log_likelihood},
                                        "gamma_gamma": gg.params() | {"ll": gg.log_likelihood}, "summary": summary})
+
+
+def default_fit(con) -> dict | None:
+    """BG/NBD and Gamma-Gamma fitted to the unfiltered view at the last transaction date, as kept
+    in summary_fits (see :mod:`cxmetrics.summaries`)."""
+    res = clv_non_contractual(con, Filters())
+    if "bgnbd" not in res.extra:
+        return None
+    b, g = res.extra["bgnbd"], res.extra["gamma_gamma"]
+    return {"cal_end": res.extra["summary"]["calibration_end"],
+            "bgnbd": [float(b[k]) for k in ("r", "alpha", "a", "b", "ll")] + [int(res.extra["fit_n"][0])],
+            "gamma_gamma": [float(g[k]) for k in ("p", "q", "gamma", "ll")] + [int(res.extra["fit_n"][1])]}
 
 
 def holdout_check(con, filters: Filters, *, calibration_end, holdout_end) -> pd.DataFrame:

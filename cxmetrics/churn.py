@@ -197,7 +197,7 @@ def hazard_ratios(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark:
             b, se = res.params[col], res.bse[col]
             rows.append({"group": g, "vs": "promoter", "measure": name, "model": model, "ratio": math.exp(b),
                          "ci_low": math.exp(b - z * se), "ci_high": math.exp(b + z * se), "p_value": res.pvalues[col]})
-    cox_rows = _cox(con, filters, L, cox_sample, alpha) if cox else []
+    cox_rows = _cox_rows(con, filters, L, cox_sample, alpha) if cox else []
     rows += cox_rows
     if cox and not cox_rows:
         warnings.append("Cox model not fitted (too few customers).")
@@ -229,6 +229,24 @@ def _design(cells: pd.DataFrame) -> pd.DataFrame:
             if lv != ref:
                 X[f"{col}[{lv}]"] = (cells[col] == lv).astype(float)
     return X
+
+
+def default_cox_fit(con: duckdb.DuckDBPyConnection) -> dict:
+    """The Cox check of the unfiltered view, as kept in summary_fits (see :mod:`cxmetrics.summaries`)."""
+    L = default_landmark(con, Filters())
+    return {"landmark": L.isoformat(), "sample": 50_000, "alpha": 0.05, "rows": _cox(con, Filters(), L, 50_000, 0.05)}
+
+
+def _cox_rows(con, filters: Filters, L: dt.date, sample: int, alpha: float) -> list[dict]:
+    """The Cox rows: the stored fit when it is this exact one (unfiltered view, same landmark,
+    sample and alpha; the seeded sample makes it reproducible), else fitted now."""
+    from . import summaries
+
+    if summaries.unfiltered(filters):
+        kept = summaries.fit(con, "cox")
+        if kept and (kept["landmark"], kept["sample"], kept["alpha"]) == (L.isoformat(), sample, alpha):
+            return kept["rows"]
+    return _cox(con, filters, L, sample, alpha)
 
 
 def _cox(con, filters: Filters, L: dt.date, sample: int, alpha: float) -> list[dict]:

@@ -44,10 +44,11 @@ KPI_TABLE = "summary_kpi_linked"
 DETRACTORS_TABLE = "summary_detractors"
 RFM_TABLE = "summary_rfm"
 PAIRS_TABLE = "summary_driver_pairs"
+FITS_TABLE = "summary_fits"
 _META_KEY = "summary_landmark"
 #: Bumped whenever the summaries' definitions change: a file built with another format is
 #: treated as having no summaries (raw queries) until it is next opened read-write.
-FORMAT = 5
+FORMAT = 6
 
 RESPONSES_SQL = """
 SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
@@ -134,7 +135,13 @@ DEPENDS: dict[str, frozenset[str]] = {
     DETRACTORS_TABLE: frozenset({"customers", "survey_responses", "followups", "churn_events"}),
     RFM_TABLE: frozenset({"customers", "transactions"}),
     PAIRS_TABLE: frozenset({"customers", "survey_responses"}),
+    # model fits of the unfiltered view, computed from the tables above once they are current
+    FITS_TABLE: frozenset({"customers", "survey_responses", "complaints", "churn_events", "transactions"}),
 }
+
+#: Fits kept in summary_fits: name → function(con) returning a JSON-able result, for the
+#: unfiltered view at the default landmark / calibration end (see :func:`fit`).
+FITS = {"cox": "cxmetrics.churn:default_cox_fit", "btyd": "cxmetrics.btyd:default_fit"}
 
 
 @dataclass(frozen=True)
@@ -181,19 +188,56 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
     landmark = churn.default_landmark(con, Filters())
     end = con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
     rebuilt = []
+    def save():
+        info = {"format": FORMAT, "landmark": landmark.isoformat(), "end": end.isoformat() if end else None,
+                "built": built}
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_META_KEY, json.dumps(info)])
+
     for name, deps in DEPENDS.items():
         keep = changed is not None and not (deps & set(changed)) and built.get(name) == previous
-        if not keep:
-            if end is None and name in (LANDMARK_TABLE, RFM_TABLE, CUSTOMER_TABLE):
-                built.pop(name, None)  # no transactions yet: nothing to summarise against
-                continue
+        if keep:
+            built[name] = version
+        elif name == FITS_TABLE:
+            built.pop(name, None)  # fitted last, on the summaries just built
+        elif end is None and name in (LANDMARK_TABLE, RFM_TABLE, CUSTOMER_TABLE):
+            built.pop(name, None)  # no transactions yet: nothing to summarise against
+        else:
             _build(con, name, landmark, end)
             rebuilt.append(name)
-        built[name] = version
-    info = {"format": FORMAT, "landmark": landmark.isoformat(), "end": end.isoformat() if end else None,
-            "built": built}
-    con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_META_KEY, json.dumps(info)])
+            built[name] = version
+    save()
+    if built.get(FITS_TABLE) != version:
+        import importlib
+
+        rows = []
+        for fit_name, target in FITS.items():
+            module, func = target.split(":")
+            result = getattr(importlib.import_module(module), func)(con)
+            if result is not None:
+                rows.append((fit_name, json.dumps(result)))
+        con.execute(f"CREATE OR REPLACE TABLE {FITS_TABLE} (name VARCHAR PRIMARY KEY, result VARCHAR)")
+        if rows:
+            con.executemany(f"INSERT INTO {FITS_TABLE} VALUES (?, ?)", rows)
+        rebuilt.append(FITS_TABLE)
+        built[FITS_TABLE] = version
+        save()
     return rebuilt
+
+
+def unfiltered(filters) -> bool:
+    """Whether ``filters`` select everything (any role with an unrestricted scope)."""
+    return (filters.date_from is None and filters.date_to is None and not filters.segments
+            and not filters.regions and not filters.scope.restricted)
+
+
+def fit(con: duckdb.DuckDBPyConnection, name: str):
+    """The stored fit ``name`` (its JSON result) when current, else None."""
+    if not current(con, FITS_TABLE):
+        return None
+    from . import store
+
+    df = store.run(con, store.Query("summary_fit", f"SELECT result FROM {FITS_TABLE} WHERE name = $n", {"n": name}))
+    return json.loads(df["result"].iloc[0]) if len(df) else None
 
 
 def _state(con: duckdb.DuckDBPyConnection) -> tuple[dict, int]:
@@ -219,7 +263,7 @@ def missing(con: duckdb.DuckDBPyConnection) -> bool:
     info, version = _state(con)
     built = info.get("built", {})
     return not info or any(built.get(n) != version for n in DEPENDS if info.get("end") or n not in
-                           (LANDMARK_TABLE, RFM_TABLE, CUSTOMER_TABLE))
+                           (LANDMARK_TABLE, RFM_TABLE, CUSTOMER_TABLE, FITS_TABLE))
 
 
 def landmark(con: duckdb.DuckDBPyConnection) -> LandmarkSummary | None:

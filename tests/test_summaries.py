@@ -157,8 +157,9 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
         v = store.data_version(con)
         assert summaries.refresh(con, v + 1, previous=v, changed={"assumptions"}) == []
         assert summaries.refresh(con, v + 2, previous=v + 1, changed={"complaints"}) == [
-            summaries.LANDMARK_TABLE, summaries.CUSTOMER_TABLE]
-        assert summaries.refresh(con, v + 3, previous=v + 1, changed={"assumptions"}) == list(summaries.DEPENDS)
+            summaries.LANDMARK_TABLE, summaries.CUSTOMER_TABLE, summaries.FITS_TABLE]
+        assert summaries.refresh(con, v + 3, previous=v + 2, changed={"kpi_observations"}) == [summaries.KPI_TABLE]
+        assert summaries.refresh(con, v + 4, previous=v + 1, changed={"assumptions"}) == list(summaries.DEPENDS)
         con.execute("ROLLBACK")
 
 
@@ -187,3 +188,17 @@ def test_key_drivers_agree_on_responses_without_a_touchpoint(small_copy, tmp_pat
         monkeypatch.setattr(summaries, "_state", lambda con: ({}, 0))
         slow = drivers.key_drivers(con, Filters())
     pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9)
+
+
+def test_kept_model_fits_are_the_fits_of_the_unfiltered_view(con, monkeypatch):
+    from cxmetrics import btyd
+
+    cox = summaries.fit(con, "cox")
+    assert cox and cox["rows"] and all(r["model"].startswith("Cox") for r in cox["rows"])
+    L = churn.default_landmark(con, Filters())
+    assert cox["rows"] == churn._cox(con, Filters(), L, 50_000, 0.05)
+    kept = summaries.fit(con, "btyd")
+    monkeypatch.setattr(summaries, "fit", lambda con, name: None)
+    live = btyd.clv_non_contractual(con, Filters()).extra
+    assert kept["bgnbd"][:4] == [live["bgnbd"][k] for k in ("r", "alpha", "a", "b")]
+    assert kept["gamma_gamma"][:3] == [live["gamma_gamma"][k] for k in ("p", "q", "gamma")]
