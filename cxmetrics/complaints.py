@@ -173,13 +173,27 @@ def km_quantile(sf, q: float) -> float:
 
 def recontact(con: duckdb.DuckDBPyConnection, filters: Filters, *, days: int = 30, alpha: float = 0.05) -> Estimate:
     """Share of complaints followed by another complaint from the same customer within ``days``."""
+    from . import summaries
+
+    if summaries.customer_filters_only(filters) and summaries.current(con, summaries.GAPS_TABLE):
+        # no date or department filter: every complaint counts, so the gaps to the next one are kept
+        where, params = filters.where(customer="c", dates=False)
+        q = store.Query("recontact", f"""
+SELECT CAST(coalesce(sum(n), 0) AS BIGINT) AS n, CAST(coalesce(sum(n) FILTER (WHERE gap_days <= $days), 0) AS BIGINT) AS again
+FROM summary_complaint_gaps c
+WHERE {where} AND opened_on <= (SELECT max(opened_on) FROM complaints) - to_days($days)""", {**params, "days": int(days)})
+        r = store.run(con, q).iloc[0]
+        return _recontact_estimate(r, days, alpha, filters)
     where, params = _where(filters)
     q = store.Query("recontact", f"""
 WITH k AS (SELECT k.customer_id, k.opened_on, lead(k.opened_on) OVER (PARTITION BY k.customer_id ORDER BY k.opened_on,
                   k.complaint_id) AS next_on FROM complaints k JOIN customers c USING (customer_id) WHERE {where})
 SELECT count(*) AS n, count(*) FILTER (WHERE next_on <= opened_on + to_days($days)) AS again FROM k
 WHERE opened_on <= (SELECT max(opened_on) FROM complaints) - to_days($days)""", {**params, "days": int(days)})
-    r = store.run(con, q).iloc[0]
+    return _recontact_estimate(store.run(con, q).iloc[0], days, alpha, filters)
+
+
+def _recontact_estimate(r, days: int, alpha: float, filters: Filters) -> Estimate:
     n, k = int(r["n"]), int(r["again"])
     lo, hi = wilson(k, n, alpha)
     return Estimate("recontact", f"Re-contact within {days} days", 100 * k / n if n else float("nan"), 100 * lo, 100 * hi,

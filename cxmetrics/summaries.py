@@ -45,10 +45,11 @@ DETRACTORS_TABLE = "summary_detractors"
 RFM_TABLE = "summary_rfm"
 PAIRS_TABLE = "summary_driver_pairs"
 FITS_TABLE = "summary_fits"
+GAPS_TABLE = "summary_complaint_gaps"
 _META_KEY = "summary_landmark"
 #: Bumped whenever the summaries' definitions change: a file built with another format is
 #: treated as having no summaries (raw queries) until it is next opened read-write.
-FORMAT = 6
+FORMAT = 7
 
 RESPONSES_SQL = """
 SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
@@ -99,6 +100,19 @@ SELECT tp.touchpoint, c.segment, c.region, count(*) AS n, sum(tp.csat) AS sx, su
 FROM tp JOIN rel USING (customer_id) JOIN customers c USING (customer_id) GROUP BY ALL
 """
 
+#: Complaints by opening day, with the days until the same customer's next complaint (NULL: none),
+#: and the customer's segment and region: the re-contact rate of the unfiltered view (or a segment
+#: or region of it) for any window is a sum over these rows.
+GAPS_SQL = """
+WITH k AS (
+    SELECT k.customer_id, k.opened_on,
+           lead(k.opened_on) OVER (PARTITION BY k.customer_id ORDER BY k.opened_on, k.complaint_id) AS next_on
+    FROM complaints k
+)
+SELECT c.segment, c.region, k.opened_on, date_diff('day', k.opened_on, k.next_on) AS gap_days, count(*) AS n
+FROM k JOIN customers c USING (customer_id) GROUP BY ALL
+"""
+
 #: Per customer, as of the whole data: latest relationship answer with an NPS (the queries it
 #: replaces take each field's arg_max by date), revenue in the 12 months to the last transaction
 #: date E (and its active calendar months, as a bit set of month offsets), revenue in the 12 months
@@ -135,6 +149,7 @@ DEPENDS: dict[str, frozenset[str]] = {
     DETRACTORS_TABLE: frozenset({"customers", "survey_responses", "followups", "churn_events"}),
     RFM_TABLE: frozenset({"customers", "transactions"}),
     PAIRS_TABLE: frozenset({"customers", "survey_responses"}),
+    GAPS_TABLE: frozenset({"customers", "complaints"}),
     # model fits of the unfiltered view, computed from the tables above once they are current
     FITS_TABLE: frozenset({"customers", "survey_responses", "complaints", "churn_events", "transactions"}),
 }
@@ -163,7 +178,7 @@ def _build(con: duckdb.DuckDBPyConnection, name: str, landmark: dt.date, end) ->
         sql, params = q.sql, q.params
     else:
         sql, params = {CUSTOMER_TABLE: CUSTOMER_SQL, RESPONSES_TABLE: RESPONSES_SQL, KPI_TABLE: KPI_SQL,
-                       DETRACTORS_TABLE: DETRACTORS_SQL, PAIRS_TABLE: PAIRS_SQL}[name], {}
+                       DETRACTORS_TABLE: DETRACTORS_SQL, PAIRS_TABLE: PAIRS_SQL, GAPS_TABLE: GAPS_SQL}[name], {}
     con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name is one of the constants above
 
 
@@ -222,6 +237,11 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
         built[FITS_TABLE] = version
         save()
     return rebuilt
+
+
+def customer_filters_only(filters) -> bool:
+    """Whether ``filters`` narrow by customer only (segment, region): no dates, unrestricted scope."""
+    return filters.date_from is None and filters.date_to is None and not filters.scope.restricted
 
 
 def unfiltered(filters) -> bool:
@@ -291,9 +311,7 @@ def customer(con: duckdb.DuckDBPyConnection, filters=None, *, response_filters: 
     summary's rows as they would to the customers table."""
     if not current(con, CUSTOMER_TABLE):
         return False
-    if filters is not None and response_filters:
-        return filters.date_from is None and filters.date_to is None and not filters.scope.restricted
-    return True
+    return filters is None or not response_filters or customer_filters_only(filters)
 
 
 @dataclass(frozen=True)
