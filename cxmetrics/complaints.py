@@ -47,15 +47,24 @@ DIMENSIONS = {
 TABLES = ("complaints", "customers", "churn_events")
 
 
-def _where(filters: Filters) -> tuple[str, dict]:
-    return filters.where(date_col="k.opened_on", customer="c", department_col="k.department")
+def _where(filters: Filters, src=None) -> tuple[str, dict]:
+    return filters.where(date_col="k.opened_on", customer=src.customer if src is not None else "c",
+                         department_col="k.department")
+
+
+def _cells(con: duckdb.DuckDBPyConnection):
+    """Complaint counts come from summary_complaints when it is current (the same counts)."""
+    from . import summaries
+
+    return summaries.complaints(con)
 
 
 def volume(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str = "category", alpha: float = 0.05) -> Result:
     """Complaints, escalations and rate per 1,000 active customers by a dimension."""
     if by not in DIMENSIONS:
         raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}")
-    where, params = _where(filters)
+    src = _cells(con)
+    where, params = _where(filters, src)
     cwhere, cparams = filters.where(customer="c0", customer_id_col="c0.customer_id", dates=False)
     params = {**cparams, **params, "date_from": filters.date_from, "date_to": filters.date_to}
     q = store.Query(f"complaints_by_{by}", f"""
@@ -64,9 +73,10 @@ active AS (
     SELECT count(*) AS customers FROM customers c0 LEFT JOIN churn_events ce ON ce.customer_id = c0.customer_id, bounds b
     WHERE {cwhere} AND c0.acquired_on <= b.hi AND coalesce(ce.churned_on, b.hi) >= b.lo
 )
-SELECT {DIMENSIONS[by]} AS grp, count(*) AS complaints, count(*) FILTER (WHERE k.escalated) AS escalated,
-       sum(coalesce(k.cost, 0)) AS cost, (SELECT customers FROM active) AS active_customers
-FROM complaints k JOIN customers c USING (customer_id)
+SELECT {src.dim(DIMENSIONS[by])} AS grp, {src.count()} AS complaints, {src.count("k.escalated")} AS escalated,
+       {"coalesce(sum(k.sum_cost), 0)" if src.cube else "sum(coalesce(k.cost, 0))"} AS cost,
+       (SELECT customers FROM active) AS active_customers
+FROM {src.source}
 WHERE {where} GROUP BY 1 ORDER BY {'1' if by == 'month' else 'complaints DESC, 1'}""", params)
     df = store.run(con, q)
     esc = [wilson(e, n, alpha) for e, n in zip(df["escalated"], df["complaints"], strict=True)]
@@ -86,11 +96,12 @@ def escalation_series(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: s
     """Complaints and escalations per group and period (the series initiative DiD uses)."""
     if by not in DIMENSIONS or period not in ("month", "quarter"):
         raise ValueError("unknown grouping or period")
-    where, params = _where(filters)
+    src = _cells(con)
+    where, params = _where(filters, src)
     q = store.Query("escalation_series", f"""
-SELECT {DIMENSIONS[by]} AS grp, date_trunc('{period}', k.opened_on) AS period, count(*) AS complaints,
-       count(*) FILTER (WHERE k.escalated) AS escalated
-FROM complaints k JOIN customers c USING (customer_id) WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2""", params)
+SELECT {src.dim(DIMENSIONS[by])} AS grp, date_trunc('{period}', k.opened_on) AS period, {src.count()} AS complaints,
+       {src.count("k.escalated")} AS escalated
+FROM {src.source} WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2""", params)
     return store.run(con, q)
 
 
@@ -283,12 +294,15 @@ def cost_by_month(con: duckdb.DuckDBPyConnection, filters: Filters) -> Result:
     used = assumptions.current(con)
     per_c = used["cost_per_complaint"].value if "cost_per_complaint" in used else 0.0
     per_e = used["cost_per_escalation"].value if "cost_per_escalation" in used else 0.0
-    where, params = _where(filters)
+    src = _cells(con)
+    where, params = _where(filters, src)
+    unit = "($per_c + CASE WHEN k.escalated THEN $per_e ELSE 0 END)"
+    cost, recorded = ((f"coalesce(sum(k.sum_cost), 0) + sum((k.n - k.n_cost) * {unit})", "sum(k.n_cost)") if src.cube
+                      else (f"sum(coalesce(k.cost, {unit}))", "count(k.cost)"))
     q = store.Query("complaint_cost", f"""
-SELECT date_trunc('month', k.opened_on) AS month, count(*) AS complaints, count(*) FILTER (WHERE k.escalated) AS escalated,
-       sum(coalesce(k.cost, $per_c + CASE WHEN k.escalated THEN $per_e ELSE 0 END)) AS cost,
-       count(k.cost) AS with_recorded_cost
-FROM complaints k JOIN customers c USING (customer_id) WHERE {where} GROUP BY 1 ORDER BY 1""",
+SELECT date_trunc('month', k.opened_on) AS month, {src.count()} AS complaints, {src.count("k.escalated")} AS escalated,
+       {cost} AS cost, CAST({recorded} AS BIGINT) AS with_recorded_cost
+FROM {src.source} WHERE {where} GROUP BY 1 ORDER BY 1""",
                     {**params, "per_c": per_c, "per_e": per_e})
     df = store.run(con, q)
     cited = {k: used[k] for k in ("cost_per_complaint", "cost_per_escalation") if k in used}
@@ -305,11 +319,12 @@ def callbacks(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str = "de
     """Callbacks promised vs done, by department or month, with Wilson CIs."""
     if by not in ("department", "month"):
         raise ValueError("by must be department or month")
-    where, params = _where(filters)
+    src = _cells(con)
+    where, params = _where(filters, src)
     q = store.Query(f"callbacks_by_{by}", f"""
-SELECT {DIMENSIONS[by]} AS grp, count(*) FILTER (WHERE k.callback_promised) AS promised,
-       count(*) FILTER (WHERE k.callback_promised AND k.callback_done) AS done
-FROM complaints k JOIN customers c USING (customer_id) WHERE {where} GROUP BY 1 ORDER BY 1""", params)
+SELECT {src.dim(DIMENSIONS[by])} AS grp, {src.count("k.callback_promised")} AS promised,
+       {src.count("k.callback_promised AND k.callback_done")} AS done
+FROM {src.source} WHERE {where} GROUP BY 1 ORDER BY 1""", params)
     df = store.run(con, q)
     ci = [wilson(d, p, alpha) for d, p in zip(df["done"], df["promised"], strict=True)]
     df = df.rename(columns={"grp": by})

@@ -79,10 +79,14 @@ def metric_series(con: duckdb.DuckDBPyConnection, filters: Filters, metric: str,
     grp = GROUP_DIMS[dim] if dim else "'all'"
     kind, _, arg = metric.partition(":")
     if kind == "escalation_rate":
-        where, params = filters.where(date_col="k.opened_on", customer="c", department_col="k.department", dates=False)
-        sql = f"""SELECT {grp} AS grp, date_trunc('month', k.opened_on) AS month,
-       avg(CASE WHEN k.escalated THEN 100.0 ELSE 0.0 END) AS y, count(*) AS n
-FROM complaints k JOIN customers c USING (customer_id) WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"""
+        from . import summaries
+
+        src = summaries.complaints(con)  # the complaints summary when current: same cells
+        where, params = filters.where(date_col="k.opened_on", customer=src.customer, department_col="k.department",
+                                      dates=False)
+        sql = f"""SELECT {src.dim(grp)} AS grp, date_trunc('month', k.opened_on) AS month,
+       {src.mean("CASE WHEN k.escalated THEN 100.0 ELSE 0.0 END")} AS y, {src.count()} AS n
+FROM {src.source} WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"""
     elif kind in ("csat", "nps"):
         from . import summaries
 

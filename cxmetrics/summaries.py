@@ -46,10 +46,11 @@ RFM_TABLE = "summary_rfm"
 PAIRS_TABLE = "summary_driver_pairs"
 FITS_TABLE = "summary_fits"
 GAPS_TABLE = "summary_complaint_gaps"
+COMPLAINTS_TABLE = "summary_complaints"
 _META_KEY = "summary_landmark"
 #: Bumped whenever the summaries' definitions change: a file built with another format is
 #: treated as having no summaries (raw queries) until it is next opened read-write.
-FORMAT = 7
+FORMAT = 8
 
 RESPONSES_SQL = """
 SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
@@ -113,6 +114,15 @@ SELECT c.segment, c.region, k.opened_on, date_diff('day', k.opened_on, k.next_on
 FROM k JOIN customers c USING (customer_id) GROUP BY ALL
 """
 
+#: Complaints counted by every column the complaint views filter or group on (day, category,
+#: channel, department, root cause, segment, region and the three flags), with recorded costs.
+COMPLAINTS_SQL = """
+SELECT k.opened_on, k.category, k.channel, k.department, k.root_cause, c.segment, c.region, k.escalated,
+       k.callback_promised, k.callback_done, count(*) AS n, count(k.cost) AS n_cost, sum(k.cost) AS sum_cost
+FROM complaints k JOIN customers c USING (customer_id)
+GROUP BY ALL
+"""
+
 #: Per customer, as of the whole data: latest relationship answer with an NPS (the queries it
 #: replaces take each field's arg_max by date), revenue in the 12 months to the last transaction
 #: date E (and its active calendar months, as a bit set of month offsets), revenue in the 12 months
@@ -150,6 +160,7 @@ DEPENDS: dict[str, frozenset[str]] = {
     RFM_TABLE: frozenset({"customers", "transactions"}),
     PAIRS_TABLE: frozenset({"customers", "survey_responses"}),
     GAPS_TABLE: frozenset({"customers", "complaints"}),
+    COMPLAINTS_TABLE: frozenset({"customers", "complaints"}),
     # model fits of the unfiltered view, computed from the tables above once they are current
     FITS_TABLE: frozenset({"customers", "survey_responses", "complaints", "churn_events", "transactions"}),
 }
@@ -178,7 +189,8 @@ def _build(con: duckdb.DuckDBPyConnection, name: str, landmark: dt.date, end) ->
         sql, params = q.sql, q.params
     else:
         sql, params = {CUSTOMER_TABLE: CUSTOMER_SQL, RESPONSES_TABLE: RESPONSES_SQL, KPI_TABLE: KPI_SQL,
-                       DETRACTORS_TABLE: DETRACTORS_SQL, PAIRS_TABLE: PAIRS_SQL, GAPS_TABLE: GAPS_SQL}[name], {}
+                       DETRACTORS_TABLE: DETRACTORS_SQL, PAIRS_TABLE: PAIRS_SQL, GAPS_TABLE: GAPS_SQL,
+                       COMPLAINTS_TABLE: COMPLAINTS_SQL}[name], {}
     con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name is one of the constants above
 
 
@@ -315,28 +327,32 @@ def customer(con: duckdb.DuckDBPyConnection, filters=None, *, response_filters: 
 
 
 @dataclass(frozen=True)
-class Responses:
-    """Where survey counts come from: the raw responses joined to customers (alias ``c`` for
-    segment and region), or ``summary_responses`` (alias ``r`` for both, rows weighted by ``n``).
-    The methods write the aggregate for each path; the response alias is ``r`` on both."""
+class Cells:
+    """Where counts come from: a raw table joined to customers (alias ``c`` for segment and
+    region), or its counted summary (segment and region on the row alias, rows weighted by
+    ``n``). The methods write each aggregate for either path; the row alias is the same on both."""
 
     cube: bool
+    alias: str
+    raw: str
+    summary: str
 
     @property
     def source(self) -> str:
-        return f"{RESPONSES_TABLE} r" if self.cube else "survey_responses r JOIN customers c USING (customer_id)"
+        return f"{self.summary} {self.alias}" if self.cube else self.raw
 
     @property
     def customer(self) -> str:
-        return "r" if self.cube else "c"
+        return self.alias if self.cube else "c"
 
     def dim(self, expr: str) -> str:
         """A grouping expression written for the raw path, on this source."""
-        return expr.replace("c.segment", "r.segment").replace("c.region", "r.region") if self.cube else expr
+        a = self.alias
+        return expr.replace("c.segment", f"{a}.segment").replace("c.region", f"{a}.region") if self.cube else expr
 
     def count(self, cond: str | None = None) -> str:
         f = f" FILTER (WHERE {cond})" if cond else ""
-        return f"CAST(coalesce(sum(r.n){f}, 0) AS BIGINT)" if self.cube else f"count(*){f}"
+        return f"CAST(coalesce(sum({self.alias}.n){f}, 0) AS BIGINT)" if self.cube else f"count(*){f}"
 
     def wsum(self, cond: str | None = None) -> str:
         f = f" FILTER (WHERE {cond})" if cond else ""
@@ -346,12 +362,20 @@ class Responses:
         return "sum(r.sw2)" if self.cube else "sum(r.weight * r.weight)"
 
     def xsum(self, expr: str) -> str:
-        return f"sum(({expr}) * r.n)" if self.cube else f"sum({expr})"
+        return f"sum(({expr}) * {self.alias}.n)" if self.cube else f"sum({expr})"
 
     def mean(self, expr: str) -> str:
-        return f"sum(({expr}) * r.n) / sum(r.n) FILTER (WHERE ({expr}) IS NOT NULL)" if self.cube else f"avg({expr})"
+        a = self.alias
+        return f"sum(({expr}) * {a}.n) / sum({a}.n) FILTER (WHERE ({expr}) IS NOT NULL)" if self.cube else f"avg({expr})"
 
 
-def responses(con: duckdb.DuckDBPyConnection) -> Responses:
-    """The response source for survey counts: the summary when it is current."""
-    return Responses(cube=current(con, RESPONSES_TABLE))
+def responses(con: duckdb.DuckDBPyConnection) -> Cells:
+    """The source for survey counts (alias ``r``): ``summary_responses`` when it is current."""
+    return Cells(current(con, RESPONSES_TABLE), "r", "survey_responses r JOIN customers c USING (customer_id)",
+                 RESPONSES_TABLE)
+
+
+def complaints(con: duckdb.DuckDBPyConnection) -> Cells:
+    """The source for complaint counts (alias ``k``): ``summary_complaints`` when it is current."""
+    return Cells(current(con, COMPLAINTS_TABLE), "k", "complaints k JOIN customers c USING (customer_id)",
+                 COMPLAINTS_TABLE)
