@@ -65,19 +65,13 @@ def volume(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str = "categ
         raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}")
     src = _cells(con)
     where, params = _where(filters, src)
-    cwhere, cparams = filters.where(customer="c0", customer_id_col="c0.customer_id", dates=False)
-    params = {**cparams, **params, "date_from": filters.date_from, "date_to": filters.date_to}
+    active = _active_customers(con, filters)
     q = store.Query(f"complaints_by_{by}", f"""
-WITH bounds AS (SELECT coalesce($date_from, min(opened_on)) AS lo, coalesce($date_to, max(opened_on)) AS hi FROM complaints),
-active AS (
-    SELECT count(*) AS customers FROM customers c0 LEFT JOIN churn_events ce ON ce.customer_id = c0.customer_id, bounds b
-    WHERE {cwhere} AND c0.acquired_on <= b.hi AND coalesce(ce.churned_on, b.hi) >= b.lo
-)
 SELECT {src.dim(DIMENSIONS[by])} AS grp, {src.count()} AS complaints, {src.count("k.escalated")} AS escalated,
        {"coalesce(sum(k.sum_cost), 0)" if src.cube else "sum(coalesce(k.cost, 0))"} AS cost,
-       (SELECT customers FROM active) AS active_customers
+       $active AS active_customers
 FROM {src.source}
-WHERE {where} GROUP BY 1 ORDER BY {'1' if by == 'month' else 'complaints DESC, 1'}""", params)
+WHERE {where} GROUP BY 1 ORDER BY {'1' if by == 'month' else 'complaints DESC, 1'}""", {**params, "active": active})
     df = store.run(con, q)
     esc = [wilson(e, n, alpha) for e, n in zip(df["escalated"], df["complaints"], strict=True)]
     table = pd.DataFrame({by: df["grp"], "complaints": df["complaints"], "escalated": df["escalated"],
@@ -89,6 +83,17 @@ WHERE {where} GROUP BY 1 ORDER BY {'1' if by == 'month' else 'complaints DESC, 1
                   method="Counts per group; rate per 1,000 customers active in the window; escalation share with "
                          "Wilson CI.", reference="Wilson (1927).", filters=filters.describe(), alpha=alpha,
                   queries=(q,), extra={"tables": TABLES})
+
+
+def _active_customers(con: duckdb.DuckDBPyConnection, filters: Filters) -> int:
+    """Customers active at some point in the complaints window (the per-1,000 base; one query per page)."""
+    cwhere, cparams = filters.where(customer="c0", customer_id_col="c0.customer_id", dates=False)
+    q = store.Query("active_customers", f"""
+WITH bounds AS (SELECT coalesce($date_from, min(opened_on)) AS lo, coalesce($date_to, max(opened_on)) AS hi FROM complaints)
+SELECT count(*) AS customers FROM customers c0 LEFT JOIN churn_events ce ON ce.customer_id = c0.customer_id, bounds b
+WHERE {cwhere} AND c0.acquired_on <= b.hi AND coalesce(ce.churned_on, b.hi) >= b.lo""",
+                    {**cparams, "date_from": filters.date_from, "date_to": filters.date_to})
+    return int(store.run(con, q)["customers"].iloc[0])
 
 
 def escalation_series(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str = "region",
@@ -128,8 +133,16 @@ def pareto(con: duckdb.DuckDBPyConnection, filters: Filters, *, share: float = 0
 
 def category_uplift(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
     """Share of complaining (contract) customers who churn within a year, by category, relative to all."""
-    where, params = _where(filters)
-    q = store.Query("category_uplift", f"""
+    from . import summaries
+
+    if summaries.customer_filters_only(filters) and summaries.current(con, summaries.UPLIFT_TABLE):
+        where, params = filters.where(customer="k", dates=False)
+        q = store.Query("category_uplift", "SELECT k.category, CAST(sum(k.customers) AS BIGINT) AS customers, "
+                                           "CAST(sum(k.churned) AS BIGINT) AS churned FROM summary_category_uplift k "
+                                           f"WHERE {where} GROUP BY 1", params)
+    else:
+        where, params = _where(filters)
+        q = store.Query("category_uplift", f"""
 SELECT k.category, count(DISTINCT k.customer_id) AS customers,
        count(DISTINCT k.customer_id) FILTER (WHERE ce.churned_on > k.opened_on
                                              AND ce.churned_on <= k.opened_on + INTERVAL 12 MONTH) AS churned

@@ -27,8 +27,8 @@ from .results import Estimate, Result
 _RECON_SQL = """
 WITH store_rev AS (
     SELECT date_trunc('month', t.occurred_on)::DATE AS period, sum(t.amount) AS store_revenue,
-           count(*) AS transactions
-    FROM transactions t
+           CAST(sum(t.n) AS BIGINT) AS transactions
+    FROM ({source}) t
     WHERE {where}
     GROUP BY 1
 )
@@ -53,13 +53,21 @@ def reconciliation(con: duckdb.DuckDBPyConnection, filters: Filters, *, toleranc
         tolerance = a.value if a else 0.02
         if a:
             used["reconciliation_tolerance"] = a
-    where, params = filters.where(date_col="t.occurred_on", customer_id_col="t.customer_id")
+    from . import summaries
+
+    if not filters.scope.restricted and summaries.current(con, summaries.REVENUE_TABLE):
+        # revenue per day, segment and region: any date, segment or region filter is a sum of rows
+        where, params = filters.where(date_col="t.occurred_on", customer="t")
+        source = "SELECT t.occurred_on, t.segment, t.region, t.revenue AS amount, t.transactions AS n FROM summary_revenue t"
+    else:
+        where, params = filters.where(date_col="t.occurred_on", customer_id_col="t.customer_id")
+        source = "SELECT t.occurred_on, t.customer_id, t.amount, 1 AS n FROM transactions t"
     period_where = ["TRUE"]
     if filters.date_from is not None:
         period_where.append("coalesce(b.period, s.period) >= date_trunc('month', $date_from)")
     if filters.date_to is not None:
         period_where.append("coalesce(b.period, s.period) <= $date_to")
-    sql = _RECON_SQL.format(where=where, period_where=" AND ".join(period_where))
+    sql = _RECON_SQL.format(source=source, where=where, period_where=" AND ".join(period_where))
     q = store.Query("reconciliation", sql, params)
     df = store.run(con, q)
     warnings = []

@@ -47,10 +47,12 @@ PAIRS_TABLE = "summary_driver_pairs"
 FITS_TABLE = "summary_fits"
 GAPS_TABLE = "summary_complaint_gaps"
 COMPLAINTS_TABLE = "summary_complaints"
+REVENUE_TABLE = "summary_revenue"
+UPLIFT_TABLE = "summary_category_uplift"
 _META_KEY = "summary_landmark"
 #: Bumped whenever the summaries' definitions change: a file built with another format is
 #: treated as having no summaries (raw queries) until it is next opened read-write.
-FORMAT = 8
+FORMAT = 9
 
 RESPONSES_SQL = """
 SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
@@ -123,6 +125,24 @@ FROM complaints k JOIN customers c USING (customer_id)
 GROUP BY ALL
 """
 
+#: Revenue and transactions per day, segment and region.
+REVENUE_SQL = """
+SELECT t.occurred_on, c.segment, c.region, sum(t.amount) AS revenue, count(*) AS transactions
+FROM transactions t JOIN customers c USING (customer_id) GROUP BY ALL
+"""
+
+#: Per complaint category, segment and region: contract customers who complained (up to 12 months
+#: before the last complaint date) and those of them who churned within 12 months of such a
+#: complaint. Distinct customers add up over segments and regions (a customer has one of each).
+UPLIFT_SQL = """
+SELECT k.category, c.segment, c.region, count(DISTINCT k.customer_id) AS customers,
+       count(DISTINCT k.customer_id) FILTER (WHERE ce.churned_on > k.opened_on
+                                             AND ce.churned_on <= k.opened_on + INTERVAL 12 MONTH) AS churned
+FROM complaints k JOIN customers c USING (customer_id) LEFT JOIN churn_events ce ON ce.customer_id = k.customer_id
+WHERE c.contract = 'contractual' AND k.opened_on <= (SELECT max(opened_on) FROM complaints) - INTERVAL 12 MONTH
+GROUP BY ALL
+"""
+
 #: Per customer, as of the whole data: latest relationship answer with an NPS (the queries it
 #: replaces take each field's arg_max by date), revenue in the 12 months to the last transaction
 #: date E (and its active calendar months, as a bit set of month offsets), revenue in the 12 months
@@ -161,6 +181,8 @@ DEPENDS: dict[str, frozenset[str]] = {
     PAIRS_TABLE: frozenset({"customers", "survey_responses"}),
     GAPS_TABLE: frozenset({"customers", "complaints"}),
     COMPLAINTS_TABLE: frozenset({"customers", "complaints"}),
+    REVENUE_TABLE: frozenset({"customers", "transactions"}),
+    UPLIFT_TABLE: frozenset({"customers", "complaints", "churn_events"}),
     # model fits of the unfiltered view, computed from the tables above once they are current
     FITS_TABLE: frozenset({"customers", "survey_responses", "complaints", "churn_events", "transactions"}),
 }
@@ -190,7 +212,7 @@ def _build(con: duckdb.DuckDBPyConnection, name: str, landmark: dt.date, end) ->
     else:
         sql, params = {CUSTOMER_TABLE: CUSTOMER_SQL, RESPONSES_TABLE: RESPONSES_SQL, KPI_TABLE: KPI_SQL,
                        DETRACTORS_TABLE: DETRACTORS_SQL, PAIRS_TABLE: PAIRS_SQL, GAPS_TABLE: GAPS_SQL,
-                       COMPLAINTS_TABLE: COMPLAINTS_SQL}[name], {}
+                       COMPLAINTS_TABLE: COMPLAINTS_SQL, REVENUE_TABLE: REVENUE_SQL, UPLIFT_TABLE: UPLIFT_SQL}[name], {}
     con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name is one of the constants above
 
 
