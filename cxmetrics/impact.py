@@ -115,7 +115,17 @@ FROM kpi_observations o WHERE o.kpi_id = $kpi GROUP BY 1, 2 ORDER BY 1, 2"""
 
 def did(cells: pd.DataFrame, treated: str, start: pd.Timestamp, alpha: float = 0.05) -> dict:
     """Two-way FE DiD on (grp, month, y, n) cells. Returns effect, se, p, pre-trend p, event study."""
-    import statsmodels.formula.api as smf
+    import statsmodels.api as sm
+
+    def wls(frame: pd.DataFrame, terms: list[str]):
+        """WLS of y on group and month fixed effects plus ``terms`` with cell-clustered SEs (the
+        model ``y ~ C(grp) + C(m) + terms``; dummies built directly, without a formula parser)."""
+        X = pd.concat([pd.Series(1.0, index=frame.index, name="Intercept"),
+                       pd.get_dummies(frame["grp"].astype(str), prefix="g", drop_first=True, dtype=float),
+                       pd.get_dummies(frame["m"], prefix="m", drop_first=True, dtype=float),
+                       frame[terms].astype(float)], axis=1)
+        return sm.WLS(frame["y"].astype(float), X, weights=frame["n"]).fit(
+            cov_type="cluster", cov_kwds={"groups": frame["cell"].to_numpy()})
 
     d = cells.copy()
     d["month"] = pd.to_datetime(d["month"])
@@ -124,13 +134,11 @@ def did(cells: pd.DataFrame, treated: str, start: pd.Timestamp, alpha: float = 0
     d["tp"] = d["treated"] * d["post"]
     d["m"] = d["month"].dt.strftime("%Y-%m")
     d["cell"] = np.arange(len(d))
-    fit = smf.wls("y ~ C(grp) + C(m) + tp", data=d, weights=d["n"]).fit(cov_type="cluster",
-                                                                        cov_kwds={"groups": d["cell"]})
+    fit = wls(d, ["tp"])
     pre = d[d["post"] == 0].copy()
     pre["t"] = (pre["month"].dt.year - start.year) * 12 + pre["month"].dt.month - start.month
     pre["tt"] = pre["treated"] * pre["t"]
-    pre_fit = smf.wls("y ~ C(grp) + C(m) + tt", data=pre, weights=pre["n"]).fit(cov_type="cluster",
-                                                                                 cov_kwds={"groups": pre["cell"]})
+    pre_fit = wls(pre, ["tt"])
     # event study by quarter relative to the start (reference: the quarter before)
     d["q"] = np.floor(((d["month"].dt.year - start.year) * 12 + d["month"].dt.month - start.month) / 3).astype(int)
     d["q"] = d["q"].clip(-6, 6)
@@ -138,8 +146,7 @@ def did(cells: pd.DataFrame, treated: str, start: pd.Timestamp, alpha: float = 0
         if k != -1:
             d[f"e{k + 6}"] = d["treated"] * (d["q"] == k)
     terms = [c for c in d.columns if c.startswith("e") and c[1:].isdigit()]
-    ev = smf.wls("y ~ C(grp) + C(m) + " + " + ".join(terms), data=d, weights=d["n"]).fit(
-        cov_type="cluster", cov_kwds={"groups": d["cell"]})
+    ev = wls(d, terms)
     ci = ev.conf_int(alpha)
     es = pd.DataFrame([{"quarter": int(t[1:]) - 6, "effect": ev.params[t], "ci_low": ci.loc[t, 0], "ci_high": ci.loc[t, 1]}
                        for t in terms] + [{"quarter": -1, "effect": 0.0, "ci_low": 0.0, "ci_high": 0.0}])
