@@ -87,11 +87,18 @@ WHERE {where} GROUP BY 1 ORDER BY {'1' if by == 'month' else 'complaints DESC, 1
 
 def _active_customers(con: duckdb.DuckDBPyConnection, filters: Filters) -> int:
     """Customers active at some point in the complaints window (the per-1,000 base; one query per page)."""
+    from . import summaries
+
     cwhere, cparams = filters.where(customer="c0", customer_id_col="c0.customer_id", dates=False)
+    if summaries.lifecycle(con, filters):
+        source, count, churned = "summary_lifecycle c0", "CAST(coalesce(sum(c0.n), 0) AS BIGINT)", "c0.churned_on"
+    else:
+        source = "customers c0 LEFT JOIN churn_events ce ON ce.customer_id = c0.customer_id"
+        count, churned = "count(*)", "ce.churned_on"
     q = store.Query("active_customers", f"""
 WITH bounds AS (SELECT coalesce($date_from, min(opened_on)) AS lo, coalesce($date_to, max(opened_on)) AS hi FROM complaints)
-SELECT count(*) AS customers FROM customers c0 LEFT JOIN churn_events ce ON ce.customer_id = c0.customer_id, bounds b
-WHERE {cwhere} AND c0.acquired_on <= b.hi AND coalesce(ce.churned_on, b.hi) >= b.lo""",
+SELECT {count} AS customers FROM {source}, bounds b
+WHERE {cwhere} AND c0.acquired_on <= b.hi AND coalesce({churned}, b.hi) >= b.lo""",
                     {**cparams, "date_from": filters.date_from, "date_to": filters.date_to})
     return int(store.run(con, q)["customers"].iloc[0])
 
@@ -274,14 +281,14 @@ def rate_by_nps_group(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.Da
     from . import summaries
 
     cw, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
-    if summaries.customer(con):  # latest NPS and complaint counts per customer from summary_customer
+    if summaries.customer(con):  # latest NPS, churn date and complaint counts per customer from summary_customer
         q = store.Query("complaint_rate_by_group", f"""
 WITH b AS (SELECT min(opened_on) AS lo, max(opened_on) AS hi FROM complaints)
 SELECT CASE WHEN c.nps >= 9 THEN 'promoter' WHEN c.nps >= 7 THEN 'passive' ELSE 'detractor' END AS nps_group,
        count(*) AS customers,
-       sum(greatest(date_diff('day', greatest(c.acquired_on, b.lo), least(coalesce(ce.churned_on, b.hi), b.hi)), 0) / 365.25) AS years,
+       sum(greatest(date_diff('day', greatest(c.acquired_on, b.lo), least(coalesce(c.churned_on, b.hi), b.hi)), 0) / 365.25) AS years,
        sum(c.complaints) AS complaints
-FROM summary_customer c LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id, b
+FROM summary_customer c, b
 WHERE c.nps IS NOT NULL AND {cw} GROUP BY 1 ORDER BY 1""", params)
     else:
         q = store.Query("complaint_rate_by_group", f"""

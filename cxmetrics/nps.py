@@ -159,10 +159,27 @@ base AS (
     GROUP BY 1
 )"""
 
+#: The same base from summary_lifecycle (customers counted by segment, region, dates).
+_BASE_FROM_SUMMARY = """
+bounds AS (SELECT coalesce($date_from, min(responded_on)) AS lo, coalesce($date_to, max(responded_on)) AS hi
+           FROM survey_responses),
+base AS (
+    SELECT c0.segment, CAST(sum(c0.n) AS BIGINT) AS customers,
+           sum(c0.n * greatest(0, date_diff('day', greatest(c0.acquired_on, b.lo),
+                                            least(coalesce(c0.churned_on, b.hi), b.hi)))) AS exposure
+    FROM summary_lifecycle c0, bounds b
+    WHERE {cwhere} AND c0.acquired_on <= b.hi AND coalesce(c0.churned_on, b.hi) >= b.lo
+    GROUP BY 1
+)"""
+
+
 def active_base(con: duckdb.DuckDBPyConnection, filters: Filters) -> tuple[pd.DataFrame, store.Query]:
     """Customers and customer-days active in the window, per segment (the weighting target)."""
+    from . import summaries
+
     cwhere, cparams = filters.where(customer="c0", customer_id_col="c0.customer_id", dates=False)
-    q = store.Query("active_base", "WITH " + BASE_CTE.format(cwhere=cwhere).strip() + "\nSELECT * FROM base ORDER BY 1",
+    cte = _BASE_FROM_SUMMARY if summaries.lifecycle(con, filters) else BASE_CTE
+    q = store.Query("active_base", "WITH " + cte.format(cwhere=cwhere).strip() + "\nSELECT * FROM base ORDER BY 1",
                     {**cparams, "date_from": filters.date_from, "date_to": filters.date_to})
     return store.run(con, q), q
 

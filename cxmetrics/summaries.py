@@ -49,10 +49,11 @@ GAPS_TABLE = "summary_complaint_gaps"
 COMPLAINTS_TABLE = "summary_complaints"
 REVENUE_TABLE = "summary_revenue"
 UPLIFT_TABLE = "summary_category_uplift"
+LIFECYCLE_TABLE = "summary_lifecycle"
 _META_KEY = "summary_landmark"
 #: Bumped whenever the summaries' definitions change: a file built with another format is
 #: treated as having no summaries (raw queries) until it is next opened read-write.
-FORMAT = 9
+FORMAT = 10
 
 RESPONSES_SQL = """
 SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
@@ -143,6 +144,17 @@ WHERE c.contract = 'contractual' AND k.opened_on <= (SELECT max(opened_on) FROM 
 GROUP BY ALL
 """
 
+#: Customers counted by segment, region, contract, acquisition date and churn date, with their
+#: category wallets' count, sum and sum of squares: active-base counts and exposures for any
+#: window are sums over these rows (each row's dates stand for all n of its customers).
+LIFECYCLE_SQL = """
+SELECT c.segment, c.region, c.contract, c.acquired_on, ce.churned_on, count(*) AS n,
+       count(c.category_wallet) AS n_wallet, sum(c.category_wallet) AS s_wallet,
+       sum(c.category_wallet * c.category_wallet) AS ss_wallet
+FROM customers c LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
+GROUP BY ALL
+"""
+
 #: Per customer, as of the whole data: latest relationship answer with an NPS (the queries it
 #: replaces take each field's arg_max by date), revenue in the 12 months to the last transaction
 #: date E (and its active calendar months, as a bit set of month offsets), revenue in the 12 months
@@ -162,10 +174,11 @@ latest AS (
            sum(t.amount) FILTER (WHERE t.occurred_on <= (last.E - INTERVAL 12 MONTH)::DATE) AS rev_prev_12m
     FROM transactions t, last WHERE t.occurred_on > (last.E - INTERVAL 24 MONTH)::DATE GROUP BY 1
 ), k AS (SELECT customer_id, count(*) AS complaints FROM complaints GROUP BY 1)
-SELECT c.customer_id, c.segment, c.region, c.contract, c.acquired_on, c.category_wallet,
+SELECT c.customer_id, c.segment, c.region, c.contract, c.acquired_on, c.category_wallet, ce.churned_on,
        latest.nps, latest.stated, latest.war, rev.rev_12m, rev.months_12m, rev.rev_prev_12m,
        coalesce(k.complaints, 0) AS complaints
 FROM customers c LEFT JOIN latest USING (customer_id) LEFT JOIN rev USING (customer_id) LEFT JOIN k USING (customer_id)
+LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
 """
 
 
@@ -173,7 +186,7 @@ FROM customers c LEFT JOIN latest USING (customer_id) LEFT JOIN rev USING (custo
 #: none of a summary's tables carries it over to the new data version without rebuilding it.
 DEPENDS: dict[str, frozenset[str]] = {
     LANDMARK_TABLE: frozenset({"customers", "survey_responses", "complaints", "churn_events", "transactions"}),
-    CUSTOMER_TABLE: frozenset({"customers", "survey_responses", "complaints", "transactions"}),
+    CUSTOMER_TABLE: frozenset({"customers", "survey_responses", "complaints", "transactions", "churn_events"}),
     RESPONSES_TABLE: frozenset({"customers", "survey_responses"}),
     KPI_TABLE: frozenset({"customers", "survey_responses", "kpi_observations"}),
     DETRACTORS_TABLE: frozenset({"customers", "survey_responses", "followups", "churn_events"}),
@@ -183,6 +196,7 @@ DEPENDS: dict[str, frozenset[str]] = {
     COMPLAINTS_TABLE: frozenset({"customers", "complaints"}),
     REVENUE_TABLE: frozenset({"customers", "transactions"}),
     UPLIFT_TABLE: frozenset({"customers", "complaints", "churn_events"}),
+    LIFECYCLE_TABLE: frozenset({"customers", "churn_events"}),
     # model fits of the unfiltered view, computed from the tables above once they are current
     FITS_TABLE: frozenset({"customers", "survey_responses", "complaints", "churn_events", "transactions"}),
 }
@@ -212,7 +226,8 @@ def _build(con: duckdb.DuckDBPyConnection, name: str, landmark: dt.date, end) ->
     else:
         sql, params = {CUSTOMER_TABLE: CUSTOMER_SQL, RESPONSES_TABLE: RESPONSES_SQL, KPI_TABLE: KPI_SQL,
                        DETRACTORS_TABLE: DETRACTORS_SQL, PAIRS_TABLE: PAIRS_SQL, GAPS_TABLE: GAPS_SQL,
-                       COMPLAINTS_TABLE: COMPLAINTS_SQL, REVENUE_TABLE: REVENUE_SQL, UPLIFT_TABLE: UPLIFT_SQL}[name], {}
+                       COMPLAINTS_TABLE: COMPLAINTS_SQL, REVENUE_TABLE: REVENUE_SQL, UPLIFT_TABLE: UPLIFT_SQL,
+                       LIFECYCLE_TABLE: LIFECYCLE_SQL}[name], {}
     con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name is one of the constants above
 
 
@@ -276,6 +291,12 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
 def customer_filters_only(filters) -> bool:
     """Whether ``filters`` narrow by customer only (segment, region): no dates, unrestricted scope."""
     return filters.date_from is None and filters.date_to is None and not filters.scope.restricted
+
+
+def lifecycle(con: duckdb.DuckDBPyConnection, filters) -> bool:
+    """Whether ``summary_lifecycle`` may stand for customers ⟕ churn_events under ``filters``:
+    current, and no department scope (that restriction needs each customer's id)."""
+    return not filters.scope.restricted and current(con, LIFECYCLE_TABLE)
 
 
 def unfiltered(filters) -> bool:
