@@ -133,8 +133,7 @@ GROUP BY 1, 2 ORDER BY 1, 2
 """
 
 _PERIOD = """
-WITH k AS (SELECT date_trunc('month', observed_on) AS m, avg(value) AS kpi FROM kpi_observations
-           WHERE kpi_id = $kpi AND customer_id IS NULL GROUP BY 1),
+WITH k AS ({kpi_months}),
      s AS (SELECT date_trunc('month', r.responded_on) AS m,
                   100.0 * ({promoters} - {detractors}) AS nps, {n} AS n
            FROM {source}
@@ -197,8 +196,13 @@ def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, 
 
         src = summaries.responses(con)  # monthly NPS from the responses summary when current
         wherep, paramsp = filters.where(date_col="r.responded_on", customer=src.customer, department_col="r.department")
+        kpi_months = ("SELECT date_trunc('month', observed_on) AS m, sum(s_value) / sum(n_value) AS kpi "
+                      "FROM summary_kpi_daily WHERE kpi_id = $kpi AND NOT customer_level GROUP BY 1"
+                      if summaries.current(con, summaries.KPI_DAILY_TABLE) else
+                      "SELECT date_trunc('month', observed_on) AS m, avg(value) AS kpi FROM kpi_observations "
+                      "WHERE kpi_id = $kpi AND customer_id IS NULL GROUP BY 1")
         qp = store.Query("kpi_period", _PERIOD.format(
-            where=wherep, source=src.source, n=src.count(), promoters=src.mean("CASE WHEN r.nps >= 9 THEN 1.0 ELSE 0 END"),
+            kpi_months=kpi_months, where=wherep, source=src.source, n=src.count(), promoters=src.mean("CASE WHEN r.nps >= 9 THEN 1.0 ELSE 0 END"),
             detractors=src.mean("CASE WHEN r.nps <= 6 THEN 1.0 ELSE 0 END")), {**paramsp, "kpi": kpi["kpi_id"]})
         p = store.run(con, qp)
         out["_curve"], out["_query"] = p, qp

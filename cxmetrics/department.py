@@ -45,11 +45,17 @@ class DepartmentPage:
 
 
 def kpi_trend(con: duckdb.DuckDBPyConnection, filters: Filters, department: str) -> pd.DataFrame:
+    from . import summaries
+
     where, params = filters.where(date_col="o.observed_on", department_col="k.department", customers=False)
+    if summaries.current(con, summaries.KPI_DAILY_TABLE):  # daily sums: any date window is a sum of rows
+        value, n, source = "sum(o.s_value) / sum(o.n_value)", "CAST(sum(o.n) AS BIGINT)", "summary_kpi_daily o"
+    else:
+        value, n, source = "avg(o.value)", "count(*)", "kpi_observations o"
     return store.run(con, store.Query("kpi_trend", f"""
-SELECT o.kpi_id, k.name, k.unit, k.target, date_trunc('month', o.observed_on) AS month, avg(o.value) AS value,
-       count(*) AS n
-FROM kpi_observations o JOIN kpis k USING (kpi_id)
+SELECT o.kpi_id, k.name, k.unit, k.target, date_trunc('month', o.observed_on) AS month, {value} AS value,
+       {n} AS n
+FROM {source} JOIN kpis k USING (kpi_id)
 WHERE k.department = $dept AND {where} GROUP BY ALL ORDER BY 1, 5""", {**params, "dept": department}))
 
 

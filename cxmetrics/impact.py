@@ -104,8 +104,15 @@ GROUP BY 1, 2 ORDER BY 1, 2"""
     elif kind == "kpi":
         if dim:
             raise ValueError("KPI series are not split by customer group")
+        from . import summaries
+
         params = {"kpi": arg}
-        sql = """SELECT 'all' AS grp, date_trunc('month', o.observed_on) AS month, avg(o.value) AS y, count(*) AS n
+        if summaries.current(con, summaries.KPI_DAILY_TABLE):
+            sql = """SELECT 'all' AS grp, date_trunc('month', o.observed_on) AS month, sum(o.s_value) / sum(o.n_value) AS y,
+       CAST(sum(o.n) AS BIGINT) AS n
+FROM summary_kpi_daily o WHERE o.kpi_id = $kpi GROUP BY 1, 2 ORDER BY 1, 2"""
+        else:
+            sql = """SELECT 'all' AS grp, date_trunc('month', o.observed_on) AS month, avg(o.value) AS y, count(*) AS n
 FROM kpi_observations o WHERE o.kpi_id = $kpi GROUP BY 1, 2 ORDER BY 1, 2"""
     else:
         raise ValueError(f"unknown target metric {metric!r}")

@@ -50,10 +50,11 @@ COMPLAINTS_TABLE = "summary_complaints"
 REVENUE_TABLE = "summary_revenue"
 UPLIFT_TABLE = "summary_category_uplift"
 LIFECYCLE_TABLE = "summary_lifecycle"
+KPI_DAILY_TABLE = "summary_kpi_daily"
 _META_KEY = "summary_landmark"
 #: Bumped whenever the summaries' definitions change: a file built with another format is
 #: treated as having no summaries (raw queries) until it is next opened read-write.
-FORMAT = 10
+FORMAT = 11
 
 RESPONSES_SQL = """
 SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
@@ -155,6 +156,14 @@ FROM customers c LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
 GROUP BY ALL
 """
 
+#: KPI observations per KPI and day, split by whether they are about one customer, with the count
+#: and sum of values (monthly and windowed averages are ratios of sums over these rows).
+KPI_DAILY_SQL = """
+SELECT kpi_id, observed_on, customer_id IS NOT NULL AS customer_level, count(*) AS n, count(value) AS n_value,
+       sum(value) AS s_value
+FROM kpi_observations GROUP BY ALL
+"""
+
 #: Per customer, as of the whole data: latest relationship answer with an NPS (the queries it
 #: replaces take each field's arg_max by date), revenue in the 12 months to the last transaction
 #: date E (and its active calendar months, as a bit set of month offsets), revenue in the 12 months
@@ -197,6 +206,7 @@ DEPENDS: dict[str, frozenset[str]] = {
     REVENUE_TABLE: frozenset({"customers", "transactions"}),
     UPLIFT_TABLE: frozenset({"customers", "complaints", "churn_events"}),
     LIFECYCLE_TABLE: frozenset({"customers", "churn_events"}),
+    KPI_DAILY_TABLE: frozenset({"kpi_observations"}),
     # model fits of the unfiltered view, computed from the tables above once they are current
     FITS_TABLE: frozenset({"customers", "survey_responses", "complaints", "churn_events", "transactions"}),
 }
@@ -227,7 +237,7 @@ def _build(con: duckdb.DuckDBPyConnection, name: str, landmark: dt.date, end) ->
         sql, params = {CUSTOMER_TABLE: CUSTOMER_SQL, RESPONSES_TABLE: RESPONSES_SQL, KPI_TABLE: KPI_SQL,
                        DETRACTORS_TABLE: DETRACTORS_SQL, PAIRS_TABLE: PAIRS_SQL, GAPS_TABLE: GAPS_SQL,
                        COMPLAINTS_TABLE: COMPLAINTS_SQL, REVENUE_TABLE: REVENUE_SQL, UPLIFT_TABLE: UPLIFT_SQL,
-                       LIFECYCLE_TABLE: LIFECYCLE_SQL}[name], {}
+                       LIFECYCLE_TABLE: LIFECYCLE_SQL, KPI_DAILY_TABLE: KPI_DAILY_SQL}[name], {}
     con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name is one of the constants above
 
 
