@@ -159,7 +159,8 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
         assert summaries.refresh(con, v + 2, previous=v + 1, changed={"complaints"}) == [
             summaries.LANDMARK_TABLE, summaries.CUSTOMER_TABLE, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE,
             summaries.UPLIFT_TABLE, summaries.FITS_TABLE]
-        assert summaries.refresh(con, v + 3, previous=v + 2, changed={"kpi_observations"}) == [summaries.KPI_TABLE]
+        assert summaries.refresh(con, v + 3, previous=v + 2, changed={"kpi_observations"}) == [
+            summaries.KPI_TABLE, summaries.KPI_DAILY_TABLE]
         assert summaries.refresh(con, v + 4, previous=v + 1, changed={"assumptions"}) == list(summaries.DEPENDS)
         con.execute("ROLLBACK")
 
