@@ -259,23 +259,13 @@ def fit_from_rfm(df: pd.DataFrame, period: str = "week") -> tuple[BGNBDFit, Gamm
     return bg, gg
 
 
-def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_weeks: float = 52.0,
-                        margin: float | None = None, annual_discount: float | None = None) -> Result:
-    """Fit BG/NBD and Gamma-Gamma on non-contractual customers and value them.
-
-    Customer value = expected purchases over the horizon × expected spend × gross margin,
-    discounted at mid-horizon (an approximation stated on the result). The table is by customer
-    *cell* (x, t_x, T, m), not by customer, so it stays small.
-    """
-    from . import assumptions
-
-    used = assumptions.current(con)
-    gm = margin if margin is not None else used["gross_margin"].value
-    d = annual_discount if annual_discount is not None else used["discount_rate"].value
+def _cells(con, filters: Filters, calibration_end=None) -> tuple[pd.DataFrame, store.Query, object]:
+    """The grouped RFM cells of non-contractual customers, the query, and the calibration end."""
     from . import summaries
 
     cal = calibration_end or con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
-    if summaries.rfm_end(con) == cal:  # the default calibration end: cells from summary_rfm
+    kept_end = summaries.rfm_end(con)
+    if kept_end is not None and kept_end == cal:  # the default calibration end: cells from summary_rfm
         where, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
         q = store.Query("rfm_summary", "SELECT x, t_x_days, T_days, CAST(round(m, 2) AS DOUBLE) AS m, count(*) AS w "
                                        f"FROM summary_rfm c WHERE {where} GROUP BY ALL ORDER BY ALL", params)
@@ -284,8 +274,28 @@ def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_
         src = ("(SELECT t.* FROM transactions t JOIN customers c USING (customer_id) "
                "WHERE c.contract = 'non_contractual')")
         q = rfm(con, calibration_end=cal, source=src, where=f"AND {where}", params=params)
-    df = store.run(con, q)
-    if df["w"].sum() < 50 or (df["x"] > 0).sum() < 5:
+    return store.run(con, q), q, cal
+
+
+def _fittable(df: pd.DataFrame) -> bool:
+    return df["w"].sum() >= 50 and (df["x"] > 0).sum() >= 5
+
+
+def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_weeks: float = 52.0,
+                        margin: float | None = None, annual_discount: float | None = None) -> Result:
+    """Fit BG/NBD and Gamma-Gamma on non-contractual customers and value them.
+
+    Customer value = expected purchases over the horizon × expected spend × gross margin,
+    discounted at mid-horizon (an approximation stated on the result). The table is by customer
+    *cell* (x, t_x, T, m), not by customer, so it stays small.
+    """
+    from . import assumptions, summaries
+
+    used = assumptions.current(con)
+    gm = margin if margin is not None else used["gross_margin"].value
+    d = annual_discount if annual_discount is not None else used["discount_rate"].value
+    df, q, cal = _cells(con, filters, calibration_end)
+    if not _fittable(df):
         return Result("clv_btyd", "Non-contractual CLV (BG/NBD + Gamma-Gamma)", pd.DataFrame(),
                       warnings=("Too few non-contractual customers to fit BG/NBD.",), filters=filters.describe())
     kept = summaries.fit(con, "btyd") if summaries.unfiltered(filters) else None
@@ -309,21 +319,20 @@ def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_
                          "mid-horizon.",
                   reference="Fader, Hardie & Lee (2005a) eq. 6, 10, 13; Fader & Hardie (2013) Gamma-Gamma eq. 3, 5.",
                   filters=filters.describe(), assumptions=assumptions.cite({k: used[k] for k in ("gross_margin", "discount_rate")}),
-                  queries=(q,), extra={"tables": ("transactions", "customers"), "fit_n": (bg.n, gg.n),
+                  queries=(q,), extra={"tables": ("transactions", "customers"),
                                        "bgnbd": bg.params() | {"ll": bg.log_likelihood},
                                        "gamma_gamma": gg.params() | {"ll": gg.log_likelihood}, "summary": summary})
 
 
 def default_fit(con) -> dict | None:
     """BG/NBD and Gamma-Gamma fitted to the unfiltered view at the last transaction date, as kept
-    in summary_fits (see :mod:`cxmetrics.summaries`)."""
-    res = clv_non_contractual(con, Filters())
-    if "bgnbd" not in res.extra:
+    in summary_fits (see :mod:`cxmetrics.summaries`); None when there is too little to fit."""
+    df, _, cal = _cells(con, Filters())
+    if cal is None or not _fittable(df):
         return None
-    b, g = res.extra["bgnbd"], res.extra["gamma_gamma"]
-    return {"cal_end": res.extra["summary"]["calibration_end"],
-            "bgnbd": [float(b[k]) for k in ("r", "alpha", "a", "b", "ll")] + [int(res.extra["fit_n"][0])],
-            "gamma_gamma": [float(g[k]) for k in ("p", "q", "gamma", "ll")] + [int(res.extra["fit_n"][1])]}
+    bg, gg = fit_from_rfm(df, "week")
+    return {"cal_end": str(cal), "bgnbd": [float(v) for v in (bg.r, bg.alpha, bg.a, bg.b, bg.log_likelihood)] + [bg.n],
+            "gamma_gamma": [float(v) for v in (gg.p, gg.q, gg.gamma, gg.log_likelihood)] + [gg.n]}
 
 
 def holdout_check(con, filters: Filters, *, calibration_end, holdout_end) -> pd.DataFrame:

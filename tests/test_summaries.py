@@ -204,3 +204,23 @@ def test_kept_model_fits_are_the_fits_of_the_unfiltered_view(con, monkeypatch):
     live = btyd.clv_non_contractual(con, Filters()).extra
     assert kept["bgnbd"][:4] == [live["bgnbd"][k] for k in ("r", "alpha", "a", "b")]
     assert kept["gamma_gamma"][:3] == [live["gamma_gamma"][k] for k in ("p", "q", "gamma")]
+
+
+def test_a_store_with_only_customers_and_responses_imports_and_summarises(tmp_path, small_db):
+    """The benchmark's import target: no transactions, assumptions or churn yet. Writes must not
+    fail on summaries or fits that cannot be computed; those are simply not kept."""
+    target = tmp_path / "t.duckdb"
+    with store.connect(str(target), read_only=False) as con:
+        con.execute("ATTACH ? AS src (READ_ONLY)", [str(small_db)])
+        con.execute("INSERT INTO customers SELECT * FROM src.customers")
+        con.execute("DETACH src")
+    with store.connect(str(small_db)) as con:
+        who = con.execute("SELECT customer_id FROM customers LIMIT 1").fetchone()[0]
+    f = tmp_path / "r.csv"
+    f.write_text("response_id,customer_id,responded_on,survey,nps\n"
+                 + "".join(f"Z{i},{who},2025-01-{1 + i % 28:02d},relationship,{i % 11}\n" for i in range(60)))
+    importer.import_file(f, "survey_responses", db=target)
+    with store.connect(str(target)) as con:
+        assert summaries.current(con, summaries.RESPONSES_TABLE) and summaries.current(con, summaries.FITS_TABLE)
+        assert summaries.fit(con, "cox") is None and summaries.fit(con, "btyd") is None
+        assert summaries.landmark(con) is None  # nothing to follow customers to yet: raw queries
