@@ -90,11 +90,15 @@ def default_landmark(con: duckdb.DuckDBPyConnection, filters: Filters) -> dt.dat
     """The landmark: the filter's start date, else one year after the first relationship response."""
     if filters.date_from is not None:
         return filters.date_from
-    first = con.execute("SELECT min(responded_on) FROM survey_responses WHERE survey = 'relationship'").fetchone()[0]
-    if first is None:
+    first = store.run(con, store.Query("first_relationship_response", "SELECT min(responded_on) AS first "
+                                       "FROM survey_responses WHERE survey = 'relationship'"))["first"].iloc[0]
+    if pd.isna(first):
         return dt.date.today()
     first = pd.Timestamp(first).date()
-    return first.replace(year=first.year + 1)
+    try:
+        return first.replace(year=first.year + 1)
+    except ValueError:  # 29 February: a year later is the 28th
+        return first.replace(year=first.year + 1, day=28)
 
 
 def raw_base(filters: Filters, landmark: dt.date, select: str, name: str) -> store.Query:

@@ -61,9 +61,9 @@ _REV = """
 """
 
 #: The same revenue when ``b`` comes from the summary: bounds.E is then the last transaction
-#: date, the end of summary_customer's 12-month revenue window.
+#: date, and summary_landmark carries each customer's revenue in the 12 months to it.
 _REV_FROM_SUMMARY = """
-, rev AS (SELECT customer_id, rev_12m AS revenue, months_12m AS months FROM summary_customer)
+, rev AS (SELECT customer_id, rev_12m AS revenue, months_12m AS months FROM b)
 """
 
 _CELLS = """SELECT b.nps_group, b.segment, count(*) AS customers, count(*) FILTER (WHERE b.event) AS events,

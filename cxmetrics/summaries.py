@@ -1,32 +1,27 @@
-"""Summary tables: results of the heaviest shared sub-queries, materialised with each data version.
+"""Summary tables: the heaviest shared sub-results, materialised with each data version.
 
-Three tables are kept:
+At a million customers and ten million responses a page computed from the raw tables joins and
+groups tens of millions of rows, several times over. The sub-results many queries share are pure
+functions of the data, so they are computed once per data version, inside the transaction that
+changes the data (:func:`cxmetrics.store.bump_version` calls :func:`refresh`), and stored as
+ordinary tables named ``summary_*`` (each defined by the SQL constant beside its name below):
 
-* ``summary_responses``: survey responses counted by every column the survey metrics filter or
-  group on (day, survey, touchpoint, department, the customer's segment and region, and the
-  NPS, CSAT and CES answers), with the sum of weights and of squared weights
-  (:data:`RESPONSES_SQL`). NPS, CSAT and CES counts for *any* filter are sums over its rows, so
-  it serves every view, filtered or not (:func:`responses`);
+* counted cubes that any filter can be applied to, because every column a filter or grouping
+  touches is kept and counts add up: responses (:data:`RESPONSES_SQL`), complaints
+  (:data:`COMPLAINTS_SQL`), revenue per day (:data:`REVENUE_SQL`), KPI values per day
+  (:data:`KPI_DAILY_SQL`), linked KPI observations (:data:`KPI_SQL`), customers by lifecycle
+  dates (:data:`LIFECYCLE_SQL`);
+* customer-level tables for the unfiltered view (or a segment/region of it): the churn landmark
+  base of :mod:`cxmetrics.churn`, customer facts (:data:`CUSTOMER_SQL`), detractor responses
+  (:data:`DETRACTORS_SQL`), key-driver sums (:data:`PAIRS_SQL`), complaint gaps (:data:`GAPS_SQL`),
+  category churn (:data:`UPLIFT_SQL`), RFM at the last transaction date;
+* the model fits of the unfiltered view (:data:`FITS`).
 
-* ``summary_landmark``: the churn landmark base (below);
-* ``summary_customer``: per customer, the latest relationship answer (NPS, stated share of
-  wallet, WAR share) and the revenue of the last 12 months of data (with its active months) and
-  of the 12 months before, and the number of complaints (:data:`CUSTOMER_SQL`).
-
-Several pages start from the same customer-level table, the churn landmark base ``b`` of
-:mod:`cxmetrics.churn` (each contractual customer active on the landmark date with their NPS
-group, CSAT, complaint history and tenure before it, and their churn event, exposure and 12-month
-outcome after it). Built from the raw tables it joins a million customers to ten million survey
-responses and two million complaints, every time a page asks. It is a pure function of the data,
-so it is computed once per data version, inside the transaction that changes the data
-(:func:`cxmetrics.store.bump_version` calls :func:`refresh`), and stored as ``summary_landmark``.
-
-A query uses the summary only when it is exactly what the raw query would compute: the summary
-was built at the current data version, for the default landmark (no start-date filter) and the
-default end (no end-date filter). Segment, region and department-scope filters still apply, on
-the summary's rows. Anything else (a date filter, a file older than this module) runs the raw
-query; the results are the same, only slower. ``tests/test_summaries.py`` checks both paths give
-identical figures, and that the summary follows every kind of write.
+A query reads a summary only when it holds exactly the raw query's answer: built (or carried
+over) at the current data version, and for filters it can apply; otherwise the raw query runs
+(same figures, slower). A write rebuilds only the summaries computed from the tables it changed
+(:data:`DEPENDS`). ``tests/test_summaries.py`` computes every page both ways and requires the
+same figures.
 """
 
 from __future__ import annotations
@@ -54,7 +49,7 @@ KPI_DAILY_TABLE = "summary_kpi_daily"
 _META_KEY = "summary_landmark"
 #: Bumped whenever the summaries' definitions change: a file built with another format is
 #: treated as having no summaries (raw queries) until it is next opened read-write.
-FORMAT = 11
+FORMAT = 12
 
 RESPONSES_SQL = """
 SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
@@ -194,8 +189,9 @@ LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
 #: Each summary, the contract tables it is computed from, and how it is built. A write that changes
 #: none of a summary's tables carries it over to the new data version without rebuilding it.
 DEPENDS: dict[str, frozenset[str]] = {
-    LANDMARK_TABLE: frozenset({"customers", "survey_responses", "complaints", "churn_events", "transactions"}),
     CUSTOMER_TABLE: frozenset({"customers", "survey_responses", "complaints", "transactions", "churn_events"}),
+    # built after summary_customer, whose 12-month revenue it carries
+    LANDMARK_TABLE: frozenset({"customers", "survey_responses", "complaints", "churn_events", "transactions"}),
     RESPONSES_TABLE: frozenset({"customers", "survey_responses"}),
     KPI_TABLE: frozenset({"customers", "survey_responses", "kpi_observations"}),
     DETRACTORS_TABLE: frozenset({"customers", "survey_responses", "followups", "churn_events"}),
@@ -223,12 +219,22 @@ class LandmarkSummary:
     version: int
 
 
+def landmark_query(landmark: dt.date):
+    """summary_landmark's definition: the churn landmark base at ``landmark``, with each
+    customer's revenue in the 12 months to the last transaction (from summary_customer)."""
+    from . import churn
+    from .filters import Filters
+
+    return churn.raw_base(Filters(), landmark, "SELECT b.*, s.rev_12m, s.months_12m FROM b "
+                                               f"LEFT JOIN {CUSTOMER_TABLE} s USING (customer_id)", LANDMARK_TABLE)
+
+
 def _build(con: duckdb.DuckDBPyConnection, name: str, landmark: dt.date, end) -> None:
     from . import btyd, churn
     from .filters import Filters
 
     if name == LANDMARK_TABLE:
-        q = churn.raw_base(Filters(), landmark, "SELECT * FROM b", name)
+        q = landmark_query(landmark)
         sql, params = q.sql, q.params
     elif name == RFM_TABLE:
         q = btyd.rfm_customers(end)

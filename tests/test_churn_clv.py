@@ -180,3 +180,12 @@ def test_cli_clv_and_wallet(demo_db):
     assert c["headline"][0]["estimate"] > 0
     w = json.loads(run("metrics", "wallet", "--json", "--db", str(demo_db)).stdout)
     assert w["headline"][0]["name"] == "sow_gap"
+
+
+def test_default_landmark_a_year_after_29_february_is_28_february():
+    import duckdb
+
+    mem = duckdb.connect()
+    mem.execute("CREATE TABLE survey_responses (responded_on DATE, survey VARCHAR)")
+    mem.execute("INSERT INTO survey_responses VALUES ('2024-02-29', 'relationship'), ('2024-05-01', 'transactional')")
+    assert churn.default_landmark(mem, Filters()) == dt.date(2025, 2, 28)

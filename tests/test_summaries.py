@@ -19,7 +19,7 @@ from tests.test_scope import walk
 def _landmark_rows(con) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(summary table, the same base computed from the raw tables), both sorted."""
     s = summaries.landmark(con)
-    raw = churn.raw_base(Filters(), s.landmark, "SELECT * FROM b", "raw")
+    raw = summaries.landmark_query(s.landmark)
     got = con.execute(f"SELECT * FROM {summaries.LANDMARK_TABLE} ORDER BY customer_id").df()
     want = con.execute(raw.sql + " ORDER BY customer_id", raw.params).df()
     return got, want
@@ -157,7 +157,7 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
         v = store.data_version(con)
         assert summaries.refresh(con, v + 1, previous=v, changed={"assumptions"}) == []
         assert summaries.refresh(con, v + 2, previous=v + 1, changed={"complaints"}) == [
-            summaries.LANDMARK_TABLE, summaries.CUSTOMER_TABLE, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE,
+            summaries.CUSTOMER_TABLE, summaries.LANDMARK_TABLE, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE,
             summaries.UPLIFT_TABLE, summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 3, previous=v + 2, changed={"kpi_observations"}) == [
             summaries.KPI_TABLE, summaries.KPI_DAILY_TABLE]
