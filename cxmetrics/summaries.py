@@ -230,8 +230,7 @@ def landmark_query(landmark: dt.date):
 
 
 def _build(con: duckdb.DuckDBPyConnection, name: str, landmark: dt.date, end) -> None:
-    from . import btyd, churn
-    from .filters import Filters
+    from . import btyd
 
     if name == LANDMARK_TABLE:
         q = landmark_query(landmark)
