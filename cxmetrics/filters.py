@@ -10,11 +10,18 @@ rows at all. See ``Scope`` and ``cxmetrics.roles``.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .results import DEFAULT_MIN_N
+
+#: Inside a page's call (:func:`cxmetrics.store.memoized`), the name of the current summary of
+#: which customers dealt with which department, when there is one; else the scope's customer set
+#: is computed from the responses and complaints (the same set).
+CUSTOMER_DEPARTMENTS: contextvars.ContextVar[str | None] = contextvars.ContextVar("cx_customer_departments",
+                                                                                  default=None)
 
 
 @dataclass(frozen=True)
@@ -128,11 +135,16 @@ class Filters:
                 parts.append(f"list_contains($scope_departments, {department_col})")
                 params["scope_departments"] = list(self.scope.departments)
             elif customer_id_col:
-                parts.append(
-                    f"{customer_id_col} IN (SELECT customer_id FROM survey_responses "
-                    "WHERE list_contains($scope_departments, department) "
-                    "UNION SELECT customer_id FROM complaints WHERE list_contains($scope_departments, department))"
-                )
+                table = CUSTOMER_DEPARTMENTS.get()
+                if table:
+                    parts.append(f"{customer_id_col} IN (SELECT customer_id FROM {table} "
+                                 "WHERE list_contains($scope_departments, department))")
+                else:
+                    parts.append(
+                        f"{customer_id_col} IN (SELECT customer_id FROM survey_responses "
+                        "WHERE list_contains($scope_departments, department) "
+                        "UNION SELECT customer_id FROM complaints WHERE list_contains($scope_departments, department))"
+                    )
                 params["scope_departments"] = list(self.scope.departments)
             else:
                 parts.append("FALSE")  # nothing to restrict on: fail closed

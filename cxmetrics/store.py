@@ -294,10 +294,18 @@ def memoized(fn):
     def wrapper(*args, **kwargs):
         if _MEMO.get() is not None:
             return fn(*args, **kwargs)
+        from . import filters, summaries
+
         token = _MEMO.set({})
+        table = None
+        if args and isinstance(args[0], duckdb.DuckDBPyConnection) \
+                and summaries.current(args[0], summaries.DEPARTMENTS_TABLE):
+            table = summaries.DEPARTMENTS_TABLE  # department scopes read the kept customer set
+        token2 = filters.CUSTOMER_DEPARTMENTS.set(table)
         try:
             return fn(*args, **kwargs)
         finally:
+            filters.CUSTOMER_DEPARTMENTS.reset(token2)
             _MEMO.reset(token)
 
     return wrapper

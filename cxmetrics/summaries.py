@@ -46,10 +46,11 @@ REVENUE_TABLE = "summary_revenue"
 UPLIFT_TABLE = "summary_category_uplift"
 LIFECYCLE_TABLE = "summary_lifecycle"
 KPI_DAILY_TABLE = "summary_kpi_daily"
+DEPARTMENTS_TABLE = "summary_customer_departments"
 _META_KEY = "summary_landmark"
 #: Bumped whenever the summaries' definitions change: a file built with another format is
 #: treated as having no summaries (raw queries) until it is next opened read-write.
-FORMAT = 12
+FORMAT = 13
 
 RESPONSES_SQL = """
 SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
@@ -159,6 +160,14 @@ SELECT kpi_id, observed_on, customer_id IS NOT NULL AS customer_level, count(*) 
 FROM kpi_observations GROUP BY ALL
 """
 
+#: Which customers dealt with which department (a response or complaint attributed to it): the
+#: rows a department scope keeps on customer-level tables (see :meth:`Filters.where`).
+DEPARTMENTS_SQL = """
+SELECT customer_id, department FROM survey_responses WHERE department IS NOT NULL
+UNION
+SELECT customer_id, department FROM complaints WHERE department IS NOT NULL
+"""
+
 #: Per customer, as of the whole data: latest relationship answer with an NPS (the queries it
 #: replaces take each field's arg_max by date), revenue in the 12 months to the last transaction
 #: date E (and its active calendar months, as a bit set of month offsets), revenue in the 12 months
@@ -203,6 +212,7 @@ DEPENDS: dict[str, frozenset[str]] = {
     UPLIFT_TABLE: frozenset({"customers", "complaints", "churn_events"}),
     LIFECYCLE_TABLE: frozenset({"customers", "churn_events"}),
     KPI_DAILY_TABLE: frozenset({"kpi_observations"}),
+    DEPARTMENTS_TABLE: frozenset({"survey_responses", "complaints"}),
     # model fits of the unfiltered view, computed from the tables above once they are current
     FITS_TABLE: frozenset({"customers", "survey_responses", "complaints", "churn_events", "transactions"}),
 }
@@ -242,7 +252,8 @@ def _build(con: duckdb.DuckDBPyConnection, name: str, landmark: dt.date, end) ->
         sql, params = {CUSTOMER_TABLE: CUSTOMER_SQL, RESPONSES_TABLE: RESPONSES_SQL, KPI_TABLE: KPI_SQL,
                        DETRACTORS_TABLE: DETRACTORS_SQL, PAIRS_TABLE: PAIRS_SQL, GAPS_TABLE: GAPS_SQL,
                        COMPLAINTS_TABLE: COMPLAINTS_SQL, REVENUE_TABLE: REVENUE_SQL, UPLIFT_TABLE: UPLIFT_SQL,
-                       LIFECYCLE_TABLE: LIFECYCLE_SQL, KPI_DAILY_TABLE: KPI_DAILY_SQL}[name], {}
+                       LIFECYCLE_TABLE: LIFECYCLE_SQL, KPI_DAILY_TABLE: KPI_DAILY_SQL,
+                       DEPARTMENTS_TABLE: DEPARTMENTS_SQL}[name], {}
     con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name is one of the constants above
 
 

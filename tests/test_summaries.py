@@ -158,7 +158,7 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
         assert summaries.refresh(con, v + 1, previous=v, changed={"assumptions"}) == []
         assert summaries.refresh(con, v + 2, previous=v + 1, changed={"complaints"}) == [
             summaries.CUSTOMER_TABLE, summaries.LANDMARK_TABLE, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE,
-            summaries.UPLIFT_TABLE, summaries.FITS_TABLE]
+            summaries.UPLIFT_TABLE, summaries.DEPARTMENTS_TABLE, summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 3, previous=v + 2, changed={"kpi_observations"}) == [
             summaries.KPI_TABLE, summaries.KPI_DAILY_TABLE]
         assert summaries.refresh(con, v + 4, previous=v + 1, changed={"assumptions"}) == list(summaries.DEPENDS)
@@ -224,3 +224,18 @@ def test_a_store_with_only_customers_and_responses_imports_and_summarises(tmp_pa
         assert summaries.current(con, summaries.RESPONSES_TABLE) and summaries.current(con, summaries.FITS_TABLE)
         assert summaries.fit(con, "cox") is None and summaries.fit(con, "btyd") is None
         assert summaries.landmark(con) is None  # nothing to follow customers to yet: raw queries
+
+
+def test_department_scopes_read_the_kept_customer_set_inside_a_page(con):
+    from cxmetrics import filters as filters_mod
+
+    seen = []
+
+    @store.memoized
+    def page(c, f):
+        seen.append(filters_mod.CUSTOMER_DEPARTMENTS.get())
+        return f.where(customer_id_col="x.customer_id")[0]
+
+    f = Filters(scope=Scope(role="department", departments=("billing",), user="b"))
+    assert summaries.DEPARTMENTS_TABLE in page(con, f) and seen == [summaries.DEPARTMENTS_TABLE]
+    assert "survey_responses" in f.where(customer_id_col="x.customer_id")[0]  # outside a page: raw tables
