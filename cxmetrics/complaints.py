@@ -92,6 +92,8 @@ def _active_customers(con: duckdb.DuckDBPyConnection, filters: Filters) -> int:
     cwhere, cparams = filters.where(customer="c0", customer_id_col="c0.customer_id", dates=False)
     if summaries.lifecycle(con, filters):
         source, count, churned = "summary_lifecycle c0", "CAST(coalesce(sum(c0.n), 0) AS BIGINT)", "c0.churned_on"
+    elif summaries.customer(con):  # one row per customer with its churn date: no join
+        source, count, churned = "summary_customer c0", "count(*)", "c0.churned_on"
     else:
         source = "customers c0 LEFT JOIN churn_events ce ON ce.customer_id = c0.customer_id"
         count, churned = "count(*)", "ce.churned_on"
