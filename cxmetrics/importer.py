@@ -20,6 +20,7 @@ import json
 import os
 import re
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,10 @@ class ImportReport:
     encoding: str | None = None
     warnings: list[str] = field(default_factory=list)
     import_id: int | None = None
+    #: seconds spent staging and validating the file, and rebuilding the summary tables it
+    #: invalidated (inside the write transaction)
+    seconds_validating: float | None = None
+    seconds_summaries: float | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -586,9 +591,11 @@ def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | 
         rejected = None
         with store.attached(con, db, read_only=True):
             try:
+                t0 = time.perf_counter()
                 present, _ = _stage(con, path, t, fmt, encoding, mapping, limits, report)
                 report.rows = con.execute("SELECT count(*) FROM __stage").fetchone()[0]
                 problems, total = _validate(con, t, present, limits)
+                report.seconds_validating = time.perf_counter() - t0
                 if problems:
                     raise ImportRejected(table, path.name, problems, total)
             except ImportRejected as exc:
@@ -666,7 +673,9 @@ def _write(con, t: Table, present: set[str], report: ImportReport, started, acto
             from . import assumptions  # versions every changed assumption
 
             assumptions.record_history(con, actor=actor, action=f"import {report.source}")
+        t0 = time.perf_counter()
         store.bump_version(con, [t.name])
+        report.seconds_summaries = time.perf_counter() - t0
         report.import_id = _log(con, report, started, "accepted", None, actor)
         con.execute("COMMIT")
     except Exception:
