@@ -113,7 +113,37 @@ def _call_page(spec: roles.PageSpec, con, filters):
     return fn(con, filters)
 
 
-def worker_page(db: str, path: str) -> dict:
+def _filters(view: str | None):
+    """The Filters of a named view (JSON from :func:`filtered_views`); None: the unfiltered view."""
+    import datetime as dt
+
+    from .filters import Scope
+
+    if not view:
+        return Filters()
+    v = json.loads(view)
+    scope = Scope(role="department", departments=tuple(v["departments"]), user="bench") if v.get("departments") \
+        else Scope()
+    return Filters(segments=tuple(v.get("segments", ())), scope=scope,
+                   date_from=dt.date.fromisoformat(v["date_from"]) if v.get("date_from") else None,
+                   date_to=dt.date.fromisoformat(v["date_to"]) if v.get("date_to") else None)
+
+
+def filtered_views(db: Path) -> dict[str, dict]:
+    """Three filtered views of the data (reported, not budgeted): one segment, the last 12 months
+    of responses, and the first department's scope."""
+    import datetime as dt
+
+    with store.connect(str(db)) as con:
+        seg = con.execute("SELECT min(segment) FROM customers").fetchone()[0]
+        last = con.execute("SELECT max(responded_on) FROM survey_responses").fetchone()[0]
+        dept = con.execute("SELECT min(department) FROM departments").fetchone()[0]
+    return {f"segment {seg}": {"segments": [seg]},
+            "last 12 months": {"date_from": (last - dt.timedelta(days=365)).isoformat(), "date_to": last.isoformat()},
+            f"department {dept} (scope)": {"departments": [dept]}}
+
+
+def worker_page(db: str, path: str, view: str | None = None) -> dict:
     """One page in a fresh process: ``cold_s`` is its first call (DuckDB buffers empty, libraries the
     page imports lazily, such as statsmodels, loaded inside the call); ``uncached_s`` is a cache
     miss in a running app: a new connection (every request opens one, so DuckDB's buffers start
@@ -124,7 +154,7 @@ def worker_page(db: str, path: str) -> dict:
     importlib.import_module(module)
     import pandas  # noqa: F401  (loaded by the app before any page runs)
 
-    filters = Filters()
+    filters = _filters(view)
     with store.connect(db) as con:
         before = _rss_mib()
         t0 = time.perf_counter()
@@ -288,6 +318,16 @@ def run(args: argparse.Namespace, log=print) -> dict:
         if spec.path in BASELINE_PAGES and not args.skip_baseline:
             row["baseline"] = _spawn("baseline", str(db), spec.path)
         res["pages"][spec.title] = row
+    res["views"] = {}
+    for view, spec_json in filtered_views(db).items():
+        log(f"filtered view: {view} …")
+        res["views"][view] = {}
+        for spec in roles.PAGES:
+            if "departments" in spec_json and "department" not in spec.roles:
+                continue  # pages a department role cannot open
+            row = _spawn("page", str(db), spec.path, json.dumps(spec_json))
+            res["views"][view][spec.title] = {k: row[k] for k in ("uncached_s", "cold_s")} if "error" not in row \
+                else row
     res["startup"] = startup()
     log("app cold start …")
     res["app_cold_start"] = app_cold_start(db)
@@ -388,6 +428,9 @@ def table(res: dict) -> str:
         lines.append(f"{title:32} {row['cold_s']:12.3f} {row['uncached_s']:10.3f} {row['warm_s']:9.4f} {row['peak_mib']:9.0f} "
                      f"{(f'{base:.2f}' if base else '—'):>10} {ratio:10.1f}")
     lines.append(f"floor (one scan of survey_responses): {res['floor'].get('seconds') or float('nan'):.3f} s")
+    for view, pages in res.get("views", {}).items():
+        lines.append(f"uncached s, {view}: " + ", ".join(
+            f"{t} {r['uncached_s']:.2f}" if "uncached_s" in r else f"{t} error" for t, r in pages.items()))
     lines.append("")
     lines.append(f"{'check':52} {'measured':>12} {'budget':>10}  met")
     for c in res["checks"]:
@@ -409,6 +452,15 @@ def readme_section(res: dict) -> str:
             continue
         lines.append(f"| {title} | {row['cold_s']:.2f} | {row['uncached_s']:.2f} | {row['warm_s']:.4f} | {row['peak_mib']:.0f} | "
                      f"{f'{base:.1f}' if base else '—'} | {ratio:.1f} |")
+    if res.get("views"):
+        titles = list(res["pages"])
+        views = list(res["views"])
+        lines += ["", "Filtered views (reported, not budgeted), uncached s:", "",
+                  "| page | " + " | ".join(views) + " |", "| --- |" + " ---: |" * len(views)]
+        for t in titles:
+            cells = [res["views"][v].get(t, {}) for v in views]
+            lines.append(f"| {t} | " + " | ".join(f"{c['uncached_s']:.2f}" if "uncached_s" in c else "—"
+                                                 for c in cells) + " |")
     pages = [c for c in res["checks"] if ": " in c["check"]]
 
     def count(kind: str) -> str:

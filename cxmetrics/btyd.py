@@ -163,8 +163,11 @@ def fit_gamma_gamma(x, m, w=None) -> GammaGammaFit:
     # bounded: from a poor start the likelihood has a ridge towards p → ∞ that traps optimisers
     mean_m = float(np.average(m, weights=w)) if len(m) else 1.0
     start = np.log([2.0, 3.0, max(mean_m, 1e-6)])
-    res = minimize(nll, start, method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-8, "fatol": 1e-10})
-    res = minimize(nll, res.x, method="L-BFGS-B", bounds=[(-10, 10)] * 3)
+    bounds = [(-10, 10)] * 3
+    res = minimize(nll, start, method="L-BFGS-B", bounds=bounds)
+    if not res.success or not np.all(np.isfinite(res.x)):  # the robust path: Nelder-Mead, then polish
+        res = minimize(nll, start, method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-8, "fatol": 1e-10})
+        res = minimize(nll, res.x, method="L-BFGS-B", bounds=bounds)
     p, q, g = np.exp(res.x)
     return GammaGammaFit(p, q, g, -float(res.fun), int(len(x) if w is None else w.sum()))
 

@@ -48,6 +48,24 @@ def test_bgnbd_falls_back_to_nelder_mead_when_lbfgs_fails(monkeypatch):
     assert f.log_likelihood == pytest.approx(-9582.4, abs=0.5) and f.r == pytest.approx(0.243, abs=0.01)
 
 
+def test_gamma_gamma_falls_back_to_nelder_mead_when_lbfgs_fails(monkeypatch):
+    real, calls = btyd.minimize, []
+
+    def failing_first(fun, x0, method=None, **kw):
+        res = real(fun, x0, method=method, **kw)
+        calls.append(method)
+        if len(calls) == 1:
+            res.success = False
+        return res
+
+    monkeypatch.setattr(btyd, "minimize", failing_first)
+    d = pd.read_csv(cdnow("cdnow_customers_summary_with_transactions.csv"))
+    d = d[d["x"] > 0]
+    g = btyd.fit_gamma_gamma(d["x"], d["zbar"])
+    assert calls == ["L-BFGS-B", "Nelder-Mead", "L-BFGS-B"]
+    assert (g.p, g.q, g.gamma) == pytest.approx((6.25, 3.74, 15.44), abs=0.01)
+
+
 def test_gamma_gamma_reproduces_published_cdnow():
     d = pd.read_csv(cdnow("cdnow_customers_summary_with_transactions.csv"))
     d = d[d["x"] > 0]
