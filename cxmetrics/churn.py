@@ -123,7 +123,17 @@ def _base(con: duckdb.DuckDBPyConnection, filters: Filters, landmark: dt.date, s
 
     s = summaries.landmark(con)
     if s is None or filters.date_to is not None or landmark != s.landmark:
-        return raw_base(filters, landmark, select, name)
+        # inside a page's call, the base is computed once into a temporary table of this
+        # connection and every query of the page reads it
+        table = store.temp_table(con, "__landmark_", raw_base(filters, landmark, "SELECT * FROM b", name))
+        if table is None:
+            return raw_base(filters, landmark, select, name)
+        return store.Query(name, f"""
+-- b is the landmark base of raw_base(), computed once for this page as temporary table {table}
+WITH bounds AS (SELECT $landmark::DATE AS L,
+                       coalesce($end::DATE, (SELECT max(occurred_on) FROM transactions))::DATE AS E),
+b AS (SELECT * FROM {table})
+""" + select, {"landmark": landmark, "end": filters.date_to})
     where, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
     return store.Query(name, _FROM_SUMMARY.format(where=where) + "\n" + (summary_select or select),
                        {**params, "landmark": landmark, "end": s.end})

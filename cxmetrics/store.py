@@ -305,10 +305,32 @@ def memoized(fn):
         try:
             return fn(*args, **kwargs)
         finally:
+            for con, name in _MEMO.get().get(_TEMP_TABLES, ()):
+                with contextlib.suppress(duckdb.Error):
+                    con.execute(f"DROP TABLE IF EXISTS {name}")  # names made by temp_table()
             filters.CUSTOMER_DEPARTMENTS.reset(token2)
             _MEMO.reset(token)
 
     return wrapper
+
+
+_TEMP_TABLES = "__temp_tables__"
+
+
+def temp_table(con: duckdb.DuckDBPyConnection, prefix: str, query: Query) -> str | None:
+    """Inside a :func:`memoized` page call, materialise ``query`` once as a temporary table of
+    ``con`` (dropped when the call ends) and return its name; outside one, None."""
+    import hashlib
+
+    memo = _MEMO.get()
+    if memo is None:
+        return None
+    name = prefix + hashlib.sha1((query.sql + repr(sorted(query.params.items()))).encode()).hexdigest()[:16]
+    made = memo.setdefault(_TEMP_TABLES, [])
+    if (con, name) not in made:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query.sql}", query.params)
+        made.append((con, name))
+    return name
 
 
 def run(con: duckdb.DuckDBPyConnection, query: Query) -> pd.DataFrame:

@@ -239,3 +239,14 @@ def test_department_scopes_read_the_kept_customer_set_inside_a_page(con):
     f = Filters(scope=Scope(role="department", departments=("billing",), user="b"))
     assert summaries.DEPARTMENTS_TABLE in page(con, f) and seen == [summaries.DEPARTMENTS_TABLE]
     assert "survey_responses" in f.where(customer_id_col="x.customer_id")[0]  # outside a page: raw tables
+
+
+def test_a_filtered_page_computes_its_landmark_base_once_and_drops_it(con):
+    import datetime as dt
+
+    f = Filters(date_from=dt.date(2025, 1, 1))
+    page = churn.page_data(con, f)
+    assert "__landmark_" in page.hazard.queries[0].sql  # read from the page's temporary table
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone()[0] == 0
+    raw = churn.raw_base(f, dt.date(2025, 1, 1), "SELECT count(*) AS n FROM b", "n")
+    assert page.hazard.extra["customers"] == con.execute(raw.sql, raw.params).fetchone()[0]
