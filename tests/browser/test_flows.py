@@ -161,8 +161,11 @@ def _upload(page, file: Path) -> None:
 
 
 def _row_count(page, table: str) -> int:
-    grid = page.locator('[data-testid="stMetricValue"]').nth(1)
-    return int(grid.inner_text().replace(",", ""))
+    """The Data page's "Rows in all tables" metric, found by its label (not by position: a
+    position can match a metric of a page still being replaced)."""
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text="Rows in all tables")
+    metric.first.wait_for(timeout=60_000)
+    return int(metric.first.locator('[data-testid="stMetricValue"]').inner_text().replace(",", ""))
 
 
 def test_bad_upload_shows_errors_then_good_upload_imports(server, page, tmp_path, shots):
