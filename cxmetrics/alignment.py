@@ -132,6 +132,16 @@ WHERE {where}
 GROUP BY 1, 2 ORDER BY 1, 2
 """
 
+_LINKED_ALLTIME = """
+SELECT o.kpi_id, o.x, CAST(sum(o.n) AS BIGINT) AS n,
+       CAST(coalesce(sum(o.n) FILTER (WHERE o.nps <= 6), 0) AS BIGINT) AS detractors,
+       CAST(coalesce(sum(o.n) FILTER (WHERE o.nps >= 9), 0) AS BIGINT) AS promoters,
+       CAST(sum(o.n_last_year) AS BIGINT) AS n_last_year
+FROM summary_kpi_linked_alltime o
+WHERE {where}
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
 _PERIOD = """
 WITH k AS ({kpi_months}),
      s AS (SELECT date_trunc('month', r.responded_on) AS m,
@@ -176,7 +186,10 @@ def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, 
     # over the linked-observation summary when it is current
     from . import summaries
 
-    if summaries.current(con, summaries.KPI_TABLE):
+    if filters.date_from is None and filters.date_to is None and summaries.current(con, summaries.KPI_ALLTIME_TABLE):
+        where, params = filters.where(customer="o", department_col="o.department", dates=False)
+        q = store.Query("kpi_linked", _LINKED_ALLTIME.format(where=where), params)
+    elif summaries.current(con, summaries.KPI_TABLE):
         where, params = filters.where(date_col="o.observed_on", customer="o", department_col="o.department")
         q = store.Query("kpi_linked", _LINKED_FROM_SUMMARY.format(where=where), params)
     else:

@@ -47,10 +47,12 @@ UPLIFT_TABLE = "summary_category_uplift"
 LIFECYCLE_TABLE = "summary_lifecycle"
 KPI_DAILY_TABLE = "summary_kpi_daily"
 DEPARTMENTS_TABLE = "summary_customer_departments"
+WALLET_TABLE = "summary_wallet"
+KPI_ALLTIME_TABLE = "summary_kpi_linked_alltime"
 _META_KEY = "summary_landmark"
 #: Bumped whenever the summaries' definitions change: a file built with another format is
 #: treated as having no summaries (raw queries) until it is next opened read-write.
-FORMAT = 13
+FORMAT = 14
 
 RESPONSES_SQL = """
 SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
@@ -168,6 +170,33 @@ UNION
 SELECT customer_id, department FROM complaints WHERE department IS NOT NULL
 """
 
+#: summary_kpi_linked without the day: per KPI, value, department, segment, region and NPS answer,
+#: with the count in the last 12 months of observations (the views without a date filter).
+KPI_ALLTIME_SQL = """
+SELECT kpi_id, x, department, segment, region, nps, sum(n) AS n,
+       coalesce(sum(n) FILTER (WHERE observed_on > (SELECT max(observed_on) FROM kpi_observations)
+                                                  - INTERVAL 12 MONTH), 0) AS n_last_year
+FROM summary_kpi_linked GROUP BY ALL
+"""
+
+#: Share-of-wallet sums per segment, region and latest NPS answer (from summary_customer): the
+#: unfiltered wallet view, or a segment or region of it, is a sum of these rows.
+WALLET_SQL = """
+WITH cust AS (
+    SELECT c.segment, c.region, c.nps, c.stated, c.war,
+           CASE WHEN c.category_wallet > 0 AND c.contract = 'contractual'
+                THEN least(coalesce(c.rev_12m, 0) / c.category_wallet, 1.0) * 100 END AS observed
+    FROM summary_customer c WHERE c.nps IS NOT NULL
+)
+SELECT segment, region, nps, count(*) AS customers,
+       count(stated) AS n_stated, sum(stated) AS s_stated, sum(stated * stated) AS ss_stated,
+       count(observed) AS n_obs, sum(observed) AS s_obs, sum(observed * observed) AS ss_obs,
+       count(war) AS n_war, sum(war * 100) AS s_war, sum(war * war * 10000) AS ss_war,
+       sum(nps) FILTER (WHERE stated IS NOT NULL) AS sx, sum(nps * nps) FILTER (WHERE stated IS NOT NULL) AS sxx,
+       sum(nps * stated) AS sxy
+FROM cust GROUP BY ALL
+"""
+
 #: Per customer, as of the whole data: latest relationship answer with an NPS (the queries it
 #: replaces take each field's arg_max by date), revenue in the 12 months to the last transaction
 #: date E (and its active calendar months, as a bit set of month offsets), revenue in the 12 months
@@ -213,9 +242,16 @@ DEPENDS: dict[str, frozenset[str]] = {
     LIFECYCLE_TABLE: frozenset({"customers", "churn_events"}),
     KPI_DAILY_TABLE: frozenset({"kpi_observations"}),
     DEPARTMENTS_TABLE: frozenset({"survey_responses", "complaints"}),
+    # built from the summaries above them
+    KPI_ALLTIME_TABLE: frozenset({"customers", "survey_responses", "kpi_observations"}),
+    WALLET_TABLE: frozenset({"customers", "survey_responses", "complaints", "transactions", "churn_events"}),
     # model fits of the unfiltered view, computed from the tables above once they are current
     FITS_TABLE: frozenset({"customers", "survey_responses", "complaints", "churn_events", "transactions"}),
 }
+
+#: Summaries that need a last transaction date, and summaries computed from another summary.
+NEED_TRANSACTIONS = frozenset({LANDMARK_TABLE, RFM_TABLE, CUSTOMER_TABLE, WALLET_TABLE})
+BUILT_FROM = {LANDMARK_TABLE: CUSTOMER_TABLE, WALLET_TABLE: CUSTOMER_TABLE, KPI_ALLTIME_TABLE: KPI_TABLE}
 
 #: Fits kept in summary_fits: name → function(con) returning a JSON-able result, for the
 #: unfiltered view at the default landmark / calibration end (see :func:`fit`).
@@ -253,7 +289,8 @@ def _build(con: duckdb.DuckDBPyConnection, name: str, landmark: dt.date, end) ->
                        DETRACTORS_TABLE: DETRACTORS_SQL, PAIRS_TABLE: PAIRS_SQL, GAPS_TABLE: GAPS_SQL,
                        COMPLAINTS_TABLE: COMPLAINTS_SQL, REVENUE_TABLE: REVENUE_SQL, UPLIFT_TABLE: UPLIFT_SQL,
                        LIFECYCLE_TABLE: LIFECYCLE_SQL, KPI_DAILY_TABLE: KPI_DAILY_SQL,
-                       DEPARTMENTS_TABLE: DEPARTMENTS_SQL}[name], {}
+                       DEPARTMENTS_TABLE: DEPARTMENTS_SQL, KPI_ALLTIME_TABLE: KPI_ALLTIME_SQL,
+                       WALLET_TABLE: WALLET_SQL}[name], {}
     con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name is one of the constants above
 
 
@@ -289,8 +326,9 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
             built[name] = version
         elif name == FITS_TABLE:
             built.pop(name, None)  # fitted last, on the summaries just built
-        elif end is None and name in (LANDMARK_TABLE, RFM_TABLE, CUSTOMER_TABLE):
-            built.pop(name, None)  # no transactions yet: nothing to summarise against
+        elif (end is None and name in NEED_TRANSACTIONS) or (name in BUILT_FROM
+                                                             and built.get(BUILT_FROM[name]) != version):
+            built.pop(name, None)  # no transactions yet (nothing to summarise against), or no source
         else:
             _build(con, name, landmark, end)
             rebuilt.append(name)
@@ -363,8 +401,8 @@ def missing(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether any summary that can be built is not current (read-write opens then rebuild)."""
     info, version = _state(con)
     built = info.get("built", {})
-    return not info or any(built.get(n) != version for n in DEPENDS if info.get("end") or n not in
-                           (LANDMARK_TABLE, RFM_TABLE, CUSTOMER_TABLE, FITS_TABLE))
+    return not info or any(built.get(n) != version for n in DEPENDS
+                           if info.get("end") or n not in NEED_TRANSACTIONS | {FITS_TABLE})
 
 
 def landmark(con: duckdb.DuckDBPyConnection) -> LandmarkSummary | None:

@@ -73,6 +73,17 @@ WITH cust AS (
 )
 """
 
+#: The same sums from summary_wallet (per segment, region and NPS answer).
+_FROM_CELLS = """
+SELECT CASE WHEN w.nps >= 9 THEN 'promoter' WHEN w.nps >= 7 THEN 'passive' ELSE 'detractor' END AS nps_group,
+       CAST(sum(w.customers) AS BIGINT) AS customers,
+       CAST(sum(w.n_stated) AS BIGINT) AS n_stated, sum(w.s_stated) AS s_stated, sum(w.ss_stated) AS ss_stated,
+       CAST(sum(w.n_obs) AS BIGINT) AS n_obs, sum(w.s_obs) AS s_obs, sum(w.ss_obs) AS ss_obs,
+       CAST(sum(w.n_war) AS BIGINT) AS n_war, sum(w.s_war) AS s_war, sum(w.ss_war) AS ss_war,
+       sum(w.sx) AS sx, sum(w.sxx) AS sxx, sum(w.sxy) AS sxy
+FROM summary_wallet w WHERE {where} GROUP BY 1
+"""
+
 _AGG = """
 SELECT nps_group, count(*) AS customers,
        count(stated) AS n_stated, sum(stated) AS s_stated, sum(stated * stated) AS ss_stated,
@@ -89,7 +100,10 @@ def _cells(con: duckdb.DuckDBPyConnection, filters: Filters) -> tuple[pd.DataFra
     """Per NPS group sums of each share-of-wallet measure (one query serves both results)."""
     from . import summaries
 
-    if summaries.customer(con, filters, response_filters=True):
+    if summaries.customer_filters_only(filters) and summaries.current(con, summaries.WALLET_TABLE):
+        where, params = filters.where(customer="w", dates=False)
+        q = store.Query("wallet_by_group", _FROM_CELLS.format(where=where), params)
+    elif summaries.customer(con, filters, response_filters=True):
         where, params = filters.where(customer="c", dates=False)
         q = store.Query("wallet_by_group", _FAST.format(where=where) + _AGG, params)
     else:

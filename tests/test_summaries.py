@@ -132,10 +132,10 @@ def test_customer_summary_serves_only_the_views_it_holds(con):
     def sql(res):
         return " ".join(q.sql for q in res.queries)
 
-    assert "summary_customer" in sql(wallet.by_group(con, Filters(segments=("smb",))))
+    assert "FROM summary_wallet" in sql(wallet.by_group(con, Filters(segments=("smb",))))
     for f in (Filters(date_from=dt.date(2025, 1, 1)),
               Filters(scope=Scope(role="department", departments=("billing",), user="b"))):
-        assert "summary_customer" not in sql(wallet.by_group(con, f))  # those filters pick the responses
+        assert "summary_" not in sql(wallet.by_group(con, f))  # those filters pick the responses
     assert "summary_customer" in sql(drivers.key_drivers(con, Filters(date_from=dt.date(2025, 1, 1))))
     assert "summary_customer" not in sql(drivers.key_drivers(con, Filters(date_to=dt.date(2026, 1, 1))))
 
@@ -158,9 +158,9 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
         assert summaries.refresh(con, v + 1, previous=v, changed={"assumptions"}) == []
         assert summaries.refresh(con, v + 2, previous=v + 1, changed={"complaints"}) == [
             summaries.CUSTOMER_TABLE, summaries.LANDMARK_TABLE, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE,
-            summaries.UPLIFT_TABLE, summaries.DEPARTMENTS_TABLE, summaries.FITS_TABLE]
+            summaries.UPLIFT_TABLE, summaries.DEPARTMENTS_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 3, previous=v + 2, changed={"kpi_observations"}) == [
-            summaries.KPI_TABLE, summaries.KPI_DAILY_TABLE]
+            summaries.KPI_TABLE, summaries.KPI_DAILY_TABLE, summaries.KPI_ALLTIME_TABLE]
         assert summaries.refresh(con, v + 4, previous=v + 1, changed={"assumptions"}) == list(summaries.DEPENDS)
         con.execute("ROLLBACK")
 
