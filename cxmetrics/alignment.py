@@ -142,13 +142,10 @@ WHERE {where}
 GROUP BY 1, 2 ORDER BY 1, 2
 """
 
-_PERIOD = """
-WITH k AS ({kpi_months}),
-     s AS (SELECT date_trunc('month', r.responded_on) AS m,
-                  100.0 * ({promoters} - {detractors}) AS nps, {n} AS n
-           FROM {source}
-           WHERE r.nps IS NOT NULL AND {where} GROUP BY 1)
-SELECT k.m AS month, k.kpi, s.nps, s.n FROM k JOIN s USING (m) ORDER BY 1
+_MONTHLY_NPS = """
+SELECT date_trunc('month', r.responded_on) AS m, 100.0 * ({promoters} - {detractors}) AS nps, {n} AS n
+FROM {source}
+WHERE r.nps IS NOT NULL AND {where} GROUP BY 1
 """
 
 
@@ -203,7 +200,7 @@ def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, 
            "threshold": np.nan, "threshold_ci_low": np.nan, "threshold_ci_high": np.nan, "elasticity": np.nan,
            "elasticity_ci_low": np.nan, "elasticity_ci_high": np.nan, "share_beyond_pct": np.nan,
            "customers_beyond_per_year": np.nan, "money_at_risk": np.nan, "status": "no evidence", "reason": "",
-           "suggestion": "", "_curve": d, "_query": q}
+           "suggestion": "", "_curve": d, "_query": (q,)}
     if d.empty:
         from . import summaries
 
@@ -214,11 +211,14 @@ def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, 
                       if summaries.current(con, summaries.KPI_DAILY_TABLE) else
                       "SELECT date_trunc('month', observed_on) AS m, avg(value) AS kpi FROM kpi_observations "
                       "WHERE kpi_id = $kpi AND customer_id IS NULL GROUP BY 1")
-        qp = store.Query("kpi_period", _PERIOD.format(
-            kpi_months=kpi_months, where=wherep, source=src.source, n=src.count(), promoters=src.mean("CASE WHEN r.nps >= 9 THEN 1.0 ELSE 0 END"),
-            detractors=src.mean("CASE WHEN r.nps <= 6 THEN 1.0 ELSE 0 END")), {**paramsp, "kpi": kpi["kpi_id"]})
-        p = store.run(con, qp)
-        out["_curve"], out["_query"] = p, qp
+        # the months' NPS (one query for every KPI of the page) joined to this KPI's monthly mean
+        qs = store.Query("nps_by_month", _MONTHLY_NPS.format(
+            where=wherep, source=src.source, n=src.count(), promoters=src.mean("CASE WHEN r.nps >= 9 THEN 1.0 ELSE 0 END"),
+            detractors=src.mean("CASE WHEN r.nps <= 6 THEN 1.0 ELSE 0 END")), paramsp)
+        qp = store.Query("kpi_period", kpi_months, {"kpi": kpi["kpi_id"]})
+        p = (store.run(con, qp).merge(store.run(con, qs), on="m").rename(columns={"m": "month"})
+             .sort_values("month").reset_index(drop=True)[["month", "kpi", "nps", "n"]])
+        out["_curve"], out["_query"] = p, (qp, qs)
         if len(p) >= 6 and p["kpi"].std() > 0:
             from .drivers import correlation_ci
 
@@ -283,7 +283,7 @@ def scorecard(con: duckdb.DuckDBPyConnection, filters: Filters, *, department: s
     gap, gap_note = clv_gap(con, filters) if len(kpis) else (None, "")
     rows = [assess(con, filters, k, gap=gap, alpha=alpha) for _, k in kpis.iterrows()]
     curves = {r["kpi_id"]: r.pop("_curve") for r in rows}
-    queries = tuple(r.pop("_query") for r in rows)
+    queries = tuple(q for r in rows for q in r.pop("_query"))
     table = pd.DataFrame(rows)
     if len(table):
         table = table.sort_values("money_at_risk", ascending=False, na_position="last").reset_index(drop=True)
