@@ -358,6 +358,18 @@ FROM {src.source} WHERE {where} GROUP BY 1 ORDER BY 1""", params)
                   extra={"tables": ("complaints",)})
 
 
+#: Followed-up vs not: responses, contract customers observable for 12 months, those who churned,
+#: and the next relationship NPS (over ``outcome``: followed, contract, churned, responded_on, next_nps).
+_FOLLOWUP_OUTCOMES = """
+SELECT followed, count(*) AS responses,
+       count(*) FILTER (WHERE contract = 'contractual'
+                        AND responded_on <= (SELECT max(occurred_on) FROM transactions) - INTERVAL 12 MONTH) AS at_risk,
+       count(*) FILTER (WHERE contract = 'contractual' AND coalesce(churned, false)
+                        AND responded_on <= (SELECT max(occurred_on) FROM transactions) - INTERVAL 12 MONTH) AS churned,
+       count(next_nps) AS with_next, avg(next_nps) AS next_nps_mean, stddev_samp(next_nps) AS next_nps_sd
+FROM outcome GROUP BY 1 ORDER BY 1"""
+
+
 def detractor_followup(con: duckdb.DuckDBPyConnection, filters: Filters, *, within_days: int = 7,
                        alpha: float = 0.05) -> Result:
     """Detractor responses contacted within N days, and 12-month churn of followed vs not followed."""
@@ -372,13 +384,7 @@ WITH outcome AS (
            (d.churned_on > d.responded_on AND d.churned_on <= d.responded_on + INTERVAL 12 MONTH) AS churned
     FROM summary_detractors d WHERE {where}
 )
-SELECT followed, count(*) AS responses,
-       count(*) FILTER (WHERE contract = 'contractual'
-                        AND responded_on <= (SELECT max(occurred_on) FROM transactions) - INTERVAL 12 MONTH) AS at_risk,
-       count(*) FILTER (WHERE contract = 'contractual' AND coalesce(churned, false)
-                        AND responded_on <= (SELECT max(occurred_on) FROM transactions) - INTERVAL 12 MONTH) AS churned,
-       count(next_nps) AS with_next, avg(next_nps) AS next_nps_mean, stddev_samp(next_nps) AS next_nps_sd
-FROM outcome GROUP BY 1 ORDER BY 1""", {**params, "days": int(within_days)})
+""" + _FOLLOWUP_OUTCOMES, {**params, "days": int(within_days)})
     else:
         where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
         q = store.Query("detractor_followup", f"""
@@ -394,13 +400,7 @@ WITH det AS (
               AND r2.responded_on > d.responded_on ORDER BY r2.responded_on LIMIT 1) AS next_nps
     FROM det d LEFT JOIN churn_events ce ON ce.customer_id = d.customer_id
 )
-SELECT followed, count(*) AS responses,
-       count(*) FILTER (WHERE contract = 'contractual'
-                        AND responded_on <= (SELECT max(occurred_on) FROM transactions) - INTERVAL 12 MONTH) AS at_risk,
-       count(*) FILTER (WHERE contract = 'contractual' AND coalesce(churned, false)
-                        AND responded_on <= (SELECT max(occurred_on) FROM transactions) - INTERVAL 12 MONTH) AS churned,
-       count(next_nps) AS with_next, avg(next_nps) AS next_nps_mean, stddev_samp(next_nps) AS next_nps_sd
-FROM outcome GROUP BY 1 ORDER BY 1""", {**params, "days": int(within_days)})
+""" + _FOLLOWUP_OUTCOMES, {**params, "days": int(within_days)})
     df = store.run(con, q)
     df["churn_12m_pct"] = 100 * df["churned"] / df["at_risk"].where(df["at_risk"] > 0)
     total = df["responses"].sum()

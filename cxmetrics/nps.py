@@ -184,11 +184,9 @@ def active_base(con: duckdb.DuckDBPyConnection, filters: Filters) -> tuple[pd.Da
     return store.run(con, q), q
 
 
-def _counts_query(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, survey: str, name: str, *,
-                  by_segment: bool = False) -> store.Query:
-    """Counts per ``dim`` value (``grp``); with ``by_segment`` also per segment and region (the cells
-    that by-segment, by-region and weighted figures are summed from). Read from the responses
-    summary when it is current (the same counts; :mod:`cxmetrics.summaries`)."""
+def _response_source(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, survey: str):
+    """(source, filter SQL, its parameters, survey clause, its parameters, grouping expression) for
+    counts over survey responses: the responses summary when it is current, else the raw table."""
     from . import summaries
 
     if dim is not None and dim not in DIMENSIONS:
@@ -196,7 +194,15 @@ def _counts_query(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | N
     src = summaries.responses(con)
     where, params = filters.where(date_col="r.responded_on", customer=src.customer, department_col="r.department")
     sclause, sparams = _survey_clause(survey)
-    group = src.dim(DIMENSIONS[dim]) if dim else "'all'"
+    return src, where, params, sclause, sparams, (src.dim(DIMENSIONS[dim]) if dim else "'all'")
+
+
+def _counts_query(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, survey: str, name: str, *,
+                  by_segment: bool = False) -> store.Query:
+    """Counts per ``dim`` value (``grp``); with ``by_segment`` also per segment and region (the cells
+    that by-segment, by-region and weighted figures are summed from). Read from the responses
+    summary when it is current (the same counts; :mod:`cxmetrics.summaries`)."""
+    src, where, params, sclause, sparams, group = _response_source(con, filters, dim, survey)
     seg = src.dim(", c.segment, c.region") if by_segment else ""
     sql = f"""
 SELECT {group} AS grp{seg}, {src.count()} AS n,
@@ -358,14 +364,7 @@ def score(con: duckdb.DuckDBPyConnection, filters: Filters, *, metric: str = "cs
     if metric not in _SCORE_COLS:
         raise ValueError("metric must be csat or ces")
     col, sat = _SCORE_COLS[metric]
-    if dim is not None and dim not in DIMENSIONS:
-        raise ValueError(f"unknown dimension {dim!r}; one of {', '.join(DIMENSIONS)}")
-    from . import summaries
-
-    src = summaries.responses(con)
-    where, params = filters.where(date_col="r.responded_on", customer=src.customer, department_col="r.department")
-    sclause, sparams = _survey_clause(survey)
-    group = src.dim(DIMENSIONS[dim]) if dim else "'all'"
+    src, where, params, sclause, sparams, group = _response_source(con, filters, dim, survey)
     sat_sql = src.count(f"r.{col} >= {sat}") if sat else "NULL"
     sql = f"""SELECT {group} AS grp, {src.count()} AS n, {src.xsum(f"r.{col}")} AS sx,
        {src.xsum(f"r.{col} * r.{col}")} AS sxx, {sat_sql} AS satisfied
