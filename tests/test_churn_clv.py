@@ -31,7 +31,8 @@ def test_bgnbd_reproduces_fader_hardie_lee_cdnow():
     assert f.log_likelihood == pytest.approx(-9582.4, abs=0.5)  # published LL
 
 
-def test_bgnbd_falls_back_to_nelder_mead_when_lbfgs_fails(monkeypatch):
+def _first_lbfgs_fails(monkeypatch) -> list:
+    """Make the first optimiser call report failure; returns the list of methods called."""
     real, calls = btyd.minimize, []
 
     def failing_first(fun, x0, method=None, **kw):
@@ -42,6 +43,11 @@ def test_bgnbd_falls_back_to_nelder_mead_when_lbfgs_fails(monkeypatch):
         return res
 
     monkeypatch.setattr(btyd, "minimize", failing_first)
+    return calls
+
+
+def test_bgnbd_falls_back_to_nelder_mead_when_lbfgs_fails(monkeypatch):
+    calls = _first_lbfgs_fails(monkeypatch)
     d = pd.read_csv(cdnow("cdnow_customers_summary.csv"))
     f = btyd.fit_bgnbd(d["frequency"], d["recency"], d["T"])
     assert calls == ["L-BFGS-B", "Nelder-Mead", "L-BFGS-B"]
@@ -49,16 +55,7 @@ def test_bgnbd_falls_back_to_nelder_mead_when_lbfgs_fails(monkeypatch):
 
 
 def test_gamma_gamma_falls_back_to_nelder_mead_when_lbfgs_fails(monkeypatch):
-    real, calls = btyd.minimize, []
-
-    def failing_first(fun, x0, method=None, **kw):
-        res = real(fun, x0, method=method, **kw)
-        calls.append(method)
-        if len(calls) == 1:
-            res.success = False
-        return res
-
-    monkeypatch.setattr(btyd, "minimize", failing_first)
+    calls = _first_lbfgs_fails(monkeypatch)
     d = pd.read_csv(cdnow("cdnow_customers_summary_with_transactions.csv"))
     d = d[d["x"] > 0]
     g = btyd.fit_gamma_gamma(d["x"], d["zbar"])
