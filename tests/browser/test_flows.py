@@ -146,6 +146,8 @@ def test_filters_change_figures_and_live_in_the_url(server, page):
     shared = page.url
     other = page.context.new_page()
     other.goto(shared)
+    other.wait_for_selector("h1")  # the new session's first run has started (settle alone can
+    other.wait_for_selector('[data-testid="stMetricValue"]', timeout=60_000)  # see the idle state before it)
     settle(other)
     assert metric_values(other) == after_date  # the shared link opens the same view
     chips = other.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]').filter(has_text="Segment")
