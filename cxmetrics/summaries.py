@@ -262,7 +262,6 @@ FITS = {"cox": "cxmetrics.churn:default_cox_fit", "btyd": "cxmetrics.btyd:defaul
 class LandmarkSummary:
     landmark: dt.date
     end: dt.date
-    version: int
 
 
 def landmark_query(landmark: dt.date):
@@ -275,23 +274,27 @@ def landmark_query(landmark: dt.date):
                                                f"LEFT JOIN {CUSTOMER_TABLE} s USING (customer_id)", LANDMARK_TABLE)
 
 
+#: The fixed definitions (the landmark base and RFM take the landmark / calibration end).
+DEFINITIONS = {CUSTOMER_TABLE: CUSTOMER_SQL, RESPONSES_TABLE: RESPONSES_SQL, KPI_TABLE: KPI_SQL,
+               DETRACTORS_TABLE: DETRACTORS_SQL, PAIRS_TABLE: PAIRS_SQL, GAPS_TABLE: GAPS_SQL,
+               COMPLAINTS_TABLE: COMPLAINTS_SQL, REVENUE_TABLE: REVENUE_SQL, UPLIFT_TABLE: UPLIFT_SQL,
+               LIFECYCLE_TABLE: LIFECYCLE_SQL, KPI_DAILY_TABLE: KPI_DAILY_SQL, DEPARTMENTS_TABLE: DEPARTMENTS_SQL,
+               KPI_ALLTIME_TABLE: KPI_ALLTIME_SQL, WALLET_TABLE: WALLET_SQL}
+
+
 def _build(con: duckdb.DuckDBPyConnection, name: str, landmark: dt.date, end) -> None:
     from . import btyd
 
+    if name not in DEPENDS or name == FITS_TABLE:  # only known summary names reach the SQL text
+        raise ValueError(f"not a summary table: {name}")
     if name == LANDMARK_TABLE:
         q = landmark_query(landmark)
-        sql, params = q.sql, q.params
     elif name == RFM_TABLE:
         q = btyd.rfm_customers(end)
-        sql, params = q.sql, q.params
     else:
-        sql, params = {CUSTOMER_TABLE: CUSTOMER_SQL, RESPONSES_TABLE: RESPONSES_SQL, KPI_TABLE: KPI_SQL,
-                       DETRACTORS_TABLE: DETRACTORS_SQL, PAIRS_TABLE: PAIRS_SQL, GAPS_TABLE: GAPS_SQL,
-                       COMPLAINTS_TABLE: COMPLAINTS_SQL, REVENUE_TABLE: REVENUE_SQL, UPLIFT_TABLE: UPLIFT_SQL,
-                       LIFECYCLE_TABLE: LIFECYCLE_SQL, KPI_DAILY_TABLE: KPI_DAILY_SQL,
-                       DEPARTMENTS_TABLE: DEPARTMENTS_SQL, KPI_ALLTIME_TABLE: KPI_ALLTIME_SQL,
-                       WALLET_TABLE: WALLET_SQL}[name], {}
-    con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name is one of the constants above
+        q = None
+    sql, params = (q.sql, q.params) if q else (DEFINITIONS[name], {})
+    con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name checked against DEPENDS above
 
 
 def _read(con: duckdb.DuckDBPyConnection) -> dict:
@@ -343,9 +346,9 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
             result = getattr(importlib.import_module(module), func)(con)
             if result is not None:
                 rows.append((fit_name, json.dumps(result)))
-        con.execute(f"CREATE OR REPLACE TABLE {FITS_TABLE} (name VARCHAR PRIMARY KEY, result VARCHAR)")
+        con.execute("CREATE OR REPLACE TABLE summary_fits (name VARCHAR PRIMARY KEY, result VARCHAR)")
         if rows:
-            con.executemany(f"INSERT INTO {FITS_TABLE} VALUES (?, ?)", rows)
+            con.executemany("INSERT INTO summary_fits VALUES (?, ?)", rows)
         rebuilt.append(FITS_TABLE)
         built[FITS_TABLE] = version
         save()
@@ -375,7 +378,7 @@ def fit(con: duckdb.DuckDBPyConnection, name: str):
         return None
     from . import store
 
-    df = store.run(con, store.Query("summary_fit", f"SELECT result FROM {FITS_TABLE} WHERE name = $n", {"n": name}))
+    df = store.run(con, store.Query("summary_fit", "SELECT result FROM summary_fits WHERE name = $n", {"n": name}))
     return json.loads(df["result"].iloc[0]) if len(df) else None
 
 
@@ -410,7 +413,7 @@ def landmark(con: duckdb.DuckDBPyConnection) -> LandmarkSummary | None:
     info, version = _state(con)
     if info.get("built", {}).get(LANDMARK_TABLE) != version or not info.get("end"):
         return None
-    return LandmarkSummary(dt.date.fromisoformat(info["landmark"]), dt.date.fromisoformat(info["end"]), version)
+    return LandmarkSummary(dt.date.fromisoformat(info["landmark"]), dt.date.fromisoformat(info["end"]))
 
 
 def rfm_end(con: duckdb.DuckDBPyConnection) -> dt.date | None:
@@ -462,11 +465,13 @@ class Cells:
         return f"CAST(coalesce(sum({self.alias}.n){f}, 0) AS BIGINT)" if self.cube else f"count(*){f}"
 
     def wsum(self, cond: str | None = None) -> str:
-        f = f" FILTER (WHERE {cond})" if cond else ""
-        return f"sum(r.sw){f}" if self.cube else f"sum(r.weight){f}"
+        """Sum of survey weights (responses only)."""
+        a, f = self.alias, f" FILTER (WHERE {cond})" if cond else ""
+        return f"sum({a}.sw){f}" if self.cube else f"sum({a}.weight){f}"
 
     def w2sum(self) -> str:
-        return "sum(r.sw2)" if self.cube else "sum(r.weight * r.weight)"
+        a = self.alias
+        return f"sum({a}.sw2)" if self.cube else f"sum({a}.weight * {a}.weight)"
 
     def xsum(self, expr: str) -> str:
         return f"sum(({expr}) * {self.alias}.n)" if self.cube else f"sum({expr})"
