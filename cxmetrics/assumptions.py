@@ -27,21 +27,27 @@ class Rule:
     unit: str
     help: str
     sensitivity: tuple[float, float] | None = None  # low/high for the tornado; default ±25%
+    default: float | None = None  # documented starting value until finance sets one
 
 
-#: Known assumptions. Unknown keys may be imported; they get a generic non-negative rule.
+#: Known assumptions. Unknown keys may be imported; they get a generic non-negative rule. Each has
+#: a documented default so that a fresh store computes every figure; a default is cited as
+#: "default, not reviewed by finance" until finance saves a value (Finance review page or import).
 RULES: dict[str, Rule] = {
-    "gross_margin": Rule(0.0, 1.0, "share", "gross margin on revenue", (0.25, 0.45)),
-    "discount_rate": Rule(0.0, 0.5, "per year", "annual discount rate for CLV", (0.06, 0.14)),
-    "horizon_years": Rule(1, 30, "years", "CLV horizon", (3, 7)),
-    "cost_per_complaint": Rule(0.0, 1e6, "EUR", "handling cost of a complaint"),
-    "cost_per_escalation": Rule(0.0, 1e6, "EUR", "extra cost of an escalated complaint"),
-    "referral_rate": Rule(0.0, 10.0, "referrals per promoter per year", "referrals a promoter makes"),
-    "referral_conversion": Rule(0.0, 1.0, "share", "share of referrals that become customers"),
-    "attribution_share": Rule(0.0, 1.0, "share", "share of an outcome change credited to CX", (0.3, 0.7)),
-    "reconciliation_tolerance": Rule(0.0, 1.0, "share", "revenue gap vs booked revenue that flags a period"),
+    "gross_margin": Rule(0.0, 1.0, "share", "gross margin on revenue", (0.25, 0.45), 0.35),
+    "discount_rate": Rule(0.0, 0.5, "per year", "annual discount rate for CLV", (0.06, 0.14), 0.10),
+    "horizon_years": Rule(1, 30, "years", "CLV horizon", (3, 7), 5.0),
+    "cost_per_complaint": Rule(0.0, 1e6, "EUR", "handling cost of a complaint", default=25.0),
+    "cost_per_escalation": Rule(0.0, 1e6, "EUR", "extra cost of an escalated complaint", default=120.0),
+    "referral_rate": Rule(0.0, 10.0, "referrals per promoter per year", "referrals a promoter makes", default=0.15),
+    "referral_conversion": Rule(0.0, 1.0, "share", "share of referrals that become customers", default=0.20),
+    "attribution_share": Rule(0.0, 1.0, "share", "share of an outcome change credited to CX", (0.3, 0.7), 0.50),
+    "reconciliation_tolerance": Rule(0.0, 1.0, "share", "revenue gap vs booked revenue that flags a period",
+                                     default=0.02),
 }
 GENERIC = Rule(-1e12, 1e12, "", "")
+#: How a default is cited on every figure that uses it.
+DEFAULT_SOURCE = "default, not reviewed by finance"
 
 
 @dataclass(frozen=True)
@@ -52,10 +58,16 @@ class Assumption:
     source: str | None = None
     updated_by: str | None = None
     updated_on: dt.date | None = None
-    version: int = 1
+    version: int = 1  # 0: the documented default, never saved
+
+    @property
+    def is_default(self) -> bool:
+        return self.version == 0
 
     def cite(self) -> str:
-        """E.g. ``"0.35 share (v2, finance, 2026-09-30)"``."""
+        """E.g. ``"0.35 share (v2, finance, 2026-09-30)"`` or ``"0.35 share (default, not reviewed by finance)"``."""
+        if self.is_default:
+            return f"{self.value:g} {self.unit} ({DEFAULT_SOURCE})"
         who = ", ".join(str(x) for x in (self.updated_by, self.updated_on) if x)
         return f"{self.value:g} {self.unit} (v{self.version}{', ' + who if who else ''})"
 
@@ -77,9 +89,27 @@ ORDER BY a.key
 """
 
 
-def current(con: duckdb.DuckDBPyConnection) -> dict[str, Assumption]:
-    """All current assumptions by key, with their version number."""
+def stored(con: duckdb.DuckDBPyConnection) -> dict[str, Assumption]:
+    """The assumptions saved in the store by key, with their version number."""
     return {r[0]: Assumption(*r) for r in con.execute(_CURRENT_SQL).fetchall()}
+
+
+def defaults() -> dict[str, Assumption]:
+    """The documented default of every known assumption (version 0, cited as not reviewed)."""
+    return {k: Assumption(k, r.default, r.unit, DEFAULT_SOURCE, version=0)
+            for k, r in RULES.items() if r.default is not None}
+
+
+def current(con: duckdb.DuckDBPyConnection) -> dict[str, Assumption]:
+    """The assumptions every metric uses: the stored ones, and the documented default of each
+    known key that finance has not set yet (``is_default``; cited as not reviewed by finance)."""
+    merged = defaults() | stored(con)
+    return dict(sorted(merged.items()))
+
+
+def defaults_used(cited: dict[str, str]) -> list[str]:
+    """The keys of a result's cited assumptions that are defaults finance has not reviewed."""
+    return [k for k, v in (cited or {}).items() if DEFAULT_SOURCE in str(v)]
 
 
 def get(con: duckdb.DuckDBPyConnection, key: str) -> Assumption:
@@ -137,7 +167,7 @@ def set_value(con: duckdb.DuckDBPyConnection, key: str, value: float, *, actor: 
         store.audit(con, actor=actor, role=role, action="assumption_edit", object=key, outcome="refused",
                     detail="role may not edit assumptions")
         raise AssumptionError(f"the {role} role may not edit assumptions (finance only)")
-    before = current(con).get(key)
+    before = stored(con).get(key)
     rule = validate(key, value)
     unit = before.unit if before else rule.unit
     con.execute("BEGIN TRANSACTION")
@@ -157,7 +187,7 @@ def set_value(con: duckdb.DuckDBPyConnection, key: str, value: float, *, actor: 
     except Exception:
         con.execute("ROLLBACK")
         raise
-    return current(con)[key]
+    return stored(con)[key]
 
 
 def history(con: duckdb.DuckDBPyConnection, key: str | None = None) -> pd.DataFrame:

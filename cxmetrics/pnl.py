@@ -70,9 +70,11 @@ def gather(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: flo
     missing = [k for k in BRIDGE_ASSUMPTIONS if k not in used]
     if missing:
         raise assumptions.MissingAssumption(missing[0])
-    c = clv.clv_by_group(con, filters, draws=500).table.set_index("nps_group")
+    c = clv.clv_by_group(con, filters, draws=500).table
+    c = c.set_index("nps_group") if "nps_group" in c.columns else c
     if not {"detractor", to} <= set(c.index):
-        raise ValueError("the bridge needs customers in both the detractor and the target group")
+        raise ValueError(f"the bridge needs contractual customers who answered the relationship survey in both the "
+                         f"detractor and the {to} group: import customers and survey responses on the Data page")
     w = wallet.by_group(con, filters).table.set_index("nps_group")
     rates = complaints.rate_by_nps_group(con, filters).set_index("nps_group")
     from . import summaries
