@@ -98,6 +98,7 @@ def emit(obj: Any, args: argparse.Namespace, text: Callable[[Any], str] | None =
 def cmd_init(args: argparse.Namespace) -> int:
     with store.connect(args.db, read_only=False) as con:
         version = store.data_version(con)
+        con.execute("INSERT OR IGNORE INTO meta VALUES ('initialised', ?)", [store.now().isoformat(timespec="seconds")])
     print(f"database ready at {store.db_path(args.db)} (schema {schema.SCHEMA_VERSION}, data version {version})")
     return 0
 

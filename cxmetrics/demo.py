@@ -543,6 +543,7 @@ def build(db=None, customers: int = 10_000, seed: int = 7, actor: str = "demo", 
                 {"gap_month": RECONCILIATION_GAP_MONTH, "gap": RECONCILIATION_GAP, "at": store.now(),
                  "start": START})
             store.bump_version(con)
+            store.mark(con, "demo_complete", source)
             store.audit(con, actor=actor, action="demo", object=source, outcome="accepted",
                         detail=str(counts))
             con.execute("COMMIT")
@@ -550,4 +551,31 @@ def build(db=None, customers: int = 10_000, seed: int = 7, actor: str = "demo", 
             con.execute("ROLLBACK")
             raise
     say(1.0, "done")
+    return counts
+
+
+def build_atomic(db=None, customers: int = 10_000, seed: int = 7, actor: str = "demo", progress=None) -> dict[str, int]:
+    """:func:`build` into a temporary file beside ``db``, renamed into place only when complete.
+
+    Used for the app's first start: a build that is interrupted leaves only the temporary file
+    (removed on the next attempt), never a half-built store at ``db``. A stale write-ahead log of
+    the file being replaced is removed first so it cannot be replayed onto the new file.
+    """
+    import os
+    from pathlib import Path
+
+    from . import store
+
+    target = store.db_path(db)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.building")
+    for leftover in (tmp, Path(f"{tmp}.wal")):
+        leftover.unlink(missing_ok=True)
+    try:
+        counts = build(str(tmp), customers=customers, seed=seed, actor=actor, progress=progress)
+        Path(f"{target}.wal").unlink(missing_ok=True)
+        os.replace(tmp, target)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}.wal")):
+            leftover.unlink(missing_ok=True)
     return counts

@@ -283,8 +283,12 @@ def all_impacts(con: duckdb.DuckDBPyConnection, filters: Filters, *, initiative:
     return [estimate(con, filters, r, alpha=alpha) for _, r in df.iterrows()]
 
 
+SUMMARY_COLUMNS = ("initiative", "name", "track", "department", "design", "status", "effect", "ci_low", "ci_high",
+                   "p_value", "unit", "money", "cost", "roi")
+
+
 def summary_table(impacts: list[Impact]) -> pd.DataFrame:
-    return pd.DataFrame([{
+    return pd.DataFrame(columns=list(SUMMARY_COLUMNS), data=[{
         "initiative": i.initiative_id, "name": i.name, "track": i.track, "department": i.department,
         "design": i.design, "status": i.status,
         "effect": i.effect.estimate if i.effect else np.nan, "ci_low": i.effect.ci_low if i.effect else np.nan,

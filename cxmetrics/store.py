@@ -136,6 +136,48 @@ def attached(con: duckdb.DuckDBPyConnection, path: str | os.PathLike | None = No
         con.execute("DETACH cxstore")
 
 
+#: meta keys that say a file was finished on purpose: by ``init`` or by a completed demo build.
+COMPLETE_MARKERS = ("initialised", "demo_complete")
+
+
+def mark(con: duckdb.DuckDBPyConnection, key: str, value: str | None = None) -> None:
+    """Write a completion marker (``COMPLETE_MARKERS``) into ``meta`` (inside the caller's transaction)."""
+    con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value or now().isoformat(timespec="seconds")])
+
+
+def incomplete_reason(path: str | os.PathLike | None = None) -> str | None:
+    """Why the file at ``path`` is not a usable store (None when it is).
+
+    Usable: a cxmetrics file with every contract table that ``init`` created, a demo build
+    completed, or that holds imports. Not usable: no file, not a DuckDB file, missing tables, or an
+    empty file with no completion marker (what an interrupted first-start build leaves). A file
+    locked by another process counts as usable: someone is writing it, never rebuild it under them.
+    """
+    p = db_path(path)
+    if not p.exists():
+        return f"No database at {p}"
+    try:
+        con = duckdb.connect(str(p), read_only=True)
+    except (duckdb.IOException, duckdb.ConnectionException, duckdb.BinderException) as exc:
+        if "lock" in str(exc).lower():
+            return None
+        return f"{p} is not a readable database ({str(exc).splitlines()[0]})"
+    except duckdb.Error as exc:
+        return f"{p} is not a readable database ({str(exc).splitlines()[0]})"
+    try:
+        present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        missing = [t for t in ("meta", "imports", *schema.LOAD_ORDER) if t not in present]
+        if missing:
+            return f"{p} is half-built (missing tables: {', '.join(missing)})"
+        markers = con.execute("SELECT count(*) FROM meta WHERE key IN (SELECT unnest($keys))",
+                              {"keys": list(COMPLETE_MARKERS)}).fetchone()[0]
+        if markers or con.execute("SELECT count(*) FROM imports").fetchone()[0]:
+            return None
+        return f"{p} is half-built (no completion marker: an interrupted build)"
+    finally:
+        con.close()
+
+
 def check_version(con: duckdb.DuckDBPyConnection, p: Path | str = "") -> None:
     try:
         rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()

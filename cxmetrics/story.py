@@ -34,7 +34,8 @@ def _methodology(con, filters: Filters, results: list, cited: dict[str, str]) ->
                  "Assumption versions: " + "; ".join(f"{k} = {v}" for k, v in cited.items()) + "." if cited else
                  "No money assumptions were used.",
                  "Data lineage: " + "; ".join(f"{s['source']} ({int(s['rows']):,} rows, {str(s['imported'])[:10]})"
-                                             for _, s in sources.head(6).iterrows()) + "."]
+                                             for _, s in sources.head(6).iterrows()) + "." if len(sources) else
+                 "Data lineage: nothing imported yet (import files on the Data page)."]
     return Slide("Methodology, sample sizes and lineage", sentences, table=pd.DataFrame(rows),
                  notes="Every figure in this update comes from the cxmetrics library, the same code as the dashboard.")
 
@@ -49,22 +50,28 @@ def story(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: floa
         slides.append(Slide("What CX is worth: the CX-to-P&L bridge",
                             [summary.pnl.describe(b)] + [f"Break-even: {x}." for x in b.break_even["reading"].head(2)],
                             [pnl_charts.waterfall(b)], notes=b.method[:600]))
-    slides.append(Slide("NPS: level and trend",
-                        [f"NPS is {s.nps.estimate:.1f} ({s.nps.ci_text()}, n = {s.nps.n:,}).", s.nps_change_text,
-                         f"Weighted to the customer base: {s.nps_weighted.estimate:.1f} ({s.nps_weighted.ci_text()})."],
-                        [nps_charts.trend(s.nps_trend, "NPS by quarter (95% CI)")], notes=s.nps_trend.method))
+    if s.nps.n == 0:
+        slides.append(Slide("NPS: level and trend", [summary.NO_SURVEY]))
+    else:
+        slides.append(Slide("NPS: level and trend",
+                            [f"NPS is {s.nps.estimate:.1f} ({s.nps.ci_text()}, n = {s.nps.n:,}).", s.nps_change_text,
+                             f"Weighted to the customer base: {s.nps_weighted.estimate:.1f} ({s.nps_weighted.ci_text()})."],
+                            [nps_charts.trend(s.nps_trend, "NPS by quarter (95% CI)")], notes=s.nps_trend.method))
+    figures = ([churn_charts.rate_bars(s.churn_by_nps, "nps_group", title="12-month churn by NPS group")]
+               if len(s.churn_by_nps.table) else []) + ([churn_charts.clv_bars(s.clv)] if len(s.clv.table) else [])
     slides.append(Slide("Detractors leave sooner and are worth less",
                         [summary.churn.describe_hazard(s.hazard), summary.clv.describe(s.clv, s.promoter_value)],
-                        [churn_charts.rate_bars(s.churn_by_nps, "nps_group", title="12-month churn by NPS group"),
-                         churn_charts.clv_bars(s.clv)], notes=s.hazard.method))
+                        figures, notes=s.hazard.method))
     a = s.alignment.table
     slides.append(Slide("Department targets vs customer expectations",
-                        [alignment.describe(r) for _, r in a.head(5).iterrows()] or ["No KPIs registered."],
-                        [align_charts.scorecard(a)] if a["money_at_risk"].notna().any() else [],
+                        [alignment.describe(r) for _, r in a.head(5).iterrows()]
+                        or ["No KPIs registered: import departments, kpis and kpi_observations on the Data page."],
+                        [align_charts.scorecard(a)] if len(a) and a["money_at_risk"].notna().any() else [],
                         table=a[["department", "kpi", "target", "threshold", "status", "money_at_risk"]] if len(a) else None,
                         notes=s.alignment.method))
     slides.append(Slide("Complaints: the result-driven track",
-                        [complaints.describe_pareto(s.pareto)], [complaint_charts.pareto(s.pareto)], notes=s.pareto.method))
+                        [complaints.describe_pareto(s.pareto)],
+                        [complaint_charts.pareto(s.pareto)] if len(s.pareto.table) else [], notes=s.pareto.method))
     ini = s.initiatives
     slides.append(Slide("CX initiatives: what they delivered",
                         [impact.describe_portfolio(ini.portfolio)] + [i.explanation for i in ini.impacts if i.effect][:4],

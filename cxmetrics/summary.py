@@ -11,6 +11,11 @@ from .filters import Filters
 from .results import Estimate, Result
 
 
+#: The reason shown wherever NPS is needed and no relationship survey response matches.
+NO_SURVEY = ("No relationship survey responses in this selection: import customers and survey responses on the "
+             "Data page (or widen the filters).")
+
+
 @dataclass(frozen=True)
 class Summary:
     nps: Estimate
@@ -31,8 +36,12 @@ class Summary:
 
     def findings(self) -> list[tuple[str, str]]:
         """(topic, one-line finding) pairs, generated from the results."""
-        out = [("NPS", f"NPS is {self.nps.estimate:.1f} ({self.nps.ci_text()}, n = {self.nps.n:,}); weighted to the "
-                       f"customer base it is {self.nps_weighted.estimate:.1f} ({self.nps_weighted.ci_text()})."),
+        if self.nps.n == 0:
+            nps_text = NO_SURVEY
+        else:
+            nps_text = (f"NPS is {self.nps.estimate:.1f} ({self.nps.ci_text()}, n = {self.nps.n:,}); weighted to the "
+                        f"customer base it is {self.nps_weighted.estimate:.1f} ({self.nps_weighted.ci_text()}).")
+        out = [("NPS", nps_text),
                ("Trend", self.nps_change_text),
                ("Churn", churn.describe_hazard(self.hazard)),
                ("Value", clv.describe(self.clv, self.promoter_value))]

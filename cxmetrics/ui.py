@@ -35,14 +35,18 @@ def db_file() -> Path:
 
 
 def ensure_database() -> None:
-    """Build the demo company on first start when there is no database, and say so."""
+    """Build the demo company on first start when there is no usable database, and say so.
+
+    The build goes to a temporary file renamed into place when complete; a half-built file (missing
+    tables, or empty without a completion marker) is rebuilt. A store made by ``init`` is kept."""
     path = db_file()
-    if path.exists():
+    reason = store.incomplete_reason(path)
+    if reason is None:
         return
-    with st.status("No database found — building the demo company…", expanded=True) as status:
+    with st.status(f"{reason} — building the demo company…", expanded=True) as status:
         bar = st.progress(0.0)
-        demo.build(str(path), progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
-        status.update(label=f"Built the demo company in {path} (no database existed).", state="complete")
+        demo.build_atomic(str(path), progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
+        status.update(label=f"Built the demo company in {path} ({reason.split(' (')[0].lower()}).", state="complete")
     st.session_state["demo_built_notice"] = True
 
 

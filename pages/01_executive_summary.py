@@ -59,6 +59,10 @@ c3, c4 = st.columns(2)
 with c3:
     ui.chart(churn_charts.clv_bars(data.clv), key="exec_clv")
 with c4:
-    ui.table(data.initiatives.summary[["initiative", "name", "track", "status", "effect", "ci_low", "ci_high", "money"]],
-             key="exec_initiatives", name="initiative_results")
+    if data.initiatives.summary.empty:
+        ui.empty_state("No initiatives registered: add them on the Initiatives & impact page or import initiatives "
+                       "on the Data page.")
+    else:
+        ui.table(data.initiatives.summary[["initiative", "name", "track", "status", "effect", "ci_low", "ci_high", "money"]],
+                 key="exec_initiatives", name="initiative_results")
 ui.how_computed(data.clv, key="exec_clv_how")
