@@ -212,8 +212,14 @@ def estimate(con: duckdb.DuckDBPyConnection, filters: Filters, row: pd.Series, *
                       explanation=f"Not estimable: {why.lower()}.", money=None, roi=None, series=cells,
                       event_study=pd.DataFrame())
     checks = []
+    try:
+        r = did(cells, treated, start, alpha) if dim else its(cells, start, alpha)
+    except (ZeroDivisionError, np.linalg.LinAlgError) as exc:  # too few cells for the model's degrees of freedom
+        why = f"too few monthly cells to fit the {design} model ({type(exc).__name__})"
+        return Impact(**base, design=design, status="not estimable", effect=None, checks=(why[0].upper() + why[1:] + ".",),
+                      explanation=f"Not estimable: {why}.", money=None, roi=None, series=cells,
+                      event_study=pd.DataFrame())
     if dim:
-        r = did(cells, treated, start, alpha)
         pre_ok = r["pretrend_p"] >= 0.05
         checks.append(f"Pre-trend test {'passed' if pre_ok else 'FAILED'}: before the start, {treated} and the other "
                       f"{dim}s moved in parallel (p = {r['pretrend_p']:.2f}{' ≥' if pre_ok else ' <'} 0.05).")
@@ -221,7 +227,6 @@ def estimate(con: duckdb.DuckDBPyConnection, filters: Filters, row: pd.Series, *
         es = r["event_study"]
         series = cells
     else:
-        r = its(cells, start, alpha)
         pre_ok = True
         checks.append(f"{r['pre_periods']} months before and {r['post_periods']} after; Newey–West standard errors.")
         checks.append("No comparison group: anything else that changed at the same time would be credited to the "

@@ -15,6 +15,7 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,30 @@ class Slide:
     notes: str = ""  # method and provenance, shown small
 
 
+class RendererMissing(RuntimeError):
+    """No headless browser to render chart images (kaleido) or print the PDF: a one-line reason."""
+
+
+#: Browsers kaleido and the PDF printer can drive, in order of preference.
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
+RENDERER_HELP = ("needs a headless chromium to render the charts, and none was found: install Debian's chromium "
+                 "(`apt-get install chromium`, which scripts/run.sh does when run as root) or set BROWSER_PATH; "
+                 "the HTML format needs no browser")
+
+
+def browser() -> str:
+    """The browser used for chart images and PDFs ($BROWSER_PATH, else the first of ``BROWSERS`` on
+    PATH); raises :class:`RendererMissing` with a one-line reason when there is none."""
+    env = os.environ.get("BROWSER_PATH")
+    if env and (shutil.which(env) or os.path.exists(env)):
+        return env
+    for name in BROWSERS:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise RendererMissing(f"the deck {RENDERER_HELP}")
+
+
 def _png(fig, width: int = 1000, height: int = 480) -> bytes:
     return fig.to_image(format="png", width=width, height=height, scale=1)
 
@@ -47,6 +72,7 @@ def render_images(slides: list[Slide]) -> dict[int, list[bytes]]:
     out: dict[int, list[bytes]] = {}
     if not figs:
         return out
+    browser()  # a one-line reason rather than kaleido's traceback when there is no browser
     with tempfile.TemporaryDirectory() as tmp:
         paths = [Path(tmp) / f"f{k}.png" for k in range(len(figs))]
         try:
@@ -176,11 +202,10 @@ def to_html(slides: list[Slide], path: str | os.PathLike, *, title: str, subtitl
 
 
 def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    raise RuntimeError("PDF export needs Debian's chromium (apt-get install chromium)")
+    try:
+        return browser()
+    except RendererMissing:
+        raise RendererMissing(f"the PDF {RENDERER_HELP}") from None
 
 
 def to_pdf(slides: list[Slide], path: str | os.PathLike, *, title: str, subtitle: str) -> Path:
@@ -255,6 +280,10 @@ def _cli(args) -> int:
         lo, hi = period_bounds(args.period)
         f = f.with_(date_from=lo, date_to=hi)
     dept = args.report_department or (f.scope.departments[0] if f.scope.departments else None)
-    path = generate(args.db, args.format, args.out, f, department=dept)
+    try:
+        path = generate(args.db, args.format, args.out, f, department=dept)
+    except RendererMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"wrote {path} ({path.stat().st_size:,} bytes)")
     return 0

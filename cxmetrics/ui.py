@@ -371,9 +371,14 @@ def deck_button(filters: Filters, *, key: str, department: str | None = None) ->
         with st.spinner("Building the update from the same results as this dashboard…"):
             fd, name = tempfile.mkstemp(suffix=f".{fmt}")
             os.close(fd)
-            path = report.generate(str(db_file()), fmt, name, filters, department=department)
-            st.session_state[f"{key}_file"] = (path.read_bytes(), fmt)
-            path.unlink(missing_ok=True)
+            try:
+                path = report.generate(str(db_file()), fmt, name, filters, department=department)
+                st.session_state[f"{key}_file"] = (path.read_bytes(), fmt)
+            except report.RendererMissing as exc:
+                st.session_state.pop(f"{key}_file", None)
+                st.error(f"Cannot build the update: {md_escape(exc)}.")
+            finally:
+                Path(name).unlink(missing_ok=True)
     built = st.session_state.get(f"{key}_file")
     if built:
         data, fmt_built = built
