@@ -84,12 +84,34 @@ def emit(obj: Any, args: argparse.Namespace, text: Callable[[Any], str] | None =
     elif hasattr(obj, "table"):
         print(f"{obj.label} — {obj.method}")
         for e in getattr(obj, "headline", ()):
-            print(f"  {e.label}: {e.estimate:.2f} {e.unit} ({e.ci_text()}, n={e.n})")
-        print(obj.table.to_string(index=False))
+            print("  " + estimate_text(e, "{:.2f}", unit=True))
+        print(table_text(obj.table))
         for w in getattr(obj, "warnings", ()):
             print(f"warning: {w}")
     else:
         print(json.dumps(jsonable(obj), indent=2, ensure_ascii=False))
+
+
+NO_ROWS = ("no rows: the tables this needs are empty or the filters exclude everything "
+           "(`python -m cxmetrics status` shows what is in the store; import on the Data page or with `import`)")
+
+
+def estimate_text(e: Any, fmt: str = "{:.1f}", *, unit: bool = False) -> str:
+    """One line for an estimate; an estimate that could not be computed says so instead of ``nan``."""
+    value = e.estimate
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        return f"{e.label}: not available (n={e.n:,})" + (f" — {e.warnings[0]}" if e.warnings else "")
+    if unit:  # the headline form
+        return f"{e.label}: {fmt.format(value)} {e.unit} ({e.ci_text()}, n={e.n})"
+    n_eff = f", effective n={e.n_eff:,.0f}" if e.n_eff else ""
+    return f"{e.label}: {fmt.format(value)} ({e.ci_text(fmt)}, n={e.n:,}{n_eff})"
+
+
+def table_text(df: Any) -> str:
+    """A table as text: missing values as '—', an empty table as a reason, never pandas' 'Empty DataFrame'."""
+    if df is None or len(df) == 0:
+        return NO_ROWS
+    return df.to_string(index=False, na_rep="—")
 
 
 # ----------------------------------------------------------------------------- commands

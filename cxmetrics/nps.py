@@ -464,7 +464,7 @@ def register_cli(sub, parents) -> None:
 
 
 def _cli(args) -> int:
-    from .cli import emit, filters_from_args
+    from .cli import emit, estimate_text, filters_from_args
 
     f = filters_from_args(args)
     with store.connect(args.db) as con:
@@ -479,7 +479,5 @@ def _cli(args) -> int:
             res = score(con, f, metric=args.metric_name, dim=args.by or args.period, survey=args.survey,
                         alpha=args.alpha)
     emit(res, args, None if hasattr(res, "table") else
-         lambda e: f"{e.label}: {e.estimate:.1f} ({e.ci_text()}, n={e.n:,}"
-                   + (f", effective n={e.n_eff:,.0f}" if e.n_eff else "") + ")"
-                   + "".join(f"\nwarning: {w}" for w in e.warnings))
+         lambda e: estimate_text(e) + "".join(f"\nwarning: {w}" for w in e.warnings))
     return 0

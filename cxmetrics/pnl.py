@@ -193,6 +193,10 @@ def initiatives_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, al
 
 def describe(p: PnL) -> str:
     est, lo, hi = p.net
+    if est != est:  # a component could not be computed (e.g. no churn, complaints or initiatives yet)
+        gaps = [r["label"] for _, r in p.components.iterrows() if r["estimate"] != r["estimate"]]
+        return (f"{p.description}: net impact not computable — no estimate for {', '.join(gaps) or 'a component'} "
+                "(import the missing data on the Data page).")
     roi = f", a return of {p.roi:+.0%} on {p.cost:,.0f}" if p.roi is not None else ""
     return (f"{p.description}: net impact {est:,.0f} (95% interval {lo:,.0f} to {hi:,.0f}){roi}."
             + (" The interval includes zero: the case is not proven." if lo < 0 < hi else ""))
@@ -218,7 +222,9 @@ def _cli(args) -> int:
                                      programme_cost=args.programme_cost, alpha=args.alpha)
         else:
             res = initiatives_scenario(con, f, alpha=args.alpha)
-    emit(res, args, lambda p: describe(p) + "\n" + p.components.to_string(index=False))
+    from .cli import table_text
+
+    emit(res, args, lambda p: describe(p) + "\n" + table_text(p.components))
     return 0
 
 
