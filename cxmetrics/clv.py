@@ -74,6 +74,10 @@ FROM b LEFT JOIN rev USING (customer_id) GROUP BY ALL ORDER BY ALL
 """
 
 
+#: Why there is no CLV when contract customers answered but no revenue is in the store.
+NO_REVENUE = "No revenue in the last 12 months for these customers: import transactions on the Data page to value them."
+
+
 def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment: bool = False,
                  landmark: dt.date | None = None, alpha: float = 0.05, draws: int = 4000, seed: int = 7) -> Result:
     """Contractual CLV per NPS group (optionally × segment) with simulation intervals."""
@@ -114,12 +118,16 @@ def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment
     if len(table):
         table = table.sort_values(keys, key=lambda s: s.map(order) if s.name == "nps_group" else s).reset_index(drop=True)
     cited = {k: used[k] for k in ("gross_margin", "discount_rate", "horizon_years")}
+    warnings = ()
+    if len(table) and not (table["monthly_revenue"] == table["monthly_revenue"]).any():
+        # customers and answers but no revenue: a CLV of nan is no figure; say what is missing
+        table, warnings = table.iloc[0:0], (NO_REVENUE,)
     return Result("clv", "Customer lifetime value by NPS group" + (" and segment" if by_segment else ""), table,
                   method=f"CLV = Σ_(t=1..{months}) m·exp(−λt)/(1+d)^t per group: λ = churn events / exposure "
                          f"from {L}, m = revenue per active customer-month (last 12 months) × gross margin; "
                          f"{draws:,}-draw simulation interval.",
                   reference="Gupta, Lehmann & Stuart (2004); Fader & Hardie (2010).", filters=filters.describe(),
-                  alpha=alpha, assumptions=assumptions.cite(cited), queries=(q,),
+                  alpha=alpha, assumptions=assumptions.cite(cited), queries=(q,), warnings=warnings,
                   extra={"tables": ("customers", "transactions", "survey_responses", "churn_events"),
                          "landmark": str(L), "months": months, "monthly_discount": d_month, "gross_margin": gm})
 
@@ -133,7 +141,8 @@ def promoter_value(clv: Result, *, moved: int = 1000, source: str = "detractor",
     t = clv.table.set_index("nps_group") if "nps_group" in clv.table else pd.DataFrame()
     if source not in t.index or target not in t.index:
         return Estimate("promoter_value", f"Value of moving {moved:,} {source}s to {target}s", float("nan"),
-                        warnings=("Both groups need customers to value the move.",), filters=clv.filters)
+                        warnings=tuple(clv.warnings) or ("Both groups need customers to value the move.",),
+                        filters=clv.filters)
     a, b = t.loc[target], t.loc[source]
     gap = a["clv"] - b["clv"]
     se = math.hypot((a["ci_high"] - a["ci_low"]) / 3.92, (b["ci_high"] - b["ci_low"]) / 3.92)
@@ -168,7 +177,7 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, moved: int = 
 def describe(c: Result, value: Estimate) -> str:
     t = c.table.set_index("nps_group") if len(c.table) else None
     if t is None or not {"promoter", "detractor"} <= set(t.index):
-        return "Not enough customers to compare promoter and detractor value."
+        return c.warnings[0] if c.warnings else "Not enough customers to compare promoter and detractor value."
     return (f"A promoter is worth {t.loc['promoter', 'clv']:,.0f} over the horizon against "
             f"{t.loc['detractor', 'clv']:,.0f} for a detractor; moving 1,000 detractors to promoters is worth "
             f"{value.estimate:,.0f} ({value.ci_text('{:,.0f}')}).")

@@ -70,7 +70,10 @@ def gather(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: flo
     missing = [k for k in BRIDGE_ASSUMPTIONS if k not in used]
     if missing:
         raise assumptions.MissingAssumption(missing[0])
-    c = clv.clv_by_group(con, filters, draws=500).table
+    clv_result = clv.clv_by_group(con, filters, draws=500)
+    if clv_result.table.empty and clv_result.warnings:
+        raise ValueError(clv_result.warnings[0])
+    c = clv_result.table
     c = c.set_index("nps_group") if "nps_group" in c.columns else c
     if not {"detractor", to} <= set(c.index):
         raise ValueError(f"the bridge needs contractual customers who answered the relationship survey in both the "

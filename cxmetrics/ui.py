@@ -217,7 +217,12 @@ def sidebar_filters() -> Filters:
 
 
 def estimate_tile(est: Estimate, *, fmt: str = "{:.1f}", help: str | None = None) -> None:
-    """A metric tile: estimate, CI and n; small samples are flagged."""
+    """A metric tile: estimate, CI and n; small samples are flagged. An estimate that could not be
+    computed shows a dash and its one-line reason (never ``nan``)."""
+    if est.estimate is None or est.estimate != est.estimate:
+        st.metric(est.label, "—", help=help or est.method or None)
+        st.caption(est.warnings[0] if est.warnings else "Not enough data in this selection.")
+        return
     if est.unit == "EUR" and abs(est.estimate) >= 1e6:
         value = f"{est.estimate / 1e6:,.1f} M EUR"
     else:

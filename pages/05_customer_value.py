@@ -12,7 +12,8 @@ moved = st.number_input("Customers to move from detractor to promoter", min_valu
 data = ui.compute(clv.page_data, filters, moved=int(moved))
 
 if data.clv.table.empty:
-    ui.empty_state("No contractual customers with survey answers in this selection.")
+    ui.empty_state(data.clv.warnings[0] if data.clv.warnings else
+                   "No contractual customers with survey answers in this selection.")
     st.stop()
 c1, c2 = st.columns(2)
 with c1:
