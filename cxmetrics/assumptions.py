@@ -170,8 +170,7 @@ def set_value(con: duckdb.DuckDBPyConnection, key: str, value: float, *, actor: 
     before = stored(con).get(key)
     rule = validate(key, value)
     unit = before.unit if before else rule.unit
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with store.transaction(con):
         record_history(con, actor=actor, action="recorded before edit")  # the value being replaced
         con.execute(
             "INSERT INTO assumptions (key, value, unit, source, updated_by, updated_on) VALUES (?, ?, ?, ?, ?, ?) "
@@ -183,10 +182,6 @@ def set_value(con: duckdb.DuckDBPyConnection, key: str, value: float, *, actor: 
         store.audit(con, actor=actor, role=role, action="assumption_edit", object=key, outcome="accepted",
                     detail=json.dumps({"before": before.value if before else None, "after": float(value),
                                        "action": action}))
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return stored(con)[key]
 
 

@@ -513,8 +513,7 @@ def build(db=None, customers: int = 10_000, seed: int = 7, actor: str = "demo", 
     source = f"demo(customers={customers}, seed={seed})"
     counts = {}
     with store.connect(db, read_only=False) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with store.transaction(con):
             for name in reversed(schema.LOAD_ORDER):
                 con.execute(f'DELETE FROM "{name}"')  # identifiers from the schema allow-list
             for i, name in enumerate(schema.LOAD_ORDER):
@@ -546,10 +545,6 @@ def build(db=None, customers: int = 10_000, seed: int = 7, actor: str = "demo", 
             store.mark(con, "demo_complete", source)
             store.audit(con, actor=actor, action="demo", object=source, outcome="accepted",
                         detail=str(counts))
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
     say(1.0, "done")
     return counts
 

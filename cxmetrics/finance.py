@@ -114,18 +114,13 @@ def set_booked(con: duckdb.DuckDBPyConnection, period: dt.date, amount: float, *
         raise ValueError("booked revenue must be a non-negative number")
     period = dt.date(period.year, period.month, 1)
     before = con.execute("SELECT amount FROM booked_revenue WHERE period = ?", [period]).fetchone()
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with store.transaction(con):
         con.execute("INSERT INTO booked_revenue VALUES (?, ?, ?, ?) ON CONFLICT (period) DO UPDATE SET "
                     "amount = excluded.amount, entered_by = excluded.entered_by, entered_at = excluded.entered_at",
                     [period, amount, actor, store.now()])
         store.bump_version(con, ["booked_revenue"])
         store.audit(con, actor=actor, role=role, action="booked_revenue", object=f"{period:%Y-%m}",
                     outcome="accepted", detail=json.dumps({"before": before[0] if before else None, "after": amount}))
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
 
 
 _NRR_SQL = """

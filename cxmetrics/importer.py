@@ -659,8 +659,7 @@ def _write(con, t: Table, present: set[str], report: ImportReport, started, acto
     # survey weights default to 1 (after the merge: a stored weight is kept)
     values = ", ".join('coalesce("weight", 1.0)' if (t.name == "survey_responses" and c == "weight") else f'"{c}"'
                        for c in t.names)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with store.transaction(con):
         if t.fact:
             con.execute(f'DELETE FROM "{t.name}" x WHERE EXISTS (SELECT 1 FROM __typed y WHERE {key_match})')
             con.execute(f'INSERT INTO "{t.name}" ({cols}) SELECT {values} FROM __typed')
@@ -677,8 +676,4 @@ def _write(con, t: Table, present: set[str], report: ImportReport, started, acto
         store.bump_version(con, [t.name])
         report.seconds_summaries = time.perf_counter() - t0
         report.import_id = _log(con, report, started, "accepted", None, actor)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
 

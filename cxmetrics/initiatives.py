@@ -78,8 +78,7 @@ def save(con: duckdb.DuckDBPyConnection, record: dict, *, actor: str, role: str)
     cols = ", ".join(f'"{c}"' for c in FIELDS)
     marks = ", ".join("?" for _ in FIELDS)
     updates = ", ".join(f'"{c}" = excluded."{c}"' for c in FIELDS if c != "initiative_id")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with store.transaction(con):
         con.execute(f"INSERT INTO initiatives ({cols}) VALUES ({marks}) ON CONFLICT (initiative_id) DO UPDATE SET {updates}",
                     [clean[c] for c in FIELDS])
         store.bump_version(con, ["initiatives"])
@@ -87,8 +86,4 @@ def save(con: duckdb.DuckDBPyConnection, record: dict, *, actor: str, role: str)
                   "after": {k: str(v) for k, v in clean.items()}}
         store.audit(con, actor=actor, role=role, action="initiative_edit" if len(before) else "initiative_add",
                     object=clean["initiative_id"], outcome="accepted", detail=json.dumps(detail))
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return clean

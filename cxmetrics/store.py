@@ -208,8 +208,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
             return schema.SCHEMA_VERSION
     except duckdb.CatalogException:
         pass
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for ddl in schema.all_ddl():
             con.execute(ddl)
         row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -224,40 +223,57 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
             "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)]
         )
         con.execute("INSERT OR IGNORE INTO meta VALUES ('data_version', '0')")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return version
 
 
-def _ensure_summaries(con: duckdb.DuckDBPyConnection) -> None:
-    """Build the summary tables of a file written before they existed (or by older code)."""
-    from . import summaries
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``BEGIN TRANSACTION`` … ``COMMIT``, or ``ROLLBACK`` and re-raise when the block fails: the one
+    explicit transaction every writer uses (DuckDB does not roll a failed batch back by itself)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
-    if summaries.missing(con):
-        con.execute("BEGIN TRANSACTION")
-        try:
-            summaries.refresh(con, data_version(con))
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
+
+#: The commit step: what every write brings up to date with the data (the summary tables and kept
+#: fits). The store imports no metric, so the layer above registers it (:mod:`cxmetrics.commit`,
+#: wired by the package's ``__init__``) with :func:`on_commit`.
+COMMIT_HOOKS: list = []
+
+
+def on_commit(hook):
+    """Register ``hook(con, version, previous=…, changed=…)``, called inside each writing transaction
+    after the data version moves (``previous`` None and ``changed`` None: rebuild everything). Its
+    ``stale(con)`` attribute, when it has one, tells a read-write open that the hook must run."""
+    if hook not in COMMIT_HOOKS:
+        COMMIT_HOOKS.append(hook)
+    return hook
+
+
+def _ensure_summaries(con: duckdb.DuckDBPyConnection) -> None:
+    """Run the commit step for a file written before it existed (or by older code)."""
+    stale = [h for h in COMMIT_HOOKS if getattr(h, "stale", None) and h.stale(con)]
+    if stale:
+        with transaction(con):
+            for hook in stale:
+                hook(con, data_version(con))
 
 
 def bump_version(con: duckdb.DuckDBPyConnection, tables=None) -> int:
-    """Mark the data as changed (call inside the writing transaction) and bring the summary tables
-    to the new version in the same transaction: those computed from ``tables`` (the contract
-    tables the write changed; None = any) are rebuilt, the others carried over. Returns the new
-    version."""
-    from . import summaries
-
+    """Mark the data as changed (call inside the writing transaction) and run the commit step in the
+    same transaction: the summary tables computed from ``tables`` (the contract tables the write
+    changed; None = any) are rebuilt, the others carried over. Returns the new version."""
     previous = data_version(con)
     con.execute(
         "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'data_version'"
     )
     version = int(con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0])
-    summaries.refresh(con, version, previous=previous, changed=None if tables is None else set(tables))
+    for hook in COMMIT_HOOKS:
+        hook(con, version, previous=previous, changed=None if tables is None else set(tables))
     return version
 
 
@@ -336,24 +352,26 @@ def memoized(fn):
     def wrapper(*args, **kwargs):
         if _MEMO.get() is not None:
             return fn(*args, **kwargs)
-        from . import filters, summaries
-
         token = _MEMO.set({})
-        table = None
-        if args and isinstance(args[0], duckdb.DuckDBPyConnection) \
-                and summaries.current(args[0], summaries.DEPARTMENTS_TABLE):
-            table = summaries.DEPARTMENTS_TABLE  # department scopes read the kept customer set
-        token2 = filters.CUSTOMER_DEPARTMENTS.set(table)
+        con = args[0] if args and isinstance(args[0], duckdb.DuckDBPyConnection) else None
+        resets = [enter(con) for enter in PAGE_HOOKS]
         try:
             return fn(*args, **kwargs)
         finally:
             for con, name in _MEMO.get().get(_TEMP_TABLES, ()):
                 with contextlib.suppress(duckdb.Error):
                     con.execute(f"DROP TABLE IF EXISTS {name}")  # names made by temp_table()
-            filters.CUSTOMER_DEPARTMENTS.reset(token2)
+            for reset in reversed(resets):
+                reset()
             _MEMO.reset(token)
 
     return wrapper
+
+
+#: Set-ups for a :func:`memoized` page call, registered from above (e.g. the summaries' kept
+#: department map): ``enter(con)`` (con None when the call has no connection) returns the
+#: function that undoes it when the call ends.
+PAGE_HOOKS: list = []
 
 
 _TEMP_TABLES = "__temp_tables__"

@@ -3,7 +3,8 @@
 At a million customers and ten million responses a page computed from the raw tables joins and
 groups tens of millions of rows, several times over. The sub-results many queries share are pure
 functions of the data, so they are computed once per data version, inside the transaction that
-changes the data (:func:`cxmetrics.store.bump_version` calls :func:`refresh`), and stored as
+changes the data (:func:`cxmetrics.store.bump_version` runs the commit step of
+:mod:`cxmetrics.commit`, which calls :func:`refresh`), and stored as
 ordinary tables named ``summary_*`` (each defined by the SQL constant beside its name below):
 
 * counted cubes that any filter can be applied to, because every column a filter or grouping
@@ -22,15 +23,24 @@ over) at the current data version, and for filters it can apply; otherwise the r
 (same figures, slower). A write rebuilds only the summaries computed from the tables it changed
 (:data:`DEPENDS`). ``tests/test_summaries.py`` computes every page both ways and requires the
 same figures.
+
+This module sits in the store layer and imports no metric module: the definitions a metric module
+owns (the churn landmark base, RFM, the default landmark) and the kept fits are registered into
+:data:`RELATIONS` and :data:`FITS` from above, by :mod:`cxmetrics.commit`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
+
+from . import filters as _filters
+from . import store
 
 LANDMARK_TABLE = "summary_landmark"
 CUSTOMER_TABLE = "summary_customer"
@@ -50,8 +60,8 @@ DEPARTMENTS_TABLE = "summary_customer_departments"
 WALLET_TABLE = "summary_wallet"
 KPI_ALLTIME_TABLE = "summary_kpi_linked_alltime"
 _META_KEY = "summary_landmark"
-#: Bumped whenever the summaries' definitions change: a file built with another format is
-#: treated as having no summaries (raw queries) until it is next opened read-write.
+#: Bumped by hand only for a change the definitions' SQL does not show (how a file records its
+#: summaries); a change of any definition changes :func:`format_version` by itself.
 FORMAT = 14
 
 RESPONSES_SQL = """
@@ -254,8 +264,13 @@ NEED_TRANSACTIONS = frozenset({LANDMARK_TABLE, RFM_TABLE, CUSTOMER_TABLE, WALLET
 BUILT_FROM = {LANDMARK_TABLE: CUSTOMER_TABLE, WALLET_TABLE: CUSTOMER_TABLE, KPI_ALLTIME_TABLE: KPI_TABLE}
 
 #: Fits kept in summary_fits: name → function(con) returning a JSON-able result, for the
-#: unfiltered view at the default landmark / calibration end (see :func:`fit`).
-FITS = {"cox": "cxmetrics.churn:default_cox_fit", "btyd": "cxmetrics.btyd:default_fit"}
+#: unfiltered view at the default landmark / calibration end (see :func:`fit`). Registered by
+#: :mod:`cxmetrics.commit` (the cox fit of churn, the BTYD fit of btyd).
+FITS: dict[str, Callable] = {}
+#: Definitions owned by metric modules, registered by :mod:`cxmetrics.commit`: summary name →
+#: function(landmark, end) returning its Query (summary_landmark, summary_rfm), and ``"landmark"``
+#: → function(con) returning the default landmark date.
+RELATIONS: dict[str, Callable] = {}
 
 
 @dataclass(frozen=True)
@@ -267,11 +282,7 @@ class LandmarkSummary:
 def landmark_query(landmark: dt.date):
     """summary_landmark's definition: the churn landmark base at ``landmark``, with each
     customer's revenue in the 12 months to the last transaction (from summary_customer)."""
-    from . import churn
-    from .filters import Filters
-
-    return churn.raw_base(Filters(), landmark, "SELECT b.*, s.rev_12m, s.months_12m FROM b "
-                                               f"LEFT JOIN {CUSTOMER_TABLE} s USING (customer_id)", LANDMARK_TABLE)
+    return RELATIONS[LANDMARK_TABLE](landmark, None)
 
 
 #: The fixed definitions (the landmark base and RFM take the landmark / calibration end).
@@ -283,16 +294,9 @@ DEFINITIONS = {CUSTOMER_TABLE: CUSTOMER_SQL, RESPONSES_TABLE: RESPONSES_SQL, KPI
 
 
 def _build(con: duckdb.DuckDBPyConnection, name: str, landmark: dt.date, end) -> None:
-    from . import btyd
-
     if name not in DEPENDS or name == FITS_TABLE:  # only known summary names reach the SQL text
         raise ValueError(f"not a summary table: {name}")
-    if name == LANDMARK_TABLE:
-        q = landmark_query(landmark)
-    elif name == RFM_TABLE:
-        q = btyd.rfm_customers(end)
-    else:
-        q = None
+    q = RELATIONS[name](landmark, end) if name in (LANDMARK_TABLE, RFM_TABLE) else None
     sql, params = (q.sql, q.params) if q else (DEFINITIONS[name], {})
     con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name checked against DEPENDS above
 
@@ -300,7 +304,19 @@ def _build(con: duckdb.DuckDBPyConnection, name: str, landmark: dt.date, end) ->
 def _read(con: duckdb.DuckDBPyConnection) -> dict:
     row = con.execute("SELECT value FROM meta WHERE key = ?", [_META_KEY]).fetchone()
     info = json.loads(row[0]) if row else {}
-    return info if info.get("format") == FORMAT else {}
+    return info if info.get("format") == format_version() else {}
+
+
+def format_version() -> str:
+    """The summaries' format: a hash of every definition's SQL (the fixed ones, the registered
+    landmark base and RFM at a fixed date), of what each is computed from, and of the fits kept.
+    A file built with another format is treated as having no summaries (raw queries) until it is
+    next opened read-write, which rebuilds them."""
+    probe = dt.date(2000, 1, 1)
+    parts = [str(FORMAT)] + [f"{n}:{DEFINITIONS.get(n, '')}:{sorted(d)}" for n, d in DEPENDS.items()]
+    parts += [f"{n}:{RELATIONS[n](probe, probe).sql}" for n in (LANDMARK_TABLE, RFM_TABLE) if n in RELATIONS]
+    parts += sorted(FITS)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | None = None,
@@ -310,16 +326,13 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
     ``changed`` names the contract tables the write changed (None: any may have): a summary that
     was current at ``previous`` and reads none of them is carried over; the others are rebuilt.
     Returns the names rebuilt."""
-    from . import churn
-    from .filters import Filters
-
     info = _read(con)
     built = dict(info.get("built", {}))
-    landmark = churn.default_landmark(con, Filters())
+    landmark = RELATIONS["landmark"](con)
     end = con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
     rebuilt = []
     def save():
-        info = {"format": FORMAT, "landmark": landmark.isoformat(), "end": end.isoformat() if end else None,
+        info = {"format": format_version(), "landmark": landmark.isoformat(), "end": end.isoformat() if end else None,
                 "built": built}
         con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_META_KEY, json.dumps(info)])
 
@@ -338,12 +351,9 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
             built[name] = version
     save()
     if built.get(FITS_TABLE) != version:
-        import importlib
-
         rows = []
-        for fit_name, target in FITS.items():
-            module, func = target.split(":")
-            result = getattr(importlib.import_module(module), func)(con)
+        for fit_name, fit_fn in FITS.items():
+            result = fit_fn(con)
             if result is not None:
                 rows.append((fit_name, json.dumps(result)))
         con.execute("CREATE OR REPLACE TABLE summary_fits (name VARCHAR PRIMARY KEY, result VARCHAR)")
@@ -376,22 +386,18 @@ def fit(con: duckdb.DuckDBPyConnection, name: str):
     """The stored fit ``name`` (its JSON result) when current, else None."""
     if not current(con, FITS_TABLE):
         return None
-    from . import store
-
     df = store.run(con, store.Query("summary_fit", "SELECT result FROM summary_fits WHERE name = $n", {"n": name}))
     return json.loads(df["result"].iloc[0]) if len(df) else None
 
 
 def _state(con: duckdb.DuckDBPyConnection) -> tuple[dict, int]:
     """(summary info, current data version): one small query, memoised within a page's call."""
-    from . import store
-
     df = store.run(con, store.Query("summary_state", "SELECT (SELECT value FROM meta WHERE key = $k) AS info, "
                                                      "(SELECT value FROM meta WHERE key = 'data_version') AS v",
                                     {"k": _META_KEY}))
     raw, v = df["info"].iloc[0], df["v"].iloc[0]
     info = json.loads(raw) if isinstance(raw, str) else {}
-    return (info if info.get("format") == FORMAT else {}), int(v or 0)
+    return (info if info.get("format") == format_version() else {}), int(v or 0)
 
 
 def current(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -491,3 +497,15 @@ def complaints(con: duckdb.DuckDBPyConnection) -> Cells:
     """The source for complaint counts (alias ``k``): ``summary_complaints`` when it is current."""
     return Cells(current(con, COMPLAINTS_TABLE), "k", "complaints k JOIN customers c USING (customer_id)",
                  COMPLAINTS_TABLE)
+
+
+def _department_map(con: duckdb.DuckDBPyConnection | None):
+    """A page call's set-up (:data:`cxmetrics.store.PAGE_HOOKS`): department scopes read the kept
+    customer set when it is current."""
+    table = DEPARTMENTS_TABLE if con is not None and current(con, DEPARTMENTS_TABLE) else None
+    token = _filters.CUSTOMER_DEPARTMENTS.set(table)
+    return lambda: _filters.CUSTOMER_DEPARTMENTS.reset(token)
+
+
+if _department_map not in store.PAGE_HOOKS:
+    store.PAGE_HOOKS.append(_department_map)
