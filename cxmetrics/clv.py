@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import numpy as np
@@ -66,7 +66,7 @@ _REV_FROM_SUMMARY = """
 , rev AS (SELECT customer_id, rev_12m AS revenue, months_12m AS months FROM b)
 """
 
-_CELLS = """SELECT b.nps_group, b.segment, count(*) AS customers, count(*) FILTER (WHERE b.event) AS events,
+_CELLS = """SELECT b.nps_group, b.segment, b.tenure, count(*) AS customers, count(*) FILTER (WHERE b.event) AS events,
        sum(b.days) / $month AS exposure_months,
        sum(coalesce(rev.revenue, 0)) AS revenue, sum(coalesce(rev.months, 0)) AS revenue_months,
        sum(coalesce(rev.revenue, 0) * coalesce(rev.revenue, 0) / greatest(coalesce(rev.months, 1), 1)) AS rev_sq
@@ -79,8 +79,8 @@ NO_REVENUE = "No revenue in the last 12 months for these customers: import trans
 
 
 def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment: bool = False,
-                 landmark: dt.date | None = None, alpha: float = 0.05, draws: int = 4000, seed: int = 7) -> Result:
-    """Contractual CLV per NPS group (optionally × segment) with simulation intervals."""
+                 by_tenure: bool = False, landmark: dt.date | None = None, alpha: float = 0.05, draws: int = 4000, seed: int = 7) -> Result:
+    """Contractual CLV per NPS group (optionally × segment, × tenure band) with simulation intervals."""
     used = assumptions.current(con)
     gm, d_year, h_years = (used[k].value for k in ("gross_margin", "discount_rate", "horizon_years"))
     d_month = (1 + d_year) ** (1 / 12) - 1
@@ -89,7 +89,7 @@ def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment
     q = churn._base(con, filters, L, _REV + _CELLS, "clv_inputs", summary_select=_REV_FROM_SUMMARY + _CELLS)
     q.params["month"] = churn.MONTH_DAYS
     cells = store.run(con, q)
-    keys = ["nps_group", "segment"] if by_segment else ["nps_group"]
+    keys = ["nps_group"] + (["segment"] if by_segment else []) + (["tenure"] if by_tenure else [])
     g = cells.groupby(keys, as_index=False).sum(numeric_only=True)
     rng = np.random.default_rng(seed)
     lo_q, hi_q = alpha / 2, 1 - alpha / 2
@@ -122,7 +122,8 @@ def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment
     if len(table) and not (table["monthly_revenue"] == table["monthly_revenue"]).any():
         # customers and answers but no revenue: a CLV of nan is no figure; say what is missing
         table, warnings = table.iloc[0:0], (NO_REVENUE,)
-    return Result("clv", "Customer lifetime value by NPS group" + (" and segment" if by_segment else ""), table,
+    return Result("clv", "Customer lifetime value by NPS group" + (" and segment" if by_segment else "")
+                  + (" and tenure band" if by_tenure else ""), table,
                   method=f"CLV = Σ_(t=1..{months}) m·exp(−λt)/(1+d)^t per group: λ = churn events / exposure "
                          f"from {L}, m = revenue per active customer-month (last 12 months) × gross margin; "
                          f"{draws:,}-draw simulation interval.",
@@ -132,12 +133,64 @@ def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment
                          "landmark": str(L), "months": months, "monthly_discount": d_month, "gross_margin": gm})
 
 
-def promoter_value(clv: Result, *, moved: int = 1000, source: str = "detractor", target: str = "promoter",
-                   draws: int = 4000, seed: int = 11) -> Estimate:
-    """Money value of moving ``moved`` customers from ``source`` to ``target`` group, with an interval.
+#: Strata within which NPS groups are compared before money is computed (DESIGN.md "Money is
+#: segment-adjusted"): segment, and tenure band because churn (hence CLV) depends on it.
+STRATA = ("segment", "tenure")
 
-    The interval treats the two groups' CLV intervals as independent normals (SE = CI width / 3.92).
+MIX_NOTE = ("The crude figure compares groups with different customer mixes (promoters are more often "
+            "high-value segments and long-tenure customers); the adjusted figure compares them within "
+            "segment and tenure band and weights by the mix of the customers who would move, so it counts "
+            "only the difference that goes with NPS.")
+
+
+def standardise(t: pd.DataFrame, groups: tuple[str, ...], cols: dict[str, str], *,
+                strata: tuple[str, ...] = STRATA, group_col: str = "nps_group",
+                mix: str | tuple[str, ...] | None = None) -> tuple[dict, dict]:
+    """Direct standardisation of per-stratum values to a base's mix.
+
+    ``t`` has one row per group × stratum with ``customers`` and, for each ``value: se`` in
+    ``cols``, a value and its standard error. For each group g and column v returns
+    (Σ_s w_s v_gs, √Σ_s w_s² se_gs²), with w_s the share in stratum s of the customers of the
+    ``mix`` group(s) — the customers a scenario moves, e.g. the detractors — or of every customer of
+    ``t`` when ``mix`` is None. Only strata where every group in ``groups`` is present with finite values are
+    used; when they hold less than 95% of the base, coarser strata (dropping the last one) are
+    tried. ``info`` gives the strata used and the share of the base they cover.
     """
+    for k in range(len(strata), 0, -1):
+        st = [c for c in strata[:k] if c in t.columns]
+        if not st:
+            break
+        mixed = t if mix is None else t[t[group_col].isin((mix,) if isinstance(mix, str) else mix)]
+        total = mixed.groupby(st)["customers"].sum()
+        sub = t[t[group_col].isin(groups)]
+        ok = sub.replace([np.inf, -np.inf], np.nan).dropna(subset=[*cols, *cols.values()])
+        counts = ok.groupby(st)[group_col].nunique()
+        keep = counts[counts == len(groups)].index
+        covered = float(total.reindex(keep).fillna(0).sum() / total.sum()) if total.sum() else 0.0
+        if covered >= 0.95 or k == 1:
+            if not len(keep):
+                break
+            w = total.reindex(keep).fillna(0)
+            w = w / w.sum()
+            out = {}
+            for g in groups:
+                rows = ok[ok[group_col] == g].set_index(st).reindex(keep)
+                out[g] = {v: (float((w * rows[v]).sum()), float(np.sqrt((w ** 2 * rows[se] ** 2).sum())))
+                          for v, se in cols.items()}
+            return out, {"strata": tuple(st), "covered": covered, "strata_n": len(keep)}
+    return {}, {"strata": (), "covered": 0.0, "strata_n": 0}
+
+
+@dataclass(frozen=True)
+class MoneyEstimate(Estimate):
+    """A money figure from a group difference: the segment-adjusted estimate, the crude one beside it."""
+
+    crude: Estimate | None = None
+    mix_note: str = ""
+    strata: tuple[str, ...] = ()
+
+
+def _crude_value(clv: Result, moved: int, source: str, target: str) -> Estimate:
     t = clv.table.set_index("nps_group") if "nps_group" in clv.table else pd.DataFrame()
     if source not in t.index or target not in t.index:
         return Estimate("promoter_value", f"Value of moving {moved:,} {source}s to {target}s", float("nan"),
@@ -146,11 +199,45 @@ def promoter_value(clv: Result, *, moved: int = 1000, source: str = "detractor",
     a, b = t.loc[target], t.loc[source]
     gap = a["clv"] - b["clv"]
     se = math.hypot((a["ci_high"] - a["ci_low"]) / 3.92, (b["ci_high"] - b["ci_low"]) / 3.92)
-    return Estimate("promoter_value", f"Value of moving {moved:,} {source}s to {target}s", moved * gap,
+    return Estimate("promoter_value", f"Value of moving {moved:,} {source}s to {target}s (crude)", moved * gap,
                     moved * (gap - 1.96 * se), moved * (gap + 1.96 * se), n=int(a["customers"] + b["customers"]),
                     unit="EUR", alpha=clv.alpha,
-                    method=f"{moved:,} × (CLV {target} − CLV {source}); CLV gap {gap:,.0f} per customer.",
+                    method=f"{moved:,} × (CLV {target} − CLV {source}), pooled over segments; CLV gap {gap:,.0f} "
+                           "per customer.",
                     reference=clv.reference, filters=clv.filters, assumptions=clv.assumptions)
+
+
+def promoter_value(clv: Result, *, strata: Result | None = None, moved: int = 1000, source: str = "detractor",
+                   target: str = "promoter", draws: int = 4000, seed: int = 11) -> Estimate:
+    """Money value of moving ``moved`` customers from ``source`` to ``target`` group, with an interval.
+
+    With ``strata`` (CLV by group × segment × tenure band, :func:`clv_by_group` with
+    ``by_segment=True, by_tenure=True``) the headline is segment-adjusted: the CLV gap within each
+    stratum, weighted by the mix of the customers moved — the ``source`` group (:func:`standardise`), SE = √Σ w²(SE_target² + SE_source²)
+    from the cells' simulation intervals; the crude (pooled) figure is returned beside it as
+    ``.crude``. Without ``strata`` it is the crude figure. Intervals treat the groups' CLV
+    intervals as independent normals (SE = CI width / 3.92).
+    """
+    crude = _crude_value(clv, moved, source, target)
+    if strata is None or crude.estimate != crude.estimate:
+        return crude
+    t = strata.table.assign(clv_se=(strata.table["ci_high"] - strata.table["ci_low"]) / 3.92)
+    std, info = standardise(t, (target, source), {"clv": "clv_se"}, mix=source)
+    if not std:
+        return replace(crude, warnings=crude.warnings + ("Too few customers per segment to adjust for the mix.",))
+    (ct, st_), (cs, ss) = std[target]["clv"], std[source]["clv"]
+    gap, se = ct - cs, math.hypot(st_, ss)
+    warn = () if info["covered"] >= 0.995 else (
+        f"Strata with both groups hold {info['covered']:.0%} of the base; the rest is left out of the adjustment.",)
+    return MoneyEstimate(
+        "promoter_value", f"Value of moving {moved:,} {source}s to {target}s", moved * gap, moved * (gap - 1.96 * se),
+        moved * (gap + 1.96 * se), n=crude.n, unit="EUR", alpha=clv.alpha,
+        method=(f"{moved:,} × (CLV {target} − CLV {source}) within {' × '.join(info['strata'])} "
+                f"({info['strata_n']} strata), standardised to the {source}s' mix; adjusted CLV gap {gap:,.0f} per "
+                f"customer (crude {crude.estimate / moved:,.0f})."),
+        reference=clv.reference + " Direct standardisation (e.g. Rothman, Modern Epidemiology, ch. 4).",
+        filters=clv.filters, assumptions=clv.assumptions, warnings=warn, crude=crude, mix_note=MIX_NOTE,
+        strata=info["strata"])
 
 
 @dataclass(frozen=True)
@@ -169,8 +256,9 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, moved: int = 
     from . import btyd, wallet
 
     c = clv_by_group(con, filters)
+    strata = clv_by_group(con, filters, by_segment=True, by_tenure=True)
     return ValuePage(clv=c, clv_by_segment=clv_by_group(con, filters, by_segment=True),
-                     promoter_value=promoter_value(c, moved=moved), btyd=btyd.clv_non_contractual(con, filters),
+                     promoter_value=promoter_value(c, strata=strata, moved=moved), btyd=btyd.clv_non_contractual(con, filters),
                      wallet=wallet.by_group(con, filters), wallet_relation=wallet.nps_relation(con, filters))
 
 
@@ -178,9 +266,13 @@ def describe(c: Result, value: Estimate) -> str:
     t = c.table.set_index("nps_group") if len(c.table) else None
     if t is None or not {"promoter", "detractor"} <= set(t.index):
         return c.warnings[0] if c.warnings else "Not enough customers to compare promoter and detractor value."
-    return (f"A promoter is worth {t.loc['promoter', 'clv']:,.0f} over the horizon against "
+    text = (f"A promoter is worth {t.loc['promoter', 'clv']:,.0f} over the horizon against "
             f"{t.loc['detractor', 'clv']:,.0f} for a detractor; moving 1,000 detractors to promoters is worth "
-            f"{value.estimate:,.0f} ({value.ci_text('{:,.0f}')}).")
+            f"{value.estimate:,.0f} ({value.ci_text('{:,.0f}')})")
+    crude = getattr(value, "crude", None)
+    if crude is None:
+        return text + "."
+    return (text + f" within segment and tenure, against {crude.estimate:,.0f} crude. " + value.mix_note)
 
 
 def register_cli(sub, parents) -> None:
@@ -196,7 +288,8 @@ def _cli(args) -> int:
     f = filters_from_args(args)
     with store.connect(args.db) as con:
         c = clv_by_group(con, f, by_segment=args.by_segment, alpha=args.alpha)
-    value = promoter_value(c if not args.by_segment else clv_by_group_from(c), moved=args.moved)
+        strata = clv_by_group(con, f, by_segment=True, by_tenure=True, alpha=args.alpha)
+    value = promoter_value(c if not args.by_segment else clv_by_group_from(c), strata=strata, moved=args.moved)
     emit(Result(c.name, c.label, c.table, method=c.method, reference=c.reference, filters=c.filters, alpha=c.alpha,
                 headline=(value,), assumptions=c.assumptions, queries=c.queries, extra=c.extra), args)
     return 0

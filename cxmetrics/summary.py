@@ -73,6 +73,7 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: 
     return Summary(
         nps=nps.overall(con, filters), nps_weighted=nps.overall(con, filters, weighted=True), nps_change=change,
         nps_change_text=text, nps_trend=nps.trend(con, filters), hazard=churn.hazard_ratios(con, filters, landmark=L, cox=False),
-        churn_by_nps=churn.churn_by(con, filters, landmark=L), clv=c, promoter_value=clv.promoter_value(c),
+        churn_by_nps=churn.churn_by(con, filters, landmark=L), clv=c, promoter_value=clv.promoter_value(
+            c, strata=clv.clv_by_group(con, filters, by_segment=True, by_tenure=True, landmark=L)),
         bridge=b, bridge_error=err, alignment=alignment.scorecard(con, filters), pareto=complaints.pareto(con, filters),
         drivers=drivers.key_drivers(con, filters), initiatives=impact.page_data(con, filters))
