@@ -211,3 +211,11 @@ def register(con: duckdb.DuckDBPyConnection, filters=None) -> pd.DataFrame:
                      "allowed range": f"{rule.min:g} to {rule.max:g}" if rule else "",
                      "meaning": rule.help if rule else ""})
     return pd.DataFrame(rows)
+
+
+def rules_markdown() -> str:
+    """The README's assumptions table, generated from ``RULES``."""
+    lines = ["| key | unit | allowed range | default | meaning |", "| --- | --- | --- | ---: | --- |"]
+    for key, r in RULES.items():
+        lines.append(f"| `{key}` | {r.unit} | {r.min:g} to {r.max:g} | {r.default:g} | {r.help} |")
+    return "\n".join(lines)

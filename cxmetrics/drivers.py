@@ -170,7 +170,10 @@ def describe(result: Result) -> str:
     t = result.table
     if t.empty:
         return "No transactional responses to analyse."
-    top = t.iloc[0]
+    known = t.dropna(subset=["nps_impact_points", "importance_r"])
+    if known.empty:  # touchpoint answers but no NPS to relate them to
+        return ("No NPS answers to relate touchpoint scores to: import survey responses with NPS on the Data page.")
+    top = known.iloc[0] if t.iloc[0].name not in known.index else t.iloc[0]
     return (f"{str(top['touchpoint']).replace('_', ' ').capitalize()} detractors cost {top['nps_impact_points']:.1f} "
             f"NPS points (95% CI {top['impact_ci_low']:.1f} to {top['impact_ci_high']:.1f}); "
             f"its CSAT correlates with relationship NPS at r = {top['importance_r']:.2f}.")

@@ -31,7 +31,6 @@ STORES: dict[str, tuple[str, ...]] = {
 METRICS = ("nps", "csat", "ces", "churn", "clv", "wallet", "complaints", "impact", "alignment", "pnl")
 BAD_TEXT = ("nan", "Empty DataFrame", "Traceback", "NaN")
 
-pytestmark = pytest.mark.xdist_group("partial_stores")
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
