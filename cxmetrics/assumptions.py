@@ -27,6 +27,7 @@ class Rule:
     unit: str
     help: str
     sensitivity: tuple[float, float] | None = None  # low/high for the tornado; default ±25%
+    default: float | None = None  # value used when the key is not set (documented in the README)
 
 
 #: Known assumptions. Unknown keys may be imported; they get a generic non-negative rule.
@@ -39,6 +40,8 @@ RULES: dict[str, Rule] = {
     "referral_rate": Rule(0.0, 10.0, "referrals per promoter per year", "referrals a promoter makes"),
     "referral_conversion": Rule(0.0, 1.0, "share", "share of referrals that become customers"),
     "attribution_share": Rule(0.0, 1.0, "share", "share of an outcome change credited to CX", (0.3, 0.7)),
+    "acquisition_cost": Rule(0.0, 1e6, "EUR", "cost of acquiring a referred customer (net from its CLV)",
+                             default=0.0),
     "reconciliation_tolerance": Rule(0.0, 1.0, "share", "revenue gap vs booked revenue that flags a period"),
 }
 GENERIC = Rule(-1e12, 1e12, "", "")
