@@ -5,17 +5,25 @@ DESIGN.md "CX-to-P&L bridge". This module is pure arithmetic on :class:`Quantity
 estimate with a standard error); :mod:`cxmetrics.pnl` gathers the inputs from the store.
 
 Scenario: ``moved`` customers change from detractor to the ``to`` group (passive or promoter).
-For one moved customer, with yearly periods ``t = 1..H``, discount rate ``d`` and the yearly
-survival of a group ``S_g(t) = (1 − c_g)^t`` (``c_g`` its annual churn):
+For one moved customer, with yearly periods ``t = 1..H``, discount factor ``D(t) = (1+d)^−t``,
+gross margin ``g`` and the yearly survival of a group ``S_g(t) = (1 − c_g)^t`` (``c_g`` its
+annual churn):
 
-* retention   = m_det · Σ_t [S_to(t) − S_det(t)] / (1+d)^t        (churn avoided at today's margin)
-* enrichment  = ΔSoW · wallet · gross_margin · Σ_t S_to(t) / (1+d)^t  (share-of-wallet gain)
-* advocacy    = [to is promoter] · referral_rate · referral_conversion · clv_new · Σ_t S_to(t)/(1+d)^t
-* cost saving = Δcomplaints_per_year · cost_per_complaint · Σ_t S_to(t) / (1+d)^t
+* retention   = g · r_det · Σ_t D(t) [S_to(t) − S_det(t)]          (churn avoided at today's revenue)
+* enrichment  = ΔSoW · wallet · g · Σ_t D(t) S_to(t)                (share-of-wallet gain)
+* advocacy    = [to is promoter] · referral_rate · referral_conversion
+                · Σ_t D(t) S_to(t) · [g · r_new · Σ_{u=1..H−t} S_new(u)/(1+d)^u − acquisition_cost]
+  (a customer referred in year t is valued over the rest of the horizon only, net of its
+  acquisition cost)
+* cost saving = cost_per_complaint · Σ_t D(t) [k_det S_det(t) − k_to S_to(t)]
+  (complaints are avoided only in years the customer would still have been a customer)
 
-where ``m_det`` is a detractor's yearly margin. Each component is multiplied by ``moved`` and by
-the ``attribution_share`` (the share of the change finance credits to CX), then
-``net = Σ components − programme_cost`` and ``ROI = net / programme_cost``.
+where ``r_det`` is a detractor's yearly revenue, ``r_new``/``c_new`` a new customer's yearly
+revenue and churn, and ``k_g`` a group's complaints per customer-year. Every assumption enters
+here and nowhere upstream, so the tornado and the break-even (which call :func:`net`) see its
+full effect. Each component is multiplied by ``moved`` and by the ``attribution_share`` (the
+share of the change finance credits to CX), then ``net = Σ components − programme_cost`` and
+``ROI = net / programme_cost``.
 
 References
 ----------
@@ -64,15 +72,17 @@ class BridgeInputs:
     to: str  # "passive" or "promoter"
     churn_det: Quantity  # annual churn probability of a detractor
     churn_to: Quantity  # annual churn probability of the target group
-    margin_det: Quantity  # yearly margin of a detractor (revenue × gross margin)
+    revenue_det: Quantity  # yearly revenue of a detractor (before gross margin)
     sow_gain: Quantity  # share-of-wallet gain, as a share (0.15 = 15 points)
     wallet: Quantity  # yearly category wallet per customer
-    complaints_gain: Quantity  # complaints per customer-year avoided (detractor minus target)
-    clv_new: Quantity  # CLV of a referred new customer
+    complaints_det: Quantity  # complaints per customer-year of a detractor
+    complaints_to: Quantity  # complaints per customer-year of the target group
+    revenue_new: Quantity  # yearly revenue of a referred new customer (before gross margin)
+    churn_new: Quantity  # annual churn probability of a referred new customer
     programme_cost: float
     assumptions: dict[str, float] = field(default_factory=dict)
     # keys used: gross_margin, discount_rate, horizon_years, referral_rate, referral_conversion,
-    # cost_per_complaint, attribution_share
+    # cost_per_complaint, attribution_share, acquisition_cost (0 when absent)
 
     def with_assumption(self, key: str, value: float) -> BridgeInputs:
         return replace(self, assumptions={**self.assumptions, key: value})
@@ -88,7 +98,7 @@ def annuity(churn: np.ndarray | float, discount: float, horizon: float) -> np.nd
     """
     h = int(round(horizon))
     q = (1 - np.asarray(churn, dtype=float)) / (1 + discount)
-    return sum(q ** t for t in range(1, h + 1))
+    return sum((q ** t for t in range(1, h + 1)), 0.0 * q)
 
 
 def components(inp: BridgeInputs, *, draws: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray | float]:
@@ -99,16 +109,25 @@ def components(inp: BridgeInputs, *, draws: dict[str, np.ndarray] | None = None)
     def q(name: str):
         return v[name] if name in v else getattr(inp, name).value
 
-    d, h = a["discount_rate"], a["horizon_years"]
+    d, h, g = a["discount_rate"], a["horizon_years"], a["gross_margin"]
     a_to = annuity(q("churn_to"), d, h)
     a_det = annuity(q("churn_det"), d, h)
     share = a.get("attribution_share", 1.0) * inp.moved
+    if inp.to == "promoter":
+        # a referral made in year t brings a customer valued over the years t+1..H that remain
+        hh = int(round(h))
+        q_to = (1 - np.asarray(q("churn_to"), float)) / (1 + d)
+        m_new = g * np.asarray(q("revenue_new"), float)
+        clv_left = [m_new * annuity(q("churn_new"), d, hh - t) - a.get("acquisition_cost", 0.0) for t in range(1, hh + 1)]
+        referred = sum(q_to ** t * clv_left[t - 1] for t in range(1, hh + 1))
+        advocacy = share * a["referral_rate"] * a["referral_conversion"] * referred
+    else:
+        advocacy = 0.0 * a_to
     out = {
-        "retention": share * q("margin_det") * (a_to - a_det),
-        "enrichment": share * q("sow_gain") * q("wallet") * a["gross_margin"] * a_to,
-        "advocacy": share * (a["referral_rate"] * a["referral_conversion"] * q("clv_new") * a_to
-                             if inp.to == "promoter" else 0.0 * a_to),
-        "cost_savings": share * q("complaints_gain") * a["cost_per_complaint"] * a_to,
+        "retention": share * g * q("revenue_det") * (a_to - a_det),
+        "enrichment": share * q("sow_gain") * q("wallet") * g * a_to,
+        "advocacy": advocacy,
+        "cost_savings": share * a["cost_per_complaint"] * (q("complaints_det") * a_det - q("complaints_to") * a_to),
     }
     total = sum(out[c] for c in COMPONENTS)
     out["programme_cost"] = -inp.programme_cost + 0.0 * total
@@ -125,8 +144,9 @@ def roi(inp: BridgeInputs) -> float | None:
 
 
 _INPUT_BOUNDS = {
-    "churn_det": (0.0, 1.0), "churn_to": (0.0, 1.0), "margin_det": (0.0, math.inf), "sow_gain": (-1.0, 1.0),
-    "wallet": (0.0, math.inf), "complaints_gain": (-math.inf, math.inf), "clv_new": (0.0, math.inf),
+    "churn_det": (0.0, 1.0), "churn_to": (0.0, 1.0), "revenue_det": (0.0, math.inf), "sow_gain": (-1.0, 1.0),
+    "wallet": (0.0, math.inf), "complaints_det": (0.0, math.inf), "complaints_to": (0.0, math.inf),
+    "revenue_new": (0.0, math.inf), "churn_new": (0.0, 1.0),
 }
 
 

@@ -162,8 +162,15 @@ def standardise(t: pd.DataFrame, groups: tuple[str, ...], cols: dict[str, str], 
             break
         mixed = t if mix is None else t[t[group_col].isin((mix,) if isinstance(mix, str) else mix)]
         total = mixed.groupby(st)["customers"].sum()
-        sub = t[t[group_col].isin(groups)]
-        ok = sub.replace([np.inf, -np.inf], np.nan).dropna(subset=[*cols, *cols.values()])
+        sub = t[t[group_col].isin(groups)].replace([np.inf, -np.inf], np.nan).dropna(subset=[*cols, *cols.values()])
+        # coarser strata: the finer cells of a group collapsed, customer-weighted
+        wn = sub["customers"] / sub.groupby([group_col, *st])["customers"].transform("sum")
+        parts = {"customers": sub["customers"]}
+        for v, se in cols.items():
+            parts[v], parts[se] = wn * sub[v], (wn * sub[se]) ** 2
+        ok = pd.DataFrame(parts).join(sub[[group_col, *st]]).groupby([group_col, *st], as_index=False).sum()
+        for se in cols.values():
+            ok[se] = np.sqrt(ok[se])
         counts = ok.groupby(st)[group_col].nunique()
         keep = counts[counts == len(groups)].index
         covered = float(total.reindex(keep).fillna(0).sum() / total.sum()) if total.sum() else 0.0

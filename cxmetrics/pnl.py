@@ -15,9 +15,10 @@ bootstrap over the estimated inputs (assumptions are held fixed and shown in the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from . import assumptions, bridge, store
@@ -25,6 +26,9 @@ from .bridge import BridgeInputs, Quantity
 from .filters import Filters
 
 SCENARIOS = ("detractors", "initiatives")
+MIX_NOTE = ("The crude figure compares detractors with customers of a different mix (promoters are more often "
+            "enterprise and long-tenure customers); the adjusted one compares them within segment and tenure band, "
+            "so it counts only the difference that goes with NPS.")
 BRIDGE_ASSUMPTIONS = ("gross_margin", "discount_rate", "horizon_years", "referral_rate", "referral_conversion",
                       "cost_per_complaint", "attribution_share")
 
@@ -46,6 +50,9 @@ class PnL:
     reference: str = "Forrester CX Index revenue model; Gupta, Lehmann & Stuart (2004); DESIGN.md bridge."
     filters: str = ""
     extra: dict = field(default_factory=dict)
+    crude: pd.DataFrame | None = None  # the same components from pooled (not segment-adjusted) inputs
+    crude_net: tuple[float, float, float] | None = None
+    mix_note: str = ""
 
     def to_dict(self) -> dict:
         from .results import jsonable
@@ -101,34 +108,65 @@ WHERE c.contract = 'contractual' AND {cw}"""
     det, tgt = c.loc["detractor"], c.loc[to]
     sow_gain = (w.loc[to, "stated_pct"] - w.loc["detractor", "stated_pct"]) / 100
     sow_se = math.hypot(*((w.loc[g, "stated_ci_high"] - w.loc[g, "stated_pct"]) / 1.96 / 100 for g in (to, "detractor")))
-    gm = used["gross_margin"].value
     weights = c["customers"] / c["customers"].sum()
     if programme_cost is None:
-        programme_cost = float(con.execute("SELECT coalesce(sum(cost), 0) FROM initiatives").fetchone()[0])
-        warnings.append("Programme cost = the cost of all registered initiatives (change it in the scenario).")
-    inp = BridgeInputs(
+        # the initiatives in the caller's scope (a department sees its own programme's cost)
+        iw, ip = filters.where(department_col="i.department", dates=False, customers=False)
+        programme_cost = float(store.run(con, store.Query(
+            "programme_cost", f"SELECT coalesce(sum(i.cost), 0) AS cost FROM initiatives i WHERE {iw}", ip))["cost"].iloc[0])
+        warnings.append("Programme cost = the cost of the registered initiatives in scope (change it in the scenario).")
+    churn_new = [_annual_churn(r["monthly_churn_pct"], int(r["churn_events"])) for _, r in c.iterrows()]
+    crude = BridgeInputs(
         moved=moved, to=to,
         churn_det=_annual_churn(det["monthly_churn_pct"], int(det["churn_events"])),
         churn_to=_annual_churn(tgt["monthly_churn_pct"], int(tgt["churn_events"])),
-        margin_det=Quantity(12 * det["monthly_revenue"] * gm, 12 * det["monthly_revenue_se"] * gm,
-                            "12 × detractor revenue per customer-month × gross margin"),
+        revenue_det=Quantity(12 * det["monthly_revenue"], 12 * det["monthly_revenue_se"],
+                             "12 × detractor revenue per customer-month"),
         sow_gain=Quantity(sow_gain, sow_se, f"stated share of wallet, {to} − detractor"),
         wallet=Quantity(float(base["wallet"]), float(base["wallet_se"] or 0), "mean category wallet, contract customers"),
-        complaints_gain=Quantity(float(rates.loc["detractor", "per_customer_year"] - rates.loc[to, "per_customer_year"]),
-                                 float(math.hypot(rates.loc["detractor", "se"], rates.loc[to, "se"])),
-                                 f"complaints per customer-year, detractor − {to}"),
-        clv_new=Quantity(float((c["clv"] * weights).sum()), float(((c["ci_high"] - c["ci_low"]) / 3.92 * weights).sum()),
-                         "average CLV of a customer (customer-weighted)"),
+        complaints_det=Quantity(float(rates.loc["detractor", "per_customer_year"]), float(rates.loc["detractor", "se"]),
+                                "complaints per customer-year, detractors"),
+        complaints_to=Quantity(float(rates.loc[to, "per_customer_year"]), float(rates.loc[to, "se"]),
+                               f"complaints per customer-year, {to}s"),
+        revenue_new=Quantity(float((12 * c["monthly_revenue"] * weights).sum()),
+                             float(math.sqrt(((12 * c["monthly_revenue_se"] * weights) ** 2).sum())),
+                             "12 × revenue per customer-month of an average customer (customer-weighted)"),
+        churn_new=Quantity(float(sum(q.value * wt for q, wt in zip(churn_new, weights))),
+                           float(math.sqrt(sum((q.se * wt) ** 2 for q, wt in zip(churn_new, weights)))),
+                           "annual churn of an average customer (customer-weighted)"),
         programme_cost=float(programme_cost),
-        assumptions={k: used[k].value for k in BRIDGE_ASSUMPTIONS})
-    context = {"active_customers": int(base["active"]), "drop_points": drop_points,
+        assumptions={k: used[k].value for k in BRIDGE_ASSUMPTIONS} | {
+            "acquisition_cost": used["acquisition_cost"].value if "acquisition_cost" in used
+            else assumptions.RULES["acquisition_cost"].default})
+    if "acquisition_cost" not in used:
+        warnings.append(f"acquisition_cost is not set: the documented default "
+                        f"{assumptions.RULES['acquisition_cost'].default:g} EUR per referred customer is used.")
+    # segment adjustment (DESIGN.md "Money is segment-adjusted"): churn and revenue compared within
+    # segment × tenure band and standardised to the detractors' mix (the customers who move)
+    st = clv.clv_by_group(con, filters, by_segment=True, by_tenure=True, draws=200).table
+    ann = [_annual_churn(r["monthly_churn_pct"], int(r["churn_events"])) for _, r in st.iterrows()]
+    st = st.assign(churn=[a.value for a in ann], churn_se=[a.se if r["churn_events"] > 0 else np.nan
+                                                           for a, (_, r) in zip(ann, st.iterrows())],
+                   revenue=12 * st["monthly_revenue"], revenue_se=12 * st["monthly_revenue_se"])
+    std, info = clv.standardise(st, ("detractor", to), {"churn": "churn_se", "revenue": "revenue_se"}, mix="detractor")
+    if std:
+        where = f"within {' × '.join(info['strata'])}, standardised to the detractors' mix"
+        inp = replace(crude,
+                      churn_det=Quantity(*std["detractor"]["churn"], f"annual churn of a detractor {where}"),
+                      churn_to=Quantity(*std[to]["churn"], f"annual churn of a {to} {where}"),
+                      revenue_det=Quantity(*std["detractor"]["revenue"], f"yearly revenue of a detractor {where}"))
+    else:
+        inp = crude
+        warnings.append("Too few customers per segment to adjust for the mix: the crude (pooled) inputs are used.")
+    context = {"active_customers": int(base["active"]), "drop_points": drop_points, "crude": crude,
+               "strata": info["strata"] if std else (),
                "cited": assumptions.cite({k: used[k] for k in BRIDGE_ASSUMPTIONS})}
     return inp, warnings, context
 
 
 def _inputs_table(inp: BridgeInputs) -> pd.DataFrame:
     rows = [{"input": "moved customers", "value": inp.moved, "se": 0.0, "source": f"scenario, to {inp.to}"}]
-    for name in ("churn_det", "churn_to", "margin_det", "sow_gain", "wallet", "complaints_gain", "clv_new"):
+    for name in bridge._INPUT_BOUNDS:
         q = getattr(inp, name)
         rows.append({"input": name, "value": q.value, "se": q.se, "source": q.source})
     rows.append({"input": "programme cost", "value": inp.programme_cost, "se": 0.0, "source": "scenario"})
@@ -143,8 +181,12 @@ def detractor_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop
     sim = bridge.simulate(inp, n_draws=draws, alpha=alpha)
     comps = pd.DataFrame([{"component": k, "label": bridge.LABELS[k], "estimate": sim[k][0], "ci_low": sim[k][1],
                            "ci_high": sim[k][2]} for k in (*bridge.COMPONENTS, "programme_cost")])
+    crude_sim = bridge.simulate(ctx["crude"], n_draws=draws, alpha=alpha)
+    crude = pd.DataFrame([{"component": k, "label": bridge.LABELS[k], "estimate": crude_sim[k][0],
+                           "ci_low": crude_sim[k][1], "ci_high": crude_sim[k][2]} for k in (*bridge.COMPONENTS, "programme_cost")])
     torn = pd.DataFrame(bridge.tornado(inp))
     be = []
+    # the same net function as the tornado and the headline: every assumption recomputes every input
     for key, lo, hi in (("gross_margin", 0.0, 1.0), ("attribution_share", 0.0, 1.0), ("referral_conversion", 0.0, 1.0),
                         ("discount_rate", 0.0, 0.5)):
         v = bridge.break_even(inp, key, lo, hi)
@@ -157,16 +199,21 @@ def detractor_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop
             f"active contract customers becoming {to}s)")
     return PnL("detractors", desc, comps, sim["net"], bridge.roi(inp), inp.programme_cost, _inputs_table(inp), torn,
                pd.DataFrame(be), ctx["cited"], tuple(warnings),
-               method=("Moved customers × attribution share × [retention (detractor margin × survival gain), "
-                       "enrichment (share-of-wallet gain × wallet × gross margin), advocacy (referral rate × "
-                       "conversion × CLV, promoters only), cost savings (complaints avoided × cost)], discounted over "
-                       "the horizon, minus the programme cost; intervals by parametric bootstrap of the inputs."),
+               method=("Moved customers × attribution share × [retention (detractor revenue × gross margin × survival "
+                       "gain), enrichment (share-of-wallet gain × wallet × gross margin), advocacy (referral rate × "
+                       "conversion × new-customer CLV over the rest of the horizon net of acquisition cost, promoters "
+                       "only), cost savings (complaints avoided while the customer would still be one × cost)], "
+                       "discounted over the horizon, minus the programme cost; churn and revenue compared within "
+                       "segment × tenure band and standardised to the detractors' mix; intervals by parametric "
+                       "bootstrap of the inputs."),
                filters=filters.describe(), extra={"tables": ("customers", "transactions", "survey_responses",
-                                                             "churn_events", "complaints", "initiatives")})
+                                                             "churn_events", "complaints", "initiatives"),
+                                                  "strata": ctx["strata"]},
+               crude=crude, crude_net=crude_sim["net"], mix_note=MIX_NOTE if ctx["strata"] else "")
 
 
 def initiatives_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> PnL:
-    """What the measured initiatives delivered in money, minus the cost of all initiatives."""
+    """What the measured initiatives delivered in money × attribution share, minus the cost of the initiatives in scope."""
     from . import impact
 
     imps = impact.all_impacts(con, filters, alpha=alpha)
@@ -181,17 +228,21 @@ def initiatives_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, al
             var += se * se
         elif i.status == "effect":
             warnings.append(f"{i.initiative_id}: a measured effect ({i.effect.unit}) with no money link yet.")
+    used = assumptions.current(con)
+    share = used["attribution_share"].value if "attribution_share" in used else 1.0
+    if share != 1.0:  # credited to CX like the detractor scenario
+        rows = [{**r, **{k: r[k] * share for k in ("estimate", "ci_low", "ci_high")}} for r in rows]
+        total, var = total * share, var * share ** 2
     cost = float(sum(i.cost for i in imps))
-    rows.append({"component": "programme_cost", "label": "Initiative cost (all)", "estimate": -cost, "ci_low": -cost,
+    rows.append({"component": "programme_cost", "label": "Initiative cost (in scope)", "estimate": -cost, "ci_low": -cost,
                  "ci_high": -cost})
     net = total - cost
     half = 1.959964 * math.sqrt(var)
-    used = assumptions.current(con)
-    cited = assumptions.cite({k: used[k] for k in ("cost_per_escalation",) if k in used})
+    cited = assumptions.cite({k: used[k] for k in ("cost_per_escalation", "attribution_share") if k in used})
     return PnL("initiatives", "What the measured initiatives delivered to date", pd.DataFrame(rows),
                (net, net - half, net + half), net / cost if cost else None, cost, pd.DataFrame(), pd.DataFrame(),
                pd.DataFrame(), cited, tuple(warnings), method="Sum of each initiative's money effect (independent "
-               "normal intervals) minus the cost of all initiatives.", filters=filters.describe())
+               "normal intervals) × the attribution share, minus the cost of the initiatives in scope.", filters=filters.describe())
 
 
 def describe(p: PnL) -> str:
@@ -201,8 +252,10 @@ def describe(p: PnL) -> str:
         return (f"{p.description}: net impact not computable — no estimate for {', '.join(gaps) or 'a component'} "
                 "(import the missing data on the Data page).")
     roi = f", a return of {p.roi:+.0%} on {p.cost:,.0f}" if p.roi is not None else ""
+    crude = (f" Crude (not segment-adjusted): {p.crude_net[0]:,.0f}. {p.mix_note}"
+             if p.crude_net is not None and p.mix_note else "")
     return (f"{p.description}: net impact {est:,.0f} (95% interval {lo:,.0f} to {hi:,.0f}){roi}."
-            + (" The interval includes zero: the case is not proven." if lo < 0 < hi else ""))
+            + (" The interval includes zero: the case is not proven." if lo < 0 < hi else "") + crude)
 
 
 def register_cli(sub, parents) -> None:

@@ -8,27 +8,29 @@ from cxmetrics import bridge
 from cxmetrics.bridge import BridgeInputs, Quantity
 
 ASSUME = {"gross_margin": 0.4, "discount_rate": 0.0, "horizon_years": 2, "referral_rate": 0.1,
-          "referral_conversion": 0.5, "cost_per_complaint": 20.0, "attribution_share": 1.0}
+          "referral_conversion": 0.5, "cost_per_complaint": 20.0, "attribution_share": 1.0, "acquisition_cost": 10.0}
 
 
 def example(**changes) -> BridgeInputs:
     base = BridgeInputs(
         moved=100, to="promoter", churn_det=Quantity(0.3, 0.02), churn_to=Quantity(0.1, 0.01),
-        margin_det=Quantity(200, 10), sow_gain=Quantity(0.2, 0.02), wallet=Quantity(1000, 50),
-        complaints_gain=Quantity(0.5, 0.05), clv_new=Quantity(500, 40), programme_cost=10_000,
-        assumptions=dict(ASSUME))
+        revenue_det=Quantity(500, 25), sow_gain=Quantity(0.2, 0.02), wallet=Quantity(1000, 50),
+        complaints_det=Quantity(0.8, 0.05), complaints_to=Quantity(0.3, 0.03), revenue_new=Quantity(1250, 100),
+        churn_new=Quantity(0.2, 0.02), programme_cost=10_000, assumptions=dict(ASSUME))
     return replace(base, **changes)
 
 
 def test_hand_worked_components():
     # survival annuities: to = 0.9 + 0.81 = 1.71; detractor = 0.7 + 0.49 = 1.19
     c = bridge.components(example())
-    assert c["retention"] == pytest.approx(100 * 200 * (1.71 - 1.19))  # 10,400
+    assert c["retention"] == pytest.approx(100 * 0.4 * 500 * (1.71 - 1.19))  # 10,400
     assert c["enrichment"] == pytest.approx(100 * 0.2 * 1000 * 0.4 * 1.71)  # 13,680
-    assert c["advocacy"] == pytest.approx(100 * 0.1 * 0.5 * 500 * 1.71)  # 4,275
-    assert c["cost_savings"] == pytest.approx(100 * 0.5 * 20 * 1.71)  # 1,710
-    assert c["net"] == pytest.approx(30_065 - 10_000)
-    assert bridge.roi(example()) == pytest.approx(2.0065)
+    # referred in year 1 (survival 0.9): valued over year 2 only, 0.4·1250·0.8 − 10 = 390; in year 2: −10
+    assert c["advocacy"] == pytest.approx(100 * 0.1 * 0.5 * (0.9 * 390 + 0.81 * -10))  # 1,714.5
+    # complaints avoided only while the customer would still be one
+    assert c["cost_savings"] == pytest.approx(100 * 20 * (0.8 * 1.19 - 0.3 * 1.71))  # 878
+    assert c["net"] == pytest.approx(26_672.5 - 10_000)
+    assert bridge.roi(example()) == pytest.approx(1.66725)
 
 
 def test_passives_do_not_refer_and_attribution_scales():
@@ -37,31 +39,47 @@ def test_passives_do_not_refer_and_attribution_scales():
     assert bridge.components(half)["retention"] == pytest.approx(5_200)
 
 
-def test_discounting():
+def test_discounting_reaches_every_input_including_the_new_customer_clv():
     c = bridge.components(example(assumptions={**ASSUME, "discount_rate": 0.1}))
-    a_to = 0.9 / 1.1 + 0.81 / 1.21
-    assert c["cost_savings"] == pytest.approx(100 * 0.5 * 20 * a_to)
+    a_to, a_det = 0.9 / 1.1 + 0.81 / 1.21, 0.7 / 1.1 + 0.49 / 1.21
+    assert c["cost_savings"] == pytest.approx(100 * 20 * (0.8 * a_det - 0.3 * a_to))
+    assert c["advocacy"] == pytest.approx(5 * (0.9 / 1.1 * (500 * 0.8 / 1.1 - 10) + 0.81 / 1.21 * -10))
+    # the horizon too: one more year values the year-1 referral over two years
+    c3 = bridge.components(example(assumptions={**ASSUME, "horizon_years": 3}))
+    assert c3["advocacy"] == pytest.approx(5 * (0.9 * (500 * 1.44 - 10) + 0.81 * (500 * 0.8 - 10) + 0.729 * -10))
+
+
+def test_margin_zero_leaves_no_margin_money():
+    c = bridge.components(example(assumptions={**ASSUME, "gross_margin": 0.0, "acquisition_cost": 0.0}))
+    for k in ("retention", "enrichment", "advocacy"):
+        assert c[k] == pytest.approx(0.0, abs=1e-9)
+    assert c["net"] == pytest.approx(c["cost_savings"] - 10_000)
+
+
+def test_complaints_of_customers_who_would_have_left_are_not_savings():
+    # a detractor who leaves at once makes no complaints to avoid: the retained customer's are a cost
+    c = bridge.components(example(churn_det=Quantity(1.0)))
+    assert c["cost_savings"] == pytest.approx(-100 * 20 * 0.3 * 1.71)
 
 
 def test_break_even_gross_margin_hand_worked():
     inp = example(programme_cost=30_000)
-    # net = 10,400 + 4,275 + 1,710 + 34,200·gm − 30,000  →  gm* = 13,615 / 34,200
-    assert bridge.break_even(inp, "gross_margin", 0.0, 1.0) == pytest.approx(13_615 / 34_200)
-    assert bridge.break_even(example(), "gross_margin", 0.0, 1.0) is None  # always pays back
+    # net = 26,000 g + 34,200 g + (4,500 g − 85.5) + 878 − 30,000  →  g* = 29,207.5 / 64,700
+    assert bridge.break_even(inp, "gross_margin", 0.0, 1.0) == pytest.approx(29_207.5 / 64_700)
+    assert bridge.break_even(example(programme_cost=100), "gross_margin", 0.0, 1.0) is None  # always pays back
 
 
 def test_tornado_orders_by_swing_and_matches_recomputation():
     rows = bridge.tornado(example(), {"gross_margin": (0.2, 0.6)})
     assert rows == sorted(rows, key=lambda r: -r["swing"])
     gm = next(r for r in rows if r["assumption"] == "gross_margin")
-    assert gm["net_at_high"] - gm["net_at_low"] == pytest.approx(34_200 * 0.4)
+    assert gm["net_at_high"] - gm["net_at_low"] == pytest.approx(64_700 * 0.4)
 
 
 def test_intervals_contain_estimate_and_narrow_with_smaller_errors():
     wide = bridge.simulate(example(), seed=1)
     tight_inp = example(**{k: Quantity(getattr(example(), k).value, getattr(example(), k).se / 10)
-                           for k in ("churn_det", "churn_to", "margin_det", "sow_gain", "wallet",
-                                     "complaints_gain", "clv_new")})
+                           for k in bridge._INPUT_BOUNDS})
     tight = bridge.simulate(tight_inp, seed=1)
     for k in bridge.COMPONENTS + ("net",):
         est, lo, hi = wide[k]
