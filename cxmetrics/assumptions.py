@@ -42,6 +42,8 @@ RULES: dict[str, Rule] = {
     "referral_rate": Rule(0.0, 10.0, "referrals per promoter per year", "referrals a promoter makes", default=0.15),
     "referral_conversion": Rule(0.0, 1.0, "share", "share of referrals that become customers", default=0.20),
     "attribution_share": Rule(0.0, 1.0, "share", "share of an outcome change credited to CX", (0.3, 0.7), 0.50),
+    "acquisition_cost": Rule(0.0, 1e6, "EUR", "cost of acquiring a referred customer (net from its CLV)",
+                             default=0.0),
     "reconciliation_tolerance": Rule(0.0, 1.0, "share", "revenue gap vs booked revenue that flags a period",
                                      default=0.02),
 }
