@@ -139,18 +139,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     try:
+        options = importer.ImportOptions(
+            include_incomplete=args.include_incomplete,
+            labels=importer.parse_labels(args.labels) if args.labels else {},
+            sets=importer.parse_sets(args.set), amount=args.amount, line_items=args.line_items,
+            date_format=args.date_format, sheet=args.sheet)
         rep = importer.import_file(args.file, args.table, db=args.db, mapping=importer.parse_mapping(args.map),
-                                   encoding=args.encoding, dry_run=args.dry_run, actor=args.actor)
+                                   encoding=args.encoding, dry_run=args.dry_run, actor=args.actor,
+                                   options=options)
     except importer.ImportRejected as exc:
         print(exc.summary(), file=sys.stderr)
         if args.json:
             print(json.dumps({"status": "rejected", "table": exc.table, "source": exc.source,
-                              "total_problems": exc.total,
+                              "notes": exc.notes, "total_problems": exc.total,
                               "problems": [p.__dict__ for p in exc.problems]}, indent=2))
         else:
             print(exc.report())
         return 3
-    emit({"status": "validated" if args.dry_run else "accepted", **rep.to_dict()}, args,
+    emit({**rep.to_dict(), "status": "validated" if args.dry_run else rep.status}, args,
          lambda o: (f"{o['source']}: {o['status']} into {o['table']} — {o['rows']:,} rows "
                     f"({o['inserted']:,} new, {o['updated']:,} updated), sha256 {o['sha256'][:12]}…"
                     + "".join(f"\nnote: {w}" for w in o["warnings"])))
@@ -188,8 +194,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("table", choices=schema.IMPORTABLE)
     p.add_argument("file")
     p.add_argument("--map", action="append", default=[], metavar="'Source Column=target_column'",
-                   help="rename a source column (repeatable)")
-    p.add_argument("--encoding", help="force the CSV encoding (utf-8 or latin-1)")
+                   help="rename a source column (repeatable; the same source twice feeds two targets; "
+                        "'Source=' removes an automatic mapping)")
+    p.add_argument("--encoding", help="the CSV encoding: utf-8, latin-1, cp1252 or cp850")
+    p.add_argument("--include-incomplete", action="store_true",
+                   help="Qualtrics: keep unfinished responses (previews and spam are always excluded)")
+    p.add_argument("--labels", metavar="FILE", help="CSV of column,label,value mapping choice text to numbers")
+    p.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE",
+                   help="a constant column, e.g. survey=relationship (repeatable)")
+    p.add_argument("--amount", metavar="EXPR", help="amount from source columns: A*B (product) or A+B (sum)")
+    p.add_argument("--line-items", action="store_true",
+                   help="transactions: sum rows sharing a transaction_id into one transaction")
+    p.add_argument("--date-format", metavar="STRFTIME", help="format of every date column, e.g. %%m/%%d/%%Y")
+    p.add_argument("--sheet", help="the .xlsx sheet to read (default: the first visible sheet)")
     p.add_argument("--dry-run", action="store_true", help="validate only; write nothing")
     p.add_argument("--actor", default="cli", help="who is importing (for the audit log)")
     p.set_defaults(func=cmd_import)

@@ -55,6 +55,8 @@ class ImportRejected(Exception):
     def __init__(self, table: str, source: str, problems: list[Problem], total: int | None = None):
         self.table, self.source, self.problems = table, source, problems
         self.total = total if total is not None else len(problems)
+        #: what was detected before the rejection (e.g. "Qualtrics export detected …")
+        self.notes: list[str] = []
         super().__init__(self.summary())
 
     def summary(self) -> str:
@@ -63,8 +65,9 @@ class ImportRejected(Exception):
         return f"{self.source} rejected for {self.table}: {first}{more}"
 
     def report(self) -> str:
-        lines = [f"{self.source}: rejected, nothing was imported into {self.table}.",
-                 f"{self.total} problem(s):"]
+        lines = [f"{self.source}: rejected, nothing was imported into {self.table}."]
+        lines += [f"note: {n}" for n in self.notes]
+        lines.append(f"{self.total} problem(s):")
         lines += [f"  - {p}" for p in self.problems]
         if self.total > len(self.problems):
             lines.append(f"  … and {self.total - len(self.problems)} more")
@@ -99,6 +102,10 @@ class ImportReport:
     #: invalidated (inside the write transaction)
     seconds_validating: float | None = None
     seconds_summaries: float | None = None
+    #: rows left out on purpose, by reason (previews, spam, unfinished, no_answer)
+    excluded: dict = field(default_factory=dict)
+    #: "unchanged" when the file adds nothing to what is stored (nothing was written)
+    status: str = "accepted"
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -117,7 +124,12 @@ def parse_mapping(lines: list[str] | str | None) -> dict[str, str]:
         if "=" not in line:
             raise ValueError(f"mapping {i} has no '=' (expected 'Source Column=target_column'): {line!r}")
         src, tgt = line.rsplit("=", 1)
-        out[src.strip()] = tgt.strip()
+        src, tgt = src.strip(), tgt.strip()
+        if src in out and tgt and out[src]:  # one source column feeding two targets
+            prev = out[src]
+            out[src] = (*(prev if isinstance(prev, tuple) else (prev,)), tgt)
+        else:
+            out[src] = tgt  # an empty target removes the column (and any automatic mapping)
     return out
 
 
@@ -144,8 +156,19 @@ def _detect_format(path: Path, head: bytes) -> str:
     return "csv"
 
 
+#: Encodings accepted by ``--encoding`` (Python codec names), besides UTF-8.
+ENCODINGS = {"utf-8": "utf-8", "utf-8-sig": "utf-8", "latin-1": "latin-1", "iso8859-1": "latin-1",
+             "cp1252": "cp1252", "cp850": "cp850"}
+
+
+def _line_of(data: bytes, pos: int) -> int:
+    """The file line (CR, LF or CRLF endings) holding byte ``pos``."""
+    return len(re.findall(rb"\r\n|\r|\n", data[:pos])) + 1
+
+
 def _detect_encoding(path: Path, head: bytes, requested: str | None) -> tuple[str, int]:
-    """Return (encoding for DuckDB, bytes of BOM). Rejects encodings we cannot read, by name."""
+    """Return (Python codec, bytes of BOM). Rejects encodings we cannot read, by name, and bytes
+    that are invalid in the stated or detected encoding, by line and byte."""
     name = path.name
     for bom, enc in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
                      (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
@@ -154,33 +177,48 @@ def _detect_encoding(path: Path, head: bytes, requested: str | None) -> tuple[st
     if b"\x00" in head:
         raise ImportRejected("?", name, [Problem(None, None, "the file contains NUL bytes: it is binary, not CSV text")])
     bom = 3 if head.startswith(codecs.BOM_UTF8) else 0
+    data = path.read_bytes()
+    enc = "utf-8"
     if requested:
-        norm = codecs.lookup(requested).name
-        if norm in ("utf-8", "utf-8-sig"):
-            return "utf-8", bom
-        if norm in ("latin-1", "iso8859-1"):
-            return "latin-1", 0
-        raise ImportRejected("?", name, [Problem(None, None, f"encoding {requested} is not supported; use UTF-8 or Latin-1")])
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    line = 1
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                bad = chunk[max(0, exc.start - 1): exc.start + 2]
-                line += chunk[: exc.start].count(b"\n")
-                if re.search(rb"[\x80-\x9f]", chunk):
-                    raise ImportRejected("?", name, [Problem(line, None,
-                        "the file is not UTF-8 and looks like Windows-1252; save it as UTF-8 "
-                        "(or pass --encoding latin-1 if it really is Latin-1)", repr(bad))]) from None
-                return "latin-1", 0
-            line += chunk.count(b"\n")
         try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
+            norm = codecs.lookup(requested).name
+        except LookupError:
+            norm = requested.lower()
+        if norm not in ENCODINGS:
+            raise ImportRejected("?", name, [Problem(None, None, f"encoding {requested} is not supported; "
+                                                     "use utf-8, latin-1, cp1252 or cp850")])
+        enc = ENCODINGS[norm]
+        if enc != "utf-8":
+            bom = 0
+    try:
+        data[bom:].decode(enc)
+    except UnicodeDecodeError as exc:
+        start = exc.start + bom
+        line = _line_of(data, start)
+        byte = f"0x{data[start]:02x}"
+        if requested:
+            raise ImportRejected("?", name, [Problem(line, None, f"byte {byte} is not valid {requested}")]) from None
+        if exc.end + bom >= len(data) and "unexpected end" in exc.reason:
             raise ImportRejected("?", name, [Problem(line, None, "the file ends in the middle of a UTF-8 character (truncated?)")]) from None
-    return "utf-8", bom
+        # valid multi-byte UTF-8 elsewhere: a UTF-8 file with a stray byte, never read as Latin-1
+        if re.search(rb"[\xc2-\xf4][\x80-\xbf]+", data) and _mostly_utf8(data):
+            raise ImportRejected("?", name, [Problem(line, None,
+                f"byte {byte} is not valid UTF-8 in a file that is otherwise UTF-8; fix that byte "
+                "(or pass --encoding if the whole file is in another encoding)", repr(data[start - 1:start + 2]))]) from None
+        if re.search(rb"[\x80-\x9f]", data):
+            raise ImportRejected("?", name, [Problem(line, None,
+                "the file is not UTF-8 and looks like Windows-1252; pass --encoding cp1252 "
+                "(or cp850 for DOS exports) or save it as UTF-8", repr(data[start - 1:start + 2]))]) from None
+        return "latin-1", 0
+    return enc, bom
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """True when the valid UTF-8 multi-byte sequences outnumber the bytes that are not UTF-8."""
+    good = len(re.findall(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}", data))
+    high = len(re.findall(rb"[\x80-\xff]", data))
+    bad = high - sum(len(m) for m in re.findall(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}", data))
+    return good >= bad
 
 
 def _first_records(path: Path, encoding: str, bom: int, count: int = 3) -> tuple[list[list[str]], str]:
@@ -229,9 +267,10 @@ def _qualtrics_mapping(header: list[str], questions: list[str]) -> dict[str, str
     return mapping
 
 
-def _read_xlsx(path: Path, limits: Limits, name: str):
-    """Rows of the first sheet as lists of strings, with zip-bomb and row limits."""
-    import openpyxl
+def _read_xlsx(path: Path, limits: Limits, name: str, sheet: str | None = None):
+    """Rows of one sheet (``sheet``, else the first visible one) as lists of strings, read with
+    python-calamine, after zip-bomb checks and within the row limit."""
+    import python_calamine
 
     try:
         with zipfile.ZipFile(path) as zf:
@@ -245,25 +284,40 @@ def _read_xlsx(path: Path, limits: Limits, name: str):
             f"the workbook expands to {total:,} bytes ({total / packed:.0f}× its size): refused as a "
             "possible zip bomb")])
     try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many types for damaged files
+        wb = python_calamine.CalamineWorkbook.from_path(str(path))
+    except Exception as exc:  # calamine raises several types for damaged files
         raise ImportRejected("?", name, [Problem(None, None, f"the workbook cannot be read: {type(exc).__name__}")]) from None
     try:
-        ws = wb.worksheets[0]
-        rows = []
-        for i, row in enumerate(ws.iter_rows(values_only=True)):
-            if i > limits.xlsx_max_rows:
-                raise ImportRejected("?", name, [Problem(i + 1, None, f"more than {limits.xlsx_max_rows:,} rows")])
-            rows.append([_cell_text(v) for v in row])
+        names = wb.sheet_names
+        if sheet is not None:
+            if sheet not in names:
+                raise ImportRejected("?", name, [Problem(None, None, f"no sheet {sheet!r} (sheets: {', '.join(names)})")])
+            chosen = sheet
+        else:
+            visible = [m.name for m in wb.sheets_metadata
+                       if m.visible == python_calamine.SheetVisibleEnum.Visible
+                       and m.typ == python_calamine.SheetTypeEnum.WorkSheet]
+            if not visible:
+                raise ImportRejected("?", name, [Problem(None, None, "the workbook has no visible worksheet")])
+            chosen = visible[0]
+        try:
+            data = wb.get_sheet_by_name(chosen).to_python(skip_empty_area=False, nrows=limits.xlsx_max_rows + 2)
+        except ImportRejected:
+            raise
+        except Exception as exc:
+            raise ImportRejected("?", name, [Problem(None, None, f"the sheet {chosen!r} cannot be read: {type(exc).__name__}")]) from None
     finally:
         wb.close()
+    if len(data) > limits.xlsx_max_rows:
+        raise ImportRejected("?", name, [Problem(limits.xlsx_max_rows + 1, None, f"more than {limits.xlsx_max_rows:,} rows")])
+    rows = [[_cell_text(v) for v in row] for row in data]
     while rows and all(v is None for v in rows[-1]):
         rows.pop()
     return rows
 
 
 def _cell_text(v) -> str | None:
-    if v is None:
+    if v is None or v == "":
         return None
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -276,6 +330,253 @@ def _cell_text(v) -> str | None:
 
 def _norm(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip().lstrip("\ufeff")).lower()
+
+
+# ----------------------------------------------------------------------------- options and cleaning
+
+
+@dataclass
+class ImportOptions:
+    """What a real file needs beyond renaming columns (all documented CLI options of ``import``)."""
+
+    #: keep unfinished Qualtrics responses (previews and spam are always excluded)
+    include_incomplete: bool = False
+    #: ``{column (source or target name): {label: value}}`` from ``--labels FILE``
+    labels: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: constant columns, ``{target: value}`` from ``--set COLUMN=VALUE``
+    sets: dict[str, str] = field(default_factory=dict)
+    #: ``"Quantity*UnitPrice"`` (a product or a sum of source columns) from ``--amount``
+    amount: str | None = None
+    #: rows sharing a transaction key are summed into one transaction
+    line_items: bool = False
+    #: strftime format of every date column, from ``--date-format``
+    date_format: str | None = None
+    #: worksheet name of an .xlsx file (default: the first visible sheet)
+    sheet: str | None = None
+
+
+def parse_labels(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """Read a ``column,label,value`` CSV (header optional) into ``{column: {label: value}}``."""
+    out: dict[str, dict[str, float]] = {}
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        for i, rec in enumerate(csv.reader(f), 1):
+            if not rec or not any(x.strip() for x in rec):
+                continue
+            if i == 1 and [x.strip().lower() for x in rec] == ["column", "label", "value"]:
+                continue
+            if len(rec) != 3:
+                raise ValueError(f"labels file line {i}: expected column,label,value, found {len(rec)} fields")
+            col, label, value = (x.strip() for x in rec)
+            try:
+                out.setdefault(col, {})[label] = float(value)
+            except ValueError:
+                raise ValueError(f"labels file line {i}: value {value!r} is not a number") from None
+    return out
+
+
+def parse_sets(items: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--set needs COLUMN=VALUE: {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+#: Qualtrics' standard 5-point satisfaction scale, read as CSAT 1–5.
+SATISFACTION_LABELS = {
+    "extremely dissatisfied": 1, "somewhat dissatisfied": 2, "neither satisfied nor dissatisfied": 3,
+    "somewhat satisfied": 4, "extremely satisfied": 5,
+    "very dissatisfied": 1, "dissatisfied": 2, "neutral": 3, "satisfied": 4, "very satisfied": 5,
+}
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$", re.I)
+_LEADING_NUMBER = re.compile(r"^\s*(\d+)\s*[-–—:=.)]\s*\S")
+_MISSING = ("", "NA")
+_SCORES = ("nps", "csat", "ces", "share_of_wallet_pct")
+
+
+def _parse_amount(expr: str, header: list[str]) -> tuple[str, list[int]]:
+    """``A*B`` or ``A+B+C`` over source column names → (operator, column positions). Not eval'd."""
+    ops = {op for op in "*+" if op in expr}
+    if len(ops) != 1 and not (len(ops) == 0 and expr.strip()):
+        raise ValueError(f"--amount {expr!r}: use a product (A*B) or a sum (A+B) of source columns, not both")
+    op = ops.pop() if ops else "+"
+    names = [n.strip().strip('"') for n in expr.split(op)]
+    idx = []
+    for n in names:
+        if n not in header:
+            raise ValueError(f"--amount {expr!r}: no source column {n!r} (columns: {', '.join(header[:30])})")
+        idx.append(header.index(n))
+    return op, idx
+
+
+def _excel_serial(v: str) -> str | None:
+    import datetime as dt
+
+    try:
+        x = float(v)
+    except ValueError:
+        return None
+    if not 20000 <= x <= 80000:  # 1954 … 2119: a plausible serial day count
+        return None
+    return (dt.date(1899, 12, 30) + dt.timedelta(days=int(x))).isoformat()
+
+
+_SLASH = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?(?:\s*[AaPp][Mm])?)?$")
+_DOT = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?$")
+_ISO = re.compile(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}")
+
+
+def _convert_dates(values: list, lines: list[int], column: str, fmt: str | None,
+                   problems: list[Problem], notes: list[str]) -> list:
+    """Dates to ISO text: ``--date-format`` when given, else an unambiguous reading of
+    M/D/YYYY or D/M/YYYY (decided by the whole column), D.M.YYYY, timestamps, Excel serials."""
+    import datetime as dt
+
+    if fmt:
+        out = []
+        for v, line in zip(values, lines, strict=True):
+            if v is None:
+                out.append(None)
+                continue
+            try:
+                out.append(dt.datetime.strptime(v, fmt).date().isoformat())
+            except ValueError:
+                problems.append(Problem(line, column, f"unparseable date: does not match --date-format {fmt}", v))
+                out.append(None)
+        return out
+    slash = [(m, line, v) for v, line in zip(values, lines, strict=True) if v is not None and (m := _SLASH.match(v))]
+    order = None
+    if slash:
+        day_first = next(((line, v) for m, line, v in slash if int(m.group(1)) > 12), None)
+        month_first = next(((line, v) for m, line, v in slash if int(m.group(2)) > 12), None)
+        if day_first and month_first:
+            problems.append(Problem(month_first[0], column, f"dates mix M/D/YYYY ({month_first[1]}) and "
+                                    f"D/M/YYYY (row {day_first[0]}: {day_first[1]}); pass --date-format"))
+            return values
+        if day_first:
+            order = "dmy"
+        elif month_first:
+            order = "mdy"
+        else:
+            m, line, v = slash[0]
+            a, b, y = int(m.group(1)), int(m.group(2)), m.group(3)
+            problems.append(Problem(line, column, f"ambiguous dates: {v} reads as {y}-{a:02d}-{b:02d} (M/D/YYYY) "
+                                    f"or {y}-{b:02d}-{a:02d} (D/M/YYYY); pass --date-format %m/%d/%Y or %d/%m/%Y", v))
+            return values
+        notes.append(f"{column}: dates read as {'D/M/YYYY' if order == 'dmy' else 'M/D/YYYY'}")
+    out = []
+    serials = 0
+    for v in values:
+        if v is None or _ISO.match(v):
+            out.append(v)
+        elif (m := _SLASH.match(v)) or (m := _DOT.match(v)):
+            a, b, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
+            month, day = (a, b) if (m.re is _SLASH and order == "mdy") else (b, a)
+            try:
+                out.append(dt.date(y, month, day).isoformat())
+            except ValueError:
+                out.append(v)  # the SQL check names it as an unparseable date
+        elif (s := _excel_serial(v)) is not None:
+            serials += 1
+            out.append(s)
+        else:
+            out.append(v)
+    if serials:
+        notes.append(f"{column}: {serials:,} Excel serial date(s) converted")
+    return out
+
+
+def _score_values(values: list, lines: list[int], column: str, source: str, c: Column,
+                  labels: dict[str, dict[str, float]], problems: list[Problem], notes: list[str]) -> list:
+    """Choice text to numbers: ``--labels`` entries, labels beginning with a number
+    (``10 - Extremely likely``), Qualtrics' 5-point satisfaction labels; anything else is refused."""
+    table = {**labels.get(column, {}), **labels.get(source, {})}
+    out, unmapped, first = [], {}, None
+    converted = 0
+    for v, line in zip(values, lines, strict=True):
+        if v is None or _NUMBER.match(v):
+            out.append(v)
+            continue
+        if v in table:
+            num = table[v]
+        elif (m := _LEADING_NUMBER.match(v)):
+            num = float(m.group(1))
+        elif v.strip().lower() in SATISFACTION_LABELS:
+            num = float(SATISFACTION_LABELS[v.strip().lower()])
+        else:
+            unmapped[v] = unmapped.get(v, 0) + 1
+            first = first or line
+            out.append(None)
+            continue
+        converted += 1
+        out.append(repr(int(num)) if float(num).is_integer() else repr(num))
+    if unmapped:
+        seen = ", ".join(repr(k) for k in list(unmapped)[:10])
+        problems.append(Problem(first, column, f"not a number and not a known label (labels seen: {seen}); "
+                                "map them with --labels FILE (column,label,value)"))
+    elif converted:
+        notes.append(f"{column}: {converted:,} choice-text label(s) read as numbers")
+    return out
+
+
+def _qualtrics_filter(header: list[str], records: list, include_incomplete: bool, notes: list[str],
+                      counts: dict) -> list:
+    """Drop previews, spam and (unless asked) unfinished responses; count each."""
+    pos = {h: i for i, h in enumerate(header)}
+
+    def val(rec, name):
+        i = pos.get(name)
+        return rec[i].strip() if i is not None and i < len(rec) else ""
+
+    kept = []
+    for line, rec in records:
+        status, channel = val(rec, "Status"), val(rec, "DistributionChannel").lower()
+        if status in ("Survey Preview", "1") or channel == "preview":
+            counts["previews"] = counts.get("previews", 0) + 1
+        elif status in ("Spam", "8"):
+            counts["spam"] = counts.get("spam", 0) + 1
+        elif not include_incomplete and val(rec, "Finished").lower() in ("false", "0"):
+            counts["unfinished"] = counts.get("unfinished", 0) + 1
+        else:
+            kept.append((line, rec))
+    if counts:
+        notes.append("Qualtrics rows excluded: " + ", ".join(f"{v:,} {k}" for k, v in counts.items())
+                     + ("" if include_incomplete else " (--include-incomplete keeps unfinished ones)"))
+    return kept
+
+
+def _read_csv_records(path: Path, t: Table, encoding: str, bom: int, limits: Limits):
+    """Every record of a CSV file with the file line it starts on (CR, LF and CRLF alike)."""
+    name = path.name
+    text = path.read_bytes()[bom:].decode(encoding)
+    first_line = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
+    counts = {d: first_line.count(d) for d in (",", ";", "\t", "|")}
+    delim = max(counts, key=counts.get) if max(counts.values()) > 0 else ","
+    csv.field_size_limit(4_000_000)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim, strict=True)
+    records = []
+    start, header_end = 1, 1
+    try:
+        for rec in reader:
+            if rec or not records:
+                records.append((start, rec))
+                if len(records) == 1:
+                    header_end = reader.line_num
+            start = reader.line_num + 1
+            if len(records) > limits.max_rows + 3:
+                raise ImportRejected(t.name, name, [Problem(None, None, f"more than {limits.max_rows:,} rows")])
+    except csv.Error as exc:
+        msg = str(exc)
+        if "field larger" in msg:
+            reason = "a line is longer than 4,000,000 bytes"
+        elif "unexpected end of data" in msg or "EOF" in msg:
+            reason = "a quoted value is never closed (truncated file?)"
+        else:
+            reason = f"the file cannot be parsed as CSV: {msg}"
+        raise ImportRejected(t.name, name, [Problem(start, None, reason)]) from None
+    return records, delim, header_end
 
 
 # ----------------------------------------------------------------------------- typing and checks
@@ -355,55 +656,200 @@ def _typed_select(t: Table, present: set[str]) -> str:
 
 
 def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encoding: str | None,
-           mapping: dict[str, str], limits: Limits, report: ImportReport) -> tuple[set[str], int]:
+           mapping: dict, limits: Limits, report: ImportReport,
+           options: ImportOptions | None = None) -> tuple[set[str], int]:
     """Load the file into TEMP table __stage (text columns named after our columns, plus __row).
 
     Returns the set of our columns present, and the row offset (file line of data row 1).
     """
     name = path.name
+    opts = options or ImportOptions()
+    if fmt == "parquet":
+        return _stage_parquet(con, path, t, mapping, limits, report)
     if fmt == "xlsx":
-        rows = _read_xlsx(path, limits, name)
+        rows = _read_xlsx(path, limits, name, opts.sheet)
         if not rows:
-            raise ImportRejected(t.name, name, [Problem(None, None, "the workbook's first sheet is empty")])
-        header = ["" if h is None else str(h) for h in rows[0]]
-        body = rows[1:]
-        first_line = 2
-    elif fmt == "parquet":
-        try:
-            rel = con.sql("SELECT * FROM read_parquet($p)", params={"p": str(path)})
-            header = list(rel.columns)
-        except duckdb.Error as exc:
-            raise ImportRejected(t.name, name, [Problem(None, None, f"the Parquet file cannot be read: {str(exc).splitlines()[0]}")]) from None
-        body = None
-        first_line = 1
+            raise ImportRejected(t.name, name, [Problem(None, None, "the workbook's sheet is empty")])
+        records = [(i + 1, r) for i, r in enumerate(rows)]
     else:
         enc, bom = _detect_encoding(path, open(path, "rb").read(1 << 16), encoding)
         report.encoding = enc
-        records, delim = _first_records(path, enc, bom)
-        if not records or not any(x.strip() for x in records[0]):
+        records, _delim, header_end = _read_csv_records(path, t, enc, bom, limits)
+        if not records or not any((x or "").strip() for x in records[0][1]):
             raise ImportRejected(t.name, name, [Problem(1, None, "no header row")])
-        header = records[0]
-        skip = 1
-        if is_qualtrics(records):
-            if t.name != "survey_responses":
-                raise ImportRejected(t.name, name, [Problem(None, None, "a Qualtrics export can only be imported into survey_responses")])
-            report.format = fmt = "qualtrics"
-            qmap = _qualtrics_mapping(header, records[1])
-            mapping = {**qmap, **mapping}
-            skip = 3
-            report.warnings.append(f"Qualtrics export detected: mapped {', '.join(f'{k}→{v}' for k, v in qmap.items())}")
-        body = None
-        first_line = skip + 1
+        if header_end > 1:
+            raise ImportRejected(t.name, name, [Problem(1, None,
+                f"the header record spans lines 1–{header_end}: a quote in the header is never "
+                "closed where it should be, so it swallows data rows; fix the header's quotes")])
+    header = ["" if h is None else str(h).lstrip("\ufeff") for h in records[0][1]]
+    body = records[1:]
+    qualtrics = is_qualtrics([r for _, r in records[:3]])
+    resaved = not qualtrics and {"ResponseId", "RecordedDate"} <= set(header)
+    mapping = dict(mapping)
+    if qualtrics or resaved:
+        if t.name != "survey_responses":
+            raise ImportRejected(t.name, name, [Problem(None, None, "a Qualtrics export can only be imported into survey_responses")])
+        report.format = fmt = "qualtrics"
+        qmap = _qualtrics_mapping(header, [str(x or "") for x in records[1][1]] if qualtrics else header)
+        for src, tgt in qmap.items():
+            mapping.setdefault(src, tgt)
+        if qualtrics:
+            body = body[2:]
+        report.warnings.append("Qualtrics export detected" + (" (one header row: re-saved through Excel)" if resaved else "")
+                               + ": mapped " + ", ".join(f"{k}→{v}" for k, v in qmap.items() if mapping.get(k)))
+        counts: dict[str, int] = {}
+        body = _qualtrics_filter(header, body, opts.include_incomplete, report.warnings, counts)
+        report.excluded.update(counts)
+    # wrong number of fields is reported by line before anything else
+    problems: list[Problem] = []
+    width = len(header)
+    for line, rec in body:
+        if len(rec) != width and not (len(rec) < width and fmt == "xlsx"):
+            problems.append(Problem(line, None, f"wrong number of fields: expected {width}, found {len(rec)}"))
+            if len(problems) >= limits.max_problems_per_check:
+                break
+    if problems:
+        raise ImportRejected(t.name, name, problems)
+    if not body:
+        raise ImportRejected(t.name, name, [Problem(None, None, "the file has a header but no data rows")])
 
-    # map source columns to ours
+    # map source columns to ours: --map wins (an empty target removes a column), then the header's own name
     lookup = {_norm(k): v for k, v in mapping.items()}
-    targets: list[str | None] = []
+    targets: list[list[str]] = []
+    for h in header:
+        m = mapping[h] if h in mapping else lookup.get(_norm(h)) if _norm(h) in lookup else None
+        if m is None:
+            tg = [_norm(h)] if h.strip() else []
+        else:
+            tg = [x.strip() for x in (m if isinstance(m, (list, tuple)) else [m]) if x.strip()]
+        targets.append([x for x in tg if x in t.names] if m is None else tg)
+    unknown = [h for h, tg in zip(header, targets, strict=False) if not tg and h.strip() and h not in mapping]
+    if unknown:
+        report.warnings.append("ignored columns not in the contract: " + ", ".join(unknown[:20])
+                               + (f" … (+{len(unknown) - 20})" if len(unknown) > 20 else ""))
+    seen: dict[str, int] = {}
+    for i, tgs in enumerate(targets):
+        for tgt in tgs:
+            if tgt in seen:
+                problems.append(Problem(1, tgt, f"two columns map to {tgt} (positions {seen[tgt] + 1} and {i + 1})"))
+            seen[tgt] = i
+    for m_target in [x for v in mapping.values() for x in (v if isinstance(v, (list, tuple)) else [v])]:
+        if m_target.strip() and m_target.strip() not in t.names:
+            problems.append(Problem(None, m_target, f"--map target {m_target} is not a column of {t.name}"))
+    for k in opts.sets:
+        if k not in t.names:
+            problems.append(Problem(None, k, f"--set column {k} is not a column of {t.name}"))
+        elif k in seen:
+            problems.append(Problem(None, k, f"--set {k} and the file's column {header[seen[k]]!r} both give {k}"))
+    amount = None
+    if opts.amount:
+        try:
+            amount = _parse_amount(opts.amount, header)
+        except ValueError as exc:
+            problems.append(Problem(None, "amount", str(exc)))
+        if "amount" not in t.names:
+            problems.append(Problem(None, "amount", f"--amount applies to transactions, not {t.name}"))
+        seen.pop("amount", None)
+    present = set(seen) | set(opts.sets) | ({"amount"} if amount else set())
+    if fmt == "qualtrics" and "survey" not in present:
+        opts = ImportOptions(**{**opts.__dict__, "sets": {**opts.sets, "survey": "relationship"}})
+        present.add("survey")
+    for c in t.required:
+        if c not in present and not (c in t.key and t.derive_key_from) and not (c in t.key and t.fact):
+            problems.append(Problem(None, c, f"Required column {c} missing"))
+    if problems:
+        raise ImportRejected(t.name, name, problems)
+
+    lines = [line for line, _ in body]
+    cols: dict[str, list] = {}
+
+    def cell(rec, i):
+        v = rec[i] if i < len(rec) else None
+        if v is None:
+            return None
+        v = str(v).strip()
+        return None if v in _MISSING else v
+
+    for tgt, i in seen.items():
+        cols[tgt] = [cell(rec, i) for _, rec in body]
+    for k, v in opts.sets.items():
+        cols[k] = [v or None] * len(body)
+    if amount:
+        from decimal import Decimal, InvalidOperation
+
+        op, idx = amount
+        vals = []
+        for line, rec in body:
+            parts = [cell(rec, i) for i in idx]
+            if any(p is None for p in parts):
+                vals.append(None)
+                continue
+            try:
+                nums = [Decimal(p) for p in parts]
+            except InvalidOperation:
+                bad = next(j for j, p in zip(idx, parts, strict=True) if not _NUMBER.match(p))
+                problems.append(Problem(line, header[bad], "not a number (in --amount)", cell(rec, bad)))
+                vals.append(None)
+                continue
+            total = nums[0]
+            for x in nums[1:]:
+                total = total * x if op == "*" else total + x
+            vals.append(str(total))
+        cols["amount"] = vals
+    notes = report.warnings
+    for tgt in list(cols):
+        c = t.column(tgt)
+        src = header[seen[tgt]] if tgt in seen else tgt
+        if c.kind == "date":
+            cols[tgt] = _convert_dates(cols[tgt], lines, tgt, opts.date_format, problems, notes)
+        elif c.kind in ("int", "float") and tgt != "amount":
+            cols[tgt] = _score_values(cols[tgt], lines, tgt, src, c, opts.labels, problems, notes)
+        elif c.kind == "id":
+            vals = [v for v in cols[tgt] if v is not None]
+            if vals and all(re.fullmatch(r"-?\d+\.0+", v) for v in vals):
+                cols[tgt] = [None if v is None else v.split(".")[0] for v in cols[tgt]]
+                notes.append(f"{tgt}: integral numbers written as floats (e.g. {vals[0]}) read as {vals[0].split('.')[0]}")
+    if problems:
+        problems.sort(key=lambda p: (p.row is None, p.row or 0))
+        raise ImportRejected(t.name, name, problems[:limits.max_problems_per_check * 5], len(problems))
+    # rows with no answer at all (no score, no text) are skipped and counted
+    if t.name == "survey_responses" and any(s in cols for s in _SCORES):
+        answer = [cols[s] for s in (*_SCORES, "verbatim") if s in cols]
+        keep = [i for i in range(len(body)) if any(a[i] is not None for a in answer)]
+        skipped = len(body) - len(keep)
+        if skipped:
+            report.excluded["no_answer"] = skipped
+            notes.append(f"{skipped:,} row(s) with no answer at all (no score, no text) skipped")
+            lines = [lines[i] for i in keep]
+            cols = {k: [v[i] for i in keep] for k, v in cols.items()}
+    if not lines:
+        raise ImportRejected(t.name, name, [Problem(None, None, "the file has no rows left to import")])
+    import pyarrow as pa
+
+    arrays = {k: pa.array(v, pa.string()) for k, v in cols.items()}
+    arrays["__row"] = pa.array(lines, pa.int64())
+    con.register("__rows", pa.table(arrays))
+    sel = ", ".join(f'"{k}"' for k in cols)
+    con.execute(f"CREATE TEMP TABLE __stage AS SELECT __row, {sel} FROM __rows")  # noqa: S608 (schema names)
+    con.unregister("__rows")
+    n = len(lines)
+    if n > limits.max_rows:
+        raise ImportRejected(t.name, name, [Problem(None, None, f"{n:,} rows is more than the limit of {limits.max_rows:,}")])
+    return present, lines[0] - 1
+
+
+def _stage_parquet(con, path: Path, t: Table, mapping: dict, limits: Limits, report: ImportReport):
+    name = path.name
+    try:
+        rel = con.sql("SELECT * FROM read_parquet($p)", params={"p": str(path)})
+        header = list(rel.columns)
+    except duckdb.Error as exc:
+        raise ImportRejected(t.name, name, [Problem(None, None, f"the Parquet file cannot be read: {str(exc).splitlines()[0]}")]) from None
+    lookup = {_norm(k): v for k, v in mapping.items()}
+    targets = []
     for h in header:
         tgt = mapping.get(h) or lookup.get(_norm(h)) or _norm(h)
         targets.append(tgt if tgt in t.names else None)
-    unknown = [h for h, tgt in zip(header, targets, strict=False) if tgt is None and h.strip()]
-    if unknown:
-        report.warnings.append("ignored columns not in the contract: " + ", ".join(unknown[:20]))
     seen: dict[str, int] = {}
     problems = []
     for i, tgt in enumerate(targets):
@@ -412,77 +858,30 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
         if tgt in seen:
             problems.append(Problem(1, tgt, f"two columns map to {tgt} (positions {seen[tgt] + 1} and {i + 1})"))
         seen[tgt] = i
-    for m_target in mapping.values():
-        if m_target not in t.names:
-            problems.append(Problem(None, m_target, f"--map target {m_target} is not a column of {t.name}"))
     present = set(seen)
     for c in t.required:
-        if c not in present and not (c in t.key and t.derive_key_from):
-            if not (fmt == "qualtrics" and c == "survey"):
-                problems.append(Problem(None, c, f"Required column {c} missing"))
+        if c not in present and not (c in t.key and t.derive_key_from) and not (c in t.key and t.fact):
+            problems.append(Problem(None, c, f"Required column {c} missing"))
     if problems:
         raise ImportRejected(t.name, name, problems)
-
     sel = ", ".join(f'CAST(c{i} AS VARCHAR) AS "{tgt}"' for tgt, i in seen.items())
-    extra = ""
-    if fmt == "qualtrics" and "survey" not in present:
-        extra = ", 'relationship' AS survey"
-    offset = first_line - 1
-    # one pass from the file to __stage (text columns under our names, __row = line in the file)
-    create = f"CREATE TEMP TABLE __stage AS SELECT __row + {int(offset)} AS __row, {sel}{extra} FROM "  # noqa: S608 (identifiers from schema)
-    try:
-        if fmt == "parquet":
-            pos = ", ".join(f'CAST("{_q(h)}" AS VARCHAR) AS c{i}' for i, h in enumerate(header))
-            con.execute(create + "(SELECT row_number() OVER () AS __row, " + pos + " FROM read_parquet($p))",
-                        {"p": str(path)})
-        elif fmt == "xlsx":
-            import pyarrow as pa
-
-            width = len(header)
-            arrays = {f"c{i}": pa.array([(r[i] if i < len(r) else None) for r in body], pa.string())
-                      for i in range(width)}
-            arrays["__row"] = pa.array(range(1, len(body) + 1), pa.int64())
-            con.register("__xlsx", pa.table(arrays))
-            con.execute(create + "__xlsx")
-            con.unregister("__xlsx")
-        else:
-            columns = {f"c{i}": "VARCHAR" for i in range(len(header))}
-            con.execute(
-                create + "(SELECT row_number() OVER () AS __row, * FROM read_csv($p, "
-                "columns = $cols, header = false, skip = $skip, delim = $delim, quote = '\"', escape = '\"', "
-                "strict_mode = true, auto_detect = false, encoding = $enc, max_line_size = 4000000))",
-                {"p": str(path), "cols": columns, "skip": skip, "delim": delim,
-                 "enc": "latin-1" if report.encoding == "latin-1" else "utf-8"})
-    except duckdb.Error as exc:
-        msg = str(exc)
-        m = re.search(r"Line: (\d+)", msg)
-        detail = next((ln.strip() for ln in msg.splitlines()[1:6]
-                       if ln.strip() and not ln.startswith("Original Line")), "")
-        reason = "the file cannot be parsed as CSV" if fmt == "csv" else f"the {fmt} file cannot be read"
-        if "unterminated quote" in msg.lower():
-            reason = "a quoted value is never closed (truncated file?)"
-        elif "Expected Number of Columns" in msg:
-            reason = f"wrong number of fields: {detail}"
-        elif "Maximum line size" in msg or "maximum line size" in msg.lower():
-            reason = "a line is longer than 4,000,000 bytes"
-        elif "unicode" in msg.lower() or "encoding" in msg.lower():
-            reason = "invalid characters for the file's encoding"
-        raise ImportRejected(t.name, name, [Problem(int(m.group(1)) if m else None, None, reason)]) from None
-    if extra:
-        present.add("survey")
+    pos = ", ".join(f'CAST("{_q(h)}" AS VARCHAR) AS c{i}' for i, h in enumerate(header))
+    con.execute(f"CREATE TEMP TABLE __stage AS SELECT __row + 0 AS __row, {sel} FROM "  # noqa: S608
+                "(SELECT row_number() OVER () AS __row, " + pos + " FROM read_parquet($p))", {"p": str(path)})
     n = con.execute("SELECT count(*) FROM __stage").fetchone()[0]
     if n == 0:
         raise ImportRejected(t.name, name, [Problem(None, None, "the file has a header but no data rows")])
     if n > limits.max_rows:
         raise ImportRejected(t.name, name, [Problem(None, None, f"{n:,} rows is more than the limit of {limits.max_rows:,}")])
-    return present, offset
+    return present, 0
 
 
 def _q(ident: str) -> str:
     return ident.replace('"', '""')
 
 
-def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limits: Limits) -> tuple[list[Problem], int]:
+def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limits: Limits,
+              sha256: str = "", line_items: bool = False, report: ImportReport | None = None) -> tuple[list[Problem], int]:
     problems: list[Problem] = []
     total = 0
     cap = limits.max_problems_per_check
@@ -503,7 +902,9 @@ def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limit
         for (column, cond, reason), cnt in zip(checks, counts, strict=True):
             if cnt:
                 collect(f'SELECT __row, "{column}" FROM __stage s WHERE {cond}', column, reason)
-    if all(k in present for k in t.key):
+    if line_items and t.name != "transactions":
+        problems.append(Problem(None, None, "--line-items applies to transactions only"))
+    if all(k in present for k in t.key) and not line_items:
         key = ", ".join(f'{_raw(k)}' for k in t.key)
         collect(f"SELECT min(__row), {key} FROM __stage s GROUP BY {key} HAVING count(*) > 1",
                 t.key[0], "duplicate key in the file")
@@ -519,13 +920,38 @@ def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limit
     typed = _typed_select(t, present)
     con.execute(f"CREATE TEMP TABLE __typed AS SELECT s.__row, {typed} FROM __stage s")
     con.execute("DROP TABLE __stage")  # the text copy is no longer needed: free its memory
-    if t.key[0] not in present and t.derive_key_from:
-        parts = " || '|' || ".join(f"coalesce(CAST(\"{c}\" AS VARCHAR), '')" for c in t.derive_key_from)
-        part_cols = ", ".join(f'"{c}"' for c in t.derive_key_from)
-        con.execute(
-            f"UPDATE __typed SET \"{t.key[0]}\" = 'h' || substr(md5({parts} || '|' || CAST(k.ord AS VARCHAR)), 1, 20) "
-            f"FROM (SELECT __row AS r, row_number() OVER (PARTITION BY {part_cols} ORDER BY __row) AS ord "
-            "FROM __typed) k WHERE k.r = __typed.__row")
+    if t.key[0] not in present and (t.derive_key_from or t.fact):
+        # keys come from the file's hash and the row's line, never from the row's content: two
+        # files holding equal rows are two sets of rows; the same file again gives the same keys
+        con.execute(f"UPDATE __typed SET \"{t.key[0]}\" = 'f' || substr(md5($h || ':' || CAST(__row AS VARCHAR)), 1, 20)",
+                    {"h": sha256})
+        if report is not None:
+            report.warnings.append(f"{t.key[0]} derived from the file's hash and row number")
+    if line_items:
+        bad = con.execute(
+            f'SELECT min(__row), "{t.key[0]}" FROM __typed GROUP BY "{t.key[0]}" '
+            "HAVING count(DISTINCT customer_id) > 1 OR count(DISTINCT occurred_on) > 1 ORDER BY 1 LIMIT $n",
+            {"n": cap}).fetchall()
+        for row, key in bad:
+            problems.append(Problem(row, "customer_id", "line items of one transaction disagree on customer_id or occurred_on", str(key)))
+        if bad:
+            return problems, len(problems)
+        before = con.execute("SELECT count(*) FROM __typed").fetchone()[0]
+        others = ", ".join(f'any_value("{c}") AS "{c}"' for c in t.names if c not in (t.key[0], "amount"))
+        con.execute(f'CREATE TEMP TABLE __lines AS SELECT min(__row) AS __row, "{t.key[0]}", {others}, '  # noqa: S608
+                    f'sum(amount) AS amount FROM __typed GROUP BY "{t.key[0]}"')
+        con.execute("DROP TABLE __typed")
+        con.execute(f"CREATE TEMP TABLE __typed AS SELECT __row, {', '.join(chr(34) + c + chr(34) for c in t.names)} FROM __lines")
+        con.execute("DROP TABLE __lines")
+        after = con.execute("SELECT count(*) FROM __typed").fetchone()[0]
+        if report is not None:
+            report.warnings.append(f"{before:,} line items summed into {after:,} transactions")
+            report.rows = after
+    if t.name == "transactions" and report is not None:
+        neg = con.execute("SELECT count(*) FILTER (WHERE amount < 0) FROM __typed").fetchone()[0]
+        if neg:
+            report.excluded["negative_amounts_kept"] = neg
+            report.warnings.append(f"{neg:,} transaction(s) with a negative amount (cancellations, returns) kept")
     # Rows that update stored ones keep the columns this file does not carry: merge them first,
     # so the cross-column checks judge each row as it will be stored (the write repeats the merge).
     keep = [c for c in t.names if c not in present and c not in t.key]
@@ -549,8 +975,13 @@ def _staging_config() -> dict[str, str]:
 
 def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | None = None,
                 mapping: dict[str, str] | None = None, encoding: str | None = None,
-                limits: Limits | None = None, actor: str = "cli", dry_run: bool = False) -> ImportReport:
+                limits: Limits | None = None, actor: str = "cli", dry_run: bool = False,
+                options: ImportOptions | None = None) -> ImportReport:
     """Validate and import one file into ``table``. All-or-nothing; raises :class:`ImportRejected`.
+
+    ``options`` carries what real files need (Qualtrics incomplete rows, labels, constants, an
+    amount expression, line items, a date format, a sheet); see :class:`ImportOptions`. A file
+    that adds nothing to what is stored changes nothing (``report.status == "unchanged"``).
 
     ``dry_run`` validates and reports without writing anything (used by the app before it asks
     for confirmation).
@@ -588,18 +1019,21 @@ def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | 
             pass  # a first import creates the store
     con = duckdb.connect(config=_staging_config())
     try:
-        rejected = None
+        rejected, unchanged = None, False
         with store.attached(con, db, read_only=True):
             try:
                 t0 = time.perf_counter()
-                present, _ = _stage(con, path, t, fmt, encoding, mapping, limits, report)
+                present, _ = _stage(con, path, t, fmt, encoding, mapping, limits, report, options)
                 report.rows = con.execute("SELECT count(*) FROM __stage").fetchone()[0]
-                problems, total = _validate(con, t, present, limits)
+                problems, total = _validate(con, t, present, limits, digest,
+                                            bool(options and options.line_items), report)
                 report.seconds_validating = time.perf_counter() - t0
                 if problems:
                     raise ImportRejected(table, path.name, problems, total)
+                unchanged = _unchanged(con, t)
             except ImportRejected as exc:
                 exc.table = table
+                exc.notes = list(report.warnings)
                 rejected = exc
         if rejected is not None:
             if not dry_run:
@@ -608,6 +1042,12 @@ def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | 
             raise rejected
         if dry_run:
             report.inserted = report.rows
+            return report
+        if unchanged:
+            report.status = "unchanged"
+            report.warnings.append("unchanged: every row is already stored as it is in this file; nothing was written")
+            with store.attached(con, db, read_only=False):
+                report.import_id = _log(con, report, started, "unchanged", None, actor)
             return report
         with store.attached(con, db, read_only=False):
             try:
@@ -620,6 +1060,15 @@ def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | 
     finally:
         con.close()
     return report
+
+
+def _unchanged(con, t: Table) -> bool:
+    """True when every staged row is already stored exactly so (the store is attached read-only)."""
+    cols = ", ".join('coalesce("weight", 1.0)' if (t.name == "survey_responses" and c == "weight") else f'"{c}"'
+                     for c in t.names)
+    names = ", ".join(f'"{c}"' for c in t.names)
+    return con.execute(f'SELECT count(*) FROM (SELECT {cols} FROM __typed EXCEPT SELECT {names} FROM "{t.name}")'  # noqa: S608
+                       ).fetchone()[0] == 0
 
 
 def _record_rejection(db, report, started, exc, actor, dry_run):

@@ -164,9 +164,14 @@ def test_reimport_is_idempotent_and_newer_file_upserts(small_copy, tmp_path):
     p = write(tmp_path, "\n".join([HEADER, *rows]) + "\n")
     importer.import_file(p, "survey_responses", db=small_copy)
     n = count(small_copy)
+    with store.connect(str(small_copy)) as c:
+        version = store.data_version(c)
     rep = importer.import_file(p, "survey_responses", db=small_copy)
-    assert (rep.inserted, rep.updated) == (0, 3)
+    assert (rep.status, rep.inserted, rep.updated) == ("unchanged", 0, 0)  # nothing written
     assert count(small_copy) == n
+    with store.connect(str(small_copy)) as c:
+        assert store.data_version(c) == version  # no new data version, no summary rebuild
+        assert c.execute("SELECT status FROM imports ORDER BY import_id DESC LIMIT 1").fetchone()[0] == "unchanged"
     newer = [rows[0].replace(",9,5,", ",10,5,"), rows[1], rows[2], rows[2].replace("T3,", "T4,")]
     rep = importer.import_file(write(tmp_path, "\n".join([HEADER, *newer]) + "\n", "newer.csv"),
                                "survey_responses", db=small_copy)
