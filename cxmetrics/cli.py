@@ -64,6 +64,10 @@ def filter_parser() -> argparse.ArgumentParser:
 
 
 def filters_from_args(args: argparse.Namespace) -> Filters:
+    from .roles import ROLES
+
+    if args.role not in ROLES:
+        raise CLIError(f"unknown role {args.role!r}: use one of {', '.join(ROLES)} (roles are lower-case)")
     departments = tuple(args.scope_department) if args.scope_department is not None else None
     if args.role == "department" and departments is None:
         departments = ()  # fail closed: a department role without a department sees nothing
