@@ -121,7 +121,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     try:
         rep = importer.import_file(args.file, args.table, db=args.db, mapping=importer.parse_mapping(args.map),
-                                   encoding=args.encoding, dry_run=args.dry_run, actor=args.actor)
+                                   encoding=args.encoding, dry_run=args.dry_run, actor=args.actor,
+                                   role=args.role)
     except importer.ImportRejected as exc:
         print(exc.summary(), file=sys.stderr)
         if args.json:
@@ -173,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoding", help="force the CSV encoding (utf-8 or latin-1)")
     p.add_argument("--dry-run", action="store_true", help="validate only; write nothing")
     p.add_argument("--actor", default="cli", help="who is importing (for the audit log)")
+    p.add_argument("--role", default="analyst",
+                   help="caller's role (default analyst; `import assumptions` needs finance)")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("status", parents=[common], help="row counts and date coverage of every table")
@@ -193,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CLIError, store.StoreError, ValueError) as exc:
+    except (CLIError, store.StoreError, ValueError, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
