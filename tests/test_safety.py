@@ -436,3 +436,62 @@ def test_csv_export_quotes_line_breaks_and_neutralises_after_them():
     rows = list(csvmod.reader(io.StringIO(text, newline="")))
     assert [r[0] for r in rows[1:]] == ["fine\r'@SUM(1+1)*cmd|' /C calc'!A0", "two\nlines\n'=1+1", "a\r\n'-2", "ok"]
     assert exports.neutralise("x\r\n+1") == "x\r\n'+1"
+
+
+def test_assumptions_import_is_finance_only_and_the_audit_records_the_role(writable_db, tmp_path):
+    f = tmp_path / "a.csv"
+    f.write_text("key,value,unit,source\ngross_margin,0.99,share,analyst guess\n")
+    with store.connect(str(writable_db)) as con:
+        before = con.execute("SELECT value FROM assumptions WHERE key = 'gross_margin'").fetchone()
+    for role in ("analyst", "department", "intern"):
+        with pytest.raises(PermissionError, match="may not import into assumptions"):
+            importer.import_file(f, "assumptions", db=str(writable_db), role=role)
+    r = subprocess.run([sys.executable, "-m", "cxmetrics", "import", "assumptions", str(f), "--db", str(writable_db)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "finance" in r.stderr and "Traceback" not in r.stderr
+    with store.connect(str(writable_db)) as con:
+        assert con.execute("SELECT value FROM assumptions WHERE key = 'gross_margin'").fetchone() == before
+    importer.import_file(f, "assumptions", db=str(writable_db), role="finance", source="budget.csv")
+    with store.connect(str(writable_db)) as con:
+        row = con.execute("SELECT role, object FROM audit WHERE action = 'import' ORDER BY \"at\" DESC LIMIT 1").fetchone()
+    assert row == ("finance", "assumptions ← budget.csv")
+
+
+def test_app_upload_logs_rejections_under_the_real_name_and_deletes_the_temp_file(writable_db, make_app,
+                                                                                  monkeypatch, tmp_path):
+    import tempfile
+
+    from cxmetrics import ui
+
+    saved = []
+    real = ui.save_upload
+
+    def spy(uploaded):
+        p = real(uploaded)
+        saved.append(p)
+        return p
+
+    monkeypatch.setattr(ui, "save_upload", spy)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    src = "response_id,customer_id,responded_on,survey,nps\nBAD1,C0000001,2024-01-01,relationship,11\n"
+    from cxmetrics import importer as imp
+
+    # the page's own calls, as the uploader makes them (AppTest cannot drive st.file_uploader)
+    class Up:
+        name = "my survey.csv"
+
+        def getbuffer(self):
+            return src.encode()
+
+    path = ui.save_upload(Up())
+    with pytest.raises(imp.ImportRejected):
+        imp.import_file(path, "survey_responses", db=str(writable_db), dry_run=True, source=Up.name)
+    page = (ROOT / "pages" / "11_data.py").read_text()
+    assert "source=uploaded.name" in page and "unlink" in page
+    imp_rejected = imp.ImportRejected
+    del imp_rejected
+    with pytest.raises(imp.ImportRejected):
+        imp.import_file(path, "survey_responses", db=str(writable_db), source=Up.name)
+    with store.connect(str(writable_db)) as con:
+        row = con.execute("SELECT source, status FROM imports ORDER BY import_id DESC LIMIT 1").fetchone()
+    assert row == ("my survey.csv", "rejected")
