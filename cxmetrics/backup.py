@@ -27,7 +27,9 @@ def backup(db: str | os.PathLike | None, out: str | os.PathLike) -> dict:
         counts = store.row_counts(con)
         version = store.data_version(con)
         con.execute("EXPORT DATABASE '" + str(out).replace("'", "''") + "' (FORMAT parquet)")
-    manifest = {"schema_version": schema.SCHEMA_VERSION, "data_version": version, "rows": counts}
+    files = {f.name: _sha256(f) for f in sorted(out.iterdir()) if f.is_file()}
+    manifest = {"schema_version": schema.SCHEMA_VERSION, "data_version": version, "rows": counts,
+                "sha256": files}
     (out / "cxmetrics_backup.json").write_text(json.dumps(manifest, indent=2))
     return manifest
 
@@ -41,6 +43,7 @@ def restore(folder: str | os.PathLike, db: str | os.PathLike | None) -> dict:
     manifest = json.loads(manifest_path.read_text())
     if manifest["schema_version"] != schema.SCHEMA_VERSION:
         raise ValueError(f"the backup is at schema {manifest['schema_version']}, this code needs {schema.SCHEMA_VERSION}")
+    _verify_files(folder, manifest)
     target = store.db_path(db)
     tmp = target.with_name(target.name + ".restoring")
     tmp.unlink(missing_ok=True)
@@ -58,13 +61,47 @@ def restore(folder: str | os.PathLike, db: str | os.PathLike | None) -> dict:
             raise ValueError(f"restored row counts {got} differ from the backup's manifest {manifest['rows']}")
         with store.connect(str(tmp)):
             pass  # schema version check
-        if target.exists():
-            shutil.copy2(target, target.with_name(target.name + ".before-restore"))
-        os.replace(tmp, target)
+        if not target.exists():
+            os.replace(tmp, target)
+        else:
+            # Hold the store's write lock while swapping: an import (or any writer) that has the
+            # file open makes us wait and then fail with StoreBusy, and one that starts now waits
+            # for us and then writes into the restored file, never into the replaced one.
+            # The new file is held open too, so nobody opens it before the old file is closed.
+            with store.connect(target, read_only=False) as old, store.connect(tmp, read_only=False):
+                old.execute("CHECKPOINT")  # nothing of the old file is left in a WAL
+                shutil.copy2(target, target.with_name(target.name + ".before-restore"))
+                os.replace(tmp, target)
+                old.close()
     finally:
         tmp.unlink(missing_ok=True)
         Path(str(tmp) + ".wal").unlink(missing_ok=True)
     return manifest
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _verify_files(folder: Path, manifest: dict) -> None:
+    """Every file the backup wrote is there with the content hash its manifest records."""
+    hashes = manifest.get("sha256")
+    if not isinstance(hashes, dict):
+        raise ValueError(f"{folder}: the manifest has no content hashes (a backup from older code?); "
+                         "take a new backup")
+    for name, want in hashes.items():
+        f = folder / name
+        if not f.is_file():
+            raise ValueError(f"the backup is incomplete: {name} is missing from {folder}; the store is unchanged")
+        if _sha256(f) != want:
+            raise ValueError(f"the backup is damaged: {name} does not match its content hash in the "
+                             f"manifest; the store is unchanged — restore from another backup")
 
 
 def cmd_backup(args: argparse.Namespace) -> int:

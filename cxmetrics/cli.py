@@ -64,6 +64,10 @@ def filter_parser() -> argparse.ArgumentParser:
 
 
 def filters_from_args(args: argparse.Namespace) -> Filters:
+    from .roles import ROLES
+
+    if args.role not in ROLES:
+        raise CLIError(f"unknown role {args.role!r}: use one of {', '.join(ROLES)} (roles are lower-case)")
     departments = tuple(args.scope_department) if args.scope_department is not None else None
     if args.role == "department" and departments is None:
         departments = ()  # fail closed: a department role without a department sees nothing
@@ -146,7 +150,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             date_format=args.date_format, sheet=args.sheet)
         rep = importer.import_file(args.file, args.table, db=args.db, mapping=importer.parse_mapping(args.map),
                                    encoding=args.encoding, dry_run=args.dry_run, actor=args.actor,
-                                   options=options)
+                                   options=options, role=args.role)
     except importer.ImportRejected as exc:
         print(exc.summary(), file=sys.stderr)
         if args.json:
@@ -209,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet", help="the .xlsx sheet to read (default: the first visible sheet)")
     p.add_argument("--dry-run", action="store_true", help="validate only; write nothing")
     p.add_argument("--actor", default="cli", help="who is importing (for the audit log)")
+    p.add_argument("--role", default="analyst",
+                   help="caller's role (default analyst; `import assumptions` needs finance)")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("status", parents=[common], help="row counts and date coverage of every table")
@@ -229,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CLIError, store.StoreError, ValueError) as exc:
+    except (CLIError, store.StoreError, ValueError, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

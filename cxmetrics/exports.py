@@ -7,7 +7,9 @@ touched, so a negative amount is still a number while the text ``-2+3`` becomes 
 
 from __future__ import annotations
 
+import csv
 import io
+import re
 
 import pandas as pd
 
@@ -20,9 +22,15 @@ def neutralise(value):
     >>> neutralise("=1+2"), neutralise("-5"), neutralise(-5), neutralise("fine")
     ("'=1+2", "'-5", -5, 'fine')
     """
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
+    if not isinstance(value, str):
+        return value
+    if value.startswith(FORMULA_PREFIXES):
+        value = "'" + value
+    # a spreadsheet may start a new cell or line after a CR or LF: neutralise there too
+    return _AFTER_BREAK.sub(lambda m: m.group(1) + "'" + m.group(2), value)
+
+
+_AFTER_BREAK = re.compile("(\r\n|\r|\n)([" + re.escape("".join(p for p in FORMULA_PREFIXES if p not in "\r")) + "])")
 
 
 def safe_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -36,7 +44,9 @@ def safe_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_csv_bytes(df: pd.DataFrame) -> bytes:
-    return safe_frame(df).to_csv(index=False).encode("utf-8-sig")
+    # CRLF line ends make the csv writer quote every field containing a CR or an LF
+    return safe_frame(df).to_csv(index=False, lineterminator="\r\n",
+                                 quoting=csv.QUOTE_MINIMAL).encode("utf-8-sig")
 
 
 def to_xlsx_bytes(df: pd.DataFrame, sheet: str = "data") -> bytes:

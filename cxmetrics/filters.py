@@ -36,6 +36,16 @@ class Scope:
     departments: tuple[str, ...] | None = None
     user: str = "local"
 
+    def __post_init__(self) -> None:
+        from .roles import ROLES
+
+        # fail closed: an unknown or mistyped role, or a department role without departments,
+        # sees nothing rather than everything
+        if self.role not in ROLES or (self.role == "department" and self.departments is None):
+            object.__setattr__(self, "departments", ())
+        elif self.departments is not None:
+            object.__setattr__(self, "departments", tuple(self.departments))
+
     @property
     def restricted(self) -> bool:
         return self.departments is not None

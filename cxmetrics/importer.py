@@ -13,6 +13,7 @@ Qualtrics export's data starts at line 4), for Excel the sheet's row.
 from __future__ import annotations
 
 import codecs
+import contextvars
 import csv
 import hashlib
 import io
@@ -976,7 +977,8 @@ def _staging_config() -> dict[str, str]:
 def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | None = None,
                 mapping: dict[str, str] | None = None, encoding: str | None = None,
                 limits: Limits | None = None, actor: str = "cli", dry_run: bool = False,
-                options: ImportOptions | None = None) -> ImportReport:
+                options: ImportOptions | None = None, role: str = "analyst",
+                source: str | None = None) -> ImportReport:
     """Validate and import one file into ``table``. All-or-nothing; raises :class:`ImportRejected`.
 
     ``options`` carries what real files need (Qualtrics incomplete rows, labels, constants, an
@@ -984,9 +986,31 @@ def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | 
     that adds nothing to what is stored changes nothing (``report.status == "unchanged"``).
 
     ``dry_run`` validates and reports without writing anything (used by the app before it asks
-    for confirmation).
+    for confirmation). ``role`` is the caller's role, checked before anything is read (finance
+    assumptions only by the finance role, other tables by the analyst) and recorded in the audit
+    row; ``source`` is the name to log (the uploaded file's own name, not its temporary path).
     """
+    from . import roles
+
     path = Path(path)
+    if not roles.can(role, roles.import_action(table)):
+        raise PermissionError(f"the {role or 'unknown'} role may not import into {table}"
+                              + (" (finance assumptions are imported by the finance role)"
+                                 if table == "assumptions" else ""))
+    token = _ROLE.set(role)
+    try:
+        return _import_file(path, table, db=db, mapping=mapping, encoding=encoding, limits=limits,
+                            actor=actor, dry_run=dry_run, source=source or path.name, options=options)
+    finally:
+        _ROLE.reset(token)
+
+
+#: the caller's role for the audit rows written by the current import
+_ROLE: contextvars.ContextVar[str | None] = contextvars.ContextVar("cx_import_role", default=None)
+
+
+def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor, dry_run, source,
+                 options=None) -> ImportReport:
     limits = limits or Limits()
     mapping = dict(mapping or {})
     if table not in TABLES:
@@ -1002,7 +1026,7 @@ def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | 
     with open(path, "rb") as f:
         head = f.read(1 << 16)
     digest = sha256_of(path)
-    report = ImportReport(table=table, source=path.name, sha256=digest, rows=0)
+    report = ImportReport(table=table, source=source, sha256=digest, rows=0)
     started = store.now()
     try:
         fmt = _detect_format(path, head)
@@ -1085,7 +1109,7 @@ def _log(con, report: ImportReport, started, status: str, error: str | None, act
         [report.table, report.source, report.sha256, report.rows, started, store.now(), status, error,
          report.inserted, report.updated, actor]).fetchone()
     store.audit(con, actor=actor, action="import", object=f"{report.table} ← {report.source}",
-                outcome=status, detail=json.dumps({"sha256": report.sha256, "rows": report.rows,
+                outcome=status, role=_ROLE.get(), detail=json.dumps({"sha256": report.sha256, "rows": report.rows,
                                                     "error": error}))
     return row[0]
 

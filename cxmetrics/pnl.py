@@ -85,7 +85,11 @@ def gather(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: flo
     if not {"detractor", to} <= set(c.index):
         raise ValueError(f"the bridge needs contractual customers who answered the relationship survey in both the "
                          f"detractor and the {to} group: import customers and survey responses on the Data page")
-    w = wallet.by_group(con, filters).table.set_index("nps_group")
+    w = wallet.by_group(con, filters).table
+    if "nps_group" not in w or not {"detractor", to} <= set(w["nps_group"]):
+        raise ValueError("the bridge needs share-of-wallet answers in both the detractor and the target "
+                         "group for this scope and these filters")
+    w = w.set_index("nps_group")
     rates = complaints.rate_by_nps_group(con, filters).set_index("nps_group")
     from . import summaries
 

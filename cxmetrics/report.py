@@ -280,6 +280,8 @@ def _cli(args) -> int:
         lo, hi = period_bounds(args.period)
         f = f.with_(date_from=lo, date_to=hi)
     dept = args.report_department or (f.scope.departments[0] if f.scope.departments else None)
+    if f.scope.restricted and not dept:
+        raise ValueError(f"{f.scope.describe()}: give the department's report with --department NAME")
     try:
         path = generate(args.db, args.format, args.out, f, department=dept)
     except RendererMissing as exc:

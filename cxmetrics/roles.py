@@ -20,10 +20,16 @@ ROLE_LABELS = {
 #: action -> roles allowed to perform it
 PERMISSIONS: dict[str, frozenset[str]] = {
     "import": frozenset({"analyst"}),
+    "import_assumptions": frozenset({"finance"}),
     "edit_assumptions": frozenset({"finance"}),
     "edit_initiatives": frozenset({"analyst"}),
     "export": frozenset(ROLES),
 }
+
+
+def import_action(table: str) -> str:
+    """The permission an import into ``table`` needs: finance assumptions are finance's."""
+    return "import_assumptions" if table == "assumptions" else "import"
 
 
 def can(role: str, action: str) -> bool:

@@ -1,5 +1,7 @@
 """Data: what is in the store, where it came from, and a validated upload."""
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -47,15 +49,22 @@ if validate:
             path = ui.save_upload(uploaded)
             with st.spinner("Validating…"):
                 rep = importer.import_file(path, table, db=str(ui.db_file()), mapping=mapping,
-                                           dry_run=True, actor=filters.scope.user)
-            rep.source = uploaded.name
+                                           dry_run=True, actor=filters.scope.user,
+                                           role=filters.scope.role, source=uploaded.name)
             st.session_state["data_pending"] = (str(path), table, mapping, rep)
         except importer.ImportRejected as exc:
+            try:  # the validation wrote nothing: run it once more for real so imports/audit record it
+                importer.import_file(path, table, db=str(ui.db_file()), mapping=mapping,
+                                     actor=filters.scope.user, role=filters.scope.role, source=uploaded.name)
+            except (importer.ImportRejected, store.StoreError):
+                pass
+            finally:
+                path.unlink(missing_ok=True)
             st.error(ui.md_escape(f"{uploaded.name} was rejected — nothing was imported. {exc.total} problem(s):"))
             st.dataframe(pd.DataFrame([{"row": p.row, "column": p.column, "problem": p.reason,
                                         "value": p.value} for p in exc.problems]),
                          hide_index=True, key="data_problems")
-        except ValueError as exc:
+        except (ValueError, PermissionError) as exc:
             st.error(ui.md_escape(exc))
 
 pending = st.session_state.get("data_pending")
@@ -68,9 +77,13 @@ if pending:
         try:
             with st.spinner("Importing…"):
                 done = importer.import_file(path, table, db=str(ui.db_file()), mapping=mapping,
-                                            actor=filters.scope.user)
+                                            actor=filters.scope.user, role=filters.scope.role,
+                                            source=rep.source)
             st.session_state.pop("data_pending", None)
+            Path(path).unlink(missing_ok=True)  # uploads are not kept in the temp folder
             ui.clear_caches()
             st.success(f"Imported {done.rows:,} rows into {table} ({done.inserted:,} new, {done.updated:,} updated).")
-        except (importer.ImportRejected, store.StoreError) as exc:
+        except (importer.ImportRejected, store.StoreError, PermissionError) as exc:
+            st.session_state.pop("data_pending", None)
+            Path(path).unlink(missing_ok=True)
             st.error(ui.md_escape(exc))

@@ -45,7 +45,7 @@ def test_import_of_assumptions_creates_a_version(writable_db, tmp_path):
 
     f = tmp_path / "a.csv"
     f.write_text("key,value,unit,source\ngross_margin,0.31,share,budget 2027\n")
-    importer.import_file(f, "assumptions", db=str(writable_db))
+    importer.import_file(f, "assumptions", db=str(writable_db), role="finance")
     with store.connect(str(writable_db)) as con:
         a = A.get(con, "gross_margin")
     assert (a.value, a.version, a.source) == (0.31, 2, "budget 2027")

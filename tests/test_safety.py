@@ -320,3 +320,178 @@ def test_imported_labels_cannot_inject_markdown(writable_db, make_app, tmp_path)
     texts = [m.value for m in at.markdown]
     assert any("\\!\\[x\\]\\(http://evil.example/p.png\\)" in t for t in texts), texts[:5]
     assert not any(evil in t for t in texts)
+
+
+# ----------------------------------------------------------------------------- issue 19
+
+
+HOLD_WRITE_LOCK = textwrap.dedent("""
+    import sys, time
+    import duckdb
+    con = duckdb.connect(sys.argv[1])
+    con.execute("BEGIN TRANSACTION")
+    con.execute("INSERT INTO audit (\\"at\\", actor, action, outcome) VALUES (now(), 'writer', 'import', 'accepted')")
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+    con.execute("COMMIT")
+    con.close()
+    print("committed", flush=True)
+""")
+
+
+def test_restore_waits_for_the_write_lock_and_never_loses_a_commit(small_copy, tmp_path):
+    """Two processes: a writer holds the store's lock; restore must not swap the file under it
+    (today's code did, and the writer's commit went into the unlinked old file)."""
+    bk = tmp_path / "bk"
+    backup.backup(small_copy, bk)
+    writer = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(small_copy), "4"], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "holding"
+        r = subprocess.run([sys.executable, "-m", "cxmetrics", "restore", str(bk), "--db", str(small_copy)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "CX_LOCK_TIMEOUT": "0.5"})
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "locked by another process" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        assert writer.wait(timeout=60) == 0
+    with store.connect(str(small_copy)) as con:  # the writer's commit is in the live file
+        assert con.execute("SELECT count(*) FROM audit WHERE actor = 'writer'").fetchone()[0] == 1
+    # a writer that starts during a restore waits and then writes into the restored file
+    writer = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(small_copy), "1"], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "holding"
+    backup.restore(bk, small_copy)  # waits for the writer (default timeout), then swaps
+    assert writer.wait(timeout=60) == 0
+    with store.connect(str(small_copy)) as con:  # restored: the backup predates both writes
+        assert con.execute("SELECT count(*) FROM audit WHERE actor = 'writer'").fetchone()[0] == 0
+    importer_csv = tmp_path / "one.csv"
+    importer_csv.write_text("response_id,customer_id,responded_on,survey,nps\nAFTER1,C0000001,2024-01-01,relationship,9\n")
+    importer.import_file(importer_csv, "survey_responses", db=small_copy)
+    with store.connect(str(small_copy)) as con:
+        assert con.execute("SELECT count(*) FROM survey_responses WHERE response_id = 'AFTER1'").fetchone()[0] == 1
+
+
+def test_backup_manifest_carries_content_hashes_checked_on_restore(small_copy, tmp_path, digest):
+    before = digest(small_copy)
+    bk = tmp_path / "bk"
+    manifest = backup.backup(small_copy, bk)
+    assert set(manifest["sha256"]) >= {"schema.sql", "customers.parquet"}
+    # a flipped byte that Parquet itself might still read is caught by the hash
+    f = bk / "customers.parquet"
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    f.write_bytes(bytes(data))
+    r = subprocess.run([sys.executable, "-m", "cxmetrics", "restore", str(bk), "--db", str(small_copy)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "customers.parquet does not match its content hash" in r.stderr and "store is unchanged" in r.stderr
+    assert digest(small_copy) == before
+    f.unlink()
+    with pytest.raises(ValueError, match="customers.parquet is missing"):
+        backup.restore(bk, small_copy)
+    assert digest(small_copy) == before
+
+
+@pytest.mark.parametrize("role", ["intern", "Department", "FINANCE", ""])
+def test_unknown_or_mistyped_role_fails_closed(role, con):
+    from cxmetrics import cli, nps
+    from cxmetrics.filters import Scope
+
+    r = subprocess.run([sys.executable, "-m", "cxmetrics", "metrics", "nps", "--role", role, "--db", "x.duckdb"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "unknown role" in r.stderr and "Traceback" not in r.stderr
+    scope = Scope(role=role)
+    assert scope.restricted and scope.departments == ()
+    res = nps.overall(con, Filters(scope=scope)) if hasattr(nps, "overall") else None
+    if res is not None:
+        assert res.n == 0
+    assert Scope(role="department").departments == ()  # a department role without a department
+    del cli
+
+
+@pytest.mark.parametrize("argv", [
+    ["metrics", "pnl", "--role", "department", "--department", "billing"],
+    ["report", "--role", "department"],
+])
+def test_department_scoped_cli_commands_give_one_line_errors(argv, demo_db, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "cxmetrics", *argv, "--db", str(demo_db)]
+                       + (["--out", str(tmp_path / "r.html")] if argv[0] == "report" else []),
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode in (0, 1)
+    if r.returncode == 1:
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("error: ")
+
+
+def test_csv_export_quotes_line_breaks_and_neutralises_after_them():
+    import csv as csvmod
+
+    from cxmetrics import exports
+
+    df = pd.DataFrame({"verbatim": ["fine\r@SUM(1+1)*cmd|' /C calc'!A0", "two\nlines\n=1+1", "a\r\n-2", "ok"]})
+    text = exports.to_csv_bytes(df).decode("utf-8-sig")
+    assert "\r@" not in text and "\n=" not in text and "\n-" not in text
+    assert '"fine\r\'@SUM(1+1)' in text  # quoted, and neutralised after the CR
+    rows = list(csvmod.reader(io.StringIO(text, newline="")))
+    assert [r[0] for r in rows[1:]] == ["fine\r'@SUM(1+1)*cmd|' /C calc'!A0", "two\nlines\n'=1+1", "a\r\n'-2", "ok"]
+    assert exports.neutralise("x\r\n+1") == "x\r\n'+1"
+
+
+def test_assumptions_import_is_finance_only_and_the_audit_records_the_role(writable_db, tmp_path):
+    f = tmp_path / "a.csv"
+    f.write_text("key,value,unit,source\ngross_margin,0.99,share,analyst guess\n")
+    with store.connect(str(writable_db)) as con:
+        before = con.execute("SELECT value FROM assumptions WHERE key = 'gross_margin'").fetchone()
+    for role in ("analyst", "department", "intern"):
+        with pytest.raises(PermissionError, match="may not import into assumptions"):
+            importer.import_file(f, "assumptions", db=str(writable_db), role=role)
+    r = subprocess.run([sys.executable, "-m", "cxmetrics", "import", "assumptions", str(f), "--db", str(writable_db)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "finance" in r.stderr and "Traceback" not in r.stderr
+    with store.connect(str(writable_db)) as con:
+        assert con.execute("SELECT value FROM assumptions WHERE key = 'gross_margin'").fetchone() == before
+    importer.import_file(f, "assumptions", db=str(writable_db), role="finance", source="budget.csv")
+    with store.connect(str(writable_db)) as con:
+        row = con.execute("SELECT role, object FROM audit WHERE action = 'import' ORDER BY \"at\" DESC LIMIT 1").fetchone()
+    assert row == ("finance", "assumptions ← budget.csv")
+
+
+def test_app_upload_logs_rejections_under_the_real_name_and_deletes_the_temp_file(writable_db, make_app,
+                                                                                  monkeypatch, tmp_path):
+    import tempfile
+
+    from cxmetrics import ui
+
+    saved = []
+    real = ui.save_upload
+
+    def spy(uploaded):
+        p = real(uploaded)
+        saved.append(p)
+        return p
+
+    monkeypatch.setattr(ui, "save_upload", spy)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    src = "response_id,customer_id,responded_on,survey,nps\nBAD1,C0000001,2024-01-01,relationship,11\n"
+    from cxmetrics import importer as imp
+
+    # the page's own calls, as the uploader makes them (AppTest cannot drive st.file_uploader)
+    class Up:
+        name = "my survey.csv"
+
+        def getbuffer(self):
+            return src.encode()
+
+    path = ui.save_upload(Up())
+    with pytest.raises(imp.ImportRejected):
+        imp.import_file(path, "survey_responses", db=str(writable_db), dry_run=True, source=Up.name)
+    page = (ROOT / "pages" / "11_data.py").read_text()
+    assert "source=uploaded.name" in page and "unlink" in page
+    imp_rejected = imp.ImportRejected
+    del imp_rejected
+    with pytest.raises(imp.ImportRejected):
+        imp.import_file(path, "survey_responses", db=str(writable_db), source=Up.name)
+    with store.connect(str(writable_db)) as con:
+        row = con.execute("SELECT source, status FROM imports ORDER BY import_id DESC LIMIT 1").fetchone()
+    assert row == ("my survey.csv", "rejected")
