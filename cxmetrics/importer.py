@@ -243,7 +243,7 @@ def _first_records(path: Path, encoding: str, bom: int, count: int = 3) -> tuple
 
 
 def is_qualtrics(records: list[list[str]]) -> bool:
-    return len(records) >= 3 and bool(records[2]) and records[2][0].strip().startswith('{"ImportId"')
+    return len(records) >= 3 and bool(records[2]) and (records[2][0] or "").strip().startswith('{"ImportId"')
 
 
 #: Default mapping of Qualtrics export fields to survey_responses columns.
