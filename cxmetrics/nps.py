@@ -153,7 +153,7 @@ def difference(a: Estimate, b: Estimate, *, label: str | None = None) -> Estimat
     se = math.hypot(a.se if a.se is not None else float("nan"), b.se if b.se is not None else float("nan"))
     diff = a.estimate - b.estimate
     z = _z(a.alpha)
-    p = 2 * (1 - norm.cdf(abs(diff) / se)) if se > 0 else float("nan")
+    p = float(2 * (1 - norm.cdf(abs(diff) / se))) if se > 0 else float("nan")
     warnings = tuple(dict.fromkeys(a.warnings + b.warnings))
     return Estimate(f"{a.name}_difference", label or f"{a.label} − {b.label}", diff, diff - z * se, diff + z * se,
                     n=a.n + b.n, unit=a.unit, alpha=a.alpha, p_value=p,
