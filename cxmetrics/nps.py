@@ -3,10 +3,11 @@
 Definitions (DESIGN.md "Metric definitions"):
 
 * NPS = 100 × (promoters − detractors) / n; promoters score 9–10, detractors 0–6.
-* SE = 100 × sqrt((p + d − (p − d)²) / n), p and d the promoter and detractor shares; 95% CI ±1.96 SE.
+* SE = 100 × sqrt((p + d − (p − d)²) / n), p and d the promoter and detractor shares; a customer
+  answering more than once: customer-clustered linearised SE. 95% CI: adjusted Wald (Rocks 2016).
 * Two independent NPS: z = (NPS₁ − NPS₂) / sqrt(SE₁² + SE₂²).
 * Weighted: weighted shares and Kish's effective n = (Σw)² / Σw².
-* CSAT: share of 4–5 ratings ("% satisfied", normal interval) and mean (t interval); CES: mean.
+* CSAT: share of 4–5 ratings ("% satisfied", Wilson score interval) and mean (t interval); CES: mean.
 
 All counting happens in DuckDB; Python only turns the sufficient statistics into estimates.
 
@@ -45,27 +46,69 @@ DIMENSIONS = {
 }
 PERIODS = ("week", "month", "quarter")
 SURVEYS = ("relationship", "transactional", "all")
-METHOD = ("NPS = 100 × (share of 9–10 − share of 0–6); SE = 100·√((p + d − (p − d)²)/n); "
-          "95% CI = NPS ± 1.96·SE (normal approximation).")
-REFERENCE = "DESIGN.md NPS definition; Rocks (2016) for the SE; Kish (1965) effective n for weights."
+METHOD = ("NPS = 100 × (share of 9–10 − share of 0–6); SE = 100·√((p + d − (p − d)²)/n), or the "
+          "customer-clustered linearised SE when a customer answers more than once; 95% CI: adjusted Wald "
+          "(Rocks 2016: ¾ added to promoters and detractors, 3 to n; n the effective n under weights or "
+          "clustering), within −100 to 100.")
+REFERENCE = ("DESIGN.md NPS definition; Rocks (2016) for the SE and the adjusted-Wald interval; Kish (1965) "
+             "effective n for weights; Wolter (2007) §6 linearised variance of a ratio with clusters.")
+CLUSTER_METHOD = "customer-clustered linearised SE"
 
 
 def _z(alpha: float) -> float:
     return float(norm.ppf(1 - alpha / 2))
 
 
+@dataclass(frozen=True)
+class Clusters:
+    """Per-customer sums of a ratio estimator R = Σy / Σw over the customers (clusters) of a group:
+    m customers, the most answers one customer gave, Σ_c Y_c², Σ_c Y_c·W_c and Σ_c W_c², with Y_c
+    and W_c a customer's sums of y and w."""
+
+    m: int
+    max_size: int
+    yy: float
+    yw: float
+    ww: float
+
+    @property
+    def repeated(self) -> bool:
+        return self.max_size > 1 and self.m > 1
+
+    def var(self, ratio: float, total_w: float) -> float:
+        """Linearised variance of R: m/(m−1) · Σ_c (Y_c − R·W_c)² / (Σw)² (Wolter 2007, §6.4)."""
+        ss = max(self.yy - 2 * ratio * self.yw + ratio * ratio * self.ww, 0.0)
+        return self.m / (self.m - 1) * ss / (total_w * total_w)
+
+
+def adjusted_wald(p: float, d: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
+    """Adjusted-Wald interval for p − d (NPS / 100) from shares p, d and (effective) n:
+    ¾ added to promoters and to detractors and 3 to n (Rocks 2016), clipped to [−1, 1].
+
+    >>> [round(100 * v, 2) for v in adjusted_wald(1.0, 0.0, 5)]  # 5 of 5 promoters
+    [17.49, 100.0]
+    """
+    pa, da = (p * n + 0.75) / (n + 3), (d * n + 0.75) / (n + 3)
+    half = _z(alpha) * math.sqrt(max(pa + da - (pa - da) ** 2, 0.0) / (n + 3))
+    return max(pa - da - half, -1.0), min(pa - da + half, 1.0)
+
+
 def nps_estimate(n: int, promoters: float, detractors: float, *, sum_w: float | None = None,
-                 sum_w2: float | None = None, alpha: float = 0.05, min_n: int = 30,
-                 label: str = "NPS", filters: str = "", method: str = METHOD) -> Estimate:
+                 sum_w2: float | None = None, clusters: Clusters | None = None, alpha: float = 0.05,
+                 min_n: int = 30, label: str = "NPS", filters: str = "", method: str = METHOD) -> Estimate:
     """Turn counts (or weighted sums) into an NPS :class:`Estimate`.
 
     ``promoters`` and ``detractors`` are counts, or sums of weights when ``sum_w`` is given;
-    then shares are weighted and ``n_eff`` = (Σw)² / Σw² (Kish) is used in the SE.
+    then shares are weighted and ``n_eff`` = (Σw)² / Σw² (Kish) is used in the SE. ``clusters``
+    (per-customer sums of y = w·(promoter − detractor) and w) replaces that SE with the
+    customer-clustered linearised one when some customer answered more than once, and the
+    effective n becomes n·(simple variance / clustered variance). ``se`` is the SE of the
+    estimate; the CI is adjusted Wald (:func:`adjusted_wald`) on the effective n.
 
     Examples
     --------
     >>> e = nps_estimate(100, 50, 20)          # p = .5, d = .2
-    >>> round(e.estimate, 1), round((e.ci_high - e.estimate) / 1.959964, 2)
+    >>> round(e.estimate, 1), round(e.se, 2)
     (30.0, 7.81)
     """
     if n <= 0:
@@ -78,25 +121,27 @@ def nps_estimate(n: int, promoters: float, detractors: float, *, sum_w: float | 
         total, n_eff = float(n), None
     p, d = promoters / total, detractors / total
     var_n = n_eff if n_eff is not None else n
-    se = 100 * math.sqrt(max(p + d - (p - d) ** 2, 0.0) / var_n)
+    var = max(p + d - (p - d) ** 2, 0.0) / var_n
+    n_ci = float(var_n)
+    if clusters is not None and clusters.repeated:
+        var_c = clusters.var(p - d, total)
+        n_ci = var_n * var / var_c if var_c > 0 and var > 0 else float(clusters.m)
+        var, n_eff = var_c, n_ci
+        method = method if CLUSTER_METHOD in method else method + f" Repeat respondents: {CLUSTER_METHOD}."
+    se = 100 * math.sqrt(var)
     est = 100 * (p - d)
-    z = _z(alpha)
+    lo, hi = adjusted_wald(p, d, n_ci, alpha)
     warnings = ()
-    if var_n < min_n:
-        warnings = (f"Only {var_n:,.0f} {'effective ' if n_eff is not None else ''}responses "
+    if n_ci < min_n:
+        warnings = (f"Only {n_ci:,.0f} {'effective ' if n_eff is not None else ''}responses "
                     f"(minimum {min_n}): indicative only.",)
-    return Estimate("nps", label, est, max(est - z * se, -100.0), min(est + z * se, 100.0), n=int(n),
-                    unit="points", alpha=alpha, n_eff=n_eff, method=method, reference=REFERENCE,
-                    filters=filters, warnings=warnings, min_n=min_n)
-
-
-def se_of(e: Estimate) -> float:
-    """The standard error behind an estimate's symmetric CI."""
-    return (e.ci_high - e.ci_low) / (2 * _z(e.alpha)) if e.has_ci else float("nan")
+    return Estimate("nps", label, est, 100 * lo, 100 * hi, n=int(n), unit="points", alpha=alpha, n_eff=n_eff,
+                    method=method, reference=REFERENCE, filters=filters, warnings=warnings, min_n=min_n, se=se)
 
 
 def difference(a: Estimate, b: Estimate, *, label: str | None = None) -> Estimate:
     """a − b for two independent estimates: z = (a − b) / √(SE_a² + SE_b²), two-sided p-value.
+    The SEs are the estimates' own (``Estimate.se``), never backed out of their intervals.
 
     Examples
     --------
@@ -105,15 +150,15 @@ def difference(a: Estimate, b: Estimate, *, label: str | None = None) -> Estimat
     >>> round(d.estimate, 1), round(d.p_value, 4)
     (30.0, 0.0064)
     """
-    se = math.hypot(se_of(a), se_of(b))
+    se = math.hypot(a.se if a.se is not None else float("nan"), b.se if b.se is not None else float("nan"))
     diff = a.estimate - b.estimate
     z = _z(a.alpha)
-    p = 2 * (1 - norm.cdf(abs(diff) / se)) if se > 0 else float("nan")
+    p = float(2 * (1 - norm.cdf(abs(diff) / se))) if se > 0 else float("nan")
     warnings = tuple(dict.fromkeys(a.warnings + b.warnings))
     return Estimate(f"{a.name}_difference", label or f"{a.label} − {b.label}", diff, diff - z * se, diff + z * se,
                     n=a.n + b.n, unit=a.unit, alpha=a.alpha, p_value=p,
                     method="Difference of two independent estimates; z = (a − b)/√(SE_a² + SE_b²).",
-                    reference=a.reference, filters=a.filters, warnings=warnings, min_n=a.min_n)
+                    reference=a.reference, filters=a.filters, warnings=warnings, min_n=a.min_n, se=se)
 
 
 def describe_change(diff: Estimate, before: str, after: str, *, metric: str = "NPS", unit: str = "points") -> str:
@@ -215,6 +260,47 @@ GROUP BY ALL ORDER BY ALL"""
     return store.Query(name, sql, {**params, **sparams})
 
 
+def _cluster_query(filters: Filters, dim: str | None, survey: str) -> store.Query:
+    """Per-customer sums for the clustered SE, per (dim value, segment, region): customers m, the most
+    answers of one customer, and Σ_c Y_c², Σ_c Y_c·W_c, Σ_c W_c² for y = promoter − detractor (w = 1)
+    and for y = weight·(promoter − detractor) (w = weight). Always from the raw responses: the
+    customer is the cluster, which no counted summary keeps; one GROUP BY pass in DuckDB."""
+    where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
+    sclause, sparams = _survey_clause(survey)
+    group = DIMENSIONS[dim] if dim else "'all'"
+    sql = f"""
+WITH per AS (
+    SELECT {group} AS grp, c.segment, c.region, r.customer_id, count(*) AS k,
+           sum(CASE WHEN r.nps >= 9 THEN 1 WHEN r.nps <= 6 THEN -1 ELSE 0 END) AS u, sum(r.weight) AS w,
+           sum(r.weight * CASE WHEN r.nps >= 9 THEN 1 WHEN r.nps <= 6 THEN -1 ELSE 0 END) AS y
+    FROM survey_responses r JOIN customers c USING (customer_id)
+    WHERE {where} AND {sclause} AND r.nps IS NOT NULL
+    GROUP BY ALL
+)
+SELECT grp, segment, region, count(*) AS m, max(k) AS max_k, sum(u * u) AS uu, sum(u * k) AS uk,
+       sum(k * k) AS kk, sum(y * y) AS yy, sum(y * w) AS yw, sum(w * w) AS ww
+FROM per GROUP BY ALL ORDER BY ALL"""
+    return store.Query("nps_clusters", sql, {**params, **sparams})
+
+
+def _with_clusters(con, out: pd.DataFrame, filters: Filters, dim: str | None, survey: str,
+                   ps: pd.Series | None) -> pd.DataFrame:
+    """``out`` (one row per grp) with the cluster sums per grp; weighted sums scaled by the
+    post-stratification factor (squared: they are sums of squares and products of weights)."""
+    cl = store.run(con, _cluster_query(filters, None if dim in ("segment", "region") else dim, survey))
+    if dim in ("segment", "region"):
+        cl = cl.assign(grp=cl[dim])
+    if ps is not None:
+        cl = cl[cl["segment"].isin(ps.index)].copy()
+        f2 = cl["segment"].map(ps).astype(float) ** 2
+        for col in ("yy", "yw", "ww"):
+            cl[col] = cl[col] * f2
+    agg = cl.groupby("grp", sort=True).agg(m=("m", "sum"), max_k=("max_k", "max"), uu=("uu", "sum"),
+                                           uk=("uk", "sum"), kk=("kk", "sum"), yy=("yy", "sum"),
+                                           yw=("yw", "sum"), ww=("ww", "sum")).reset_index()
+    return out.merge(agg, on="grp", how="left")
+
+
 def _counts(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, survey: str, weighted: bool,
             name: str) -> tuple[pd.DataFrame, store.Query]:
     """Response counts (and weight sums) per group; ``weighted`` post-stratifies them by segment.
@@ -232,8 +318,9 @@ def _counts(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, s
     if dim in ("segment", "region"):
         cells = cells.assign(grp=cells[dim])
     if not weighted:
-        return (cells.drop(columns=["segment", "region"]).groupby("grp", as_index=False, sort=True).sum(min_count=1)
-                if cellwise else cells), q
+        out = (cells.drop(columns=["segment", "region"]).groupby("grp", as_index=False, sort=True).sum(min_count=1)
+               if cellwise else cells)
+        return _with_clusters(con, out, filters, dim, survey, None), q
     base, _ = active_base(con, filters)
     resp = cells.groupby("segment")["n"].sum()
     both = base.set_index("segment")["exposure"].astype(float).to_frame().join(resp.rename("resp"), how="inner")
@@ -244,15 +331,23 @@ def _counts(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, s
         cells[col] = cells[col] * f
     cells["sum_w2"] = cells["sum_w2"] * f * f
     out = cells.drop(columns=["segment", "region"]).groupby("grp", as_index=False, sort=True).sum(min_count=1)
-    return out, q
+    return _with_clusters(con, out, filters, dim, survey, ps), q
+
+
+def _row_clusters(row, weighted: bool) -> Clusters | None:
+    if "m" not in row or pd.isna(row["m"]):
+        return None
+    keys = ("yy", "yw", "ww") if weighted else ("uu", "uk", "kk")
+    return Clusters(int(row["m"]), int(row["max_k"]), *(float(row[k]) for k in keys))
 
 
 def _row_estimate(row, weighted: bool, alpha: float, filters: Filters, label: str) -> Estimate:
+    cl = _row_clusters(row, weighted)
     if weighted:
         return nps_estimate(int(row["n"]), row["w_promoters"] or 0.0, row["w_detractors"] or 0.0,
-                            sum_w=row["sum_w"], sum_w2=row["sum_w2"], alpha=alpha, min_n=filters.min_n,
-                            label=label, filters=filters.describe())
-    return nps_estimate(int(row["n"]), int(row["promoters"]), int(row["detractors"]), alpha=alpha,
+                            sum_w=row["sum_w"], sum_w2=row["sum_w2"], clusters=cl, alpha=alpha,
+                            min_n=filters.min_n, label=label, filters=filters.describe())
+    return nps_estimate(int(row["n"]), int(row["promoters"]), int(row["detractors"]), clusters=cl, alpha=alpha,
                         min_n=filters.min_n, label=label, filters=filters.describe())
 
 
@@ -358,7 +453,8 @@ def score(con: duckdb.DuckDBPyConnection, filters: Filters, *, metric: str = "cs
           survey: str = "all", alpha: float = 0.05) -> Result:
     """CSAT (% satisfied = share of 4–5, and mean 1–5) or CES (mean 1–7) overall or by dimension.
 
-    Mean: t interval from Σx, Σx², n. Share: normal (Wald) interval, adequate for n ≥ 30; groups
+    Mean: t interval from Σx, Σx², n. Share: Wilson score interval (statsmodels
+    ``proportion_confint(method="wilson")``), which stays inside 0–100 and behaves at small n; groups
     below ``filters.min_n`` are flagged.
     """
     if metric not in _SCORE_COLS:
@@ -383,9 +479,11 @@ WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
                "n": n, "small_sample": n < filters.min_n}
         if sat:
             s = r["satisfied"] / n
-            h = z * math.sqrt(s * (1 - s) / n)
-            rec.update({"satisfied_pct": 100 * s, "satisfied_ci_low": 100 * max(s - h, 0),
-                        "satisfied_ci_high": 100 * min(s + h, 1)})
+            from statsmodels.stats.proportion import proportion_confint
+
+            lo, hi = proportion_confint(r["satisfied"], n, alpha=alpha, method="wilson")
+            rec.update({"satisfied_pct": 100 * s, "satisfied_ci_low": 100 * lo, "satisfied_ci_high": 100 * hi,
+                        "satisfied_se": 100 * math.sqrt(s * (1 - s) / n)})
         recs.append(rec)
     table = pd.DataFrame(recs)
     label = "CSAT" if metric == "csat" else "CES"
@@ -394,16 +492,18 @@ WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
         r = table.iloc[0]
         heads.append(Estimate(metric, f"{label} mean", r["mean"], r["mean_ci_low"], r["mean_ci_high"], n=int(r["n"]),
                               unit="/5" if metric == "csat" else "/7", alpha=alpha, method="mean with t interval",
-                              filters=filters.describe(), min_n=filters.min_n))
+                              filters=filters.describe(), min_n=filters.min_n,
+                              se=(r["mean_ci_high"] - r["mean"]) / float(student_t.ppf(1 - alpha / 2, r["n"] - 1))
+                              if r["n"] > 1 else None))
         if sat:
             heads.append(Estimate(f"{metric}_satisfied", "CSAT % satisfied (4–5)", r["satisfied_pct"],
                                   r["satisfied_ci_low"], r["satisfied_ci_high"], n=int(r["n"]), unit="%",
-                                  alpha=alpha, method="share of 4–5 ratings, normal interval",
-                                  filters=filters.describe(), min_n=filters.min_n))
-    method = ("CSAT: share of 4–5 ratings (normal interval) and mean rating (t interval)." if metric == "csat"
+                                  alpha=alpha, method="share of 4–5 ratings, Wilson score interval",
+                                  filters=filters.describe(), min_n=filters.min_n, se=r["satisfied_se"]))
+    method = ("CSAT: share of 4–5 ratings (Wilson score interval) and mean rating (t interval)." if metric == "csat"
               else "CES: mean effort rating 1–7, higher = easier (t interval).")
     return Result(metric, f"{label} by {dim or 'all'}", table, method=method,
-                  reference="Student t interval for a mean; Wald interval for a proportion.",
+                  reference="Student t interval for a mean; Wilson (1927) score interval for a proportion.",
                   filters=filters.describe(), alpha=alpha, headline=tuple(heads), queries=(q,),
                   extra={"tables": ("survey_responses", "customers")})
 

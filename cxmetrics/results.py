@@ -34,6 +34,9 @@ class Estimate:
     filters : human-readable description of the filters used.
     assumptions : the assumption values (and versions) the estimate depends on.
     warnings : anything a reader must know (small sample, weak design, missing data).
+    se : the standard error of ``estimate`` where one exists (None otherwise). The CI need not be
+        ``estimate ± z·se`` (score-type, adjusted, simulated or clipped intervals are not), so
+        never back an SE out of the CI: use ``se``.
     """
 
     name: str
@@ -52,6 +55,20 @@ class Estimate:
     assumptions: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     min_n: int = DEFAULT_MIN_N
+    se: float | None = None
+
+    def conf_int(self, alpha: float | None = None) -> tuple[float, float]:
+        """The ``1 - alpha`` interval: the stored one at the estimate's own level, otherwise the
+        normal interval ``estimate ± z·se`` (ValueError when there is no SE to build it from)."""
+        if alpha is None or math.isclose(alpha, self.alpha):
+            return (self.ci_low if self.ci_low is not None else float("nan"),
+                    self.ci_high if self.ci_high is not None else float("nan"))
+        if self.se is None or math.isnan(self.se):
+            raise ValueError(f"{self.name}: no standard error, only the stored {1 - self.alpha:.0%} interval")
+        from scipy.stats import norm
+
+        z = float(norm.ppf(1 - alpha / 2))
+        return self.estimate - z * self.se, self.estimate + z * self.se
 
     @property
     def small_sample(self) -> bool:

@@ -21,8 +21,11 @@ def test_nps_and_se_hand_worked():
     e = nps.nps_estimate(200, 90, 50)
     assert e.estimate == pytest.approx(20.0)
     # SE = 100 sqrt((.45 + .25 - .2^2)/200) = 100 sqrt(.66/200) = 5.744563
-    assert nps.se_of(e) == pytest.approx(5.744563, rel=1e-6)
-    assert (e.ci_low, e.ci_high) == pytest.approx((20 - 1.959964 * 5.744563, 20 + 1.959964 * 5.744563), rel=1e-6)
+    assert e.se == pytest.approx(5.744563, rel=1e-6)
+    # adjusted Wald (Rocks 2016): p' = 90.75/203, d' = 50.75/203, SE' = sqrt((p'+d'-(p'-d')^2)/203)
+    pa, da = 90.75 / 203, 50.75 / 203
+    half = 1.959964 * math.sqrt((pa + da - (pa - da) ** 2) / 203)
+    assert (e.ci_low, e.ci_high) == pytest.approx((100 * (pa - da - half), 100 * (pa - da + half)), rel=1e-6)
 
 
 def test_two_sample_z_hand_worked():
@@ -41,8 +44,67 @@ def test_weighted_nps_and_kish_hand_worked():
     e = nps.nps_estimate(4, 2.0, 2.0, sum_w=8.0, sum_w2=22.0, min_n=3)
     assert e.estimate == pytest.approx(0.0)
     assert e.n_eff == pytest.approx(64 / 22)
-    assert nps.se_of(e) == pytest.approx(100 * math.sqrt(0.5 / (64 / 22)))
+    assert e.se == pytest.approx(100 * math.sqrt(0.5 / (64 / 22)))
     assert e.small_sample  # 2.9 effective responses < 3
+
+
+def test_boundary_nps_interval_is_not_degenerate():
+    # 5 of 5 promoters: the old Wald interval was exactly [100, 100]
+    e = nps.nps_estimate(5, 5, 0)
+    assert e.estimate == 100 and e.se == 0
+    # adjusted Wald by hand: p' = 5.75/8, d' = .75/8 -> centre 62.5, half 1.96*sqrt((.8125-.390625)/8)
+    assert e.ci_low == pytest.approx(100 * (0.625 - 1.959964 * math.sqrt((0.8125 - 0.390625) / 8)), rel=1e-6)
+    assert e.ci_low < 20 and e.ci_high == 100
+    assert "adjusted Wald" in e.method
+
+
+def test_difference_uses_the_se_not_a_clipped_interval():
+    # 11 of 12 promoters, 1 passive: SE = 100 sqrt((11/12)(1/12)/12) = 7.98 (the clipped CI gave 6.11)
+    a = nps.nps_estimate(12, 11, 0)
+    assert a.se == pytest.approx(7.9786, abs=1e-3)
+    b = nps.nps_estimate(200, 90, 50)
+    d = nps.difference(a, b)
+    assert d.se == pytest.approx(math.hypot(7.9786, 5.744563), abs=1e-3)
+    assert (d.ci_high - d.estimate) == pytest.approx(1.959964 * d.se, rel=1e-6)
+    assert not hasattr(nps, "se_of")
+
+
+def test_estimate_conf_int_from_se():
+    e = nps.nps_estimate(200, 90, 50)
+    assert e.conf_int() == (e.ci_low, e.ci_high)
+    lo, hi = e.conf_int(0.10)
+    assert (hi - lo) / 2 == pytest.approx(1.644854 * 5.744563, rel=1e-5)
+    with pytest.raises(ValueError):
+        Estimate("x", "x", 1.0, 0.0, 2.0).conf_int(0.1)
+
+
+def test_repeat_respondents_get_a_clustered_se():
+    # 400 customers each answering 4 times identically: 1600 responses, but only 400 independent
+    # customers, so the SE is about twice the naive one (sqrt(4) × sqrt(m/(m-1)))
+    rng = np.random.default_rng(3)
+    y = rng.choice([1, 0, -1], size=400, p=[0.5, 0.3, 0.2])
+    n, prom, det = 1600, 4 * int((y == 1).sum()), 4 * int((y == -1).sum())
+    naive = nps.nps_estimate(n, prom, det)
+    cl = nps.Clusters(m=400, max_size=4, yy=float(((4 * y) ** 2).sum()), yw=float((4 * y * 4).sum()), ww=400 * 16.0)
+    e = nps.nps_estimate(n, prom, det, clusters=cl)
+    assert e.se / naive.se == pytest.approx(2 * math.sqrt(400 / 399), rel=1e-9)
+    assert "clustered" in e.method and e.n_eff == pytest.approx(400 * 399 / 400, rel=1e-6)
+    # and one answer each: the simple formula is kept
+    single = nps.Clusters(m=1600, max_size=1, yy=0.0, yw=0.0, ww=0.0)
+    assert nps.nps_estimate(n, prom, det, clusters=single).se == naive.se
+
+
+def test_repeat_respondents_clustered_in_sql(con):
+    # independent computation from the raw rows: per-customer sums, linearised ratio variance
+    df = con.execute("SELECT customer_id, CASE WHEN nps >= 9 THEN 1 WHEN nps <= 6 THEN -1 ELSE 0 END AS y "
+                     "FROM survey_responses WHERE survey = 'relationship' AND nps IS NOT NULL").df()
+    per = df.groupby("customer_id")["y"].agg(["sum", "count"])
+    assert per["count"].max() > 1  # the demo has repeat respondents
+    r, m, n = df["y"].mean(), len(per), len(df)
+    se = 100 * math.sqrt(m / (m - 1) * ((per["sum"] - r * per["count"]) ** 2).sum() / n ** 2)
+    e = nps.overall(con, Filters())
+    assert e.se == pytest.approx(se, rel=1e-9)
+    assert "clustered" in e.method
 
 
 def test_describe_change_says_not_significant_plainly():
@@ -72,7 +134,7 @@ def test_analytic_se_agrees_with_bootstrap(n, p, d):
     e = nps.nps_estimate(n, int((scores == 10).sum()), int((scores == 3).sum()))
     boot = rng.choice(scores, size=(2000, n))
     sims = 100 * ((boot == 10).mean(axis=1) - (boot == 3).mean(axis=1))
-    assert nps.se_of(e) == pytest.approx(sims.std(ddof=1), rel=0.15)
+    assert e.se == pytest.approx(sims.std(ddof=1), rel=0.15)
 
 
 # ----------------------------------------------------------------- recovery on the demo data
