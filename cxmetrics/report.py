@@ -248,7 +248,7 @@ def period_bounds(period: str) -> tuple[dt.date, dt.date]:
 
 
 def _cli(args) -> int:
-    from .cli import filters_from_args
+    from .output import filters_from_args
 
     f = filters_from_args(args)
     if args.period:
