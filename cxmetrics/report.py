@@ -16,23 +16,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 FORMATS = ("pptx", "html", "pdf")
 
-
-@dataclass
-class Slide:
-    """One slide / document section: a title, plain sentences, charts, an optional table."""
-
-    title: str
-    sentences: list[str] = field(default_factory=list)
-    figures: list = field(default_factory=list)  # plotly figures
-    table: pd.DataFrame | None = None
-    notes: str = ""  # method and provenance, shown small
+from .story import Slide  # noqa: E402  the type lives with the story that builds the slides
 
 
 def _png(fig, width: int = 1000, height: int = 480) -> bytes:
