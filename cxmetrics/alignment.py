@@ -316,7 +316,7 @@ def register_cli(sub, parents) -> None:
 
 
 def _cli(args) -> int:
-    from .cli import emit, filters_from_args
+    from .output import emit, filters_from_args
 
     f = filters_from_args(args)
     dept = args.kpi_department or (f.scope.departments[0] if f.scope.departments else None)

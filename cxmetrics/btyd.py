@@ -385,7 +385,7 @@ def _date(s: str):
 def _cli_fit(args) -> int:
     import duckdb
 
-    from .cli import CLIError, emit
+    from .output import CLIError, emit
 
     con = duckdb.connect()
     try:

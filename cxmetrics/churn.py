@@ -23,6 +23,7 @@ Kaplan, E. L. & Meier, P. (1958), JASA 53(282). Wilson, E. B. (1927), JASA 22(15
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from dataclasses import dataclass
@@ -431,15 +432,14 @@ def register_cli(sub, parents) -> None:
 
 
 def _cli(args) -> int:
-    from .cli import emit, filters_from_args
+    from .output import emit, filters_from_args
 
     f = filters_from_args(args)
     with store.connect(args.db) as con:
         res = churn_by(con, f, by=args.by, landmark=args.landmark, alpha=args.alpha)
         hr = hazard_ratios(con, f, landmark=args.landmark, alpha=args.alpha) if args.by == "nps_group" else None
     if hr is not None:
-        res = Result(res.name, res.label, res.table, method=res.method, reference=res.reference, filters=res.filters,
-                     alpha=res.alpha, headline=hr.headline, queries=res.queries,
-                     extra={**res.extra, "hazard_ratios": hr.table})
+        res = dataclasses.replace(res, headline=hr.headline, warnings=res.warnings + hr.warnings,
+                                  extra={**res.extra, "hazard_ratios": hr.table})  # the rest as returned
     emit(res, args)
     return 0

@@ -15,21 +15,15 @@ import datetime as dt
 import importlib
 import json
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from . import demo, importer, schema, store
-from .filters import Filters, Scope
-from .results import DEFAULT_MIN_N, jsonable
+from .output import CLIError, emit, estimate_text, filters_from_args, table_text  # noqa: F401  (the shared output helpers)
+from .results import DEFAULT_MIN_N
 
 #: Modules that add `metrics <name>` sub-commands.
 METRIC_MODULES: list[str] = ["cxmetrics.nps", "cxmetrics.churn", "cxmetrics.clv", "cxmetrics.wallet", "cxmetrics.complaints", "cxmetrics.impact", "cxmetrics.alignment", "cxmetrics.pnl"]
 #: Modules that add top-level sub-commands.
 COMMAND_MODULES: list[str] = ["cxmetrics.docs", "cxmetrics.btyd", "cxmetrics.report", "cxmetrics.bench", "cxmetrics.backup"]
-
-
-class CLIError(Exception):
-    """An error to report as one line on stderr with exit code 1."""
 
 
 def _date(s: str) -> dt.date:
@@ -61,61 +55,6 @@ def filter_parser() -> argparse.ArgumentParser:
     g.add_argument("--department", dest="scope_department", action="append", default=None,
                    help="restrict to a department's rows (repeatable); implied by --role department")
     return p
-
-
-def filters_from_args(args: argparse.Namespace) -> Filters:
-    from .roles import ROLES
-
-    if args.role not in ROLES:
-        raise CLIError(f"unknown role {args.role!r}: use one of {', '.join(ROLES)} (roles are lower-case)")
-    departments = tuple(args.scope_department) if args.scope_department is not None else None
-    if args.role == "department" and departments is None:
-        departments = ()  # fail closed: a department role without a department sees nothing
-    return Filters(
-        date_from=args.date_from, date_to=args.date_to, segments=tuple(args.segment),
-        regions=tuple(args.region), min_n=args.min_n,
-        scope=Scope(role=args.role, departments=departments, user="cli"),
-    )
-
-
-def emit(obj: Any, args: argparse.Namespace, text: Callable[[Any], str] | None = None) -> None:
-    """Print a result as JSON (``--json``) or as readable text."""
-    if getattr(args, "json", False):
-        print(json.dumps(jsonable(obj), indent=2, ensure_ascii=False))
-        return
-    if text is not None:
-        print(text(obj))
-    elif hasattr(obj, "table"):
-        print(f"{obj.label} — {obj.method}")
-        for e in getattr(obj, "headline", ()):
-            print("  " + estimate_text(e, "{:.2f}", unit=True))
-        print(table_text(obj.table))
-        for w in getattr(obj, "warnings", ()):
-            print(f"warning: {w}")
-    else:
-        print(json.dumps(jsonable(obj), indent=2, ensure_ascii=False))
-
-
-NO_ROWS = ("no rows: the tables this needs are empty or the filters exclude everything "
-           "(`python -m cxmetrics status` shows what is in the store; import on the Data page or with `import`)")
-
-
-def estimate_text(e: Any, fmt: str = "{:.1f}", *, unit: bool = False) -> str:
-    """One line for an estimate; an estimate that could not be computed says so instead of ``nan``."""
-    value = e.estimate
-    if value is None or value != value or value in (float("inf"), float("-inf")):
-        return f"{e.label}: not available (n={e.n:,})" + (f" — {e.warnings[0]}" if e.warnings else "")
-    if unit:  # the headline form
-        return f"{e.label}: {fmt.format(value)} {e.unit} ({e.ci_text()}, n={e.n})"
-    n_eff = f", effective n={e.n_eff:,.0f}" if e.n_eff else ""
-    return f"{e.label}: {fmt.format(value)} ({e.ci_text(fmt)}, n={e.n:,}{n_eff})"
-
-
-def table_text(df: Any) -> str:
-    """A table as text: missing values as '—', an empty table as a reason, never pandas' 'Empty DataFrame'."""
-    if df is None or len(df) == 0:
-        return NO_ROWS
-    return df.to_string(index=False, na_rep="—")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -182,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m cxmetrics",
         description="CX-to-P&L analytics: the store, imports, metrics and reports behind the dashboard.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.set_defaults(parser=parser)  # `docs` documents the commands from it
 
     p = sub.add_parser("init", parents=[common], help="create or migrate the database")
     p.set_defaults(func=cmd_init)

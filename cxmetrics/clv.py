@@ -18,6 +18,7 @@ Marketing Science 29(1) (survival-based CLV).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from dataclasses import dataclass, replace
@@ -290,15 +291,14 @@ def register_cli(sub, parents) -> None:
 
 
 def _cli(args) -> int:
-    from .cli import emit, filters_from_args
+    from .output import emit, filters_from_args
 
     f = filters_from_args(args)
     with store.connect(args.db) as con:
         c = clv_by_group(con, f, by_segment=args.by_segment, alpha=args.alpha)
         strata = clv_by_group(con, f, by_segment=True, by_tenure=True, alpha=args.alpha)
     value = promoter_value(c if not args.by_segment else clv_by_group_from(c), strata=strata, moved=args.moved)
-    emit(Result(c.name, c.label, c.table, method=c.method, reference=c.reference, filters=c.filters, alpha=c.alpha,
-                headline=(value,), assumptions=c.assumptions, queries=c.queries, extra=c.extra), args)
+    emit(dataclasses.replace(c, headline=(value,)), args)  # warnings and assumptions as returned
     return 0
 
 

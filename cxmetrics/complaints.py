@@ -22,6 +22,7 @@ Kaplan & Meier (1958); Wilson (1927); Holford (1980) for the Poisson hazard mode
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -481,13 +482,12 @@ def register_cli(sub, parents) -> None:
 
 
 def _cli(args) -> int:
-    from .cli import emit, filters_from_args
+    from .output import emit, filters_from_args
 
     f = filters_from_args(args)
     with store.connect(args.db) as con:
         res = pareto(con, f) if args.by == "category" else volume(con, f, by=args.by, alpha=args.alpha)
         rec = recontact(con, f, alpha=args.alpha)
-    emit(Result(res.name, res.label, res.table, method=res.method, reference=res.reference, filters=res.filters,
-                alpha=res.alpha, headline=(rec,), queries=res.queries, extra=res.extra), args)
+    emit(dataclasses.replace(res, headline=(rec,)), args)  # warnings and assumptions as returned
     return 0
 

@@ -27,11 +27,11 @@ def _truths() -> str:
     return truths_markdown()
 
 
-def _cli() -> str:
-    """One row per CLI command with its help line."""
-    from .cli import build_parser
-
-    parser = build_parser()
+def _cli(parser=None) -> str:
+    """One row per CLI command with its help line (``parser``: the CLI's, which it passes in — the
+    CLI imports this module, never the reverse)."""
+    if parser is None:
+        raise ValueError("the cli section needs the CLI's parser: stale_sections(text, parser=…)")
     rows = ["| command | what it does |", "| --- | --- |"]
     for action in parser._subparsers._group_actions:  # argparse keeps sub-commands here
         for choice in action._choices_actions:
@@ -51,28 +51,28 @@ SECTIONS: dict[str, Callable[[], str]] = {
 }
 
 
-def render(text: str, names: tuple[str, ...] | None = None) -> str:
+def render(text: str, names: tuple[str, ...] | None = None, parser=None) -> str:
     """The README text with the named (default: all) generated sections refreshed."""
     for name in names or tuple(SECTIONS):
         pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", re.S)
         if not pattern.search(text):
             raise ValueError(f"README has no section markers for {name!r}")
-        body = SECTIONS[name]().rstrip("\n") + "\n"
+        body = (SECTIONS[name](parser) if name == "cli" else SECTIONS[name]()).rstrip("\n") + "\n"
         text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)
     return text
 
 
-def stale_sections(text: str) -> list[str]:
-    return [name for name in SECTIONS if render(text, (name,)) != text]
+def stale_sections(text: str, parser=None) -> list[str]:
+    return [name for name in SECTIONS if render(text, (name,), parser) != text]
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
     text = README.read_text(encoding="utf-8")
     if args.write:
-        README.write_text(render(text), encoding="utf-8")
+        README.write_text(render(text, parser=args.parser), encoding="utf-8")
         print(f"regenerated {', '.join(SECTIONS)} in {README}")
         return 0
-    stale = stale_sections(text)
+    stale = stale_sections(text, args.parser)
     if stale:
         print(f"stale README sections: {', '.join(stale)} (run `python -m cxmetrics docs --write`)")
         return 1

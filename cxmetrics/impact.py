@@ -356,7 +356,7 @@ def register_cli(sub, parents) -> None:
 
 
 def _cli(args) -> int:
-    from .cli import CLIError, emit, filters_from_args
+    from .output import CLIError, emit, filters_from_args
 
     f = filters_from_args(args)
     with store.connect(args.db) as con:

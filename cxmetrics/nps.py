@@ -468,7 +468,6 @@ FROM {src.source}
 WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
     q = store.Query(f"{metric}_by_{dim or 'all'}", sql, {**params, **sparams})
     rows = store.run(con, q)
-    z = _z(alpha)
     recs = []
     for _, r in rows.iterrows():
         n = int(r["n"])
@@ -564,7 +563,7 @@ def register_cli(sub, parents) -> None:
 
 
 def _cli(args) -> int:
-    from .cli import emit, estimate_text, filters_from_args
+    from .output import emit, estimate_text, filters_from_args
 
     f = filters_from_args(args)
     with store.connect(args.db) as con:

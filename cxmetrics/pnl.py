@@ -273,7 +273,7 @@ def register_cli(sub, parents) -> None:
 
 
 def _cli(args) -> int:
-    from .cli import emit, filters_from_args
+    from .output import emit, filters_from_args
 
     f = filters_from_args(args)
     with store.connect(args.db) as con:
@@ -282,7 +282,7 @@ def _cli(args) -> int:
                                      programme_cost=args.programme_cost, alpha=args.alpha)
         else:
             res = initiatives_scenario(con, f, alpha=args.alpha)
-    from .cli import table_text
+    from .output import table_text
 
     emit(res, args, lambda p: describe(p) + "\n" + table_text(p.components))
     return 0

@@ -17,23 +17,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 FORMATS = ("pptx", "html", "pdf")
 
-
-@dataclass
-class Slide:
-    """One slide / document section: a title, plain sentences, charts, an optional table."""
-
-    title: str
-    sentences: list[str] = field(default_factory=list)
-    figures: list = field(default_factory=list)  # plotly figures
-    table: pd.DataFrame | None = None
-    notes: str = ""  # method and provenance, shown small
+from .story import Slide  # noqa: E402  the type lives with the story that builds the slides
 
 
 class RendererMissing(RuntimeError):
@@ -273,7 +263,7 @@ def period_bounds(period: str) -> tuple[dt.date, dt.date]:
 
 
 def _cli(args) -> int:
-    from .cli import filters_from_args
+    from .output import filters_from_args
 
     f = filters_from_args(args)
     if args.period:

@@ -8,6 +8,7 @@ plainly); nothing is typed by hand. ``story(con, filters)`` is the company updat
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
@@ -20,7 +21,17 @@ from .charts import initiatives as ini_charts
 from .charts import nps as nps_charts
 from .charts import pnl as pnl_charts
 from .filters import Filters
-from .report import Slide
+
+
+@dataclass
+class Slide:
+    """One slide / document section: a title, plain sentences, charts, an optional table."""
+
+    title: str
+    sentences: list[str] = field(default_factory=list)
+    figures: list = field(default_factory=list)  # plotly figures
+    table: pd.DataFrame | None = None
+    notes: str = ""  # method and provenance, shown small
 
 
 def _methodology(con, filters: Filters, results: list, cited: dict[str, str]) -> Slide:

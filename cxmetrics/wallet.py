@@ -17,6 +17,7 @@ your share of wallet", Harvard Business Review 89(10): the Wallet Allocation Rul
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import duckdb
@@ -183,12 +184,11 @@ def register_cli(sub, parents) -> None:
 
 
 def _cli(args) -> int:
-    from .cli import emit, filters_from_args
+    from .output import emit, filters_from_args
 
     f = filters_from_args(args)
     with store.connect(args.db) as con:
         res = by_group(con, f, alpha=args.alpha)
         slope = nps_relation(con, f, alpha=args.alpha)
-    emit(Result(res.name, res.label, res.table, method=res.method, reference=res.reference, filters=res.filters,
-                alpha=res.alpha, headline=res.headline + (slope,), queries=res.queries, extra=res.extra), args)
+    emit(dataclasses.replace(res, headline=res.headline + (slope,)), args)  # warnings and assumptions as returned
     return 0
