@@ -242,7 +242,7 @@ def _response_source(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str 
     return src, where, params, sclause, sparams, (src.dim(DIMENSIONS[dim]) if dim else "'all'")
 
 
-def _counts_query(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, survey: str, name: str, *,
+def counts_query(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, survey: str, name: str, *,
                   by_segment: bool = False) -> store.Query:
     """Counts per ``dim`` value (``grp``); with ``by_segment`` also per segment and region (the cells
     that by-segment, by-region and weighted figures are summed from). Read from the responses
@@ -313,7 +313,7 @@ def _counts(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, s
     """
     # by segment, by region and weighted figures are sums over one query's segment × region cells
     cellwise = weighted or dim in ("segment", "region")
-    q = _counts_query(con, filters, None if dim in ("segment", "region") else dim, survey, name, by_segment=cellwise)
+    q = counts_query(con, filters, None if dim in ("segment", "region") else dim, survey, name, by_segment=cellwise)
     cells = store.run(con, q)
     if dim in ("segment", "region"):
         cells = cells.assign(grp=cells[dim])
@@ -508,44 +508,6 @@ WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
 
 
 # ----------------------------------------------------------------------------- page data
-
-
-@dataclass(frozen=True)
-class NPSPage:
-    overall: Estimate
-    weighted: Estimate
-    last_change: Estimate | None
-    last_change_text: str
-    trend: Result
-    by_segment: Result
-    by_region: Result
-    by_touchpoint: Result
-    csat: Result
-    ces: Result
-    representativeness: Result
-    drivers: Result
-
-
-@store.memoized
-def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, period: str = "quarter",
-              survey: str = "relationship") -> NPSPage:
-    """Everything the "NPS & drivers" page shows."""
-    from . import drivers, representativeness
-
-    change, text = last_change(con, filters, period=period, survey=survey)
-    return NPSPage(
-        overall=overall(con, filters, survey=survey),
-        weighted=overall(con, filters, survey=survey, weighted=True),
-        last_change=change, last_change_text=text,
-        trend=trend(con, filters, period=period, survey=survey),
-        by_segment=by(con, filters, dim="segment", survey=survey),
-        by_region=by(con, filters, dim="region", survey=survey),
-        by_touchpoint=by(con, filters, dim="touchpoint", survey="transactional"),
-        csat=score(con, filters, metric="csat", dim="touchpoint"),
-        ces=score(con, filters, metric="ces", dim="touchpoint"),
-        representativeness=representativeness.response_rates(con, filters),
-        drivers=drivers.key_drivers(con, filters),
-    )
 
 
 # ----------------------------------------------------------------------------- CLI

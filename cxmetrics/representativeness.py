@@ -40,7 +40,7 @@ def response_rates(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: f
     # active base and responses per segment are shared with the weighted NPS (memoised queries);
     # distinct respondents are counted over the customers table (a semi-join, no 10M-row join)
     base, _ = nps.active_base(con, filters)
-    cells = store.run(con, nps._counts_query(con, filters, None, "relationship", "nps_overall", by_segment=True))
+    cells = store.run(con, nps.counts_query(con, filters, None, "relationship", "nps_overall", by_segment=True))
     from . import summaries
 
     if summaries.customer(con, filters, response_filters=True):  # every relationship respondent ever

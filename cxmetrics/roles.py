@@ -56,7 +56,7 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/01_executive_summary.py", "Executive summary", ":material/dashboard:",
              ("executive", "finance", "analyst"), headline="Executive summary", data="cxmetrics.summary:page_data"),
     PageSpec("pages/02_nps_drivers.py", "NPS & drivers", ":material/speed:", ALL, headline="NPS & drivers",
-             data="cxmetrics.nps:page_data"),
+             data="cxmetrics.nps_page:page_data"),
     PageSpec("pages/03_customer_voice.py", "Customer voice", ":material/forum:", ALL, headline="Customer voice",
              data="cxmetrics.voice:page_data"),
     PageSpec("pages/04_churn_retention.py", "Churn & retention", ":material/trending_down:",

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cxmetrics import drivers, nps, ui
+from cxmetrics import drivers, nps, nps_page, ui
 from cxmetrics.charts import nps as charts
 
 st.title("NPS & drivers")
@@ -11,7 +11,7 @@ c1, c2 = st.columns(2)
 period = c1.segmented_control("Period", nps.PERIODS, default="quarter", key="nps_period") or "quarter"
 survey = c2.segmented_control("Survey", ("relationship", "transactional"), default="relationship",
                               key="nps_survey") or "relationship"
-data = ui.compute(nps.page_data, filters, period=period, survey=survey)
+data = ui.compute(nps_page.page_data, filters, period=period, survey=survey)
 
 if data.overall.n == 0:
     ui.empty_state("No survey responses match these filters. Widen the date range or clear the segment filter.")
