@@ -135,8 +135,8 @@ WHERE c.contract = 'contractual' AND {cw}"""
         revenue_new=Quantity(float((12 * c["monthly_revenue"] * weights).sum()),
                              float(math.sqrt(((12 * c["monthly_revenue_se"] * weights) ** 2).sum())),
                              "12 × revenue per customer-month of an average customer (customer-weighted)"),
-        churn_new=Quantity(float(sum(q.value * wt for q, wt in zip(churn_new, weights))),
-                           float(math.sqrt(sum((q.se * wt) ** 2 for q, wt in zip(churn_new, weights)))),
+        churn_new=Quantity(float(sum(q.value * wt for q, wt in zip(churn_new, weights, strict=True))),
+                           float(math.sqrt(sum((q.se * wt) ** 2 for q, wt in zip(churn_new, weights, strict=True)))),
                            "annual churn of an average customer (customer-weighted)"),
         programme_cost=float(programme_cost),
         assumptions={k: used[k].value for k in BRIDGE_ASSUMPTIONS} | {
@@ -150,7 +150,7 @@ WHERE c.contract = 'contractual' AND {cw}"""
     st = clv.clv_by_group(con, filters, by_segment=True, by_tenure=True, draws=200).table
     ann = [_annual_churn(r["monthly_churn_pct"], int(r["churn_events"])) for _, r in st.iterrows()]
     st = st.assign(churn=[a.value for a in ann], churn_se=[a.se if r["churn_events"] > 0 else np.nan
-                                                           for a, (_, r) in zip(ann, st.iterrows())],
+                                                           for a, (_, r) in zip(ann, st.iterrows(), strict=True)],
                    revenue=12 * st["monthly_revenue"], revenue_se=12 * st["monthly_revenue_se"])
     std, info = clv.standardise(st, ("detractor", to), {"churn": "churn_se", "revenue": "revenue_se"}, mix="detractor")
     if std:

@@ -10,7 +10,6 @@ from . import alignment, churn, clv, complaints, drivers, impact, nps, pnl, stor
 from .filters import Filters
 from .results import Estimate, Result
 
-
 #: The reason shown wherever NPS is needed and no relationship survey response matches.
 NO_SURVEY = ("No relationship survey responses in this selection: import customers and survey responses on the "
              "Data page (or widen the filters).")
