@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from . import schema, store
+from .importer import sha256_of
 
 
 def backup(db: str | os.PathLike | None, out: str | os.PathLike) -> dict:
@@ -27,7 +28,7 @@ def backup(db: str | os.PathLike | None, out: str | os.PathLike) -> dict:
         counts = store.row_counts(con)
         version = store.data_version(con)
         con.execute("EXPORT DATABASE '" + str(out).replace("'", "''") + "' (FORMAT parquet)")
-    files = {f.name: _sha256(f) for f in sorted(out.iterdir()) if f.is_file()}
+    files = {f.name: sha256_of(f) for f in sorted(out.iterdir()) if f.is_file()}
     manifest = {"schema_version": schema.SCHEMA_VERSION, "data_version": version, "rows": counts,
                 "sha256": files}
     (out / "cxmetrics_backup.json").write_text(json.dumps(manifest, indent=2))
@@ -79,16 +80,6 @@ def restore(folder: str | os.PathLike, db: str | os.PathLike | None) -> dict:
     return manifest
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _verify_files(folder: Path, manifest: dict) -> None:
     """Every file the backup wrote is there with the content hash its manifest records."""
     hashes = manifest.get("sha256")
@@ -99,7 +90,7 @@ def _verify_files(folder: Path, manifest: dict) -> None:
         f = folder / name
         if not f.is_file():
             raise ValueError(f"the backup is incomplete: {name} is missing from {folder}; the store is unchanged")
-        if _sha256(f) != want:
+        if sha256_of(f) != want:
             raise ValueError(f"the backup is damaged: {name} does not match its content hash in the "
                              f"manifest; the store is unchanged — restore from another backup")
 

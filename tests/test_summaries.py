@@ -249,3 +249,19 @@ def test_a_filtered_page_computes_its_landmark_base_once_and_drops_it(con):
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone()[0] == 0
     raw = churn.raw_base(f, dt.date(2025, 1, 1), "SELECT count(*) AS n FROM b", "n")
     assert page.hazard.extra["customers"] == con.execute(raw.sql, raw.params).fetchone()[0]
+
+
+def test_a_changed_definition_makes_stored_summaries_stale_and_a_write_open_rebuilds_them(writable_db, monkeypatch):
+    """The format version is a hash of the definitions: no hand-bumped number needed."""
+    with store.connect(str(writable_db)) as con:
+        assert summaries.current(con, summaries.RESPONSES_TABLE) and not summaries.missing(con)
+    before = summaries.format_version()
+    monkeypatch.setitem(summaries.DEFINITIONS, summaries.RESPONSES_TABLE,
+                        summaries.DEFINITIONS[summaries.RESPONSES_TABLE] + "\n-- changed definition")
+    assert summaries.format_version() != before
+    with store.connect(str(writable_db)) as con:  # read-only: the stored tables are not used any more
+        assert not summaries.current(con, summaries.RESPONSES_TABLE) and summaries.missing(con)
+    with store.connect(str(writable_db), read_only=False):  # a read-write open rebuilds them
+        pass
+    with store.connect(str(writable_db)) as con:
+        assert summaries.current(con, summaries.RESPONSES_TABLE) and not summaries.missing(con)
