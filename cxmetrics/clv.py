@@ -18,10 +18,10 @@ Marketing Science 29(1) (survival-based CLV).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 from dataclasses import dataclass, replace
+from statistics import NormalDist
 
 import duckdb
 import numpy as np
@@ -107,12 +107,13 @@ def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment
             m_d = rng.normal(m_rev, se_m, draws) * gm
             sims = clv_formula(m_d, lam_d, d_month, months)
             lo, hi = np.quantile(sims, [lo_q, hi_q])
+            sd = float(np.std(sims, ddof=1))
         else:
-            lo = hi = float("nan")
+            lo = hi = sd = float("nan")
         recs.append({**{k: r[k] for k in keys}, "customers": int(r["customers"]), "churn_events": int(r["events"]),
                      "monthly_churn_pct": 100 * lam, "monthly_revenue": m_rev, "monthly_revenue_se": se_m,
                      "monthly_margin": m_rev * gm,
-                     "clv": point, "ci_low": float(lo), "ci_high": float(hi),
+                     "clv": point, "clv_se": sd, "ci_low": float(lo), "ci_high": float(hi),
                      "small_sample": r["customers"] < filters.min_n})
     table = pd.DataFrame(recs)
     order = {g: i for i, g in enumerate(GROUPS)}
@@ -206,13 +207,17 @@ def _crude_value(clv: Result, moved: int, source: str, target: str) -> Estimate:
                         filters=clv.filters)
     a, b = t.loc[target], t.loc[source]
     gap = a["clv"] - b["clv"]
-    se = math.hypot((a["ci_high"] - a["ci_low"]) / 3.92, (b["ci_high"] - b["ci_low"]) / 3.92)
+    se, z = math.hypot(a["clv_se"], b["clv_se"]), _z(clv.alpha)
     return Estimate("promoter_value", f"Value of moving {moved:,} {source}s to {target}s (crude)", moved * gap,
-                    moved * (gap - 1.96 * se), moved * (gap + 1.96 * se), n=int(a["customers"] + b["customers"]),
+                    moved * (gap - z * se), moved * (gap + z * se), n=int(a["customers"] + b["customers"]),
                     unit="EUR", alpha=clv.alpha,
                     method=f"{moved:,} × (CLV {target} − CLV {source}), pooled over segments; CLV gap {gap:,.0f} "
                            "per customer.",
-                    reference=clv.reference, filters=clv.filters, assumptions=clv.assumptions)
+                    reference=clv.reference, filters=clv.filters, assumptions=clv.assumptions, se=moved * se)
+
+
+def _z(alpha: float) -> float:
+    return NormalDist().inv_cdf(1 - alpha / 2)
 
 
 def promoter_value(clv: Result, *, strata: Result | None = None, moved: int = 1000, source: str = "detractor",
@@ -223,23 +228,22 @@ def promoter_value(clv: Result, *, strata: Result | None = None, moved: int = 10
     ``by_segment=True, by_tenure=True``) the headline is segment-adjusted: the CLV gap within each
     stratum, weighted by the mix of the customers moved — the ``source`` group (:func:`standardise`), SE = √Σ w²(SE_target² + SE_source²)
     from the cells' simulation intervals; the crude (pooled) figure is returned beside it as
-    ``.crude``. Without ``strata`` it is the crude figure. Intervals treat the groups' CLV
-    intervals as independent normals (SE = CI width / 3.92).
+    ``.crude``. Without ``strata`` it is the crude figure. Intervals treat the groups' CLV as
+    independent normals with the SDs of their simulation draws (``clv_se``).
     """
     crude = _crude_value(clv, moved, source, target)
     if strata is None or crude.estimate != crude.estimate:
         return crude
-    t = strata.table.assign(clv_se=(strata.table["ci_high"] - strata.table["ci_low"]) / 3.92)
-    std, info = standardise(t, (target, source), {"clv": "clv_se"}, mix=source)
+    std, info = standardise(strata.table, (target, source), {"clv": "clv_se"}, mix=source)
     if not std:
         return replace(crude, warnings=crude.warnings + ("Too few customers per segment to adjust for the mix.",))
     (ct, st_), (cs, ss) = std[target]["clv"], std[source]["clv"]
-    gap, se = ct - cs, math.hypot(st_, ss)
+    gap, se, z = ct - cs, math.hypot(st_, ss), _z(clv.alpha)
     warn = () if info["covered"] >= 0.995 else (
         f"Strata with both groups hold {info['covered']:.0%} of the base; the rest is left out of the adjustment.",)
     return MoneyEstimate(
-        "promoter_value", f"Value of moving {moved:,} {source}s to {target}s", moved * gap, moved * (gap - 1.96 * se),
-        moved * (gap + 1.96 * se), n=crude.n, unit="EUR", alpha=clv.alpha,
+        "promoter_value", f"Value of moving {moved:,} {source}s to {target}s", moved * gap, moved * (gap - z * se),
+        moved * (gap + z * se), n=crude.n, se=moved * se, unit="EUR", alpha=clv.alpha,
         method=(f"{moved:,} × (CLV {target} − CLV {source}) within {' × '.join(info['strata'])} "
                 f"({info['strata_n']} strata), standardised to the {source}s' mix; adjusted CLV gap {gap:,.0f} per "
                 f"customer (crude {crude.estimate / moved:,.0f})."),
@@ -298,7 +302,7 @@ def _cli(args) -> int:
         c = clv_by_group(con, f, by_segment=args.by_segment, alpha=args.alpha)
         strata = clv_by_group(con, f, by_segment=True, by_tenure=True, alpha=args.alpha)
     value = promoter_value(c if not args.by_segment else clv_by_group_from(c), strata=strata, moved=args.moved)
-    emit(dataclasses.replace(c, headline=(value,)), args)  # warnings and assumptions as returned
+    emit(replace(c, headline=(value,)), args)  # warnings and assumptions as returned
     return 0
 
 

@@ -17,14 +17,16 @@ def planted_strata() -> tuple[Result, Result]:
         for g, n in mix.items():
             half = value * 0.2  # the cell's CLV interval, the same for both groups
             rows.append({"nps_group": g, "segment": seg, "tenure": "24m+", "customers": n, "clv": value,
-                         "ci_low": value - half, "ci_high": value + half})
+                         "clv_se": half / 1.96, "ci_low": value - half, "ci_high": value + half})
     t = pd.DataFrame(rows)
-    pooled = (t.assign(w=t["clv"] * t["customers"], lo=t["ci_low"] * t["customers"], hi=t["ci_high"] * t["customers"])
+    pooled = (t.assign(w=t["clv"] * t["customers"], lo=t["ci_low"] * t["customers"], hi=t["ci_high"] * t["customers"],
+                       se=t["clv_se"] * t["customers"])
               .groupby("nps_group").sum(numeric_only=True))
     pooled = pd.DataFrame({"nps_group": pooled.index, "customers": pooled["customers"].values,
                            "clv": (pooled["w"] / pooled["customers"]).values,
                            "ci_low": (pooled["lo"] / pooled["customers"]).values,
-                           "ci_high": (pooled["hi"] / pooled["customers"]).values})
+                           "ci_high": (pooled["hi"] / pooled["customers"]).values,
+                           "clv_se": (pooled["se"] / pooled["customers"]).values})
     return Result("clv", "pooled", pooled), Result("clv", "strata", t)
 
 
@@ -82,3 +84,12 @@ def test_margin_zero_on_the_store(writable_db):
     for k in ("retention", "enrichment", "advocacy"):
         assert c[k] == pytest.approx(0.0, abs=1e-6)
     assert p.net[0] < 0
+
+
+def test_promoter_value_interval_follows_alpha_and_carries_its_se():
+    pooled, strata = planted_strata()
+    wide = clv.promoter_value(pooled)
+    narrow = clv.promoter_value(Result("clv", "pooled", pooled.table, alpha=0.10))
+    assert wide.se == pytest.approx(narrow.se) and wide.se > 0
+    assert (narrow.ci_high - narrow.ci_low) / (wide.ci_high - wide.ci_low) == pytest.approx(1.6449 / 1.9600, rel=1e-3)
+    assert wide.conf_int(0.10) == pytest.approx((narrow.ci_low, narrow.ci_high))
