@@ -1,8 +1,9 @@
 """Validated, all-or-nothing, idempotent import of CSV, Excel, Parquet and Qualtrics files.
 
-Flow: detect format and encoding → parse, in a private in-memory DuckDB with the store attached
-read-only, into a staging table of text columns named by position (file headers never become SQL
-identifiers) → run every check in SQL and collect all problems with their row and column → if
+Flow: detect format and encoding → parse (CSV with the csv module, xlsx with python-calamine, both
+into records in memory: a CSV or workbook is held whole while it is staged; Parquet is read by
+DuckDB) into a staging table of text columns named by position, in a private in-memory DuckDB with
+the store attached read-only (file headers never become SQL identifiers) → run every check in SQL and collect all problems with their row and column → if
 any, record a rejected import and raise :class:`ImportRejected`; else attach the store read-write
 and upsert by key inside ``BEGIN … COMMIT`` and record it (the write lock is held only then).
 
@@ -220,26 +221,6 @@ def _mostly_utf8(data: bytes) -> bool:
     high = len(re.findall(rb"[\x80-\xff]", data))
     bad = high - sum(len(m) for m in re.findall(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}", data))
     return good >= bad
-
-
-def _first_records(path: Path, encoding: str, bom: int, count: int = 3) -> tuple[list[list[str]], str]:
-    """The first records (parsed with the csv module) and the delimiter."""
-    with open(path, "rb") as f:
-        raw = f.read(1 << 20)[bom:]
-    text = raw.decode("latin-1" if encoding == "latin-1" else "utf-8", errors="replace")
-    first_line = text.split("\n", 1)[0]
-    counts = {d: first_line.count(d) for d in (",", ";", "\t", "|")}
-    delim = max(counts, key=counts.get) if max(counts.values()) > 0 else ","
-    records = []
-    reader = csv.reader(io.StringIO(text), delimiter=delim)
-    try:
-        for rec in reader:
-            records.append(rec)
-            if len(records) >= count:
-                break
-    except csv.Error:
-        pass
-    return records, delim
 
 
 def is_qualtrics(records: list[list[str]]) -> bool:
@@ -968,8 +949,8 @@ def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limit
 
 def _staging_config() -> dict[str, str]:
     """Settings of the private staging database: its memory is capped (``CX_IMPORT_MEMORY``,
-    default 640MB) and spills to a temporary directory beyond that, so a file of any size is
-    staged in bounded memory."""
+    default 640MB) and spills to a temporary directory beyond that. The records parsed from a CSV or
+    xlsx file are held in Python memory before staging, so those imports are not bounded by it."""
     return {"memory_limit": os.environ.get("CX_IMPORT_MEMORY", "640MB"),
             "temp_directory": os.path.join(tempfile.gettempdir(), "cxmetrics-import")}
 
