@@ -457,41 +457,15 @@ def test_assumptions_import_is_finance_only_and_the_audit_records_the_role(writa
     assert row == ("finance", "assumptions ← budget.csv")
 
 
-def test_app_upload_logs_rejections_under_the_real_name_and_deletes_the_temp_file(writable_db, make_app,
-                                                                                  monkeypatch, tmp_path):
-    import tempfile
-
-    from cxmetrics import ui
-
-    saved = []
-    real = ui.save_upload
-
-    def spy(uploaded):
-        p = real(uploaded)
-        saved.append(p)
-        return p
-
-    monkeypatch.setattr(ui, "save_upload", spy)
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    src = "response_id,customer_id,responded_on,survey,nps\nBAD1,C0000001,2024-01-01,relationship,11\n"
+def test_a_rejected_import_is_logged_under_the_name_it_was_given(writable_db, tmp_path):
+    """The Data page passes the uploaded file's own name as ``source`` (the browser flow in
+    tests/browser checks the page end to end, temp-file deletion included)."""
     from cxmetrics import importer as imp
 
-    # the page's own calls, as the uploader makes them (AppTest cannot drive st.file_uploader)
-    class Up:
-        name = "my survey.csv"
-
-        def getbuffer(self):
-            return src.encode()
-
-    path = ui.save_upload(Up())
+    path = tmp_path / "cx_upload_x1y2.csv"
+    path.write_text("response_id,customer_id,responded_on,survey,nps\nBAD1,C0000001,2024-01-01,relationship,11\n")
     with pytest.raises(imp.ImportRejected):
-        imp.import_file(path, "survey_responses", db=str(writable_db), dry_run=True, source=Up.name)
-    page = (ROOT / "pages" / "11_data.py").read_text()
-    assert "source=uploaded.name" in page and "unlink" in page
-    imp_rejected = imp.ImportRejected
-    del imp_rejected
-    with pytest.raises(imp.ImportRejected):
-        imp.import_file(path, "survey_responses", db=str(writable_db), source=Up.name)
+        imp.import_file(path, "survey_responses", db=str(writable_db), source="my survey.csv")
     with store.connect(str(writable_db)) as con:
         row = con.execute("SELECT source, status FROM imports ORDER BY import_id DESC LIMIT 1").fetchone()
     assert row == ("my survey.csv", "rejected")

@@ -48,11 +48,18 @@ def browser_db(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def server(browser_db, tmp_path_factory):
+def server_tmp(tmp_path_factory) -> Path:
+    """The app server's temp folder (its TMPDIR): where uploads are staged, and must not stay."""
+    return tmp_path_factory.mktemp("server_tmp")
+
+
+@pytest.fixture(scope="session")
+def server(browser_db, server_tmp, tmp_path_factory):
     """Base URL of a running ``streamlit run app.py`` on the browser demo database."""
     port = _free_port()
     log = (tmp_path_factory.mktemp("server") / "streamlit.log").open("w")
-    env = {**os.environ, "CX_DB": str(browser_db), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env = {**os.environ, "CX_DB": str(browser_db), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+           "TMPDIR": str(server_tmp)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none"],

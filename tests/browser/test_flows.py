@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlparse
 import pandas as pd
 import pytest
 
-from cxmetrics import roles
+from cxmetrics import roles, store
 
 pytestmark = pytest.mark.browser
 
@@ -170,7 +170,12 @@ def _row_count(page, table: str) -> int:
     return int(metric.first.locator('[data-testid="stMetricValue"]').inner_text().replace(",", ""))
 
 
-def test_bad_upload_shows_errors_then_good_upload_imports(server, page, tmp_path, shots):
+def _last_import(db: Path) -> tuple[str, str]:
+    with store.connect(str(db)) as con:
+        return con.execute("SELECT source, status FROM imports ORDER BY import_id DESC LIMIT 1").fetchone()
+
+
+def test_bad_upload_shows_errors_then_good_upload_imports(server, server_tmp, browser_db, page, tmp_path, shots):
     open_page(page, server, "/data")
     total_before = _row_count(page, "survey_responses")
     bad = tmp_path / "bad_responses.csv"
@@ -185,6 +190,7 @@ def test_bad_upload_shows_errors_then_good_upload_imports(server, page, tmp_path
     text = wait_for_text(problems, "responded_on")
     assert "responded_on" in text and "nps" in text
     page.screenshot(path=str(shots / "data_rejected_upload.png"))
+    assert _last_import(browser_db) == ("bad_responses.csv", "rejected")  # logged under the file's own name
     open_page(page, server, "/data")
     assert _row_count(page, "survey_responses") == total_before
 
@@ -199,6 +205,8 @@ def test_bad_upload_shows_errors_then_good_upload_imports(server, page, tmp_path
     assert page.get_by_text(re.compile(r"Imported 2 rows into survey_responses")).count() == 1
     open_page(page, server, "/data")
     assert _row_count(page, "survey_responses") == total_before + 2
+    assert _last_import(browser_db) == ("good_responses.csv", "accepted")
+    assert not list(server_tmp.glob("cx_upload_*")), "uploads are deleted from the temp folder"
     assert_no_exception(page)
 
     # the uploaded verbatim is shown as text on Customer voice, never as HTML
