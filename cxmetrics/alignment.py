@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2, norm
 
-from . import store
+from . import store, summaries
 from .filters import Filters
 from .results import Result
 
@@ -112,33 +112,12 @@ def fit_threshold(x: np.ndarray, n: np.ndarray, k: np.ndarray, *, lower_is_bette
 
 
 _LINKED = """
-SELECT o.kpi_id, round(o.value, 1) AS x, count(*) AS n, count(*) FILTER (WHERE r.nps <= 6) AS detractors,
-       count(*) FILTER (WHERE r.nps >= 9) AS promoters,
-       count(*) FILTER (WHERE o.observed_on > (SELECT max(observed_on) FROM kpi_observations) - INTERVAL 12 MONTH) AS n_last_year
-FROM kpi_observations o
-JOIN survey_responses r ON r.response_id = o.response_id
-WHERE o.response_id IS NOT NULL AND r.nps IS NOT NULL AND {where}
-GROUP BY 1, 2 ORDER BY 1, 2
-"""
-
-_LINKED_FROM_SUMMARY = """
-SELECT o.kpi_id, o.x, CAST(sum(o.n) AS BIGINT) AS n,
-       CAST(coalesce(sum(o.n) FILTER (WHERE o.nps <= 6), 0) AS BIGINT) AS detractors,
-       CAST(coalesce(sum(o.n) FILTER (WHERE o.nps >= 9), 0) AS BIGINT) AS promoters,
-       CAST(coalesce(sum(o.n) FILTER (WHERE o.observed_on > (SELECT max(observed_on) FROM kpi_observations)
-                                              - INTERVAL 12 MONTH), 0) AS BIGINT) AS n_last_year
-FROM summary_kpi_linked o
-WHERE {where}
-GROUP BY 1, 2 ORDER BY 1, 2
-"""
-
-_LINKED_ALLTIME = """
 SELECT o.kpi_id, o.x, CAST(sum(o.n) AS BIGINT) AS n,
        CAST(coalesce(sum(o.n) FILTER (WHERE o.nps <= 6), 0) AS BIGINT) AS detractors,
        CAST(coalesce(sum(o.n) FILTER (WHERE o.nps >= 9), 0) AS BIGINT) AS promoters,
        CAST(sum(o.n_last_year) AS BIGINT) AS n_last_year
-FROM summary_kpi_linked_alltime o
-WHERE {where}
+FROM {summary_kpi_linked_alltime} o
+WHERE %s
 GROUP BY 1, 2 ORDER BY 1, 2
 """
 
@@ -181,18 +160,9 @@ def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, 
     lower = kpi["direction"] == "lower_is_better"
     # every KPI's linked curve comes from one query (one pass over the responses for the page),
     # over the linked-observation summary when it is current
-    from . import summaries
-
-    if filters.date_from is None and filters.date_to is None and summaries.current(con, summaries.KPI_ALLTIME_TABLE):
-        where, params = filters.where(customer="o", department_col="o.department", dates=False)
-        q = store.Query("kpi_linked", _LINKED_ALLTIME.format(where=where), params)
-    elif summaries.current(con, summaries.KPI_TABLE):
-        where, params = filters.where(date_col="o.observed_on", customer="o", department_col="o.department")
-        q = store.Query("kpi_linked", _LINKED_FROM_SUMMARY.format(where=where), params)
-    else:
-        where, params = filters.where(date_col="o.observed_on", customer_id_col="r.customer_id",
-                                      department_col="r.department")
-        q = store.Query("kpi_linked", _LINKED.format(where=where), params)
+    where, params = summaries.where(summaries.KPI_ALLTIME_TABLE, filters, customer="o",
+                                    department_col="o.department", dates=False)
+    q = summaries.query(con, "kpi_linked", _LINKED % where, params, filters=filters)
     d = store.run(con, q)
     d = d[d["kpi_id"] == kpi["kpi_id"]].drop(columns="kpi_id").reset_index(drop=True)
     out = {"kpi_id": kpi["kpi_id"], "department": kpi["department"], "kpi": kpi["name"], "unit": kpi["unit"],
@@ -202,20 +172,15 @@ def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, 
            "customers_beyond_per_year": np.nan, "money_at_risk": np.nan, "status": "no evidence", "reason": "",
            "suggestion": "", "_curve": d, "_query": (q,)}
     if d.empty:
-        from . import summaries
-
-        src = summaries.responses(con)  # monthly NPS from the responses summary when current
+        src = summaries.responses(con)
         wherep, paramsp = filters.where(date_col="r.responded_on", customer=src.customer, department_col="r.department")
         kpi_months = ("SELECT date_trunc('month', observed_on) AS m, sum(s_value) / sum(n_value) AS kpi "
-                      "FROM summary_kpi_daily WHERE kpi_id = $kpi AND NOT customer_level GROUP BY 1"
-                      if summaries.current(con, summaries.KPI_DAILY_TABLE) else
-                      "SELECT date_trunc('month', observed_on) AS m, avg(value) AS kpi FROM kpi_observations "
-                      "WHERE kpi_id = $kpi AND customer_id IS NULL GROUP BY 1")
+                      "FROM {summary_kpi_daily} WHERE kpi_id = $kpi AND NOT customer_level GROUP BY 1")
         # the months' NPS (one query for every KPI of the page) joined to this KPI's monthly mean
         qs = store.Query("nps_by_month", _MONTHLY_NPS.format(
             where=wherep, source=src.source, n=src.count(), promoters=src.mean("CASE WHEN r.nps >= 9 THEN 1.0 ELSE 0 END"),
             detractors=src.mean("CASE WHEN r.nps <= 6 THEN 1.0 ELSE 0 END")), paramsp)
-        qp = store.Query("kpi_period", kpi_months, {"kpi": kpi["kpi_id"]})
+        qp = summaries.query(con, "kpi_period", kpi_months, {"kpi": kpi["kpi_id"]})
         p = (store.run(con, qp).merge(store.run(con, qs), on="m").rename(columns={"m": "month"})
              .sort_values("month").reset_index(drop=True)[["month", "kpi", "nps", "n"]])
         out["_curve"], out["_query"] = p, (qp, qs)

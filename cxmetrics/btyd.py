@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
-from . import store
+from . import relations, store, summaries
 from .filters import Filters
 from .results import Result
 
@@ -184,50 +184,17 @@ def expected_spend(fit: GammaGammaFit, x, m) -> np.ndarray:
 
 PERIOD_DAYS = {"week": 7.0, "month": 365.25 / 12}
 
-_RFM_SQL = """
-WITH tx AS (
-    -- amounts summed as exact cents: a float sum depends on the order of parallel work, and m is rounded
-    SELECT t.customer_id, t.occurred_on::DATE AS d, sum(CAST(t.amount AS DECIMAL(18, 2))) AS amount
-    FROM {source} t
-    WHERE t.occurred_on::DATE <= $cal_end {where}
-    GROUP BY 1, 2
-), per AS (
-    SELECT customer_id, count(*) - 1 AS x,
-           date_diff('day', min(d), max(d)) AS t_x_days, date_diff('day', min(d), $cal_end) AS T_days,
-           CASE WHEN count(*) > 1 THEN (sum(amount) - arg_min(amount, d)) / (count(*) - 1) END AS m
-    FROM tx GROUP BY 1
-)
-SELECT x, t_x_days, T_days, CAST(round(m, 2) AS DOUBLE) AS m, count(*) AS w FROM per GROUP BY ALL ORDER BY ALL
-"""
-
-
-#: Per non-contractual customer (x, t_x, T, m) at a calibration end, with segment and region for
-#: filters: kept as summary_rfm for the default calibration end (the last transaction date).
-_RFM_CUSTOMERS = """
-WITH tx AS (
-    SELECT t.customer_id, t.occurred_on::DATE AS d, sum(CAST(t.amount AS DECIMAL(18, 2))) AS amount
-    FROM transactions t JOIN customers c USING (customer_id)
-    WHERE c.contract = 'non_contractual' AND t.occurred_on::DATE <= $cal_end
-    GROUP BY 1, 2
-)
-SELECT customer_id, any_value(c.segment) AS segment, any_value(c.region) AS region, count(*) - 1 AS x,
-       date_diff('day', min(d), max(d)) AS t_x_days, date_diff('day', min(d), $cal_end) AS T_days,
-       CASE WHEN count(*) > 1 THEN (sum(amount) - arg_min(amount, d)) / (count(*) - 1) END AS m
-FROM tx JOIN customers c USING (customer_id) GROUP BY 1
-"""
-
-
-def rfm_customers(calibration_end) -> store.Query:
-    return store.Query("summary_rfm", _RFM_CUSTOMERS, {"cal_end": calibration_end})
-
-
-def rfm(con, *, calibration_end, source: str = "transactions", where: str = "", params: dict | None = None) -> store.Query:
-    """Grouped RFM summary query: (x, t_x_days, T_days, m, w) with w customers per cell.
+def rfm(con, *, calibration_end, source: str = "transactions", where: str = "TRUE",
+        params: dict | None = None) -> store.Query:
+    """Grouped RFM summary query: (x, t_x_days, T_days, m, w) with w customers per cell, over the
+    purchases in ``source`` (:data:`cxmetrics.relations.RFM_PER_CUSTOMER`); ``where`` is a condition
+    on the per-customer rows (alias ``c``, column ``customer_id``).
 
     Purchases on the same day count once (the usual BTYD convention); ``m`` is the mean value of
     repeat purchases (the first purchase is excluded, as in Fader, Hardie & Lee 2005b).
     """
-    return store.Query("rfm_summary", _RFM_SQL.format(source=source, where=where),
+    per = "(" + relations.RFM_PER_CUSTOMER.replace("{source}", source) + ")"
+    return store.Query("rfm_summary", relations.RFM_CELLS.format(rfm=per, where=where),
                        {**(params or {}), "cal_end": calibration_end})
 
 
@@ -264,19 +231,11 @@ def fit_from_rfm(df: pd.DataFrame, period: str = "week") -> tuple[BGNBDFit, Gamm
 
 def _cells(con, filters: Filters, calibration_end=None) -> tuple[pd.DataFrame, store.Query, object]:
     """The grouped RFM cells of non-contractual customers, the query, and the calibration end."""
-    from . import summaries
-
     cal = calibration_end or con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
-    kept_end = summaries.rfm_end(con)
-    if kept_end is not None and kept_end == cal:  # the default calibration end: cells from summary_rfm
-        where, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
-        q = store.Query("rfm_summary", "SELECT x, t_x_days, T_days, CAST(round(m, 2) AS DOUBLE) AS m, count(*) AS w "
-                                       f"FROM summary_rfm c WHERE {where} GROUP BY ALL ORDER BY ALL", params)
-    else:
-        where, params = filters.where(customer_id_col="t.customer_id", dates=False)
-        src = ("(SELECT t.* FROM transactions t JOIN customers c USING (customer_id) "
-               "WHERE c.contract = 'non_contractual')")
-        q = rfm(con, calibration_end=cal, source=src, where=f"AND {where}", params=params)
+    where, params = summaries.where(summaries.RFM_TABLE, filters, customer="c", customer_id_col="c.customer_id",
+                                    dates=False)
+    q = summaries.query(con, "rfm_summary", relations.RFM_CELLS.format(rfm="{summary_rfm}", where=where), params,
+                        filters=filters, cal_end=cal)
     return store.run(con, q), q, cal
 
 
@@ -292,7 +251,7 @@ def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_
     discounted at mid-horizon (an approximation stated on the result). The table is by customer
     *cell* (x, t_x, T, m), not by customer, so it stays small.
     """
-    from . import assumptions, summaries
+    from . import assumptions
 
     used = assumptions.current(con)
     gm = margin if margin is not None else used["gross_margin"].value
@@ -340,10 +299,11 @@ def default_fit(con) -> dict | None:
 
 def holdout_check(con, filters: Filters, *, calibration_end, holdout_end) -> pd.DataFrame:
     """Predicted vs actual repeat purchases in the holdout, by number of calibration repeats."""
-    where, params = filters.where(customer_id_col="t.customer_id", dates=False)
     src = ("(SELECT t.* FROM transactions t JOIN customers c USING (customer_id) "
            "WHERE c.contract = 'non_contractual')")
-    df = store.run(con, rfm(con, calibration_end=calibration_end, source=src, where=f"AND {where}", params=params))
+    cwhere, params = filters.where(customer_id_col="c.customer_id", dates=False)
+    where, _ = filters.where(customer_id_col="t.customer_id", dates=False)
+    df = store.run(con, rfm(con, calibration_end=calibration_end, source=src, where=cwhere, params=params))
     bg, _ = fit_from_rfm(df, "week")
     hold = store.run(con, store.Query("holdout", f"""
 WITH cal AS (SELECT customer_id, count(DISTINCT occurred_on::DATE) - 1 AS x FROM {src} t

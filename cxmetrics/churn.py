@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from . import store
+from . import store, summaries
 from .filters import Filters
 from .results import Estimate, Result
 
@@ -47,45 +47,6 @@ GROUPINGS = {
 }
 REFERENCE = ("Holford (1980); Laird & Olivier (1981) piecewise-exponential model; Cox (1972); "
              "Kaplan & Meier (1958); Wilson (1927).")
-
-_BASE = """
-WITH bounds AS (
-    SELECT $landmark::DATE AS L,
-           coalesce($end::DATE, (SELECT max(occurred_on) FROM transactions))::DATE AS E
-), grp AS (
-    SELECT r.customer_id, arg_max(r.nps, r.responded_on) AS nps
-    FROM survey_responses r, bounds
-    WHERE r.survey = 'relationship' AND r.nps IS NOT NULL AND r.responded_on < bounds.L
-    GROUP BY 1
-), cs AS (
-    SELECT r.customer_id, arg_max(r.csat, r.responded_on) AS csat
-    FROM survey_responses r, bounds
-    WHERE r.csat IS NOT NULL AND r.responded_on < bounds.L
-    GROUP BY 1
-), comp AS (
-    SELECT k.customer_id, bool_or(coalesce(k.escalated, false)) AS escalated
-    FROM complaints k, bounds WHERE k.opened_on < bounds.L GROUP BY 1
-), b AS (
-    SELECT c.customer_id, c.segment, c.region,
-           CASE WHEN g.nps >= 9 THEN 'promoter' WHEN g.nps >= 7 THEN 'passive' ELSE 'detractor' END AS nps_group,
-           cs.csat,
-           CASE WHEN comp.customer_id IS NULL THEN 'no complaint'
-                WHEN comp.escalated THEN 'escalated complaint' ELSE 'complaint, not escalated' END AS complaint_history,
-           CASE WHEN date_diff('month', c.acquired_on, bounds.L) < 12 THEN '0-11m'
-                WHEN date_diff('month', c.acquired_on, bounds.L) < 24 THEN '12-23m' ELSE '24m+' END AS tenure,
-           (ce.churned_on IS NOT NULL AND ce.churned_on <= bounds.E) AS event,
-           greatest(date_diff('day', bounds.L, least(coalesce(ce.churned_on, bounds.E), bounds.E)), 0.5) AS days,
-           (ce.churned_on IS NOT NULL AND ce.churned_on < bounds.L + INTERVAL 12 MONTH) AS churn12
-    FROM customers c
-    JOIN grp g USING (customer_id)
-    LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
-    LEFT JOIN cs ON cs.customer_id = c.customer_id
-    LEFT JOIN comp ON comp.customer_id = c.customer_id
-    CROSS JOIN bounds
-    WHERE c.contract = 'contractual' AND c.acquired_on <= bounds.L
-      AND (ce.churned_on IS NULL OR ce.churned_on >= bounds.L) AND {where}
-)"""
-
 
 def default_landmark(con: duckdb.DuckDBPyConnection, filters: Filters) -> dt.date:
     """The landmark: the filter's start date, else one year after the first relationship response."""
@@ -102,42 +63,22 @@ def default_landmark(con: duckdb.DuckDBPyConnection, filters: Filters) -> dt.dat
         return first.replace(year=first.year + 1, day=28)
 
 
-def raw_base(filters: Filters, landmark: dt.date, select: str, name: str) -> store.Query:
-    """``select`` over the landmark base ``b`` (and ``bounds``), computed from the raw tables."""
-    where, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
-    return store.Query(name, _BASE.format(where=where) + "\n" + select,
-                       {**params, "landmark": landmark, "end": filters.date_to})
-
-
-_FROM_SUMMARY = """
--- b is the landmark base above (see raw_base), materialised as summary_landmark at this data version
-WITH bounds AS (SELECT $landmark::DATE AS L, $end::DATE AS E),
-b AS (SELECT c.* FROM summary_landmark c WHERE {where})"""
-
-
-def _base(con: duckdb.DuckDBPyConnection, filters: Filters, landmark: dt.date, select: str, name: str, *,
-          summary_select: str | None = None) -> store.Query:
-    """Like :func:`raw_base`, reading ``b`` from the summary table when it holds exactly this base
-    (current data version, default landmark, no end-date filter; see :mod:`cxmetrics.summaries`).
-    ``summary_select`` replaces ``select`` on that path (it may read the other summaries too)."""
-    from . import summaries
-
-    s = summaries.landmark(con)
-    if s is None or filters.date_to is not None or landmark != s.landmark:
-        # inside a page's call, the base is computed once into a temporary table of this
-        # connection and every query of the page reads it
-        table = store.temp_table(con, "__landmark_", raw_base(filters, landmark, "SELECT * FROM b", name))
-        if table is None:
-            return raw_base(filters, landmark, select, name)
-        return store.Query(name, f"""
--- b is the landmark base of raw_base(), computed once for this page as temporary table {table}
+_B = """
 WITH bounds AS (SELECT $landmark::DATE AS L,
                        coalesce($end::DATE, (SELECT max(occurred_on) FROM transactions))::DATE AS E),
-b AS (SELECT * FROM {table})
-""" + select, {"landmark": landmark, "end": filters.date_to})
+b AS (SELECT c.* FROM {summary_landmark} c WHERE %s)
+"""
+
+
+def _base(con: duckdb.DuckDBPyConnection, filters: Filters, landmark: dt.date, select: str,
+          name: str) -> store.Query:
+    """``select`` over ``b``, the churn landmark base (:data:`cxmetrics.relations.LANDMARK`) of the
+    customers the filters keep, and ``bounds`` (L, the landmark; E, the end). The base is read from
+    summary_landmark when it holds it (the default landmark, no end date), else computed — once
+    per page call (:func:`cxmetrics.summaries.source`)."""
     where, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
-    return store.Query(name, _FROM_SUMMARY.format(where=where) + "\n" + (summary_select or select),
-                       {**params, "landmark": landmark, "end": s.end})
+    return summaries.query(con, name, _B % where + select, {**params, "landmark": landmark, "end": filters.date_to},
+                           filters=filters, landmark=landmark, end=filters.date_to)
 
 
 def wilson(k: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
@@ -258,8 +199,6 @@ def default_cox_fit(con: duckdb.DuckDBPyConnection) -> dict | None:
 def _cox_rows(con, filters: Filters, L: dt.date, sample: int, alpha: float) -> list[dict]:
     """The Cox rows: the stored fit when it is this exact one (unfiltered view, same landmark,
     sample and alpha; the seeded sample makes it reproducible), else fitted now."""
-    from . import summaries
-
     if summaries.unfiltered(filters):
         kept = summaries.fit(con, "cox")
         if kept and (kept["landmark"], kept["sample"], kept["alpha"]) == (L.isoformat(), sample, alpha):

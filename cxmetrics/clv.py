@@ -48,23 +48,10 @@ def clv_formula(margin: float | np.ndarray, hazard: float | np.ndarray, monthly_
     return np.asarray(margin, float) * q.sum(axis=-1)
 
 
+#: Each valued customer's revenue and active months in the 12 months to E (a relation: stored with
+#: the landmark base, or computed for these customers only).
 _REV = """
-, rev AS (
-    -- active calendar months as a bit set (bit k = k-th month of the window): count(DISTINCT
-    -- date_trunc('month', …)) per customer gives the same number at four times the cost
-    SELECT t.customer_id, sum(t.amount) AS revenue,
-           bit_count(bit_or(1::UBIGINT << date_diff('month', bounds.E - INTERVAL 12 MONTH, t.occurred_on)::UBIGINT)) AS months
-    FROM transactions t, bounds
-    WHERE t.occurred_on > (bounds.E - INTERVAL 12 MONTH)::DATE AND t.occurred_on <= bounds.E
-      AND t.customer_id IN (SELECT customer_id FROM b)   -- only the customers valued, not the whole base
-    GROUP BY 1
-)
-"""
-
-#: The same revenue when ``b`` comes from the summary: bounds.E is then the last transaction
-#: date, and summary_landmark carries each customer's revenue in the 12 months to it.
-_REV_FROM_SUMMARY = """
-, rev AS (SELECT customer_id, rev_12m AS revenue, months_12m AS months FROM b)
+, rev AS (SELECT customer_id, revenue, months FROM {summary_landmark_revenue})
 """
 
 _CELLS = """SELECT b.nps_group, b.segment, b.tenure, count(*) AS customers, count(*) FILTER (WHERE b.event) AS events,
@@ -87,7 +74,7 @@ def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment
     d_month = (1 + d_year) ** (1 / 12) - 1
     months = int(round(12 * h_years))
     L = landmark or churn.default_landmark(con, filters)
-    q = churn._base(con, filters, L, _REV + _CELLS, "clv_inputs", summary_select=_REV_FROM_SUMMARY + _CELLS)
+    q = churn._base(con, filters, L, _REV + _CELLS, "clv_inputs")
     q.params["month"] = churn.MONTH_DAYS
     cells = store.run(con, q)
     keys = ["nps_group"] + (["segment"] if by_segment else []) + (["tenure"] if by_tenure else [])

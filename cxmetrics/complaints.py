@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from . import assumptions, churn, store
+from . import assumptions, churn, relations, store, summaries
 from .churn import wilson
 from .filters import Filters
 from .results import Estimate, Result
@@ -55,8 +55,6 @@ def _where(filters: Filters, src=None) -> tuple[str, dict]:
 
 def _cells(con: duckdb.DuckDBPyConnection):
     """Complaint counts come from summary_complaints when it is current (the same counts)."""
-    from . import summaries
-
     return summaries.complaints(con)
 
 
@@ -69,7 +67,7 @@ def volume(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str = "categ
     active = _active_customers(con, filters)
     q = store.Query(f"complaints_by_{by}", f"""
 SELECT {src.dim(DIMENSIONS[by])} AS grp, {src.count()} AS complaints, {src.count("k.escalated")} AS escalated,
-       {"coalesce(sum(k.sum_cost), 0)" if src.cube else "sum(coalesce(k.cost, 0))"} AS cost,
+       coalesce(sum(k.sum_cost), 0) AS cost,
        $active AS active_customers
 FROM {src.source}
 WHERE {where} GROUP BY 1 ORDER BY {'1' if by == 'month' else 'complaints DESC, 1'}""", {**params, "active": active})
@@ -88,21 +86,12 @@ WHERE {where} GROUP BY 1 ORDER BY {'1' if by == 'month' else 'complaints DESC, 1
 
 def _active_customers(con: duckdb.DuckDBPyConnection, filters: Filters) -> int:
     """Customers active at some point in the complaints window (the per-1,000 base; one query per page)."""
-    from . import summaries
-
-    cwhere, cparams = filters.where(customer="c0", customer_id_col="c0.customer_id", dates=False)
-    if summaries.lifecycle(con, filters):
-        source, count, churned = "summary_lifecycle c0", "CAST(coalesce(sum(c0.n), 0) AS BIGINT)", "c0.churned_on"
-    elif summaries.customer(con):  # one row per customer with its churn date: no join
-        source, count, churned = "summary_customer c0", "count(*)", "c0.churned_on"
-    else:
-        source = "customers c0 LEFT JOIN churn_events ce ON ce.customer_id = c0.customer_id"
-        count, churned = "count(*)", "ce.churned_on"
-    q = store.Query("active_customers", f"""
+    cwhere, cparams = summaries.where(summaries.LIFECYCLE_TABLE, filters, customer="c0", dates=False)
+    q = summaries.query(con, "active_customers", f"""
 WITH bounds AS (SELECT coalesce($date_from, min(opened_on)) AS lo, coalesce($date_to, max(opened_on)) AS hi FROM complaints)
-SELECT {count} AS customers FROM {source}, bounds b
-WHERE {cwhere} AND c0.acquired_on <= b.hi AND coalesce({churned}, b.hi) >= b.lo""",
-                    {**cparams, "date_from": filters.date_from, "date_to": filters.date_to})
+SELECT CAST(coalesce(sum(c0.n), 0) AS BIGINT) AS customers FROM {{summary_lifecycle}} c0, bounds b
+WHERE {cwhere} AND c0.acquired_on <= b.hi AND coalesce(c0.churned_on, b.hi) >= b.lo""",
+                        {**cparams, "date_from": filters.date_from, "date_to": filters.date_to}, filters=filters)
     return int(store.run(con, q)["customers"].iloc[0])
 
 
@@ -143,22 +132,11 @@ def pareto(con: duckdb.DuckDBPyConnection, filters: Filters, *, share: float = 0
 
 def category_uplift(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
     """Share of complaining (contract) customers who churn within a year, by category, relative to all."""
-    from . import summaries
-
-    if summaries.customer_filters_only(filters) and summaries.current(con, summaries.UPLIFT_TABLE):
-        where, params = filters.where(customer="k", dates=False)
-        q = store.Query("category_uplift", "SELECT k.category, CAST(sum(k.customers) AS BIGINT) AS customers, "
-                                           "CAST(sum(k.churned) AS BIGINT) AS churned FROM summary_category_uplift k "
-                                           f"WHERE {where} GROUP BY 1", params)
-    else:
-        where, params = _where(filters)
-        q = store.Query("category_uplift", f"""
-SELECT k.category, count(DISTINCT k.customer_id) AS customers,
-       count(DISTINCT k.customer_id) FILTER (WHERE ce.churned_on > k.opened_on
-                                             AND ce.churned_on <= k.opened_on + INTERVAL 12 MONTH) AS churned
-FROM complaints k JOIN customers c USING (customer_id) LEFT JOIN churn_events ce ON ce.customer_id = k.customer_id
-WHERE {where} AND c.contract = 'contractual' AND k.opened_on <= (SELECT max(opened_on) FROM complaints) - INTERVAL 12 MONTH
-GROUP BY 1""", params)
+    where, params = summaries.where(summaries.UPLIFT_TABLE, filters, customer="k", dates=False)
+    q = summaries.query(con, "category_uplift", "SELECT k.category, CAST(sum(k.customers) AS BIGINT) AS customers, "
+                                                "CAST(sum(k.churned) AS BIGINT) AS churned "
+                                                f"FROM {{summary_category_uplift}} k WHERE {where} GROUP BY 1",
+                        params, filters=filters)
     df = store.run(con, q)
     overall = df["churned"].sum() / df["customers"].sum() if df["customers"].sum() else np.nan
     df["churn_after_pct"] = 100 * df["churned"] / df["customers"]
@@ -207,23 +185,12 @@ def km_quantile(sf, q: float) -> float:
 
 def recontact(con: duckdb.DuckDBPyConnection, filters: Filters, *, days: int = 30, alpha: float = 0.05) -> Estimate:
     """Share of complaints followed by another complaint from the same customer within ``days``."""
-    from . import summaries
-
-    if summaries.customer_filters_only(filters) and summaries.current(con, summaries.GAPS_TABLE):
-        # no date or department filter: every complaint counts, so the gaps to the next one are kept
-        where, params = filters.where(customer="c", dates=False)
-        q = store.Query("recontact", f"""
+    where, params = summaries.where(summaries.GAPS_TABLE, filters, customer="c", dates=False)
+    q = summaries.query(con, "recontact", f"""
 SELECT CAST(coalesce(sum(n), 0) AS BIGINT) AS n, CAST(coalesce(sum(n) FILTER (WHERE gap_days <= $days), 0) AS BIGINT) AS again
-FROM summary_complaint_gaps c
-WHERE {where} AND opened_on <= (SELECT max(opened_on) FROM complaints) - to_days($days)""", {**params, "days": int(days)})
-        r = store.run(con, q).iloc[0]
-        return _recontact_estimate(r, days, alpha, filters)
-    where, params = _where(filters)
-    q = store.Query("recontact", f"""
-WITH k AS (SELECT k.customer_id, k.opened_on, lead(k.opened_on) OVER (PARTITION BY k.customer_id ORDER BY k.opened_on,
-                  k.complaint_id) AS next_on FROM complaints k JOIN customers c USING (customer_id) WHERE {where})
-SELECT count(*) AS n, count(*) FILTER (WHERE next_on <= opened_on + to_days($days)) AS again FROM k
-WHERE opened_on <= (SELECT max(opened_on) FROM complaints) - to_days($days)""", {**params, "days": int(days)})
+FROM {{summary_complaint_gaps}} c
+WHERE {where} AND opened_on <= (SELECT max(opened_on) FROM complaints) - to_days($days)""", {**params, "days": int(days)},
+                        filters=filters)
     return _recontact_estimate(store.run(con, q).iloc[0], days, alpha, filters)
 
 
@@ -281,31 +248,15 @@ def rate_by_nps_group(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.Da
     Exposure: each customer's days between acquisition (or the first complaint date in the data)
     and churn (or the data end).
     """
-    from . import summaries
-
-    cw, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
-    if summaries.customer(con):  # latest NPS, churn date and complaint counts per customer from summary_customer
-        q = store.Query("complaint_rate_by_group", f"""
+    cw, params = summaries.where(summaries.CUSTOMER_TABLE, filters, customer="c", customer_id_col="c.customer_id",
+                                 dates=False)
+    q = summaries.query(con, "complaint_rate_by_group", f"""
 WITH b AS (SELECT min(opened_on) AS lo, max(opened_on) AS hi FROM complaints)
-SELECT CASE WHEN c.nps >= 9 THEN 'promoter' WHEN c.nps >= 7 THEN 'passive' ELSE 'detractor' END AS nps_group,
-       count(*) AS customers,
+SELECT {relations.nps_group("c.nps")} AS nps_group, count(*) AS customers,
        sum(greatest(date_diff('day', greatest(c.acquired_on, b.lo), least(coalesce(c.churned_on, b.hi), b.hi)), 0) / 365.25) AS years,
        sum(c.complaints) AS complaints
-FROM summary_customer c, b
+FROM {{summary_customer}} c, b
 WHERE c.nps IS NOT NULL AND {cw} GROUP BY 1 ORDER BY 1""", params)
-    else:
-        q = store.Query("complaint_rate_by_group", f"""
-WITH b AS (SELECT min(opened_on) AS lo, max(opened_on) AS hi FROM complaints),
-g AS (SELECT customer_id, arg_max(nps, responded_on) AS nps FROM survey_responses
-      WHERE survey = 'relationship' AND nps IS NOT NULL GROUP BY 1),
-cust AS (
-    SELECT c.customer_id, CASE WHEN g.nps >= 9 THEN 'promoter' WHEN g.nps >= 7 THEN 'passive' ELSE 'detractor' END AS grp,
-           greatest(date_diff('day', greatest(c.acquired_on, b.lo), least(coalesce(ce.churned_on, b.hi), b.hi)), 0) / 365.25 AS years
-    FROM customers c JOIN g USING (customer_id) LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id, b
-    WHERE {cw}
-), k AS (SELECT customer_id, count(*) AS n FROM complaints GROUP BY 1)
-SELECT grp AS nps_group, count(*) AS customers, sum(years) AS years, sum(coalesce(k.n, 0)) AS complaints
-FROM cust LEFT JOIN k USING (customer_id) GROUP BY 1 ORDER BY 1""", params)
     df = store.run(con, q)
     df["per_customer_year"] = df["complaints"] / df["years"]
     df["se"] = np.sqrt(df["complaints"]) / df["years"]
@@ -320,8 +271,7 @@ def cost_by_month(con: duckdb.DuckDBPyConnection, filters: Filters) -> Result:
     src = _cells(con)
     where, params = _where(filters, src)
     unit = "($per_c + CASE WHEN k.escalated THEN $per_e ELSE 0 END)"
-    cost, recorded = ((f"coalesce(sum(k.sum_cost), 0) + sum((k.n - k.n_cost) * {unit})", "sum(k.n_cost)") if src.cube
-                      else (f"sum(coalesce(k.cost, {unit}))", "count(k.cost)"))
+    cost, recorded = f"coalesce(sum(k.sum_cost), 0) + sum((k.n - k.n_cost) * {unit})", "sum(k.n_cost)"
     q = store.Query("complaint_cost", f"""
 SELECT date_trunc('month', k.opened_on) AS month, {src.count()} AS complaints, {src.count("k.escalated")} AS escalated,
        {cost} AS cost, CAST({recorded} AS BIGINT) AS with_recorded_cost
@@ -374,32 +324,14 @@ FROM outcome GROUP BY 1 ORDER BY 1"""
 def detractor_followup(con: duckdb.DuckDBPyConnection, filters: Filters, *, within_days: int = 7,
                        alpha: float = 0.05) -> Result:
     """Detractor responses contacted within N days, and 12-month churn of followed vs not followed."""
-    from . import summaries
-
-    if summaries.current(con, summaries.DETRACTORS_TABLE):  # detractor responses with their outcomes, from the summary
-        where, params = filters.where(date_col="d.responded_on", customer="d", department_col="d.department")
-        q = store.Query("detractor_followup", f"""
+    where, params = summaries.where(summaries.DETRACTORS_TABLE, filters, date_col="d.responded_on", customer="d",
+                                    department_col="d.department")
+    q = summaries.query(con, "detractor_followup", f"""
 WITH outcome AS (
     SELECT d.responded_on, d.contract, d.next_nps,
            (d.first_followup IS NOT NULL AND d.first_followup <= d.responded_on + to_days($days)) AS followed,
            (d.churned_on > d.responded_on AND d.churned_on <= d.responded_on + INTERVAL 12 MONTH) AS churned
-    FROM summary_detractors d WHERE {where}
-)
-""" + _FOLLOWUP_OUTCOMES, {**params, "days": int(within_days)})
-    else:
-        where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
-        q = store.Query("detractor_followup", f"""
-WITH det AS (
-    SELECT r.response_id, r.customer_id, r.responded_on, c.contract,
-           EXISTS (SELECT 1 FROM followups f WHERE f.customer_id = r.customer_id
-                   AND f.contacted_on BETWEEN r.responded_on AND r.responded_on + to_days($days)) AS followed
-    FROM survey_responses r JOIN customers c USING (customer_id)
-    WHERE {where} AND r.survey = 'relationship' AND r.nps <= 6
-), outcome AS (
-    SELECT d.*, (ce.churned_on > d.responded_on AND ce.churned_on <= d.responded_on + INTERVAL 12 MONTH) AS churned,
-           (SELECT r2.nps FROM survey_responses r2 WHERE r2.customer_id = d.customer_id AND r2.survey = 'relationship'
-              AND r2.responded_on > d.responded_on ORDER BY r2.responded_on LIMIT 1) AS next_nps
-    FROM det d LEFT JOIN churn_events ce ON ce.customer_id = d.customer_id
+    FROM {{summary_detractors}} d WHERE {where}
 )
 """ + _FOLLOWUP_OUTCOMES, {**params, "days": int(within_days)})
     df = store.run(con, q)

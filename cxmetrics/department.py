@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from . import alignment, complaints, impact, nps, store
+from . import alignment, complaints, impact, nps, store, summaries
 from .filters import Filters, Scope
 from .results import Result
 
@@ -45,17 +45,11 @@ class DepartmentPage:
 
 
 def kpi_trend(con: duckdb.DuckDBPyConnection, filters: Filters, department: str) -> pd.DataFrame:
-    from . import summaries
-
     where, params = filters.where(date_col="o.observed_on", department_col="k.department", customers=False)
-    if summaries.current(con, summaries.KPI_DAILY_TABLE):  # daily sums: any date window is a sum of rows
-        value, n, source = "sum(o.s_value) / sum(o.n_value)", "CAST(sum(o.n) AS BIGINT)", "summary_kpi_daily o"
-    else:
-        value, n, source = "avg(o.value)", "count(*)", "kpi_observations o"
-    return store.run(con, store.Query("kpi_trend", f"""
-SELECT o.kpi_id, k.name, k.unit, k.target, date_trunc('month', o.observed_on) AS month, {value} AS value,
-       {n} AS n
-FROM {source} JOIN kpis k USING (kpi_id)
+    return store.run(con, summaries.query(con, "kpi_trend", f"""
+SELECT o.kpi_id, k.name, k.unit, k.target, date_trunc('month', o.observed_on) AS month,
+       sum(o.s_value) / sum(o.n_value) AS value, CAST(sum(o.n) AS BIGINT) AS n
+FROM {{summary_kpi_daily}} o JOIN kpis k USING (kpi_id)
 WHERE k.department = $dept AND {where} GROUP BY ALL ORDER BY 1, 5""", {**params, "dept": department}))
 
 

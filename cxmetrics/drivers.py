@@ -29,42 +29,17 @@ import duckdb
 import pandas as pd
 from scipy.stats import norm
 
-from . import store
+from . import store, summaries
 from .filters import Filters
 from .results import Result
 
 _SQL = """
-WITH tp AS (
-    SELECT r.customer_id, r.touchpoint, avg(r.csat) AS csat
-    FROM survey_responses r JOIN customers c USING (customer_id)
-    WHERE {where} AND r.survey = 'transactional' AND r.csat IS NOT NULL AND r.touchpoint IS NOT NULL
-    GROUP BY 1, 2
-), rel AS ({rel}
-), pairs AS (
-    SELECT tp.touchpoint, count(*) AS n, sum(tp.csat) AS sx, sum(rel.nps) AS sy, sum(tp.csat * tp.csat) AS sxx,
-           sum(rel.nps * rel.nps) AS syy, sum(tp.csat * rel.nps) AS sxy
-    FROM tp JOIN rel USING (customer_id) GROUP BY 1
-), perf AS (
-    SELECT r.touchpoint, count(*) AS responses, avg(r.csat) AS csat_mean, stddev_samp(r.csat) AS csat_sd,
-           count(*) FILTER (WHERE r.nps <= 6) AS detractors, count(r.nps) AS nps_n
-    FROM survey_responses r JOIN customers c USING (customer_id)
-    WHERE {where} AND r.survey = 'transactional' AND r.touchpoint IS NOT NULL
-    GROUP BY 1
-)
-SELECT perf.*, pairs.n, pairs.sx, pairs.sy, pairs.sxx, pairs.syy, pairs.sxy,
-       (SELECT count(*) FROM survey_responses r JOIN customers c USING (customer_id)
-        WHERE {where} AND r.survey = 'transactional' AND r.nps IS NOT NULL) AS total_nps_n
-FROM perf LEFT JOIN pairs USING (touchpoint) ORDER BY perf.touchpoint
-"""
-
-
-_FROM_SUMMARIES = """
 WITH pairs AS (
     SELECT r.touchpoint, CAST(sum(r.n) AS BIGINT) AS n, sum(r.sx) AS sx, sum(r.sy) AS sy, sum(r.sxx) AS sxx,
            sum(r.syy) AS syy, sum(r.sxy) AS sxy
-    FROM summary_driver_pairs r WHERE {where} GROUP BY 1
+    FROM {summary_driver_pairs} r WHERE %(pairs)s GROUP BY 1
 ), cells AS (
-    SELECT r.touchpoint, r.csat, r.nps, r.n FROM summary_responses r WHERE {where} AND r.survey = 'transactional'
+    SELECT r.touchpoint, r.csat, r.nps, r.n FROM {summary_responses} r WHERE %(cells)s AND r.survey = 'transactional'
 ), perf AS (
     -- mean and sample SD of CSAT from its counted sums
     SELECT touchpoint, CAST(sum(n) AS BIGINT) AS responses,
@@ -79,16 +54,6 @@ SELECT perf.*, pairs.n, pairs.sx, pairs.sy, pairs.sxx, pairs.syy, pairs.sxy,
        (SELECT CAST(coalesce(sum(n) FILTER (WHERE nps IS NOT NULL), 0) AS BIGINT) FROM cells) AS total_nps_n
 FROM perf LEFT JOIN pairs USING (touchpoint) ORDER BY perf.touchpoint
 """
-
-_REL_RAW = """
-    SELECT customer_id, arg_max(nps, responded_on) AS nps
-    FROM survey_responses r
-    WHERE r.survey = 'relationship' AND r.nps IS NOT NULL {rel_dates}
-    GROUP BY 1"""
-
-#: Each customer's latest relationship NPS over all the data, as kept in summary_customer.
-_REL_FROM_SUMMARY = """
-    SELECT customer_id, nps FROM summary_customer WHERE nps IS NOT NULL"""
 
 
 def correlation_ci(n: int, sx: float, sy: float, sxx: float, syy: float, sxy: float,
@@ -113,22 +78,10 @@ def correlation_ci(n: int, sx: float, sy: float, sxx: float, syy: float, sxy: fl
 
 def key_drivers(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Result:
     """Importance, performance and NPS impact of each touchpoint (see module docstring)."""
-    where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
-    from . import summaries
-
-    src = summaries.responses(con)
-    if src.cube and summaries.customer(con, filters, response_filters=True) \
-            and summaries.current(con, summaries.PAIRS_TABLE):
-        # the unfiltered view (or a segment/region of it): sums from the summaries (no date or scope
-        # filter here, so the condition only names segment and region, columns of both tables)
-        where, params = filters.where(customer="r", dates=False)
-        q = store.Query("key_drivers", _FROM_SUMMARIES.format(where=where), params)
-    else:
-        if filters.date_to is None and summaries.customer(con):
-            rel = _REL_FROM_SUMMARY
-        else:
-            rel = _REL_RAW.format(rel_dates="" if filters.date_to is None else "AND r.responded_on <= $date_to")
-        q = store.Query("key_drivers", _SQL.format(where=where, rel=rel), params)
+    pwhere, params = summaries.where(summaries.PAIRS_TABLE, filters, customer="r", dates=False)
+    cwhere, cparams = filters.where(date_col="r.responded_on", customer="r", department_col="r.department")
+    q = summaries.query(con, "key_drivers", _SQL % {"pairs": pwhere, "cells": cwhere}, {**params, **cparams},
+                        filters=filters)
     df = store.run(con, q)
     z = norm.ppf(1 - alpha / 2)
     recs = []

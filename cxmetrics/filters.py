@@ -92,6 +92,7 @@ class Filters:
         customer_id_col: str | None = None,
         dates: bool = True,
         customers: bool = True,
+        scope: bool = True,
     ) -> tuple[str, dict[str, Any]]:
         """SQL condition and parameters for these filters.
 
@@ -106,6 +107,9 @@ class Filters:
         dates : set False to ignore the date range (e.g. survival needs the full history).
         customers : set False for rows that are not about customers (the KPI catalogue, KPI
             observations, initiatives): segment and region then do not apply.
+        scope : set False only where the rows were already restricted to the scope (a relation
+            that applies it inside, see :mod:`cxmetrics.relations`); the default restricts, and a
+            restriction with nothing to restrict on matches no rows.
 
         Column names must be literals written in cxmetrics, never user input.
         """
@@ -138,7 +142,7 @@ class Filters:
                 params["segments"] = list(self.segments)
             if self.regions:
                 params["regions"] = list(self.regions)
-        if self.scope.restricted:
+        if scope and self.scope.restricted:
             if not self.scope.departments:
                 parts.append("FALSE")
             elif department_col:

@@ -20,15 +20,15 @@ import math
 import duckdb
 import pandas as pd
 
-from . import assumptions, roles, schema, store
+from . import assumptions, roles, schema, store, summaries
 from .filters import Filters
 from .results import Estimate, Result
 
 _RECON_SQL = """
 WITH store_rev AS (
-    SELECT date_trunc('month', t.occurred_on)::DATE AS period, sum(t.amount) AS store_revenue,
-           CAST(sum(t.n) AS BIGINT) AS transactions
-    FROM ({source}) t
+    SELECT date_trunc('month', t.occurred_on)::DATE AS period, sum(t.revenue) AS store_revenue,
+           CAST(sum(t.transactions) AS BIGINT) AS transactions
+    FROM {{summary_revenue}} t
     WHERE {where}
     GROUP BY 1
 )
@@ -53,22 +53,14 @@ def reconciliation(con: duckdb.DuckDBPyConnection, filters: Filters, *, toleranc
         tolerance = a.value if a else 0.02
         if a:
             used["reconciliation_tolerance"] = a
-    from . import summaries
-
-    if not filters.scope.restricted and summaries.current(con, summaries.REVENUE_TABLE):
-        # revenue per day, segment and region: any date, segment or region filter is a sum of rows
-        where, params = filters.where(date_col="t.occurred_on", customer="t")
-        source = "SELECT t.occurred_on, t.segment, t.region, t.revenue AS amount, t.transactions AS n FROM summary_revenue t"
-    else:
-        where, params = filters.where(date_col="t.occurred_on", customer_id_col="t.customer_id")
-        source = "SELECT t.occurred_on, t.customer_id, t.amount, 1 AS n FROM transactions t"
+    where, params = summaries.where(summaries.REVENUE_TABLE, filters, date_col="t.occurred_on", customer="t")
     period_where = ["TRUE"]
     if filters.date_from is not None:
         period_where.append("coalesce(b.period, s.period) >= date_trunc('month', $date_from)")
     if filters.date_to is not None:
         period_where.append("coalesce(b.period, s.period) <= $date_to")
-    sql = _RECON_SQL.format(source=source, where=where, period_where=" AND ".join(period_where))
-    q = store.Query("reconciliation", sql, params)
+    sql = _RECON_SQL.format(where=where, period_where=" AND ".join(period_where))
+    q = summaries.query(con, "reconciliation", sql, params, filters=filters)
     df = store.run(con, q)
     warnings = []
     partial = bool(filters.segments or filters.regions or filters.scope.restricted)
@@ -123,26 +115,11 @@ def set_booked(con: duckdb.DuckDBPyConnection, period: dt.date, amount: float, *
                     outcome="accepted", detail=json.dumps({"before": before[0] if before else None, "after": amount}))
 
 
+#: Per customer with revenue in the previous 12 months (to the last transaction date): the sums
+#: for the ratio estimator of this year's over last year's revenue.
 _NRR_SQL = """
 WITH bounds AS (SELECT max(occurred_on) AS last FROM transactions),
-per AS (
-    SELECT t.customer_id,
-           sum(CASE WHEN t.occurred_on > b.last - INTERVAL 12 MONTH THEN t.amount ELSE 0 END) AS cur,
-           sum(CASE WHEN t.occurred_on <= b.last - INTERVAL 12 MONTH
-                     AND t.occurred_on > b.last - INTERVAL 24 MONTH THEN t.amount ELSE 0 END) AS prev
-    FROM transactions t, bounds b
-    WHERE t.occurred_on > b.last - INTERVAL 24 MONTH AND {where}
-    GROUP BY 1
-)
-SELECT count(*) AS n, sum(cur) AS sx, sum(prev) AS sy, sum(cur * cur) AS sxx, sum(prev * prev) AS syy,
-       sum(cur * prev) AS sxy, (SELECT last FROM bounds) AS last
-FROM per WHERE prev > 0
-"""
-
-#: The same sums from summary_customer's two 12-month revenue windows (ending at the last transaction).
-_NRR_FROM_SUMMARY = """
-WITH bounds AS (SELECT max(occurred_on) AS last FROM transactions),
-per AS (SELECT coalesce(t.rev_12m, 0) AS cur, coalesce(t.rev_prev_12m, 0) AS prev FROM summary_customer t WHERE {where})
+per AS (SELECT coalesce(t.rev_12m, 0) AS cur, coalesce(t.rev_prev_12m, 0) AS prev FROM {summary_customer} t WHERE %s)
 SELECT count(*) AS n, sum(cur) AS sx, sum(prev) AS sy, sum(cur * cur) AS sxx, sum(prev * prev) AS syy,
        sum(cur * prev) AS sxy, (SELECT last FROM bounds) AS last
 FROM per WHERE prev > 0
@@ -158,11 +135,9 @@ def net_revenue_retention(con: duckdb.DuckDBPyConnection, filters: Filters, *, a
     """
     from scipy.stats import norm
 
-    from . import summaries
-
-    where, params = filters.where(customer_id_col="t.customer_id", dates=False)
-    sql = _NRR_FROM_SUMMARY if summaries.customer(con) else _NRR_SQL
-    q = store.Query("net_revenue_retention", sql.format(where=where), params)
+    where, params = summaries.where(summaries.CUSTOMER_TABLE, filters, customer="t", customer_id_col="t.customer_id",
+                                    dates=False)
+    q = summaries.query(con, "net_revenue_retention", _NRR_SQL % where, params)
     r = store.run(con, q).iloc[0]
     n = int(r["n"] or 0)
     if n < 2 or not r["sy"]:

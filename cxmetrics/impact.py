@@ -36,7 +36,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from . import assumptions, store
+from . import assumptions, store, summaries
 from .filters import Filters
 from .results import Estimate
 
@@ -79,18 +79,14 @@ def metric_series(con: duckdb.DuckDBPyConnection, filters: Filters, metric: str,
     grp = GROUP_DIMS[dim] if dim else "'all'"
     kind, _, arg = metric.partition(":")
     if kind == "escalation_rate":
-        from . import summaries
-
-        src = summaries.complaints(con)  # the complaints summary when current: same cells
+        src = summaries.complaints(con)
         where, params = filters.where(date_col="k.opened_on", customer=src.customer, department_col="k.department",
                                       dates=False)
         sql = f"""SELECT {src.dim(grp)} AS grp, date_trunc('month', k.opened_on) AS month,
        {src.mean("CASE WHEN k.escalated THEN 100.0 ELSE 0.0 END")} AS y, {src.count()} AS n
 FROM {src.source} WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"""
     elif kind in ("csat", "nps"):
-        from . import summaries
-
-        src = summaries.responses(con)  # the responses summary when current: same cells
+        src = summaries.responses(con)
         where, params = filters.where(date_col="r.responded_on", customer=src.customer, department_col="r.department",
                                       dates=False)
         expr = "r.csat" if kind == "csat" else "CASE WHEN r.nps >= 9 THEN 100.0 WHEN r.nps <= 6 THEN -100.0 ELSE 0.0 END"
@@ -104,19 +100,13 @@ GROUP BY 1, 2 ORDER BY 1, 2"""
     elif kind == "kpi":
         if dim:
             raise ValueError("KPI series are not split by customer group")
-        from . import summaries
-
         params = {"kpi": arg}
-        if summaries.current(con, summaries.KPI_DAILY_TABLE):
-            sql = """SELECT 'all' AS grp, date_trunc('month', o.observed_on) AS month, sum(o.s_value) / sum(o.n_value) AS y,
+        sql = """SELECT 'all' AS grp, date_trunc('month', o.observed_on) AS month, sum(o.s_value) / sum(o.n_value) AS y,
        CAST(sum(o.n) AS BIGINT) AS n
-FROM summary_kpi_daily o WHERE o.kpi_id = $kpi GROUP BY 1, 2 ORDER BY 1, 2"""
-        else:
-            sql = """SELECT 'all' AS grp, date_trunc('month', o.observed_on) AS month, avg(o.value) AS y, count(*) AS n
-FROM kpi_observations o WHERE o.kpi_id = $kpi GROUP BY 1, 2 ORDER BY 1, 2"""
+FROM {summary_kpi_daily} o WHERE o.kpi_id = $kpi GROUP BY 1, 2 ORDER BY 1, 2"""
     else:
         raise ValueError(f"unknown target metric {metric!r}")
-    q = store.Query(f"series_{kind}", sql, params)
+    q = summaries.query(con, f"series_{kind}", sql, params)
     return store.run(con, q), q
 
 

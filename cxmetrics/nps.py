@@ -29,7 +29,7 @@ import pandas as pd
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-from . import store
+from . import store, summaries
 from .filters import Filters
 from .results import Estimate, Result
 
@@ -196,44 +196,26 @@ BASE_CTE = """
 bounds AS (SELECT coalesce($date_from, min(responded_on)) AS lo, coalesce($date_to, max(responded_on)) AS hi
            FROM survey_responses),
 base AS (
-    SELECT c0.segment, count(*) AS customers,
-           sum(greatest(0, date_diff('day', greatest(c0.acquired_on, b.lo),
-                                     least(coalesce(ce.churned_on, b.hi), b.hi)))) AS exposure
-    FROM customers c0 LEFT JOIN churn_events ce ON ce.customer_id = c0.customer_id, bounds b
-    WHERE {cwhere} AND c0.acquired_on <= b.hi AND coalesce(ce.churned_on, b.hi) >= b.lo
-    GROUP BY 1
-)"""
-
-#: The same base from summary_lifecycle (customers counted by segment, region, dates).
-_BASE_FROM_SUMMARY = """
-bounds AS (SELECT coalesce($date_from, min(responded_on)) AS lo, coalesce($date_to, max(responded_on)) AS hi
-           FROM survey_responses),
-base AS (
     SELECT c0.segment, CAST(sum(c0.n) AS BIGINT) AS customers,
            sum(c0.n * greatest(0, date_diff('day', greatest(c0.acquired_on, b.lo),
                                             least(coalesce(c0.churned_on, b.hi), b.hi)))) AS exposure
-    FROM summary_lifecycle c0, bounds b
-    WHERE {cwhere} AND c0.acquired_on <= b.hi AND coalesce(c0.churned_on, b.hi) >= b.lo
+    FROM {summary_lifecycle} c0, bounds b
+    WHERE %s AND c0.acquired_on <= b.hi AND coalesce(c0.churned_on, b.hi) >= b.lo
     GROUP BY 1
 )"""
 
 
 def active_base(con: duckdb.DuckDBPyConnection, filters: Filters) -> tuple[pd.DataFrame, store.Query]:
     """Customers and customer-days active in the window, per segment (the weighting target)."""
-    from . import summaries
-
-    cwhere, cparams = filters.where(customer="c0", customer_id_col="c0.customer_id", dates=False)
-    cte = _BASE_FROM_SUMMARY if summaries.lifecycle(con, filters) else BASE_CTE
-    q = store.Query("active_base", "WITH " + cte.format(cwhere=cwhere).strip() + "\nSELECT * FROM base ORDER BY 1",
-                    {**cparams, "date_from": filters.date_from, "date_to": filters.date_to})
+    cwhere, cparams = summaries.where(summaries.LIFECYCLE_TABLE, filters, customer="c0", dates=False)
+    q = summaries.query(con, "active_base", "WITH " + (BASE_CTE % cwhere).strip() + "\nSELECT * FROM base ORDER BY 1",
+                        {**cparams, "date_from": filters.date_from, "date_to": filters.date_to}, filters=filters)
     return store.run(con, q), q
 
 
 def _response_source(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, survey: str):
     """(source, filter SQL, its parameters, survey clause, its parameters, grouping expression) for
     counts over survey responses: the responses summary when it is current, else the raw table."""
-    from . import summaries
-
     if dim is not None and dim not in DIMENSIONS:
         raise ValueError(f"unknown dimension {dim!r}; one of {', '.join(DIMENSIONS)}")
     src = summaries.responses(con)

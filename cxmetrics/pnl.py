@@ -21,7 +21,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from . import assumptions, bridge, store
+from . import assumptions, bridge, store, summaries
 from .bridge import BridgeInputs, Quantity
 from .filters import Filters
 
@@ -91,23 +91,14 @@ def gather(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: flo
                          "group for this scope and these filters")
     w = w.set_index("nps_group")
     rates = complaints.rate_by_nps_group(con, filters).set_index("nps_group")
-    from . import summaries
-
-    cw, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
-    if summaries.lifecycle(con, filters):  # counts and wallet sums by segment, region and dates
-        sql = f"""
+    cw, params = summaries.where(summaries.LIFECYCLE_TABLE, filters, customer="c", dates=False)
+    sql = f"""
 SELECT CAST(coalesce(sum(c.n) FILTER (WHERE c.churned_on IS NULL), 0) AS BIGINT) AS active,
        sum(c.s_wallet) / sum(c.n_wallet) AS wallet,
        sqrt((sum(c.ss_wallet) - sum(c.s_wallet) ^ 2 / sum(c.n_wallet)) / (sum(c.n_wallet) - 1)) / sqrt(sum(c.n_wallet))
            AS wallet_se
-FROM summary_lifecycle c WHERE c.contract = 'contractual' AND {cw}"""
-    else:
-        sql = f"""
-SELECT count(*) FILTER (WHERE ce.customer_id IS NULL) AS active, avg(c.category_wallet) AS wallet,
-       stddev_samp(c.category_wallet) / sqrt(count(c.category_wallet)) AS wallet_se
-FROM customers c LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
-WHERE c.contract = 'contractual' AND {cw}"""
-    base = store.run(con, store.Query("bridge_base", sql, params)).iloc[0]
+FROM {{summary_lifecycle}} c WHERE c.contract = 'contractual' AND {cw}"""
+    base = store.run(con, summaries.query(con, "bridge_base", sql, params, filters=filters)).iloc[0]
     moved = drop_points / 100 * float(base["active"])
     det, tgt = c.loc["detractor"], c.loc[to]
     sow_gain = (w.loc[to, "stated_pct"] - w.loc["detractor", "stated_pct"]) / 100

@@ -20,17 +20,9 @@ import duckdb
 import pandas as pd
 from scipy.stats import norm
 
-from . import store
+from . import store, summaries
 from .filters import Filters
 from .results import Result
-
-_RESPONDENTS = """
-SELECT c.segment, count(*) AS respondents
-FROM customers c
-WHERE c.customer_id IN (SELECT r.customer_id FROM survey_responses r
-                        WHERE {rwhere} AND r.survey = 'relationship' AND r.nps IS NOT NULL)
-GROUP BY 1 ORDER BY 1
-"""
 
 
 def response_rates(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Result:
@@ -38,19 +30,13 @@ def response_rates(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: f
     from . import nps
 
     # active base and responses per segment are shared with the weighted NPS (memoised queries);
-    # distinct respondents are counted over the customers table (a semi-join, no 10M-row join)
+    # respondents: customers with a relationship answer among the responses that count
     base, _ = nps.active_base(con, filters)
     cells = store.run(con, nps.counts_query(con, filters, None, "relationship", "nps_overall", by_segment=True))
-    from . import summaries
-
-    if summaries.customer(con, filters, response_filters=True):  # every relationship respondent ever
-        rwhere, rparams = filters.where(customer="c", dates=False)
-        q = store.Query("response_rates", "SELECT c.segment, count(*) AS respondents FROM summary_customer c "
-                                          f"WHERE c.nps IS NOT NULL AND {rwhere} GROUP BY 1 ORDER BY 1", rparams)
-    else:
-        rwhere, rparams = filters.where(date_col="r.responded_on", customer_id_col="r.customer_id",
-                                        department_col="r.department")
-        q = store.Query("response_rates", _RESPONDENTS.format(rwhere=rwhere), rparams)
+    rwhere, rparams = summaries.where(summaries.LATEST_TABLE, filters, customer="l", dates=False)
+    q = summaries.query(con, "response_rates", "SELECT l.segment, count(*) AS respondents "
+                                               f"FROM {{summary_latest}} l WHERE {rwhere} GROUP BY 1 ORDER BY 1",
+                        rparams, filters=filters)
     resp = store.run(con, q).set_index("segment")["respondents"]
     df = base.rename(columns={"customers": "active"}).copy()
     df["respondents"] = df["segment"].map(resp).fillna(0).astype(int)

@@ -1,32 +1,22 @@
-"""Summary tables: the heaviest shared sub-results, materialised with each data version.
+"""Summary tables: every base relation materialised for the unfiltered view, once per data version,
+and the executor's binding of a query to a summary or to the relation's SQL.
 
 At a million customers and ten million responses a page computed from the raw tables joins and
-groups tens of millions of rows, several times over. The sub-results many queries share are pure
-functions of the data, so they are computed once per data version, inside the transaction that
-changes the data (:func:`cxmetrics.store.bump_version` runs the commit step of
-:mod:`cxmetrics.commit`, which calls :func:`refresh`), and stored as
-ordinary tables named ``summary_*`` (each defined by the SQL constant beside its name below):
+groups tens of millions of rows, several times over. Each base relation of
+:mod:`cxmetrics.relations` is a pure function of the data, so it is computed once per data version,
+inside the transaction that changes the data (:func:`cxmetrics.store.bump_version` runs the commit
+step of :mod:`cxmetrics.commit`, which calls :func:`refresh`), and stored as an ordinary table named
+after it (``summary_*``), together with the model fits of the unfiltered view (:data:`FITS`).
 
-* counted cubes that any filter can be applied to, because every column a filter or grouping
-  touches is kept and counts add up: responses (:data:`RESPONSES_SQL`), complaints
-  (:data:`COMPLAINTS_SQL`), revenue per day (:data:`REVENUE_SQL`), KPI values per day
-  (:data:`KPI_DAILY_SQL`), linked KPI observations (:data:`KPI_SQL`), customers by lifecycle
-  dates (:data:`LIFECYCLE_SQL`);
-* customer-level tables for the unfiltered view (or a segment/region of it): the churn landmark
-  base of :mod:`cxmetrics.churn`, customer facts (:data:`CUSTOMER_SQL`), detractor responses
-  (:data:`DETRACTORS_SQL`), key-driver sums (:data:`PAIRS_SQL`), complaint gaps (:data:`GAPS_SQL`),
-  category churn (:data:`UPLIFT_SQL`), RFM at the last transaction date;
-* the model fits of the unfiltered view (:data:`FITS`).
+A metric's SQL names the relations it reads (``FROM {summary_responses} r``); :func:`source` binds
+each to its table when the table holds exactly the answer — built (or carried over) at the current
+data version, for the same inner filters and arguments (see :mod:`cxmetrics.relations`) — and to
+the relation's own SQL otherwise (same figures, slower). A write rebuilds only the summaries
+computed from the tables it changed. ``tests/test_summaries.py`` computes every page both ways and
+requires the same figures.
 
-A query reads a summary only when it holds exactly the raw query's answer: built (or carried
-over) at the current data version, and for filters it can apply; otherwise the raw query runs
-(same figures, slower). A write rebuilds only the summaries computed from the tables it changed
-(:data:`DEPENDS`). ``tests/test_summaries.py`` computes every page both ways and requires the
-same figures.
-
-This module sits in the store layer and imports no metric module: the definitions a metric module
-owns (the churn landmark base, RFM, the default landmark) and the kept fits are registered into
-:data:`RELATIONS` and :data:`FITS` from above, by :mod:`cxmetrics.commit`.
+This module sits in the store layer and imports no metric module: the default landmark and the
+kept fits are registered from above, by :mod:`cxmetrics.commit`.
 """
 
 from __future__ import annotations
@@ -35,242 +25,55 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 
 from . import filters as _filters
-from . import store
+from . import relations, store
+from .filters import Filters
+from .relations import RELATIONS, Relation
 
-LANDMARK_TABLE = "summary_landmark"
-CUSTOMER_TABLE = "summary_customer"
-RESPONSES_TABLE = "summary_responses"
-KPI_TABLE = "summary_kpi_linked"
-DETRACTORS_TABLE = "summary_detractors"
-RFM_TABLE = "summary_rfm"
-PAIRS_TABLE = "summary_driver_pairs"
+LANDMARK_TABLE = relations.LANDMARK.name
+LATEST_TABLE = relations.LATEST.name
+CUSTOMER_TABLE = relations.CUSTOMER.name
+RESPONSES_TABLE = relations.RESPONSES.name
+KPI_TABLE = relations.KPI_LINKED.name
+DETRACTORS_TABLE = relations.DETRACTORS.name
+RFM_TABLE = relations.RFM.name
+PAIRS_TABLE = relations.PAIRS.name
+GAPS_TABLE = relations.GAPS.name
+COMPLAINTS_TABLE = relations.COMPLAINTS.name
+REVENUE_TABLE = relations.REVENUE.name
+UPLIFT_TABLE = relations.UPLIFT.name
+LIFECYCLE_TABLE = relations.LIFECYCLE.name
+KPI_DAILY_TABLE = relations.KPI_DAILY.name
+DEPARTMENTS_TABLE = relations.CUSTOMER_DEPARTMENTS.name
+WALLET_TABLE = relations.WALLET.name
+KPI_ALLTIME_TABLE = relations.KPI_WINDOW.name
 FITS_TABLE = "summary_fits"
-GAPS_TABLE = "summary_complaint_gaps"
-COMPLAINTS_TABLE = "summary_complaints"
-REVENUE_TABLE = "summary_revenue"
-UPLIFT_TABLE = "summary_category_uplift"
-LIFECYCLE_TABLE = "summary_lifecycle"
-KPI_DAILY_TABLE = "summary_kpi_daily"
-DEPARTMENTS_TABLE = "summary_customer_departments"
-WALLET_TABLE = "summary_wallet"
-KPI_ALLTIME_TABLE = "summary_kpi_linked_alltime"
 _META_KEY = "summary_landmark"
 #: Bumped by hand only for a change the definitions' SQL does not show (how a file records its
 #: summaries); a change of any definition changes :func:`format_version` by itself.
-FORMAT = 14
+FORMAT = 15
 
-RESPONSES_SQL = """
-SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
-       count(*) AS n, sum(r.weight) AS sw, sum(r.weight * r.weight) AS sw2
-FROM survey_responses r JOIN customers c USING (customer_id)
-GROUP BY ALL
-"""
-
-#: Customer-level KPI observations with the NPS answer of the response they are linked to, and the
-#: responding customer's segment and region, counted by every column the alignment filters on.
-KPI_SQL = """
-SELECT o.kpi_id, round(o.value, 1) AS x, o.observed_on, r.department, c.segment, c.region, r.nps, count(*) AS n
-FROM kpi_observations o
-JOIN survey_responses r ON r.response_id = o.response_id
-JOIN customers c ON c.customer_id = r.customer_id
-WHERE o.response_id IS NOT NULL AND r.nps IS NOT NULL
-GROUP BY ALL
-"""
-
-#: Every relationship detractor response with what the closed-loop view needs: the first follow-up
-#: contact on or after the response (followed within d days ⟺ it falls within d days), the churn
-#: date, and the NPS of the customer's next relationship answer.
-DETRACTORS_SQL = """
-SELECT r.response_id, r.customer_id, r.responded_on, r.department, c.segment, c.region, c.contract,
-       (SELECT min(f.contacted_on) FROM followups f
-        WHERE f.customer_id = r.customer_id AND f.contacted_on >= r.responded_on) AS first_followup,
-       ce.churned_on,
-       (SELECT r2.nps FROM survey_responses r2 WHERE r2.customer_id = r.customer_id AND r2.survey = 'relationship'
-          AND r2.responded_on > r.responded_on ORDER BY r2.responded_on LIMIT 1) AS next_nps
-FROM survey_responses r JOIN customers c USING (customer_id)
-LEFT JOIN churn_events ce ON ce.customer_id = r.customer_id
-WHERE r.survey = 'relationship' AND r.nps <= 6
-"""
-
-#: Key-driver sums per touchpoint, segment and region over all the data: for each customer and
-#: touchpoint, their mean transactional CSAT paired with their latest relationship NPS (sums of x,
-#: y, x², y², xy and the count; additive, so any segment or region filter is a sum of rows).
-PAIRS_SQL = """
-WITH tp AS (
-    SELECT r.customer_id, r.touchpoint, avg(r.csat) AS csat FROM survey_responses r
-    WHERE r.survey = 'transactional' AND r.csat IS NOT NULL AND r.touchpoint IS NOT NULL GROUP BY 1, 2
-), rel AS (
-    SELECT customer_id, arg_max(nps, responded_on) AS nps FROM survey_responses r
-    WHERE r.survey = 'relationship' AND r.nps IS NOT NULL GROUP BY 1
-)
-SELECT tp.touchpoint, c.segment, c.region, count(*) AS n, sum(tp.csat) AS sx, sum(rel.nps) AS sy,
-       sum(tp.csat * tp.csat) AS sxx, sum(rel.nps * rel.nps) AS syy, sum(tp.csat * rel.nps) AS sxy
-FROM tp JOIN rel USING (customer_id) JOIN customers c USING (customer_id) GROUP BY ALL
-"""
-
-#: Complaints by opening day, with the days until the same customer's next complaint (NULL: none),
-#: and the customer's segment and region: the re-contact rate of the unfiltered view (or a segment
-#: or region of it) for any window is a sum over these rows.
-GAPS_SQL = """
-WITH k AS (
-    SELECT k.customer_id, k.opened_on,
-           lead(k.opened_on) OVER (PARTITION BY k.customer_id ORDER BY k.opened_on, k.complaint_id) AS next_on
-    FROM complaints k
-)
-SELECT c.segment, c.region, k.opened_on, date_diff('day', k.opened_on, k.next_on) AS gap_days, count(*) AS n
-FROM k JOIN customers c USING (customer_id) GROUP BY ALL
-"""
-
-#: Complaints counted by every column the complaint views filter or group on (day, category,
-#: channel, department, root cause, segment, region and the three flags), with recorded costs.
-COMPLAINTS_SQL = """
-SELECT k.opened_on, k.category, k.channel, k.department, k.root_cause, c.segment, c.region, k.escalated,
-       k.callback_promised, k.callback_done, count(*) AS n, count(k.cost) AS n_cost, sum(k.cost) AS sum_cost
-FROM complaints k JOIN customers c USING (customer_id)
-GROUP BY ALL
-"""
-
-#: Revenue and transactions per day, segment and region.
-REVENUE_SQL = """
-SELECT t.occurred_on, c.segment, c.region, sum(t.amount) AS revenue, count(*) AS transactions
-FROM transactions t JOIN customers c USING (customer_id) GROUP BY ALL
-"""
-
-#: Per complaint category, segment and region: contract customers who complained (up to 12 months
-#: before the last complaint date) and those of them who churned within 12 months of such a
-#: complaint. Distinct customers add up over segments and regions (a customer has one of each).
-UPLIFT_SQL = """
-SELECT k.category, c.segment, c.region, count(DISTINCT k.customer_id) AS customers,
-       count(DISTINCT k.customer_id) FILTER (WHERE ce.churned_on > k.opened_on
-                                             AND ce.churned_on <= k.opened_on + INTERVAL 12 MONTH) AS churned
-FROM complaints k JOIN customers c USING (customer_id) LEFT JOIN churn_events ce ON ce.customer_id = k.customer_id
-WHERE c.contract = 'contractual' AND k.opened_on <= (SELECT max(opened_on) FROM complaints) - INTERVAL 12 MONTH
-GROUP BY ALL
-"""
-
-#: Customers counted by segment, region, contract, acquisition date and churn date, with their
-#: category wallets' count, sum and sum of squares: active-base counts and exposures for any
-#: window are sums over these rows (each row's dates stand for all n of its customers).
-LIFECYCLE_SQL = """
-SELECT c.segment, c.region, c.contract, c.acquired_on, ce.churned_on, count(*) AS n,
-       count(c.category_wallet) AS n_wallet, sum(c.category_wallet) AS s_wallet,
-       sum(c.category_wallet * c.category_wallet) AS ss_wallet
-FROM customers c LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
-GROUP BY ALL
-"""
-
-#: KPI observations per KPI and day, split by whether they are about one customer, with the count
-#: and sum of values (monthly and windowed averages are ratios of sums over these rows).
-KPI_DAILY_SQL = """
-SELECT kpi_id, observed_on, customer_id IS NOT NULL AS customer_level, count(*) AS n, count(value) AS n_value,
-       sum(value) AS s_value
-FROM kpi_observations GROUP BY ALL
-"""
-
-#: Which customers dealt with which department (a response or complaint attributed to it): the
-#: rows a department scope keeps on customer-level tables (see :meth:`Filters.where`).
-DEPARTMENTS_SQL = """
-SELECT customer_id, department FROM survey_responses WHERE department IS NOT NULL
-UNION
-SELECT customer_id, department FROM complaints WHERE department IS NOT NULL
-"""
-
-#: summary_kpi_linked without the day: per KPI, value, department, segment, region and NPS answer,
-#: with the count in the last 12 months of observations (the views without a date filter).
-KPI_ALLTIME_SQL = """
-SELECT kpi_id, x, department, segment, region, nps, sum(n) AS n,
-       coalesce(sum(n) FILTER (WHERE observed_on > (SELECT max(observed_on) FROM kpi_observations)
-                                                  - INTERVAL 12 MONTH), 0) AS n_last_year
-FROM summary_kpi_linked GROUP BY ALL
-"""
-
-#: Share-of-wallet sums per segment, region and latest NPS answer (from summary_customer): the
-#: unfiltered wallet view, or a segment or region of it, is a sum of these rows.
-WALLET_SQL = """
-WITH cust AS (
-    SELECT c.segment, c.region, c.nps, c.stated, c.war,
-           CASE WHEN c.category_wallet > 0 AND c.contract = 'contractual'
-                THEN least(coalesce(c.rev_12m, 0) / c.category_wallet, 1.0) * 100 END AS observed
-    FROM summary_customer c WHERE c.nps IS NOT NULL
-)
-SELECT segment, region, nps, count(*) AS customers,
-       count(stated) AS n_stated, sum(stated) AS s_stated, sum(stated * stated) AS ss_stated,
-       count(observed) AS n_obs, sum(observed) AS s_obs, sum(observed * observed) AS ss_obs,
-       count(war) AS n_war, sum(war * 100) AS s_war, sum(war * war * 10000) AS ss_war,
-       sum(nps) FILTER (WHERE stated IS NOT NULL) AS sx, sum(nps * nps) FILTER (WHERE stated IS NOT NULL) AS sxx,
-       sum(nps * stated) AS sxy
-FROM cust GROUP BY ALL
-"""
-
-#: Per customer, as of the whole data: latest relationship answer with an NPS (the queries it
-#: replaces take each field's arg_max by date), revenue in the 12 months to the last transaction
-#: date E (and its active calendar months, as a bit set of month offsets), revenue in the 12 months
-#: before that, and complaints ever opened.
-CUSTOMER_SQL = """
-WITH last AS (SELECT max(occurred_on) AS E FROM transactions),
-latest AS (
-    SELECT r.customer_id, arg_max(r.nps, r.responded_on) AS nps,
-           arg_max(r.share_of_wallet_pct, r.responded_on) AS stated,
-           arg_max((1 - r.brand_rank / (r.brands_used + 1)) * 2 / r.brands_used, r.responded_on) AS war
-    FROM survey_responses r WHERE r.survey = 'relationship' AND r.nps IS NOT NULL GROUP BY 1
-), rev AS (
-    SELECT t.customer_id,
-           sum(t.amount) FILTER (WHERE t.occurred_on > (last.E - INTERVAL 12 MONTH)::DATE) AS rev_12m,
-           bit_count(bit_or(1::UBIGINT << greatest(date_diff('month', last.E - INTERVAL 12 MONTH, t.occurred_on), 0)::UBIGINT)
-                     FILTER (WHERE t.occurred_on > (last.E - INTERVAL 12 MONTH)::DATE)) AS months_12m,
-           sum(t.amount) FILTER (WHERE t.occurred_on <= (last.E - INTERVAL 12 MONTH)::DATE) AS rev_prev_12m
-    FROM transactions t, last WHERE t.occurred_on > (last.E - INTERVAL 24 MONTH)::DATE GROUP BY 1
-), k AS (SELECT customer_id, count(*) AS complaints FROM complaints GROUP BY 1)
-SELECT c.customer_id, c.segment, c.region, c.contract, c.acquired_on, c.category_wallet, ce.churned_on,
-       latest.nps, latest.stated, latest.war, rev.rev_12m, rev.months_12m, rev.rev_prev_12m,
-       coalesce(k.complaints, 0) AS complaints
-FROM customers c LEFT JOIN latest USING (customer_id) LEFT JOIN rev USING (customer_id) LEFT JOIN k USING (customer_id)
-LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
-"""
-
-
-#: Each summary, the contract tables it is computed from, and how it is built. A write that changes
+#: Each summary and the contract tables it is computed from (build order). A write that changes
 #: none of a summary's tables carries it over to the new data version without rebuilding it.
-DEPENDS: dict[str, frozenset[str]] = {
-    CUSTOMER_TABLE: frozenset({"customers", "survey_responses", "complaints", "transactions", "churn_events"}),
-    # built after summary_customer, whose 12-month revenue it carries
-    LANDMARK_TABLE: frozenset({"customers", "survey_responses", "complaints", "churn_events", "transactions"}),
-    RESPONSES_TABLE: frozenset({"customers", "survey_responses"}),
-    KPI_TABLE: frozenset({"customers", "survey_responses", "kpi_observations"}),
-    DETRACTORS_TABLE: frozenset({"customers", "survey_responses", "followups", "churn_events"}),
-    RFM_TABLE: frozenset({"customers", "transactions"}),
-    PAIRS_TABLE: frozenset({"customers", "survey_responses"}),
-    GAPS_TABLE: frozenset({"customers", "complaints"}),
-    COMPLAINTS_TABLE: frozenset({"customers", "complaints"}),
-    REVENUE_TABLE: frozenset({"customers", "transactions"}),
-    UPLIFT_TABLE: frozenset({"customers", "complaints", "churn_events"}),
-    LIFECYCLE_TABLE: frozenset({"customers", "churn_events"}),
-    KPI_DAILY_TABLE: frozenset({"kpi_observations"}),
-    DEPARTMENTS_TABLE: frozenset({"survey_responses", "complaints"}),
-    # built from the summaries above them
-    KPI_ALLTIME_TABLE: frozenset({"customers", "survey_responses", "kpi_observations"}),
-    WALLET_TABLE: frozenset({"customers", "survey_responses", "complaints", "transactions", "churn_events"}),
-    # model fits of the unfiltered view, computed from the tables above once they are current
-    FITS_TABLE: frozenset({"customers", "survey_responses", "complaints", "churn_events", "transactions"}),
-}
+DEPENDS: dict[str, frozenset[str]] = {r.name: r.depends for r in relations.ALL}
+DEPENDS[FITS_TABLE] = frozenset({"customers", "survey_responses", "complaints", "churn_events", "transactions"})
 
-#: Summaries that need a last transaction date, and summaries computed from another summary.
-NEED_TRANSACTIONS = frozenset({LANDMARK_TABLE, RFM_TABLE, CUSTOMER_TABLE, WALLET_TABLE})
-BUILT_FROM = {LANDMARK_TABLE: CUSTOMER_TABLE, WALLET_TABLE: CUSTOMER_TABLE, KPI_ALLTIME_TABLE: KPI_TABLE}
+#: Summaries that need a last transaction date (their arguments are taken from it).
+NEED_TRANSACTIONS = frozenset({LANDMARK_TABLE, relations.LANDMARK_REVENUE.name, RFM_TABLE, CUSTOMER_TABLE,
+                               WALLET_TABLE})
 
 #: Fits kept in summary_fits: name → function(con) returning a JSON-able result, for the
 #: unfiltered view at the default landmark / calibration end (see :func:`fit`). Registered by
 #: :mod:`cxmetrics.commit` (the cox fit of churn, the BTYD fit of btyd).
 FITS: dict[str, Callable] = {}
-#: Definitions owned by metric modules, registered by :mod:`cxmetrics.commit`: summary name →
-#: function(landmark, end) returning its Query (summary_landmark, summary_rfm), and ``"landmark"``
-#: → function(con) returning the default landmark date.
-RELATIONS: dict[str, Callable] = {}
+#: The default landmark date of the unfiltered view: function(con) → date, registered by
+#: :mod:`cxmetrics.commit` (the rule belongs to the churn metrics).
+DEFAULT_LANDMARK: list[Callable] = []
 
 
 @dataclass(frozen=True)
@@ -279,26 +82,189 @@ class LandmarkSummary:
     end: dt.date
 
 
-def landmark_query(landmark: dt.date):
-    """summary_landmark's definition: the churn landmark base at ``landmark``, with each
-    customer's revenue in the 12 months to the last transaction (from summary_customer)."""
-    return RELATIONS[LANDMARK_TABLE](landmark, None)
+# ----------------------------------------------------------------------------- binding
 
 
-#: The fixed definitions (the landmark base and RFM take the landmark / calibration end).
-DEFINITIONS = {CUSTOMER_TABLE: CUSTOMER_SQL, RESPONSES_TABLE: RESPONSES_SQL, KPI_TABLE: KPI_SQL,
-               DETRACTORS_TABLE: DETRACTORS_SQL, PAIRS_TABLE: PAIRS_SQL, GAPS_TABLE: GAPS_SQL,
-               COMPLAINTS_TABLE: COMPLAINTS_SQL, REVENUE_TABLE: REVENUE_SQL, UPLIFT_TABLE: UPLIFT_SQL,
-               LIFECYCLE_TABLE: LIFECYCLE_SQL, KPI_DAILY_TABLE: KPI_DAILY_SQL, DEPARTMENTS_TABLE: DEPARTMENTS_SQL,
-               KPI_ALLTIME_TABLE: KPI_ALLTIME_SQL, WALLET_TABLE: WALLET_SQL}
+@dataclass(frozen=True)
+class Source:
+    """Where a relation's rows come from for one query: its stored table, or its SQL in brackets
+    with the parameters that SQL binds."""
+
+    relation: Relation
+    sql: str
+    params: dict[str, Any] = field(default_factory=dict)
+    stored: bool = False
+
+    def __str__(self) -> str:
+        return self.sql
+
+    def where(self, filters: Filters, **kwargs) -> tuple[str, dict[str, Any]]:
+        """The caller's condition on this relation's columns (``Filters.where`` arguments): the
+        department scope is left out where the relation applied it inside."""
+        return filters.where(scope=not self.relation.scope_inside, **kwargs)
 
 
-def _build(con: duckdb.DuckDBPyConnection, name: str, landmark: dt.date, end) -> None:
-    if name not in DEPENDS or name == FITS_TABLE:  # only known summary names reach the SQL text
-        raise ValueError(f"not a summary table: {name}")
-    q = RELATIONS[name](landmark, end) if name in (LANDMARK_TABLE, RFM_TABLE) else None
-    sql, params = (q.sql, q.params) if q else (DEFINITIONS[name], {})
-    con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name checked against DEPENDS above
+def _merge(params: dict, more: dict) -> dict:
+    for k, v in more.items():
+        if k in params and params[k] != v:
+            raise ValueError(f"parameter ${k} bound twice with different values")
+        params[k] = v
+    return params
+
+
+def definition(rel: Relation, filters: Filters, args: dict, bind: Callable[[str, Filters], Source]
+               ) -> tuple[str, dict[str, Any]]:
+    """The relation's SQL for ``filters`` and ``args`` (the relations it reads bound by ``bind``)."""
+    fmt: dict[str, str] = {}
+    params: dict[str, Any] = {}
+    if "{inner}" in rel.sql:
+        cond, p = rel.inner(filters)
+        fmt["inner"] = cond
+        _merge(params, p)
+    for sub, narrow in rel.uses.items():
+        s = bind(sub, narrow(filters))
+        fmt[sub] = s.sql
+        _merge(params, s.params)
+    for a in rel.args:
+        _merge(params, {a: args.get(a)})
+    sql = rel.sql
+    for key, value in fmt.items():
+        sql = sql.replace("{" + key + "}", value)
+    return sql, params
+
+
+def _built_args(info: dict) -> dict[str, Any]:
+    """The arguments the stored summaries were built with."""
+    end = dt.date.fromisoformat(info["end"]) if info.get("end") else None
+    landmark = dt.date.fromisoformat(info["landmark"]) if info.get("landmark") else None
+    return {"landmark": landmark, "end": None, "cal_end": end}
+
+
+def _held(rel: Relation, filters: Filters, args: dict, is_current: Callable[[str], bool], built: dict) -> bool:
+    """Whether the stored table of ``rel`` answers ``filters`` and ``args``: current, built for the
+    same inner condition (the unfiltered one) and arguments, and so are the relations it reads."""
+    if not is_current(rel.name):
+        return False
+    if "{inner}" in rel.sql and rel.inner(filters) != rel.inner(Filters()):
+        return False
+    if any(args.get(a) != built.get(a) for a in rel.args):
+        return False
+    return all(_held(RELATIONS[sub], narrow(filters), args, is_current, built) for sub, narrow in rel.uses.items())
+
+
+def source(con: duckdb.DuckDBPyConnection, name: str, filters: Filters | None = None, **args) -> Source:
+    """Bind relation ``name`` for a query under ``filters`` (and arguments such as ``landmark``,
+    ``end``, ``cal_end``): its summary table when that holds exactly the answer, else its SQL.
+
+    A relation marked ``per_page`` is computed once per page call into a temporary table."""
+    rel = RELATIONS[name]
+    f = filters or Filters()
+    info, version = _state(con)
+    built_versions = info.get("built", {})
+    if _held(rel, f, args, lambda n: built_versions.get(n) == version, _built_args(info)):
+        return Source(rel, rel.name, {}, True)
+    sql, params = definition(rel, f, args, lambda sub, sf: source(con, sub, sf, **args))
+    if rel.per_page:
+        table = store.temp_table(con, "__" + rel.name + "_", store.Query(rel.name, sql, params))
+        if table is not None:
+            return Source(rel, table, {}, False)
+    return Source(rel, f"({sql})", params, False)
+
+
+def query(con: duckdb.DuckDBPyConnection, name: str, sql: str, params: dict | None = None, *,
+          filters: Filters | None = None, **args) -> store.Query:
+    """A named query whose SQL reads relations by placeholder (``{summary_responses}``), each bound
+    with :func:`source` for ``filters`` and ``args``; their parameters join ``params``."""
+    all_params = dict(params or {})
+    for rel_name in RELATIONS:
+        token = "{" + rel_name + "}"
+        if token in sql:
+            s = source(con, rel_name, filters, **args)
+            sql = sql.replace(token, s.sql)
+            _merge(all_params, s.params)
+    return store.Query(name, sql, all_params)
+
+
+def where(name: str, filters: Filters, **kwargs) -> tuple[str, dict[str, Any]]:
+    """A caller's condition on relation ``name``'s columns (``Filters.where`` arguments): the
+    department scope is left out where the relation applies it inside."""
+    return filters.where(scope=not RELATIONS[name].scope_inside, **kwargs)
+
+
+def relation_query(name: str, filters: Filters | None = None, **args) -> store.Query:
+    """Relation ``name``'s own SQL (every relation it reads from its SQL too): what its summary
+    table must equal, for tests and "How was this computed?"."""
+    def bind(sub: str, f: Filters) -> Source:
+        sql, params = definition(RELATIONS[sub], f, args, bind)
+        return Source(RELATIONS[sub], f"({sql})", params)
+
+    sql, params = definition(RELATIONS[name], filters or Filters(), args, bind)
+    return store.Query(name, sql, params)
+
+
+@dataclass(frozen=True)
+class Cells:
+    """A counted relation (rows weighted by ``n``; survey weights summed in ``sw``, ``sw2``) under
+    alias ``alias``, bound by :func:`source`: the aggregates over it, written once. Segment and
+    region are columns of the cube, on the same alias."""
+
+    alias: str
+    rel: Source
+
+    @property
+    def source(self) -> str:
+        return f"{self.rel.sql} {self.alias}"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.rel.params
+
+    @property
+    def customer(self) -> str:
+        """The alias that carries segment and region (for ``Filters.where(customer=…)``)."""
+        return self.alias
+
+    def dim(self, expr: str) -> str:
+        """A grouping expression written over a response/complaint row and its customer ``c``."""
+        a = self.alias
+        return expr.replace("c.segment", f"{a}.segment").replace("c.region", f"{a}.region")
+
+    def count(self, cond: str | None = None) -> str:
+        f = f" FILTER (WHERE {cond})" if cond else ""
+        return f"CAST(coalesce(sum({self.alias}.n){f}, 0) AS BIGINT)"
+
+    def wsum(self, cond: str | None = None) -> str:
+        """Sum of survey weights (responses only)."""
+        f = f" FILTER (WHERE {cond})" if cond else ""
+        return f"sum({self.alias}.sw){f}"
+
+    def w2sum(self) -> str:
+        return f"sum({self.alias}.sw2)"
+
+    def xsum(self, expr: str) -> str:
+        return f"sum(({expr}) * {self.alias}.n)"
+
+    def mean(self, expr: str) -> str:
+        a = self.alias
+        return f"sum(({expr}) * {a}.n) / sum({a}.n) FILTER (WHERE ({expr}) IS NOT NULL)"
+
+
+def responses(con: duckdb.DuckDBPyConnection) -> Cells:
+    """Counted survey responses (alias ``r``), :data:`cxmetrics.relations.RESPONSES`."""
+    return Cells("r", source(con, RESPONSES_TABLE))
+
+
+def complaints(con: duckdb.DuckDBPyConnection) -> Cells:
+    """Counted complaints (alias ``k``), :data:`cxmetrics.relations.COMPLAINTS`."""
+    return Cells("k", source(con, COMPLAINTS_TABLE))
+
+
+def landmark_query(landmark: dt.date) -> store.Query:
+    """summary_landmark's definition: the churn landmark base at ``landmark``."""
+    return relation_query(LANDMARK_TABLE, landmark=landmark, end=None)
+
+
+# ----------------------------------------------------------------------------- building
 
 
 def _read(con: duckdb.DuckDBPyConnection) -> dict:
@@ -308,13 +274,12 @@ def _read(con: duckdb.DuckDBPyConnection) -> dict:
 
 
 def format_version() -> str:
-    """The summaries' format: a hash of every definition's SQL (the fixed ones, the registered
-    landmark base and RFM at a fixed date), of what each is computed from, and of the fits kept.
-    A file built with another format is treated as having no summaries (raw queries) until it is
-    next opened read-write, which rebuilds them."""
-    probe = dt.date(2000, 1, 1)
-    parts = [str(FORMAT)] + [f"{n}:{DEFINITIONS.get(n, '')}:{sorted(d)}" for n, d in DEPENDS.items()]
-    parts += [f"{n}:{RELATIONS[n](probe, probe).sql}" for n in (LANDMARK_TABLE, RFM_TABLE) if n in RELATIONS]
+    """The summaries' format: a hash of every relation's definition (SQL, what it reads, its
+    arguments), of what each is computed from, and of the fits kept. A file built with another
+    format is treated as having no summaries (raw queries) until it is next opened read-write,
+    which rebuilds them."""
+    parts = [str(FORMAT)]
+    parts += [f"{r.name}:{r.sql}:{sorted(r.depends)}:{sorted(r.uses)}:{r.args}:{r.scope_inside}" for r in relations.ALL]
     parts += sorted(FITS)
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
@@ -328,13 +293,22 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
     Returns the names rebuilt."""
     info = _read(con)
     built = dict(info.get("built", {}))
-    landmark = RELATIONS["landmark"](con)
+    landmark = DEFAULT_LANDMARK[0](con) if DEFAULT_LANDMARK else None
     end = con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
+    args = {"landmark": landmark, "end": None, "cal_end": end}
     rebuilt = []
+
     def save():
-        info = {"format": format_version(), "landmark": landmark.isoformat(), "end": end.isoformat() if end else None,
-                "built": built}
+        info = {"format": format_version(), "landmark": landmark.isoformat() if landmark else None,
+                "end": end.isoformat() if end else None, "built": built}
         con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_META_KEY, json.dumps(info)])
+
+    def bind(sub: str, f: Filters) -> Source:
+        """At build time a relation reads the summaries already brought to ``version``."""
+        if _held(RELATIONS[sub], f, args, lambda n: built.get(n) == version, args):
+            return Source(RELATIONS[sub], sub)
+        sql, params = definition(RELATIONS[sub], f, args, bind)
+        return Source(RELATIONS[sub], f"({sql})", params)
 
     for name, deps in DEPENDS.items():
         keep = changed is not None and not (deps & set(changed)) and built.get(name) == previous
@@ -342,11 +316,11 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
             built[name] = version
         elif name == FITS_TABLE:
             built.pop(name, None)  # fitted last, on the summaries just built
-        elif (end is None and name in NEED_TRANSACTIONS) or (name in BUILT_FROM
-                                                             and built.get(BUILT_FROM[name]) != version):
-            built.pop(name, None)  # no transactions yet (nothing to summarise against), or no source
+        elif (end is None or landmark is None) and name in NEED_TRANSACTIONS:
+            built.pop(name, None)  # no transactions yet: nothing to summarise against
         else:
-            _build(con, name, landmark, end)
+            sql, params = definition(RELATIONS[name], Filters(), args, bind)
+            con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name from relations.ALL
             rebuilt.append(name)
             built[name] = version
     save()
@@ -365,15 +339,12 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
     return rebuilt
 
 
+# ----------------------------------------------------------------------------- state
+
+
 def customer_filters_only(filters) -> bool:
     """Whether ``filters`` narrow by customer only (segment, region): no dates, unrestricted scope."""
     return filters.date_from is None and filters.date_to is None and not filters.scope.restricted
-
-
-def lifecycle(con: duckdb.DuckDBPyConnection, filters) -> bool:
-    """Whether ``summary_lifecycle`` may stand for customers ⟕ churn_events under ``filters``:
-    current, and no department scope (that restriction needs each customer's id)."""
-    return not filters.scope.restricted and current(con, LIFECYCLE_TABLE)
 
 
 def unfiltered(filters) -> bool:
@@ -428,75 +399,6 @@ def rfm_end(con: duckdb.DuckDBPyConnection) -> dt.date | None:
     if info.get("built", {}).get(RFM_TABLE) != version or not info.get("end"):
         return None
     return dt.date.fromisoformat(info["end"])
-
-
-def customer(con: duckdb.DuckDBPyConnection, filters=None, *, response_filters: bool = False) -> bool:
-    """Whether ``summary_customer`` may replace the raw customer-level query for ``filters``.
-
-    It must be current. With ``response_filters`` the raw query restricts the *responses* it takes
-    the latest answer from (by date and by the scope's departments), so only the unfiltered view
-    matches; otherwise the filters act on customers (segment, region, scope) and apply to the
-    summary's rows as they would to the customers table."""
-    if not current(con, CUSTOMER_TABLE):
-        return False
-    return filters is None or not response_filters or customer_filters_only(filters)
-
-
-@dataclass(frozen=True)
-class Cells:
-    """Where counts come from: a raw table joined to customers (alias ``c`` for segment and
-    region), or its counted summary (segment and region on the row alias, rows weighted by
-    ``n``). The methods write each aggregate for either path; the row alias is the same on both."""
-
-    cube: bool
-    alias: str
-    raw: str
-    summary: str
-
-    @property
-    def source(self) -> str:
-        return f"{self.summary} {self.alias}" if self.cube else self.raw
-
-    @property
-    def customer(self) -> str:
-        return self.alias if self.cube else "c"
-
-    def dim(self, expr: str) -> str:
-        """A grouping expression written for the raw path, on this source."""
-        a = self.alias
-        return expr.replace("c.segment", f"{a}.segment").replace("c.region", f"{a}.region") if self.cube else expr
-
-    def count(self, cond: str | None = None) -> str:
-        f = f" FILTER (WHERE {cond})" if cond else ""
-        return f"CAST(coalesce(sum({self.alias}.n){f}, 0) AS BIGINT)" if self.cube else f"count(*){f}"
-
-    def wsum(self, cond: str | None = None) -> str:
-        """Sum of survey weights (responses only)."""
-        a, f = self.alias, f" FILTER (WHERE {cond})" if cond else ""
-        return f"sum({a}.sw){f}" if self.cube else f"sum({a}.weight){f}"
-
-    def w2sum(self) -> str:
-        a = self.alias
-        return f"sum({a}.sw2)" if self.cube else f"sum({a}.weight * {a}.weight)"
-
-    def xsum(self, expr: str) -> str:
-        return f"sum(({expr}) * {self.alias}.n)" if self.cube else f"sum({expr})"
-
-    def mean(self, expr: str) -> str:
-        a = self.alias
-        return f"sum(({expr}) * {a}.n) / sum({a}.n) FILTER (WHERE ({expr}) IS NOT NULL)" if self.cube else f"avg({expr})"
-
-
-def responses(con: duckdb.DuckDBPyConnection) -> Cells:
-    """The source for survey counts (alias ``r``): ``summary_responses`` when it is current."""
-    return Cells(current(con, RESPONSES_TABLE), "r", "survey_responses r JOIN customers c USING (customer_id)",
-                 RESPONSES_TABLE)
-
-
-def complaints(con: duckdb.DuckDBPyConnection) -> Cells:
-    """The source for complaint counts (alias ``k``): ``summary_complaints`` when it is current."""
-    return Cells(current(con, COMPLAINTS_TABLE), "k", "complaints k JOIN customers c USING (customer_id)",
-                 COMPLAINTS_TABLE)
 
 
 def _department_map(con: duckdb.DuckDBPyConnection | None):

@@ -24,7 +24,7 @@ import duckdb
 import pandas as pd
 from scipy.stats import t as student_t
 
-from . import store
+from . import relations, store, summaries
 from .filters import Filters
 from .results import Estimate, Result
 
@@ -38,79 +38,23 @@ def war(rank: float, brands: float) -> float:
     return (1 - rank / (brands + 1)) * 2 / brands
 
 
-_SQL = """
-WITH latest AS (
-    SELECT r.customer_id, arg_max(r.nps, r.responded_on) AS nps,
-           arg_max(r.share_of_wallet_pct, r.responded_on) AS stated,
-           arg_max((1 - r.brand_rank / (r.brands_used + 1)) * 2 / r.brands_used, r.responded_on) AS war
-    FROM survey_responses r
-    WHERE r.survey = 'relationship' AND r.nps IS NOT NULL AND {where}
-    GROUP BY 1
-), walleted AS (
-    SELECT l.customer_id, c.category_wallet FROM latest l JOIN customers c USING (customer_id)
-    WHERE c.category_wallet > 0 AND c.contract = 'contractual'
-), rev AS (
-    -- revenue only for the customers whose observed share is computed (not the whole base)
-    SELECT t.customer_id, sum(t.amount) AS revenue FROM transactions t
-    WHERE t.occurred_on > ((SELECT max(occurred_on) FROM transactions) - INTERVAL 12 MONTH)::DATE
-      AND t.customer_id IN (SELECT customer_id FROM walleted)
-    GROUP BY 1
-), cust AS (
-    SELECT l.*, CASE WHEN l.nps >= 9 THEN 'promoter' WHEN l.nps >= 7 THEN 'passive' ELSE 'detractor' END AS nps_group,
-           CASE WHEN w.customer_id IS NOT NULL  -- least() skips NULLs, so test membership explicitly
-                THEN least(coalesce(rev.revenue, 0) / w.category_wallet, 1.0) * 100 END AS observed
-    FROM latest l LEFT JOIN walleted w USING (customer_id) LEFT JOIN rev USING (customer_id)
-)
-"""
-
-_FAST = """
--- the latest relationship answers and 12-month revenue per customer, from summary_customer
-WITH cust AS (
-    SELECT c.nps, c.stated, c.war,
-           CASE WHEN c.nps >= 9 THEN 'promoter' WHEN c.nps >= 7 THEN 'passive' ELSE 'detractor' END AS nps_group,
-           CASE WHEN c.category_wallet > 0 AND c.contract = 'contractual'
-                THEN least(coalesce(c.rev_12m, 0) / c.category_wallet, 1.0) * 100 END AS observed
-    FROM summary_customer c WHERE c.nps IS NOT NULL AND {where}
-)
-"""
-
-#: The same sums from summary_wallet (per segment, region and NPS answer).
-_FROM_CELLS = """
-SELECT CASE WHEN w.nps >= 9 THEN 'promoter' WHEN w.nps >= 7 THEN 'passive' ELSE 'detractor' END AS nps_group,
+#: Per NPS group, the sums of each share-of-wallet measure from the wallet cells (per segment,
+#: region and latest NPS answer; :data:`cxmetrics.relations.WALLET`).
+_SQL = f"""
+SELECT {relations.nps_group("w.nps")} AS nps_group,
        CAST(sum(w.customers) AS BIGINT) AS customers,
        CAST(sum(w.n_stated) AS BIGINT) AS n_stated, sum(w.s_stated) AS s_stated, sum(w.ss_stated) AS ss_stated,
        CAST(sum(w.n_obs) AS BIGINT) AS n_obs, sum(w.s_obs) AS s_obs, sum(w.ss_obs) AS ss_obs,
        CAST(sum(w.n_war) AS BIGINT) AS n_war, sum(w.s_war) AS s_war, sum(w.ss_war) AS ss_war,
        sum(w.sx) AS sx, sum(w.sxx) AS sxx, sum(w.sxy) AS sxy
-FROM summary_wallet w WHERE {where} GROUP BY 1
-"""
-
-_AGG = """
-SELECT nps_group, count(*) AS customers,
-       count(stated) AS n_stated, sum(stated) AS s_stated, sum(stated * stated) AS ss_stated,
-       count(observed) AS n_obs, sum(observed) AS s_obs, sum(observed * observed) AS ss_obs,
-       count(war) AS n_war, sum(war * 100) AS s_war, sum(war * war * 10000) AS ss_war,
-       -- sums for the OLS of stated share on the NPS score (rows with a stated share)
-       sum(nps) FILTER (WHERE stated IS NOT NULL) AS sx, sum(nps * nps) FILTER (WHERE stated IS NOT NULL) AS sxx,
-       sum(nps * stated) AS sxy
-FROM cust GROUP BY 1
+FROM {{summary_wallet}} w WHERE %s GROUP BY 1
 """
 
 
 def _cells(con: duckdb.DuckDBPyConnection, filters: Filters) -> tuple[pd.DataFrame, store.Query]:
     """Per NPS group sums of each share-of-wallet measure (one query serves both results)."""
-    from . import summaries
-
-    if summaries.customer_filters_only(filters) and summaries.current(con, summaries.WALLET_TABLE):
-        where, params = filters.where(customer="w", dates=False)
-        q = store.Query("wallet_by_group", _FROM_CELLS.format(where=where), params)
-    elif summaries.customer(con, filters, response_filters=True):
-        where, params = filters.where(customer="c", dates=False)
-        q = store.Query("wallet_by_group", _FAST.format(where=where) + _AGG, params)
-    else:
-        where, params = filters.where(date_col="r.responded_on", customer_id_col="r.customer_id",
-                                      department_col="r.department")
-        q = store.Query("wallet_by_group", _SQL.format(where=where) + _AGG, params)
+    where, params = summaries.where(summaries.WALLET_TABLE, filters, customer="w", dates=False)
+    q = summaries.query(con, "wallet_by_group", _SQL % where, params, filters=filters)
     return store.run(con, q), q
 
 
