@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from cxmetrics import churn, importer, roles, store, summaries
+from cxmetrics import churn, importer, relations, roles, store, summaries
 from cxmetrics.filters import Filters, Scope
 from cxmetrics.results import Estimate
 from tests.test_scope import walk
@@ -134,20 +134,34 @@ def test_customer_summary_serves_only_the_views_it_holds(con):
     assert "FROM summary_wallet" in sql(wallet.by_group(con, Filters(segments=("smb",))))
     for f in (Filters(date_from=dt.date(2025, 1, 1)),
               Filters(scope=Scope(role="department", departments=("billing",), user="b"))):
-        assert "summary_" not in sql(wallet.by_group(con, f))  # those filters pick the responses
-    assert "summary_customer" in sql(drivers.key_drivers(con, Filters(date_from=dt.date(2025, 1, 1))))
-    assert "summary_customer" not in sql(drivers.key_drivers(con, Filters(date_to=dt.date(2026, 1, 1))))
+        got = sql(wallet.by_group(con, f))  # those filters pick the responses: latest answers recomputed
+        assert "summary_wallet" not in got and "summary_latest" not in got
+        assert "JOIN summary_customer" in got  # … beside the unfiltered revenue per customer, still kept
+    # key drivers pair CSAT with the latest NPS as of the range's end: kept for an open end only
+    assert "summary_latest" in sql(drivers.key_drivers(con, Filters(date_from=dt.date(2025, 1, 1))))
+    assert "summary_latest" not in sql(drivers.key_drivers(con, Filters(date_to=dt.date(2026, 1, 1))))
 
 
-def test_rebuilt_summaries_equal_their_definitions(writable_db):
+@pytest.mark.parametrize("name", [r.name for r in relations.ALL])
+def test_every_rebuilt_summary_equals_its_relation_computed_from_the_contract_tables(writable_db, name):
     with store.connect(str(writable_db), read_only=False) as con:
-        con.execute("BEGIN TRANSACTION")
-        store.bump_version(con)
-        con.execute("COMMIT")
-        got = con.execute(f"SELECT * FROM {summaries.CUSTOMER_TABLE} ORDER BY customer_id").df()
-        want = con.execute(f"SELECT * FROM ({summaries.CUSTOMER_SQL}) ORDER BY customer_id").df()
-    pd.testing.assert_frame_equal(got, want)
-    assert got["rev_12m"].notna().sum() > 1000 and got["nps"].notna().sum() > 1000
+        with store.transaction(con):
+            store.bump_version(con)
+        info, _ = summaries._state(con)
+        args = summaries._built_args(info)
+        raw = summaries.relation_query(name, **args)  # every relation it reads computed too
+        got = con.execute(f"SELECT * FROM {name} ORDER BY ALL").df()
+        want = con.execute(f"SELECT * FROM ({raw.sql}) ORDER BY ALL", raw.params).df()
+    assert len(got) > 0
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9)
+
+
+def test_a_relation_depends_on_every_table_the_relations_it_reads_depend_on():
+    """Otherwise a write could rebuild a relation and carry over one computed from it."""
+    for rel in relations.ALL:
+        for sub in rel.uses:
+            assert relations.RELATIONS[sub].depends <= rel.depends, (rel.name, sub)
+            assert relations.ALL.index(relations.RELATIONS[sub]) < relations.ALL.index(rel), (rel.name, sub)
 
 
 def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writable_db):
@@ -156,11 +170,15 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
         v = store.data_version(con)
         assert summaries.refresh(con, v + 1, previous=v, changed={"assumptions"}) == []
         assert summaries.refresh(con, v + 2, previous=v + 1, changed={"complaints"}) == [
-            summaries.CUSTOMER_TABLE, summaries.LANDMARK_TABLE, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE,
-            summaries.UPLIFT_TABLE, summaries.DEPARTMENTS_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
+            summaries.CUSTOMER_TABLE, summaries.LANDMARK_TABLE, relations.LANDMARK_REVENUE.name, summaries.GAPS_TABLE,
+            summaries.COMPLAINTS_TABLE, summaries.UPLIFT_TABLE, summaries.DEPARTMENTS_TABLE, summaries.WALLET_TABLE,
+            summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 3, previous=v + 2, changed={"kpi_observations"}) == [
             summaries.KPI_TABLE, summaries.KPI_DAILY_TABLE, summaries.KPI_ALLTIME_TABLE]
-        assert summaries.refresh(con, v + 4, previous=v + 1, changed={"assumptions"}) == list(summaries.DEPENDS)
+        assert summaries.refresh(con, v + 4, previous=v + 3, changed={"transactions"}) == [
+            summaries.CUSTOMER_TABLE, summaries.LANDMARK_TABLE, relations.LANDMARK_REVENUE.name, summaries.RFM_TABLE,
+            summaries.REVENUE_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
+        assert summaries.refresh(con, v + 5, previous=v + 1, changed={"assumptions"}) == list(summaries.DEPENDS)
         con.execute("ROLLBACK")
 
 
@@ -245,10 +263,10 @@ def test_a_filtered_page_computes_its_landmark_base_once_and_drops_it(con):
 
     f = Filters(date_from=dt.date(2025, 1, 1))
     page = churn.page_data(con, f)
-    assert "__landmark_" in page.hazard.queries[0].sql  # read from the page's temporary table
+    assert "__summary_landmark_" in page.hazard.queries[0].sql  # read from the page's temporary table
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone()[0] == 0
-    raw = churn.raw_base(f, dt.date(2025, 1, 1), "SELECT count(*) AS n FROM b", "n")
-    assert page.hazard.extra["customers"] == con.execute(raw.sql, raw.params).fetchone()[0]
+    raw = summaries.relation_query(summaries.LANDMARK_TABLE, landmark=dt.date(2025, 1, 1), end=None)
+    assert page.hazard.extra["customers"] == con.execute(f"SELECT count(*) FROM ({raw.sql})", raw.params).fetchone()[0]
 
 
 def test_a_changed_definition_makes_stored_summaries_stale_and_a_write_open_rebuilds_them(writable_db, monkeypatch):
@@ -256,8 +274,10 @@ def test_a_changed_definition_makes_stored_summaries_stale_and_a_write_open_rebu
     with store.connect(str(writable_db)) as con:
         assert summaries.current(con, summaries.RESPONSES_TABLE) and not summaries.missing(con)
     before = summaries.format_version()
-    monkeypatch.setitem(summaries.DEFINITIONS, summaries.RESPONSES_TABLE,
-                        summaries.DEFINITIONS[summaries.RESPONSES_TABLE] + "\n-- changed definition")
+    import dataclasses
+
+    changed = dataclasses.replace(relations.RESPONSES, sql=relations.RESPONSES.sql + "\n-- changed definition")
+    monkeypatch.setattr(relations, "ALL", tuple(changed if r is relations.RESPONSES else r for r in relations.ALL))
     assert summaries.format_version() != before
     with store.connect(str(writable_db)) as con:  # read-only: the stored tables are not used any more
         assert not summaries.current(con, summaries.RESPONSES_TABLE) and summaries.missing(con)
