@@ -148,7 +148,8 @@ def did(cells: pd.DataFrame, treated: str, start: pd.Timestamp, alpha: float = 0
     es = pd.DataFrame([{"quarter": int(t[1:]) - 6, "effect": ev.params[t], "ci_low": ci.loc[t, 0], "ci_high": ci.loc[t, 1]}
                        for t in terms] + [{"quarter": -1, "effect": 0.0, "ci_low": 0.0, "ci_high": 0.0}])
     c = fit.conf_int(alpha).loc["tp"]
-    return {"effect": fit.params["tp"], "ci": (c[0], c[1]), "p": fit.pvalues["tp"], "pretrend_p": pre_fit.pvalues["tt"],
+    return {"effect": fit.params["tp"], "se": float(fit.bse["tp"]), "ci": (c[0], c[1]), "p": fit.pvalues["tp"],
+            "pretrend_p": pre_fit.pvalues["tt"],
             "event_study": es.sort_values("quarter").reset_index(drop=True),
             "pre_periods": int(d.loc[d["post"] == 0, "m"].nunique()), "post_periods": int(d.loc[d["post"] == 1, "m"].nunique())}
 
@@ -168,7 +169,8 @@ def its(series: pd.DataFrame, start: pd.Timestamp, alpha: float = 0.05, lags: in
     ci = fit.conf_int(alpha)
     fitted = fit.fittedvalues
     counterfactual = fit.params["const"] + fit.params["time"] * t
-    return {"effect": fit.params["post"], "ci": (ci.loc["post", 0], ci.loc["post", 1]), "p": fit.pvalues["post"],
+    return {"effect": fit.params["post"], "se": float(fit.bse["post"]), "ci": (ci.loc["post", 0], ci.loc["post", 1]),
+            "p": fit.pvalues["post"],
             "slope_change": fit.params["time_after"], "slope_p": fit.pvalues["time_after"],
             "pre_periods": int((post == 0).sum()), "post_periods": int((post == 1).sum()),
             "fitted": fitted, "counterfactual": counterfactual}
@@ -224,7 +226,7 @@ def estimate(con: duckdb.DuckDBPyConnection, filters: Filters, row: pd.Series, *
         es = pd.DataFrame()
         series = cells.assign(fitted=r["fitted"].to_numpy(), counterfactual=r["counterfactual"].to_numpy())
     eff = Estimate("effect", f"Effect on {metric}", float(r["effect"]), float(r["ci"][0]), float(r["ci"][1]),
-                   n=int(cells["n"].sum()), unit=unit, alpha=alpha, p_value=float(r["p"]),
+                   n=int(cells["n"].sum()), unit=unit, alpha=alpha, p_value=float(r["p"]), se=r.get("se"),
                    method=design, reference="Angrist & Pischke (2009); Wagner et al. (2002); Newey & West (1987).",
                    filters=filters.describe())
     significant = eff.p_value < alpha
@@ -260,7 +262,7 @@ def _money(con, filters, metric: str, eff: Estimate, cells: pd.DataFrame, treate
     per = -volume / 100 * a.value  # effect in points: fewer escalations (negative effect) save money
     vals = sorted([eff.estimate * per, eff.ci_low * per, eff.ci_high * per])
     return Estimate("money", "Escalation cost avoided to date", vals[1], vals[0], vals[2], n=int(volume), unit="EUR",
-                    alpha=eff.alpha, method=f"−effect × {volume:,.0f} complaints since the start × cost_per_escalation",
+                    alpha=eff.alpha, se=abs(per) * eff.se if eff.se is not None else None, method=f"−effect × {volume:,.0f} complaints since the start × cost_per_escalation",
                     assumptions=assumptions.cite({"cost_per_escalation": a}), filters=filters.describe())
 
 

@@ -457,7 +457,7 @@ WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
         var = (r["sxx"] - n * mean * mean) / (n - 1) if n > 1 else float("nan")
         half = float(student_t.ppf(1 - alpha / 2, n - 1)) * math.sqrt(var / n) if n > 1 else float("nan")
         rec = {dim or "group": r["grp"], "mean": mean, "mean_ci_low": mean - half, "mean_ci_high": mean + half,
-               "n": n, "small_sample": n < filters.min_n}
+               "mean_se": math.sqrt(var / n) if n > 1 else float("nan"), "n": n, "small_sample": n < filters.min_n}
         if sat:
             s = r["satisfied"] / n
             from statsmodels.stats.proportion import proportion_confint
@@ -474,8 +474,7 @@ WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
         heads.append(Estimate(metric, f"{label} mean", r["mean"], r["mean_ci_low"], r["mean_ci_high"], n=int(r["n"]),
                               unit="/5" if metric == "csat" else "/7", alpha=alpha, method="mean with t interval",
                               filters=filters.describe(), min_n=filters.min_n,
-                              se=(r["mean_ci_high"] - r["mean"]) / float(student_t.ppf(1 - alpha / 2, r["n"] - 1))
-                              if r["n"] > 1 else None))
+                              se=float(r["mean_se"]) if r["n"] > 1 else None))
         if sat:
             heads.append(Estimate(f"{metric}_satisfied", "CSAT % satisfied (4–5)", r["satisfied_pct"],
                                   r["satisfied_ci_low"], r["satisfied_ci_high"], n=int(r["n"]), unit="%",

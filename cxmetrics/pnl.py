@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 import duckdb
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from . import assumptions, bridge, store, summaries
 from .bridge import BridgeInputs, Quantity
@@ -102,7 +103,7 @@ FROM {{summary_lifecycle}} c WHERE c.contract = 'contractual' AND {cw}"""
     moved = drop_points / 100 * float(base["active"])
     det, tgt = c.loc["detractor"], c.loc[to]
     sow_gain = (w.loc[to, "stated_pct"] - w.loc["detractor", "stated_pct"]) / 100
-    sow_se = math.hypot(*((w.loc[g, "stated_ci_high"] - w.loc[g, "stated_pct"]) / 1.96 / 100 for g in (to, "detractor")))
+    sow_se = math.hypot(*(w.loc[g, "stated_se"] / 100 for g in (to, "detractor")))
     weights = c["customers"] / c["customers"].sum()
     if programme_cost is None:
         # the initiatives in the caller's scope (a department sees its own programme's cost)
@@ -212,15 +213,16 @@ def initiatives_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, al
     from . import impact
 
     imps = impact.all_impacts(con, filters, alpha=alpha)
-    rows, warnings = [], []
+    rows, warnings, no_se = [], [], []
     total, var = 0.0, 0.0
     for i in imps:
         if i.money is not None:
-            se = (i.money.ci_high - i.money.ci_low) / 3.92
+            if i.money.se is None:  # an interval without a standard error cannot be added up as normal
+                no_se.append(i.initiative_id)
             rows.append({"component": i.initiative_id, "label": f"{i.initiative_id} {i.name}", "estimate": i.money.estimate,
                          "ci_low": i.money.ci_low, "ci_high": i.money.ci_high})
             total += i.money.estimate
-            var += se * se
+            var += (i.money.se or 0.0) ** 2
         elif i.status == "effect":
             warnings.append(f"{i.initiative_id}: a measured effect ({i.effect.unit}) with no money link yet.")
     used = assumptions.current(con)
@@ -232,7 +234,9 @@ def initiatives_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, al
     rows.append({"component": "programme_cost", "label": "Initiative cost (in scope)", "estimate": -cost, "ci_low": -cost,
                  "ci_high": -cost})
     net = total - cost
-    half = 1.959964 * math.sqrt(var)
+    half = float(norm.ppf(1 - alpha / 2)) * math.sqrt(var) if not no_se else float("nan")
+    if no_se:
+        warnings.append(f"No interval for the total: {', '.join(no_se)} report an interval without a standard error.")
     cited = assumptions.cite({k: used[k] for k in ("cost_per_escalation", "attribution_share") if k in used})
     return PnL("initiatives", "What the measured initiatives delivered to date", pd.DataFrame(rows),
                (net, net - half, net + half), net / cost if cost else None, cost, pd.DataFrame(), pd.DataFrame(),

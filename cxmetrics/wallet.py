@@ -22,6 +22,7 @@ import math
 
 import duckdb
 import pandas as pd
+from scipy.stats import norm
 from scipy.stats import t as student_t
 
 from . import relations, store, summaries
@@ -59,12 +60,13 @@ def _cells(con: duckdb.DuckDBPyConnection, filters: Filters) -> tuple[pd.DataFra
 
 
 def _mean_ci(n, s, ss, alpha):
+    """Mean, t interval and standard error from n, Σx and Σx²."""
     if not n or n < 2:
-        return float("nan"), float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan"), float("nan")
     m = s / n
-    var = max((ss - n * m * m) / (n - 1), 0.0)
-    h = float(student_t.ppf(1 - alpha / 2, n - 1)) * math.sqrt(var / n)
-    return m, m - h, m + h
+    se = math.sqrt(max((ss - n * m * m) / (n - 1), 0.0) / n)
+    h = float(student_t.ppf(1 - alpha / 2, n - 1)) * se
+    return m, m - h, m + h, se
 
 
 def by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Result:
@@ -74,8 +76,9 @@ def by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float =
     for _, r in df.iterrows():
         rec = {"nps_group": r["nps_group"], "customers": int(r["customers"])}
         for key, label in (("stated", "stated"), ("obs", "observed"), ("war", "war")):
-            m, lo, hi = _mean_ci(r[f"n_{key}"], r[f"s_{key}"], r[f"ss_{key}"], alpha)
-            rec.update({f"{label}_pct": m, f"{label}_ci_low": lo, f"{label}_ci_high": hi, f"{label}_n": int(r[f"n_{key}"])})
+            m, lo, hi, se = _mean_ci(r[f"n_{key}"], r[f"s_{key}"], r[f"ss_{key}"], alpha)
+            rec.update({f"{label}_pct": m, f"{label}_ci_low": lo, f"{label}_ci_high": hi, f"{label}_se": se,
+                        f"{label}_n": int(r[f"n_{key}"])})
         recs.append(rec)
     table = pd.DataFrame(recs)
     order = {"promoter": 0, "passive": 1, "detractor": 2}
@@ -86,11 +89,12 @@ def by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float =
     if t is not None and {"promoter", "detractor"} <= set(t.index):
         p, d = t.loc["promoter"], t.loc["detractor"]
         gap = p["stated_pct"] - d["stated_pct"]
-        se = math.hypot((p["stated_ci_high"] - p["stated_pct"]) / 1.96, (d["stated_ci_high"] - d["stated_pct"]) / 1.96)
-        head.append(Estimate("sow_gap", "Share-of-wallet gap, promoters − detractors (stated)", gap, gap - 1.96 * se,
-                             gap + 1.96 * se, n=int(p["stated_n"] + d["stated_n"]), unit="points", alpha=alpha,
+        se = math.hypot(p["stated_se"], d["stated_se"])
+        z = float(norm.ppf(1 - alpha / 2))
+        head.append(Estimate("sow_gap", "Share-of-wallet gap, promoters − detractors (stated)", gap, gap - z * se,
+                             gap + z * se, n=int(p["stated_n"] + d["stated_n"]), unit="points", alpha=alpha,
                              method="difference of group means (Welch-type normal interval)",
-                             filters=filters.describe()))
+                             filters=filters.describe(), se=se))
     return Result("wallet", "Share of wallet by NPS group", table,
                   method="Each customer's latest relationship response; stated SoW, observed = 12-month revenue / "
                          "category wallet (contract customers), WAR from brand rank; t intervals.",
