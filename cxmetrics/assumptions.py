@@ -93,7 +93,7 @@ ORDER BY a.key
 
 def stored(con: duckdb.DuckDBPyConnection) -> dict[str, Assumption]:
     """The assumptions saved in the store by key, with their version number."""
-    return {r[0]: Assumption(*r) for r in con.execute(_CURRENT_SQL).fetchall()}
+    return {r[0]: Assumption(*r) for r in store.rows(con, store.Query("assumptions_current", _CURRENT_SQL))}
 
 
 def defaults() -> dict[str, Assumption]:
@@ -189,15 +189,16 @@ def set_value(con: duckdb.DuckDBPyConnection, key: str, value: float, *, actor: 
 
 def history(con: duckdb.DuckDBPyConnection, key: str | None = None) -> pd.DataFrame:
     """Every recorded version (newest first), optionally for one key."""
-    return con.execute(
-        "SELECT key, version, value, unit, source, updated_by, updated_at, action FROM assumption_history "
-        "WHERE $key IS NULL OR key = $key ORDER BY key, version DESC", {"key": key}).df()
+    return store.run(con, store.Query(
+        "assumption_history", "SELECT key, version, value, unit, source, updated_by, updated_at, action "
+        "FROM assumption_history WHERE $key IS NULL OR key = $key ORDER BY key, version DESC", {"key": key}))
 
 
 def restore(con: duckdb.DuckDBPyConnection, key: str, version: int, *, actor: str, role: str) -> Assumption:
     """Make an earlier version current again (recorded as a new version, never rewriting history)."""
-    row = con.execute("SELECT value, source FROM assumption_history WHERE key = ? AND version = ?",
-                      [key, int(version)]).fetchone()
+    found = store.rows(con, store.Query("assumption_version", "SELECT value, source FROM assumption_history "
+                                                              "WHERE key = $k AND version = $v", {"k": key, "v": int(version)}))
+    row = found[0] if found else None
     if row is None:
         raise AssumptionError(f"{key} has no version {version}")
     return set_value(con, key, row[0], actor=actor, role=role, source=row[1], action=f"restore v{version}")

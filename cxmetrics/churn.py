@@ -190,7 +190,7 @@ def _design(cells: pd.DataFrame) -> pd.DataFrame:
 def default_cox_fit(con: duckdb.DuckDBPyConnection) -> dict | None:
     """The Cox check of the unfiltered view, as kept in summary_fits (see :mod:`cxmetrics.summaries`);
     None before there are transactions (no end date to follow customers to)."""
-    if con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0] is None:
+    if store.scalar(con, "last_transaction", "SELECT max(occurred_on) FROM transactions") is None:
         return None
     L = default_landmark(con, Filters())
     return {"landmark": L.isoformat(), "sample": 50_000, "alpha": 0.05, "rows": _cox(con, Filters(), L, 50_000, 0.05)}

@@ -18,7 +18,7 @@ from .results import Result
 
 
 def departments(con: duckdb.DuckDBPyConnection, filters: Filters) -> list[str]:
-    all_ = [r[0] for r in con.execute("SELECT department FROM departments ORDER BY 1").fetchall()]
+    all_ = [r[0] for r in store.rows(con, store.Query("departments", "SELECT department FROM departments ORDER BY 1"))]
     if filters.scope.restricted:
         return [d for d in all_ if d in (filters.scope.departments or ())]
     return all_
@@ -61,7 +61,9 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, department: s
     f = narrowed(filters, department) if department else None
     if f is None:
         return None
-    row = con.execute("SELECT leader, ambassador FROM departments WHERE department = ?", [department]).fetchone()
+    found = store.rows(con, store.Query("department_people", "SELECT leader, ambassador FROM departments "
+                                                              "WHERE department = $d", {"d": department}))
+    row = found[0] if found else None
     return DepartmentPage(
         department=department, leader=row[0] if row else None, ambassador=row[1] if row else None,
         alignment=alignment.scorecard(con, f, department=department),

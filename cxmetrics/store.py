@@ -421,9 +421,30 @@ def run(con: duckdb.DuckDBPyConnection, query: Query) -> pd.DataFrame:
 MAX_RESULT_ROWS = 2_000_000
 
 
-def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict | list | None = None) -> Any:
-    row = con.execute(sql, params or {}).fetchone()
-    return row[0] if row else None
+def rows(con: duckdb.DuckDBPyConnection, query: Query) -> list[tuple]:
+    """Like :func:`run`, for small look-ups: the rows as Python tuples (dates as ``datetime.date``).
+    Memoised inside a page call and bounded like :func:`run`."""
+    memo = _MEMO.get()
+    key = None
+    if memo is not None:
+        key = ("rows", id(con), query.sql, repr(sorted(query.params.items(), key=lambda kv: kv[0])))
+        if key in memo:
+            return list(memo[key])
+    try:
+        out = con.execute(query.sql, query.params).fetchall()
+    except duckdb.Error as exc:
+        raise StoreError(f"query {query.name} failed: {str(exc).splitlines()[0]}") from exc
+    if len(out) > MAX_RESULT_ROWS:
+        raise StoreError(f"query {query.name} returned {len(out):,} rows; aggregate in SQL instead")
+    if key is not None:
+        memo[key] = list(out)
+    return out
+
+
+def scalar(con: duckdb.DuckDBPyConnection, name: str, sql: str, params: dict | None = None) -> Any:
+    """The first value of a one-row look-up through :func:`rows` (None when there is no row)."""
+    out = rows(con, Query(name, sql, dict(params or {})))
+    return out[0][0] if out else None
 
 
 def row_counts(con: duckdb.DuckDBPyConnection, tables=None) -> dict[str, int]:
