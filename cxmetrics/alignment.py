@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2, norm
 
-from . import store, summaries
+from . import relations, store, summaries
 from .filters import Filters
 from .results import Result
 
@@ -111,12 +111,12 @@ def fit_threshold(x: np.ndarray, n: np.ndarray, k: np.ndarray, *, lower_is_bette
                      float(best["slope_se"]), float(chi2.sf(lr, 2)), prof)
 
 
-_LINKED = """
+_LINKED = f"""
 SELECT o.kpi_id, o.x, CAST(sum(o.n) AS BIGINT) AS n,
-       CAST(coalesce(sum(o.n) FILTER (WHERE o.nps <= 6), 0) AS BIGINT) AS detractors,
-       CAST(coalesce(sum(o.n) FILTER (WHERE o.nps >= 9), 0) AS BIGINT) AS promoters,
+       CAST(coalesce(sum(o.n) FILTER (WHERE {relations.detractor("o.nps")}), 0) AS BIGINT) AS detractors,
+       CAST(coalesce(sum(o.n) FILTER (WHERE {relations.promoter("o.nps")}), 0) AS BIGINT) AS promoters,
        CAST(sum(o.n_last_year) AS BIGINT) AS n_last_year
-FROM {summary_kpi_linked_alltime} o
+FROM {{summary_kpi_linked_alltime}} o
 WHERE %s
 GROUP BY 1, 2 ORDER BY 1, 2
 """
@@ -178,8 +178,8 @@ def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, 
                       "FROM {summary_kpi_daily} WHERE kpi_id = $kpi AND NOT customer_level GROUP BY 1")
         # the months' NPS (one query for every KPI of the page) joined to this KPI's monthly mean
         qs = store.Query("nps_by_month", _MONTHLY_NPS.format(
-            where=wherep, source=src.source, n=src.count(), promoters=src.mean("CASE WHEN r.nps >= 9 THEN 1.0 ELSE 0 END"),
-            detractors=src.mean("CASE WHEN r.nps <= 6 THEN 1.0 ELSE 0 END")), paramsp)
+            where=wherep, source=src.source, n=src.count(), promoters=src.mean(f"CASE WHEN {relations.promoter('r.nps')} THEN 1.0 ELSE 0 END"),
+            detractors=src.mean(f"CASE WHEN {relations.detractor('r.nps')} THEN 1.0 ELSE 0 END")), paramsp)
         qp = summaries.query(con, "kpi_period", kpi_months, {"kpi": kpi["kpi_id"]})
         p = (store.run(con, qp).merge(store.run(con, qs), on="m").rename(columns={"m": "month"})
              .sort_values("month").reset_index(drop=True)[["month", "kpi", "nps", "n"]])

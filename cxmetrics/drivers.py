@@ -29,7 +29,7 @@ import duckdb
 import pandas as pd
 from scipy.stats import norm
 
-from . import store, summaries
+from . import relations, store, summaries
 from .filters import Filters
 from .results import Result
 
@@ -46,7 +46,7 @@ WITH pairs AS (
            sum(csat * n) / sum(n) FILTER (WHERE csat IS NOT NULL) AS csat_mean,
            sqrt(greatest(sum(csat * csat * n) - sum(csat * n) ^ 2 / sum(n) FILTER (WHERE csat IS NOT NULL), 0)
                 / (sum(n) FILTER (WHERE csat IS NOT NULL) - 1)) AS csat_sd,
-           CAST(coalesce(sum(n) FILTER (WHERE nps <= 6), 0) AS BIGINT) AS detractors,
+           CAST(coalesce(sum(n) FILTER (WHERE %(detractor)s), 0) AS BIGINT) AS detractors,
            CAST(coalesce(sum(n) FILTER (WHERE nps IS NOT NULL), 0) AS BIGINT) AS nps_n
     FROM cells WHERE touchpoint IS NOT NULL GROUP BY 1
 )
@@ -80,7 +80,7 @@ def key_drivers(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: floa
     """Importance, performance and NPS impact of each touchpoint (see module docstring)."""
     pwhere, params = summaries.where(summaries.PAIRS_TABLE, filters, customer="r", dates=False)
     cwhere, cparams = filters.where(date_col="r.responded_on", customer="r", department_col="r.department")
-    q = summaries.query(con, "key_drivers", _SQL % {"pairs": pwhere, "cells": cwhere}, {**params, **cparams},
+    q = summaries.query(con, "key_drivers", _SQL % {"pairs": pwhere, "cells": cwhere, "detractor": relations.detractor("nps")}, {**params, **cparams},
                         filters=filters)
     df = store.run(con, q)
     z = norm.ppf(1 - alpha / 2)

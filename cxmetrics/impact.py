@@ -36,7 +36,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from . import assumptions, store, summaries
+from . import assumptions, relations, store, summaries
 from .filters import Filters
 from .results import Estimate
 
@@ -89,7 +89,7 @@ FROM {src.source} WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"""
         src = summaries.responses(con)
         where, params = filters.where(date_col="r.responded_on", customer=src.customer, department_col="r.department",
                                       dates=False)
-        expr = "r.csat" if kind == "csat" else "CASE WHEN r.nps >= 9 THEN 100.0 WHEN r.nps <= 6 THEN -100.0 ELSE 0.0 END"
+        expr = "r.csat" if kind == "csat" else relations.nps_points("r.nps", "100.0")
         tp = "AND r.touchpoint = $touchpoint" if arg else ""
         sql = f"""SELECT {src.dim(grp)} AS grp, date_trunc('month', r.responded_on) AS month, {src.mean(expr)} AS y,
        {src.count()} AS n

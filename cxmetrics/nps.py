@@ -31,6 +31,7 @@ from scipy.stats import t as student_t
 
 from . import store, summaries
 from .filters import Filters
+from .relations import detractor, nps_points, promoter
 from .results import Estimate, Result
 
 #: Allowed breakdown dimensions -> SQL expression over survey_responses r / customers c.
@@ -233,9 +234,9 @@ def counts_query(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | No
     seg = src.dim(", c.segment, c.region") if by_segment else ""
     sql = f"""
 SELECT {group} AS grp{seg}, {src.count()} AS n,
-       {src.count("r.nps >= 9")} AS promoters, {src.count("r.nps <= 6")} AS detractors,
+       {src.count(promoter("r.nps"))} AS promoters, {src.count(detractor("r.nps"))} AS detractors,
        {src.wsum()} AS sum_w, {src.w2sum()} AS sum_w2,
-       {src.wsum("r.nps >= 9")} AS w_promoters, {src.wsum("r.nps <= 6")} AS w_detractors
+       {src.wsum(promoter("r.nps"))} AS w_promoters, {src.wsum(detractor("r.nps"))} AS w_detractors
 FROM {src.source}
 WHERE {where} AND {sclause} AND r.nps IS NOT NULL
 GROUP BY ALL ORDER BY ALL"""
@@ -253,8 +254,7 @@ def _cluster_query(filters: Filters, dim: str | None, survey: str) -> store.Quer
     sql = f"""
 WITH per AS (
     SELECT {group} AS grp, c.segment, c.region, r.customer_id, count(*) AS k,
-           sum(CASE WHEN r.nps >= 9 THEN 1 WHEN r.nps <= 6 THEN -1 ELSE 0 END) AS u, sum(r.weight) AS w,
-           sum(r.weight * CASE WHEN r.nps >= 9 THEN 1 WHEN r.nps <= 6 THEN -1 ELSE 0 END) AS y
+           sum({nps_points("r.nps")}) AS u, sum(r.weight) AS w, sum(r.weight * {nps_points("r.nps")}) AS y
     FROM survey_responses r JOIN customers c USING (customer_id)
     WHERE {where} AND {sclause} AND r.nps IS NOT NULL
     GROUP BY ALL

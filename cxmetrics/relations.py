@@ -60,6 +60,15 @@ def detractor(col: str) -> str:
     return f"{col} < {PASSIVE_MIN}"
 
 
+def nps_points(col: str, scale: str = "1") -> str:
+    """SQL: +scale for a promoter's score, −scale for a detractor's, 0 otherwise (NPS is the mean × 100/scale).
+
+    >>> nps_points("r.nps", "100.0")
+    'CASE WHEN r.nps >= 9 THEN 100.0 WHEN r.nps < 7 THEN -100.0 ELSE 0 END'
+    """
+    return f"CASE WHEN {promoter(col)} THEN {scale} WHEN {detractor(col)} THEN -{scale} ELSE 0 END"
+
+
 def war(rank: str, brands: str) -> str:
     """The Wallet Allocation Rule (Keiningham et al. 2011) as SQL: (1 − rank/(brands + 1)) × 2/brands."""
     return f"(1 - {rank} / ({brands} + 1)) * 2 / {brands}"
