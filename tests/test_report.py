@@ -13,6 +13,7 @@ from pptx import Presentation
 
 from cxmetrics import exports, report, store, story, summary
 from cxmetrics.filters import Filters
+from cxmetrics.results import Estimate
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +68,18 @@ def test_pdf_pages_render(demo_db, tmp_path):
 
 
 def test_narrative_says_not_significant_plainly(demo_db):
+    from cxmetrics import nps
+
     with store.connect(str(demo_db)) as con:
         slides = story.story(con, Filters())
-    text = " ".join(" ".join(s.sentences) for s in slides)
-    assert "not significant" in text or "significant" in text
+        change, said = nps.last_change(con, Filters())
+    sentences = [x for s in slides for x in s.sentences]
+    assert said in sentences  # the deck carries the library's sentence, not a paraphrase
+    assert change.p_value >= change.alpha  # on the demo the last quarter-on-quarter move is noise …
+    assert said.endswith("not significant, it may not have moved.") and "(95% CI" in said  # … and says so
+    big = nps.difference(Estimate("a", "a", 40.0, 35.0, 45.0, n=900, se=2.5),
+                         Estimate("b", "b", 10.0, 5.0, 15.0, n=900, se=2.5))
+    assert "not significant" not in nps.describe_change(big, "Q2", "Q3")  # a real move is stated as one
 
 
 def test_period_option():

@@ -3,6 +3,7 @@ ignored when stale."""
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import math
 
@@ -58,9 +59,13 @@ def _same(a, b) -> None:
 PAGES = [p for p in roles.PAGES if p.title != "Data"]
 
 
-@pytest.mark.parametrize("filters", [Filters(), Filters(segments=("smb",)),
-                                     Filters(scope=Scope(role="department", departments=("billing",), user="b"))],
-                         ids=["all", "segment", "billing scope"])
+LAST_12_MONTHS = Filters(date_from=dt.date(2025, 7, 1), date_to=dt.date(2026, 6, 30))
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(segments=("smb",)), Filters(regions=("north",)),
+                                     Filters(scope=Scope(role="department", departments=("billing",), user="b")),
+                                     LAST_12_MONTHS, Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 3, 31))],
+                         ids=["all", "segment", "region", "billing scope", "last 12 months", "one quarter"])
 @pytest.mark.parametrize("spec", PAGES, ids=[p.title for p in PAGES])
 def test_every_page_shows_the_same_figures_with_and_without_the_summary(con, monkeypatch, spec, filters):
     module, func = spec.data.split(":")
@@ -69,6 +74,41 @@ def test_every_page_shows_the_same_figures_with_and_without_the_summary(con, mon
     monkeypatch.setattr(summaries, "_state", lambda con: ({}, 0))  # no summary is current: raw queries
     slow = fn(con, filters)
     _same(fast, _figures(slow))
+
+
+def _numbers(obj, out=None) -> list:
+    """Every number in a JSON document, in order (the SQL text and its parameters left out)."""
+    out = [] if out is None else out
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k not in ("queries", "sql", "params"):
+                _numbers(v, out)
+    elif isinstance(obj, list):
+        for v in obj:
+            _numbers(v, out)
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        out.append(obj)
+    return out
+
+
+@pytest.mark.parametrize("command", ["nps --by segment", "csat --by touchpoint", "ces", "churn --by nps_group", "clv",
+                                     "wallet", "complaints --by department", "impact", "alignment", "pnl"])
+@pytest.mark.parametrize("window", [[], ["--from", "2025-07-01", "--to", "2026-06-30"]], ids=["all", "last 12 months"])
+def test_every_cli_metric_prints_the_same_figures_with_and_without_the_summaries(demo_db, monkeypatch, capsys,
+                                                                                 command, window):
+    import json
+
+    from cxmetrics import cli
+
+    argv = ["metrics", *command.split(), "--json", "--db", str(demo_db), *window]
+    assert cli.main(argv) == 0
+    fast = _numbers(json.loads(capsys.readouterr().out))
+    monkeypatch.setattr(summaries, "_state", lambda con: ({}, 0))  # no summary is current: raw queries
+    assert cli.main(argv) == 0
+    slow = _numbers(json.loads(capsys.readouterr().out))
+    assert len(fast) == len(slow) and len(fast) > 3
+    for a, b in zip(fast, slow, strict=True):
+        assert (a != a and b != b) or a == pytest.approx(b, rel=1e-9, abs=1e-9), command
 
 
 def test_queries_read_the_summary_only_when_it_holds_that_base(con):
@@ -144,15 +184,21 @@ def test_customer_summary_serves_only_the_views_it_holds(con):
 
 @pytest.mark.parametrize("name", [r.name for r in relations.ALL])
 def test_every_rebuilt_summary_equals_its_relation_computed_from_the_contract_tables(writable_db, name):
+    """A tenth of every fact table is deleted behind the summaries' back, then the data version is
+    bumped: each summary must have been rebuilt (it changed) and equal its definition."""
     with store.connect(str(writable_db), read_only=False) as con:
+        before = con.execute(f"SELECT * FROM {name} ORDER BY ALL").df()
         with store.transaction(con):
+            for table, key in (("survey_responses", "response_id"), ("complaints", "complaint_id"),
+                               ("transactions", "transaction_id"), ("kpi_observations", "observation_id"),
+                               ("churn_events", "customer_id")):
+                con.execute(f"DELETE FROM {table} WHERE hash({key}) % 10 = 0")  # names from this test
             store.bump_version(con)
         info, _ = summaries._state(con)
-        args = summaries._built_args(info)
-        raw = summaries.relation_query(name, **args)  # every relation it reads computed too
+        raw = summaries.relation_query(name, **summaries._built_args(info))  # every relation it reads computed too
         got = con.execute(f"SELECT * FROM {name} ORDER BY ALL").df()
         want = con.execute(f"SELECT * FROM ({raw.sql}) ORDER BY ALL", raw.params).df()
-    assert len(got) > 0
+    assert len(got) > 0 and not got.equals(before)
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9)
 
 
