@@ -26,7 +26,7 @@ def call_wait(rng):
     start = 12
     n = rng.poisson(150, 36)
     mean = np.where(np.arange(36) >= start, demo.WAIT_MEAN_AFTER, demo.WAIT_MEAN_BEFORE)
-    y = [rng.exponential(m, k).mean() for m, k in zip(mean, n)]
+    y = [rng.exponential(m, k).mean() for m, k in zip(mean, n, strict=True)]
     return pd.DataFrame({"month": MONTHS, "y": y, "n": n}), MONTHS[start], demo.WAIT_MEAN_AFTER - demo.WAIT_MEAN_BEFORE
 
 
