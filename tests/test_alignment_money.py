@@ -63,3 +63,33 @@ def test_money_at_risk_interval_is_seeded_and_follows_alpha():
     c = alignment_money.money_at_risk(th, x, n, gap, alpha=0.5)["money"]
     assert (a.ci_low, a.ci_high) == (b.ci_low, b.ci_high)
     assert a.ci_low < c.ci_low < a.estimate < c.ci_high < a.ci_high
+
+
+def test_deck_shows_the_adjusted_money_the_crude_beside_it_and_the_interval_methods(con):
+    from cxmetrics import story
+    from cxmetrics.filters import Filters
+
+    slides = {s.title: s for s in story.story(con, Filters())}
+    kpis = slides["Department targets vs customer expectations"]
+    text = " ".join(kpis.sentences)
+    assert "a year's extra detractors (5-year horizon)" in text and "crude" in text and "95% CI" in text
+    assert {"money_at_risk_ci_low", "money_at_risk_crude"} <= set(kpis.table.columns)
+    assert "standardised to the detractors' mix" in kpis.notes
+    ini = slides["CX initiatives: what they delivered"]
+    assert "HC1" in ini.notes and "cluster-robust inference is not available" in ini.notes
+    assert "Prais–Winsten" in ini.notes
+
+
+def test_pages_show_the_adjusted_money_and_the_crude_beside_it(demo_db, make_app):
+    at = make_app(demo_db, page="pages/07_alignment.py")
+    assert not at.exception, at.exception
+    assert any("5-year horizon" in m.label for m in at.metric)
+    assert any("crude" in c.value and "mix" in c.value for c in at.caption)
+    at = make_app(demo_db, page="pages/06_department.py")
+    at.selectbox(key="dept_pick").select("logistics").run()
+    assert not at.exception, at.exception
+    assert any("5-year horizon" in m.value and "crude" in m.value for m in at.markdown)
+    at = make_app(demo_db, page="pages/09_initiatives.py")
+    assert not at.exception, at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "HC1" in captions and "Prais–Winsten" in captions and "wild cluster bootstrap" in captions
