@@ -107,8 +107,8 @@ def clv_gap(con: duckdb.DuckDBPyConnection, filters: Filters):
     from . import clv
 
     try:
-        pooled = clv.clv_by_group(con, filters, draws=400)
-        strata = clv.clv_by_group(con, filters, by_segment=True, by_tenure=True, draws=400)
+        pooled = clv.clv_by_group(con, filters, draws=200)
+        strata = clv.clv_by_group(con, filters, by_segment=True, by_tenure=True, draws=200)
     except Exception as exc:  # noqa: BLE001 — money is optional; the reason is shown
         return None, f"not yet linked ({type(exc).__name__})"
     gap = detractor_gap(pooled, strata)
