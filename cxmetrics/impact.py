@@ -203,15 +203,24 @@ def its(series: pd.DataFrame, start: pd.Timestamp, alpha: float = 0.05) -> dict:
     (2016), "Robust standard errors in small samples: some practical advice", REStat 98(4).
     Kendall, M. G. (1954), "Note on bias in the estimation of autocorrelation", Biometrika 41(3/4).
     """
-    from scipy.stats import t as t_dist
-
     d = series.sort_values("month").reset_index(drop=True)
     months = pd.to_datetime(d["month"])
     t = ((months.dt.year - start.year) * 12 + months.dt.month - start.month).astype(float).to_numpy()
+    n = d["n"].astype(float).to_numpy() if "n" in d else np.ones(len(d))
+    r = its_fit(t, d["y"].astype(float).to_numpy(), n, alpha)
+    r["fitted"] = pd.Series(r["fitted"], index=d.index)
+    r["counterfactual"] = pd.Series(r["counterfactual"], index=d.index)
+    return r
+
+
+def its_fit(t: np.ndarray, y: np.ndarray, n: np.ndarray, alpha: float = 0.05) -> dict:
+    """The arithmetic of :func:`its` on arrays: months from the start ``t``, values ``y``, weights ``n``."""
+    from scipy.stats import t as t_dist
+
     post = (t >= 0).astype(float)
     X = np.column_stack([np.ones_like(t), t, post, t * post])
-    w = np.sqrt(d["n"].astype(float).to_numpy() if "n" in d else np.ones(len(d)))
-    Xs, ys, rho = inference.prais_winsten(X * w[:, None], d["y"].astype(float).to_numpy() * w)
+    w = np.sqrt(n)
+    Xs, ys, rho = inference.prais_winsten(X * w[:, None], y * w)
     out = {}
     for name, j in (("post", 2), ("time_after", 3)):
         b, se, df = inference.hc2_bm(Xs, ys, j)
@@ -223,7 +232,7 @@ def its(series: pd.DataFrame, start: pd.Timestamp, alpha: float = 0.05) -> dict:
     return {"effect": b, "ci": (b - q * se, b + q * se), "p": p, "se": se, "rho": rho, "df": df,
             "slope_change": out["time_after"][0], "slope_p": out["time_after"][3],
             "pre_periods": int((post == 0).sum()), "post_periods": int((post == 1).sum()),
-            "fitted": pd.Series(X @ beta, index=d.index), "counterfactual": pd.Series(beta[0] + beta[1] * t, index=d.index)}
+            "fitted": X @ beta, "counterfactual": beta[0] + beta[1] * t}
 
 
 def estimate(con: duckdb.DuckDBPyConnection, filters: Filters, row: pd.Series, *, alpha: float = 0.05) -> Impact:

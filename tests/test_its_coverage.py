@@ -13,32 +13,38 @@ import pytest
 from cxmetrics import demo, impact
 
 MONTHS = pd.date_range("2023-10-01", periods=36, freq="MS")
+REPS = 600
 
 
 def self_service(rng):
     start = 18
     y = np.where(np.arange(36) >= start, demo.SELF_SERVICE_AFTER, demo.SELF_SERVICE_BEFORE) + rng.normal(0, 1.0, 36)
-    return pd.DataFrame({"month": MONTHS, "y": y, "n": 1}), MONTHS[start], \
-        demo.SELF_SERVICE_AFTER - demo.SELF_SERVICE_BEFORE
+    return np.arange(36.0) - start, y, np.ones(36), demo.SELF_SERVICE_AFTER - demo.SELF_SERVICE_BEFORE
 
 
 def call_wait(rng):
     start = 12
     n = rng.poisson(150, 36)
     mean = np.where(np.arange(36) >= start, demo.WAIT_MEAN_AFTER, demo.WAIT_MEAN_BEFORE)
-    y = [rng.exponential(m, k).mean() for m, k in zip(mean, n, strict=True)]
-    return pd.DataFrame({"month": MONTHS, "y": y, "n": n}), MONTHS[start], demo.WAIT_MEAN_AFTER - demo.WAIT_MEAN_BEFORE
+    y = np.array([rng.exponential(m, k).mean() for m, k in zip(mean, n, strict=True)])
+    return np.arange(36.0) - start, y, n.astype(float), demo.WAIT_MEAN_AFTER - demo.WAIT_MEAN_BEFORE
 
 
 @pytest.mark.parametrize("design", [self_service, call_wait])
 def test_its_interval_covers_the_planted_level_change(design):
     rng = np.random.default_rng(2018)
-    reps, hits = 400, 0
-    for _ in range(reps):
-        series, start, truth = design(rng)
-        r = impact.its(series, start)
-        hits += r["ci"][0] <= truth <= r["ci"][1]
-    assert hits / reps >= 0.93
+    hits = 0
+    for _ in range(REPS):
+        t, y, n, truth = design(rng)
+        lo, hi = impact.its_fit(t, y, n)["ci"]
+        hits += lo <= truth <= hi
+    assert hits / REPS >= 0.93
+
+
+def test_its_on_a_frame_is_its_fit_on_arrays():
+    t, y, n, _ = call_wait(np.random.default_rng(1))
+    r = impact.its(pd.DataFrame({"month": MONTHS, "y": y, "n": n}), MONTHS[12])
+    assert r["ci"] == pytest.approx(impact.its_fit(t, y, n)["ci"]) and r["effect"] == impact.its_fit(t, y, n)["effect"]
 
 
 def test_ar1_errors_are_estimated():
