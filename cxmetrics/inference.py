@@ -125,6 +125,7 @@ def wild_cluster_bootstrap(X: np.ndarray, y: np.ndarray, clusters, j: int, *, we
         how = f"{reps:,} draws, seed {seed}"
     Ystar = yr[:, None] + ur[:, None] * V.T[codes]
     _, tstar = _cluster_t(A[j], X, Ystar, codes, G, c)
-    p = float(np.mean(np.abs(tstar) >= abs(t0[0]) - 1e-12))
+    # an undefined t (zero cluster-robust SE) gives no p-value rather than p = 0
+    p = float(np.mean(np.abs(tstar) >= abs(t0[0]) - 1e-12)) if np.isfinite(t0[0]) else float("nan")
     return {"p": p, "t": float(t0[0]), "estimate": float(b0[0]), "clusters": G, "draws": len(V),
             "weights": "Webb six-point" if weights == "webb" else "Rademacher", "how": how}

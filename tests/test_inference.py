@@ -48,3 +48,10 @@ def test_hc2_bell_mccaffrey_matches_statsmodels_hc2():
     fit = sm.OLS(y, X).fit(cov_type="HC2")
     assert b == pytest.approx(fit.params[1]) and se == pytest.approx(fit.bse[1])
     assert 2 < df < 25 - 2  # fewer than the residual degrees of freedom when the design is unbalanced
+
+
+def test_wild_cluster_bootstrap_without_residual_variation_gives_no_p_value():
+    g = np.repeat([0, 1, 2, 3], 5)
+    X = np.column_stack([np.ones(20), np.arange(20.0)])
+    got = inference.wild_cluster_bootstrap(X, X @ [1.0, 0.5], g, 1)
+    assert np.isnan(got["p"])  # not p = 0: an exact fit has no cluster-robust t
