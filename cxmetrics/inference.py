@@ -89,7 +89,8 @@ def _cluster_t(A_j: np.ndarray, X: np.ndarray, Y: np.ndarray, codes: np.ndarray,
     scores = np.zeros((G, Y.shape[1]))
     np.add.at(scores, codes, A_j[:, None] * E)
     se = np.sqrt(c * (scores ** 2).sum(axis=0))
-    return beta_j, np.divide(beta_j, se, out=np.full_like(beta_j, np.nan), where=se > 0)
+    ok = se > 1e-10 * (np.abs(beta_j) + 1.0)  # an exact fit (rounding-level SE) has no t
+    return beta_j, np.divide(beta_j, se, out=np.full_like(beta_j, np.nan), where=ok)
 
 
 def wild_cluster_bootstrap(X: np.ndarray, y: np.ndarray, clusters, j: int, *, weights: str = "webb",
