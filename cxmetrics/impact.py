@@ -316,6 +316,9 @@ def estimate(con: duckdb.DuckDBPyConnection, filters: Filters, row: pd.Series, *
         status = "no significant effect"
         expl = (f"No significant effect on {metric}: {eff.estimate:+.2f} {unit} ({eff.ci_text('{:.2f}')}, "
                 f"p = {eff.p_value:.2f}). The data are consistent with no change.")
+    if dim and pre_ok:
+        expl += (f" The interval is HC1 by month × {dim} cell: with one treated {dim}, cluster-robust inference is "
+                 "not available.")
     money = _money(con, filters, metric, eff, cells, treated, start) if status == "effect" else None
     roi = (money.estimate - base["cost"]) / base["cost"] if money and base["cost"] > 0 else None
     return Impact(**base, design=design, status=status, effect=eff, checks=tuple(checks), explanation=expl, money=money,

@@ -137,6 +137,7 @@ def test_did_interval_is_labelled_hc1_and_says_clustering_is_not_available(impac
     wild = next(c for c in i.checks if "wild cluster bootstrap" in c)
     assert "Webb" in wild and "all 1,296 weight vectors" in wild
     assert i.effect.se is not None and i.effect.se > 0
+    assert "cluster-robust inference is not available" in i.explanation  # the sentence the deck quotes
 
 
 def test_its_interval_names_its_method(impacts):
