@@ -64,3 +64,25 @@ def test_higher_is_better_mirrors():
     x, n, k, tau = sample("delivery", 5000, rng)
     th = fit_threshold(-x, n, k, lower_is_better=False)
     assert th.ci_low <= -tau <= th.ci_high and th.slope > 0
+
+
+def test_fit_at_a_fixed_threshold_matches_a_generic_optimiser():
+    # independent check of the Newton fit: Nelder–Mead on the same binomial likelihood, τ fixed
+    from scipy.optimize import minimize
+
+    from cxmetrics.threshold import fit_capped
+
+    x, n, k, _ = sample("wait", 3000, np.random.default_rng(8))
+    h = np.maximum(0.0, x - 15.0)
+
+    def nll(theta):
+        p = np.minimum(1.0, theta[0] + theta[1] * h)
+        if np.any(p <= 0) or np.any((p >= 1) & (n > k)):
+            return np.inf
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return -float(np.sum(np.where(k > 0, k * np.log(p), 0) + np.where(n > k, (n - k) * np.log1p(-p), 0)))
+
+    ref = minimize(nll, [0.3, 0.01], method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-10, "maxiter": 5000})
+    a, b, ll, _ = fit_capped(h[None, :], n, k)
+    assert a[0] == pytest.approx(ref.x[0], abs=1e-4) and b[0] == pytest.approx(ref.x[1], abs=1e-4)
+    assert -ll[0] == pytest.approx(ref.fun, abs=1e-6)
