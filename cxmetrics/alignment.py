@@ -2,20 +2,20 @@
 
 For a KPI measured per customer event and linked to that event's survey response
 (``kpi_observations.response_id``), we estimate the **customer expectation threshold** τ: the
-KPI value beyond which the probability of a detractor rises. Model (a hinge, or "broken-stick"
-logistic regression):
+KPI value beyond which the probability of a detractor rises. Model (a capped "broken-stick"):
 
-    P(detractor | x) = a + b · max(0, s·(x − τ)),   s = +1 if lower is better, −1 otherwise
+    P(detractor | x) = min(1, a + b · max(0, s·(x − τ))),   s = +1 if lower is better, −1 otherwise
 
-— a segmented ("broken-stick") regression of the detractor indicator. τ is estimated by profile
-least squares over a grid of candidate values (fitted on counts per KPI value aggregated in
-DuckDB, which is exactly the individual-level fit, so it scales to millions of events), with a
-likelihood-ratio 95% interval {τ : N·log(RSS(τ)/RSS_min) ≤ χ²₁,0.95}. We chose the hinge on the
-probability scale because it says exactly what a department needs — "up to τ customers do not
-mind; beyond it each unit adds b detractors per event" — and it is not biased by the shape of a
-link function near the break (a logistic hinge, tried first, put the break early when the rise
-is steep); the profile gives an honest interval for τ (Muggeo 2003). Evidence of a relation is
-a likelihood-ratio test of the hinge against a constant share with 2 degrees of freedom
+fitted by binomial maximum likelihood on counts per KPI value aggregated in DuckDB (exactly the
+individual-level fit, so it scales to millions of events), τ by profile likelihood over a grid with
+a likelihood-ratio interval {τ : 2·(ℓ(τ̂) − ℓ(τ)) ≤ χ²₁,1−α} (:mod:`cxmetrics.threshold`). The hinge
+on the probability scale says exactly what a department needs — "up to τ customers do not mind;
+beyond it each unit adds b detractors per event" — and the cap at 1 lets the line bend where every
+event is a detractor: the uncapped least-squares line was dragged by the saturated events, and its
+interval covered the call-wait threshold in about half of simulated samples of 5,000 events
+(issue 18 item 10; ``tests/test_threshold.py`` checks ≥ 90% at 1,000 and 5,000). A logistic hinge
+was tried first and put the break early when the rise is steep. Evidence of a relation is a
+likelihood-ratio test of the hinge against a constant share with 2 degrees of freedom
 (conservative, since τ is not identified under the null: Davies 1987).
 
 The **elasticity** is the change in NPS points per KPI unit beyond τ (weighted least squares of
@@ -23,9 +23,11 @@ each value's NPS on the hinge term). **Status**: *aligned* when the target is at
 threshold's interval, *misaligned* when it lies beyond it, *no evidence* when the relation is not
 significant or there are too few linked observations (the reason is given).
 
-**Money at risk**: the extra detractors expected beyond the threshold in the last 12 months
-(Σ n·b·max(0, s(x − τ))) × the CLV gap between non-detractors and detractors from
-:mod:`cxmetrics.clv`.
+**Money at risk** (:mod:`cxmetrics.alignment_money`): the extra detractors expected beyond the
+threshold in the last 12 months, Σ n·(min(1, a + b·h) − a), × the CLV gap between non-detractors
+and detractors *within segment and tenure band*, standardised to the detractors' mix — the
+lifetime value over the finance horizon (5 years by default) of one year's extra detractors, with
+a Monte Carlo interval; the crude (pooled) figure is shown beside it.
 
 References
 ----------
@@ -38,77 +40,23 @@ profile-likelihood intervals, Applied Statistics 37(1).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import duckdb
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2, norm
+from scipy.stats import norm
 
 from . import relations, store, summaries
+from .alignment_money import clv_gap, money_at_risk
 from .filters import Filters
-from .results import Result
+from .results import Estimate, Result
+from .threshold import MODEL, Threshold, fit_threshold  # noqa: F401 (re-exported)
 
 MIN_LINKED = 200
-
-
-@dataclass(frozen=True)
-class Threshold:
-    tau: float
-    ci_low: float
-    ci_high: float
-    slope: float
-    slope_se: float
-    lr_p: float
-    profile: pd.DataFrame
-
-
-def _segmented(x, n, k, tau, s):
-    """WLS of the detractor share on [1, max(0, s(x − τ))]; returns (beta, individual-level RSS, cov)."""
-    h = np.maximum(0.0, s * (x - tau))
-    X = np.column_stack([np.ones_like(h), h])
-    XtWX = X.T @ (X * n[:, None])
-    beta = np.linalg.solve(XtWX, X.T @ k)  # Σ n·share = k
-    f = X @ beta
-    rss = float(np.sum(k * (1 - f) ** 2 + (n - k) * f ** 2))  # the individual 0/1 outcomes' residuals
-    return beta, rss, XtWX
-
-
-def fit_threshold(x: np.ndarray, n: np.ndarray, k: np.ndarray, *, lower_is_better: bool = True,
-                  grid: int = 120, alpha: float = 0.05) -> Threshold | None:
-    """Segmented (broken-stick) regression of the detractor indicator on the KPI, on grouped data.
-
-    Fitting weighted least squares to each KPI value's detractor share, with its count as weight,
-    is the same as ordinary least squares on the individual 0/1 outcomes. τ minimises the residual
-    sum of squares over a grid; its interval is {τ : N·log(RSS(τ)/RSS_min) ≤ χ²₁} (the Gaussian
-    likelihood-ratio interval, Muggeo 2003 §3); the evidence test compares with a constant share
-    (χ² with 2 df, conservative: Davies 1987).
-    """
-    x, n, k = (np.asarray(v, float) for v in (x, n, k))
-    if len(x) < 4 or np.ptp(x) == 0 or n.sum() == 0:
-        return None
-    s = 1.0 if lower_is_better else -1.0
-    N = n.sum()
-    cum = np.cumsum(n) / N
-    qs = np.unique(np.interp(np.linspace(0.05, 0.95, grid), cum, x))
-    rows = []
-    for tau in qs:
-        if np.ptp(np.maximum(0.0, s * (x - tau))) == 0:
-            continue
-        beta, rss, xtwx = _segmented(x, n, k, tau, s)
-        sigma2 = rss / max(N - 3, 1)
-        rows.append((tau, rss, beta[1], float(np.sqrt(sigma2 * np.linalg.inv(xtwx)[1, 1]))))
-    if not rows:
-        return None
-    prof = pd.DataFrame(rows, columns=["tau", "rss", "slope", "slope_se"])
-    best = prof.loc[prof["rss"].idxmin()]
-    prof["lr"] = N * np.log(prof["rss"] / best["rss"])
-    inside = prof[prof["lr"] <= chi2.ppf(1 - alpha, 1)]
-    p0 = k.sum() / N
-    rss0 = float(np.sum(k * (1 - p0) ** 2 + (n - k) * p0 ** 2))
-    lr = N * math.log(rss0 / best["rss"]) if best["rss"] > 0 else float("inf")
-    return Threshold(float(best["tau"]), float(inside["tau"].min()), float(inside["tau"].max()), float(best["slope"]),
-                     float(best["slope_se"]), float(chi2.sf(lr, 2)), prof)
+THRESHOLD_METHOD = MODEL
+MONEY_METHOD = ("Money at risk = extra detractors beyond the threshold in the last 12 months × the CLV gap "
+                "non-detractor − detractor within segment × tenure band, standardised to the detractors' mix, the crude "
+                "(pooled) gap beside it; Monte Carlo interval over the threshold model and the gap")
 
 
 _LINKED = f"""
@@ -139,23 +87,8 @@ def kpis_frame(con: duckdb.DuckDBPyConnection, filters: Filters, department: str
                                               "ORDER BY k.department, k.kpi_id", params))
 
 
-def clv_gap(con: duckdb.DuckDBPyConnection, filters: Filters) -> tuple[float | None, str]:
-    """CLV of a non-detractor minus a detractor (customer-weighted), from the CLV module."""
-    from . import clv
-
-    try:
-        t = clv.clv_by_group(con, filters, draws=200).table
-    except Exception as exc:  # noqa: BLE001 — money is optional; the reason is shown
-        return None, f"not yet linked ({type(exc).__name__})"
-    if t.empty or "detractor" not in set(t["nps_group"]) or len(t) < 2:
-        return None, "not yet linked (no CLV by NPS group for this selection)"
-    nd = t[t["nps_group"] != "detractor"]
-    gap = float((nd["clv"] * nd["customers"]).sum() / nd["customers"].sum() - t.set_index("nps_group").loc["detractor", "clv"])
-    return gap, "CLV gap non-detractor − detractor (contractual CLV)"
-
-
-def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, gap: float | None,
-           alpha: float = 0.05) -> dict:
+def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, gap: Estimate | None,
+           horizon_years: float = 5.0, alpha: float = 0.05) -> dict:
     """Threshold, elasticity, status and money at risk for one KPI (a row of kpis_frame)."""
     lower = kpi["direction"] == "lower_is_better"
     # every KPI's linked curve comes from one query (one pass over the responses for the page),
@@ -169,7 +102,10 @@ def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, 
            "direction": kpi["direction"], "target": kpi["target"], "linked_observations": int(d["n"].sum()),
            "threshold": np.nan, "threshold_ci_low": np.nan, "threshold_ci_high": np.nan, "elasticity": np.nan,
            "elasticity_ci_low": np.nan, "elasticity_ci_high": np.nan, "share_beyond_pct": np.nan,
-           "customers_beyond_per_year": np.nan, "money_at_risk": np.nan, "status": "no evidence", "reason": "",
+           "customers_beyond_per_year": np.nan, "extra_detractors_per_year": np.nan,
+           "extra_detractors_ci_low": np.nan, "extra_detractors_ci_high": np.nan, "money_at_risk": np.nan,
+           "money_at_risk_ci_low": np.nan, "money_at_risk_ci_high": np.nan, "money_at_risk_crude": np.nan,
+           "money_at_risk_crude_ci_low": np.nan, "money_at_risk_crude_ci_high": np.nan, "status": "no evidence", "reason": "",
            "suggestion": "", "_curve": d, "_query": (q,)}
     if d.empty:
         src = summaries.responses(con)
@@ -217,9 +153,9 @@ def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, 
     sigma2 = float((W * resid ** 2).sum() / max(len(d) - 2, 1))
     se = math.sqrt(sigma2 * np.linalg.inv(XtWX)[1, 1])
     z = norm.ppf(1 - alpha / 2)
-    # extra detractors beyond the threshold: the fitted rise b·h over the last 12 months' events
+    # extra detractors beyond the threshold: the fitted rise over the last 12 months' events
     beyond = h > 0
-    extra = float((d.loc[beyond, "n_last_year"] * th.slope * h[beyond]).sum())
+    extra = float((d.loc[beyond, "n_last_year"] * th.rise(d.loc[beyond, "x"])).sum())
     target = float(kpi["target"])
     target_ok = target <= th.ci_high if lower else target >= th.ci_low
     out.update({
@@ -232,7 +168,14 @@ def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, 
         "status": "aligned" if target_ok else "misaligned",
         "reason": f"Detractors rise beyond {th.tau:.1f} {kpi['unit']} (likelihood-ratio p = {th.lr_p:.2g}).",
     })
-    out["money_at_risk"] = extra * gap if gap is not None else np.nan
+    if gap is not None:
+        m = money_at_risk(th, d["x"], d["n_last_year"], gap, horizon_years=horizon_years, alpha=alpha)
+        adj, crude = m["money"], m["money_crude"]
+        out.update({"extra_detractors_ci_low": m["extra"][1], "extra_detractors_ci_high": m["extra"][2],
+                    "money_at_risk": adj.estimate, "money_at_risk_ci_low": adj.ci_low,
+                    "money_at_risk_ci_high": adj.ci_high, "money_at_risk_crude": crude.estimate,
+                    "money_at_risk_crude_ci_low": crude.ci_low, "money_at_risk_crude_ci_high": crude.ci_high,
+                    "money_horizon_years": horizon_years})
     if not target_ok:
         out["suggestion"] = (f"To sit inside customer expectation, move the {kpi['name'].lower()} target from {target:g} "
                              f"to {th.tau:.1f} {kpi['unit']}; {out['customers_beyond_per_year']:,} customer events a year "
@@ -245,8 +188,10 @@ def scorecard(con: duckdb.DuckDBPyConnection, filters: Filters, *, department: s
               alpha: float = 0.05) -> Result:
     """Every KPI's threshold, status and money at risk, sorted by money at risk."""
     kpis = kpis_frame(con, filters, department)
-    gap, gap_note = clv_gap(con, filters) if len(kpis) else (None, "")
-    rows = [assess(con, filters, k, gap=gap, alpha=alpha) for _, k in kpis.iterrows()]
+    gap, horizon = clv_gap(con, filters) if len(kpis) else (None, "")
+    gap_note = horizon if gap is None else ""
+    horizon = horizon if gap is not None else 5.0
+    rows = [assess(con, filters, k, gap=gap, horizon_years=horizon, alpha=alpha) for _, k in kpis.iterrows()]
     curves = {r["kpi_id"]: r.pop("_curve") for r in rows}
     queries = tuple(q for r in rows for q in r.pop("_query"))
     table = pd.DataFrame(rows)
@@ -254,23 +199,41 @@ def scorecard(con: duckdb.DuckDBPyConnection, filters: Filters, *, department: s
         table = table.sort_values("money_at_risk", ascending=False, na_position="last").reset_index(drop=True)
     warnings = () if gap is not None else (f"Money at risk {gap_note}.",) if gap_note else ()
     return Result("alignment", "KPI alignment scorecard", table,
-                  method="Segmented regression of the detractor indicator on the KPI, threshold by profile "
-                         "least squares with a likelihood-ratio CI; elasticity by weighted least squares; money at risk = "
-                         "extra detractors beyond the threshold in the last 12 months × CLV gap.",
-                  reference="Muggeo (2003); Davies (1987); Venzon & Moolgavkar (1988).", filters=filters.describe(),
+                  method=(f"Threshold: {THRESHOLD_METHOD}. Elasticity by weighted least squares. {MONEY_METHOD} "
+                          f"({horizon:g}-year horizon)."),
+                  reference="Feder (1975); Muggeo (2003); Davies (1987); Venzon & Moolgavkar (1988); direct "
+                            "standardisation (Rothman et al. 2008).", filters=filters.describe(),
                   alpha=alpha, warnings=warnings, queries=queries,
                   extra={"tables": ("kpis", "kpi_observations", "survey_responses", "customers"), "curves": curves,
-                         "clv_gap": gap, "kpis": kpis})
+                         "clv_gap": gap, "horizon_years": horizon, "mix_note": getattr(gap, "mix_note", ""),
+                         "kpis": kpis})
 
 
 def describe(row: pd.Series) -> str:
     if row["status"] == "no evidence":
         return f"{row['kpi']}: no evidence — {row['reason']}"
     verdict = "aligned" if row["status"] == "aligned" else "MISALIGNED"
-    money = f"; {row['money_at_risk']:,.0f} at risk a year" if row["money_at_risk"] == row["money_at_risk"] else ""
+    money = ""
+    if row["money_at_risk"] == row["money_at_risk"]:
+        h = row.get("money_horizon_years", 5.0)
+        money = (f"; CLV at risk from a year's extra detractors ({h:g}-year horizon) {row['money_at_risk']:,.0f} "
+                 f"(95% CI {row['money_at_risk_ci_low']:,.0f} to {row['money_at_risk_ci_high']:,.0f}) within segment, "
+                 f"{row['money_at_risk_crude']:,.0f} crude")
     return (f"{row['kpi']} ({row['department']}): target {row['target']:g} {row['unit']}, customers turn detractors "
             f"beyond {row['threshold']:.1f} (95% CI {row['threshold_ci_low']:.1f} to {row['threshold_ci_high']:.1f}) — "
             f"{verdict}{money}.")
+
+
+def money_headline(res: Result) -> tuple[str, str, str]:
+    """(label, value, caption) for the page's money tile: the segment-adjusted total, the crude beside it."""
+    t = res.table
+    h = res.extra.get("horizon_years", 5.0)
+    label = f"CLV at risk from a year's extra detractors ({h:g}-year horizon)"
+    if t.empty or "money_at_risk" not in t or not t["money_at_risk"].notna().any():
+        return label, "—", "No money figure: " + (res.warnings[0] if res.warnings else "no KPI with a threshold.")
+    adj, crude = float(t["money_at_risk"].sum()), float(t["money_at_risk_crude"].sum())
+    return label, f"{adj:,.0f}", (f"Within segment and tenure band (the headline); {crude:,.0f} crude. "
+                                  + res.extra.get("mix_note", "") + " Each KPI's interval is in its line below.")
 
 
 def register_cli(sub, parents) -> None:

@@ -6,12 +6,16 @@ or ``all``). The metric is aggregated in DuckDB to monthly cells (group × month
 
 * **With a comparison group** (a treated region/segment): two-way fixed-effects
   difference-in-differences, y_gt = α_g + λ_t + δ·treated_g·post_t, weighted least squares on the
-  cells with standard errors clustered by cell (four regions are far too few clusters for
-  region-level clustering: Cameron & Miller 2015). Checks: a pre-trend test (treated × linear
-  time in the pre-period, p ≥ 0.05 to pass) and an event study by quarter relative to the start.
+  cells with HC1 (heteroskedasticity-robust) standard errors by cell — *not* cluster-robust. With
+  one treated region of four, cluster-robust inference is not available (Cameron & Miller 2015;
+  MacKinnon & Webb 2017): the result says so, and shows the restricted wild cluster bootstrap
+  p-value by group (Webb weights, every weight vector; :func:`cxmetrics.inference.wild_cluster_bootstrap`)
+  as information, not as the test. Checks: a pre-trend test (treated × linear time in the
+  pre-period, p ≥ 0.05 to pass) and an event study by quarter relative to the start.
 * **Without one** (``all``): interrupted time series, y_t = β0 + β1·t + β2·post + β3·(t − t0)·post,
-  weighted by each month's count, Newey–West (HAC, 3 lags, small-sample corrected) standard
-  errors; β2 is the level change.
+  weighted by each month's count, AR(1) errors by Prais–Winsten feasible GLS, HC2 standard errors
+  with Bell–McCaffrey degrees of freedom (:func:`its`); β2 is the level change. Newey–West SEs
+  with 3 lags, used before, covered the planted level change in about 80% of simulated demo series.
 
 We refuse to claim an effect when the design cannot support one: fewer than 6 months before or
 after the start, a failed pre-trend test, or no target metric. Money: an escalation-rate effect ×
@@ -23,8 +27,9 @@ References
 Angrist, J. D. & Pischke, J.-S. (2009), Mostly Harmless Econometrics, ch. 5 (DiD).
 Cameron, A. C. & Miller, D. L. (2015), "A practitioner's guide to cluster-robust inference", JHR 50(2).
 Wagner, A. K. et al. (2002), "Segmented regression analysis of interrupted time series studies
-in medication use research", J. Clin. Pharm. Ther. 27(4). Newey, W. K. & West, K. D. (1987),
-Econometrica 55(3).
+in medication use research", J. Clin. Pharm. Ther. 27(4). Cameron, A. C., Gelbach, J. B. & Miller,
+D. L. (2008), REStat 90(3). MacKinnon, J. G. & Webb, M. D. (2017), J. Applied Econometrics 32(2).
+Prais, S. J. & Winsten, C. B. (1954). Imbens, G. W. & Kolesár, M. (2016), REStat 98(4).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from . import assumptions, relations, store, summaries
+from . import assumptions, inference, relations, store, summaries
 from .filters import Filters
 from .results import Estimate
 
@@ -114,15 +119,18 @@ def did(cells: pd.DataFrame, treated: str, start: pd.Timestamp, alpha: float = 0
     """Two-way FE DiD on (grp, month, y, n) cells. Returns effect, se, p, pre-trend p, event study."""
     import statsmodels.api as sm
 
+    def design(frame: pd.DataFrame, terms: list[str]) -> pd.DataFrame:
+        """The model ``y ~ C(grp) + C(m) + terms``; dummies built directly, without a formula parser."""
+        return pd.concat([pd.Series(1.0, index=frame.index, name="Intercept"),
+                          pd.get_dummies(frame["grp"].astype(str), prefix="g", drop_first=True, dtype=float),
+                          pd.get_dummies(frame["m"], prefix="m", drop_first=True, dtype=float),
+                          frame[terms].astype(float)], axis=1)
+
     def wls(frame: pd.DataFrame, terms: list[str]):
-        """WLS of y on group and month fixed effects plus ``terms`` with cell-clustered SEs (the
-        model ``y ~ C(grp) + C(m) + terms``; dummies built directly, without a formula parser)."""
-        X = pd.concat([pd.Series(1.0, index=frame.index, name="Intercept"),
-                       pd.get_dummies(frame["grp"].astype(str), prefix="g", drop_first=True, dtype=float),
-                       pd.get_dummies(frame["m"], prefix="m", drop_first=True, dtype=float),
-                       frame[terms].astype(float)], axis=1)
-        return sm.WLS(frame["y"].astype(float), X, weights=frame["n"]).fit(
-            cov_type="cluster", cov_kwds={"groups": frame["cell"].to_numpy()})
+        """WLS of y on group and month fixed effects plus ``terms`` with HC1 (heteroskedasticity-
+        robust, cell-level) SEs: each month × group cell is its own cluster, so this is not
+        clustered by group."""
+        return sm.WLS(frame["y"].astype(float), design(frame, terms), weights=frame["n"]).fit(cov_type="HC1")
 
     d = cells.copy()
     d["month"] = pd.to_datetime(d["month"])
@@ -130,7 +138,6 @@ def did(cells: pd.DataFrame, treated: str, start: pd.Timestamp, alpha: float = 0
     d["post"] = (d["month"] >= start).astype(float)
     d["tp"] = d["treated"] * d["post"]
     d["m"] = d["month"].dt.strftime("%Y-%m")
-    d["cell"] = np.arange(len(d))
     fit = wls(d, ["tp"])
     pre = d[d["post"] == 0].copy()
     pre["t"] = (pre["month"].dt.year - start.year) * 12 + pre["month"].dt.month - start.month
@@ -148,32 +155,74 @@ def did(cells: pd.DataFrame, treated: str, start: pd.Timestamp, alpha: float = 0
     es = pd.DataFrame([{"quarter": int(t[1:]) - 6, "effect": ev.params[t], "ci_low": ci.loc[t, 0], "ci_high": ci.loc[t, 1]}
                        for t in terms] + [{"quarter": -1, "effect": 0.0, "ci_low": 0.0, "ci_high": 0.0}])
     c = fit.conf_int(alpha).loc["tp"]
-    return {"effect": fit.params["tp"], "se": float(fit.bse["tp"]), "ci": (c[0], c[1]), "p": fit.pvalues["tp"],
+    X = design(d, ["tp"])
+    sw = np.sqrt(d["n"].astype(float).to_numpy())
+    wcb = inference.wild_cluster_bootstrap(X.to_numpy(float) * sw[:, None], d["y"].astype(float).to_numpy() * sw,
+                                           d["grp"].astype(str).to_numpy(), X.columns.get_loc("tp"))
+    return {"effect": fit.params["tp"], "ci": (c[0], c[1]), "p": fit.pvalues["tp"], "se": fit.bse["tp"],
             "pretrend_p": pre_fit.pvalues["tt"],
+            "wild_cluster": wcb, "groups": int(d["grp"].nunique()),
             "event_study": es.sort_values("quarter").reset_index(drop=True),
             "pre_periods": int(d.loc[d["post"] == 0, "m"].nunique()), "post_periods": int(d.loc[d["post"] == 1, "m"].nunique())}
 
 
-def its(series: pd.DataFrame, start: pd.Timestamp, alpha: float = 0.05, lags: int = 3) -> dict:
-    """Segmented regression with Newey–West SEs on a monthly series (month, y[, n])."""
-    import statsmodels.api as sm
+#: How the DiD interval is computed (shown on the result, the page and the README).
+DID_METHOD = ("two-way fixed-effects weighted least squares on month × group cells, HC1 (heteroskedasticity-robust) "
+              "standard errors by cell, normal interval; not clustered by group")
+#: How the ITS interval is computed (shown on the result, the page and the README).
+ITS_METHOD = ("segmented regression with Prais–Winsten AR(1) errors (ρ from the residuals, Kendall bias-corrected, "
+              "bounded to [0, 0.95]); HC2 standard errors with Bell–McCaffrey degrees of freedom")
 
+
+def its(series: pd.DataFrame, start: pd.Timestamp, alpha: float = 0.05) -> dict:
+    """Segmented regression on a monthly series (month, y[, n]) with AR(1) errors and HC2 SEs.
+
+    y_t = β0 + β1·t + β2·post_t + β3·(t − t0)·post_t + u_t, weighted by each month's count n_t,
+    u_t AR(1). The AR(1) errors are modelled by feasible GLS (Prais & Winsten 1954; ρ as in
+    :func:`cxmetrics.inference.prais_winsten`); the interval uses HC2 standard errors on the transformed regression
+    and Bell–McCaffrey degrees of freedom (:func:`cxmetrics.inference.hc2_bm`). On 36 months
+    Newey–West SEs with 3 lags covered the planted level change in about 80% of simulated demo
+    series; this interval covers it in at least 93% (``tests/test_its_coverage.py``), and still
+    91–95% when the errors are AR(1) with ρ = 0.4.
+
+    References
+    ----------
+    Wagner, A. K. et al. (2002), J. Clin. Pharm. Ther. 27(4). Prais, S. J. & Winsten, C. B. (1954),
+    Cowles Commission Discussion Paper 383. MacKinnon, J. G. & White, H. (1985), J. Econometrics 29(3).
+    Bell, R. M. & McCaffrey, D. F. (2002), Survey Methodology 28(2). Imbens, G. W. & Kolesár, M.
+    (2016), "Robust standard errors in small samples: some practical advice", REStat 98(4).
+    Kendall, M. G. (1954), "Note on bias in the estimation of autocorrelation", Biometrika 41(3/4).
+    """
     d = series.sort_values("month").reset_index(drop=True)
     months = pd.to_datetime(d["month"])
-    t = ((months.dt.year - start.year) * 12 + months.dt.month - start.month).astype(float)
+    t = ((months.dt.year - start.year) * 12 + months.dt.month - start.month).astype(float).to_numpy()
+    n = d["n"].astype(float).to_numpy() if "n" in d else np.ones(len(d))
+    r = its_fit(t, d["y"].astype(float).to_numpy(), n, alpha)
+    r["fitted"] = pd.Series(r["fitted"], index=d.index)
+    r["counterfactual"] = pd.Series(r["counterfactual"], index=d.index)
+    return r
+
+
+def its_fit(t: np.ndarray, y: np.ndarray, n: np.ndarray, alpha: float = 0.05) -> dict:
+    """The arithmetic of :func:`its` on arrays: months from the start ``t``, values ``y``, weights ``n``."""
+    from scipy.stats import t as t_dist
+
     post = (t >= 0).astype(float)
-    X = pd.DataFrame({"const": 1.0, "time": t, "post": post, "time_after": t * post})
-    w = d["n"].astype(float) if "n" in d else np.ones(len(d))
-    fit = sm.WLS(d["y"].astype(float), X, weights=w).fit(cov_type="HAC",
-                                                          cov_kwds={"maxlags": lags, "use_correction": True})
-    ci = fit.conf_int(alpha)
-    fitted = fit.fittedvalues
-    counterfactual = fit.params["const"] + fit.params["time"] * t
-    return {"effect": fit.params["post"], "se": float(fit.bse["post"]), "ci": (ci.loc["post", 0], ci.loc["post", 1]),
-            "p": fit.pvalues["post"],
-            "slope_change": fit.params["time_after"], "slope_p": fit.pvalues["time_after"],
+    X = np.column_stack([np.ones_like(t), t, post, t * post])
+    w = np.sqrt(n)
+    Xs, ys, rho = inference.prais_winsten(X * w[:, None], y * w)
+    out = {}
+    for name, j in (("post", 2), ("time_after", 3)):
+        b, se, df = inference.hc2_bm(Xs, ys, j)
+        p = float(2 * t_dist.sf(abs(b) / se, df)) if se > 0 else (0.0 if b else 1.0)
+        out[name] = (b, se, df, p)
+    beta = np.linalg.lstsq(Xs, ys, rcond=None)[0]
+    b, se, df, p = out["post"]
+    q = float(t_dist.ppf(1 - alpha / 2, df))
+    return {"effect": b, "ci": (b - q * se, b + q * se), "p": p, "se": se, "rho": rho, "df": df,
+            "slope_change": out["time_after"][0], "slope_p": out["time_after"][3],
             "pre_periods": int((post == 0).sum()), "post_periods": int((post == 1).sum()),
-            "fitted": fitted, "counterfactual": counterfactual}
+            "fitted": X @ beta, "counterfactual": beta[0] + beta[1] * t}
 
 
 def estimate(con: duckdb.DuckDBPyConnection, filters: Filters, row: pd.Series, *, alpha: float = 0.05) -> Impact:
@@ -211,23 +260,38 @@ def estimate(con: duckdb.DuckDBPyConnection, filters: Filters, row: pd.Series, *
         return Impact(**base, design=design, status="not estimable", effect=None, checks=(why[0].upper() + why[1:] + ".",),
                       explanation=f"Not estimable: {why}.", money=None, roi=None, series=cells,
                       event_study=pd.DataFrame())
+    warnings: tuple[str, ...] = ()
     if dim:
         pre_ok = r["pretrend_p"] >= 0.05
         checks.append(f"Pre-trend test {'passed' if pre_ok else 'FAILED'}: before the start, {treated} and the other "
                       f"{dim}s moved in parallel (p = {r['pretrend_p']:.2f}{' ≥' if pre_ok else ' <'} 0.05).")
         checks.append(f"{r['pre_periods']} months before and {r['post_periods']} after; comparison: the other {dim}s.")
+        wcb = r["wild_cluster"]
+        caveat = (f"Cluster-robust inference by {dim} is not available: one treated {dim} of {r['groups']}. The "
+                  f"interval uses HC1 standard errors by month × {dim} cell, which treat months within a {dim} as "
+                  f"independent. The restricted wild cluster bootstrap by {dim} ({wcb['weights']} weights, "
+                  f"{wcb['how']}) gives p = {wcb['p']:.2f}, but with one treated cluster that test under-rejects "
+                  "severely, so it is shown, not used (MacKinnon & Webb 2017).")
+        checks.append(caveat)
+        warnings = (caveat,)
+        method = f"{design}: {DID_METHOD}"
         es = r["event_study"]
         series = cells
     else:
         pre_ok = True
-        checks.append(f"{r['pre_periods']} months before and {r['post_periods']} after; Newey–West standard errors.")
+        checks.append(f"{r['pre_periods']} months before and {r['post_periods']} after; {ITS_METHOD} "
+                      f"(ρ = {r['rho']:.2f}, {r['df']:.1f} df).")
+        method = f"{design}: {ITS_METHOD}"
         checks.append("No comparison group: anything else that changed at the same time would be credited to the "
                       "initiative.")
         es = pd.DataFrame()
         series = cells.assign(fitted=r["fitted"].to_numpy(), counterfactual=r["counterfactual"].to_numpy())
     eff = Estimate("effect", f"Effect on {metric}", float(r["effect"]), float(r["ci"][0]), float(r["ci"][1]),
-                   n=int(cells["n"].sum()), unit=unit, alpha=alpha, p_value=float(r["p"]), se=r.get("se"),
-                   method=design, reference="Angrist & Pischke (2009); Wagner et al. (2002); Newey & West (1987).",
+                   n=int(cells["n"].sum()), unit=unit, alpha=alpha, p_value=float(r["p"]),
+                   method=method, se=float(r["se"]), warnings=warnings,
+                   reference=("Angrist & Pischke (2009); Cameron, Gelbach & Miller (2008); MacKinnon & Webb (2017)."
+                              if dim else "Wagner et al. (2002); Prais & Winsten (1954); Bell & McCaffrey (2002); "
+                              "Imbens & Kolesár (2016)."),
                    filters=filters.describe())
     significant = eff.p_value < alpha
     if not pre_ok:
@@ -242,6 +306,9 @@ def estimate(con: duckdb.DuckDBPyConnection, filters: Filters, row: pd.Series, *
         status = "no significant effect"
         expl = (f"No significant effect on {metric}: {eff.estimate:+.2f} {unit} ({eff.ci_text('{:.2f}')}, "
                 f"p = {eff.p_value:.2f}). The data are consistent with no change.")
+    if dim and pre_ok:
+        expl += (f" The interval is HC1 by month × {dim} cell: with one treated {dim}, cluster-robust inference is "
+                 "not available.")
     money = _money(con, filters, metric, eff, cells, treated, start) if status == "effect" else None
     roi = (money.estimate - base["cost"]) / base["cost"] if money and base["cost"] > 0 else None
     return Impact(**base, design=design, status=status, effect=eff, checks=tuple(checks), explanation=expl, money=money,

@@ -78,8 +78,9 @@ def story(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: floa
                         [alignment.describe(r) for _, r in a.head(5).iterrows()]
                         or ["No KPIs registered: import departments, kpis and kpi_observations on the Data page."],
                         [align_charts.scorecard(a)] if len(a) and a["money_at_risk"].notna().any() else [],
-                        table=a[["department", "kpi", "target", "threshold", "status", "money_at_risk"]] if len(a) else None,
-                        notes=s.alignment.method))
+                        table=a[["department", "kpi", "target", "threshold", "status", "money_at_risk",
+                                 "money_at_risk_ci_low", "money_at_risk_ci_high", "money_at_risk_crude"]] if len(a) else None,
+                        notes=s.alignment.method + " " + s.alignment.extra.get("mix_note", "")))
     slides.append(Slide("Complaints: the result-driven track",
                         [complaints.describe_pareto(s.pareto)],
                         [complaint_charts.pareto(s.pareto)] if len(s.pareto.table) else [], notes=s.pareto.method))
@@ -87,7 +88,9 @@ def story(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: floa
     slides.append(Slide("CX initiatives: what they delivered",
                         [impact.describe_portfolio(ini.portfolio)] + [i.explanation for i in ini.impacts if i.effect][:4],
                         [ini_charts.portfolio(ini.portfolio)] if len(ini.portfolio) else [],
-                        notes="Difference-in-differences where a comparison group exists, otherwise interrupted time series."))
+                        notes=(f"Difference-in-differences where a comparison group exists ({impact.DID_METHOD}; with one "
+                               "treated region of four, cluster-robust inference is not available), otherwise interrupted "
+                               f"time series ({impact.ITS_METHOD}).")))
     cited = s.bridge.assumptions if s.bridge is not None else s.clv.assumptions
     slides.append(_methodology(con, filters, [s.nps_trend, s.hazard, s.clv, s.alignment, s.pareto], cited))
     return slides

@@ -42,6 +42,8 @@ for _, row in a.iterrows():
     if curve is not None and "x" in curve:
         ui.chart(charts.curve(curve, row), key=f"dept_curve_{row['kpi_id']}")
 if len(a):
+    if data.alignment.extra.get("mix_note") and a["money_at_risk"].notna().any():
+        st.caption(data.alignment.extra["mix_note"])
     ui.table(a, key="dept_align_table", name=f"{dept}_kpis")
 
 st.header("NPS and CSAT at your touchpoints")

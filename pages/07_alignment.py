@@ -18,7 +18,9 @@ mis = t[t["status"] == "misaligned"]
 c1, c2, c3 = st.columns(3)
 c1.metric("Misaligned KPIs", len(mis))
 c2.metric("Aligned KPIs", int((t["status"] == "aligned").sum()))
-c3.metric("Money at risk per year", f"{t['money_at_risk'].sum(min_count=1) or 0:,.0f}")
+money_label, money_value, money_caption = alignment.money_headline(res)
+c3.metric(money_label, money_value)
+st.caption(money_caption)
 for _, row in t.iterrows():
     ui.say(alignment.describe(row), bullet=True)
     if row["suggestion"]:

@@ -24,6 +24,8 @@ else:
             ui.say(imp.explanation)
             for c in imp.checks:
                 st.caption(c)
+            if imp.effect is not None:
+                st.caption(f"Interval: {imp.effect.method}.")
             if imp.money is not None:
                 ui.estimate_tile(imp.money, fmt="{:,.0f}")
                 if imp.roi is not None:

@@ -23,6 +23,11 @@ def test_planted_delivery_threshold_recovered_and_misaligned(card):
     assert r["status"] == "misaligned" and "from 5 to" in r["suggestion"]
     assert r["elasticity_ci_high"] < 0  # NPS falls beyond the threshold
     assert r["money_at_risk"] > 0
+    # issue 18 item 4: segment-adjusted, with an interval, the crude figure beside it, the horizon named
+    assert r["money_at_risk_ci_low"] < r["money_at_risk"] < r["money_at_risk_ci_high"]
+    assert r["money_at_risk"] < r["money_at_risk_crude"]  # non-detractors are more often high-value customers
+    text = alignment.describe(r)
+    assert "5-year horizon" in text and "crude" in text and "a year's extra detractors" in text
 
 
 def test_wait_aligned_and_invoice_no_evidence(card):

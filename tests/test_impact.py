@@ -127,3 +127,21 @@ def test_cli(demo_db):
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)["initiatives"][0]
     assert res["status"] == "effect" and res["effect"]["estimate"] < 0
+
+
+def test_did_interval_is_labelled_hc1_and_says_clustering_is_not_available(impacts):
+    i = impacts["INI-001"]
+    assert "HC1" in i.effect.method and "not clustered" in i.effect.method
+    assert any("Cluster-robust inference by region is not available: one treated region of 4" in w
+               for w in i.effect.warnings)
+    wild = next(c for c in i.checks if "wild cluster bootstrap" in c)
+    assert "Webb" in wild and "all 1,296 weight vectors" in wild
+    assert i.effect.se is not None and i.effect.se > 0
+    assert "cluster-robust inference is not available" in i.explanation  # the sentence the deck quotes
+
+
+def test_its_interval_names_its_method(impacts):
+    for key in ("INI-004", "INI-005"):
+        e = impacts[key].effect
+        assert "Prais–Winsten" in e.method and "Bell–McCaffrey" in e.method, key
+        assert "Newey" not in e.method

@@ -26,11 +26,19 @@ def kpi_chart(trend: pd.DataFrame, row: pd.Series, title: str | None = None) -> 
 
 
 def scorecard(table: pd.DataFrame, title: str = "Money at risk by KPI") -> go.Figure:
+    """Segment-adjusted money at risk per KPI with its interval, the crude (pooled) figure beside it."""
     t = table.dropna(subset=["money_at_risk"])
-    fig = go.Figure(go.Bar(x=t["money_at_risk"], y=t["kpi"] + " · " + t["department"], orientation="h",
+    label = t["kpi"] + " · " + t["department"]
+    fig = go.Figure(go.Bar(x=t["money_at_risk"], y=label, orientation="h", name="within segment (headline)",
                            marker_color=[STATUS_COLORS.get(s, "#999") for s in t["status"]],
+                           error_x=dict(type="data", symmetric=False, array=t["money_at_risk_ci_high"] - t["money_at_risk"],
+                                        arrayminus=t["money_at_risk"] - t["money_at_risk_ci_low"]),
                            text=t["status"], textposition="auto"))
-    fig.update_xaxes(title="revenue at risk per year (EUR)")
+    if "money_at_risk_crude" in t:
+        fig.add_trace(go.Scatter(x=t["money_at_risk_crude"], y=label, mode="markers", name="crude (pooled over segments)",
+                                 marker=dict(symbol="line-ns-open", size=18, color="#555", line=dict(width=2))))
+    h = t["money_horizon_years"].iloc[0] if "money_horizon_years" in t and len(t) else 5
+    fig.update_xaxes(title=f"CLV at risk from a year's extra detractors (EUR, {h:g}-year horizon, 95% CI)")
     fig.update_yaxes(autorange="reversed")
     return style(fig, title, height=320)
 
