@@ -53,6 +53,9 @@ class PnL:
     crude: pd.DataFrame | None = None  # the same components from pooled (not segment-adjusted) inputs
     crude_net: tuple[float, float, float] | None = None
     mix_note: str = ""
+    interval_note: str = ""  # what the interval includes: statistical only, or assumption ranges too
+    includes_assumptions: bool = False
+    confounding_note: str = ""  # shown when the crude − adjusted gap exceeds the interval's half-width
 
     def to_dict(self) -> dict:
         from .results import jsonable
@@ -164,7 +167,8 @@ WHERE c.contract = 'contractual' AND {cw}"""
         warnings.append("Too few customers per segment to adjust for the mix: the crude (pooled) inputs are used.")
     context = {"active_customers": int(base["active"]), "drop_points": drop_points, "crude": crude,
                "strata": info["strata"] if std else (),
-               "cited": assumptions.cite({k: used[k] for k in BRIDGE_ASSUMPTIONS})}
+               "cited": assumptions.cite({k: used[k] for k in BRIDGE_ASSUMPTIONS}),
+               "ranges": assumptions.ranges({k: used[k] for k in inp.assumptions if k in used})}
     return inp, warnings, context
 
 
@@ -178,17 +182,60 @@ def _inputs_table(inp: BridgeInputs) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def interval_note(ranges: dict[str, tuple[float, float]], use: bool, distribution: str, alpha: float) -> str:
+    """What a bridge interval includes, in words."""
+    level = f"{1 - alpha:.0%} interval"
+    if use and ranges:
+        listed = ", ".join(f"{k} {lo:g} to {hi:g}" for k, (lo, hi) in sorted(ranges.items()))
+        mode = "mode = the assumption's value" if distribution == "triangular" else "flat"
+        return (f"{level} includes assumption uncertainty: a seeded Monte Carlo draws each assumption finance gave a "
+                f"range ({listed}; {distribution}, {mode}) jointly with the parametric bootstrap of the estimated "
+                "inputs; the other assumptions are fixed.")
+    if use:
+        return (f"{level} is statistical only: no assumption carries a range yet (finance sets ranges on the Finance "
+                "review page or in an assumptions import).")
+    return (f"{level} is statistical only (parametric bootstrap of the estimated inputs); the assumptions are fixed "
+            "at their values — see the tornado, or ask for the assumption ranges to be included.")
+
+
+def confounding_note(net: tuple[float, float, float], crude_net: tuple[float, float, float] | None) -> str:
+    """The confounding caveat, shown when the segment mix moves the net more than the interval's half-width.
+
+    Rule: the gap |crude − adjusted| is how much confounding by segment × tenure mix alone moves
+    the net; what the adjustment cannot see (e.g. what else makes a promoter) may be of the same
+    order. When that gap exceeds the half-width of the adjusted interval, the interval understates
+    the uncertainty and the caveat says so.
+    """
+    if crude_net is None or any(x != x for x in (*net, crude_net[0])):
+        return ""
+    gap, half = abs(crude_net[0] - net[0]), (net[2] - net[1]) / 2
+    if gap <= half:
+        return ""
+    return (f"Caveat: the segment and tenure mix alone moves the net by {gap:,.0f}, more than the interval's half-width "
+            f"({half:,.0f}). Confounding the adjustment cannot see (what else makes a promoter) may be of that order, "
+            "and the interval does not include it.")
+
+
 def detractor_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: float = 5.0,
                        to: str = "passive", programme_cost: float | None = None, alpha: float = 0.05,
-                       draws: int = 4000) -> PnL:
+                       draws: int = 4000, assumption_ranges: bool = False, distribution: str = "triangular",
+                       seed: int = 0) -> PnL:
+    """The detractor scenario (see the module docstring).
+
+    ``assumption_ranges=True`` draws every bridge assumption that finance gave a range, by seeded
+    Monte Carlo (``distribution`` triangular or uniform), jointly with the statistical bootstrap
+    (:func:`cxmetrics.bridge.simulate`); ``PnL.interval_note`` says what the interval includes.
+    """
     inp, warnings, ctx = gather(con, filters, drop_points=drop_points, to=to, programme_cost=programme_cost)
-    sim = bridge.simulate(inp, n_draws=draws, alpha=alpha)
+    ranges = ctx["ranges"] if assumption_ranges else None
+    sim = bridge.simulate(inp, n_draws=draws, alpha=alpha, seed=seed, assumption_ranges=ranges, distribution=distribution)
     comps = pd.DataFrame([{"component": k, "label": bridge.LABELS[k], "estimate": sim[k][0], "ci_low": sim[k][1],
                            "ci_high": sim[k][2]} for k in (*bridge.COMPONENTS, "programme_cost")])
-    crude_sim = bridge.simulate(ctx["crude"], n_draws=draws, alpha=alpha)
+    crude_sim = bridge.simulate(ctx["crude"], n_draws=draws, alpha=alpha, seed=seed, assumption_ranges=ranges,
+                                distribution=distribution)
     crude = pd.DataFrame([{"component": k, "label": bridge.LABELS[k], "estimate": crude_sim[k][0],
                            "ci_low": crude_sim[k][1], "ci_high": crude_sim[k][2]} for k in (*bridge.COMPONENTS, "programme_cost")])
-    torn = pd.DataFrame(bridge.tornado(inp))
+    torn = pd.DataFrame(bridge.tornado(inp, ctx["ranges"]))
     be = []
     # the same net function as the tornado and the headline: every assumption recomputes every input
     for key, lo, hi in (("gross_margin", 0.0, 1.0), ("attribution_share", 0.0, 1.0), ("referral_conversion", 0.0, 1.0),
@@ -213,7 +260,10 @@ def detractor_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop
                filters=filters.describe(), extra={"tables": ("customers", "transactions", "survey_responses",
                                                              "churn_events", "complaints", "initiatives"),
                                                   "strata": ctx["strata"]},
-               crude=crude, crude_net=crude_sim["net"], mix_note=MIX_NOTE if ctx["strata"] else "")
+               crude=crude, crude_net=crude_sim["net"], mix_note=MIX_NOTE if ctx["strata"] else "",
+               interval_note=interval_note(ctx["ranges"], assumption_ranges, distribution, alpha),
+               includes_assumptions=bool(assumption_ranges and ctx["ranges"]),
+               confounding_note=confounding_note(sim["net"], crude_sim["net"]) if ctx["strata"] else "")
 
 
 def initiatives_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> PnL:
@@ -258,8 +308,11 @@ def describe(p: PnL) -> str:
     roi = f", a return of {p.roi:+.0%} on {p.cost:,.0f}" if p.roi is not None else ""
     crude = (f" Crude (not segment-adjusted): {p.crude_net[0]:,.0f}. {p.mix_note}"
              if p.crude_net is not None and p.mix_note else "")
-    return (f"{p.description}: net impact {est:,.0f} (95% interval {lo:,.0f} to {hi:,.0f}){roi}."
-            + (" The interval includes zero: the case is not proven." if lo < 0 < hi else "") + crude)
+    kind = "with assumption uncertainty" if p.includes_assumptions else "statistical only"
+    adjusted = "segment-adjusted net impact" if p.mix_note else "net impact"
+    return (f"{p.description}: {adjusted} {est:,.0f} (95% interval {lo:,.0f} to {hi:,.0f}, {kind}){roi}."
+            + (" The interval includes zero: the case is not proven." if lo < 0 < hi else "") + crude
+            + (f" {p.confounding_note}" if p.confounding_note else ""))
 
 
 def register_cli(sub, parents) -> None:
@@ -268,7 +321,11 @@ def register_cli(sub, parents) -> None:
     p.add_argument("--drop-points", type=float, default=5.0, help="detractor share reduction (points)")
     p.add_argument("--become", dest="become", choices=("passive", "promoter"), default="passive",
                    help="what the moved detractors become")
-    p.add_argument("--programme-cost", type=float, help="cost of the programme (default: all initiatives)")
+    p.add_argument("--programme-cost", type=float, help="cost of the programme (default: the initiatives in scope)")
+    p.add_argument("--assumption-ranges", action="store_true",
+                   help="include assumption uncertainty: Monte Carlo over the ranges finance set (detractors scenario)")
+    p.add_argument("--distribution", choices=bridge.DISTRIBUTIONS, default="triangular",
+                   help="how an assumption is drawn within its range (mode = its value for triangular)")
     p.set_defaults(func=_cli)
 
 
@@ -279,7 +336,8 @@ def _cli(args) -> int:
     with store.connect(args.db) as con:
         if args.scenario == "detractors":
             res = detractor_scenario(con, f, drop_points=args.drop_points, to=args.become,
-                                     programme_cost=args.programme_cost, alpha=args.alpha)
+                                     programme_cost=args.programme_cost, alpha=args.alpha,
+                                     assumption_ranges=args.assumption_ranges, distribution=args.distribution)
         else:
             res = initiatives_scenario(con, f, alpha=args.alpha)
     from .output import table_text

@@ -93,3 +93,89 @@ def test_promoter_value_interval_follows_alpha_and_carries_its_se():
     assert wide.se == pytest.approx(narrow.se) and wide.se > 0
     assert (narrow.ci_high - narrow.ci_low) / (wide.ci_high - wide.ci_low) == pytest.approx(1.6449 / 1.9600, rel=1e-3)
     assert wide.conf_int(0.10) == pytest.approx((narrow.ci_low, narrow.ci_high))
+
+
+# --- item 5: assumption ranges, stored and propagated -----------------------------------------
+
+def test_ranges_are_set_by_finance_only_versioned_and_validated(writable_db):
+    with store.connect(str(writable_db), read_only=False) as con:
+        with pytest.raises(assumptions.AssumptionError, match="finance only"):
+            assumptions.set_range(con, "gross_margin", 0.2, 0.5, actor="ann", role="analyst")
+        with pytest.raises(assumptions.AssumptionError, match="must contain the value"):
+            assumptions.set_range(con, "gross_margin", 0.4, 0.5, actor="fiona", role="finance")
+        a = assumptions.set_range(con, "gross_margin", 0.2, 0.5, actor="fiona", role="finance")
+        assert a.range == (0.2, 0.5) and a.value == 0.35 and a.version == 2
+        assert "[range 0.2 to 0.5]" in a.cite()
+        with pytest.raises(assumptions.AssumptionError, match="outside its range"):
+            assumptions.set_value(con, "gross_margin", 0.6, actor="fiona", role="finance")
+        assumptions.set_value(con, "gross_margin", 0.3, actor="fiona", role="finance")
+        assert assumptions.get(con, "gross_margin").range == (0.2, 0.5)  # a value edit keeps the range
+        h = assumptions.history(con, "gross_margin")
+        assert h.loc[h["version"] == 2, ["low", "high"]].values.tolist() == [[0.2, 0.5]]
+        assumptions.restore(con, "gross_margin", 1, actor="fiona", role="finance")  # the version without a range
+        assert assumptions.get(con, "gross_margin").range is None
+
+
+def test_ranges_come_in_with_an_assumptions_import(writable_db, tmp_path):
+    from cxmetrics import importer
+
+    f = tmp_path / "a.csv"
+    f.write_text("key,value,unit,source,low,high\ngross_margin,0.31,share,budget 2027,0.25,0.40\n")
+    importer.import_file(f, "assumptions", db=str(writable_db), role="finance")
+    with store.connect(str(writable_db)) as con:
+        a = assumptions.get(con, "gross_margin")
+    assert (a.value, a.range, a.version) == (0.31, (0.25, 0.40), 2)
+    bad = tmp_path / "b.csv"
+    bad.write_text("key,value,unit,low,high\ngross_margin,0.31,share,0.35,0.40\n")
+    with pytest.raises(importer.ImportRejected, match="low is above the value"):
+        importer.import_file(bad, "assumptions", db=str(writable_db), role="finance")
+
+
+def test_scenario_interval_with_assumption_ranges(writable_db):
+    with store.connect(str(writable_db), read_only=False) as con:
+        for key, r in {"gross_margin": (0.35, 0.35), "discount_rate": (0.10, 0.10)}.items():
+            assumptions.set_range(con, key, *r, actor="fiona", role="finance")
+    with store.connect(str(writable_db)) as con:
+        stat = pnl.detractor_scenario(con, Filters(), to="promoter", draws=400)
+        flat = pnl.detractor_scenario(con, Filters(), to="promoter", draws=400, assumption_ranges=True)
+    assert flat.net == pytest.approx(stat.net, rel=1e-9)  # degenerate ranges: the statistical interval
+    assert flat.includes_assumptions and not stat.includes_assumptions
+    assert "statistical only" in pnl.describe(stat) and "with assumption uncertainty" in pnl.describe(flat)
+    with store.connect(str(writable_db), read_only=False) as con:
+        assumptions.set_range(con, "gross_margin", 0.15, 0.60, actor="fiona", role="finance")
+    with store.connect(str(writable_db)) as con:
+        wide = pnl.detractor_scenario(con, Filters(), to="promoter", draws=400, assumption_ranges=True)
+    assert wide.net[2] - wide.net[1] > 1.5 * (stat.net[2] - stat.net[1])
+    assert "gross_margin 0.15 to 0.6" in wide.interval_note and "triangular" in wide.interval_note
+    # the tornado uses finance's range too
+    row = wide.tornado.set_index("assumption").loc["gross_margin"]
+    assert (row["low"], row["high"]) == (0.15, 0.60)
+
+
+def test_a_version_2_file_gains_the_range_columns(small_db, tmp_path):
+    import shutil
+
+    import duckdb
+
+    from cxmetrics import schema
+
+    path = tmp_path / "v2.duckdb"
+    shutil.copy(small_db, path)
+    raw = duckdb.connect(str(path))
+    # the version-2 layout: no low/high (and no range checks)
+    raw.execute("CREATE TABLE old_a AS SELECT key, value, unit, source, updated_by, updated_on FROM assumptions")
+    raw.execute("DROP TABLE assumptions")
+    raw.execute("CREATE TABLE assumptions (key VARCHAR NOT NULL, value DOUBLE NOT NULL, unit VARCHAR NOT NULL, "
+                "source VARCHAR, updated_by VARCHAR, updated_on DATE, PRIMARY KEY (key))")
+    raw.execute("INSERT INTO assumptions SELECT * FROM old_a")
+    raw.execute("DROP TABLE old_a")
+    raw.execute("ALTER TABLE assumption_history DROP COLUMN low")
+    raw.execute("ALTER TABLE assumption_history DROP COLUMN high")
+    raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    before = raw.execute("SELECT key, value FROM assumptions ORDER BY key").fetchall()
+    raw.close()
+    with store.connect(str(path), read_only=False) as con:
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(schema.SCHEMA_VERSION)
+        assert con.execute("SELECT key, value FROM assumptions ORDER BY key").fetchall() == before
+        a = assumptions.set_range(con, "gross_margin", 0.2, 0.5, actor="fiona", role="finance")
+    assert a.range == (0.2, 0.5)
