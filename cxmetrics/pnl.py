@@ -70,6 +70,97 @@ def _annual_churn(monthly_pct: float, events: int) -> Quantity:
     return Quantity(c, se, f"1 − exp(−12λ), λ from {events:,} churn events")
 
 
+def segment_standardised(cells: pd.DataFrame, to: str) -> tuple[dict[str, Quantity], dict]:
+    """Share-of-wallet and complaint gaps within segment, standardised to the detractors' mix.
+
+    ``cells`` has one row per NPS group × segment with ``customers`` (of that group in that
+    segment), ``sow``/``sow_se`` (mean stated share of wallet, as a share), ``wallet``/``wallet_se``
+    (mean category wallet of the segment's contract customers) and ``complaints``/``complaints_se``
+    (per customer-year). With w_s the detractors' share in segment s (the customers the scenario
+    moves: an effect-on-the-treated standardisation, :func:`cxmetrics.clv.standardise`):
+
+    * enrichment per moved customer-year = Σ_s w_s (sow_to,s − sow_det,s) · wallet_s, returned as
+      ``wallet`` = Σ_s w_s wallet_s and ``sow_gain`` = that sum / ``wallet`` (so their product is it);
+    * ``complaints_det``, ``complaints_to`` = Σ_s w_s k_g,s.
+
+    SEs: √Σ w_s² se² per group (groups independent), the wallet taken as known in the gain.
+    Returns ({} , info) when no segment holds both groups.
+
+    >>> cells = pd.DataFrame({"nps_group": ["detractor", "promoter"] * 2, "segment": ["a", "a", "b", "b"],
+    ...     "customers": [30, 10, 10, 50], "sow": [0.2, 0.2, 0.6, 0.6], "sow_se": [0.01] * 4,
+    ...     "wallet": [100.0] * 2 + [1000.0] * 2, "wallet_se": [0.0] * 4, "complaints": [1.0, 1.0, 0.5, 0.5],
+    ...     "complaints_se": [0.1] * 4})
+    >>> q, info = segment_standardised(cells, "promoter")
+    >>> round(q["sow_gain"].value, 9), q["wallet"].value, q["complaints_det"].value, info["strata"]
+    (0.0, 325.0, 0.875, ('segment',))
+    """
+    from . import clv
+
+    t = cells.assign(enrich=cells["sow"] * cells["wallet"], enrich_se=cells["sow_se"] * cells["wallet"])
+    std, info = clv.standardise(t, ("detractor", to), {"enrich": "enrich_se", "wallet": "wallet_se",
+                                                      "complaints": "complaints_se"},
+                                strata=("segment",), mix="detractor")
+    if not std:
+        return {}, info
+    wal, wal_se = std["detractor"]["wallet"]
+    gap = std[to]["enrich"][0] - std["detractor"]["enrich"][0]
+    gap_se = math.hypot(std[to]["enrich"][1], std["detractor"]["enrich"][1])
+    where = f"within segment ({info['strata_n']}), standardised to the detractors' mix"
+    return {"sow_gain": Quantity(gap / wal, gap_se / wal, f"stated share of wallet, {to} − detractor, {where}, "
+                                                         "wallet-weighted"),
+            "wallet": Quantity(wal, wal_se, "mean category wallet, contract customers, detractors' segment mix"),
+            "complaints_det": Quantity(*std["detractor"]["complaints"], f"complaints per customer-year, detractors, {where}"),
+            "complaints_to": Quantity(*std[to]["complaints"], f"complaints per customer-year, {to}s, {where}")}, info
+
+
+def _segment_cells(con: duckdb.DuckDBPyConnection, filters: Filters, to: str, counts: pd.DataFrame) -> pd.DataFrame:
+    """Per segment (one filtered call each): share of wallet, complaints and wallet by NPS group."""
+    from scipy.stats import t as student_t
+
+    from . import complaints, wallet
+
+    rows = []
+    for seg in sorted(counts["segment"].dropna().unique()):
+        f = replace(filters, segments=(seg,))
+        w = wallet.by_group(con, f).table
+        k = complaints.rate_by_nps_group(con, f)
+        b = _base(con, f)
+        if w.empty or k.empty:
+            continue
+        w, k = w.set_index("nps_group"), k.set_index("nps_group")
+        for g in ("detractor", to):
+            n = counts[(counts["segment"] == seg) & (counts["nps_group"] == g)]["customers"].sum()
+            if g not in w.index or g not in k.index or w.loc[g, "stated_n"] < 2 or not n:
+                continue
+            half = w.loc[g, "stated_ci_high"] - w.loc[g, "stated_pct"]
+            rows.append({"nps_group": g, "segment": seg, "customers": int(n), "sow": w.loc[g, "stated_pct"] / 100,
+                         "sow_se": half / float(student_t.ppf(0.975, w.loc[g, "stated_n"] - 1)) / 100,
+                         "wallet": float(b["wallet"]), "wallet_se": float(b["wallet_se"] or 0),
+                         "complaints": float(k.loc[g, "per_customer_year"]), "complaints_se": float(k.loc[g, "se"])})
+    return pd.DataFrame(rows)
+
+
+def _base(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.Series:
+    """Active contract customers and their mean category wallet (with its SE) in the filters."""
+    from . import summaries
+
+    cw, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
+    if summaries.lifecycle(con, filters):  # counts and wallet sums by segment, region and dates
+        sql = f"""
+SELECT CAST(coalesce(sum(c.n) FILTER (WHERE c.churned_on IS NULL), 0) AS BIGINT) AS active,
+       sum(c.s_wallet) / sum(c.n_wallet) AS wallet,
+       sqrt((sum(c.ss_wallet) - sum(c.s_wallet) ^ 2 / sum(c.n_wallet)) / (sum(c.n_wallet) - 1)) / sqrt(sum(c.n_wallet))
+           AS wallet_se
+FROM summary_lifecycle c WHERE c.contract = 'contractual' AND {cw}"""
+    else:
+        sql = f"""
+SELECT count(*) FILTER (WHERE ce.customer_id IS NULL) AS active, avg(c.category_wallet) AS wallet,
+       stddev_samp(c.category_wallet) / sqrt(count(c.category_wallet)) AS wallet_se
+FROM customers c LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
+WHERE c.contract = 'contractual' AND {cw}"""
+    return store.run(con, store.Query("bridge_base", sql, params)).iloc[0]
+
+
 def gather(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: float = 5.0, to: str = "passive",
            programme_cost: float | None = None) -> tuple[BridgeInputs, list[str], dict]:
     """Bridge inputs for the detractor scenario, each with its source."""
@@ -94,23 +185,7 @@ def gather(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: flo
                          "group for this scope and these filters")
     w = w.set_index("nps_group")
     rates = complaints.rate_by_nps_group(con, filters).set_index("nps_group")
-    from . import summaries
-
-    cw, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
-    if summaries.lifecycle(con, filters):  # counts and wallet sums by segment, region and dates
-        sql = f"""
-SELECT CAST(coalesce(sum(c.n) FILTER (WHERE c.churned_on IS NULL), 0) AS BIGINT) AS active,
-       sum(c.s_wallet) / sum(c.n_wallet) AS wallet,
-       sqrt((sum(c.ss_wallet) - sum(c.s_wallet) ^ 2 / sum(c.n_wallet)) / (sum(c.n_wallet) - 1)) / sqrt(sum(c.n_wallet))
-           AS wallet_se
-FROM summary_lifecycle c WHERE c.contract = 'contractual' AND {cw}"""
-    else:
-        sql = f"""
-SELECT count(*) FILTER (WHERE ce.customer_id IS NULL) AS active, avg(c.category_wallet) AS wallet,
-       stddev_samp(c.category_wallet) / sqrt(count(c.category_wallet)) AS wallet_se
-FROM customers c LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
-WHERE c.contract = 'contractual' AND {cw}"""
-    base = store.run(con, store.Query("bridge_base", sql, params)).iloc[0]
+    base = _base(con, filters)
     moved = drop_points / 100 * float(base["active"])
     det, tgt = c.loc["detractor"], c.loc[to]
     sow_gain = (w.loc[to, "stated_pct"] - w.loc["detractor", "stated_pct"]) / 100
@@ -162,6 +237,16 @@ WHERE c.contract = 'contractual' AND {cw}"""
                       churn_det=Quantity(*std["detractor"]["churn"], f"annual churn of a detractor {where}"),
                       churn_to=Quantity(*std[to]["churn"], f"annual churn of a {to} {where}"),
                       revenue_det=Quantity(*std["detractor"]["revenue"], f"yearly revenue of a detractor {where}"))
+        # enrichment and cost savings: the share-of-wallet and complaint gaps within segment, same mix
+        by_seg, seg_info = segment_standardised(_segment_cells(con, filters, to, st), to)
+        if by_seg:
+            inp = replace(inp, **by_seg)
+            if seg_info["covered"] < 0.995:
+                warnings.append(f"Segments with both groups' share of wallet and complaints hold "
+                                f"{seg_info['covered']:.0%} of the detractors; the rest is left out of the adjustment.")
+        else:
+            warnings.append("Share of wallet and complaints could not be compared within segment: their crude "
+                            "(pooled) gaps are used.")
     else:
         inp = crude
         warnings.append("Too few customers per segment to adjust for the mix: the crude (pooled) inputs are used.")

@@ -179,3 +179,75 @@ def test_a_version_2_file_gains_the_range_columns(small_db, tmp_path):
         assert con.execute("SELECT key, value FROM assumptions ORDER BY key").fetchall() == before
         a = assumptions.set_range(con, "gross_margin", 0.2, 0.5, actor="fiona", role="finance")
     assert a.range == (0.2, 0.5)
+
+
+# --- items 1/2 rest: enrichment and cost savings within segment --------------------------------
+
+def planted_cells() -> pd.DataFrame:
+    """NPS changes neither share of wallet nor complaints within segment; promoters sit in enterprise."""
+    rows = []
+    for seg, sow, wallet, k, mix in (("enterprise", 0.60, 20_000.0, 0.3, {"promoter": 400, "detractor": 50}),
+                                     ("consumer", 0.20, 2_000.0, 1.2, {"promoter": 100, "detractor": 450})):
+        for g, n in mix.items():
+            rows.append({"nps_group": g, "segment": seg, "customers": n, "sow": sow, "sow_se": 0.15 / n ** 0.5,
+                         "wallet": wallet, "wallet_se": 0.0, "complaints": k, "complaints_se": (k * n) ** 0.5 / n})
+    return pd.DataFrame(rows)
+
+
+def test_enrichment_and_complaint_gaps_from_segment_mix_are_not_money():
+    from dataclasses import replace
+
+    from cxmetrics import bridge
+    from cxmetrics.bridge import BridgeInputs, Quantity
+
+    cells = planted_cells()
+    adj, info = pnl.segment_standardised(cells, "promoter")
+    assert info["strata"] == ("segment",)
+    # crude: pooled (customer-weighted) means of each group, as the pooled queries compute them
+    pooled = {}
+    for g, t in cells.groupby("nps_group"):
+        w = t["customers"] / t["customers"].sum()
+        pooled[g] = {v: ((w * t[v]).sum(), ((w * t[f"{v}_se"]) ** 2).sum() ** 0.5) for v in ("sow", "complaints")}
+    wallet = float((cells["wallet"] * cells["customers"]).sum() / cells["customers"].sum())
+    crude_gap = pooled["promoter"]["sow"][0] - pooled["detractor"]["sow"][0]
+    crude_se = (pooled["promoter"]["sow"][1] ** 2 + pooled["detractor"]["sow"][1] ** 2) ** 0.5
+    base = BridgeInputs(
+        moved=100, to="promoter", churn_det=Quantity(0.2), churn_to=Quantity(0.2), revenue_det=Quantity(1000),
+        sow_gain=Quantity(crude_gap, crude_se), wallet=Quantity(wallet),
+        complaints_det=Quantity(*pooled["detractor"]["complaints"]),
+        complaints_to=Quantity(*pooled["promoter"]["complaints"]), revenue_new=Quantity(1000), churn_new=Quantity(0.2),
+        programme_cost=0.0, assumptions={"gross_margin": 0.35, "discount_rate": 0.1, "horizon_years": 5,
+                                         "referral_rate": 0.0, "referral_conversion": 0.0, "cost_per_complaint": 25.0,
+                                         "attribution_share": 1.0})
+    crude = bridge.simulate(base, seed=2)
+    adjusted = bridge.simulate(replace(base, **adj), seed=2)
+    for k in ("enrichment", "cost_savings"):
+        assert not crude[k][1] <= 0 <= crude[k][2], k  # the mix alone looks like money
+        assert adjusted[k][1] <= 0 <= adjusted[k][2], k
+        assert adjusted[k][0] == pytest.approx(0.0, abs=1e-6)
+    # weighted by the detractors' mix (the customers the scenario moves): 0.9 consumer, 0.1 enterprise
+    assert adj["wallet"].value == pytest.approx(0.9 * 2_000 + 0.1 * 20_000)
+    assert adj["complaints_det"].value == pytest.approx(0.9 * 1.2 + 0.1 * 0.3)
+
+
+def test_bridge_enrichment_and_cost_savings_are_adjusted_on_the_store(con):
+    p = pnl.detractor_scenario(con, Filters(), to="promoter", draws=300)
+    src = p.inputs.set_index("input")["source"]
+    for name in ("sow_gain", "complaints_det", "complaints_to"):
+        assert "within segment" in src[name] and "detractors' mix" in src[name], name
+    # recomputed independently: each segment's stated share-of-wallet gap × its mean wallet, weighted by the
+    # detractors' segment mix
+    from dataclasses import replace
+
+    from cxmetrics import wallet
+
+    strata = clv.clv_by_group(con, Filters(), by_segment=True, by_tenure=True, draws=50).table
+    det = strata[strata["nps_group"] == "detractor"].groupby("segment")["customers"].sum()
+    w = det / det.sum()
+    money = 0.0
+    for seg, ws in w.items():
+        f = replace(Filters(), segments=(seg,))
+        t = wallet.by_group(con, f).table.set_index("nps_group")["stated_pct"]
+        money += ws * (t["promoter"] - t["detractor"]) / 100 * pnl._base(con, f)["wallet"]
+    inp = p.inputs.set_index("input")["value"]
+    assert inp["sow_gain"] * inp["wallet"] == pytest.approx(money, rel=1e-9)
