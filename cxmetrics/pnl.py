@@ -27,8 +27,12 @@ from .filters import Filters
 
 SCENARIOS = ("detractors", "initiatives")
 MIX_NOTE = ("The crude figure compares detractors with customers of a different mix (promoters are more often "
-            "enterprise and long-tenure customers); the adjusted one compares them within segment and tenure band, "
-            "so it counts only the difference that goes with NPS.")
+            "enterprise and long-tenure customers); the adjusted one compares them within segment (and tenure band "
+            "for churn and revenue), weighted by the mix of the detractors who would move, so it counts only the "
+            "difference that goes with NPS.")
+#: Which population the adjustment standardises to, and why (README "The CX-to-P&L bridge").
+STANDARD_MIX = ("the detractors' mix: the scenario moves detractors, so each within-stratum gap is weighted by where "
+                "the detractors are (an effect-on-the-treated standardisation), not by the whole base's mix")
 BRIDGE_ASSUMPTIONS = ("gross_margin", "discount_rate", "horizon_years", "referral_rate", "referral_conversion",
                       "cost_per_complaint", "attribution_share")
 
@@ -339,9 +343,12 @@ def detractor_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop
                        "gain), enrichment (share-of-wallet gain × wallet × gross margin), advocacy (referral rate × "
                        "conversion × new-customer CLV over the rest of the horizon net of acquisition cost, promoters "
                        "only), cost savings (complaints avoided while the customer would still be one × cost)], "
-                       "discounted over the horizon, minus the programme cost; churn and revenue compared within "
-                       "segment × tenure band and standardised to the detractors' mix; intervals by parametric "
-                       "bootstrap of the inputs."),
+                       "discounted over the horizon, minus the programme cost. Segment-adjusted: churn and revenue "
+                       "compared within segment × tenure band, share of wallet (× wallet) and complaint rates within "
+                       f"segment, each standardised to {STANDARD_MIX}; the crude (pooled) result beside it. "
+                       "Interval: parametric bootstrap of the estimated inputs"
+                       + (", jointly with a seeded Monte Carlo over finance's assumption ranges."
+                          if assumption_ranges and ctx["ranges"] else "; assumptions fixed (tornado).")),
                filters=filters.describe(), extra={"tables": ("customers", "transactions", "survey_responses",
                                                              "churn_events", "complaints", "initiatives"),
                                                   "strata": ctx["strata"]},
@@ -384,20 +391,41 @@ def initiatives_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, al
                "normal intervals) × the attribution share, minus the cost of the initiatives in scope.", filters=filters.describe())
 
 
-def describe(p: PnL) -> str:
+def headline(p: PnL) -> str:
+    """The scenario's headline sentence: the segment-adjusted net impact, its interval and ROI."""
     est, lo, hi = p.net
     if est != est:  # a component could not be computed (e.g. no churn, complaints or initiatives yet)
         gaps = [r["label"] for _, r in p.components.iterrows() if r["estimate"] != r["estimate"]]
         return (f"{p.description}: net impact not computable — no estimate for {', '.join(gaps) or 'a component'} "
                 "(import the missing data on the Data page).")
     roi = f", a return of {p.roi:+.0%} on {p.cost:,.0f}" if p.roi is not None else ""
-    crude = (f" Crude (not segment-adjusted): {p.crude_net[0]:,.0f}. {p.mix_note}"
-             if p.crude_net is not None and p.mix_note else "")
     kind = "with assumption uncertainty" if p.includes_assumptions else "statistical only"
     adjusted = "segment-adjusted net impact" if p.mix_note else "net impact"
     return (f"{p.description}: {adjusted} {est:,.0f} (95% interval {lo:,.0f} to {hi:,.0f}, {kind}){roi}."
-            + (" The interval includes zero: the case is not proven." if lo < 0 < hi else "") + crude
-            + (f" {p.confounding_note}" if p.confounding_note else ""))
+            + (" The interval includes zero: the case is not proven." if lo < 0 < hi else ""))
+
+
+def crude_beside(x) -> str:
+    """The crude (pooled) figure and one sentence on why it differs, to show beside an adjusted
+    headline: a :class:`PnL` or a money :class:`~cxmetrics.results.Estimate` carrying ``.crude``
+    (``""`` when the figure was not adjusted)."""
+    if isinstance(x, PnL):
+        if x.crude_net is None or not x.mix_note or x.crude_net[0] != x.crude_net[0]:
+            return ""
+        e, lo, hi = x.crude_net
+        return f"Crude (pooled, not segment-adjusted): {e:,.0f} (95% interval {lo:,.0f} to {hi:,.0f}). {x.mix_note}"
+    crude = getattr(x, "crude", None)
+    if crude is None or crude.estimate != crude.estimate:
+        return ""
+    return f"Crude (pooled, not segment-adjusted): {crude.estimate:,.0f} ({crude.ci_text('{:,.0f}')}). {x.mix_note}"
+
+
+def describe(p: PnL) -> str:
+    """Headline, the crude figure beside it with why they differ, and the confounding caveat."""
+    if p.net[0] != p.net[0]:
+        return headline(p)
+    crude = crude_beside(p)
+    return headline(p) + (f" {crude}" if crude else "") + (f" {p.confounding_note}" if p.confounding_note else "")
 
 
 def register_cli(sub, parents) -> None:

@@ -251,3 +251,79 @@ def test_bridge_enrichment_and_cost_savings_are_adjusted_on_the_store(con):
         money += ws * (t["promoter"] - t["detractor"]) / 100 * pnl._base(con, f)["wallet"]
     inp = p.inputs.set_index("input")["value"]
     assert inp["sow_gain"] * inp["wallet"] == pytest.approx(money, rel=1e-9)
+
+
+# --- the adjusted money is the headline on every surface, the crude one beside it ---------------
+
+def _texts(at) -> str:
+    """Every markdown and caption text of the page, with markdown escapes removed."""
+    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption]).replace("\\", "")
+
+
+def test_executive_summary_headlines_the_adjusted_money(demo_db, make_app):
+    from cxmetrics import summary
+
+    at = make_app(demo_db, role="executive")
+    assert not at.exception, at.exception
+    with store.connect(str(demo_db)) as con:
+        s = summary.page_data(con, at.session_state["filters"], drop_points=5.0, to="passive")
+    b, v = s.bridge, s.promoter_value
+    assert round(b.net[0]) != round(b.crude_net[0]) and round(v.estimate) != round(v.crude.estimate)
+    tile = next(m for m in at.metric if m.label.startswith("Net impact"))
+    assert "segment-adjusted" in tile.label and tile.value == f"{b.net[0]:,.0f} EUR"
+    value_tile = next(m for m in at.metric if m.label.startswith("Value of moving"))
+    assert value_tile.value == f"{v.estimate / 1e6:,.1f} M EUR"  # not the crude value
+    text = _texts(at)
+    assert f"Crude (pooled, not segment-adjusted): {b.crude_net[0]:,.0f}" in text
+    assert f"Crude (pooled, not segment-adjusted): {v.crude.estimate:,.0f}" in text
+    assert "weighted by the mix of the detractors who would move" in text
+
+
+def test_customer_value_page_headlines_the_adjusted_value(demo_db, make_app):
+    at = make_app(demo_db, page="pages/05_customer_value.py")
+    assert not at.exception, at.exception
+    with store.connect(str(demo_db)) as con:
+        v = clv.page_data(con, at.session_state["filters"], moved=1000).promoter_value
+    tile = next(m for m in at.metric if m.label.startswith("Value of moving"))
+    assert tile.value == f"{v.estimate / 1e6:,.1f} M EUR" and "(crude)" not in tile.label
+    assert f"Crude (pooled, not segment-adjusted): {v.crude.estimate:,.0f}" in _texts(at)
+
+
+def test_finance_review_headlines_the_adjusted_net_and_offers_the_ranges(writable_db, make_app):
+    with store.connect(str(writable_db), read_only=False) as con:
+        assumptions.set_range(con, "gross_margin", 0.15, 0.60, actor="fiona", role="finance")
+    at = make_app(writable_db, role="finance", page="pages/10_finance_review.py", timeout=180)
+    assert not at.exception, at.exception
+    with store.connect(str(writable_db)) as con:
+        b = pnl.detractor_scenario(con, at.session_state["filters"])
+    heads = [m.value.replace("\\", "") for m in at.markdown if "net impact" in m.value]
+    assert heads and heads[0].startswith("**") and f"segment-adjusted net impact {b.net[0]:,.0f}" in heads[0]
+    assert f"{b.crude_net[0]:,.0f}" not in heads[0]
+    assert f"Crude (pooled, not segment-adjusted): {b.crude_net[0]:,.0f}" in _texts(at)
+    assert any("statistical only" in c.value for c in at.caption)
+    at.toggle(key="fin_mc").set_value(True).run()
+    assert not at.exception, at.exception
+    assert any("includes assumption uncertainty" in c.value and "gross_margin 0.15 to 0.6" in c.value
+               for c in at.caption)
+    # a range set on the page
+    at.selectbox(key="fin_range_key").select("discount_rate")
+    at.number_input(key="fin_range_low").set_value(0.05)
+    at.number_input(key="fin_range_high").set_value(0.15)
+    at.button(key="FormSubmitter:fin_range-Save range").click().run()
+    assert not at.exception, at.exception
+    with store.connect(str(writable_db)) as con:
+        assert assumptions.get(con, "discount_rate").range == (0.05, 0.15)
+
+
+def test_the_deck_headlines_the_adjusted_money(con):
+    from cxmetrics import story, summary
+
+    slides = {s.title: s for s in story.story(con, Filters())}
+    s = summary.page_data(con, Filters())
+    bridge_text = slides["What CX is worth: the CX-to-P&L bridge"].sentences[0]
+    adjusted, crude = f"segment-adjusted net impact {s.bridge.net[0]:,.0f}", "Crude (pooled, not segment-adjusted): "
+    assert adjusted in bridge_text and crude + f"{s.bridge.crude_net[0]:,.0f}" in bridge_text
+    assert bridge_text.index(adjusted) < bridge_text.index(crude)
+    value_text = slides["Detractors leave sooner and are worth less"].sentences[1]
+    assert f"is worth {s.promoter_value.estimate:,.0f}" in value_text
+    assert value_text.index(f"{s.promoter_value.estimate:,.0f}") < value_text.index(f"{s.promoter_value.crude.estimate:,.0f}")
