@@ -288,20 +288,21 @@ def interval_note(ranges: dict[str, tuple[float, float]], use: bool, distributio
 
 
 def confounding_note(net: tuple[float, float, float], crude_net: tuple[float, float, float] | None) -> str:
-    """The confounding caveat, shown when the segment mix moves the net more than the interval's half-width.
+    """The confounding caveat, shown when the segment mix moves the net more than the statistical
+    interval's half-width.
 
     Rule: the gap |crude − adjusted| is how much confounding by segment × tenure mix alone moves
     the net; what the adjustment cannot see (e.g. what else makes a promoter) may be of the same
-    order. When that gap exceeds the half-width of the adjusted interval, the interval understates
-    the uncertainty and the caveat says so.
+    order. When that gap exceeds the half-width of the adjusted *statistical* interval (``net``),
+    the interval understates the uncertainty and the caveat says so.
     """
     if crude_net is None or any(x != x for x in (*net, crude_net[0])):
         return ""
     gap, half = abs(crude_net[0] - net[0]), (net[2] - net[1]) / 2
     if gap <= half:
         return ""
-    return (f"Caveat: the segment and tenure mix alone moves the net by {gap:,.0f}, more than the interval's half-width "
-            f"({half:,.0f}). Confounding the adjustment cannot see (what else makes a promoter) may be of that order, "
+    return (f"Caveat: the segment and tenure mix alone moves the net by {gap:,.0f}, more than the statistical interval's "
+            f"half-width ({half:,.0f}). Confounding the adjustment cannot see (what else makes a promoter) may be of that order, "
             "and the interval does not include it.")
 
 
@@ -324,6 +325,7 @@ def detractor_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop
                                 distribution=distribution)
     crude = pd.DataFrame([{"component": k, "label": bridge.LABELS[k], "estimate": crude_sim[k][0],
                            "ci_low": crude_sim[k][1], "ci_high": crude_sim[k][2]} for k in (*bridge.COMPONENTS, "programme_cost")])
+    stat_net = bridge.simulate(inp, n_draws=draws, alpha=alpha, seed=seed)["net"] if ranges else sim["net"]
     torn = pd.DataFrame(bridge.tornado(inp, ctx["ranges"]))
     be = []
     # the same net function as the tornado and the headline: every assumption recomputes every input
@@ -355,7 +357,7 @@ def detractor_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop
                crude=crude, crude_net=crude_sim["net"], mix_note=MIX_NOTE if ctx["strata"] else "",
                interval_note=interval_note(ctx["ranges"], assumption_ranges, distribution, alpha),
                includes_assumptions=bool(assumption_ranges and ctx["ranges"]),
-               confounding_note=confounding_note(sim["net"], crude_sim["net"]) if ctx["strata"] else "")
+               confounding_note=confounding_note(stat_net, crude_sim["net"]) if ctx["strata"] else "")
 
 
 def initiatives_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> PnL:

@@ -327,3 +327,11 @@ def test_the_deck_headlines_the_adjusted_money(con):
     value_text = slides["Detractors leave sooner and are worth less"].sentences[1]
     assert f"is worth {s.promoter_value.estimate:,.0f}" in value_text
     assert value_text.index(f"{s.promoter_value.estimate:,.0f}") < value_text.index(f"{s.promoter_value.crude.estimate:,.0f}")
+
+
+def test_confounding_caveat_rule():
+    # shown when |crude − adjusted| exceeds the half-width of the adjusted statistical interval
+    assert pnl.confounding_note((100.0, 60.0, 140.0), (150.0, 90.0, 210.0)) != ""  # gap 50 > 40
+    assert "50" in pnl.confounding_note((100.0, 60.0, 140.0), (150.0, 90.0, 210.0))
+    assert pnl.confounding_note((100.0, 60.0, 140.0), (130.0, 90.0, 170.0)) == ""  # gap 30 ≤ 40
+    assert pnl.confounding_note((100.0, 60.0, 140.0), None) == ""
