@@ -165,6 +165,14 @@ WHERE c.contract = 'contractual' AND {cw}"""
     return store.run(con, store.Query("bridge_base", sql, params)).iloc[0]
 
 
+def scoped_programme_cost(con: duckdb.DuckDBPyConnection, filters: Filters) -> float:
+    """The cost of the registered initiatives in the caller's scope (a department sees its own
+    programme's cost): the default programme cost, the denominator of the scenario's ROI."""
+    iw, ip = filters.where(department_col="i.department", dates=False, customers=False)
+    return float(store.run(con, store.Query(
+        "programme_cost", f"SELECT coalesce(sum(i.cost), 0) AS cost FROM initiatives i WHERE {iw}", ip))["cost"].iloc[0])
+
+
 def gather(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: float = 5.0, to: str = "passive",
            programme_cost: float | None = None) -> tuple[BridgeInputs, list[str], dict]:
     """Bridge inputs for the detractor scenario, each with its source."""
@@ -196,10 +204,7 @@ def gather(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: flo
     sow_se = math.hypot(*((w.loc[g, "stated_ci_high"] - w.loc[g, "stated_pct"]) / 1.96 / 100 for g in (to, "detractor")))
     weights = c["customers"] / c["customers"].sum()
     if programme_cost is None:
-        # the initiatives in the caller's scope (a department sees its own programme's cost)
-        iw, ip = filters.where(department_col="i.department", dates=False, customers=False)
-        programme_cost = float(store.run(con, store.Query(
-            "programme_cost", f"SELECT coalesce(sum(i.cost), 0) AS cost FROM initiatives i WHERE {iw}", ip))["cost"].iloc[0])
+        programme_cost = scoped_programme_cost(con, filters)
         warnings.append("Programme cost = the cost of the registered initiatives in scope (change it in the scenario).")
     churn_new = [_annual_churn(r["monthly_churn_pct"], int(r["churn_events"])) for _, r in c.iterrows()]
     crude = BridgeInputs(

@@ -104,3 +104,17 @@ def test_initiatives_scenario_applies_the_attribution_share(writable_db):
     cost = nets[1.0].cost
     assert nets[0.25].net[0] == pytest.approx(0.25 * (nets[1.0].net[0] + cost) - cost)
     assert "share" in nets[0.25].method
+
+
+def test_detractor_scenario_roi_divides_by_the_initiatives_in_scope(con):
+    from cxmetrics.filters import Scope
+
+    for deps in (("billing",), ("billing", "digital")):
+        f = Filters(scope=Scope(role="analyst", departments=deps, user="fin"))
+        want = con.execute("SELECT sum(cost) FROM initiatives WHERE list_contains(?, department)", [list(deps)]).fetchone()[0]
+        assert pnl.scoped_programme_cost(con, f) == pytest.approx(want)
+    assert pnl.scoped_programme_cost(con, Filters()) == pytest.approx(
+        con.execute("SELECT sum(cost) FROM initiatives").fetchone()[0])
+    p = pnl.detractor_scenario(con, Filters(), draws=200)
+    assert p.cost == pytest.approx(pnl.scoped_programme_cost(con, Filters()))
+    assert p.roi == pytest.approx(p.net[0] / p.cost)
