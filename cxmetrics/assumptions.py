@@ -3,7 +3,12 @@
 The ``assumptions`` table holds the current value of each key; ``assumption_history`` keeps every
 version (append-only). Metrics read :func:`current` and put :func:`cite` on their results, so
 every figure states which assumption versions it used. Only the finance role edits
-(:func:`set_value`, :func:`restore` check ``roles.can(role, "edit_assumptions")``).
+(:func:`set_value`, :func:`set_range`, :func:`restore` check ``roles.can(role, "edit_assumptions")``).
+
+An assumption may carry a plausible range (``low`` ≤ value ≤ ``high``, columns of both tables,
+schema version 3): finance sets it on the Finance review page, with :func:`set_range` or in an
+``assumptions`` import. The ranges feed the tornado and, on request, the Monte Carlo propagation
+of assumption uncertainty into the bridge interval (:func:`cxmetrics.bridge.simulate`).
 """
 
 from __future__ import annotations
@@ -61,6 +66,12 @@ class Assumption:
     updated_by: str | None = None
     updated_on: dt.date | None = None
     version: int = 1  # 0: the documented default, never saved
+    low: float | None = None  # plausible range set by finance (both or neither)
+    high: float | None = None
+
+    @property
+    def range(self) -> tuple[float, float] | None:
+        return (self.low, self.high) if self.low is not None and self.high is not None else None
 
     @property
     def is_default(self) -> bool:
@@ -71,7 +82,8 @@ class Assumption:
         if self.is_default:
             return f"{self.value:g} {self.unit} ({DEFAULT_SOURCE})"
         who = ", ".join(str(x) for x in (self.updated_by, self.updated_on) if x)
-        return f"{self.value:g} {self.unit} (v{self.version}{', ' + who if who else ''})"
+        rng = f" [range {self.low:g} to {self.high:g}]" if self.range else ""
+        return f"{self.value:g} {self.unit}{rng} (v{self.version}{', ' + who if who else ''})"
 
 
 class MissingAssumption(KeyError):
@@ -84,7 +96,8 @@ class AssumptionError(ValueError):
 
 
 _CURRENT_SQL = """
-SELECT a.key, a.value, a.unit, a.source, a.updated_by, a.updated_on, coalesce(h.version, 1) AS version
+SELECT a.key, a.value, a.unit, a.source, a.updated_by, a.updated_on, coalesce(h.version, 1) AS version,
+       a.low, a.high
 FROM assumptions a
 LEFT JOIN (SELECT key, max(version) AS version FROM assumption_history GROUP BY key) h USING (key)
 ORDER BY a.key
@@ -133,19 +146,20 @@ def record_history(con: duckdb.DuckDBPyConnection, *, actor: str, action: str) -
     edit). Returns the number of versions written.
     """
     rows = con.execute("""
-        SELECT a.key, a.value, a.unit, a.source, coalesce(h.version, 0) + 1
+        SELECT a.key, a.value, a.unit, a.source, coalesce(h.version, 0) + 1, a.low, a.high
         FROM assumptions a
-        LEFT JOIN (SELECT key, version, value, unit, source,
+        LEFT JOIN (SELECT key, version, value, unit, source, low, high,
                           row_number() OVER (PARTITION BY key ORDER BY version DESC) AS rn
                    FROM assumption_history) h ON h.key = a.key AND h.rn = 1
         WHERE h.key IS NULL OR h.value <> a.value OR h.unit IS DISTINCT FROM a.unit
-           OR h.source IS DISTINCT FROM a.source
+           OR h.source IS DISTINCT FROM a.source OR h.low IS DISTINCT FROM a.low OR h.high IS DISTINCT FROM a.high
     """).fetchall()
     at = store.now()
-    for key, value, unit, source, version in rows:
+    for key, value, unit, source, version, low, high in rows:
         con.execute(
-            "INSERT INTO assumption_history VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [key, version, value, unit, source, actor, at, action])
+            "INSERT INTO assumption_history (key, version, value, unit, source, updated_by, updated_at, action, low, high) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [key, version, value, unit, source, actor, at, action, low, high])
     return len(rows)
 
 
@@ -163,8 +177,13 @@ def validate(key: str, value: float) -> Rule:
 
 
 def set_value(con: duckdb.DuckDBPyConnection, key: str, value: float, *, actor: str, role: str,
-              source: str | None = None, action: str = "edit") -> Assumption:
-    """Change one assumption (finance role only): validated, versioned, audited, one transaction."""
+              source: str | None = None, action: str = "edit",
+              value_range: tuple[float | None, float | None] | None = None) -> Assumption:
+    """Change one assumption (finance role only): validated, versioned, audited, one transaction.
+
+    ``value_range`` (low, high) replaces the stored range in the same version (``(None, None)``
+    clears it); by default the stored range is kept and the new value must lie inside it.
+    """
     if not roles.can(role, "edit_assumptions"):
         store.audit(con, actor=actor, role=role, action="assumption_edit", object=key, outcome="refused",
                     detail="role may not edit assumptions")
@@ -172,13 +191,19 @@ def set_value(con: duckdb.DuckDBPyConnection, key: str, value: float, *, actor: 
     before = stored(con).get(key)
     rule = validate(key, value)
     unit = before.unit if before else rule.unit
+    rng = validate_range(key, value, *value_range) if value_range is not None else None
+    if value_range is None and before and before.range and not before.low <= float(value) <= before.high:
+        raise AssumptionError(f"{key}: {float(value):g} is outside its range {before.low:g} to {before.high:g}: "
+                              "change the range first")
     with store.transaction(con):
         record_history(con, actor=actor, action="recorded before edit")  # the value being replaced
+        lo, hi = (rng or (None, None)) if value_range is not None else (before.low, before.high) if before else (None, None)
         con.execute(
-            "INSERT INTO assumptions (key, value, unit, source, updated_by, updated_on) VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, source = excluded.source, "
-            "updated_by = excluded.updated_by, updated_on = excluded.updated_on",
-            [key, float(value), unit, source or (before.source if before else None), actor, dt.date.today()])
+            "INSERT INTO assumptions (key, value, unit, source, updated_by, updated_on, low, high) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+            "source = excluded.source, updated_by = excluded.updated_by, updated_on = excluded.updated_on, "
+            "low = excluded.low, high = excluded.high",
+            [key, float(value), unit, source or (before.source if before else None), actor, dt.date.today(), lo, hi])
         record_history(con, actor=actor, action=action)
         store.bump_version(con, ["assumptions", "assumption_history"])
         store.audit(con, actor=actor, role=role, action="assumption_edit", object=key, outcome="accepted",
@@ -187,21 +212,72 @@ def set_value(con: duckdb.DuckDBPyConnection, key: str, value: float, *, actor: 
     return stored(con)[key]
 
 
+def validate_range(key: str, value: float, low: float | None, high: float | None) -> tuple[float, float] | None:
+    """Check a plausible range: both ends or neither, within the key's rule, low ≤ value ≤ high."""
+    if low is None and high is None:
+        return None
+    if low is None or high is None:
+        raise AssumptionError(f"{key}: give both ends of the range, or neither")
+    lo, hi = float(low), float(high)
+    validate(key, lo)
+    validate(key, hi)
+    if not lo <= float(value) <= hi:
+        raise AssumptionError(f"{key}: the range {lo:g} to {hi:g} must contain the value {float(value):g}")
+    return lo, hi
+
+
+def set_range(con: duckdb.DuckDBPyConnection, key: str, low: float | None, high: float | None, *, actor: str,
+              role: str) -> Assumption:
+    """Set (or clear, with ``None, None``) the plausible range of one assumption (finance role only).
+
+    The range is what finance believes the value may plausibly be; the value itself stays the
+    best guess (the mode of the triangular distribution the Monte Carlo draws from). Versioned
+    like a value edit and audited. A key still on its documented default is saved with that value.
+    """
+    if not roles.can(role, "edit_assumptions"):
+        store.audit(con, actor=actor, role=role, action="assumption_range", object=key, outcome="refused",
+                    detail="role may not edit assumptions")
+        raise AssumptionError(f"the {role} role may not edit assumptions (finance only)")
+    now = current(con).get(key)
+    if now is None:
+        raise AssumptionError(f"{key}: set a value before its range")
+    rng = validate_range(key, now.value, low, high)
+    lo, hi = rng if rng else (None, None)
+    with store.transaction(con):
+        record_history(con, actor=actor, action="recorded before edit")
+        con.execute(
+            "INSERT INTO assumptions (key, value, unit, source, updated_by, updated_on, low, high) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET low = excluded.low, high = excluded.high, "
+            "updated_by = excluded.updated_by, updated_on = excluded.updated_on",
+            [key, now.value, now.unit, None if now.is_default else now.source, actor, dt.date.today(), lo, hi])
+        record_history(con, actor=actor, action="range" if rng else "range cleared")
+        store.bump_version(con, ["assumptions", "assumption_history"])
+        store.audit(con, actor=actor, role=role, action="assumption_range", object=key, outcome="accepted",
+                    detail=json.dumps({"before": list(now.range) if now.range else None, "after": list(rng) if rng else None}))
+    return stored(con)[key]
+
+
+def ranges(used: dict[str, Assumption]) -> dict[str, tuple[float, float]]:
+    """The plausible ranges finance has set, by key (keys without a range are left out)."""
+    return {k: a.range for k, a in used.items() if a.range}
+
+
 def history(con: duckdb.DuckDBPyConnection, key: str | None = None) -> pd.DataFrame:
     """Every recorded version (newest first), optionally for one key."""
     return store.run(con, store.Query(
-        "assumption_history", "SELECT key, version, value, unit, source, updated_by, updated_at, action "
+        "assumption_history", "SELECT key, version, value, low, high, unit, source, updated_by, updated_at, action "
         "FROM assumption_history WHERE $key IS NULL OR key = $key ORDER BY key, version DESC", {"key": key}))
 
 
 def restore(con: duckdb.DuckDBPyConnection, key: str, version: int, *, actor: str, role: str) -> Assumption:
     """Make an earlier version current again (recorded as a new version, never rewriting history)."""
-    found = store.rows(con, store.Query("assumption_version", "SELECT value, source FROM assumption_history "
+    found = store.rows(con, store.Query("assumption_version", "SELECT value, source, low, high FROM assumption_history "
                                                               "WHERE key = $k AND version = $v", {"k": key, "v": int(version)}))
     row = found[0] if found else None
     if row is None:
         raise AssumptionError(f"{key} has no version {version}")
-    return set_value(con, key, row[0], actor=actor, role=role, source=row[1], action=f"restore v{version}")
+    return set_value(con, key, row[0], actor=actor, role=role, source=row[1], action=f"restore v{version}",
+                     value_range=(row[2], row[3]))
 
 
 def register(con: duckdb.DuckDBPyConnection, filters=None) -> pd.DataFrame:
@@ -209,7 +285,8 @@ def register(con: duckdb.DuckDBPyConnection, filters=None) -> pd.DataFrame:
     rows = []
     for a in current(con).values():
         rule = RULES.get(a.key)
-        rows.append({"assumption": a.key, "value": a.value, "unit": a.unit, "version": a.version,
+        rows.append({"assumption": a.key, "value": a.value, "low": a.low, "high": a.high, "unit": a.unit,
+                     "version": a.version,
                      "source": a.source, "updated_by": a.updated_by, "updated_on": a.updated_on,
                      "allowed range": f"{rule.min:g} to {rule.max:g}" if rule else "",
                      "meaning": rule.help if rule else ""})

@@ -28,6 +28,8 @@ share of the change finance credits to CX), then ``net = Σ components − progr
 References
 ----------
 Forrester, "The US Customer Experience Index" revenue model (retention, enrichment, advocacy).
+Morgan & Henrion (1990), "Uncertainty: A Guide to Dealing with Uncertainty in Quantitative Risk
+and Policy Analysis", ch. 8: Monte Carlo propagation of judgemental ranges.
 Gupta, Lehmann & Stuart (2004), "Valuing customers", J. Marketing Research 41(1): CLV as
 discounted margin × retention.
 """
@@ -150,17 +152,72 @@ _INPUT_BOUNDS = {
 }
 
 
-def simulate(inp: BridgeInputs, *, n_draws: int = 4000, seed: int = 0, alpha: float = 0.05) -> dict[str, tuple[float, float, float]]:
+DISTRIBUTIONS = ("triangular", "uniform")
+
+
+def draw_assumptions(inp: BridgeInputs, ranges: dict[str, tuple[float, float]], rng: np.random.Generator, size: int,
+                     distribution: str = "triangular") -> dict[str, np.ndarray]:
+    """Draws of each assumption of ``inp`` that has a range (low, high).
+
+    ``triangular``: low, mode = the assumption's value, high; ``uniform``: low to high. A
+    degenerate range (low = high) gives the value itself. The horizon is rounded to whole years.
+    Keys the bridge does not use are ignored.
+    """
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, not {distribution!r}")
+    out = {}
+    for key, (lo, hi) in sorted(ranges.items()):
+        if key not in inp.assumptions:
+            continue
+        mode = float(inp.assumptions[key])
+        if hi <= lo:
+            x = np.full(size, mode)
+        elif distribution == "uniform":
+            x = rng.uniform(lo, hi, size)
+        else:
+            x = rng.triangular(lo, min(max(mode, lo), hi), hi, size)
+        out[key] = np.rint(x) if key == "horizon_years" else x
+    return out
+
+
+def _components_over(inp: BridgeInputs, draws: dict[str, np.ndarray], adraws: dict[str, np.ndarray],
+                     size: int) -> dict[str, np.ndarray]:
+    """:func:`components` with drawn assumptions; draws sharing a horizon are computed together."""
+    horizons = adraws.get("horizon_years", np.full(size, float(inp.assumptions["horizon_years"])))
+    out: dict[str, np.ndarray] = {}
+    for h in np.unique(horizons):
+        idx = horizons == h
+        sub = {k: v[idx] for k, v in draws.items()}
+        a = {**inp.assumptions, **{k: v[idx] for k, v in adraws.items() if k != "horizon_years"},
+             "horizon_years": float(h)}
+        for k, v in components(replace(inp, assumptions=a), draws=sub).items():
+            out.setdefault(k, np.empty(size))[idx] = np.broadcast_to(np.asarray(v, dtype=float), (int(idx.sum()),))
+    return out
+
+
+def simulate(inp: BridgeInputs, *, n_draws: int = 4000, seed: int = 0, alpha: float = 0.05,
+             assumption_ranges: dict[str, tuple[float, float]] | None = None,
+             distribution: str = "triangular") -> dict[str, tuple[float, float, float]]:
     """Propagate input uncertainty by parametric bootstrap: (estimate, low, high) per component.
 
     Each estimated input is drawn from a normal with its standard error (clipped to its valid
-    range); assumptions are held fixed (their effect is shown by :func:`tornado`). The interval is
-    the ``alpha/2`` and ``1 − alpha/2`` percentiles of the simulated values; the point estimate is
-    the value at the input estimates (so it always lies inside a sensible interval).
+    range). Without ``assumption_ranges`` the assumptions are held fixed (their effect is shown by
+    :func:`tornado`): the interval is statistical only. With them, each assumption that has a
+    range is drawn too (:func:`draw_assumptions`, from a second generator seeded from ``seed`` so
+    the statistical draws are the same with or without ranges), jointly with the statistical
+    draws: a Monte Carlo interval of statistical *and* assumption uncertainty (Morgan & Henrion
+    1990, "Uncertainty", ch. 8; the ranges are judgements, so the interval is a judgement too).
+    The interval is the ``alpha/2`` and ``1 − alpha/2`` percentiles of the simulated values; the
+    point estimate is the value at the input estimates and the assumptions' values (so it always
+    lies inside a sensible interval).
     """
     rng = np.random.default_rng(seed)
     draws = {name: getattr(inp, name).draw(rng, n_draws, *_INPUT_BOUNDS[name]) for name in _INPUT_BOUNDS}
-    sim = components(inp, draws=draws)
+    if assumption_ranges:
+        adraws = draw_assumptions(inp, assumption_ranges, np.random.default_rng([seed, 1]), n_draws, distribution)
+        sim = _components_over(inp, draws, adraws, n_draws)
+    else:
+        sim = components(inp, draws=draws)
     point = components(inp)
     out = {}
     for k, arr in sim.items():

@@ -179,12 +179,16 @@ def methodology(results: list) -> pd.DataFrame:
 
 
 @store.memoized
-def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: float = 5.0) -> dict:
-    """Everything the Finance review page shows."""
+def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: float = 5.0,
+              assumption_ranges: bool = False, distribution: str = "triangular") -> dict:
+    """Everything the Finance review page shows (``assumption_ranges``: the bridge interval includes
+    finance's assumption ranges by Monte Carlo, :func:`cxmetrics.pnl.detractor_scenario`)."""
     from . import churn, clv, nps, pnl, representativeness
 
     try:
-        bridge_res, bridge_err = pnl.detractor_scenario(con, filters, drop_points=drop_points), ""
+        bridge_res, bridge_err = pnl.detractor_scenario(con, filters, drop_points=drop_points,
+                                                        assumption_ranges=assumption_ranges,
+                                                        distribution=distribution), ""
     except (ValueError, KeyError) as exc:
         bridge_res, bridge_err = None, str(exc)
     rep = representativeness.response_rates(con, filters)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 2  # 2: assumption_history, booked_revenue
+SCHEMA_VERSION = 3  # 2: assumption_history, booked_revenue; 3: assumption ranges (low, high)
 
 #: Columns whose values are identifiers or categories. Text here that starts like a spreadsheet
 #: formula (``=``, ``+``, ``-``, ``@``, tab, CR) is rejected on import; free text is accepted and
@@ -267,8 +267,13 @@ TABLES: dict[str, Table] = {
                 C("source", "text", max_len=500),
                 C("updated_by", "category"),
                 C("updated_on", "date"),
+                C("low", "float", min=-1e12, max=1e12, doc="low end of the plausible range (finance; optional)"),
+                C("high", "float", min=-1e12, max=1e12, doc="high end of the plausible range (finance; optional)"),
             ),
             key=("key",),
+            row_checks=(("(low IS NULL) = (high IS NULL)", "high", "give both low and high, or neither"),
+                        ("low IS NULL OR low <= value", "low", "low is above the value"),
+                        ("high IS NULL OR high >= value", "high", "high is below the value")),
         ),
     )
 }
@@ -295,7 +300,7 @@ SYSTEM_DDL = (
     """CREATE TABLE IF NOT EXISTS assumption_history (
         key VARCHAR NOT NULL, version INTEGER NOT NULL CHECK (version >= 1), value DOUBLE NOT NULL,
         unit VARCHAR, source VARCHAR, updated_by VARCHAR, updated_at TIMESTAMP NOT NULL,
-        action VARCHAR NOT NULL, PRIMARY KEY (key, version))""",
+        action VARCHAR NOT NULL, low DOUBLE, high DOUBLE, PRIMARY KEY (key, version))""",
     """CREATE TABLE IF NOT EXISTS booked_revenue (
         period DATE PRIMARY KEY, amount DOUBLE NOT NULL, entered_by VARCHAR, entered_at TIMESTAMP)""",
     """CREATE SEQUENCE IF NOT EXISTS audit_seq START 1""",

@@ -193,7 +193,13 @@ def check_version(con: duckdb.DuckDBPyConnection, p: Path | str = "") -> None:
 
 #: Migrations from version N to N+1: statements run after the (idempotent) CREATE … IF NOT EXISTS
 #: DDL. 1 → 2 added the assumption_history and booked_revenue tables, which the DDL creates.
-MIGRATIONS: dict[int, list[str]] = {1: []}
+#: 2 → 3 added the optional range (low, high) of an assumption and of its versions.
+MIGRATIONS: dict[int, list[str]] = {1: [], 2: [
+    "ALTER TABLE assumptions ADD COLUMN IF NOT EXISTS low DOUBLE",
+    "ALTER TABLE assumptions ADD COLUMN IF NOT EXISTS high DOUBLE",
+    "ALTER TABLE assumption_history ADD COLUMN IF NOT EXISTS low DOUBLE",
+    "ALTER TABLE assumption_history ADD COLUMN IF NOT EXISTS high DOUBLE",
+]}
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cxmetrics import summary, ui
+from cxmetrics import pnl, summary, ui
 from cxmetrics.charts import churn as churn_charts
 from cxmetrics.charts import nps as nps_charts
 from cxmetrics.charts import pnl as pnl_charts
@@ -35,11 +35,13 @@ with t2:
         ui.estimate_tile(data.hazard.headline[0], fmt="{:.2f}")
 with t3:
     ui.estimate_tile(data.promoter_value, fmt="{:,.0f}")
+    st.caption(pnl.crude_beside(data.promoter_value))
 with t4:
     if data.bridge is not None:
         est, lo, hi = data.bridge.net
-        st.metric("Net impact of the scenario", f"{est:,.0f} EUR")
+        st.metric("Net impact of the scenario (segment-adjusted)", f"{est:,.0f} EUR")
         st.caption(f"95% interval {lo:,.0f} to {hi:,.0f}")
+        st.caption(pnl.crude_beside(data.bridge))
 
 st.header("CX-to-P&L bridge")
 if data.bridge is None:

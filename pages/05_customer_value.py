@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cxmetrics import clv, ui
+from cxmetrics import clv, pnl, ui
 from cxmetrics.charts import churn as charts
 
 st.title("Customer value")
@@ -18,6 +18,7 @@ if data.clv.table.empty:
 c1, c2 = st.columns(2)
 with c1:
     ui.estimate_tile(data.promoter_value, fmt="{:,.0f}")
+    st.caption(pnl.crude_beside(data.promoter_value))
 with c2:
     ui.say(clv.describe(data.clv, data.promoter_value), bold=True)
 ui.chart(charts.clv_bars(data.clv), key="value_clv")

@@ -4,7 +4,7 @@ import datetime as dt
 
 import streamlit as st
 
-from cxmetrics import assumptions, finance, roles, ui
+from cxmetrics import assumptions, finance, pnl, roles, ui
 from cxmetrics.charts import nps as nps_charts
 from cxmetrics.charts import pnl as pnl_charts
 
@@ -13,7 +13,12 @@ st.caption("Take every figure apart: the assumptions behind it (and their versio
            "result is to each, how the numbers were computed, where the data came from, and whether the "
            "revenue in the store matches the books.")
 filters = ui.page_filters()
-data = ui.compute(finance.page_data, filters)
+c1, c2 = st.columns([2, 1])
+with_ranges = c1.toggle("Include assumption uncertainty in the bridge interval (Monte Carlo over finance's ranges)",
+                        key="fin_mc")
+distribution = c2.segmented_control("Draw each assumption", ("triangular", "uniform"), default="triangular",
+                                    key="fin_mc_dist") or "triangular"
+data = ui.compute(finance.page_data, filters, assumption_ranges=with_ranges, distribution=distribution)
 can_edit = roles.can(filters.scope.role, "edit_assumptions")
 
 st.header("Assumptions")
@@ -36,6 +41,21 @@ if can_edit:
                     st.success(f"{key} is now {a.value:g} {a.unit} (version {a.version}).")
                 except assumptions.AssumptionError as exc:
                     st.error(ui.md_escape(exc))
+    with st.form("fin_range"):
+        st.markdown("**Set an assumption's plausible range** (low ≤ value ≤ high; both empty clears it). The "
+                    "tornado uses it, and the bridge interval includes it when asked.")
+        c1, c2, c3 = st.columns([2, 1, 1])
+        rkey = c1.selectbox("Assumption", keys, key="fin_range_key")
+        low = c2.number_input("Low", value=None, format="%.4f", key="fin_range_low")
+        high = c3.number_input("High", value=None, format="%.4f", key="fin_range_high")
+        if st.form_submit_button("Save range"):
+            try:
+                a = ui.write_action(assumptions.set_range, rkey, low, high, actor=filters.scope.user,
+                                    role=filters.scope.role)
+                st.success(f"{rkey}: range {a.low:g} to {a.high:g} (version {a.version})." if a.range else
+                           f"{rkey}: range cleared (version {a.version}).")
+            except assumptions.AssumptionError as exc:
+                st.error(ui.md_escape(exc))
 else:
     ui.empty_state("Only the finance role changes assumptions. Switch role in the sidebar to edit.")
 
@@ -59,9 +79,15 @@ b = data["bridge"]
 if b is None:
     ui.empty_state(f"The bridge cannot be computed for this selection: {data['bridge_error']}")
 else:
-    ui.say(f"{b.description}: net impact {b.net[0]:,.0f} (95% interval {b.net[1]:,.0f} to {b.net[2]:,.0f}).", bold=True)
+    ui.say(pnl.headline(b), bold=True)
+    if pnl.crude_beside(b):
+        ui.say(pnl.crude_beside(b))
+    st.caption(b.interval_note)
+    if b.confounding_note:
+        st.warning(b.confounding_note)
     ui.chart(pnl_charts.tornado(b), key="fin_tornado",
-             caption="Each bar: the net impact when one assumption moves across its stated range, the others fixed.")
+             caption="Each bar: the net impact when one assumption moves across its range (finance's range where set, "
+                     "else the documented one), the others fixed.")
     for line in b.break_even["reading"]:
         ui.say(f"Break-even: {line}.", bullet=True)
     st.subheader("Every input of the bridge")

@@ -85,3 +85,68 @@ def test_intervals_contain_estimate_and_narrow_with_smaller_errors():
         est, lo, hi = wide[k]
         assert lo <= est <= hi
         assert tight[k][2] - tight[k][1] < (hi - lo) / 3 or hi == lo
+
+
+# --- assumption uncertainty (issue 18 item 5) -------------------------------------------------
+
+def test_degenerate_ranges_give_the_statistical_interval():
+    inp = example()
+    stat = bridge.simulate(inp, seed=3)
+    flat = {k: (v, v) for k, v in ASSUME.items()}
+    for dist in bridge.DISTRIBUTIONS:
+        mc = bridge.simulate(inp, seed=3, assumption_ranges=flat, distribution=dist)
+        for k in bridge.COMPONENTS + ("net",):
+            assert mc[k] == pytest.approx(stat[k], rel=1e-12, abs=1e-9)
+
+
+def test_a_wide_margin_range_widens_the_interval():
+    inp = example()
+    stat = bridge.simulate(inp, seed=3)["net"]
+    mc = bridge.simulate(inp, seed=3, assumption_ranges={"gross_margin": (0.1, 0.7)})["net"]
+    assert mc[2] - mc[1] > 1.5 * (stat[2] - stat[1])
+    assert mc[0] == stat[0]  # the point estimate stays at the assumptions' values
+
+
+def _fixed(inp):
+    return replace(inp, **{k: Quantity(getattr(inp, k).value) for k in bridge._INPUT_BOUNDS})
+
+
+@pytest.mark.parametrize("dist", ["uniform", "triangular"])
+def test_margin_range_alone_matches_the_analytic_quantiles(dist):
+    # no statistical error: net = 64,700 g − 9,207.5 (hand-worked above), so its quantiles are those of g:
+    # uniform(0.2, 0.6): 0.2 + 0.4 p; triangular(0.2, 0.4, 0.6): 0.2 + √(0.08 p) below the mode
+    lo_g, hi_g = ((0.2 + 0.4 * 0.025, 0.2 + 0.4 * 0.975) if dist == "uniform"
+                  else (0.2 + (0.08 * 0.025) ** 0.5, 0.6 - (0.08 * 0.025) ** 0.5))
+    mc = bridge.simulate(_fixed(example()), seed=5, n_draws=40_000, assumption_ranges={"gross_margin": (0.2, 0.6)},
+                         distribution=dist)["net"]
+    assert mc[1] == pytest.approx(64_700 * lo_g - 9_207.5, rel=0.01)
+    assert mc[2] == pytest.approx(64_700 * hi_g - 9_207.5, rel=0.01)
+
+
+def test_joint_statistical_and_assumption_draws_match_numerical_integration():
+    # enrichment = K · X · G with X ~ N(0.2, 0.02) (the share-of-wallet gain) and G ~ U(0.2, 0.6) (the margin):
+    # its CDF is (1/0.4) ∫ Φ((t/(K g) − 0.2)/0.02) dg, integrated numerically and inverted with brentq
+    from scipy.integrate import quad
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    inp = replace(_fixed(example()), sow_gain=Quantity(0.2, 0.02))
+    k = 100 * 1000 * 1.71  # moved × wallet × survival annuity of a promoter
+
+    def cdf(t):
+        return quad(lambda g: norm.cdf((t / (k * g) - 0.2) / 0.02), 0.2, 0.6)[0] / 0.4
+
+    want = [brentq(lambda t, p=p: cdf(t) - p, 1.0, 1e6) for p in (0.025, 0.975)]
+    mc = bridge.simulate(inp, seed=9, n_draws=40_000, assumption_ranges={"gross_margin": (0.2, 0.6)},
+                         distribution="uniform")["enrichment"]
+    assert mc[1] == pytest.approx(want[0], rel=0.015)
+    assert mc[2] == pytest.approx(want[1], rel=0.015)
+
+
+def test_horizon_range_is_drawn_in_whole_years():
+    inp = _fixed(example())
+    draws = bridge.draw_assumptions(inp, {"horizon_years": (1, 4)}, __import__("numpy").random.default_rng(0), 500)
+    assert set(draws["horizon_years"]) <= {1.0, 2.0, 3.0, 4.0} and len(set(draws["horizon_years"])) > 2
+    mc = bridge.simulate(inp, seed=1, assumption_ranges={"horizon_years": (1, 4)}, distribution="uniform")["net"]
+    nets = [bridge.net(inp.with_assumption("horizon_years", h)) for h in (1, 4)]
+    assert mc[1] == pytest.approx(min(nets)) and mc[2] == pytest.approx(max(nets))

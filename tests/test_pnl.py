@@ -77,3 +77,45 @@ def test_cli_pnl_initiatives(demo_db, scenario):
                           "--db", str(demo_db)], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
     assert "What the measured initiatives delivered to date: net impact" in out.stdout
+
+
+def test_initiatives_roi_divides_by_the_cost_in_scope(con):
+    from cxmetrics.filters import Scope
+
+    billing = Filters(scope=Scope(role="department", departments=("billing",), user="bo"))
+    p = pnl.initiatives_scenario(con, billing)
+    want = con.execute("SELECT sum(cost) FROM initiatives WHERE department = 'billing'").fetchone()[0]
+    everyone = con.execute("SELECT sum(cost) FROM initiatives").fetchone()[0]
+    assert p.cost == pytest.approx(want) and want < everyone
+    assert p.roi == pytest.approx(p.net[0] / want)
+
+
+def test_initiatives_scenario_applies_the_attribution_share(writable_db):
+    nets = {}
+    for share in (1.0, 0.25):
+        with store.connect(str(writable_db), read_only=False) as con:
+            assumptions.set_value(con, "attribution_share", share, actor="test", role="finance")
+        with store.connect(str(writable_db)) as con:
+            nets[share] = pnl.initiatives_scenario(con, Filters())
+    full, part = (nets[s].components.set_index("component") for s in (1.0, 0.25))
+    money = [c for c in full.index if c != "programme_cost"]
+    assert money
+    for col in ("estimate", "ci_low", "ci_high"):
+        assert part.loc[money, col].to_numpy() == pytest.approx(0.25 * full.loc[money, col].to_numpy())
+    cost = nets[1.0].cost
+    assert nets[0.25].net[0] == pytest.approx(0.25 * (nets[1.0].net[0] + cost) - cost)
+    assert "share" in nets[0.25].method
+
+
+def test_detractor_scenario_roi_divides_by_the_initiatives_in_scope(con):
+    from cxmetrics.filters import Scope
+
+    for deps in (("billing",), ("billing", "digital")):
+        f = Filters(scope=Scope(role="analyst", departments=deps, user="fin"))
+        want = con.execute("SELECT sum(cost) FROM initiatives WHERE list_contains(?, department)", [list(deps)]).fetchone()[0]
+        assert pnl.scoped_programme_cost(con, f) == pytest.approx(want)
+    assert pnl.scoped_programme_cost(con, Filters()) == pytest.approx(
+        con.execute("SELECT sum(cost) FROM initiatives").fetchone()[0])
+    p = pnl.detractor_scenario(con, Filters(), draws=200)
+    assert p.cost == pytest.approx(pnl.scoped_programme_cost(con, Filters()))
+    assert p.roi == pytest.approx(p.net[0] / p.cost)
