@@ -6,8 +6,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
+from unittest import mock
 
 import duckdb
 import pytest
@@ -78,41 +80,64 @@ def test_query_results_are_capped(con, monkeypatch):
 
 
 HOLDER = textwrap.dedent("""
-    import sys, time, duckdb
+    import sys, duckdb
     con = duckdb.connect(sys.argv[1])
     con.execute("BEGIN TRANSACTION")
     con.execute("UPDATE meta SET value = value WHERE key = 'data_version'")
     print("locked", flush=True)
-    time.sleep(float(sys.argv[2]))
+    sys.stdin.readline()  # hold the lock until told to let go (or killed): no timing involved
     con.execute("COMMIT")
     con.close()
 """)
 
 
-def _hold_lock(path, seconds: float) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+def _hold_lock(path) -> subprocess.Popen:
+    """A second process holding the store's write lock until ``_release`` (or kill)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
     return proc
+
+
+def _release(proc: subprocess.Popen) -> None:
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
 
 
 def test_reader_waits_for_a_writer_in_another_process(small_db, tmp_path):
     """While another process (an import) holds the file, the app's reads wait, then succeed."""
     path = tmp_path / "locked.duckdb"
     shutil.copy(small_db, path)
-    proc = _hold_lock(path, 2.0)
+    proc = _hold_lock(path)
+    waits, done, seen = [], threading.Event(), {}
+    real_sleep = time.sleep
+
+    def read():
+        try:
+            with store.connect(str(path), timeout=600) as con:
+                seen["customers"] = con.execute("SELECT count(*) FROM customers").fetchone()[0]
+        finally:
+            done.set()
+
     try:
-        t0 = time.monotonic()
-        with store.connect(str(path), timeout=30) as con:
-            assert con.execute("SELECT count(*) FROM customers").fetchone()[0] == 300
-        assert time.monotonic() - t0 > 0.5  # it really waited for the lock
+        with mock.patch.object(store.time, "sleep", lambda s: (waits.append(s), real_sleep(s))):
+            reader = threading.Thread(target=read)
+            reader.start()
+            while not waits and not done.is_set():  # until the reader has met the lock and backed off
+                real_sleep(0.01)
+            assert not done.is_set() and waits  # it did not get in while the writer held the file
+            _release(proc)
+            reader.join(timeout=600)
+        assert seen.get("customers") == 300  # … and read once the writer let go
     finally:
+        proc.kill()
         proc.wait(timeout=30)
 
 
 def test_busy_store_gives_a_one_line_reason(small_db, tmp_path):
     path = tmp_path / "busy.duckdb"
     shutil.copy(small_db, path)
-    proc = _hold_lock(path, 5.0)
+    proc = _hold_lock(path)
     try:
         with pytest.raises(store.StoreBusy, match="locked by another process"):
             with store.connect(str(path), timeout=0.3):
@@ -133,7 +158,7 @@ SLOW_VALIDATION = textwrap.dedent("""
     real = importer._validate
     def slow(*args, **kwargs):
         print("validating", flush=True)
-        time.sleep(4)
+        sys.stdin.readline()  # validation goes on when the test says so: no timing involved
         return real(*args, **kwargs)
     importer._validate = slow
     rep = importer.import_file(sys.argv[2], "survey_responses", db=sys.argv[1])
@@ -148,14 +173,14 @@ def test_readers_are_not_blocked_while_an_import_parses_and_validates(small_db, 
     shutil.copy(small_db, path)
     csv = tmp_path / "r.csv"
     csv.write_text("response_id,customer_id,responded_on,survey,nps\nSRV1,C0000001,2024-01-01,relationship,9\n")
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_VALIDATION, str(path), str(csv)],
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_VALIDATION, str(path), str(csv)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
     try:
         assert proc.stdout.readline().strip() == "validating"
-        for _ in range(5):
+        for _ in range(5):  # the import is inside its validation now, holding the store read-only
             with store.connect(str(path), timeout=0.2) as con:  # would raise StoreBusy if blocked
                 assert con.execute("SELECT count(*) FROM customers").fetchone()[0] == 300
-            time.sleep(0.3)
+        _release(proc)
         assert proc.stdout.readline().strip() == "imported 1"
     finally:
         proc.wait(timeout=60)
