@@ -290,8 +290,9 @@ def _cox(con, filters: Filters, L: dt.date, sample: int, alpha: float) -> list[d
 
 
 def survival_curves(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark: dt.date | None = None,
-                    alpha: float = 0.05) -> Result:
-    """Kaplan–Meier survival by NPS group from the landmark (monthly steps) with 95% bands."""
+                    alpha: float = 0.05, transform: str = "log-log") -> Result:
+    """Kaplan–Meier survival by NPS group from the landmark (monthly steps) with pointwise bands
+    (Greenwood's variance on the ``transform`` scale, see :func:`greenwood_band`)."""
     import statsmodels.api as sm
 
     L = landmark or default_landmark(con, filters)
@@ -303,27 +304,70 @@ def survival_curves(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmar
     for g, d in df.groupby("nps_group"):
         sf = sm.SurvfuncRight(d["month"].to_numpy(float), d["event"].astype(int).to_numpy(),
                               freq_weights=d["n"].to_numpy(float))
-        lo, hi = _pointwise(sf, alpha)
+        s, se, lo, hi = greenwood_band(sf.n_risk, sf.n_events, alpha, transform)
         parts.append(pd.DataFrame({"nps_group": g, "month": np.r_[0, sf.surv_times],
-                                   "survival": np.r_[1.0, sf.surv_prob], "ci_low": np.r_[1.0, lo],
-                                   "ci_high": np.r_[1.0, hi], "at_risk": np.r_[d["n"].sum(), sf.n_risk]}))
+                                   "survival": np.r_[1.0, sf.surv_prob], "se": np.r_[0.0, se],
+                                   "ci_low": np.r_[1.0, lo], "ci_high": np.r_[1.0, hi],
+                                   "at_risk": np.r_[d["n"].sum(), sf.n_risk]}))
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return Result("survival", "Survival by NPS group (Kaplan–Meier)", table,
-                  method=f"Kaplan–Meier from {L} in months, pointwise 95% band (Greenwood, log-log).",
+                  method=f"Kaplan–Meier from {L} in months; pointwise {1 - alpha:.0%} band from Greenwood's variance "
+                         f"on the {transform} scale.",
                   reference=REFERENCE, filters=filters.describe(), alpha=alpha, queries=(q,),
                   extra={"tables": ("customers", "survey_responses", "churn_events"), "landmark": str(L)})
 
 
-def _pointwise(sf, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """Log-log transformed pointwise interval from the Greenwood standard error."""
-    s, se = sf.surv_prob, sf.surv_prob_se
+KM_TRANSFORMS = ("log-log", "log", "plain")
+
+
+def greenwood_band(n_risk, n_events, alpha: float = 0.05, transform: str = "log-log"
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Kaplan–Meier estimate and pointwise ``1 - alpha`` band from risk-set sizes and event counts.
+
+    S(t) = Π (1 − d_j / n_j) and Greenwood's variance of log S: V(t) = Σ d_j / (n_j (n_j − d_j))
+    (Kalbfleisch & Prentice 2002, eq. 1.11). The band is built on a transformed scale:
+
+    * ``"log-log"`` (default; Kalbfleisch & Prentice 2002 §1.3): S^exp(±z·√V / log S), inside (0, 1);
+    * ``"log"``: S·exp(±z·√V), capped at 1;
+    * ``"plain"``: S ± z·S·√V (Greenwood's SE of S), clipped to [0, 1].
+
+    Counts may be frequency-weighted sums. Greenwood is computed here rather than taken from
+    statsmodels: with ``freq_weights`` ``SurvfuncRight.surv_prob_se`` is Tsiatis' SE of −log S (not
+    of S), which used as an SE of S gave bands too wide by 1/S(t).
+
+    Returns S, Greenwood's SE of S, lower and upper bounds; at a time where everyone left has
+    the event (S = 0) the band is [0, 0].
+
+    Examples
+    --------
+    A hand-worked case: 10 at risk, 2 events; then 8 at risk (no censoring), 4 events.
+    S = 0.8 then 0.4; V = 2/(10·8) = 0.025, then + 4/(8·4) = 0.15; SE(S) = 0.4·√0.15 = 0.155.
+
+    >>> s, se, lo, hi = greenwood_band([10, 8], [2, 4], transform="plain")
+    >>> [round(v, 3) for v in (*s, *se)]
+    [0.8, 0.4, 0.126, 0.155]
+    """
+    if transform not in KM_TRANSFORMS:
+        raise ValueError(f"transform must be one of {', '.join(KM_TRANSFORMS)}")
+    n = np.asarray(n_risk, float)
+    d = np.asarray(n_events, float)
     z = norm.ppf(1 - alpha / 2)
+    s = np.cumprod(1 - d / n)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ll = np.log(-np.log(s))
-        se_ll = se / (s * np.abs(np.log(s)))
-        lo = np.exp(-np.exp(ll + z * se_ll))
-        hi = np.exp(-np.exp(ll - z * se_ll))
-    return np.where(np.isfinite(lo), lo, s), np.where(np.isfinite(hi), hi, s)
+        v = np.cumsum(np.where(n > d, d / (n * (n - d)), np.inf))
+        se = s * np.sqrt(v)
+        if transform == "plain":
+            lo, hi = s - z * se, s + z * se
+        elif transform == "log":
+            lo, hi = s * np.exp(-z * np.sqrt(v)), s * np.exp(z * np.sqrt(v))
+        else:
+            w = z * np.sqrt(v) / np.log(s)
+            lo, hi = s ** np.exp(-w), s ** np.exp(w)
+    zero = s <= 0
+    lo = np.where(zero, 0.0, np.where(np.isfinite(lo), lo, s))
+    hi = np.where(zero, 0.0, np.where(np.isfinite(hi), hi, s))
+    # no event yet (V = 0): the band is the point
+    return s, np.where(zero, 0.0, se), np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
 
 
 def churn_rate_by_period(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Result:
