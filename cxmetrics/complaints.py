@@ -7,7 +7,7 @@
   at the data end date (not dropped, which would understate resolution times); median and 90th
   percentile from the KM curve.
 * Escalation rate and callbacks: shares with Wilson 95% CIs.
-* Churn uplift: Poisson (piecewise-exponential) hazard ratios of churn after the landmark for
+* Churn uplift: Poisson (constant-hazard exponential) hazard ratios of churn after the landmark for
   customers whose complaints before the landmark were resolved, escalated or still open, vs
   customers without complaints, adjusted for NPS group, segment and tenure (landmark design of
   :mod:`cxmetrics.churn`).

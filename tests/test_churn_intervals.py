@@ -4,7 +4,11 @@ External references: lifelines' ``KaplanMeierFitter`` (an independent Kaplan–M
 Greenwood's variance and the log-log band) and a Greenwood example worked by hand below.
 """
 
+import datetime as dt
+import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -70,3 +74,78 @@ def test_survival_curves_bands_match_lifelines_on_the_demo(con):
         assert mine["survival"].to_numpy() == pytest.approx(km.survival_function_.loc[mine.index].iloc[:, 0].to_numpy())
         assert mine["ci_low"].to_numpy() == pytest.approx(ci.iloc[:, 0].to_numpy(), abs=1e-9)
         assert mine["ci_high"].to_numpy() == pytest.approx(ci.iloc[:, 1].to_numpy(), abs=1e-9)
+
+
+# ------------------------------------------------ item 11: churn windows
+def _active_churned(con, L: dt.date, end: dt.date) -> tuple[int, int]:
+    """Independent count: contractual customers with a relationship NPS before L, active at L,
+    and how many of them churned from L to ``end``."""
+    return con.execute("""
+        WITH g AS (SELECT DISTINCT customer_id FROM survey_responses
+                   WHERE survey = 'relationship' AND nps IS NOT NULL AND responded_on < $L)
+        SELECT count(*), count(*) FILTER (WHERE ce.churned_on <= $E)
+        FROM customers c JOIN g USING (customer_id) LEFT JOIN churn_events ce USING (customer_id)
+        WHERE c.contract = 'contractual' AND c.acquired_on <= $L AND (ce.churned_on IS NULL OR ce.churned_on >= $L)
+    """, {"L": L, "E": end}).fetchone()
+
+
+def test_churn_is_labelled_by_the_follow_up_it_has(con):
+    end = con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
+    L = dt.date(2026, 3, 1)
+    res = churn.churn_by(con, Filters(), landmark=L)
+    months = (end - L).days / churn.MONTH_DAYS
+    assert "12-month" not in res.label and res.label.startswith(f"{round(months)}-month churn")
+    assert res.extra["window_months"] == pytest.approx(months)
+    assert any("not 12-month" in w for w in res.warnings)
+    n, k = _active_churned(con, L, end)
+    assert res.table["customers"].sum() == n and res.table["churned"].sum() == k
+    # a full year of follow-up keeps the 12-month label and counts churn before L + 12 months only
+    L12 = dt.date(2024, 10, 16)
+    full = churn.churn_by(con, Filters(), landmark=L12)
+    assert full.label.startswith("12-month churn") and not full.warnings
+    n, k = _active_churned(con, L12, dt.date(2025, 10, 15))
+    assert full.table["churned"].sum() == k
+    # too little follow-up: refused with a reason
+    short = churn.churn_by(con, Filters(), landmark=end - dt.timedelta(days=10))
+    assert short.table.empty and "not reported" in short.warnings[0]
+
+
+def test_cli_churn_with_a_late_landmark_says_its_window(demo_db):
+    out = subprocess.run([sys.executable, "-m", "cxmetrics", "metrics", "churn", "--landmark", "2026-03-01",
+                          "--json", "--db", str(demo_db)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["label"].startswith("7-month churn") and "7-month window" in res["method"]
+    shown = json.dumps({k: v for k, v in res.items() if k not in ("warnings", "queries")})
+    assert "12-month" not in shown and "12 months" not in shown
+
+
+def test_default_landmark_comes_from_the_data_not_today():
+    import duckdb
+
+    mem = duckdb.connect()
+    mem.execute("CREATE TABLE survey_responses (responded_on DATE, survey VARCHAR)")
+    mem.execute("CREATE TABLE transactions (occurred_on DATE)")
+    mem.execute("CREATE TABLE churn_events (churned_on DATE)")
+    mem.execute("INSERT INTO transactions VALUES ('2018-06-01'), ('2020-03-31')")
+    # no survey: 12 months before the end of the data
+    assert churn.default_landmark(mem, Filters()) == dt.date(2019, 3, 31)
+    # a year after the first response would leave 9 months: moved back to keep 12
+    mem.execute("INSERT INTO survey_responses VALUES ('2018-07-01', 'relationship')")
+    assert churn.default_landmark(mem, Filters()) == dt.date(2019, 3, 31)
+    # never before the day after the first response
+    mem.execute("DELETE FROM transactions WHERE occurred_on > '2019-01-01'")
+    mem.execute("INSERT INTO churn_events VALUES ('2019-02-01')")
+    assert churn.default_landmark(mem, Filters()) == dt.date(2018, 7, 2)
+
+
+# ------------------------------------------------ cohort retention intervals (item 13)
+def test_cohort_retention_has_wilson_intervals(con):
+    from statsmodels.stats.proportion import proportion_confint
+
+    t = churn.cohort_retention(con, Filters()).table
+    assert len(t) > 10 and "Wilson" in churn.cohort_retention(con, Filters()).method
+    still = (t["retained"] * t["customers"]).round()
+    lo, hi = proportion_confint(still, t["customers"], alpha=0.05, method="wilson")
+    assert t["ci_low"].to_numpy() == pytest.approx(np.asarray(lo)) and t["ci_high"].to_numpy() == pytest.approx(np.asarray(hi))
+    assert ((t["ci_low"] <= t["retained"]) & (t["retained"] <= t["ci_high"])).all()
