@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cxmetrics import churn, store
@@ -149,3 +150,95 @@ def test_cohort_retention_has_wilson_intervals(con):
     lo, hi = proportion_confint(still, t["customers"], alpha=0.05, method="wilson")
     assert t["ci_low"].to_numpy() == pytest.approx(np.asarray(lo)) and t["ci_high"].to_numpy() == pytest.approx(np.asarray(hi))
     assert ((t["ci_low"] <= t["retained"]) & (t["retained"] <= t["ci_high"])).all()
+
+
+# ------------------------------------------------ item 12: robustness on real data
+def test_a_group_without_churn_is_not_estimable_and_the_rest_is_kept(writable_db):
+    L = dt.date(2024, 10, 17)  # not the summaries' landmark: the raw tables are read
+    with store.connect(str(writable_db), read_only=False) as w:
+        q = churn.raw_base(Filters(), L, "SELECT customer_id FROM b WHERE nps_group = 'passive'", "passives")
+        ids = [r[0] for r in w.execute(q.sql, q.params).fetchall()]
+        w.execute("DELETE FROM churn_events WHERE list_contains($ids, customer_id)", {"ids": ids})
+    with store.connect(str(writable_db)) as c:
+        res = churn.hazard_ratios(c, Filters(), landmark=L)
+    t = res.table.set_index(["group", "measure", "model"])
+    passive = t.xs("passive", level="group")
+    assert passive["ratio"].isna().all() and passive["note"].str.contains("no churn among passives").all()
+    det = t.xs("detractor", level="group")
+    assert det["ratio"].notna().all() and (det["ratio"] > 1).all()
+    assert res.headline and res.headline[0].estimate > 1
+    assert any("not estimable" in w for w in res.warnings)
+
+
+def _telco_frames(seed: int = 3, n: int = 800) -> dict[str, pd.DataFrame]:
+    """A telco-like company: contractual customers, CSAT 1–5 only (no NPS, no transactions), and
+    one quarter of churn after 2019-07-02, more likely at low satisfaction."""
+    rng = np.random.default_rng(seed)
+    ids = [f"T{i:04d}" for i in range(n)]
+    acquired = pd.Timestamp("2016-01-01") + pd.to_timedelta(rng.integers(0, 1200, n), unit="D")
+    customers = pd.DataFrame({"customer_id": ids, "segment": rng.choice(["consumer", "smb"], n),
+                              "region": rng.choice(["north", "south"], n), "acquired_on": acquired.date,
+                              "contract": "contractual"})
+    csat = rng.integers(1, 6, n)
+    answered = pd.Timestamp("2019-04-01") + pd.to_timedelta(rng.integers(0, 90, n), unit="D")
+    responses = pd.DataFrame({"response_id": [f"R{i:04d}" for i in range(n)], "customer_id": ids,
+                              "responded_on": answered.date, "survey": "relationship", "csat": csat})
+    churned = rng.random(n) < np.array([0.0, 0.5, 0.35, 0.25, 0.15, 0.08])[csat]
+    churned_on = pd.Timestamp("2019-07-02") + pd.to_timedelta(rng.integers(0, 91, n), unit="D")
+    events = pd.DataFrame({"customer_id": np.array(ids)[churned], "churned_on": churned_on[churned].date,
+                           "reason": "moved", "voluntary": True})
+    return {"customers": customers, "survey_responses": responses, "churn_events": events}
+
+
+@pytest.fixture(scope="module")
+def telco_db(tmp_path_factory):
+    from cxmetrics import importer
+
+    folder = tmp_path_factory.mktemp("telco")
+    db = folder / "telco.duckdb"
+    r = subprocess.run([sys.executable, "-m", "cxmetrics", "init", "--db", str(db)], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    frames = _telco_frames()
+    for name in ("customers", "churn_events", "survey_responses"):
+        path = folder / f"{name}.csv"
+        frames[name].to_csv(path, index=False)
+        importer.import_file(path, name, db=str(db), actor="test")
+    return db, frames
+
+
+def test_telco_churn_by_csat_is_the_share_active_at_the_landmark_who_churned(telco_db):
+    db, f = telco_db
+    out = subprocess.run([sys.executable, "-m", "cxmetrics", "metrics", "churn", "--by", "csat", "--landmark",
+                          "2019-07-02", "--json", "--db", str(db)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["label"].startswith("3-month churn by csat")
+    rows = pd.DataFrame(res["rows"]).set_index("csat")
+    # independent: every customer is active at the landmark (churn comes after it) and answered before it
+    L = pd.Timestamp("2019-07-02").date()
+    active = f["customers"][f["customers"]["acquired_on"] <= L]
+    per = active.merge(f["survey_responses"][["customer_id", "csat"]], on="customer_id")
+    per["churned"] = per["customer_id"].isin(f["churn_events"]["customer_id"])
+    want = per.groupby(per["csat"].astype(str))["churned"].agg(["size", "sum"])
+    assert rows["customers"].to_dict() == want["size"].to_dict()
+    assert rows["churned"].to_dict() == want["sum"].to_dict()
+    assert rows.loc["1", "churn_rate_pct"] > rows.loc["5", "churn_rate_pct"]
+    share = 100 * per["churned"].mean()
+    assert 15 < share < 35  # about a quarter churns
+
+
+def test_telco_store_without_transactions_has_curves_and_cohorts(telco_db):
+    db, f = telco_db
+    with store.connect(str(db), read_only=False) as w:  # the same store with NPS answers added
+        w.execute("UPDATE survey_responses SET nps = CASE csat WHEN 5 THEN 9 WHEN 4 THEN 8 ELSE 3 END")
+    try:
+        with store.connect(str(db)) as c:
+            km = churn.survival_curves(c, Filters(), landmark=dt.date(2019, 7, 2))
+            assert set(km.table["nps_group"]) == {"promoter", "passive", "detractor"}
+            assert km.table["survival"].min() < 1
+            coh = churn.cohort_retention(c, Filters())
+            assert len(coh.table) and coh.table["ci_low"].notna().all()
+    finally:
+        with store.connect(str(db), read_only=False) as w:
+            w.execute("UPDATE survey_responses SET nps = NULL")
