@@ -510,9 +510,9 @@ def describe_hazard(res: Result) -> str:
 
 
 def register_cli(sub, parents) -> None:
-    p = sub.add_parser("churn", parents=parents, help="12-month churn by a grouping, with hazard ratios")
+    p = sub.add_parser("churn", parents=parents, help="churn within 12 months of a landmark (or the follow-up the data have) by a grouping, with hazard ratios")
     p.add_argument("--by", choices=sorted(GROUPINGS), default="nps_group")
-    p.add_argument("--landmark", type=dt.date.fromisoformat, help="landmark date (default: a year into the data)")
+    p.add_argument("--landmark", type=dt.date.fromisoformat, help="landmark date (default: from the data's dates, see default_landmark)")
     p.set_defaults(func=_cli)
 
 
