@@ -312,7 +312,7 @@ def _ratio_row(group: str, measure: str, model: str, b: float, se: float, p: flo
     row = {"group": group, "vs": "promoter", "measure": measure, "model": model}
     reason = None
     if zero:
-        reason = f"no churn among {' or '.join(sorted(g + 's' for g in zero))}"
+        reason = f"no churn in the {' or '.join(sorted(zero))} group"
     elif not (np.isfinite(b) and np.isfinite(se)) or abs(b) + z * se > 700:
         reason = "the fit did not converge to a finite ratio"
     if reason:

@@ -17,6 +17,21 @@ import pytest
 from cxmetrics import churn, store
 from cxmetrics.filters import Filters
 
+#: The landmark base written independently of the library: contractual customers active at L with
+#: a relationship NPS answer before it, followed to their churn or the last transaction.
+_LANDMARK_BASE = """
+WITH e AS (SELECT max(occurred_on) AS E FROM transactions),
+g AS (SELECT customer_id, arg_max(nps, responded_on) AS nps FROM survey_responses
+      WHERE survey = 'relationship' AND nps IS NOT NULL AND responded_on < $L GROUP BY 1),
+b AS (
+    SELECT c.customer_id,
+           CASE WHEN g.nps >= 9 THEN 'promoter' WHEN g.nps >= 7 THEN 'passive' ELSE 'detractor' END AS nps_group,
+           coalesce(ce.churned_on <= e.E, false) AS event,
+           greatest(date_diff('day', $L::DATE, least(coalesce(ce.churned_on, e.E), e.E)), 0.5) AS days
+    FROM customers c JOIN g USING (customer_id) LEFT JOIN churn_events ce USING (customer_id), e
+    WHERE c.contract = 'contractual' AND c.acquired_on <= $L AND (ce.churned_on IS NULL OR ce.churned_on >= $L))
+"""
+
 
 # ------------------------------------------------ item 6: Kaplan–Meier bands
 def test_greenwood_by_hand():
@@ -64,10 +79,9 @@ def test_survival_curves_bands_match_lifelines_on_the_demo(con):
     L = churn.default_landmark(con, f)
     res = churn.survival_curves(con, f, landmark=L)
     assert "log-log" in res.method and "Greenwood" in res.method
-    q = churn.raw_base(f, L, "SELECT nps_group, ceil(days / $month) AS month, event, count(*) AS n "
-                             "FROM b GROUP BY ALL", "km_check")
-    q.params["month"] = churn.MONTH_DAYS
-    counts = store.run(con, q)
+    counts = con.execute(_LANDMARK_BASE + """
+        SELECT nps_group, ceil(days / $month) AS month, event, count(*) AS n FROM b GROUP BY ALL""",
+                         {"L": L, "month": churn.MONTH_DAYS}).df()
     for g, d in counts.groupby("nps_group"):
         km = KaplanMeierFitter().fit(d["month"], d["event"], weights=d["n"])
         mine = res.table[(res.table["nps_group"] == g) & (res.table["month"] > 0)].set_index("month")
@@ -156,14 +170,14 @@ def test_cohort_retention_has_wilson_intervals(con):
 def test_a_group_without_churn_is_not_estimable_and_the_rest_is_kept(writable_db):
     L = dt.date(2024, 10, 17)  # not the summaries' landmark: the raw tables are read
     with store.connect(str(writable_db), read_only=False) as w:
-        q = churn.raw_base(Filters(), L, "SELECT customer_id FROM b WHERE nps_group = 'passive'", "passives")
-        ids = [r[0] for r in w.execute(q.sql, q.params).fetchall()]
+        ids = [r[0] for r in w.execute(_LANDMARK_BASE + "SELECT customer_id FROM b WHERE nps_group = 'passive'",
+                                       {"L": L}).fetchall()]
         w.execute("DELETE FROM churn_events WHERE list_contains($ids, customer_id)", {"ids": ids})
     with store.connect(str(writable_db)) as c:
         res = churn.hazard_ratios(c, Filters(), landmark=L)
     t = res.table.set_index(["group", "measure", "model"])
     passive = t.xs("passive", level="group")
-    assert passive["ratio"].isna().all() and passive["note"].str.contains("no churn among passives").all()
+    assert passive["ratio"].isna().all() and passive["note"].str.contains("no churn in the passive group").all()
     det = t.xs("detractor", level="group")
     assert det["ratio"].notna().all() and (det["ratio"] > 1).all()
     assert res.headline and res.headline[0].estimate > 1
@@ -242,3 +256,25 @@ def test_telco_store_without_transactions_has_curves_and_cohorts(telco_db):
     finally:
         with store.connect(str(db), read_only=False) as w:
             w.execute("UPDATE survey_responses SET nps = NULL")
+
+
+def test_complaint_churn_uplift_without_churn_in_a_state_is_not_estimable(writable_db):
+    from cxmetrics import complaints
+
+    with store.connect(str(writable_db)) as c:
+        L = churn.default_landmark(c, Filters())
+        before = complaints.churn_uplift(c, Filters()).table
+    assert {"escalated", "resolved"} <= set(before["complaint_history"])
+    with store.connect(str(writable_db), read_only=False) as w:
+        # no customer with an escalated, resolved complaint before the landmark churns
+        w.execute("""DELETE FROM churn_events WHERE customer_id IN (
+                         SELECT customer_id FROM complaints WHERE opened_on < $L AND escalated GROUP BY 1)""",
+                  {"L": L})
+    with store.connect(str(writable_db)) as c:
+        # an end date: the landmark base is read from the raw tables, not the (now stale) summary
+        end = c.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
+        res = complaints.churn_uplift(c, Filters(date_to=end))
+    t = res.table.set_index("complaint_history")
+    assert math.isnan(t.loc["escalated", "hazard_ratio"]) and "no churn" in t.loc["escalated", "note"]
+    assert t.drop(index="escalated")["hazard_ratio"].notna().all()
+    assert any("not estimable" in w for w in res.warnings)
