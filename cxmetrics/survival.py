@@ -39,7 +39,7 @@ def wilson(k: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     # exact at the boundary (k = 0 or k = n), where rounding would leave the point just outside
-    return (0.0 if k <= 0 else max(centre - half, 0.0)), (1.0 if k >= n else min(centre + half, 1.0))
+    return (0.0 if k <= 0 else float(max(centre - half, 0.0))), (1.0 if k >= n else float(min(centre + half, 1.0)))
 
 
 def churn_window(landmark: dt.date, end: dt.date | None) -> tuple[float, dt.date | None]:
@@ -90,7 +90,7 @@ def greenwood_band(n_risk, n_events, alpha: float = 0.05, transform: str = "log-
     S = 0.8 then 0.4; V = 2/(10·8) = 0.025, then + 4/(8·4) = 0.15; SE(S) = 0.4·√0.15 = 0.155.
 
     >>> s, se, lo, hi = greenwood_band([10, 8], [2, 4], transform="plain")
-    >>> [round(v, 3) for v in (*s, *se)]
+    >>> [round(float(v), 3) for v in (*s, *se)]
     [0.8, 0.4, 0.126, 0.155]
     """
     if transform not in KM_TRANSFORMS:
