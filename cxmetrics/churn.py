@@ -55,6 +55,9 @@ GROUPINGS = {
     "region": "b.region",
     "complaint_history": "b.complaint_history",
 }
+#: How each grouping is named in labels.
+GROUPING_LABELS = {"nps_group": "NPS group", "csat": "CSAT", "segment": "segment", "region": "region",
+                   "complaint_history": "complaint history"}
 REFERENCE = ("Holford (1980); Laird & Olivier (1981) Poisson models for survival rates; Cox (1972); "
              "Kaplan & Meier (1958); Greenwood (1926) and Kalbfleisch & Prentice (2002) §1.3 for the band; "
              "Wilson (1927).")
@@ -216,7 +219,7 @@ def churn_by(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str = "nps
              "window_months": months, "window_end": str(last) if last else None}
     if last is None or (last - L).days < MIN_FOLLOW_UP_DAYS:
         days = (end - L).days if end is not None else 0
-        return Result("churn", f"Churn by {by.replace('_', ' ')}", pd.DataFrame(), filters=filters.describe(),
+        return Result("churn", f"Churn by {GROUPING_LABELS[by]}", pd.DataFrame(), filters=filters.describe(),
                       alpha=alpha, queries=(q,), extra=extra,
                       warnings=(f"Only {max(days, 0)} days of data after the landmark {L} (at least "
                                 f"{MIN_FOLLOW_UP_DAYS} needed): churn not reported. Choose an earlier landmark.",))
@@ -228,8 +231,8 @@ def churn_by(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str = "nps
                           "small_sample": df["customers"] < filters.min_n})
     warnings = () if months >= 12 else (
         f"The data end {end}, {months:.1f} months after the landmark: this is {label} churn, not 12-month.",)
-    return Result("churn", f"{label} churn by {by.replace('_', ' ')}", table,
-                  method=f"Share of {base} who churned from {L} to {last} ({label} window; {by.replace('_', ' ')} "
+    return Result("churn", f"{label} churn by {GROUPING_LABELS[by]}", table,
+                  method=f"Share of {base} who churned from {L} to {last} ({label} window; {GROUPING_LABELS[by]} "
                          f"from data before {L}); Wilson {1 - alpha:.0%} CI.",
                   reference=REFERENCE, filters=filters.describe(), alpha=alpha, queries=(q,), warnings=warnings,
                   extra=extra)

@@ -227,7 +227,7 @@ def test_telco_churn_by_csat_is_the_share_active_at_the_landmark_who_churned(tel
                           "2019-07-02", "--json", "--db", str(db)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
-    assert res["label"].startswith("3-month churn by csat")
+    assert res["label"].startswith("3-month churn by CSAT")
     rows = pd.DataFrame(res["rows"]).set_index("csat")
     # independent: every customer is active at the landmark (churn comes after it) and answered before it
     L = pd.Timestamp("2019-07-02").date()
