@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxmetrics import churn, store
+from cxmetrics import churn, retention, store
 from cxmetrics.filters import Filters
 
 #: The landmark base written independently of the library: contractual customers active at L with
@@ -158,8 +158,8 @@ def test_default_landmark_comes_from_the_data_not_today():
 def test_cohort_retention_has_wilson_intervals(con):
     from statsmodels.stats.proportion import proportion_confint
 
-    t = churn.cohort_retention(con, Filters()).table
-    assert len(t) > 10 and "Wilson" in churn.cohort_retention(con, Filters()).method
+    t = retention.cohort_retention(con, Filters()).table
+    assert len(t) > 10 and "Wilson" in retention.cohort_retention(con, Filters()).method
     still = (t["retained"] * t["customers"]).round()
     lo, hi = proportion_confint(still, t["customers"], alpha=0.05, method="wilson")
     assert t["ci_low"].to_numpy() == pytest.approx(np.asarray(lo)) and t["ci_high"].to_numpy() == pytest.approx(np.asarray(hi))
@@ -251,7 +251,7 @@ def test_telco_store_without_transactions_has_curves_and_cohorts(telco_db):
             km = churn.survival_curves(c, Filters(), landmark=dt.date(2019, 7, 2))
             assert set(km.table["nps_group"]) == {"promoter", "passive", "detractor"}
             assert km.table["survival"].min() < 1
-            coh = churn.cohort_retention(c, Filters())
+            coh = retention.cohort_retention(c, Filters())
             assert len(coh.table) and coh.table["ci_low"].notna().all()
     finally:
         with store.connect(str(db), read_only=False) as w:
