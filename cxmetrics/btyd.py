@@ -283,7 +283,9 @@ def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_
                   filters=filters.describe(), assumptions=assumptions.cite({k: used[k] for k in ("gross_margin", "discount_rate")}),
                   queries=(q,), extra={"tables": ("transactions", "customers"),
                                        "bgnbd": bg.params() | {"ll": bg.log_likelihood},
-                                       "gamma_gamma": gg.params() | {"ll": gg.log_likelihood}, "summary": summary})
+                                       "gamma_gamma": gg.params() | {"ll": gg.log_likelihood}, "summary": summary,
+                                       "assumptions_used": {"horizon_weeks": horizon_weeks, "margin": gm,
+                                                            "discount": d}})
 
 
 def default_fit(con) -> dict | None:

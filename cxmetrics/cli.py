@@ -21,7 +21,7 @@ from .output import CLIError, emit, estimate_text, filters_from_args, table_text
 from .results import DEFAULT_MIN_N
 
 #: Modules that add `metrics <name>` sub-commands.
-METRIC_MODULES: list[str] = ["cxmetrics.nps", "cxmetrics.churn", "cxmetrics.clv", "cxmetrics.wallet", "cxmetrics.complaints", "cxmetrics.impact", "cxmetrics.alignment", "cxmetrics.pnl"]
+METRIC_MODULES: list[str] = ["cxmetrics.nps", "cxmetrics.scores", "cxmetrics.churn", "cxmetrics.clv", "cxmetrics.wallet", "cxmetrics.complaints", "cxmetrics.impact", "cxmetrics.alignment", "cxmetrics.pnl"]
 #: Modules that add top-level sub-commands.
 COMMAND_MODULES: list[str] = ["cxmetrics.docs", "cxmetrics.btyd", "cxmetrics.report", "cxmetrics.bench", "cxmetrics.backup"]
 

@@ -7,7 +7,7 @@
   at the data end date (not dropped, which would understate resolution times); median and 90th
   percentile from the KM curve.
 * Escalation rate and callbacks: shares with Wilson 95% CIs.
-* Churn uplift: Poisson (piecewise-exponential) hazard ratios of churn after the landmark for
+* Churn uplift: Poisson (constant-hazard exponential) hazard ratios of churn after the landmark for
   customers whose complaints before the landmark were resolved, escalated or still open, vs
   customers without complaints, adjusted for NPS group, segment and tenure (landmark design of
   :mod:`cxmetrics.churn`).
@@ -226,16 +226,22 @@ FROM b LEFT JOIN state USING (customer_id) GROUP BY ALL ORDER BY ALL""", "compla
             X[f"state[{lv}]"] = (cells["state"] == lv).astype(float)
     res = sm.GLM(cells["events"], X, family=sm.families.Poisson(), offset=np.log(cells["exposure"])).fit()
     z = norm.ppf(1 - alpha / 2)
-    rows = []
+    rows, warnings = [], []
+    no_events = set(cells.groupby("state")["events"].sum().loc[lambda e: e == 0].index)
     for col in X.columns:
         if col.startswith("state["):
-            b, se = res.params[col], res.bse[col]
             st_ = col[6:-1]
+            # a state without churn has no finite hazard ratio: "not estimable", the others kept
+            r = churn._ratio_row(st_, "hazard ratio", "", res.params[col], res.bse[col], res.pvalues[col], z,
+                                 zero=no_events & {st_, "no complaint"})
             rows.append({"complaint_history": st_, "vs": "no complaint",
                          "customers": int(cells.loc[cells["state"] == st_, "customers"].sum()),
-                         "hazard_ratio": math.exp(b), "ci_low": math.exp(b - z * se), "ci_high": math.exp(b + z * se),
-                         "p_value": float(res.pvalues[col])})
+                         "hazard_ratio": r["ratio"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                         "p_value": r["p_value"], "note": r["note"]})
+            if r["note"]:
+                warnings.append(f"Hazard ratio of '{st_}' vs no complaint not estimable: {r['note']}.")
     return Result("complaint_churn", "Churn hazard after complaints (vs no complaint)", pd.DataFrame(rows),
+                  warnings=tuple(warnings),
                   method=f"Landmark {L}: Poisson GLM with log-exposure offset, adjusted for NPS group, segment and "
                          "tenure; complaint history before the landmark.",
                   reference="Holford (1980); DESIGN.md churn definitions.", filters=filters.describe(), alpha=alpha,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from . import alignment, complaints, impact, nps, store, summaries
+from . import alignment, complaints, impact, nps, scores, store, summaries
 from .filters import Filters, Scope
 from .results import Result
 
@@ -69,7 +69,7 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, department: s
         alignment=alignment.scorecard(con, f, department=department),
         kpi_trend=kpi_trend(con, f, department),
         nps_by_touchpoint=nps.by(con, f, dim="touchpoint", survey="transactional"),
-        csat_by_touchpoint=nps.score(con, f, metric="csat", dim="touchpoint"),
+        csat_by_touchpoint=scores.score(con, f, metric="csat", dim="touchpoint"),
         complaints=complaints.volume(con, f, by="category"),
         initiatives=impact.summary_table(impact.all_impacts(con, f)),
     )

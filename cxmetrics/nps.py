@@ -22,14 +22,13 @@ Kish, L. (1965), Survey Sampling, §11.7 (effective sample size).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
 from scipy.stats import norm
-from scipy.stats import t as student_t
 
 from . import store, summaries
+from .clustered import Clusters
 from .filters import Filters
 from .relations import detractor, nps_points, promoter
 from .results import Estimate, Result
@@ -58,28 +57,6 @@ CLUSTER_METHOD = "customer-clustered linearised SE"
 
 def _z(alpha: float) -> float:
     return float(norm.ppf(1 - alpha / 2))
-
-
-@dataclass(frozen=True)
-class Clusters:
-    """Per-customer sums of a ratio estimator R = Σy / Σw over the customers (clusters) of a group:
-    m customers, the most answers one customer gave, Σ_c Y_c², Σ_c Y_c·W_c and Σ_c W_c², with Y_c
-    and W_c a customer's sums of y and w."""
-
-    m: int
-    max_size: int
-    yy: float
-    yw: float
-    ww: float
-
-    @property
-    def repeated(self) -> bool:
-        return self.max_size > 1 and self.m > 1
-
-    def var(self, ratio: float, total_w: float) -> float:
-        """Linearised variance of R: m/(m−1) · Σ_c (Y_c − R·W_c)² / (Σw)² (Wolter 2007, §6.4)."""
-        ss = max(self.yy - 2 * ratio * self.yw + ratio * ratio * self.ww, 0.0)
-        return self.m / (self.m - 1) * ss / (total_w * total_w)
 
 
 def adjusted_wald(p: float, d: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
@@ -425,69 +402,6 @@ def last_change(con: duckdb.DuckDBPyConnection, filters: Filters, *, period: str
     return d, describe_change(d, period_label(rows["grp"].iloc[0], period), period_label(rows["grp"].iloc[1], period))
 
 
-# ----------------------------------------------------------------------------- CSAT and CES
-
-
-_SCORE_COLS = {"csat": ("csat", 4), "ces": ("ces", None)}
-
-
-def score(con: duckdb.DuckDBPyConnection, filters: Filters, *, metric: str = "csat", dim: str | None = None,
-          survey: str = "all", alpha: float = 0.05) -> Result:
-    """CSAT (% satisfied = share of 4–5, and mean 1–5) or CES (mean 1–7) overall or by dimension.
-
-    Mean: t interval from Σx, Σx², n. Share: Wilson score interval (statsmodels
-    ``proportion_confint(method="wilson")``), which stays inside 0–100 and behaves at small n; groups
-    below ``filters.min_n`` are flagged.
-    """
-    if metric not in _SCORE_COLS:
-        raise ValueError("metric must be csat or ces")
-    col, sat = _SCORE_COLS[metric]
-    src, where, params, sclause, sparams, group = _response_source(con, filters, dim, survey)
-    sat_sql = src.count(f"r.{col} >= {sat}") if sat else "NULL"
-    sql = f"""SELECT {group} AS grp, {src.count()} AS n, {src.xsum(f"r.{col}")} AS sx,
-       {src.xsum(f"r.{col} * r.{col}")} AS sxx, {sat_sql} AS satisfied
-FROM {src.source}
-WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
-    q = store.Query(f"{metric}_by_{dim or 'all'}", sql, {**params, **sparams})
-    rows = store.run(con, q)
-    recs = []
-    for _, r in rows.iterrows():
-        n = int(r["n"])
-        mean = r["sx"] / n
-        var = (r["sxx"] - n * mean * mean) / (n - 1) if n > 1 else float("nan")
-        half = float(student_t.ppf(1 - alpha / 2, n - 1)) * math.sqrt(var / n) if n > 1 else float("nan")
-        rec = {dim or "group": r["grp"], "mean": mean, "mean_ci_low": mean - half, "mean_ci_high": mean + half,
-               "mean_se": math.sqrt(var / n) if n > 1 else float("nan"), "n": n, "small_sample": n < filters.min_n}
-        if sat:
-            s = r["satisfied"] / n
-            from statsmodels.stats.proportion import proportion_confint
-
-            lo, hi = proportion_confint(r["satisfied"], n, alpha=alpha, method="wilson")
-            rec.update({"satisfied_pct": 100 * s, "satisfied_ci_low": 100 * lo, "satisfied_ci_high": 100 * hi,
-                        "satisfied_se": 100 * math.sqrt(s * (1 - s) / n)})
-        recs.append(rec)
-    table = pd.DataFrame(recs)
-    label = "CSAT" if metric == "csat" else "CES"
-    heads = []
-    if len(table) and dim is None:
-        r = table.iloc[0]
-        heads.append(Estimate(metric, f"{label} mean", r["mean"], r["mean_ci_low"], r["mean_ci_high"], n=int(r["n"]),
-                              unit="/5" if metric == "csat" else "/7", alpha=alpha, method="mean with t interval",
-                              filters=filters.describe(), min_n=filters.min_n,
-                              se=float(r["mean_se"]) if r["n"] > 1 else None))
-        if sat:
-            heads.append(Estimate(f"{metric}_satisfied", "CSAT % satisfied (4–5)", r["satisfied_pct"],
-                                  r["satisfied_ci_low"], r["satisfied_ci_high"], n=int(r["n"]), unit="%",
-                                  alpha=alpha, method="share of 4–5 ratings, Wilson score interval",
-                                  filters=filters.describe(), min_n=filters.min_n, se=r["satisfied_se"]))
-    method = ("CSAT: share of 4–5 ratings (Wilson score interval) and mean rating (t interval)." if metric == "csat"
-              else "CES: mean effort rating 1–7, higher = easier (t interval).")
-    return Result(metric, f"{label} by {dim or 'all'}", table, method=method,
-                  reference="Student t interval for a mean; Wilson (1927) score interval for a proportion.",
-                  filters=filters.describe(), alpha=alpha, headline=tuple(heads), queries=(q,),
-                  extra={"tables": ("survey_responses", "customers")})
-
-
 # ----------------------------------------------------------------------------- page data
 
 
@@ -495,14 +409,12 @@ WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
 
 
 def register_cli(sub, parents) -> None:
-    for metric in ("nps", "csat", "ces"):
-        p = sub.add_parser(metric, parents=parents, help=f"{metric.upper()} overall or by a dimension, with CIs")
-        p.add_argument("--by", choices=sorted(DIMENSIONS), help="break down by this dimension")
-        p.add_argument("--period", choices=PERIODS, help="trend by period with change and significance")
-        p.add_argument("--survey", choices=SURVEYS, default="relationship" if metric == "nps" else "all")
-        if metric == "nps":
-            p.add_argument("--weighted", action="store_true", help="post-stratify by segment to the customer base")
-        p.set_defaults(func=_cli, metric_name=metric)
+    p = sub.add_parser("nps", parents=parents, help="NPS overall or by a dimension, with CIs")
+    p.add_argument("--by", choices=sorted(DIMENSIONS), help="break down by this dimension")
+    p.add_argument("--period", choices=PERIODS, help="trend by period with change and significance")
+    p.add_argument("--survey", choices=SURVEYS, default="relationship")
+    p.add_argument("--weighted", action="store_true", help="post-stratify by segment to the customer base")
+    p.set_defaults(func=_cli, metric_name="nps")
 
 
 def _cli(args) -> int:
@@ -510,16 +422,12 @@ def _cli(args) -> int:
 
     f = filters_from_args(args)
     with store.connect(args.db) as con:
-        if args.metric_name == "nps":
-            if args.period:
-                res = trend(con, f, period=args.period, survey=args.survey, weighted=args.weighted, alpha=args.alpha)
-            elif args.by:
-                res = by(con, f, dim=args.by, survey=args.survey, weighted=args.weighted, alpha=args.alpha)
-            else:
-                res = overall(con, f, survey=args.survey, weighted=args.weighted, alpha=args.alpha)
+        if args.period:
+            res = trend(con, f, period=args.period, survey=args.survey, weighted=args.weighted, alpha=args.alpha)
+        elif args.by:
+            res = by(con, f, dim=args.by, survey=args.survey, weighted=args.weighted, alpha=args.alpha)
         else:
-            res = score(con, f, metric=args.metric_name, dim=args.by or args.period, survey=args.survey,
-                        alpha=args.alpha)
+            res = overall(con, f, survey=args.survey, weighted=args.weighted, alpha=args.alpha)
     emit(res, args, None if hasattr(res, "table") else
          lambda e: estimate_text(e) + "".join(f"\nwarning: {w}" for w in e.warnings))
     return 0

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from . import drivers, nps, representativeness, store
+from . import drivers, nps, representativeness, scores, store
 from .filters import Filters
 from .results import Estimate, Result
 
@@ -44,8 +44,8 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, period: str =
         by_segment=nps.by(con, filters, dim="segment", survey=survey),
         by_region=nps.by(con, filters, dim="region", survey=survey),
         by_touchpoint=nps.by(con, filters, dim="touchpoint", survey="transactional"),
-        csat=nps.score(con, filters, metric="csat", dim="touchpoint"),
-        ces=nps.score(con, filters, metric="ces", dim="touchpoint"),
+        csat=scores.score(con, filters, metric="csat", dim="touchpoint"),
+        ces=scores.score(con, filters, metric="ces", dim="touchpoint"),
         representativeness=representativeness.response_rates(con, filters),
         drivers=drivers.key_drivers(con, filters),
     )

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from . import assumptions, bridge, store, summaries
+from . import assumptions, break_even, bridge, store, summaries
 from .bridge import BridgeInputs, Quantity
 from .filters import Filters
 
@@ -327,10 +327,13 @@ def detractor_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop
     for key, lo, hi in (("gross_margin", 0.0, 1.0), ("attribution_share", 0.0, 1.0), ("referral_conversion", 0.0, 1.0),
                         ("discount_rate", 0.0, 0.5)):
         v = bridge.break_even(inp, key, lo, hi)
-        be.append({"assumption": key, "current": inp.assumptions[key], "break_even": v,
+        ci = break_even.interval(inp, key, lo, hi, alpha=alpha)  # percentile CI over the bridge's input draws
+        be.append({"assumption": key, "current": inp.assumptions[key], "break_even": v, "ci_low": ci["ci_low"],
+                   "ci_high": ci["ci_high"], "no_crossing_share": ci["no_crossing_share"],
                    "reading": (f"pays back as long as {key.replace('_', ' ')} is "
                                f"{'above' if bridge.net(inp.with_assumption(key, hi)) > bridge.net(inp.with_assumption(key, lo)) else 'below'} "
-                               f"{v:.3g}") if v is not None else
+                               f"{v:.3g}" + (f" ({1 - alpha:.0%} CI {ci['ci_low']:.3g} to {ci['ci_high']:.3g})"
+                                             if ci["ci_low"] == ci["ci_low"] else "")) if v is not None else
                    f"net impact keeps its sign for any {key.replace('_', ' ')} from {lo:g} to {hi:g}"})
     desc = (f"If the detractor share fell by {drop_points:g} points ({inp.moved:,.0f} of {ctx['active_customers']:,} "
             f"active contract customers becoming {to}s)")

@@ -74,6 +74,13 @@ def war(rank: str, brands: str) -> str:
     return f"(1 - {rank} / ({brands} + 1)) * 2 / {brands}"
 
 
+#: The last date the store knows about: the last transaction, or without transactions the last
+#: churn event or survey response (the end E that customers are followed to).
+DATA_END_SQL = """coalesce((SELECT max(occurred_on) FROM transactions),
+         (SELECT max(d) FROM (SELECT max(churned_on) AS d FROM churn_events
+                              UNION ALL SELECT max(responded_on) FROM survey_responses)))"""
+
+
 # ----------------------------------------------------------------------------- the relation type
 
 
@@ -306,16 +313,16 @@ WHERE c.contract = 'contractual' AND k.opened_on <= (SELECT max(opened_on) FROM 
   AND {inner}
 GROUP BY ALL""", inner=_complaints_inside, scope_inside=True)
 
-#: The churn landmark base: one row per contractual customer active at the landmark L with a
-#: relationship NPS answer before it — the NPS group of their latest answer before L (no
-#: look-ahead), their latest CSAT before L, complaint history before L, tenure band at L, and the
+#: The churn landmark base: one row per contractual customer active at the landmark L — the NPS
+#: group of their latest relationship answer before L (no look-ahead; NULL without one), their
+#: latest CSAT before L, complaint history before L, tenure band at L, and the
 #: outcome: churned by E (the end: ``$end``, else the last transaction date), days at risk from L,
-#: and churn within 12 months of L.
+#: and churn within 12 months of L. The end without transactions: :data:`DATA_END_SQL`.
 LANDMARK = Relation("summary_landmark", frozenset({"customers", "survey_responses", "complaints", "churn_events",
                                                    "transactions"}), f"""
 WITH bounds AS (
     SELECT $landmark::DATE AS L,
-           coalesce($end::DATE, (SELECT max(occurred_on) FROM transactions))::DATE AS E
+           coalesce($end::DATE, {DATA_END_SQL})::DATE AS E
 ), grp AS (
     SELECT r.customer_id, arg_max(r.nps, r.responded_on) AS nps
     FROM survey_responses r, bounds
@@ -330,7 +337,8 @@ WITH bounds AS (
     SELECT k.customer_id, bool_or(coalesce(k.escalated, false)) AS escalated
     FROM complaints k, bounds WHERE k.opened_on < bounds.L GROUP BY 1
 )
-SELECT c.customer_id, c.segment, c.region, {nps_group("g.nps")} AS nps_group, cs.csat,
+SELECT c.customer_id, c.segment, c.region, CASE WHEN g.nps IS NOT NULL THEN {nps_group("g.nps")} END AS nps_group,
+       cs.csat,
        CASE WHEN comp.customer_id IS NULL THEN 'no complaint'
             WHEN comp.escalated THEN 'escalated complaint' ELSE 'complaint, not escalated' END AS complaint_history,
        CASE WHEN date_diff('month', c.acquired_on, bounds.L) < 12 THEN '0-11m'
@@ -339,7 +347,7 @@ SELECT c.customer_id, c.segment, c.region, {nps_group("g.nps")} AS nps_group, cs
        greatest(date_diff('day', bounds.L, least(coalesce(ce.churned_on, bounds.E), bounds.E)), 0.5) AS days,
        (ce.churned_on IS NOT NULL AND ce.churned_on < bounds.L + INTERVAL 12 MONTH) AS churn12
 FROM customers c
-JOIN grp g USING (customer_id)
+LEFT JOIN grp g USING (customer_id)
 LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
 LEFT JOIN cs ON cs.customer_id = c.customer_id
 LEFT JOIN comp ON comp.customer_id = c.customer_id
@@ -350,15 +358,15 @@ WHERE c.contract = 'contractual' AND c.acquired_on <= bounds.L
 #: Revenue of each landmark-base customer in the 12 months to E, and its active calendar months
 #: (a bit set of month offsets: count(DISTINCT date_trunc('month', …)) gives the same at four times
 #: the cost) — the margin input of contractual CLV.
-LANDMARK_REVENUE = Relation("summary_landmark_revenue", LANDMARK.depends, """
+LANDMARK_REVENUE = Relation("summary_landmark_revenue", LANDMARK.depends, f"""
 WITH bounds AS (
-    SELECT coalesce($end::DATE, (SELECT max(occurred_on) FROM transactions))::DATE AS E
+    SELECT coalesce($end::DATE, {DATA_END_SQL})::DATE AS E
 )
 SELECT t.customer_id, sum(t.amount) AS revenue,
        bit_count(bit_or(1::UBIGINT << date_diff('month', bounds.E - INTERVAL 12 MONTH, t.occurred_on)::UBIGINT)) AS months
 FROM transactions t, bounds
 WHERE t.occurred_on > (bounds.E - INTERVAL 12 MONTH)::DATE AND t.occurred_on <= bounds.E
-  AND t.customer_id IN (SELECT customer_id FROM {summary_landmark})   -- only the customers valued
+  AND t.customer_id IN (SELECT customer_id FROM {{summary_landmark}} WHERE nps_group IS NOT NULL)  -- those valued
 GROUP BY 1""", uses={"summary_landmark": _same}, args=("end",))
 
 #: Per-customer recency/frequency/monetary value at the calibration end ``$cal_end`` over the

@@ -21,7 +21,7 @@ else:
     with c2:
         ui.say(churn.describe_hazard(data.hazard), bold=True)
     ui.chart(charts.survival(data.survival), key="churn_km",
-             caption="Shaded bands: pointwise 95% confidence intervals (Kaplan–Meier, Greenwood).")
+             caption="Shaded bands: pointwise 95% confidence intervals (Kaplan–Meier, Greenwood, log-log).")
     ui.chart(charts.ratios(data.hazard), key="churn_hr")
     ui.table(data.hazard.table, key="churn_hr_table", name="hazard_ratios")
     ui.how_computed(data.hazard, key="churn_hr_how")
@@ -31,6 +31,9 @@ tab1, tab2, tab3 = st.tabs(["NPS group", "Segment", "Complaint history"])
 for tab, res, dim, key in ((tab1, data.by_nps, "nps_group", "nps"), (tab2, data.by_segment, "segment", "seg"),
                            (tab3, data.by_complaints, "complaint_history", "comp")):
     with tab:
+        if res.table.empty:
+            ui.empty_state(" ".join(res.warnings) or "No customers active at the landmark in this selection.")
+            continue
         ui.chart(charts.rate_bars(res, dim, title=res.label + " (95% CI)"), key=f"churn_by_{key}")
         ui.table(res.table, key=f"churn_by_{key}_table", name=f"churn_by_{dim}")
 

@@ -45,6 +45,10 @@ else:
     s = b.extra["summary"]
     st.markdown(f"{s['customers']:,} customers buy without a contract. On average each is {s['mean_p_alive']:.0%} "
                 f"likely to still be active and worth {s['mean_clv']:,.0f} in margin over the next year.")
-    st.json({"BG/NBD": {k: round(float(v), 4) for k, v in b.extra["bgnbd"].items()},
-             "Gamma-Gamma": {k: round(float(v), 4) for k, v in b.extra["gamma_gamma"].items()}})
+    cols = st.columns(len(b.headline) or 1)
+    for col, e in zip(cols, b.headline, strict=False):
+        with col:
+            ui.estimate_tile(e, fmt="{:,.2f}")
+    ui.table(b.extra["bgnbd_params"], key="value_btyd_bgnbd", name="bgnbd_parameters")
+    ui.table(b.extra["gamma_gamma_params"], key="value_btyd_gg", name="gamma_gamma_parameters")
     ui.how_computed(b, key="value_btyd_how")

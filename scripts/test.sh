@@ -8,6 +8,8 @@ python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 # The CDNOW reference data ships inside the (unmaintained) lifetimes wheel; the tests read its data
 # files only, so it is installed without its dependencies and never imported.
 python -m pip install --quiet --disable-pip-version-check --no-deps "lifetimes==0.11.3"
+# lifelines is the tests' independent Kaplan–Meier; it declares pandas<3 (see requirements.txt).
+python -m pip install --quiet --disable-pip-version-check --no-deps "lifelines>=0.30,<0.31"
 if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core poppler-utils) >/dev/null

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cxmetrics import drivers, nps, representativeness, voice
+from cxmetrics import drivers, nps, representativeness, scores, voice
 from cxmetrics.filters import Filters, Scope
 from cxmetrics.results import Estimate
 
@@ -197,7 +197,7 @@ def test_filters_are_bound_not_interpolated(con):
 
 
 def test_csat_hand_checked_against_sql(con):
-    r = nps.score(con, Filters(), metric="csat")
+    r = scores.score(con, Filters(), metric="csat")
     mean, n = con.execute("SELECT avg(csat), count(csat) FROM survey_responses").fetchone()
     assert r.headline[0].estimate == pytest.approx(mean) and r.headline[0].n == n
 

@@ -43,7 +43,9 @@ def rate_bars(result, dim: str, value: str = "churn_rate_pct", title: str | None
                            marker_color=[GROUP_COLORS.get(str(g), PRIMARY) for g in t[dim]],
                            error_y=dict(type="data", symmetric=False, array=t["ci_high"] - t[value],
                                         arrayminus=t[value] - t["ci_low"])))
-    fig.update_yaxes(title="% churned within 12 months" if value == "churn_rate_pct" else value)
+    months = result.extra.get("window_months")
+    window = f"% churned within {max(round(months), 1)} months" if months else "% churned"
+    fig.update_yaxes(title=window if value == "churn_rate_pct" else value)
     return style(fig, title)
 
 

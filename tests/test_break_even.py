@@ -1,0 +1,51 @@
+"""Break-even intervals (issue 18 item 13): checked against an independent implementation, the
+bridge's own brentq root (:func:`cxmetrics.bridge.break_even`) on each drawn set of inputs."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from cxmetrics import break_even, bridge, pnl
+from cxmetrics.bridge import Quantity
+from cxmetrics.filters import Filters
+
+
+@pytest.fixture(scope="module")
+def inputs(demo_db):
+    from cxmetrics import store
+
+    with store.connect(str(demo_db)) as con:
+        inp, _, _ = pnl.gather(con, Filters(), drop_points=5.0, to="passive", programme_cost=None)
+    return inp
+
+
+@pytest.mark.parametrize("key", ["gross_margin", "attribution_share"])
+def test_break_even_interval_matches_brentq_over_the_same_draws(inputs, key):
+    n, seed = 300, 5
+    got = break_even.interval(inputs, key, 0.0, 1.0, n_draws=n, seed=seed)
+    rng = np.random.default_rng(seed)
+    draws = {k: getattr(inputs, k).draw(rng, n, *b) for k, b in bridge._INPUT_BOUNDS.items()}
+    want = []
+    for i in range(n):
+        one = replace(inputs, **{k: Quantity(float(v[i])) for k, v in draws.items()})
+        r = bridge.break_even(one, key, 0.0, 1.0)
+        want.append(np.nan if r is None else r)
+    want = np.array(want)
+    assert got["break_even"] == pytest.approx(bridge.break_even(inputs, key, 0.0, 1.0), abs=1e-9)
+    assert got["no_crossing_share"] == pytest.approx(np.isnan(want).mean())
+    lo, hi = np.nanquantile(want, [0.025, 0.975])
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx((lo, hi), abs=1e-7)
+    assert got["ci_low"] < got["break_even"] < got["ci_high"]
+
+
+def test_no_break_even_gives_no_interval(inputs):
+    got = break_even.interval(inputs, "discount_rate", 0.0, 0.5, n_draws=200)
+    assert bridge.break_even(inputs, "discount_rate", 0.0, 0.5) is None  # the demo's net never turns
+    assert np.isnan(got["ci_low"]) and np.isnan(got["ci_high"]) and got["no_crossing_share"] > 0.5
+
+
+def test_pnl_break_even_table_carries_the_interval(con):
+    t = pnl.detractor_scenario(con, Filters(), draws=500).break_even.set_index("assumption")
+    gm = t.loc["gross_margin"]
+    assert gm["ci_low"] < gm["break_even"] < gm["ci_high"] and "95% CI" in gm["reading"]
