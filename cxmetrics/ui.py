@@ -17,10 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 import streamlit as st
 
-from . import demo, exports, roles, store
+from . import demo, exports, faults, roles, store
 from .filters import Filters, Scope
 from .results import DEFAULT_MIN_N, Estimate, Result
 
@@ -40,7 +41,14 @@ def ensure_database() -> None:
     The build goes to a temporary file renamed into place when complete; a half-built file (missing
     tables, or empty without a completion marker) is rebuilt. A store made by ``init`` is kept."""
     path = db_file()
-    reason = store.incomplete_reason(path)
+    damaged = faults.unreadable(path)
+    if damaged is not None:  # never build the demo over a file someone may need: say what to do
+        st.error(str(damaged), icon="🛑")
+        st.stop()
+    try:
+        reason = store.incomplete_reason(path)
+    except STORE_FAILURES as exc:  # it opens, but its catalog or meta table cannot be read
+        store_failed(exc)
     if reason is None:
         return
     with st.status(f"{reason} — building the demo company…", expanded=True) as status:
@@ -50,9 +58,24 @@ def ensure_database() -> None:
     st.session_state["demo_built_notice"] = True
 
 
+def store_failed(exc: BaseException) -> None:
+    """Show a store or disk failure as one line naming the problem and the way out (never an
+    exception box), then stop the page."""
+    st.error(faults.explain(exc, db_file()), icon="🛑")
+    st.stop()
+
+
+#: What a store or disk failure raises on its way to a page (shown by :func:`store_failed`).
+STORE_FAILURES = (store.StoreError, duckdb.Error, OSError)
+
+
 def data_version() -> int:
-    with store.connect(str(db_file())) as con:
-        return store.data_version(con)
+    try:
+        with store.connect(str(db_file())) as con:
+            return store.data_version(con)
+    except STORE_FAILURES as exc:
+        store_failed(exc)
+        raise  # unreachable: st.stop() raises
 
 
 @st.cache_data(ttl=CACHE_TTL, max_entries=512, show_spinner=False)
@@ -66,8 +89,12 @@ def _cached_call(module: str, func: str, db: str, version: int, filters_key: tup
 def compute(fn: Callable, filters: Filters, **kwargs: Any) -> Any:
     """Run ``fn(con, filters, **kwargs)`` through the cache (keyed by data version and scope)."""
     key = json.dumps(kwargs, sort_keys=True, default=str)
-    return _cached_call(fn.__module__, fn.__name__, str(db_file()), data_version(), filters.key(), key,
-                        filters, kwargs)
+    version = data_version()
+    try:
+        return _cached_call(fn.__module__, fn.__name__, str(db_file()), version, filters.key(), key,
+                            filters, kwargs)
+    except STORE_FAILURES as exc:
+        store_failed(exc)
 
 
 @st.cache_data(ttl=CACHE_TTL, max_entries=64, show_spinner=False)
@@ -81,7 +108,11 @@ def _options(db: str, version: int) -> dict[str, Any]:
 
 
 def options() -> dict[str, Any]:
-    return _options(str(db_file()), data_version())
+    version = data_version()
+    try:
+        return _options(str(db_file()), version)
+    except STORE_FAILURES as exc:
+        store_failed(exc)
 
 
 def clear_caches() -> None:
@@ -360,8 +391,12 @@ def write_action(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     Used for the app's own writes (assumption edits, booked revenue, initiative edits). Raises what
     ``fn`` raises; the caller shows the message.
     """
-    with store.connect(str(db_file()), read_only=False) as con:
-        out = fn(con, *args, **kwargs)
+    try:
+        with store.connect(str(db_file()), read_only=False) as con:
+            out = fn(con, *args, **kwargs)
+    except (faults.StoreFault, duckdb.Error, OSError) as exc:  # the file or its disk
+        clear_caches()
+        store_failed(exc)
     clear_caches()
     return out
 
