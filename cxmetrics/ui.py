@@ -153,8 +153,8 @@ def identify() -> Scope:
         st.stop()
     st.session_state["identity_scope"] = scope
     with st.sidebar:
-        st.caption(f"Signed in as {scope.user} — {roles.ROLE_LABELS[scope.role]}"
-                   + (f" ({', '.join(scope.departments)})" if scope.departments else ""))
+        st.caption(md_escape(f"Signed in as {scope.user} — {roles.ROLE_LABELS[scope.role]}"
+                             + (f" ({', '.join(scope.departments)})" if scope.departments else "")))
         st.button("Sign out", on_click=st.logout, key="logout")
     return scope
 
@@ -251,36 +251,36 @@ def estimate_tile(est: Estimate, *, fmt: str = "{:.1f}", help: str | None = None
     """A metric tile: estimate, CI and n; small samples are flagged. An estimate that could not be
     computed shows a dash and its one-line reason (never ``nan``)."""
     if est.estimate is None or est.estimate != est.estimate:
-        st.metric(est.label, "—", help=help or est.method or None)
-        st.caption(est.warnings[0] if est.warnings else "Not enough data in this selection.")
+        st.metric(md_escape(est.label), "—", help=help or est.method or None)
+        st.caption(md_escape(est.warnings[0]) if est.warnings else "Not enough data in this selection.")
         return
     if est.unit == "EUR" and abs(est.estimate) >= 1e6:
         value = f"{est.estimate / 1e6:,.1f} M EUR"
     else:
         value = fmt.format(est.estimate) + (f" {est.unit}" if est.unit and est.unit not in ("points",) else "")
-    st.metric(est.label, value, help=help or est.method)
+    st.metric(md_escape(est.label), value, help=help or est.method)
     n_text = f"n = {est.n:,}" + (f", effective n = {est.n_eff:,.0f}" if est.n_eff is not None else "")
     st.caption(f"{est.ci_text(fmt)} · {n_text}")
     if est.small_sample:
         st.warning(f"Small sample: fewer than {est.min_n} responses — treat as indicative.", icon="⚠️")
     for w in est.warnings:
-        st.caption(f"⚠️ {w}")
+        st.caption(f"⚠️ {md_escape(w)}")
 
 
 def how_computed(result: Result | Estimate, *, key: str) -> None:
     """The traceability expander: method, reference, n, filters, assumptions, SQL and lineage."""
     with st.expander("How was this computed?"):
-        st.markdown(f"**Method.** {result.method}")
+        st.markdown(f"**Method.** {md_escape(result.method)}")
         if result.reference:
-            st.markdown(f"**Reference.** {result.reference}")
-        st.markdown(f"**Filters.** {result.filters or 'all data'}")
+            st.markdown(f"**Reference.** {md_escape(result.reference)}")
+        st.markdown(f"**Filters.** {md_escape(result.filters or 'all data')}")
         assumptions = getattr(result, "assumptions", {}) or {}
         if assumptions:
             st.markdown("**Assumptions used.**")
             st.dataframe(pd.DataFrame([{"assumption": k, "value": v} for k, v in assumptions.items()]),
                          hide_index=True, key=f"{key}_assumptions")
         for w in getattr(result, "warnings", ()):
-            st.markdown(f"⚠️ {w}")
+            st.markdown(f"⚠️ {md_escape(w)}")
         for q in getattr(result, "queries", ()):
             st.code(q.describe() if hasattr(q, "describe") else str(q), language="sql")
         tables = tuple(getattr(result, "extra", {}).get("tables", ()))
@@ -310,7 +310,7 @@ def table(df: pd.DataFrame, *, key: str, name: str, caption: str | None = None, 
     config.update(kwargs.pop("column_config", None) or {})
     st.dataframe(df, hide_index=True, key=f"{key}_df", column_config=config, **kwargs)
     if caption:
-        st.caption(caption)
+        st.caption(md_escape(caption))
     if roles.can(current_scope().role, "export") and len(df):
         c1, c2, _ = st.columns([1, 1, 4])
         c1.download_button("CSV", exports.to_csv_bytes(df), file_name=f"{name}.csv", mime="text/csv",
@@ -321,16 +321,30 @@ def table(df: pd.DataFrame, *, key: str, name: str, caption: str | None = None, 
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!<>$~|])")
+#: What Streamlit's markdown turns into a link without any markup (GitHub-flavoured autolink
+#: literals, matched on the text *after* backslash escapes are resolved): ``http://``,
+#: ``https://``, ``www.`` and e-mail addresses. A word joiner (U+2060, invisible) breaks each.
+_AUTOLINK = re.compile(r"(?i)(?:https?(?=://)|www(?=\.))|@(?=[-\w])")
+WORD_JOINER = "\u2060"
 
 
 def md_escape(text: object) -> str:
-    r"""Text made inert for ``st.markdown`` and friends: markdown, links, images and LaTeX ($)
-    characters are escaped, so labels that came from imported files stay plain text.
+    r"""Text made inert for ``st.markdown`` and every widget label that reads markdown (expanders,
+    metrics, tabs, headers): markdown, links, images and LaTeX (``$``) characters are escaped,
+    line breaks become spaces (so a label cannot start a list or a heading), and the URLs and
+    addresses that Streamlit would autolink are broken with an invisible word joiner. Imported
+    labels stay plain text on screen.
 
-    >>> md_escape("![x](http://evil) costs $5")
-    '\\!\\[x\\]\\(http://evil\\) costs \\$5'
+    >>> md_escape("![x](http://evil) costs $5") == '\\!\\[x\\]\\(http' + WORD_JOINER + '://evil\\) costs \\$5'
+    True
+    >>> md_escape("mail a@b.example") == 'mail a@' + WORD_JOINER + 'b.example'
+    True
+    >>> md_escape("www.evil.example") == 'www' + WORD_JOINER + '.evil.example'
+    True
     """
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
+    flat = re.sub(r"[\r\n\u2028\u2029]+", " ", str(text))
+    escaped = _MD_SPECIAL.sub(r"\\\1", flat)
+    return _AUTOLINK.sub(lambda m: m.group(0) + WORD_JOINER, escaped)
 
 
 def say(text: object, *, bold: bool = False, bullet: bool = False) -> None:
@@ -382,7 +396,7 @@ def chart(fig, *, key: str, caption: str | None = None) -> None:
     """Draw a plotly figure full width, with its plain-language finding underneath."""
     st.plotly_chart(fig, key=key, width="stretch", config={"displaylogo": False})
     if caption:
-        st.caption(caption)
+        st.caption(md_escape(caption))
 
 
 def write_action(fn: Callable, *args: Any, **kwargs: Any) -> Any:
