@@ -21,7 +21,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from . import demo, exports, faults, roles, store
+from . import demo, exports, faults, finance, roles, store
 from .filters import Filters, Scope
 from .results import DEFAULT_MIN_N, Estimate, Result
 
@@ -183,10 +183,20 @@ def role_switcher() -> Scope:
         st.selectbox("Role", roles.ROLES, key="role", format_func=roles.ROLE_LABELS.get)
         if st.session_state["role"] == "department":
             depts = options()["departments"]
-            if st.session_state.get("role_department") not in depts:
-                wanted = qp.get("department")
-                st.session_state["role_department"] = wanted if wanted in depts else (depts[0] if depts else None)
-            st.selectbox("Department", depts, key="role_department")
+            chosen = st.session_state.get("role_department", "")
+            if chosen is not None and chosen not in depts:
+                # A shared link that names a department shows that department or, when the name is
+                # empty, unknown or anything else, nothing at all (fail closed, never the first
+                # one). Without a department in the link the demo switcher starts on the first.
+                if "department" in qp:
+                    wanted = qp.get("department")
+                    st.session_state["role_department"] = wanted if wanted in depts else None
+                else:
+                    st.session_state["role_department"] = depts[0] if depts else None
+            st.selectbox("Department", depts, key="role_department", placeholder="Choose a department")
+            if st.session_state["role_department"] is None:
+                st.warning("No department is selected (the link named one that does not exist), so "
+                           "nothing is shown. Choose a department.")
     return current_scope()
 
 
@@ -197,19 +207,46 @@ def _parse_date(s: str | None) -> dt.date | None:
         return None
 
 
+def _clamp(d: dt.date | None, lo: dt.date | None, hi: dt.date | None) -> dt.date | None:
+    """``d`` moved into ``[lo, hi]`` (either bound may be missing)."""
+    if d is None:
+        return d
+    if lo is not None and d < lo:
+        return lo
+    if hi is not None and d > hi:
+        return hi
+    return d
+
+
 def sidebar_filters() -> Filters:
     """Global filters (dates, segment, region) kept in the URL so a view can be shared by link."""
     opts = options()
     qp = st.query_params
     lo, hi = opts["min_date"], opts["max_date"]
     if "flt_init" not in st.session_state:
-        st.session_state["flt_from"] = _parse_date(qp.get("from")) or lo
-        st.session_state["flt_to"] = _parse_date(qp.get("to")) or hi
+        notes = []
+        for name, end in (("from", lo), ("to", hi)):
+            raw = qp.get(name)
+            wanted = _parse_date(raw)
+            if raw and wanted is None:
+                notes.append(f"'{name}' date {raw!r} is not a date (YYYY-MM-DD)")
+            st.session_state[f"flt_{name}"] = wanted or end
         st.session_state["flt_segments"] = [s for s in qp.get_all("segment") if s in opts["segments"]]
         st.session_state["flt_regions"] = [r for r in qp.get_all("region") if r in opts["regions"]]
         st.session_state["flt_init"] = True
+        st.session_state["flt_notes"] = notes
+    for name in ("from", "to"):  # a link's (or an earlier data version's) date outside the data
+        was = st.session_state[f"flt_{name}"]
+        now = _clamp(was, lo, hi)
+        if now != was:
+            st.session_state[f"flt_{name}"] = now
+            st.session_state.setdefault("flt_notes", []).append(
+                f"'{name}' date {was} is outside the data ({lo} to {hi}), so {now} is used")
     with st.sidebar:
         st.subheader("Filters")
+        notes = st.session_state.pop("flt_notes", None)
+        if notes:
+            st.warning(md_escape("The link's dates were adjusted: " + "; ".join(notes) + "."))
         st.date_input("From", key="flt_from", min_value=lo, max_value=hi)
         st.date_input("To", key="flt_to", min_value=lo, max_value=hi)
         st.multiselect("Segment", opts["segments"], key="flt_segments", placeholder="All segments")
@@ -286,12 +323,11 @@ def how_computed(result: Result | Estimate, *, key: str) -> None:
         tables = tuple(getattr(result, "extra", {}).get("tables", ()))
         if tables:
             st.markdown("**Data lineage** (imports that fed this figure)")
-            st.dataframe(compute(_lineage, Filters(), tables=list(tables)), hide_index=True,
-                         key=f"{key}_lineage")
-
-
-def _lineage(con, filters: Filters, tables: list[str]) -> pd.DataFrame:
-    return store.lineage(con, tuple(tables))
+            rows = compute(finance.lineage, Filters(scope=current_scope()), tables=list(tables))
+            if rows.empty and current_scope().restricted:
+                st.caption("Import records are store-wide, so they are shown to unrestricted roles only.")
+            else:
+                st.dataframe(rows, hide_index=True, key=f"{key}_lineage")
 
 
 def table(df: pd.DataFrame, *, key: str, name: str, caption: str | None = None, **kwargs: Any) -> None:
