@@ -11,7 +11,6 @@ import datetime as dt
 import importlib
 import json
 import os
-import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ import streamlit as st
 
 from . import demo, exports, faults, finance, roles, store
 from .filters import Filters, Scope
+from .markup import WORD_JOINER, md_escape  # noqa: F401  (pages and tests use ui.md_escape)
 from .results import DEFAULT_MIN_N, Estimate, Result
 
 CACHE_TTL = 3600
@@ -69,13 +69,38 @@ def store_failed(exc: BaseException) -> None:
 STORE_FAILURES = (store.StoreError, duckdb.Error, OSError)
 
 
+#: file state (the store's and its write-ahead log's size and mtime) -> data version, so that the
+#: many cache lookups of one rerun do not each open the file: every commit changes the log or the
+#: file, so an unchanged state means an unchanged version.
+_VERSIONS: dict[tuple, int] = {}
+
+
+def _file_state(path: Path) -> tuple:
+    out = [str(path)]
+    for f in (path, path.with_name(path.name + ".wal")):
+        try:
+            st_ = f.stat()
+            out += [st_.st_size, st_.st_mtime_ns, st_.st_ino]
+        except OSError:
+            out += [None, None, None]
+    return tuple(out)
+
+
 def data_version() -> int:
+    path = db_file()
+    state = _file_state(path)
+    if state in _VERSIONS:
+        return _VERSIONS[state]
     try:
-        with store.connect(str(db_file())) as con:
-            return store.data_version(con)
+        with store.connect(str(path)) as con:
+            version = store.data_version(con)
     except STORE_FAILURES as exc:
         store_failed(exc)
         raise  # unreachable: st.stop() raises
+    if len(_VERSIONS) > 64:
+        _VERSIONS.clear()
+    _VERSIONS[state] = version
+    return version
 
 
 @st.cache_data(ttl=CACHE_TTL, max_entries=512, show_spinner=False)
@@ -349,38 +374,13 @@ def table(df: pd.DataFrame, *, key: str, name: str, caption: str | None = None, 
         st.caption(md_escape(caption))
     if roles.can(current_scope().role, "export") and len(df):
         c1, c2, _ = st.columns([1, 1, 4])
-        c1.download_button("CSV", exports.to_csv_bytes(df), file_name=f"{name}.csv", mime="text/csv",
+        # the bytes are built when the button is clicked (a callable), not on every rerun: building
+        # CSV and Excel for every table was most of a warm rerun's table time (scripts/rerun_bench.py)
+        c1.download_button("CSV", lambda: exports.to_csv_bytes(df), file_name=f"{name}.csv", mime="text/csv",
                            key=f"{key}_csv")
-        c2.download_button("Excel", exports.to_xlsx_bytes(df), file_name=f"{name}.xlsx",
+        c2.download_button("Excel", lambda: exports.to_xlsx_bytes(df), file_name=f"{name}.xlsx",
                            mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                            key=f"{key}_xlsx")
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!<>$~|])")
-#: What Streamlit's markdown turns into a link without any markup (GitHub-flavoured autolink
-#: literals, matched on the text *after* backslash escapes are resolved): ``http://``,
-#: ``https://``, ``www.`` and e-mail addresses. A word joiner (U+2060, invisible) breaks each.
-_AUTOLINK = re.compile(r"(?i)(?:https?(?=://)|www(?=\.))|@(?=[-\w])")
-WORD_JOINER = "\u2060"
-
-
-def md_escape(text: object) -> str:
-    r"""Text made inert for ``st.markdown`` and every widget label that reads markdown (expanders,
-    metrics, tabs, headers): markdown, links, images and LaTeX (``$``) characters are escaped,
-    line breaks become spaces (so a label cannot start a list or a heading), and the URLs and
-    addresses that Streamlit would autolink are broken with an invisible word joiner. Imported
-    labels stay plain text on screen.
-
-    >>> md_escape("![x](http://evil) costs $5") == '\\!\\[x\\]\\(http' + WORD_JOINER + '://evil\\) costs \\$5'
-    True
-    >>> md_escape("mail a@b.example") == 'mail a@' + WORD_JOINER + 'b.example'
-    True
-    >>> md_escape("www.evil.example") == 'www' + WORD_JOINER + '.evil.example'
-    True
-    """
-    flat = re.sub(r"[\r\n\u2028\u2029]+", " ", str(text))
-    escaped = _MD_SPECIAL.sub(r"\\\1", flat)
-    return _AUTOLINK.sub(lambda m: m.group(0) + WORD_JOINER, escaped)
 
 
 def say(text: object, *, bold: bool = False, bullet: bool = False) -> None:
