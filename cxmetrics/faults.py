@@ -150,15 +150,21 @@ def verify(con: duckdb.DuckDBPyConnection, path: str | os.PathLike | None = None
     def q(name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
 
-    for schema_name, table, columns in cols:
-        # min(hash(col)) makes DuckDB materialise every value (count(*) reads metadata only)
-        sql = ("SELECT count(*), " + ", ".join(f"min(hash({q(c)}))" for c in columns)
-               + f" FROM {q(cat)}.{q(schema_name)}.{q(table)}")
-        try:
-            con.execute(sql).fetchall()
-        except duckdb.Error as exc:
-            raise classify(exc, path) or StoreDamaged(
-                f"{_where(path)} cannot be read ({table}: {_first_line(exc)}) — {RESTORE_HINT}") from exc
+    bar = con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]
+    con.execute("SET enable_progress_bar = false")  # a long read must not draw on the user's terminal
+    try:
+        for schema_name, table, columns in cols:
+            # min(hash(col)) makes DuckDB materialise every value (count(*) reads metadata only)
+            sql = ("SELECT count(*), " + ", ".join(f"min(hash({q(c)}))" for c in columns)
+                   + f" FROM {q(cat)}.{q(schema_name)}.{q(table)}")
+            try:
+                con.execute(sql).fetchall()
+            except duckdb.Error as exc:
+                raise classify(exc, path) or StoreDamaged(
+                    f"{_where(path)} cannot be read ({table}: {_first_line(exc)}) — {RESTORE_HINT}") from exc
+    finally:
+        if bar:
+            quietly(con.execute, "SET enable_progress_bar = true")
     return len(cols)
 
 
