@@ -41,16 +41,16 @@ def ensure_database() -> None:
     The build goes to a temporary file renamed into place when complete; a half-built file (missing
     tables, or empty without a completion marker) is rebuilt. A store made by ``init`` is kept."""
     path = db_file()
-    damaged = faults.unreadable(path)
-    if damaged is not None:  # never build the demo over a file someone may need: say what to do
-        st.error(str(damaged), icon="🛑")
-        st.stop()
     try:
         reason = store.incomplete_reason(path)
     except STORE_FAILURES as exc:  # it opens, but its catalog or meta table cannot be read
         store_failed(exc)
     if reason is None:
         return
+    damaged = faults.unreadable(path)
+    if damaged is not None:  # never build the demo over a file someone may need: say what to do
+        st.error(str(damaged), icon="🛑")
+        st.stop()
     with st.status(f"{reason} — building the demo company…", expanded=True) as status:
         bar = st.progress(0.0)
         demo.build_atomic(str(path), progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
