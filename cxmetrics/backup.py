@@ -2,7 +2,8 @@
 ``EXPORT DATABASE``), and its restore into a new file that replaces the old one only when complete.
 
 A backup is taken through a read-only connection, so it sees one committed state and never a
-half-written import. A restore builds the new database beside the target and renames it into
+half-written import; every data block is read first (:func:`cxmetrics.faults.verify`), so a damaged
+store is refused rather than backed up. A restore builds the new database beside the target and renames it into
 place (atomic on one filesystem); the old file is kept as ``<name>.before-restore``.
 """
 
@@ -14,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from . import schema, store
+from . import faults, schema, store
 from .importer import sha256_of
 
 
@@ -25,6 +26,7 @@ def backup(db: str | os.PathLike | None, out: str | os.PathLike) -> dict:
         raise ValueError(f"{out} is not empty: choose a new folder for the backup")
     out.mkdir(parents=True, exist_ok=True)
     with store.connect(db) as con:
+        faults.verify(con, store.db_path(db))  # never back up a damaged file as if it were good
         counts = store.row_counts(con)
         version = store.data_version(con)
         con.execute("EXPORT DATABASE '" + str(out).replace("'", "''") + "' (FORMAT parquet)")
@@ -56,6 +58,7 @@ def restore(folder: str | os.PathLike, db: str | os.PathLike | None) -> dict:
             con.execute("IMPORT DATABASE '" + str(folder).replace("'", "''") + "'")
             got = store.row_counts(con)
             con.execute("CHECKPOINT")
+            faults.verify(con, tmp)  # the restored file reads back whole before it replaces the store
         finally:
             con.close()
         if got != manifest["rows"]:

@@ -163,9 +163,23 @@ def net_revenue_retention(con: duckdb.DuckDBPyConnection, filters: Filters, *, a
 
 
 def audit_log(con: duckdb.DuckDBPyConnection, filters: Filters, limit: int = 500) -> pd.DataFrame:
-    """The append-only audit log, newest first (imports, edits, exports, role changes)."""
+    """The append-only audit log, newest first (imports, edits, exports, role changes).
+
+    Audit and import rows are store-wide: they carry no department, and one import or edit can
+    touch every department's rows, so they cannot be cut to a department. A restricted scope (a
+    department role, or an unknown role) gets the columns and no rows (fail closed); only
+    unrestricted roles see the log. The same rule holds for :func:`lineage`.
+    """
+    rows = 0 if filters.scope.restricted else limit
     return con.execute('SELECT audit_id, "at", actor, role, action, object, outcome, detail FROM audit '
-                       "ORDER BY audit_id DESC LIMIT ?", [limit]).df()
+                       "ORDER BY audit_id DESC LIMIT ?", [rows]).df()
+
+
+def lineage(con: duckdb.DuckDBPyConnection, filters: Filters, tables) -> pd.DataFrame:
+    """The accepted imports that fed ``tables`` (``store.lineage``), for unrestricted scopes only:
+    a restricted scope gets the columns and no rows (see :func:`audit_log`)."""
+    out = store.lineage(con, tuple(tables))
+    return out.iloc[0:0] if filters.scope.restricted else out
 
 
 def methodology(results: list) -> pd.DataFrame:
@@ -201,5 +215,5 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: 
         "history": assumptions.history(con),
         "reconciliation": reconciliation(con, filters),
         "nrr": net_revenue_retention(con, filters),
-        "imports": store.lineage(con, schema.LOAD_ORDER),
+        "imports": lineage(con, filters, schema.LOAD_ORDER),
     }

@@ -34,13 +34,14 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from . import schema
+from . import faults, schema
 
 DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "cx.duckdb"
 
 
-class StoreError(RuntimeError):
-    """A problem with the database file itself (missing, busy, wrong version)."""
+#: A problem with the database file itself (missing, busy, wrong version, damaged, disk full):
+#: defined with the faults so that every ``except store.StoreError`` also catches them.
+StoreError = faults.StoreError
 
 
 class StoreBusy(StoreError):
@@ -77,14 +78,30 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = True,
     if not read_only:
         p.parent.mkdir(parents=True, exist_ok=True)
     con = _with_lock_retry(p, lambda: duckdb.connect(str(p), read_only=read_only), timeout)
+    before = None
     try:
         if read_only:
             check_version(con, p)
         else:
+            faults.verify_once(con, p)
             migrate(con)
+            before = data_version(con)
         yield con
-    finally:
-        con.close()
+    except (duckdb.Error, OSError) as exc:
+        faults.quietly(con.close)
+        fault = faults.classify(exc, p)
+        if fault is None:
+            raise
+        raise (fault if read_only else faults.after_write_failure(exc, p, before)) from exc
+    except BaseException:
+        faults.quietly(con.close)
+        raise
+    try:
+        con.close()  # a read-write close checkpoints: it can fail on a full or read-only disk
+    except (duckdb.Error, OSError) as exc:
+        if read_only or faults.classify(exc, p) is None:
+            raise
+        raise faults.after_write_failure(exc, p, before) from exc
 
 
 def _with_lock_retry(p: Path, fn, timeout: float | None = None):
@@ -124,16 +141,35 @@ def attached(con: duckdb.DuckDBPyConnection, path: str | os.PathLike | None = No
     mode = " (READ_ONLY)" if read_only else ""
     sql = "ATTACH '" + str(p).replace("'", "''") + "' AS cxstore" + mode
     _with_lock_retry(p, lambda: con.execute(sql), timeout)
+    before = None
+
+    def detach() -> None:
+        con.execute("USE memory")
+        con.execute("DETACH cxstore")
+
     try:
         con.execute("USE cxstore")
         if read_only:
             check_version(con, p)
         else:
+            faults.verify_once(con, p, "cxstore")
             migrate(con)
+            before = data_version(con)
         yield
-    finally:
-        con.execute("USE memory")
-        con.execute("DETACH cxstore")
+    except (duckdb.Error, OSError) as exc:
+        faults.quietly(detach)
+        if read_only or faults.classify(exc, p) is None:
+            raise
+        raise faults.after_write_failure(exc, p, before) from exc
+    except BaseException:
+        faults.quietly(detach)
+        raise
+    try:
+        detach()  # a read-write DETACH checkpoints: it can fail on a full or read-only disk
+    except (duckdb.Error, OSError) as exc:
+        if read_only or faults.classify(exc, p) is None:
+            raise
+        raise faults.after_write_failure(exc, p, before) from exc
 
 
 #: meta keys that say a file was finished on purpose: by ``init`` or by a completed demo build.

@@ -11,17 +11,18 @@ import datetime as dt
 import importlib
 import json
 import os
-import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 import streamlit as st
 
-from . import demo, exports, roles, store
+from . import demo, exports, faults, finance, roles, store
 from .filters import Filters, Scope
+from .markup import WORD_JOINER, md_escape  # noqa: F401  (pages and tests use ui.md_escape)
 from .results import DEFAULT_MIN_N, Estimate, Result
 
 CACHE_TTL = 3600
@@ -40,9 +41,16 @@ def ensure_database() -> None:
     The build goes to a temporary file renamed into place when complete; a half-built file (missing
     tables, or empty without a completion marker) is rebuilt. A store made by ``init`` is kept."""
     path = db_file()
-    reason = store.incomplete_reason(path)
+    try:
+        reason = store.incomplete_reason(path)
+    except STORE_FAILURES as exc:  # it opens, but its catalog or meta table cannot be read
+        store_failed(exc)
     if reason is None:
         return
+    damaged = faults.unreadable(path)
+    if damaged is not None:  # never build the demo over a file someone may need: say what to do
+        st.error(str(damaged), icon="🛑")
+        st.stop()
     with st.status(f"{reason} — building the demo company…", expanded=True) as status:
         bar = st.progress(0.0)
         demo.build_atomic(str(path), progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
@@ -50,9 +58,49 @@ def ensure_database() -> None:
     st.session_state["demo_built_notice"] = True
 
 
+def store_failed(exc: BaseException) -> None:
+    """Show a store or disk failure as one line naming the problem and the way out (never an
+    exception box), then stop the page."""
+    st.error(faults.explain(exc, db_file()), icon="🛑")
+    st.stop()
+
+
+#: What a store or disk failure raises on its way to a page (shown by :func:`store_failed`).
+STORE_FAILURES = (store.StoreError, duckdb.Error, OSError)
+
+
+#: file state (the store's and its write-ahead log's size and mtime) -> data version, so that the
+#: many cache lookups of one rerun do not each open the file: every commit changes the log or the
+#: file, so an unchanged state means an unchanged version.
+_VERSIONS: dict[tuple, int] = {}
+
+
+def _file_state(path: Path) -> tuple:
+    out = [str(path)]
+    for f in (path, path.with_name(path.name + ".wal")):
+        try:
+            st_ = f.stat()
+            out += [st_.st_size, st_.st_mtime_ns, st_.st_ino]
+        except OSError:
+            out += [None, None, None]
+    return tuple(out)
+
+
 def data_version() -> int:
-    with store.connect(str(db_file())) as con:
-        return store.data_version(con)
+    path = db_file()
+    state = _file_state(path)
+    if state in _VERSIONS:
+        return _VERSIONS[state]
+    try:
+        with store.connect(str(path)) as con:
+            version = store.data_version(con)
+    except STORE_FAILURES as exc:
+        store_failed(exc)
+        raise  # unreachable: st.stop() raises
+    if len(_VERSIONS) > 64:
+        _VERSIONS.clear()
+    _VERSIONS[state] = version
+    return version
 
 
 @st.cache_data(ttl=CACHE_TTL, max_entries=512, show_spinner=False)
@@ -66,8 +114,12 @@ def _cached_call(module: str, func: str, db: str, version: int, filters_key: tup
 def compute(fn: Callable, filters: Filters, **kwargs: Any) -> Any:
     """Run ``fn(con, filters, **kwargs)`` through the cache (keyed by data version and scope)."""
     key = json.dumps(kwargs, sort_keys=True, default=str)
-    return _cached_call(fn.__module__, fn.__name__, str(db_file()), data_version(), filters.key(), key,
-                        filters, kwargs)
+    version = data_version()
+    try:
+        return _cached_call(fn.__module__, fn.__name__, str(db_file()), version, filters.key(), key,
+                            filters, kwargs)
+    except STORE_FAILURES as exc:
+        store_failed(exc)
 
 
 @st.cache_data(ttl=CACHE_TTL, max_entries=64, show_spinner=False)
@@ -81,7 +133,11 @@ def _options(db: str, version: int) -> dict[str, Any]:
 
 
 def options() -> dict[str, Any]:
-    return _options(str(db_file()), data_version())
+    version = data_version()
+    try:
+        return _options(str(db_file()), version)
+    except STORE_FAILURES as exc:
+        store_failed(exc)
 
 
 def clear_caches() -> None:
@@ -122,8 +178,8 @@ def identify() -> Scope:
         st.stop()
     st.session_state["identity_scope"] = scope
     with st.sidebar:
-        st.caption(f"Signed in as {scope.user} — {roles.ROLE_LABELS[scope.role]}"
-                   + (f" ({', '.join(scope.departments)})" if scope.departments else ""))
+        st.caption(md_escape(f"Signed in as {scope.user} — {roles.ROLE_LABELS[scope.role]}"
+                             + (f" ({', '.join(scope.departments)})" if scope.departments else "")))
         st.button("Sign out", on_click=st.logout, key="logout")
     return scope
 
@@ -152,10 +208,20 @@ def role_switcher() -> Scope:
         st.selectbox("Role", roles.ROLES, key="role", format_func=roles.ROLE_LABELS.get)
         if st.session_state["role"] == "department":
             depts = options()["departments"]
-            if st.session_state.get("role_department") not in depts:
-                wanted = qp.get("department")
-                st.session_state["role_department"] = wanted if wanted in depts else (depts[0] if depts else None)
-            st.selectbox("Department", depts, key="role_department")
+            chosen = st.session_state.get("role_department", "")
+            if chosen is not None and chosen not in depts:
+                # A shared link that names a department shows that department or, when the name is
+                # empty, unknown or anything else, nothing at all (fail closed, never the first
+                # one). Without a department in the link the demo switcher starts on the first.
+                if "department" in qp:
+                    wanted = qp.get("department")
+                    st.session_state["role_department"] = wanted if wanted in depts else None
+                else:
+                    st.session_state["role_department"] = depts[0] if depts else None
+            st.selectbox("Department", depts, key="role_department", placeholder="Choose a department")
+            if st.session_state["role_department"] is None:
+                st.warning("No department is selected (the link named one that does not exist), so "
+                           "nothing is shown. Choose a department.")
     return current_scope()
 
 
@@ -166,19 +232,46 @@ def _parse_date(s: str | None) -> dt.date | None:
         return None
 
 
+def _clamp(d: dt.date | None, lo: dt.date | None, hi: dt.date | None) -> dt.date | None:
+    """``d`` moved into ``[lo, hi]`` (either bound may be missing)."""
+    if d is None:
+        return d
+    if lo is not None and d < lo:
+        return lo
+    if hi is not None and d > hi:
+        return hi
+    return d
+
+
 def sidebar_filters() -> Filters:
     """Global filters (dates, segment, region) kept in the URL so a view can be shared by link."""
     opts = options()
     qp = st.query_params
     lo, hi = opts["min_date"], opts["max_date"]
     if "flt_init" not in st.session_state:
-        st.session_state["flt_from"] = _parse_date(qp.get("from")) or lo
-        st.session_state["flt_to"] = _parse_date(qp.get("to")) or hi
+        notes = []
+        for name, end in (("from", lo), ("to", hi)):
+            raw = qp.get(name)
+            wanted = _parse_date(raw)
+            if raw and wanted is None:
+                notes.append(f"'{name}' date {raw!r} is not a date (YYYY-MM-DD)")
+            st.session_state[f"flt_{name}"] = wanted or end
         st.session_state["flt_segments"] = [s for s in qp.get_all("segment") if s in opts["segments"]]
         st.session_state["flt_regions"] = [r for r in qp.get_all("region") if r in opts["regions"]]
         st.session_state["flt_init"] = True
+        st.session_state["flt_notes"] = notes
+    for name in ("from", "to"):  # a link's (or an earlier data version's) date outside the data
+        was = st.session_state[f"flt_{name}"]
+        now = _clamp(was, lo, hi)
+        if now != was:
+            st.session_state[f"flt_{name}"] = now
+            st.session_state.setdefault("flt_notes", []).append(
+                f"'{name}' date {was} is outside the data ({lo} to {hi}), so {now} is used")
     with st.sidebar:
         st.subheader("Filters")
+        notes = st.session_state.pop("flt_notes", None)
+        if notes:
+            st.warning(md_escape("The link's dates were adjusted: " + "; ".join(notes) + "."))
         st.date_input("From", key="flt_from", min_value=lo, max_value=hi)
         st.date_input("To", key="flt_to", min_value=lo, max_value=hi)
         st.multiselect("Segment", opts["segments"], key="flt_segments", placeholder="All segments")
@@ -220,47 +313,46 @@ def estimate_tile(est: Estimate, *, fmt: str = "{:.1f}", help: str | None = None
     """A metric tile: estimate, CI and n; small samples are flagged. An estimate that could not be
     computed shows a dash and its one-line reason (never ``nan``)."""
     if est.estimate is None or est.estimate != est.estimate:
-        st.metric(est.label, "—", help=help or est.method or None)
-        st.caption(est.warnings[0] if est.warnings else "Not enough data in this selection.")
+        st.metric(md_escape(est.label), "—", help=help or est.method or None)
+        st.caption(md_escape(est.warnings[0]) if est.warnings else "Not enough data in this selection.")
         return
     if est.unit == "EUR" and abs(est.estimate) >= 1e6:
         value = f"{est.estimate / 1e6:,.1f} M EUR"
     else:
         value = fmt.format(est.estimate) + (f" {est.unit}" if est.unit and est.unit not in ("points",) else "")
-    st.metric(est.label, value, help=help or est.method)
+    st.metric(md_escape(est.label), value, help=help or est.method)
     n_text = f"n = {est.n:,}" + (f", effective n = {est.n_eff:,.0f}" if est.n_eff is not None else "")
     st.caption(f"{est.ci_text(fmt)} · {n_text}")
     if est.small_sample:
         st.warning(f"Small sample: fewer than {est.min_n} responses — treat as indicative.", icon="⚠️")
     for w in est.warnings:
-        st.caption(f"⚠️ {w}")
+        st.caption(f"⚠️ {md_escape(w)}")
 
 
 def how_computed(result: Result | Estimate, *, key: str) -> None:
     """The traceability expander: method, reference, n, filters, assumptions, SQL and lineage."""
     with st.expander("How was this computed?"):
-        st.markdown(f"**Method.** {result.method}")
+        st.markdown(f"**Method.** {md_escape(result.method)}")
         if result.reference:
-            st.markdown(f"**Reference.** {result.reference}")
-        st.markdown(f"**Filters.** {result.filters or 'all data'}")
+            st.markdown(f"**Reference.** {md_escape(result.reference)}")
+        st.markdown(f"**Filters.** {md_escape(result.filters or 'all data')}")
         assumptions = getattr(result, "assumptions", {}) or {}
         if assumptions:
             st.markdown("**Assumptions used.**")
             st.dataframe(pd.DataFrame([{"assumption": k, "value": v} for k, v in assumptions.items()]),
                          hide_index=True, key=f"{key}_assumptions")
         for w in getattr(result, "warnings", ()):
-            st.markdown(f"⚠️ {w}")
+            st.markdown(f"⚠️ {md_escape(w)}")
         for q in getattr(result, "queries", ()):
             st.code(q.describe() if hasattr(q, "describe") else str(q), language="sql")
         tables = tuple(getattr(result, "extra", {}).get("tables", ()))
         if tables:
             st.markdown("**Data lineage** (imports that fed this figure)")
-            st.dataframe(compute(_lineage, Filters(), tables=list(tables)), hide_index=True,
-                         key=f"{key}_lineage")
-
-
-def _lineage(con, filters: Filters, tables: list[str]) -> pd.DataFrame:
-    return store.lineage(con, tuple(tables))
+            rows = compute(finance.lineage, Filters(scope=current_scope()), tables=list(tables))
+            if rows.empty and current_scope().restricted:
+                st.caption("Import records are store-wide, so they are shown to unrestricted roles only.")
+            else:
+                st.dataframe(rows, hide_index=True, key=f"{key}_lineage")
 
 
 def table(df: pd.DataFrame, *, key: str, name: str, caption: str | None = None, **kwargs: Any) -> None:
@@ -279,27 +371,16 @@ def table(df: pd.DataFrame, *, key: str, name: str, caption: str | None = None, 
     config.update(kwargs.pop("column_config", None) or {})
     st.dataframe(df, hide_index=True, key=f"{key}_df", column_config=config, **kwargs)
     if caption:
-        st.caption(caption)
+        st.caption(md_escape(caption))
     if roles.can(current_scope().role, "export") and len(df):
         c1, c2, _ = st.columns([1, 1, 4])
-        c1.download_button("CSV", exports.to_csv_bytes(df), file_name=f"{name}.csv", mime="text/csv",
+        # the bytes are built when the button is clicked (a callable), not on every rerun: building
+        # CSV and Excel for every table was most of a warm rerun's table time (scripts/rerun_bench.py)
+        c1.download_button("CSV", lambda: exports.to_csv_bytes(df), file_name=f"{name}.csv", mime="text/csv",
                            key=f"{key}_csv")
-        c2.download_button("Excel", exports.to_xlsx_bytes(df), file_name=f"{name}.xlsx",
+        c2.download_button("Excel", lambda: exports.to_xlsx_bytes(df), file_name=f"{name}.xlsx",
                            mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                            key=f"{key}_xlsx")
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!<>$~|])")
-
-
-def md_escape(text: object) -> str:
-    r"""Text made inert for ``st.markdown`` and friends: markdown, links, images and LaTeX ($)
-    characters are escaped, so labels that came from imported files stay plain text.
-
-    >>> md_escape("![x](http://evil) costs $5")
-    '\\!\\[x\\]\\(http://evil\\) costs \\$5'
-    """
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
 def say(text: object, *, bold: bool = False, bullet: bool = False) -> None:
@@ -351,7 +432,7 @@ def chart(fig, *, key: str, caption: str | None = None) -> None:
     """Draw a plotly figure full width, with its plain-language finding underneath."""
     st.plotly_chart(fig, key=key, width="stretch", config={"displaylogo": False})
     if caption:
-        st.caption(caption)
+        st.caption(md_escape(caption))
 
 
 def write_action(fn: Callable, *args: Any, **kwargs: Any) -> Any:
@@ -360,8 +441,12 @@ def write_action(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     Used for the app's own writes (assumption edits, booked revenue, initiative edits). Raises what
     ``fn`` raises; the caller shows the message.
     """
-    with store.connect(str(db_file()), read_only=False) as con:
-        out = fn(con, *args, **kwargs)
+    try:
+        with store.connect(str(db_file()), read_only=False) as con:
+            out = fn(con, *args, **kwargs)
+    except (faults.StoreFault, duckdb.Error, OSError) as exc:  # the file or its disk
+        clear_caches()
+        store_failed(exc)
     clear_caches()
     return out
 

@@ -21,10 +21,10 @@ if data is None:
     st.error("You may only open your own department.")
     st.stop()
 
-st.subheader(dept.replace("_", " ").title())
+st.subheader(ui.md_escape(dept.replace("_", " ").title()))
 c1, c2 = st.columns(2)
-c1.markdown(f"**Leader:** {data.leader or '—'}")
-c2.markdown(f"**CX ambassador:** {data.ambassador or '—'}")
+c1.markdown(f"**Leader:** {ui.md_escape(data.leader or '—')}")
+c2.markdown(f"**CX ambassador:** {ui.md_escape(data.ambassador or '—')}")
 
 with st.expander("Export this department's update"):
     ui.deck_button(filters, key="dept_deck", department=dept)

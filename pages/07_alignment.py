@@ -28,5 +28,5 @@ for _, row in t.iterrows():
 ui.chart(charts.scorecard(t), key="align_scorecard")
 ui.table(t, key="align_table", name="kpi_alignment")
 for w in res.warnings:
-    st.caption(w)
+    st.caption(ui.md_escape(w))
 ui.how_computed(res, key="align_how")

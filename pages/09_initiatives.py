@@ -20,12 +20,12 @@ else:
     st.header("Measured results")
     ui.table(data.summary, key="ini_summary", name="initiative_results")
     for imp in data.impacts:
-        with st.expander(f"{imp.initiative_id} · {imp.name} — {imp.status}"):
+        with st.expander(ui.md_escape(f"{imp.initiative_id} · {imp.name} — {imp.status}")):
             ui.say(imp.explanation)
             for c in imp.checks:
-                st.caption(c)
+                st.caption(ui.md_escape(c))
             if imp.effect is not None:
-                st.caption(f"Interval: {imp.effect.method}.")
+                st.caption(ui.md_escape(f"Interval: {imp.effect.method}."))
             if imp.money is not None:
                 ui.estimate_tile(imp.money, fmt="{:,.0f}")
                 if imp.roi is not None:

@@ -38,7 +38,7 @@ if can_edit:
                 try:
                     a = ui.write_action(assumptions.set_value, key, value, actor=filters.scope.user,
                                         role=filters.scope.role, source=source or None)
-                    st.success(f"{key} is now {a.value:g} {a.unit} (version {a.version}).")
+                    st.success(ui.md_escape(f"{key} is now {a.value:g} {a.unit} (version {a.version})."))
                 except assumptions.AssumptionError as exc:
                     st.error(ui.md_escape(exc))
     with st.form("fin_range"):
@@ -70,7 +70,7 @@ with st.expander("Version history and restore"):
             try:
                 a = ui.write_action(assumptions.restore, rkey, int(rver), actor=filters.scope.user,
                                     role=filters.scope.role)
-                st.success(f"Restored {rkey} to {a.value:g} (now version {a.version}).")
+                st.success(ui.md_escape(f"Restored {rkey} to {a.value:g} (now version {a.version})."))
             except assumptions.AssumptionError as exc:
                 st.error(ui.md_escape(exc))
 
@@ -94,7 +94,7 @@ else:
     ui.table(b.inputs, key="fin_inputs", name="bridge_inputs",
              caption="Estimated inputs carry a standard error (their uncertainty feeds the interval); assumptions do not "
                      "(their effect is the tornado above).")
-    st.caption("Assumption versions used: " + "; ".join(f"{k} = {v}" for k, v in b.assumptions.items()))
+    st.caption(ui.md_escape("Assumption versions used: " + "; ".join(f"{k} = {v}" for k, v in b.assumptions.items())))
 
 st.header("Sample sizes and representativeness")
 rep = data["representativeness"]
@@ -116,7 +116,7 @@ elif not recon.warnings:
     st.success(f"Store revenue matches booked revenue within {recon.extra['tolerance']:.0%} in every month shown.")
 for w in recon.warnings:
     if "differs" not in w:
-        st.caption(w)
+        st.caption(ui.md_escape(w))
 ui.table(recon.table, key="fin_recon", name="reconciliation")
 ui.how_computed(recon, key="fin_recon_how")
 if can_edit:

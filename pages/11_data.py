@@ -64,7 +64,7 @@ if validate:
             st.dataframe(pd.DataFrame([{"row": p.row, "column": p.column, "problem": p.reason,
                                         "value": p.value} for p in exc.problems]),
                          hide_index=True, key="data_problems")
-        except (ValueError, PermissionError) as exc:
+        except (ValueError, PermissionError, store.StoreError) as exc:
             st.error(ui.md_escape(exc))
 
 pending = st.session_state.get("data_pending")

@@ -11,7 +11,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "cxmetrics"
 
 #: Modules below the metrics: they may import each other (acyclically) but no metric module.
-BASE = {"schema", "results", "filters", "roles", "store", "summaries", "sqlrules", "output", "relations"}
+BASE = {"schema", "results", "filters", "roles", "store", "summaries", "sqlrules", "output", "relations",
+        "faults"}
 #: Modules only the entry points may import.
 ENTRY = {"cli", "__main__"}
 
