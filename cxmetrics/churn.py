@@ -67,7 +67,10 @@ REFERENCE = ("Holford (1980); Laird & Olivier (1981) Poisson models for survival
 
 def data_end(con: duckdb.DuckDBPyConnection) -> dt.date | None:
     """The last date the store knows about (:data:`cxmetrics.relations.DATA_END_SQL`); None when it holds none."""
-    end = store.scalar(con, "data_end", "SELECT " + DATA_END_SQL)
+    try:
+        end = store.scalar(con, "data_end", "SELECT " + DATA_END_SQL)
+    except store.StoreError:  # a store without these tables
+        return None
     return None if end is None else pd.Timestamp(end).date()
 
 

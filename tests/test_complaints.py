@@ -18,7 +18,7 @@ def small_db(tmp_path):
         con.execute("INSERT INTO departments VALUES ('billing', NULL, NULL), ('logistics', NULL, NULL)")
         con.execute("INSERT INTO customers VALUES ('a','s','r','2024-01-01','contractual',NULL),"
                     "('b','s','r','2024-01-01','contractual',NULL)")
-        con.execute("INSERT INTO assumptions VALUES ('cost_per_complaint', 10, 'EUR', NULL, NULL, NULL),"
+        con.execute("INSERT INTO assumptions (key, value, unit, source, updated_by, updated_on) VALUES ('cost_per_complaint', 10, 'EUR', NULL, NULL, NULL),"
                     "('cost_per_escalation', 90, 'EUR', NULL, NULL, NULL)")
         # opened, closed (NULL = open), category, escalated, promised, done
         rows = [("1", "a", "2025-01-01", "2025-01-03", "late", True, True, True),
