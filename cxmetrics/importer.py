@@ -815,6 +815,8 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
                 vals.append(None)
                 continue
             try:
+                if not all(_NUMBER.match(p) for p in parts):  # Decimal would read 1_0 as 10
+                    raise InvalidOperation
                 nums = [Decimal(p) for p in parts]
             except InvalidOperation:
                 bad = next(j for j, p in zip(idx, parts, strict=True) if not _NUMBER.match(p))

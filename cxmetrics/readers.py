@@ -39,7 +39,7 @@ def read_parquet(path: Path) -> tuple[list[list], dict[int, str], list[str], lis
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        table = pq.ParquetFile(path).read()  # read_table refuses duplicate names without naming them
     except Exception as exc:  # pyarrow raises several types for damaged files
         return [], {}, [], [(None, None, f"the Parquet file cannot be read: {str(exc).splitlines()[0][:200]}")]
     names = [str(n) for n in table.column_names]
@@ -166,7 +166,7 @@ def xlsx_sheet_problems(path: Path, index: int, header: list, merged: list) -> t
             xml = zf.read(part)
     except (KeyError, zipfile.BadZipFile, OSError):
         return problems, exact
-    if b"<f" not in xml and b":f" not in xml and b't="e"' not in xml and not re.search(rb">[-+]?\d{16}", xml):
+    if b"<f" not in xml and b":f" not in xml and b't="e"' not in xml and not re.search(rb">[-+]?\d{16}|>[-+]?[\d.]+[eE]\+?\d\d", xml):
         return problems, exact
     for m in _CELL.finditer(xml):
         attrs, body = m.group(1), m.group(2) or b""
