@@ -41,9 +41,9 @@ def tx(amount: str) -> str:
 
 
 def xlsx(rows: list[list], *, hidden_first: list[list] | None = None, merge: str | None = None,
-         patch: tuple[bytes, bytes] | None = None):
-    """A builder of an .xlsx file: ``rows`` on the active sheet; optionally a hidden first sheet,
-    a merged range, or a raw edit of the workbook's XML parts."""
+         patch: tuple[bytes, bytes] | None = None, first_state: str = "hidden"):
+    """A builder of an .xlsx file: ``rows`` on the active sheet; optionally a first sheet before it
+    (hidden, or visible but not active), a merged range, or a raw edit of the workbook's XML."""
 
     def build(tmp_path: Path, a: str, b: str) -> bytes:
         wb = openpyxl.Workbook()
@@ -52,7 +52,7 @@ def xlsx(rows: list[list], *, hidden_first: list[list] | None = None, merge: str
             ws.title = "Old"
             for r in hidden_first:
                 ws.append([str(x).replace("{a}", a) for x in r])
-            ws.sheet_state = "hidden"
+            ws.sheet_state = first_state
             ws = wb.create_sheet("Data")
             wb.active = 1
         for r in rows:
@@ -145,6 +145,7 @@ MORE: dict[str, tuple] = {
     "xlsx merged cells": (SR, xlsx([XH, ["X1", "{a}", "2024-01-01", "relationship", 9], ["X2", "{a}", "2024-01-01", "relationship", 8]], merge="C2:C3"), "f.xlsx", 2, "responded_on", "merged cells C2:C3"),
     "xlsx 18-digit id rounded in the file": (SR, xlsx([XH, ["X1", 123456789012345678, "2024-01-01", "relationship", 9]]), "f.xlsx", 2, "customer_id", "more digits than a spreadsheet number holds"),
     "xlsx active sheet is checked, not the hidden first": (SR, xlsx([XH, ["X1", "{a}", "2024-01-01", "relationship", 11]], hidden_first=[XH, ["H1", "{a}", "2024-01-01", "relationship", 5]]), "f.xlsx", 2, "nps", "above the maximum 10"),
+    "xlsx the active sheet, not the first visible one": (SR, xlsx([XH, ["X1", "{a}", "2024-01-01", "relationship", 12]], hidden_first=[XH, ["H1", "{a}", "2024-01-01", "relationship", 5]], first_state="visible"), "f.xlsx", 2, "nps", "above the maximum 10"),
     "xlsx no such sheet": (SR, xlsx([XH, ["X1", "{a}", "2024-01-01", "relationship", 9]]), "f.xlsx", None, None, "no sheet 'Responses'", {"options": importer.ImportOptions(sheet="Responses")}),
     "xlsx no visible sheet": (SR, xlsx([XH, ["X1", "{a}", "2024-01-01", "relationship", 9]], patch=(b'state="visible"', b'state="hidden"')), "f.xlsx", None, None, "no visible worksheet"),
     "xlsx header only": (SR, xlsx([XH]), "f.xlsx", None, None, "no data rows"),
@@ -248,3 +249,136 @@ def test_more_malformed_files_rejected_and_store_unchanged(case, small_copy, tmp
 def test_at_least_100_hand_written_malformed_files():
     assert len(MALFORMED) + len(MORE) >= 100
     assert not set(MALFORMED) & set(MORE)
+
+
+# ----------------------------------------------------------------------------- accepted by rule
+
+
+def _one(db: Path, sql: str, params=None):
+    from cxmetrics import store
+
+    with store.connect(str(db)) as c:
+        return c.execute(sql, params or []).fetchall()
+
+
+@pytest.mark.parametrize("ending", ["\r", "\r\n", "mixed"])
+def test_cr_only_and_mixed_line_endings_are_accepted(ending, small_copy, tmp_path):
+    rows = [ROW.replace("T1", f"E{i}") + f"ok {i}" for i in range(3)]
+    if ending == "mixed":
+        text = HEADER + "\r\n" + rows[0] + "\r" + rows[1] + "\n" + rows[2] + "\r\n"
+    else:
+        text = ending.join([HEADER, *rows]) + ending
+    a = customer_ids(small_copy)[0]
+    rep = importer.import_file(write(tmp_path, text.replace("{a}", a)), SR, db=small_copy)
+    assert rep.inserted == 3
+    assert _one(small_copy, "SELECT verbatim FROM survey_responses WHERE response_id LIKE 'E%' ORDER BY 1") == [
+        ("ok 0",), ("ok 1",), ("ok 2",)]
+
+
+@pytest.mark.parametrize("encoding, text", [
+    ("cp1251", "Очень долго ждали доставку"), ("iso-8859-2", "Zażółć gęślą jaźń"),
+    ("shift_jis", "ご意見ありがとうございます"), ("koi8-r", "Спасибо"), ("cp1250", "Příliš žluťoučký kůň")])
+def test_a_stated_encoding_is_read_exactly(encoding, text, small_copy, tmp_path):
+    """Refused without ``--encoding`` (named, see MORE), read exactly with it."""
+    a = customer_ids(small_copy)[0]
+    data = survey(ROW.replace("T1", "ENC1") + text).replace("{a}", a).encode(encoding)
+    path = write(tmp_path, data)
+    with pytest.raises(ImportRejected, match="not UTF-8"):
+        importer.import_file(path, SR, db=small_copy)
+    rep = importer.import_file(path, SR, db=small_copy, encoding=encoding.replace("_", "-"))
+    assert rep.inserted == 1
+    assert _one(small_copy, "SELECT verbatim FROM survey_responses WHERE response_id = 'ENC1'") == [(text,)]
+
+
+@pytest.mark.parametrize("variant", ["\u200b{a}", "\ufeff{a}", "{a}\u200d", "fullwidth", "{a}\t"])
+def test_invisible_and_full_width_ids_are_normalised_and_reported(variant, small_copy, tmp_path):
+    a = customer_ids(small_copy)[0]
+    value = ("".join(chr(ord(c) + 0xFEE0) for c in a) if variant == "fullwidth" else variant.format(a=a))
+    n = _one(small_copy, "SELECT count(*) FROM customers")[0][0]
+    text = f'response_id,customer_id,responded_on,survey,nps\nN1,"{value}",2024-01-01,relationship,9\n'
+    rep = importer.import_file(write(tmp_path, text), SR, db=small_copy)
+    assert _one(small_copy, "SELECT customer_id FROM survey_responses WHERE response_id = 'N1'") == [(a,)]
+    assert _one(small_copy, "SELECT count(*) FROM customers")[0][0] == n  # no look-alike customer
+    if variant != "{a}\t":  # surrounding whitespace is trimmed from every value, as always
+        assert any("customer_id: 1 value(s) normalised" in w for w in rep.warnings), rep.warnings
+
+
+def test_a_header_with_a_zero_width_space_keeps_its_column(small_copy, tmp_path):
+    a = customer_ids(small_copy)[0]
+    text = f"response_id,customer_id,responded_on,survey,\u200bnps\nZ1,{a},2024-01-01,relationship,7\n"
+    rep = importer.import_file(write(tmp_path, text), SR, db=small_copy)
+    assert _one(small_copy, "SELECT nps FROM survey_responses WHERE response_id = 'Z1'") == [(7,)]
+    assert any("invisible" in w for w in rep.warnings)
+
+
+def test_a_long_verbatim_over_several_lines_is_not_taken_for_swallowed_rows(small_copy, tmp_path):
+    a = customer_ids(small_copy)[0]
+    text = survey(ROW.replace("T1", "V1") + '"First, the parcel was late.\nSecond, it was, frankly, damaged.\n\nThird: no reply."')
+    assert importer.import_file(write(tmp_path, text.replace("{a}", a)), SR, db=small_copy).inserted == 1
+
+
+def test_iso_date_times_keep_the_date_as_written(small_copy, tmp_path):
+    a = customer_ids(small_copy)[0]
+    rows = [f"D1,{a},2024-03-01T00:30:00+05:00,relationship,,9,,", f"D2,{a},2024-03-01 23:59:59Z,relationship,,9,,",
+            f"D3,{a},2024-3-1,relationship,,9,,", f"D4,{a},2024/03/01 10:00,relationship,,9,,"]
+    importer.import_file(write(tmp_path, survey(*rows)), SR, db=small_copy)
+    got = _one(small_copy, "SELECT DISTINCT responded_on::VARCHAR FROM survey_responses WHERE response_id LIKE 'D_'")
+    assert got == [("2024-03-01",)]
+
+
+def test_xlsx_reads_the_active_visible_sheet_and_keeps_18_digit_ids(small_copy, tmp_path):
+    a = customer_ids(small_copy)[0]
+    build = xlsx([["customer_id", "segment", "region", "acquired_on", "contract"],
+                  [999999999999999999, "smb", "north", "2020-01-01", "contractual"]],
+                 hidden_first=[["customer_id", "segment", "region", "acquired_on", "contract"],
+                               ["HIDDEN1", "smb", "north", "2020-01-01", "contractual"]],
+                 patch=(b"<v>1e+18</v>", b"<v>123456789012345678</v>"))
+    data = build(tmp_path, a, a)
+    sheet = zipfile.ZipFile(io.BytesIO(data)).read("xl/worksheets/sheet2.xml")
+    assert b"<v>123456789012345678</v>" in sheet  # the cell holds all 18 digits
+    rep = importer.import_file(write(tmp_path, data, "c.xlsx"), "customers", db=small_copy)
+    assert rep.inserted == 1
+    assert _one(small_copy, "SELECT count(*) FROM customers WHERE customer_id = '123456789012345678'") == [(1,)]
+    assert _one(small_copy, "SELECT count(*) FROM customers WHERE customer_id = 'HIDDEN1'") == [(0,)]
+    # the hidden sheet only when asked for by name
+    rep = importer.import_file(write(tmp_path, data, "c.xlsx"), "customers", db=small_copy,
+                               options=importer.ImportOptions(sheet="Old"))
+    assert _one(small_copy, "SELECT count(*) FROM customers WHERE customer_id = 'HIDDEN1'") == [(1,)]
+
+
+def test_parquet_float_ids_and_zoned_timestamps(small_copy, tmp_path):
+    """``77001.0`` reads as ``77001`` (reported); a timestamp with a zone gives the date in that
+    zone: 2024-03-01 00:30 in Paris is stored in the file as 2024-02-29 23:30 UTC."""
+    import datetime as dt
+
+    new = {"customer_id": pa.array([77001.0, 77002.0]), "segment": pa.array(["smb", "smb"]),
+           "region": pa.array(["north", "north"]),
+           "acquired_on": pa.array([dt.datetime(2024, 2, 29, 23, 30, tzinfo=dt.UTC)] * 2,
+                                   pa.timestamp("us", tz="Europe/Paris")),
+           "contract": pa.array(["contractual", "contractual"])}
+    path = tmp_path / "c.parquet"
+    pq.write_table(pa.table(new), path)
+    rep = importer.import_file(path, "customers", db=small_copy)
+    assert rep.inserted == 2
+    assert any("77001.0" in w and "77001" in w for w in rep.warnings), rep.warnings
+    assert any("Europe/Paris" in w for w in rep.warnings), rep.warnings
+    got = _one(small_copy, "SELECT customer_id, acquired_on::VARCHAR FROM customers WHERE customer_id LIKE '7700_' ORDER BY 1")
+    assert got == [("77001", "2024-03-01"), ("77002", "2024-03-01")]
+
+
+def test_parent_checks_that_apply_only_once_the_parent_table_has_rows(tmp_path):
+    """Partial data keeps importing: a complaint's department is checked against ``departments``
+    and a follow-up's response against ``survey_responses`` only when those tables hold rows."""
+    db = tmp_path / "fresh.duckdb"
+    importer.import_file(write(tmp_path, "customer_id,segment,region,acquired_on,contract\n"
+                               "C1,smb,north,2020-01-01,contractual\n", "c.csv"), "customers", db=db)
+    rep = importer.import_file(write(tmp_path, "complaint_id,customer_id,opened_on,category,department\n"
+                                     "K1,C1,2024-01-01,billing,Anything\n", "k.csv"), "complaints", db=db)
+    assert rep.inserted == 1
+    rep = importer.import_file(write(tmp_path, "followup_id,customer_id,response_id,contacted_on\n"
+                                     "F1,C1,R-LATER,2024-01-02\n", "f.csv"), "followups", db=db)
+    assert rep.inserted == 1
+    importer.import_file(write(tmp_path, "department\nbilling\n", "d.csv"), "departments", db=db)
+    with pytest.raises(ImportRejected, match="unknown department"):
+        importer.import_file(write(tmp_path, "complaint_id,customer_id,opened_on,category,department\n"
+                                   "K2,C1,2024-01-01,billing,Anything\n", "k2.csv"), "complaints", db=db)
