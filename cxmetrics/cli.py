@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--line-items", action="store_true",
                    help="transactions: sum rows sharing a transaction_id into one transaction")
     p.add_argument("--date-format", metavar="STRFTIME", help="format of every date column, e.g. %%m/%%d/%%Y")
-    p.add_argument("--sheet", help="the .xlsx sheet to read (default: the first visible sheet)")
+    p.add_argument("--sheet", help="the .xlsx sheet to read (default: the active sheet if visible, else the first visible one)")
     p.add_argument("--dry-run", action="store_true", help="validate only; write nothing")
     p.add_argument("--actor", default="cli", help="who is importing (for the audit log)")
     p.add_argument("--role", default="analyst",
