@@ -467,14 +467,12 @@ def _convert_dates(values: list, lines: list[int], column: str, fmt: str | None,
         notes.append(f"{column}: dates read as {'D/M/YYYY' if order == 'dmy' else 'M/D/YYYY'}")
     out = []
     serials = 0
-    for v, line in zip(values, lines, strict=True):
+    for v in values:
         if v is None:
             out.append(v)
         elif _ISO.match(v):  # checked field by field; a date-time gives the date as written
-            day, why = parsing.iso_day(v)
-            if why:
-                problems.append(Problem(line, column, why, v))
-            out.append(day or v)
+            day, _why = parsing.iso_day(v)
+            out.append(day or v)  # a bad one stays as written: the SQL check names it with the others
         elif (m := _SLASH.match(v)) or (m := _DOT.match(v)):
             a, b, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
             month, day = (a, b) if (m.re is _SLASH and order == "mdy") else (b, a)
