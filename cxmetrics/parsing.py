@@ -47,6 +47,13 @@ def western_implausible(text: str) -> int | None:
     Western languages rarely write three accented letters in a row, and never put a symbol such as
     ``³`` or ``¿`` between two letters of a word; Cyrillic or Central European bytes read as
     Latin-1 do both (``Ïðèâåò`` for ``Привет``, ``Za¿ó³æ`` for ``Zażółć``).
+
+    Examples
+    --------
+    >>> western_implausible("Très rapide, ça va") is None
+    True
+    >>> western_implausible("Привет".encode("cp1251").decode("latin-1"))
+    0
     """
     run = 0
     for i, ch in enumerate(text):
@@ -95,6 +102,13 @@ def guess_legacy(data: bytes) -> tuple[str, str] | None:
     Only encodings whose decoded letters are of one script are considered: Shift-JIS (kana and
     kanji), Windows-1251 (Cyrillic), ISO-8859-2 (Central European letters), Windows-1252 (bytes
     0x80–0x9F used as curly quotes and dashes). None when nothing fits well.
+
+    Examples
+    --------
+    >>> guess_legacy("Очень долго".encode("cp1251"))
+    ('cp1251', 'Windows-1251 (Cyrillic)')
+    >>> guess_legacy("ご意見".encode("shift_jis"))
+    ('shift_jis', 'Shift-JIS (Japanese)')
     """
     cyrillic = []
     for codec, name in (("cp1251", "Windows-1251 (Cyrillic)"), ("koi8-r", "KOI8-R (Cyrillic)")):
@@ -142,7 +156,13 @@ _LOOKALIKE = {
 
 
 def clean_text(value: str) -> str:
-    """NFKC-normalised ``value`` without invisible format characters, stripped."""
+    """NFKC-normalised ``value`` without invisible format characters, stripped.
+
+    Examples
+    --------
+    >>> clean_text("\ufeffＣ０００１\u200b")
+    'C0001'
+    """
     return unicodedata.normalize("NFKC", _INVISIBLE.sub("", value)).strip()
 
 
@@ -157,6 +177,11 @@ def lookalike(value: str) -> str | None:
     Refused: ASCII letters mixed with Cyrillic/Greek letters, or ASCII digits beside Cyrillic/Greek
     letters that are all drawn like Latin ones (``С0000001`` with a Cyrillic Es). A word written
     wholly in Cyrillic or Greek is accepted.
+
+    Examples
+    --------
+    >>> lookalike("\u04210000001") is not None, lookalike("Сергей1") is None, lookalike("C0000001") is None
+    (True, True, True)
     """
     foreign = [ch for ch in value if ch.isalpha() and ord(ch) >= 128
                and unicodedata.name(ch, "").split(" ")[0] in ("CYRILLIC", "GREEK")]
@@ -214,6 +239,15 @@ def iso_day(value: str) -> tuple[str | None, str | None]:
     A date-time keeps the date as written: ``2024-03-01T00:30:00+05:00`` is 2024-03-01 (the day in
     the zone it was written in; the offset is not applied). Hour 24, minute 60 and second 60 are
     refused rather than rolled into the next day or minute.
+
+    Examples
+    --------
+    >>> iso_day("2024-03-01T00:30:00+05:00")
+    ('2024-03-01', None)
+    >>> iso_day("2024-03-01T24:00:00")[1]
+    'not a time of day (hours 0–23, minutes and seconds 0–59)'
+    >>> iso_day("epoch")[1]
+    'unparseable date (use YYYY-MM-DD)'
     """
     m = _ISO_FULL.match(value.strip())
     if not m:
