@@ -207,8 +207,8 @@ def clean_identifiers(values: list, lines: list[int], column: str, problems: lis
     """
     out, changed, first = [], 0, None
     for v, line in zip(values, lines, strict=True):
-        if v is None:
-            out.append(None)
+        if v is None or (v.isascii() and v.isprintable()):  # the common case: nothing to clean
+            out.append(v)
             continue
         nv = clean_text(v)
         if nv != v:
@@ -249,6 +249,11 @@ def iso_day(value: str) -> tuple[str | None, str | None]:
     >>> iso_day("epoch")[1]
     'unparseable date (use YYYY-MM-DD)'
     """
+    if len(value) == 10:  # the common case, YYYY-MM-DD, checked by the standard library
+        try:
+            return dt.date.fromisoformat(value).isoformat(), None
+        except ValueError:
+            pass
     m = _ISO_FULL.match(value.strip())
     if not m:
         return None, "unparseable date (use YYYY-MM-DD)"

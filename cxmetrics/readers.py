@@ -63,7 +63,11 @@ def read_parquet(path: Path) -> tuple[list[list], dict[int, str], list[str], lis
         if pa.types.is_timestamp(typ) and typ.tz is not None:
             col = pc.local_timestamp(col)
             notes.append(f"{name}: timestamps with time zone {typ.tz} read as the date in that zone")
-        columns.append([_text(v) for v in col.to_pylist()])
+        if (pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_integer(typ)
+                or pa.types.is_date(typ) or pa.types.is_decimal(typ) or pa.types.is_timestamp(typ)):
+            columns.append(col.cast(pa.string()).to_pylist())  # exact text, cast by Arrow
+        else:
+            columns.append([_text(v) for v in col.to_pylist()])
     rows = [names] + [list(r) for r in zip(*columns, strict=True)] if columns else [names]
     return rows, unsupported, notes, []
 
