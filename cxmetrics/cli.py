@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map", action="append", default=[], metavar="'Source Column=target_column'",
                    help="rename a source column (repeatable; the same source twice feeds two targets; "
                         "'Source=' removes an automatic mapping)")
-    p.add_argument("--encoding", help="the CSV encoding: utf-8, latin-1, cp1252 or cp850")
+    p.add_argument("--encoding", help="the CSV encoding when it is not UTF-8: latin-1, cp1252, cp850, cp1250, cp1251, "
+                        "iso-8859-2, koi8-r, shift_jis, … (cxmetrics.parsing.EXPLICIT_ENCODINGS)")
     p.add_argument("--include-incomplete", action="store_true",
                    help="Qualtrics: keep unfinished responses (previews and spam are always excluded)")
     p.add_argument("--labels", metavar="FILE", help="CSV of column,label,value mapping choice text to numbers")
@@ -156,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--line-items", action="store_true",
                    help="transactions: sum rows sharing a transaction_id into one transaction")
     p.add_argument("--date-format", metavar="STRFTIME", help="format of every date column, e.g. %%m/%%d/%%Y")
-    p.add_argument("--sheet", help="the .xlsx sheet to read (default: the first visible sheet)")
+    p.add_argument("--sheet", help="the .xlsx sheet to read (default: the active sheet if visible, else the first visible one)")
     p.add_argument("--dry-run", action="store_true", help="validate only; write nothing")
     p.add_argument("--actor", default="cli", help="who is importing (for the audit log)")
     p.add_argument("--role", default="analyst",

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import duckdb
 
-from . import schema, store
+from . import parsing, readers, schema, store
 from .schema import FORMULA_PREFIXES, TABLES, Column, Table
 
 
@@ -158,9 +158,9 @@ def _detect_format(path: Path, head: bytes) -> str:
     return "csv"
 
 
-#: Encodings accepted by ``--encoding`` (Python codec names), besides UTF-8.
+#: Encodings accepted by ``--encoding`` (Python codec names; see :mod:`cxmetrics.parsing`).
 ENCODINGS = {"utf-8": "utf-8", "utf-8-sig": "utf-8", "latin-1": "latin-1", "iso8859-1": "latin-1",
-             "cp1252": "cp1252", "cp850": "cp850"}
+             **{codecs.lookup(e).name: codecs.lookup(e).name for e in parsing.EXPLICIT_ENCODINGS}}
 
 
 def _line_of(data: bytes, pos: int) -> int:
@@ -188,7 +188,7 @@ def _detect_encoding(path: Path, head: bytes, requested: str | None) -> tuple[st
             norm = requested.lower()
         if norm not in ENCODINGS:
             raise ImportRejected("?", name, [Problem(None, None, f"encoding {requested} is not supported; "
-                                                     "use utf-8, latin-1, cp1252 or cp850")])
+                                                     "use one of " + ", ".join(parsing.EXPLICIT_ENCODINGS))])
         enc = ENCODINGS[norm]
         if enc != "utf-8":
             bom = 0
@@ -207,11 +207,20 @@ def _detect_encoding(path: Path, head: bytes, requested: str | None) -> tuple[st
             raise ImportRejected("?", name, [Problem(line, None,
                 f"byte {byte} is not valid UTF-8 in a file that is otherwise UTF-8; fix that byte "
                 "(or pass --encoding if the whole file is in another encoding)", repr(data[start - 1:start + 2]))]) from None
-        if re.search(rb"[\x80-\x9f]", data):
-            raise ImportRejected("?", name, [Problem(line, None,
-                "the file is not UTF-8 and looks like Windows-1252; pass --encoding cp1252 "
-                "(or cp850 for DOS exports) or save it as UTF-8", repr(data[start - 1:start + 2]))]) from None
-        return "latin-1", 0
+        if not re.search(rb"[\x80-\x9f]", data):
+            bad = parsing.western_implausible(data[bom:].decode("latin-1"))
+            if bad is None:
+                return "latin-1", 0  # Western European text in Latin-1
+            start = bad + bom
+            line = _line_of(data, start)
+        guess = parsing.guess_legacy(data[bom:])
+        if guess is not None:
+            codec, what = guess
+            hint = f"looks like {what}; pass --encoding {codec}" + (" (or cp850 for DOS exports)" if codec == "cp1252" else "")
+        else:
+            hint = "is in an encoding that could not be recognised; pass --encoding (e.g. cp1252, cp1251, iso-8859-2)"
+        raise ImportRejected("?", name, [Problem(line, None, f"the file is not UTF-8 and {hint}, or save it as UTF-8",
+                                                 repr(data[max(0, start - 1):start + 2]))]) from None
     return enc, bom
 
 
@@ -250,8 +259,10 @@ def _qualtrics_mapping(header: list[str], questions: list[str]) -> dict[str, str
 
 
 def _read_xlsx(path: Path, limits: Limits, name: str, sheet: str | None = None):
-    """Rows of one sheet (``sheet``, else the first visible one) as lists of strings, read with
-    python-calamine, after zip-bomb checks and within the row limit."""
+    """Rows of one sheet (``sheet``, else the active tab when it is a visible worksheet, else the
+    first visible one) as lists of strings, read with python-calamine, after zip-bomb checks and
+    within the row limit. Formulas never calculated, error values and merged ranges are refused
+    by cell, and numbers beyond 2**53 keep the digits stored in the file (:mod:`cxmetrics.readers`)."""
     import python_calamine
 
     try:
@@ -281,9 +292,12 @@ def _read_xlsx(path: Path, limits: Limits, name: str, sheet: str | None = None):
                        and m.typ == python_calamine.SheetTypeEnum.WorkSheet]
             if not visible:
                 raise ImportRejected("?", name, [Problem(None, None, "the workbook has no visible worksheet")])
-            chosen = visible[0]
+            active = readers.xlsx_active_sheet(path)
+            chosen = names[active] if active is not None and active < len(names) and names[active] in visible else visible[0]
         try:
-            data = wb.get_sheet_by_name(chosen).to_python(skip_empty_area=False, nrows=limits.xlsx_max_rows + 2)
+            ws = wb.get_sheet_by_name(chosen)
+            data = ws.to_python(skip_empty_area=False, nrows=limits.xlsx_max_rows + 2)
+            merged = ws.merged_cell_ranges
         except ImportRejected:
             raise
         except Exception as exc:
@@ -292,7 +306,10 @@ def _read_xlsx(path: Path, limits: Limits, name: str, sheet: str | None = None):
         wb.close()
     if len(data) > limits.xlsx_max_rows:
         raise ImportRejected("?", name, [Problem(limits.xlsx_max_rows + 1, None, f"more than {limits.xlsx_max_rows:,} rows")])
-    rows = [[_cell_text(v) for v in row] for row in data]
+    found, exact = readers.xlsx_sheet_problems(path, names.index(chosen), list(data[0]) if data else [], merged)
+    if found:
+        raise ImportRejected("?", name, sorted((Problem(*f) for f in found), key=lambda p: (p.row or 0)))
+    rows = [[exact.get((i + 1, j)) or _cell_text(v) for j, v in enumerate(row)] for i, row in enumerate(data)]
     while rows and all(v is None for v in rows[-1]):
         rows.pop()
     return rows
@@ -303,7 +320,7 @@ def _cell_text(v) -> str | None:
         return None
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, float) and v.is_integer():
+    if isinstance(v, float) and v.is_integer() and abs(v) < readers.EXACT_INT:
         return str(int(v))
     if hasattr(v, "isoformat"):
         return v.isoformat()
@@ -311,7 +328,7 @@ def _cell_text(v) -> str | None:
 
 
 def _norm(name: str) -> str:
-    return re.sub(r"[\s\-]+", "_", name.strip().lstrip("\ufeff")).lower()
+    return re.sub(r"[\s\-]+", "_", parsing.clean_header(name)).lower()
 
 
 # ----------------------------------------------------------------------------- options and cleaning
@@ -451,8 +468,11 @@ def _convert_dates(values: list, lines: list[int], column: str, fmt: str | None,
     out = []
     serials = 0
     for v in values:
-        if v is None or _ISO.match(v):
+        if v is None:
             out.append(v)
+        elif _ISO.match(v):  # checked field by field; a date-time gives the date as written
+            day, _why = parsing.iso_day(v)
+            out.append(day or v)  # a bad one stays as written: the SQL check names it with the others
         elif (m := _SLASH.match(v)) or (m := _DOT.match(v)):
             a, b, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
             month, day = (a, b) if (m.re is _SLASH and order == "mdy") else (b, a)
@@ -558,12 +578,18 @@ def _read_csv_records(path: Path, t: Table, encoding: str, bom: int, limits: Lim
         else:
             reason = f"the file cannot be parsed as CSV: {msg}"
         raise ImportRejected(t.name, name, [Problem(start, None, reason)]) from None
+    lines = parsing.physical_lines(text)
+    if reader.line_num != lines:  # every line of the file is in exactly one record (or blank)
+        raise ImportRejected(t.name, name, [Problem(None, None, f"the CSV reader read {reader.line_num:,} "
+                                                    f"lines but the file has {lines:,}; nothing was imported")])
     return records, delim, header_end
 
 
 # ----------------------------------------------------------------------------- typing and checks
 
 _BOOL_TRUE = "('true', 't', '1', 'yes', 'y')"
+#: a number in plain decimal or exponent notation, or a NaN/infinity (named as not finite)
+_NUMBER_SQL = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|infinity|nan)"
 _BOOL_FALSE = "('false', 'f', '0', 'no', 'n')"
 
 
@@ -603,19 +629,24 @@ def _checks(t: Table, present: set[str]) -> list[tuple[str, str, str]]:
             if c.kind != "text":
                 prefixes = " OR ".join(f"starts_with({v}, '{p}')" for p in FORMULA_PREFIXES)
                 out.append((c.name, f"({prefixes})", "looks like a spreadsheet formula; identifiers and labels may not start with = + - @"))
-        if c.kind == "int":
-            out.append((c.name, f"{v} IS NOT NULL AND TRY_CAST({v} AS DOUBLE) IS NULL", "not a number"))
-            out.append((c.name, f"TRY_CAST({v} AS DOUBLE) <> floor(TRY_CAST({v} AS DOUBLE))", "not a whole number"))
-        if c.kind == "float":
-            out.append((c.name, f"{v} IS NOT NULL AND ({typed} IS NULL OR NOT isfinite({typed}))", "not a finite number"))
         if c.kind in ("int", "float"):
+            # plain decimal notation only: DuckDB's cast also reads 1_0 as 10 and rounds
+            # 8.9999999999999999 to 9; NaN and infinities are named as such, not as out of range
+            number = f"regexp_full_match({v}, '{_NUMBER_SQL}', 'i')"
             num = f"TRY_CAST({v} AS DOUBLE)"
+            out.append((c.name, f"{v} IS NOT NULL AND NOT {number}", "not a number"))
+            out.append((c.name, f"{number} AND ({num} IS NULL OR NOT isfinite({num}))", "not a finite number"))
+            if c.kind == "int":
+                out.append((c.name, f"{number} AND isfinite({num}) AND NOT regexp_full_match({v}, '[+-]?[0-9]+(\\.0*)?(e\\+?[0-9]+)?', 'i')",
+                            "not a whole number"))
             if c.min is not None:
-                out.append((c.name, f"{num} < {c.min!r}", f"below the minimum {c.min:g}"))
+                out.append((c.name, f"isfinite({num}) AND {num} < {c.min!r}", f"below the minimum {c.min:g}"))
             if c.max is not None:
-                out.append((c.name, f"{num} > {c.max!r}", f"above the maximum {c.max:g}"))
+                out.append((c.name, f"isfinite({num}) AND {num} > {c.max!r}", f"above the maximum {c.max:g}"))
         if c.kind == "date":
-            out.append((c.name, f"{v} IS NOT NULL AND {typed} IS NULL", "unparseable date (use YYYY-MM-DD)"))
+            # the parser hands dates on as YYYY-MM-DD; anything else (epoch, infinity) is refused
+            out.append((c.name, f"{v} IS NOT NULL AND ({typed} IS NULL OR NOT regexp_full_match({v}, "
+                                "'[0-9]{4}-[0-9]{2}-[0-9]{2}'))", "unparseable date (use YYYY-MM-DD)"))
             out.append((c.name, f"{typed} > {today_plus}", "date is in the future"))
             out.append((c.name, f"{typed} < DATE '1900-01-01'", "date is before 1900"))
         if c.kind == "bool":
@@ -646,9 +677,14 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
     """
     name = path.name
     opts = options or ImportOptions()
-    if fmt == "parquet":
-        return _stage_parquet(con, path, t, mapping, limits, report)
-    if fmt == "xlsx":
+    unsupported: dict[int, str] = {}
+    if fmt == "parquet":  # read into text rows and checked by the same rules as a CSV file
+        rows, unsupported, pq_notes, found = readers.read_parquet(path)
+        if found:
+            raise ImportRejected(t.name, name, [Problem(*f) for f in found])
+        report.warnings.extend(pq_notes)
+        records = list(enumerate(rows))  # rows numbered from 1 after the header
+    elif fmt == "xlsx":
         rows = _read_xlsx(path, limits, name, opts.sheet)
         if not rows:
             raise ImportRejected(t.name, name, [Problem(None, None, "the workbook's sheet is empty")])
@@ -656,14 +692,23 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
     else:
         enc, bom = _detect_encoding(path, open(path, "rb").read(1 << 16), encoding)
         report.encoding = enc
-        records, _delim, header_end = _read_csv_records(path, t, enc, bom, limits)
+        records, delim, header_end = _read_csv_records(path, t, enc, bom, limits)
         if not records or not any((x or "").strip() for x in records[0][1]):
             raise ImportRejected(t.name, name, [Problem(1, None, "no header row")])
         if header_end > 1:
             raise ImportRejected(t.name, name, [Problem(1, None,
                 f"the header record spans lines 1–{header_end}: a quote in the header is never "
                 "closed where it should be, so it swallows data rows; fix the header's quotes")])
+        if (swallowed := parsing.swallowed_records(records, delim)) is not None:
+            line, pos, part = swallowed
+            raise ImportRejected(t.name, name, [Problem(line, str(records[0][1][pos]),
+                "a quoted value runs over several lines and holds what looks like a whole record: a "
+                "quote is probably not closed, so rows would be lost; fix the quotes", part[:80])])
     header = ["" if h is None else str(h).lstrip("\ufeff") for h in records[0][1]]
+    hidden = [h for h in header if parsing.clean_header(h) != h.strip()]
+    if hidden:  # a zero-width space or full-width letters in a header must not drop the column
+        report.warnings.append("headers with invisible or full-width characters read without them: "
+                               + ", ".join(repr(h) for h in hidden[:10]))
     body = records[1:]
     qualtrics = is_qualtrics([r for _, r in records[:3]])
     resaved = not qualtrics and {"ResponseId", "RecordedDate"} <= set(header)
@@ -739,6 +784,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
     for c in t.required:
         if c not in present and not (c in t.key and t.derive_key_from) and not (c in t.key and t.fact):
             problems.append(Problem(None, c, f"Required column {c} missing"))
+    problems += [Problem(None, header[i], unsupported[i]) for i in sorted(set(seen.values()) & set(unsupported))]
     if problems:
         raise ImportRejected(t.name, name, problems)
 
@@ -767,6 +813,8 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
                 vals.append(None)
                 continue
             try:
+                if not all(_NUMBER.match(p) for p in parts):  # Decimal would read 1_0 as 10
+                    raise InvalidOperation
                 nums = [Decimal(p) for p in parts]
             except InvalidOperation:
                 bad = next(j for j, p in zip(idx, parts, strict=True) if not _NUMBER.match(p))
@@ -782,6 +830,10 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
     for tgt in list(cols):
         c = t.column(tgt)
         src = header[seen[tgt]] if tgt in seen else tgt
+        if c.kind in ("id", "category"):  # look-alike identifiers: normalised and reported, or refused
+            found: list = []
+            cols[tgt] = parsing.clean_identifiers(cols[tgt], lines, tgt, found, notes, strict=c.kind == "id")
+            problems += [Problem(*f) for f in found]
         if c.kind == "date":
             cols[tgt] = _convert_dates(cols[tgt], lines, tgt, opts.date_format, problems, notes)
         elif c.kind in ("int", "float") and tgt != "amount":
@@ -820,48 +872,6 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
     return present, lines[0] - 1
 
 
-def _stage_parquet(con, path: Path, t: Table, mapping: dict, limits: Limits, report: ImportReport):
-    name = path.name
-    try:
-        rel = con.sql("SELECT * FROM read_parquet($p)", params={"p": str(path)})
-        header = list(rel.columns)
-    except duckdb.Error as exc:
-        raise ImportRejected(t.name, name, [Problem(None, None, f"the Parquet file cannot be read: {str(exc).splitlines()[0]}")]) from None
-    lookup = {_norm(k): v for k, v in mapping.items()}
-    targets = []
-    for h in header:
-        tgt = mapping.get(h) or lookup.get(_norm(h)) or _norm(h)
-        targets.append(tgt if tgt in t.names else None)
-    seen: dict[str, int] = {}
-    problems = []
-    for i, tgt in enumerate(targets):
-        if tgt is None:
-            continue
-        if tgt in seen:
-            problems.append(Problem(1, tgt, f"two columns map to {tgt} (positions {seen[tgt] + 1} and {i + 1})"))
-        seen[tgt] = i
-    present = set(seen)
-    for c in t.required:
-        if c not in present and not (c in t.key and t.derive_key_from) and not (c in t.key and t.fact):
-            problems.append(Problem(None, c, f"Required column {c} missing"))
-    if problems:
-        raise ImportRejected(t.name, name, problems)
-    sel = ", ".join(f'CAST(c{i} AS VARCHAR) AS "{tgt}"' for tgt, i in seen.items())
-    pos = ", ".join(f'CAST("{_q(h)}" AS VARCHAR) AS c{i}' for i, h in enumerate(header))
-    con.execute(f"CREATE TEMP TABLE __stage AS SELECT __row + 0 AS __row, {sel} FROM "  # noqa: S608
-                "(SELECT row_number() OVER () AS __row, " + pos + " FROM read_parquet($p))", {"p": str(path)})
-    n = con.execute("SELECT count(*) FROM __stage").fetchone()[0]
-    if n == 0:
-        raise ImportRejected(t.name, name, [Problem(None, None, "the file has a header but no data rows")])
-    if n > limits.max_rows:
-        raise ImportRejected(t.name, name, [Problem(None, None, f"{n:,} rows is more than the limit of {limits.max_rows:,}")])
-    return present, 0
-
-
-def _q(ident: str) -> str:
-    return ident.replace('"', '""')
-
-
 def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limits: Limits,
               sha256: str = "", line_items: bool = False, report: ImportReport | None = None) -> tuple[list[Problem], int]:
     problems: list[Problem] = []
@@ -896,6 +906,12 @@ def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limit
                 f'SELECT s.__row, {_raw(column)} FROM __stage s WHERE {_raw(column)} IS NOT NULL AND NOT EXISTS '
                 f'(SELECT 1 FROM "{parent}" p WHERE p."{pcol}" = {_raw(column)})',
                 column, f"unknown {column}: not in {parent}")
+    for column, parent, pcol in t.soft_parents:  # checked once the parent table holds rows
+        if column in present and con.execute(f'SELECT count(*) FROM (SELECT 1 FROM "{parent}" LIMIT 1)').fetchone()[0]:
+            collect(
+                f'SELECT s.__row, {_raw(column)} FROM __stage s WHERE {_raw(column)} IS NOT NULL AND NOT EXISTS '
+                f'(SELECT 1 FROM "{parent}" p WHERE p."{pcol}" = {_raw(column)})',
+                column, f"unknown {column}: not in {parent} (checked because {parent} has rows)")
     if problems:  # the typed checks below assume parseable values
         problems.sort(key=lambda p: (p.row is None, p.row or 0))
         return problems, total

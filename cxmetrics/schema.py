@@ -55,6 +55,9 @@ class Table:
     #: (column, parent table, parent column): checked on import, not by a DuckDB constraint
     #: (DuckDB forbids updating a parent row that children reference, which would break upserts).
     parents: tuple[tuple[str, str, str], ...] = ()
+    #: (column, parent table, parent column) checked on import only when the parent table has rows,
+    #: so partial data (complaints before any department list) still imports.
+    soft_parents: tuple[tuple[str, str, str], ...] = ()
     #: Columns to derive the key from when the file has no key column (hash of these + ordinal).
     derive_key_from: tuple[str, ...] = ()
     #: Extra row checks in SQL over the typed staging columns: (sql condition that must hold, message)
@@ -174,6 +177,7 @@ TABLES: dict[str, Table] = {
             ),
             key=("complaint_id",),
             parents=(("customer_id", "customers", "customer_id"),),
+            soft_parents=(("department", "departments", "department"),),
             row_checks=(
                 ("closed_on IS NULL OR closed_on >= opened_on", "closed_on", "closed_on is before opened_on"),
                 ("NOT coalesce(callback_done, false) OR coalesce(callback_promised, false)",
@@ -194,6 +198,7 @@ TABLES: dict[str, Table] = {
             ),
             key=("followup_id",),
             parents=(("customer_id", "customers", "customer_id"),),
+            soft_parents=(("response_id", "survey_responses", "response_id"),),
             fact=True,
         ),
         Table(
