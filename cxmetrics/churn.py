@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from . import store
+from . import store, stubs
 from .filters import Filters
 from .results import Estimate, Result
 
@@ -155,6 +155,7 @@ def wilson(k: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
     return centre - half, centre + half
 
 
+@stubs.note_excluded(stubs_matter=True)
 def churn_by(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str = "nps_group",
              landmark: dt.date | None = None, alpha: float = 0.05) -> Result:
     """Share of customers who churned within 12 months of the landmark, by a grouping, Wilson CIs."""
@@ -178,6 +179,7 @@ def churn_by(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str = "nps
                          "landmark": str(L)})
 
 
+@stubs.note_excluded(stubs_matter=True)
 def hazard_ratios(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark: dt.date | None = None,
                   alpha: float = 0.05, cox_sample: int = 50_000, cox: bool = True) -> Result:
     """Hazard ratios of NPS groups vs promoters, adjusted for segment and tenure (see module doc).
@@ -289,6 +291,7 @@ def _cox(con, filters: Filters, L: dt.date, sample: int, alpha: float) -> list[d
     return out
 
 
+@stubs.note_excluded(stubs_matter=True)
 def survival_curves(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark: dt.date | None = None,
                     alpha: float = 0.05) -> Result:
     """Kaplan–Meier survival by NPS group from the landmark (monthly steps) with 95% bands."""

@@ -27,7 +27,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from . import assumptions, churn, store
+from . import assumptions, churn, store, stubs
 from .filters import Filters
 from .results import Estimate, Result
 
@@ -79,6 +79,7 @@ FROM b LEFT JOIN rev USING (customer_id) GROUP BY ALL ORDER BY ALL
 NO_REVENUE = "No revenue in the last 12 months for these customers: import transactions on the Data page to value them."
 
 
+@stubs.note_excluded(stubs_matter=True)
 def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment: bool = False,
                  by_tenure: bool = False, landmark: dt.date | None = None, alpha: float = 0.05, draws: int = 4000, seed: int = 7) -> Result:
     """Contractual CLV per NPS group (optionally × segment, × tenure band) with simulation intervals."""

@@ -29,7 +29,7 @@ import duckdb
 import pandas as pd
 from scipy.stats import norm
 
-from . import store
+from . import store, stubs
 from .filters import Filters
 from .results import Result
 
@@ -111,6 +111,7 @@ def correlation_ci(n: int, sx: float, sy: float, sxx: float, syy: float, sxy: fl
     return r, math.tanh(z - q * se), math.tanh(z + q * se)
 
 
+@stubs.note_excluded()
 def key_drivers(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Result:
     """Importance, performance and NPS impact of each touchpoint (see module docstring)."""
     where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")

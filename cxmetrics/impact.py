@@ -97,7 +97,7 @@ FROM {src.source} WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"""
         tp = "AND r.touchpoint = $touchpoint" if arg else ""
         sql = f"""SELECT {src.dim(grp)} AS grp, date_trunc('month', r.responded_on) AS month, {src.mean(expr)} AS y,
        {src.count()} AS n
-FROM {src.source} WHERE {where} {tp} AND {expr} IS NOT NULL
+FROM {src.source} WHERE {where} {tp} AND {expr} IS NOT NULL{" AND " + src.dim(grp) + " IS NOT NULL" if dim else ""}
 GROUP BY 1, 2 ORDER BY 1, 2"""
         if arg:
             params["touchpoint"] = arg

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import duckdb
 
-from . import schema, store
+from . import schema, store, stubs
 from .schema import FORMULA_PREFIXES, TABLES, Column, Table
 
 
@@ -108,6 +108,9 @@ class ImportReport:
     excluded: dict = field(default_factory=dict)
     #: "unchanged" when the file adds nothing to what is stored (nothing was written)
     status: str = "accepted"
+    #: anonymous responses (no customer id) and stub customers created (see cxmetrics.stubs)
+    anonymous: int = 0
+    stubs: int = 0
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -804,6 +807,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
             notes.append(f"{skipped:,} row(s) with no answer at all (no score, no text) skipped")
             lines = [lines[i] for i in keep]
             cols = {k: [v[i] for i in keep] for k, v in cols.items()}
+    lines, cols = stubs.drop_rows_without_customer(t.name, lines, cols, report)
     if not lines:
         raise ImportRejected(t.name, name, [Problem(None, None, "the file has no rows left to import")])
     import pyarrow as pa
@@ -891,7 +895,7 @@ def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limit
         collect(f"SELECT min(__row), {key} FROM __stage s GROUP BY {key} HAVING count(*) > 1",
                 t.key[0], "duplicate key in the file")
     for column, parent, pcol in t.parents:
-        if column in present:
+        if column in present and not stubs.creates_stubs(t.name, column):
             collect(
                 f'SELECT s.__row, {_raw(column)} FROM __stage s WHERE {_raw(column)} IS NOT NULL AND NOT EXISTS '
                 f'(SELECT 1 FROM "{parent}" p WHERE p."{pcol}" = {_raw(column)})',
@@ -1036,6 +1040,7 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
                 if problems:
                     raise ImportRejected(table, path.name, problems, total)
                 unchanged = _unchanged(con, t)
+                stubs.preview(con, t.name, report)
             except ImportRejected as exc:
                 exc.table = table
                 exc.notes = list(report.warnings)
@@ -1113,7 +1118,9 @@ def _write(con, t: Table, present: set[str], report: ImportReport, started, acto
     # survey weights default to 1 (after the merge: a stored weight is kept)
     values = ", ".join('coalesce("weight", 1.0)' if (t.name == "survey_responses" and c == "weight") else f'"{c}"'
                        for c in t.names)
+    replaced = stubs.stubs_replaced(con, t.name)
     with store.transaction(con):
+        created = stubs.create(con, t.name)
         if t.fact:
             con.execute(f'DELETE FROM "{t.name}" x WHERE EXISTS (SELECT 1 FROM __typed y WHERE {key_match})')
             con.execute(f'INSERT INTO "{t.name}" ({cols}) SELECT {values} FROM __typed')
@@ -1122,12 +1129,15 @@ def _write(con, t: Table, present: set[str], report: ImportReport, started, acto
             con.execute(f'INSERT INTO "{t.name}" ({cols}) SELECT {values} FROM __typed '
                         f"ON CONFLICT ({key}) DO UPDATE SET {upd}")
         report.inserted = report.rows - report.updated
+        stubs.clear(con, t.name)
+        if replaced:
+            report.warnings.append(f"{replaced:,} stub customer(s) replaced by this file's rows")
         if t.name == "assumptions":
             from . import assumptions  # versions every changed assumption
 
             assumptions.record_history(con, actor=actor, action=f"import {report.source}")
         t0 = time.perf_counter()
-        store.bump_version(con, [t.name])
+        store.bump_version(con, [t.name, "customers"] if created else [t.name])
         report.seconds_summaries = time.perf_counter() - t0
         report.import_id = _log(con, report, started, "accepted", None, actor)
 

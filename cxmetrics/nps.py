@@ -238,6 +238,8 @@ def _response_source(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str 
         raise ValueError(f"unknown dimension {dim!r}; one of {', '.join(DIMENSIONS)}")
     src = summaries.responses(con)
     where, params = filters.where(date_col="r.responded_on", customer=src.customer, department_col="r.department")
+    if dim in ("segment", "region"):  # anonymous responses (no customer) have no segment or region
+        where += f" AND {src.dim(DIMENSIONS[dim])} IS NOT NULL"
     sclause, sparams = _survey_clause(survey)
     return src, where, params, sclause, sparams, (src.dim(DIMENSIONS[dim]) if dim else "'all'")
 
@@ -249,6 +251,8 @@ def counts_query(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | No
     summary when it is current (the same counts; :mod:`cxmetrics.summaries`)."""
     src, where, params, sclause, sparams, group = _response_source(con, filters, dim, survey)
     seg = src.dim(", c.segment, c.region") if by_segment else ""
+    if by_segment:  # cells by segment leave out anonymous responses (no customer, no segment)
+        where += f" AND {src.dim('c.segment')} IS NOT NULL"
     sql = f"""
 SELECT {group} AS grp{seg}, {src.count()} AS n,
        {src.count("r.nps >= 9")} AS promoters, {src.count("r.nps <= 6")} AS detractors,
@@ -264,16 +268,18 @@ def _cluster_query(filters: Filters, dim: str | None, survey: str) -> store.Quer
     """Per-customer sums for the clustered SE, per (dim value, segment, region): customers m, the most
     answers of one customer, and Σ_c Y_c², Σ_c Y_c·W_c, Σ_c W_c² for y = promoter − detractor (w = 1)
     and for y = weight·(promoter − detractor) (w = weight). Always from the raw responses: the
-    customer is the cluster, which no counted summary keeps; one GROUP BY pass in DuckDB."""
+    customer is the cluster, which no counted summary keeps; one GROUP BY pass in DuckDB. An anonymous
+    response (no customer id) is a cluster of its own, with no segment or region."""
     where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
     sclause, sparams = _survey_clause(survey)
     group = DIMENSIONS[dim] if dim else "'all'"
     sql = f"""
 WITH per AS (
-    SELECT {group} AS grp, c.segment, c.region, r.customer_id, count(*) AS k,
+    SELECT {group} AS grp, c.segment, c.region, coalesce(r.customer_id, 'anonymous:' || r.response_id) AS cid,
+           count(*) AS k,
            sum(CASE WHEN r.nps >= 9 THEN 1 WHEN r.nps <= 6 THEN -1 ELSE 0 END) AS u, sum(r.weight) AS w,
            sum(r.weight * CASE WHEN r.nps >= 9 THEN 1 WHEN r.nps <= 6 THEN -1 ELSE 0 END) AS y
-    FROM survey_responses r JOIN customers c USING (customer_id)
+    FROM survey_responses r LEFT JOIN customers c ON c.customer_id = r.customer_id
     WHERE {where} AND {sclause} AND r.nps IS NOT NULL
     GROUP BY ALL
 )

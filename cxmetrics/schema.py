@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 2  # 2: assumption_history, booked_revenue
+SCHEMA_VERSION = 3  # 2: assumption_history, booked_revenue; 3: customers.stub, anonymous responses
 
 #: Columns whose values are identifiers or categories. Text here that starts like a spreadsheet
 #: formula (``=``, ``+``, ``-``, ``@``, tab, CR) is rejected on import; free text is accepted and
@@ -98,6 +98,9 @@ TABLES: dict[str, Table] = {
                 C("category_wallet", "float", min=0, doc="annual spend in the category, all suppliers"),
             ),
             key=("customer_id",),
+            # not importable: true for a customer created by the importer for an id seen in responses
+            # or transactions before the customers file (see cxmetrics.stubs)
+            extra={"system_columns": ('"stub" BOOLEAN DEFAULT false',)},
         ),
         Table(
             "transactions",
@@ -118,7 +121,7 @@ TABLES: dict[str, Table] = {
             "one row per response",
             (
                 C("response_id", "id", True),
-                C("customer_id", "id", True),
+                C("customer_id", "id", doc="empty for an anonymous response"),
                 C("responded_on", "date", True),
                 C("survey", "category", True, allowed=SURVEYS),
                 C("touchpoint", "category"),
@@ -326,6 +329,7 @@ def _column_ddl(c: Column) -> str:
 def table_ddl(t: Table) -> str:
     """CREATE TABLE statement for a contract table (identifiers come from ``TABLES`` only)."""
     cols = [_column_ddl(c) for c in t.columns]
+    cols += list(t.extra.get("system_columns", ()))
     if not t.fact:
         cols.append("PRIMARY KEY (" + ", ".join(f'"{k}"' for k in t.key) + ")")
     for cond, _col, _msg in t.row_checks:

@@ -67,7 +67,7 @@ FORMAT = 14
 RESPONSES_SQL = """
 SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
        count(*) AS n, sum(r.weight) AS sw, sum(r.weight * r.weight) AS sw2
-FROM survey_responses r JOIN customers c USING (customer_id)
+FROM survey_responses r LEFT JOIN customers c ON c.customer_id = r.customer_id
 GROUP BY ALL
 """
 

@@ -24,7 +24,7 @@ import duckdb
 import pandas as pd
 from scipy.stats import t as student_t
 
-from . import store
+from . import store, stubs
 from .filters import Filters
 from .results import Estimate, Result
 
@@ -44,7 +44,7 @@ WITH latest AS (
            arg_max(r.share_of_wallet_pct, r.responded_on) AS stated,
            arg_max((1 - r.brand_rank / (r.brands_used + 1)) * 2 / r.brands_used, r.responded_on) AS war
     FROM survey_responses r
-    WHERE r.survey = 'relationship' AND r.nps IS NOT NULL AND {where}
+    WHERE r.survey = 'relationship' AND r.nps IS NOT NULL AND r.customer_id IS NOT NULL AND {where}
     GROUP BY 1
 ), walleted AS (
     SELECT l.customer_id, c.category_wallet FROM latest l JOIN customers c USING (customer_id)
@@ -123,6 +123,7 @@ def _mean_ci(n, s, ss, alpha):
     return m, m - h, m + h
 
 
+@stubs.note_excluded()
 def by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Result:
     """Mean stated, observed and WAR share of wallet per NPS group, with t intervals, and the gap."""
     df, q = _cells(con, filters)
@@ -155,6 +156,7 @@ def by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float =
                   extra={"tables": ("survey_responses", "customers", "transactions")})
 
 
+@stubs.note_excluded()
 def nps_relation(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Estimate:
     """OLS slope of stated share of wallet on the NPS score (points per NPS point), from sums."""
     df, q = _cells(con, filters)
