@@ -53,6 +53,12 @@ def _where(filters: Filters, src=None) -> tuple[str, dict]:
                          department_col="k.department")
 
 
+def _known(src, by: str | None) -> str:
+    """Grouped by a customer attribute: leave out complaints without a customer (a complaints log
+    with no customer key), which have no segment or region, on the summary path as on the raw one."""
+    return f" AND {src.dim(DIMENSIONS[by])} IS NOT NULL" if by in ("segment", "region") else ""
+
+
 def _cells(con: duckdb.DuckDBPyConnection):
     """Complaint counts come from summary_complaints when it is current (the same counts)."""
     from . import summaries
@@ -72,7 +78,7 @@ SELECT {src.dim(DIMENSIONS[by])} AS grp, {src.count()} AS complaints, {src.count
        {"coalesce(sum(k.sum_cost), 0)" if src.cube else "sum(coalesce(k.cost, 0))"} AS cost,
        $active AS active_customers
 FROM {src.source}
-WHERE {where} GROUP BY 1 ORDER BY {'1' if by == 'month' else 'complaints DESC, 1'}""", {**params, "active": active})
+WHERE {where}{_known(src, by)} GROUP BY 1 ORDER BY {'1' if by == 'month' else 'complaints DESC, 1'}""", {**params, "active": active})
     df = store.run(con, q)
     esc = [wilson(e, n, alpha) for e, n in zip(df["escalated"], df["complaints"], strict=True)]
     table = pd.DataFrame({by: df["grp"], "complaints": df["complaints"], "escalated": df["escalated"],
@@ -116,7 +122,7 @@ def escalation_series(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: s
     q = store.Query("escalation_series", f"""
 SELECT {src.dim(DIMENSIONS[by])} AS grp, date_trunc('{period}', k.opened_on) AS period, {src.count()} AS complaints,
        {src.count("k.escalated")} AS escalated
-FROM {src.source} WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2""", params)
+FROM {src.source} WHERE {where}{_known(src, by)} GROUP BY 1, 2 ORDER BY 1, 2""", params)
     return store.run(con, q)
 
 
@@ -221,7 +227,8 @@ WHERE {where} AND opened_on <= (SELECT max(opened_on) FROM complaints) - to_days
     where, params = _where(filters)
     q = store.Query("recontact", f"""
 WITH k AS (SELECT k.customer_id, k.opened_on, lead(k.opened_on) OVER (PARTITION BY k.customer_id ORDER BY k.opened_on,
-                  k.complaint_id) AS next_on FROM complaints k JOIN customers c USING (customer_id) WHERE {where})
+                  k.complaint_id) AS next_on FROM complaints k JOIN customers c USING (customer_id)
+           WHERE {where} AND k.customer_id IS NOT NULL)
 SELECT count(*) AS n, count(*) FILTER (WHERE next_on <= opened_on + to_days($days)) AS again FROM k
 WHERE opened_on <= (SELECT max(opened_on) FROM complaints) - to_days($days)""", {**params, "days": int(days)})
     return _recontact_estimate(store.run(con, q).iloc[0], days, alpha, filters)

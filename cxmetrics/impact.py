@@ -86,7 +86,7 @@ def metric_series(con: duckdb.DuckDBPyConnection, filters: Filters, metric: str,
                                       dates=False)
         sql = f"""SELECT {src.dim(grp)} AS grp, date_trunc('month', k.opened_on) AS month,
        {src.mean("CASE WHEN k.escalated THEN 100.0 ELSE 0.0 END")} AS y, {src.count()} AS n
-FROM {src.source} WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"""
+FROM {src.source} WHERE {where}{" AND " + src.dim(grp) + " IS NOT NULL" if dim else ""} GROUP BY 1, 2 ORDER BY 1, 2"""
     elif kind in ("csat", "nps"):
         from . import summaries
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import duckdb
 
-from . import schema, store, stubs
+from . import import_rows, schema, store, stubs
 from .schema import FORMULA_PREFIXES, TABLES, Column, Table
 
 
@@ -338,6 +338,9 @@ class ImportOptions:
     date_format: str | None = None
     #: worksheet name of an .xlsx file (default: the first visible sheet)
     sheet: str | None = None
+    #: keep only rows whose source column holds one of these values, from ``--only`` (see
+    #: :mod:`cxmetrics.import_rows`)
+    only: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def parse_labels(path: str | os.PathLike) -> dict[str, dict[str, float]]:
@@ -481,11 +484,11 @@ def _score_values(values: list, lines: list[int], column: str, source: str, c: C
     out, unmapped, first = [], {}, None
     converted = 0
     for v, line in zip(values, lines, strict=True):
-        if v is None or _NUMBER.match(v):
+        if v is not None and v in table:  # --labels first: it may recode numbers (1–10 → 1–5)
+            num = table[v]
+        elif v is None or _NUMBER.match(v):
             out.append(v)
             continue
-        if v in table:
-            num = table[v]
         elif (m := _LEADING_NUMBER.match(v)):
             num = float(m.group(1))
         elif v.strip().lower() in SATISFACTION_LABELS:
@@ -685,6 +688,10 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
         counts: dict[str, int] = {}
         body = _qualtrics_filter(header, body, opts.include_incomplete, report.warnings, counts)
         report.excluded.update(counts)
+    try:
+        body = import_rows.filter_rows(header, body, opts.only, report)
+    except ValueError as exc:
+        raise ImportRejected(t.name, name, [Problem(None, None, str(exc))]) from None
     # wrong number of fields is reported by line before anything else
     problems: list[Problem] = []
     width = len(header)

@@ -163,7 +163,7 @@ TABLES: dict[str, Table] = {
             "one row per complaint",
             (
                 C("complaint_id", "id", True),
-                C("customer_id", "id", True),
+                C("customer_id", "id", doc="empty when the complaints log has no customer key"),
                 C("opened_on", "date", True),
                 C("closed_on", "date", doc="empty while the complaint is open"),
                 C("category", "category", True),

@@ -131,7 +131,7 @@ FROM k JOIN customers c USING (customer_id) GROUP BY ALL
 COMPLAINTS_SQL = """
 SELECT k.opened_on, k.category, k.channel, k.department, k.root_cause, c.segment, c.region, k.escalated,
        k.callback_promised, k.callback_done, count(*) AS n, count(k.cost) AS n_cost, sum(k.cost) AS sum_cost
-FROM complaints k JOIN customers c USING (customer_id)
+FROM complaints k LEFT JOIN customers c ON c.customer_id = k.customer_id
 GROUP BY ALL
 """
 

@@ -136,7 +136,8 @@ def test_qualtrics_export(small_copy, tmp_path):
 
 def test_qualtrics_rows_are_numbered_as_in_the_file(small_copy, tmp_path):
     a, b, _ = customer_ids(small_copy)
-    p = write(tmp_path, QUALTRICS.format(a=a, b="NOBODY"), "qualtrics.csv")
+    # an unknown customer id now makes a stub customer (cxmetrics.stubs); a formula-like id is refused
+    p = write(tmp_path, QUALTRICS.format(a=a, b="=HYPERLINK(1)"), "qualtrics.csv")
     with pytest.raises(ImportRejected) as e:
         importer.import_file(p, "survey_responses", db=small_copy)
     assert (e.value.problems[0].row, e.value.problems[0].column) == (5, "customer_id")
