@@ -13,6 +13,9 @@ Rules (README "Bring your own data", DESIGN.md "Real data"):
   date the file shows for that id, and ``customers.stub = true``. The import reports how many it
   created. A customers file that later brings the id replaces the stub's attributes and clears the
   mark.
+* A complaint without a customer id (a complaints log with no customer key) counts in complaint
+  volumes, escalations, resolution and callbacks; re-contact and churn after complaints need the
+  customer and leave it out.
 * A transaction line without a customer id (135,000 of a retailer's 540,000 lines) belongs to no
   customer: it is skipped and counted (``report.excluded["no_customer"]``), not a rejection.
 
@@ -66,6 +69,12 @@ def preview(con, table: str, report) -> None:
         if anon:
             report.warnings.append(f"{anon:,} anonymous response(s) (no customer id): counted in NPS, CSAT and "
                                    "CES, left out of customer-level analyses (churn, value, wallet, drivers)")
+    if table == "complaints":
+        anon = con.execute("SELECT count(*) FROM __typed WHERE customer_id IS NULL").fetchone()[0]
+        report.anonymous = int(anon)
+        if anon:
+            report.warnings.append(f"{anon:,} complaint(s) without a customer id: counted in complaint volumes, "
+                                   "escalations and callbacks, left out of re-contact and churn after complaints")
     if table in STUB_TABLES:
         n = con.execute(f"SELECT count(*) FROM ({_NEW_IDS})").fetchone()[0]  # noqa: S608 (constant SQL)
         report.stubs = int(n)
@@ -136,6 +145,9 @@ def note_excluded(stubs_matter: bool = False, responses: bool = True):
         @functools.wraps(f)
         def inner(con, *args, **kwargs):
             res = f(con, *args, **kwargs)
+            table = getattr(res, "table", None)
+            if (table is not None and table.empty) or getattr(res, "n", 1) == 0:
+                return res  # nothing was computed: the empty state's own reason says why
             extra = exclusion_warnings(con, stubs_matter=stubs_matter, responses=responses)
             if not extra or not hasattr(res, "warnings"):
                 return res
