@@ -111,6 +111,13 @@ class ImportReport:
     #: anonymous responses (no customer id) and stub customers created (see cxmetrics.stubs)
     anonymous: int = 0
     stubs: int = 0
+    #: what the file looked like (shown by the Data page before an import; see cxmetrics.import_preview):
+    #: header rows, its columns, and (source, target) pairs of the mapping used
+    header_rows: int | None = None
+    source_columns: list = field(default_factory=list)
+    columns: list = field(default_factory=list)
+    #: in a dry run, the first rows as they will be stored (text values, with their file row)
+    sample: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -743,6 +750,9 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
             problems.append(Problem(None, "amount", f"--amount applies to transactions, not {t.name}"))
         seen.pop("amount", None)
     present = set(seen) | set(opts.sets) | ({"amount"} if amount else set())
+    report.header_rows, report.source_columns = (3 if qualtrics else 1), header
+    report.columns = ([[header[i], tgt] for tgt, i in seen.items()] + [[f"--set {k}={v}", k] for k, v in opts.sets.items()]
+                      + ([[f"--amount {opts.amount}", "amount"]] if amount else []))
     if fmt == "qualtrics" and "survey" not in present:
         opts = ImportOptions(**{**opts.__dict__, "sets": {**opts.sets, "survey": "relationship"}})
         present.add("survey")
@@ -1059,6 +1069,7 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
             raise rejected
         if dry_run:
             report.inserted = report.rows
+            report.sample = _sample(con, t)
             return report
         if unchanged:
             report.status = "unchanged"
@@ -1077,6 +1088,14 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
     finally:
         con.close()
     return report
+
+
+def _sample(con, t: Table, n: int = 20) -> list[dict]:
+    """The first ``n`` typed rows as they will be stored (values as text), with their file row."""
+    cols = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in t.names)
+    cur = con.execute(f"SELECT __row AS row, {cols} FROM __typed ORDER BY __row LIMIT {int(n)}")  # noqa: S608
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def _unchanged(con, t: Table) -> bool:

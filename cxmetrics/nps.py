@@ -22,7 +22,7 @@ Kish, L. (1965), Survey Sampling, §11.7 (effective sample size).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import pandas as pd
@@ -379,7 +379,11 @@ def overall(con: duckdb.DuckDBPyConnection, filters: Filters, *, survey: str = "
     df, _ = _counts(con, filters, None, survey, weighted, "nps_overall")
     label = "NPS (weighted)" if weighted else "NPS"
     if df.empty:
-        return nps_estimate(0, 0, 0, alpha=alpha, min_n=filters.min_n, label=label, filters=filters.describe())
+        est = nps_estimate(0, 0, 0, alpha=alpha, min_n=filters.min_n, label=label, filters=filters.describe())
+        if weighted:  # e.g. only anonymous answers: no segment to weight by
+            est = replace(est, warnings=("No answer here is linked to a customer with a segment, so it cannot be "
+                                         "weighted (anonymous responses count in the unweighted NPS).", *est.warnings))
+        return est
     return _row_estimate(df.iloc[0], weighted, alpha, filters, label)
 
 
