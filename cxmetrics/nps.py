@@ -330,6 +330,8 @@ def _counts(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, s
     base, _ = active_base(con, filters)
     resp = cells.groupby("segment")["n"].sum()
     both = base.set_index("segment")["exposure"].astype(float).to_frame().join(resp.rename("resp"), how="inner")
+    if not both["exposure"].sum() > 0:  # nothing to weight to (e.g. anonymous answers, stub customers only)
+        return cells.iloc[0:0].drop(columns=["segment", "region"]), q
     ps = (both["exposure"] / both["exposure"].sum()) / (both["resp"] / both["resp"].sum())
     cells = cells[cells["segment"].isin(ps.index)].copy()
     f = cells["segment"].map(ps).astype(float)
@@ -381,8 +383,9 @@ def overall(con: duckdb.DuckDBPyConnection, filters: Filters, *, survey: str = "
     if df.empty:
         est = nps_estimate(0, 0, 0, alpha=alpha, min_n=filters.min_n, label=label, filters=filters.describe())
         if weighted:  # e.g. only anonymous answers: no segment to weight by
-            est = replace(est, warnings=("No answer here is linked to a customer with a segment, so it cannot be "
-                                         "weighted (anonymous responses count in the unweighted NPS).", *est.warnings))
+            est = replace(est, warnings=("No answer here can be weighted to the customer base: none is linked to a "
+                                         "segment with active customers (anonymous answers count in the unweighted "
+                                         "NPS).", *est.warnings))
         return est
     return _row_estimate(df.iloc[0], weighted, alpha, filters, label)
 

@@ -16,7 +16,7 @@ def weighted_text(est: Estimate) -> str:
     segment: anonymous responses cannot be post-stratified)."""
     if est.n == 0:
         return ("It cannot be weighted to the customer base: no answer in this selection is linked to a "
-                "customer with a segment (anonymous responses).")
+                "segment with active customers (anonymous answers, stub customers).")
     return f"Weighted to the customer base it is {est.estimate:.1f} ({est.ci_text()})."
 
 
