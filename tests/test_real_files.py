@@ -223,6 +223,12 @@ def test_anonymous_responses_count_in_nps_and_are_left_out_of_customer_analyses(
 
         results = [churn.churn_by(con, Filters()), wallet.by_group(con, Filters()), drivers.key_drivers(con, Filters()),
                    clv.clv_by_group(con, Filters(), draws=100)]
+        # share of wallet counts customers: from the summary, and from the raw responses (a date filter
+        # that keeps everything), anonymous answers are no customer
+        import datetime as dt
+
+        w_fast = int(results[1].table["customers"].sum())
+        w_raw = int(wallet.by_group(con, Filters(date_from=dt.date(1900, 1, 1))).table["customers"].sum())
         with monkeypatch.context() as m:
             m.setattr(summaries, "_state", lambda con: ({}, 0))  # raw queries
             slow = nps.overall(con, Filters())
@@ -234,6 +240,7 @@ def test_anonymous_responses_count_in_nps_and_are_left_out_of_customer_analyses(
     key = "segment"
     assert set(seg[key]) == set(seg_before[key]) | {"unknown"} and set(seg_slow[key]) == set(seg[key])
     assert int(seg["n"].sum()) == before.n + 2
+    assert w_raw == w_fast
     for res in results:
         assert any("12 anonymous survey response(s)" in w for w in res.warnings), (res.name, res.warnings)
 
