@@ -116,7 +116,10 @@ def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment
                      "monthly_margin": m_rev * gm,
                      "clv": point, "clv_se": sd, "ci_low": float(lo), "ci_high": float(hi),
                      "small_sample": r["customers"] < filters.min_n})
-    table = pd.DataFrame(recs)
+    # the columns are named even with no group (e.g. only anonymous answers): charts and pages read them
+    table = pd.DataFrame(recs, columns=[*keys, "customers", "churn_events", "monthly_churn_pct", "monthly_revenue",
+                                        "monthly_revenue_se", "monthly_margin", "clv", "clv_se", "ci_low", "ci_high",
+                                        "small_sample"])
     order = {g: i for i, g in enumerate(GROUPS)}
     if len(table):
         table = table.sort_values(keys, key=lambda s: s.map(order) if s.name == "nps_group" else s).reset_index(drop=True)

@@ -24,7 +24,7 @@ from cxmetrics import cli, importer, nps, store, stubs, summaries
 from cxmetrics.filters import Filters
 
 from . import fixtures_real as fr
-from .test_partial_stores import BAD_TEXT, METRICS
+from .test_partial_stores import BAD_TEXT, METRICS, _page_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -173,6 +173,21 @@ def test_every_metrics_command_and_the_report(real, name, capsys, tmp_path):
     text = "\n".join(sh.text_frame.text for s in Presentation(str(pptx)).slides for sh in s.shapes if sh.has_text_frame)
     for bad in ("nan", "NaN", "Data lineage: ."):
         assert bad not in text.replace("financ", ""), (name, bad, text[:3000])
+
+
+@pytest.mark.parametrize("name", list(fr.BUILDERS))
+def test_every_page_renders_on_the_real_shaped_store(make_app, real, name):
+    from cxmetrics import roles
+
+    _, db, _ = real[name]
+    for spec in roles.PAGES:
+        role = "finance" if spec.path.endswith("10_finance_review.py") else "analyst"
+        at = make_app(db, role=role, page=spec.path, timeout=180)
+        assert not at.exception, (name, spec.title, [e.value for e in at.exception])
+        text = _page_text(at)
+        for bad in ("nan", "Empty DataFrame", "None%"):
+            assert f" {bad} " not in f" {text} ".replace("(", " ").replace(")", " "), (name, spec.title, bad, text[:2000])
+        assert any(t.value == spec.headline for t in at.title), (name, spec.title)
 
 
 def test_survey_metrics_give_figures_on_anonymous_and_stub_stores(real, capsys):
