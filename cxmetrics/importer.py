@@ -1146,7 +1146,7 @@ def _write(con, t: Table, present: set[str], report: ImportReport, started, acto
                        for c in t.names)
     replaced = stubs.stubs_replaced(con, t.name)
     with store.transaction(con):
-        created = stubs.create(con, t.name)
+        created = stubs.create(con, t.name, report.source)
         if t.fact:
             con.execute(f'DELETE FROM "{t.name}" x WHERE EXISTS (SELECT 1 FROM __typed y WHERE {key_match})')
             con.execute(f'INSERT INTO "{t.name}" ({cols}) SELECT {values} FROM __typed')

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 3  # 2: assumption_history, booked_revenue; 3: customers.stub, anonymous responses
+SCHEMA_VERSION = 3  # 2: assumption_history, booked_revenue; 3: customer_stubs, anonymous responses and complaints
 
 #: Columns whose values are identifiers or categories. Text here that starts like a spreadsheet
 #: formula (``=``, ``+``, ``-``, ``@``, tab, CR) is rejected on import; free text is accepted and
@@ -98,9 +98,6 @@ TABLES: dict[str, Table] = {
                 C("category_wallet", "float", min=0, doc="annual spend in the category, all suppliers"),
             ),
             key=("customer_id",),
-            # not importable: true for a customer created by the importer for an id seen in responses
-            # or transactions before the customers file (see cxmetrics.stubs)
-            extra={"system_columns": ('"stub" BOOLEAN DEFAULT false',)},
         ),
         Table(
             "transactions",
@@ -301,6 +298,10 @@ SYSTEM_DDL = (
         action VARCHAR NOT NULL, PRIMARY KEY (key, version))""",
     """CREATE TABLE IF NOT EXISTS booked_revenue (
         period DATE PRIMARY KEY, amount DOUBLE NOT NULL, entered_by VARCHAR, entered_at TIMESTAMP)""",
+    # customers created by the importer for ids seen in responses or transactions before the
+    # customers file (cxmetrics.stubs); a customers import that brings the id removes its row
+    """CREATE TABLE IF NOT EXISTS customer_stubs (
+        customer_id VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL, source VARCHAR)""",
     """CREATE SEQUENCE IF NOT EXISTS audit_seq START 1""",
     """CREATE TABLE IF NOT EXISTS audit (
         audit_id INTEGER PRIMARY KEY DEFAULT nextval('audit_seq'),
@@ -329,7 +330,6 @@ def _column_ddl(c: Column) -> str:
 def table_ddl(t: Table) -> str:
     """CREATE TABLE statement for a contract table (identifiers come from ``TABLES`` only)."""
     cols = [_column_ddl(c) for c in t.columns]
-    cols += list(t.extra.get("system_columns", ()))
     if not t.fact:
         cols.append("PRIMARY KEY (" + ", ".join(f'"{k}"' for k in t.key) + ")")
     for cond, _col, _msg in t.row_checks:

@@ -193,12 +193,11 @@ def check_version(con: duckdb.DuckDBPyConnection, p: Path | str = "") -> None:
 
 #: Migrations from version N to N+1: statements run after the (idempotent) CREATE … IF NOT EXISTS
 #: DDL. 1 → 2 added the assumption_history and booked_revenue tables, which the DDL creates.
-#: 2 → 3 marks stub customers (``customers.stub``) and lets a survey response be anonymous
+#: 2 → 3 marks stub customers (table ``customer_stubs``, created by the DDL) and lets a survey response be anonymous
 #: (``survey_responses.customer_id`` may be empty), as may a complaint (a log without customer key).
 MIGRATIONS: dict[int, list[str]] = {
     1: [],
-    2: ["ALTER TABLE customers ADD COLUMN IF NOT EXISTS stub BOOLEAN DEFAULT false",
-        "ALTER TABLE survey_responses ALTER COLUMN customer_id DROP NOT NULL",
+    2: ["ALTER TABLE survey_responses ALTER COLUMN customer_id DROP NOT NULL",
         "ALTER TABLE complaints ALTER COLUMN customer_id DROP NOT NULL"],
 }
 

@@ -10,9 +10,9 @@ Rules (README "Bring your own data", DESIGN.md "Real data"):
 * A **stub customer** is created by the import of responses or transactions whose customer id is
   not in ``customers``: segment and region ``unknown``, ``non_contractual`` (without a contract no
   churn date is observable, so contractual churn analyses leave stubs out), acquired on the first
-  date the file shows for that id, and ``customers.stub = true``. The import reports how many it
-  created. A customers file that later brings the id replaces the stub's attributes and clears the
-  mark.
+  date the file shows for that id, and listed in the bookkeeping table ``customer_stubs`` (the
+  customers table keeps its contract shape). The import reports how many it created. A customers
+  file that later brings the id replaces the stub's attributes and removes it from ``customer_stubs``.
 * A complaint without a customer id (a complaints log with no customer key) counts in complaint
   volumes, escalations, resolution and callbacks; re-contact and churn after complaints need the
   customer and leave it out.
@@ -84,33 +84,34 @@ def preview(con, table: str, report) -> None:
                                    "replaces them")
 
 
-def create(con, table: str) -> int:
+def create(con, table: str, source: str | None = None) -> int:
     """Insert the stub customers for ``__typed``'s unknown ids (inside the import's transaction)."""
     if table not in STUB_TABLES:
         return 0
     date_col = STUB_TABLES[table]
-    before = con.execute("SELECT count(*) FROM customers").fetchone()[0]
+    before = con.execute("SELECT count(*) FROM customer_stubs").fetchone()[0]
+    con.execute(f"INSERT INTO customer_stubs (customer_id, created_at, source) SELECT customer_id, now()::TIMESTAMP, $src "
+                f"FROM ({_NEW_IDS}) ON CONFLICT DO NOTHING", {"src": source})  # noqa: S608 (constant SQL)
     con.execute(
-        "INSERT INTO customers (customer_id, segment, region, acquired_on, contract, stub) "
-        f'SELECT y.customer_id, $seg, $reg, min(y."{date_col}"), $contract, true '  # noqa: S608 (allow-listed column)
+        "INSERT INTO customers (customer_id, segment, region, acquired_on, contract) "
+        f'SELECT y.customer_id, $seg, $reg, min(y."{date_col}"), $contract '  # noqa: S608 (allow-listed column)
         f"FROM __typed y WHERE y.customer_id IN ({_NEW_IDS}) GROUP BY y.customer_id",
         {"seg": STUB_SEGMENT, "reg": STUB_REGION, "contract": STUB_CONTRACT})
-    return con.execute("SELECT count(*) FROM customers").fetchone()[0] - before
+    return con.execute("SELECT count(*) FROM customer_stubs").fetchone()[0] - before
 
 
 def stubs_replaced(con, table: str) -> int:
     """Before a customers import writes: how many stored stubs this file replaces."""
     if table != "customers":
         return 0
-    return con.execute("SELECT count(*) FROM customers c WHERE coalesce(c.stub, false) "
-                       "AND c.customer_id IN (SELECT customer_id FROM __typed)").fetchone()[0]
+    return con.execute("SELECT count(*) FROM customer_stubs WHERE customer_id IN (SELECT customer_id FROM __typed)"
+                       ).fetchone()[0]
 
 
 def clear(con, table: str) -> None:
     """After a customers import wrote its rows: they are real customers now."""
     if table == "customers":
-        con.execute("UPDATE customers SET stub = false WHERE coalesce(stub, false) "
-                    "AND customer_id IN (SELECT customer_id FROM __typed)")
+        con.execute("DELETE FROM customer_stubs WHERE customer_id IN (SELECT customer_id FROM __typed)")
 
 
 # ----------------------------------------------------------------------------- what analyses say
@@ -119,7 +120,7 @@ def clear(con, table: str) -> None:
 def counts(con) -> tuple[int, int]:
     """(anonymous responses, stub customers) in the store."""
     anon = con.execute("SELECT count(*) FROM survey_responses WHERE customer_id IS NULL").fetchone()[0]
-    stub = con.execute("SELECT count(*) FROM customers WHERE coalesce(stub, false)").fetchone()[0]
+    stub = con.execute("SELECT count(*) FROM customer_stubs").fetchone()[0]
     return int(anon), int(stub)
 
 

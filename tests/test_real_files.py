@@ -93,7 +93,8 @@ def test_retailer_survey_with_r_quirks_and_mixed_encodings(real, tmp_path):
         texts = {r[0] for r in con.execute("SELECT verbatim FROM survey_responses WHERE verbatim IS NOT NULL").fetchall()}
         dates = con.execute("SELECT DISTINCT responded_on::VARCHAR FROM survey_responses").fetchall()
         stub_rows = con.execute("SELECT count(*), count(*) FILTER (WHERE segment = 'unknown' AND region = 'unknown' "
-                                "AND contract = 'non_contractual') FROM customers WHERE stub").fetchone()
+                                "AND contract = 'non_contractual') FROM customers "
+                                "WHERE customer_id IN (SELECT customer_id FROM customer_stubs)").fetchone()
         ids = con.execute("SELECT count(DISTINCT response_id) FROM survey_responses").fetchone()[0]
     assert set(f["texts_1252"]) <= texts  # the Windows-1252 lines read exactly; "NA" is missing, not text
     assert "NA" not in texts
@@ -116,7 +117,7 @@ def test_line_items_become_transactions_of_stub_customers(real):
     with store.connect(str(db)) as con:
         total, n_neg = con.execute("SELECT round(sum(amount), 2), count(*) FILTER (WHERE amount < 0) "
                                    "FROM transactions").fetchone()
-        sample = con.execute("SELECT stub FROM customers WHERE customer_id = ?", [f["sample_id"]]).fetchone()
+        sample = con.execute("SELECT count(*) > 0 FROM customer_stubs WHERE customer_id = ?", [f["sample_id"]]).fetchone()
     assert total == pytest.approx(f["revenue"]) and n_neg == f["negative"]
     assert sample == (True,)  # 17850.0 read as 17850, a stub customer
 
@@ -264,24 +265,24 @@ def test_stubs_are_replaced_when_the_customers_file_arrives(small_copy, tmp_path
     p, _ = _anonymous_file(tmp_path, small_copy, 2)
     importer.import_file(p, "survey_responses", db=small_copy)
     with store.connect(str(small_copy)) as con:
-        assert con.execute("SELECT segment, stub FROM customers WHERE customer_id = 'NEW-CUSTOMER-1'").fetchone() == ("unknown", True)
+        assert con.execute("SELECT segment FROM customers WHERE customer_id = 'NEW-CUSTOMER-1'").fetchone() == ("unknown",)
         assert stubs.counts(con) == (2, 1)
     c = tmp_path / "customers.csv"
     c.write_text("customer_id,segment,region,acquired_on,contract\nNEW-CUSTOMER-1,smb,north,2021-05-01,contractual\n")
     rep = importer.import_file(c, "customers", db=small_copy)
     assert any("1 stub customer(s) replaced" in w for w in rep.warnings)
     with store.connect(str(small_copy)) as con:
-        row = con.execute("SELECT segment, region, contract, stub FROM customers WHERE customer_id = 'NEW-CUSTOMER-1'").fetchone()
-        assert row == ("smb", "north", "contractual", False) and stubs.counts(con) == (2, 0)
+        row = con.execute("SELECT segment, region, contract FROM customers WHERE customer_id = 'NEW-CUSTOMER-1'").fetchone()
+        assert row == ("smb", "north", "contractual") and stubs.counts(con) == (2, 0)
 
 
 def test_a_schema_2_file_migrates(small_db, tmp_path):
-    """A store written by the previous code (no customers.stub, customer ids required) opens read-write
+    """A store written by the previous code (no customer_stubs, customer ids required) opens read-write
     as schema 3, and then takes anonymous responses."""
     db = tmp_path / "old.duckdb"
     shutil.copy(small_db, db)
     raw = duckdb.connect(str(db))
-    raw.execute("ALTER TABLE customers DROP COLUMN stub")
+    raw.execute("DROP TABLE customer_stubs")
     raw.execute("ALTER TABLE survey_responses ALTER COLUMN customer_id SET NOT NULL")
     raw.execute("ALTER TABLE complaints ALTER COLUMN customer_id SET NOT NULL")
     raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
@@ -295,4 +296,4 @@ def test_a_schema_2_file_migrates(small_db, tmp_path):
     rep = importer.import_file(p, "survey_responses", db=db)
     assert (rep.anonymous, rep.stubs) == (3, 1)
     with store.connect(str(db)) as con:
-        assert con.execute("SELECT count(*) FROM customers WHERE stub").fetchone()[0] == 1
+        assert con.execute("SELECT count(*) FROM customer_stubs").fetchone()[0] == 1
