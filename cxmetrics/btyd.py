@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
-from . import relations, store, summaries
+from . import relations, store, stubs, summaries
 from .filters import Filters
 from .results import Result
 
@@ -243,6 +243,7 @@ def _fittable(df: pd.DataFrame) -> bool:
     return df["w"].sum() >= 50 and (df["x"] > 0).sum() >= 5
 
 
+@stubs.note_excluded(stubs_matter=True, responses=False)
 def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_weeks: float = 52.0,
                         margin: float | None = None, annual_discount: float | None = None) -> Result:
     """Fit BG/NBD and Gamma-Gamma on non-contractual customers and value them.

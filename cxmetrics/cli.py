@@ -18,7 +18,7 @@ import sys
 
 import duckdb
 
-from . import demo, faults, importer, schema, store
+from . import demo, faults, import_rows, importer, schema, store
 from .output import CLIError, emit, estimate_text, filters_from_args, table_text  # noqa: F401  (the shared output helpers)
 from .results import DEFAULT_MIN_N
 
@@ -88,7 +88,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             include_incomplete=args.include_incomplete,
             labels=importer.parse_labels(args.labels) if args.labels else {},
             sets=importer.parse_sets(args.set), amount=args.amount, line_items=args.line_items,
-            date_format=args.date_format, sheet=args.sheet)
+            date_format=args.date_format, sheet=args.sheet, only=import_rows.parse_only(args.only))
         rep = importer.import_file(args.file, args.table, db=args.db, mapping=importer.parse_mapping(args.map),
                                    encoding=args.encoding, dry_run=args.dry_run, actor=args.actor,
                                    options=options, role=args.role)
@@ -158,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="transactions: sum rows sharing a transaction_id into one transaction")
     p.add_argument("--date-format", metavar="STRFTIME", help="format of every date column, e.g. %%m/%%d/%%Y")
     p.add_argument("--sheet", help="the .xlsx sheet to read (default: the active sheet if visible, else the first visible one)")
+    p.add_argument("--only", action="append", default=[], metavar="'Source Column=VALUE'",
+                   help="keep only rows whose source column holds VALUE (repeatable), e.g. 'Churn Label=Yes'")
     p.add_argument("--dry-run", action="store_true", help="validate only; write nothing")
     p.add_argument("--actor", default="cli", help="who is importing (for the audit log)")
     p.add_argument("--role", default="analyst",

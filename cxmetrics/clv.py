@@ -27,7 +27,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from . import assumptions, churn, store
+from . import assumptions, churn, store, stubs
 from .filters import Filters
 from .results import Estimate, Result
 
@@ -66,6 +66,7 @@ FROM b LEFT JOIN rev USING (customer_id) GROUP BY ALL ORDER BY ALL
 NO_REVENUE = "No revenue in the last 12 months for these customers: import transactions on the Data page to value them."
 
 
+@stubs.note_excluded(stubs_matter=True)
 def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment: bool = False,
                  by_tenure: bool = False, landmark: dt.date | None = None, alpha: float = 0.05, draws: int = 4000, seed: int = 7) -> Result:
     """Contractual CLV per NPS group (optionally × segment, × tenure band) with simulation intervals."""
@@ -102,7 +103,10 @@ def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment
                      "monthly_margin": m_rev * gm,
                      "clv": point, "clv_se": sd, "ci_low": float(lo), "ci_high": float(hi),
                      "small_sample": r["customers"] < filters.min_n})
-    table = pd.DataFrame(recs)
+    # the columns are named even with no group (e.g. only anonymous answers): charts and pages read them
+    table = pd.DataFrame(recs, columns=[*keys, "customers", "churn_events", "monthly_churn_pct", "monthly_revenue",
+                                        "monthly_revenue_se", "monthly_margin", "clv", "clv_se", "ci_low", "ci_high",
+                                        "small_sample"])
     order = {g: i for i, g in enumerate(GROUPS)}
     if len(table):
         table = table.sort_values(keys, key=lambda s: s.map(order) if s.name == "nps_group" else s).reset_index(drop=True)

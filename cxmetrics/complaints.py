@@ -53,6 +53,12 @@ def _where(filters: Filters, src=None) -> tuple[str, dict]:
                          department_col="k.department")
 
 
+def _known(src, by: str | None) -> str:
+    """Grouped by a customer attribute: leave out complaints without a customer (a complaints log
+    with no customer key), which have no segment or region, on the summary path as on the raw one."""
+    return f" AND {src.dim(DIMENSIONS[by])} IS NOT NULL" if by in ("segment", "region") else ""
+
+
 def _cells(con: duckdb.DuckDBPyConnection):
     """Complaint counts come from summary_complaints when it is current (the same counts)."""
     return summaries.complaints(con)
@@ -70,7 +76,7 @@ SELECT {src.dim(DIMENSIONS[by])} AS grp, {src.count()} AS complaints, {src.count
        coalesce(sum(k.sum_cost), 0) AS cost,
        $active AS active_customers
 FROM {src.source}
-WHERE {where} GROUP BY 1 ORDER BY {'1' if by == 'month' else 'complaints DESC, 1'}""", {**params, "active": active})
+WHERE {where}{_known(src, by)} GROUP BY 1 ORDER BY {'1' if by == 'month' else 'complaints DESC, 1'}""", {**params, "active": active})
     df = store.run(con, q)
     esc = [wilson(e, n, alpha) for e, n in zip(df["escalated"], df["complaints"], strict=True)]
     table = pd.DataFrame({by: df["grp"], "complaints": df["complaints"], "escalated": df["escalated"],
@@ -105,7 +111,7 @@ def escalation_series(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: s
     q = store.Query("escalation_series", f"""
 SELECT {src.dim(DIMENSIONS[by])} AS grp, date_trunc('{period}', k.opened_on) AS period, {src.count()} AS complaints,
        {src.count("k.escalated")} AS escalated
-FROM {src.source} WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2""", params)
+FROM {src.source} WHERE {where}{_known(src, by)} GROUP BY 1, 2 ORDER BY 1, 2""", params)
     return store.run(con, q)
 
 

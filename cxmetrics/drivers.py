@@ -29,7 +29,7 @@ import duckdb
 import pandas as pd
 from scipy.stats import norm
 
-from . import relations, store, summaries
+from . import relations, store, stubs, summaries
 from .filters import Filters
 from .results import Result
 
@@ -76,6 +76,7 @@ def correlation_ci(n: int, sx: float, sy: float, sxx: float, syy: float, sxy: fl
     return r, math.tanh(z - q * se), math.tanh(z + q * se)
 
 
+@stubs.note_excluded()
 def key_drivers(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Result:
     """Importance, performance and NPS impact of each touchpoint (see module docstring)."""
     pwhere, params = summaries.where(summaries.PAIRS_TABLE, filters, customer="r", dates=False)

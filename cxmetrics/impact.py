@@ -89,7 +89,7 @@ def metric_series(con: duckdb.DuckDBPyConnection, filters: Filters, metric: str,
                                       dates=False)
         sql = f"""SELECT {src.dim(grp)} AS grp, date_trunc('month', k.opened_on) AS month,
        {src.mean("CASE WHEN k.escalated THEN 100.0 ELSE 0.0 END")} AS y, {src.count()} AS n
-FROM {src.source} WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"""
+FROM {src.source} WHERE {where}{" AND " + src.dim(grp) + " IS NOT NULL" if dim else ""} GROUP BY 1, 2 ORDER BY 1, 2"""
     elif kind in ("csat", "nps"):
         src = summaries.responses(con)
         where, params = filters.where(date_col="r.responded_on", customer=src.customer, department_col="r.department",
@@ -98,7 +98,7 @@ FROM {src.source} WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"""
         tp = "AND r.touchpoint = $touchpoint" if arg else ""
         sql = f"""SELECT {src.dim(grp)} AS grp, date_trunc('month', r.responded_on) AS month, {src.mean(expr)} AS y,
        {src.count()} AS n
-FROM {src.source} WHERE {where} {tp} AND {expr} IS NOT NULL
+FROM {src.source} WHERE {where} {tp} AND {expr} IS NOT NULL{" AND " + src.dim(grp) + " IS NOT NULL" if dim else ""}
 GROUP BY 1, 2 ORDER BY 1, 2"""
         if arg:
             params["touchpoint"] = arg

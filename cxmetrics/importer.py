@@ -29,7 +29,7 @@ from pathlib import Path
 
 import duckdb
 
-from . import parsing, readers, schema, store
+from . import import_rows, parsing, readers, schema, store, stubs
 from .schema import FORMULA_PREFIXES, TABLES, Column, Table
 
 
@@ -108,6 +108,16 @@ class ImportReport:
     excluded: dict = field(default_factory=dict)
     #: "unchanged" when the file adds nothing to what is stored (nothing was written)
     status: str = "accepted"
+    #: anonymous responses (no customer id) and stub customers created (see cxmetrics.stubs)
+    anonymous: int = 0
+    stubs: int = 0
+    #: what the file looked like (shown by the Data page before an import; see cxmetrics.import_preview):
+    #: header rows, its columns, and (source, target) pairs of the mapping used
+    header_rows: int | None = None
+    source_columns: list = field(default_factory=list)
+    columns: list = field(default_factory=list)
+    #: in a dry run, the first rows as they will be stored (text values, with their file row)
+    sample: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -352,6 +362,9 @@ class ImportOptions:
     date_format: str | None = None
     #: worksheet name of an .xlsx file (default: the first visible sheet)
     sheet: str | None = None
+    #: keep only rows whose source column holds one of these values, from ``--only`` (see
+    #: :mod:`cxmetrics.import_rows`)
+    only: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def parse_labels(path: str | os.PathLike) -> dict[str, dict[str, float]]:
@@ -498,11 +511,11 @@ def _score_values(values: list, lines: list[int], column: str, source: str, c: C
     out, unmapped, first = [], {}, None
     converted = 0
     for v, line in zip(values, lines, strict=True):
-        if v is None or _NUMBER.match(v):
+        if v is not None and v in table:  # --labels first: it may recode numbers (1–10 → 1–5)
+            num = table[v]
+        elif v is None or _NUMBER.match(v):
             out.append(v)
             continue
-        if v in table:
-            num = table[v]
         elif (m := _LEADING_NUMBER.match(v)):
             num = float(m.group(1))
         elif v.strip().lower() in SATISFACTION_LABELS:
@@ -727,6 +740,10 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
         counts: dict[str, int] = {}
         body = _qualtrics_filter(header, body, opts.include_incomplete, report.warnings, counts)
         report.excluded.update(counts)
+    try:
+        body = import_rows.filter_rows(header, body, opts.only, report)
+    except ValueError as exc:
+        raise ImportRejected(t.name, name, [Problem(None, None, str(exc))]) from None
     # wrong number of fields is reported by line before anything else
     problems: list[Problem] = []
     width = len(header)
@@ -778,6 +795,9 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
             problems.append(Problem(None, "amount", f"--amount applies to transactions, not {t.name}"))
         seen.pop("amount", None)
     present = set(seen) | set(opts.sets) | ({"amount"} if amount else set())
+    report.header_rows, report.source_columns = (3 if qualtrics else 1), header
+    report.columns = ([[header[i], tgt] for tgt, i in seen.items()] + [[f"--set {k}={v}", k] for k, v in opts.sets.items()]
+                      + ([[f"--amount {opts.amount}", "amount"]] if amount else []))
     if fmt == "qualtrics" and "survey" not in present:
         opts = ImportOptions(**{**opts.__dict__, "sets": {**opts.sets, "survey": "relationship"}})
         present.add("survey")
@@ -856,6 +876,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
             notes.append(f"{skipped:,} row(s) with no answer at all (no score, no text) skipped")
             lines = [lines[i] for i in keep]
             cols = {k: [v[i] for i in keep] for k, v in cols.items()}
+    lines, cols = stubs.drop_rows_without_customer(t.name, lines, cols, report)
     if not lines:
         raise ImportRejected(t.name, name, [Problem(None, None, "the file has no rows left to import")])
     import pyarrow as pa
@@ -901,7 +922,7 @@ def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limit
         collect(f"SELECT min(__row), {key} FROM __stage s GROUP BY {key} HAVING count(*) > 1",
                 t.key[0], "duplicate key in the file")
     for column, parent, pcol in t.parents:
-        if column in present:
+        if column in present and not stubs.creates_stubs(t.name, column):
             collect(
                 f'SELECT s.__row, {_raw(column)} FROM __stage s WHERE {_raw(column)} IS NOT NULL AND NOT EXISTS '
                 f'(SELECT 1 FROM "{parent}" p WHERE p."{pcol}" = {_raw(column)})',
@@ -1052,6 +1073,7 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
                 if problems:
                     raise ImportRejected(table, path.name, problems, total)
                 unchanged = _unchanged(con, t)
+                stubs.preview(con, t.name, report)
             except ImportRejected as exc:
                 exc.table = table
                 exc.notes = list(report.warnings)
@@ -1063,6 +1085,7 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
             raise rejected
         if dry_run:
             report.inserted = report.rows
+            report.sample = _sample(con, t)
             return report
         if unchanged:
             report.status = "unchanged"
@@ -1081,6 +1104,14 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
     finally:
         con.close()
     return report
+
+
+def _sample(con, t: Table, n: int = 20) -> list[dict]:
+    """The first ``n`` typed rows as they will be stored (values as text), with their file row."""
+    cols = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in t.names)
+    cur = con.execute(f"SELECT __row AS row, {cols} FROM __typed ORDER BY __row LIMIT {int(n)}")  # noqa: S608
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def _unchanged(con, t: Table) -> bool:
@@ -1129,7 +1160,9 @@ def _write(con, t: Table, present: set[str], report: ImportReport, started, acto
     # survey weights default to 1 (after the merge: a stored weight is kept)
     values = ", ".join('coalesce("weight", 1.0)' if (t.name == "survey_responses" and c == "weight") else f'"{c}"'
                        for c in t.names)
+    replaced = stubs.stubs_replaced(con, t.name)
     with store.transaction(con):
+        created = stubs.create(con, t.name, report.source)
         if t.fact:
             con.execute(f'DELETE FROM "{t.name}" x WHERE EXISTS (SELECT 1 FROM __typed y WHERE {key_match})')
             con.execute(f'INSERT INTO "{t.name}" ({cols}) SELECT {values} FROM __typed')
@@ -1138,12 +1171,15 @@ def _write(con, t: Table, present: set[str], report: ImportReport, started, acto
             con.execute(f'INSERT INTO "{t.name}" ({cols}) SELECT {values} FROM __typed '
                         f"ON CONFLICT ({key}) DO UPDATE SET {upd}")
         report.inserted = report.rows - report.updated
+        stubs.clear(con, t.name)
+        if replaced:
+            report.warnings.append(f"{replaced:,} stub customer(s) replaced by this file's rows")
         if t.name == "assumptions":
             from . import assumptions  # versions every changed assumption
 
             assumptions.record_history(con, actor=actor, action=f"import {report.source}")
         t0 = time.perf_counter()
-        store.bump_version(con, [t.name])
+        store.bump_version(con, [t.name, "customers"] if created else [t.name])
         report.seconds_summaries = time.perf_counter() - t0
         report.import_id = _log(con, report, started, "accepted", None, actor)
 

@@ -22,6 +22,7 @@ Kish, L. (1965), Survey Sampling, §11.7 (effective sample size).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import duckdb
 import pandas as pd
@@ -198,6 +199,8 @@ def _response_source(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str 
         raise ValueError(f"unknown dimension {dim!r}; one of {', '.join(DIMENSIONS)}")
     src = summaries.responses(con)
     where, params = filters.where(date_col="r.responded_on", customer=src.customer, department_col="r.department")
+    if dim in ("segment", "region"):  # anonymous responses (no customer) have no segment or region
+        where += f" AND {src.dim(DIMENSIONS[dim])} IS NOT NULL"
     sclause, sparams = _survey_clause(survey)
     return src, where, params, sclause, sparams, (src.dim(DIMENSIONS[dim]) if dim else "'all'")
 
@@ -209,6 +212,8 @@ def counts_query(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | No
     summary when it is current (the same counts; :mod:`cxmetrics.summaries`)."""
     src, where, params, sclause, sparams, group = _response_source(con, filters, dim, survey)
     seg = src.dim(", c.segment, c.region") if by_segment else ""
+    if by_segment:  # cells by segment leave out anonymous responses (no customer, no segment)
+        where += f" AND {src.dim('c.segment')} IS NOT NULL"
     sql = f"""
 SELECT {group} AS grp{seg}, {src.count()} AS n,
        {src.count(promoter("r.nps"))} AS promoters, {src.count(detractor("r.nps"))} AS detractors,
@@ -224,15 +229,17 @@ def _cluster_query(filters: Filters, dim: str | None, survey: str) -> store.Quer
     """Per-customer sums for the clustered SE, per (dim value, segment, region): customers m, the most
     answers of one customer, and Σ_c Y_c², Σ_c Y_c·W_c, Σ_c W_c² for y = promoter − detractor (w = 1)
     and for y = weight·(promoter − detractor) (w = weight). Always from the raw responses: the
-    customer is the cluster, which no counted summary keeps; one GROUP BY pass in DuckDB."""
+    customer is the cluster, which no counted summary keeps; one GROUP BY pass in DuckDB. An anonymous
+    response (no customer id) is a cluster of its own, with no segment or region."""
     where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
     sclause, sparams = _survey_clause(survey)
     group = DIMENSIONS[dim] if dim else "'all'"
     sql = f"""
 WITH per AS (
-    SELECT {group} AS grp, c.segment, c.region, r.customer_id, count(*) AS k,
+    SELECT {group} AS grp, c.segment, c.region, coalesce(r.customer_id, 'anonymous:' || r.response_id) AS cid,
+           count(*) AS k,
            sum({nps_points("r.nps")}) AS u, sum(r.weight) AS w, sum(r.weight * {nps_points("r.nps")}) AS y
-    FROM survey_responses r JOIN customers c USING (customer_id)
+    FROM survey_responses r LEFT JOIN customers c ON c.customer_id = r.customer_id
     WHERE {where} AND {sclause} AND r.nps IS NOT NULL
     GROUP BY ALL
 )
@@ -283,6 +290,8 @@ def _counts(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, s
     base, _ = active_base(con, filters)
     resp = cells.groupby("segment")["n"].sum()
     both = base.set_index("segment")["exposure"].astype(float).to_frame().join(resp.rename("resp"), how="inner")
+    if not both["exposure"].sum() > 0:  # nothing to weight to (e.g. anonymous answers, stub customers only)
+        return cells.iloc[0:0].drop(columns=["segment", "region"]), q
     ps = (both["exposure"] / both["exposure"].sum()) / (both["resp"] / both["resp"].sum())
     cells = cells[cells["segment"].isin(ps.index)].copy()
     f = cells["segment"].map(ps).astype(float)
@@ -332,7 +341,12 @@ def overall(con: duckdb.DuckDBPyConnection, filters: Filters, *, survey: str = "
     df, _ = _counts(con, filters, None, survey, weighted, "nps_overall")
     label = "NPS (weighted)" if weighted else "NPS"
     if df.empty:
-        return nps_estimate(0, 0, 0, alpha=alpha, min_n=filters.min_n, label=label, filters=filters.describe())
+        est = nps_estimate(0, 0, 0, alpha=alpha, min_n=filters.min_n, label=label, filters=filters.describe())
+        if weighted:  # e.g. only anonymous answers: no segment to weight by
+            est = replace(est, warnings=("No answer here can be weighted to the customer base: none is linked to a "
+                                         "segment with active customers (anonymous answers count in the unweighted "
+                                         "NPS).", *est.warnings))
+        return est
     return _row_estimate(df.iloc[0], weighted, alpha, filters, label)
 
 

@@ -148,14 +148,14 @@ def _scope_on(col: str) -> Callable[[Filters], tuple[str, dict]]:
 RESPONSES = Relation("summary_responses", frozenset({"customers", "survey_responses"}), """
 SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
        count(*) AS n, sum(r.weight) AS sw, sum(r.weight * r.weight) AS sw2
-FROM survey_responses r JOIN customers c USING (customer_id)
+FROM survey_responses r LEFT JOIN customers c ON c.customer_id = r.customer_id  -- anonymous answers count too
 GROUP BY ALL""")
 
 #: Complaints counted by every column the complaint views filter or group on, with recorded costs.
 COMPLAINTS = Relation("summary_complaints", frozenset({"customers", "complaints"}), """
 SELECT k.opened_on, k.category, k.channel, k.department, k.root_cause, c.segment, c.region, k.escalated,
        k.callback_promised, k.callback_done, count(*) AS n, count(k.cost) AS n_cost, sum(k.cost) AS sum_cost
-FROM complaints k JOIN customers c USING (customer_id)
+FROM complaints k LEFT JOIN customers c ON c.customer_id = k.customer_id  -- so do complaints without a customer
 GROUP BY ALL""")
 
 #: Revenue and transactions per day, segment and region (a department scope keeps the customers

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 3  # 2: assumption_history, booked_revenue; 3: assumption ranges (low, high)
+SCHEMA_VERSION = 4  # 2: assumption_history, booked_revenue; 3: assumption ranges (low, high); 4: customer_stubs, anonymous responses and complaints
 
 #: Columns whose values are identifiers or categories. Text here that starts like a spreadsheet
 #: formula (``=``, ``+``, ``-``, ``@``, tab, CR) is rejected on import; free text is accepted and
@@ -121,7 +121,7 @@ TABLES: dict[str, Table] = {
             "one row per response",
             (
                 C("response_id", "id", True),
-                C("customer_id", "id", True),
+                C("customer_id", "id", doc="empty for an anonymous response"),
                 C("responded_on", "date", True),
                 C("survey", "category", True, allowed=SURVEYS),
                 C("touchpoint", "category"),
@@ -163,7 +163,7 @@ TABLES: dict[str, Table] = {
             "one row per complaint",
             (
                 C("complaint_id", "id", True),
-                C("customer_id", "id", True),
+                C("customer_id", "id", doc="empty when the complaints log has no customer key"),
                 C("opened_on", "date", True),
                 C("closed_on", "date", doc="empty while the complaint is open"),
                 C("category", "category", True),
@@ -308,6 +308,10 @@ SYSTEM_DDL = (
         action VARCHAR NOT NULL, low DOUBLE, high DOUBLE, PRIMARY KEY (key, version))""",
     """CREATE TABLE IF NOT EXISTS booked_revenue (
         period DATE PRIMARY KEY, amount DOUBLE NOT NULL, entered_by VARCHAR, entered_at TIMESTAMP)""",
+    # customers created by the importer for ids seen in responses or transactions before the
+    # customers file (cxmetrics.stubs); a customers import that brings the id removes its row
+    """CREATE TABLE IF NOT EXISTS customer_stubs (
+        customer_id VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL, source VARCHAR)""",
     """CREATE SEQUENCE IF NOT EXISTS audit_seq START 1""",
     """CREATE TABLE IF NOT EXISTS audit (
         audit_id INTEGER PRIMARY KEY DEFAULT nextval('audit_seq'),

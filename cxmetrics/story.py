@@ -66,7 +66,7 @@ def story(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: floa
     else:
         slides.append(Slide("NPS: level and trend",
                             [f"NPS is {s.nps.estimate:.1f} ({s.nps.ci_text()}, n = {s.nps.n:,}).", s.nps_change_text,
-                             f"Weighted to the customer base: {s.nps_weighted.estimate:.1f} ({s.nps_weighted.ci_text()})."],
+                             summary.weighted_text(s.nps_weighted)],
                             [nps_charts.trend(s.nps_trend, "NPS by quarter (95% CI)")], notes=s.nps_trend.method))
     figures = ([churn_charts.rate_bars(s.churn_by_nps, "nps_group", title=s.churn_by_nps.label)]
                if len(s.churn_by_nps.table) else []) + ([churn_charts.clv_bars(s.clv)] if len(s.clv.table) else [])

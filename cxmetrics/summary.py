@@ -10,6 +10,16 @@ from . import alignment, churn, clv, complaints, drivers, impact, nps, pnl, stor
 from .filters import Filters
 from .results import Estimate, Result
 
+
+def weighted_text(est: Estimate) -> str:
+    """The weighted NPS in a sentence, or why there is none (answers not linked to any customer's
+    segment: anonymous responses cannot be post-stratified)."""
+    if est.n == 0:
+        return ("It cannot be weighted to the customer base: no answer in this selection is linked to a "
+                "segment with active customers (anonymous answers, stub customers).")
+    return f"Weighted to the customer base it is {est.estimate:.1f} ({est.ci_text()})."
+
+
 #: The reason shown wherever NPS is needed and no relationship survey response matches.
 NO_SURVEY = ("No relationship survey responses in this selection: import customers and survey responses on the "
              "Data page (or widen the filters).")
@@ -38,8 +48,8 @@ class Summary:
         if self.nps.n == 0:
             nps_text = NO_SURVEY
         else:
-            nps_text = (f"NPS is {self.nps.estimate:.1f} ({self.nps.ci_text()}, n = {self.nps.n:,}); weighted to the "
-                        f"customer base it is {self.nps_weighted.estimate:.1f} ({self.nps_weighted.ci_text()}).")
+            nps_text = (f"NPS is {self.nps.estimate:.1f} ({self.nps.ci_text()}, n = {self.nps.n:,}); "
+                        + weighted_text(self.nps_weighted)[0].lower() + weighted_text(self.nps_weighted)[1:])
         out = [("NPS", nps_text),
                ("Trend", self.nps_change_text),
                ("Churn", churn.describe_hazard(self.hazard)),

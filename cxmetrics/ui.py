@@ -7,12 +7,13 @@ so an import invalidates results and cached values never cross scopes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -400,6 +401,17 @@ def save_upload(uploaded) -> Path:
     with os.fdopen(fd, "wb") as f:
         f.write(uploaded.getbuffer())
     return Path(name)
+
+
+@contextlib.contextmanager
+def upload_file(uploaded) -> Iterator[Path]:
+    """The uploaded file written to a private temp file for the duration of a ``with`` block, then
+    deleted: uploads are never left in the server's temp folder, whatever the outcome."""
+    path = save_upload(uploaded)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def leave_legacy_multipage_mode() -> None:

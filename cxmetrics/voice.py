@@ -58,7 +58,7 @@ FROM (SELECT r.response_id, r.customer_id, r.responded_on, r.nps, r.csat,
              coalesce(r.touchpoint, '(relationship)') AS touchpoint, r.theme, r.verbatim
       FROM survey_responses r WHERE {cond}
       ORDER BY r.responded_on DESC, r.response_id LIMIT {limit}) v
-JOIN customers c USING (customer_id)
+LEFT JOIN customers c ON c.customer_id = v.customer_id
 ORDER BY v.responded_on DESC, v.response_id""", params)
     df = store.run(con, q)
     themes = store.run(con, store.Query("themes", f"""

@@ -25,7 +25,7 @@ import pandas as pd
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-from . import relations, store, summaries
+from . import relations, store, stubs, summaries
 from .filters import Filters
 from .results import Estimate, Result
 
@@ -69,6 +69,7 @@ def _mean_ci(n, s, ss, alpha):
     return m, m - h, m + h, se
 
 
+@stubs.note_excluded()
 def by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Result:
     """Mean stated, observed and WAR share of wallet per NPS group, with t intervals, and the gap."""
     df, q = _cells(con, filters)
@@ -103,6 +104,7 @@ def by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float =
                   extra={"tables": ("survey_responses", "customers", "transactions")})
 
 
+@stubs.note_excluded()
 def nps_relation(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Estimate:
     """OLS slope of stated share of wallet on the NPS score (points per NPS point), from sums."""
     df, q = _cells(con, filters)

@@ -136,7 +136,8 @@ def test_qualtrics_export(small_copy, tmp_path):
 
 def test_qualtrics_rows_are_numbered_as_in_the_file(small_copy, tmp_path):
     a, b, _ = customer_ids(small_copy)
-    p = write(tmp_path, QUALTRICS.format(a=a, b="NOBODY"), "qualtrics.csv")
+    # an unknown customer id now makes a stub customer (cxmetrics.stubs); a formula-like id is refused
+    p = write(tmp_path, QUALTRICS.format(a=a, b="=HYPERLINK(1)"), "qualtrics.csv")
     with pytest.raises(ImportRejected) as e:
         importer.import_file(p, "survey_responses", db=small_copy)
     assert (e.value.problems[0].row, e.value.problems[0].column) == (5, "customer_id")
@@ -203,7 +204,7 @@ def test_derived_keys_make_transactions_idempotent(small_copy, tmp_path):
 
 def test_every_import_is_logged_with_its_hash(small_copy, tmp_path):
     p = write(tmp_path, "\n".join([HEADER, *good_rows(small_copy)]) + "\n")
-    bad = write(tmp_path, HEADER + "\nZ1,NOBODY,2024-01-01,relationship,,5,,\n", "bad.csv")
+    bad = write(tmp_path, HEADER + "\nZ1,=NOBODY,2024-01-01,relationship,,5,,\n", "bad.csv")
     importer.import_file(p, "survey_responses", db=small_copy, actor="ana")
     with pytest.raises(ImportRejected):
         importer.import_file(bad, "survey_responses", db=small_copy, actor="ana")
@@ -268,13 +269,14 @@ MALFORMED: dict[str, tuple[str, object, str, int | None, str | None, str]] = {
     "nps fraction": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,7.5,,\n", "f.csv", 2, "nps", "not a whole number"),
     "csat out of range": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,9,6,\n", "f.csv", 2, "csat", "above the maximum 5"),
     "duplicate key": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,9,,\nT1,{a},2024-01-02,relationship,,8,,\n", "f.csv", 2, "response_id", "duplicate key"),
-    "orphan customer": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,9,,\nT2,NOBODY,2024-01-01,relationship,,9,,\n", "f.csv", 3, "customer_id", "unknown customer_id"),
+    # responses and transactions make stub customers for unknown ids (cxmetrics.stubs); complaints do not
+    "orphan customer": ("complaints", "complaint_id,customer_id,opened_on,category\nK1,{a},2024-01-01,billing\nK2,NOBODY,2024-01-01,billing\n", "f.csv", 3, "customer_id", "unknown customer_id"),
     "formula id": ("survey_responses", HEADER + '\nT1,{a},2024-01-01,relationship,"=HYPERLINK(""http://x"")",9,,\n', "f.csv", 2, "touchpoint", "formula"),
     "formula key": ("survey_responses", HEADER + "\n@SUM(A1),{a},2024-01-01,relationship,,9,,\n", "f.csv", 2, "response_id", "formula"),
     "huge field": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,9,," + "x" * 10_001 + "\n", "f.csv", 2, "verbatim", "longer than 10000"),
     "huge line": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,9,," + "x" * 4_100_000 + "\n", "f.csv", 2, None, "longer than 4,000,000"),
     "survey not allowed": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,pulse,,9,,\n", "f.csv", 2, "survey", "must be one of"),
-    "required empty": ("survey_responses", HEADER + "\nT1,,2024-01-01,relationship,,9,,\n", "f.csv", 2, "customer_id", "required value is empty"),
+    "required empty": ("survey_responses", HEADER + "\nT1,{a},,relationship,,9,,\n", "f.csv", 2, "responded_on", "required value is empty"),
     "no score": ("survey_responses", HEADER + "\nT1,{a},2024-01-01,relationship,,,,only words\n", "f.csv", 2, "nps", "no score"),
     "rank above brands": ("survey_responses", "response_id,customer_id,responded_on,survey,nps,brand_rank,brands_used\nT1,{a},2024-01-01,relationship,9,4,2\n", "f.csv", 2, "brand_rank", "larger than brands_used"),
     "wallet infinite": ("survey_responses", "response_id,customer_id,responded_on,survey,share_of_wallet_pct\nT1,{a},2024-01-01,relationship,inf\n", "f.csv", 2, "share_of_wallet_pct", "finite"),
@@ -369,7 +371,8 @@ def test_schema_constraints_hold_for_direct_writes(small_copy):
              "VALUES ('Q1', ?, NULL, 'relationship', 5)", [cid]),
             ("INSERT INTO survey_responses (response_id, customer_id, responded_on, survey, nps) "
              "VALUES ('Q1', ?, DATE '2024-01-01', 'pulse', 5)", [cid]),
-            ("INSERT INTO customers VALUES (?, 'smb', 'north', DATE '2020-01-01', 'contractual', 1)", [cid]),
+            ("INSERT INTO customers (customer_id, segment, region, acquired_on, contract, category_wallet) "
+             "VALUES (?, 'smb', 'north', DATE '2020-01-01', 'contractual', 1)", [cid]),
             ("INSERT INTO complaints (complaint_id, customer_id, opened_on, closed_on, category) "
              "VALUES ('K1', ?, DATE '2024-01-05', DATE '2024-01-01', 'billing')", [cid]),
             ("INSERT INTO kpis VALUES ('K', 'billing', 'n', 'u', 'sideways', 1, NULL)", []),

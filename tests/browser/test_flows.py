@@ -220,6 +220,38 @@ def test_bad_upload_shows_errors_then_good_upload_imports(server, server_tmp, br
     assert page.locator("b", has_text="not bold").count() == 0
 
 
+def test_qualtrics_export_checked_changed_and_imported(server, server_tmp, browser_db, page, tmp_path, shots):
+    """Issue 17.9: the Data page shows what it detected, the mapping and the first rows as stored;
+    a widget changes the check; the import uses the same arguments."""
+    from tests import fixtures_real as fr
+
+    shape = fr.qualtrics(tmp_path)
+    n = shape.facts["rows"]
+    open_page(page, server, "/data")
+    _upload(page, tmp_path / "qualtrics_export.csv")
+    main = page.locator('[data-testid="stMain"]')
+    text = main.inner_text()
+    assert "format qualtrics, Qualtrics export, encoding utf-8, 3 header rows" in text
+    assert f"{n} rows are valid for survey_responses" in text
+    assert "2 previews, 1 spam, 2 unfinished, 1 no answer" in text
+    assert "python -m cxmetrics import survey_responses qualtrics_export.csv" in text
+    assert "R_17" in grid_text(page)  # the first rows as they will be stored (and the mapping editor)
+    page.screenshot(path=str(shots / "data_qualtrics_checked.png"))
+    page.get_by_text("Qualtrics: keep unfinished responses").click()
+    page.get_by_role("button", name="Validate").click()
+    settle(page)
+    assert f"{n + 1} rows are valid" in main.inner_text() and "--include-incomplete" in main.inner_text()
+    page.get_by_role("button", name=re.compile(f"Import {n + 1} rows")).click()
+    settle(page)
+    assert page.get_by_text(re.compile(rf"Imported {n + 1} rows into survey_responses")).count() == 1
+    assert_no_exception(page)
+    with store.connect(str(browser_db)) as con:
+        assert con.execute("SELECT count(*) FROM survey_responses WHERE response_id LIKE 'R\\_17%' ESCAPE '\\' "
+                           "AND customer_id IS NULL").fetchone()[0] == n + 1
+    assert _last_import(browser_db) == ("qualtrics_export.csv", "accepted")
+    assert not list(server_tmp.glob("cx_upload_*")), "uploads are deleted from the temp folder"
+
+
 def test_csv_download_and_executive_deck(server, page, tmp_path):
     open_page(page, server, "/complaints")
     button = page.locator('[data-testid="stDownloadButton"]').filter(has_text="CSV").first
