@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from . import demo_voice
+
 START = dt.date(2023, 10, 1)
 END = dt.date(2026, 9, 30)
 DAYS = (END - START).days  # last day index
@@ -179,8 +181,6 @@ VERBATIMS = {
         "Waited 25 minutes on the phone.", "Promised callback never came.",
         "<b>Terrible</b> service <script>alert('x')</script>", "=HYPERLINK(\"http://x\",\"click\") wrong charge"),
 }
-THEMES = ("delivery", "support", "quality", "digital", "price", "delivery", "support", "billing",
-          "support", "support", "quality", "billing")
 COMPLAINT_CATEGORIES = (
     # category, weight, department, root cause, mean days to resolve
     ("late delivery", 30, "logistics", "carrier capacity", 4),
@@ -358,9 +358,15 @@ def generate(customers: int = 10_000, seed: int = 7) -> dict[str, pd.DataFrame]:
     has_text = rng.random(total) < 0.35
     verb = np.where(g == 0, np.array(VERBATIMS[0])[pick], np.where(
         g == 1, np.array(VERBATIMS[1])[pick], np.array(VERBATIMS[2])[det_pick]))
-    theme_idx = np.where(g == 0, pick, np.where(g == 1, 4 + pick, 6 + np.minimum(det_pick, 5)))
-    resp["verbatim"] = np.where(has_text, verb, None)
-    resp["theme"] = np.where(has_text, np.array(THEMES)[theme_idx], None)
+    # what the verbatims say comes from their own random stream (demo_voice): themes planted by the
+    # response's NPS group and touchpoint, languages, emotions; no theme column (real exports have
+    # none); the unsafe-text rows stay
+    unsafe = has_text & (g == 2) & (det_pick >= 4)
+    said = demo_voice.planted(seed, np.select([resp["nps"] >= 9, resp["nps"] >= 7], [0, 1], 2),
+                              resp["touchpoint"].to_numpy(), resp["day"].to_numpy(), has_text & ~unsafe,
+                              demo_voice.surge_day(START, END))
+    resp["verbatim"] = np.where(unsafe, verb, said["verbatim"])
+    resp["theme"] = None
     resp["weight"] = 1.0
     survey_cols = ["response_id", "customer_id", "responded_on", "survey", "touchpoint", "department", "nps",
                    "csat", "ces", "share_of_wallet_pct", "brand_rank", "brands_used", "verbatim", "theme",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 2  # 2: assumption_history, booked_revenue
+SCHEMA_VERSION = 3  # 2: assumption_history, booked_revenue; 3: codebook_versions, codebook
 
 #: Columns whose values are identifiers or categories. Text here that starts like a spreadsheet
 #: formula (``=``, ``+``, ``-``, ``@``, tab, CR) is rejected on import; free text is accepted and
@@ -282,6 +282,16 @@ LOAD_ORDER = (
     "survey_responses", "churn_events", "complaints", "followups", "kpi_observations",
 )
 
+#: The theme codebook (schema 3): append-only versions, one row per (version, theme, keyword).
+CODEBOOK_DDL = (
+    """CREATE TABLE IF NOT EXISTS codebook_versions (
+        version INTEGER PRIMARY KEY CHECK (version >= 1), saved_at TIMESTAMP NOT NULL,
+        saved_by VARCHAR NOT NULL, note VARCHAR, themes INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS codebook (
+        version INTEGER NOT NULL, theme VARCHAR NOT NULL, keyword VARCHAR NOT NULL,
+        PRIMARY KEY (version, theme, keyword))""",
+)
+
 #: Bookkeeping tables (not importable).
 SYSTEM_DDL = (
     """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)""",
@@ -298,6 +308,7 @@ SYSTEM_DDL = (
         action VARCHAR NOT NULL, PRIMARY KEY (key, version))""",
     """CREATE TABLE IF NOT EXISTS booked_revenue (
         period DATE PRIMARY KEY, amount DOUBLE NOT NULL, entered_by VARCHAR, entered_at TIMESTAMP)""",
+    *CODEBOOK_DDL,
     """CREATE SEQUENCE IF NOT EXISTS audit_seq START 1""",
     """CREATE TABLE IF NOT EXISTS audit (
         audit_id INTEGER PRIMARY KEY DEFAULT nextval('audit_seq'),

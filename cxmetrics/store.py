@@ -192,8 +192,9 @@ def check_version(con: duckdb.DuckDBPyConnection, p: Path | str = "") -> None:
 
 
 #: Migrations from version N to N+1: statements run after the (idempotent) CREATE … IF NOT EXISTS
-#: DDL. 1 → 2 added the assumption_history and booked_revenue tables, which the DDL creates.
-MIGRATIONS: dict[int, list[str]] = {1: []}
+#: DDL. 1 → 2 added the assumption_history and booked_revenue tables, which the DDL creates;
+#: 2 → 3 the theme codebook (``schema.CODEBOOK_DDL``, idempotent, listed here for the record).
+MIGRATIONS: dict[int, list[str]] = {1: [], 2: list(schema.CODEBOOK_DDL)}
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
