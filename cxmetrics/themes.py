@@ -320,22 +320,36 @@ def pattern(keywords: Iterable[str]) -> str:
     return r"(^|[^\pL\pN])(" + "|".join(esc(k) for k in keywords) + r")($|[^\pL\pN])"
 
 
-def tagged_sql(filters: Filters, cb: Mapping[str, Iterable[str]]) -> tuple[str, dict]:
+def tagged_sql(filters: Filters, cb: Mapping[str, Iterable[str]],
+               con: duckdb.DuckDBPyConnection | None = None) -> tuple[str, dict]:
     """SQL for two relations, to prefix a query with: ``v`` (the verbatims in the filters:
     response_id, customer_id, responded_on, nps, touchpoint, department, imported theme) and
-    ``tagged`` (response_id, theme: one row per theme a verbatim carries). Patterns are bound."""
+    ``tagged`` (response_id, theme: one row per theme a verbatim carries).
+
+    One scan of the verbatims tests every theme's pattern; names and patterns are bound parameters
+    (``$t_i``, ``$p_i``: constants, so each regular expression is compiled once per query). Given
+    ``con`` inside a page call (:func:`cxmetrics.store.memoized`), both relations are materialised
+    once as temporary tables and the SQL reads those (no parameters left)."""
     cond, params = _where(filters)
     names = list(cb)
-    params.update({"cb_themes": names or [""], "cb_patterns": [pattern(cb[n]) for n in names] or ["$^"]})
+    cases = []
+    for i, n in enumerate(names):
+        params[f"t_{i}"], params[f"p_{i}"] = n, pattern(cb[n])
+        cases.append(f"CASE WHEN regexp_matches(text, $p_{i}) THEN $t_{i} END")  # generated parameter names
+    hits = ("SELECT response_id, unnest(list_filter([" + ", ".join(cases) + "], lambda x: x IS NOT NULL)) AS theme "
+            "FROM v WHERE imported IS NULL") if cases else "SELECT response_id, imported AS theme FROM v WHERE FALSE"
     sql = f"""
-WITH cb AS (SELECT unnest($cb_themes::VARCHAR[]) AS theme, unnest($cb_patterns::VARCHAR[]) AS pattern),
-v AS (SELECT r.response_id, r.customer_id, r.responded_on, r.nps,
-             coalesce(r.touchpoint, '(relationship)') AS touchpoint, r.department, r.theme AS imported,
-             lower(r.verbatim) AS text
-      FROM survey_responses r WHERE {cond}),
-tagged AS (SELECT v.response_id, cb.theme FROM v JOIN cb ON v.imported IS NULL AND regexp_matches(v.text, cb.pattern)
-           WHERE cb.theme <> ''
+WITH v AS (SELECT r.response_id, r.customer_id, r.responded_on, r.nps,
+                  coalesce(r.touchpoint, '(relationship)') AS touchpoint, r.department, r.theme AS imported,
+                  lower(r.verbatim) AS text
+           FROM survey_responses r WHERE {cond}),
+tagged AS ({hits}
            UNION ALL SELECT v.response_id, v.imported AS theme FROM v WHERE v.imported IS NOT NULL)"""
+    if con is not None:
+        v = store.temp_table(con, "cx_voice_v_", store.Query("voice_v", sql + " SELECT * FROM v", params))
+        if v:
+            t = store.temp_table(con, "cx_voice_t_", store.Query("voice_tagged", sql + " SELECT * FROM tagged", params))
+            return f"WITH v AS (SELECT * FROM {v}), tagged AS (SELECT * FROM {t})", {}  # names made by temp_table
     return sql, params
 
 
