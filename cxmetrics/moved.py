@@ -233,3 +233,24 @@ def what_moved(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int 
                                "codebook themes": len(cb)},
                   extra={"sentences": t.loc[t["moved"], "sentence"].tolist(), "tested": int(t["p_value"].notna().sum()),
                          "periods": (before, after)})
+
+
+@store.memoized
+def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, q: float = 0.05) -> Result:
+    """What the Executive summary and the deck show: :func:`what_moved` with the saved codebook,
+    else the themes discovered on the verbatims (:func:`cxmetrics.themes.discover`)."""
+    cb = themes.current(con)[1]
+    if not cb:
+        cb = themes.discover(con, filters).codebook
+    return what_moved(con, filters, months=months, q=q, cb=cb)
+
+
+def describe(result: Result) -> list[str]:
+    """The sentences to show, or one sentence saying why there are none."""
+    if result.extra.get("sentences"):
+        return list(result.extra["sentences"])
+    if result.table.empty:
+        return ["Nothing to compare: no survey responses in the last two periods."]
+    q = result.assumptions.get("FDR q", 0.05)
+    return [f"No change survived the false-discovery-rate control (Benjamini–Hochberg, q = {q:.0%}) among "
+            f"{result.extra.get('tested', 0):,} metric × group comparisons: nothing moved beyond noise."]

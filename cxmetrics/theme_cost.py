@@ -129,7 +129,7 @@ SELECT (SELECT count(*) FROM v) AS verbatims, theme, count(DISTINCT response_id)
                 f"customers churned within {CHURN_DAYS} days of their first verbatim (only customers with a full year "
                 "of follow-up), raised vs not, crude and segment-standardised, binomial SEs. " + themes.METHOD),
         reference="Wilson (1927) JASA 22; Rocks (2016) adjusted-Wald NPS interval; " + themes.REFERENCE,
-        filters=str(filters.key()), alpha=alpha,
+        filters=filters.describe(), alpha=alpha,
         assumptions={"responses independent": "repeat respondents not clustered in the theme comparison",
                      "churn window days": CHURN_DAYS},
         warnings=tuple(warnings), extra={"verbatims": total_v, "nps_responses": n_all})
@@ -253,6 +253,51 @@ class VoiceThemes:
     emotions: pd.DataFrame
     drill: pd.DataFrame
     headline: Estimate | None = None
+
+    @property
+    def verbatims(self) -> int:
+        return int(self.cost.extra.get("verbatims", 0))
+
+    def top(self, n: int = 5) -> list[str]:
+        """The ``n`` most mentioned themes."""
+        t = self.cost.table
+        return t["theme"].head(n).tolist() if len(t) else []
+
+    def cost_table(self) -> pd.DataFrame:
+        """The cost table's columns for the page (every figure beside its interval)."""
+        cols = ["theme", "n", "estimate", "ci_low", "ci_high", "nps_mention", "nps_other", "nps_gap",
+                "nps_gap_adjusted", "nps_gap_adjusted_ci_low", "nps_gap_adjusted_ci_high", "nps_points_at_stake",
+                "nps_points_at_stake_ci_low", "nps_points_at_stake_ci_high", "churn_raised", "churn_other",
+                "churn_gap_adjusted", "churn_gap_adjusted_ci_low", "churn_gap_adjusted_ci_high", "small_sample"]
+        t = self.cost.table
+        return t[[c for c in cols if c in t.columns]].rename(columns={"n": "mentions", "estimate": "share"})
+
+    def discovered(self) -> pd.DataFrame:
+        """The discovered themes as text columns (keywords and examples joined)."""
+        d = self.discovery.themes if self.discovery is not None else pd.DataFrame()
+        if d.empty:
+            return pd.DataFrame(columns=["theme", "language", "keywords", "docs", "examples"])
+        return pd.DataFrame({"theme": d["theme"], "language": d["language"],
+                             "keywords": [", ".join(k) for k in d["keywords"]], "docs": d["docs"],
+                             "examples": [" | ".join(e) for e in d["examples"]]})
+
+    def codebook_rows(self) -> pd.DataFrame:
+        return themes.to_rows(self.codebook)
+
+    def findings(self, n: int = 3) -> list[str]:
+        """Sentences for the themes with the most NPS points at stake."""
+        t = self.cost.table
+        if t.empty or "nps_points_at_stake" not in t:
+            return []
+        out = []
+        for _, r in t.sort_values("nps_points_at_stake", ascending=False).head(n).iterrows():
+            out.append(f"\u201c{r['theme']}\u201d is in {100 * r['estimate']:.1f}% of verbatims "
+                       f"(95% CI {100 * r['ci_low']:.1f} to {100 * r['ci_high']:.1f}); NPS of those who mention it is "
+                       f"{r['nps_gap_adjusted']:+.1f} points vs the others after segment adjustment "
+                       f"(95% CI {r['nps_gap_adjusted_ci_low']:.1f} to {r['nps_gap_adjusted_ci_high']:.1f}); "
+                       f"{r['nps_points_at_stake']:.2f} NPS points at stake (95% CI {r['nps_points_at_stake_ci_low']:.2f} "
+                       f"to {r['nps_points_at_stake_ci_high']:.2f}).")
+        return out
 
 
 @store.memoized
