@@ -367,6 +367,8 @@ def generate(customers: int = 10_000, seed: int = 7) -> dict[str, pd.DataFrame]:
                               demo_voice.surge_day(START, END))
     resp["verbatim"] = np.where(unsafe, verb, said["verbatim"])
     resp["theme"] = None
+    voice_truth = pd.DataFrame({"response_id": resp["response_id"], "language": said["language"],
+                                "theme": said["theme"], "theme2": said["theme2"]})[has_text & ~unsafe]
     resp["weight"] = 1.0
     survey_cols = ["response_id", "customer_id", "responded_on", "survey", "touchpoint", "department", "nps",
                    "csat", "ces", "share_of_wallet_pct", "brand_rank", "brands_used", "verbatim", "theme",
@@ -493,6 +495,7 @@ def generate(customers: int = 10_000, seed: int = 7) -> dict[str, pd.DataFrame]:
         "followups": fol,
         "kpi_observations": obs,
         "truth": realised,
+        "voice_truth": voice_truth.reset_index(drop=True),  # planted language and theme(s) per verbatim
     }
 
 

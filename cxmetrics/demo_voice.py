@@ -36,9 +36,8 @@ THEME_BY = {
 }
 SENTENCES = {
     "late delivery": {
-        "en": ("My parcel arrived four days late and the courier never came, I am furious.",
-               "Delivery late again, the parcel was stuck at the depot for a week. Angry.",
-               "The courier lost my parcel and the delivery was late, furious."),
+        "en": ("My parcel arrived four days late, the courier never came. Furious.",
+               "My parcel arrived a week late again, the courier lost it. Furious."),
         "fr": ("Mon colis est arrivé avec quatre jours de retard, le livreur n'est jamais venu, je suis furieux.",
                "Livraison encore en retard, colis bloqué au dépôt, je suis en colère."),
         "nl": ("Mijn pakket kwam vier dagen te laat en de koerier kwam nooit, ik ben woedend.",
@@ -47,8 +46,8 @@ SENTENCES = {
                "Lieferung wieder verspätet, das Paket lag eine Woche im Depot. Wütend."),
     },
     "billing error": {
-        "en": ("Wrong amount on my invoice, charged twice, disgusting.",
-               "Another invoice error, they charged me twice for the same order. Disgusting."),
+        "en": ("Wrong amount on my invoice, charged twice. Disgusting.",
+               "Another invoice error, charged twice for one order. Disgusting."),
         "fr": ("Erreur sur ma facture, montant faux, facturé deux fois, c'est scandaleux.",
                "Encore une facture fausse, prélevé deux fois, scandaleux."),
         "nl": ("Verkeerd bedrag op mijn factuur, dubbel gefactureerd, walgelijk.",
@@ -57,8 +56,8 @@ SENTENCES = {
                "Wieder ein Fehler auf der Rechnung, zweimal bezahlt. Widerlich."),
     },
     "phone wait": {
-        "en": ("Waited forty minutes on the phone in the queue, nobody answered, so disappointed.",
-               "The phone queue is endless, I hung up after waiting an hour. Disappointed."),
+        "en": ("Waited forty minutes in the phone queue, nobody answered. Disappointed.",
+               "Waited an hour in the phone queue and hung up. Disappointed."),
         "fr": ("Attente de quarante minutes au téléphone, personne ne répond, très déçu.",
                "File d'attente interminable au téléphone, j'ai raccroché. Déçu."),
         "nl": ("Veertig minuten gewacht aan de telefoon in de wachtrij, niemand nam op, teleurgesteld.",
@@ -67,7 +66,7 @@ SENTENCES = {
                "Endlose Warteschleife am Telefon, nach einer Stunde aufgelegt. Enttäuscht."),
     },
     "price": {
-        "en": ("The price went up again, too expensive compared with competitors, I was surprised.",
+        "en": ("The price went up again, too expensive compared with competitors. Surprised.",
                "Surprised by the price increase, too expensive now."),
         "fr": ("Le prix a encore augmenté, trop cher par rapport aux concurrents, surpris.",
                "Surpris par la hausse du prix, trop cher maintenant."),
@@ -77,8 +76,8 @@ SENTENCES = {
                "Überrascht vom höheren Preis, jetzt zu teuer."),
     },
     "friendly staff": {
-        "en": ("Friendly staff, helpful and kind, I trust them completely.",
-               "The staff were friendly and helpful, a supplier I trust."),
+        "en": ("Friendly and helpful staff, a supplier I trust.",
+               "The staff were friendly and helpful, I trust them."),
         "fr": ("Personnel aimable et serviable, j'ai entièrement confiance.",
                "Le personnel était aimable et serviable, un fournisseur de confiance."),
         "nl": ("Vriendelijk personeel, behulpzaam en aardig, ik heb alle vertrouwen.",
@@ -87,8 +86,8 @@ SENTENCES = {
                "Das Personal war freundlich und hilfsbereit, ein Lieferant mit Vertrauen."),
     },
     "easy app": {
-        "en": ("The app is easy, ordering online is simple and quick, happy.",
-               "Love the app, easy ordering online, very happy."),
+        "en": ("The app is easy, ordering online is quick. Happy.",
+               "Love the app, easy and quick ordering online. Happy."),
         "fr": ("L'application est facile, commander en ligne est simple, content.",
                "Application facile, commande en ligne rapide, très content."),
         "nl": ("De app is makkelijk, online bestellen is eenvoudig, blij.",

@@ -23,7 +23,7 @@ leur leurs lui ma mais me même mes moi mon nos notre nous on ou où par pour qu
 sur ta te tes toi ton tu un une vos votre vous c d j l m n s t y été étée étées étés étant suis es est
 sommes êtes sont serai sera serons seront ai as avons avez ont avais avait avions aviez avaient eut
 fut était étaient très aussi encore déjà puis alors donc car comme si bien tout tous toute toutes
-fois chez cela ça ceci celle celui ceux"""
+fois chez cela ça ceci celle celui ceux trop peu plus moins"""
 
 _NL = """aan al als bij dan dat de der deze die dit doch door du een en er ge geen had heb hebben
 heeft hem het hier hij hoe hun ik in is ja je kan kon maar me meer men met mij mijn moet na naar nog

@@ -302,7 +302,7 @@ class VoiceThemes:
 
 @store.memoized
 def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, theme: str | None = None,
-              n_themes: int = 10, alpha: float = 0.05) -> VoiceThemes:
+              n_themes: int = 12, alpha: float = 0.05) -> VoiceThemes:
     """Everything the themes part of Customer voice shows: the saved codebook (else the discovered
     one), its cost, trend, sentiment and emotion mixes and the drill-down for ``theme``."""
     version, cb = themes.current(con)

@@ -105,14 +105,14 @@ def _fit_language(docs: list[str], lang: str, n_themes: int, seed: int, n_keywor
         if not own:
             continue
         mine = np.flatnonzero(main == t)
-        best = mine[np.argsort(-w[mine, t])]
+        best = mine[np.argsort(-w[mine, t])] if mine.size else np.argsort(-w[:, t])[:3]
         examples = list(dict.fromkeys(docs[i] for i in best))[:3]
         out.append({"language": lang, "label": " · ".join(top[:3]), "keywords": tuple(own), "top_terms": tuple(top),
                     "docs": int(mine.size), "examples": tuple(examples)})
     return out
 
 
-def discover(con: duckdb.DuckDBPyConnection, filters: Filters, *, n_themes: int = 10, sample: int = 20_000,
+def discover(con: duckdb.DuckDBPyConnection, filters: Filters, *, n_themes: int = 12, sample: int = 20_000,
              seed: int = 0, min_docs: int = 30, n_keywords: int = 6) -> Discovery:
     """Discover up to ``n_themes`` themes per language with at least ``min_docs`` sampled verbatims.
 
@@ -132,9 +132,17 @@ def discover(con: duckdb.DuckDBPyConnection, filters: Filters, *, n_themes: int 
     cond, params = _where(filters)
     total = int(store.scalar(con, f"SELECT count(*) FROM survey_responses r WHERE {cond}", params) or 0)
     docs = df["verbatim"].astype(str).tolist()
-    langs = [text.detect_language(d) for d in docs]
+    detected = pd.Series([text.detect_language(d) for d in docs], dtype=object)
+    lang_counts = detected.value_counts()
+    known = lang_counts.drop("und", errors="ignore")
+    # a verbatim too short to tell (no function word) is fitted with the survey's main language
+    langs = detected.replace("und", known.index[0]).tolist() if len(known) else detected.tolist()
     lang_counts = pd.Series(langs, dtype=object).value_counts()
     rows, notes = [], []
+    n_und = int((detected == "und").sum())
+    if n_und and len(known):
+        notes.append(f"{n_und:,} verbatims too short to tell their language were fitted as "
+                     f"{text.LANGUAGE_NAMES[known.index[0]]}.")
     for lang, n in lang_counts.items():
         if n < min_docs:
             notes.append(f"{n} {text.LANGUAGE_NAMES.get(lang, lang)} verbatims: too few to discover themes "
@@ -153,7 +161,8 @@ def discover(con: duckdb.DuckDBPyConnection, filters: Filters, *, n_themes: int 
     themes = pd.DataFrame(rows, columns=["language", "label", "keywords", "top_terms", "docs", "examples"])
     themes.insert(0, "theme", [f"{r.label} [{r.language}]" for r in themes.itertuples()])
     themes["share_of_sample"] = themes["docs"] / max(len(docs), 1)
-    languages = pd.DataFrame({"language": lang_counts.index, "verbatims": lang_counts.to_numpy()})
+    languages = pd.DataFrame({"language": lang_counts.index, "verbatims": lang_counts.to_numpy(),
+                              "detected": detected.value_counts().reindex(lang_counts.index).fillna(0).astype(int).to_numpy()})
     languages["name"] = languages["language"].map(text.LANGUAGE_NAMES)
     if len(docs) < total:
         notes.append(f"Themes were fitted on a random sample of {len(docs):,} of {total:,} verbatims; "

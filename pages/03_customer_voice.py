@@ -25,7 +25,7 @@ ui.table(data.verbatims, key="voice_table", name="verbatims",
          column_config={"verbatim": st.column_config.TextColumn("verbatim", width="large")})
 
 st.header("Themes and what they cost")
-n_themes = st.slider("Themes to discover per language", 2, 15, 10, key="voice_n_themes")
+n_themes = st.slider("Themes to discover per language", 2, 20, 12, key="voice_n_themes")
 th = ui.compute(theme_cost.page_data, filters, n_themes=n_themes)
 st.caption(f"Themes: {th.source}. {th.verbatims:,} verbatims classified. {th.cost.method}")
 for note in (th.discovery.warnings if th.discovery else ()):
