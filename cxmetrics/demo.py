@@ -123,6 +123,13 @@ TRUTHS: dict[str, Truth] = {
         Truth("reconciliation_gap", RECONCILIATION_GAP,
               f"booked revenue exceeds the store's by this share in {RECONCILIATION_GAP_MONTH:%Y-%m} only "
               "(0.3% elsewhere): the one month flagged at a 2% tolerance"),
+        Truth("verbatim_share_english", demo_voice.LANGUAGE_P["en"],
+              "share of verbatims in English; French 0.15, Dutch 0.15, German 0.10 (`demo_voice`, own random stream)"),
+        Truth("verbatim_themes", len(demo_voice.THEMES),
+              "planted themes by NPS group and touchpoint (late delivery, billing error, phone wait, price, friendly "
+              "staff, easy app), each carrying one Plutchik emotion in every language"),
+        Truth("late_delivery_surge", demo_voice.SURGE_P,
+              "share of non-promoter verbatims turned to late delivery in the last quarter (what moved)"),
     )
 }
 
