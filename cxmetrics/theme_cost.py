@@ -312,7 +312,8 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, theme: str | 
     else:
         cb = dict(disc.codebook)
         source = "discovered themes (not saved as a codebook yet)"
-    imported = store.scalar(con, "SELECT count(*) FROM survey_responses WHERE theme IS NOT NULL AND verbatim IS NOT NULL")
+    cond, params = themes._where(filters)
+    imported = store.scalar(con, f"SELECT count(*) FROM survey_responses r WHERE {cond} AND r.theme IS NOT NULL", params)
     if imported:
         source += f"; {imported:,} verbatims keep their imported theme"
     c = cost(con, filters, cb, alpha=alpha)

@@ -79,3 +79,14 @@ def test_demo_surge_is_in_the_list(con):
     sentence = next(s for s in r.extra["sentences"] if "Late delivery" in s and "overall" in s)
     assert "rose" in sentence and "95% CI" in sentence and "FDR-adjusted p" in sentence
     assert r.table["q_value"].dropna().between(0, 1).all()
+
+
+def test_what_moved_obeys_the_scope(con):
+    from cxmetrics.filters import Scope
+
+    cb = {"Late delivery": ["late"]}
+    nobody = moved.what_moved(con, Filters(scope=Scope(role="department", departments=(), user="x")), cb=cb)
+    assert not nobody.extra["sentences"] and nobody.table.get("n", pd.Series(dtype=float)).sum() == 0
+    billing = moved.what_moved(con, Filters(scope=Scope(role="department", departments=("billing",), user="b")), cb=cb)
+    levels = set(billing.table.loc[billing.table["dim"] == "department", "level"])
+    assert levels <= {"billing"} and levels

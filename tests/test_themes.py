@@ -212,3 +212,15 @@ def test_french_retailer_survey(french_store):
     assert set(tags.groupby("theme")["planted"].agg(lambda s: s.mode()[0])) == set(FR)
     assert tags["response_id"].nunique() >= 0.9 * len(planted)  # the codebook classifies nearly all
     assert page.cost.table["nps_gap"].notna().all() and page.sentiment["language"].tolist()[0] == "fr"
+
+
+def test_theme_page_data_obeys_the_scope(con):
+    from cxmetrics.filters import Scope
+
+    nobody = theme_cost.page_data(con, Filters(scope=Scope(role="department", departments=(), user="x")))
+    assert nobody.verbatims == 0 and nobody.cost.table.empty and nobody.trend.empty and nobody.sentiment.empty
+    billing = theme_cost.page_data(con, Filters(scope=Scope(role="department", departments=("billing",), user="b")))
+    everyone = theme_cost.page_data(con, Filters())
+    n_billing = con.execute("SELECT count(*) FROM survey_responses WHERE department = 'billing' "
+                            "AND verbatim IS NOT NULL").fetchone()[0]
+    assert billing.verbatims == n_billing < everyone.verbatims
