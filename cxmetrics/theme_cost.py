@@ -291,6 +291,10 @@ class VoiceThemes:
             return []
         out = []
         for _, r in t.sort_values("nps_points_at_stake", ascending=False).head(n).iterrows():
+            if not np.isfinite(r["nps_gap_adjusted"]) or not np.isfinite(r["nps_points_at_stake"]):
+                out.append(f"\u201c{r['theme']}\u201d is in {100 * r['estimate']:.1f}% of verbatims (95% CI "
+                           f"{100 * r['ci_low']:.1f} to {100 * r['ci_high']:.1f}); no NPS answers to compare.")
+                continue
             out.append(f"\u201c{r['theme']}\u201d is in {100 * r['estimate']:.1f}% of verbatims "
                        f"(95% CI {100 * r['ci_low']:.1f} to {100 * r['ci_high']:.1f}); NPS of those who mention it is "
                        f"{r['nps_gap_adjusted']:+.1f} points vs the others after segment adjustment "
