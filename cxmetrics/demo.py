@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from . import demo_voice
+
 START = dt.date(2023, 10, 1)
 END = dt.date(2026, 9, 30)
 DAYS = (END - START).days  # last day index
@@ -121,6 +123,13 @@ TRUTHS: dict[str, Truth] = {
         Truth("reconciliation_gap", RECONCILIATION_GAP,
               f"booked revenue exceeds the store's by this share in {RECONCILIATION_GAP_MONTH:%Y-%m} only "
               "(0.3% elsewhere): the one month flagged at a 2% tolerance"),
+        Truth("verbatim_share_english", demo_voice.LANGUAGE_P["en"],
+              "share of verbatims in English; French 0.15, Dutch 0.15, German 0.10 (`demo_voice`, own random stream)"),
+        Truth("verbatim_themes", len(demo_voice.THEMES),
+              "planted themes by NPS group and touchpoint (late delivery, billing error, phone wait, price, friendly "
+              "staff, easy app), each carrying one Plutchik emotion in every language"),
+        Truth("late_delivery_surge", demo_voice.SURGE_P,
+              "share of non-promoter verbatims turned to late delivery in the last quarter (what moved)"),
     )
 }
 
@@ -179,8 +188,6 @@ VERBATIMS = {
         "Waited 25 minutes on the phone.", "Promised callback never came.",
         "<b>Terrible</b> service <script>alert('x')</script>", "=HYPERLINK(\"http://x\",\"click\") wrong charge"),
 }
-THEMES = ("delivery", "support", "quality", "digital", "price", "delivery", "support", "billing",
-          "support", "support", "quality", "billing")
 COMPLAINT_CATEGORIES = (
     # category, weight, department, root cause, mean days to resolve
     ("late delivery", 30, "logistics", "carrier capacity", 4),
@@ -358,9 +365,17 @@ def generate(customers: int = 10_000, seed: int = 7) -> dict[str, pd.DataFrame]:
     has_text = rng.random(total) < 0.35
     verb = np.where(g == 0, np.array(VERBATIMS[0])[pick], np.where(
         g == 1, np.array(VERBATIMS[1])[pick], np.array(VERBATIMS[2])[det_pick]))
-    theme_idx = np.where(g == 0, pick, np.where(g == 1, 4 + pick, 6 + np.minimum(det_pick, 5)))
-    resp["verbatim"] = np.where(has_text, verb, None)
-    resp["theme"] = np.where(has_text, np.array(THEMES)[theme_idx], None)
+    # what the verbatims say comes from their own random stream (demo_voice): themes planted by the
+    # response's NPS group and touchpoint, languages, emotions; no theme column (real exports have
+    # none); the unsafe-text rows stay
+    unsafe = has_text & (g == 2) & (det_pick >= 4)
+    said = demo_voice.planted(seed, np.select([resp["nps"] >= 9, resp["nps"] >= 7], [0, 1], 2),
+                              resp["touchpoint"].to_numpy(), resp["day"].to_numpy(), has_text & ~unsafe,
+                              demo_voice.surge_day(START, END))
+    resp["verbatim"] = np.where(unsafe, verb, said["verbatim"])
+    resp["theme"] = None
+    voice_truth = pd.DataFrame({"response_id": resp["response_id"], "language": said["language"],
+                                "theme": said["theme"], "theme2": said["theme2"]})[has_text & ~unsafe]
     resp["weight"] = 1.0
     survey_cols = ["response_id", "customer_id", "responded_on", "survey", "touchpoint", "department", "nps",
                    "csat", "ces", "share_of_wallet_pct", "brand_rank", "brands_used", "verbatim", "theme",
@@ -487,6 +502,7 @@ def generate(customers: int = 10_000, seed: int = 7) -> dict[str, pd.DataFrame]:
         "followups": fol,
         "kpi_observations": obs,
         "truth": realised,
+        "voice_truth": voice_truth.reset_index(drop=True),  # planted language and theme(s) per verbatim
     }
 
 

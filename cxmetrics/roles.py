@@ -23,6 +23,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "import_assumptions": frozenset({"finance"}),
     "edit_assumptions": frozenset({"finance"}),
     "edit_initiatives": frozenset({"analyst"}),
+    "edit_codebook": frozenset({"analyst"}),
     "export": frozenset(ROLES),
 }
 

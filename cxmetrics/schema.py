@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 4  # 2: assumption_history, booked_revenue; 3: assumption ranges (low, high); 4: customer_stubs, anonymous responses and complaints
+SCHEMA_VERSION = 5  # 2: assumption_history, booked_revenue; 3: assumption ranges (low, high); 4: customer_stubs, anonymous responses and complaints; 5: codebook_versions, codebook
 
 #: Columns whose values are identifiers or categories. Text here that starts like a spreadsheet
 #: formula (``=``, ``+``, ``-``, ``@``, tab, CR) is rejected on import; free text is accepted and
@@ -292,6 +292,16 @@ LOAD_ORDER = (
     "survey_responses", "churn_events", "complaints", "followups", "kpi_observations",
 )
 
+#: The theme codebook (schema 3): append-only versions, one row per (version, theme, keyword).
+CODEBOOK_DDL = (
+    """CREATE TABLE IF NOT EXISTS codebook_versions (
+        version INTEGER PRIMARY KEY CHECK (version >= 1), saved_at TIMESTAMP NOT NULL,
+        saved_by VARCHAR NOT NULL, note VARCHAR, themes INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS codebook (
+        version INTEGER NOT NULL, theme VARCHAR NOT NULL, keyword VARCHAR NOT NULL,
+        PRIMARY KEY (version, theme, keyword))""",
+)
+
 #: Bookkeeping tables (not importable).
 SYSTEM_DDL = (
     """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)""",
@@ -312,6 +322,7 @@ SYSTEM_DDL = (
     # customers file (cxmetrics.stubs); a customers import that brings the id removes its row
     """CREATE TABLE IF NOT EXISTS customer_stubs (
         customer_id VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL, source VARCHAR)""",
+    *CODEBOOK_DDL,
     """CREATE SEQUENCE IF NOT EXISTS audit_seq START 1""",
     """CREATE TABLE IF NOT EXISTS audit (
         audit_id INTEGER PRIMARY KEY DEFAULT nextval('audit_seq'),

@@ -231,7 +231,8 @@ def check_version(con: duckdb.DuckDBPyConnection, p: Path | str = "") -> None:
 #: DDL. 1 → 2 added the assumption_history and booked_revenue tables, which the DDL creates.
 #: 2 → 3 added the optional range (low, high) of an assumption and of its versions; 3 → 4 marks stub
 #: customers (table ``customer_stubs``, created by the DDL) and lets a survey response be anonymous
-#: (``survey_responses.customer_id`` may be empty), as may a complaint (a log without customer key).
+#: (``survey_responses.customer_id`` may be empty), as may a complaint (a log without customer key);
+#: 4 → 5 the theme codebook (``schema.CODEBOOK_DDL``, idempotent, listed here for the record).
 MIGRATIONS: dict[int, list[str]] = {
     1: [],
     2: ["ALTER TABLE assumptions ADD COLUMN IF NOT EXISTS low DOUBLE",
@@ -240,6 +241,7 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE assumption_history ADD COLUMN IF NOT EXISTS high DOUBLE"],
     3: ["ALTER TABLE survey_responses ALTER COLUMN customer_id DROP NOT NULL",
         "ALTER TABLE complaints ALTER COLUMN customer_id DROP NOT NULL"],
+    4: list(schema.CODEBOOK_DDL),
 }
 
 

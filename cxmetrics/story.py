@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from . import alignment, complaints, department, impact, store, summary
+from . import alignment, complaints, department, impact, moved, store, summary
 from .charts import alignment as align_charts
 from .charts import churn as churn_charts
 from .charts import complaints as complaint_charts
@@ -56,6 +56,8 @@ def story(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: floa
     s = summary.page_data(con, filters, drop_points=drop_points)
     slides = [Slide("The headlines", [f"{t}: {x}" for t, x in s.findings()],
                     notes="Each sentence is generated from the results shown on the following slides.")]
+    m = moved.page_data(con, filters)
+    slides.append(Slide("What moved this period", moved.describe(m)[:8], notes=m.method))
     if s.bridge is not None:
         b = s.bridge
         slides.append(Slide("What CX is worth: the CX-to-P&L bridge",

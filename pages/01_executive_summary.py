@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cxmetrics import pnl, summary, ui
+from cxmetrics import moved, pnl, summary, ui
 from cxmetrics.charts import churn as churn_charts
 from cxmetrics.charts import nps as nps_charts
 from cxmetrics.charts import pnl as pnl_charts
@@ -26,6 +26,12 @@ with st.expander("Export the executive update (deck, PDF or HTML)"):
 st.subheader("The story in one minute")
 for topic, sentence in data.findings():
     st.markdown(f"- **{topic}.** {ui.md_escape(sentence)}")
+
+st.subheader("What moved this period")
+moved_result = ui.compute(moved.page_data, filters)
+for sentence in moved.describe(moved_result):
+    ui.say(sentence, bullet=True)
+ui.how_computed(moved_result, key="exec_moved_how")
 
 t1, t2, t3, t4 = st.columns(4)
 with t1:

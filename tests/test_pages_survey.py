@@ -1,5 +1,9 @@
 """AppTest: NPS & drivers and Customer voice."""
 
+import pytest
+
+from cxmetrics import demo, importer, store
+
 
 def test_nps_page(demo_db, make_app):
     at = make_app(demo_db, page="pages/02_nps_drivers.py")
@@ -20,5 +24,70 @@ def test_voice_page_shows_text_not_html(demo_db, make_app):
     assert not at.exception, at.exception
     at.text_input(key="voice_search").input("script").run()
     assert not at.exception
-    df = at.dataframe[-1].value
+    df = next(d.value for d in at.dataframe if "verbatim" in d.value.columns)  # the search results, first
     assert df["verbatim"].str.contains("<script>").any()  # kept as literal text in a dataframe
+
+
+def _texts(at) -> str:
+    return "\n".join(str(x.value) for x in [*at.markdown, *at.caption, *at.info, *at.subheader, *at.header])
+
+
+def test_voice_page_themes_cost_feelings_and_codebook(writable_db, make_app):
+    at = make_app(writable_db, role="analyst", page="pages/03_customer_voice.py", timeout=240)
+    assert not at.exception, at.exception
+    text = _texts(at)
+    assert "discovered themes (not saved as a codebook yet)" in text and "NPS points at stake" in text
+    cost = next(d.value for d in at.dataframe if "nps_points_at_stake" in d.value.columns)
+    assert len(cost) >= 6 and cost["nps_gap_adjusted"].notna().all()
+    assert any("Emotions by NPS group" in str(c.proto.spec) for c in at.get("plotly_chart"))
+    drill = next(d.value for d in at.dataframe if list(d.value.columns) == ["responded_on", "nps", "touchpoint", "verbatim"])
+    assert len(drill) > 0
+    at.button(key="voice_codebook_save").click().run()
+    assert not at.exception, at.exception
+    assert any("Saved codebook version 1" in s.value for s in at.success)
+    at.run()  # the next run reads the saved codebook (the save moved the data version)
+    assert "saved codebook v1" in _texts(at)
+
+
+def test_voice_codebook_save_is_refused_for_finance(writable_db, make_app):
+    at = make_app(writable_db, role="finance", page="pages/03_customer_voice.py", timeout=240)
+    at.button(key="voice_codebook_save").click().run()
+    assert not at.exception and any("analyst only" in e.value for e in at.error)
+
+
+def test_executive_summary_says_what_moved(demo_db, make_app):
+    at = make_app(demo_db, page="pages/01_executive_summary.py", timeout=240)
+    assert not at.exception, at.exception
+    assert any(s.value == "What moved this period" for s in at.subheader)
+    assert any("FDR-adjusted p" in m.value for m in at.markdown)
+
+
+@pytest.fixture(scope="module")
+def thin_stores(tmp_path_factory):
+    """An initialised empty store and a survey-only one (customers and responses imported)."""
+    frames = demo.generate(300, 5)
+    folder = tmp_path_factory.mktemp("thin")
+    out = {}
+    for name, tables in {"empty": (), "survey": ("customers", "survey_responses")}.items():
+        db = folder / f"{name}.duckdb"
+        with store.connect(str(db), read_only=False) as con:
+            store.mark(con, "initialised")
+        for t in tables:
+            path = folder / f"{name}_{t}.csv"
+            frames[t].to_csv(path, index=False)
+            importer.import_file(path, t, db=str(db), actor="test")
+        out[name] = db
+    return out
+
+
+@pytest.mark.parametrize("name", ["empty", "survey"])
+def test_voice_and_summary_on_thin_stores(thin_stores, make_app, name):
+    at = make_app(thin_stores[name], page="pages/03_customer_voice.py", timeout=240)
+    assert not at.exception, at.exception
+    text = _texts(at)
+    if name == "empty":
+        assert "No verbatims match" in text
+    else:
+        assert "Themes and what they cost" in text and " nan " not in text
+    at = make_app(thin_stores[name], page="pages/01_executive_summary.py", timeout=240)
+    assert not at.exception, at.exception

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from cxmetrics import cli, importer, nps, store, stubs, summaries
+from cxmetrics import cli, importer, nps, schema, store, stubs, summaries
 from cxmetrics.filters import Filters
 
 from . import fixtures_real as fr
@@ -278,7 +278,7 @@ def test_stubs_are_replaced_when_the_customers_file_arrives(small_copy, tmp_path
 
 def test_a_schema_2_file_migrates(small_db, tmp_path):
     """A store written by the previous code (no customer_stubs, customer ids required) opens read-write
-    as schema 3, and then takes anonymous responses."""
+    at the current schema, and then takes anonymous responses."""
     db = tmp_path / "old.duckdb"
     shutil.copy(small_db, db)
     raw = duckdb.connect(str(db))
@@ -291,7 +291,7 @@ def test_a_schema_2_file_migrates(small_db, tmp_path):
         with store.connect(str(db)):
             pass
     with store.connect(str(db), read_only=False) as con:
-        assert store.migrate(con) == 3
+        assert store.migrate(con) == schema.SCHEMA_VERSION
     p, _ = _anonymous_file(tmp_path, db, 3)
     rep = importer.import_file(p, "survey_responses", db=db)
     assert (rep.anonymous, rep.stubs) == (3, 1)

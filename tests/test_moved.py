@@ -1,0 +1,92 @@
+"""What moved: planted changes are found and planted noise stays below the FDR (seeded simulation);
+on the demo the planted late-delivery surge of the last quarter is in the list, as a plain sentence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxmetrics import moved
+from cxmetrics.filters import Filters
+
+Q = 0.10
+
+
+def _simulate(rng, n_cells=200, n_planted=20, n=800):
+    """Share cells (a theme's share of verbatims, previous vs current period) and NPS cells;
+    the first ``n_planted`` of each kind change, the others are noise around the same value."""
+    rows = []
+    for i in range(n_cells):
+        planted = i < n_planted
+        metric = "share" if i % 2 else "nps"
+        if metric == "share":
+            p0 = rng.uniform(0.05, 0.3)
+            p1 = p0 + (0.08 if planted else 0.0)
+            rows.append({"metric": "share", "dim": "segment", "level": f"s{i}", "theme": "t", "n_0": n, "n_1": n,
+                         "k_0": rng.binomial(n, p0), "k_1": rng.binomial(n, p1), "planted": planted})
+        else:
+            mix0 = np.array([0.4, 0.3, 0.3])
+            mix1 = mix0 + (np.array([-0.1, 0.0, 0.1]) if planted else 0.0)  # promoters, passives, detractors
+            a, b = rng.multinomial(n, mix0), rng.multinomial(n, mix1)
+            rows.append({"metric": "nps", "dim": "region", "level": f"r{i}", "theme": None, "n_0": n, "n_1": n,
+                         "p_0": a[0], "d_0": a[2], "p_1": b[0], "d_1": b[2], "planted": planted})
+    return pd.DataFrame(rows)
+
+
+def test_planted_changes_found_and_noise_below_the_fdr():
+    rng = np.random.default_rng(2026)
+    fdp, power, raw_false = [], [], []
+    for _ in range(100):
+        cells = _simulate(rng)
+        out = moved.assess_cells(cells, q=Q, min_n=30)
+        found = out["moved"]
+        false = (found & ~out["planted"]).sum()
+        fdp.append(false / max(found.sum(), 1))
+        power.append((found & out["planted"]).sum() / out["planted"].sum())
+        raw_false.append(((out["p_value"] < Q) & ~out["planted"]).sum())
+    assert np.mean(power) > 0.9
+    assert np.mean(fdp) <= Q  # BH: expected FDP <= q * (null share) = 0.09
+    assert np.mean(raw_false) > 10  # without the correction, noise would be listed (about 18 cells)
+
+
+def test_global_null_rarely_lists_anything():
+    rng = np.random.default_rng(7)
+    any_found = [moved.assess_cells(_simulate(rng, n_planted=0), q=Q, min_n=30)["moved"].any() for _ in range(100)]
+    assert np.mean(any_found) <= Q + 0.03  # under the global null BH controls the family-wise rate at q
+
+
+def test_each_metric_is_tested_with_its_own_formula():
+    cells = pd.DataFrame([
+        {"metric": "csat", "dim": "all", "level": "all", "theme": None, "n_0": 100, "n_1": 100,
+         "s_0": 400.0, "ss_0": 1700.0, "s_1": 420.0, "ss_1": 1850.0},
+        {"metric": "complaints", "dim": "all", "level": "all", "theme": None, "k_0": 90, "k_1": 150, "months": 3},
+        {"metric": "share", "dim": "all", "level": "all", "theme": "t", "n_0": 10, "n_1": 500, "k_0": 1, "k_1": 50},
+    ])
+    out = moved.assess_cells(cells, q=0.05, min_n=30)
+    csat, comp, share = out.iloc[0], out.iloc[1], out.iloc[2]
+    assert csat["change"] == pytest.approx(0.2)
+    assert csat["se"] == pytest.approx(np.sqrt((1 * 100 / 99) / 100 + (0.86 * 100 / 99) / 100), rel=1e-3)  # 18.5 - 4.2²
+    assert comp["change"] == pytest.approx(20.0) and comp["se"] == pytest.approx(np.sqrt(240) / 3)
+    assert np.isnan(share["p_value"]) and not share["moved"]  # 10 verbatims: below the minimum, not tested
+
+
+def test_demo_surge_is_in_the_list(con):
+    cb = {"Late delivery": ["late", "retard", "laat", "verspätet", "spät"]}
+    r = moved.what_moved(con, Filters(), cb=cb)
+    top = r.table[(r.table["metric"] == "share") & (r.table["dim"] == "all")].iloc[0]
+    assert top["moved"] and top["change"] > 0 and top["ci_low"] > 0
+    sentence = next(s for s in r.extra["sentences"] if "Late delivery" in s and "overall" in s)
+    assert "rose" in sentence and "95% CI" in sentence and "FDR-adjusted p" in sentence
+    assert r.table["q_value"].dropna().between(0, 1).all()
+
+
+def test_what_moved_obeys_the_scope(con):
+    from cxmetrics.filters import Scope
+
+    cb = {"Late delivery": ["late"]}
+    nobody = moved.what_moved(con, Filters(scope=Scope(role="department", departments=(), user="x")), cb=cb)
+    assert not nobody.extra["sentences"] and nobody.table.get("n", pd.Series(dtype=float)).sum() == 0
+    billing = moved.what_moved(con, Filters(scope=Scope(role="department", departments=("billing",), user="b")), cb=cb)
+    levels = set(billing.table.loc[billing.table["dim"] == "department", "level"])
+    assert levels <= {"billing"} and levels
