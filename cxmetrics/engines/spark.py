@@ -196,6 +196,10 @@ class SparkConnection:
                 ("data_version", str(self.manifest.get("data_version", 0)))]
         self.spark.createDataFrame(rows, "key STRING, value STRING").createOrReplaceTempView("meta")
 
+    def column_types(self, table: str) -> dict[str, str]:
+        """Column name → Spark type name (``string``, ``int``, ``date`` …) of a registered table."""
+        return dict(self.spark.table(table).dtypes)
+
     def tables(self) -> list[str]:
         """Temporary views of this connection (contract tables, bookkeeping, temp tables)."""
         return sorted(t.name for t in self.spark.catalog.listTables() if t.isTemporary)
