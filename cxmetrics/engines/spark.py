@@ -101,6 +101,11 @@ def _args(params) -> dict | list | None:
     return [_bind(v) for v in params]
 
 
+def _first_line(exc: Exception) -> str:
+    """The first non-empty line of an error (Spark's messages may start with a newline)."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:400]
+
+
 class SparkResult:
     """The answer to one statement, in DuckDB's shapes: ``df()``, ``fetchone()``, ``fetchall()``."""
 
@@ -111,7 +116,7 @@ class SparkResult:
         try:
             return fn()
         except Exception as exc:
-            raise EngineError(f"Spark failed running the query: {str(exc).splitlines()[0][:300]}") from exc
+            raise EngineError(f"Spark failed running the query: {_first_line(exc)}") from exc
 
     def df(self) -> pd.DataFrame:
         """A pandas frame; DECIMAL columns as float64 and DATE columns as datetime64 (as DuckDB's
@@ -219,15 +224,16 @@ class SparkConnection:
             tree = sqlmap.parse(sql)
         except Exception as exc:
             raise EngineError(f"cannot parse: {str(exc).splitlines()[0]}") from exc
-        if isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "TABLE" \
-                and tree.args.get("properties") and "TEMPORARY" in tree.args["properties"].sql().upper():
-            name = tree.this.name
+        props = tree.args.get("properties")
+        if isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "TABLE" and props \
+                and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions):
+            name = tree.find(exp.Table).name
             query = tree.expression
             frame = self._run(query, params).cache()
             frame.createOrReplaceTempView(name)
             return SparkResult(self.spark.createDataFrame([], "Count BIGINT"))
         if isinstance(tree, exp.Drop) and str(tree.args.get("kind", "")).upper() == "TABLE":
-            name = tree.this.name
+            name = tree.find(exp.Table).name
             if name in schema.TABLES or name in SYSTEM_TABLES or name == "meta":
                 raise EngineError(f"the lake is read-only: will not drop {name}")
             self.spark.catalog.dropTempView(name)
@@ -244,7 +250,7 @@ class SparkConnection:
         try:
             frame = self.spark.sql(text, args=_args(params))
         except Exception as exc:
-            raise EngineError(f"Spark rejected the query: {str(exc).splitlines()[0][:300]}") from exc
+            raise EngineError(f"Spark rejected the query: {_first_line(exc)}") from exc
         return frame
 
     def close(self) -> None:

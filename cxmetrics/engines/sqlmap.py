@@ -19,12 +19,16 @@ DuckDB                                    Spark (after :func:`translate`)
 ``1::UBIGINT << k``                       ``SHIFTLEFT(CAST(1 AS BIGINT), …)`` (no unsigned types)
 ``range(a, b, s)`` (end excluded)         ``SEQUENCE(a, b - 1, s)`` for an integer step s > 0
                                           (sqlglot writes ``b - s``: wrong unless b − a ≡ 0 mod s)
-``to_months(n)``                          ``MAKE_YM_INTERVAL(0, n)``
+``to_months(n)``, ``to_days(n)``         ``MAKE_YM_INTERVAL(0, n)``, ``MAKE_DT_INTERVAL(n)``
 ``arg_max``, ``list_contains``,           ``MAX_BY``, ``ARRAY_CONTAINS``, ``FILTER (WHERE …)``,
 ``FILTER (WHERE …)``, ``GROUP BY ALL``,   ``GROUP BY ALL``, ``USING``, ``CAST(… AS DATE)``,
 ``USING``, ``::DATE``, ``INTERVAL``,      ``INTERVAL '12' MONTH``, ``BIT_COUNT``/``BIT_OR``:
 ``bit_count``/``bit_or``                  sqlglot's own mapping is right
 ``ORDER BY ALL``                          ``ORDER BY ALL NULLS LAST`` (DuckDB sorts NULLs last)
+``unnest(list)::T``                       ``EXPLODE(CAST(list AS ARRAY<T>))`` (no generator in
+                                          an expression)
+``USING SAMPLE RESERVOIR (n ROWS)``       ``FROM (SELECT * FROM t ORDER BY RAND(seed) LIMIT n)``:
+                                          all rows when t is smaller; else another random draw
 ========================================  =====================================================
 
 Two semantic differences are settled by the session rather than the text (see
@@ -91,6 +95,36 @@ def _series(node: exp.GenerateSeries) -> exp.Expression:
                               is_end_exclusive=False)
 
 
+def _cast_inside(node: exp.Cast) -> exp.Expression:
+    """``unnest(list)::T`` casts each element; Spark allows no generator inside an expression, so
+    the cast moves onto the array: ``EXPLODE(CAST(list AS ARRAY<T>))``."""
+    gen = node.this
+    to = exp.DataType(this=exp.DataType.Type.ARRAY, expressions=[node.args["to"].copy()], nested=True)
+    return gen.__class__(this=exp.Cast(this=_sub(gen.this), to=to)) if isinstance(gen, exp.Explode) else \
+        exp.Unnest(expressions=[exp.Cast(this=_sub(e), to=to) for e in gen.expressions])
+
+
+def _reservoir(node: exp.Select) -> exp.Expression:
+    """``FROM t USING SAMPLE RESERVOIR (n ROWS) REPEATABLE (s)`` → ``FROM (SELECT * FROM t ORDER BY
+    rand(s) LIMIT n) AS t``: a simple random sample of n rows, all rows when t has fewer (Spark's
+    ``TABLESAMPLE (n ROWS)`` takes the first n). The same rows as DuckDB only in that case: the two
+    engines draw with different generators."""
+    sample, src = node.args["sample"], node.args.get("from_")
+    size, seed = sample.args.get("size"), sample.args.get("seed")
+    if (not isinstance(size, exp.Literal) or sample.args.get("percent") or not isinstance(src, exp.From)
+            or not isinstance(src.this, exp.Table) or node.args.get("joins")):
+        raise ValueError("only `FROM table USING SAMPLE n ROWS` has a Spark translation here")
+    table = src.this
+    rand = _call("RAND", seed.copy()) if seed is not None else _call("RAND")
+    inner = exp.select("*").from_(exp.Table(this=table.this.copy(), db=table.args.get("db"))) \
+        .order_by(rand).limit(size.copy())
+    out = node.copy()
+    out.set("sample", None)
+    out.set("from_", exp.From(this=exp.Subquery(this=inner, alias=exp.TableAlias(
+        this=exp.to_identifier(table.alias_or_name)))))
+    return out.transform(_rewrite)
+
+
 def _sub(node: exp.Expression) -> exp.Expression:
     """A copy of a child of a rewritten node, itself rewritten (a replaced node's children are not
     visited again by ``transform``)."""
@@ -102,10 +136,16 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         return _date_diff(node)
     if isinstance(node, exp.GenerateSeries):
         return _series(node)
+    if isinstance(node, exp.Cast) and isinstance(node.this, exp.Explode | exp.Unnest):
+        return _cast_inside(node)
     if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.UBIGINT:
         return exp.DataType.build("BIGINT")
     if isinstance(node, exp.Anonymous) and str(node.this).lower() == "to_months":
         return _call("MAKE_YM_INTERVAL", exp.Literal.number(0), *(_sub(e) for e in node.expressions))
+    if isinstance(node, exp.ToDays):
+        return _call("MAKE_DT_INTERVAL", _sub(node.this))
+    if isinstance(node, exp.Select) and isinstance(node.args.get("sample"), exp.TableSample):
+        return _reservoir(node)
     return node
 
 
