@@ -8,6 +8,7 @@ Select with ``-m spark``. Needs Java 17+ and pyspark (``scripts/test.sh`` instal
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import math
@@ -173,6 +174,12 @@ def test_engine_choice(monkeypatch, small_db):
         pass
     with engines.connect("duckdb", db=small_db) as con:
         assert isinstance(con, duckdb.DuckDBPyConnection)
+    parser = argparse.ArgumentParser()
+    engines.add_arguments(parser)
+    args = parser.parse_args(["--engine", "spark", "--lake", "/lake"])
+    assert (args.engine, args.lake) == ("spark", "/lake")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--engine", "postgres"])
 
 
 # ------------------------------------------------------------------ metrics, end to end
@@ -215,6 +222,7 @@ def test_check_passes_on_the_exported_demo(sc, dc):
     report = lake.check(sc)
     assert report.ok, report.text()
     assert report.rows == store.row_counts(dc)
+    assert "every contract check passed" in report.text()
 
 
 @pytest.fixture(scope="module")
@@ -240,27 +248,20 @@ def broken_lake(lake_dir, tmp_path_factory):
     return out, [r[0] for r in first]
 
 
-def test_check_reports_problems_by_table_column_and_rows(broken_lake):
+def test_lake_check_reports_problems_by_table_column_and_rows(broken_lake, capsys):
+    """``lake check`` on the planted faults: each found once, by table, column and rule, with the
+    offending rows' keys and values; exit code 3 and JSON from the CLI."""
     out, first = broken_lake
-    with engines.connect("spark", lake=out) as con:
-        report = lake.check(con)
-    found = {(p.table, p.column, p.check): p for p in report.problems}
+    assert cli.main(["lake", "check", "--lake", str(out), "--json"]) == 3
+    doc = json.loads(capsys.readouterr().out)
+    assert not doc["ok"]
+    found = {(p["table"], p["column"], p["check"]): p for p in doc["problems"]}
     assert set(found) == {
         ("survey_responses", "nps", "range"), ("survey_responses", "response_id", "key"),
         ("survey_responses", "customer_id", "parent"), ("customers", "region", "columns"),
         ("transactions", "amount", "type"), ("followups", None, "table"),
-    }, report.text()
-    assert found[("survey_responses", "nps", "range")].examples == ({"response_id": "planted-11", "nps": 11},)
+    }, doc
+    assert found[("survey_responses", "nps", "range")]["examples"] == [{"response_id": "planted-11", "nps": 11}]
     orphans = found[("survey_responses", "customer_id", "parent")]
-    assert orphans.rows == 2 and [e["response_id"] for e in orphans.examples] == first
-    assert found[("survey_responses", "response_id", "key")].rows == 2
-
-
-def test_cli_lake_check_exit_code_and_json(broken_lake, lake_dir, capsys):
-    out, _ = broken_lake
-    assert cli.main(["lake", "check", "--lake", str(out), "--json"]) == 3
-    doc = json.loads(capsys.readouterr().out)
-    assert not doc["ok"] and {p["table"] for p in doc["problems"]} == {"survey_responses", "customers",
-                                                                       "transactions", "followups"}
-    assert cli.main(["lake", "check", "--lake", str(lake_dir)]) == 0
-    assert "every contract check passed" in capsys.readouterr().out
+    assert orphans["rows"] == 2 and [e["response_id"] for e in orphans["examples"]] == first
+    assert found[("survey_responses", "response_id", "key")]["rows"] == 2
