@@ -9,6 +9,7 @@ Select with ``-m spark``. Needs Java 17+ and pyspark (``scripts/test.sh`` instal
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import math
@@ -265,3 +266,44 @@ def test_lake_check_reports_problems_by_table_column_and_rows(broken_lake, capsy
     orphans = found[("survey_responses", "customer_id", "parent")]
     assert orphans["rows"] == 2 and [e["response_id"] for e in orphans["examples"]] == first
     assert found[("survey_responses", "response_id", "key")]["rows"] == 2
+
+
+# ------------------------------------------------------------------ every metrics command
+
+
+#: `metrics` commands compared (DuckDB reads its summary tables, Spark the raw relations).
+COMMANDS = ["nps", "nps --by segment", "nps --period quarter", "nps --weighted",
+            "nps --by region --segment smb --from 2024-01-01", "csat", "ces --by touchpoint", "churn", "clv",
+            "wallet", "complaints", "impact", "alignment", "pnl"]
+
+
+def _numbers_equal(a, b, path="") -> list[str]:
+    """Differences between two JSON documents: numbers at a relative 1e-6, the rest exactly;
+    ``queries`` (the SQL text, summary-backed on DuckDB and raw on Spark) left out."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return [f"{path}: keys {sorted(set(a) ^ set(b))}"]
+        return [d for k in a if k != "queries" for d in _numbers_equal(a[k], b[k], f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} vs {len(b)} items"]
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _numbers_equal(x, y, f"{path}[{i}]")]
+    if isinstance(a, float) or isinstance(b, float):
+        same = (a is not None and b is not None
+                and (math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) or (a != a and b != b)))
+        return [] if same else [f"{path}: {a} vs {b}"]
+    return [] if a == b else [f"{path}: {a!r} vs {b!r}"]
+
+
+@pytest.mark.slow
+def test_every_metrics_command_gives_duckdbs_figures(sc, small_db, monkeypatch, capsys):
+    """Each `metrics … --json` on Spark (the command's connection swapped for the lake's, as
+    `--engine spark` will do once wired) prints DuckDB's figures."""
+    def run(cmd):
+        assert cli.main(["metrics", *cmd.split(), "--db", str(small_db), "--json"]) == 0, cmd
+        return json.loads(capsys.readouterr().out)
+
+    want = {cmd: run(cmd) for cmd in COMMANDS}
+    monkeypatch.setattr(store, "connect", lambda *a, **k: contextlib.nullcontext(sc))
+    diffs = {cmd: _numbers_equal(want[cmd], run(cmd)) for cmd in COMMANDS}
+    assert not any(diffs.values()), {k: v[:5] for k, v in diffs.items() if v}
