@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import math
 import shutil
-import warnings
 
 import duckdb
 import pandas as pd
@@ -30,7 +29,10 @@ from cxmetrics.engines import spark as spark_engine  # noqa: E402
 from cxmetrics.engines import sqlmap  # noqa: E402
 from cxmetrics.filters import Filters  # noqa: E402
 
-pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark"),
+              # PySpark 4.3 warns about pandas 3 on every conversion; our frames are checked below
+              pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+              pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
 
 #: Relative tolerance for figures computed on both engines (floating sums in another order).
 RTOL = 1e-9
@@ -52,7 +54,6 @@ def lake_dir(small_db, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sc(lake_dir):
-    warnings.filterwarnings("ignore", message=".*pandas >= 3.0.0.*")
     with engines.connect("spark", lake=lake_dir) as con:
         yield con
     spark_engine.session().stop()
