@@ -18,12 +18,12 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import schema, store
+from . import engines, schema, store
+from .engines.layout import LAKE_MANIFEST as MANIFEST
+from .engines.layout import LAKE_SYSTEM_TABLES as SYSTEM_TABLES
+from .engines.layout import table_file
 from .importer import sha256_of
 
-MANIFEST = "cxmetrics_lake.json"
-#: Bookkeeping tables published beside the contract tables (some pages read them).
-SYSTEM_TABLES = ("booked_revenue", "assumption_history", "imports")
 #: Example rows kept per problem.
 EXAMPLES = 5
 
@@ -50,12 +50,12 @@ def export(db: str | os.PathLike | None, lake: str | os.PathLike) -> dict:
             counts = store.row_counts(con)
             version = store.data_version(con)
             for name in tables:  # names from the contract; the path is quoted as a SQL string
-                target = str(out / f"{name}.parquet").replace("'", "''")
+                target = str(out / table_file(name)).replace("'", "''")
                 con.execute(f"COPY (SELECT * FROM \"{name}\") TO '{target}' (FORMAT parquet)")
         finally:
             con.execute("ROLLBACK")
     manifest = {"schema_version": schema.SCHEMA_VERSION, "data_version": version, "rows": counts,
-                "sha256": {f"{name}.parquet": sha256_of(out / f"{name}.parquet") for name in tables}}
+                "sha256": {table_file(name): sha256_of(out / table_file(name)) for name in tables}}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
 
@@ -155,7 +155,7 @@ def check(con) -> LakeReport:
     present: dict[str, dict[str, str]] = {}
     for name in schema.LOAD_ORDER:
         if name in getattr(con, "missing", ()):
-            report.problems.append(LakeProblem(name, None, "table", f"no {name}.parquet in the lake"))
+            report.problems.append(LakeProblem(name, None, "table", f"no {table_file(name)} in the lake"))
             continue
         present[name] = con.column_types(name)
     for name, types in present.items():
@@ -210,8 +210,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from . import engines
-
     with engines.connect("spark", lake=args.lake) as con:
         report = check(con)
     if args.json:

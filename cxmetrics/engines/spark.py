@@ -31,9 +31,8 @@ import pandas as pd
 
 from .. import schema, store
 from . import sqlmap
-
-#: Bookkeeping tables read by some pages, registered when the lake holds them.
-SYSTEM_TABLES = ("booked_revenue", "assumption_history", "imports")
+from .layout import LAKE_MANIFEST, table_file
+from .layout import LAKE_SYSTEM_TABLES as SYSTEM_TABLES
 
 _SPARK_TYPES = {"id": "STRING", "category": "STRING", "text": "STRING", "int": "INT", "float": "DOUBLE",
                 "date": "DATE", "bool": "BOOLEAN"}
@@ -163,7 +162,7 @@ class SparkConnection:
     # ------------------------------------------------------------------ the lake
     def path(self, table: str) -> str:
         """Where ``table`` lives in the lake (``<lake>/<table>.parquet``)."""
-        return f"{self.lake}/{table}.parquet"
+        return f"{self.lake}/{table_file(table)}"
 
     def _local(self) -> Path | None:
         return None if "://" in self.lake else Path(self.lake)
@@ -172,7 +171,7 @@ class SparkConnection:
         local = self._local()
         if local is None:
             return {}
-        for name in ("cxmetrics_lake.json", "cxmetrics_backup.json"):
+        for name in (LAKE_MANIFEST, "cxmetrics_backup.json"):
             f = local / name
             if f.is_file():
                 return json.loads(f.read_text())
@@ -181,7 +180,7 @@ class SparkConnection:
     def _exists(self, table: str) -> bool:
         local = self._local()
         if local is not None:
-            return (local / f"{table}.parquet").exists()
+            return (local / table_file(table)).exists()
         try:
             self.spark.read.parquet(self.path(table)).schema  # noqa: B018  (reading the footer checks it)
             return True
