@@ -1,7 +1,8 @@
 """``python -m cxmetrics``: the command line over the same results the dashboard shows.
 
 Exit codes: 0 ok; 1 an error (one-line reason on stderr); 2 bad usage; 3 an import was rejected
-(the one-line reason on stderr, the full report on stdout, or as JSON with ``--json``).
+(the one-line reason on stderr, the full report on stdout, or as JSON with ``--json``), or
+``lake check`` found problems (the report on stdout).
 
 Metric commands live with their metric modules: each module listed in ``METRIC_MODULES`` has a
 ``register_cli(subparsers, common)`` function that adds ``metrics <name>``; other command groups
@@ -25,7 +26,7 @@ from .results import DEFAULT_MIN_N
 #: Modules that add `metrics <name>` sub-commands.
 METRIC_MODULES: list[str] = ["cxmetrics.nps", "cxmetrics.scores", "cxmetrics.churn", "cxmetrics.clv", "cxmetrics.wallet", "cxmetrics.complaints", "cxmetrics.impact", "cxmetrics.alignment", "cxmetrics.pnl"]
 #: Modules that add top-level sub-commands.
-COMMAND_MODULES: list[str] = ["cxmetrics.docs", "cxmetrics.btyd", "cxmetrics.report", "cxmetrics.bench", "cxmetrics.backup"]
+COMMAND_MODULES: list[str] = ["cxmetrics.docs", "cxmetrics.btyd", "cxmetrics.report", "cxmetrics.bench", "cxmetrics.backup", "cxmetrics.lake"]
 
 
 def _date(s: str) -> dt.date:

@@ -1,0 +1,176 @@
+"""DuckDB-dialect SQL translated for Apache Spark SQL, with the few rewrites sqlglot leaves wrong.
+
+The metric SQL is written once, in DuckDB's dialect (``$name`` parameters). For Spark it is
+parsed and rewritten with sqlglot (``read="duckdb"``, ``write="spark"``); ``$name`` becomes Spark's
+named parameter marker ``:name`` and ``?`` stays positional, so values are always bound by the
+engine (``SparkSession.sql(query, args=…)``), never formatted into the text.
+
+What needs care, construct by construct (each has a test in ``tests/test_spark.py`` comparing
+DuckDB and Spark on literal data):
+
+========================================  =====================================================
+DuckDB                                    Spark (after :func:`translate`)
+========================================  =====================================================
+``$name``, ``?``                          ``:name``, ``?`` (bound through ``args``)
+``date_diff('month'|'quarter'|'year')``   calendar arithmetic on year()/month(): DuckDB counts
+                                          the boundaries crossed, Spark's ``DATEDIFF(MONTH …)``
+                                          whole months elapsed (31 Jan → 1 Feb: 1 vs 0)
+``date_diff('day', a, b)``                ``DATEDIFF(CAST(b AS DATE), CAST(a AS DATE))``
+``1::UBIGINT << k``                       ``SHIFTLEFT(CAST(1 AS BIGINT), …)`` (no unsigned types)
+``range(a, b, s)`` (end excluded)         ``SEQUENCE(a, b - 1, s)`` for an integer step s > 0
+                                          (sqlglot writes ``b - s``: wrong unless b − a ≡ 0 mod s)
+``to_months(n)``, ``to_days(n)``         ``MAKE_YM_INTERVAL(0, n)``, ``MAKE_DT_INTERVAL(n)``
+``arg_max``, ``list_contains``,           ``MAX_BY``, ``ARRAY_CONTAINS``, ``FILTER (WHERE …)``,
+``FILTER (WHERE …)``, ``GROUP BY ALL``,   ``GROUP BY ALL``, ``USING``, ``CAST(… AS DATE)``,
+``USING``, ``::DATE``, ``INTERVAL``,      ``INTERVAL '12' MONTH``, ``BIT_COUNT``/``BIT_OR``:
+``bit_count``/``bit_or``                  sqlglot's own mapping is right
+``ORDER BY ALL``                          ``ORDER BY ALL NULLS LAST`` (DuckDB sorts NULLs last)
+``unnest(list)::T``                       ``EXPLODE(CAST(list AS ARRAY<T>))`` (no generator in
+                                          an expression)
+``USING SAMPLE RESERVOIR (n ROWS)``       ``FROM (SELECT * FROM t ORDER BY RAND(seed) LIMIT n)``:
+                                          all rows when t is smaller; else another random draw
+========================================  =====================================================
+
+Two semantic differences are settled by the session rather than the text (see
+:mod:`cxmetrics.engines.spark`): ANSI mode is off, so ``x / 0`` is NULL (DuckDB gives ±inf for
+floating division) rather than an error, and the session time zone is UTC.
+
+References
+----------
+sqlglot: https://sqlglot.com (``transpile``, expression ``transform``).
+Spark SQL parameterized queries: ``SparkSession.sql(sqlQuery, args)``, PySpark 3.4+ (named ``:x``
+markers from a dict, positional ``?`` from a list).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import sqlglot
+from sqlglot import exp
+
+#: unit -> (a function of the date giving its whole number of units since year 0, multiplier)
+_CALENDAR_UNITS = {"MONTH": ("MONTH", 12), "QUARTER": ("QUARTER", 4), "YEAR": (None, 1)}
+
+
+def _unit(node: exp.Expression) -> str:
+    unit = node.args.get("unit")
+    return (unit.name if unit is not None else "DAY").upper().rstrip("S")
+
+
+def _call(name: str, *args: exp.Expression) -> exp.Expression:
+    return exp.Anonymous(this=name, expressions=list(args))
+
+
+def _ordinal(e: exp.Expression, unit: str) -> exp.Expression:
+    """(year(e) * k + part(e)): the unit's ordinal number, e.g. months since year 0."""
+    part, per_year = _CALENDAR_UNITS[unit]
+    year = _call("YEAR", e.copy())
+    if part is None:
+        return year
+    return exp.Paren(this=exp.Add(this=exp.Mul(this=year, expression=exp.Literal.number(per_year)),
+                                  expression=_call(part, e.copy())))
+
+
+def _date_diff(node: exp.DateDiff) -> exp.Expression:
+    """DuckDB's date_diff counts the unit boundaries crossed from start to end."""
+    start, end, unit = _sub(node.expression), _sub(node.this), _unit(node)
+    if unit == "DAY":
+        return _call("DATEDIFF", exp.cast(end, "DATE"), exp.cast(start, "DATE"))
+    if unit in _CALENDAR_UNITS:
+        return exp.Paren(this=exp.Sub(this=_ordinal(end, unit), expression=_ordinal(start, unit)))
+    return node  # finer units (hour, minute …) are not used on the contract's DATE columns
+
+
+def _series(node: exp.GenerateSeries) -> exp.Expression:
+    """DuckDB's range(a, b, s) excludes b; Spark's SEQUENCE includes its end."""
+    if not node.args.get("is_end_exclusive"):
+        return node
+    step = node.args.get("step")
+    step_value = 1 if step is None else (int(step.name) if isinstance(step, exp.Literal) and step.is_int else None)
+    if step_value is None or step_value <= 0:
+        raise ValueError("range() with a non-literal or negative step has no Spark translation here")
+    end = exp.Sub(this=_sub(node.args["end"]), expression=exp.Literal.number(1))
+    return exp.GenerateSeries(start=_sub(node.args["start"]), end=end, step=step.copy() if step else None,
+                              is_end_exclusive=False)
+
+
+def _cast_inside(node: exp.Cast) -> exp.Expression:
+    """``unnest(list)::T`` casts each element; Spark allows no generator inside an expression, so
+    the cast moves onto the array: ``EXPLODE(CAST(list AS ARRAY<T>))``."""
+    gen = node.this
+    to = exp.DataType(this=exp.DataType.Type.ARRAY, expressions=[node.args["to"].copy()], nested=True)
+    return gen.__class__(this=exp.Cast(this=_sub(gen.this), to=to)) if isinstance(gen, exp.Explode) else \
+        exp.Unnest(expressions=[exp.Cast(this=_sub(e), to=to) for e in gen.expressions])
+
+
+def _reservoir(node: exp.Select) -> exp.Expression:
+    """``FROM t USING SAMPLE RESERVOIR (n ROWS) REPEATABLE (s)`` → ``FROM (SELECT * FROM t ORDER BY
+    rand(s) LIMIT n) AS t``: a simple random sample of n rows, all rows when t has fewer (Spark's
+    ``TABLESAMPLE (n ROWS)`` takes the first n). The same rows as DuckDB only in that case: the two
+    engines draw with different generators."""
+    sample, src = node.args["sample"], node.args.get("from_")
+    size, seed = sample.args.get("size"), sample.args.get("seed")
+    if (not isinstance(size, exp.Literal) or sample.args.get("percent") or not isinstance(src, exp.From)
+            or not isinstance(src.this, exp.Table) or node.args.get("joins")):
+        raise ValueError("only `FROM table USING SAMPLE n ROWS` has a Spark translation here")
+    table = src.this
+    rand = _call("RAND", seed.copy()) if seed is not None else _call("RAND")
+    inner = exp.select("*").from_(exp.Table(this=table.this.copy(), db=table.args.get("db"))) \
+        .order_by(rand).limit(size.copy())
+    out = node.copy()
+    out.set("sample", None)
+    out.set("from_", exp.From(this=exp.Subquery(this=inner, alias=exp.TableAlias(
+        this=exp.to_identifier(table.alias_or_name)))))
+    return out.transform(_rewrite)
+
+
+def _sub(node: exp.Expression) -> exp.Expression:
+    """A copy of a child of a rewritten node, itself rewritten (a replaced node's children are not
+    visited again by ``transform``)."""
+    return node.copy().transform(_rewrite)
+
+
+def _rewrite(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.DateDiff):
+        return _date_diff(node)
+    if isinstance(node, exp.GenerateSeries):
+        return _series(node)
+    if isinstance(node, exp.Cast) and isinstance(node.this, exp.Explode | exp.Unnest):
+        return _cast_inside(node)
+    if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.UBIGINT:
+        return exp.DataType.build("BIGINT")
+    if isinstance(node, exp.Anonymous) and str(node.this).lower() == "to_months":
+        return _call("MAKE_YM_INTERVAL", exp.Literal.number(0), *(_sub(e) for e in node.expressions))
+    if isinstance(node, exp.ToDays):
+        return _call("MAKE_DT_INTERVAL", _sub(node.this))
+    if isinstance(node, exp.Select) and isinstance(node.args.get("sample"), exp.TableSample):
+        return _reservoir(node)
+    return node
+
+
+def parse(sql: str) -> exp.Expression:
+    """One DuckDB-dialect statement as a sqlglot tree (several statements are refused)."""
+    trees = [t for t in sqlglot.parse(sql, read="duckdb") if t is not None]
+    if len(trees) != 1:
+        raise ValueError(f"expected one SQL statement, got {len(trees)}")
+    return trees[0]
+
+
+def to_spark(tree: exp.Expression) -> str:
+    """A parsed DuckDB-dialect tree written as Spark SQL, with the rewrites in the module docs."""
+    return tree.copy().transform(_rewrite).sql(dialect="spark")
+
+
+@functools.lru_cache(maxsize=512)
+def translate(sql: str) -> str:
+    """DuckDB-dialect ``sql`` as Spark SQL (``$name`` → ``:name``), cached by text.
+
+    Examples
+    --------
+    >>> translate("SELECT date_diff('month', a, b) FROM t WHERE s = $segment")
+    'SELECT ((YEAR(b) * 12 + MONTH(b)) - (YEAR(a) * 12 + MONTH(a))) FROM t WHERE s = :segment'
+    >>> translate("SELECT unnest(range(0, 37, 3)) AS k")
+    'SELECT EXPLODE(SEQUENCE(0, 37 - 1, 3)) AS k'
+    """
+    return to_spark(parse(sql))

@@ -1,0 +1,310 @@
+"""The Spark engine on a real local Spark session (``local[2]``, one per module): the DuckDB SQL
+constructs our metrics use give DuckDB's answers on literal data, parameters are bound, metric
+functions give DuckDB's figures on the exported demo company, and ``lake export``/``lake check``
+publish and check a lake.
+
+Select with ``-m spark``. Needs Java 17+ and pyspark (``scripts/test.sh`` installs both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import math
+import shutil
+
+import duckdb
+import pandas as pd
+import pytest
+
+pytest.importorskip("pyspark")
+if shutil.which("java") is None:
+    pytest.skip("the Spark engine needs Java 17+ (scripts/test.sh installs openjdk-17-jre-headless)",
+                allow_module_level=True)
+
+from cxmetrics import cli, demo, engines, lake, nps, schema, store  # noqa: E402
+from cxmetrics.engines import spark as spark_engine  # noqa: E402
+from cxmetrics.engines import sqlmap  # noqa: E402
+from cxmetrics.filters import Filters  # noqa: E402
+
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark"),
+              # PySpark 4.3 warns about pandas 3 on every conversion; our frames are checked below
+              pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+              pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
+
+#: Relative tolerance for figures computed on both engines (floating sums in another order).
+RTOL = 1e-9
+
+
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("spark") / "demo.duckdb"
+    demo.build(str(path), customers=1_500, seed=7)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lake_dir(small_db, tmp_path_factory):
+    out = tmp_path_factory.mktemp("spark") / "lake"
+    lake.export(small_db, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sc(lake_dir):
+    with engines.connect("spark", lake=lake_dir) as con:
+        yield con
+    spark_engine.session().stop()
+
+
+@pytest.fixture(scope="module")
+def dc(small_db):
+    with store.connect(small_db) as con:
+        yield con
+
+
+def _same(a, b) -> None:
+    """Two results equal: numbers to RTOL, dates as dates, everything else exactly."""
+    assert len(a) == len(b), (a, b)
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, tuple | list):
+            _same(x, y)
+        elif isinstance(x, float) or isinstance(y, float):
+            assert (x is None and y is None) or math.isclose(float(x), float(y), rel_tol=RTOL), (a, b)
+        elif isinstance(x, dt.datetime) or isinstance(y, dt.datetime):
+            assert pd.Timestamp(x) == pd.Timestamp(y), (a, b)
+        else:
+            assert x == y, (a, b)
+
+
+# ------------------------------------------------------------------ constructs, one by one
+
+#: (construct, DuckDB SQL over literal data, parameters): each must give DuckDB's rows on Spark.
+CONSTRUCTS = [
+    ("arg_max", "SELECT g, arg_max(v, k) AS v FROM (VALUES ('a', 'x', 1), ('a', 'y', 3), ('b', 'z', 2)) t(g, v, k) "
+                "GROUP BY g ORDER BY g", {}),
+    ("list_contains", "SELECT s FROM (VALUES ('smb'), ('consumer'), ('enterprise')) t(s) "
+                      "WHERE list_contains($segments, s) ORDER BY s", {"segments": ["smb", "enterprise"]}),
+    ("date_diff day", "SELECT date_diff('day', DATE '2024-01-31', DATE '2024-03-01') AS d", {}),
+    ("date_diff month boundary", "SELECT date_diff('month', a, b) AS m FROM (VALUES (DATE '2024-01-31', DATE '2024-02-01'), "
+                                 "(DATE '2023-12-15', DATE '2025-01-14'), (DATE '2024-05-01', DATE '2024-03-31')) t(a, b) "
+                                 "ORDER BY ALL", {}),
+    ("date_diff quarter and year", "SELECT date_diff('quarter', DATE '2024-03-31', DATE '2024-04-01') AS q, "
+                                   "date_diff('year', DATE '2024-12-31', DATE '2025-01-01') AS y", {}),
+    ("INTERVAL month end", "SELECT (DATE '2024-03-31' - INTERVAL 1 MONTH)::DATE AS a, "
+                           "(DATE '2024-02-29' + INTERVAL 12 MONTH)::DATE AS b", {}),
+    ("INTERVAL compare", "SELECT count(*) AS n FROM (VALUES (DATE '2023-06-30'), (DATE '2023-07-01'), (DATE '2024-01-01')) t(d) "
+                         "WHERE d > (DATE '2024-06-30' - INTERVAL 12 MONTH)::DATE", {}),
+    ("bit_count of bit_or", "SELECT g, bit_count(bit_or(1::UBIGINT << m::UBIGINT)) AS months "
+                            "FROM (VALUES (1, 0), (1, 3), (1, 3), (2, 23)) t(g, m) GROUP BY g ORDER BY g", {}),
+    ("FILTER (WHERE", "SELECT count(*) FILTER (WHERE nps >= 9) AS p, count(*) FILTER (WHERE nps <= 6) AS d, "
+                      "sum(w) FILTER (WHERE nps >= 9) AS wp FROM (VALUES (10, 1.5), (9, 1.0), (3, 2.0), (7, 1.0)) t(nps, w)", {}),
+    ("GROUP BY ALL, ORDER BY ALL with NULLs", "SELECT g, count(*) AS n FROM (VALUES ('b'), (NULL), ('a'), ('b')) t(g) "
+                                              "GROUP BY ALL ORDER BY ALL", {}),
+    ("USING", "SELECT r.customer_id, c.segment, r.nps FROM (VALUES ('c1', 9), ('c2', 4)) r(customer_id, nps) "
+              "JOIN (VALUES ('c1', 'smb'), ('c2', 'consumer')) c(customer_id, segment) USING (customer_id) ORDER BY 1", {}),
+    ("::DATE casts of parameters", "SELECT $landmark::DATE AS l, coalesce($end::DATE, DATE '2024-12-31') AS e",
+     {"landmark": dt.date(2024, 1, 15), "end": None}),
+    ("$name parameters with NULL", "SELECT coalesce($date_from, min(d)) AS lo FROM (VALUES (DATE '2024-02-01'), "
+                                   "(DATE '2024-01-05')) t(d)", {"date_from": None}),
+    ("date_trunc", "SELECT date_trunc('quarter', DATE '2024-05-17') AS q, date_trunc('week', DATE '2024-05-17') AS w, "
+                   "date_trunc('month', DATE '2024-05-17') AS m", {}),
+    ("range end excluded", "SELECT unnest(range(0, 37, 3)) AS k ORDER BY k", {}),
+    ("generate_series of months", "SELECT unnest(generate_series(DATE '2024-01-01', DATE '2024-04-01', INTERVAL 1 MONTH))::DATE "
+                                  "AS m ORDER BY m", {}),
+    ("to_months", "SELECT (DATE '2024-01-31' + to_months(date_diff('month', DATE '2024-01-31', DATE '2024-03-01')))::DATE AS d", {}),
+    ("to_days", "SELECT count(*) FILTER (WHERE b <= a + to_days($days)) AS n FROM (VALUES (DATE '2024-01-01', DATE '2024-01-08'), "
+                "(DATE '2024-01-01', DATE '2024-01-09')) t(a, b)", {"days": 7}),
+    ("USING SAMPLE RESERVOIR on a smaller table", "WITH b AS (SELECT * FROM (VALUES (1), (2), (3)) t(x)) "
+                                                  "SELECT count(*) AS n, sum(x) AS s FROM b USING SAMPLE RESERVOIR (50000 ROWS) REPEATABLE (7)", {}),
+    ("greatest, least, coalesce", "SELECT greatest(0, date_diff('day', greatest(DATE '2024-01-01', DATE '2024-02-01'), "
+                                  "least(coalesce(NULL, DATE '2024-03-01'), DATE '2024-04-01'))) AS days", {}),
+    ("IN (SELECT unnest($list))", "SELECT k FROM (VALUES ('a'), ('b'), ('c')) t(k) WHERE k IN (SELECT unnest($keys)) ORDER BY k",
+     {"keys": ["a", "c"]}),
+]
+
+
+@pytest.mark.parametrize(("construct", "sql", "params"), CONSTRUCTS, ids=[c[0] for c in CONSTRUCTS])
+def test_construct_gives_duckdbs_answer(sc, construct, sql, params):
+    want = duckdb.connect().execute(sql, params).fetchall()
+    got = sc.execute(sql, params).fetchall()
+    assert want, f"{construct}: the literal data must produce rows"
+    _same(want, got)
+
+
+def test_temp_table_is_created_read_and_dropped(sc):
+    """``CREATE OR REPLACE TEMP TABLE … AS`` with a bound parameter (what ``store.temp_table``
+    runs) is kept for the session, readable, and dropped by ``DROP TABLE IF EXISTS``."""
+    sc.execute("CREATE OR REPLACE TEMP TABLE cx_tmp_promoters AS SELECT customer_id FROM survey_responses "
+               "WHERE nps >= $cut", {"cut": 9})
+    n = sc.execute("SELECT count(*) FROM cx_tmp_promoters").fetchone()[0]
+    want = sc.execute("SELECT count(*) FROM survey_responses WHERE nps >= 9").fetchone()[0]
+    assert n == want and n > 0
+    sc.execute("DROP TABLE IF EXISTS cx_tmp_promoters")
+    assert "cx_tmp_promoters" not in sc.tables()
+
+
+def test_values_are_bound_never_formatted(sc):
+    """A value with a quote is a value: the SQL sent to Spark carries the marker, not the text."""
+    sql = "SELECT count(*) AS n FROM customers WHERE segment = $segment"
+    assert ":segment" in sqlmap.translate(sql) and "O'Brien" not in sqlmap.translate(sql)
+    assert sc.execute(sql, {"segment": "x' OR '1'='1"}).fetchone()[0] == 0
+    assert sc.execute(sql, {"segment": "smb"}).fetchone()[0] > 0
+
+
+def test_writes_to_the_lake_are_refused(sc):
+    with pytest.raises(spark_engine.EngineError, match="read-only"):
+        sc.execute("DELETE FROM customers")
+    with pytest.raises(spark_engine.EngineError, match="read-only"):
+        sc.execute("DROP TABLE customers")
+
+
+# ------------------------------------------------------------------ engine selection
+
+
+def test_engine_choice(monkeypatch, small_db):
+    monkeypatch.delenv("CX_ENGINE", raising=False)
+    assert engines.engine_name() == "duckdb"
+    monkeypatch.setenv("CX_ENGINE", "Spark")
+    assert engines.engine_name() == "spark"
+    with pytest.raises(ValueError, match="unknown engine"):
+        engines.engine_name("postgres")
+    monkeypatch.delenv("CX_LAKE", raising=False)
+    with pytest.raises(ValueError, match="needs a lake"), engines.connect("spark"):
+        pass
+    with engines.connect("duckdb", db=small_db) as con:
+        assert isinstance(con, duckdb.DuckDBPyConnection)
+    parser = argparse.ArgumentParser()
+    engines.add_arguments(parser)
+    args = parser.parse_args(["--engine", "spark", "--lake", "/lake"])
+    assert (args.engine, args.lake) == ("spark", "/lake")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--engine", "postgres"])
+
+
+# ------------------------------------------------------------------ metrics, end to end
+
+
+def test_nps_overall_and_by_segment_match_duckdb(sc, dc):
+    f = Filters()
+    a, b = nps.overall(dc, f), nps.overall(sc, f)
+    assert a.n == b.n > 0
+    for attr in ("estimate", "ci_low", "ci_high", "se"):
+        assert math.isclose(getattr(a, attr), getattr(b, attr), rel_tol=RTOL), attr
+    ta, tb = nps.by(dc, f, dim="segment").table, nps.by(sc, f, dim="segment").table
+    pd.testing.assert_frame_equal(ta, tb, check_dtype=False, rtol=RTOL)
+
+
+def test_filtered_nps_and_csat_match_duckdb(sc, dc):
+    """Dates, a segment list and a region list reach Spark as bound parameters."""
+    f = Filters(date_from=dt.date(2024, 1, 1), segments=("smb", "enterprise"), regions=("north", "south", "east", "west"))
+    ta, tb = nps.by(dc, f, dim="region").table, nps.by(sc, f, dim="region").table
+    assert ta["n"].sum() > 0
+    pd.testing.assert_frame_equal(ta, tb, check_dtype=False, rtol=RTOL)
+    ca, cb = nps.score(dc, f, metric="csat").table, nps.score(sc, f, metric="csat").table
+    pd.testing.assert_frame_equal(ca, cb, check_dtype=False, rtol=RTOL)
+
+
+# ------------------------------------------------------------------ lake export and check
+
+
+def test_export_writes_every_contract_table(lake_dir, dc):
+    manifest = json.loads((lake_dir / lake.MANIFEST).read_text())
+    assert manifest["rows"] == store.row_counts(dc)
+    assert manifest["data_version"] == store.data_version(dc)
+    for name in schema.LOAD_ORDER:
+        assert (lake_dir / f"{name}.parquet").is_file()
+    with pytest.raises(ValueError, match="not empty"):
+        lake.export(None, lake_dir)
+
+
+def test_check_passes_on_the_exported_demo(sc, dc):
+    report = lake.check(sc)
+    assert report.ok, report.text()
+    assert report.rows == store.row_counts(dc)
+    assert "every contract check passed" in report.text()
+
+
+@pytest.fixture(scope="module")
+def broken_lake(lake_dir, tmp_path_factory):
+    """The demo lake with planted faults: an out-of-range score, a duplicate key and an orphan in
+    survey_responses, customers without region, amounts stored as text, followups missing."""
+    out = tmp_path_factory.mktemp("spark") / "broken"
+    shutil.copytree(lake_dir, out)
+    (out / "followups.parquet").unlink()
+    con = duckdb.connect()
+    src = str(lake_dir / "survey_responses.parquet")
+    first = con.execute("SELECT response_id FROM read_parquet($p) ORDER BY 1 LIMIT 2", {"p": src}).fetchall()
+    rel = con.sql(
+        "SELECT * FROM read_parquet($p) UNION ALL "
+        "SELECT * REPLACE ('planted-11' AS response_id, 11 AS nps) FROM (SELECT * FROM read_parquet($p) ORDER BY response_id LIMIT 1) "
+        "UNION ALL SELECT * REPLACE ('nobody' AS customer_id) FROM (SELECT * FROM read_parquet($p) ORDER BY response_id LIMIT 2)",
+        params={"p": src})
+    rel.write_parquet(str(out / "survey_responses.parquet"))
+    con.sql("SELECT * EXCLUDE (region) FROM read_parquet($p)", params={"p": str(lake_dir / "customers.parquet")}) \
+        .write_parquet(str(out / "customers.parquet"))
+    con.sql("SELECT * REPLACE (CAST(amount AS VARCHAR) AS amount) FROM read_parquet($p)",
+            params={"p": str(lake_dir / "transactions.parquet")}).write_parquet(str(out / "transactions.parquet"))
+    return out, [r[0] for r in first]
+
+
+def test_lake_check_reports_problems_by_table_column_and_rows(broken_lake, capsys):
+    """``lake check`` on the planted faults: each found once, by table, column and rule, with the
+    offending rows' keys and values; exit code 3 and JSON from the CLI."""
+    out, first = broken_lake
+    assert cli.main(["lake", "check", "--lake", str(out), "--json"]) == 3
+    doc = json.loads(capsys.readouterr().out)
+    assert not doc["ok"]
+    found = {(p["table"], p["column"], p["check"]): p for p in doc["problems"]}
+    assert set(found) == {
+        ("survey_responses", "nps", "range"), ("survey_responses", "response_id", "key"),
+        ("survey_responses", "customer_id", "parent"), ("customers", "region", "columns"),
+        ("transactions", "amount", "type"), ("followups", None, "table"),
+    }, doc
+    assert found[("survey_responses", "nps", "range")]["examples"] == [{"response_id": "planted-11", "nps": 11}]
+    orphans = found[("survey_responses", "customer_id", "parent")]
+    assert orphans["rows"] == 2 and [e["response_id"] for e in orphans["examples"]] == first
+    assert found[("survey_responses", "response_id", "key")]["rows"] == 2
+
+
+# ------------------------------------------------------------------ every metrics command
+
+
+#: `metrics` commands compared (DuckDB reads its summary tables, Spark the raw relations).
+COMMANDS = ["nps", "nps --by segment", "nps --period quarter", "nps --weighted",
+            "nps --by region --segment smb --from 2024-01-01", "csat", "ces --by touchpoint", "churn", "clv",
+            "wallet", "complaints", "impact", "alignment", "pnl"]
+
+
+def _numbers_equal(a, b, path="") -> list[str]:
+    """Differences between two JSON documents: numbers at a relative 1e-6, the rest exactly;
+    ``queries`` (the SQL text, summary-backed on DuckDB and raw on Spark) left out."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return [f"{path}: keys {sorted(set(a) ^ set(b))}"]
+        return [d for k in a if k != "queries" for d in _numbers_equal(a[k], b[k], f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} vs {len(b)} items"]
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _numbers_equal(x, y, f"{path}[{i}]")]
+    if isinstance(a, float) or isinstance(b, float):
+        same = (a is not None and b is not None
+                and (math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) or (a != a and b != b)))
+        return [] if same else [f"{path}: {a} vs {b}"]
+    return [] if a == b else [f"{path}: {a!r} vs {b!r}"]
+
+
+@pytest.mark.slow
+def test_every_metrics_command_gives_duckdbs_figures(sc, small_db, monkeypatch, capsys):
+    """Each `metrics … --json` on Spark (the command's connection swapped for the lake's, as
+    `--engine spark` will do once wired) prints DuckDB's figures."""
+    def run(cmd):
+        assert cli.main(["metrics", *cmd.split(), "--db", str(small_db), "--json"]) == 0, cmd
+        return json.loads(capsys.readouterr().out)
+
+    want = {cmd: run(cmd) for cmd in COMMANDS}
+    monkeypatch.setattr(store, "connect", lambda *a, **k: contextlib.nullcontext(sc))
+    diffs = {cmd: _numbers_equal(want[cmd], run(cmd)) for cmd in COMMANDS}
+    assert not any(diffs.values()), {k: v[:5] for k, v in diffs.items() if v}
