@@ -231,7 +231,7 @@ def fit_from_rfm(df: pd.DataFrame, period: str = "week") -> tuple[BGNBDFit, Gamm
 
 def _cells(con, filters: Filters, calibration_end=None) -> tuple[pd.DataFrame, store.Query, object]:
     """The grouped RFM cells of non-contractual customers, the query, and the calibration end."""
-    cal = calibration_end or store.scalar(con, "last_transaction", "SELECT max(occurred_on) FROM transactions")
+    cal = calibration_end or store.scalar(con, "SELECT max(occurred_on) FROM transactions", name="last_transaction")
     where, params = summaries.where(summaries.RFM_TABLE, filters, customer="c", customer_id_col="c.customer_id",
                                     dates=False)
     q = summaries.query(con, "rfm_summary", relations.RFM_CELLS.format(rfm="{summary_rfm}", where=where), params,

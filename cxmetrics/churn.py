@@ -68,7 +68,7 @@ REFERENCE = ("Holford (1980); Laird & Olivier (1981) Poisson models for survival
 def data_end(con: duckdb.DuckDBPyConnection) -> dt.date | None:
     """The last date the store knows about (:data:`cxmetrics.relations.DATA_END_SQL`); None when it holds none."""
     try:
-        end = store.scalar(con, "data_end", "SELECT " + DATA_END_SQL)
+        end = store.scalar(con, "SELECT " + DATA_END_SQL, name="data_end")
     except store.StoreError:  # a store without these tables
         return None
     return None if end is None else pd.Timestamp(end).date()
@@ -275,7 +275,7 @@ def _design(cells: pd.DataFrame) -> pd.DataFrame:
 def default_cox_fit(con: duckdb.DuckDBPyConnection) -> dict | None:
     """The Cox check of the unfiltered view, as kept in summary_fits (see :mod:`cxmetrics.summaries`);
     None before there are transactions (no end date to follow customers to)."""
-    if store.scalar(con, "last_transaction", "SELECT max(occurred_on) FROM transactions") is None:
+    if store.scalar(con, "SELECT max(occurred_on) FROM transactions", name="last_transaction") is None:
         return None
     L = default_landmark(con, Filters())
     return {"landmark": L.isoformat(), "sample": 50_000, "alpha": 0.05, "rows": _cox(con, Filters(), L, 50_000, 0.05)}

@@ -490,7 +490,7 @@ def rows(con: duckdb.DuckDBPyConnection, query: Query) -> list[tuple]:
     return out
 
 
-def scalar(con: duckdb.DuckDBPyConnection, name: str, sql: str, params: dict | None = None) -> Any:
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None, *, name: str = "scalar") -> Any:
     """The first value of a one-row look-up through :func:`rows` (None when there is no row)."""
     out = rows(con, Query(name, sql, dict(params or {})))
     return out[0][0] if out else None
