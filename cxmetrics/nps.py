@@ -62,14 +62,20 @@ def _z(alpha: float) -> float:
 
 def adjusted_wald(p: float, d: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
     """Adjusted-Wald interval for p − d (NPS / 100) from shares p, d and (effective) n:
-    ¾ added to promoters and to detractors and 3 to n (Rocks 2016), clipped to [−1, 1].
+    ¾ added to promoters and to detractors and 3 to n (Rocks 2016), clipped to [−1, 1]. The
+    adjusted centre moves towards 0, so with one or two answers at the boundary the interval
+    can miss the estimate itself; it is then extended to reach it (a reported interval always
+    contains its estimate).
 
     >>> [round(100 * v, 2) for v in adjusted_wald(1.0, 0.0, 5)]  # 5 of 5 promoters
     [17.49, 100.0]
+    >>> [round(100 * v, 2) for v in adjusted_wald(0.0, 1.0, 1)]  # 1 detractor: reaches −100
+    [-100.0, 48.5]
     """
     pa, da = (p * n + 0.75) / (n + 3), (d * n + 0.75) / (n + 3)
     half = _z(alpha) * math.sqrt(max(pa + da - (pa - da) ** 2, 0.0) / (n + 3))
-    return max(pa - da - half, -1.0), min(pa - da + half, 1.0)
+    est = p - d
+    return min(max(pa - da - half, -1.0), est), max(min(pa - da + half, 1.0), est)
 
 
 def nps_estimate(n: int, promoters: float, detractors: float, *, sum_w: float | None = None,
