@@ -109,6 +109,8 @@ def guess_legacy(data: bytes) -> tuple[str, str] | None:
     ('cp1251', 'Windows-1251 (Cyrillic)')
     >>> guess_legacy("ご意見".encode("shift_jis"))
     ('shift_jis', 'Shift-JIS (Japanese)')
+    >>> guess_legacy("Livr\u00e9 en retard, d\u00e9\u00e7u".encode("cp1252") + " d\u00e9j\u00e0".encode("cp850"))
+    ('cp1252', 'Windows-1252')
     """
     cyrillic = []
     for codec, name in (("cp1251", "Windows-1251 (Cyrillic)"), ("koi8-r", "KOI8-R (Cyrillic)")):
@@ -116,7 +118,9 @@ def guess_legacy(data: bytes) -> tuple[str, str] | None:
             text = data.decode(codec)
         except UnicodeDecodeError:
             continue
-        if _share(text, _cyrillic) >= 0.8:
+        # Cyrillic text writes words: runs of Cyrillic letters. Accented Western letters read as
+        # Cyrillic stand alone between ASCII letters (French "pét" in cp1252 reads "pйt").
+        if _share(text, _cyrillic) >= 0.8 and re.search(r"[\u0400-\u04ff]{3}", text):
             cyrillic.append((_cyrillic_vowel_share(text), codec, name))
     if cyrillic:
         _, codec, name = max(cyrillic)

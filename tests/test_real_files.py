@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from cxmetrics import cli, importer, nps, schema, store, stubs, summaries
+from cxmetrics import cli, importer, nps, schema, scores, store, stubs, summaries
 from cxmetrics.filters import Filters
 
 from . import fixtures_real as fr
@@ -75,7 +75,7 @@ def test_qualtrics_exports_import_as_downloaded(real, name):
         assert con.execute("SELECT count(*) FROM customers").fetchone()[0] == 0  # anonymous: no stub customers
         first = con.execute("SELECT min(responded_on) FROM survey_responses").fetchone()[0]
         head = nps.overall(con, Filters())
-        csat = nps.score(con, Filters(), metric="csat", survey="all")
+        csat = scores.score(con, Filters(), metric="csat", survey="all")
     # choice text read as numbers: 0 - Not at all likely … 10 - Extremely likely, the 5-point labels
     assert sorted(_scores(db, "nps")) == sorted(f["nps"]) and sorted(_scores(db, "csat")) == sorted(f["csat"])
     assert (first.year, first.month, first.day) == ((2022, 3, 1) if name == "qualtrics_resaved" else (2023, 5, 1))

@@ -24,7 +24,7 @@ if shutil.which("java") is None:
     pytest.skip("the Spark engine needs Java 17+ (scripts/test.sh installs openjdk-17-jre-headless)",
                 allow_module_level=True)
 
-from cxmetrics import cli, demo, engines, lake, nps, schema, store  # noqa: E402
+from cxmetrics import cli, demo, engines, lake, nps, schema, scores, store  # noqa: E402
 from cxmetrics.engines import spark as spark_engine  # noqa: E402
 from cxmetrics.engines import sqlmap  # noqa: E402
 from cxmetrics.filters import Filters  # noqa: E402
@@ -203,7 +203,7 @@ def test_filtered_nps_and_csat_match_duckdb(sc, dc):
     ta, tb = nps.by(dc, f, dim="region").table, nps.by(sc, f, dim="region").table
     assert ta["n"].sum() > 0
     pd.testing.assert_frame_equal(ta, tb, check_dtype=False, rtol=RTOL)
-    ca, cb = nps.score(dc, f, metric="csat").table, nps.score(sc, f, metric="csat").table
+    ca, cb = scores.score(dc, f, metric="csat").table, scores.score(sc, f, metric="csat").table
     pd.testing.assert_frame_equal(ca, cb, check_dtype=False, rtol=RTOL)
 
 
