@@ -154,7 +154,8 @@ def churn_by(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str = "nps
              "window_months": months, "window_end": str(last) if last else None}
     if last is None or (last - L).days < MIN_FOLLOW_UP_DAYS:
         days = (end - L).days if end is not None else 0
-        return Result("churn", f"Churn by {GROUPING_LABELS[by]}", pd.DataFrame(), filters=filters.describe(),
+        empty = pd.DataFrame(columns=[by, "customers", "churned", "churn_rate_pct", "ci_low", "ci_high", "small_sample"])
+        return Result("churn", f"Churn by {GROUPING_LABELS[by]}", empty, filters=filters.describe(),
                       alpha=alpha, queries=(q,), extra=extra,
                       warnings=(f"Only {max(days, 0)} days of data after the landmark {L} (at least "
                                 f"{MIN_FOLLOW_UP_DAYS} needed): churn not reported. Choose an earlier landmark.",))

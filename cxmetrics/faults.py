@@ -151,7 +151,7 @@ def verify(con: duckdb.DuckDBPyConnection, path: str | os.PathLike | None = None
         return '"' + name.replace('"', '""') + '"'
 
     bar = con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]
-    con.execute("SET enable_progress_bar = false")  # a long read must not draw on the user's terminal
+    con.execute("SET enable_progress_bar = false").fetchall()  # a long read must not draw on the terminal
     try:
         for schema_name, table, columns in cols:
             # min(hash(col)) makes DuckDB materialise every value (count(*) reads metadata only)
@@ -164,7 +164,7 @@ def verify(con: duckdb.DuckDBPyConnection, path: str | os.PathLike | None = None
                     f"{_where(path)} cannot be read ({table}: {_first_line(exc)}) — {RESTORE_HINT}") from exc
     finally:
         if bar:
-            quietly(con.execute, "SET enable_progress_bar = true")
+            quietly(lambda: con.execute("SET enable_progress_bar = true").fetchall())
     return len(cols)
 
 

@@ -328,8 +328,8 @@ def bump_version(con: duckdb.DuckDBPyConnection, tables=None) -> int:
 
 def data_version(con: duckdb.DuckDBPyConnection) -> int:
     """A number that changes whenever data, assumptions or initiatives change: the cache key."""
-    row = con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()
-    return int(row[0]) if row else 0
+    rows = con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchall()  # fetched to the end:
+    return int(rows[0][0]) if rows else 0  # an open result would block con.register() etc.
 
 
 def now() -> datetime:

@@ -61,8 +61,12 @@ c1, c2 = st.columns(2)
 with c1:
     ui.chart(nps_charts.trend(data.nps_trend, "NPS by quarter (95% CI)"), key="exec_trend", caption=data.nps_change_text)
 with c2:
-    ui.chart(churn_charts.rate_bars(data.churn_by_nps, "nps_group", title="12-month churn by NPS group (95% CI)"),
-             key="exec_churn")
+    if data.churn_by_nps.table.empty:
+        ui.empty_state(" ".join(data.churn_by_nps.warnings) or "No churn by NPS group: it needs contractual customers "
+                       "with a relationship NPS answer before the landmark and their churn events (Data page).")
+    else:
+        ui.chart(churn_charts.rate_bars(data.churn_by_nps, "nps_group", title=f"{data.churn_by_nps.label} (95% CI)"),
+                 key="exec_churn")
 c3, c4 = st.columns(2)
 with c3:
     ui.chart(churn_charts.clv_bars(data.clv), key="exec_clv")
