@@ -6,7 +6,8 @@ routes to the pages in ``pages/`` that the caller's role may open (``cxmetrics.r
 
 import streamlit as st
 
-from cxmetrics import roles, ui
+from cxmetrics import ui
+from cxmetrics.core import roles
 
 ui.leave_legacy_multipage_mode()
 st.set_page_config(page_title="CX to P&L", page_icon=":material/insights:", layout="wide")

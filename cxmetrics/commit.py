@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import duckdb
 
-from . import btyd, churn, store, summaries
-from .filters import Filters
+from cxmetrics import store
+from cxmetrics.core.filters import Filters
+from cxmetrics.metrics import btyd, churn
+from cxmetrics.store import summaries
 
 summaries.DEFAULT_LANDMARK[:] = [lambda con: churn.default_landmark(con, Filters())]
 summaries.FITS.update({"cox": churn.default_cox_fit, "btyd": btyd.default_fit})

@@ -21,10 +21,15 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from . import demo, exports, faults, finance, roles, store
-from .filters import Filters, Scope
-from .markup import WORD_JOINER, md_escape  # noqa: F401  (pages and tests use ui.md_escape)
-from .results import DEFAULT_MIN_N, Estimate, Result
+from cxmetrics import store
+from cxmetrics.core import roles
+from cxmetrics.core.filters import Filters, Scope
+from cxmetrics.core.markup import WORD_JOINER, md_escape  # noqa: F401  (pages and tests use ui.md_escape)
+from cxmetrics.core.results import DEFAULT_MIN_N, Estimate, Result
+from cxmetrics.metrics import finance
+from cxmetrics.registers import demo
+from cxmetrics.store import faults
+from cxmetrics.story import exports
 
 CACHE_TTL = 3600
 
@@ -161,7 +166,7 @@ def identify() -> Scope:
     otherwise from the clearly labelled demo role switcher."""
     if not login_configured():
         return role_switcher()
-    from . import identity
+    from cxmetrics.core import identity
 
     if not getattr(st.user, "is_logged_in", False):
         st.title("CX to P&L")
@@ -465,7 +470,7 @@ def write_action(fn: Callable, *args: Any, **kwargs: Any) -> Any:
 
 def deck_button(filters: Filters, *, key: str, department: str | None = None) -> None:
     """Build the executive update (PowerPoint or PDF) on request and offer it for download."""
-    from . import report
+    from cxmetrics.story import report
 
     c1, c2 = st.columns([1, 3])
     fmt = c1.selectbox("Format", ("pptx", "pdf", "html"), key=f"{key}_fmt")

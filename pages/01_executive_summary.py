@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from cxmetrics import moved, pnl, summary, ui
+from cxmetrics.metrics import moved, pnl
+from cxmetrics.views import executive as summary
+from cxmetrics import ui
 from cxmetrics.charts import churn as churn_charts
 from cxmetrics.charts import nps as nps_charts
 from cxmetrics.charts import pnl as pnl_charts

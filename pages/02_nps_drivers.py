@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from cxmetrics import drivers, nps, nps_page, ui
+from cxmetrics.metrics import drivers, nps
+from cxmetrics.views import nps_page
+from cxmetrics import ui
 from cxmetrics.charts import nps as charts
 
 st.title("NPS & drivers")

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from cxmetrics import theme_cost, themes, ui, voice
+from cxmetrics.metrics import theme_cost, themes, voice
+from cxmetrics import ui
 from cxmetrics.charts import voice as voice_charts
 
 st.title("Customer voice")

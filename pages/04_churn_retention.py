@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from cxmetrics import churn, ui
+from cxmetrics.metrics import churn
+from cxmetrics import ui
 from cxmetrics.charts import churn as charts
 
 st.title("Churn & retention")

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from cxmetrics import clv, pnl, ui
+from cxmetrics.metrics import clv, pnl
+from cxmetrics import ui
 from cxmetrics.charts import churn as charts
 
 st.title("Customer value")

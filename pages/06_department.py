@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from cxmetrics import alignment, department, ui
+from cxmetrics.metrics import alignment, department
+from cxmetrics import ui
 from cxmetrics.charts import alignment as charts
 
 st.title("Department")

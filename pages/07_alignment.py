@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from cxmetrics import alignment, ui
+from cxmetrics.metrics import alignment
+from cxmetrics import ui
 from cxmetrics.charts import alignment as charts
 
 st.title("KPI alignment")

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from cxmetrics import complaints, ui
+from cxmetrics.metrics import complaints
+from cxmetrics import ui
 from cxmetrics.charts import complaints as charts
 
 st.title("Complaints & closed loop")

@@ -4,7 +4,11 @@ import datetime as dt
 
 import streamlit as st
 
-from cxmetrics import impact, initiatives, roles, schema, ui
+from cxmetrics.metrics import impact
+from cxmetrics.registers import initiatives
+from cxmetrics.core import roles
+from cxmetrics.store import schema
+from cxmetrics import ui
 from cxmetrics.charts import initiatives as charts
 
 st.title("Initiatives & impact")

@@ -4,7 +4,10 @@ import datetime as dt
 
 import streamlit as st
 
-from cxmetrics import assumptions, finance, pnl, roles, ui
+from cxmetrics.store import assumptions
+from cxmetrics.metrics import finance, pnl
+from cxmetrics.core import roles
+from cxmetrics import ui
 from cxmetrics.charts import nps as nps_charts
 from cxmetrics.charts import pnl as pnl_charts
 

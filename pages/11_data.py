@@ -2,7 +2,10 @@
 
 import streamlit as st
 
-from cxmetrics import import_preview, importer, roles, schema, store, ui
+from cxmetrics.registers import import_preview, importer
+from cxmetrics.core import roles
+from cxmetrics.store import schema
+from cxmetrics import store, ui
 
 st.title("Data")
 st.caption("Every table of the data contract, the import history, and a validated, all-or-nothing upload.")

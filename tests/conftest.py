@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cxmetrics import demo, store
+from cxmetrics import store
+from cxmetrics.registers import demo
 
 #: Size of the session demo company: big enough for the planted truths to be recovered.
 DEMO_CUSTOMERS = 8_000
@@ -102,7 +103,7 @@ def small_copy(small_db, tmp_path) -> Path:
 def content_digest(db: Path) -> dict[str, str]:
     """md5 of every contract table's sorted content and of the data version: equal digests mean
     equal content, whatever DuckDB's file layout."""
-    from cxmetrics import schema
+    from cxmetrics.store import schema
 
     out = {}
     with store.connect(str(db)) as c:

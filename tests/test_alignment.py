@@ -7,8 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from cxmetrics import alignment, demo, department, store
-from cxmetrics.filters import Filters, Scope
+from cxmetrics import store
+from cxmetrics.core.filters import Filters, Scope
+from cxmetrics.metrics import alignment, department
+from cxmetrics.registers import demo
 
 
 @pytest.fixture(scope="module")

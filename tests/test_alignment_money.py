@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxmetrics import alignment_money
-from cxmetrics.results import Result
-from cxmetrics.threshold import fit_threshold
+from cxmetrics.core.results import Result
+from cxmetrics.metrics import alignment_money
+from cxmetrics.metrics.threshold import fit_threshold
 
 
 def planted_mix() -> tuple[Result, Result]:
@@ -67,7 +67,7 @@ def test_money_at_risk_interval_is_seeded_and_follows_alpha():
 
 def test_deck_shows_the_adjusted_money_the_crude_beside_it_and_the_interval_methods(con):
     from cxmetrics import story
-    from cxmetrics.filters import Filters
+    from cxmetrics.core.filters import Filters
 
     slides = {s.title: s for s in story.story(con, Filters())}
     kpis = slides["Department targets vs customer expectations"]

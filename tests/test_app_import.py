@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cxmetrics import import_preview, store
+from cxmetrics import store
+from cxmetrics.registers import import_preview
 
 from . import fixtures_real as fr
 

@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cxmetrics import bench, roles
+from cxmetrics.cli import bench
+from cxmetrics.core import roles
 
 ROOT = Path(__file__).resolve().parent.parent
 

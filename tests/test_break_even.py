@@ -6,9 +6,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from cxmetrics import break_even, bridge, pnl
-from cxmetrics.bridge import Quantity
-from cxmetrics.filters import Filters
+from cxmetrics.core.filters import Filters
+from cxmetrics.metrics import break_even, bridge, pnl
+from cxmetrics.metrics.bridge import Quantity
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from cxmetrics import bridge
-from cxmetrics.bridge import BridgeInputs, Quantity
+from cxmetrics.metrics import bridge
+from cxmetrics.metrics.bridge import BridgeInputs, Quantity
 
 ASSUME = {"gross_margin": 0.4, "discount_rate": 0.0, "horizon_years": 2, "referral_rate": 0.1,
           "referral_conversion": 0.5, "cost_per_complaint": 20.0, "attribution_share": 1.0, "acquisition_cost": 10.0}

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxmetrics import btyd, clv
-from cxmetrics import btyd_intervals as bi
-from cxmetrics.filters import Filters
+from cxmetrics.core.filters import Filters
+from cxmetrics.metrics import btyd, clv
+from cxmetrics.metrics import btyd_intervals as bi
 
 
 def cdnow(name: str) -> Path:

@@ -11,8 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cxmetrics import btyd, churn, clv, demo, store, wallet
-from cxmetrics.filters import Filters
+from cxmetrics import store
+from cxmetrics.core.filters import Filters
+from cxmetrics.metrics import btyd, churn, clv, wallet
+from cxmetrics.registers import demo
 
 
 def cdnow(name: str) -> Path:

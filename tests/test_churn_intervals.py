@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxmetrics import churn, retention, store
-from cxmetrics.filters import Filters
+from cxmetrics import store
+from cxmetrics.core.filters import Filters
+from cxmetrics.metrics import churn, retention
 
 #: The landmark base written independently of the library: contractual customers active at L with
 #: a relationship NPS answer before it, followed to their churn or the last transaction.
@@ -206,7 +207,7 @@ def _telco_frames(seed: int = 3, n: int = 800) -> dict[str, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def telco_db(tmp_path_factory):
-    from cxmetrics import importer
+    from cxmetrics.registers import importer
 
     folder = tmp_path_factory.mktemp("telco")
     db = folder / "telco.duckdb"
@@ -259,7 +260,7 @@ def test_telco_store_without_transactions_has_curves_and_cohorts(telco_db):
 
 
 def test_complaint_churn_uplift_without_churn_in_a_state_is_not_estimable(writable_db):
-    from cxmetrics import complaints
+    from cxmetrics.metrics import complaints
 
     with store.connect(str(writable_db)) as c:
         L = churn.default_landmark(c, Filters())

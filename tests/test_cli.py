@@ -116,9 +116,10 @@ def test_department_cli_call_contains_only_that_department(small_db):
 def test_cli_json_prints_the_library_result_with_warnings_and_assumptions(small_copy):
     """The CLI adds a headline to the library's Result and drops nothing: its assumptions and its
     warnings are those the library returns (a store with no revenue, so CLV has a warning)."""
-    from cxmetrics import clv, store
-    from cxmetrics.filters import Filters
-    from cxmetrics.results import jsonable
+    from cxmetrics import store
+    from cxmetrics.core.filters import Filters
+    from cxmetrics.core.results import jsonable
+    from cxmetrics.metrics import clv
 
     with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
         con.execute("DELETE FROM transactions")

@@ -6,8 +6,10 @@ import sys
 
 import pytest
 
-from cxmetrics import complaints, demo, store
-from cxmetrics.filters import Filters, Scope
+from cxmetrics import store
+from cxmetrics.core.filters import Filters, Scope
+from cxmetrics.metrics import complaints
+from cxmetrics.registers import demo
 
 
 @pytest.fixture

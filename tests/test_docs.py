@@ -1,7 +1,6 @@
 """The README's generated sections (data contract, CLI, planted truths …) are never stale."""
 
-from cxmetrics import docs
-from cxmetrics.cli import build_parser
+from cxmetrics.cli import build_parser, docs
 
 
 def test_readme_sections_are_current():

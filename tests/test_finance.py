@@ -4,9 +4,11 @@ import datetime as dt
 
 import pytest
 
-from cxmetrics import assumptions as A
-from cxmetrics import demo, finance, store
-from cxmetrics.filters import Filters, Scope
+from cxmetrics import store
+from cxmetrics.core.filters import Filters, Scope
+from cxmetrics.metrics import finance
+from cxmetrics.registers import demo
+from cxmetrics.store import assumptions as A
 
 
 def test_assumption_edit_history_restore_and_citation(writable_db):
@@ -41,7 +43,7 @@ def test_assumption_edits_are_validated(writable_db, role, key, value, message):
 
 
 def test_import_of_assumptions_creates_a_version(writable_db, tmp_path):
-    from cxmetrics import importer
+    from cxmetrics.registers import importer
 
     f = tmp_path / "a.csv"
     f.write_text("key,value,unit,source\ngross_margin,0.31,share,budget 2027\n")

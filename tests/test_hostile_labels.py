@@ -13,9 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cxmetrics import importer, store, ui
+from cxmetrics import store, ui
 from cxmetrics.charts import escape_labels, plain
-from cxmetrics.filters import Filters
+from cxmetrics.core.filters import Filters
+from cxmetrics.registers import importer
 
 MARK = "EVILMARK"
 IMG = f"![{MARK}](http://127.0.0.1:9/p.png)"
@@ -119,7 +120,7 @@ def test_initiative_expander_labels_are_plain_text(hostile_db, make_app):
 
 
 def test_html_report_carries_no_markup_from_the_data(hostile_db, tmp_path):
-    from cxmetrics import report
+    from cxmetrics.story import report
 
     out = report.generate(str(hostile_db), "html", str(tmp_path / "update.html"), Filters())
     doc = Path(out).read_text()

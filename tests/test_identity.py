@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cxmetrics import identity, roles
-from cxmetrics.filters import Scope
+from cxmetrics.core import identity, roles
+from cxmetrics.core.filters import Scope
 
 MAPPING = """
 [users."ana@example.com"]

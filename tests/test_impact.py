@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxmetrics import demo, impact, initiatives, store
-from cxmetrics.filters import Filters
+from cxmetrics import store
+from cxmetrics.core.filters import Filters
+from cxmetrics.metrics import impact
+from cxmetrics.registers import demo, initiatives
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def test_failing_pretrend_is_detected():
 
 
 def test_money_translation_hand_worked():
-    from cxmetrics.results import Estimate
+    from cxmetrics.core.results import Estimate
 
     class FakeCon:  # only assumptions.current is used
         def execute(self, *a, **k):

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cxmetrics import importer
-from cxmetrics.importer import ImportRejected
+from cxmetrics.registers import importer
+from cxmetrics.registers.importer import ImportRejected
 from tests.test_importer import HEADER, MALFORMED, customer_ids, write
 
 SR = "survey_responses"

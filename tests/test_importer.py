@@ -12,8 +12,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from cxmetrics import importer, store
-from cxmetrics.importer import ImportRejected
+from cxmetrics import store
+from cxmetrics.registers import importer
+from cxmetrics.registers.importer import ImportRejected
 
 HEADER = "response_id,customer_id,responded_on,survey,touchpoint,nps,csat,verbatim"
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from cxmetrics import inference
+from cxmetrics.metrics import inference
 
 
 def test_wild_cluster_bootstrap_matches_a_statsmodels_enumeration():

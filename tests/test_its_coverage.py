@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxmetrics import demo, impact
+from cxmetrics.metrics import impact
+from cxmetrics.registers import demo
 
 MONTHS = pd.date_range("2023-10-01", periods=36, freq="MS")
 REPS = 600

@@ -4,9 +4,11 @@ import pandas as pd
 import pytest
 from scipy.optimize import brentq
 
-from cxmetrics import assumptions, clv, pnl, store
-from cxmetrics.filters import Filters
-from cxmetrics.results import Result
+from cxmetrics import store
+from cxmetrics.core.filters import Filters
+from cxmetrics.core.results import Result
+from cxmetrics.metrics import clv, pnl
+from cxmetrics.store import assumptions
 
 
 def planted_strata() -> tuple[Result, Result]:
@@ -56,7 +58,7 @@ def _net_by_full_recomputation(path, key):
             assumptions.set_value(con, key, x, actor="test", role="finance")
         with store.connect(str(path)) as con:
             inp, _, _ = pnl.gather(con, Filters(), to="passive")
-        from cxmetrics import bridge
+        from cxmetrics.metrics import bridge
 
         return bridge.net(inp)
     return f
@@ -117,7 +119,7 @@ def test_ranges_are_set_by_finance_only_versioned_and_validated(writable_db):
 
 
 def test_ranges_come_in_with_an_assumptions_import(writable_db, tmp_path):
-    from cxmetrics import importer
+    from cxmetrics.registers import importer
 
     f = tmp_path / "a.csv"
     f.write_text("key,value,unit,source,low,high\ngross_margin,0.31,share,budget 2027,0.25,0.40\n")
@@ -157,7 +159,7 @@ def test_a_version_2_file_gains_the_range_columns(small_db, tmp_path):
 
     import duckdb
 
-    from cxmetrics import schema
+    from cxmetrics.store import schema
 
     path = tmp_path / "v2.duckdb"
     shutil.copy(small_db, path)
@@ -197,8 +199,8 @@ def planted_cells() -> pd.DataFrame:
 def test_enrichment_and_complaint_gaps_from_segment_mix_are_not_money():
     from dataclasses import replace
 
-    from cxmetrics import bridge
-    from cxmetrics.bridge import BridgeInputs, Quantity
+    from cxmetrics.metrics import bridge
+    from cxmetrics.metrics.bridge import BridgeInputs, Quantity
 
     cells = planted_cells()
     adj, info = pnl.segment_standardised(cells, "promoter")
@@ -239,7 +241,7 @@ def test_bridge_enrichment_and_cost_savings_are_adjusted_on_the_store(con):
     # detractors' segment mix
     from dataclasses import replace
 
-    from cxmetrics import wallet
+    from cxmetrics.metrics import wallet
 
     strata = clv.clv_by_group(con, Filters(), by_segment=True, by_tenure=True, draws=50).table
     det = strata[strata["nps_group"] == "detractor"].groupby("segment")["customers"].sum()
@@ -261,7 +263,7 @@ def _texts(at) -> str:
 
 
 def test_executive_summary_headlines_the_adjusted_money(demo_db, make_app):
-    from cxmetrics import summary
+    from cxmetrics.views import executive as summary
 
     at = make_app(demo_db, role="executive")
     assert not at.exception, at.exception
@@ -316,7 +318,8 @@ def test_finance_review_headlines_the_adjusted_net_and_offers_the_ranges(writabl
 
 
 def test_the_deck_headlines_the_adjusted_money(con):
-    from cxmetrics import story, summary
+    from cxmetrics import story
+    from cxmetrics.views import executive as summary
 
     slides = {s.title: s for s in story.story(con, Filters())}
     s = summary.page_data(con, Filters())

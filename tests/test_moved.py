@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxmetrics import moved
-from cxmetrics.filters import Filters
+from cxmetrics.core.filters import Filters
+from cxmetrics.metrics import moved
 
 Q = 0.10
 
@@ -82,7 +82,7 @@ def test_demo_surge_is_in_the_list(con):
 
 
 def test_what_moved_obeys_the_scope(con):
-    from cxmetrics.filters import Scope
+    from cxmetrics.core.filters import Scope
 
     cb = {"Late delivery": ["late"]}
     nobody = moved.what_moved(con, Filters(scope=Scope(role="department", departments=(), user="x")), cb=cb)

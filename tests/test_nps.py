@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cxmetrics import drivers, nps, representativeness, scores, voice
-from cxmetrics.filters import Filters, Scope
-from cxmetrics.results import Estimate
+from cxmetrics.core.filters import Filters, Scope
+from cxmetrics.core.results import Estimate
+from cxmetrics.metrics import drivers, nps, representativeness, scores, voice
 
 
 # ----------------------------------------------------------------- hand-worked formulas

@@ -1,6 +1,7 @@
 """AppTest: the Finance review page, including an assumption edit by the finance role."""
 
-from cxmetrics import assumptions, store
+from cxmetrics import store
+from cxmetrics.store import assumptions
 
 PAGE = "pages/10_finance_review.py"
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from cxmetrics import demo, importer, store
+from cxmetrics import store
+from cxmetrics.registers import demo, importer
 
 
 def test_nps_page(demo_db, make_app):

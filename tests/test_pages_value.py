@@ -18,7 +18,7 @@ def test_value_page(demo_db, make_app):
 
 
 def test_value_pages_are_not_offered_to_a_department_role(demo_db, make_app):
-    from cxmetrics import roles
+    from cxmetrics.core import roles
 
     titles = [p.title for p in roles.pages_for("department")]
     assert "Customer value" not in titles and "Churn & retention" not in titles

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from cxmetrics import assumptions, demo, importer, roles, store
+from cxmetrics import store
+from cxmetrics.core import roles
+from cxmetrics.registers import demo, importer
+from cxmetrics.store import assumptions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,8 +117,8 @@ def test_defaults_are_cited_until_finance_sets_a_value(partial_stores, tmp_path)
     role saves the first value, which then replaces the default."""
     import shutil
 
-    from cxmetrics import clv
-    from cxmetrics.filters import Filters
+    from cxmetrics.core.filters import Filters
+    from cxmetrics.metrics import clv
 
     db = tmp_path / "fresh.duckdb"
     shutil.copy(partial_stores["survey"], db)

@@ -6,8 +6,11 @@ import sys
 
 import pytest
 
-from cxmetrics import assumptions, bridge, pnl, store, summary
-from cxmetrics.filters import Filters
+from cxmetrics import store
+from cxmetrics.core.filters import Filters
+from cxmetrics.metrics import bridge, pnl
+from cxmetrics.store import assumptions
+from cxmetrics.views import executive as summary
 
 
 def test_detractor_scenario_from_the_store(con):
@@ -80,7 +83,7 @@ def test_cli_pnl_initiatives(demo_db, scenario):
 
 
 def test_initiatives_roi_divides_by_the_cost_in_scope(con):
-    from cxmetrics.filters import Scope
+    from cxmetrics.core.filters import Scope
 
     billing = Filters(scope=Scope(role="department", departments=("billing",), user="bo"))
     p = pnl.initiatives_scenario(con, billing)
@@ -108,7 +111,7 @@ def test_initiatives_scenario_applies_the_attribution_share(writable_db):
 
 
 def test_detractor_scenario_roi_divides_by_the_initiatives_in_scope(con):
-    from cxmetrics.filters import Scope
+    from cxmetrics.core.filters import Scope
 
     for deps in (("billing",), ("billing", "digital")):
         f = Filters(scope=Scope(role="analyst", departments=deps, user="fin"))

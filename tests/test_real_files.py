@@ -20,8 +20,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from cxmetrics import cli, importer, nps, schema, scores, store, stubs, summaries
-from cxmetrics.filters import Filters
+from cxmetrics import cli, store
+from cxmetrics.core.filters import Filters
+from cxmetrics.metrics import nps, scores
+from cxmetrics.registers import importer
+from cxmetrics.store import schema, stubs, summaries
 
 from . import fixtures_real as fr
 from .test_partial_stores import BAD_TEXT, METRICS, _page_text
@@ -126,7 +129,7 @@ def test_complaints_log_without_customer_key(real):
     shape, db, (rep,) = real["complaints"]
     assert rep["rows"] == shape.facts["rows"] and rep["anonymous"] == shape.facts["rows"]
     with store.connect(str(db)) as con:
-        from cxmetrics import complaints
+        from cxmetrics.metrics import complaints
 
         vol = complaints.volume(con, Filters(), by="category")
         raw = vol.table
@@ -178,7 +181,7 @@ def test_every_metrics_command_and_the_report(real, name, capsys, tmp_path):
 
 @pytest.mark.parametrize("name", list(fr.BUILDERS))
 def test_every_page_renders_on_the_real_shaped_store(make_app, real, name):
-    from cxmetrics import roles
+    from cxmetrics.core import roles
 
     _, db, _ = real[name]
     for spec in roles.PAGES:
@@ -235,7 +238,7 @@ def test_anonymous_responses_count_in_nps_and_are_left_out_of_customer_analyses(
         assert summaries.current(con, summaries.RESPONSES_TABLE)
         fast = nps.overall(con, Filters())
         seg = nps.by(con, Filters(), dim="segment").table
-        from cxmetrics import churn, clv, drivers, wallet
+        from cxmetrics.metrics import churn, clv, drivers, wallet
 
         results = [churn.churn_by(con, Filters()), wallet.by_group(con, Filters()), drivers.key_drivers(con, Filters()),
                    clv.clv_by_group(con, Filters(), draws=100)]

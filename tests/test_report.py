@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 from pptx import Presentation
 
-from cxmetrics import exports, report, store, story, summary
-from cxmetrics.filters import Filters
-from cxmetrics.results import Estimate
+from cxmetrics import store, story
+from cxmetrics.core.filters import Filters
+from cxmetrics.core.results import Estimate
+from cxmetrics.story import exports, report
+from cxmetrics.views import executive as summary
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,7 @@ def test_pdf_pages_render(demo_db, tmp_path):
 
 
 def test_narrative_says_not_significant_plainly(demo_db):
-    from cxmetrics import nps
+    from cxmetrics.metrics import nps
 
     with store.connect(str(demo_db)) as con:
         slides = story.story(con, Filters())

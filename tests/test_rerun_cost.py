@@ -4,7 +4,8 @@ clicked, and cache hits do not open the store while its files are unchanged."""
 
 from __future__ import annotations
 
-from cxmetrics import exports, store
+from cxmetrics import store
+from cxmetrics.story import exports
 
 
 def _count(monkeypatch, module, name: str) -> list:

@@ -18,8 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cxmetrics import backup, importer, schema, store
-from cxmetrics.filters import Filters
+from cxmetrics import store
+from cxmetrics.core.filters import Filters
+from cxmetrics.registers import backup, importer
+from cxmetrics.store import schema
 
 ROOT = Path(__file__).resolve().parent.parent
 #: generated cases per importer: 1,000 in CI (CI=true), fewer on a developer's machine
@@ -249,7 +251,7 @@ def test_fuzzed_qualtrics_exports(fuzz_db, tmp_path, digest):
 
 @pytest.mark.parametrize("value", ["smb' OR '1'='1", "x\"; DROP TABLE customers; --", "$1", "?", "%", "\x00"])
 def test_sql_looking_filter_values_are_bound_not_interpolated(con, value):
-    from cxmetrics import nps
+    from cxmetrics.metrics import nps
 
     f = Filters(segments=(value,), regions=(value,))
     where, params = f.where(date_col="s.responded_on", customer="c")
@@ -396,8 +398,9 @@ def test_backup_manifest_carries_content_hashes_checked_on_restore(small_copy, t
 
 @pytest.mark.parametrize("role", ["intern", "Department", "FINANCE", ""])
 def test_unknown_or_mistyped_role_fails_closed(role, con):
-    from cxmetrics import cli, nps
-    from cxmetrics.filters import Scope
+    from cxmetrics import cli
+    from cxmetrics.core.filters import Scope
+    from cxmetrics.metrics import nps
 
     r = subprocess.run([sys.executable, "-m", "cxmetrics", "metrics", "nps", "--role", role, "--db", "x.duckdb"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -428,7 +431,7 @@ def test_department_scoped_cli_commands_give_one_line_errors(argv, demo_db, tmp_
 def test_csv_export_quotes_line_breaks_and_neutralises_after_them():
     import csv as csvmod
 
-    from cxmetrics import exports
+    from cxmetrics.story import exports
 
     df = pd.DataFrame({"verbatim": ["fine\r@SUM(1+1)*cmd|' /C calc'!A0", "two\nlines\n=1+1", "a\r\n-2", "ok"]})
     text = exports.to_csv_bytes(df).decode("utf-8-sig")
@@ -461,7 +464,7 @@ def test_assumptions_import_is_finance_only_and_the_audit_records_the_role(writa
 def test_a_rejected_import_is_logged_under_the_name_it_was_given(writable_db, tmp_path):
     """The Data page passes the uploaded file's own name as ``source`` (the browser flow in
     tests/browser checks the page end to end, temp-file deletion included)."""
-    from cxmetrics import importer as imp
+    from cxmetrics.registers import importer as imp
 
     path = tmp_path / "cx_upload_x1y2.csv"
     path.write_text("response_id,customer_id,responded_on,survey,nps\nBAD1,C0000001,2024-01-01,relationship,11\n")

@@ -9,9 +9,9 @@ import importlib
 import pandas as pd
 import pytest
 
-from cxmetrics import roles
-from cxmetrics.filters import Filters, Scope
-from cxmetrics.results import Estimate
+from cxmetrics.core import roles
+from cxmetrics.core.filters import Filters, Scope
+from cxmetrics.core.results import Estimate
 
 OTHERS = ("logistics", "contact_centre", "digital", "sales")
 

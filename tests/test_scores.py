@@ -12,8 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxmetrics import importer, scores, store
-from cxmetrics.filters import Filters
+from cxmetrics import store
+from cxmetrics.core.filters import Filters
+from cxmetrics.metrics import scores
+from cxmetrics.registers import importer
 
 M = 300  # customers
 

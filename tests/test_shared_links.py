@@ -8,8 +8,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cxmetrics import finance, store
-from cxmetrics.filters import Filters, Scope
+from cxmetrics import store
+from cxmetrics.core.filters import Filters, Scope
+from cxmetrics.metrics import finance
 
 HOSTILE_DEPARTMENTS = ["", "nowhere", "billing' OR '1'='1", "Billing", "billing;--"]
 

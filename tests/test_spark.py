@@ -24,10 +24,13 @@ if shutil.which("java") is None:
     pytest.skip("the Spark engine needs Java 17+ (scripts/test.sh installs openjdk-17-jre-headless)",
                 allow_module_level=True)
 
-from cxmetrics import cli, demo, engines, lake, nps, schema, scores, store  # noqa: E402
-from cxmetrics.engines import spark as spark_engine  # noqa: E402
-from cxmetrics.engines import sqlmap  # noqa: E402
-from cxmetrics.filters import Filters  # noqa: E402
+from cxmetrics import cli, store  # noqa: E402
+from cxmetrics.core.filters import Filters  # noqa: E402
+from cxmetrics.metrics import nps, scores
+from cxmetrics.registers import demo, lake
+from cxmetrics.store import engines, schema
+from cxmetrics.store.engines import spark as spark_engine  # noqa: E402
+from cxmetrics.store.engines import sqlmap  # noqa: E402
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark"),
               # PySpark 4.3 warns about pandas 3 on every conversion; our frames are checked below

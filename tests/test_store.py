@@ -14,7 +14,8 @@ from unittest import mock
 import duckdb
 import pytest
 
-from cxmetrics import schema, store
+from cxmetrics import store
+from cxmetrics.store import schema
 
 
 def test_every_contract_table_exists_with_its_key(small_db):

@@ -15,7 +15,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from cxmetrics import faults, store
+from cxmetrics import store
+from cxmetrics.store import faults
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = 3 * 4096  # DuckDB's file header: three 4 KiB blocks before block 0

@@ -11,9 +11,13 @@ import duckdb
 import pandas as pd
 import pytest
 
-from cxmetrics import churn, importer, relations, roles, store, summaries
-from cxmetrics.filters import Filters, Scope
-from cxmetrics.results import Estimate
+from cxmetrics import store
+from cxmetrics.core import roles
+from cxmetrics.core.filters import Filters, Scope
+from cxmetrics.core.results import Estimate
+from cxmetrics.metrics import churn
+from cxmetrics.registers import importer
+from cxmetrics.store import relations, summaries
 from tests.test_scope import walk
 
 
@@ -166,7 +170,7 @@ def test_a_file_without_summaries_gets_them_when_opened_read_write(small_copy):
 def test_customer_summary_serves_only_the_views_it_holds(con):
     import datetime as dt
 
-    from cxmetrics import drivers, wallet
+    from cxmetrics.metrics import drivers, wallet
 
     def sql(res):
         return " ".join(q.sql for q in res.queries)
@@ -229,7 +233,7 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
 
 
 def test_an_assumption_edit_keeps_every_summary_current(writable_db):
-    from cxmetrics import assumptions
+    from cxmetrics.store import assumptions
 
     with store.connect(str(writable_db), read_only=False) as con:
         assumptions.set_value(con, "gross_margin", 0.41, actor="fin", role="finance")
@@ -239,7 +243,7 @@ def test_an_assumption_edit_keeps_every_summary_current(writable_db):
 
 
 def test_key_drivers_agree_on_responses_without_a_touchpoint(small_copy, tmp_path, monkeypatch):
-    from cxmetrics import drivers
+    from cxmetrics.metrics import drivers
 
     with store.connect(str(small_copy)) as con:
         who = con.execute("SELECT customer_id FROM customers LIMIT 1").fetchone()[0]
@@ -256,7 +260,7 @@ def test_key_drivers_agree_on_responses_without_a_touchpoint(small_copy, tmp_pat
 
 
 def test_kept_model_fits_are_the_fits_of_the_unfiltered_view(con, monkeypatch):
-    from cxmetrics import btyd
+    from cxmetrics.metrics import btyd
 
     cox = summaries.fit(con, "cox")
     assert cox and cox["rows"] and all(r["model"].startswith("Cox") for r in cox["rows"])
@@ -290,7 +294,7 @@ def test_a_store_with_only_customers_and_responses_imports_and_summarises(tmp_pa
 
 
 def test_department_scopes_read_the_kept_customer_set_inside_a_page(con):
-    from cxmetrics import filters as filters_mod
+    from cxmetrics.core import filters as filters_mod
 
     seen = []
 

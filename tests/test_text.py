@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from cxmetrics import text
+from cxmetrics.metrics import text
 
 SENTENCES = {
     "en": ["I would like to know where my order is", "They told me that it was on the way but it never came",

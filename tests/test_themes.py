@@ -1,7 +1,7 @@
 """Themes: discovery recovers the demo's planted themes, the codebook classifies in SQL, is versioned,
 audited and migrated; the cost of a theme has the planted sign; a French retailer-like survey works.
 
-External numbers: none. Planted truths: cxmetrics.demo_voice (themes by NPS group and touchpoint,
+External numbers: none. Planted truths: cxmetrics.registers.demo_voice (themes by NPS group and touchpoint,
 languages, the late-delivery surge in the last quarter)."""
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxmetrics import demo_voice, store, text, theme_cost, themes
-from cxmetrics.filters import Filters
+from cxmetrics import store
+from cxmetrics.core.filters import Filters
+from cxmetrics.metrics import text, theme_cost, themes
+from cxmetrics.registers import demo_voice
 
 LATE = {"Late delivery": ["late", "retard", "laat", "verspätet", "spät"]}
 
@@ -215,7 +217,7 @@ def test_french_retailer_survey(french_store):
 
 
 def test_theme_page_data_obeys_the_scope(con):
-    from cxmetrics.filters import Scope
+    from cxmetrics.core.filters import Scope
 
     nobody = theme_cost.page_data(con, Filters(scope=Scope(role="department", departments=(), user="x")))
     assert nobody.verbatims == 0 and nobody.cost.table.empty and nobody.trend.empty and nobody.sentiment.empty

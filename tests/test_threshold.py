@@ -10,8 +10,8 @@ threshold in about half of the samples of 5,000; the capped model must cover it 
 import numpy as np
 import pytest
 
-from cxmetrics import demo
-from cxmetrics.threshold import fit_threshold
+from cxmetrics.metrics.threshold import fit_threshold
+from cxmetrics.registers import demo
 
 BASE_DETRACTOR = 0.27  # share of detractors among transactional answers before any disappointment
 
@@ -70,7 +70,7 @@ def test_fit_at_a_fixed_threshold_matches_a_generic_optimiser():
     # independent check of the Newton fit: Nelder–Mead on the same binomial likelihood, τ fixed
     from scipy.optimize import minimize
 
-    from cxmetrics.threshold import fit_capped
+    from cxmetrics.metrics.threshold import fit_capped
 
     x, n, k, _ = sample("wait", 3000, np.random.default_rng(8))
     h = np.maximum(0.0, x - 15.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from . import PRIMARY, STATUS_COLORS, style
+from cxmetrics.charts import PRIMARY, STATUS_COLORS, style
 
 
 def kpi_chart(trend: pd.DataFrame, row: pd.Series, title: str | None = None) -> go.Figure:

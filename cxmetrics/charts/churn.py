@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from . import GROUP_COLORS, PRIMARY, style
+from cxmetrics.charts import GROUP_COLORS, PRIMARY, style
 
 
 def _rgba(hex_color: str, a: float) -> str:

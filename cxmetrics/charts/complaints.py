@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from . import PRIMARY, style
+from cxmetrics.charts import PRIMARY, style
 
 
 def pareto(result, title: str = "Complaint Pareto: categories by volume") -> go.Figure:

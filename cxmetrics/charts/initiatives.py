@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from . import PRIMARY, style
+from cxmetrics.charts import PRIMARY, style
 
 
 def event_study(imp, title: str | None = None) -> go.Figure:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from . import BAND, GROUP_COLORS, PRIMARY, style
+from cxmetrics.charts import BAND, GROUP_COLORS, PRIMARY, style
 
 
 def trend(result, title: str = "NPS over time") -> go.Figure:

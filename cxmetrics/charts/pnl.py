@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from . import style
+from cxmetrics.charts import style
 
 
 def _num(v: float) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from . import style
+from cxmetrics.charts import style
 
 
 def theme_trend(trend, themes: list[str], title: str = "Share of verbatims by month (95% CI)") -> go.Figure:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cxmetrics import demo
+from cxmetrics.registers import demo
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "tests" / "screenshots"

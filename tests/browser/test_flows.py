@@ -9,7 +9,8 @@ from urllib.parse import parse_qs, urlparse
 import pandas as pd
 import pytest
 
-from cxmetrics import roles, store
+from cxmetrics import store
+from cxmetrics.core import roles
 
 pytestmark = pytest.mark.browser
 

@@ -1,0 +1,207 @@
+"""``python -m cxmetrics``: the command line over the same results the dashboard shows.
+
+Exit codes: 0 ok; 1 an error (one-line reason on stderr); 2 bad usage; 3 an import was rejected
+(the one-line reason on stderr, the full report on stdout, or as JSON with ``--json``), or
+``lake check`` found problems (the report on stdout).
+
+Metric commands live with their metric modules: each module listed in ``METRIC_MODULES`` has a
+``register_cli(subparsers, common)`` function that adds ``metrics <name>``; other command groups
+(``report``, ``bench``, ``backup`` …) are listed in ``COMMAND_MODULES`` the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import sys
+
+import duckdb
+
+from cxmetrics import store
+from cxmetrics.core.output import CLIError, emit, estimate_text, filters_from_args, table_text  # noqa: F401  (the shared output helpers)
+from cxmetrics.core.results import DEFAULT_MIN_N
+from cxmetrics.registers import demo, import_rows, importer
+from cxmetrics.store import faults, schema
+
+#: Modules that add `metrics <name>` sub-commands.
+METRIC_MODULES: list[str] = ["cxmetrics.metrics.nps", "cxmetrics.metrics.scores", "cxmetrics.metrics.churn", "cxmetrics.metrics.clv", "cxmetrics.metrics.wallet", "cxmetrics.metrics.complaints", "cxmetrics.metrics.impact", "cxmetrics.metrics.alignment", "cxmetrics.metrics.pnl"]
+#: Modules that add top-level sub-commands.
+COMMAND_MODULES: list[str] = ["cxmetrics.cli.docs", "cxmetrics.metrics.btyd", "cxmetrics.story.report", "cxmetrics.cli.bench", "cxmetrics.registers.backup", "cxmetrics.registers.lake"]
+
+
+def _date(s: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (use YYYY-MM-DD): {s!r}") from None
+
+
+def common_parser() -> argparse.ArgumentParser:
+    """Options every data command takes: --db and --json."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--db", help="DuckDB file (default $CX_DB or data/cx.duckdb)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    return p
+
+
+def filter_parser() -> argparse.ArgumentParser:
+    """The global filters and the caller's scope, shared by every metric command."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("filters")
+    g.add_argument("--from", dest="date_from", type=_date, help="first date (YYYY-MM-DD)")
+    g.add_argument("--to", dest="date_to", type=_date, help="last date (YYYY-MM-DD)")
+    g.add_argument("--segment", action="append", default=[], help="segment (repeatable)")
+    g.add_argument("--region", action="append", default=[], help="region (repeatable)")
+    g.add_argument("--min-n", type=int, default=DEFAULT_MIN_N, help="small-sample threshold (default 30)")
+    g.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level (default 0.05)")
+    g.add_argument("--role", default="analyst", help="caller's role (default analyst)")
+    g.add_argument("--department", dest="scope_department", action="append", default=None,
+                   help="restrict to a department's rows (repeatable); implied by --role department")
+    return p
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    with store.connect(args.db, read_only=False) as con:
+        version = store.data_version(con)
+        con.execute("INSERT OR IGNORE INTO meta VALUES ('initialised', ?)", [store.now().isoformat(timespec="seconds")])
+    print(f"database ready at {store.db_path(args.db)} (schema {schema.SCHEMA_VERSION}, data version {version})")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    def progress(frac: float, msg: str) -> None:
+        if not args.json:
+            print(f"[{frac:4.0%}] {msg}", file=sys.stderr)
+
+    counts = demo.build(args.db, customers=args.customers, seed=args.seed, progress=progress)
+    emit({"db": str(store.db_path(args.db)), "rows": counts}, args,
+         lambda o: "\n".join([f"demo company written to {o['db']}"] +
+                             [f"  {k:18} {v:>12,}" for k, v in o["rows"].items()]))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    try:
+        options = importer.ImportOptions(
+            include_incomplete=args.include_incomplete,
+            labels=importer.parse_labels(args.labels) if args.labels else {},
+            sets=importer.parse_sets(args.set), amount=args.amount, line_items=args.line_items,
+            date_format=args.date_format, sheet=args.sheet, only=import_rows.parse_only(args.only))
+        rep = importer.import_file(args.file, args.table, db=args.db, mapping=importer.parse_mapping(args.map),
+                                   encoding=args.encoding, dry_run=args.dry_run, actor=args.actor,
+                                   options=options, role=args.role)
+    except importer.ImportRejected as exc:
+        print(exc.summary(), file=sys.stderr)
+        if args.json:
+            print(json.dumps({"status": "rejected", "table": exc.table, "source": exc.source,
+                              "notes": exc.notes, "total_problems": exc.total,
+                              "problems": [p.__dict__ for p in exc.problems]}, indent=2))
+        else:
+            print(exc.report())
+        return 3
+    emit({**rep.to_dict(), "status": "validated" if args.dry_run else rep.status}, args,
+         lambda o: (f"{o['source']}: {o['status']} into {o['table']} — {o['rows']:,} rows "
+                    f"({o['inserted']:,} new, {o['updated']:,} updated), sha256 {o['sha256'][:12]}…"
+                    + "".join(f"\nnote: {w}" for w in o["warnings"])))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Row counts and coverage, after reading every data block (``faults.verify``): a damaged
+    block fails the command with the way out instead of a status that looks fine."""
+    with store.connect(args.db) as con:
+        checked = faults.verify(con, store.db_path(args.db))
+        overview = store.table_overview(con)
+        version = store.data_version(con)
+    emit({"data_version": version, "verified_tables": checked, "tables": overview}, args,
+         lambda o: (f"data version {o['data_version']}; every data block of {checked} tables read and "
+                    "checksum-verified\n" + overview.to_string(index=False)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = common_parser()
+    parser = argparse.ArgumentParser(
+        prog="python -m cxmetrics",
+        description="CX-to-P&L analytics: the store, imports, metrics and reports behind the dashboard.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.set_defaults(parser=parser)  # `docs` documents the commands from it
+
+    p = sub.add_parser("init", parents=[common], help="create or migrate the database")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("demo", parents=[common], help="build the demo company (replaces the data)")
+    p.add_argument("--customers", type=int, default=10_000, help="number of customers (default 10,000)")
+    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("import", parents=[common], help="validate and import a file into a table",
+                       description="Import CSV (any delimiter; UTF-8, UTF-8 with BOM or Latin-1), .xlsx, "
+                                   "Parquet or a Qualtrics CSV export. All-or-nothing; re-importing "
+                                   "upserts by key.")
+    p.add_argument("table", choices=schema.IMPORTABLE)
+    p.add_argument("file")
+    p.add_argument("--map", action="append", default=[], metavar="'Source Column=target_column'",
+                   help="rename a source column (repeatable; the same source twice feeds two targets; "
+                        "'Source=' removes an automatic mapping)")
+    p.add_argument("--encoding", help="the CSV encoding when it is not UTF-8: latin-1, cp1252, cp850, cp1250, cp1251, "
+                        "iso-8859-2, koi8-r, shift_jis, … (cxmetrics.parsing.EXPLICIT_ENCODINGS)")
+    p.add_argument("--include-incomplete", action="store_true",
+                   help="Qualtrics: keep unfinished responses (previews and spam are always excluded)")
+    p.add_argument("--labels", metavar="FILE", help="CSV of column,label,value mapping choice text to numbers")
+    p.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE",
+                   help="a constant column, e.g. survey=relationship (repeatable)")
+    p.add_argument("--amount", metavar="EXPR", help="amount from source columns: A*B (product) or A+B (sum)")
+    p.add_argument("--line-items", action="store_true",
+                   help="transactions: sum rows sharing a transaction_id into one transaction")
+    p.add_argument("--date-format", metavar="STRFTIME", help="format of every date column, e.g. %%m/%%d/%%Y")
+    p.add_argument("--sheet", help="the .xlsx sheet to read (default: the active sheet if visible, else the first visible one)")
+    p.add_argument("--only", action="append", default=[], metavar="'Source Column=VALUE'",
+                   help="keep only rows whose source column holds VALUE (repeatable), e.g. 'Churn Label=Yes'")
+    p.add_argument("--dry-run", action="store_true", help="validate only; write nothing")
+    p.add_argument("--actor", default="cli", help="who is importing (for the audit log)")
+    p.add_argument("--role", default="analyst",
+                   help="caller's role (default analyst; `import assumptions` needs finance)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("status", parents=[common], help="row counts and date coverage of every table")
+    p.set_defaults(func=cmd_status)
+
+    metrics = sub.add_parser("metrics", help="compute a metric (see `metrics --help`)")
+    msub = metrics.add_subparsers(dest="metric", required=True, metavar="METRIC")
+    flt = filter_parser()
+    for name in METRIC_MODULES:
+        importlib.import_module(name).register_cli(msub, [common, flt])
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register_cli(sub, [common, flt])
+    return parser
+
+
+def _db_of(args: argparse.Namespace) -> str:
+    return str(store.db_path(getattr(args, "db", None)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CLIError, store.StoreError, ValueError, PermissionError) as exc:
+        print(f"error: {faults.explain(exc, _db_of(args))}", file=sys.stderr)
+        return 1
+    except (duckdb.Error, OSError) as exc:  # the store file or its disk: one line, the way out
+        print(f"error: {faults.explain(exc, _db_of(args))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `… --json | head`: the reader left; say nothing more
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -1,0 +1,1 @@
+"""Metrics: one metric family per module, SQL over the store's relations, statistics in Python."""

@@ -1,0 +1,65 @@
+"""Customer-clustered (linearised) variances for survey ratios: a customer who answers more than
+once is one cluster, not several independent responses.
+
+A survey figure is a ratio R = Σy / Σw over responses (NPS: y = promoter − detractor; a mean
+rating: y = rating; a share: y = 1 when satisfied; w = 1 or the survey weight). With customers as
+clusters, Y_c and W_c a customer's sums, the linearised (Taylor) variance of R is
+
+    V(R) = m / (m − 1) · Σ_c (Y_c − R·W_c)² / (Σw)²
+
+(Wolter 2007, §6.4; the same as the CR1 cluster-robust variance of a mean). It needs only the
+cluster sums Σ_c Y_c², Σ_c Y_c·W_c and Σ_c W_c², which DuckDB returns in one GROUP BY.
+
+References
+----------
+Wolter, K. M. (2007), Introduction to Variance Estimation, 2nd ed., Springer, §6.4.
+Kish, L. (1965), Survey Sampling, §8.2 (design effect; effective n = n / deff).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cxmetrics import store
+
+
+@dataclass(frozen=True)
+class Clusters:
+    """Per-customer sums of a ratio estimator R = Σy / Σw over the customers (clusters) of a group:
+    m customers, the most answers one customer gave, Σ_c Y_c², Σ_c Y_c·W_c and Σ_c W_c², with Y_c
+    and W_c a customer's sums of y and w."""
+
+    m: int
+    max_size: int
+    yy: float
+    yw: float
+    ww: float
+
+    @property
+    def repeated(self) -> bool:
+        return self.max_size > 1 and self.m > 1
+
+    def var(self, ratio: float, total_w: float) -> float:
+        """Linearised variance of R: m/(m−1) · Σ_c (Y_c − R·W_c)² / (Σw)² (Wolter 2007, §6.4)."""
+        ss = max(self.yy - 2 * ratio * self.yw + ratio * ratio * self.ww, 0.0)
+        return self.m / (self.m - 1) * ss / (total_w * total_w)
+
+
+def score_cluster_query(group: str, where: str, params: dict, col: str, sat: int | None) -> store.Query:
+    """Per group: customers m, the most answers of one customer, and the cluster sums for the mean
+    of ``col`` (Σ X_c², Σ X_c·K_c, Σ K_c²; X_c the customer's sum of ratings, K_c their number of
+    answers) and, with ``sat``, for the share of ratings ≥ ``sat`` (Σ S_c², Σ S_c·K_c). Always
+    from the raw responses (the customer is the cluster, which no counted summary keeps).
+    ``group`` and ``col`` come from allow-lists; ``where`` carries bound parameters only."""
+    s = f"count(*) FILTER (WHERE r.{col} >= {int(sat)})" if sat else "0"
+    sql = f"""
+WITH per AS (
+    SELECT {group} AS grp, r.customer_id, count(*) AS k, sum(r.{col}) AS x, {s} AS s
+    FROM survey_responses r JOIN customers c USING (customer_id)
+    WHERE {where} AND r.{col} IS NOT NULL
+    GROUP BY ALL
+)
+SELECT grp, count(*) AS m, max(k) AS max_k, sum(x * x) AS xx, sum(x * k) AS xk, sum(k * k) AS kk,
+       sum(s * s) AS ss, sum(s * k) AS sk
+FROM per GROUP BY 1 ORDER BY 1"""
+    return store.Query(f"{col}_clusters", sql, params)

@@ -1,0 +1,257 @@
+"""What moved this period: every metric × dimension against the previous period, FDR-controlled.
+
+For NPS, CSAT, complaints per month and each theme's share of verbatims, overall and by segment,
+region, touchpoint and department (complaints: no touchpoint), the last ``months`` months are
+compared with the ``months`` before them:
+
+* NPS: difference of two independent NPS, z = Δ / √(SE₁² + SE₂²) (:func:`cxmetrics.nps.difference`);
+* CSAT: difference of means, Welch (unequal-variance) normal test;
+* complaints per month: two Poisson counts over equal exposure, Δ = (k₁ − k₀)/months,
+  SE = √(k₁ + k₀)/months;
+* theme share: difference of two proportions, Wald SE (unpooled) for the interval and the test.
+
+Cells with fewer than ``filters.min_n`` observations in either period are not tested (counted).
+All p-values of the family go through Benjamini & Hochberg (1995) (statsmodels ``multipletests``,
+``fdr_bh``) at ``q``: the list keeps the changes whose adjusted p-value (q-value) is below ``q``, so
+the expected share of false discoveries among them is at most ``q``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping
+
+import duckdb
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from cxmetrics import store
+from cxmetrics.core.filters import Filters
+from cxmetrics.core.results import Result
+from cxmetrics.metrics import nps, themes
+
+DIMS = ("segment", "region", "touchpoint", "department")
+_DIM_SQL = {"segment": "c.segment", "region": "c.region",
+            "touchpoint": "coalesce(r.touchpoint, '(relationship)')", "department": "coalesce(r.department, '(none)')"}
+METHOD = ("Last period vs the one before, every metric × dimension cell: NPS difference z-test, CSAT Welch test, "
+          "complaints per month as two Poisson counts, theme share two-proportion Wald test; cells below the "
+          "minimum n in either period are not tested; Benjamini–Hochberg FDR over the whole family.")
+REFERENCE = "Benjamini & Hochberg (1995), Controlling the false discovery rate, JRSS B 57(1)."
+
+
+def periods(end: dt.date, months: int) -> tuple[dt.date, dt.date, dt.date]:
+    """(start of previous, start of current, end): two back-to-back windows of ``months`` ending at ``end``.
+
+    >>> periods(dt.date(2026, 9, 30), 3)
+    (datetime.date(2026, 3, 30), datetime.date(2026, 6, 30), datetime.date(2026, 9, 30))
+    """
+    cur = (pd.Timestamp(end) - pd.DateOffset(months=months)).date()
+    prev = (pd.Timestamp(end) - pd.DateOffset(months=2 * months)).date()
+    return prev, cur, end
+
+
+def assess_cells(cells: pd.DataFrame, *, q: float = 0.05, alpha: float = 0.05, min_n: int = 30) -> pd.DataFrame:
+    """Test every cell and control the FDR. ``cells`` has ``metric, dim, level`` and per period
+    (suffix ``_0`` previous, ``_1`` current) the sufficient statistics of its metric:
+    ``nps``: n, p, d; ``csat``: n, s, ss (sum and sum of squares); ``complaints``: k and
+    ``months``; ``share``: n (verbatims), k (mentions). Returns the cells with ``before, after,
+    change, ci_low, ci_high, p_value, q_value, moved`` (untested cells have NaN p-values)."""
+    z = float(norm.ppf(1 - alpha / 2))
+    out = cells.copy()
+    before, after, se = np.full(len(out), np.nan), np.full(len(out), np.nan), np.full(len(out), np.nan)
+    tested = np.zeros(len(out), dtype=bool)
+    for i, r in enumerate(out.itertuples(index=False)):
+        m = r.metric
+        if m == "nps":
+            if min(r.n_0, r.n_1) < min_n:
+                continue
+            a = nps.nps_estimate(int(r.n_0), float(r.p_0), float(r.d_0), alpha=alpha)
+            b = nps.nps_estimate(int(r.n_1), float(r.p_1), float(r.d_1), alpha=alpha)
+            before[i], after[i], se[i] = a.estimate, b.estimate, math.hypot(a.se, b.se)
+        elif m == "csat":
+            if min(r.n_0, r.n_1) < min_n:
+                continue
+            mu0, mu1 = r.s_0 / r.n_0, r.s_1 / r.n_1
+            v0 = max(r.ss_0 / r.n_0 - mu0 ** 2, 0) * r.n_0 / (r.n_0 - 1)
+            v1 = max(r.ss_1 / r.n_1 - mu1 ** 2, 0) * r.n_1 / (r.n_1 - 1)
+            before[i], after[i], se[i] = mu0, mu1, math.sqrt(v0 / r.n_0 + v1 / r.n_1)
+        elif m == "complaints":
+            if r.k_0 + r.k_1 < min_n:
+                continue
+            before[i], after[i], se[i] = r.k_0 / r.months, r.k_1 / r.months, math.sqrt(r.k_0 + r.k_1) / r.months
+        elif m == "share":
+            if min(r.n_0, r.n_1) < min_n:
+                continue
+            p0, p1 = r.k_0 / r.n_0, r.k_1 / r.n_1
+            before[i], after[i] = 100 * p0, 100 * p1
+            se[i] = 100 * math.sqrt(p0 * (1 - p0) / r.n_0 + p1 * (1 - p1) / r.n_1)
+        else:
+            raise ValueError(f"unknown metric {m!r}")
+        tested[i] = se[i] > 0
+    change = after - before
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(tested, 2 * norm.sf(np.abs(change) / se), np.nan)
+    out["before"], out["after"], out["change"] = before, after, change
+    out["ci_low"], out["ci_high"], out["se"], out["p_value"] = change - z * se, change + z * se, se, p
+    out["q_value"], out["moved"] = np.nan, False
+    if tested.any():
+        from statsmodels.stats.multitest import multipletests
+
+        reject, qv, _, _ = multipletests(p[tested], alpha=q, method="fdr_bh")
+        out.loc[tested, "q_value"] = qv
+        out.loc[tested, "moved"] = reject
+    return out
+
+
+UNITS = {"nps": ("NPS", "points", "{:.1f}"), "csat": ("CSAT", "points", "{:.2f}"),
+         "complaints": ("Complaints", "a month", "{:,.1f}"), "share": ("share of verbatims", "points", "{:.1f}")}
+
+
+def sentence(r, before: str, after: str, alpha: float = 0.05) -> str:
+    """A plain sentence for one tested cell, e.g. "NPS for region north fell from 32.1 to 24.0
+    (−8.1 points, 95% CI −12.0 to −4.2; FDR-adjusted p = 0.003), Apr–Jun vs Jul–Sep."
+
+    >>> r = pd.Series({"metric": "nps", "dim": "region", "level": "north", "theme": None, "before": 32.1,
+    ...                "after": 24.0, "change": -8.1, "ci_low": -12.0, "ci_high": -4.2, "q_value": 0.003})
+    >>> sentence(r, "Q2", "Q3")
+    'NPS for region north fell from 32.1 to 24.0 (-8.1 points, 95% CI -12.0 to -4.2; FDR-adjusted p = 0.003), Q2 to Q3.'
+    """
+    name, unit, fmt = UNITS[r["metric"]]
+    if r["metric"] == "share":
+        name = f"Theme \u201c{r['theme']}\u201d ({name})"
+    where = "overall" if r["dim"] == "all" else f"for {r['dim']} {r['level']}"
+    verb = "rose" if r["change"] > 0 else "fell"
+    level = round((1 - alpha) * 100)
+    return (f"{name} {where} {verb} from {fmt.format(r['before'])} to {fmt.format(r['after'])} "
+            f"({r['change']:+.1f} {unit}, {level}% CI {r['ci_low']:.1f} to {r['ci_high']:.1f}; "
+            f"FDR-adjusted p {_p(r['q_value'])}), {before} to {after}.").replace("+-", "-")
+
+
+def _p(v: float) -> str:
+    return "< 0.001" if v < 0.001 else f"= {v:.3f}"
+
+
+def _cells_sql(dims: Iterable[str], body: str, select: str) -> str:
+    """UNION ALL of ``select`` grouped by each whitelisted dimension (and overall)."""
+    parts = [f"SELECT 'all' AS dim, 'all' AS level, {select} FROM {body} GROUP BY ALL"]
+    for d in dims:
+        parts.append(f"SELECT '{d}' AS dim, CAST({_DIM_SQL[d]} AS VARCHAR) AS level, {select} FROM {body} GROUP BY ALL")
+    return "\nUNION ALL\n".join(parts)  # dims come from DIMS only
+
+
+def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, end: dt.date | None = None,
+          cb: Mapping[str, Iterable[str]] | None = None) -> tuple[pd.DataFrame, tuple[dt.date, dt.date, dt.date]]:
+    """The sufficient statistics of every metric × dimension × period cell (see :func:`assess_cells`)."""
+    if end is None:
+        end = filters.date_to or store.scalar(con, "SELECT max(responded_on) FROM survey_responses")
+    if end is None:
+        return pd.DataFrame(), (None, None, None)
+    prev, cur, end = periods(pd.Timestamp(end).date(), months)
+    f = filters.with_(date_from=prev + dt.timedelta(days=1), date_to=end)
+    where, params = f.where(date_col="r.responded_on", customer="c", department_col="r.department")
+    params.update({"cur": cur})
+    period = "CAST(r.responded_on > $cur AS INTEGER) AS period"
+    body = f"survey_responses r JOIN customers c USING (customer_id) WHERE {where}"
+    sel = (f"{period}, count(r.nps) AS n_nps, count(*) FILTER (WHERE r.nps >= 9) AS p, count(*) FILTER (WHERE r.nps <= 6) AS d, "
+           "count(r.csat) AS n_csat, sum(r.csat) AS s, sum(r.csat * r.csat) AS ss")
+    survey = store.run(con, store.Query("moved_survey", _cells_sql(DIMS, body, sel), params))
+    cw, cparams = f.where(date_col="r.opened_on", customer="c", department_col="r.department")
+    cparams.update({"cur": cur})
+    cbody = f"complaints r JOIN customers c USING (customer_id) WHERE {cw}"  # r: the complaint row
+    comp = store.run(con, store.Query("moved_complaints", _cells_sql(
+        ("segment", "region", "department"), cbody, "CAST(r.opened_on > $cur AS INTEGER) AS period, count(*) AS k"),
+        cparams))
+    frames = []
+    for metric, cols in (("nps", {"n_nps": "n", "p": "p", "d": "d"}), ("csat", {"n_csat": "n", "s": "s", "ss": "ss"})):
+        w = survey.pivot_table(index=["dim", "level"], columns="period", values=list(cols), aggfunc="sum")
+        frames.append(_flatten(w, cols, metric))
+    if len(comp):
+        w = comp.pivot_table(index=["dim", "level"], columns="period", values=["k"], aggfunc="sum")
+        c = _flatten(w, {"k": "k"}, "complaints")
+        c["months"] = months
+        frames.append(c)
+    if cb:
+        sql, tparams = themes.tagged_sql(f, cb)
+        tparams.update({"cur": cur})
+        tbody = ("v JOIN survey_responses r USING (response_id) JOIN customers c ON c.customer_id = r.customer_id "
+                 "LEFT JOIN tagged t USING (response_id)")
+        sel = "t.theme, CAST(r.responded_on > $cur AS INTEGER) AS period, count(*) AS k"
+        tag = store.run(con, store.Query("moved_themes", sql + "\n, x AS (" + _cells_sql(DIMS, tbody, sel) + ")\nSELECT * FROM x",
+                                         tparams))
+        tot = store.run(con, store.Query("moved_verbatims", sql + "\n, x AS (" + _cells_sql(
+            DIMS, "v JOIN survey_responses r USING (response_id) JOIN customers c ON c.customer_id = r.customer_id",
+            "CAST(r.responded_on > $cur AS INTEGER) AS period, count(*) AS n") + ")\nSELECT * FROM x", tparams))
+        tag = tag.dropna(subset=["theme"])
+        if len(tag):
+            w = tag.pivot_table(index=["dim", "level", "theme"], columns="period", values=["k"], aggfunc="sum")
+            s = _flatten(w, {"k": "k"}, "share", extra=("theme",))
+            n = tot.pivot_table(index=["dim", "level"], columns="period", values="n", aggfunc="sum")
+            s["n_0"] = [n.get(0, pd.Series(dtype=float)).get((d, lv), 0) for d, lv in zip(s["dim"], s["level"], strict=True)]
+            s["n_1"] = [n.get(1, pd.Series(dtype=float)).get((d, lv), 0) for d, lv in zip(s["dim"], s["level"], strict=True)]
+            frames.append(s)
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return out, (prev, cur, end)
+
+
+def _flatten(w: pd.DataFrame, cols: Mapping[str, str], metric: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    flat = pd.DataFrame(index=w.index)
+    for src, dst in cols.items():
+        for per in (0, 1):
+            flat[f"{dst}_{per}"] = w[(src, per)] if (src, per) in w.columns else 0.0
+    flat = flat.fillna(0).reset_index()
+    flat.insert(0, "metric", metric)
+    if "theme" not in flat.columns:
+        flat["theme"] = None
+    return flat
+
+
+@store.memoized
+def what_moved(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, q: float = 0.05,
+               alpha: float = 0.05, cb: Mapping[str, Iterable[str]] | None = None) -> Result:
+    """The "what moved this period" list: every tested cell in ``table`` (``moved`` marks those that
+    survive the FDR), and ``extra["sentences"]`` the plain sentences of the moved ones, strongest
+    evidence first. ``cb`` defaults to the saved codebook (no theme shares without one)."""
+    if cb is None:
+        cb = themes.current(con)[1]
+    raw, (prev, cur, end) = cells(con, filters, months=months, cb=cb)
+    if raw.empty:
+        return Result("what_moved", "What moved this period", pd.DataFrame(), method=METHOD, reference=REFERENCE,
+                      alpha=alpha, warnings=("No survey responses to compare.",), extra={"sentences": []})
+    t = assess_cells(raw, q=q, alpha=alpha, min_n=filters.min_n)
+    before = f"{prev + dt.timedelta(days=1):%d %b %Y}–{cur:%d %b %Y}"
+    after = f"{cur + dt.timedelta(days=1):%d %b %Y}–{end:%d %b %Y}"
+    t["sentence"] = [sentence(r, before, after, alpha) if r["moved"] else "" for _, r in t.iterrows()]
+    t = t.sort_values(["moved", "q_value"], ascending=[False, True], na_position="last").reset_index(drop=True)
+    t["estimate"], t["n"] = t["change"], t.filter(regex=r"^n_[01]$").sum(axis=1)
+    t["small_sample"] = t["p_value"].isna()
+    untested = int(t["p_value"].isna().sum())
+    warnings = (f"{untested:,} cells below the minimum n ({filters.min_n}) were not tested.",) if untested else ()
+    return Result("what_moved", "What moved this period", t, method=METHOD, reference=REFERENCE,
+                  filters=filters.describe(), alpha=alpha, warnings=warnings,
+                  assumptions={"months per period": months, "FDR q": q,
+                               "codebook themes": len(cb)},
+                  extra={"sentences": t.loc[t["moved"], "sentence"].tolist(), "tested": int(t["p_value"].notna().sum()),
+                         "periods": (before, after)})
+
+
+@store.memoized
+def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, q: float = 0.05) -> Result:
+    """What the Executive summary and the deck show: :func:`what_moved` with the saved codebook,
+    else the themes discovered on the verbatims (:func:`cxmetrics.themes.discover`)."""
+    cb = themes.current(con)[1]
+    if not cb:
+        cb = themes.discover(con, filters).codebook
+    return what_moved(con, filters, months=months, q=q, cb=cb)
+
+
+def describe(result: Result) -> list[str]:
+    """The sentences to show, or one sentence saying why there are none."""
+    if result.extra.get("sentences"):
+        return list(result.extra["sentences"])
+    if result.table.empty:
+        return ["Nothing to compare: no survey responses in the last two periods."]
+    q = result.assumptions.get("FDR q", 0.05)
+    return [f"No change survived the false-discovery-rate control (Benjamini–Hochberg, q = {q:.0%}) among "
+            f"{result.extra.get('tested', 0):,} metric × group comparisons: nothing moved beyond noise."]

@@ -1,0 +1,1 @@
+"""Registers: what writes the store besides the finance assumptions (import, initiatives, demo, backup)."""

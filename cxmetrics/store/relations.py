@@ -1,0 +1,403 @@
+"""Base relations: each defined once, here, as SQL over the data-contract tables.
+
+A *relation* is a set of rows many metrics share: responses counted by cell, each customer's
+latest relationship answer, the churn landmark base, RFM per customer, … Metric SQL reads a
+relation through a placeholder (``FROM {summary_responses} r``) and never says where its rows come
+from. The executor (:func:`cxmetrics.summaries.source`) binds the placeholder to the stored
+summary table when that table holds exactly the answer, and to the relation's SQL otherwise — so
+each relation has one definition and each metric one SQL text.
+
+How a relation takes the caller's filters
+-----------------------------------------
+* Filters on a relation's *columns* (a date, segment, region, department or customer id column)
+  are applied by the caller, outside, on either path.
+* Filters that change *which rows are computed* (the responses a customer's "latest answer" is
+  taken from, the complaints a gap is measured between) are applied inside, by :attr:`Relation.inner`.
+  The stored table was built for the unfiltered view, so it answers a query only when the inner
+  condition under the caller's filters is the unfiltered one — and the same holds for every
+  relation it reads and for its arguments (the landmark date, the calibration end).
+* A relation whose rows keep no department or customer id (the counted lifecycle, revenue and
+  wallet cells) applies the department scope inside (:attr:`Relation.scope_inside`); the caller
+  then leaves it out of its own condition (:meth:`cxmetrics.summaries.Source.where`).
+
+This module is in the store layer: it imports nothing from the metrics. The metric modules and
+:mod:`cxmetrics.summaries` (which materialises every relation for the unfiltered view and binds
+queries to it) import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cxmetrics.core.filters import Filters
+
+# ----------------------------------------------------------------------------- shared rules
+
+#: A relationship or transactional NPS answer's group (promoters 9–10, passives 7–8, detractors 0–6).
+PROMOTER_MIN = 9
+PASSIVE_MIN = 7
+
+
+def nps_group(col: str) -> str:
+    """The NPS group of score column ``col`` as SQL (the one place the cut-offs are written).
+
+    >>> nps_group("r.nps")
+    "CASE WHEN r.nps >= 9 THEN 'promoter' WHEN r.nps >= 7 THEN 'passive' ELSE 'detractor' END"
+    """
+    return (f"CASE WHEN {col} >= {PROMOTER_MIN} THEN 'promoter' WHEN {col} >= {PASSIVE_MIN} THEN 'passive' "
+            "ELSE 'detractor' END")
+
+
+def promoter(col: str) -> str:
+    """SQL condition: ``col`` is a promoter's score."""
+    return f"{col} >= {PROMOTER_MIN}"
+
+
+def detractor(col: str) -> str:
+    """SQL condition: ``col`` is a detractor's score."""
+    return f"{col} < {PASSIVE_MIN}"
+
+
+def nps_points(col: str, scale: str = "1") -> str:
+    """SQL: +scale for a promoter's score, −scale for a detractor's, 0 otherwise (NPS is the mean × 100/scale).
+
+    >>> nps_points("r.nps", "100.0")
+    'CASE WHEN r.nps >= 9 THEN 100.0 WHEN r.nps < 7 THEN -100.0 ELSE 0 END'
+    """
+    return f"CASE WHEN {promoter(col)} THEN {scale} WHEN {detractor(col)} THEN -{scale} ELSE 0 END"
+
+
+def war(rank: str, brands: str) -> str:
+    """The Wallet Allocation Rule (Keiningham et al. 2011) as SQL: (1 − rank/(brands + 1)) × 2/brands."""
+    return f"(1 - {rank} / ({brands} + 1)) * 2 / {brands}"
+
+
+#: The last date the store knows about: the last transaction, or without transactions the last
+#: churn event or survey response (the end E that customers are followed to).
+DATA_END_SQL = """coalesce((SELECT max(occurred_on) FROM transactions),
+         (SELECT max(d) FROM (SELECT max(churned_on) AS d FROM churn_events
+                              UNION ALL SELECT max(responded_on) FROM survey_responses)))"""
+
+
+# ----------------------------------------------------------------------------- the relation type
+
+
+def _none(filters: Filters) -> tuple[str, dict[str, Any]]:
+    return "TRUE", {}
+
+
+@dataclass(frozen=True)
+class Relation:
+    """One base relation.
+
+    Attributes
+    ----------
+    name : the summary table that stores it (and the placeholder metric SQL reads it by).
+    depends : the contract tables it is computed from (a write to any of them rebuilds it).
+    sql : its definition. ``{inner}`` stands for the condition :attr:`inner` returns; ``{name}``
+        of another relation for that relation (bound for the filters :attr:`uses` gives).
+    inner : the caller's filters → (condition, parameters) the relation applies inside.
+    uses : other relation name → the filters it is read with, from the caller's.
+    args : parameters of the definition besides the filters (``landmark``, ``end``, ``cal_end``);
+        the stored table holds the answer only for the values it was built with.
+    scope_inside : the department scope is applied by :attr:`inner` (the rows keep no column the
+        caller could restrict on).
+    per_page : when the stored table cannot answer, compute the relation once per page call into
+        a temporary table (several queries of a page read it).
+    """
+
+    name: str
+    depends: frozenset[str]
+    sql: str
+    inner: Callable[[Filters], tuple[str, dict[str, Any]]] = _none
+    uses: dict[str, Callable[[Filters], Filters]] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
+    scope_inside: bool = False
+    per_page: bool = False
+
+
+def _same(filters: Filters) -> Filters:
+    return filters
+
+
+def _unfiltered(filters: Filters) -> Filters:
+    return Filters()
+
+
+def _responses_inside(filters: Filters) -> tuple[str, dict]:
+    """Which responses count: the date range and the department scope (on the response's department)."""
+    return filters.where(date_col="r.responded_on", department_col="r.department", customers=False)
+
+
+def _complaints_inside(filters: Filters) -> tuple[str, dict]:
+    """Which complaints count: the date range and the department scope (on the complaint's department)."""
+    return filters.where(date_col="k.opened_on", department_col="k.department", customers=False)
+
+
+def _scope_on(col: str) -> Callable[[Filters], tuple[str, dict]]:
+    def inner(filters: Filters) -> tuple[str, dict]:
+        return filters.where(customer_id_col=col, dates=False, customers=False)
+    return inner
+
+
+# ----------------------------------------------------------------------------- counted cubes
+
+#: Responses counted by every column a survey filter or grouping touches, with weight sums.
+RESPONSES = Relation("summary_responses", frozenset({"customers", "survey_responses"}), """
+SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
+       count(*) AS n, sum(r.weight) AS sw, sum(r.weight * r.weight) AS sw2
+FROM survey_responses r LEFT JOIN customers c ON c.customer_id = r.customer_id  -- anonymous answers count too
+GROUP BY ALL""")
+
+#: Complaints counted by every column the complaint views filter or group on, with recorded costs.
+COMPLAINTS = Relation("summary_complaints", frozenset({"customers", "complaints"}), """
+SELECT k.opened_on, k.category, k.channel, k.department, k.root_cause, c.segment, c.region, k.escalated,
+       k.callback_promised, k.callback_done, count(*) AS n, count(k.cost) AS n_cost, sum(k.cost) AS sum_cost
+FROM complaints k LEFT JOIN customers c ON c.customer_id = k.customer_id  -- so do complaints without a customer
+GROUP BY ALL""")
+
+#: Revenue and transactions per day, segment and region (a department scope keeps the customers
+#: who dealt with the department, applied inside: the rows keep no customer id).
+REVENUE = Relation("summary_revenue", frozenset({"customers", "transactions"}), """
+SELECT t.occurred_on, c.segment, c.region, sum(t.amount) AS revenue, count(*) AS transactions
+FROM transactions t JOIN customers c USING (customer_id) WHERE {inner} GROUP BY ALL""",
+                   inner=_scope_on("t.customer_id"), scope_inside=True)
+
+#: Customers counted by segment, region, contract, acquisition and churn date, with their category
+#: wallets' count, sum and sum of squares: active bases and exposures for any window are sums.
+LIFECYCLE = Relation("summary_lifecycle", frozenset({"customers", "churn_events"}), """
+SELECT c.segment, c.region, c.contract, c.acquired_on, ce.churned_on, count(*) AS n,
+       count(c.category_wallet) AS n_wallet, sum(c.category_wallet) AS s_wallet,
+       sum(c.category_wallet * c.category_wallet) AS ss_wallet
+FROM customers c LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
+WHERE {inner}
+GROUP BY ALL""", inner=_scope_on("c.customer_id"), scope_inside=True)
+
+#: KPI observations per KPI and day, split by whether they are about one customer, with the count
+#: and sum of values (monthly and windowed averages are ratios of sums over these rows).
+KPI_DAILY = Relation("summary_kpi_daily", frozenset({"kpi_observations"}), """
+SELECT kpi_id, observed_on, customer_id IS NOT NULL AS customer_level, count(*) AS n, count(value) AS n_value,
+       sum(value) AS s_value
+FROM kpi_observations GROUP BY ALL""")
+
+#: Customer-level KPI observations with the NPS answer of the response they are linked to and the
+#: responding customer's segment and region, counted by every column the alignment filters on.
+KPI_LINKED = Relation("summary_kpi_linked", frozenset({"customers", "survey_responses", "kpi_observations"}), """
+SELECT o.kpi_id, round(o.value, 1) AS x, o.observed_on, r.department, c.segment, c.region, r.nps, count(*) AS n
+FROM kpi_observations o
+JOIN survey_responses r ON r.response_id = o.response_id
+JOIN customers c ON c.customer_id = r.customer_id
+WHERE o.response_id IS NOT NULL AND r.nps IS NOT NULL
+GROUP BY ALL""")
+
+#: The linked observations in the date window without the day, with the count in the last 12 months
+#: of observations (the alignment views group by KPI value only).
+KPI_WINDOW = Relation("summary_kpi_linked_alltime", KPI_LINKED.depends, """
+SELECT o.kpi_id, o.x, o.department, o.segment, o.region, o.nps, sum(o.n) AS n,
+       coalesce(sum(o.n) FILTER (WHERE o.observed_on > (SELECT max(observed_on) FROM kpi_observations)
+                                                      - INTERVAL 12 MONTH), 0) AS n_last_year
+FROM {summary_kpi_linked} o WHERE {inner} GROUP BY ALL""",
+                      inner=lambda f: f.where(date_col="o.observed_on", customers=False, scope=False),
+                      uses={"summary_kpi_linked": _unfiltered})
+
+#: Which customers dealt with which department (a response or complaint attributed to it): the rows
+#: a department scope keeps on customer-level tables (see :meth:`Filters.where`).
+CUSTOMER_DEPARTMENTS = Relation("summary_customer_departments", frozenset({"survey_responses", "complaints"}), """
+SELECT customer_id, department FROM survey_responses WHERE department IS NOT NULL
+UNION
+SELECT customer_id, department FROM complaints WHERE department IS NOT NULL""")
+
+# ----------------------------------------------------------------------------- per customer
+
+#: Each customer's latest relationship answer with an NPS among the responses that count (the
+#: date range and department scope): the score, the stated share of wallet and the WAR share
+#: (each field's value at the latest such response), with the customer's segment and region.
+LATEST = Relation("summary_latest", frozenset({"customers", "survey_responses"}), f"""
+SELECT r.customer_id, any_value(c.segment) AS segment, any_value(c.region) AS region,
+       arg_max(r.nps, r.responded_on) AS nps, arg_max(r.share_of_wallet_pct, r.responded_on) AS stated,
+       arg_max({war("r.brand_rank", "r.brands_used")}, r.responded_on) AS war
+FROM survey_responses r JOIN customers c USING (customer_id)
+WHERE r.survey = 'relationship' AND r.nps IS NOT NULL AND {{inner}}
+GROUP BY 1""", inner=_responses_inside, scope_inside=True)
+
+#: Per customer, over all the data: the latest relationship answer, revenue in the 12 months to
+#: the last transaction date E (and its active calendar months, as a bit set of month offsets),
+#: revenue in the 12 months before that, complaints ever opened, and the churn date.
+CUSTOMER = Relation("summary_customer", frozenset({"customers", "survey_responses", "complaints", "transactions",
+                                                   "churn_events"}), """
+WITH last AS (SELECT max(occurred_on) AS E FROM transactions),
+rev AS (
+    SELECT t.customer_id,
+           sum(t.amount) FILTER (WHERE t.occurred_on > (last.E - INTERVAL 12 MONTH)::DATE) AS rev_12m,
+           bit_count(bit_or(1::UBIGINT << greatest(date_diff('month', last.E - INTERVAL 12 MONTH, t.occurred_on), 0)::UBIGINT)
+                     FILTER (WHERE t.occurred_on > (last.E - INTERVAL 12 MONTH)::DATE)) AS months_12m,
+           sum(t.amount) FILTER (WHERE t.occurred_on <= (last.E - INTERVAL 12 MONTH)::DATE) AS rev_prev_12m
+    FROM transactions t, last WHERE t.occurred_on > (last.E - INTERVAL 24 MONTH)::DATE GROUP BY 1
+), k AS (SELECT customer_id, count(*) AS complaints FROM complaints GROUP BY 1)
+SELECT c.customer_id, c.segment, c.region, c.contract, c.acquired_on, c.category_wallet, ce.churned_on,
+       l.nps, l.stated, l.war, rev.rev_12m, rev.months_12m, rev.rev_prev_12m,
+       coalesce(k.complaints, 0) AS complaints
+FROM customers c LEFT JOIN {summary_latest} l USING (customer_id) LEFT JOIN rev USING (customer_id)
+LEFT JOIN k USING (customer_id) LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id""",
+                    uses={"summary_latest": _unfiltered})
+
+#: Share-of-wallet sums per segment, region and latest NPS answer: stated, observed (12-month
+#: revenue / category wallet, contract customers) and WAR, and the sums for the OLS of stated
+#: share on the score. The latest answer is taken from the responses that count (scope inside).
+WALLET = Relation("summary_wallet", CUSTOMER.depends, """
+WITH cust AS (
+    SELECT l.segment, l.region, l.nps, l.stated, l.war,
+           CASE WHEN c.category_wallet > 0 AND c.contract = 'contractual'
+                THEN least(coalesce(c.rev_12m, 0) / c.category_wallet, 1.0) * 100 END AS observed
+    FROM {summary_latest} l JOIN {summary_customer} c USING (customer_id)
+)
+SELECT segment, region, nps, count(*) AS customers,
+       count(stated) AS n_stated, sum(stated) AS s_stated, sum(stated * stated) AS ss_stated,
+       count(observed) AS n_obs, sum(observed) AS s_obs, sum(observed * observed) AS ss_obs,
+       count(war) AS n_war, sum(war * 100) AS s_war, sum(war * war * 10000) AS ss_war,
+       sum(nps) FILTER (WHERE stated IS NOT NULL) AS sx, sum(nps * nps) FILTER (WHERE stated IS NOT NULL) AS sxx,
+       sum(nps * stated) AS sxy
+FROM cust GROUP BY ALL""", uses={"summary_latest": _same, "summary_customer": _unfiltered}, scope_inside=True)
+
+#: Key-driver sums per touchpoint, segment and region: for each customer and touchpoint, their mean
+#: transactional CSAT (over the responses that count) paired with their latest relationship NPS as
+#: of the end of the range (sums of x, y, x², y², xy and the count; additive over segments).
+PAIRS = Relation("summary_driver_pairs", frozenset({"customers", "survey_responses"}), """
+WITH tp AS (
+    SELECT r.customer_id, r.touchpoint, avg(r.csat) AS csat FROM survey_responses r
+    WHERE r.survey = 'transactional' AND r.csat IS NOT NULL AND r.touchpoint IS NOT NULL AND {inner} GROUP BY 1, 2
+)
+SELECT tp.touchpoint, rel.segment, rel.region, count(*) AS n, sum(tp.csat) AS sx, sum(rel.nps) AS sy,
+       sum(tp.csat * tp.csat) AS sxx, sum(rel.nps * rel.nps) AS syy, sum(tp.csat * rel.nps) AS sxy
+FROM tp JOIN {summary_latest} rel USING (customer_id) GROUP BY ALL""",
+                 inner=_responses_inside, uses={"summary_latest": lambda f: Filters(date_to=f.date_to)},
+                 scope_inside=True)
+
+#: Every relationship detractor response with what the closed-loop view needs: the first follow-up
+#: contact on or after the response (followed within d days ⟺ it falls within d days), the churn
+#: date, and the NPS of the customer's next relationship answer.
+DETRACTORS = Relation("summary_detractors", frozenset({"customers", "survey_responses", "followups", "churn_events"}),
+                      f"""
+SELECT r.response_id, r.customer_id, r.responded_on, r.department, c.segment, c.region, c.contract,
+       (SELECT min(f.contacted_on) FROM followups f
+        WHERE f.customer_id = r.customer_id AND f.contacted_on >= r.responded_on) AS first_followup,
+       ce.churned_on,
+       (SELECT r2.nps FROM survey_responses r2 WHERE r2.customer_id = r.customer_id AND r2.survey = 'relationship'
+          AND r2.responded_on > r.responded_on ORDER BY r2.responded_on LIMIT 1) AS next_nps
+FROM survey_responses r JOIN customers c USING (customer_id)
+LEFT JOIN churn_events ce ON ce.customer_id = r.customer_id
+WHERE r.survey = 'relationship' AND {detractor("r.nps")}""")
+
+#: Complaints (those that count) by opening day, with the days until the same customer's next
+#: complaint that counts (NULL: none) and the customer's segment and region.
+GAPS = Relation("summary_complaint_gaps", frozenset({"customers", "complaints"}), """
+WITH k AS (
+    SELECT k.customer_id, k.opened_on,
+           lead(k.opened_on) OVER (PARTITION BY k.customer_id ORDER BY k.opened_on, k.complaint_id) AS next_on
+    FROM complaints k WHERE {inner}
+)
+SELECT c.segment, c.region, k.opened_on, date_diff('day', k.opened_on, k.next_on) AS gap_days, count(*) AS n
+FROM k JOIN customers c USING (customer_id) GROUP BY ALL""", inner=_complaints_inside, scope_inside=True)
+
+#: Per complaint category, segment and region: contract customers who complained (among the
+#: complaints that count, up to 12 months before the last complaint date) and those of them who
+#: churned within 12 months of such a complaint (distinct customers add up over segments and regions).
+UPLIFT = Relation("summary_category_uplift", frozenset({"customers", "complaints", "churn_events"}), """
+SELECT k.category, c.segment, c.region, count(DISTINCT k.customer_id) AS customers,
+       count(DISTINCT k.customer_id) FILTER (WHERE ce.churned_on > k.opened_on
+                                             AND ce.churned_on <= k.opened_on + INTERVAL 12 MONTH) AS churned
+FROM complaints k JOIN customers c USING (customer_id) LEFT JOIN churn_events ce ON ce.customer_id = k.customer_id
+WHERE c.contract = 'contractual' AND k.opened_on <= (SELECT max(opened_on) FROM complaints) - INTERVAL 12 MONTH
+  AND {inner}
+GROUP BY ALL""", inner=_complaints_inside, scope_inside=True)
+
+#: The churn landmark base: one row per contractual customer active at the landmark L — the NPS
+#: group of their latest relationship answer before L (no look-ahead; NULL without one), their
+#: latest CSAT before L, complaint history before L, tenure band at L, and the
+#: outcome: churned by E (the end: ``$end``, else the last transaction date), days at risk from L,
+#: and churn within 12 months of L. The end without transactions: :data:`DATA_END_SQL`.
+LANDMARK = Relation("summary_landmark", frozenset({"customers", "survey_responses", "complaints", "churn_events",
+                                                   "transactions"}), f"""
+WITH bounds AS (
+    SELECT $landmark::DATE AS L,
+           coalesce($end::DATE, {DATA_END_SQL})::DATE AS E
+), grp AS (
+    SELECT r.customer_id, arg_max(r.nps, r.responded_on) AS nps
+    FROM survey_responses r, bounds
+    WHERE r.survey = 'relationship' AND r.nps IS NOT NULL AND r.responded_on < bounds.L
+    GROUP BY 1
+), cs AS (
+    SELECT r.customer_id, arg_max(r.csat, r.responded_on) AS csat
+    FROM survey_responses r, bounds
+    WHERE r.csat IS NOT NULL AND r.responded_on < bounds.L
+    GROUP BY 1
+), comp AS (
+    SELECT k.customer_id, bool_or(coalesce(k.escalated, false)) AS escalated
+    FROM complaints k, bounds WHERE k.opened_on < bounds.L GROUP BY 1
+)
+SELECT c.customer_id, c.segment, c.region, CASE WHEN g.nps IS NOT NULL THEN {nps_group("g.nps")} END AS nps_group,
+       cs.csat,
+       CASE WHEN comp.customer_id IS NULL THEN 'no complaint'
+            WHEN comp.escalated THEN 'escalated complaint' ELSE 'complaint, not escalated' END AS complaint_history,
+       CASE WHEN date_diff('month', c.acquired_on, bounds.L) < 12 THEN '0-11m'
+            WHEN date_diff('month', c.acquired_on, bounds.L) < 24 THEN '12-23m' ELSE '24m+' END AS tenure,
+       (ce.churned_on IS NOT NULL AND ce.churned_on <= bounds.E) AS event,
+       greatest(date_diff('day', bounds.L, least(coalesce(ce.churned_on, bounds.E), bounds.E)), 0.5) AS days,
+       (ce.churned_on IS NOT NULL AND ce.churned_on < bounds.L + INTERVAL 12 MONTH) AS churn12
+FROM customers c
+LEFT JOIN grp g USING (customer_id)
+LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
+LEFT JOIN cs ON cs.customer_id = c.customer_id
+LEFT JOIN comp ON comp.customer_id = c.customer_id
+CROSS JOIN bounds
+WHERE c.contract = 'contractual' AND c.acquired_on <= bounds.L
+  AND (ce.churned_on IS NULL OR ce.churned_on >= bounds.L)""", args=("landmark", "end"), per_page=True)
+
+#: Revenue of each landmark-base customer in the 12 months to E, and its active calendar months
+#: (a bit set of month offsets: count(DISTINCT date_trunc('month', …)) gives the same at four times
+#: the cost) — the margin input of contractual CLV.
+LANDMARK_REVENUE = Relation("summary_landmark_revenue", LANDMARK.depends, f"""
+WITH bounds AS (
+    SELECT coalesce($end::DATE, {DATA_END_SQL})::DATE AS E
+)
+SELECT t.customer_id, sum(t.amount) AS revenue,
+       bit_count(bit_or(1::UBIGINT << date_diff('month', bounds.E - INTERVAL 12 MONTH, t.occurred_on)::UBIGINT)) AS months
+FROM transactions t, bounds
+WHERE t.occurred_on > (bounds.E - INTERVAL 12 MONTH)::DATE AND t.occurred_on <= bounds.E
+  AND t.customer_id IN (SELECT customer_id FROM {{summary_landmark}} WHERE nps_group IS NOT NULL)  -- those valued
+GROUP BY 1""", uses={"summary_landmark": _same}, args=("end",))
+
+#: Per-customer recency/frequency/monetary value at the calibration end ``$cal_end`` over the
+#: purchases in ``{source}`` (``customer_id``, ``occurred_on``, ``amount``). Purchases on the same day
+#: count once (the usual BTYD convention); ``m`` is the mean value of repeat purchases (the first
+#: purchase excluded, as in Fader, Hardie & Lee 2005b); amounts are summed as exact cents (a float
+#: sum depends on the order of parallel work, and m is rounded).
+RFM_PER_CUSTOMER = """
+WITH tx AS (
+    SELECT t.customer_id, t.occurred_on::DATE AS d, sum(CAST(t.amount AS DECIMAL(18, 2))) AS amount
+    FROM {source} t WHERE t.occurred_on::DATE <= $cal_end GROUP BY 1, 2
+)
+SELECT customer_id, count(*) - 1 AS x, date_diff('day', min(d), max(d)) AS t_x_days,
+       date_diff('day', min(d), $cal_end) AS T_days,
+       CASE WHEN count(*) > 1 THEN (sum(amount) - arg_min(amount, d)) / (count(*) - 1) END AS m
+FROM tx GROUP BY 1"""
+
+#: RFM cells: customers counted by (x, t_x, T, m) — what the BG/NBD and Gamma-Gamma likelihoods need.
+RFM_CELLS = """
+SELECT x, t_x_days, T_days, CAST(round(m, 2) AS DOUBLE) AS m, count(*) AS w
+FROM {rfm} c WHERE {where} GROUP BY ALL ORDER BY ALL"""
+
+#: Non-contractual customers' RFM at the calibration end, with segment, region and customer id for filters.
+RFM = Relation("summary_rfm", frozenset({"customers", "transactions"}), """
+SELECT p.*, c.segment, c.region FROM (""" + RFM_PER_CUSTOMER.replace(
+    "{source}", "(SELECT t.* FROM transactions t JOIN customers c USING (customer_id) "
+                "WHERE c.contract = 'non_contractual')") + """) p
+JOIN customers c USING (customer_id)""", args=("cal_end",))
+
+#: Every relation, in build order (a relation after those it reads).
+ALL: tuple[Relation, ...] = (LATEST, CUSTOMER, LANDMARK, LANDMARK_REVENUE, RESPONSES, KPI_LINKED, DETRACTORS, RFM,
+                             PAIRS, GAPS, COMPLAINTS, REVENUE, UPLIFT, LIFECYCLE, KPI_DAILY, CUSTOMER_DEPARTMENTS,
+                             KPI_WINDOW, WALLET)
+RELATIONS: dict[str, Relation] = {r.name: r for r in ALL}

@@ -1,0 +1,414 @@
+"""Summary tables: every base relation materialised for the unfiltered view, once per data version,
+and the executor's binding of a query to a summary or to the relation's SQL.
+
+At a million customers and ten million responses a page computed from the raw tables joins and
+groups tens of millions of rows, several times over. Each base relation of
+:mod:`cxmetrics.relations` is a pure function of the data, so it is computed once per data version,
+inside the transaction that changes the data (:func:`cxmetrics.store.bump_version` runs the commit
+step of :mod:`cxmetrics.commit`, which calls :func:`refresh`), and stored as an ordinary table named
+after it (``summary_*``), together with the model fits of the unfiltered view (:data:`FITS`).
+
+A metric's SQL names the relations it reads (``FROM {summary_responses} r``); :func:`source` binds
+each to its table when the table holds exactly the answer — built (or carried over) at the current
+data version, for the same inner filters and arguments (see :mod:`cxmetrics.relations`) — and to
+the relation's own SQL otherwise (same figures, slower). A write rebuilds only the summaries
+computed from the tables it changed. ``tests/test_summaries.py`` computes every page both ways and
+requires the same figures.
+
+This module sits in the store layer and imports no metric module: the default landmark and the
+kept fits are registered from above, by :mod:`cxmetrics.commit`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from cxmetrics import store
+from cxmetrics.core import filters as _filters
+from cxmetrics.core.filters import Filters
+from cxmetrics.store import relations
+from cxmetrics.store.relations import RELATIONS, Relation
+
+LANDMARK_TABLE = relations.LANDMARK.name
+LATEST_TABLE = relations.LATEST.name
+CUSTOMER_TABLE = relations.CUSTOMER.name
+RESPONSES_TABLE = relations.RESPONSES.name
+KPI_TABLE = relations.KPI_LINKED.name
+DETRACTORS_TABLE = relations.DETRACTORS.name
+RFM_TABLE = relations.RFM.name
+PAIRS_TABLE = relations.PAIRS.name
+GAPS_TABLE = relations.GAPS.name
+COMPLAINTS_TABLE = relations.COMPLAINTS.name
+REVENUE_TABLE = relations.REVENUE.name
+UPLIFT_TABLE = relations.UPLIFT.name
+LIFECYCLE_TABLE = relations.LIFECYCLE.name
+KPI_DAILY_TABLE = relations.KPI_DAILY.name
+DEPARTMENTS_TABLE = relations.CUSTOMER_DEPARTMENTS.name
+WALLET_TABLE = relations.WALLET.name
+KPI_ALLTIME_TABLE = relations.KPI_WINDOW.name
+FITS_TABLE = "summary_fits"
+_META_KEY = "summary_landmark"
+#: Bumped by hand only for a change the definitions' SQL does not show (how a file records its
+#: summaries); a change of any definition changes :func:`format_version` by itself.
+FORMAT = 15
+
+#: Each summary and the contract tables it is computed from (build order). A write that changes
+#: none of a summary's tables carries it over to the new data version without rebuilding it.
+DEPENDS: dict[str, frozenset[str]] = {r.name: r.depends for r in relations.ALL}
+DEPENDS[FITS_TABLE] = frozenset({"customers", "survey_responses", "complaints", "churn_events", "transactions"})
+
+#: Summaries that need a last transaction date (their arguments are taken from it).
+NEED_TRANSACTIONS = frozenset({LANDMARK_TABLE, relations.LANDMARK_REVENUE.name, RFM_TABLE, CUSTOMER_TABLE,
+                               WALLET_TABLE})
+
+#: Fits kept in summary_fits: name → function(con) returning a JSON-able result, for the
+#: unfiltered view at the default landmark / calibration end (see :func:`fit`). Registered by
+#: :mod:`cxmetrics.commit` (the cox fit of churn, the BTYD fit of btyd).
+FITS: dict[str, Callable] = {}
+#: The default landmark date of the unfiltered view: function(con) → date, registered by
+#: :mod:`cxmetrics.commit` (the rule belongs to the churn metrics).
+DEFAULT_LANDMARK: list[Callable] = []
+
+
+@dataclass(frozen=True)
+class LandmarkSummary:
+    landmark: dt.date
+    end: dt.date
+
+
+# ----------------------------------------------------------------------------- binding
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a relation's rows come from for one query: its stored table, or its SQL in brackets
+    with the parameters that SQL binds."""
+
+    relation: Relation
+    sql: str
+    params: dict[str, Any] = field(default_factory=dict)
+    stored: bool = False
+
+    def __str__(self) -> str:
+        return self.sql
+
+    def where(self, filters: Filters, **kwargs) -> tuple[str, dict[str, Any]]:
+        """The caller's condition on this relation's columns (``Filters.where`` arguments): the
+        department scope is left out where the relation applied it inside."""
+        return filters.where(scope=not self.relation.scope_inside, **kwargs)
+
+
+def _merge(params: dict, more: dict) -> dict:
+    for k, v in more.items():
+        if k in params and params[k] != v:
+            raise ValueError(f"parameter ${k} bound twice with different values")
+        params[k] = v
+    return params
+
+
+def definition(rel: Relation, filters: Filters, args: dict, bind: Callable[[str, Filters], Source]
+               ) -> tuple[str, dict[str, Any]]:
+    """The relation's SQL for ``filters`` and ``args`` (the relations it reads bound by ``bind``)."""
+    fmt: dict[str, str] = {}
+    params: dict[str, Any] = {}
+    if "{inner}" in rel.sql:
+        cond, p = rel.inner(filters)
+        fmt["inner"] = cond
+        _merge(params, p)
+    for sub, narrow in rel.uses.items():
+        s = bind(sub, narrow(filters))
+        fmt[sub] = s.sql
+        _merge(params, s.params)
+    for a in rel.args:
+        _merge(params, {a: args.get(a)})
+    sql = rel.sql
+    for key, value in fmt.items():
+        sql = sql.replace("{" + key + "}", value)
+    return sql, params
+
+
+def _built_args(info: dict) -> dict[str, Any]:
+    """The arguments the stored summaries were built with."""
+    end = dt.date.fromisoformat(info["end"]) if info.get("end") else None
+    landmark = dt.date.fromisoformat(info["landmark"]) if info.get("landmark") else None
+    return {"landmark": landmark, "end": None, "cal_end": end}
+
+
+def _held(rel: Relation, filters: Filters, args: dict, is_current: Callable[[str], bool], built: dict) -> bool:
+    """Whether the stored table of ``rel`` answers ``filters`` and ``args``: current, built for the
+    same inner condition (the unfiltered one) and arguments, and so are the relations it reads."""
+    if not is_current(rel.name):
+        return False
+    if "{inner}" in rel.sql and rel.inner(filters) != rel.inner(Filters()):
+        return False
+    if any(args.get(a) != built.get(a) for a in rel.args):
+        return False
+    return all(_held(RELATIONS[sub], narrow(filters), args, is_current, built) for sub, narrow in rel.uses.items())
+
+
+def source(con: duckdb.DuckDBPyConnection, name: str, filters: Filters | None = None, **args) -> Source:
+    """Bind relation ``name`` for a query under ``filters`` (and arguments such as ``landmark``,
+    ``end``, ``cal_end``): its summary table when that holds exactly the answer, else its SQL.
+
+    A relation marked ``per_page`` is computed once per page call into a temporary table."""
+    rel = RELATIONS[name]
+    f = filters or Filters()
+    info, version = _state(con)
+    built_versions = info.get("built", {})
+    if _held(rel, f, args, lambda n: built_versions.get(n) == version, _built_args(info)):
+        return Source(rel, rel.name, {}, True)
+    sql, params = definition(rel, f, args, lambda sub, sf: source(con, sub, sf, **args))
+    if rel.per_page:
+        table = store.temp_table(con, "__" + rel.name + "_", store.Query(rel.name, sql, params))
+        if table is not None:
+            return Source(rel, table, {}, False)
+    return Source(rel, f"({sql})", params, False)
+
+
+def query(con: duckdb.DuckDBPyConnection, name: str, sql: str, params: dict | None = None, *,
+          filters: Filters | None = None, **args) -> store.Query:
+    """A named query whose SQL reads relations by placeholder (``{summary_responses}``), each bound
+    with :func:`source` for ``filters`` and ``args``; their parameters join ``params``."""
+    all_params = dict(params or {})
+    for rel_name in RELATIONS:
+        token = "{" + rel_name + "}"
+        if token in sql:
+            s = source(con, rel_name, filters, **args)
+            sql = sql.replace(token, s.sql)
+            _merge(all_params, s.params)
+    return store.Query(name, sql, all_params)
+
+
+def where(name: str, filters: Filters, **kwargs) -> tuple[str, dict[str, Any]]:
+    """A caller's condition on relation ``name``'s columns (``Filters.where`` arguments): the
+    department scope is left out where the relation applies it inside."""
+    return filters.where(scope=not RELATIONS[name].scope_inside, **kwargs)
+
+
+def relation_query(name: str, filters: Filters | None = None, **args) -> store.Query:
+    """Relation ``name``'s own SQL (every relation it reads from its SQL too): what its summary
+    table must equal, for tests and "How was this computed?"."""
+    def bind(sub: str, f: Filters) -> Source:
+        sql, params = definition(RELATIONS[sub], f, args, bind)
+        return Source(RELATIONS[sub], f"({sql})", params)
+
+    sql, params = definition(RELATIONS[name], filters or Filters(), args, bind)
+    return store.Query(name, sql, params)
+
+
+@dataclass(frozen=True)
+class Cells:
+    """A counted relation (rows weighted by ``n``; survey weights summed in ``sw``, ``sw2``) under
+    alias ``alias``, bound by :func:`source`: the aggregates over it, written once. Segment and
+    region are columns of the cube, on the same alias."""
+
+    alias: str
+    rel: Source
+
+    @property
+    def source(self) -> str:
+        return f"{self.rel.sql} {self.alias}"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.rel.params
+
+    @property
+    def customer(self) -> str:
+        """The alias that carries segment and region (for ``Filters.where(customer=…)``)."""
+        return self.alias
+
+    def dim(self, expr: str) -> str:
+        """A grouping expression written over a response/complaint row and its customer ``c``."""
+        a = self.alias
+        return expr.replace("c.segment", f"{a}.segment").replace("c.region", f"{a}.region")
+
+    def count(self, cond: str | None = None) -> str:
+        f = f" FILTER (WHERE {cond})" if cond else ""
+        return f"CAST(coalesce(sum({self.alias}.n){f}, 0) AS BIGINT)"
+
+    def wsum(self, cond: str | None = None) -> str:
+        """Sum of survey weights (responses only)."""
+        f = f" FILTER (WHERE {cond})" if cond else ""
+        return f"sum({self.alias}.sw){f}"
+
+    def w2sum(self) -> str:
+        return f"sum({self.alias}.sw2)"
+
+    def xsum(self, expr: str) -> str:
+        return f"sum(({expr}) * {self.alias}.n)"
+
+    def mean(self, expr: str) -> str:
+        a = self.alias
+        return f"sum(({expr}) * {a}.n) / sum({a}.n) FILTER (WHERE ({expr}) IS NOT NULL)"
+
+
+def responses(con: duckdb.DuckDBPyConnection) -> Cells:
+    """Counted survey responses (alias ``r``), :data:`cxmetrics.relations.RESPONSES`."""
+    return Cells("r", source(con, RESPONSES_TABLE))
+
+
+def complaints(con: duckdb.DuckDBPyConnection) -> Cells:
+    """Counted complaints (alias ``k``), :data:`cxmetrics.relations.COMPLAINTS`."""
+    return Cells("k", source(con, COMPLAINTS_TABLE))
+
+
+def landmark_query(landmark: dt.date) -> store.Query:
+    """summary_landmark's definition: the churn landmark base at ``landmark``."""
+    return relation_query(LANDMARK_TABLE, landmark=landmark, end=None)
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def _read(con: duckdb.DuckDBPyConnection) -> dict:
+    row = con.execute("SELECT value FROM meta WHERE key = ?", [_META_KEY]).fetchone()
+    info = json.loads(row[0]) if row else {}
+    return info if info.get("format") == format_version() else {}
+
+
+def format_version() -> str:
+    """The summaries' format: a hash of every relation's definition (SQL, what it reads, its
+    arguments), of what each is computed from, and of the fits kept. A file built with another
+    format is treated as having no summaries (raw queries) until it is next opened read-write,
+    which rebuilds them."""
+    parts = [str(FORMAT)]
+    parts += [f"{r.name}:{r.sql}:{sorted(r.depends)}:{sorted(r.uses)}:{r.args}:{r.scope_inside}" for r in relations.ALL]
+    parts += sorted(FITS)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | None = None,
+            changed: set[str] | None = None) -> list[str]:
+    """Bring the summaries to data version ``version`` (call inside the writing transaction).
+
+    ``changed`` names the contract tables the write changed (None: any may have): a summary that
+    was current at ``previous`` and reads none of them is carried over; the others are rebuilt.
+    Returns the names rebuilt."""
+    info = _read(con)
+    built = dict(info.get("built", {}))
+    landmark = DEFAULT_LANDMARK[0](con) if DEFAULT_LANDMARK else None
+    end = con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
+    args = {"landmark": landmark, "end": None, "cal_end": end}
+    rebuilt = []
+
+    def save():
+        info = {"format": format_version(), "landmark": landmark.isoformat() if landmark else None,
+                "end": end.isoformat() if end else None, "built": built}
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_META_KEY, json.dumps(info)])
+
+    def bind(sub: str, f: Filters) -> Source:
+        """At build time a relation reads the summaries already brought to ``version``."""
+        if _held(RELATIONS[sub], f, args, lambda n: built.get(n) == version, args):
+            return Source(RELATIONS[sub], sub)
+        sql, params = definition(RELATIONS[sub], f, args, bind)
+        return Source(RELATIONS[sub], f"({sql})", params)
+
+    for name, deps in DEPENDS.items():
+        keep = changed is not None and not (deps & set(changed)) and built.get(name) == previous
+        if keep:
+            built[name] = version
+        elif name == FITS_TABLE:
+            built.pop(name, None)  # fitted last, on the summaries just built
+        elif (end is None or landmark is None) and name in NEED_TRANSACTIONS:
+            built.pop(name, None)  # no transactions yet: nothing to summarise against
+        else:
+            sql, params = definition(RELATIONS[name], Filters(), args, bind)
+            con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name from relations.ALL
+            rebuilt.append(name)
+            built[name] = version
+    save()
+    if built.get(FITS_TABLE) != version:
+        rows = []
+        for fit_name, fit_fn in FITS.items():
+            result = fit_fn(con)
+            if result is not None:
+                rows.append((fit_name, json.dumps(result)))
+        con.execute("CREATE OR REPLACE TABLE summary_fits (name VARCHAR PRIMARY KEY, result VARCHAR)")
+        if rows:
+            con.executemany("INSERT INTO summary_fits VALUES (?, ?)", rows)
+        rebuilt.append(FITS_TABLE)
+        built[FITS_TABLE] = version
+        save()
+    return rebuilt
+
+
+# ----------------------------------------------------------------------------- state
+
+
+def customer_filters_only(filters) -> bool:
+    """Whether ``filters`` narrow by customer only (segment, region): no dates, unrestricted scope."""
+    return filters.date_from is None and filters.date_to is None and not filters.scope.restricted
+
+
+def unfiltered(filters) -> bool:
+    """Whether ``filters`` select everything (any role with an unrestricted scope)."""
+    return (filters.date_from is None and filters.date_to is None and not filters.segments
+            and not filters.regions and not filters.scope.restricted)
+
+
+def fit(con: duckdb.DuckDBPyConnection, name: str):
+    """The stored fit ``name`` (its JSON result) when current, else None."""
+    if not current(con, FITS_TABLE):
+        return None
+    df = store.run(con, store.Query("summary_fit", "SELECT result FROM summary_fits WHERE name = $n", {"n": name}))
+    return json.loads(df["result"].iloc[0]) if len(df) else None
+
+
+def _state(con: duckdb.DuckDBPyConnection) -> tuple[dict, int]:
+    """(summary info, current data version): one small query, memoised within a page's call."""
+    df = store.run(con, store.Query("summary_state", "SELECT (SELECT value FROM meta WHERE key = $k) AS info, "
+                                                     "(SELECT value FROM meta WHERE key = 'data_version') AS v",
+                                    {"k": _META_KEY}))
+    raw, v = df["info"].iloc[0], df["v"].iloc[0]
+    info = json.loads(raw) if isinstance(raw, str) else {}
+    return (info if info.get("format") == format_version() else {}), int(v or 0)
+
+
+def current(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether summary ``name`` was built (or carried over) at the current data version."""
+    info, version = _state(con)
+    return info.get("built", {}).get(name) == version
+
+
+def missing(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether any summary that can be built is not current (read-write opens then rebuild)."""
+    info, version = _state(con)
+    built = info.get("built", {})
+    return not info or any(built.get(n) != version for n in DEPENDS
+                           if info.get("end") or n not in NEED_TRANSACTIONS | {FITS_TABLE})
+
+
+def landmark(con: duckdb.DuckDBPyConnection) -> LandmarkSummary | None:
+    """The landmark summary's landmark and end dates when it is current, else None."""
+    info, version = _state(con)
+    if info.get("built", {}).get(LANDMARK_TABLE) != version or not info.get("end"):
+        return None
+    return LandmarkSummary(dt.date.fromisoformat(info["landmark"]), dt.date.fromisoformat(info["end"]))
+
+
+def rfm_end(con: duckdb.DuckDBPyConnection) -> dt.date | None:
+    """The calibration end of ``summary_rfm`` when it is current, else None."""
+    info, version = _state(con)
+    if info.get("built", {}).get(RFM_TABLE) != version or not info.get("end"):
+        return None
+    return dt.date.fromisoformat(info["end"])
+
+
+def _department_map(con: duckdb.DuckDBPyConnection | None):
+    """A page call's set-up (:data:`cxmetrics.store.PAGE_HOOKS`): department scopes read the kept
+    customer set when it is current."""
+    table = DEPARTMENTS_TABLE if con is not None and current(con, DEPARTMENTS_TABLE) else None
+    token = _filters.CUSTOMER_DEPARTMENTS.set(table)
+    return lambda: _filters.CUSTOMER_DEPARTMENTS.reset(token)
+
+
+if _department_map not in store.PAGE_HOOKS:
+    store.PAGE_HOOKS.append(_department_map)
