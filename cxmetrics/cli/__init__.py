@@ -23,7 +23,7 @@ from cxmetrics import store
 from cxmetrics.core.output import CLIError, emit, estimate_text, filters_from_args, table_text  # noqa: F401  (the shared output helpers)
 from cxmetrics.core.results import DEFAULT_MIN_N
 from cxmetrics.registers import demo, import_rows, importer
-from cxmetrics.store import faults, schema
+from cxmetrics.store import engines, faults, schema
 
 #: Modules that add `metrics <name>` sub-commands.
 METRIC_MODULES: list[str] = ["cxmetrics.metrics.nps", "cxmetrics.metrics.scores", "cxmetrics.metrics.churn", "cxmetrics.metrics.clv", "cxmetrics.metrics.wallet", "cxmetrics.metrics.complaints", "cxmetrics.metrics.impact", "cxmetrics.metrics.alignment", "cxmetrics.metrics.pnl"]
@@ -175,8 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     metrics = sub.add_parser("metrics", help="compute a metric (see `metrics --help`)")
     msub = metrics.add_subparsers(dest="metric", required=True, metavar="METRIC")
     flt = filter_parser()
+    eng = argparse.ArgumentParser(add_help=False)
+    engines.add_arguments(eng)  # metrics run on DuckDB (default) or Spark over a lake
     for name in METRIC_MODULES:
-        importlib.import_module(name).register_cli(msub, [common, flt])
+        importlib.import_module(name).register_cli(msub, [common, flt, eng])
     for name in COMMAND_MODULES:
         importlib.import_module(name).register_cli(sub, [common, flt])
     return parser

@@ -51,7 +51,7 @@ from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics.alignment_money import clv_gap, money_at_risk
 from cxmetrics.metrics.threshold import MODEL, Threshold, fit_threshold  # noqa: F401 (re-exported)
-from cxmetrics.store import relations, summaries
+from cxmetrics.store import engines, relations, summaries
 
 MIN_LINKED = 200
 THRESHOLD_METHOD = MODEL
@@ -249,7 +249,7 @@ def _cli(args) -> int:
 
     f = filters_from_args(args)
     dept = args.kpi_department or (f.scope.departments[0] if f.scope.departments else None)
-    with store.connect(args.db) as con:
+    with engines.connect_args(args) as con:  # --engine duckdb|spark, --lake
         res = scorecard(con, f, department=dept, alpha=args.alpha)
     res = Result(res.name, res.label, res.table, method=res.method, reference=res.reference, filters=res.filters,
                  alpha=res.alpha, warnings=res.warnings, queries=res.queries, extra={"clv_gap": res.extra["clv_gap"]})

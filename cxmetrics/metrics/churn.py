@@ -48,7 +48,7 @@ from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics.retention import churn_rate_by_period, cohort_retention
 from cxmetrics.metrics.survival import MONTH_DAYS, add_months, churn_window, greenwood_band, wilson, window_label
-from cxmetrics.store import stubs, summaries
+from cxmetrics.store import engines, stubs, summaries
 from cxmetrics.store.relations import DATA_END_SQL
 
 GROUPINGS = {
@@ -385,7 +385,7 @@ def _cli(args) -> int:
     from cxmetrics.core.output import emit, filters_from_args
 
     f = filters_from_args(args)
-    with store.connect(args.db) as con:
+    with engines.connect_args(args) as con:  # --engine duckdb|spark, --lake
         res = churn_by(con, f, by=args.by, landmark=args.landmark, alpha=args.alpha)
         hr = hazard_ratios(con, f, landmark=args.landmark, alpha=args.alpha) if args.by == "nps_group" else None
     if hr is not None:

@@ -31,7 +31,7 @@ from cxmetrics import store
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import churn
-from cxmetrics.store import assumptions, stubs
+from cxmetrics.store import assumptions, engines, stubs
 
 GROUPS = ("promoter", "passive", "detractor")
 
@@ -291,7 +291,7 @@ def _cli(args) -> int:
     from cxmetrics.core.output import emit, filters_from_args
 
     f = filters_from_args(args)
-    with store.connect(args.db) as con:
+    with engines.connect_args(args) as con:  # --engine duckdb|spark, --lake
         c = clv_by_group(con, f, by_segment=args.by_segment, alpha=args.alpha)
         strata = clv_by_group(con, f, by_segment=True, by_tenure=True, alpha=args.alpha)
     value = promoter_value(c if not args.by_segment else clv_by_group_from(c), strata=strata, moved=args.moved)

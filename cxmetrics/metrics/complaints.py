@@ -36,7 +36,7 @@ from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import churn
 from cxmetrics.metrics.churn import wilson
-from cxmetrics.store import assumptions, relations, summaries
+from cxmetrics.store import assumptions, engines, relations, summaries
 
 DIMENSIONS = {
     "month": "date_trunc('month', k.opened_on)",
@@ -431,7 +431,7 @@ def _cli(args) -> int:
     from cxmetrics.core.output import emit, filters_from_args
 
     f = filters_from_args(args)
-    with store.connect(args.db) as con:
+    with engines.connect_args(args) as con:  # --engine duckdb|spark, --lake
         res = pareto(con, f) if args.by == "category" else volume(con, f, by=args.by, alpha=args.alpha)
         rec = recontact(con, f, alpha=args.alpha)
     emit(dataclasses.replace(res, headline=(rec,)), args)  # warnings and assumptions as returned

@@ -45,7 +45,7 @@ from cxmetrics import store
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate
 from cxmetrics.metrics import inference
-from cxmetrics.store import assumptions, relations, summaries
+from cxmetrics.store import assumptions, engines, relations, summaries
 
 MIN_PERIODS = 6
 GROUP_DIMS = {"region": "c.region", "segment": "c.segment"}
@@ -420,7 +420,7 @@ def _cli(args) -> int:
     from cxmetrics.core.output import CLIError, emit, filters_from_args
 
     f = filters_from_args(args)
-    with store.connect(args.db) as con:
+    with engines.connect_args(args) as con:  # --engine duckdb|spark, --lake
         imps = all_impacts(con, f, initiative=args.initiative, alpha=args.alpha)
     if args.initiative and not imps:
         raise CLIError(f"no initiative {args.initiative}")

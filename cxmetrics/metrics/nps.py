@@ -32,7 +32,7 @@ from cxmetrics import store
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics.clustered import Clusters
-from cxmetrics.store import summaries
+from cxmetrics.store import engines, summaries
 from cxmetrics.store.relations import detractor, nps_points, promoter
 
 #: Allowed breakdown dimensions -> SQL expression over survey_responses r / customers c.
@@ -442,7 +442,7 @@ def _cli(args) -> int:
     from cxmetrics.core.output import emit, estimate_text, filters_from_args
 
     f = filters_from_args(args)
-    with store.connect(args.db) as con:
+    with engines.connect_args(args) as con:  # --engine duckdb|spark, --lake
         if args.period:
             res = trend(con, f, period=args.period, survey=args.survey, weighted=args.weighted, alpha=args.alpha)
         elif args.by:

@@ -26,7 +26,7 @@ from cxmetrics import store
 from cxmetrics.core.filters import Filters
 from cxmetrics.metrics import break_even, bridge
 from cxmetrics.metrics.bridge import BridgeInputs, Quantity
-from cxmetrics.store import assumptions, summaries
+from cxmetrics.store import assumptions, engines, summaries
 
 SCENARIOS = ("detractors", "initiatives")
 MIX_NOTE = ("The crude figure compares detractors with customers of a different mix (promoters are more often "
@@ -451,7 +451,7 @@ def _cli(args) -> int:
     from cxmetrics.core.output import emit, filters_from_args
 
     f = filters_from_args(args)
-    with store.connect(args.db) as con:
+    with engines.connect_args(args) as con:  # --engine duckdb|spark, --lake
         if args.scenario == "detractors":
             res = detractor_scenario(con, f, drop_points=args.drop_points, to=args.become,
                                      programme_cost=args.programme_cost, alpha=args.alpha,

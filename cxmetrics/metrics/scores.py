@@ -25,6 +25,7 @@ from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics.clustered import Clusters, score_cluster_query
 from cxmetrics.metrics.nps import DIMENSIONS, PERIODS, SURVEYS, _response_source, _survey_clause
+from cxmetrics.store import engines
 
 _SCORE_COLS = {"csat": ("csat", 4), "ces": ("ces", None)}
 
@@ -132,7 +133,7 @@ def _cli(args) -> int:
     from cxmetrics.core.output import emit, filters_from_args
 
     f = filters_from_args(args)
-    with store.connect(args.db) as con:
+    with engines.connect_args(args) as con:  # --engine duckdb|spark, --lake
         res = score(con, f, metric=args.metric_name, dim=args.by or args.period, survey=args.survey, alpha=args.alpha)
     emit(res, args)
     return 0

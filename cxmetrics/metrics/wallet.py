@@ -28,7 +28,7 @@ from scipy.stats import t as student_t
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
-from cxmetrics.store import relations, stubs, summaries
+from cxmetrics.store import engines, relations, stubs, summaries
 
 
 def war(rank: float, brands: float) -> float:
@@ -138,7 +138,7 @@ def _cli(args) -> int:
     from cxmetrics.core.output import emit, filters_from_args
 
     f = filters_from_args(args)
-    with store.connect(args.db) as con:
+    with engines.connect_args(args) as con:  # --engine duckdb|spark, --lake
         res = by_group(con, f, alpha=args.alpha)
         slope = nps_relation(con, f, alpha=args.alpha)
     emit(dataclasses.replace(res, headline=res.headline + (slope,)), args)  # warnings and assumptions as returned

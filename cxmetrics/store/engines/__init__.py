@@ -55,6 +55,11 @@ def connect(engine: str | None = None, *, lake: str | os.PathLike | None = None,
         con.close()
 
 
+def connect_args(args):
+    """:func:`connect` for a CLI command's parsed ``--engine``, ``--lake`` and ``--db``."""
+    return connect(getattr(args, "engine", None), lake=getattr(args, "lake", None), db=getattr(args, "db", None))
+
+
 def add_arguments(parser) -> None:
     """``--engine`` and ``--lake`` for a CLI command (defaults from ``CX_ENGINE`` and ``CX_LAKE``)."""
     parser.add_argument("--engine", choices=ENGINES, default=None,
