@@ -9,7 +9,6 @@ Select with ``-m spark``. Needs Java 17+ and pyspark (``scripts/test.sh`` instal
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import math
@@ -300,14 +299,13 @@ def _numbers_equal(a, b, path="") -> list[str]:
 
 
 @pytest.mark.slow
-def test_every_metrics_command_gives_duckdbs_figures(sc, small_db, monkeypatch, capsys):
-    """Each `metrics … --json` on Spark (the command's connection swapped for the lake's, as
-    `--engine spark` will do once wired) prints DuckDB's figures."""
-    def run(cmd):
-        assert cli.main(["metrics", *cmd.split(), "--db", str(small_db), "--json"]) == 0, cmd
+def test_every_metrics_command_gives_duckdbs_figures(sc, small_db, lake_dir, capsys):
+    """Each `metrics … --json --engine spark --lake DIR` prints the figures DuckDB prints for the
+    store the lake was exported from."""
+    def run(cmd, *engine):
+        assert cli.main(["metrics", *cmd.split(), "--db", str(small_db), "--json", *engine]) == 0, cmd
         return json.loads(capsys.readouterr().out)
 
     want = {cmd: run(cmd) for cmd in COMMANDS}
-    monkeypatch.setattr(store, "connect", lambda *a, **k: contextlib.nullcontext(sc))
-    diffs = {cmd: _numbers_equal(want[cmd], run(cmd)) for cmd in COMMANDS}
+    diffs = {cmd: _numbers_equal(want[cmd], run(cmd, "--engine", "spark", "--lake", str(lake_dir))) for cmd in COMMANDS}
     assert not any(diffs.values()), {k: v[:5] for k, v in diffs.items() if v}
