@@ -442,6 +442,34 @@ def temp_table(con: duckdb.DuckDBPyConnection, prefix: str, query: Query) -> str
     return name
 
 
+def _execute(con: duckdb.DuckDBPyConnection, query: Query, fetch, copy):
+    """Run ``query`` and ``fetch`` its result: memoised inside a :func:`memoized` call (``copy``
+    hands out a copy), errors named after the query, results bounded by ``MAX_RESULT_ROWS``."""
+    memo = _MEMO.get()
+    key = None
+    if memo is not None:
+        key = (fetch.__name__, id(con), query.sql, repr(sorted(query.params.items(), key=lambda kv: kv[0])))
+        if key in memo:
+            return copy(memo[key])
+    try:
+        out = fetch(con.execute(query.sql, query.params))
+    except duckdb.Error as exc:
+        raise StoreError(f"query {query.name} failed: {str(exc).splitlines()[0]}") from exc
+    if len(out) > MAX_RESULT_ROWS:
+        raise StoreError(f"query {query.name} returned {len(out):,} rows; aggregate in SQL instead")
+    if key is not None:
+        memo[key] = copy(out)
+    return out
+
+
+def _frame(result) -> pd.DataFrame:
+    return result.df()
+
+
+def _tuples(result) -> list[tuple]:
+    return result.fetchall()
+
+
 def run(con: duckdb.DuckDBPyConnection, query: Query) -> pd.DataFrame:
     """Execute a (small, aggregated) query with bound parameters and return a pandas frame.
 
@@ -450,44 +478,15 @@ def run(con: duckdb.DuckDBPyConnection, query: Query) -> pd.DataFrame:
     page can pull a raw table into pandas by accident. Inside a :func:`memoized` call an identical
     query returns a copy of the first result.
     """
-    memo = _MEMO.get()
-    key = None
-    if memo is not None:
-        key = (id(con), query.sql, repr(sorted(query.params.items(), key=lambda kv: kv[0])))
-        if key in memo:
-            return memo[key].copy()
-    try:
-        df = con.execute(query.sql, query.params).df()
-    except duckdb.Error as exc:
-        raise StoreError(f"query {query.name} failed: {str(exc).splitlines()[0]}") from exc
-    if len(df) > MAX_RESULT_ROWS:
-        raise StoreError(f"query {query.name} returned {len(df):,} rows; aggregate in SQL instead")
-    if key is not None:
-        memo[key] = df.copy()
-    return df
+    return _execute(con, query, _frame, lambda df: df.copy())
 
 
 MAX_RESULT_ROWS = 2_000_000
 
 
 def rows(con: duckdb.DuckDBPyConnection, query: Query) -> list[tuple]:
-    """Like :func:`run`, for small look-ups: the rows as Python tuples (dates as ``datetime.date``).
-    Memoised inside a page call and bounded like :func:`run`."""
-    memo = _MEMO.get()
-    key = None
-    if memo is not None:
-        key = ("rows", id(con), query.sql, repr(sorted(query.params.items(), key=lambda kv: kv[0])))
-        if key in memo:
-            return list(memo[key])
-    try:
-        out = con.execute(query.sql, query.params).fetchall()
-    except duckdb.Error as exc:
-        raise StoreError(f"query {query.name} failed: {str(exc).splitlines()[0]}") from exc
-    if len(out) > MAX_RESULT_ROWS:
-        raise StoreError(f"query {query.name} returned {len(out):,} rows; aggregate in SQL instead")
-    if key is not None:
-        memo[key] = list(out)
-    return out
+    """Like :func:`run`, for small look-ups: the rows as Python tuples (dates as ``datetime.date``)."""
+    return _execute(con, query, _tuples, list)
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None, *, name: str = "scalar") -> Any:
