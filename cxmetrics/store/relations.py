@@ -227,27 +227,27 @@ GROUP BY 1""", inner=_responses_inside, scope_inside=True)
 #: revenue in the 12 months before that, complaints ever opened, and the churn date.
 CUSTOMER = Relation("summary_customer", frozenset({"customers", "survey_responses", "complaints", "transactions",
                                                    "churn_events"}), """
-WITH last AS (SELECT max(occurred_on) AS E FROM transactions),
-rev AS (
+WITH cu_last AS (SELECT max(occurred_on) AS E FROM transactions),
+cu_rev AS (
     SELECT t.customer_id,
-           sum(t.amount) FILTER (WHERE t.occurred_on > (last.E - INTERVAL 12 MONTH)::DATE) AS rev_12m,
-           bit_count(bit_or(1::UBIGINT << greatest(date_diff('month', last.E - INTERVAL 12 MONTH, t.occurred_on), 0)::UBIGINT)
-                     FILTER (WHERE t.occurred_on > (last.E - INTERVAL 12 MONTH)::DATE)) AS months_12m,
-           sum(t.amount) FILTER (WHERE t.occurred_on <= (last.E - INTERVAL 12 MONTH)::DATE) AS rev_prev_12m
-    FROM transactions t, last WHERE t.occurred_on > (last.E - INTERVAL 24 MONTH)::DATE GROUP BY 1
-), k AS (SELECT customer_id, count(*) AS complaints FROM complaints GROUP BY 1)
+           sum(t.amount) FILTER (WHERE t.occurred_on > (cu_last.E - INTERVAL 12 MONTH)::DATE) AS rev_12m,
+           bit_count(bit_or(1::UBIGINT << greatest(date_diff('month', cu_last.E - INTERVAL 12 MONTH, t.occurred_on), 0)::UBIGINT)
+                     FILTER (WHERE t.occurred_on > (cu_last.E - INTERVAL 12 MONTH)::DATE)) AS months_12m,
+           sum(t.amount) FILTER (WHERE t.occurred_on <= (cu_last.E - INTERVAL 12 MONTH)::DATE) AS rev_prev_12m
+    FROM transactions t, cu_last WHERE t.occurred_on > (cu_last.E - INTERVAL 24 MONTH)::DATE GROUP BY 1
+), cu_k AS (SELECT customer_id, count(*) AS complaints FROM complaints GROUP BY 1)
 SELECT c.customer_id, c.segment, c.region, c.contract, c.acquired_on, c.category_wallet, ce.churned_on,
-       l.nps, l.stated, l.war, rev.rev_12m, rev.months_12m, rev.rev_prev_12m,
+       l.nps, l.stated, l.war, cu_rev.rev_12m, cu_rev.months_12m, cu_rev.rev_prev_12m,
        coalesce(k.complaints, 0) AS complaints
-FROM customers c LEFT JOIN {summary_latest} l USING (customer_id) LEFT JOIN rev USING (customer_id)
-LEFT JOIN k USING (customer_id) LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id""",
+FROM customers c LEFT JOIN {summary_latest} l USING (customer_id) LEFT JOIN cu_rev USING (customer_id)
+LEFT JOIN cu_k k USING (customer_id) LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id""",
                     uses={"summary_latest": _unfiltered})
 
 #: Share-of-wallet sums per segment, region and latest NPS answer: stated, observed (12-month
 #: revenue / category wallet, contract customers) and WAR, and the sums for the OLS of stated
 #: share on the score. The latest answer is taken from the responses that count (scope inside).
 WALLET = Relation("summary_wallet", CUSTOMER.depends, """
-WITH cust AS (
+WITH wa_cust AS (
     SELECT l.segment, l.region, l.nps, l.stated, l.war,
            CASE WHEN c.category_wallet > 0 AND c.contract = 'contractual'
                 THEN least(coalesce(c.rev_12m, 0) / c.category_wallet, 1.0) * 100 END AS observed
@@ -259,19 +259,19 @@ SELECT segment, region, nps, count(*) AS customers,
        count(war) AS n_war, sum(war * 100) AS s_war, sum(war * war * 10000) AS ss_war,
        sum(nps) FILTER (WHERE stated IS NOT NULL) AS sx, sum(nps * nps) FILTER (WHERE stated IS NOT NULL) AS sxx,
        sum(nps * stated) AS sxy
-FROM cust GROUP BY ALL""", uses={"summary_latest": _same, "summary_customer": _unfiltered}, scope_inside=True)
+FROM wa_cust GROUP BY ALL""", uses={"summary_latest": _same, "summary_customer": _unfiltered}, scope_inside=True)
 
 #: Key-driver sums per touchpoint, segment and region: for each customer and touchpoint, their mean
 #: transactional CSAT (over the responses that count) paired with their latest relationship NPS as
 #: of the end of the range (sums of x, y, x², y², xy and the count; additive over segments).
 PAIRS = Relation("summary_driver_pairs", frozenset({"customers", "survey_responses"}), """
-WITH tp AS (
+WITH pa_tp AS (
     SELECT r.customer_id, r.touchpoint, avg(r.csat) AS csat FROM survey_responses r
     WHERE r.survey = 'transactional' AND r.csat IS NOT NULL AND r.touchpoint IS NOT NULL AND {inner} GROUP BY 1, 2
 )
-SELECT tp.touchpoint, rel.segment, rel.region, count(*) AS n, sum(tp.csat) AS sx, sum(rel.nps) AS sy,
-       sum(tp.csat * tp.csat) AS sxx, sum(rel.nps * rel.nps) AS syy, sum(tp.csat * rel.nps) AS sxy
-FROM tp JOIN {summary_latest} rel USING (customer_id) GROUP BY ALL""",
+SELECT pa_tp.touchpoint, rel.segment, rel.region, count(*) AS n, sum(pa_tp.csat) AS sx, sum(rel.nps) AS sy,
+       sum(pa_tp.csat * pa_tp.csat) AS sxx, sum(rel.nps * rel.nps) AS syy, sum(pa_tp.csat * rel.nps) AS sxy
+FROM pa_tp JOIN {summary_latest} rel USING (customer_id) GROUP BY ALL""",
                  inner=_responses_inside, uses={"summary_latest": lambda f: Filters(date_to=f.date_to)},
                  scope_inside=True)
 
@@ -293,13 +293,13 @@ WHERE r.survey = 'relationship' AND {detractor("r.nps")}""")
 #: Complaints (those that count) by opening day, with the days until the same customer's next
 #: complaint that counts (NULL: none) and the customer's segment and region.
 GAPS = Relation("summary_complaint_gaps", frozenset({"customers", "complaints"}), """
-WITH k AS (
+WITH ga_k AS (
     SELECT k.customer_id, k.opened_on,
            lead(k.opened_on) OVER (PARTITION BY k.customer_id ORDER BY k.opened_on, k.complaint_id) AS next_on
     FROM complaints k WHERE {inner}
 )
 SELECT c.segment, c.region, k.opened_on, date_diff('day', k.opened_on, k.next_on) AS gap_days, count(*) AS n
-FROM k JOIN customers c USING (customer_id) GROUP BY ALL""", inner=_complaints_inside, scope_inside=True)
+FROM ga_k k JOIN customers c USING (customer_id) GROUP BY ALL""", inner=_complaints_inside, scope_inside=True)
 
 #: Per complaint category, segment and region: contract customers who complained (among the
 #: complaints that count, up to 12 months before the last complaint date) and those of them who
@@ -320,52 +320,52 @@ GROUP BY ALL""", inner=_complaints_inside, scope_inside=True)
 #: and churn within 12 months of L. The end without transactions: :data:`DATA_END_SQL`.
 LANDMARK = Relation("summary_landmark", frozenset({"customers", "survey_responses", "complaints", "churn_events",
                                                    "transactions"}), f"""
-WITH bounds AS (
+WITH lm_bounds AS (
     SELECT $landmark::DATE AS L,
            coalesce($end::DATE, {DATA_END_SQL})::DATE AS E
-), grp AS (
+), lm_grp AS (
     SELECT r.customer_id, arg_max(r.nps, r.responded_on) AS nps
-    FROM survey_responses r, bounds
-    WHERE r.survey = 'relationship' AND r.nps IS NOT NULL AND r.responded_on < bounds.L
+    FROM survey_responses r, lm_bounds
+    WHERE r.survey = 'relationship' AND r.nps IS NOT NULL AND r.responded_on < lm_bounds.L
     GROUP BY 1
-), cs AS (
+), lm_cs AS (
     SELECT r.customer_id, arg_max(r.csat, r.responded_on) AS csat
-    FROM survey_responses r, bounds
-    WHERE r.csat IS NOT NULL AND r.responded_on < bounds.L
+    FROM survey_responses r, lm_bounds
+    WHERE r.csat IS NOT NULL AND r.responded_on < lm_bounds.L
     GROUP BY 1
-), comp AS (
+), lm_comp AS (
     SELECT k.customer_id, bool_or(coalesce(k.escalated, false)) AS escalated
-    FROM complaints k, bounds WHERE k.opened_on < bounds.L GROUP BY 1
+    FROM complaints k, lm_bounds WHERE k.opened_on < lm_bounds.L GROUP BY 1
 )
 SELECT c.customer_id, c.segment, c.region, CASE WHEN g.nps IS NOT NULL THEN {nps_group("g.nps")} END AS nps_group,
-       cs.csat,
-       CASE WHEN comp.customer_id IS NULL THEN 'no complaint'
-            WHEN comp.escalated THEN 'escalated complaint' ELSE 'complaint, not escalated' END AS complaint_history,
-       CASE WHEN date_diff('month', c.acquired_on, bounds.L) < 12 THEN '0-11m'
-            WHEN date_diff('month', c.acquired_on, bounds.L) < 24 THEN '12-23m' ELSE '24m+' END AS tenure,
-       (ce.churned_on IS NOT NULL AND ce.churned_on <= bounds.E) AS event,
-       greatest(date_diff('day', bounds.L, least(coalesce(ce.churned_on, bounds.E), bounds.E)), 0.5) AS days,
-       (ce.churned_on IS NOT NULL AND ce.churned_on < bounds.L + INTERVAL 12 MONTH) AS churn12
+       lm_cs.csat,
+       CASE WHEN lm_comp.customer_id IS NULL THEN 'no complaint'
+            WHEN lm_comp.escalated THEN 'escalated complaint' ELSE 'complaint, not escalated' END AS complaint_history,
+       CASE WHEN date_diff('month', c.acquired_on, lm_bounds.L) < 12 THEN '0-11m'
+            WHEN date_diff('month', c.acquired_on, lm_bounds.L) < 24 THEN '12-23m' ELSE '24m+' END AS tenure,
+       (ce.churned_on IS NOT NULL AND ce.churned_on <= lm_bounds.E) AS event,
+       greatest(date_diff('day', lm_bounds.L, least(coalesce(ce.churned_on, lm_bounds.E), lm_bounds.E)), 0.5) AS days,
+       (ce.churned_on IS NOT NULL AND ce.churned_on < lm_bounds.L + INTERVAL 12 MONTH) AS churn12
 FROM customers c
-LEFT JOIN grp g USING (customer_id)
+LEFT JOIN lm_grp g USING (customer_id)
 LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
-LEFT JOIN cs ON cs.customer_id = c.customer_id
-LEFT JOIN comp ON comp.customer_id = c.customer_id
-CROSS JOIN bounds
-WHERE c.contract = 'contractual' AND c.acquired_on <= bounds.L
-  AND (ce.churned_on IS NULL OR ce.churned_on >= bounds.L)""", args=("landmark", "end"), per_page=True)
+LEFT JOIN lm_cs ON lm_cs.customer_id = c.customer_id
+LEFT JOIN lm_comp ON lm_comp.customer_id = c.customer_id
+CROSS JOIN lm_bounds
+WHERE c.contract = 'contractual' AND c.acquired_on <= lm_bounds.L
+  AND (ce.churned_on IS NULL OR ce.churned_on >= lm_bounds.L)""", args=("landmark", "end"), per_page=True)
 
 #: Revenue of each landmark-base customer in the 12 months to E, and its active calendar months
 #: (a bit set of month offsets: count(DISTINCT date_trunc('month', …)) gives the same at four times
 #: the cost) — the margin input of contractual CLV.
 LANDMARK_REVENUE = Relation("summary_landmark_revenue", LANDMARK.depends, f"""
-WITH bounds AS (
+WITH lr_bounds AS (
     SELECT coalesce($end::DATE, {DATA_END_SQL})::DATE AS E
 )
 SELECT t.customer_id, sum(t.amount) AS revenue,
-       bit_count(bit_or(1::UBIGINT << date_diff('month', bounds.E - INTERVAL 12 MONTH, t.occurred_on)::UBIGINT)) AS months
-FROM transactions t, bounds
-WHERE t.occurred_on > (bounds.E - INTERVAL 12 MONTH)::DATE AND t.occurred_on <= bounds.E
+       bit_count(bit_or(1::UBIGINT << date_diff('month', lr_bounds.E - INTERVAL 12 MONTH, t.occurred_on)::UBIGINT)) AS months
+FROM transactions t, lr_bounds
+WHERE t.occurred_on > (lr_bounds.E - INTERVAL 12 MONTH)::DATE AND t.occurred_on <= lr_bounds.E
   AND t.customer_id IN (SELECT customer_id FROM {{summary_landmark}} WHERE nps_group IS NOT NULL)  -- those valued
 GROUP BY 1""", uses={"summary_landmark": _same}, args=("end",))
 
@@ -375,14 +375,14 @@ GROUP BY 1""", uses={"summary_landmark": _same}, args=("end",))
 #: purchase excluded, as in Fader, Hardie & Lee 2005b); amounts are summed as exact cents (a float
 #: sum depends on the order of parallel work, and m is rounded).
 RFM_PER_CUSTOMER = """
-WITH tx AS (
+WITH rfm_tx AS (
     SELECT t.customer_id, t.occurred_on::DATE AS d, sum(CAST(t.amount AS DECIMAL(18, 2))) AS amount
     FROM {source} t WHERE t.occurred_on::DATE <= $cal_end GROUP BY 1, 2
 )
 SELECT customer_id, count(*) - 1 AS x, date_diff('day', min(d), max(d)) AS t_x_days,
        date_diff('day', min(d), $cal_end) AS T_days,
        CASE WHEN count(*) > 1 THEN (sum(amount) - arg_min(amount, d)) / (count(*) - 1) END AS m
-FROM tx GROUP BY 1"""
+FROM rfm_tx GROUP BY 1"""
 
 #: RFM cells: customers counted by (x, t_x, T, m) — what the BG/NBD and Gamma-Gamma likelihoods need.
 RFM_CELLS = """
