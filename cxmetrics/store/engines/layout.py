@@ -4,7 +4,10 @@ pages read, and a manifest (shared by :mod:`cxmetrics.lake` and :mod:`cxmetrics.
 #: A lake's manifest (``lake export`` writes it; a backup folder's ``cxmetrics_backup.json`` is read too).
 LAKE_MANIFEST = "cxmetrics_lake.json"
 #: Bookkeeping tables a lake carries beside the contract tables (some pages read them).
-LAKE_SYSTEM_TABLES = ("booked_revenue", "assumption_history", "imports")
+LAKE_SYSTEM_TABLES = ("booked_revenue", "assumption_history", "imports", "customer_stubs")
+#: Bookkeeping tables the metrics read, and their columns when a lake landed by a pipeline has none
+#: (no stub customers: every customer came from the customers table).
+EMPTY_WHEN_MISSING = {"customer_stubs": "customer_id STRING, created_at TIMESTAMP, source STRING"}
 
 
 def table_file(table: str) -> str:

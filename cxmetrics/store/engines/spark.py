@@ -32,7 +32,7 @@ import pandas as pd
 from cxmetrics import store
 from cxmetrics.store import schema
 from cxmetrics.store.engines import sqlmap
-from cxmetrics.store.engines.layout import LAKE_MANIFEST, table_file
+from cxmetrics.store.engines.layout import EMPTY_WHEN_MISSING, LAKE_MANIFEST, table_file
 from cxmetrics.store.engines.layout import LAKE_SYSTEM_TABLES as SYSTEM_TABLES
 
 _SPARK_TYPES = {"id": "STRING", "category": "STRING", "text": "STRING", "int": "INT", "float": "DOUBLE",
@@ -195,6 +195,8 @@ class SparkConnection:
             cols = ", ".join(f"`{c.name}` {_SPARK_TYPES[c.kind]}" for c in schema.TABLES[name].columns)
             self.spark.createDataFrame([], cols).createOrReplaceTempView(name)  # identifiers from schema
             self.missing.append(name)
+        elif name in EMPTY_WHEN_MISSING:
+            self.spark.createDataFrame([], EMPTY_WHEN_MISSING[name]).createOrReplaceTempView(name)
 
     def _register_meta(self) -> None:
         rows = [("schema_version", str(self.manifest.get("schema_version", schema.SCHEMA_VERSION))),

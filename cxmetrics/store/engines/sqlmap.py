@@ -157,9 +157,35 @@ def parse(sql: str) -> exp.Expression:
     return trees[0]
 
 
+def _unique_nested_ctes(tree: exp.Expression) -> exp.Expression:
+    """Give the CTEs of every nested WITH a name of their own. sqlglot writes Spark SQL with all
+    CTEs moved to the top, so a relation bound twice into one query (or a relation's ``bounds``
+    beside the query's own) would define a name twice — or silently read the other definition.
+
+    >>> to_spark(parse("WITH a AS (SELECT 1 AS x) SELECT * FROM (WITH a AS (SELECT 2 AS x) SELECT x FROM a) s, a"))
+    'WITH a AS (SELECT 1 AS x), a__1 AS (SELECT 2 AS x) SELECT * FROM (SELECT x FROM a__1) AS s, a'
+    """
+    n = 0
+    for with_ in list(tree.find_all(exp.With)):
+        scope = with_.parent
+        if scope is tree or scope is None:
+            continue
+        for cte in with_.expressions:
+            n += 1
+            old, new = cte.alias, f"{cte.alias}__{n}"
+            for t in scope.find_all(exp.Table):
+                if t.name == old and not t.args.get("db"):
+                    t.set("this", exp.to_identifier(new))
+            for c in scope.find_all(exp.Column):
+                if c.table == old:
+                    c.set("table", exp.to_identifier(new))
+            cte.set("alias", exp.TableAlias(this=exp.to_identifier(new)))
+    return tree
+
+
 def to_spark(tree: exp.Expression) -> str:
     """A parsed DuckDB-dialect tree written as Spark SQL, with the rewrites in the module docs."""
-    return tree.copy().transform(_rewrite).sql(dialect="spark")
+    return _unique_nested_ctes(tree.copy()).transform(_rewrite).sql(dialect="spark")
 
 
 @functools.lru_cache(maxsize=512)
