@@ -63,18 +63,15 @@ WHERE y.customer_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM customers c WHERE 
 def preview(con, table: str, report) -> None:
     """Before writing (and in a dry run): count the anonymous rows and the stub customers this file
     would create, and say so in ``report`` (``report.anonymous``, ``report.stubs``)."""
-    if table == "survey_responses":
+    left_out = {"survey_responses": "anonymous response(s) (no customer id): counted in NPS, CSAT and CES, left out "
+                                    "of customer-level analyses (churn, value, wallet, drivers)",
+                "complaints": "complaint(s) without a customer id: counted in complaint volumes, escalations and "
+                              "callbacks, left out of re-contact and churn after complaints"}.get(table)
+    if left_out:
         anon = con.execute("SELECT count(*) FROM __typed WHERE customer_id IS NULL").fetchone()[0]
         report.anonymous = int(anon)
         if anon:
-            report.warnings.append(f"{anon:,} anonymous response(s) (no customer id): counted in NPS, CSAT and "
-                                   "CES, left out of customer-level analyses (churn, value, wallet, drivers)")
-    if table == "complaints":
-        anon = con.execute("SELECT count(*) FROM __typed WHERE customer_id IS NULL").fetchone()[0]
-        report.anonymous = int(anon)
-        if anon:
-            report.warnings.append(f"{anon:,} complaint(s) without a customer id: counted in complaint volumes, "
-                                   "escalations and callbacks, left out of re-contact and churn after complaints")
+            report.warnings.append(f"{anon:,} {left_out}")
     if table in STUB_TABLES:
         n = con.execute(f"SELECT count(*) FROM ({_NEW_IDS})").fetchone()[0]  # noqa: S608 (constant SQL)
         report.stubs = int(n)
