@@ -64,12 +64,18 @@ PAGES = [p for p in roles.PAGES if p.title != "Data"]
 
 
 LAST_12_MONTHS = Filters(date_from=dt.date(2025, 7, 1), date_to=dt.date(2026, 6, 30))
+#: A range that starts and ends mid-month (whole-month cells cannot answer it alone).
+CUSTOM_RANGE = Filters(date_from=dt.date(2025, 2, 17), date_to=dt.date(2026, 1, 9))
+BILLING = Scope(role="department", departments=("billing",), user="b")
 
 
 @pytest.mark.parametrize("filters", [Filters(), Filters(segments=("smb",)), Filters(regions=("north",)),
                                      Filters(scope=Scope(role="department", departments=("billing",), user="b")),
-                                     LAST_12_MONTHS, Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 3, 31))],
-                         ids=["all", "segment", "region", "billing scope", "last 12 months", "one quarter"])
+                                     LAST_12_MONTHS, Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 3, 31)),
+                                     CUSTOM_RANGE, CUSTOM_RANGE.with_(scope=BILLING, segments=("smb",)),
+                                     Filters(date_from=dt.date(2025, 11, 20))],
+                         ids=["all", "segment", "region", "billing scope", "last 12 months", "one quarter",
+                              "custom range", "custom range, billing scope, segment", "from a day on"])
 @pytest.mark.parametrize("spec", PAGES, ids=[p.title for p in PAGES])
 def test_every_page_shows_the_same_figures_with_and_without_the_summary(con, monkeypatch, spec, filters):
     module, func = spec.data.split(":")

@@ -89,6 +89,20 @@ def _none(filters: Filters) -> tuple[str, dict[str, Any]]:
 
 
 @dataclass(frozen=True)
+class Via:
+    """How a relation is answered, for filters its own stored table does not hold, from other
+    stored relations that keep its history (e.g. each customer's answers with the date the next
+    one replaced it): ``sql`` reads those relations by placeholder (bound to their stored tables,
+    built for the unfiltered view) and ``{cond}``, the condition :attr:`cond` returns for the
+    caller's filters. Same rows as the relation's own SQL under those filters — the page
+    comparison tests compute every page both ways."""
+
+    sql: str
+    reads: tuple[str, ...]
+    cond: Callable[[Filters], tuple[dict[str, str], dict[str, Any]]]
+
+
+@dataclass(frozen=True)
 class Relation:
     """One base relation.
 
@@ -106,6 +120,8 @@ class Relation:
         caller could restrict on).
     per_page : when the stored table cannot answer, compute the relation once per page call into
         a temporary table (several queries of a page read it).
+    via : when the stored table cannot answer, the same rows computed from other stored relations
+        (pre-aggregated histories) instead of the raw tables, when those are current (see :class:`Via`).
     """
 
     name: str
@@ -116,6 +132,7 @@ class Relation:
     args: tuple[str, ...] = ()
     scope_inside: bool = False
     per_page: bool = False
+    via: Via | None = None
 
 
 def _same(filters: Filters) -> Filters:
@@ -211,6 +228,54 @@ SELECT customer_id, department FROM complaints WHERE department IS NOT NULL""")
 
 # ----------------------------------------------------------------------------- per customer
 
+#: Every relationship answer with an NPS (customer, department, day, score, stated share of wallet,
+#: WAR share) with the day the customer's next answer replaced it — overall and within the same
+#: department, for the score and for each field's next non-empty value. The latest answer as of
+#: any day D is then the answer given on or before D and not replaced by D: a filter, no look-back.
+ANSWER_SPELLS = Relation("summary_answer_spells", frozenset({"customers", "survey_responses"}), f"""
+WITH sp_r AS (
+    SELECT r.customer_id, c.segment, c.region, r.department, r.responded_on, r.nps,
+           r.share_of_wallet_pct AS stated, {war("r.brand_rank", "r.brands_used")} AS war
+    FROM survey_responses r JOIN customers c USING (customer_id)
+    WHERE r.survey = 'relationship' AND r.nps IS NOT NULL
+)
+SELECT *, min(responded_on) OVER later AS next_any,
+       min(responded_on) FILTER (WHERE stated IS NOT NULL) OVER later AS next_stated,
+       min(responded_on) FILTER (WHERE war IS NOT NULL) OVER later AS next_war,
+       min(responded_on) OVER later_dept AS dept_next_any,
+       min(responded_on) FILTER (WHERE stated IS NOT NULL) OVER later_dept AS dept_next_stated,
+       min(responded_on) FILTER (WHERE war IS NOT NULL) OVER later_dept AS dept_next_war
+FROM sp_r
+WINDOW later AS (PARTITION BY customer_id ORDER BY responded_on
+                 RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING),
+       later_dept AS (PARTITION BY customer_id, department ORDER BY responded_on
+                      RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING)""")
+
+
+def _latest_from_spells(filters: Filters) -> tuple[dict[str, str], dict[str, Any]]:
+    """:data:`LATEST` under ``filters`` from :data:`ANSWER_SPELLS`: the answers in the date range
+    (and scope) not replaced by its end — within the scope's departments when restricted (the
+    latest in any of them then wins). Each field has its own spell: ``arg_max`` skips empty values,
+    so a field's latest value may come from an earlier answer than the score's."""
+    cond, params = filters.where(date_col="s.responded_on", customers=False, scope=False)
+    prefix = "next_"
+    if filters.scope.restricted:
+        prefix = "dept_next_"
+        if filters.scope.departments:
+            cond += " AND list_contains($scope_departments, s.department)"
+            params["scope_departments"] = list(filters.scope.departments)
+        else:
+            cond += " AND FALSE"
+
+    def valid(col: str) -> str:
+        if filters.date_to is None:
+            return f"s.{prefix}{col} IS NULL"
+        return f"(s.{prefix}{col} IS NULL OR s.{prefix}{col} > $date_to)"
+
+    params.update({"date_to": filters.date_to} if filters.date_to is not None else {})
+    return {"cond": cond, "any": valid("any"), "stated": valid("stated"), "war": valid("war")}, params
+
+
 #: Each customer's latest relationship answer with an NPS among the responses that count (the
 #: date range and department scope): the score, the stated share of wallet and the WAR share
 #: (each field's value at the latest such response), with the customer's segment and region.
@@ -220,7 +285,13 @@ SELECT r.customer_id, any_value(c.segment) AS segment, any_value(c.region) AS re
        arg_max({war("r.brand_rank", "r.brands_used")}, r.responded_on) AS war
 FROM survey_responses r JOIN customers c USING (customer_id)
 WHERE r.survey = 'relationship' AND r.nps IS NOT NULL AND {{inner}}
-GROUP BY 1""", inner=_responses_inside, scope_inside=True)
+GROUP BY 1""", inner=_responses_inside, scope_inside=True, via=Via("""
+SELECT s.customer_id, any_value(s.segment) AS segment, any_value(s.region) AS region,
+       arg_max(s.nps, s.responded_on) FILTER (WHERE {any}) AS nps,
+       arg_max(s.stated, s.responded_on) FILTER (WHERE {stated}) AS stated,
+       arg_max(s.war, s.responded_on) FILTER (WHERE {war}) AS war
+FROM {summary_answer_spells} s WHERE {cond} AND ({any} OR {stated} OR {war})
+GROUP BY 1""", ("summary_answer_spells",), _latest_from_spells))
 
 #: Per customer, over all the data: the latest relationship answer, revenue in the 12 months to
 #: the last transaction date E (and its active calendar months, as a bit set of month offsets),
@@ -397,7 +468,7 @@ SELECT p.*, c.segment, c.region FROM (""" + RFM_PER_CUSTOMER.replace(
 JOIN customers c USING (customer_id)""", args=("cal_end",))
 
 #: Every relation, in build order (a relation after those it reads).
-ALL: tuple[Relation, ...] = (LATEST, CUSTOMER, LANDMARK, LANDMARK_REVENUE, RESPONSES, KPI_LINKED, DETRACTORS, RFM,
+ALL: tuple[Relation, ...] = (ANSWER_SPELLS, LATEST, CUSTOMER, LANDMARK, LANDMARK_REVENUE, RESPONSES, KPI_LINKED, DETRACTORS, RFM,
                              PAIRS, GAPS, COMPLAINTS, REVENUE, UPLIFT, LIFECYCLE, KPI_DAILY, CUSTOMER_DEPARTMENTS,
                              KPI_WINDOW, WALLET)
 RELATIONS: dict[str, Relation] = {r.name: r for r in ALL}

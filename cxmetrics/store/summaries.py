@@ -134,6 +134,17 @@ def definition(rel: Relation, filters: Filters, args: dict, bind: Callable[[str,
     return sql, params
 
 
+def _via(rel: Relation, filters: Filters) -> tuple[str, dict[str, Any]]:
+    """``rel`` under ``filters`` from the stored relations its :attr:`Relation.via` reads."""
+    fmt, params = rel.via.cond(filters)
+    sql = rel.via.sql
+    for key, value in fmt.items():
+        sql = sql.replace("{" + key + "}", value)
+    for name in rel.via.reads:
+        sql = sql.replace("{" + name + "}", name)  # names from relations.ALL
+    return sql, params
+
+
 def _built_args(info: dict) -> dict[str, Any]:
     """The arguments the stored summaries were built with."""
     end = dt.date.fromisoformat(info["end"]) if info.get("end") else None
@@ -164,6 +175,10 @@ def source(con: duckdb.DuckDBPyConnection, name: str, filters: Filters | None = 
     built_versions = info.get("built", {})
     if _held(rel, f, args, lambda n: built_versions.get(n) == version, _built_args(info)):
         return Source(rel, rel.name, {}, True)
+    if rel.via is not None and all(built_versions.get(n) == version for n in rel.via.reads):
+        sql, params = _via(rel, f)
+        table = store.temp_table(con, "__" + rel.name + "_via_", store.Query(rel.name, sql, params))
+        return Source(rel, table, {}, False) if table is not None else Source(rel, f"({sql})", params, False)
     sql, params = definition(rel, f, args, lambda sub, sf: source(con, sub, sf, **args))
     if rel.per_page:
         table = store.temp_table(con, "__" + rel.name + "_", store.Query(rel.name, sql, params))
@@ -280,7 +295,8 @@ def format_version() -> str:
     format is treated as having no summaries (raw queries) until it is next opened read-write,
     which rebuilds them."""
     parts = [str(FORMAT)]
-    parts += [f"{r.name}:{r.sql}:{sorted(r.depends)}:{sorted(r.uses)}:{r.args}:{r.scope_inside}" for r in relations.ALL]
+    parts += [f"{r.name}:{r.sql}:{sorted(r.depends)}:{sorted(r.uses)}:{r.args}:{r.scope_inside}"
+              f":{r.via.sql if r.via else ''}" for r in relations.ALL]
     parts += sorted(FITS)
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
