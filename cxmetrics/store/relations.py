@@ -120,6 +120,13 @@ class Relation:
         caller could restrict on).
     per_page : when the stored table cannot answer, compute the relation once per page call into
         a temporary table (several queries of a page read it).
+    grain : how a write that only appended rows brings the stored table up to date
+        (:mod:`cxmetrics.store.incremental`): ``"cells"`` — counted cells, each appended row adds to
+        one cell (the SQL reads the appended table once, with no window, distinct or look-up over
+        it), so the appended rows' cells are merged in by adding :attr:`measures`; ``"customer"`` —
+        each row belongs to one ``customer_id`` and depends only on that customer's rows, so the
+        customers in the appended rows are recomputed; ``"table"`` — rebuilt.
+    measures : the added columns of a ``"cells"`` relation (counts and sums); the others are its cells' keys.
     via : when the stored table cannot answer, the same rows computed from other stored relations
         (pre-aggregated histories) instead of the raw tables, when those are current (see :class:`Via`).
     """
@@ -132,6 +139,8 @@ class Relation:
     args: tuple[str, ...] = ()
     scope_inside: bool = False
     per_page: bool = False
+    grain: str = "table"
+    measures: tuple[str, ...] = ()
     via: Via | None = None
 
 
@@ -166,21 +175,22 @@ RESPONSES = Relation("summary_responses", frozenset({"customers", "survey_respon
 SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
        count(*) AS n, sum(r.weight) AS sw, sum(r.weight * r.weight) AS sw2
 FROM survey_responses r LEFT JOIN customers c ON c.customer_id = r.customer_id  -- anonymous answers count too
-GROUP BY ALL""")
+GROUP BY ALL""", grain="cells", measures=("n", "sw", "sw2"))
 
 #: Complaints counted by every column the complaint views filter or group on, with recorded costs.
 COMPLAINTS = Relation("summary_complaints", frozenset({"customers", "complaints"}), """
 SELECT k.opened_on, k.category, k.channel, k.department, k.root_cause, c.segment, c.region, k.escalated,
        k.callback_promised, k.callback_done, count(*) AS n, count(k.cost) AS n_cost, sum(k.cost) AS sum_cost
 FROM complaints k LEFT JOIN customers c ON c.customer_id = k.customer_id  -- so do complaints without a customer
-GROUP BY ALL""")
+GROUP BY ALL""", grain="cells", measures=("n", "n_cost", "sum_cost"))
 
 #: Revenue and transactions per day, segment and region (a department scope keeps the customers
 #: who dealt with the department, applied inside: the rows keep no customer id).
 REVENUE = Relation("summary_revenue", frozenset({"customers", "transactions"}), """
 SELECT t.occurred_on, c.segment, c.region, sum(t.amount) AS revenue, count(*) AS transactions
 FROM transactions t JOIN customers c USING (customer_id) WHERE {inner} GROUP BY ALL""",
-                   inner=_scope_on("t.customer_id"), scope_inside=True)
+                   inner=_scope_on("t.customer_id"), scope_inside=True, grain="cells",
+                   measures=("revenue", "transactions"))
 
 #: Customers counted by segment, region, contract, acquisition and churn date, with their category
 #: wallets' count, sum and sum of squares: active bases and exposures for any window are sums.
@@ -197,7 +207,7 @@ GROUP BY ALL""", inner=_scope_on("c.customer_id"), scope_inside=True)
 KPI_DAILY = Relation("summary_kpi_daily", frozenset({"kpi_observations"}), """
 SELECT kpi_id, observed_on, customer_id IS NOT NULL AS customer_level, count(*) AS n, count(value) AS n_value,
        sum(value) AS s_value
-FROM kpi_observations GROUP BY ALL""")
+FROM kpi_observations GROUP BY ALL""", grain="cells", measures=("n", "n_value", "s_value"))
 
 #: Customer-level KPI observations with the NPS answer of the response they are linked to and the
 #: responding customer's segment and region, counted by every column the alignment filters on.
@@ -207,7 +217,7 @@ FROM kpi_observations o
 JOIN survey_responses r ON r.response_id = o.response_id
 JOIN customers c ON c.customer_id = r.customer_id
 WHERE o.response_id IS NOT NULL AND r.nps IS NOT NULL
-GROUP BY ALL""")
+GROUP BY ALL""", grain="cells", measures=("n",))
 
 #: The linked observations in the date window without the day, with the count in the last 12 months
 #: of observations (the alignment views group by KPI value only).
@@ -224,7 +234,7 @@ FROM {summary_kpi_linked} o WHERE {inner} GROUP BY ALL""",
 CUSTOMER_DEPARTMENTS = Relation("summary_customer_departments", frozenset({"survey_responses", "complaints"}), """
 SELECT customer_id, department FROM survey_responses WHERE department IS NOT NULL
 UNION
-SELECT customer_id, department FROM complaints WHERE department IS NOT NULL""")
+SELECT customer_id, department FROM complaints WHERE department IS NOT NULL""", grain="customer")
 
 # ----------------------------------------------------------------------------- per customer
 
@@ -249,7 +259,7 @@ FROM sp_r
 WINDOW later AS (PARTITION BY customer_id ORDER BY responded_on
                  RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING),
        later_dept AS (PARTITION BY customer_id, department ORDER BY responded_on
-                      RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING)""")
+                      RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING)""", grain="customer")
 
 
 def _latest_from_spells(filters: Filters) -> tuple[dict[str, str], dict[str, Any]]:
@@ -285,7 +295,7 @@ SELECT r.customer_id, any_value(c.segment) AS segment, any_value(c.region) AS re
        arg_max({war("r.brand_rank", "r.brands_used")}, r.responded_on) AS war
 FROM survey_responses r JOIN customers c USING (customer_id)
 WHERE r.survey = 'relationship' AND r.nps IS NOT NULL AND {{inner}}
-GROUP BY 1""", inner=_responses_inside, scope_inside=True, via=Via("""
+GROUP BY 1""", inner=_responses_inside, scope_inside=True, grain="customer", via=Via("""
 SELECT s.customer_id, any_value(s.segment) AS segment, any_value(s.region) AS region,
        arg_max(s.nps, s.responded_on) FILTER (WHERE {any}) AS nps,
        arg_max(s.stated, s.responded_on) FILTER (WHERE {stated}) AS stated,
@@ -359,7 +369,7 @@ SELECT r.response_id, r.customer_id, r.responded_on, r.department, c.segment, c.
           AND r2.responded_on > r.responded_on ORDER BY r2.responded_on LIMIT 1) AS next_nps
 FROM survey_responses r JOIN customers c USING (customer_id)
 LEFT JOIN churn_events ce ON ce.customer_id = r.customer_id
-WHERE r.survey = 'relationship' AND {detractor("r.nps")}""")
+WHERE r.survey = 'relationship' AND {detractor("r.nps")}""", grain="customer")
 
 #: Complaints (those that count) by opening day, with the days until the same customer's next
 #: complaint that counts (NULL: none) and the customer's segment and region.

@@ -33,7 +33,7 @@ import duckdb
 from cxmetrics import store
 from cxmetrics.core import filters as _filters
 from cxmetrics.core.filters import Filters
-from cxmetrics.store import relations
+from cxmetrics.store import incremental, relations
 from cxmetrics.store.relations import RELATIONS, Relation
 
 LANDMARK_TABLE = relations.LANDMARK.name
@@ -306,18 +306,25 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
     """Bring the summaries to data version ``version`` (call inside the writing transaction).
 
     ``changed`` names the contract tables the write changed (None: any may have): a summary that
-    was current at ``previous`` and reads none of them is carried over; the others are rebuilt.
-    Returns the names rebuilt."""
+    was current at ``previous`` and reads none of them is carried over; when the write only
+    appended rows to fact tables, the summaries that can take appended rows in place are updated
+    (:mod:`cxmetrics.store.incremental`); the others are rebuilt. Returns the names rebuilt; what
+    was rebuilt, updated and carried over is recorded (:func:`last_refresh`)."""
     info = _read(con)
     built = dict(info.get("built", {}))
     landmark = DEFAULT_LANDMARK[0](con) if DEFAULT_LANDMARK else None
     end = con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
     args = {"landmark": landmark, "end": None, "cal_end": end}
-    rebuilt = []
+    rebuilt, updated, carried = [], [], []
+    delta = None
+    if changed is not None and previous is not None and info:
+        delta = incremental.appended(con, set(changed), info.get("counts", {}))
 
     def save():
         info = {"format": format_version(), "landmark": landmark.isoformat() if landmark else None,
-                "end": end.isoformat() if end else None, "built": built}
+                "end": end.isoformat() if end else None, "built": built, "counts": incremental.counts(con),
+                "last_refresh": {"rebuilt": rebuilt, "updated": updated, "carried": carried,
+                                 "appended": delta or {}}}
         con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_META_KEY, json.dumps(info)])
 
     def bind(sub: str, f: Filters) -> Source:
@@ -331,15 +338,23 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
         keep = changed is not None and not (deps & set(changed)) and built.get(name) == previous
         if keep:
             built[name] = version
+            carried.append(name)
         elif name == FITS_TABLE:
             built.pop(name, None)  # fitted last, on the summaries just built
         elif (end is None or landmark is None) and name in NEED_TRANSACTIONS:
             built.pop(name, None)  # no transactions yet: nothing to summarise against
         else:
             sql, params = definition(RELATIONS[name], Filters(), args, bind)
-            con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name from relations.ALL
-            rebuilt.append(name)
+            if delta is not None and built.get(name) == previous and incremental.can_update(RELATIONS[name],
+                                                                                           set(delta)):
+                incremental.update(con, RELATIONS[name], sql, params, set(delta))
+                updated.append(name)
+            else:
+                con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name from relations.ALL
+                rebuilt.append(name)
             built[name] = version
+    if delta is not None:
+        incremental.done(con, delta)
     save()
     if built.get(FITS_TABLE) != version:
         rows = []
@@ -357,6 +372,12 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
 
 
 # ----------------------------------------------------------------------------- state
+
+
+def last_refresh(con: duckdb.DuckDBPyConnection) -> dict:
+    """What the last refresh did: the summaries ``rebuilt`` from all the data, ``updated`` in place
+    with the rows a write appended, ``carried`` over unchanged, and the rows ``appended`` per table."""
+    return _read(con).get("last_refresh", {})
 
 
 def customer_filters_only(filters) -> bool:

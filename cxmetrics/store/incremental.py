@@ -1,0 +1,112 @@
+"""Incremental refresh: a write that only appended rows updates the summaries it can in place.
+
+A summary table is its relation materialised for the unfiltered view (:mod:`cxmetrics.store.summaries`).
+When a write only *appended* rows to fact tables (an import of new survey responses, say), most
+relations need not be recomputed from all the data:
+
+* ``grain="cells"`` (counted cubes: responses, complaints, revenue, KPI days, linked KPI
+  observations): the appended rows are counted into cells with the relation's own SQL, reading
+  the appended rows in place of the table, and merged in — existing cells get the counts and sums
+  added, new cells are inserted. Counts are exact; float sums equal a rebuild's up to the order of
+  addition.
+* ``grain="customer"`` (latest answer, answer spells, detractor responses, customer departments):
+  the customers in the appended rows are recomputed with the relation's own SQL restricted to them.
+* every other relation (``grain="table"``, a relation with arguments such as the landmark date,
+  or one that reads other relations) is rebuilt by :func:`cxmetrics.store.summaries.refresh`.
+
+Which rows a write appended: inside the writing transaction DuckDB gives the rows the transaction
+inserted row ids from ``MAX_ROW_ID`` up until it commits. A table counts as *appended to* only when
+its row count is the count recorded at the last refresh plus exactly those rows (no row deleted or
+replaced); otherwise, or if DuckDB ever numbers them otherwise (then no row is found there), the
+refresh rebuilds. An in-place ``UPDATE`` of a fact table keeps the count and is not seen — no
+writer of a fact table updates in place (the importer deletes and re-inserts replaced rows).
+"""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+
+from cxmetrics.store.relations import Relation
+
+#: DuckDB's first row id of rows a transaction has inserted and not yet committed.
+MAX_ROW_ID = 36_028_797_018_960_000
+
+#: Fact tables whose appended rows can be told apart (every other table's change rebuilds).
+APPENDABLE = ("survey_responses", "complaints", "transactions", "kpi_observations", "followups", "churn_events")
+
+_DELTA = "__appended_"
+
+
+def counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows in each appendable table (recorded at each refresh: the next write's starting point)."""
+    sql = ", ".join(f'(SELECT count(*) FROM "{t}") AS "{t}"' for t in APPENDABLE)  # names from APPENDABLE
+    row = con.execute(f"SELECT {sql}").fetchone()
+    return dict(zip(APPENDABLE, row, strict=True))
+
+
+def appended(con: duckdb.DuckDBPyConnection, changed: set[str], recorded: dict) -> dict[str, int] | None:
+    """When every table in ``changed`` was only appended to since ``recorded`` (row counts of the
+    last refresh), copy each one's appended rows to a temporary table and return the number of
+    rows appended per table; else None (rebuild)."""
+    if not changed or any(t not in APPENDABLE or t not in recorded for t in changed):
+        return None
+    out = {}
+    for t in sorted(changed):
+        now, new = con.execute(f'SELECT count(*), count(*) FILTER (WHERE rowid >= {MAX_ROW_ID}) FROM "{t}"'
+                               ).fetchone()  # t from APPENDABLE
+        if new == 0 or now != recorded[t] + new:
+            return None
+        out[t] = new
+    for t in out:
+        con.execute(f'CREATE OR REPLACE TEMP TABLE {_DELTA}{t} AS SELECT * FROM "{t}" WHERE rowid >= {MAX_ROW_ID}')
+    cust = " UNION ".join(f"SELECT customer_id FROM {_DELTA}{t}" for t in out)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_DELTA}customers AS {cust}")
+    return out
+
+
+def done(con: duckdb.DuckDBPyConnection, tables) -> None:
+    """Drop the temporary copies of the appended rows."""
+    for t in [*tables, "customers"]:
+        con.execute(f"DROP TABLE IF EXISTS {_DELTA}{t}")
+
+
+def can_update(rel: Relation, tables: set[str]) -> bool:
+    """Whether ``rel``'s stored table can take the appended rows of ``tables`` in place."""
+    if rel.args or rel.uses or "customers" in tables:
+        return False
+    if rel.grain == "customer":
+        return True
+    if rel.grain == "cells":
+        hit = rel.depends & tables
+        return len(hit) == 1 and len(_reads(rel.sql, next(iter(hit)))) == 1
+    return False
+
+
+def _reads(sql: str, table: str) -> list[str]:
+    return re.findall(rf"\b(?:FROM|JOIN)\s+{table}\b", sql)
+
+
+def update(con: duckdb.DuckDBPyConnection, rel: Relation, sql: str, params: dict, tables: set[str]) -> None:
+    """Bring ``rel``'s stored table up to date with the appended rows (``sql``, ``params``: its
+    definition for the unfiltered view, see :func:`can_update`)."""
+    name = rel.name  # from relations.ALL
+    if rel.grain == "customer":
+        mine = (f"EXISTS (SELECT 1 FROM {_DELTA}customers a "
+                f"WHERE a.customer_id IS NOT DISTINCT FROM x.customer_id)")
+        con.execute(f"DELETE FROM {name} x WHERE {mine}")
+        con.execute(f"INSERT INTO {name} SELECT * FROM ({sql}) x WHERE {mine}", params)
+        return
+    table = next(iter(rel.depends & tables))
+    delta_sql = re.sub(rf"\b(FROM|JOIN)\s+{table}\b", rf"\1 {_DELTA}{table}", sql)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_DELTA}cells AS {delta_sql}", params)
+    cols = [r[0] for r in con.execute(f"DESCRIBE {_DELTA}cells").fetchall()]
+    keys = [c for c in cols if c not in rel.measures]
+    same = " AND ".join(f'x."{k}" IS NOT DISTINCT FROM d."{k}"' for k in keys)
+    add = ", ".join(f'"{m}" = CASE WHEN x."{m}" IS NULL THEN d."{m}" WHEN d."{m}" IS NULL THEN x."{m}" '
+                    f'ELSE x."{m}" + d."{m}" END' for m in rel.measures)
+    con.execute(f"UPDATE {name} x SET {add} FROM {_DELTA}cells d WHERE {same}")
+    con.execute(f"INSERT INTO {name} SELECT * FROM {_DELTA}cells d "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {name} x WHERE {same})")
+    con.execute(f"DROP TABLE {_DELTA}cells")
