@@ -10,7 +10,8 @@ relations need not be recomputed from all the data:
   added, new cells are inserted. Counts are exact; float sums equal a rebuild's up to the order of
   addition.
 * ``grain="customer"`` (latest answer, answer spells, detractor responses, customer departments):
-  the customers in the appended rows are recomputed with the relation's own SQL restricted to them.
+  the customers in the appended rows are recomputed with the relation's own SQL, every table it
+  reads narrowed to those customers.
 * every other relation (``grain="table"``, a relation with arguments such as the landmark date,
   or one that reads other relations) is rebuilt by :func:`cxmetrics.store.summaries.refresh`.
 
@@ -93,10 +94,15 @@ def update(con: duckdb.DuckDBPyConnection, rel: Relation, sql: str, params: dict
     definition for the unfiltered view, see :func:`can_update`)."""
     name = rel.name  # from relations.ALL
     if rel.grain == "customer":
-        mine = (f"EXISTS (SELECT 1 FROM {_DELTA}customers a "
-                f"WHERE a.customer_id IS NOT DISTINCT FROM x.customer_id)")
-        con.execute(f"DELETE FROM {name} x WHERE {mine}")
-        con.execute(f"INSERT INTO {name} SELECT * FROM ({sql}) x WHERE {mine}", params)
+        # every table it reads narrowed to the appended customers (their rows depend on theirs only)
+        def narrow(m: re.Match) -> str:
+            return (f"{m.group(1)} (SELECT t.* FROM {m.group(2)} t SEMI JOIN {_DELTA}customers a "
+                    f"ON t.customer_id IS NOT DISTINCT FROM a.customer_id)")
+
+        mine = re.sub(rf"\b(FROM|JOIN)\s+({'|'.join(('customers', *APPENDABLE))})\b", narrow, sql)
+        con.execute(f"DELETE FROM {name} x WHERE EXISTS (SELECT 1 FROM {_DELTA}customers a "
+                    f"WHERE a.customer_id IS NOT DISTINCT FROM x.customer_id)")
+        con.execute(f"INSERT INTO {name} {mine}", params)
         return
     table = next(iter(rel.depends & tables))
     delta_sql = re.sub(rf"\b(FROM|JOIN)\s+{table}\b", rf"\1 {_DELTA}{table}", sql)
