@@ -226,7 +226,7 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
         v = store.data_version(con)
         assert summaries.refresh(con, v + 1, previous=v, changed={"assumptions"}) == []
         assert summaries.refresh(con, v + 2, previous=v + 1, changed={"complaints"}) == [
-            summaries.CUSTOMER_TABLE, summaries.LANDMARK_TABLE, relations.LANDMARK_REVENUE.name, summaries.GAPS_TABLE,
+            relations.COMPLAINT_FIRSTS.name, summaries.CUSTOMER_TABLE, summaries.LANDMARK_TABLE, relations.LANDMARK_REVENUE.name, summaries.GAPS_TABLE,
             summaries.COMPLAINTS_TABLE, summaries.UPLIFT_TABLE, summaries.DEPARTMENTS_TABLE, summaries.WALLET_TABLE,
             summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 3, previous=v + 2, changed={"kpi_observations"}) == [
@@ -381,7 +381,7 @@ def test_an_append_updates_summaries_in_place_to_what_a_rebuild_stores(small_cop
     took = {r.name for r in relations.ALL if "survey_responses" in r.depends and r.grain != "table"
             and not r.args and not r.uses}
     assert took == {"summary_responses", "summary_kpi_linked", "summary_customer_departments",
-                    "summary_answer_spells", "summary_latest", "summary_detractors"}
+                    "summary_answer_spells", "summary_csat_spells", "summary_latest", "summary_detractors"}
     assert set(done["updated"]) == took
     assert not took & set(done["rebuilt"])
     for rel in relations.ALL:
@@ -411,3 +411,18 @@ def test_an_import_that_replaces_rows_rebuilds(small_copy, tmp_path):
     assert "summary_responses" in done["rebuilt"] and "summary_latest" in done["rebuilt"]
     raw = raw.sort_values(list(raw.columns), na_position="first").reset_index(drop=True)
     pd.testing.assert_frame_equal(got["summary_responses"], raw, check_exact=False, rtol=1e-12)
+
+
+def test_a_date_range_reads_the_answer_histories_not_the_raw_responses(con, monkeypatch):
+    """The fast path under a date range is not the raw one (the page comparisons would pass either way)."""
+    latest = summaries.source(con, summaries.LATEST_TABLE, CUSTOM_RANGE).sql
+    assert "summary_answer_spells" in latest and "survey_responses" not in latest
+    scoped = summaries.source(con, summaries.LATEST_TABLE, CUSTOM_RANGE.with_(scope=BILLING)).sql
+    assert "dept_next_any" in scoped and "survey_responses" not in scoped
+    base = summaries.source(con, summaries.LANDMARK_TABLE, CUSTOM_RANGE, landmark=CUSTOM_RANGE.date_from, end=None).sql
+    assert "summary_csat_spells" in base and "summary_complaint_firsts" in base and "r.survey" not in base
+    revenue = summaries.source(con, relations.LANDMARK_REVENUE.name, CUSTOM_RANGE, landmark=CUSTOM_RANGE.date_from,
+                               end=None).sql
+    assert "summary_customer" in revenue and "t.occurred_on" not in revenue
+    monkeypatch.setattr(summaries, "_state", lambda con: ({}, 0))  # no summary current: the relation's own SQL
+    assert "summary_answer_spells" not in summaries.source(con, summaries.LATEST_TABLE, CUSTOM_RANGE).sql

@@ -94,12 +94,12 @@ class Via:
     stored relations that keep its history (e.g. each customer's answers with the date the next
     one replaced it): ``sql`` reads those relations by placeholder (bound to their stored tables,
     built for the unfiltered view) and ``{cond}``, the condition :attr:`cond` returns for the
-    caller's filters. Same rows as the relation's own SQL under those filters — the page
+    caller's filters and the relation's arguments (None: the histories cannot answer them). Same rows as the relation's own SQL under those filters — the page
     comparison tests compute every page both ways."""
 
     sql: str
     reads: tuple[str, ...]
-    cond: Callable[[Filters], tuple[dict[str, str], dict[str, Any]]]
+    cond: Callable[[Filters, dict[str, Any]], tuple[dict[str, str], dict[str, Any]] | None]
 
 
 @dataclass(frozen=True)
@@ -262,7 +262,7 @@ WINDOW later AS (PARTITION BY customer_id ORDER BY responded_on
                       RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING)""", grain="customer")
 
 
-def _latest_from_spells(filters: Filters) -> tuple[dict[str, str], dict[str, Any]]:
+def _latest_from_spells(filters: Filters, args: dict | None = None) -> tuple[dict[str, str], dict[str, Any]]:
     """:data:`LATEST` under ``filters`` from :data:`ANSWER_SPELLS`: the answers in the date range
     (and scope) not replaced by its end — within the scope's departments when restricted (the
     latest in any of them then wins). Each field has its own spell: ``arg_max`` skips empty values,
@@ -399,6 +399,42 @@ GROUP BY ALL""", inner=_complaints_inside, scope_inside=True)
 #: latest CSAT before L, complaint history before L, tenure band at L, and the
 #: outcome: churned by E (the end: ``$end``, else the last transaction date), days at risk from L,
 #: and churn within 12 months of L. The end without transactions: :data:`DATA_END_SQL`.
+#: Every CSAT answer (any survey) of a known customer with the day the customer's next CSAT answer
+#: replaced it: the latest CSAT as of any day is a filter (the churn landmark at any date).
+CSAT_SPELLS = Relation("summary_csat_spells", frozenset({"survey_responses"}), """
+SELECT r.customer_id, r.responded_on, r.csat,
+       min(r.responded_on) OVER (PARTITION BY r.customer_id ORDER BY r.responded_on
+                                 RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING) AS next_on
+FROM survey_responses r WHERE r.csat IS NOT NULL AND r.customer_id IS NOT NULL""", grain="customer")
+
+#: Per customer, the day of their first complaint and of their first escalated one: whether they
+#: had complained (escalated) before any day is a comparison.
+COMPLAINT_FIRSTS = Relation("summary_complaint_firsts", frozenset({"complaints"}), """
+SELECT k.customer_id, min(k.opened_on) AS first_on, min(k.opened_on) FILTER (WHERE k.escalated) AS first_escalated_on
+FROM complaints k WHERE k.customer_id IS NOT NULL GROUP BY 1""", grain="customer")
+
+#: The landmark base's columns from its customers, given per customer ``lm_grp`` (NPS of the latest
+#: relationship answer before L), ``lm_cs`` (latest CSAT before L) and ``lm_comp`` (complained before
+#: L, escalated) and the bounds L, E — shared by its definition and its answer from histories.
+_LANDMARK_SELECT = f"""
+SELECT c.customer_id, c.segment, c.region, CASE WHEN g.nps IS NOT NULL THEN {nps_group("g.nps")} END AS nps_group,
+       lm_cs.csat,
+       CASE WHEN lm_comp.customer_id IS NULL THEN 'no complaint'
+            WHEN lm_comp.escalated THEN 'escalated complaint' ELSE 'complaint, not escalated' END AS complaint_history,
+       CASE WHEN date_diff('month', c.acquired_on, lm_bounds.L) < 12 THEN '0-11m'
+            WHEN date_diff('month', c.acquired_on, lm_bounds.L) < 24 THEN '12-23m' ELSE '24m+' END AS tenure,
+       (ce.churned_on IS NOT NULL AND ce.churned_on <= lm_bounds.E) AS event,
+       greatest(date_diff('day', lm_bounds.L, least(coalesce(ce.churned_on, lm_bounds.E), lm_bounds.E)), 0.5) AS days,
+       (ce.churned_on IS NOT NULL AND ce.churned_on < lm_bounds.L + INTERVAL 12 MONTH) AS churn12
+FROM customers c
+LEFT JOIN lm_grp g USING (customer_id)
+LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
+LEFT JOIN lm_cs ON lm_cs.customer_id = c.customer_id
+LEFT JOIN lm_comp ON lm_comp.customer_id = c.customer_id
+CROSS JOIN lm_bounds
+WHERE c.contract = 'contractual' AND c.acquired_on <= lm_bounds.L
+  AND (ce.churned_on IS NULL OR ce.churned_on >= lm_bounds.L)"""
+
 LANDMARK = Relation("summary_landmark", frozenset({"customers", "survey_responses", "complaints", "churn_events",
                                                    "transactions"}), f"""
 WITH lm_bounds AS (
@@ -417,24 +453,25 @@ WITH lm_bounds AS (
 ), lm_comp AS (
     SELECT k.customer_id, bool_or(coalesce(k.escalated, false)) AS escalated
     FROM complaints k, lm_bounds WHERE k.opened_on < lm_bounds.L GROUP BY 1
-)
-SELECT c.customer_id, c.segment, c.region, CASE WHEN g.nps IS NOT NULL THEN {nps_group("g.nps")} END AS nps_group,
-       lm_cs.csat,
-       CASE WHEN lm_comp.customer_id IS NULL THEN 'no complaint'
-            WHEN lm_comp.escalated THEN 'escalated complaint' ELSE 'complaint, not escalated' END AS complaint_history,
-       CASE WHEN date_diff('month', c.acquired_on, lm_bounds.L) < 12 THEN '0-11m'
-            WHEN date_diff('month', c.acquired_on, lm_bounds.L) < 24 THEN '12-23m' ELSE '24m+' END AS tenure,
-       (ce.churned_on IS NOT NULL AND ce.churned_on <= lm_bounds.E) AS event,
-       greatest(date_diff('day', lm_bounds.L, least(coalesce(ce.churned_on, lm_bounds.E), lm_bounds.E)), 0.5) AS days,
-       (ce.churned_on IS NOT NULL AND ce.churned_on < lm_bounds.L + INTERVAL 12 MONTH) AS churn12
-FROM customers c
-LEFT JOIN lm_grp g USING (customer_id)
-LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
-LEFT JOIN lm_cs ON lm_cs.customer_id = c.customer_id
-LEFT JOIN lm_comp ON lm_comp.customer_id = c.customer_id
-CROSS JOIN lm_bounds
-WHERE c.contract = 'contractual' AND c.acquired_on <= lm_bounds.L
-  AND (ce.churned_on IS NULL OR ce.churned_on >= lm_bounds.L)""", args=("landmark", "end"), per_page=True)
+)""" + _LANDMARK_SELECT, args=("landmark", "end"), per_page=True, via=Via(f"""
+WITH lm_bounds AS (
+    SELECT $landmark::DATE AS L,
+           coalesce($end::DATE, {DATA_END_SQL})::DATE AS E
+), lm_grp AS (
+    SELECT s.customer_id, arg_max(s.nps, s.responded_on) AS nps
+    FROM summary_answer_spells s, lm_bounds
+    WHERE s.responded_on < lm_bounds.L AND (s.next_any IS NULL OR s.next_any >= lm_bounds.L)
+    GROUP BY 1
+), lm_cs AS (
+    SELECT s.customer_id, arg_max(s.csat, s.responded_on) AS csat
+    FROM summary_csat_spells s, lm_bounds
+    WHERE s.responded_on < lm_bounds.L AND (s.next_on IS NULL OR s.next_on >= lm_bounds.L)
+    GROUP BY 1
+), lm_comp AS (
+    SELECT f.customer_id, coalesce(f.first_escalated_on < lm_bounds.L, false) AS escalated
+    FROM summary_complaint_firsts f, lm_bounds WHERE f.first_on < lm_bounds.L
+)""" + _LANDMARK_SELECT, ("summary_answer_spells", "summary_csat_spells", "summary_complaint_firsts"),
+    lambda filters, args: ({}, {"landmark": args.get("landmark"), "end": args.get("end")})))
 
 #: Revenue of each landmark-base customer in the 12 months to E, and its active calendar months
 #: (a bit set of month offsets: count(DISTINCT date_trunc('month', …)) gives the same at four times
@@ -448,7 +485,14 @@ SELECT t.customer_id, sum(t.amount) AS revenue,
 FROM transactions t, lr_bounds
 WHERE t.occurred_on > (lr_bounds.E - INTERVAL 12 MONTH)::DATE AND t.occurred_on <= lr_bounds.E
   AND t.customer_id IN (SELECT customer_id FROM {{summary_landmark}} WHERE nps_group IS NOT NULL)  -- those valued
-GROUP BY 1""", uses={"summary_landmark": _same}, args=("end",))
+GROUP BY 1""", uses={"summary_landmark": _same}, args=("end",), via=Via("""
+SELECT c.customer_id, c.rev_12m AS revenue, c.months_12m AS months
+FROM summary_customer c
+WHERE c.rev_12m IS NOT NULL
+  AND c.customer_id IN (SELECT customer_id FROM {summary_landmark} WHERE nps_group IS NOT NULL)""",
+    ("summary_customer",), lambda filters, args: None if args.get("end") is not None else ({}, {})))
+#: (summary_customer keeps each customer's revenue and active months in the 12 months to the last
+#: transaction date — the same E when no end is given.)
 
 #: Per-customer recency/frequency/monetary value at the calibration end ``$cal_end`` over the
 #: purchases in ``{source}`` (``customer_id``, ``occurred_on``, ``amount``). Purchases on the same day
@@ -478,7 +522,7 @@ SELECT p.*, c.segment, c.region FROM (""" + RFM_PER_CUSTOMER.replace(
 JOIN customers c USING (customer_id)""", args=("cal_end",))
 
 #: Every relation, in build order (a relation after those it reads).
-ALL: tuple[Relation, ...] = (ANSWER_SPELLS, LATEST, CUSTOMER, LANDMARK, LANDMARK_REVENUE, RESPONSES, KPI_LINKED, DETRACTORS, RFM,
+ALL: tuple[Relation, ...] = (ANSWER_SPELLS, CSAT_SPELLS, COMPLAINT_FIRSTS, LATEST, CUSTOMER, LANDMARK, LANDMARK_REVENUE, RESPONSES, KPI_LINKED, DETRACTORS, RFM,
                              PAIRS, GAPS, COMPLAINTS, REVENUE, UPLIFT, LIFECYCLE, KPI_DAILY, CUSTOMER_DEPARTMENTS,
                              KPI_WINDOW, WALLET)
 RELATIONS: dict[str, Relation] = {r.name: r for r in ALL}

@@ -134,14 +134,25 @@ def definition(rel: Relation, filters: Filters, args: dict, bind: Callable[[str,
     return sql, params
 
 
-def _via(rel: Relation, filters: Filters) -> tuple[str, dict[str, Any]]:
-    """``rel`` under ``filters`` from the stored relations its :attr:`Relation.via` reads."""
-    fmt, params = rel.via.cond(filters)
+def _via(con: duckdb.DuckDBPyConnection, rel: Relation, filters: Filters, args: dict
+         ) -> tuple[str, dict[str, Any]] | None:
+    """``rel`` under ``filters`` and ``args`` from the stored relations its :attr:`Relation.via`
+    reads (the relations it uses bound as for its definition); None when those cannot answer."""
+    got = rel.via.cond(filters, args)
+    if got is None:
+        return None
+    fmt, params = got
+    params = dict(params)
     sql = rel.via.sql
     for key, value in fmt.items():
         sql = sql.replace("{" + key + "}", value)
     for name in rel.via.reads:
         sql = sql.replace("{" + name + "}", name)  # names from relations.ALL
+    for sub, narrow in rel.uses.items():
+        if "{" + sub + "}" in sql:
+            s = source(con, sub, narrow(filters), **args)
+            sql = sql.replace("{" + sub + "}", s.sql)
+            _merge(params, s.params)
     return sql, params
 
 
@@ -175,10 +186,11 @@ def source(con: duckdb.DuckDBPyConnection, name: str, filters: Filters | None = 
     built_versions = info.get("built", {})
     if _held(rel, f, args, lambda n: built_versions.get(n) == version, _built_args(info)):
         return Source(rel, rel.name, {}, True)
-    if rel.via is not None and all(built_versions.get(n) == version for n in rel.via.reads):
-        sql, params = _via(rel, f)
-        table = store.temp_table(con, "__" + rel.name + "_via_", store.Query(rel.name, sql, params))
-        return Source(rel, table, {}, False) if table is not None else Source(rel, f"({sql})", params, False)
+    via = _via(con, rel, f, args) if rel.via is not None and all(built_versions.get(n) == version
+                                                                  for n in rel.via.reads) else None
+    if via is not None:
+        table = store.temp_table(con, "__" + rel.name + "_via_", store.Query(rel.name, *via))
+        return Source(rel, table, {}, False) if table is not None else Source(rel, f"({via[0]})", via[1], False)
     sql, params = definition(rel, f, args, lambda sub, sf: source(con, sub, sf, **args))
     if rel.per_page:
         table = store.temp_table(con, "__" + rel.name + "_", store.Query(rel.name, sql, params))
