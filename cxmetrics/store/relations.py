@@ -20,7 +20,15 @@ How a relation takes the caller's filters
   wallet cells) applies the department scope inside (:attr:`Relation.scope_inside`); the caller
   then leaves it out of its own condition (:meth:`cxmetrics.summaries.Source.where`).
 
-This module is in the store layer: it imports nothing from the metrics. The metric modules and
+* A relation whose stored table cannot answer the caller's filters may be answered from the
+  customer histories of :mod:`cxmetrics.store.histories` instead of the raw tables
+  (:attr:`Relation.via`: the latest answer for any date range or scope, the churn landmark base at
+  any landmark). Which stored table answers is the relation's decision; metric SQL never changes.
+* How a write that only appended rows updates a stored table in place: :attr:`Relation.grain`
+  (:mod:`cxmetrics.store.incremental`).
+
+The relation type and the shared SQL rules live in :mod:`cxmetrics.store.relation_types` and are
+re-exported here. This module is in the store layer: it imports nothing from the metrics. The metric modules and
 :mod:`cxmetrics.summaries` (which materialises every relation for the unfiltered view and binds
 queries to it) import it.
 """
@@ -28,121 +36,25 @@ queries to it) import it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from cxmetrics.core.filters import Filters
+from cxmetrics.store import histories
+from cxmetrics.store.histories import ANSWER_SPELLS, COMPLAINT_FIRSTS, CSAT_SPELLS
+from cxmetrics.store.relation_types import (
+    DATA_END_SQL,
+    PASSIVE_MIN,
+    PROMOTER_MIN,
+    Relation,
+    Via,
+    detractor,
+    nps_group,
+    nps_points,
+    promoter,
+    war,
+)
 
-# ----------------------------------------------------------------------------- shared rules
-
-#: A relationship or transactional NPS answer's group (promoters 9–10, passives 7–8, detractors 0–6).
-PROMOTER_MIN = 9
-PASSIVE_MIN = 7
-
-
-def nps_group(col: str) -> str:
-    """The NPS group of score column ``col`` as SQL (the one place the cut-offs are written).
-
-    >>> nps_group("r.nps")
-    "CASE WHEN r.nps >= 9 THEN 'promoter' WHEN r.nps >= 7 THEN 'passive' ELSE 'detractor' END"
-    """
-    return (f"CASE WHEN {col} >= {PROMOTER_MIN} THEN 'promoter' WHEN {col} >= {PASSIVE_MIN} THEN 'passive' "
-            "ELSE 'detractor' END")
-
-
-def promoter(col: str) -> str:
-    """SQL condition: ``col`` is a promoter's score."""
-    return f"{col} >= {PROMOTER_MIN}"
-
-
-def detractor(col: str) -> str:
-    """SQL condition: ``col`` is a detractor's score."""
-    return f"{col} < {PASSIVE_MIN}"
-
-
-def nps_points(col: str, scale: str = "1") -> str:
-    """SQL: +scale for a promoter's score, −scale for a detractor's, 0 otherwise (NPS is the mean × 100/scale).
-
-    >>> nps_points("r.nps", "100.0")
-    'CASE WHEN r.nps >= 9 THEN 100.0 WHEN r.nps < 7 THEN -100.0 ELSE 0 END'
-    """
-    return f"CASE WHEN {promoter(col)} THEN {scale} WHEN {detractor(col)} THEN -{scale} ELSE 0 END"
-
-
-def war(rank: str, brands: str) -> str:
-    """The Wallet Allocation Rule (Keiningham et al. 2011) as SQL: (1 − rank/(brands + 1)) × 2/brands."""
-    return f"(1 - {rank} / ({brands} + 1)) * 2 / {brands}"
-
-
-#: The last date the store knows about: the last transaction, or without transactions the last
-#: churn event or survey response (the end E that customers are followed to).
-DATA_END_SQL = """coalesce((SELECT max(occurred_on) FROM transactions),
-         (SELECT max(d) FROM (SELECT max(churned_on) AS d FROM churn_events
-                              UNION ALL SELECT max(responded_on) FROM survey_responses)))"""
-
-
-# ----------------------------------------------------------------------------- the relation type
-
-
-def _none(filters: Filters) -> tuple[str, dict[str, Any]]:
-    return "TRUE", {}
-
-
-@dataclass(frozen=True)
-class Via:
-    """How a relation is answered, for filters its own stored table does not hold, from other
-    stored relations that keep its history (e.g. each customer's answers with the date the next
-    one replaced it): ``sql`` reads those relations by placeholder (bound to their stored tables,
-    built for the unfiltered view) and ``{cond}``, the condition :attr:`cond` returns for the
-    caller's filters and the relation's arguments (None: the histories cannot answer them). Same rows as the relation's own SQL under those filters — the page
-    comparison tests compute every page both ways."""
-
-    sql: str
-    reads: tuple[str, ...]
-    cond: Callable[[Filters, dict[str, Any]], tuple[dict[str, str], dict[str, Any]] | None]
-
-
-@dataclass(frozen=True)
-class Relation:
-    """One base relation.
-
-    Attributes
-    ----------
-    name : the summary table that stores it (and the placeholder metric SQL reads it by).
-    depends : the contract tables it is computed from (a write to any of them rebuilds it).
-    sql : its definition. ``{inner}`` stands for the condition :attr:`inner` returns; ``{name}``
-        of another relation for that relation (bound for the filters :attr:`uses` gives).
-    inner : the caller's filters → (condition, parameters) the relation applies inside.
-    uses : other relation name → the filters it is read with, from the caller's.
-    args : parameters of the definition besides the filters (``landmark``, ``end``, ``cal_end``);
-        the stored table holds the answer only for the values it was built with.
-    scope_inside : the department scope is applied by :attr:`inner` (the rows keep no column the
-        caller could restrict on).
-    per_page : when the stored table cannot answer, compute the relation once per page call into
-        a temporary table (several queries of a page read it).
-    grain : how a write that only appended rows brings the stored table up to date
-        (:mod:`cxmetrics.store.incremental`): ``"cells"`` — counted cells, each appended row adds to
-        one cell (the SQL reads the appended table once, with no window, distinct or look-up over
-        it), so the appended rows' cells are merged in by adding :attr:`measures`; ``"customer"`` —
-        each row belongs to one ``customer_id`` and depends only on that customer's rows, so the
-        customers in the appended rows are recomputed; ``"table"`` — rebuilt.
-    measures : the added columns of a ``"cells"`` relation (counts and sums); the others are its cells' keys.
-    via : when the stored table cannot answer, the same rows computed from other stored relations
-        (pre-aggregated histories) instead of the raw tables, when those are current (see :class:`Via`).
-    """
-
-    name: str
-    depends: frozenset[str]
-    sql: str
-    inner: Callable[[Filters], tuple[str, dict[str, Any]]] = _none
-    uses: dict[str, Callable[[Filters], Filters]] = field(default_factory=dict)
-    args: tuple[str, ...] = ()
-    scope_inside: bool = False
-    per_page: bool = False
-    grain: str = "table"
-    measures: tuple[str, ...] = ()
-    via: Via | None = None
-
+__all__ = ["ALL", "ANSWER_SPELLS", "COMPLAINT_FIRSTS", "CSAT_SPELLS", "DATA_END_SQL", "PASSIVE_MIN", "PROMOTER_MIN",
+           "RELATIONS", "Relation", "Via", "detractor", "nps_group", "nps_points", "promoter", "war"]
 
 def _same(filters: Filters) -> Filters:
     return filters
@@ -238,54 +150,6 @@ SELECT customer_id, department FROM complaints WHERE department IS NOT NULL""", 
 
 # ----------------------------------------------------------------------------- per customer
 
-#: Every relationship answer with an NPS (customer, department, day, score, stated share of wallet,
-#: WAR share) with the day the customer's next answer replaced it — overall and within the same
-#: department, for the score and for each field's next non-empty value. The latest answer as of
-#: any day D is then the answer given on or before D and not replaced by D: a filter, no look-back.
-ANSWER_SPELLS = Relation("summary_answer_spells", frozenset({"customers", "survey_responses"}), f"""
-WITH sp_r AS (
-    SELECT r.customer_id, c.segment, c.region, r.department, r.responded_on, r.nps,
-           r.share_of_wallet_pct AS stated, {war("r.brand_rank", "r.brands_used")} AS war
-    FROM survey_responses r JOIN customers c USING (customer_id)
-    WHERE r.survey = 'relationship' AND r.nps IS NOT NULL
-)
-SELECT *, min(responded_on) OVER later AS next_any,
-       min(responded_on) FILTER (WHERE stated IS NOT NULL) OVER later AS next_stated,
-       min(responded_on) FILTER (WHERE war IS NOT NULL) OVER later AS next_war,
-       min(responded_on) OVER later_dept AS dept_next_any,
-       min(responded_on) FILTER (WHERE stated IS NOT NULL) OVER later_dept AS dept_next_stated,
-       min(responded_on) FILTER (WHERE war IS NOT NULL) OVER later_dept AS dept_next_war
-FROM sp_r
-WINDOW later AS (PARTITION BY customer_id ORDER BY responded_on
-                 RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING),
-       later_dept AS (PARTITION BY customer_id, department ORDER BY responded_on
-                      RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING)""", grain="customer")
-
-
-def _latest_from_spells(filters: Filters, args: dict | None = None) -> tuple[dict[str, str], dict[str, Any]]:
-    """:data:`LATEST` under ``filters`` from :data:`ANSWER_SPELLS`: the answers in the date range
-    (and scope) not replaced by its end — within the scope's departments when restricted (the
-    latest in any of them then wins). Each field has its own spell: ``arg_max`` skips empty values,
-    so a field's latest value may come from an earlier answer than the score's."""
-    cond, params = filters.where(date_col="s.responded_on", customers=False, scope=False)
-    prefix = "next_"
-    if filters.scope.restricted:
-        prefix = "dept_next_"
-        if filters.scope.departments:
-            cond += " AND list_contains($scope_departments, s.department)"
-            params["scope_departments"] = list(filters.scope.departments)
-        else:
-            cond += " AND FALSE"
-
-    def valid(col: str) -> str:
-        if filters.date_to is None:
-            return f"s.{prefix}{col} IS NULL"
-        return f"(s.{prefix}{col} IS NULL OR s.{prefix}{col} > $date_to)"
-
-    params.update({"date_to": filters.date_to} if filters.date_to is not None else {})
-    return {"cond": cond, "any": valid("any"), "stated": valid("stated"), "war": valid("war")}, params
-
-
 #: Each customer's latest relationship answer with an NPS among the responses that count (the
 #: date range and department scope): the score, the stated share of wallet and the WAR share
 #: (each field's value at the latest such response), with the customer's segment and region.
@@ -295,13 +159,7 @@ SELECT r.customer_id, any_value(c.segment) AS segment, any_value(c.region) AS re
        arg_max({war("r.brand_rank", "r.brands_used")}, r.responded_on) AS war
 FROM survey_responses r JOIN customers c USING (customer_id)
 WHERE r.survey = 'relationship' AND r.nps IS NOT NULL AND {{inner}}
-GROUP BY 1""", inner=_responses_inside, scope_inside=True, grain="customer", via=Via("""
-SELECT s.customer_id, any_value(s.segment) AS segment, any_value(s.region) AS region,
-       arg_max(s.nps, s.responded_on) FILTER (WHERE {any}) AS nps,
-       arg_max(s.stated, s.responded_on) FILTER (WHERE {stated}) AS stated,
-       arg_max(s.war, s.responded_on) FILTER (WHERE {war}) AS war
-FROM {summary_answer_spells} s WHERE {cond} AND ({any} OR {stated} OR {war})
-GROUP BY 1""", ("summary_answer_spells",), _latest_from_spells))
+GROUP BY 1""", inner=_responses_inside, scope_inside=True, grain="customer", via=histories.LATEST_VIA)
 
 #: Per customer, over all the data: the latest relationship answer, revenue in the 12 months to
 #: the last transaction date E (and its active calendar months, as a bit set of month offsets),
@@ -394,25 +252,6 @@ WHERE c.contract = 'contractual' AND k.opened_on <= (SELECT max(opened_on) FROM 
   AND {inner}
 GROUP BY ALL""", inner=_complaints_inside, scope_inside=True)
 
-#: The churn landmark base: one row per contractual customer active at the landmark L — the NPS
-#: group of their latest relationship answer before L (no look-ahead; NULL without one), their
-#: latest CSAT before L, complaint history before L, tenure band at L, and the
-#: outcome: churned by E (the end: ``$end``, else the last transaction date), days at risk from L,
-#: and churn within 12 months of L. The end without transactions: :data:`DATA_END_SQL`.
-#: Every CSAT answer (any survey) of a known customer with the day the customer's next CSAT answer
-#: replaced it: the latest CSAT as of any day is a filter (the churn landmark at any date).
-CSAT_SPELLS = Relation("summary_csat_spells", frozenset({"survey_responses"}), """
-SELECT r.customer_id, r.responded_on, r.csat,
-       min(r.responded_on) OVER (PARTITION BY r.customer_id ORDER BY r.responded_on
-                                 RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING) AS next_on
-FROM survey_responses r WHERE r.csat IS NOT NULL AND r.customer_id IS NOT NULL""", grain="customer")
-
-#: Per customer, the day of their first complaint and of their first escalated one: whether they
-#: had complained (escalated) before any day is a comparison.
-COMPLAINT_FIRSTS = Relation("summary_complaint_firsts", frozenset({"complaints"}), """
-SELECT k.customer_id, min(k.opened_on) AS first_on, min(k.opened_on) FILTER (WHERE k.escalated) AS first_escalated_on
-FROM complaints k WHERE k.customer_id IS NOT NULL GROUP BY 1""", grain="customer")
-
 #: The landmark base's columns from its customers, given per customer ``lm_grp`` (NPS of the latest
 #: relationship answer before L), ``lm_cs`` (latest CSAT before L) and ``lm_comp`` (complained before
 #: L, escalated) and the bounds L, E — shared by its definition and its answer from histories.
@@ -435,6 +274,11 @@ CROSS JOIN lm_bounds
 WHERE c.contract = 'contractual' AND c.acquired_on <= lm_bounds.L
   AND (ce.churned_on IS NULL OR ce.churned_on >= lm_bounds.L)"""
 
+#: The churn landmark base: one row per contractual customer active at the landmark L — the NPS
+#: group of their latest relationship answer before L (no look-ahead; NULL without one), their
+#: latest CSAT before L, complaint history before L, tenure band at L, and the
+#: outcome: churned by E (the end: ``$end``, else the last transaction date), days at risk from L,
+#: and churn within 12 months of L. The end without transactions: :data:`DATA_END_SQL`.
 LANDMARK = Relation("summary_landmark", frozenset({"customers", "survey_responses", "complaints", "churn_events",
                                                    "transactions"}), f"""
 WITH lm_bounds AS (
@@ -453,24 +297,7 @@ WITH lm_bounds AS (
 ), lm_comp AS (
     SELECT k.customer_id, bool_or(coalesce(k.escalated, false)) AS escalated
     FROM complaints k, lm_bounds WHERE k.opened_on < lm_bounds.L GROUP BY 1
-)""" + _LANDMARK_SELECT, args=("landmark", "end"), per_page=True, via=Via(f"""
-WITH lm_bounds AS (
-    SELECT $landmark::DATE AS L,
-           coalesce($end::DATE, {DATA_END_SQL})::DATE AS E
-), lm_grp AS (
-    SELECT s.customer_id, arg_max(s.nps, s.responded_on) AS nps
-    FROM summary_answer_spells s, lm_bounds
-    WHERE s.responded_on < lm_bounds.L AND (s.next_any IS NULL OR s.next_any >= lm_bounds.L)
-    GROUP BY 1
-), lm_cs AS (
-    SELECT s.customer_id, arg_max(s.csat, s.responded_on) AS csat
-    FROM summary_csat_spells s, lm_bounds
-    WHERE s.responded_on < lm_bounds.L AND (s.next_on IS NULL OR s.next_on >= lm_bounds.L)
-    GROUP BY 1
-), lm_comp AS (
-    SELECT f.customer_id, coalesce(f.first_escalated_on < lm_bounds.L, false) AS escalated
-    FROM summary_complaint_firsts f, lm_bounds WHERE f.first_on < lm_bounds.L
-)""" + _LANDMARK_SELECT, ("summary_answer_spells", "summary_csat_spells", "summary_complaint_firsts"),
+)""" + _LANDMARK_SELECT, args=("landmark", "end"), per_page=True, via=Via(histories.LANDMARK_HISTORIES + _LANDMARK_SELECT, histories.LANDMARK_READS,
     lambda filters, args: ({}, {"landmark": args.get("landmark"), "end": args.get("end")})))
 
 #: Revenue of each landmark-base customer in the 12 months to E, and its active calendar months

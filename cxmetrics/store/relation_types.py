@@ -1,0 +1,121 @@
+"""The relation type and the shared SQL rules (NPS groups, the Wallet Allocation Rule, the data's
+end): what :mod:`cxmetrics.store.relations` and :mod:`cxmetrics.store.histories` are written with.
+:mod:`cxmetrics.store.relations` re-exports every name here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cxmetrics.core.filters import Filters
+
+# ----------------------------------------------------------------------------- shared rules
+
+#: A relationship or transactional NPS answer's group (promoters 9–10, passives 7–8, detractors 0–6).
+PROMOTER_MIN = 9
+PASSIVE_MIN = 7
+
+
+def nps_group(col: str) -> str:
+    """The NPS group of score column ``col`` as SQL (the one place the cut-offs are written).
+
+    >>> nps_group("r.nps")
+    "CASE WHEN r.nps >= 9 THEN 'promoter' WHEN r.nps >= 7 THEN 'passive' ELSE 'detractor' END"
+    """
+    return (f"CASE WHEN {col} >= {PROMOTER_MIN} THEN 'promoter' WHEN {col} >= {PASSIVE_MIN} THEN 'passive' "
+            "ELSE 'detractor' END")
+
+
+def promoter(col: str) -> str:
+    """SQL condition: ``col`` is a promoter's score."""
+    return f"{col} >= {PROMOTER_MIN}"
+
+
+def detractor(col: str) -> str:
+    """SQL condition: ``col`` is a detractor's score."""
+    return f"{col} < {PASSIVE_MIN}"
+
+
+def nps_points(col: str, scale: str = "1") -> str:
+    """SQL: +scale for a promoter's score, −scale for a detractor's, 0 otherwise (NPS is the mean × 100/scale).
+
+    >>> nps_points("r.nps", "100.0")
+    'CASE WHEN r.nps >= 9 THEN 100.0 WHEN r.nps < 7 THEN -100.0 ELSE 0 END'
+    """
+    return f"CASE WHEN {promoter(col)} THEN {scale} WHEN {detractor(col)} THEN -{scale} ELSE 0 END"
+
+
+def war(rank: str, brands: str) -> str:
+    """The Wallet Allocation Rule (Keiningham et al. 2011) as SQL: (1 − rank/(brands + 1)) × 2/brands."""
+    return f"(1 - {rank} / ({brands} + 1)) * 2 / {brands}"
+
+
+#: The last date the store knows about: the last transaction, or without transactions the last
+#: churn event or survey response (the end E that customers are followed to).
+DATA_END_SQL = """coalesce((SELECT max(occurred_on) FROM transactions),
+         (SELECT max(d) FROM (SELECT max(churned_on) AS d FROM churn_events
+                              UNION ALL SELECT max(responded_on) FROM survey_responses)))"""
+
+
+# ----------------------------------------------------------------------------- the relation type
+
+
+def _none(filters: Filters) -> tuple[str, dict[str, Any]]:
+    return "TRUE", {}
+
+
+@dataclass(frozen=True)
+class Via:
+    """How a relation is answered, for filters its own stored table does not hold, from other
+    stored relations that keep its history (e.g. each customer's answers with the date the next
+    one replaced it): ``sql`` reads those relations by placeholder (bound to their stored tables,
+    built for the unfiltered view) and ``{cond}``, the condition :attr:`cond` returns for the
+    caller's filters and the relation's arguments (None: the histories cannot answer them). Same rows as the relation's own SQL under those filters — the page
+    comparison tests compute every page both ways."""
+
+    sql: str
+    reads: tuple[str, ...]
+    cond: Callable[[Filters, dict[str, Any]], tuple[dict[str, str], dict[str, Any]] | None]
+
+
+@dataclass(frozen=True)
+class Relation:
+    """One base relation.
+
+    Attributes
+    ----------
+    name : the summary table that stores it (and the placeholder metric SQL reads it by).
+    depends : the contract tables it is computed from (a write to any of them rebuilds it).
+    sql : its definition. ``{inner}`` stands for the condition :attr:`inner` returns; ``{name}``
+        of another relation for that relation (bound for the filters :attr:`uses` gives).
+    inner : the caller's filters → (condition, parameters) the relation applies inside.
+    uses : other relation name → the filters it is read with, from the caller's.
+    args : parameters of the definition besides the filters (``landmark``, ``end``, ``cal_end``);
+        the stored table holds the answer only for the values it was built with.
+    scope_inside : the department scope is applied by :attr:`inner` (the rows keep no column the
+        caller could restrict on).
+    per_page : when the stored table cannot answer, compute the relation once per page call into
+        a temporary table (several queries of a page read it).
+    grain : how a write that only appended rows brings the stored table up to date
+        (:mod:`cxmetrics.store.incremental`): ``"cells"`` — counted cells, each appended row adds to
+        one cell (the SQL reads the appended table once, with no window, distinct or look-up over
+        it), so the appended rows' cells are merged in by adding :attr:`measures`; ``"customer"`` —
+        each row belongs to one ``customer_id`` and depends only on that customer's rows, so the
+        customers in the appended rows are recomputed; ``"table"`` — rebuilt.
+    measures : the added columns of a ``"cells"`` relation (counts and sums); the others are its cells' keys.
+    via : when the stored table cannot answer, the same rows computed from other stored relations
+        (pre-aggregated histories) instead of the raw tables, when those are current (see :class:`Via`).
+    """
+
+    name: str
+    depends: frozenset[str]
+    sql: str
+    inner: Callable[[Filters], tuple[str, dict[str, Any]]] = _none
+    uses: dict[str, Callable[[Filters], Filters]] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
+    scope_inside: bool = False
+    per_page: bool = False
+    grain: str = "table"
+    measures: tuple[str, ...] = ()
+    via: Via | None = None
