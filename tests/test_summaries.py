@@ -426,3 +426,33 @@ def test_a_date_range_reads_the_answer_histories_not_the_raw_responses(con, monk
     assert "summary_customer" in revenue and "t.occurred_on" not in revenue
     monkeypatch.setattr(summaries, "_state", lambda con: ({}, 0))  # no summary current: the relation's own SQL
     assert "summary_answer_spells" not in summaries.source(con, summaries.LATEST_TABLE, CUSTOM_RANGE).sql
+
+
+def test_the_latest_answer_from_histories_equals_its_definition_under_any_range_and_scope(small_copy):
+    """With relationship answers attributed to departments (the demo leaves them without one), the
+    latest answer, the wallet cells and the landmark base read from the histories equal their
+    definitions over the raw responses, for ranges and scopes that cut customers' answer runs."""
+    with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
+        con.execute("UPDATE survey_responses SET department = CASE hash(response_id) % 3 WHEN 0 THEN 'billing' "
+                    "WHEN 1 THEN 'support' END WHERE survey = 'relationship'")
+        con.execute("UPDATE survey_responses SET share_of_wallet_pct = NULL WHERE hash(response_id) % 4 = 0")
+        store.bump_version(con)
+    with store.connect(str(small_copy)) as con:
+        first, last = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
+        mid = first + (last - first) / 2
+        cases = [Filters(date_from=mid, date_to=last - dt.timedelta(days=17)), Filters(date_to=mid),
+                 Filters(date_from=mid + dt.timedelta(days=3)),
+                 Filters(date_from=mid, scope=Scope(role="department", departments=("billing",), user="b")),
+                 Filters(date_to=mid, scope=Scope(role="department", departments=("billing", "support"), user="b"))]
+        checked = 0
+        for f in cases:
+            for name, args in ((summaries.LATEST_TABLE, {}), (summaries.WALLET_TABLE, {}),
+                               (summaries.LANDMARK_TABLE, {"landmark": f.date_from or mid, "end": None})):
+                fast = summaries.source(con, name, f, **args)
+                assert not fast.stored and "summary_answer_spells" in fast.sql, (name, f)
+                raw = summaries.relation_query(name, f, **args)
+                got = con.execute(f"SELECT * FROM {fast.sql} x ORDER BY ALL", fast.params).df()
+                want = con.execute(f"SELECT * FROM ({raw.sql}) x ORDER BY ALL", raw.params).df()
+                pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9, obj=name)
+                checked += len(want) > 0
+    assert checked == 3 * len(cases)
