@@ -261,7 +261,7 @@ def startup() -> dict:
 
 
 def _spawn(*args: str, timeout: float = 1800) -> dict:
-    r = subprocess.run([sys.executable, "-m", "cxmetrics.cli.bench", *args], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "cxmetrics.tools.bench", *args], capture_output=True, text=True,
                        cwd=ROOT, timeout=timeout)
     if r.returncode != 0:
         return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1]}
