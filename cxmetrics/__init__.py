@@ -3,8 +3,9 @@
 Layers, each importing only those before it (``tests/test_layers.py`` enforces it):
 ``core`` (results, filters, roles, how results print) ← ``store`` (connection, schema, executor,
 relations, summaries, finance assumptions) ← ``metrics`` ← ``commit`` and ``registers`` (importer,
-initiatives, demo, backup) ← ``views`` (page assembly) ← ``story`` and ``charts`` ← ``cli`` and
-``ui`` (the only Streamlit-aware module). See ../README.md ("Architecture").
+initiatives, demo, backup) ← ``views`` (one module per page, and the page registry) ← ``story``
+and ``charts`` ← ``cli`` and ``ui`` (the only Streamlit-aware module) ← ``tools`` (bench, docs:
+tooling outside the library, imported only by ``__main__``). See ../README.md ("Architecture").
 
 The modules lived flat in this package before; ``from cxmetrics import nps`` and
 ``import cxmetrics.summaries`` keep working through :data:`MOVED` (the notebook and older scripts

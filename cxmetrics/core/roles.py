@@ -1,4 +1,4 @@
-"""Roles, what each may do, and the dashboard's page registry (pure data, no Streamlit).
+"""Roles, what each may do, and the dashboard's pages as menu entries (pure data, no Streamlit).
 
 ``app.py`` builds ``st.navigation`` from ``PAGES`` filtered by the caller's role, and every
 action the app offers is checked with :func:`can` — the query layer additionally restricts rows
