@@ -3,8 +3,9 @@
 Layers, each importing only those before it (``tests/test_layers.py`` enforces it):
 ``core`` (results, filters, roles, how results print) ← ``store`` (connection, schema, executor,
 relations, summaries, finance assumptions) ← ``metrics`` ← ``commit`` and ``registers`` (importer,
-initiatives, demo, backup) ← ``views`` (page assembly) ← ``story`` and ``charts`` ← ``cli`` and
-``ui`` (the only Streamlit-aware module). See ../README.md ("Architecture").
+initiatives, demo, backup) ← ``views`` (one module per page, and the page registry) ← ``story``
+and ``charts`` ← ``cli`` and ``ui`` (the only Streamlit-aware module) ← ``tools`` (bench, docs:
+tooling outside the library, imported only by ``__main__``). See ../README.md ("Architecture").
 
 The modules lived flat in this package before; ``from cxmetrics import nps`` and
 ``import cxmetrics.summaries`` keep working through :data:`MOVED` (the notebook and older scripts
@@ -23,14 +24,14 @@ MOVED = {
     "results": "core.results", "filters": "core.filters", "roles": "core.roles", "identity": "core.identity",
     "output": "core.output", "schema": "store.schema", "relations": "store.relations",
     "summaries": "store.summaries", "assumptions": "store.assumptions", "nps": "metrics.nps",
-    "drivers": "metrics.drivers", "representativeness": "metrics.representativeness", "voice": "metrics.voice",
+    "drivers": "metrics.drivers", "representativeness": "metrics.representativeness", "voice": "views.voice",
     "churn": "metrics.churn", "clv": "metrics.clv", "btyd": "metrics.btyd", "wallet": "metrics.wallet",
     "alignment": "metrics.alignment", "complaints": "metrics.complaints", "impact": "metrics.impact",
     "bridge": "metrics.bridge", "pnl": "metrics.pnl", "finance": "metrics.finance",
-    "department": "metrics.department", "importer": "registers.importer", "initiatives": "registers.initiatives",
+    "department": "views.department", "importer": "registers.importer", "initiatives": "registers.initiatives",
     "demo": "registers.demo", "backup": "registers.backup", "nps_page": "views.nps_page",
-    "summary": "views.executive", "report": "story.report", "exports": "story.exports", "docs": "cli.docs",
-    "bench": "cli.bench", "lake": "registers.lake", "engines": "store.engines",
+    "summary": "views.executive", "report": "story.report", "exports": "story.exports", "docs": "tools.docs",
+    "bench": "tools.bench", "lake": "registers.lake", "engines": "store.engines",
     "markup": "core.markup",
     "faults": "store.faults",
     "stubs": "store.stubs",

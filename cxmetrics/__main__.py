@@ -1,8 +1,8 @@
-"""Entry point for ``python -m cxmetrics``."""
+"""Entry point for ``python -m cxmetrics``: the CLI with the tool commands (bench, docs)."""
 
 import sys
 
-from cxmetrics.cli import main
+from cxmetrics.tools import main
 
 if __name__ == "__main__":
     sys.exit(main())

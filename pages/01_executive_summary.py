@@ -3,8 +3,7 @@
 import streamlit as st
 
 from cxmetrics.metrics import moved, pnl
-from cxmetrics.views import executive as summary
-from cxmetrics import ui
+from cxmetrics import ui, views
 from cxmetrics.charts import churn as churn_charts
 from cxmetrics.charts import nps as nps_charts
 from cxmetrics.charts import pnl as pnl_charts
@@ -16,7 +15,7 @@ filters = ui.page_filters()
 c1, c2 = st.columns(2)
 drop = c1.slider("Scenario: detractor share falls by (points)", 1, 20, 5, key="exec_drop")
 to = c2.segmented_control("…and they become", ("passive", "promoter"), default="passive", key="exec_to") or "passive"
-data = ui.compute(summary.page_data, filters, drop_points=float(drop), to=to)
+data = ui.compute(views.executive.page_data, filters, drop_points=float(drop), to=to)
 
 if data.nps.n == 0:
     ui.empty_state("No survey responses match these filters. Widen the date range or clear the filters.")
@@ -30,7 +29,7 @@ for topic, sentence in data.findings():
     st.markdown(f"- **{topic}.** {ui.md_escape(sentence)}")
 
 st.subheader("What moved this period")
-moved_result = ui.compute(moved.page_data, filters)
+moved_result = ui.compute(views.executive.moved_data, filters)
 for sentence in moved.describe(moved_result):
     ui.say(sentence, bullet=True)
 ui.how_computed(moved_result, key="exec_moved_how")

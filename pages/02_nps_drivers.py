@@ -3,8 +3,7 @@
 import streamlit as st
 
 from cxmetrics.metrics import drivers, nps
-from cxmetrics.views import nps_page
-from cxmetrics import ui
+from cxmetrics import ui, views
 from cxmetrics.charts import nps as charts
 
 st.title("NPS & drivers")
@@ -13,7 +12,7 @@ c1, c2 = st.columns(2)
 period = c1.segmented_control("Period", nps.PERIODS, default="quarter", key="nps_period") or "quarter"
 survey = c2.segmented_control("Survey", ("relationship", "transactional"), default="relationship",
                               key="nps_survey") or "relationship"
-data = ui.compute(nps_page.page_data, filters, period=period, survey=survey)
+data = ui.compute(views.nps_page.page_data, filters, period=period, survey=survey)
 
 if data.overall.n == 0:
     ui.empty_state("No survey responses match these filters. Widen the date range or clear the segment filter.")

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from cxmetrics.metrics import theme_cost, themes, voice
-from cxmetrics import ui
+from cxmetrics.metrics import theme_cost, themes
+from cxmetrics import ui, views
 from cxmetrics.charts import voice as voice_charts
 
 st.title("Customer voice")
@@ -11,9 +11,9 @@ st.caption("Verbatims exactly as customers wrote them (shown as plain text). Sea
 filters = ui.page_filters()
 c1, c2, c3 = st.columns([3, 2, 2])
 search = c1.text_input("Search the verbatims", key="voice_search", max_chars=200)
-group = c2.selectbox("NPS group", ["all", *voice.GROUPS], key="voice_group")
+group = c2.selectbox("NPS group", ["all", *views.voice.GROUPS], key="voice_group")
 lo, hi = c3.slider("Score", 0, 10, (0, 10), key="voice_score")
-data = ui.compute(voice.page_data, filters, search=search, group=None if group == "all" else group,
+data = ui.compute(views.voice.page_data, filters, search=search, group=None if group == "all" else group,
                   min_score=lo, max_score=hi)
 
 st.metric("Matching verbatims", f"{data.total_matching:,}")
@@ -27,7 +27,7 @@ ui.table(data.verbatims, key="voice_table", name="verbatims",
 
 st.header("Themes and what they cost")
 n_themes = st.slider("Themes to discover per language", 2, 20, 12, key="voice_n_themes")
-th = ui.compute(theme_cost.page_data, filters, n_themes=n_themes)
+th = ui.compute(views.voice.themes_data, filters, n_themes=n_themes)
 st.caption(f"Themes: {th.source}. {th.verbatims:,} verbatims classified. {th.cost.method}")
 for note in (th.discovery.warnings if th.discovery else ()):
     ui.say(note)

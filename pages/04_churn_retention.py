@@ -3,12 +3,12 @@
 import streamlit as st
 
 from cxmetrics.metrics import churn
-from cxmetrics import ui
+from cxmetrics import ui, views
 from cxmetrics.charts import churn as charts
 
 st.title("Churn & retention")
 filters = ui.page_filters()
-data = ui.compute(churn.page_data, filters)
+data = ui.compute(views.churn.page_data, filters)
 landmark = data.by_nps.extra["landmark"]
 st.caption(f"Contractual customers active on {landmark}, grouped by their latest relationship-survey answer "
            "before that date (no look-ahead), followed to the end of the data.")

@@ -3,14 +3,14 @@
 import streamlit as st
 
 from cxmetrics.metrics import clv, pnl
-from cxmetrics import ui
+from cxmetrics import ui, views
 from cxmetrics.charts import churn as charts
 
 st.title("Customer value")
 filters = ui.page_filters()
 moved = st.number_input("Customers to move from detractor to promoter", min_value=1, max_value=10_000_000,
                         value=1000, step=100, key="value_moved")
-data = ui.compute(clv.page_data, filters, moved=int(moved))
+data = ui.compute(views.value.page_data, filters, moved=int(moved))
 
 if data.clv.table.empty:
     ui.empty_state(data.clv.warnings[0] if data.clv.warnings else

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from cxmetrics.metrics import alignment, department
-from cxmetrics import ui
+from cxmetrics.metrics import alignment
+from cxmetrics import ui, views
 from cxmetrics.charts import alignment as charts
 
 st.title("Department")
@@ -17,7 +17,7 @@ if not choices:
     ui.empty_state("Your account is not mapped to a department, so there is nothing to show.")
     st.stop()
 dept = st.selectbox("Department", choices, key="dept_pick", disabled=len(choices) == 1)
-data = ui.compute(department.page_data, filters, department=dept)
+data = ui.compute(views.department.page_data, filters, department=dept)
 if data is None:
     st.error("You may only open your own department.")
     st.stop()

@@ -3,13 +3,13 @@
 import streamlit as st
 
 from cxmetrics.metrics import complaints
-from cxmetrics import ui
+from cxmetrics import ui, views
 from cxmetrics.charts import complaints as charts
 
 st.title("Complaints & closed loop")
 filters = ui.page_filters()
 days = st.slider("Detractor follow-up counts if made within (days)", 1, 30, 7, key="comp_days")
-data = ui.compute(complaints.page_data, filters, followup_days=int(days))
+data = ui.compute(views.complaints.page_data, filters, followup_days=int(days))
 
 if data.pareto.table.empty:
     ui.empty_state("No complaints match these filters.")

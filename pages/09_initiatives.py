@@ -8,12 +8,12 @@ from cxmetrics.metrics import impact
 from cxmetrics.registers import initiatives
 from cxmetrics.core import roles
 from cxmetrics.store import schema
-from cxmetrics import ui
+from cxmetrics import ui, views
 from cxmetrics.charts import initiatives as charts
 
 st.title("Initiatives & impact")
 filters = ui.page_filters()
-data = ui.compute(impact.page_data, filters)
+data = ui.compute(views.initiatives.page_data, filters)
 
 if data.initiatives.empty:
     ui.empty_state("No initiatives registered (or none in your department). Add one below or import initiatives.")

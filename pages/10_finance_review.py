@@ -7,7 +7,7 @@ import streamlit as st
 from cxmetrics.store import assumptions
 from cxmetrics.metrics import finance, pnl
 from cxmetrics.core import roles
-from cxmetrics import ui
+from cxmetrics import ui, views
 from cxmetrics.charts import nps as nps_charts
 from cxmetrics.charts import pnl as pnl_charts
 
@@ -21,15 +21,15 @@ with_ranges = c1.toggle("Include assumption uncertainty in the bridge interval (
                         key="fin_mc")
 distribution = c2.segmented_control("Draw each assumption", ("triangular", "uniform"), default="triangular",
                                     key="fin_mc_dist") or "triangular"
-data = ui.compute(finance.page_data, filters, assumption_ranges=with_ranges, distribution=distribution)
+data = ui.compute(views.finance.page_data, filters, assumption_ranges=with_ranges, distribution=distribution)
 can_edit = roles.can(filters.scope.role, "edit_assumptions")
 
 st.header("Assumptions")
-ui.table(data["register"], key="fin_register", name="assumptions")
+ui.table(data.register, key="fin_register", name="assumptions")
 if can_edit:
     with st.form("fin_edit"):
         st.markdown("**Change an assumption** (finance role; every change is a new version)")
-        keys = list(data["register"]["assumption"])
+        keys = list(data.register["assumption"])
         c1, c2, c3 = st.columns([2, 1, 2])
         key = c1.selectbox("Assumption", keys, key="fin_key")
         value = c2.number_input("New value", value=None, format="%.4f", key="fin_value")
@@ -63,11 +63,11 @@ else:
     ui.empty_state("Only the finance role changes assumptions. Switch role in the sidebar to edit.")
 
 with st.expander("Version history and restore"):
-    ui.table(data["history"], key="fin_history", name="assumption_history")
-    if can_edit and not data["history"].empty:
+    ui.table(data.history, key="fin_history", name="assumption_history")
+    if can_edit and not data.history.empty:
         c1, c2, c3 = st.columns([2, 1, 1])
-        rkey = c1.selectbox("Assumption", sorted(data["history"]["key"].unique()), key="fin_restore_key")
-        versions = data["history"].loc[data["history"]["key"] == rkey, "version"].tolist()
+        rkey = c1.selectbox("Assumption", sorted(data.history["key"].unique()), key="fin_restore_key")
+        versions = data.history.loc[data.history["key"] == rkey, "version"].tolist()
         rver = c2.selectbox("Version", versions, key="fin_restore_version")
         if c3.button("Restore this version", key="fin_restore"):
             try:
@@ -78,9 +78,9 @@ with st.expander("Version history and restore"):
                 st.error(ui.md_escape(exc))
 
 st.header("Sensitivity of the CX-to-P&L bridge")
-b = data["bridge"]
+b = data.bridge
 if b is None:
-    ui.empty_state(f"The bridge cannot be computed for this selection: {data['bridge_error']}")
+    ui.empty_state(f"The bridge cannot be computed for this selection: {data.bridge_error}")
 else:
     ui.say(pnl.headline(b), bold=True)
     if pnl.crude_beside(b):
@@ -100,16 +100,16 @@ else:
     st.caption(ui.md_escape("Assumption versions used: " + "; ".join(f"{k} = {v}" for k, v in b.assumptions.items())))
 
 st.header("Sample sizes and representativeness")
-rep = data["representativeness"]
+rep = data.representativeness
 ui.say(rep.extra['finding'], bold=True)
 ui.chart(nps_charts.response_rates(rep), key="fin_rep")
 ui.table(rep.table, key="fin_rep_table", name="response_rates")
 
 st.header("Methodology")
-ui.table(data["methodology"], key="fin_methods", name="methodology")
+ui.table(data.methodology, key="fin_methods", name="methodology")
 
 st.header("Revenue reconciliation")
-recon = data["reconciliation"]
+recon = data.reconciliation
 flagged = recon.extra["flagged_periods"]
 if flagged:
     st.warning(f"{len(flagged)} month(s) differ from the booked revenue by more than "
@@ -139,13 +139,13 @@ if can_edit:
                 st.error(ui.md_escape(exc))
 
 st.header("Net revenue retention")
-ui.estimate_tile(data["nrr"], fmt="{:.1f}")
-ui.how_computed(data["nrr"], key="fin_nrr_how")
+ui.estimate_tile(data.nrr, fmt="{:.1f}")
+ui.how_computed(data.nrr, key="fin_nrr_how")
 
 st.header("Audit log")
 st.caption("Append-only: who imported, edited an assumption or an initiative, entered booked revenue, and when.")
-ui.table(data["audit"], key="fin_audit", name="audit_log")
+ui.table(data.audit, key="fin_audit", name="audit_log")
 
 st.header("Data lineage")
 st.caption("Every accepted import (file, sha256, rows, when) that the figures are built from.")
-ui.table(data["imports"], key="fin_lineage", name="lineage")
+ui.table(data.imports, key="fin_lineage", name="lineage")

@@ -5,7 +5,7 @@ import streamlit as st
 from cxmetrics.registers import import_preview, importer
 from cxmetrics.core import roles
 from cxmetrics.store import schema
-from cxmetrics import store, ui
+from cxmetrics import store, ui, views
 
 st.title("Data")
 st.caption("Every table of the data contract, the import history, and a validated, all-or-nothing upload.")
@@ -13,8 +13,8 @@ filters = ui.page_filters()
 if st.session_state.pop("demo_built_notice", False):
     st.success("No database existed, so the demo company was built. Import your own files below.")
 
-data = ui.compute(store.page_data, filters)
-overview, history = data["overview"], data["history"]
+data = ui.compute(views.data.page_data, filters)
+overview, history = data.overview, data.history
 c1, c2, c3 = st.columns(3)
 c1.metric("Tables with data", f"{(overview['rows'] > 0).sum()} of {len(overview)}")
 c2.metric("Rows in all tables", f"{int(overview['rows'].sum()):,}")

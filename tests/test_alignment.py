@@ -9,8 +9,9 @@ import pytest
 
 from cxmetrics import store
 from cxmetrics.core.filters import Filters, Scope
-from cxmetrics.metrics import alignment, department
+from cxmetrics.metrics import alignment
 from cxmetrics.registers import demo
+from cxmetrics.views import department
 
 
 @pytest.fixture(scope="module")

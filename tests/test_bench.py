@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cxmetrics.cli import bench
 from cxmetrics.core import roles
+from cxmetrics.tools import bench
 
 ROOT = Path(__file__).resolve().parent.parent
 

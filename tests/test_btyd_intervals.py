@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cxmetrics import views
 from cxmetrics.core.filters import Filters
-from cxmetrics.metrics import btyd, clv
+from cxmetrics.metrics import btyd
 from cxmetrics.metrics import btyd_intervals as bi
 
 
@@ -84,7 +85,7 @@ def test_value_draws_agree_with_the_delta_method_on_cdnow():
 
 
 def test_customer_value_page_carries_btyd_intervals(con):
-    res = clv.page_data(con, Filters()).btyd
+    res = views.value.page_data(con, Filters()).btyd
     assert {e.name for e in res.headline} == {"btyd_mean_clv", "btyd_mean_p_alive"}
     for e in res.headline:
         assert e.ci_low < e.estimate < e.ci_high and e.se > 0 and "parametric draws" in e.method

@@ -12,8 +12,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "cxmetrics"
 
 #: The layers, bottom first: a module imports only modules of its own folder or of a lower layer
 #: (cxmetrics/__init__.py, which wires the commit step and the old flat names, sits above all).
+#: ``tools`` (bench, docs) is tooling outside the library: above the CLI, imported by ``__main__`` only.
 LAYERS = [("core",), ("store",), ("metrics",), ("commit", "registers"), ("views",), ("charts",), ("story",),
-          ("cli", "ui"), ("__init__", "__main__")]
+          ("cli", "ui"), ("tools",), ("__init__", "__main__")]
 RANK = {folder: i for i, group in enumerate(LAYERS) for folder in group}
 
 
@@ -131,7 +132,8 @@ def violations(graph) -> list[str]:
 def test_the_graph_sees_function_local_and_relative_imports():
     graph = imports()
     assert any(t == "store.schema" for t, _ in graph["store"])
-    assert any(t == "cli" for t, _ in graph["__main__"])
+    assert any(t == "tools" for t, _ in graph["__main__"])
+    assert any(t == "cli" for t, _ in graph["tools"])
     assert any(t == "streamlit" for t, _ in graph["ui"])
 
 
@@ -153,3 +155,18 @@ def test_the_rules_catch_an_upward_import_and_a_cycle():
         "upward or sideways import across layers: store.summaries -> metrics.churn (line 3)",
         "stray is in no layer: put it in one of " + ", ".join(f for g in LAYERS for f in g)])
     assert cycles(graph) == [["metrics.churn", "store.summaries"]]
+
+
+def outside_tools(graph) -> list[str]:
+    """Imports of ``tools`` from anywhere but ``tools`` itself and the ``__main__`` entry point."""
+    return [f"{mod} -> {target} (line {line})" for mod, edges in sorted(graph.items()) for target, line in edges
+            if _top(target) == "tools" and _top(mod) not in ("tools", "__main__")]
+
+
+def test_nothing_in_the_library_imports_the_tools():
+    graph = imports()
+    assert {"tools.bench", "tools.docs"} <= set(graph), "the tools live in cxmetrics/tools/"
+    bad = outside_tools(graph)
+    assert not bad, "only __main__ imports cxmetrics.tools:\n" + "\n".join(bad)
+    assert outside_tools({"__init__": [("tools.bench", 9)], "__main__": [("tools", 1)]}) == [
+        "__init__ -> tools.bench (line 9)"]

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from scipy.optimize import brentq
 
-from cxmetrics import store
+from cxmetrics import store, views
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Result
 from cxmetrics.metrics import clv, pnl
@@ -285,7 +285,7 @@ def test_customer_value_page_headlines_the_adjusted_value(demo_db, make_app):
     at = make_app(demo_db, page="pages/05_customer_value.py")
     assert not at.exception, at.exception
     with store.connect(str(demo_db)) as con:
-        v = clv.page_data(con, at.session_state["filters"], moved=1000).promoter_value
+        v = views.value.page_data(con, at.session_state["filters"], moved=1000).promoter_value
     tile = next(m for m in at.metric if m.label.startswith("Value of moving"))
     assert tile.value == f"{v.estimate / 1e6:,.1f} M EUR" and "(crude)" not in tile.label
     assert f"Crude (pooled, not segment-adjusted): {v.crude.estimate:,.0f}" in _texts(at)

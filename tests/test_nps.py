@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from cxmetrics.core.filters import Filters, Scope
 from cxmetrics.core.results import Estimate
-from cxmetrics.metrics import drivers, nps, representativeness, scores, voice
+from cxmetrics.metrics import drivers, nps, representativeness, scores
+from cxmetrics.views import voice
 
 
 # ----------------------------------------------------------------- hand-worked formulas

@@ -4,11 +4,11 @@ holds only that department's rows; an unmapped department user gets no rows at a
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
 import pandas as pd
 import pytest
 
+from cxmetrics import views
 from cxmetrics.core import roles
 from cxmetrics.core.filters import Filters, Scope
 from cxmetrics.core.results import Estimate
@@ -50,8 +50,7 @@ def observations(res) -> int:
 
 
 def page_fn(spec):
-    module, func = spec.data.split(":")
-    return getattr(importlib.import_module(module), func)
+    return views.data_for(spec)
 
 
 DEPT_PAGES = [p for p in roles.PAGES if "department" in p.roles]

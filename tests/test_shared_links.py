@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cxmetrics import store
+from cxmetrics import store, views
 from cxmetrics.core.filters import Filters, Scope
 from cxmetrics.metrics import finance
 
@@ -33,12 +33,12 @@ def test_a_link_with_a_real_department_shows_that_one(small_db, make_app):
 
 
 def test_audit_and_import_rows_are_for_unrestricted_roles_only(con):
-    everyone = finance.page_data(con, Filters())
-    assert len(everyone["audit"]) and len(everyone["imports"])  # the demo build is audited
+    everyone = views.finance.page_data(con, Filters())
+    assert len(everyone.audit) and len(everyone.imports)  # the demo build is audited
     for scope in (Scope("department", ("billing",)), Scope("department", ()), Scope("intern")):
-        got = finance.page_data(con, Filters(scope=scope))
-        assert got["audit"].empty and got["imports"].empty, scope
-        assert list(got["audit"].columns) == list(everyone["audit"].columns)
+        got = views.finance.page_data(con, Filters(scope=scope))
+        assert got.audit.empty and got.imports.empty, scope
+        assert list(got.audit.columns) == list(everyone.audit.columns)
         assert finance.lineage(con, Filters(scope=scope), ("complaints",)).empty
     assert len(finance.lineage(con, Filters(), ("complaints",))) == len(store.lineage(con, ("complaints",)))
 

@@ -4,14 +4,13 @@ ignored when stale."""
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import math
 
 import duckdb
 import pandas as pd
 import pytest
 
-from cxmetrics import store
+from cxmetrics import store, views
 from cxmetrics.core import roles
 from cxmetrics.core.filters import Filters, Scope
 from cxmetrics.core.results import Estimate
@@ -78,8 +77,7 @@ BILLING = Scope(role="department", departments=("billing",), user="b")
                               "custom range", "custom range, billing scope, segment", "from a day on"])
 @pytest.mark.parametrize("spec", PAGES, ids=[p.title for p in PAGES])
 def test_every_page_shows_the_same_figures_with_and_without_the_summary(con, monkeypatch, spec, filters):
-    module, func = spec.data.split(":")
-    fn = getattr(importlib.import_module(module), func)
+    fn = views.data_for(spec)
     fast = _figures(fn(con, filters))
     monkeypatch.setattr(summaries, "_state", lambda con: ({}, 0))  # no summary is current: raw queries
     slow = fn(con, filters)
@@ -318,7 +316,7 @@ def test_a_filtered_page_computes_its_landmark_base_once_and_drops_it(con):
     import datetime as dt
 
     f = Filters(date_from=dt.date(2025, 1, 1))
-    page = churn.page_data(con, f)
+    page = views.churn.page_data(con, f)
     assert "__summary_landmark_" in page.hazard.queries[0].sql  # read from the page's temporary table
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone()[0] == 0
     raw = summaries.relation_query(summaries.LANDMARK_TABLE, landmark=dt.date(2025, 1, 1), end=None)

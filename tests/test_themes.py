@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxmetrics import store
+from cxmetrics import store, views
 from cxmetrics.core.filters import Filters
 from cxmetrics.metrics import text, theme_cost, themes
 from cxmetrics.registers import demo_voice
@@ -207,7 +207,7 @@ def test_french_retailer_survey(french_store):
         assert list(d.languages["language"]) == ["fr"]
         sql, params = themes.tagged_sql(Filters(), d.codebook)
         tags = con.execute(sql + " SELECT response_id, theme FROM tagged", params).df()
-        page = theme_cost.page_data(con, Filters(), n_themes=4)
+        page = views.voice.themes_data(con, Filters(), n_themes=4)
     tags["planted"] = tags["response_id"].map(planted)
     purity = tags.groupby("theme")["planted"].agg(lambda s: s.value_counts(normalize=True).iloc[0])
     assert len(purity) == 4 and (purity > 0.9).all()
@@ -219,10 +219,10 @@ def test_french_retailer_survey(french_store):
 def test_theme_page_data_obeys_the_scope(con):
     from cxmetrics.core.filters import Scope
 
-    nobody = theme_cost.page_data(con, Filters(scope=Scope(role="department", departments=(), user="x")))
+    nobody = views.voice.themes_data(con, Filters(scope=Scope(role="department", departments=(), user="x")))
     assert nobody.verbatims == 0 and nobody.cost.table.empty and nobody.trend.empty and nobody.sentiment.empty
-    billing = theme_cost.page_data(con, Filters(scope=Scope(role="department", departments=("billing",), user="b")))
-    everyone = theme_cost.page_data(con, Filters())
+    billing = views.voice.themes_data(con, Filters(scope=Scope(role="department", departments=("billing",), user="b")))
+    everyone = views.voice.themes_data(con, Filters())
     n_billing = con.execute("SELECT count(*) FROM survey_responses WHERE department = 'billing' "
                             "AND verbatim IS NOT NULL").fetchone()[0]
     assert billing.verbatims == n_billing < everyone.verbatims

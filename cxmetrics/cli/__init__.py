@@ -6,7 +6,9 @@ Exit codes: 0 ok; 1 an error (one-line reason on stderr); 2 bad usage; 3 an impo
 
 Metric commands live with their metric modules: each module listed in ``METRIC_MODULES`` has a
 ``register_cli(subparsers, common)`` function that adds ``metrics <name>``; other command groups
-(``report``, ``bench``, ``backup`` …) are listed in ``COMMAND_MODULES`` the same way.
+(``report``, ``backup`` …) are listed in ``COMMAND_MODULES`` the same way. The tooling commands
+(``bench``, ``docs``) live outside the library in :mod:`cxmetrics.tools`, which this module never
+imports: ``python -m cxmetrics`` passes them in (``build_parser(extra=…)``, ``main(parser=…)``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from cxmetrics.store import engines, faults, schema
 #: Modules that add `metrics <name>` sub-commands.
 METRIC_MODULES: list[str] = ["cxmetrics.metrics.nps", "cxmetrics.metrics.scores", "cxmetrics.metrics.churn", "cxmetrics.metrics.clv", "cxmetrics.metrics.wallet", "cxmetrics.metrics.complaints", "cxmetrics.metrics.impact", "cxmetrics.metrics.alignment", "cxmetrics.metrics.pnl"]
 #: Modules that add top-level sub-commands.
-COMMAND_MODULES: list[str] = ["cxmetrics.cli.docs", "cxmetrics.metrics.btyd", "cxmetrics.story.report", "cxmetrics.cli.bench", "cxmetrics.registers.backup", "cxmetrics.registers.lake"]
+COMMAND_MODULES: list[str] = ["cxmetrics.metrics.btyd", "cxmetrics.story.report", "cxmetrics.registers.backup", "cxmetrics.registers.lake"]
 
 
 def _date(s: str) -> dt.date:
@@ -124,7 +126,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, extra=()) -> argparse.ArgumentParser:
+    """The CLI's parser; ``extra``: functions ``register(subparsers)`` adding more commands after
+    the library's own (the tools, from ``python -m cxmetrics``)."""
     common = common_parser()
     parser = argparse.ArgumentParser(
         prog="python -m cxmetrics",
@@ -181,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
         importlib.import_module(name).register_cli(msub, [common, flt, eng])
     for name in COMMAND_MODULES:
         importlib.import_module(name).register_cli(sub, [common, flt])
+    for register in extra:
+        register(sub)
     return parser
 
 
@@ -188,8 +194,8 @@ def _db_of(args: argparse.Namespace) -> str:
     return str(store.db_path(getattr(args, "db", None)))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | None = None) -> int:
+    parser = parser or build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

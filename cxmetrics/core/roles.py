@@ -1,4 +1,4 @@
-"""Roles, what each may do, and the dashboard's page registry (pure data, no Streamlit).
+"""Roles, what each may do, and the dashboard's pages as menu entries (pure data, no Streamlit).
 
 ``app.py`` builds ``st.navigation`` from ``PAGES`` filtered by the caller's role, and every
 action the app offers is checked with :func:`can` — the query layer additionally restricts rows
@@ -40,42 +40,37 @@ def can(role: str, action: str) -> bool:
 
 @dataclass(frozen=True)
 class PageSpec:
-    """One dashboard page: its file under ``pages/``, title, icon and the roles that see it."""
+    """One dashboard page: its file under ``pages/``, title, icon and the roles that see it (what
+    the page computes is in :data:`cxmetrics.views.PAGES`, above the metrics that core cannot import)."""
 
     path: str
     title: str
     icon: str
     roles: tuple[str, ...] = ROLES
     headline: str = ""  # text of the page's headline element (checked by browser tests)
-    #: "module:function" computing everything the page shows, as ``fn(con, filters)``; the
-    #: benchmark times it, the deck and the CLI reuse it.
-    data: str = ""
 
 
 ALL = ROLES
 PAGES: list[PageSpec] = [
     PageSpec("pages/01_executive_summary.py", "Executive summary", ":material/dashboard:",
-             ("executive", "finance", "analyst"), headline="Executive summary", data="cxmetrics.views.executive:page_data"),
-    PageSpec("pages/02_nps_drivers.py", "NPS & drivers", ":material/speed:", ALL, headline="NPS & drivers",
-             data="cxmetrics.views.nps_page:page_data"),
-    PageSpec("pages/03_customer_voice.py", "Customer voice", ":material/forum:", ALL, headline="Customer voice",
-             data="cxmetrics.metrics.voice:page_data"),
+             ("executive", "finance", "analyst"), headline="Executive summary"),
+    PageSpec("pages/02_nps_drivers.py", "NPS & drivers", ":material/speed:", ALL, headline="NPS & drivers"),
+    PageSpec("pages/03_customer_voice.py", "Customer voice", ":material/forum:", ALL, headline="Customer voice"),
     PageSpec("pages/04_churn_retention.py", "Churn & retention", ":material/trending_down:",
-             ("executive", "finance", "analyst"), headline="Churn & retention", data="cxmetrics.metrics.churn:page_data"),
+             ("executive", "finance", "analyst"), headline="Churn & retention"),
     PageSpec("pages/05_customer_value.py", "Customer value", ":material/paid:", ("executive", "finance", "analyst"),
-             headline="Customer value", data="cxmetrics.metrics.clv:page_data"),
-    PageSpec("pages/06_department.py", "Department", ":material/groups:", ALL, headline="Department",
-             data="cxmetrics.metrics.department:page_data"),
+             headline="Customer value"),
+    PageSpec("pages/06_department.py", "Department", ":material/groups:", ALL, headline="Department"),
     PageSpec("pages/07_alignment.py", "KPI alignment", ":material/rule:", ("executive", "finance", "analyst"),
-             headline="KPI alignment", data="cxmetrics.metrics.alignment:scorecard"),
+             headline="KPI alignment"),
     PageSpec("pages/08_complaints.py", "Complaints & closed loop", ":material/support_agent:", ALL,
-             headline="Complaints & closed loop", data="cxmetrics.metrics.complaints:page_data"),
+             headline="Complaints & closed loop"),
     PageSpec("pages/09_initiatives.py", "Initiatives & impact", ":material/rocket_launch:", ALL,
-             headline="Initiatives & impact", data="cxmetrics.metrics.impact:page_data"),
+             headline="Initiatives & impact"),
     PageSpec("pages/10_finance_review.py", "Finance review", ":material/account_balance:",
-             ("finance", "executive", "analyst"), headline="Finance review", data="cxmetrics.metrics.finance:page_data"),
+             ("finance", "executive", "analyst"), headline="Finance review"),
     PageSpec("pages/11_data.py", "Data", ":material/database:", ("analyst", "finance", "executive"),
-             headline="Data", data="cxmetrics.store:page_data"),
+             headline="Data"),
 ]
 
 

@@ -225,18 +225,6 @@ def describe(row: pd.Series) -> str:
             f"{verdict}{money}.")
 
 
-def money_headline(res: Result) -> tuple[str, str, str]:
-    """(label, value, caption) for the page's money tile: the segment-adjusted total, the crude beside it."""
-    t = res.table
-    h = res.extra.get("horizon_years", 5.0)
-    label = f"CLV at risk from a year's extra detractors ({h:g}-year horizon)"
-    if t.empty or "money_at_risk" not in t or not t["money_at_risk"].notna().any():
-        return label, "—", "No money figure: " + (res.warnings[0] if res.warnings else "no KPI with a threshold.")
-    adj, crude = float(t["money_at_risk"].sum()), float(t["money_at_risk_crude"].sum())
-    return label, f"{adj:,.0f}", (f"Within segment and tenure band (the headline); {crude:,.0f} crude. "
-                                  + res.extra.get("mix_note", "") + " Each KPI's interval is in its line below.")
-
-
 def register_cli(sub, parents) -> None:
     p = sub.add_parser("alignment", parents=parents, help="KPI targets vs customer expectation thresholds")
     p.add_argument("--kpi-department", "--dept", dest="kpi_department",

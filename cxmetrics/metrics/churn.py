@@ -36,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -46,7 +45,6 @@ from scipy.stats import norm
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
-from cxmetrics.metrics.retention import churn_rate_by_period, cohort_retention
 from cxmetrics.metrics.survival import MONTH_DAYS, add_months, churn_window, greenwood_band, wilson, window_label
 from cxmetrics.store import engines, stubs, summaries
 from cxmetrics.store.relations import DATA_END_SQL
@@ -341,28 +339,6 @@ def survival_curves(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmar
                          f"on the {transform} scale.",
                   reference=REFERENCE, filters=filters.describe(), alpha=alpha, queries=(q,),
                   extra={"tables": ("customers", "survey_responses", "churn_events"), "landmark": str(L)})
-
-
-@dataclass(frozen=True)
-class ChurnPage:
-    hazard: Result
-    survival: Result
-    by_nps: Result
-    by_segment: Result
-    by_complaints: Result
-    by_month: Result
-    cohorts: Result
-
-
-@store.memoized
-def page_data(con: duckdb.DuckDBPyConnection, filters: Filters) -> ChurnPage:
-    """Everything the "Churn & retention" page shows."""
-    L = default_landmark(con, filters)
-    return ChurnPage(hazard=hazard_ratios(con, filters, landmark=L), survival=survival_curves(con, filters, landmark=L),
-                     by_nps=churn_by(con, filters, by="nps_group", landmark=L),
-                     by_segment=churn_by(con, filters, by="segment", landmark=L),
-                     by_complaints=churn_by(con, filters, by="complaint_history", landmark=L),
-                     by_month=churn_rate_by_period(con, filters), cohorts=cohort_retention(con, filters))
 
 
 def describe_hazard(res: Result) -> str:

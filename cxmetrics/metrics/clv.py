@@ -245,28 +245,6 @@ def promoter_value(clv: Result, *, strata: Result | None = None, moved: int = 10
         strata=info["strata"])
 
 
-@dataclass(frozen=True)
-class ValuePage:
-    clv: Result
-    clv_by_segment: Result
-    promoter_value: Estimate
-    btyd: Result
-    wallet: Result
-    wallet_relation: Estimate
-
-
-@store.memoized
-def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, moved: int = 1000) -> ValuePage:
-    """Everything the "Customer value" page shows."""
-    from cxmetrics.metrics import btyd, btyd_intervals, wallet
-
-    c = clv_by_group(con, filters)
-    strata = clv_by_group(con, filters, by_segment=True, by_tenure=True)
-    return ValuePage(clv=c, clv_by_segment=clv_by_group(con, filters, by_segment=True),
-                     promoter_value=promoter_value(c, strata=strata, moved=moved), btyd=btyd_intervals.with_intervals(btyd.clv_non_contractual(con, filters)),
-                     wallet=wallet.by_group(con, filters), wallet_relation=wallet.nps_relation(con, filters))
-
-
 def describe(c: Result, value: Estimate) -> str:
     t = c.table.set_index("nps_group") if len(c.table) else None
     if t is None or not {"promoter", "detractor"} <= set(t.index):

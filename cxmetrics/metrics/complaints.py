@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -385,31 +384,6 @@ def describe_followup(res: Result) -> str:
     verdict = "a significant difference" if sig else "no significant difference"
     return (f"{rate.estimate:.0f}% of detractors were contacted ({rate.ci_text()}). Their 12-month churn differs from "
             f"those not contacted by {diff.estimate:+.1f} points ({diff.ci_text()}): {verdict}.")
-
-
-@dataclass(frozen=True)
-class ComplaintsPage:
-    pareto: Result
-    by_month: Result
-    by_channel: Result
-    resolution: Result
-    recontact: Estimate
-    churn_uplift: Result
-    cost: Result
-    callbacks_dept: Result
-    callbacks_month: Result
-    followup: Result
-
-
-@store.memoized
-def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, followup_days: int = 7) -> ComplaintsPage:
-    """Everything the "Complaints & closed loop" page shows."""
-    return ComplaintsPage(
-        pareto=pareto(con, filters), by_month=volume(con, filters, by="month"),
-        by_channel=volume(con, filters, by="channel"), resolution=resolution(con, filters),
-        recontact=recontact(con, filters), churn_uplift=churn_uplift(con, filters), cost=cost_by_month(con, filters),
-        callbacks_dept=callbacks(con, filters, by="department"), callbacks_month=callbacks(con, filters, by="month"),
-        followup=detractor_followup(con, filters, within_days=followup_days))
 
 
 def describe_pareto(res: Result) -> str:

@@ -24,7 +24,7 @@ from cxmetrics import store
 from cxmetrics.core import roles
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
-from cxmetrics.store import assumptions, schema, summaries
+from cxmetrics.store import assumptions, summaries
 
 _RECON_SQL = """
 WITH store_rev AS (
@@ -182,40 +182,3 @@ def lineage(con: duckdb.DuckDBPyConnection, filters: Filters, tables) -> pd.Data
     a restricted scope gets the columns and no rows (see :func:`audit_log`)."""
     out = store.lineage(con, tuple(tables))
     return out.iloc[0:0] if filters.scope.restricted else out
-
-
-def methodology(results: list) -> pd.DataFrame:
-    """One row per figure: its method, reference, n and filters (from the result objects)."""
-    rows = []
-    for r in results:
-        head = getattr(r, "headline", ()) or ()
-        n = head[0].n if head else getattr(r, "n", None)
-        rows.append({"figure": r.label, "method": r.method, "reference": r.reference, "n": n, "filters": r.filters})
-    return pd.DataFrame(rows)
-
-
-@store.memoized
-def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: float = 5.0,
-              assumption_ranges: bool = False, distribution: str = "triangular") -> dict:
-    """Everything the Finance review page shows (``assumption_ranges``: the bridge interval includes
-    finance's assumption ranges by Monte Carlo, :func:`cxmetrics.pnl.detractor_scenario`)."""
-    from cxmetrics.metrics import churn, clv, nps, pnl, representativeness
-
-    try:
-        bridge_res, bridge_err = pnl.detractor_scenario(con, filters, drop_points=drop_points,
-                                                        assumption_ranges=assumption_ranges,
-                                                        distribution=distribution), ""
-    except (ValueError, KeyError) as exc:
-        bridge_res, bridge_err = None, str(exc)
-    rep = representativeness.response_rates(con, filters)
-    method_sources = [nps.by(con, filters, dim="segment"), rep, churn.hazard_ratios(con, filters, cox=False),
-                      clv.clv_by_group(con, filters, draws=300), reconciliation(con, filters)]
-    return {
-        "bridge": bridge_res, "bridge_error": bridge_err, "representativeness": rep,
-        "methodology": methodology(method_sources), "audit": audit_log(con, filters),
-        "register": assumptions.register(con),
-        "history": assumptions.history(con),
-        "reconciliation": reconciliation(con, filters),
-        "nrr": net_revenue_retention(con, filters),
-        "imports": lineage(con, filters, schema.LOAD_ORDER),
-    }

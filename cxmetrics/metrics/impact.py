@@ -390,21 +390,6 @@ def describe_portfolio(p: pd.DataFrame) -> str:
     return "; ".join(parts) + "."
 
 
-@dataclass(frozen=True)
-class ImpactPage:
-    initiatives: pd.DataFrame
-    impacts: tuple[Impact, ...]
-    summary: pd.DataFrame
-    portfolio: pd.DataFrame
-
-
-@store.memoized
-def page_data(con: duckdb.DuckDBPyConnection, filters: Filters) -> ImpactPage:
-    """Everything the "Initiatives & impact" page shows."""
-    imps = all_impacts(con, filters)
-    return ImpactPage(initiatives_frame(con, filters), tuple(imps), summary_table(imps), portfolio(imps))
-
-
 def for_department(con: duckdb.DuckDBPyConnection, filters: Filters, department: str) -> pd.DataFrame:
     t = summary_table(all_impacts(con, filters))
     return t[t["department"] == department] if len(t) else t

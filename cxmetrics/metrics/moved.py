@@ -236,16 +236,6 @@ def what_moved(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int 
                          "periods": (before, after)})
 
 
-@store.memoized
-def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, q: float = 0.05) -> Result:
-    """What the Executive summary and the deck show: :func:`what_moved` with the saved codebook,
-    else the themes discovered on the verbatims (:func:`cxmetrics.themes.discover`)."""
-    cb = themes.current(con)[1]
-    if not cb:
-        cb = themes.discover(con, filters).codebook
-    return what_moved(con, filters, months=months, q=q, cb=cb)
-
-
 def describe(result: Result) -> list[str]:
     """The sentences to show, or one sentence saying why there are none."""
     if result.extra.get("sentences"):

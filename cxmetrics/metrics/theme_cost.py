@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -29,7 +28,7 @@ import pandas as pd
 
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
-from cxmetrics.core.results import Estimate, Result
+from cxmetrics.core.results import Result
 from cxmetrics.metrics import clv, nps, text, themes
 
 SENTIMENT_SAMPLE = 5_000
@@ -238,91 +237,3 @@ def feelings(con: duckdb.DuckDBPyConnection, filters: Filters, *, sample: int = 
     emo["share"] = emo["k"] / emo["n"]
     _wilson_cols(emo, "k", "n", "share", alpha)
     return {"sentiment": sent, "emotions": emo, "sample": a}
-
-
-@dataclass(frozen=True)
-class VoiceThemes:
-    """What the Customer voice page shows about themes."""
-
-    source: str
-    version: int | None
-    codebook: dict
-    discovery: themes.Discovery | None
-    cost: Result
-    trend: pd.DataFrame
-    sentiment: pd.DataFrame
-    emotions: pd.DataFrame
-    drill: pd.DataFrame
-    headline: Estimate | None = None
-
-    @property
-    def verbatims(self) -> int:
-        return int(self.cost.extra.get("verbatims", 0))
-
-    def top(self, n: int = 5) -> list[str]:
-        """The ``n`` most mentioned themes."""
-        t = self.cost.table
-        return t["theme"].head(n).tolist() if len(t) else []
-
-    def cost_table(self) -> pd.DataFrame:
-        """The cost table's columns for the page (every figure beside its interval)."""
-        cols = ["theme", "n", "estimate", "ci_low", "ci_high", "nps_mention", "nps_other", "nps_gap",
-                "nps_gap_adjusted", "nps_gap_adjusted_ci_low", "nps_gap_adjusted_ci_high", "nps_points_at_stake",
-                "nps_points_at_stake_ci_low", "nps_points_at_stake_ci_high", "churn_raised", "churn_other",
-                "churn_gap_adjusted", "churn_gap_adjusted_ci_low", "churn_gap_adjusted_ci_high", "small_sample"]
-        t = self.cost.table
-        return t[[c for c in cols if c in t.columns]].rename(columns={"n": "mentions", "estimate": "share"})
-
-    def discovered(self) -> pd.DataFrame:
-        """The discovered themes as text columns (keywords and examples joined)."""
-        d = self.discovery.themes if self.discovery is not None else pd.DataFrame()
-        if d.empty:
-            return pd.DataFrame(columns=["theme", "language", "keywords", "docs", "examples"])
-        return pd.DataFrame({"theme": d["theme"], "language": d["language"],
-                             "keywords": [", ".join(k) for k in d["keywords"]], "docs": d["docs"],
-                             "examples": [" | ".join(e) for e in d["examples"]]})
-
-    def codebook_rows(self) -> pd.DataFrame:
-        return themes.to_rows(self.codebook)
-
-    def findings(self, n: int = 3) -> list[str]:
-        """Sentences for the themes with the most NPS points at stake."""
-        t = self.cost.table
-        if t.empty or "nps_points_at_stake" not in t:
-            return []
-        out = []
-        for _, r in t.sort_values("nps_points_at_stake", ascending=False).head(n).iterrows():
-            if not np.isfinite(r["nps_gap_adjusted"]) or not np.isfinite(r["nps_points_at_stake"]):
-                out.append(f"\u201c{r['theme']}\u201d is in {100 * r['estimate']:.1f}% of verbatims (95% CI "
-                           f"{100 * r['ci_low']:.1f} to {100 * r['ci_high']:.1f}); no NPS answers to compare.")
-                continue
-            out.append(f"\u201c{r['theme']}\u201d is in {100 * r['estimate']:.1f}% of verbatims "
-                       f"(95% CI {100 * r['ci_low']:.1f} to {100 * r['ci_high']:.1f}); NPS of those who mention it is "
-                       f"{r['nps_gap_adjusted']:+.1f} points vs the others after segment adjustment "
-                       f"(95% CI {r['nps_gap_adjusted_ci_low']:.1f} to {r['nps_gap_adjusted_ci_high']:.1f}); "
-                       f"{r['nps_points_at_stake']:.2f} NPS points at stake (95% CI {r['nps_points_at_stake_ci_low']:.2f} "
-                       f"to {r['nps_points_at_stake_ci_high']:.2f}).")
-        return out
-
-
-@store.memoized
-def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, theme: str | None = None,
-              n_themes: int = 12, alpha: float = 0.05) -> VoiceThemes:
-    """Everything the themes part of Customer voice shows: the saved codebook (else the discovered
-    one), its cost, trend, sentiment and emotion mixes and the drill-down for ``theme``."""
-    version, cb = themes.current(con)
-    disc = themes.discover(con, filters, n_themes=n_themes)
-    if cb:
-        source = f"saved codebook v{version}"
-    else:
-        cb = dict(disc.codebook)
-        source = "discovered themes (not saved as a codebook yet)"
-    cond, params = themes._where(filters)
-    imported = store.scalar(con, f"SELECT count(*) FROM survey_responses r WHERE {cond} AND r.theme IS NOT NULL", params)
-    if imported:
-        source += f"; {imported:,} verbatims keep their imported theme"
-    c = cost(con, filters, cb, alpha=alpha)
-    tr = trend(con, filters, cb, alpha=alpha)
-    f = feelings(con, filters, alpha=alpha)
-    drill = verbatims(con, filters, cb, theme) if theme else pd.DataFrame()
-    return VoiceThemes(source, version, cb, disc, c, tr, f["sentiment"], f["emotions"], drill)

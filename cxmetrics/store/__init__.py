@@ -538,15 +538,3 @@ def lineage(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> pd.DataF
         "WHERE status = 'accepted' AND list_contains($tables, \"table\") ORDER BY import_id",
         {"tables": list(tables)},
     ).df()
-
-
-@memoized
-def page_data(con: duckdb.DuckDBPyConnection, filters=None) -> dict[str, pd.DataFrame]:
-    """Everything the Data page shows: table overview and import history.
-
-    Store-wide counts are not department rows, but they are not a department's business either:
-    a restricted scope gets empty frames (fail closed)."""
-    overview, history = table_overview(con), import_history(con)
-    if filters is not None and filters.scope.restricted:
-        return {"overview": overview.iloc[0:0], "history": history.iloc[0:0]}
-    return {"overview": overview, "history": history}

@@ -21,7 +21,8 @@ from cxmetrics.charts import initiatives as ini_charts
 from cxmetrics.charts import nps as nps_charts
 from cxmetrics.charts import pnl as pnl_charts
 from cxmetrics.core.filters import Filters
-from cxmetrics.metrics import alignment, complaints, department, impact, moved
+from cxmetrics.metrics import alignment, complaints, impact, moved
+from cxmetrics.views import department
 from cxmetrics.views import executive as summary
 
 
@@ -58,7 +59,7 @@ def story(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: floa
     s = summary.page_data(con, filters, drop_points=drop_points)
     slides = [Slide("The headlines", [f"{t}: {x}" for t, x in s.findings()],
                     notes="Each sentence is generated from the results shown on the following slides.")]
-    m = moved.page_data(con, filters)
+    m = summary.moved_data(con, filters)
     slides.append(Slide("What moved this period", moved.describe(m)[:8], notes=m.method))
     if s.bridge is not None:
         b = s.bridge

@@ -9,7 +9,8 @@ import duckdb
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
-from cxmetrics.metrics import alignment, churn, clv, complaints, drivers, impact, nps, pnl
+from cxmetrics.metrics import alignment, churn, clv, complaints, drivers, impact, moved, nps, pnl, themes
+from cxmetrics.views import initiatives
 
 
 def weighted_text(est: Estimate) -> str:
@@ -42,7 +43,7 @@ class Summary:
     alignment: Result
     pareto: Result
     drivers: Result
-    initiatives: impact.ImpactPage
+    initiatives: initiatives.ImpactPage
 
     def findings(self) -> list[tuple[str, str]]:
         """(topic, one-line finding) pairs, generated from the results."""
@@ -86,4 +87,14 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: 
         churn_by_nps=churn.churn_by(con, filters, landmark=L), clv=c, promoter_value=clv.promoter_value(
             c, strata=clv.clv_by_group(con, filters, by_segment=True, by_tenure=True, landmark=L)),
         bridge=b, bridge_error=err, alignment=alignment.scorecard(con, filters), pareto=complaints.pareto(con, filters),
-        drivers=drivers.key_drivers(con, filters), initiatives=impact.page_data(con, filters))
+        drivers=drivers.key_drivers(con, filters), initiatives=initiatives.page_data(con, filters))
+
+
+@store.memoized
+def moved_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, q: float = 0.05) -> Result:
+    """What the Executive summary and the deck show: :func:`cxmetrics.metrics.moved.what_moved` with the
+    saved codebook, else the themes discovered on the verbatims (:func:`cxmetrics.metrics.themes.discover`)."""
+    cb = themes.current(con)[1]
+    if not cb:
+        cb = themes.discover(con, filters).codebook
+    return moved.what_moved(con, filters, months=months, q=q, cb=cb)

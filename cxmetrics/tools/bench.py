@@ -14,7 +14,6 @@ Budgets (from the performance issue) are reported, never asserted in tests.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import pickle
@@ -26,7 +25,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from cxmetrics import store
+from cxmetrics import store, views
 from cxmetrics.core import roles
 from cxmetrics.core.filters import Filters
 from cxmetrics.registers import demo
@@ -110,9 +109,7 @@ def dataset(path: Path, customers: int, responses: int, complaints: int, transac
 
 
 def _call_page(spec: roles.PageSpec, con, filters):
-    module, func = spec.data.split(":")
-    fn = getattr(importlib.import_module(module), func)
-    return fn(con, filters)
+    return views.data_for(spec)(con, filters)
 
 
 def _filters(view: str | None):
@@ -152,8 +149,7 @@ def worker_page(db: str, path: str, view: str | None = None) -> dict:
     empty again) with the libraries loaded; ``warm_s`` is a cache hit (``st.cache_data`` unpickles
     the stored result)."""
     spec = next(p for p in roles.PAGES if p.path == path)
-    module = spec.data.split(":")[0]
-    importlib.import_module(module)
+    views.data_for(spec)  # the page modules imported before the clock starts
     import pandas  # noqa: F401  (loaded by the app before any page runs)
 
     filters = _filters(view)
@@ -265,7 +261,7 @@ def startup() -> dict:
 
 
 def _spawn(*args: str, timeout: float = 1800) -> dict:
-    r = subprocess.run([sys.executable, "-m", "cxmetrics.cli.bench", *args], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "cxmetrics.tools.bench", *args], capture_output=True, text=True,
                        cwd=ROOT, timeout=timeout)
     if r.returncode != 0:
         return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1]}

@@ -28,8 +28,8 @@ def _truths() -> str:
 
 
 def _cli(parser=None) -> str:
-    """One row per CLI command with its help line (``parser``: the CLI's, which it passes in — the
-    CLI imports this module, never the reverse)."""
+    """One row per CLI command with its help line (``parser``: the CLI's, which the caller passes in
+    — this module imports no CLI)."""
     if parser is None:
         raise ValueError("the cli section needs the CLI's parser: stale_sections(text, parser=…)")
     rows = ["| command | what it does |", "| --- | --- |"]
