@@ -28,52 +28,20 @@ import pandas as pd
 
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
-from cxmetrics.core.results import Estimate, Result
+from cxmetrics.core.results import DEFAULT_MIN_N, Estimate, Result
 from cxmetrics.metrics import text, theme_store, theme_sums, themes
 from cxmetrics.store import summaries
 
 CHURN_DAYS = theme_sums.CHURN_DAYS
 
 
-def _wilson(k, n, alpha: float):
-    """Wilson intervals for arrays of counts (NaN where n is 0)."""
-    from statsmodels.stats.proportion import proportion_confint
-
-    k, n = np.asarray(k, dtype=float), np.broadcast_to(np.asarray(n, dtype=float), np.shape(k))
-    if k.size == 0:
-        return np.array([]), np.array([])
-    safe = np.where(n > 0, n, 1.0)
-    lo, hi = proportion_confint(np.minimum(k, safe), safe, alpha=alpha, method="wilson")
-    return np.where(n > 0, np.maximum(lo, 0.0), np.nan), np.where(n > 0, np.minimum(hi, 1.0), np.nan)
-
-
-def _wilson_cols(df: pd.DataFrame, k: str, n: str, prefix: str, alpha: float, scale: float = 1.0) -> None:
-    lo, hi = _wilson(df[k].to_numpy(), df[n].to_numpy(), alpha)
-    df[f"{prefix}_ci_low"], df[f"{prefix}_ci_high"] = scale * lo, scale * hi
-
-
 def table(frames: dict[str, pd.DataFrame], cb: Mapping[str, Iterable[str]], filters: Filters, *,
-          alpha: float = 0.05) -> Result:
-    """The cost table from the sums of :func:`cxmetrics.theme_sums.aggregate` (kept or computed)."""
-    mentions, sums, churn = frames["mentions"], frames["nps"], frames["churn"]
-    total_v = int(mentions["verbatims"].iloc[0]) if len(mentions) else int(frames.get("verbatims", 0) or 0)
-    n_all = int(frames["n_all"]["n"].iloc[0]) if "n_all" in frames and len(frames["n_all"]) else 0
-    names = list(dict.fromkeys([*cb, *mentions["theme"].dropna()]))  # imported themes too
-    out = pd.DataFrame({"theme": names})
-    k = out["theme"].map(mentions.set_index("theme")["mentions"] if len(mentions) else {}).fillna(0).astype(int)
-    d_theme = out["theme"].map(sums[sums["theme"].notna()].groupby("theme")["d"].sum() if len(sums) else {}).fillna(0.0)
-    out["estimate"] = k / total_v if total_v else float("nan")
-    out["ci_low"], out["ci_high"] = _wilson(k, total_v, alpha)
-    out["n"], out["verbatims"] = k, total_v
-    out = out.join(theme_sums.nps_table(sums, alpha=alpha, min_n=filters.min_n), on="theme")
-    out["nps_points_at_stake"] = 100 * d_theme / n_all if n_all else float("nan")
-    lo, hi = _wilson(d_theme, n_all, alpha)
-    out["nps_points_at_stake_ci_low"], out["nps_points_at_stake_ci_high"] = 100 * lo, 100 * hi
-    out = out.join(theme_sums.churn_table(churn, alpha=alpha), on="theme")
-    out["churn_customers_raised"] = out["churn_customers_raised"].fillna(0).astype(int)
-    out["small_sample"] = k < filters.min_n
-    if not out.empty:
-        out = out.sort_values(["n", "theme"], ascending=[False, True]).reset_index(drop=True)
+          alpha: float = 0.05, kept: pd.DataFrame | None = None) -> Result:
+    """The cost :class:`Result` from the sums of :func:`cxmetrics.theme_sums.aggregate` (kept or
+    computed), or from a cost table already computed from them (``kept``)."""
+    out = theme_sums.cost_table(frames, cb, min_n=filters.min_n, alpha=alpha) if kept is None else kept
+    total_v = int(out["verbatims"].iloc[0]) if len(out) else theme_sums.verbatims(frames)
+    n_all = theme_sums.n_all(frames) if frames or not len(out) else int(out["nps_answers"].iloc[0])
     warnings = [] if total_v else ["No verbatims in these filters."]
     return Result(
         "theme_cost", "What each theme costs", out,
@@ -81,7 +49,7 @@ def table(frames: dict[str, pd.DataFrame], cb: Mapping[str, Iterable[str]], filt
                 "that do not: customer-clustered linearised SEs (a customer is one cluster, in either group or both; "
                 "the difference's SE counts the covariance); adjusted: within segment × tenure band (at the customer's "
                 "first verbatim), standardised to the mix of all such answers (segment alone when those strata cover "
-                "under 95%). Points at stake: 100·(theme's detractors)/(NPS answers with a verbatim), Wilson interval. "
+                "under 95%). Points at stake: 100·(theme's detractors)/(all NPS answers), Wilson interval. "
                 f"Churn: share of customers churned within {CHURN_DAYS} days of their first verbatim (only customers "
                 "with a full year of follow-up), raised vs not, crude and adjusted the same way, binomial SEs. "
                 + themes.METHOD),
@@ -108,20 +76,13 @@ def cost(con: duckdb.DuckDBPyConnection, filters: Filters, cb: Mapping[str, Iter
     return table(frames_for(con, filters, cb), cb, filters, alpha=alpha)
 
 
-def trend_table(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    df = df.copy()
-    df["share"] = df["mentions"] / df["verbatims"]
-    _wilson_cols(df, "mentions", "verbatims", "share", alpha)
-    return df
-
-
 @store.memoized
 def trend(con: duckdb.DuckDBPyConnection, filters: Filters, cb: Mapping[str, Iterable[str]], *,
           alpha: float = 0.05) -> pd.DataFrame:
     """Share of verbatims carrying each theme by month (``month, theme, mentions, verbatims,
     share, share_ci_low, share_ci_high``), Wilson intervals."""
     sql, params = themes.tagged_sql(filters, cb, con)
-    return trend_table(store.run(con, store.Query("theme_trend", sql + theme_sums.TREND_SQL, params)), alpha)
+    return theme_sums.trend_table(store.run(con, store.Query("theme_trend", sql + theme_sums.TREND_SQL, params)), alpha)
 
 
 def verbatims(con: duckdb.DuckDBPyConnection, filters: Filters, cb: Mapping[str, Iterable[str]], theme: str, *,
@@ -135,26 +96,6 @@ SELECT r.responded_on, r.nps, coalesce(r.touchpoint, '(relationship)') AS touchp
 FROM (SELECT t.response_id FROM tagged t JOIN v USING (response_id) WHERE t.theme = $theme
       ORDER BY v.responded_on DESC, v.response_id LIMIT $limit) t JOIN survey_responses r USING (response_id)
 ORDER BY r.responded_on DESC, r.response_id""", params))
-
-
-def feelings_tables(counts: dict[str, pd.DataFrame], alpha: float = 0.05) -> dict[str, pd.DataFrame]:
-    """Shares with Wilson intervals from the annotation counts of :func:`cxmetrics.theme_store.feelings`:
-    ``sentiment`` by language (share of each label, mean score, method) and ``emotions`` by
-    touchpoint and by NPS group (share of sampled verbatims with a word of each emotion)."""
-    sent, emo = counts.get("sentiment", pd.DataFrame()), counts.get("emotions", pd.DataFrame())
-    if sent.empty:
-        return {"sentiment": pd.DataFrame(), "emotions": pd.DataFrame()}
-    sent = sent.copy()
-    sent["n"] = sent.groupby("language")["k"].transform("sum")
-    sent["share"] = sent["k"] / sent["n"]
-    _wilson_cols(sent, "k", "n", "share", alpha)
-    g = sent.groupby("language")[["sentiment_sum", "sentiment_n"]].sum()
-    sent["mean_sentiment"] = sent["language"].map(g["sentiment_sum"] / g["sentiment_n"].where(g["sentiment_n"] > 0))
-    sent = sent.drop(columns=["sentiment_sum", "sentiment_n"])
-    emo = emo.copy()
-    emo["share"] = emo["k"] / emo["n"]
-    _wilson_cols(emo, "k", "n", "share", alpha)
-    return {"sentiment": sent, "emotions": emo}
 
 
 @dataclass(frozen=True)
@@ -236,10 +177,14 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, theme: str | 
     version, saved = themes.current(con)
     current = theme_store.is_current(con, run)
     notes: list[str] = []
+    kept = None
     if current:
         cb = dict(run.codebook)
-        if summaries.unfiltered(filters):
-            frames = dict(run.aggregates)
+        if summaries.unfiltered(filters) and alpha == 0.05 and filters.min_n == DEFAULT_MIN_N:
+            kept = theme_store.kept_results(con)
+            frames = {}
+        elif summaries.unfiltered(filters):
+            frames = theme_store.kept_sums(con, run)
         else:
             prefix, params = theme_store.kept_prefix(filters)
             frames = theme_sums.aggregate(con, prefix, params, filters)
@@ -266,15 +211,15 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, theme: str | 
     imported = store.scalar(con, f"SELECT count(*) FROM survey_responses r WHERE {cond} AND r.theme IS NOT NULL", params)
     if imported:
         source += f"; {imported:,} verbatims keep their imported theme"
-    if frames and "mentions" in frames:
-        c = table(frames, cb, filters, alpha=alpha)
-        tr = trend_table(frames["trend"], alpha)
+    empty = {"mentions": pd.DataFrame(columns=["verbatims", "theme", "mentions"]), "n_all": pd.DataFrame(),
+             "nps": pd.DataFrame(columns=["theme", "d"]), "churn": pd.DataFrame(columns=["theme"])}
+    if kept is not None:
+        c = table({}, cb, filters, alpha=alpha, kept=kept["cost"])
+        tr, f = kept["trend"], {"sentiment": kept["sentiment"], "emotions": kept["emotions"]}
     else:
-        c = table({"mentions": pd.DataFrame(columns=["verbatims", "theme", "mentions"]), "n_all": pd.DataFrame(),
-                   "nps": pd.DataFrame(columns=["theme", "d"]), "churn": pd.DataFrame(columns=["theme"])},
-                  {}, filters, alpha=alpha)
-        tr = pd.DataFrame()
-    f = feelings_tables(frames, alpha) if frames else {"sentiment": pd.DataFrame(), "emotions": pd.DataFrame()}
+        c = table(frames if "mentions" in frames else empty, cb, filters, alpha=alpha)
+        tr = theme_sums.trend_table(frames["trend"], alpha) if "trend" in frames else pd.DataFrame()
+        f = theme_sums.feelings_tables(frames, alpha)
     drill = verbatims(con, filters, cb, theme, kept=current) if theme else pd.DataFrame()
     disc = run.discovery if run is not None else None
     if disc is not None:

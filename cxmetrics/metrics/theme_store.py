@@ -31,11 +31,15 @@ import duckdb
 import pandas as pd
 
 from cxmetrics import store
+from cxmetrics.core import roles
 from cxmetrics.core.filters import Filters
+from cxmetrics.core.results import DEFAULT_MIN_N
 from cxmetrics.metrics import text, theme_sums, themes
 from cxmetrics.store import summaries
 
 SAMPLE = 20_000
+#: The unfiltered view's results kept as tables ``theme_result_<name>`` (95%, default minimum n).
+RESULTS = ("cost", "trend", "sentiment", "emotions")
 #: What a kept run depends on: a write to any other table carries it over.
 DEPENDS = frozenset({"survey_responses", "customers", "churn_events", "codebook"})
 _EMO = ", ".join(f"{e} INTEGER" for e in text.PLUTCHIK)  # literal names from text.PLUTCHIK
@@ -62,7 +66,6 @@ class Run:
     settings: dict
     discovery: themes.Discovery | None
     codebook: dict
-    aggregates: dict[str, pd.DataFrame]
 
 
 def _exists(con: duckdb.DuckDBPyConnection) -> bool:
@@ -159,11 +162,16 @@ def _disc(s: str | None) -> themes.Discovery | None:
 
 
 def keep(con: duckdb.DuckDBPyConnection, *, sample: int = SAMPLE, seed: int = 0, n_themes: int = 12,
-         actor: str = "cli", refit: bool = True) -> dict:
+         actor: str = "cli", role: str = "analyst", refit: bool = True) -> dict:
     """Discover themes on a seeded sample (unless ``refit`` is False: the latest run's discovery is
     reused), classify every verbatim with the saved codebook (else the discovered one), annotate the
     sample's sentiment and emotions, aggregate the unfiltered view, and keep it all at the data
-    version this write creates. One transaction. Returns timings and counts."""
+    version this write creates. One transaction, analyst role (as the codebook), audited. Returns
+    timings and counts."""
+    if not roles.can(role, "edit_codebook"):
+        store.audit(con, actor=actor, role=role, action="themes_keep", outcome="refused",
+                    detail="role may not discover themes")
+        raise themes.CodebookError(f"the {role} role may not discover themes (analyst only)")
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     prev = latest(con) if not refit else None
@@ -189,6 +197,17 @@ def keep(con: duckdb.DuckDBPyConnection, *, sample: int = SAMPLE, seed: int = 0,
         prefix, params = kept_prefix(Filters())
         frames = theme_sums.aggregate(con, prefix, params, Filters())
         frames.update(feelings(con, prefix, params))
+        results = {"cost": theme_sums.cost_table(frames, cb, min_n=DEFAULT_MIN_N),
+                   "trend": theme_sums.trend_table(frames["trend"]), **theme_sums.feelings_tables(frames)}
+        for name in RESULTS:
+            con.execute(f"DROP TABLE IF EXISTS theme_result_{name}")  # names from RESULTS
+            df = results[name]
+            if len(df.columns):
+                con.register("cx_theme_result", df)
+                try:
+                    con.execute(f"CREATE TABLE theme_result_{name} AS SELECT * FROM cx_theme_result")
+                finally:
+                    con.unregister("cx_theme_result")
         timings["aggregate_s"] = time.perf_counter() - t
         run_id = int(con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM theme_runs").fetchone()[0])
         seconds = time.perf_counter() - t0
@@ -198,7 +217,7 @@ def keep(con: duckdb.DuckDBPyConnection, *, sample: int = SAMPLE, seed: int = 0,
                      json.dumps({k: list(v) for k, v in cb.items()}),
                      json.dumps({k: _frame_json(v) for k, v in frames.items()})])
         version = store.bump_version(con, ["theme_runs"])  # carries the run over (carry_over)
-        store.audit(con, actor=actor, role=None, action="themes_keep", object=f"theme run {run_id}", outcome="accepted",
+        store.audit(con, actor=actor, role=role, action="themes_keep", object=f"theme run {run_id}", outcome="accepted",
                     detail=json.dumps({"themes": len(cb), "tags": tags, "refit": bool(refit)}))
     return {"run_id": run_id, "data_version": version, "verbatims": disc.n_total, "sample": disc.n_sample,
             "themes": len(cb), "tags": tags, "annotated": annotated, "seconds": time.perf_counter() - t0,
@@ -225,8 +244,27 @@ def latest(con: duckdb.DuckDBPyConnection) -> Run | None:
     cbv = r["codebook_version"]
     return Run(int(r["run_id"]), int(r["data_version"]), r["created_at"], str(r["actor"]), float(r["seconds"]),
                None if pd.isna(cbv) else int(cbv), json.loads(r["settings"]), _disc(r["discovery"]),
-               {k: tuple(v) for k, v in json.loads(r["codebook"]).items()},
-               {k: _frame(v) for k, v in json.loads(r["aggregates"]).items()})
+               {k: tuple(v) for k, v in json.loads(r["codebook"]).items()})
+
+
+def kept_sums(con: duckdb.DuckDBPyConnection, run: Run) -> dict[str, pd.DataFrame]:
+    """The run's unfiltered sums (:func:`cxmetrics.theme_sums.aggregate` frames and feeling counts),
+    for figures at another confidence level or minimum n than the kept results."""
+    raw = store.scalar(con, "SELECT aggregates FROM theme_runs WHERE run_id = $r", {"r": run.run_id})
+    return {k: _frame(v) for k, v in json.loads(raw).items()}
+
+
+def kept_results(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
+    """The latest run's unfiltered results at 95% and the default minimum n: ``cost`` (the table of
+    :func:`cxmetrics.theme_sums.cost_table`), ``trend``, ``sentiment``, ``emotions``."""
+    have = set(store.run(con, store.Query("theme_results", "SELECT table_name FROM duckdb_tables() WHERE "
+                                          "database_name = current_database() AND schema_name = current_schema() "
+                                          "AND table_name LIKE 'theme_result_%'"))["table_name"])
+    out = {}
+    for name in RESULTS:
+        table = f"theme_result_{name}"  # names from RESULTS
+        out[name] = store.run(con, store.Query(table, f"SELECT * FROM {table}")) if table in have else pd.DataFrame()
+    return out
 
 
 def is_current(con: duckdb.DuckDBPyConnection, run: Run | None) -> bool:
@@ -237,7 +275,7 @@ def save_codebook(con: duckdb.DuckDBPyConnection, cb, *, actor: str, role: str, 
     """Save the codebook (:func:`cxmetrics.themes.save`) and classify every verbatim with it at once,
     reusing the kept discovery (no refit). Returns the codebook version."""
     version = themes.save(con, cb, actor=actor, role=role, note=note)
-    keep(con, actor=actor, refit=False)
+    keep(con, actor=actor, role=role, refit=False)
     return version
 
 
@@ -258,7 +296,7 @@ def _cli_discover(args) -> int:
     from cxmetrics.core.output import emit
 
     with store.connect(args.db, read_only=False) as con:
-        out = keep(con, sample=args.sample, seed=args.seed, n_themes=args.themes, actor=args.actor)
+        out = keep(con, sample=args.sample, seed=args.seed, n_themes=args.themes, actor=args.actor, role=args.role)
     emit(out, args, lambda o: (f"theme run {o['run_id']} kept at data version {o['data_version']}: {o['themes']} themes "
                                f"({o['codebook']} codebook) fitted on {o['sample']:,} of {o['verbatims']:,} verbatims; "
                                f"{o['tags']:,} theme assignments; {o['annotated']:,} verbatims annotated; "
@@ -287,6 +325,7 @@ def register_cli(sub, parents) -> None:
     d.add_argument("--seed", type=int, default=0, help="seed of the sample and of the NMF start (default 0)")
     d.add_argument("--themes", type=int, default=12, help="themes per language (default 12)")
     d.add_argument("--actor", default="cli", help="who runs it (for the audit log)")
+    d.add_argument("--role", default="analyst", help="caller's role (analyst: the role that edits the codebook)")
     d.set_defaults(func=_cli_discover)
     st = s.add_parser("status", parents=parents[:1], help="the kept run and whether it is current")
     st.set_defaults(func=_cli_status)

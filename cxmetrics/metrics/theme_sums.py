@@ -2,7 +2,7 @@
 
 Every query here reads two relations a caller defines in a ``WITH`` prefix: ``v`` (the verbatim
 responses in the filters: ``response_id, customer_id, responded_on, nps, …``) and ``tagged``
-(``response_id, theme``: one row per theme a verbatim carries) — classified on the fly by the
+(``response_id, theme``: one row per theme a verbatim carries, never twice the same) — classified on the fly by the
 codebook (:func:`cxmetrics.themes.tagged_sql`) or read from the kept assignments
 (:mod:`cxmetrics.theme_store`). Only sums leave DuckDB: no verbatim is pulled into pandas.
 
@@ -58,7 +58,7 @@ NPS_SQL = f"""
          FROM v JOIN customers c ON c.customer_id = v.customer_id WHERE v.nps IS NOT NULL GROUP BY v.customer_id, c.segment, c.acquired_on),
 pt AS (SELECT t.theme, v.customer_id, count(*) AS w1, sum({_Y}) AS y1,
               count(*) FILTER (WHERE v.nps >= 9) AS p1, count(*) FILTER (WHERE v.nps <= 6) AS d1
-       FROM (SELECT DISTINCT response_id, theme FROM tagged) t JOIN v USING (response_id)
+       FROM tagged t JOIN v USING (response_id)
        WHERE v.nps IS NOT NULL GROUP BY ALL)
 SELECT pt.theme, cu.segment, cu.tenure, count(*) AS m, max(pt.w1) AS max_k, count(*) FILTER (WHERE pt.w1 = cu.wt) AS m_all,
        sum(pt.w1) AS w, sum(pt.y1) AS y, sum(pt.p1) AS p, sum(pt.d1) AS d,
@@ -71,16 +71,15 @@ SELECT NULL, segment, tenure, count(*), max(wt), 0, sum(wt), sum(yt), sum(pt), s
 FROM cu GROUP BY ALL"""
 
 MENTIONS_SQL = """
-SELECT (SELECT count(*) FROM v) AS verbatims, theme, count(DISTINCT response_id) AS mentions,
-       count(DISTINCT response_id) FILTER (WHERE v.nps >= 9) AS promoters,
-       count(DISTINCT response_id) FILTER (WHERE v.nps BETWEEN 7 AND 8) AS passives,
-       count(DISTINCT response_id) FILTER (WHERE v.nps <= 6) AS detractors
+SELECT (SELECT count(*) FROM v) AS verbatims, theme, count(*) AS mentions,
+       count(*) FILTER (WHERE v.nps >= 9) AS promoters, count(*) FILTER (WHERE v.nps BETWEEN 7 AND 8) AS passives,
+       count(*) FILTER (WHERE v.nps <= 6) AS detractors
 FROM tagged JOIN v USING (response_id) GROUP BY theme"""
 
 TREND_SQL = """
 , months AS (SELECT date_trunc('month', responded_on)::DATE AS month, count(*) AS verbatims FROM v GROUP BY 1)
 SELECT m.month, x.theme, coalesce(x.mentions, 0) AS mentions, m.verbatims
-FROM months m JOIN (SELECT date_trunc('month', v.responded_on)::DATE AS month, t.theme, count(DISTINCT t.response_id) AS mentions
+FROM months m JOIN (SELECT date_trunc('month', v.responded_on)::DATE AS month, t.theme, count(*) AS mentions
                     FROM tagged t JOIN v USING (response_id) GROUP BY ALL) x USING (month)
 ORDER BY m.month, x.theme"""
 
@@ -275,3 +274,83 @@ def churn_table(churn: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
     out["churn_gap_adjusted_ci_high"] = r["adj"] + z * se
     out["churn_adjusted_by"] = r["by"].fillna("")
     return out[cols]
+
+
+def _wilson(k, n, alpha: float):
+    """Wilson intervals for arrays of counts (NaN where n is 0)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    k, n = np.asarray(k, dtype=float), np.broadcast_to(np.asarray(n, dtype=float), np.shape(k))
+    if k.size == 0:
+        return np.array([]), np.array([])
+    safe = np.where(n > 0, n, 1.0)
+    lo, hi = proportion_confint(np.minimum(k, safe), safe, alpha=alpha, method="wilson")
+    return np.where(n > 0, np.maximum(lo, 0.0), np.nan), np.where(n > 0, np.minimum(hi, 1.0), np.nan)
+
+
+def _wilson_cols(df: pd.DataFrame, k: str, n: str, prefix: str, alpha: float, scale: float = 1.0) -> None:
+    lo, hi = _wilson(df[k].to_numpy(), df[n].to_numpy(), alpha)
+    df[f"{prefix}_ci_low"], df[f"{prefix}_ci_high"] = scale * lo, scale * hi
+
+
+def verbatims(frames: dict) -> int:
+    m = frames.get("mentions")
+    return int(m["verbatims"].iloc[0]) if m is not None and len(m) else 0
+
+
+def n_all(frames: dict) -> int:
+    n = frames.get("n_all")
+    return int(n["n"].iloc[0]) if n is not None and len(n) else 0
+
+
+def cost_table(frames: dict[str, pd.DataFrame], cb, *, min_n: int = 30, alpha: float = 0.05) -> pd.DataFrame:
+    """One row per theme (the codebook's and any imported one): share of verbatims (Wilson), NPS
+    with vs without (:func:`nps_table`), NPS points at stake (Wilson) and churn (:func:`churn_table`)."""
+    mentions, sums, churn = frames["mentions"], frames["nps"], frames["churn"]
+    total_v = verbatims(frames)
+    n_total = n_all(frames)
+    names = list(dict.fromkeys([*cb, *mentions["theme"].dropna()]))  # imported themes too
+    out = pd.DataFrame({"theme": names})
+    k = out["theme"].map(mentions.set_index("theme")["mentions"] if len(mentions) else {}).fillna(0).astype(int)
+    d_theme = out["theme"].map(sums[sums["theme"].notna()].groupby("theme")["d"].sum() if len(sums) else {}).fillna(0.0)
+    out["estimate"] = k / total_v if total_v else float("nan")
+    out["ci_low"], out["ci_high"] = _wilson(k, total_v, alpha)
+    out["n"], out["verbatims"], out["nps_answers"] = k, total_v, n_total
+    out = out.join(nps_table(sums, alpha=alpha, min_n=min_n), on="theme")
+    out["nps_points_at_stake"] = 100 * d_theme / n_total if n_total else float("nan")
+    lo, hi = _wilson(d_theme, n_total, alpha)
+    out["nps_points_at_stake_ci_low"], out["nps_points_at_stake_ci_high"] = 100 * lo, 100 * hi
+    out = out.join(churn_table(churn, alpha=alpha), on="theme")
+    out["churn_customers_raised"] = out["churn_customers_raised"].fillna(0).astype(int)
+    out["small_sample"] = k < min_n
+    if not out.empty:
+        out = out.sort_values(["n", "theme"], ascending=[False, True]).reset_index(drop=True)
+    return out
+
+
+def trend_table(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Monthly mentions and verbatims with the share and its Wilson interval."""
+    df = df.copy()
+    df["share"] = df["mentions"] / df["verbatims"]
+    _wilson_cols(df, "mentions", "verbatims", "share", alpha)
+    return df
+
+
+def feelings_tables(counts: dict[str, pd.DataFrame], alpha: float = 0.05) -> dict[str, pd.DataFrame]:
+    """Shares with Wilson intervals from the annotation counts of :func:`cxmetrics.theme_store.feelings`:
+    ``sentiment`` by language (share of each label, mean score, method) and ``emotions`` by
+    touchpoint and by NPS group (share of sampled verbatims with a word of each emotion)."""
+    sent, emo = counts.get("sentiment", pd.DataFrame()), counts.get("emotions", pd.DataFrame())
+    if sent.empty:
+        return {"sentiment": pd.DataFrame(), "emotions": pd.DataFrame()}
+    sent = sent.copy()
+    sent["n"] = sent.groupby("language")["k"].transform("sum")
+    sent["share"] = sent["k"] / sent["n"]
+    _wilson_cols(sent, "k", "n", "share", alpha)
+    g = sent.groupby("language")[["sentiment_sum", "sentiment_n"]].sum()
+    sent["mean_sentiment"] = sent["language"].map(g["sentiment_sum"] / g["sentiment_n"].where(g["sentiment_n"] > 0))
+    sent = sent.drop(columns=["sentiment_sum", "sentiment_n"])
+    emo = emo.copy()
+    emo["share"] = emo["k"] / emo["n"]
+    _wilson_cols(emo, "k", "n", "share", alpha)
+    return {"sentiment": sent, "emotions": emo}
