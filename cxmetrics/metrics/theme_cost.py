@@ -89,7 +89,7 @@ def verbatims(con: duckdb.DuckDBPyConnection, filters: Filters, cb: Mapping[str,
               limit: int = 200, kept: bool = False) -> pd.DataFrame:
     """The newest verbatims carrying ``theme`` (text only: pages show it as plain text); ``kept``
     reads the kept assignments (current run) instead of classifying on the fly."""
-    sql, params = theme_store.kept_prefix(filters) if kept else themes.tagged_sql(filters, cb, con)
+    sql, params = theme_store.kept_prefix(filters, con) if kept else themes.tagged_sql(filters, cb, con)
     params = {**params, "theme": theme, "limit": max(1, min(int(limit), 500))}
     return store.run(con, store.Query("theme_verbatims", sql + """
 SELECT r.responded_on, r.nps, coalesce(r.touchpoint, '(relationship)') AS touchpoint, r.verbatim
@@ -186,7 +186,7 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, theme: str | 
         elif summaries.unfiltered(filters):
             frames = theme_store.kept_sums(con, run)
         else:
-            prefix, params = theme_store.kept_prefix(filters)
+            prefix, params = theme_store.kept_prefix(filters, con)
             frames = theme_sums.aggregate(con, prefix, params, filters)
             frames.update(theme_store.feelings(con, prefix, params))
     else:

@@ -85,15 +85,23 @@ def _frame(s: str) -> pd.DataFrame:
     return df
 
 
-def kept_prefix(filters: Filters) -> tuple[str, dict]:
-    """``v`` and ``tagged`` read from the kept assignments (no regular expression)."""
+def kept_prefix(filters: Filters, con: duckdb.DuckDBPyConnection | None = None) -> tuple[str, dict]:
+    """``v`` and ``tagged`` read from the kept assignments (no regular expression). Given ``con``
+    inside a page call (:func:`cxmetrics.store.memoized`) and narrowing filters, both are
+    materialised once as temporary tables, which every query of the call then reads."""
     cond, params = themes._where(filters)
     narrow = "" if summaries.unfiltered(filters) else " WHERE t.response_id IN (SELECT response_id FROM v)"
-    return f"""
+    sql = f"""
 WITH v AS (SELECT r.response_id, r.customer_id, r.responded_on, r.nps,
                   coalesce(r.touchpoint, '(relationship)') AS touchpoint, r.department
            FROM survey_responses r WHERE {cond}),
-tagged AS (SELECT t.response_id, t.theme FROM theme_tags t{narrow})""", params
+tagged AS (SELECT t.response_id, t.theme FROM theme_tags t{narrow})"""
+    if con is not None and narrow:
+        v = store.temp_table(con, "cx_kept_v_", store.Query("kept_v", sql + " SELECT * FROM v", params))
+        if v:
+            t = store.temp_table(con, "cx_kept_t_", store.Query("kept_tagged", sql + " SELECT * FROM tagged", params))
+            return f"WITH v AS (SELECT * FROM {v}), tagged AS (SELECT * FROM {t})", {}  # names made by temp_table
+    return sql, params
 
 
 def feelings(con: duckdb.DuckDBPyConnection, prefix: str, params: dict) -> dict[str, pd.DataFrame]:
