@@ -144,7 +144,7 @@ def _joined(sums: pd.DataFrame, strata: list[str]) -> pd.DataFrame:
     if strata:
         tot = tot_rows.groupby(strata)[_SUMS].sum()
         mine = mine_rows.groupby(["theme", *strata])[_SUMS].sum().reset_index()
-        return mine.join(tot, on=strata, rsuffix="_t")
+        return mine.merge(tot.add_suffix("_t"), left_on=strata, right_index=True, how="left")
     tot = tot_rows[_SUMS].sum()
     mine = mine_rows.groupby("theme")[_SUMS].sum().reset_index()
     for k in _SUMS:
@@ -238,7 +238,8 @@ def churn_table(churn: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
         tot_rows, mine_rows = c[c["theme"].isna()], c[c["theme"].notna()]
         if st:
             tot = tot_rows.groupby(st)[["n", "k"]].sum()
-            j = mine_rows.groupby(["theme", *st])[["n", "k"]].sum().reset_index().join(tot, on=st, rsuffix="_t")
+            j = mine_rows.groupby(["theme", *st])[["n", "k"]].sum().reset_index().merge(
+                tot.add_suffix("_t"), left_on=st, right_index=True, how="left")
         else:
             j = mine_rows.groupby("theme")[["n", "k"]].sum().reset_index()
             j["n_t"], j["k_t"] = tot_rows["n"].sum(), tot_rows["k"].sum()
