@@ -126,10 +126,11 @@ class VoiceThemes:
 
     def cost_table(self) -> pd.DataFrame:
         """The cost table's columns for the page (every figure beside its interval)."""
-        cols = ["theme", "n", "estimate", "ci_low", "ci_high", "nps_mention", "nps_other", "nps_gap",
-                "nps_gap_adjusted", "nps_gap_adjusted_ci_low", "nps_gap_adjusted_ci_high", "nps_points_at_stake",
-                "nps_points_at_stake_ci_low", "nps_points_at_stake_ci_high", "churn_raised", "churn_other",
-                "churn_gap_adjusted", "churn_gap_adjusted_ci_low", "churn_gap_adjusted_ci_high", "small_sample"]
+        cols = ["theme", "n", "estimate", "ci_low", "ci_high", "nps_mention", "nps_other", "nps_gap", "nps_gap_ci_low",
+                "nps_gap_ci_high", "nps_gap_adjusted", "nps_gap_adjusted_ci_low", "nps_gap_adjusted_ci_high",
+                "nps_adjusted_by", "nps_points_at_stake", "nps_points_at_stake_ci_low", "nps_points_at_stake_ci_high",
+                "churn_raised", "churn_other", "churn_gap", "churn_gap_adjusted", "churn_gap_adjusted_ci_low",
+                "churn_gap_adjusted_ci_high", "churn_adjusted_by", "small_sample"]
         t = self.cost.table
         return t[[c for c in cols if c in t.columns]].rename(columns={"n": "mentions", "estimate": "share"})
 
@@ -158,7 +159,7 @@ class VoiceThemes:
                 continue
             out.append(f"\u201c{r['theme']}\u201d is in {100 * r['estimate']:.1f}% of verbatims "
                        f"(95% CI {100 * r['ci_low']:.1f} to {100 * r['ci_high']:.1f}); NPS of those who mention it is "
-                       f"{r['nps_gap_adjusted']:+.1f} points vs the others after segment adjustment "
+                       f"{r['nps_gap_adjusted']:+.1f} points vs the others within {r.get('nps_adjusted_by') or 'segment'} "
                        f"(95% CI {r['nps_gap_adjusted_ci_low']:.1f} to {r['nps_gap_adjusted_ci_high']:.1f}); "
                        f"{r['nps_points_at_stake']:.2f} NPS points at stake (95% CI {r['nps_points_at_stake_ci_low']:.2f} "
                        f"to {r['nps_points_at_stake_ci_high']:.2f}).")
