@@ -5,7 +5,8 @@ module. This module sits above the metrics and registers, once, with :func:`cxme
 the step every writer (importer, assumptions, initiatives, finance, demo, a read-write open of an
 older file) then runs: the summary tables of :mod:`cxmetrics.summaries` (the base relations of
 :mod:`cxmetrics.relations`), at the default landmark that the churn metrics define, and the kept
-model fits (Cox, BTYD), which it registers into the summaries here. The package's ``__init__`` imports this module, so any use
+model fits (Cox, BTYD), which it registers into the summaries here, and the kept theme run's carry-over
+(:func:`cxmetrics.theme_store.carry_over`). The package's ``__init__`` imports this module, so any use
 of the store has it wired.
 """
 
@@ -15,7 +16,7 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
-from cxmetrics.metrics import btyd, churn
+from cxmetrics.metrics import btyd, churn, theme_store
 from cxmetrics.store import summaries
 
 summaries.DEFAULT_LANDMARK[:] = [lambda con: churn.default_landmark(con, Filters())]
@@ -31,3 +32,4 @@ def commit(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | None
 
 commit.stale = summaries.missing  # a read-write open runs the step when a summary is not current
 store.on_commit(commit)
+store.on_commit(theme_store.carry_over)  # a kept theme run stays current across writes that cannot change it

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cxmetrics.metrics import theme_cost, themes
+from cxmetrics.metrics import theme_store, themes
 from cxmetrics import ui, views
 from cxmetrics.charts import voice as voice_charts
 
@@ -26,11 +26,21 @@ ui.table(data.verbatims, key="voice_table", name="verbatims",
          column_config={"verbatim": st.column_config.TextColumn("verbatim", width="large")})
 
 st.header("Themes and what they cost")
-n_themes = st.slider("Themes to discover per language", 2, 20, 12, key="voice_n_themes")
-th = ui.compute(views.voice.themes_data, filters, n_themes=n_themes)
+th = ui.compute(views.voice.themes_data, filters)
 st.caption(f"Themes: {th.source}. {th.verbatims:,} verbatims classified. {th.cost.method}")
-for note in (th.discovery.warnings if th.discovery else ()):
+for note in th.notes:
     ui.say(note)
+with st.expander("Discover themes again (fits the topic model on a seeded sample and classifies every verbatim)"):
+    n_themes = st.slider("Themes to discover per language", 2, 20, 12, key="voice_n_themes")
+    if st.button("Discover themes", key="voice_discover"):
+        scope = ui.current_scope()
+        try:
+            with st.spinner("Fitting themes and classifying every verbatim…"):
+                kept = ui.write_action(theme_store.keep, n_themes=n_themes, actor=scope.user, role=scope.role)
+            st.success(f"Kept theme run {kept['run_id']}: {kept['themes']} themes, {kept['tags']:,} assignments, "
+                       f"{kept['seconds']:.1f} s.")
+        except themes.CodebookError as exc:
+            st.error(ui.md_escape(exc))
 if th.cost.table.empty:
     ui.empty_state("No theme found in these verbatims: discovery needs at least 30 verbatims in a language, "
                    "or save a codebook below.")
@@ -41,7 +51,7 @@ else:
     ui.chart(voice_charts.theme_trend(th.trend, th.top(5)), key="voice_trend")
     ui.how_computed(th.cost, key="voice_cost_how")
     pick = st.selectbox("Read the verbatims of a theme", th.top(50), key="voice_drill")
-    drill = ui.compute(theme_cost.verbatims, filters, cb=th.codebook, theme=pick)
+    drill = ui.compute(theme_cost.verbatims, filters, cb=th.codebook, theme=pick, kept=th.kept)
     ui.table(drill, key="voice_drill_table", name="theme_verbatims",
              column_config={"verbatim": st.column_config.TextColumn("verbatim", width="large")})
 
@@ -67,7 +77,8 @@ note = st.text_input("Note for this version", key="voice_codebook_note", max_cha
 if st.button("Save the codebook", key="voice_codebook_save", type="primary"):
     scope = ui.current_scope()
     try:
-        version = ui.write_action(themes.save, themes.from_rows(edited), actor=scope.user, role=scope.role, note=note)
+        version = ui.write_action(theme_store.save_codebook, themes.from_rows(edited), actor=scope.user,
+                                  role=scope.role, note=note)
         st.success(f"Saved codebook version {version}.")
     except themes.CodebookError as exc:
         st.error(ui.md_escape(exc))

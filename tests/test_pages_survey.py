@@ -92,3 +92,23 @@ def test_voice_and_summary_on_thin_stores(thin_stores, make_app, name):
         assert "Themes and what they cost" in text and " nan " not in text
     at = make_app(thin_stores[name], page="pages/01_executive_summary.py", timeout=240)
     assert not at.exception, at.exception
+
+
+def test_voice_discovery_action_keeps_themes(thin_stores, make_app, tmp_path):
+    """A store imported without themes: the page says so, never fits on load; the analyst's
+    "Discover themes" keeps a run and the next run shows its themes. Finance is refused."""
+    import shutil
+
+    db = tmp_path / "survey.duckdb"
+    shutil.copy(thin_stores["survey"], db)
+    at = make_app(db, role="finance", page="pages/03_customer_voice.py", timeout=240)
+    assert "Themes have not been discovered" in _texts(at)
+    at.button(key="voice_discover").click().run()
+    assert not at.exception and any("analyst only" in e.value for e in at.error)
+    at = make_app(db, role="analyst", page="pages/03_customer_voice.py", timeout=240)
+    at.button(key="voice_discover").click().run()
+    assert not at.exception, at.exception
+    assert any("Kept theme run 1" in s.value for s in at.success)
+    at.run()
+    assert "discovered themes (not saved as a codebook yet)" in _texts(at)
+    assert any("nps_points_at_stake" in d.value.columns and len(d.value) > 0 for d in at.dataframe)

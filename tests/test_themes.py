@@ -15,7 +15,7 @@ import pytest
 
 from cxmetrics import store, views
 from cxmetrics.core.filters import Filters
-from cxmetrics.metrics import text, theme_cost, themes
+from cxmetrics.metrics import text, theme_cost, theme_store, themes
 from cxmetrics.registers import demo_voice
 
 LATE = {"Late delivery": ["late", "retard", "laat", "verspätet", "spät"]}
@@ -202,12 +202,15 @@ def french_store(tmp_path):
 
 def test_french_retailer_survey(french_store):
     path, planted = french_store
+    with store.connect(str(path), read_only=False) as con:
+        theme_store.keep(con, n_themes=4)  # `python -m cxmetrics themes discover --themes 4`
     with store.connect(str(path)) as con:
         d = themes.discover(con, Filters(), n_themes=4)
         assert list(d.languages["language"]) == ["fr"]
         sql, params = themes.tagged_sql(Filters(), d.codebook)
         tags = con.execute(sql + " SELECT response_id, theme FROM tagged", params).df()
-        page = views.voice.themes_data(con, Filters(), n_themes=4)
+        page = views.voice.themes_data(con, Filters())
+        assert page.kept and page.codebook == d.codebook
     tags["planted"] = tags["response_id"].map(planted)
     purity = tags.groupby("theme")["planted"].agg(lambda s: s.value_counts(normalize=True).iloc[0])
     assert len(purity) == 4 and (purity > 0.9).all()

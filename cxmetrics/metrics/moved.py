@@ -30,7 +30,7 @@ from scipy.stats import norm
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Result
-from cxmetrics.metrics import nps, themes
+from cxmetrics.metrics import nps, theme_store, themes
 
 DIMS = ("segment", "region", "touchpoint", "department")
 _DIM_SQL = {"segment": "c.segment", "region": "c.region",
@@ -142,8 +142,10 @@ def _cells_sql(dims: Iterable[str], body: str, select: str) -> str:
 
 
 def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, end: dt.date | None = None,
-          cb: Mapping[str, Iterable[str]] | None = None) -> tuple[pd.DataFrame, tuple[dt.date, dt.date, dt.date]]:
-    """The sufficient statistics of every metric × dimension × period cell (see :func:`assess_cells`)."""
+          cb: Mapping[str, Iterable[str]] | None = None,
+          kept: bool = False) -> tuple[pd.DataFrame, tuple[dt.date, dt.date, dt.date]]:
+    """The sufficient statistics of every metric × dimension × period cell (see :func:`assess_cells`);
+    ``kept``: the themes are read from the kept assignments of a current theme run (``cb`` is its codebook)."""
     if end is None:
         end = filters.date_to or store.scalar(con, "SELECT max(responded_on) FROM survey_responses")
     if end is None:
@@ -173,8 +175,8 @@ def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, 
         c["months"] = months
         frames.append(c)
     if cb:
-        sql, tparams = themes.tagged_sql(f, cb)
-        tparams.update({"cur": cur})
+        sql, tparams = theme_store.kept_prefix(f, con) if kept else themes.tagged_sql(f, cb)
+        tparams = {**tparams, "cur": cur}
         tbody = ("v JOIN survey_responses r USING (response_id) JOIN customers c ON c.customer_id = r.customer_id "
                  "LEFT JOIN tagged t USING (response_id)")
         sel = "t.theme, CAST(r.responded_on > $cur AS INTEGER) AS period, count(*) AS k"
@@ -209,13 +211,13 @@ def _flatten(w: pd.DataFrame, cols: Mapping[str, str], metric: str, extra: tuple
 
 @store.memoized
 def what_moved(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, q: float = 0.05,
-               alpha: float = 0.05, cb: Mapping[str, Iterable[str]] | None = None) -> Result:
+               alpha: float = 0.05, cb: Mapping[str, Iterable[str]] | None = None, kept: bool = False) -> Result:
     """The "what moved this period" list: every tested cell in ``table`` (``moved`` marks those that
     survive the FDR), and ``extra["sentences"]`` the plain sentences of the moved ones, strongest
     evidence first. ``cb`` defaults to the saved codebook (no theme shares without one)."""
     if cb is None:
         cb = themes.current(con)[1]
-    raw, (prev, cur, end) = cells(con, filters, months=months, cb=cb)
+    raw, (prev, cur, end) = cells(con, filters, months=months, cb=cb, kept=kept)
     if raw.empty:
         return Result("what_moved", "What moved this period", pd.DataFrame(), method=METHOD, reference=REFERENCE,
                       alpha=alpha, warnings=("No survey responses to compare.",), extra={"sentences": []})

@@ -12,7 +12,8 @@ are allowed). The analyst renames, merges and splits themes (:func:`rename`, :fu
 :func:`split`, or rows of a table with :func:`from_rows`) and saves them (:func:`save`): append-only
 versions in ``codebook_versions``/``codebook``, audited. An imported ``theme`` column wins: a
 response with a theme keeps that one theme. Classification runs in DuckDB (``regexp_matches`` with
-bound patterns, :func:`tagged_sql`), so every verbatim is classified, not just the sample.
+bound patterns or, for one-word keywords, a join of the verbatims' tokens, :func:`tagged_sql`), so
+every verbatim is classified, not just the sample.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from cxmetrics.metrics import text
 from cxmetrics.store import schema
 
 Codebook = dict[str, tuple[str, ...]]
+_TOKEN = re.compile(r"[^\W_]+")  # one run of Unicode letters and digits, as DuckDB's [\pL\pN]+
 MAX_THEMES, MAX_KEYWORDS, MAX_NAME, MAX_KEYWORD = 200, 200, 80, 100
 METHOD = ("Themes discovered per detected language by NMF on TF-IDF (scikit-learn, NNDSVDa start, seeded) "
           "on a seeded random sample; verbatims classified by the codebook: a theme applies when the verbatim "
@@ -338,18 +340,40 @@ def tagged_sql(filters: Filters, cb: Mapping[str, Iterable[str]],
     response_id, customer_id, responded_on, nps, touchpoint, department, imported theme) and
     ``tagged`` (response_id, theme: one row per theme a verbatim carries).
 
-    One scan of the verbatims tests every theme's pattern; names and patterns are bound parameters
-    (``$t_i``, ``$p_i``: constants, so each regular expression is compiled once per query). Given
+    A keyword that is one run of letters and digits matches a verbatim exactly when one of the
+    verbatim's tokens (its maximal runs of letters and digits, lower-cased) equals it, so such
+    keywords are joined to the tokens (bound lists ``$kw_words``, ``$kw_themes``); the other keywords
+    (phrases, words with an apostrophe or a sign) are tested with their theme's :func:`pattern`
+    (bound ``$t_i``, ``$p_i``: constants, so each regular expression is compiled once per query). Given
     ``con`` inside a page call (:func:`cxmetrics.store.memoized`), both relations are materialised
     once as temporary tables and the SQL reads those (no parameters left)."""
     cond, params = _where(filters)
-    names = list(cb)
+    # a keyword that is one run of letters and digits matches exactly the verbatim's tokens equal to
+    # it (the pattern's word boundaries are what ends a run), so those are joined as tokens — one
+    # tokenisation per verbatim and a hash join, whatever the number of themes; any other keyword
+    # (a phrase, "j'ai", "a+b") is tested with its theme's regular expression
+    words, other = [], {}
+    for n, kws in cb.items():
+        for k in (_clean_keyword(k) for k in kws):
+            if _TOKEN.fullmatch(k):
+                words.append((k, n))
+            elif k:
+                other.setdefault(n, []).append(k)
+    parts = []
+    if words:
+        params["kw_words"], params["kw_themes"] = [w for w, _ in words], [n for _, n in words]
+        parts.append(r"""SELECT x.response_id, k.theme
+           FROM (SELECT response_id, unnest(regexp_extract_all(text, '[\pL\pN]+')) AS tok FROM v WHERE imported IS NULL) x
+           JOIN (SELECT unnest($kw_words) AS keyword, unnest($kw_themes) AS theme) k ON k.keyword = x.tok""")
     cases = []
-    for i, n in enumerate(names):
-        params[f"t_{i}"], params[f"p_{i}"] = n, pattern(cb[n])
+    for i, n in enumerate(other):
+        params[f"t_{i}"], params[f"p_{i}"] = n, pattern(other[n])
         cases.append(f"CASE WHEN regexp_matches(text, $p_{i}) THEN $t_{i} END")  # generated parameter names
-    hits = ("SELECT response_id, unnest(list_filter([" + ", ".join(cases) + "], lambda x: x IS NOT NULL)) AS theme "
-            "FROM v WHERE imported IS NULL") if cases else "SELECT response_id, imported AS theme FROM v WHERE FALSE"
+    if cases:
+        parts.append("SELECT response_id, unnest(list_filter([" + ", ".join(cases) + "], lambda x: x IS NOT NULL)) "
+                     "AS theme FROM v WHERE imported IS NULL")
+    hits = ("SELECT DISTINCT response_id, theme FROM (" + " UNION ALL ".join(parts) + ")") if parts \
+        else "SELECT response_id, imported AS theme FROM v WHERE FALSE"
     sql = f"""
 WITH v AS (SELECT r.response_id, r.customer_id, r.responded_on, r.nps,
                   coalesce(r.touchpoint, '(relationship)') AS touchpoint, r.department, r.theme AS imported,

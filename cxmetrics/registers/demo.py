@@ -522,6 +522,7 @@ def build(db=None, customers: int = 10_000, seed: int = 7, actor: str = "demo", 
     ``progress(fraction, message)`` is called along the way when given. Returns row counts.
     """
     from cxmetrics import store
+    from cxmetrics.metrics import theme_store
     from cxmetrics.store import assumptions, schema
 
     say = progress or (lambda f, m: None)
@@ -562,6 +563,8 @@ def build(db=None, customers: int = 10_000, seed: int = 7, actor: str = "demo", 
             store.mark(con, "demo_complete", source)
             store.audit(con, actor=actor, action="demo", object=source, outcome="accepted",
                         detail=str(counts))
+        say(0.97, "discovering the verbatims' themes")
+        theme_store.keep(con, actor=actor)  # kept at the demo's data version: the page never refits
     say(1.0, "done")
     return counts
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from cxmetrics import store, views
 from cxmetrics.core import roles
 from cxmetrics.core.filters import Filters
+from cxmetrics.metrics import theme_store
 from cxmetrics.registers import demo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,6 +101,9 @@ def dataset(path: Path, customers: int, responses: int, complaints: int, transac
                 con.execute(f'DELETE FROM "{table}" WHERE "{t.key[0]}" IN (SELECT "{t.key[0]}" FROM "{table}" '
                             f'ORDER BY "{t.key[0]}" DESC LIMIT {n - target})')
         store.bump_version(con)
+        log("discovering and keeping the verbatims' themes …")
+        kept = theme_store.keep(con, actor="bench")
+        log(f"themes kept in {kept['seconds']:.1f} s ({kept['verbatims']:,} verbatims)")
         con.execute("CHECKPOINT")
     log(f"dataset ready in {time.perf_counter() - t0:.0f} s")
     return path

@@ -9,7 +9,7 @@ import duckdb
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
-from cxmetrics.metrics import alignment, churn, clv, complaints, drivers, impact, moved, nps, pnl, themes
+from cxmetrics.metrics import alignment, churn, clv, complaints, drivers, impact, moved, nps, pnl, theme_store, themes
 from cxmetrics.views import initiatives
 
 
@@ -93,8 +93,11 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: 
 @store.memoized
 def moved_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, q: float = 0.05) -> Result:
     """What the Executive summary and the deck show: :func:`cxmetrics.metrics.moved.what_moved` with the
-    saved codebook, else the themes discovered on the verbatims (:func:`cxmetrics.metrics.themes.discover`)."""
-    cb = themes.current(con)[1]
-    if not cb:
-        cb = themes.discover(con, filters).codebook
+    themes of the kept theme run (:mod:`cxmetrics.metrics.theme_store`, its assignments read as kept
+    while it is current), else the saved codebook, else the last run's codebook classifying on the
+    fly; never a refit on a page load."""
+    run = theme_store.latest(con)
+    if theme_store.is_current(con, run):
+        return moved.what_moved(con, filters, months=months, q=q, cb=run.codebook, kept=True)
+    cb = themes.current(con)[1] or (run.codebook if run is not None else {})
     return moved.what_moved(con, filters, months=months, q=q, cb=cb)

@@ -1,6 +1,6 @@
 """The "Customer voice" page: verbatims browsed and searched by group, score and touchpoint
 (:func:`page_data`), and what the themes cost, how their share moves and how customers feel
-(:func:`themes_data`, from :mod:`cxmetrics.metrics.theme_cost`).
+(:func:`themes_data`, from the kept theme run of :mod:`cxmetrics.metrics.theme_store` and :mod:`cxmetrics.metrics.theme_cost`).
 
 Search terms are bound parameters (``ILIKE $pattern``) and results are capped; the text is
 returned as data and every page shows it as plain text, never as HTML.
@@ -16,8 +16,9 @@ import pandas as pd
 
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
-from cxmetrics.core.results import Estimate, Result
-from cxmetrics.metrics import theme_cost, themes
+from cxmetrics.core.results import DEFAULT_MIN_N, Estimate, Result
+from cxmetrics.metrics import theme_cost, theme_store, theme_sums, themes
+from cxmetrics.store import summaries
 
 GROUPS = {"promoter": "r.nps >= 9", "passive": "r.nps BETWEEN 7 AND 8", "detractor": "r.nps <= 6"}
 MAX_ROWS = 500
@@ -90,6 +91,8 @@ class VoiceThemes:
     emotions: pd.DataFrame
     drill: pd.DataFrame
     headline: Estimate | None = None
+    kept: bool = False
+    notes: tuple[str, ...] = ()
 
     @property
     def verbatims(self) -> int:
@@ -102,10 +105,11 @@ class VoiceThemes:
 
     def cost_table(self) -> pd.DataFrame:
         """The cost table's columns for the page (every figure beside its interval)."""
-        cols = ["theme", "n", "estimate", "ci_low", "ci_high", "nps_mention", "nps_other", "nps_gap",
-                "nps_gap_adjusted", "nps_gap_adjusted_ci_low", "nps_gap_adjusted_ci_high", "nps_points_at_stake",
-                "nps_points_at_stake_ci_low", "nps_points_at_stake_ci_high", "churn_raised", "churn_other",
-                "churn_gap_adjusted", "churn_gap_adjusted_ci_low", "churn_gap_adjusted_ci_high", "small_sample"]
+        cols = ["theme", "n", "estimate", "ci_low", "ci_high", "nps_mention", "nps_other", "nps_gap", "nps_gap_ci_low",
+                "nps_gap_ci_high", "nps_gap_adjusted", "nps_gap_adjusted_ci_low", "nps_gap_adjusted_ci_high",
+                "nps_adjusted_by", "nps_points_at_stake", "nps_points_at_stake_ci_low", "nps_points_at_stake_ci_high",
+                "churn_raised", "churn_other", "churn_gap", "churn_gap_adjusted", "churn_gap_adjusted_ci_low",
+                "churn_gap_adjusted_ci_high", "churn_adjusted_by", "small_sample"]
         t = self.cost.table
         return t[[c for c in cols if c in t.columns]].rename(columns={"n": "mentions", "estimate": "share"})
 
@@ -134,7 +138,7 @@ class VoiceThemes:
                 continue
             out.append(f"\u201c{r['theme']}\u201d is in {100 * r['estimate']:.1f}% of verbatims "
                        f"(95% CI {100 * r['ci_low']:.1f} to {100 * r['ci_high']:.1f}); NPS of those who mention it is "
-                       f"{r['nps_gap_adjusted']:+.1f} points vs the others after segment adjustment "
+                       f"{r['nps_gap_adjusted']:+.1f} points vs the others within {r.get('nps_adjusted_by') or 'segment'} "
                        f"(95% CI {r['nps_gap_adjusted_ci_low']:.1f} to {r['nps_gap_adjusted_ci_high']:.1f}); "
                        f"{r['nps_points_at_stake']:.2f} NPS points at stake (95% CI {r['nps_points_at_stake_ci_low']:.2f} "
                        f"to {r['nps_points_at_stake_ci_high']:.2f}).")
@@ -143,22 +147,62 @@ class VoiceThemes:
 
 @store.memoized
 def themes_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, theme: str | None = None,
-              n_themes: int = 12, alpha: float = 0.05) -> VoiceThemes:
-    """Everything the themes part of Customer voice shows: the saved codebook (else the discovered
-    one), its cost, trend, sentiment and emotion mixes and the drill-down for ``theme``."""
-    version, cb = themes.current(con)
-    disc = themes.discover(con, filters, n_themes=n_themes)
-    if cb:
-        source = f"saved codebook v{version}"
+                alpha: float = 0.05) -> VoiceThemes:
+    """Everything the themes part of Customer voice shows, from the kept theme run
+    (:mod:`cxmetrics.theme_store`; never a refit): the unfiltered view reads the run's stored sums,
+    a filtered view aggregates the kept assignments in SQL. When the data changed since the run
+    (stale), the kept or saved codebook classifies on the fly and the page says so; with no run and
+    no saved codebook there are no themes yet."""
+    run = theme_store.latest(con)
+    version, saved = themes.current(con)
+    current = theme_store.is_current(con, run)
+    notes: list[str] = []
+    kept = None
+    if current:
+        cb = dict(run.codebook)
+        if summaries.unfiltered(filters) and alpha == 0.05 and filters.min_n == DEFAULT_MIN_N:
+            kept = theme_store.kept_results(con)
+            frames = {}
+        elif summaries.unfiltered(filters):
+            frames = theme_store.kept_sums(con, run)
+        else:
+            prefix, params = theme_store.kept_prefix(filters, con)
+            frames = theme_sums.aggregate(con, prefix, params, filters)
+            frames.update(theme_store.feelings(con, prefix, params))
     else:
-        cb = dict(disc.codebook)
+        cb = dict(saved) if saved else (dict(run.codebook) if run is not None else {})
+        frames = theme_cost.frames_for(con, filters, cb) if cb else {}
+        if run is not None:
+            prefix, params = themes.tagged_sql(filters, cb, con)
+            frames.update(theme_store.feelings(con, prefix, params))
+            notes.append(f"The data changed since themes were last discovered (run {run.run_id}, data version "
+                         f"{run.data_version}): verbatims are classified on the fly with the kept codebook; run "
+                         "discovery again to refit the themes and make this page fast.")
+        else:
+            notes.append("Themes have not been discovered on this data yet: run discovery (button below, or "
+                         "`python -m cxmetrics themes discover`).")
+    if saved and (run is None or run.codebook_version == version or not current):
+        source = f"saved codebook v{version}"
+    elif cb:
         source = "discovered themes (not saved as a codebook yet)"
+    else:
+        source = "no themes yet"
     cond, params = themes._where(filters)
     imported = store.scalar(con, f"SELECT count(*) FROM survey_responses r WHERE {cond} AND r.theme IS NOT NULL", params)
     if imported:
         source += f"; {imported:,} verbatims keep their imported theme"
-    c = theme_cost.cost(con, filters, cb, alpha=alpha)
-    tr = theme_cost.trend(con, filters, cb, alpha=alpha)
-    f = theme_cost.feelings(con, filters, alpha=alpha)
-    drill = theme_cost.verbatims(con, filters, cb, theme) if theme else pd.DataFrame()
-    return VoiceThemes(source, version, cb, disc, c, tr, f["sentiment"], f["emotions"], drill)
+    empty = {"mentions": pd.DataFrame(columns=["verbatims", "theme", "mentions"]), "n_all": pd.DataFrame(),
+             "nps": pd.DataFrame(columns=["theme", "d"]), "churn": pd.DataFrame(columns=["theme"])}
+    if kept is not None:
+        c = theme_cost.table({}, cb, filters, alpha=alpha, kept=kept["cost"])
+        tr, f = kept["trend"], {"sentiment": kept["sentiment"], "emotions": kept["emotions"]}
+    else:
+        c = theme_cost.table(frames if "mentions" in frames else empty, cb, filters, alpha=alpha)
+        tr = theme_sums.trend_table(frames["trend"], alpha) if "trend" in frames else pd.DataFrame()
+        f = theme_sums.feelings_tables(frames, alpha)
+    drill = theme_cost.verbatims(con, filters, cb, theme, kept=current) if theme else pd.DataFrame()
+    disc = run.discovery if run is not None else None
+    if disc is not None:
+        notes += list(disc.warnings)
+    return VoiceThemes(source, version, cb, disc, c, tr, f["sentiment"], f["emotions"], drill,
+                       kept=current, notes=tuple(notes))

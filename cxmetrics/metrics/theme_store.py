@@ -1,0 +1,339 @@
+"""Kept theme results: discovery fitted once, every verbatim classified once, per data version.
+
+Fitting themes (:func:`cxmetrics.themes.discover`) and classifying every verbatim by its codebook
+take seconds to a minute at a million verbatims; a page load must never do either. :func:`keep`
+(``python -m cxmetrics themes discover``, or the Customer voice page's "Discover themes" action) does
+both in one writing transaction and keeps:
+
+* ``theme_runs`` — one row per run: the data version it describes, the settings (sample, seed,
+  themes per language), the discovered themes and languages, the codebook that classified (the
+  saved one when there is one, else the discovered one) and the unfiltered view's aggregates
+  (:mod:`cxmetrics.theme_sums` frames and the sentiment/emotion mixes), all as JSON;
+* ``theme_tags`` — every verbatim's themes (``response_id, theme``), for the latest run;
+* ``theme_annotations`` — language, sentiment and Plutchik emotion counts of the seeded sample.
+
+The run moves the data version (so cached pages are recomputed) and is *current* while the data
+version is the one it recorded. A write that changes none of ``survey_responses``, ``customers``,
+``churn_events`` or ``codebook`` carries it over (:func:`carry_over`, registered by
+:mod:`cxmetrics.commit`); any other write leaves it **stale**: pages then classify on the fly with
+the kept codebook (slower, still in SQL, never a refit) and say so, until discovery is run again.
+Saving a codebook (:func:`save_codebook`) re-classifies with it at once, reusing the kept discovery.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from io import StringIO
+
+import duckdb
+import pandas as pd
+
+from cxmetrics import store
+from cxmetrics.core import roles
+from cxmetrics.core.filters import Filters
+from cxmetrics.core.results import DEFAULT_MIN_N
+from cxmetrics.metrics import text, theme_sums, themes
+from cxmetrics.store import summaries
+
+SAMPLE = 20_000
+#: The unfiltered view's results kept as tables ``theme_result_<name>`` (95%, default minimum n).
+RESULTS = ("cost", "trend", "sentiment", "emotions")
+#: What a kept run depends on: a write to any other table carries it over.
+DEPENDS = frozenset({"survey_responses", "customers", "churn_events", "codebook"})
+_EMO = ", ".join(f"{e} INTEGER" for e in text.PLUTCHIK)  # literal names from text.PLUTCHIK
+DDL = (
+    "CREATE TABLE IF NOT EXISTS theme_runs (run_id INTEGER PRIMARY KEY, data_version BIGINT, created_at TIMESTAMP, "
+    "actor VARCHAR, seconds DOUBLE, codebook_version INTEGER, settings VARCHAR, discovery VARCHAR, "
+    "codebook VARCHAR, aggregates VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS theme_tags (response_id VARCHAR, theme VARCHAR)",
+    f"CREATE TABLE IF NOT EXISTS theme_annotations (response_id VARCHAR, language VARCHAR, sentiment DOUBLE, "
+    f"sentiment_method VARCHAR, sentiment_label VARCHAR, {_EMO})",
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A kept run as read back (frames rebuilt from JSON)."""
+
+    run_id: int
+    data_version: int
+    created_at: object
+    actor: str
+    seconds: float
+    codebook_version: int | None
+    settings: dict
+    discovery: themes.Discovery | None
+    codebook: dict
+
+
+def _exists(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(store.scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                                  "AND schema_name = current_schema() AND table_name = 'theme_runs'"))
+
+
+def _frame_json(df: pd.DataFrame) -> str:
+    return df.to_json(orient="table", index=False, date_format="iso")
+
+
+def _frame(s: str) -> pd.DataFrame:
+    df = pd.read_json(StringIO(s), orient="table")
+    for col in ("month",):
+        if col in df.columns and len(df):
+            df[col] = pd.to_datetime(df[col]).dt.tz_localize(None).dt.date
+    return df
+
+
+def kept_prefix(filters: Filters, con: duckdb.DuckDBPyConnection | None = None) -> tuple[str, dict]:
+    """``v`` and ``tagged`` read from the kept assignments (no regular expression). Given ``con``
+    inside a page call (:func:`cxmetrics.store.memoized`) and narrowing filters, both are
+    materialised once as temporary tables, which every query of the call then reads."""
+    cond, params = themes._where(filters)
+    narrow = "" if summaries.unfiltered(filters) else " WHERE t.response_id IN (SELECT response_id FROM v)"
+    sql = f"""
+WITH v AS (SELECT r.response_id, r.customer_id, r.responded_on, r.nps,
+                  coalesce(r.touchpoint, '(relationship)') AS touchpoint, r.department
+           FROM survey_responses r WHERE {cond}),
+tagged AS (SELECT t.response_id, t.theme FROM theme_tags t{narrow})"""
+    if con is not None and narrow:
+        v = store.temp_table(con, "cx_kept_v_", store.Query("kept_v", sql + " SELECT * FROM v", params))
+        if v:
+            t = store.temp_table(con, "cx_kept_t_", store.Query("kept_tagged", sql + " SELECT * FROM tagged", params))
+            return f"WITH v AS (SELECT * FROM {v}), tagged AS (SELECT * FROM {t})", {}  # names made by temp_table
+    return sql, params
+
+
+def feelings(con: duckdb.DuckDBPyConnection, prefix: str, params: dict) -> dict[str, pd.DataFrame]:
+    """Sentiment by language and emotion shares by touchpoint and NPS group over the kept sample's
+    annotations that fall in ``v`` (counts only; intervals are added by the caller)."""
+    sent = store.run(con, store.Query("theme_sentiment", prefix + """
+SELECT a.language, a.sentiment_label, count(*) AS k, any_value(a.sentiment_method) AS method,
+       coalesce(sum(a.sentiment), 0) AS sentiment_sum, count(a.sentiment) AS sentiment_n
+FROM theme_annotations a JOIN v USING (response_id) GROUP BY ALL ORDER BY 1, 2""", params))
+    hits = ", ".join(f"count(*) FILTER (WHERE a.{e} > 0) AS {e}" for e in text.PLUTCHIK)  # literal names
+    frames = []
+    for dim, expr in (("touchpoint", "v.touchpoint"),
+                      ("nps_group", "CASE WHEN v.nps >= 9 THEN 'promoter' WHEN v.nps >= 7 THEN 'passive' "
+                                    "WHEN v.nps <= 6 THEN 'detractor' ELSE '(no score)' END")):
+        f = store.run(con, store.Query(f"theme_emotions_{dim}", prefix + f"""
+SELECT {expr} AS "group", count(*) AS n, {hits}
+FROM theme_annotations a JOIN v USING (response_id) GROUP BY 1 ORDER BY 1""", params))
+        f = f.melt(id_vars=["group", "n"], value_vars=list(text.PLUTCHIK), var_name="emotion", value_name="k")
+        f.insert(0, "by", dim)
+        frames.append(f)
+    emo = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return {"sentiment": sent, "emotions": emo[["by", "group", "emotion", "k", "n"]] if len(emo) else emo}
+
+
+def _classify(con: duckdb.DuckDBPyConnection, cb: dict) -> int:
+    sql, params = themes.tagged_sql(Filters(), cb)
+    con.execute("DELETE FROM theme_tags")
+    con.execute("INSERT INTO theme_tags " + sql + " SELECT DISTINCT response_id, theme FROM tagged", params)
+    return int(con.execute("SELECT count(*) FROM theme_tags").fetchone()[0])
+
+
+def _annotate(con: duckdb.DuckDBPyConnection, sample: int, seed: int) -> int:
+    df = store.run(con, themes.sample_query(Filters(), sample, seed))
+    a = text.annotate(df["verbatim"]) if len(df) else pd.DataFrame(
+        columns=["language", "sentiment", "sentiment_method", "sentiment_label", *text.PLUTCHIK])
+    a.insert(0, "response_id", df["response_id"].to_numpy())
+    a = a[["response_id", "language", "sentiment", "sentiment_method", "sentiment_label", *text.PLUTCHIK]]
+    con.execute("DELETE FROM theme_annotations")
+    con.register("cx_theme_annotations", a)
+    try:
+        con.execute("INSERT INTO theme_annotations SELECT * FROM cx_theme_annotations")
+    finally:
+        con.unregister("cx_theme_annotations")
+    return len(a)
+
+
+def _disc_json(d: themes.Discovery) -> str:
+    t = d.themes.copy()
+    for col in ("keywords", "top_terms", "examples"):
+        t[col] = t[col].map(list)
+    return json.dumps({"themes": t.to_dict(orient="records"), "codebook": {k: list(v) for k, v in d.codebook.items()},
+                       "n_sample": d.n_sample, "n_total": d.n_total, "languages": d.languages.to_dict(orient="records"),
+                       "seed": d.seed, "warnings": list(d.warnings)})
+
+
+def _disc(s: str | None) -> themes.Discovery | None:
+    if not s:
+        return None
+    o = json.loads(s)
+    t = pd.DataFrame(o["themes"], columns=["theme", "language", "label", "keywords", "top_terms", "docs", "examples",
+                                           "share_of_sample"])
+    for col in ("keywords", "top_terms", "examples"):
+        t[col] = t[col].map(tuple)
+    return themes.Discovery(t, {k: tuple(v) for k, v in o["codebook"].items()}, o["n_sample"], o["n_total"],
+                            pd.DataFrame(o["languages"]), o["seed"], warnings=tuple(o["warnings"]))
+
+
+def keep(con: duckdb.DuckDBPyConnection, *, sample: int = SAMPLE, seed: int = 0, n_themes: int = 12,
+         actor: str = "cli", role: str = "analyst", refit: bool = True) -> dict:
+    """Discover themes on a seeded sample (unless ``refit`` is False: the latest run's discovery is
+    reused), classify every verbatim with the saved codebook (else the discovered one), annotate the
+    sample's sentiment and emotions, aggregate the unfiltered view, and keep it all at the data
+    version this write creates. One transaction, analyst role (as the codebook), audited. Returns
+    timings and counts."""
+    if not roles.can(role, "edit_codebook"):
+        store.audit(con, actor=actor, role=role, action="themes_keep", outcome="refused",
+                    detail="role may not discover themes")
+        raise themes.CodebookError(f"the {role} role may not discover themes (analyst only)")
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    prev = latest(con) if not refit else None
+    with store.transaction(con):
+        for ddl in DDL:
+            con.execute(ddl)
+        if refit or prev is None or prev.discovery is None:
+            disc = themes.discover(con, Filters(), n_themes=n_themes, sample=sample, seed=seed)
+            settings = {"sample": int(sample), "seed": int(seed), "n_themes": int(n_themes)}
+        else:
+            disc, settings = prev.discovery, prev.settings
+        timings["discover_s"] = time.perf_counter() - t0
+        cb_version, cb = themes.current(con)
+        if not cb:
+            cb = dict(disc.codebook)
+        t = time.perf_counter()
+        tags = _classify(con, cb) if cb else 0
+        timings["classify_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        annotated = _annotate(con, settings["sample"], settings["seed"])
+        timings["annotate_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        prefix, params = kept_prefix(Filters())
+        frames = theme_sums.aggregate(con, prefix, params, Filters())
+        frames.update(feelings(con, prefix, params))
+        results = {"cost": theme_sums.cost_table(frames, cb, min_n=DEFAULT_MIN_N),
+                   "trend": theme_sums.trend_table(frames["trend"]), **theme_sums.feelings_tables(frames)}
+        for name in RESULTS:
+            con.execute(f"DROP TABLE IF EXISTS theme_result_{name}")  # names from RESULTS
+            df = results[name]
+            if len(df.columns):
+                con.register("cx_theme_result", df)
+                try:
+                    con.execute(f"CREATE TABLE theme_result_{name} AS SELECT * FROM cx_theme_result")
+                finally:
+                    con.unregister("cx_theme_result")
+        timings["aggregate_s"] = time.perf_counter() - t
+        run_id = int(con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM theme_runs").fetchone()[0])
+        seconds = time.perf_counter() - t0
+        con.execute("INSERT INTO theme_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [run_id, store.data_version(con), store.now(), actor, seconds, cb_version,
+                     json.dumps({**settings, **{k: round(v, 2) for k, v in timings.items()}}), _disc_json(disc),
+                     json.dumps({k: list(v) for k, v in cb.items()}),
+                     json.dumps({k: _frame_json(v) for k, v in frames.items()})])
+        version = store.bump_version(con, ["theme_runs"])  # carries the run over (carry_over)
+        store.audit(con, actor=actor, role=role, action="themes_keep", object=f"theme run {run_id}", outcome="accepted",
+                    detail=json.dumps({"themes": len(cb), "tags": tags, "refit": bool(refit)}))
+    return {"run_id": run_id, "data_version": version, "verbatims": disc.n_total, "sample": disc.n_sample,
+            "themes": len(cb), "tags": tags, "annotated": annotated, "seconds": time.perf_counter() - t0,
+            "codebook": f"saved v{cb_version}" if cb_version else "discovered", **timings}
+
+
+def carry_over(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | None = None,
+               changed: set[str] | None = None) -> None:
+    """Commit hook: a write that changes none of :data:`DEPENDS` keeps the latest run current."""
+    if previous is None or changed is None or changed & DEPENDS or not _exists(con):
+        return
+    con.execute("UPDATE theme_runs SET data_version = ? WHERE data_version = ? "
+                "AND run_id = (SELECT max(run_id) FROM theme_runs)", [version, previous])
+
+
+def latest(con: duckdb.DuckDBPyConnection) -> Run | None:
+    """The latest kept run, or None when discovery was never run on this store."""
+    if not _exists(con):
+        return None
+    df = store.run(con, store.Query("theme_run", "SELECT * FROM theme_runs ORDER BY run_id DESC LIMIT 1"))
+    if df.empty:
+        return None
+    r = df.iloc[0]
+    cbv = r["codebook_version"]
+    return Run(int(r["run_id"]), int(r["data_version"]), r["created_at"], str(r["actor"]), float(r["seconds"]),
+               None if pd.isna(cbv) else int(cbv), json.loads(r["settings"]), _disc(r["discovery"]),
+               {k: tuple(v) for k, v in json.loads(r["codebook"]).items()})
+
+
+def kept_sums(con: duckdb.DuckDBPyConnection, run: Run) -> dict[str, pd.DataFrame]:
+    """The run's unfiltered sums (:func:`cxmetrics.theme_sums.aggregate` frames and feeling counts),
+    for figures at another confidence level or minimum n than the kept results."""
+    raw = store.scalar(con, "SELECT aggregates FROM theme_runs WHERE run_id = $r", {"r": run.run_id})
+    return {k: _frame(v) for k, v in json.loads(raw).items()}
+
+
+def kept_results(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
+    """The latest run's unfiltered results at 95% and the default minimum n: ``cost`` (the table of
+    :func:`cxmetrics.theme_sums.cost_table`), ``trend``, ``sentiment``, ``emotions``."""
+    have = set(store.run(con, store.Query("theme_results", "SELECT table_name FROM duckdb_tables() WHERE "
+                                          "database_name = current_database() AND schema_name = current_schema() "
+                                          "AND table_name LIKE 'theme_result_%'"))["table_name"])
+    out = {}
+    for name in RESULTS:
+        table = f"theme_result_{name}"  # names from RESULTS
+        out[name] = store.run(con, store.Query(table, f"SELECT * FROM {table}")) if table in have else pd.DataFrame()
+    return out
+
+
+def is_current(con: duckdb.DuckDBPyConnection, run: Run | None) -> bool:
+    return run is not None and run.data_version == store.data_version(con)
+
+
+def save_codebook(con: duckdb.DuckDBPyConnection, cb, *, actor: str, role: str, note: str = "") -> int:
+    """Save the codebook (:func:`cxmetrics.themes.save`) and classify every verbatim with it at once,
+    reusing the kept discovery (no refit). Returns the codebook version."""
+    version = themes.save(con, cb, actor=actor, role=role, note=note)
+    keep(con, actor=actor, role=role, refit=False)
+    return version
+
+
+def status(con: duckdb.DuckDBPyConnection) -> dict:
+    run = latest(con)
+    if run is None:
+        return {"kept": False, "data_version": store.data_version(con)}
+    return {"kept": True, "run_id": run.run_id, "current": is_current(con, run), "run_data_version": run.data_version,
+            "data_version": store.data_version(con), "created_at": str(run.created_at), "actor": run.actor,
+            "seconds": round(run.seconds, 2), "themes": len(run.codebook), "settings": run.settings,
+            "codebook": f"saved v{run.codebook_version}" if run.codebook_version else "discovered"}
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _cli_discover(args) -> int:
+    from cxmetrics.core.output import emit
+
+    with store.connect(args.db, read_only=False) as con:
+        out = keep(con, sample=args.sample, seed=args.seed, n_themes=args.themes, actor=args.actor, role=args.role)
+    emit(out, args, lambda o: (f"theme run {o['run_id']} kept at data version {o['data_version']}: {o['themes']} themes "
+                               f"({o['codebook']} codebook) fitted on {o['sample']:,} of {o['verbatims']:,} verbatims; "
+                               f"{o['tags']:,} theme assignments; {o['annotated']:,} verbatims annotated; "
+                               f"{o['seconds']:.1f} s (discover {o['discover_s']:.1f}, classify {o['classify_s']:.1f}, "
+                               f"annotate {o['annotate_s']:.1f}, aggregate {o['aggregate_s']:.1f})"))
+    return 0
+
+
+def _cli_status(args) -> int:
+    from cxmetrics.core.output import emit
+
+    with store.connect(args.db) as con:
+        out = status(con)
+    emit(out, args, lambda o: ("no theme run kept: run `python -m cxmetrics themes discover`" if not o["kept"] else
+                               f"theme run {o['run_id']} ({o['themes']} themes, {o['codebook']} codebook) at data version "
+                               f"{o['run_data_version']}; the data is at {o['data_version']}: "
+                               + ("current" if o["current"] else "stale — run `themes discover` again")))
+    return 0
+
+
+def register_cli(sub, parents) -> None:
+    p = sub.add_parser("themes", help="discover the verbatims' themes and keep them (`themes discover`, `themes status`)")
+    s = p.add_subparsers(dest="themes_command", required=True, metavar="discover|status")
+    d = s.add_parser("discover", parents=parents[:1], help="fit themes on a seeded sample, classify every verbatim, keep")
+    d.add_argument("--sample", type=int, default=SAMPLE, help=f"verbatims the topic model is fitted on (default {SAMPLE:,})")
+    d.add_argument("--seed", type=int, default=0, help="seed of the sample and of the NMF start (default 0)")
+    d.add_argument("--themes", type=int, default=12, help="themes per language (default 12)")
+    d.add_argument("--actor", default="cli", help="who runs it (for the audit log)")
+    d.add_argument("--role", default="analyst", help="caller's role (analyst: the role that edits the codebook)")
+    d.set_defaults(func=_cli_discover)
+    st = s.add_parser("status", parents=parents[:1], help="the kept run and whether it is current")
+    st.set_defaults(func=_cli_status)
