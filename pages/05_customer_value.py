@@ -53,10 +53,13 @@ if b.table.empty:
         ui.how_computed(b, key="value_btyd_how")
 else:
     s = b.extra["summary"]
+    worth = (f" and is worth {s['mean_clv']:,.0f} in margin over them" if s.get("mean_clv") is not None else "")
     ui.say(f"{s['customers']:,} customers buy without a contract (reference date {s['calibration_end']}, the last "
-           f"transaction in the data). On average each is {s['mean_p_alive']:.0%} likely to still be active, is "
-           f"expected to buy {s['mean_expected_purchases']:.1f} times in the next {s['horizon_weeks']:.0f} weeks and is "
-           f"worth {s['mean_clv']:,.0f} in margin over them.", bold=True)
+           f"transaction in the data). On average each is {s['mean_p_alive']:.0%} likely to still be active and is "
+           f"expected to buy {s['mean_expected_purchases']:.1f} times in the next {s['horizon_weeks']:.0f} "
+           f"weeks{worth}.", bold=True)
+    if b.extra["not_identified"]["gamma_gamma"]:
+        ui.empty_state(b.warnings[0])
     cols = st.columns(len(b.headline) or 1)
     for col, e in zip(cols, b.headline, strict=False):
         with col:
@@ -70,10 +73,13 @@ else:
         ui.chart(vcharts.distribution(d["expected_purchases"], x_title="expected purchases",
                                       title=f"Expected purchases in the next {s['horizon_weeks']:.0f} weeks"),
                  key="value_btyd_purchases")
-    ui.chart(vcharts.distribution(d["clv"], title=f"CLV across customers (margin, next {s['horizon_weeks']:.0f} weeks)",
-                                  x_title="CLV", fmt="{:,.0f}"), key="value_btyd_clv")
+    if "clv" in d:
+        ui.chart(vcharts.distribution(d["clv"], x_title="CLV", fmt="{:,.0f}",
+                                      title=f"CLV across customers (margin, next {s['horizon_weeks']:.0f} weeks)"),
+                 key="value_btyd_clv")
     ui.table(b.extra["bgnbd_params"], key="value_btyd_bgnbd", name="bgnbd_parameters")
-    ui.table(b.extra["gamma_gamma_params"], key="value_btyd_gg", name="gamma_gamma_parameters")
+    if "gamma_gamma_params" in b.extra:
+        ui.table(b.extra["gamma_gamma_params"], key="value_btyd_gg", name="gamma_gamma_parameters")
     ui.how_computed(b, key="value_btyd_how")
 if hold is not None:
     st.subheader("Calibration / holdout check")

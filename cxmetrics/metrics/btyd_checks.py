@@ -246,14 +246,18 @@ def holdout(con, filters: Filters) -> Result:
 def non_contractual_value(con, filters: Filters, *, alpha: float = 0.05) -> Result:
     """BG/NBD + Gamma-Gamma for non-contractual customers, as the Customer value page shows it:
     identified fits with intervals (:func:`cxmetrics.metrics.btyd_intervals.with_intervals`), the
-    P(alive), expected-purchase and CLV distributions and the holdout check (``extra``); a fit that
-    is not identified gives an empty table and the reason as its first warning, and no headline."""
+    P(alive), expected-purchase and CLV distributions and the holdout check (``extra``).
+
+    A BG/NBD fit that is not identified gives an empty table, no headline and the reason as the
+    first warning. A Gamma-Gamma fit that is not identified withholds the CLV (its headline, column,
+    distribution and parameter table) with the reason first; P(alive) and expected purchases, which
+    need only BG/NBD, are shown."""
     res = btyd.clv_non_contractual(con, filters, horizon_weeks=HORIZON_WEEKS)
     if res.table.empty:
         return res
     check = holdout(con, filters)
     reasons = identify(res)
-    if any(reasons.values()):
+    if reasons["bgnbd"]:
         return dataclasses.replace(
             res, table=pd.DataFrame(), headline=(),
             warnings=(not_identified_text(reasons, "no P(alive), expected purchases or CLV is shown"),
@@ -261,11 +265,24 @@ def non_contractual_value(con, filters: Filters, *, alpha: float = 0.05) -> Resu
             extra={"tables": res.extra["tables"], "not_identified": reasons, "holdout": check,
                    "customers": res.extra["summary"]["customers"],
                    "calibration_end": res.extra["summary"]["calibration_end"]})
-    out = btyd_intervals.with_intervals(res, alpha=alpha)
+    spend_ok = not reasons["gamma_gamma"]
+    out = btyd_intervals.with_intervals(res, alpha=alpha, gamma_gamma_fixed=not spend_ok)
     t = out.table
     s = dict(out.extra["summary"])
     s["mean_expected_purchases"] = float((t["expected_purchases"] * t["w"]).sum() / t["w"].sum())
     s["total_expected_purchases"] = float((t["expected_purchases"] * t["w"]).sum())
     s["horizon_weeks"] = HORIZON_WEEKS
-    return dataclasses.replace(out, extra={**out.extra, "summary": s, "distributions": distributions(t),
-                                           "holdout": check, "not_identified": reasons})
+    extra = {**out.extra, "summary": s, "distributions": distributions(t), "holdout": check,
+             "not_identified": reasons}
+    if spend_ok:
+        return dataclasses.replace(out, extra=extra)
+    s["mean_clv"] = None
+    extra["distributions"] = {k: v for k, v in extra["distributions"].items() if k != "clv"}
+    for k in ("gamma_gamma", "gamma_gamma_params"):
+        extra.pop(k, None)
+    return dataclasses.replace(
+        out, table=t.drop(columns=["expected_spend", "clv"]),
+        headline=tuple(e for e in out.headline if e.name != "btyd_mean_clv"),
+        warnings=(not_identified_text(reasons, "no CLV is shown (P(alive) and expected purchases need only "
+                                               "BG/NBD, which is identified)"), *out.warnings),
+        extra=extra)
