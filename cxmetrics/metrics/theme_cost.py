@@ -31,6 +31,7 @@ from cxmetrics import store
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import clv, nps, text, themes
+from cxmetrics.store import stubs
 
 SENTIMENT_SAMPLE = 5_000
 CHURN_DAYS = 365
@@ -52,11 +53,15 @@ def _nps_by_segment(t: pd.DataFrame, alpha: float) -> pd.DataFrame:
     return t[t["n"] > 0]
 
 
-def _adjusted(t: pd.DataFrame, value: str, se: str) -> tuple[float, float, str]:
-    """Standardised (mention − other) difference of ``value`` and its SE, strata used."""
+def _adjusted(t: pd.DataFrame, value: str, se: str, dropped: set | None = None) -> tuple[float, float, str]:
+    """Standardised (mention − other) difference of ``value`` and its SE, strata used. The stub
+    customers' stratum (:data:`cxmetrics.store.stubs.STUB_STRATUM`) is a segment like any other;
+    when the standardisation leaves it out (a group missing in it), ``"stub"`` is added to ``dropped``."""
     if t.empty:
         return float("nan"), float("nan"), ""
     out, info = clv.standardise(t, ("mention", "other"), {value: se}, strata=("segment",), group_col="grp")
+    if dropped is not None and stubs.STUB_STRATUM in set(t["segment"]) and stubs.STUB_STRATUM not in info["kept"]:
+        dropped.add("stub")
     if not out:
         return float("nan"), float("nan"), ""
     (a, sa), (b, sb) = out["mention"][value], out["other"][value]
@@ -70,21 +75,25 @@ def cost(con: duckdb.DuckDBPyConnection, filters: Filters, cb: Mapping[str, Iter
     stake and 12-month churn raised vs not (crude and adjusted), each with its interval."""
     z = nps._z(alpha)
     sql, params = themes.tagged_sql(filters, cb, con)
-    by_seg = store.run(con, store.Query("theme_nps_by_segment", sql + """
-, base AS (SELECT v.response_id, v.nps, c.segment FROM v JOIN customers c USING (customer_id) WHERE v.nps IS NOT NULL)
+    by_seg = store.run(con, store.Query("theme_nps_by_segment", sql + f"""
+, base AS (SELECT v.response_id, v.nps, {stubs.segment_stratum("c.segment", "v.customer_id")} AS segment
+           FROM v JOIN customers c USING (customer_id) WHERE v.nps IS NOT NULL)
 SELECT t.theme, b.segment, count(*) AS n, count(*) FILTER (WHERE b.nps >= 9) AS p,
        count(*) FILTER (WHERE b.nps <= 6) AS d
 FROM tagged t JOIN base b USING (response_id) GROUP BY ALL
 UNION ALL
 SELECT NULL, segment, count(*), count(*) FILTER (WHERE nps >= 9), count(*) FILTER (WHERE nps <= 6) FROM base GROUP BY ALL""",
-        params))
+        {**params, "stub_stratum": stubs.STUB_STRATUM}))
     mentions = store.run(con, store.Query("theme_mentions", sql + """
 SELECT (SELECT count(*) FROM v) AS verbatims, theme, count(DISTINCT response_id) AS mentions FROM tagged GROUP BY theme""",
         params))
     where, wparams = filters.where(date_col="r.responded_on", customer_id_col="r.customer_id",
                                    department_col="r.department")
     n_all = int(store.scalar(con, f"SELECT count(nps) FROM survey_responses r WHERE {where}", wparams) or 0)
-    churn = _churn(con, filters, cb)
+    dropped: set = set()
+    churn = _churn(con, filters, cb, dropped)
+    stub_n = int(store.scalar(con, sql + " SELECT count(DISTINCT v.customer_id) FROM v JOIN customer_stubs s "
+                                         "USING (customer_id) WHERE v.nps IS NOT NULL", params) or 0)
     total_v = int(store.scalar(con, sql + " SELECT count(*) FROM v", params) or 0)
     totals = by_seg[by_seg["theme"].isna()].set_index("segment")[["n", "p", "d"]]
     rows = []
@@ -99,7 +108,7 @@ SELECT (SELECT count(*) FROM v) AS verbatims, theme, count(DISTINCT response_id)
                                min_n=filters.min_n)
         gap = nps.difference(e_m, e_o) if e_m.n and e_o.n else None
         strat = pd.concat([seg.assign(grp="mention"), other.assign(grp="other")]).rename_axis("segment").reset_index()
-        adj, adj_se, _ = _adjusted(_nps_by_segment(strat, alpha), "nps", "se")
+        adj, adj_se, _ = _adjusted(_nps_by_segment(strat, alpha), "nps", "se", dropped)
         d_theme = float(seg["d"].sum())
         stake = text.wilson(d_theme, n_all, alpha)
         lo, hi = text.wilson(k, total_v, alpha)
@@ -122,6 +131,8 @@ SELECT (SELECT count(*) FROM v) AS verbatims, theme, count(DISTINCT response_id)
     warnings = []
     if total_v == 0:
         warnings.append("No verbatims in these filters.")
+    if note := stubs.stratum_note(stub_n, kept="stub" not in dropped):
+        warnings.append(note + ("" if "stub" not in dropped else " (for at least one theme)"))
     return Result(
         "theme_cost", "What each theme costs", table,
         method=("Share: Wilson score interval. NPS with vs without the theme: adjusted-Wald intervals, difference "
@@ -133,18 +144,19 @@ SELECT (SELECT count(*) FROM v) AS verbatims, theme, count(DISTINCT response_id)
         filters=filters.describe(), alpha=alpha,
         assumptions={"responses independent": "repeat respondents not clustered in the theme comparison",
                      "churn window days": CHURN_DAYS},
-        warnings=tuple(warnings), extra={"verbatims": total_v, "nps_responses": n_all})
+        warnings=tuple(warnings), extra={"verbatims": total_v, "nps_responses": n_all, "stub_customers": stub_n})
 
 
-def _churn(con: duckdb.DuckDBPyConnection, filters: Filters, cb: Mapping[str, Iterable[str]]) -> dict[str, dict]:
+def _churn(con: duckdb.DuckDBPyConnection, filters: Filters, cb: Mapping[str, Iterable[str]],
+           dropped: set | None = None) -> dict[str, dict]:
     """Per theme: 12-month churn of customers who raised it vs not, crude and segment-adjusted."""
     sql, params = themes.tagged_sql(filters, cb, con)
-    params = {**params, "days": CHURN_DAYS}
+    params = {**params, "days": CHURN_DAYS, "stub_stratum": stubs.STUB_STRATUM}
     t = store.run(con, store.Query("theme_churn", sql + """
 , ends AS (SELECT max(responded_on) AS last_day FROM survey_responses),
 first AS (SELECT customer_id, min(responded_on) AS t0 FROM v GROUP BY 1
           HAVING min(responded_on) <= (SELECT last_day FROM ends) - $days::INTEGER),
-outcome AS (SELECT f.customer_id, c.segment,
+outcome AS (SELECT f.customer_id, """ + stubs.segment_stratum("c.segment", "f.customer_id") + """ AS segment,
                    coalesce(bool_or(ch.churned_on > f.t0 AND ch.churned_on <= f.t0 + $days::INTEGER), FALSE) AS churned
             FROM first f JOIN customers c USING (customer_id) LEFT JOIN churn_events ch USING (customer_id)
             GROUP BY ALL),
@@ -165,7 +177,7 @@ UNION ALL SELECT NULL, segment, count(*), count(*) FILTER (WHERE churned) FROM o
         strat["rate"] = strat["k"] / strat["n"]
         strat["se"] = np.sqrt(strat["rate"] * (1 - strat["rate"]) / strat["n"])
         strat["customers"] = strat["n"]
-        adj, adj_se, _ = _adjusted(strat, "rate", "se")
+        adj, adj_se, _ = _adjusted(strat, "rate", "se", dropped)
         n1, k1, n0, k0 = seg["n"].sum(), seg["k"].sum(), other["n"].sum(), other["k"].sum()
         r1 = k1 / n1 if n1 else float("nan")
         r0 = k0 / n0 if n0 else float("nan")
