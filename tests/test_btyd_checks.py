@@ -136,11 +136,12 @@ def test_holdout_is_the_last_third_of_the_data_and_tracks_actuals(con):
     h = bc.holdout(con, Filters())
     assert not h.warnings, h.warnings
     assert str(cal) in h.extra["stated"] and "last third" in h.extra["stated"] and str(cal) in h.method
-    assert list(h.table.columns) == ["calibration_repeats", "x", "customers", "actual", "predicted"]
+    assert list(h.table.columns) == ["calibration_repeats", "x", "customers", "actual", "predicted",
+                                     "actual_per_customer", "predicted_per_customer"]
     assert h.extra["predicted_total"] == pytest.approx(h.extra["actual_total"], rel=0.2)
     # more calibration repeats, more holdout purchases per customer: the model ranks customers
-    per = h.table["predicted"] / h.table["customers"]
-    assert per.iloc[-1] > per.iloc[0]
+    per = h.table["predicted_per_customer"]
+    assert per.iloc[-1] > per.iloc[0] and h.table["actual_per_customer"].iloc[-1] > h.table["actual_per_customer"].iloc[0]
 
 
 def test_reference_date_is_the_data_last_transaction_not_today(con):

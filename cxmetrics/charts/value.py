@@ -23,13 +23,16 @@ def distribution(hist, *, title: str, x_title: str, fmt: str = "{:,.1f}") -> go.
     return style(fig, title, height=320)
 
 
-def holdout(result, title: str = "Repeat purchases in the holdout: predicted vs actual") -> go.Figure:
-    """Actual and BG/NBD-predicted holdout repeat purchases by calibration-period repeats."""
+def holdout(result, title: str = "Holdout purchases per customer: predicted vs actual") -> go.Figure:
+    """Actual and BG/NBD-predicted holdout repeat purchases per customer, by calibration-period
+    repeats (the conditional-expectation plot of Fader, Hardie & Lee 2005a, Figure 3)."""
     t = result.table
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=t["calibration_repeats"], y=t["actual"], name="actual", marker_color="#999"))
-    fig.add_trace(go.Scatter(x=t["calibration_repeats"], y=t["predicted"], name="predicted (BG/NBD)",
+    fig.add_trace(go.Bar(x=t["calibration_repeats"], y=t["actual_per_customer"], name="actual", marker_color="#999",
+                         customdata=t["customers"], hovertemplate="%{y:.2f} per customer (%{customdata:,} customers)"
+                                                                  "<extra></extra>"))
+    fig.add_trace(go.Scatter(x=t["calibration_repeats"], y=t["predicted_per_customer"], name="predicted (BG/NBD)",
                              mode="lines+markers", line=dict(color=PRIMARY, width=3)))
     fig.update_xaxes(title="repeat purchases in the calibration period", type="category")
-    fig.update_yaxes(title="repeat purchases in the holdout")
+    fig.update_yaxes(title="repeat purchases per customer in the holdout")
     return style(fig, title)

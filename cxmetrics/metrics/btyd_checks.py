@@ -227,7 +227,9 @@ def holdout(con, filters: Filters) -> Result:
     weeks = (last - cal).days / 7
     t = btyd.holdout_predicted(bg, df, hold, weeks)
     t = t.assign(calibration_repeats=[f"{int(x)}+" if x >= 7 else str(int(x)) for x in t["x"]])
-    t = t[["calibration_repeats", "x", "customers", "actual", "predicted"]]
+    t = t.assign(actual_per_customer=t["actual"] / t["customers"], predicted_per_customer=t["predicted"] / t["customers"])
+    t = t[["calibration_repeats", "x", "customers", "actual", "predicted", "actual_per_customer",
+           "predicted_per_customer"]]
     actual, pred = float(t["actual"].sum()), float(t["predicted"].sum())
     return Result("btyd_holdout", label, t,
                   method=(f"BG/NBD refitted on the {stated}; expected repeat purchases over the {weeks:.0f}-week holdout "
