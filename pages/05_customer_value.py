@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cxmetrics.metrics import clv, pnl
+from cxmetrics.metrics import clv, pnl, wallet
 from cxmetrics import ui
 from cxmetrics.charts import churn as charts
 from cxmetrics.charts import value as vcharts
@@ -31,12 +31,13 @@ else:
         ui.table(data.clv_by_segment.table, key="value_clv_seg", name="clv_by_group_segment")
 
 st.header("Share of wallet")
-if data.wallet.table.empty:
-    ui.empty_state(data.wallet.warnings[0] if data.wallet.warnings else
-                   "No survey answers with a share of wallet in this selection.")
+if not wallet.measured(data.wallet):
+    ui.empty_state("No share-of-wallet answers, brand ranks or category wallets in this selection: import survey "
+                   "responses with share_of_wallet_pct (or customers with category_wallet) on the Data page.")
 else:
     gap = data.wallet.headline[0] if data.wallet.headline else None
-    if gap is not None:
+    rel = data.wallet_relation
+    if gap is not None and gap.estimate == gap.estimate and rel.estimate == rel.estimate:
         st.markdown(f"**Promoters give us {gap.estimate:.1f} more points of their category spend than detractors "
                     f"({gap.ci_text()}); each NPS point is worth {data.wallet_relation.estimate:.2f} points of share "
                     f"of wallet ({data.wallet_relation.ci_text('{:.2f}')}).**")
