@@ -17,7 +17,8 @@ import pytest
 
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
-from cxmetrics.metrics import btyd, btyd_checks as bc
+from cxmetrics.metrics import btyd
+from cxmetrics.metrics import btyd_checks as bc
 from cxmetrics.registers import demo, importer
 
 from . import fixtures_real as fr
@@ -35,6 +36,10 @@ def _cli(args: list[str], cwd: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tx_stores(tmp_path_factory) -> dict[str, Path]:
+    return build_stores_without_surveys(tmp_path_factory)
+
+
+def build_stores_without_surveys(tmp_path_factory) -> dict[str, Path]:
     """Two stores without a single survey answer, built as a user builds them (`init`, then imports):
     ``transactions``: the small demo company's customers and transactions; ``line_items``: the
     line-item retail fixture alone (every customer a stub, one year of invoices)."""

@@ -1,5 +1,15 @@
 """AppTest: Churn & retention and Customer value."""
 
+import pytest
+
+from tests.test_btyd_checks import build_stores_without_surveys
+
+
+@pytest.fixture(scope="module")
+def tx_stores(tmp_path_factory):
+    """A transactions-only store and the line-item retail store (see tests/test_btyd_checks.py)."""
+    return build_stores_without_surveys(tmp_path_factory)
+
 
 def test_churn_page(demo_db, make_app):
     at = make_app(demo_db, page="pages/04_churn_retention.py")
@@ -72,5 +82,3 @@ def test_value_page_flags_an_unidentified_fit_instead_of_showing_it(tx_stores, m
     assert not [m for m in at.metric if "non-contractual" in m.label]
     assert not at.get("plotly_chart")
 
-
-from tests.test_btyd_checks import tx_stores  # noqa: E402,F401 (the stores without surveys)
