@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cxmetrics.metrics import theme_store, themes
+from cxmetrics.metrics import theme_cost, theme_store, themes
 from cxmetrics import ui, views
 from cxmetrics.charts import voice as voice_charts
 

@@ -155,6 +155,8 @@ MORE: dict[str, tuple] = {
     "greek look-alike id": (SR, "response_id,customer_id,responded_on,survey,nps\nT\u039f1,{a},2024-01-01,relationship,9\n", "f.csv", 2, "response_id", "look-alike"),
     "cyrillic look-alike new customer": ("customers", "customer_id,segment,region,acquired_on,contract\nC\u0410\u04121,smb,north,2020-01-01,contractual\n", "f.csv", 2, "customer_id", "look-alike"),
     "tab inside an id": (SR, 'response_id,customer_id,responded_on,survey,nps\n"T\t1",{a},2024-01-01,relationship,9\n', "f.csv", 2, "response_id", "control character"),
+    "unit separator at the end of an id": (SR, 'response_id,customer_id,responded_on,survey,nps\nT1\x1f,{a},2024-01-01,relationship,9\n', "f.csv", 2, "response_id", "control character"),
+    "vertical tab before a customer id": (SR, 'response_id,customer_id,responded_on,survey,nps\nT1,{a},2024-01-01,relationship,9\nT2,"\x0b{a}",2024-01-01,relationship,8\n', "f.csv", 3, "customer_id", "control character"),
     "zero-width space makes a duplicate key": (SR, survey(ROW, "T1\u200b,{a},2024-01-02,relationship,,8,,"), "f.csv", 2, "response_id", "duplicate key"),
     "full-width id makes a duplicate key": (SR, survey(ROW, "Ｔ１,{a},2024-01-02,relationship,,8,,"), "f.csv", 2, "response_id", "duplicate key"),
     "zero-width header twin": (SR, "response_id,customer_id,responded_on,survey,nps,\u200bnps\nT1,{a},2024-01-01,relationship,9,8\n", "f.csv", 1, "nps", "two columns map to nps"),
@@ -291,7 +293,8 @@ def test_a_stated_encoding_is_read_exactly(encoding, text, small_copy, tmp_path)
     assert _one(small_copy, "SELECT verbatim FROM survey_responses WHERE response_id = 'ENC1'") == [(text,)]
 
 
-@pytest.mark.parametrize("variant", ["\u200b{a}", "\ufeff{a}", "{a}\u200d", "fullwidth", "{a}\t"])
+@pytest.mark.parametrize("variant", ["\u200b{a}", "\ufeff{a}", "{a}\u200d", "fullwidth", "{a}\t", "\t{a}", "{a} ",
+                                     "{a}\u00a0"])
 def test_invisible_and_full_width_ids_are_normalised_and_reported(variant, small_copy, tmp_path):
     a = customer_ids(small_copy)[0]
     value = ("".join(chr(ord(c) + 0xFEE0) for c in a) if variant == "fullwidth" else variant.format(a=a))
@@ -300,8 +303,25 @@ def test_invisible_and_full_width_ids_are_normalised_and_reported(variant, small
     rep = importer.import_file(write(tmp_path, text), SR, db=small_copy)
     assert _one(small_copy, "SELECT customer_id FROM survey_responses WHERE response_id = 'N1'") == [(a,)]
     assert _one(small_copy, "SELECT count(*) FROM customers")[0][0] == n  # no look-alike customer
-    if variant != "{a}\t":  # surrounding whitespace is trimmed from every value, as always
-        assert any("customer_id: 1 value(s) normalised" in w for w in rep.warnings), rep.warnings
+    assert any("customer_id: 1 value(s) normalised" in w for w in rep.warnings), rep.warnings
+
+
+def test_a_trailing_tab_in_an_id_is_reported_with_the_count_and_the_first_row(small_copy, tmp_path):
+    """Issue 19 item 12: a trailing tab used to be trimmed with every value's whitespace, silently.
+    It is still trimmed (the id is the customer's), and the note counts the rows and names the
+    first row and the column."""
+    a, b, _ = customer_ids(small_copy)
+    text = ("response_id,customer_id,responded_on,survey,nps\n"
+            f"W1,{a},2024-01-01,relationship,9\nW2,\"{a}\t\",2024-01-02,relationship,8\n"
+            f"W3,\"{b}\t\",2024-01-03,relationship,7\n")
+    n = _one(small_copy, "SELECT count(*) FROM customers")[0][0]
+    rep = importer.import_file(write(tmp_path, text), SR, db=small_copy)
+    assert rep.inserted == 3
+    assert _one(small_copy, "SELECT customer_id FROM survey_responses WHERE response_id IN ('W2', 'W3') ORDER BY 1"
+                ) == [(a,), (b,)]
+    assert _one(small_copy, "SELECT count(*) FROM customers")[0][0] == n  # no look-alike (stub) customer
+    note = next(w for w in rep.warnings if w.startswith("customer_id:"))
+    assert "2 value(s) normalised" in note and "trimmed" in note and f"row 3 '{a}\\t'" in note, note
 
 
 def test_a_header_with_a_zero_width_space_keeps_its_column(small_copy, tmp_path):

@@ -33,6 +33,7 @@ import pandas as pd
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics.threshold import Threshold
+from cxmetrics.store import stubs
 
 MIX_NOTE = ("The crude figure compares non-detractors and detractors across segments and tenure bands with "
             "different mixes (detractors are more often low-value, short-tenure customers); the adjusted figure "
@@ -79,7 +80,8 @@ def detractor_gap(pooled: Result, strata: Result | None = None):
     crude = Estimate("clv_gap", "CLV gap non-detractor − detractor (crude)", g, g - z * se, g + z * se, se=se,
                      n=int(t["customers"].sum()), unit="EUR per customer", alpha=pooled.alpha,
                      method="customer-weighted CLV of promoters and passives minus detractors', pooled over segments",
-                     reference=pooled.reference, filters=pooled.filters, assumptions=pooled.assumptions)
+                     reference=pooled.reference, filters=pooled.filters, assumptions=pooled.assumptions,
+                     warnings=stubs.carried(pooled))
     if strata is None or strata.table.empty:
         return crude
     st = strata.table
@@ -93,6 +95,7 @@ def detractor_gap(pooled: Result, strata: Result | None = None):
     g, se = cn - cd, math.hypot(sn, sd)
     warn = () if info["covered"] >= 0.995 else (
         f"Strata with both groups hold {info['covered']:.0%} of the detractors; the rest is left out of the adjustment.",)
+    warn += stubs.carried(pooled)  # contract customers only: no stub customer is in this gap
     return MoneyEstimate("clv_gap", "CLV gap non-detractor − detractor", g, g - z * se, g + z * se, se=se,
                          n=crude.n, unit="EUR per customer", alpha=pooled.alpha,
                          method=(f"CLV non-detractor − detractor within {' × '.join(info['strata'])} "

@@ -40,6 +40,7 @@ class BGNBDFit:
     b: float
     log_likelihood: float
     n: int
+    converged: bool = True  # the optimiser reported success (see btyd_checks.identify)
 
     def params(self) -> dict[str, float]:
         return {"r": self.r, "alpha": self.alpha, "a": self.a, "b": self.b}
@@ -52,6 +53,7 @@ class GammaGammaFit:
     gamma: float
     log_likelihood: float
     n: int
+    converged: bool = True
 
     def params(self) -> dict[str, float]:
         return {"p": self.p, "q": self.q, "gamma": self.gamma}
@@ -104,7 +106,7 @@ def fit_bgnbd(x, t_x, T, w=None) -> BGNBDFit:
         res = minimize(nll, start, method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-8, "fatol": 1e-10})
         res = minimize(nll, res.x, method="L-BFGS-B")
     r, alpha, a, b = np.exp(res.x)
-    return BGNBDFit(r, alpha, a, b, -float(res.fun), int(terms.w.sum()))
+    return BGNBDFit(r, alpha, a, b, -float(res.fun), int(terms.w.sum()), bool(res.success))
 
 
 def p_alive(fit: BGNBDFit, x, t_x, T) -> np.ndarray:
@@ -170,7 +172,7 @@ def fit_gamma_gamma(x, m, w=None) -> GammaGammaFit:
         res = minimize(nll, start, method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-8, "fatol": 1e-10})
         res = minimize(nll, res.x, method="L-BFGS-B", bounds=bounds)
     p, q, g = np.exp(res.x)
-    return GammaGammaFit(p, q, g, -float(res.fun), int(len(x) if w is None else w.sum()))
+    return GammaGammaFit(p, q, g, -float(res.fun), int(len(x) if w is None else w.sum()), bool(res.success))
 
 
 def expected_spend(fit: GammaGammaFit, x, m) -> np.ndarray:
@@ -284,8 +286,9 @@ def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_
                   reference="Fader, Hardie & Lee (2005a) eq. 6, 10, 13; Fader & Hardie (2013) Gamma-Gamma eq. 3, 5.",
                   filters=filters.describe(), assumptions=assumptions.cite({k: used[k] for k in ("gross_margin", "discount_rate")}),
                   queries=(q,), extra={"tables": ("transactions", "customers"),
-                                       "bgnbd": bg.params() | {"ll": bg.log_likelihood},
-                                       "gamma_gamma": gg.params() | {"ll": gg.log_likelihood}, "summary": summary,
+                                       "bgnbd": bg.params() | {"ll": bg.log_likelihood, "converged": bg.converged},
+                                       "gamma_gamma": gg.params() | {"ll": gg.log_likelihood,
+                                                                     "converged": gg.converged}, "summary": summary,
                                        "assumptions_used": {"horizon_weeks": horizon_weeks, "margin": gm,
                                                             "discount": d}})
 
@@ -297,18 +300,19 @@ def default_fit(con) -> dict | None:
     if cal is None or not _fittable(df):
         return None
     bg, gg = fit_from_rfm(df, "week")
-    return {"cal_end": str(cal), "bgnbd": [float(v) for v in (bg.r, bg.alpha, bg.a, bg.b, bg.log_likelihood)] + [bg.n],
-            "gamma_gamma": [float(v) for v in (gg.p, gg.q, gg.gamma, gg.log_likelihood)] + [gg.n]}
+    return {"cal_end": str(cal),
+            "bgnbd": [float(v) for v in (bg.r, bg.alpha, bg.a, bg.b, bg.log_likelihood)] + [bg.n, bg.converged],
+            "gamma_gamma": [float(v) for v in (gg.p, gg.q, gg.gamma, gg.log_likelihood)] + [gg.n, gg.converged]}
 
 
-def holdout_check(con, filters: Filters, *, calibration_end, holdout_end) -> pd.DataFrame:
-    """Predicted vs actual repeat purchases in the holdout, by number of calibration repeats."""
+def holdout_cells(con, filters: Filters, *, calibration_end, holdout_end) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The calibration RFM cells of non-contractual customers, and per number of calibration repeats
+    (``x``, capped at 7) their customers and actual repeat purchases (distinct days) in the holdout."""
     src = ("(SELECT t.* FROM transactions t JOIN customers c USING (customer_id) "
            "WHERE c.contract = 'non_contractual')")
     cwhere, params = filters.where(customer_id_col="c.customer_id", dates=False)
     where, _ = filters.where(customer_id_col="t.customer_id", dates=False)
     df = store.run(con, rfm(con, calibration_end=calibration_end, source=src, where=cwhere, params=params))
-    bg, _ = fit_from_rfm(df, "week")
     hold = store.run(con, store.Query("holdout", f"""
 WITH cal AS (SELECT customer_id, count(DISTINCT occurred_on::DATE) - 1 AS x FROM {src} t
              WHERE occurred_on::DATE <= $cal_end AND {where} GROUP BY 1),
@@ -317,12 +321,23 @@ WITH cal AS (SELECT customer_id, count(DISTINCT occurred_on::DATE) - 1 AS x FROM
 SELECT least(cal.x, 7) AS x, count(*) AS customers, sum(coalesce(h.n, 0)) AS actual
 FROM cal LEFT JOIN h USING (customer_id) GROUP BY 1 ORDER BY 1""",
         {**params, "cal_end": calibration_end, "hold_end": holdout_end}))
-    weeks = (pd.Timestamp(holdout_end) - pd.Timestamp(calibration_end)).days / 7
+    return df, hold
+
+
+def holdout_predicted(bg: BGNBDFit, df: pd.DataFrame, hold: pd.DataFrame, weeks: float) -> pd.DataFrame:
+    """``hold`` with the repeat purchases the calibration fit ``bg`` predicts over ``weeks``."""
     df = df.assign(pred=expected_purchases(bg, weeks, df["x"], df["t_x_days"] / 7, df["T_days"] / 7) * df["w"],
                    xb=df["x"].clip(upper=7))
     pred = df.groupby("xb")["pred"].sum()
-    hold["predicted"] = hold["x"].map(pred).fillna(0.0)
-    return hold
+    return hold.assign(predicted=hold["x"].map(pred).fillna(0.0))
+
+
+def holdout_check(con, filters: Filters, *, calibration_end, holdout_end) -> pd.DataFrame:
+    """Predicted vs actual repeat purchases in the holdout, by number of calibration repeats."""
+    df, hold = holdout_cells(con, filters, calibration_end=calibration_end, holdout_end=holdout_end)
+    bg, _ = fit_from_rfm(df, "week")
+    weeks = (pd.Timestamp(holdout_end) - pd.Timestamp(calibration_end)).days / 7
+    return holdout_predicted(bg, df, hold, weeks)
 
 
 def _isfinite(v: float) -> bool:

@@ -152,11 +152,14 @@ def value_draws(bg: ParamIntervals, gg: ParamIntervals, cells: pd.DataFrame, *, 
     return pd.DataFrame({"d_clv": np.where(bad, nan, c - c0[0]), "d_p_alive": np.where(bad, nan, p - p0[0])})
 
 
-def with_intervals(res: Result, *, alpha: float = 0.05, n: int = N_DRAWS, seed: int = SEED) -> Result:
+def with_intervals(res: Result, *, alpha: float = 0.05, n: int = N_DRAWS, seed: int = SEED,
+                   gamma_gamma_fixed: bool = False) -> Result:
     """:func:`cxmetrics.btyd.clv_non_contractual`'s result with parameter tables (observed
     information) and headline mean CLV and mean P(alive) with percentile intervals from ``n``
     parametric draws. The fit is refitted on nothing: the Hessian is taken at the result's own
-    parameters on the same (sampled) cells the fit used."""
+    parameters on the same (sampled) cells the fit used. With ``gamma_gamma_fixed`` the Gamma-Gamma
+    parameters are not drawn (zero covariance): for a P(alive) interval when that fit is not
+    identified (:mod:`cxmetrics.metrics.btyd_checks`; its CLV is then not shown)."""
     if res.table.empty:
         return res
     cells = res.table
@@ -167,6 +170,8 @@ def with_intervals(res: Result, *, alpha: float = 0.05, n: int = N_DRAWS, seed: 
     bg = bgnbd_intervals(bf, fit_cells["x"], fit_cells["t_x_days"] / 7, fit_cells["T_days"] / 7, fit_cells["w"])
     rep = fit_cells[fit_cells["x"] > 0]
     gg = gamma_gamma_intervals(gf, rep["x"], rep["m"], rep["w"])
+    if gamma_gamma_fixed:
+        gg = ParamIntervals(gg.names, gg.estimate, np.zeros_like(gg.cov_log))
     a = res.extra["assumptions_used"]
     draws = value_draws(bg, gg, cells, horizon_weeks=a["horizon_weeks"], margin=a["margin"], discount=a["discount"],
                         n=n, seed=seed)

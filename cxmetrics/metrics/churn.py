@@ -123,7 +123,7 @@ def _base(con: duckdb.DuckDBPyConnection, filters: Filters, landmark: dt.date, s
 MIN_FOLLOW_UP_DAYS = 28
 
 
-@stubs.note_excluded(stubs_matter=True)
+@stubs.note_excluded(stubs_matter=True, contractual=True)
 def churn_by(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str = "nps_group",
              landmark: dt.date | None = None, alpha: float = 0.05) -> Result:
     """Share of the customers active at the landmark who churned within the window, by a grouping,
@@ -173,7 +173,7 @@ def churn_by(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str = "nps
                   extra=extra)
 
 
-@stubs.note_excluded(stubs_matter=True)
+@stubs.note_excluded(stubs_matter=True, contractual=True)
 def hazard_ratios(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark: dt.date | None = None,
                   alpha: float = 0.05, cox_sample: int = 50_000, cox: bool = True) -> Result:
     """Hazard ratios of NPS groups vs promoters, adjusted for segment and tenure (see module doc).
@@ -312,7 +312,7 @@ def _cox(con, filters: Filters, L: dt.date, sample: int, alpha: float) -> list[d
     return out
 
 
-@stubs.note_excluded(stubs_matter=True)
+@stubs.note_excluded(stubs_matter=True, contractual=True)
 def survival_curves(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark: dt.date | None = None,
                     alpha: float = 0.05, transform: str = "log-log") -> Result:
     """Kaplan–Meier survival by NPS group from the landmark (monthly steps) with pointwise bands

@@ -26,7 +26,7 @@ from cxmetrics import store
 from cxmetrics.core.filters import Filters
 from cxmetrics.metrics import break_even, bridge
 from cxmetrics.metrics.bridge import BridgeInputs, Quantity
-from cxmetrics.store import assumptions, engines, summaries
+from cxmetrics.store import assumptions, engines, stubs, summaries
 
 SCENARIOS = ("detractors", "initiatives")
 MIX_NOTE = ("The crude figure compares detractors with customers of a different mix (promoters are more often "
@@ -145,6 +145,32 @@ def _segment_cells(con: duckdb.DuckDBPyConnection, filters: Filters, to: str, co
     return pd.DataFrame(rows)
 
 
+def stub_wallet_notes(con: duckdb.DuckDBPyConnection, filters: Filters) -> list[str]:
+    """What the bridge says about stub customers (:mod:`cxmetrics.store.stubs`) in its share-of-wallet
+    inputs: how many answered, that they count in the crude gap, and that their own stratum has no
+    weight in the adjusted one (the scenario moves contract customers; a stub has no contract). When a
+    real contract segment is also called 'unknown', the per-segment filter cannot tell the two apart:
+    that is said too."""
+    where, params = filters.where(date_col="r.responded_on", customer_id_col="r.customer_id",
+                                  department_col="r.department")
+    n = int(store.scalar(con, "SELECT count(DISTINCT r.customer_id) FROM survey_responses r JOIN customer_stubs s "
+                              f"USING (customer_id) WHERE r.share_of_wallet_pct IS NOT NULL AND {where}", params) or 0)
+    if not n:
+        return []
+    out = [f"{n:,} stub customer(s) (ids not in the customers file) answered the share-of-wallet question: they "
+           f"count in the crude share-of-wallet gap; in the segment-adjusted one they are their own segment "
+           f"'{stubs.STUB_STRATUM}', with no weight in the detractors' mix because the scenario moves contract "
+           "customers and a stub customer has no contract."]
+    real = int(store.scalar(con, "SELECT count(*) FROM customers c WHERE c.segment = $seg AND c.contract = 'contractual' "
+                                 "AND c.customer_id NOT IN (SELECT customer_id FROM customer_stubs)",
+                            {"seg": stubs.STUB_SEGMENT}) or 0)
+    if real:
+        out.append(f"{real:,} contract customer(s) have the real segment '{stubs.STUB_SEGMENT}', the label stub "
+                   "customers carry: that segment's share of wallet pools both; give the real segment another name "
+                   "in the customers file to keep them apart.")
+    return out
+
+
 def _base(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.Series:
     """Active contract customers and their mean category wallet (with its SE) in the filters."""
     cw, params = summaries.where(summaries.LIFECYCLE_TABLE, filters, customer="c", dates=False)
@@ -188,6 +214,7 @@ def gather(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: flo
         raise ValueError("the bridge needs share-of-wallet answers in both the detractor and the target "
                          "group for this scope and these filters")
     w = w.set_index("nps_group")
+    warnings += stub_wallet_notes(con, filters)
     rates = complaints.rate_by_nps_group(con, filters).set_index("nps_group")
     base = _base(con, filters)
     moved = drop_points / 100 * float(base["active"])

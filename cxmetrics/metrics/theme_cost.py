@@ -22,13 +22,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Result
-from cxmetrics.metrics import text, theme_store, theme_sums, themes
+from cxmetrics.metrics import theme_store, theme_sums, themes
+from cxmetrics.store import stubs
 
 CHURN_DAYS = theme_sums.CHURN_DAYS
 
@@ -41,6 +41,10 @@ def table(frames: dict[str, pd.DataFrame], cb: Mapping[str, Iterable[str]], filt
     total_v = int(out["verbatims"].iloc[0]) if len(out) else theme_sums.verbatims(frames)
     n_all = theme_sums.n_all(frames) if frames or not len(out) else int(out["nps_answers"].iloc[0])
     warnings = [] if total_v else ["No verbatims in these filters."]
+    stub_n = (theme_sums.stub_customers(frames) if kept is None else
+              int(out["stub_customers"].iloc[0]) if "stub_customers" in out and len(out) else 0)
+    if note := stubs.stratum_note(stub_n):
+        warnings.append(note)
     return Result(
         "theme_cost", "What each theme costs", out,
         method=("Share: Wilson score interval. NPS of the NPS answers with a verbatim that mention the theme vs those "
@@ -56,7 +60,7 @@ def table(frames: dict[str, pd.DataFrame], cb: Mapping[str, Iterable[str]], filt
         filters=filters.describe(), alpha=alpha,
         assumptions={"repeat respondents": "customer-clustered", "churn window days": CHURN_DAYS,
                      "adjusted within": " × ".join(theme_sums.STRATA)},
-        warnings=tuple(warnings), extra={"verbatims": total_v, "nps_responses": n_all})
+        warnings=tuple(warnings), extra={"verbatims": total_v, "nps_responses": n_all, "stub_customers": stub_n})
 
 
 def frames_for(con: duckdb.DuckDBPyConnection, filters: Filters, cb: Mapping[str, Iterable[str]]) -> dict:

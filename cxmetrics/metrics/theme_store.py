@@ -205,7 +205,8 @@ def keep(con: duckdb.DuckDBPyConnection, *, sample: int = SAMPLE, seed: int = 0,
         prefix, params = kept_prefix(Filters())
         frames = theme_sums.aggregate(con, prefix, params, Filters())
         frames.update(feelings(con, prefix, params))
-        results = {"cost": theme_sums.cost_table(frames, cb, min_n=DEFAULT_MIN_N),
+        results = {"cost": theme_sums.cost_table(frames, cb, min_n=DEFAULT_MIN_N).assign(
+                       stub_customers=theme_sums.stub_customers(frames)),
                    "trend": theme_sums.trend_table(frames["trend"]), **theme_sums.feelings_tables(frames)}
         for name in RESULTS:
             con.execute(f"DROP TABLE IF EXISTS theme_result_{name}")  # names from RESULTS

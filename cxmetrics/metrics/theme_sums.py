@@ -39,6 +39,7 @@ from cxmetrics import store
 from cxmetrics.core.filters import Filters
 from cxmetrics.metrics import nps
 from cxmetrics.metrics.clustered import Clusters
+from cxmetrics.store import stubs
 
 CHURN_DAYS = 365
 STRATA = ("segment", "tenure")
@@ -49,13 +50,16 @@ _TENURE = """CASE WHEN c.acquired_on IS NULL THEN 'unknown'
                   WHEN date_diff('month', c.acquired_on, {first}) < 12 THEN '0-11m'
                   WHEN date_diff('month', c.acquired_on, {first}) < 24 THEN '12-23m' ELSE '24m+' END"""
 
+#: The stratum's segment: stub customers (ids not in the customers file) are a segment of their own.
+_SEGMENT = stubs.segment_stratum("c.segment", "c.customer_id")
+
 #: Per (theme, segment, tenure): the mention group's counts and cluster sums; theme NULL rows hold
 #: the stratum's totals over every customer with an NPS answer with a verbatim.
 NPS_SQL = f"""
-, cu AS (SELECT v.customer_id, c.segment, {_TENURE.format(first="min(v.responded_on)")} AS tenure,
+, cu AS (SELECT v.customer_id, {_SEGMENT} AS segment, {_TENURE.format(first="min(v.responded_on)")} AS tenure,
                 count(v.nps) AS wt, sum({_Y}) AS yt, count(*) FILTER (WHERE v.nps >= 9) AS pt,
                 count(*) FILTER (WHERE v.nps <= 6) AS dt
-         FROM v JOIN customers c ON c.customer_id = v.customer_id WHERE v.nps IS NOT NULL GROUP BY v.customer_id, c.segment, c.acquired_on),
+         FROM v JOIN customers c ON c.customer_id = v.customer_id WHERE v.nps IS NOT NULL GROUP BY v.customer_id, c.customer_id, c.segment, c.acquired_on),
 pt AS (SELECT t.theme, v.customer_id, count(*) AS w1, sum({_Y}) AS y1,
               count(*) FILTER (WHERE v.nps >= 9) AS p1, count(*) FILTER (WHERE v.nps <= 6) AS d1
        FROM tagged t JOIN v USING (response_id)
@@ -87,7 +91,7 @@ CHURN_SQL = f"""
 , ends AS (SELECT max(responded_on) AS last_day FROM survey_responses),
 first AS (SELECT customer_id, min(responded_on) AS t0 FROM v WHERE customer_id IS NOT NULL GROUP BY 1
           HAVING min(responded_on) <= (SELECT last_day FROM ends) - $days::INTEGER),
-outcome AS (SELECT f.customer_id, c.segment, {_TENURE.format(first="f.t0")} AS tenure,
+outcome AS (SELECT f.customer_id, {_SEGMENT} AS segment, {_TENURE.format(first="f.t0")} AS tenure,
                    coalesce(bool_or(ch.churned_on > f.t0 AND ch.churned_on <= f.t0 + $days::INTEGER), FALSE) AS churned
             FROM first f JOIN customers c USING (customer_id) LEFT JOIN churn_events ch USING (customer_id)
             GROUP BY ALL),
@@ -107,7 +111,8 @@ def aggregate(con: duckdb.DuckDBPyConnection, prefix: str, params: dict, filters
                                                                 f"WHERE {where}", wparams))}
     for name, sql, extra in (("nps", NPS_SQL, {}), ("mentions", MENTIONS_SQL, {}), ("trend", TREND_SQL, {}),
                              ("churn", CHURN_SQL, {"days": CHURN_DAYS})):
-        out[name] = store.run(con, store.Query(f"theme_{name}", prefix + sql, {**params, **extra}))
+        out[name] = store.run(con, store.Query(f"theme_{name}", prefix + sql,
+                                               {**params, **extra, "stub_stratum": stubs.STUB_STRATUM}))
     return out
 
 
@@ -355,3 +360,12 @@ def feelings_tables(counts: dict[str, pd.DataFrame], alpha: float = 0.05) -> dic
     emo["share"] = emo["k"] / emo["n"]
     _wilson_cols(emo, "k", "n", "share", alpha)
     return {"sentiment": sent, "emotions": emo}
+
+
+def stub_customers(frames: dict[str, pd.DataFrame]) -> int:
+    """How many stub customers the NPS comparison includes (their own stratum)."""
+    n = frames.get("nps")
+    if n is None or n.empty:
+        return 0
+    t = n[n["theme"].isna() & (n["segment"] == stubs.STUB_STRATUM)]
+    return int(t["m"].sum())

@@ -105,6 +105,14 @@ def by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float =
                   extra={"tables": ("survey_responses", "customers", "transactions")})
 
 
+def measured(res: Result) -> int:
+    """How many share-of-wallet values (stated, observed or WAR, over the NPS groups) ``res`` of
+    :func:`by_group` rests on: 0 means there is nothing to draw (every mean is NaN)."""
+    t = res.table
+    cols = [c for c in ("stated_n", "observed_n", "war_n") if c in t]
+    return int(t[cols].to_numpy().sum()) if len(t) and cols else 0
+
+
 @stubs.note_excluded()
 def nps_relation(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Estimate:
     """OLS slope of stated share of wallet on the NPS score (points per NPS point), from sums."""

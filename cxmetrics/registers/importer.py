@@ -813,15 +813,19 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
     lines = [line for line, _ in body]
     cols: dict[str, list] = {}
 
-    def cell(rec, i):
+    def cell(rec, i, raw=False):
         v = rec[i] if i < len(rec) else None
         if v is None:
             return None
-        v = str(v).strip()
-        return None if v in _MISSING else v
+        v = str(v)
+        s = v.strip()
+        return None if s in _MISSING else (v if raw else s)
 
     for tgt, i in seen.items():
-        cols[tgt] = [cell(rec, i) for _, rec in body]
+        # identifiers and categories keep surrounding whitespace here: parsing.clean_identifiers
+        # trims it and reports it (a trailing tab is never removed silently)
+        raw = t.column(tgt).kind in ("id", "category")
+        cols[tgt] = [cell(rec, i, raw) for _, rec in body]
     for k, v in opts.sets.items():
         cols[k] = [v or None] * len(body)
     if amount:

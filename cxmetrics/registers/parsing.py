@@ -211,22 +211,25 @@ def clean_identifiers(values: list, lines: list[int], column: str, problems: lis
     """
     out, changed, first = [], 0, None
     for v, line in zip(values, lines, strict=True):
-        if v is None or (v.isascii() and v.isprintable()):  # the common case: nothing to clean
-            out.append(v)
+        if v is None or (v.isascii() and v.isprintable() and v[:1] != " " and v[-1:] != " "):
+            out.append(v)  # the common case: nothing to clean
             continue
         nv = clean_text(v)
         if nv != v:
             changed += 1
             first = first or (line, v, nv)
-        if strict and _CONTROL.search(nv):
+        # spaces, tabs and line breaks around the value are trimmed (and reported); any other control
+        # character, inside or at either end (vertical tab, unit separator …), is refused
+        if strict and _CONTROL.search(_INVISIBLE.sub("", v).strip(" \t\r\n")):
             problems.append((line, column, "identifier contains a control character (tab, line break …)", v))
         elif strict and (why := lookalike(nv)):
             problems.append((line, column, why, v))
         out.append(nv or None)
     if changed:
         line, v, nv = first
-        notes.append(f"{column}: {changed:,} value(s) normalised (invisible characters removed, full-width "
-                     f"and compatibility forms folded, NFKC), e.g. row {line} {v!r} → {nv!r}")
+        notes.append(f"{column}: {changed:,} value(s) normalised (surrounding spaces and tabs trimmed, invisible "
+                     f"characters removed, full-width and compatibility forms folded, NFKC), e.g. row {line} "
+                     f"{v!r} → {nv!r}")
     return out
 
 

@@ -32,6 +32,43 @@ from dataclasses import replace
 STUB_TABLES = {"survey_responses": "responded_on", "transactions": "occurred_on"}
 STUB_SEGMENT = STUB_REGION = "unknown"
 STUB_CONTRACT = "non_contractual"
+#: The stratum stub customers form in a money figure's segment mix: their own, apart from every real
+#: segment — even a real segment that happens to be called 'unknown' (bound as ``$stub_stratum``).
+STUB_STRATUM = "unknown (stub customers)"
+
+
+def segment_stratum(segment_col: str, id_col: str) -> str:
+    """SQL for the segment a money figure stratifies by: a stub customer's is :data:`STUB_STRATUM`
+    (bind ``stub_stratum``), everyone else's their segment. ``segment_col`` and ``id_col`` are
+    column references written by the caller (never data)."""
+    return (f"CASE WHEN {id_col} IN (SELECT customer_id FROM customer_stubs) THEN $stub_stratum "
+            f"ELSE {segment_col} END")
+
+
+def contract_note(in_store: int) -> str:
+    """The sentence of a contract-customer figure (churn, contractual CLV and the money built on
+    them) when the store holds ``in_store`` stub customers: it includes none of them."""
+    return (f"{in_store:,} stub customer(s) (ids seen in responses or transactions, not in the customers file) "
+            f"are {STUB_CONTRACT} (no churn date is observable without a contract), so this contract-customer "
+            "figure includes none of them.")
+
+
+def carried(result) -> tuple[str, ...]:
+    """The stub sentence a money figure built on a contract-customer ``result`` repeats (empty when
+    the store holds no stub customer)."""
+    info = (getattr(result, "extra", None) or {}).get("stub_customers")
+    return (contract_note(info["in_store"]),) if info and info.get("in_store") else ()
+
+
+def stratum_note(included: int, kept: bool = True) -> str | None:
+    """What a segment-standardised money figure says about the stub customers it includes."""
+    if not included:
+        return None
+    tail = ("weighted by their share of the mix like any segment" if kept else
+            "left out of the adjusted figure because their stratum lacks one of the groups compared (they count "
+            "in the crude figure)")
+    return (f"{included:,} stub customer(s) (ids not in the customers file) are included as their own segment "
+            f"'{STUB_STRATUM}', {tail}.")
 
 
 def creates_stubs(table: str, column: str) -> bool:
@@ -121,23 +158,29 @@ def counts(con) -> tuple[int, int]:
     return int(anon), int(stub)
 
 
-def exclusion_warnings(con, *, stubs_matter: bool = False, responses: bool = True) -> tuple[str, ...]:
+def exclusion_warnings(con, *, stubs_matter: bool = False, responses: bool = True,
+                       contractual: bool = False) -> tuple[str, ...]:
     """The sentences a customer-level result adds: anonymous responses left out (when it reads
-    responses) and, where segment, region or contract matter, stub customers under ``unknown``."""
+    responses) and, where segment, region or contract matter, stub customers under ``unknown``;
+    ``contractual``: the analysis is of contract customers only, so it includes no stub customer."""
     anon, stub = counts(con)
     out = []
     if anon and responses:
         out.append(f"{anon:,} anonymous survey response(s) (no customer id) are left out of this "
                    "customer-level analysis; they count in NPS, CSAT and CES.")
-    if stub and stubs_matter:
+    if stub and stubs_matter and contractual:
+        out.append(contract_note(stub))
+    elif stub and stubs_matter:
         out.append(f"{stub:,} stub customer(s) (ids seen in responses or transactions, not in the customers "
                    f"file) have segment and region '{STUB_SEGMENT}' and are treated as {STUB_CONTRACT}.")
     return tuple(out)
 
 
-def note_excluded(stubs_matter: bool = False, responses: bool = True):
+def note_excluded(stubs_matter: bool = False, responses: bool = True, contractual: bool = False):
     """Decorator for a customer-level metric ``f(con, …) -> Result``: append
-    :func:`exclusion_warnings` to the result's warnings (the result is a frozen dataclass)."""
+    :func:`exclusion_warnings` to the result's warnings (the result is a frozen dataclass). With
+    ``contractual`` the result's ``extra["stub_customers"]`` also records the stubs in the store
+    and that it includes none (money figures built on it repeat the sentence)."""
 
     def wrap(f):
         @functools.wraps(f)
@@ -146,10 +189,13 @@ def note_excluded(stubs_matter: bool = False, responses: bool = True):
             table = getattr(res, "table", None)
             if (table is not None and table.empty) or getattr(res, "n", 1) == 0:
                 return res  # nothing was computed: the empty state's own reason says why
-            extra = exclusion_warnings(con, stubs_matter=stubs_matter, responses=responses)
+            extra = exclusion_warnings(con, stubs_matter=stubs_matter, responses=responses, contractual=contractual)
             if not extra or not hasattr(res, "warnings"):
                 return res
-            return replace(res, warnings=tuple(res.warnings) + tuple(w for w in extra if w not in res.warnings))
+            more = {}
+            if contractual and isinstance(getattr(res, "extra", None), dict):
+                more["extra"] = {**res.extra, "stub_customers": {"in_store": counts(con)[1], "included": 0}}
+            return replace(res, warnings=tuple(res.warnings) + tuple(w for w in extra if w not in res.warnings), **more)
 
         return inner
 

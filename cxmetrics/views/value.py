@@ -9,7 +9,7 @@ import duckdb
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
-from cxmetrics.metrics import btyd, btyd_intervals, wallet
+from cxmetrics.metrics import btyd_checks, wallet
 from cxmetrics.metrics.clv import clv_by_group, promoter_value
 
 
@@ -29,5 +29,5 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, moved: int = 
     c = clv_by_group(con, filters)
     strata = clv_by_group(con, filters, by_segment=True, by_tenure=True)
     return ValuePage(clv=c, clv_by_segment=clv_by_group(con, filters, by_segment=True),
-                     promoter_value=promoter_value(c, strata=strata, moved=moved), btyd=btyd_intervals.with_intervals(btyd.clv_non_contractual(con, filters)),
+                     promoter_value=promoter_value(c, strata=strata, moved=moved), btyd=btyd_checks.non_contractual_value(con, filters),
                      wallet=wallet.by_group(con, filters), wallet_relation=wallet.nps_relation(con, filters))

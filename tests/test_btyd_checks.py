@@ -1,0 +1,195 @@
+"""Non-contractual value (issue 17 item 10): identification of the BG/NBD and Gamma-Gamma fits,
+the holdout check on a split from the data, reference dates from the data, and transactions-only
+stores (no surveys, stub customers only)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxmetrics import store
+from cxmetrics.core.filters import Filters
+from cxmetrics.metrics import btyd
+from cxmetrics.metrics import btyd_checks as bc
+from cxmetrics.registers import demo, importer
+
+from . import fixtures_real as fr
+from .test_churn_clv import cdnow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _cli(args: list[str], cwd: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run([sys.executable, "-m", "cxmetrics", *args], cwd=cwd, capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def tx_stores(tmp_path_factory) -> dict[str, Path]:
+    return build_stores_without_surveys(tmp_path_factory)
+
+
+def build_stores_without_surveys(tmp_path_factory) -> dict[str, Path]:
+    """Two stores without a single survey answer, built as a user builds them (`init`, then imports):
+    ``transactions``: the small demo company's customers and transactions; ``line_items``: the
+    line-item retail fixture alone (every customer a stub, one year of invoices)."""
+    folder = tmp_path_factory.mktemp("btyd_tx")
+    out = {}
+    db = folder / "transactions.duckdb"
+    _cli(["init", "--db", str(db)], ROOT)
+    frames = demo.generate(300, 5)
+    for t in ("customers", "transactions"):
+        frames[t].to_csv(folder / f"{t}.csv", index=False)
+        importer.import_file(folder / f"{t}.csv", t, db=str(db), actor="test")
+    out["transactions"] = db
+    shape = fr.line_items(folder)
+    db = folder / "line_items.duckdb"
+    _cli(["init", "--db", str(db)], ROOT)
+    argv = shlex.split(shape.commands[0])
+    _cli([*argv[3:], "--db", str(db)], folder)
+    out["line_items"] = db
+    return out
+
+
+# ----------------------------------------------------------------------------- identification
+
+
+def test_a_base_with_no_dropout_and_no_heterogeneity_is_not_identified():
+    """Planted: 10 months (43 weeks) of purchases where every customer bought again in the last
+    week and everyone bought 2 or 3 times. The BG/NBD dropout term B(a, b+x−1)/B(a, b) is then
+    maximised only as a/(a+b) → 0, and the counts are less dispersed than a Poisson's, so the gamma
+    heterogeneity runs off too (r, α → ∞): the likelihood has no finite maximum."""
+    x = np.array([2.0, 3.0] * 60)
+    T = np.full(120, 43.0)
+    fit = btyd.fit_bgnbd(x, T, T)
+    why = bc.identify_bgnbd(fit, x, T, T)
+    assert any("a/(a+b)" in r and "→ 0" in r for r in why), why
+    assert any("ran off" in r for r in why), why
+    # the same window drawn from a BG/NBD with the demo's planted parameters is identified
+    x2, t_x, T2 = _simulate_bgnbd(2000, weeks=43.0, seed=3, **demo.BGNBD)
+    fit2 = btyd.fit_bgnbd(x2, t_x, T2)
+    assert bc.identify_bgnbd(fit2, x2, t_x, T2) == ()
+
+
+def _simulate_bgnbd(n: int, *, weeks: float, seed: int, r: float, alpha: float, a: float, b: float):
+    """(x, t_x, T) of ``n`` customers from the BG/NBD story: a first purchase at 0, then Poisson
+    purchases at rate λ ~ Gamma(r, α), dropping out after each with probability p ~ Beta(a, b)."""
+    rng = np.random.default_rng(seed)
+    lam, p = rng.gamma(r, 1 / alpha, n), rng.beta(a, b, n)
+    x, t_x = np.zeros(n), np.zeros(n)
+    for i in range(n):
+        t = 0.0
+        while True:
+            t += rng.exponential(1 / lam[i])
+            if t > weeks:
+                break
+            x[i], t_x[i] = x[i] + 1, t
+            if rng.random() < p[i]:
+                break
+    return x, t_x, np.full(n, weeks)
+
+
+def test_published_cdnow_fits_are_identified():
+    d = pd.read_csv(cdnow("cdnow_customers_summary.csv"))
+    f = btyd.fit_bgnbd(d["frequency"], d["recency"], d["T"])
+    assert bc.identify_bgnbd(f, d["frequency"], d["recency"], d["T"]) == ()
+    g = pd.read_csv(cdnow("cdnow_customers_summary_with_transactions.csv"))
+    g = g[g["x"] > 0]
+    gg = btyd.fit_gamma_gamma(g["x"], g["zbar"])
+    assert bc.identify_gamma_gamma(gg, g["x"], g["zbar"]) == ()
+
+
+def test_non_convergence_a_bound_and_an_infinite_mean_spend_are_each_named():
+    good = btyd.BGNBDFit(0.243, 4.414, 0.793, 2.426, float("nan"), 0, converged=False)
+    d = pd.read_csv(cdnow("cdnow_customers_summary.csv"))
+    assert bc.identify_bgnbd(good, d["frequency"], d["recency"], d["T"]) == ("the optimiser did not converge",)
+    x, m = np.array([1.0, 2.0, 3.0]), np.array([10.0, 12.0, 9.0])
+    why = bc.identify_gamma_gamma(btyd.GammaGammaFit(2.0, 0.8, np.exp(10.0), float("nan"), 0), x, m)
+    assert any("gamma = " in r and "bound" in r for r in why) and any("q = 0.8 ≤ 1" in r for r in why), why
+
+
+def test_the_planted_demo_fit_is_identified_and_shown_with_distributions(con):
+    res = bc.non_contractual_value(con, Filters())
+    assert res.extra["not_identified"] == {"bgnbd": (), "gamma_gamma": ()}
+    assert {e.name for e in res.headline} == {"btyd_mean_clv", "btyd_mean_p_alive"}
+    got = res.extra["bgnbd"]
+    for k in ("r", "alpha", "a", "b"):  # the planted truth, loosely (as test_churn_clv)
+        assert got[k] == pytest.approx(demo.BGNBD[k], rel=0.3), k
+    s, d = res.extra["summary"], res.extra["distributions"]
+    for name in ("p_alive", "expected_purchases", "clv"):
+        assert d[name]["customers"].sum() == pytest.approx(s["customers"])  # every customer in one bin
+    assert d["p_alive"]["bin_high"].max() == 1.0
+    w = res.table["w"]
+    assert s["mean_expected_purchases"] == pytest.approx((res.table["expected_purchases"] * w).sum() / w.sum())
+    assert 0 < s["mean_expected_purchases"] < 52
+
+
+def test_holdout_is_the_last_third_of_the_data_and_tracks_actuals(con):
+    first, cal, last = bc.holdout_split(con)
+    assert last == con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
+    assert abs((last - cal).days - (last - first).days / 3) <= 1
+    h = bc.holdout(con, Filters())
+    assert not h.warnings, h.warnings
+    assert str(cal) in h.extra["stated"] and "last third" in h.extra["stated"] and str(cal) in h.method
+    assert list(h.table.columns) == ["calibration_repeats", "x", "customers", "actual", "predicted",
+                                     "actual_per_customer", "predicted_per_customer"]
+    assert h.extra["predicted_total"] == pytest.approx(h.extra["actual_total"], rel=0.2)
+    # more calibration repeats, more holdout purchases per customer: the model ranks customers
+    per = h.table["predicted_per_customer"]
+    assert per.iloc[-1] > per.iloc[0] and h.table["actual_per_customer"].iloc[-1] > h.table["actual_per_customer"].iloc[0]
+
+
+def test_reference_date_is_the_data_last_transaction_not_today(con):
+    res = btyd.clv_non_contractual(con, Filters())
+    last = con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
+    assert res.extra["summary"]["calibration_end"] == str(last) != str(dt.date.today())
+
+
+# ----------------------------------------------------------------------------- transactions only
+
+
+def test_transactions_only_store_is_valued_and_an_unidentified_spend_model_withholds_only_clv(tx_stores):
+    """The small demo company's transactions without surveys: 88 non-contractual customers. BG/NBD
+    is identified; the 76 repeat buyers' spends are so alike that Gamma-Gamma's p runs to the
+    no-heterogeneity limit (SE of log p ≈ 12), so P(alive) and expected purchases are shown and
+    the CLV is withheld with the reason."""
+    with store.connect(str(tx_stores["transactions"])) as con:
+        assert con.execute("SELECT count(*) FROM survey_responses").fetchone()[0] == 0
+        res = bc.non_contractual_value(con, Filters())
+    why = res.extra["not_identified"]
+    assert why["bgnbd"] == () and any("flat in p" in r for r in why["gamma_gamma"]), why
+    assert res.warnings[0].startswith("The model's parameters are not identified") and "no CLV" in res.warnings[0]
+    assert [e.name for e in res.headline] == ["btyd_mean_p_alive"]
+    e = res.headline[0]
+    assert e.ci_low < e.estimate < e.ci_high
+    assert "clv" not in res.table and "clv" not in res.extra["distributions"]
+    assert res.extra["summary"]["mean_clv"] is None and "gamma_gamma_params" not in res.extra
+    assert res.extra["distributions"]["p_alive"]["customers"].sum() == res.extra["summary"]["customers"] == 88
+    assert res.extra["holdout"].table["customers"].sum() > 0
+
+
+def test_a_year_of_uniform_line_items_is_flagged_not_shown(tx_stores):
+    """The line-item fixture: 70 stub customers picked uniformly for each invoice over a year — a
+    homogeneous base in which no one is seen to stop. The fit runs off (a/(a+b) → 0) and the result
+    says so instead of showing P(alive) ≈ 1 and a CLV of 0."""
+    with store.connect(str(tx_stores["line_items"])) as con:
+        res = bc.non_contractual_value(con, Filters())
+        raw = btyd.clv_non_contractual(con, Filters())
+    assert raw.extra["summary"]["mean_p_alive"] > 0.999  # what used to be shown as an estimate
+    assert res.table.empty and res.headline == ()
+    assert res.warnings[0].startswith("The model's parameters are not identified by this data")
+    assert "a/(a+b)" in res.warnings[0] and "BG/NBD" in res.warnings[0]
+    assert any("stub customer" in w for w in res.warnings)
+    assert res.extra["not_identified"]["bgnbd"]
+    hold = res.extra["holdout"]
+    assert hold.table.empty and "not identified" in hold.warnings[0] and "last third" in hold.warnings[0]
