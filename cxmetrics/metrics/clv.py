@@ -68,7 +68,7 @@ FROM b LEFT JOIN rev USING (customer_id) GROUP BY ALL ORDER BY ALL
 NO_REVENUE = "No revenue in the last 12 months for these customers: import transactions on the Data page to value them."
 
 
-@stubs.note_excluded(stubs_matter=True)
+@stubs.note_excluded(stubs_matter=True, contractual=True)
 def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment: bool = False,
                  by_tenure: bool = False, landmark: dt.date | None = None, alpha: float = 0.05, draws: int = 4000, seed: int = 7) -> Result:
     """Contractual CLV per NPS group (optionally × segment, × tenure band) with simulation intervals."""
@@ -179,8 +179,8 @@ def standardise(t: pd.DataFrame, groups: tuple[str, ...], cols: dict[str, str], 
                 rows = ok[ok[group_col] == g].set_index(st).reindex(keep)
                 out[g] = {v: (float((w * rows[v]).sum()), float(np.sqrt((w ** 2 * rows[se] ** 2).sum())))
                           for v, se in cols.items()}
-            return out, {"strata": tuple(st), "covered": covered, "strata_n": len(keep)}
-    return {}, {"strata": (), "covered": 0.0, "strata_n": 0}
+            return out, {"strata": tuple(st), "covered": covered, "strata_n": len(keep), "kept": tuple(keep)}
+    return {}, {"strata": (), "covered": 0.0, "strata_n": 0, "kept": ()}
 
 
 @dataclass(frozen=True)
@@ -225,6 +225,9 @@ def promoter_value(clv: Result, *, strata: Result | None = None, moved: int = 10
     independent normals with the SDs of their simulation draws (``clv_se``).
     """
     crude = _crude_value(clv, moved, source, target)
+    stub = stubs.carried(clv)  # stub customers are not contract customers: this figure includes none
+    if stub and crude.estimate == crude.estimate:
+        crude = replace(crude, warnings=tuple(crude.warnings) + stub)
     if strata is None or crude.estimate != crude.estimate:
         return crude
     std, info = standardise(strata.table, (target, source), {"clv": "clv_se"}, mix=source)
@@ -234,6 +237,7 @@ def promoter_value(clv: Result, *, strata: Result | None = None, moved: int = 10
     gap, se, z = ct - cs, math.hypot(st_, ss), _z(clv.alpha)
     warn = () if info["covered"] >= 0.995 else (
         f"Strata with both groups hold {info['covered']:.0%} of the base; the rest is left out of the adjustment.",)
+    warn += stub
     return MoneyEstimate(
         "promoter_value", f"Value of moving {moved:,} {source}s to {target}s", moved * gap, moved * (gap - z * se),
         moved * (gap + z * se), n=crude.n, se=moved * se, unit="EUR", alpha=clv.alpha,

@@ -109,10 +109,11 @@ def aggregate(con: duckdb.DuckDBPyConnection, prefix: str, params: dict, filters
                                    department_col="r.department")
     out = {"n_all": store.run(con, store.Query("theme_nps_all", f"SELECT count(nps) AS n FROM survey_responses r "
                                                                 f"WHERE {where}", wparams))}
-    for name, sql, extra in (("nps", NPS_SQL, {}), ("mentions", MENTIONS_SQL, {}), ("trend", TREND_SQL, {}),
-                             ("churn", CHURN_SQL, {"days": CHURN_DAYS})):
+    stub = {"stub_stratum": stubs.STUB_STRATUM}
+    for name, sql, extra in (("nps", NPS_SQL, stub), ("mentions", MENTIONS_SQL, {}), ("trend", TREND_SQL, {}),
+                             ("churn", CHURN_SQL, {"days": CHURN_DAYS, **stub})):
         out[name] = store.run(con, store.Query(f"theme_{name}", prefix + sql,
-                                               {**params, **extra, "stub_stratum": stubs.STUB_STRATUM}))
+                                               {**params, **extra}))
     return out
 
 
