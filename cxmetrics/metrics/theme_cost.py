@@ -24,13 +24,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import duckdb
-import numpy as np
-import pandas as pd
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import clv, nps, text, themes
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 SENTIMENT_SAMPLE = 5_000
 CHURN_DAYS = 365

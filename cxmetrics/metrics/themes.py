@@ -24,14 +24,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import duckdb
-import numpy as np
-import pandas as pd
 
 from cxmetrics import store
-from cxmetrics.core import roles
+from cxmetrics.core import lazy, roles
 from cxmetrics.core.filters import Filters
 from cxmetrics.metrics import text
 from cxmetrics.store import schema
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 Codebook = dict[str, tuple[str, ...]]
 MAX_THEMES, MAX_KEYWORDS, MAX_NAME, MAX_KEYWORD = 200, 200, 80, 100

@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
-import pandas as pd
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
+
+pd = lazy.module("pandas")
 
 GROUPS = {"promoter": "r.nps >= 9", "passive": "r.nps BETWEEN 7 AND 8", "detractor": "r.nps <= 6"}
 MAX_ROWS = 500
