@@ -30,7 +30,7 @@ from pathlib import Path
 import duckdb
 
 from cxmetrics import store
-from cxmetrics.registers import import_rows, parsing, readers
+from cxmetrics.registers import import_digest, import_fast, import_rows, parsing, readers
 from cxmetrics.store import schema, stubs
 from cxmetrics.store.schema import FORMULA_PREFIXES, TABLES, Column, Table
 
@@ -683,82 +683,23 @@ def _typed_select(t: Table, present: set[str]) -> str:
 # ----------------------------------------------------------------------------- the import
 
 
-def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encoding: str | None,
-           mapping: dict, limits: Limits, report: ImportReport,
-           options: ImportOptions | None = None) -> tuple[set[str], int]:
-    """Load the file into TEMP table __stage (text columns named after our columns, plus __row).
-
-    Returns the set of our columns present, and the row offset (file line of data row 1).
-    """
-    name = path.name
-    opts = options or ImportOptions()
-    unsupported: dict[int, str] = {}
-    if fmt == "parquet":  # read into text rows and checked by the same rules as a CSV file
-        rows, unsupported, pq_notes, found = readers.read_parquet(path)
-        if found:
-            raise ImportRejected(t.name, name, [Problem(*f) for f in found])
-        report.warnings.extend(pq_notes)
-        records = list(enumerate(rows))  # rows numbered from 1 after the header
-    elif fmt == "xlsx":
-        rows = _read_xlsx(path, limits, name, opts.sheet)
-        if not rows:
-            raise ImportRejected(t.name, name, [Problem(None, None, "the workbook's sheet is empty")])
-        records = [(i + 1, r) for i, r in enumerate(rows)]
-    else:
-        enc, bom = _detect_encoding(path, open(path, "rb").read(1 << 16), encoding)
-        report.encoding = enc
-        records, delim, header_end = _read_csv_records(path, t, enc, bom, limits)
-        if not records or not any((x or "").strip() for x in records[0][1]):
-            raise ImportRejected(t.name, name, [Problem(1, None, "no header row")])
-        if header_end > 1:
-            raise ImportRejected(t.name, name, [Problem(1, None,
-                f"the header record spans lines 1–{header_end}: a quote in the header is never "
-                "closed where it should be, so it swallows data rows; fix the header's quotes")])
-        if (swallowed := parsing.swallowed_records(records, delim)) is not None:
-            line, pos, part = swallowed
-            raise ImportRejected(t.name, name, [Problem(line, str(records[0][1][pos]),
-                "a quoted value runs over several lines and holds what looks like a whole record: a "
-                "quote is probably not closed, so rows would be lost; fix the quotes", part[:80])])
-    header = ["" if h is None else str(h).lstrip("\ufeff") for h in records[0][1]]
+def _header(first: list, report: ImportReport) -> list[str]:
+    """The header record as text; headers with invisible or full-width characters are noted."""
+    header = ["" if h is None else str(h).lstrip("\ufeff") for h in first]
     hidden = [h for h in header if parsing.clean_header(h) != h.strip()]
     if hidden:  # a zero-width space or full-width letters in a header must not drop the column
         report.warnings.append("headers with invisible or full-width characters read without them: "
                                + ", ".join(repr(h) for h in hidden[:10]))
-    body = records[1:]
-    qualtrics = is_qualtrics([r for _, r in records[:3]])
-    resaved = not qualtrics and {"ResponseId", "RecordedDate"} <= set(header)
-    mapping = dict(mapping)
-    if qualtrics or resaved:
-        if t.name != "survey_responses":
-            raise ImportRejected(t.name, name, [Problem(None, None, "a Qualtrics export can only be imported into survey_responses")])
-        report.format = fmt = "qualtrics"
-        qmap = _qualtrics_mapping(header, [str(x or "") for x in records[1][1]] if qualtrics else header)
-        for src, tgt in qmap.items():
-            mapping.setdefault(src, tgt)
-        if qualtrics:
-            body = body[2:]
-        report.warnings.append("Qualtrics export detected" + (" (one header row: re-saved through Excel)" if resaved else "")
-                               + ": mapped " + ", ".join(f"{k}→{v}" for k, v in qmap.items() if mapping.get(k)))
-        counts: dict[str, int] = {}
-        body = _qualtrics_filter(header, body, opts.include_incomplete, report.warnings, counts)
-        report.excluded.update(counts)
-    try:
-        body = import_rows.filter_rows(header, body, opts.only, report)
-    except ValueError as exc:
-        raise ImportRejected(t.name, name, [Problem(None, None, str(exc))]) from None
-    # wrong number of fields is reported by line before anything else
-    problems: list[Problem] = []
-    width = len(header)
-    for line, rec in body:
-        if len(rec) != width and not (len(rec) < width and fmt == "xlsx"):
-            problems.append(Problem(line, None, f"wrong number of fields: expected {width}, found {len(rec)}"))
-            if len(problems) >= limits.max_problems_per_check:
-                break
-    if problems:
-        raise ImportRejected(t.name, name, problems)
-    if not body:
-        raise ImportRejected(t.name, name, [Problem(None, None, "the file has a header but no data rows")])
+    return header
 
+
+def _map_columns(t: Table, header: list[str], mapping: dict, opts: ImportOptions, report: ImportReport,
+                 fmt: str, qualtrics: bool, unsupported: dict[int, str], name: str):
+    """Match the file's columns to ours (shared by the CSV fast path, :mod:`cxmetrics.import_fast`):
+    ``(seen, present, amount, opts)`` with ``seen`` = {our column: source position}. Raises
+    :class:`ImportRejected` for a mapping that cannot work (two sources for one column, an
+    unknown target, a required column missing)."""
+    problems: list[Problem] = []
     # map source columns to ours: --map wins (an empty target removes a column), then the header's own name
     lookup = {_norm(k): v for k, v in mapping.items()}
     targets: list[list[str]] = []
@@ -809,6 +750,85 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
     problems += [Problem(None, header[i], unsupported[i]) for i in sorted(set(seen.values()) & set(unsupported))]
     if problems:
         raise ImportRejected(t.name, name, problems)
+    return seen, present, amount, opts
+
+
+def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encoding: str | None,
+           mapping: dict, limits: Limits, report: ImportReport,
+           options: ImportOptions | None = None) -> tuple[set[str], int]:
+    """Load the file into TEMP table __stage (text columns named after our columns, plus __row).
+
+    Returns the set of our columns present, and the row offset (file line of data row 1).
+    """
+    name = path.name
+    opts = options or ImportOptions()
+    unsupported: dict[int, str] = {}
+    if fmt == "parquet":  # read into text rows and checked by the same rules as a CSV file
+        rows, unsupported, pq_notes, found = readers.read_parquet(path)
+        if found:
+            raise ImportRejected(t.name, name, [Problem(*f) for f in found])
+        report.warnings.extend(pq_notes)
+        records = list(enumerate(rows))  # rows numbered from 1 after the header
+    elif fmt == "xlsx":
+        rows = _read_xlsx(path, limits, name, opts.sheet)
+        if not rows:
+            raise ImportRejected(t.name, name, [Problem(None, None, "the workbook's sheet is empty")])
+        records = [(i + 1, r) for i, r in enumerate(rows)]
+    elif import_fast.enabled() and (fast := import_fast.stage(con, path, t, encoding, mapping, limits, report,
+                                                              options)) is not None:
+        return fast  # a plain UTF-8 file read by DuckDB, cleaned in SQL as below
+    else:
+        enc, bom = _detect_encoding(path, open(path, "rb").read(1 << 16), encoding)
+        report.encoding = enc
+        records, delim, header_end = _read_csv_records(path, t, enc, bom, limits)
+        if not records or not any((x or "").strip() for x in records[0][1]):
+            raise ImportRejected(t.name, name, [Problem(1, None, "no header row")])
+        if header_end > 1:
+            raise ImportRejected(t.name, name, [Problem(1, None,
+                f"the header record spans lines 1–{header_end}: a quote in the header is never "
+                "closed where it should be, so it swallows data rows; fix the header's quotes")])
+        if (swallowed := parsing.swallowed_records(records, delim)) is not None:
+            line, pos, part = swallowed
+            raise ImportRejected(t.name, name, [Problem(line, str(records[0][1][pos]),
+                "a quoted value runs over several lines and holds what looks like a whole record: a "
+                "quote is probably not closed, so rows would be lost; fix the quotes", part[:80])])
+    header = _header(records[0][1], report)
+    body = records[1:]
+    qualtrics = is_qualtrics([r for _, r in records[:3]])
+    resaved = not qualtrics and {"ResponseId", "RecordedDate"} <= set(header)
+    mapping = dict(mapping)
+    if qualtrics or resaved:
+        if t.name != "survey_responses":
+            raise ImportRejected(t.name, name, [Problem(None, None, "a Qualtrics export can only be imported into survey_responses")])
+        report.format = fmt = "qualtrics"
+        qmap = _qualtrics_mapping(header, [str(x or "") for x in records[1][1]] if qualtrics else header)
+        for src, tgt in qmap.items():
+            mapping.setdefault(src, tgt)
+        if qualtrics:
+            body = body[2:]
+        report.warnings.append("Qualtrics export detected" + (" (one header row: re-saved through Excel)" if resaved else "")
+                               + ": mapped " + ", ".join(f"{k}→{v}" for k, v in qmap.items() if mapping.get(k)))
+        counts: dict[str, int] = {}
+        body = _qualtrics_filter(header, body, opts.include_incomplete, report.warnings, counts)
+        report.excluded.update(counts)
+    try:
+        body = import_rows.filter_rows(header, body, opts.only, report)
+    except ValueError as exc:
+        raise ImportRejected(t.name, name, [Problem(None, None, str(exc))]) from None
+    # wrong number of fields is reported by line before anything else
+    problems: list[Problem] = []
+    width = len(header)
+    for line, rec in body:
+        if len(rec) != width and not (len(rec) < width and fmt == "xlsx"):
+            problems.append(Problem(line, None, f"wrong number of fields: expected {width}, found {len(rec)}"))
+            if len(problems) >= limits.max_problems_per_check:
+                break
+    if problems:
+        raise ImportRejected(t.name, name, problems)
+    if not body:
+        raise ImportRejected(t.name, name, [Problem(None, None, "the file has a header but no data rows")])
+
+    seen, present, amount, opts = _map_columns(t, header, mapping, opts, report, fmt, qualtrics, unsupported, name)
 
     lines = [line for line, _ in body]
     cols: dict[str, list] = {}
@@ -1018,15 +1038,19 @@ def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | 
                               + (" (finance assumptions are imported by the finance role)"
                                  if table == "assumptions" else ""))
     token = _ROLE.set(role)
+    digest_token = _OPTIONS.set(import_digest.options_digest(table, mapping, encoding, options or ImportOptions()))
     try:
         return _import_file(path, table, db=db, mapping=mapping, encoding=encoding, limits=limits,
                             actor=actor, dry_run=dry_run, source=source or path.name, options=options)
     finally:
+        _OPTIONS.reset(digest_token)
         _ROLE.reset(token)
 
 
 #: the caller's role for the audit rows written by the current import
 _ROLE: contextvars.ContextVar[str | None] = contextvars.ContextVar("cx_import_role", default=None)
+#: the digest of the current import's options (see cxmetrics.import_digest), logged with it
+_OPTIONS: contextvars.ContextVar[str | None] = contextvars.ContextVar("cx_import_options", default=None)
 
 
 def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor, dry_run, source,
@@ -1048,6 +1072,14 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
     digest = sha256_of(path)
     report = ImportReport(table=table, source=source, sha256=digest, rows=0)
     started = store.now()
+    # the same bytes with the same options into the data version they produced: nothing to read
+    if not dry_run and (seen := import_digest.seen_rows(db, table, digest, _OPTIONS.get())) is not None:
+        report.rows, report.status = seen, "unchanged"
+        report.warnings.append("unchanged: this file was imported with the same options into the current data "
+                               "version (same sha256); it was not read again and nothing was written")
+        with store.connect(db, read_only=False) as con:
+            report.import_id = _log(con, report, started, "unchanged", None, actor)
+        return report
     try:
         fmt = _detect_format(path, head)
     except ImportRejected as exc:
@@ -1140,7 +1172,8 @@ def _log(con, report: ImportReport, started, status: str, error: str | None, act
          report.inserted, report.updated, actor]).fetchone()
     store.audit(con, actor=actor, action="import", object=f"{report.table} ← {report.source}",
                 outcome=status, role=_ROLE.get(), detail=json.dumps({"sha256": report.sha256, "rows": report.rows,
-                                                    "error": error}))
+                                                    "error": error, "options": _OPTIONS.get(),
+                                                    "data_version": store.data_version(con)}))
     return row[0]
 
 
