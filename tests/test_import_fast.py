@@ -63,7 +63,7 @@ FILES = {
     "cr only": (SR, lambda a, b: _text(*_rows(a, b), end="\r"), False),
     "blank line": (SR, lambda a, b: _text(*_rows(a, b)[:3], "", *_rows(a, b)[3:]), False),
     "latin-1": (SR, lambda a, b: _text(*_rows(a, b), f"L1,{a},2024-02-02,relationship,,,9,,,caf\xe9").encode("latin-1"), False),
-    "float ids": (SR, lambda a, b: _text("1.0,%s,2024-02-02,relationship,,,9,,," % a, "2.0,%s,2024-02-02,relationship,,,9,,," % b), False),
+    "float ids": (SR, lambda a, b: _text(f"1.0,{a},2024-02-02,relationship,,,9,,,", f"2.0,{b},2024-02-02,relationship,,,9,,,"), False),
 }
 
 
