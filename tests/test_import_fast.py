@@ -114,6 +114,16 @@ def test_fast_path_gives_what_the_general_reader_gives(case, small_db, tmp_path,
     assert fast == general
 
 
+def test_other_space_is_what_str_strip_removes_besides_the_space():
+    import re
+    import sys
+
+    spaces = {ch for ch in map(chr, range(sys.maxunicode + 1)) if ch.isspace() and ch != " "}
+    ranges = re.findall(r"\\x\{([0-9a-f]+)\}(?:-\\x\{([0-9a-f]+)\})?", import_fast.OTHER_SPACE)
+    listed = {chr(c) for lo, hi in ranges for c in range(int(lo, 16), int(hi or lo, 16) + 1)}
+    assert listed == spaces
+
+
 def test_fast_path_row_numbers_are_file_lines(small_copy, tmp_path):
     a, b, _ = customer_ids(small_copy)
     rows = _rows(a, b, 500)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import contextvars
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -171,9 +172,12 @@ def _detect_format(path: Path, head: bytes) -> str:
     return "csv"
 
 
-#: Encodings accepted by ``--encoding`` (Python codec names; see :mod:`cxmetrics.parsing`).
-ENCODINGS = {"utf-8": "utf-8", "utf-8-sig": "utf-8", "latin-1": "latin-1", "iso8859-1": "latin-1",
-             **{codecs.lookup(e).name: codecs.lookup(e).name for e in parsing.EXPLICIT_ENCODINGS}}
+# Encodings accepted by ``--encoding`` (Python codec names; see :mod:`cxmetrics.parsing`).
+@functools.cache
+def _encodings() -> dict[str, str]:
+    """Codec name → the codec to read with (looked up on first use: each lookup imports a codec)."""
+    return {"utf-8": "utf-8", "utf-8-sig": "utf-8", "latin-1": "latin-1", "iso8859-1": "latin-1",
+            **{codecs.lookup(e).name: codecs.lookup(e).name for e in parsing.EXPLICIT_ENCODINGS}}
 
 
 def _line_of(data: bytes, pos: int) -> int:
@@ -199,10 +203,10 @@ def _detect_encoding(path: Path, head: bytes, requested: str | None) -> tuple[st
             norm = codecs.lookup(requested).name
         except LookupError:
             norm = requested.lower()
-        if norm not in ENCODINGS:
+        if norm not in _encodings():
             raise ImportRejected("?", name, [Problem(None, None, f"encoding {requested} is not supported; "
                                                      "use one of " + ", ".join(parsing.EXPLICIT_ENCODINGS))])
-        enc = ENCODINGS[norm]
+        enc = _encodings()[norm]
         if enc != "utf-8":
             bom = 0
     try:
