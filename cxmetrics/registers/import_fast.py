@@ -32,6 +32,8 @@ import codecs
 import copy
 import csv
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from cxmetrics.store.schema import Table
@@ -45,6 +47,19 @@ OTHER_SPACE = ("[\\x{9}-\\x{d}\\x{1c}-\\x{1f}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\
 _PRINTABLE = bytes(range(0x20, 0x7F))
 _CHUNK = 1 << 23
 _NUMBER_SQL = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|infinity|nan)"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the general reader lends the fast path (passed in by :mod:`cxmetrics.importer`, which
+    imports this module, so that the two do not import each other)."""
+
+    header: Callable  # (first record, report) -> header
+    map_columns: Callable  # (t, header, mapping, opts, report, fmt, qualtrics, unsupported, name)
+    rejected: type  # ImportRejected
+    problem: type  # Problem
+    options: type  # ImportOptions
+    scores: tuple  # the score columns a response needs one of
 
 
 class _Scan:
@@ -153,11 +168,10 @@ def plain_options(options, encoding: str | None) -> bool:
                                    or options.date_format)
 
 
-def stage(con, path: Path, t: Table, encoding: str | None, mapping: dict, limits, report, options):
+def stage(con, path: Path, t: Table, encoding: str | None, mapping: dict, limits, report, options,
+          rules: Rules):
     """Stage a plain CSV file into ``__stage`` as the general reader would: ``(present, 1)``, or
     None (nothing changed, ``report`` as it was) when the general reader must do it."""
-    from cxmetrics.registers import importer  # the general reader's header and mapping rules
-
     if not plain_options(options, encoding):
         return None
     line = _first_line(path)
@@ -175,7 +189,7 @@ def stage(con, path: Path, t: Table, encoding: str | None, mapping: dict, limits
     if raw and raw[0].strip().startswith('{"ImportId"'):
         return None
     saved = copy.deepcopy(report.__dict__)
-    header = importer._header(raw, report)
+    header = rules.header(raw, report)
     if {"ResponseId", "RecordedDate"} <= set(header):  # a Qualtrics export re-saved through Excel
         report.__dict__.update(saved)
         return None
@@ -183,23 +197,23 @@ def stage(con, path: Path, t: Table, encoding: str | None, mapping: dict, limits
     if not scan.ok or scan.lines < 2 or scan.lines > limits.max_rows + 3:
         report.__dict__.update(saved)
         return None
-    opts = options or importer.ImportOptions()
+    opts = options or rules.options()
     try:
-        seen, present, amount, opts = importer._map_columns(t, header, dict(mapping), opts, report, "csv",
+        seen, present, amount, opts = rules.map_columns(t, header, dict(mapping), opts, report, "csv",
                                                             False, {}, path.name)
-    except importer.ImportRejected:
+    except rules.rejected:
         report.__dict__.update(saved)  # the general reader may find a problem it names first
         return None
     if not _load(con, path, delim, len(header), seen) or not _same_as_general_reader(con, t, seen, scan):
         report.__dict__.update(saved)
         return None
     report.encoding = "utf-8"
-    _skip_rows(con, t, seen, report)
+    _skip_rows(con, t, seen, report, rules.scores)
     n = con.execute("SELECT count(*) FROM __stage").fetchone()[0]
     if not n:
-        raise importer.ImportRejected(t.name, path.name, [importer.Problem(None, None, "the file has no rows left to import")])
+        raise rules.rejected(t.name, path.name, [rules.problem(None, None, "the file has no rows left to import")])
     if n > limits.max_rows:
-        raise importer.ImportRejected(t.name, path.name, [importer.Problem(
+        raise rules.rejected(t.name, path.name, [rules.problem(
             None, None, f"{n:,} rows is more than the limit of {limits.max_rows:,}")])
     return present, 1
 
@@ -252,12 +266,10 @@ def _same_as_general_reader(con, t: Table, seen: dict[str, int], scan: _Scan) ->
     return True
 
 
-def _skip_rows(con, t: Table, seen: dict[str, int], report) -> None:
+def _skip_rows(con, t: Table, seen: dict[str, int], report, score_columns: tuple) -> None:
     """Rows the general reader skips and counts: responses with no answer at all, transaction
     lines without a customer (same notes, same order)."""
-    from cxmetrics.registers import importer
-
-    scores = [s for s in importer._SCORES if s in seen]
+    scores = [s for s in score_columns if s in seen]
     if t.name == "survey_responses" and scores:
         none = " AND ".join(f'"{c}" IS NULL' for c in (*scores, "verbatim") if c in seen)
         skipped = con.execute(f"SELECT count(*) FROM __stage WHERE {none}").fetchone()[0]  # noqa: S608

@@ -758,6 +758,11 @@ def _map_columns(t: Table, header: list[str], mapping: dict, opts: ImportOptions
     return seen, present, amount, opts
 
 
+def _fast_rules() -> import_fast.Rules:
+    return import_fast.Rules(header=_header, map_columns=_map_columns, rejected=ImportRejected, problem=Problem,
+                             options=ImportOptions, scores=_SCORES)
+
+
 def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encoding: str | None,
            mapping: dict, limits: Limits, report: ImportReport,
            options: ImportOptions | None = None) -> tuple[set[str], int]:
@@ -780,7 +785,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
             raise ImportRejected(t.name, name, [Problem(None, None, "the workbook's sheet is empty")])
         records = [(i + 1, r) for i, r in enumerate(rows)]
     elif import_fast.enabled() and (fast := import_fast.stage(con, path, t, encoding, mapping, limits, report,
-                                                              options)) is not None:
+                                                              options, _fast_rules())) is not None:
         return fast  # a plain UTF-8 file read by DuckDB, cleaned in SQL as below
     else:
         enc, bom = _detect_encoding(path, open(path, "rb").read(1 << 16), encoding)
