@@ -52,6 +52,9 @@ MOVED = {
     "demo_voice": "registers.demo_voice",
     "import_preview": "registers.import_preview",
     "import_rows": "registers.import_rows",
+    "import_fast": "registers.import_fast",
+    "import_digest": "registers.import_digest",
+    "lazy": "core.lazy",
     "parsing": "registers.parsing",
     "readers": "registers.readers",
 }

@@ -14,8 +14,10 @@ Hover templates are ours and keep their tags; the values they insert are escaped
 
 from __future__ import annotations
 
-import numpy as np
-import plotly.graph_objects as go
+from cxmetrics.core import lazy
+
+np = lazy.module("numpy")
+go = lazy.module("plotly.graph_objects")
 
 GROUP_COLORS = {"promoter": "#1a9850", "passive": "#fdae61", "detractor": "#d73027"}
 PRIMARY = "#2b5d8a"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import pandas as pd
-import plotly.graph_objects as go
-
 from cxmetrics.charts import PRIMARY, STATUS_COLORS, style
+from cxmetrics.core import lazy
+
+pd = lazy.module("pandas")
+go = lazy.module("plotly.graph_objects")
 
 
 def kpi_chart(trend: pd.DataFrame, row: pd.Series, title: str | None = None) -> go.Figure:

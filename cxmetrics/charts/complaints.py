@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
-
 from cxmetrics.charts import PRIMARY, style
+from cxmetrics.core import lazy
+
+go = lazy.module("plotly.graph_objects")
 
 
 def pareto(result, title: str = "Complaint Pareto: categories by volume") -> go.Figure:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import pandas as pd
-import plotly.graph_objects as go
-
 from cxmetrics.charts import PRIMARY, style
+from cxmetrics.core import lazy
+
+pd = lazy.module("pandas")
+go = lazy.module("plotly.graph_objects")
 
 
 def event_study(imp, title: str | None = None) -> go.Figure:

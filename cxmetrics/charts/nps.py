@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
-
 from cxmetrics.charts import BAND, GROUP_COLORS, PRIMARY, style
+from cxmetrics.core import lazy
+
+go = lazy.module("plotly.graph_objects")
 
 
 def trend(result, title: str = "NPS over time") -> go.Figure:

@@ -4,9 +4,10 @@ The bins and the predictions come from :mod:`cxmetrics.metrics.btyd_checks`; not
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
-
 from cxmetrics.charts import PRIMARY, style
+from cxmetrics.core import lazy
+
+go = lazy.module("plotly.graph_objects")
 
 
 def distribution(hist, *, title: str, x_title: str, fmt: str = "{:,.1f}") -> go.Figure:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
-
 from cxmetrics.charts import style
+from cxmetrics.core import lazy
+
+go = lazy.module("plotly.graph_objects")
 
 
 def theme_trend(trend, themes: list[str], title: str = "Share of verbatims by month (95% CI)") -> go.Figure:

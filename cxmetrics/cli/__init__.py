@@ -118,12 +118,29 @@ def cmd_status(args: argparse.Namespace) -> int:
     block fails the command with the way out instead of a status that looks fine."""
     with store.connect(args.db) as con:
         checked = faults.verify(con, store.db_path(args.db))
-        overview = store.table_overview(con)
+        overview = store.table_overview_rows(con)
         version = store.data_version(con)
     emit({"data_version": version, "verified_tables": checked, "tables": overview}, args,
          lambda o: (f"data version {o['data_version']}; every data block of {checked} tables read and "
-                    "checksum-verified\n" + overview.to_string(index=False)))
+                    "checksum-verified\n" + rows_text(overview)))
     return 0
+
+
+def rows_text(rows: list[dict]) -> str:
+    """Rows of dicts as a right-aligned text table (as pandas' ``to_string(index=False)`` prints
+    one, without loading pandas); a missing value prints as '—'."""
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    cells = [[_cell(r[c]) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = [" ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True))]
+    lines += [" ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def _cell(v) -> str:
+    return "—" if v is None else v.isoformat() if hasattr(v, "isoformat") else str(v)
 
 
 def build_parser(*, extra=()) -> argparse.ArgumentParser:

@@ -13,8 +13,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from cxmetrics.core import lazy
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 #: Default minimum number of responses below which a group is flagged as a small sample.
 DEFAULT_MIN_N = 30
@@ -145,6 +147,10 @@ def jsonable(obj: Any) -> Any:
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [jsonable(v) for v in obj]
+    if isinstance(obj, float):  # NumPy's float64 too
+        return None if math.isnan(obj) or math.isinf(obj) else float(obj)
+    if not (lazy.loaded("numpy") or lazy.loaded("pandas")):  # no NumPy or pandas value exists yet
+        return obj.isoformat() if isinstance(obj, (dt.datetime, dt.date)) else obj
     if isinstance(obj, pd.DataFrame):
         return jsonable(obj.to_dict(orient="records"))
     if isinstance(obj, pd.Series):

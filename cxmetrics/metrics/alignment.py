@@ -42,16 +42,18 @@ from __future__ import annotations
 import math
 
 import duckdb
-import numpy as np
-import pandas as pd
-from scipy.stats import norm
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics.alignment_money import clv_gap, money_at_risk
 from cxmetrics.metrics.threshold import MODEL, Threshold, fit_threshold  # noqa: F401 (re-exported)
 from cxmetrics.store import engines, relations, summaries
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
+norm = lazy.attr("scipy.stats", "norm")
 
 MIN_LINKED = 200
 THRESHOLD_METHOD = MODEL

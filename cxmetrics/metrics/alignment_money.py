@@ -27,13 +27,15 @@ import math
 from statistics import NormalDist
 
 import duckdb
-import numpy as np
-import pandas as pd
 
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics.threshold import Threshold
 from cxmetrics.store import stubs
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 MIX_NOTE = ("The crude figure compares non-detractors and detractors across segments and tenure bands with "
             "different mixes (detractors are more often low-value, short-tenure customers); the adjusted figure "

@@ -18,9 +18,10 @@ bootstrap, percentile interval).
 
 from __future__ import annotations
 
-import numpy as np
-
+from cxmetrics.core import lazy
 from cxmetrics.metrics import bridge
+
+np = lazy.module("numpy")
 
 #: Bisection steps: the bracket shrinks by 2^-60, far below any reported precision.
 STEPS = 60

@@ -39,7 +39,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-import numpy as np
+from cxmetrics.core import lazy
+
+np = lazy.module("numpy")
 
 COMPONENTS = ("retention", "enrichment", "advocacy", "cost_savings")
 LABELS = {

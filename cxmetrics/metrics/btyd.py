@@ -21,15 +21,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-import pandas as pd
-from scipy.optimize import minimize
-from scipy.special import betaln, gammaln, hyp2f1
-
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Result
 from cxmetrics.store import relations, stubs, summaries
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
+minimize = lazy.attr("scipy.optimize", "minimize")
+betaln = lazy.attr("scipy.special", "betaln")
+gammaln = lazy.attr("scipy.special", "gammaln")
+hyp2f1 = lazy.attr("scipy.special", "hyp2f1")
 
 
 @dataclass(frozen=True)

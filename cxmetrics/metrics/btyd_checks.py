@@ -43,13 +43,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-import numpy as np
-import pandas as pd
-
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Result
 from cxmetrics.metrics import btyd, btyd_intervals
+
+pd = lazy.module("pandas")
+np = lazy.module("numpy")
 
 #: A BG/NBD parameter outside this range has run off towards 0 or infinity (the fit is unbounded).
 BGNBD_RANGE = (1e-4, 1e5)

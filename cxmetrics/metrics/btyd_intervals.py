@@ -26,12 +26,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import numpy as np
-import pandas as pd
-from scipy.stats import norm
-
+from cxmetrics.core import lazy
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import btyd
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
+norm = lazy.attr("scipy.stats", "norm")
 
 #: Number of parametric draws for CLV and P(alive) intervals, and their seed.
 N_DRAWS = 200

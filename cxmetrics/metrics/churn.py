@@ -38,16 +38,18 @@ import datetime as dt
 import math
 
 import duckdb
-import numpy as np
-import pandas as pd
-from scipy.stats import norm
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics.survival import MONTH_DAYS, add_months, churn_window, greenwood_band, wilson, window_label
 from cxmetrics.store import engines, stubs, summaries
 from cxmetrics.store.relations import DATA_END_SQL
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
+norm = lazy.attr("scipy.stats", "norm")
 
 GROUPINGS = {
     "nps_group": "b.nps_group",

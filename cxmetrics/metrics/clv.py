@@ -24,14 +24,16 @@ from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 import duckdb
-import numpy as np
-import pandas as pd
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import churn
 from cxmetrics.store import assumptions, engines, stubs
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 GROUPS = ("promoter", "passive", "detractor")
 

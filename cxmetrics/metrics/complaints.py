@@ -26,16 +26,18 @@ import dataclasses
 import math
 
 import duckdb
-import numpy as np
-import pandas as pd
-from scipy.stats import norm
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import churn
 from cxmetrics.metrics.churn import wilson
 from cxmetrics.store import assumptions, engines, relations, summaries
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
+norm = lazy.attr("scipy.stats", "norm")
 
 DIMENSIONS = {
     "month": "date_trunc('month', k.opened_on)",

@@ -26,13 +26,15 @@ from __future__ import annotations
 import math
 
 import duckdb
-import pandas as pd
-from scipy.stats import norm
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Result
 from cxmetrics.store import relations, stubs, summaries
+
+pd = lazy.module("pandas")
+norm = lazy.attr("scipy.stats", "norm")
 
 _SQL = """
 WITH pairs AS (

@@ -18,13 +18,14 @@ import json
 import math
 
 import duckdb
-import pandas as pd
 
 from cxmetrics import store
-from cxmetrics.core import roles
+from cxmetrics.core import lazy, roles
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.store import assumptions, summaries
+
+pd = lazy.module("pandas")
 
 _RECON_SQL = """
 WITH store_rev AS (

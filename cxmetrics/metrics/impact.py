@@ -38,14 +38,16 @@ import math
 from dataclasses import dataclass
 
 import duckdb
-import numpy as np
-import pandas as pd
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate
 from cxmetrics.metrics import inference
 from cxmetrics.store import assumptions, engines, relations, summaries
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 MIN_PERIODS = 6
 GROUP_DIMS = {"region": "c.region", "segment": "c.segment"}

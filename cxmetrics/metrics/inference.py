@@ -22,7 +22,9 @@ from __future__ import annotations
 import itertools
 import math
 
-import numpy as np
+from cxmetrics.core import lazy
+
+np = lazy.module("numpy")
 
 
 def hc2_bm(X: np.ndarray, y: np.ndarray, j: int) -> tuple[float, float, float]:
@@ -77,8 +79,8 @@ def _pw_transform(X: np.ndarray, y: np.ndarray, rho: float) -> tuple[np.ndarray,
 
 
 #: Webb's (2014) six-point weights: ±√(1/2), ±1, ±√(3/2), each with probability 1/6.
-WEBB = np.array([-math.sqrt(1.5), -1.0, -math.sqrt(0.5), math.sqrt(0.5), 1.0, math.sqrt(1.5)])
-RADEMACHER = np.array([-1.0, 1.0])
+WEBB = (-math.sqrt(1.5), -1.0, -math.sqrt(0.5), math.sqrt(0.5), 1.0, math.sqrt(1.5))
+RADEMACHER = (-1.0, 1.0)
 
 
 def _cluster_t(A_j: np.ndarray, X: np.ndarray, Y: np.ndarray, codes: np.ndarray, G: int, c: float):

@@ -23,14 +23,16 @@ import math
 from collections.abc import Iterable, Mapping
 
 import duckdb
-import numpy as np
-import pandas as pd
-from scipy.stats import norm
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Result
 from cxmetrics.metrics import nps, theme_store, themes
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
+norm = lazy.attr("scipy.stats", "norm")
 
 DIMS = ("segment", "region", "touchpoint", "department")
 _DIM_SQL = {"segment": "c.segment", "region": "c.region",

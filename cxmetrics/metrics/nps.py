@@ -25,15 +25,17 @@ import math
 from dataclasses import replace
 
 import duckdb
-import pandas as pd
-from scipy.stats import norm
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics.clustered import Clusters
 from cxmetrics.store import engines, summaries
 from cxmetrics.store.relations import detractor, nps_points, promoter
+
+pd = lazy.module("pandas")
+norm = lazy.attr("scipy.stats", "norm")
 
 #: Allowed breakdown dimensions -> SQL expression over survey_responses r / customers c.
 DIMENSIONS = {

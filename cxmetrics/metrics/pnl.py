@@ -18,15 +18,17 @@ import math
 from dataclasses import dataclass, field, replace
 
 import duckdb
-import numpy as np
-import pandas as pd
-from scipy.stats import norm
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.metrics import break_even, bridge
 from cxmetrics.metrics.bridge import BridgeInputs, Quantity
 from cxmetrics.store import assumptions, engines, stubs, summaries
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
+norm = lazy.attr("scipy.stats", "norm")
 
 SCENARIOS = ("detractors", "initiatives")
 MIX_NOTE = ("The crude figure compares detractors with customers of a different mix (promoters are more often "

@@ -17,13 +17,15 @@ from __future__ import annotations
 import math
 
 import duckdb
-import pandas as pd
-from scipy.stats import norm
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Result
 from cxmetrics.store import summaries
+
+pd = lazy.module("pandas")
+norm = lazy.attr("scipy.stats", "norm")
 
 
 def response_rates(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Result:

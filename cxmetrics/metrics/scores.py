@@ -17,15 +17,17 @@ from __future__ import annotations
 import math
 
 import duckdb
-import pandas as pd
-from scipy.stats import t as student_t
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics.clustered import Clusters, score_cluster_query
 from cxmetrics.metrics.nps import DIMENSIONS, PERIODS, SURVEYS, _response_source, _survey_clause
 from cxmetrics.store import engines
+
+pd = lazy.module("pandas")
+student_t = lazy.attr("scipy.stats", "t")
 
 _SCORE_COLS = {"csat": ("csat", 4), "ces": ("ces", None)}
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-import numpy as np
-import pandas as pd
-from scipy.stats import norm
+from cxmetrics.core import lazy
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
+norm = lazy.attr("scipy.stats", "norm")
 
 #: Days in an average month.
 MONTH_DAYS = 365.25 / 12

@@ -26,10 +26,11 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
+from cxmetrics.core import lazy
 from cxmetrics.metrics.stopwords import STOPWORDS
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 LANGUAGES = ("en", "fr", "nl", "de")
 LANGUAGE_NAMES = {"en": "English", "fr": "French", "nl": "Dutch", "de": "German", "und": "undetermined"}

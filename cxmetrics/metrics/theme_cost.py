@@ -22,13 +22,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import duckdb
-import pandas as pd
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Result
 from cxmetrics.metrics import theme_store, theme_sums, themes
 from cxmetrics.store import stubs
+
+pd = lazy.module("pandas")
 
 CHURN_DAYS = theme_sums.CHURN_DAYS
 

@@ -28,14 +28,15 @@ from dataclasses import dataclass
 from io import StringIO
 
 import duckdb
-import pandas as pd
 
 from cxmetrics import store
-from cxmetrics.core import roles
+from cxmetrics.core import lazy, roles
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import DEFAULT_MIN_N
 from cxmetrics.metrics import text, theme_sums, themes
 from cxmetrics.store import summaries
+
+pd = lazy.module("pandas")
 
 SAMPLE = 20_000
 #: The unfiltered view's results kept as tables ``theme_result_<name>`` (95%, default minimum n).

@@ -32,14 +32,16 @@ from __future__ import annotations
 import math
 
 import duckdb
-import numpy as np
-import pandas as pd
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.metrics import nps
 from cxmetrics.metrics.clustered import Clusters
 from cxmetrics.store import stubs
+
+pd = lazy.module("pandas")
+np = lazy.module("numpy")
 
 CHURN_DAYS = 365
 STRATA = ("segment", "tenure")

@@ -25,14 +25,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import duckdb
-import numpy as np
-import pandas as pd
 
 from cxmetrics import store
-from cxmetrics.core import roles
+from cxmetrics.core import lazy, roles
 from cxmetrics.core.filters import Filters
 from cxmetrics.metrics import text
 from cxmetrics.store import schema
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 Codebook = dict[str, tuple[str, ...]]
 _TOKEN = re.compile(r"[^\W_]+")  # one run of Unicode letters and digits, as DuckDB's [\pL\pN]+

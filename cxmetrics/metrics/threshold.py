@@ -32,14 +32,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-import pandas as pd
-from scipy.stats import chi2
+from cxmetrics.core import lazy
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
+chi2 = lazy.attr("scipy.stats", "chi2")
 
 MODEL = ("capped broken-stick: P(detractor) = min(1, a + b·max(0, x − τ)), binomial maximum likelihood; "
          "τ by profile likelihood with a likelihood-ratio interval")
 
-_STEPS = np.array([1.0, 0.5, 0.25, 0.1, 0.03, 0.01, 0.0])
+_STEPS = (1.0, 0.5, 0.25, 0.1, 0.03, 0.01, 0.0)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ def fit_capped(H: np.ndarray, n: np.ndarray, k: np.ndarray, *, iters: int = 60, 
     a = np.full(T, k.sum() / n.sum())
     b = np.zeros(T)
     ll = _loglik(a[:, None] + b[:, None] * H, n, k)
+    steps = np.array(_STEPS)
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(iters):
             g, w = _information(a[:, None] + b[:, None] * H, H, n, k)
@@ -109,11 +112,11 @@ def fit_capped(H: np.ndarray, n: np.ndarray, k: np.ndarray, *, iters: int = 60, 
             new = full
             bad = ~(full >= ll)
             if bad.any():  # backtrack only where the full Newton step does not improve
-                cand = _loglik(a[bad, None, None] + _STEPS[None, :, None] * da[bad, None, None]
-                               + (b[bad, None, None] + _STEPS[None, :, None] * db[bad, None, None]) * H[bad, None, :],
+                cand = _loglik(a[bad, None, None] + steps[None, :, None] * da[bad, None, None]
+                               + (b[bad, None, None] + steps[None, :, None] * db[bad, None, None]) * H[bad, None, :],
                                n, k)
                 best = np.argmax(cand, axis=1)
-                step[bad] = _STEPS[best]
+                step[bad] = steps[best]
                 new = new.copy()
                 new[bad] = cand[np.arange(int(bad.sum())), best]
             a, b = a + step * da, b + step * db

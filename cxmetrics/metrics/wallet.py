@@ -21,14 +21,16 @@ import dataclasses
 import math
 
 import duckdb
-import pandas as pd
-from scipy.stats import norm
-from scipy.stats import t as student_t
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.store import engines, relations, stubs, summaries
+
+pd = lazy.module("pandas")
+norm = lazy.attr("scipy.stats", "norm")
+student_t = lazy.attr("scipy.stats", "t")
 
 
 def war(rank: float, brands: float) -> float:

@@ -16,16 +16,16 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import numpy as np
-import pandas as pd
-
+from cxmetrics.core import lazy
 from cxmetrics.registers import demo_voice
+
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 START = dt.date(2023, 10, 1)
 END = dt.date(2026, 9, 30)
 DAYS = (END - START).days  # last day index
 MONTH = 365.25 / 12
-_EPOCH = np.datetime64(START.isoformat(), "D")
 
 SEGMENTS = ("consumer", "smb", "enterprise")
 SEGMENT_P = (0.6, 0.3, 0.1)
@@ -139,7 +139,7 @@ def _day(d: dt.date) -> int:
 
 
 def _dates(days: np.ndarray) -> np.ndarray:
-    return _EPOCH + np.floor(days).astype("int64").astype("timedelta64[D]")
+    return np.datetime64(START.isoformat(), "D") + np.floor(days).astype("int64").astype("timedelta64[D]")
 
 
 def _ids(prefix: str, n: int, width: int = 7) -> np.ndarray:

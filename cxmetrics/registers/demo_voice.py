@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
+from cxmetrics.core import lazy
+
+np = lazy.module("numpy")
 
 STREAM = 22  # the issue that planted these verbatims; any constant distinct from other streams
 LANGUAGE_P = {"en": 0.6, "fr": 0.15, "nl": 0.15, "de": 0.10}

@@ -16,10 +16,11 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
+from cxmetrics.core import lazy
 from cxmetrics.registers import importer
 from cxmetrics.store import schema
+
+pd = lazy.module("pandas")
 
 #: encodings offered by the page ("auto" = detect: UTF-8, else refused with the one to pick)
 ENCODINGS = ("auto", "utf-8", "latin-1", "cp1252", "cp850")

@@ -1,8 +1,9 @@
 """Validated, all-or-nothing, idempotent import of CSV, Excel, Parquet and Qualtrics files.
 
-Flow: detect format and encoding → parse (CSV with the csv module, xlsx with python-calamine, both
-into records in memory: a CSV or workbook is held whole while it is staged; Parquet is read by
-DuckDB) into a staging table of text columns named by position, in a private in-memory DuckDB with
+Flow: an unchanged re-import is answered from the file's hash (:mod:`cxmetrics.import_digest`) →
+detect format and encoding → parse (a plain UTF-8 CSV by DuckDB in parallel, :mod:`cxmetrics.import_fast`;
+other CSV with the csv module, xlsx with python-calamine, both into records in memory: such a file is
+held whole while it is staged; Parquet is read by pyarrow) into a staging table of text columns named by position, in a private in-memory DuckDB with
 the store attached read-only (file headers never become SQL identifiers) → run every check in SQL and collect all problems with their row and column → if
 any, record a rejected import and raise :class:`ImportRejected`; else attach the store read-write
 and upsert by key inside ``BEGIN … COMMIT`` and record it (the write lock is held only then).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import codecs
 import contextvars
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -30,7 +32,7 @@ from pathlib import Path
 import duckdb
 
 from cxmetrics import store
-from cxmetrics.registers import import_rows, parsing, readers
+from cxmetrics.registers import import_digest, import_fast, import_rows, parsing, readers
 from cxmetrics.store import schema, stubs
 from cxmetrics.store.schema import FORMULA_PREFIXES, TABLES, Column, Table
 
@@ -170,9 +172,12 @@ def _detect_format(path: Path, head: bytes) -> str:
     return "csv"
 
 
-#: Encodings accepted by ``--encoding`` (Python codec names; see :mod:`cxmetrics.parsing`).
-ENCODINGS = {"utf-8": "utf-8", "utf-8-sig": "utf-8", "latin-1": "latin-1", "iso8859-1": "latin-1",
-             **{codecs.lookup(e).name: codecs.lookup(e).name for e in parsing.EXPLICIT_ENCODINGS}}
+# Encodings accepted by ``--encoding`` (Python codec names; see :mod:`cxmetrics.parsing`).
+@functools.cache
+def _encodings() -> dict[str, str]:
+    """Codec name → the codec to read with (looked up on first use: each lookup imports a codec)."""
+    return {"utf-8": "utf-8", "utf-8-sig": "utf-8", "latin-1": "latin-1", "iso8859-1": "latin-1",
+            **{codecs.lookup(e).name: codecs.lookup(e).name for e in parsing.EXPLICIT_ENCODINGS}}
 
 
 def _line_of(data: bytes, pos: int) -> int:
@@ -198,10 +203,10 @@ def _detect_encoding(path: Path, head: bytes, requested: str | None) -> tuple[st
             norm = codecs.lookup(requested).name
         except LookupError:
             norm = requested.lower()
-        if norm not in ENCODINGS:
+        if norm not in _encodings():
             raise ImportRejected("?", name, [Problem(None, None, f"encoding {requested} is not supported; "
                                                      "use one of " + ", ".join(parsing.EXPLICIT_ENCODINGS))])
-        enc = ENCODINGS[norm]
+        enc = _encodings()[norm]
         if enc != "utf-8":
             bom = 0
     try:
@@ -683,82 +688,23 @@ def _typed_select(t: Table, present: set[str]) -> str:
 # ----------------------------------------------------------------------------- the import
 
 
-def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encoding: str | None,
-           mapping: dict, limits: Limits, report: ImportReport,
-           options: ImportOptions | None = None) -> tuple[set[str], int]:
-    """Load the file into TEMP table __stage (text columns named after our columns, plus __row).
-
-    Returns the set of our columns present, and the row offset (file line of data row 1).
-    """
-    name = path.name
-    opts = options or ImportOptions()
-    unsupported: dict[int, str] = {}
-    if fmt == "parquet":  # read into text rows and checked by the same rules as a CSV file
-        rows, unsupported, pq_notes, found = readers.read_parquet(path)
-        if found:
-            raise ImportRejected(t.name, name, [Problem(*f) for f in found])
-        report.warnings.extend(pq_notes)
-        records = list(enumerate(rows))  # rows numbered from 1 after the header
-    elif fmt == "xlsx":
-        rows = _read_xlsx(path, limits, name, opts.sheet)
-        if not rows:
-            raise ImportRejected(t.name, name, [Problem(None, None, "the workbook's sheet is empty")])
-        records = [(i + 1, r) for i, r in enumerate(rows)]
-    else:
-        enc, bom = _detect_encoding(path, open(path, "rb").read(1 << 16), encoding)
-        report.encoding = enc
-        records, delim, header_end = _read_csv_records(path, t, enc, bom, limits)
-        if not records or not any((x or "").strip() for x in records[0][1]):
-            raise ImportRejected(t.name, name, [Problem(1, None, "no header row")])
-        if header_end > 1:
-            raise ImportRejected(t.name, name, [Problem(1, None,
-                f"the header record spans lines 1–{header_end}: a quote in the header is never "
-                "closed where it should be, so it swallows data rows; fix the header's quotes")])
-        if (swallowed := parsing.swallowed_records(records, delim)) is not None:
-            line, pos, part = swallowed
-            raise ImportRejected(t.name, name, [Problem(line, str(records[0][1][pos]),
-                "a quoted value runs over several lines and holds what looks like a whole record: a "
-                "quote is probably not closed, so rows would be lost; fix the quotes", part[:80])])
-    header = ["" if h is None else str(h).lstrip("\ufeff") for h in records[0][1]]
+def _header(first: list, report: ImportReport) -> list[str]:
+    """The header record as text; headers with invisible or full-width characters are noted."""
+    header = ["" if h is None else str(h).lstrip("\ufeff") for h in first]
     hidden = [h for h in header if parsing.clean_header(h) != h.strip()]
     if hidden:  # a zero-width space or full-width letters in a header must not drop the column
         report.warnings.append("headers with invisible or full-width characters read without them: "
                                + ", ".join(repr(h) for h in hidden[:10]))
-    body = records[1:]
-    qualtrics = is_qualtrics([r for _, r in records[:3]])
-    resaved = not qualtrics and {"ResponseId", "RecordedDate"} <= set(header)
-    mapping = dict(mapping)
-    if qualtrics or resaved:
-        if t.name != "survey_responses":
-            raise ImportRejected(t.name, name, [Problem(None, None, "a Qualtrics export can only be imported into survey_responses")])
-        report.format = fmt = "qualtrics"
-        qmap = _qualtrics_mapping(header, [str(x or "") for x in records[1][1]] if qualtrics else header)
-        for src, tgt in qmap.items():
-            mapping.setdefault(src, tgt)
-        if qualtrics:
-            body = body[2:]
-        report.warnings.append("Qualtrics export detected" + (" (one header row: re-saved through Excel)" if resaved else "")
-                               + ": mapped " + ", ".join(f"{k}→{v}" for k, v in qmap.items() if mapping.get(k)))
-        counts: dict[str, int] = {}
-        body = _qualtrics_filter(header, body, opts.include_incomplete, report.warnings, counts)
-        report.excluded.update(counts)
-    try:
-        body = import_rows.filter_rows(header, body, opts.only, report)
-    except ValueError as exc:
-        raise ImportRejected(t.name, name, [Problem(None, None, str(exc))]) from None
-    # wrong number of fields is reported by line before anything else
-    problems: list[Problem] = []
-    width = len(header)
-    for line, rec in body:
-        if len(rec) != width and not (len(rec) < width and fmt == "xlsx"):
-            problems.append(Problem(line, None, f"wrong number of fields: expected {width}, found {len(rec)}"))
-            if len(problems) >= limits.max_problems_per_check:
-                break
-    if problems:
-        raise ImportRejected(t.name, name, problems)
-    if not body:
-        raise ImportRejected(t.name, name, [Problem(None, None, "the file has a header but no data rows")])
+    return header
 
+
+def _map_columns(t: Table, header: list[str], mapping: dict, opts: ImportOptions, report: ImportReport,
+                 fmt: str, qualtrics: bool, unsupported: dict[int, str], name: str):
+    """Match the file's columns to ours (shared by the CSV fast path, :mod:`cxmetrics.import_fast`):
+    ``(seen, present, amount, opts)`` with ``seen`` = {our column: source position}. Raises
+    :class:`ImportRejected` for a mapping that cannot work (two sources for one column, an
+    unknown target, a required column missing)."""
+    problems: list[Problem] = []
     # map source columns to ours: --map wins (an empty target removes a column), then the header's own name
     lookup = {_norm(k): v for k, v in mapping.items()}
     targets: list[list[str]] = []
@@ -809,6 +755,90 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
     problems += [Problem(None, header[i], unsupported[i]) for i in sorted(set(seen.values()) & set(unsupported))]
     if problems:
         raise ImportRejected(t.name, name, problems)
+    return seen, present, amount, opts
+
+
+def _fast_rules() -> import_fast.Rules:
+    return import_fast.Rules(header=_header, map_columns=_map_columns, rejected=ImportRejected, problem=Problem,
+                             options=ImportOptions, scores=_SCORES)
+
+
+def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encoding: str | None,
+           mapping: dict, limits: Limits, report: ImportReport,
+           options: ImportOptions | None = None) -> tuple[set[str], int]:
+    """Load the file into TEMP table __stage (text columns named after our columns, plus __row).
+
+    Returns the set of our columns present, and the row offset (file line of data row 1).
+    """
+    name = path.name
+    opts = options or ImportOptions()
+    unsupported: dict[int, str] = {}
+    if fmt == "parquet":  # read into text rows and checked by the same rules as a CSV file
+        rows, unsupported, pq_notes, found = readers.read_parquet(path)
+        if found:
+            raise ImportRejected(t.name, name, [Problem(*f) for f in found])
+        report.warnings.extend(pq_notes)
+        records = list(enumerate(rows))  # rows numbered from 1 after the header
+    elif fmt == "xlsx":
+        rows = _read_xlsx(path, limits, name, opts.sheet)
+        if not rows:
+            raise ImportRejected(t.name, name, [Problem(None, None, "the workbook's sheet is empty")])
+        records = [(i + 1, r) for i, r in enumerate(rows)]
+    elif import_fast.enabled() and (fast := import_fast.stage(con, path, t, encoding, mapping, limits, report,
+                                                              options, _fast_rules())) is not None:
+        return fast  # a plain UTF-8 file read by DuckDB, cleaned in SQL as below
+    else:
+        enc, bom = _detect_encoding(path, open(path, "rb").read(1 << 16), encoding)
+        report.encoding = enc
+        records, delim, header_end = _read_csv_records(path, t, enc, bom, limits)
+        if not records or not any((x or "").strip() for x in records[0][1]):
+            raise ImportRejected(t.name, name, [Problem(1, None, "no header row")])
+        if header_end > 1:
+            raise ImportRejected(t.name, name, [Problem(1, None,
+                f"the header record spans lines 1–{header_end}: a quote in the header is never "
+                "closed where it should be, so it swallows data rows; fix the header's quotes")])
+        if (swallowed := parsing.swallowed_records(records, delim)) is not None:
+            line, pos, part = swallowed
+            raise ImportRejected(t.name, name, [Problem(line, str(records[0][1][pos]),
+                "a quoted value runs over several lines and holds what looks like a whole record: a "
+                "quote is probably not closed, so rows would be lost; fix the quotes", part[:80])])
+    header = _header(records[0][1], report)
+    body = records[1:]
+    qualtrics = is_qualtrics([r for _, r in records[:3]])
+    resaved = not qualtrics and {"ResponseId", "RecordedDate"} <= set(header)
+    mapping = dict(mapping)
+    if qualtrics or resaved:
+        if t.name != "survey_responses":
+            raise ImportRejected(t.name, name, [Problem(None, None, "a Qualtrics export can only be imported into survey_responses")])
+        report.format = fmt = "qualtrics"
+        qmap = _qualtrics_mapping(header, [str(x or "") for x in records[1][1]] if qualtrics else header)
+        for src, tgt in qmap.items():
+            mapping.setdefault(src, tgt)
+        if qualtrics:
+            body = body[2:]
+        report.warnings.append("Qualtrics export detected" + (" (one header row: re-saved through Excel)" if resaved else "")
+                               + ": mapped " + ", ".join(f"{k}→{v}" for k, v in qmap.items() if mapping.get(k)))
+        counts: dict[str, int] = {}
+        body = _qualtrics_filter(header, body, opts.include_incomplete, report.warnings, counts)
+        report.excluded.update(counts)
+    try:
+        body = import_rows.filter_rows(header, body, opts.only, report)
+    except ValueError as exc:
+        raise ImportRejected(t.name, name, [Problem(None, None, str(exc))]) from None
+    # wrong number of fields is reported by line before anything else
+    problems: list[Problem] = []
+    width = len(header)
+    for line, rec in body:
+        if len(rec) != width and not (len(rec) < width and fmt == "xlsx"):
+            problems.append(Problem(line, None, f"wrong number of fields: expected {width}, found {len(rec)}"))
+            if len(problems) >= limits.max_problems_per_check:
+                break
+    if problems:
+        raise ImportRejected(t.name, name, problems)
+    if not body:
+        raise ImportRejected(t.name, name, [Problem(None, None, "the file has a header but no data rows")])
+
+    seen, present, amount, opts = _map_columns(t, header, mapping, opts, report, fmt, qualtrics, unsupported, name)
 
     lines = [line for line, _ in body]
     cols: dict[str, list] = {}
@@ -992,8 +1022,9 @@ def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limit
 
 def _staging_config() -> dict[str, str]:
     """Settings of the private staging database: its memory is capped (``CX_IMPORT_MEMORY``,
-    default 640MB) and spills to a temporary directory beyond that. The records parsed from a CSV or
-    xlsx file are held in Python memory before staging, so those imports are not bounded by it."""
+    default 640MB) and spills to a temporary directory beyond that. A plain CSV file is read by
+    DuckDB (:mod:`cxmetrics.import_fast`) within that bound; the records the general reader parses
+    from other CSV or xlsx files are held in Python memory before staging, so those are not."""
     return {"memory_limit": os.environ.get("CX_IMPORT_MEMORY", "640MB"),
             "temp_directory": os.path.join(tempfile.gettempdir(), "cxmetrics-import")}
 
@@ -1022,15 +1053,19 @@ def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | 
                               + (" (finance assumptions are imported by the finance role)"
                                  if table == "assumptions" else ""))
     token = _ROLE.set(role)
+    digest_token = _OPTIONS.set(import_digest.options_digest(table, mapping, encoding, options or ImportOptions()))
     try:
         return _import_file(path, table, db=db, mapping=mapping, encoding=encoding, limits=limits,
                             actor=actor, dry_run=dry_run, source=source or path.name, options=options)
     finally:
+        _OPTIONS.reset(digest_token)
         _ROLE.reset(token)
 
 
 #: the caller's role for the audit rows written by the current import
 _ROLE: contextvars.ContextVar[str | None] = contextvars.ContextVar("cx_import_role", default=None)
+#: the digest of the current import's options (see cxmetrics.import_digest), logged with it
+_OPTIONS: contextvars.ContextVar[str | None] = contextvars.ContextVar("cx_import_options", default=None)
 
 
 def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor, dry_run, source,
@@ -1052,6 +1087,14 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
     digest = sha256_of(path)
     report = ImportReport(table=table, source=source, sha256=digest, rows=0)
     started = store.now()
+    # the same bytes with the same options into the data version they produced: nothing to read
+    if not dry_run and (seen := import_digest.seen_rows(db, table, digest, _OPTIONS.get())) is not None:
+        report.rows, report.status = seen, "unchanged"
+        report.warnings.append("unchanged: this file was imported with the same options into the current data "
+                               "version (same sha256); it was not read again and nothing was written")
+        with store.connect(db, read_only=False) as con:
+            report.import_id = _log(con, report, started, "unchanged", None, actor)
+        return report
     try:
         fmt = _detect_format(path, head)
     except ImportRejected as exc:
@@ -1066,6 +1109,7 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
         with store.connect(db, read_only=False):
             pass  # a first import creates the store
     con = duckdb.connect(config=_staging_config())
+    con.execute("SET enable_progress_bar = false")  # a long scan must not draw bars into the CLI's stderr
     try:
         rejected, unchanged = None, False
         with store.attached(con, db, read_only=True):
@@ -1122,6 +1166,11 @@ def _sample(con, t: Table, n: int = 20) -> list[dict]:
 
 def _unchanged(con, t: Table) -> bool:
     """True when every staged row is already stored exactly so (the store is attached read-only)."""
+    # staged rows are distinct (keys are unique in the file, derived from the row, or summed line
+    # items), so a table holding fewer rows cannot hold them all: no need to compare 10M rows
+    staged, stored = con.execute(f'SELECT (SELECT count(*) FROM __typed), (SELECT count(*) FROM "{t.name}")').fetchone()  # noqa: S608
+    if stored < staged:
+        return False
     cols = ", ".join('coalesce("weight", 1.0)' if (t.name == "survey_responses" and c == "weight") else f'"{c}"'
                      for c in t.names)
     names = ", ".join(f'"{c}"' for c in t.names)
@@ -1144,7 +1193,8 @@ def _log(con, report: ImportReport, started, status: str, error: str | None, act
          report.inserted, report.updated, actor]).fetchone()
     store.audit(con, actor=actor, action="import", object=f"{report.table} ← {report.source}",
                 outcome=status, role=_ROLE.get(), detail=json.dumps({"sha256": report.sha256, "rows": report.rows,
-                                                    "error": error}))
+                                                    "error": error, "options": _OPTIONS.get(),
+                                                    "data_version": store.data_version(con)}))
     return row[0]
 
 

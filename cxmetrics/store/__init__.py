@@ -32,9 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pandas as pd
 
+from cxmetrics.core import lazy
 from cxmetrics.store import faults, schema
+
+pd = lazy.module("pandas")
 
 DEFAULT_DB = Path(__file__).resolve().parents[2] / "data" / "cx.duckdb"
 
@@ -507,7 +509,12 @@ def row_counts(con: duckdb.DuckDBPyConnection, tables=None) -> dict[str, int]:
 
 
 def table_overview(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Row count and date coverage of every contract table (the Data page and `status`)."""
+    """Row count and date coverage of every contract table (the Data page)."""
+    return pd.DataFrame(table_overview_rows(con))
+
+
+def table_overview_rows(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """:func:`table_overview` as plain rows (``status`` prints them without loading pandas)."""
     rows = []
     for name in schema.LOAD_ORDER:
         t = schema.TABLES[name]
@@ -520,7 +527,7 @@ def table_overview(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         else:
             n, lo, hi = con.execute(f'SELECT count(*), NULL, NULL FROM "{name}"').fetchone()
         rows.append({"table": name, "rows": int(n), "date_column": first, "from": lo, "to": hi})
-    return pd.DataFrame(rows)
+    return rows
 
 
 def import_history(con: duckdb.DuckDBPyConnection, limit: int = 200) -> pd.DataFrame:

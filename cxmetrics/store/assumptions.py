@@ -18,10 +18,11 @@ import json
 from dataclasses import dataclass
 
 import duckdb
-import pandas as pd
 
 from cxmetrics import store
-from cxmetrics.core import roles
+from cxmetrics.core import lazy, roles
+
+pd = lazy.module("pandas")
 
 
 @dataclass(frozen=True)

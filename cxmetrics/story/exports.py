@@ -11,9 +11,10 @@ import csv
 import io
 import re
 
-import pandas as pd
-
+from cxmetrics.core import lazy
 from cxmetrics.store.schema import FORMULA_PREFIXES
+
+pd = lazy.module("pandas")
 
 
 def neutralise(value):

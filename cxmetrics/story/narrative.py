@@ -11,7 +11,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 import duckdb
-import pandas as pd
 
 from cxmetrics import store
 from cxmetrics.charts import alignment as align_charts
@@ -20,10 +19,13 @@ from cxmetrics.charts import complaints as complaint_charts
 from cxmetrics.charts import initiatives as ini_charts
 from cxmetrics.charts import nps as nps_charts
 from cxmetrics.charts import pnl as pnl_charts
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.metrics import alignment, complaints, impact, moved
 from cxmetrics.views import department
 from cxmetrics.views import executive as summary
+
+pd = lazy.module("pandas")
 
 
 @dataclass

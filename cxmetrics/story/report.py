@@ -19,7 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pandas as pd
+from cxmetrics.core import lazy
+
+pd = lazy.module("pandas")
 
 FORMATS = ("pptx", "html", "pdf")
 

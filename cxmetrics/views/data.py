@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
-import pandas as pd
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
+
+pd = lazy.module("pandas")
 
 
 @dataclass(frozen=True)

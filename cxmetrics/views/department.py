@@ -10,13 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
-import pandas as pd
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters, Scope
 from cxmetrics.core.results import Result
 from cxmetrics.metrics import alignment, complaints, impact, nps, scores
 from cxmetrics.store import summaries
+
+pd = lazy.module("pandas")
 
 
 def departments(con: duckdb.DuckDBPyConnection, filters: Filters) -> list[str]:

@@ -6,14 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
-import pandas as pd
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import churn, clv, nps, pnl, representativeness
 from cxmetrics.metrics.finance import audit_log, lineage, net_revenue_retention, reconciliation
 from cxmetrics.store import assumptions, schema
+
+pd = lazy.module("pandas")
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
-import pandas as pd
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.metrics.impact import Impact, all_impacts, initiatives_frame, portfolio, summary_table
+
+pd = lazy.module("pandas")
 
 
 @dataclass(frozen=True)

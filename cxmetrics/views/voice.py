@@ -11,14 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
-import numpy as np
-import pandas as pd
 
 from cxmetrics import store
+from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import DEFAULT_MIN_N, Estimate, Result
 from cxmetrics.metrics import theme_cost, theme_store, theme_sums, themes
 from cxmetrics.store import summaries
+
+pd = lazy.module("pandas")
+np = lazy.module("numpy")
 
 GROUPS = {"promoter": "r.nps >= 9", "passive": "r.nps BETWEEN 7 AND 8", "detractor": "r.nps <= 6"}
 MAX_ROWS = 500

@@ -1,0 +1,64 @@
+"""Start-up stays light (issue 21, item 3): the CLI's help, ``status`` and the package import load
+none of the heavy libraries; they come in when a computation first needs them
+(:mod:`cxmetrics.core.lazy`). Structural checks on ``sys.modules`` in a fresh process, never
+timings (those are reported by the bench)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from cxmetrics.core import lazy
+
+HEAVY = ("pandas", "numpy", "scipy", "statsmodels", "plotly", "sklearn", "pyarrow", "streamlit", "sqlglot")
+
+
+def _loaded_after(code: str) -> list[str]:
+    probe = f"{code}\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_package_and_cli_parser_import_no_heavy_library():
+    assert _loaded_after("import cxmetrics, cxmetrics.cli\ncxmetrics.cli.build_parser()") == []
+
+
+def test_help_loads_no_heavy_library():
+    code = ("import contextlib, io, cxmetrics.cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+            "    cxmetrics.cli.main(['--help'])")
+    assert _loaded_after(code) == []
+
+
+def test_status_loads_no_heavy_library(tmp_path):
+    db = tmp_path / "s.duckdb"
+    subprocess.run([sys.executable, "-m", "cxmetrics", "init", "--db", str(db)], check=True, capture_output=True)
+    code = ("import contextlib, io, cxmetrics.cli\n"
+            "buf = io.StringIO()\n"
+            "with contextlib.redirect_stdout(buf):\n"
+            f"    assert cxmetrics.cli.main(['status', '--db', {str(db)!r}]) == 0\n"
+            "assert 'survey_responses' in buf.getvalue()")
+    assert _loaded_after(code) == []
+
+
+def test_a_metric_module_imports_without_its_libraries_and_loads_them_on_use():
+    code = ("import sys\nfrom cxmetrics.metrics import nps, churn, btyd\n"
+            "assert 'scipy' not in sys.modules and 'pandas' not in sys.modules\n"
+            "nps.norm.ppf(0.975)\n"
+            "assert 'scipy.stats' in sys.modules")
+    assert "scipy" in _loaded_after(code)
+
+
+def test_the_commit_step_is_wired_without_loading_the_models():
+    code = ("from cxmetrics import store\n"
+            "assert store.COMMIT_HOOKS, 'the commit step (summaries, fits) must be registered'")
+    assert _loaded_after(code) == []
+
+
+def test_lazy_module_and_attr_behave_like_the_real_ones():
+    m = lazy.LazyModule("json")
+    assert m.dumps([1]) == "[1]" and "dumps" in vars(m)  # held after the first access
+    dumps = lazy.LazyAttr("json", "dumps")
+    assert dumps({"a": 1}) == '{"a": 1}' and dumps.__name__ == "dumps"
+    assert lazy.module("json") is sys.modules["json"]  # already imported: the real module
