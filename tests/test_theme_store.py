@@ -24,6 +24,7 @@ from cxmetrics import cli, store, views
 from cxmetrics.core.filters import Filters
 from cxmetrics.metrics import theme_cost, theme_store, theme_sums, themes
 from cxmetrics.registers import demo_voice
+from cxmetrics.store import stubs
 
 PLANTED_KEYWORDS = {
     "late delivery": ["late", "retard", "laat", "spät", "verspätet"],
@@ -157,6 +158,7 @@ def test_clustered_interval_covers_the_planted_gap():
     crude_truth, adj_truth = _truth(np.random.default_rng(99))
     con = duckdb.connect()
     con.execute("CREATE TABLE customers (customer_id VARCHAR, segment VARCHAR, acquired_on DATE)")
+    con.execute("CREATE TABLE customer_stubs (customer_id VARCHAR)")
     hits = {"crude": 0, "adjusted": 0, "naive": 0}
     reps = 400
     for _ in range(reps):
@@ -168,7 +170,7 @@ def test_clustered_interval_covers_the_planted_gap():
         con.register("resp", df)
         prefix = """WITH v AS (SELECT response_id, customer_id, DATE '2025-01-01' AS responded_on, nps FROM resp),
 tagged AS (SELECT response_id, 'T' AS theme FROM resp WHERE mention)"""
-        sums = con.execute(prefix + theme_sums.NPS_SQL).df()
+        sums = con.execute(prefix + theme_sums.NPS_SQL, {"stub_stratum": stubs.STUB_STRATUM}).df()
         t = theme_sums.nps_table(sums).loc["T"]
         hits["crude"] += t["nps_gap_ci_low"] <= crude_truth <= t["nps_gap_ci_high"]
         hits["adjusted"] += t["nps_gap_adjusted_ci_low"] <= adj_truth <= t["nps_gap_adjusted_ci_high"]

@@ -45,6 +45,7 @@ def table(frames: dict[str, pd.DataFrame], cb: Mapping[str, Iterable[str]], filt
     warnings = [] if total_v else ["No verbatims in these filters."]
     stub_n = (theme_sums.stub_customers(frames) if kept is None else
               int(out["stub_customers"].iloc[0]) if "stub_customers" in out and len(out) else 0)
+    out = out.drop(columns=["stub_customers"], errors="ignore")
     if note := stubs.stratum_note(stub_n):
         warnings.append(note)
     return Result(

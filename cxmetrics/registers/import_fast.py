@@ -204,7 +204,7 @@ def stage(con, path: Path, t: Table, encoding: str | None, mapping: dict, limits
     except rules.rejected:
         report.__dict__.update(saved)  # the general reader may find a problem it names first
         return None
-    if not _load(con, path, delim, len(header), seen) or not _same_as_general_reader(con, t, seen, scan):
+    if not _load(con, path, delim, len(header), seen, t) or not _same_as_general_reader(con, t, seen, scan):
         report.__dict__.update(saved)
         return None
     report.encoding = "utf-8"
@@ -218,13 +218,19 @@ def stage(con, path: Path, t: Table, encoding: str | None, mapping: dict, limits
     return present, 1
 
 
-def _load(con, path: Path, delim: str, width: int, seen: dict[str, int]) -> bool:
-    """``__stage`` from DuckDB's reader: each mapped column without surrounding spaces, empty and
-    ``NA`` as missing, ``__row`` the file line. False (and no table) when DuckDB refuses the file."""
+def _load(con, path: Path, delim: str, width: int, seen: dict[str, int], t: Table) -> bool:
+    """``__stage`` from DuckDB's reader: each mapped column without surrounding spaces (identifiers
+    and categories as read: the general reader trims and reports their spaces, so
+    :func:`_same_as_general_reader` hands such a file over), empty and ``NA`` as missing, ``__row``
+    the file line. False (and no table) when DuckDB refuses the file."""
     import duckdb
 
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
-    cols = ", ".join(f"NULLIF(NULLIF(trim(c{i}), ''), 'NA') AS \"{tgt}\"" for tgt, i in seen.items())
+    def value(tgt: str, i: int) -> str:
+        raw = t.column(tgt).kind in ("id", "category")
+        return f"NULLIF(NULLIF({f'c{i}' if raw else f'trim(c{i})'}, ''), 'NA') AS \"{tgt}\""
+
+    cols = ", ".join(value(tgt, i) for tgt, i in seen.items())
     try:
         con.execute(
             f"CREATE TEMP TABLE __stage AS SELECT CAST(row_number() OVER () + 1 AS BIGINT) AS __row, {cols} "  # noqa: S608
@@ -247,6 +253,8 @@ def _same_as_general_reader(con, t: Table, seen: dict[str, int], scan: _Scan) ->
         v = f'"{tgt}"'
         if not scan.ascii_printable:  # strip() removes more than spaces
             conds.append(f"regexp_matches({v}, '^{OTHER_SPACE}|{OTHER_SPACE}$')")
+        if c.kind in ("id", "category"):
+            conds.append(f"{v} <> trim({v})")  # trimmed and reported there
         if c.kind in ("id", "category") and not scan.ascii_printable:
             conds.append(f"NOT regexp_full_match({v}, '[ -~]*')")  # normalised or refused there
         if c.kind == "date":
