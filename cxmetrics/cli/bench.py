@@ -168,7 +168,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
                  "scale_factor": args.scale, "budgets": budgets(args.scale), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                  "pages": {}, "views": {}, "skipped": {}}
     res["dataset"] = bench_data.dataset(out_dir / name, n["customers"], n["responses"], n["complaints"],
-                                        n["transactions"], log)
+                                        n["transactions"], log, args.demo_max_customers)
     db = out_dir / name
     log("floor: one DuckDB aggregation over the survey table …")
     res["floor"] = _spawn("floor", str(db))
@@ -214,7 +214,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
         res["skipped"]["startup"] = "--skip-startup"
     else:
         log("CLI start-up …")
-        res["cli"] = bench_load.startup_cli(small)
+        res["cli"] = bench_load.startup_cli(small, args.startup_repeats)
         log("app cold start …")
         res["app_cold_start"] = bench_load.app_cold_start(db)
     if args.skip_load:
@@ -260,6 +260,9 @@ def register_cli(sub, parents) -> None:
     p.add_argument("--sessions", type=int, nargs="+", default=[1, 5, 20], help="concurrent browser sessions")
     p.add_argument("--load-pages", type=int, default=3, help="pages each browser session opens")
     p.add_argument("--demo-customers", type=int, default=10_000, help="the demo store for start-up and load")
+    p.add_argument("--demo-max-customers", type=int, default=bench_data.DEMO_CUSTOMERS_MAX,
+                   help="customers generated as the demo company; more are copied in SQL (default 1M)")
+    p.add_argument("--startup-repeats", type=int, default=3, help="runs of each CLI start-up command (median)")
     p.add_argument("--dir", default=str(ROOT / "data" / "bench"), help="where the dataset is kept (reused)")
     p.add_argument("--out", default=str(ROOT / "data" / "bench" / "bench.json"), help="JSON results")
     for flag in ("baseline", "import", "startup", "load"):

@@ -81,8 +81,9 @@ def replicate_customers(con, target: int, log=print) -> None:
 
 
 def dataset(path: Path, customers: int, responses: int, complaints: int, transactions: int,
-            log=print) -> dict:
-    """Build (or reuse) the benchmark database; returns what the build took (seconds, MiB)."""
+            log=print, demo_max: int = DEMO_CUSTOMERS_MAX) -> dict:
+    """Build (or reuse) the benchmark database; returns what the build took (seconds, MiB).
+    At most ``demo_max`` customers are generated as the demo company, the rest copied in SQL."""
     from cxmetrics.store.schema import TABLES
 
     want = {"customers": customers, "survey_responses": responses, "complaints": complaints,
@@ -94,7 +95,7 @@ def dataset(path: Path, customers: int, responses: int, complaints: int, transac
             log(f"reusing {path}")
             return {"path": str(path), "reused": True, "file_mib": round(path.stat().st_size / 2**20)}
         path.unlink()
-    base = min(customers, DEMO_CUSTOMERS_MAX)
+    base = min(customers, demo_max)
     log(f"building the demo company with {base:,} customers …")
     t0 = time.perf_counter()
     demo.build(str(path), customers=base, seed=11)
@@ -112,6 +113,7 @@ def dataset(path: Path, customers: int, responses: int, complaints: int, transac
     secs = time.perf_counter() - t0
     log(f"dataset ready in {secs:.0f} s")
     return {"path": str(path), "reused": False, "build_s": round(secs, 1), "demo_s": round(demo_s, 1),
+            "demo_customers": base,
             "file_mib": round(path.stat().st_size / 2**20)}
 
 

@@ -193,9 +193,12 @@ def _cell(row: dict | None, key: str, limit: float, fmt: str) -> str:
 
 
 def table(res: dict) -> str:
-    """The terminal report: every check, measured / budget / met."""
-    lines = [f"{'check':64} {'measured':>14} {'budget':>10}  met"]
+    """The terminal report: the page matrix, then every other budget, measured / budget / met (the
+    per-page checks are in the JSON)."""
+    lines = page_matrix(res) + ["", f"{'check':64} {'measured':>14} {'budget':>10}  met"]
     for c in res["checks"]:
+        if c["group"] == "page":
+            continue
         met = {True: "yes", False: "NO", None: "not run"}[c["met"]]
         lines.append(f"{c['check'][:64]:64} {str(c['measured'])[:14]:>14} {c['budget']:>10}  {met}")
     lines += ["", load_text(res)]
@@ -218,21 +221,10 @@ def _met(c: dict) -> str:
     return {True: "yes", False: "**no**", None: "not run"}[c["met"]]
 
 
-def readme_section(res: dict) -> str:
-    """The README's measured figures (between ``<!-- BEGIN bench -->`` markers) from a run's JSON."""
+def page_matrix(res: dict) -> list[str]:
+    """Uncached seconds of every page under every filter, with the worst cached time and peak memory."""
     b = _budgets(res)
-    m = res["machine"]
-    floor = (res.get("floor") or {}).get("seconds")
-    ds = res.get("dataset") or {}
-    built = ("reused from an earlier build" if ds.get("reused") else
-             f"built in {ds['build_s']:.0f} s ({ds.get('demo_s', 0):.0f} s of it the demo company)") if ds else "build not recorded"
-    lines = [f"Machine: {m['cpus']} cores, {m['memory_gib']} GiB, {m['platform']}, Python {m['python']}"
-             + (f", load average {m['load_avg_1m']} at the start" if "load_avg_1m" in m else "")
-             + f". Scale {res.get('scale_factor', 1):g}×: " + ", ".join(f"{v:,} {k}" for k, v in res["scale"].items())
-             + f"; dataset {built}" + (f", file {ds['file_mib'] / 1024:.1f} GiB" if ds.get("file_mib") else "")
-             + (f"; floor {floor:.2f} s." if floor else "."), ""]
-    checks_ = res["checks"]
-    # the page matrix
+    lines: list[str] = []
     titles = list(res.get("pages", {}))
     lines += [f"Uncached seconds per page under every filter (✗: over budget, {b['page_cold_s']} s unfiltered, "
               f"{b['page_filtered_s']} s filtered; n/a: a page the department role cannot open):", "",
@@ -253,6 +245,24 @@ def readme_section(res: dict) -> str:
             cells.append("not run" if pages is None else (format(max(vals), fmt) + ("" if max(vals) < limit else " ✗"))
                          if vals else "—")
         lines.append(f"| *{label}* | " + " | ".join(cells) + " |")
+    return lines
+
+
+def readme_section(res: dict) -> str:
+    """The README's measured figures (between ``<!-- BEGIN bench -->`` markers) from a run's JSON."""
+    b = _budgets(res)
+    m = res["machine"]
+    floor = (res.get("floor") or {}).get("seconds")
+    ds = res.get("dataset") or {}
+    built = ("reused from an earlier build" if ds.get("reused") else
+             f"built in {ds['build_s']:.0f} s ({ds.get('demo_s', 0):.0f} s of it the demo company)") if ds else "build not recorded"
+    lines = [f"Machine: {m['cpus']} cores, {m['memory_gib']} GiB, {m['platform']}, Python {m['python']}"
+             + (f", load average {m['load_avg_1m']} at the start" if "load_avg_1m" in m else "")
+             + f". Scale {res.get('scale_factor', 1):g}×: " + ", ".join(f"{v:,} {k}" for k, v in res["scale"].items())
+             + f"; dataset {built}" + (f", file {ds['file_mib'] / 1024:.1f} GiB" if ds.get("file_mib") else "")
+             + (f"; floor {floor:.2f} s." if floor else "."), ""]
+    checks_ = res["checks"]
+    lines += page_matrix(res)
     labels = [f"{v}: {res['views'][v]['label']}" for v in VIEW_NAMES[1:] if isinstance(res.get("views", {}).get(v), dict)
               and "label" in res["views"][v]]
     if labels:
