@@ -321,15 +321,18 @@ def load_section(res: dict) -> list[str]:
                 f"{res.get('demo_customers', 0):,}-customer demo store, each session opening {len(load['pages'])} pages "
                 "in turn after a warm-up visit, so results are cached; *rendered*: the headline shown and the app's "
                 "script finished). Server CPU per page is the server process's CPU time over the pages rendered:", "",
-                "| sessions | pages rendered | p50 s | p95 s | max s | server CPU s per page | errors |",
-                "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                "| sessions | pages rendered | p50 s | p95 s | max s | headline shown, p50 s | server CPU s per page | errors |",
+                "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for n, r in load["levels"].items():
             out.append(f"| {n} | {r['rendered']} | {r.get('p50_s', float('nan')):.2f} | {r.get('p95_s', float('nan')):.2f} | "
-                       f"{r.get('max_s', float('nan')):.2f} | {r.get('server_cpu_per_page_s', float('nan')):.3f} | "
-                       f"{len(r.get('errors', []))} |")
-        out += ["", "With two cores, the server's CPU per page sets the ceiling: *n* sessions asking at once wait "
-                    "about *n* × that CPU time / 2 once the cores are busy; p95 growing faster than that points at "
-                    "queuing in the browser or the websocket rather than at computing."]
+                       f"{r.get('max_s', float('nan')):.2f} | {r.get('headline_p50_s', float('nan')):.2f} | "
+                       f"{r.get('server_cpu_per_page_s', float('nan')):.3f} | {len(r.get('errors', []))} |")
+        out += ["", "What the figures mean: *server CPU per page* is what one rendered page costs the server "
+                    "(script rerun, cached results, figures and tables serialised); with two cores, *n* sessions "
+                    "asking at once cannot be served faster than about *n* × that / 2 seconds. Time to a rendered "
+                    "page well above that is spent outside the server's CPU: in the browser (plotly and the data "
+                    "grid drawing; the headless chromium shares the same two cores here), on the websocket, or "
+                    "waiting for other processes on a busy machine (see the load average above)."]
     else:
         out.append(f"Concurrent sessions: {load['error'] if load else _why_skipped(res, 'load')}.")
     return out
