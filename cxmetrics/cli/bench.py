@@ -19,6 +19,7 @@ reported (:mod:`cxmetrics.cli.bench_report`), never asserted in tests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import importlib
 import json
@@ -232,12 +233,27 @@ def run(args: argparse.Namespace, log=print) -> dict:
     return res
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """File descriptor 1 pointed at stderr for the duration, so stdout carries only the report."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.readme_from:
         write_readme(json.loads(Path(args.readme_from).read_text()))
         print(f"README figures rewritten from {args.readme_from}")
         return 0
-    res = run(args, log=lambda m: print(m, file=sys.stderr, flush=True))
+    with _stdout_to_stderr():  # DuckDB's progress bars (long builds) write to the process's stdout
+        res = run(args, log=lambda m: print(m, file=sys.stderr, flush=True))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2, default=str))

@@ -57,7 +57,6 @@ def checks(res: dict) -> list[dict]:
             row["detail"] = detail
         out.append(row)
 
-    titles = list(res.get("pages", {}))
     worst_mem = None
     for view in VIEW_NAMES:
         pages = view_pages(res, view)
