@@ -26,6 +26,7 @@ import json
 import os
 import pickle
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -168,6 +169,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
                                                                        "transactions")},
                  "scale_factor": args.scale, "budgets": budgets(args.scale), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                  "pages": {}, "views": {}, "skipped": {}}
+    res["disk_free_gib_before"] = round(shutil.disk_usage(out_dir).free / 2**30, 1)
     res["dataset"] = bench_data.dataset(out_dir / name, n["customers"], n["responses"], n["complaints"],
                                         n["transactions"], log, args.demo_max_customers)
     db = out_dir / name
@@ -229,6 +231,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
     else:
         log(f"import of a {n['import_rows']:,}-row CSV, unchanged re-import, append of {args.append_rows:,} rows …")
         res["import"] = bench_load.bench_import(db, out_dir, n["import_rows"], args.append_rows, log)
+    res["disk_free_gib_after"] = round(shutil.disk_usage(out_dir).free / 2**30, 1)
     res["checks"] = checks(res)
     return res
 

@@ -126,10 +126,10 @@ def checks(res: dict) -> list[dict]:
         if "error" in first:
             add("import", f"import of {rows} rows (s)", first["error"], f"< {b['import_s']:g}", False)
         else:
-            detail = None
+            detail = f"a {imp.get('csv_mib', 0):,.0f} MiB CSV"
             if first.get("seconds_validating") is not None and first.get("seconds_summaries") is not None:
-                detail = (f"{first['seconds_validating']:.1f} s reading and validating, "
-                          f"{first['seconds_summaries']:.1f} s rebuilding summaries, the rest process start-up and writing")
+                detail += (f"; {first['seconds_validating']:.1f} s reading and validating, "
+                           f"{first['seconds_summaries']:.1f} s rebuilding summaries, the rest process start-up and writing")
             add("import", f"import of {rows} rows (s)", round(first["seconds"], 1), f"< {b['import_s']:g}",
                 first["seconds"] < b["import_s"], detail)
             peak = first.get("peak_mib")
@@ -259,7 +259,9 @@ def readme_section(res: dict) -> str:
              + (f", load average {m['load_avg_1m']} at the start" if "load_avg_1m" in m else "")
              + f". Scale {res.get('scale_factor', 1):g}×: " + ", ".join(f"{v:,} {k}" for k, v in res["scale"].items())
              + f"; dataset {built}" + (f", file {ds['file_mib'] / 1024:.1f} GiB" if ds.get("file_mib") else "")
-             + (f"; floor {floor:.2f} s." if floor else "."), ""]
+             + (f"; floor {floor:.2f} s." if floor else ".")
+             + (f" Disk free: {res['disk_free_gib_before']} GiB before the run, {res['disk_free_gib_after']} GiB after."
+                if "disk_free_gib_after" in res else ""), ""]
     checks_ = res["checks"]
     lines += page_matrix(res)
     labels = [f"{v}: {res['views'][v]['label']}" for v in VIEW_NAMES[1:] if isinstance(res.get("views", {}).get(v), dict)
