@@ -232,6 +232,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
         log(f"import of a {n['import_rows']:,}-row CSV, unchanged re-import, append of {args.append_rows:,} rows …")
         res["import"] = bench_load.bench_import(db, out_dir, n["import_rows"], args.append_rows, log)
     res["disk_free_gib_after"] = round(shutil.disk_usage(out_dir).free / 2**30, 1)
+    res["load_avg_1m_end"] = round(os.getloadavg()[0], 1)
     res["checks"] = checks(res)
     return res
 

@@ -257,8 +257,10 @@ def readme_section(res: dict) -> str:
              f"built in {ds['build_s']:.0f} s ({ds.get('demo_s', 0):.0f} s of it the demo company)") if ds else "build not recorded"
     lines = [f"Machine: {m['cpus']} cores, {m['memory_gib']} GiB, {m['platform']}, Python {m['python']}"
              + (f", load average {m['load_avg_1m']} at the start" if "load_avg_1m" in m else "")
+             + (f" and {res['load_avg_1m_end']} at the end" if "load_avg_1m_end" in res else "")
              + f". Scale {res.get('scale_factor', 1):g}×: " + ", ".join(f"{v:,} {k}" for k, v in res["scale"].items())
-             + f"; dataset {built}" + (f", file {ds['file_mib'] / 1024:.1f} GiB" if ds.get("file_mib") else "")
+             + f"; dataset {built}" + (f", file {ds['file_mib'] / 1024:.1f} GiB" if ds.get("file_mib", 0) >= 1024 else
+                f", file {ds['file_mib']} MiB" if ds.get("file_mib") else "")
              + (f"; floor {floor:.2f} s." if floor else ".")
              + (f" Disk free: {res['disk_free_gib_before']} GiB before the run, {res['disk_free_gib_after']} GiB after."
                 if "disk_free_gib_after" in res else ""), ""]
