@@ -49,9 +49,9 @@ def timed_cli(*args: str, timeout: float = 3600) -> dict:
             out["peak_mib"] = int(parts[-1]) / 1024
     if r.returncode != 0:
         out["error"] = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1][:300]
-    else:
-        try:
-            out["json"] = json.loads(r.stdout)
+    elif "{" in r.stdout:
+        try:  # DuckDB's progress bars (a long import) can come before the JSON on stdout
+            out["json"] = json.loads(r.stdout[r.stdout.index("{"):])
         except ValueError:
             pass
     return out
@@ -192,7 +192,7 @@ async def _rendered(page, url: str, timeout_s: float, marks: list | None = None)
     the figure is the time of the first of those two looks). The seconds to the headline alone
     are appended to ``marks`` when given."""
     t0 = time.perf_counter()
-    await page.goto(url)
+    await page.goto(url, timeout=timeout_s * 1000)
     await page.wait_for_selector("h1", timeout=timeout_s * 1000)
     if marks is not None:
         marks.append(time.perf_counter() - t0)
