@@ -118,6 +118,9 @@ def checks(res: dict) -> list[dict]:
     elif "first" not in imp:  # older JSON: one import only
         add("import", f"import of {rows} rows (s)", round(imp.get("seconds", 0), 1), f"< {b['import_s']:g}",
             imp.get("seconds", 1e9) < b["import_s"])
+        if imp.get("peak_mib"):
+            add("import", "import peak memory (MiB)", round(imp["peak_mib"]), f"< {b['import_memory_mib']}",
+                imp["peak_mib"] < b["import_memory_mib"])
         for name, budget in (("unchanged re-import (s)", f"< {b['reimport_s']:g}"),
                              ("append of 100,000 rows: summary refresh (s)", f"< {b['append_summaries_s']:g}")):
             add("import", name, "not run", budget, None, "not measured by this run's bench version")
