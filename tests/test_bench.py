@@ -19,29 +19,101 @@ def test_bench_runs_and_reports_every_page_and_budget(tmp_path):
     out = tmp_path / "bench.json"
     r = subprocess.run([sys.executable, "-m", "cxmetrics", "bench", "--customers", "400", "--responses", "3000",
                         "--complaints", "500", "--transactions", "6000", "--import-rows", "2000",
+                        "--append-rows", "300", "--views", "custom range", "--skip-load",
+                        "--startup-repeats", "1", "--demo-customers", "300",
                         "--dir", str(tmp_path), "--out", str(out)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+                       cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())
-    assert set(res["pages"]) == {p.title for p in roles.PAGES}
+    titles = {p.title for p in roles.PAGES}
+    assert set(res["pages"]) == titles
     assert all("error" not in row for row in res["pages"].values()), res["pages"]
     assert res["scale"]["responses"] == 3000
-    assert res["import"]["rows"] == 2000
+    # the views asked for ran on every page, with uncached, cached and peak memory
+    assert set(res["views"]) == {"custom range"}
+    custom = res["views"]["custom range"]
+    assert set(custom["pages"]) == titles
+    assert custom["filters"]["date_from"][-2:] != "01" and custom["filters"]["date_from"] < custom["filters"]["date_to"]
+    for row in custom["pages"].values():
+        assert {"uncached_s", "warm_s", "peak_mib"} <= set(row), row
+    # imports through the CLI: first, unchanged, append; each with its peak memory
+    imp = res["import"]
+    assert imp["first"]["rows"] == 2000 and imp["append"]["rows"] == 300
+    assert all(imp[k]["exit"] == 0 and imp[k]["peak_mib"] > 0 for k in ("first", "unchanged", "append"))
     assert res["floor"]["seconds"] > 0
     for title in ("NPS & drivers", "Complaints & closed loop", "Churn & retention"):
         assert res["pages"][title]["baseline"]["seconds"] > 0
-    names = {c["check"] for c in res["checks"]}
-    assert "app cold start (s)" in names and "statsmodels imported at startup" in names
-    assert "uncached" in r.stdout and "budget" in r.stdout
+        assert res["pages"][title]["polars"]["seconds"] > 0, res["pages"][title]["polars"]
+    assert {"help", "status", "metric"} <= set(res["cli"]) and all("seconds" in v for v in res["cli"].values())
+    # every budget is a check; the views and load not run say so instead of disappearing
+    checks = {c["check"]: c for c in res["checks"]}
+    for view in bench.VIEW_NAMES:
+        for kind in ("uncached", "cached"):
+            assert f"every page {kind}, {view}" in checks
+    assert checks["every page uncached, region"]["met"] is None
+    assert checks["every page uncached, custom range"]["met"] in (True, False)
+    for name in ("app cold start (s)", "statsmodels imported at startup", "`--help` (s)", "`status` (s)",
+                 "metric command's fixed overhead (s)", "unchanged re-import (s)", "import peak memory (MiB)",
+                 "append of 300 rows: summary refresh (s)", "import of 2,000 rows (s)",
+                 "peak memory of any page's process (MiB)"):
+        assert name in checks and checks[name]["met"] in (True, False), name
+    assert "budget" in r.stdout and "| custom range |" in r.stdout
     section = bench.readme_section(res)
-    assert "| Data |" in section and "Per page: cached" in section
+    assert "| Data |" in section and "Polars" in section
+    assert "every page uncached, region (not run: --views) | not run | < 0.5 s | not run |" in section
+    assert "Concurrent sessions: not run: --skip-load" in section
     readme = tmp_path / "README.md"
     readme.write_text("x\n<!-- BEGIN bench -->\nSTALE FIGURES\n<!-- END bench -->\ny\n")
     bench.write_readme(res, readme)
     assert "STALE FIGURES" not in readme.read_text() and "| Data |" in readme.read_text()
-    with __import__("duckdb").connect(str(next(tmp_path.glob("bench_*.duckdb"))), read_only=True) as con:
+    with __import__("duckdb").connect(str(next(tmp_path.glob("bench_400_*.duckdb"))), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM survey_responses").fetchone()[0] == 3000
         assert con.execute("SELECT count(*) FROM complaints").fetchone()[0] == 500
+
+
+def test_readme_renders_load_figures_and_unmet_budgets():
+    """Rendering only (made-up figures): the load table, a budget not met named with its detail."""
+    res = {"machine": {"cpus": 2, "memory_gib": 23.5, "platform": "Linux", "python": "3.11"},
+           "scale": {"customers": 10}, "scale_factor": 1.0,
+           "pages": {"Data": {"cold_s": 0.1, "uncached_s": 0.7, "warm_s": 0.001, "peak_mib": 100, "work_mib": 1}},
+           "views": {}, "floor": {"seconds": 0.1},
+           "load": {"pages": ["/"], "levels": {"1": {"rendered": 3, "p50_s": 1.5, "p95_s": 2.5, "max_s": 2.5,
+                                                   "headline_p50_s": 0.8, "server_cpu_per_page_s": 0.25, "errors": []}}},
+           "rerun": {"Data": {"cold_s": 0.4, "warm_s": 0.07}}}
+    res["checks"] = bench.checks(res)
+    text = bench.readme_section(res)
+    assert "| 1 | 3 | 1.50 | 2.50 | 2.50 | 0.80 | 0.250 | 0 |" in text
+    assert "| Data | 0.4 | 0.07 |" in text
+    assert "**Not met (" in text and "every page uncached, unfiltered: 0.7 against < 0.5 s" in text
+    assert "| Data | 0.70 ✗ | not run |" in text
+    assert "`--help` (s) (not run) | not run | < 0.5 | not run |" in text
+
+
+def test_scale_sizes_and_budgets():
+    args = __import__("cxmetrics.tools", fromlist=["build_parser"]).build_parser(load=("bench",)).parse_args(["bench", "--scale", "10"])
+    assert bench.sizes(args) == {"customers": 10_000_000, "responses": 100_000_000, "complaints": 20_000_000,
+                                 "transactions": 200_000_000, "import_rows": 100_000_000}
+    b10, b1 = bench.budgets(10), bench.budgets(1)
+    assert (b10["page_filtered_s"], b10["app_memory_mib"], b10["import_s"]) == (1.0, 2048, 100.0)
+    assert (b1["page_filtered_s"], b1["app_memory_mib"], b1["import_s"]) == (0.5, 1024, 10.0)
+
+
+def test_dataset_copies_whole_customers_in_sql(tmp_path):
+    """Beyond the demo company's size customers are copied with their rows: no orphan facts."""
+    from cxmetrics import store
+    from cxmetrics.tools import bench_data
+
+    db = tmp_path / "scaled.duckdb"
+    info = bench_data.dataset(db, 700, 5000, 400, 6000, log=lambda m: None, demo_max=300)
+    assert info["demo_customers"] == 300
+    with store.connect(str(db)) as con:
+        counts = store.row_counts(con, ["customers", "survey_responses", "complaints", "transactions"])
+        assert counts == {"customers": 700, "survey_responses": 5000, "complaints": 400, "transactions": 6000}
+        for table in ("survey_responses", "complaints", "transactions", "churn_events", "followups"):
+            orphans = con.execute(f"SELECT count(*) FROM {table} t ANTI JOIN customers c USING (customer_id)").fetchone()[0]
+            assert orphans == 0, table
+        copied = con.execute("SELECT count(DISTINCT customer_id) FROM survey_responses WHERE customer_id LIKE '%~c%'").fetchone()[0]
+        assert copied > 0
 
 
 def test_statsmodels_is_not_imported_at_startup():

@@ -18,7 +18,7 @@ from cxmetrics import cli
 #: ``register_cli`` then adds the command with its options; the help lines must match, a test checks)
 COMMANDS: dict[str, tuple[str, str]] = {
     "docs": ("cxmetrics.tools.docs", "check or regenerate the README's generated sections"),
-    "bench": ("cxmetrics.tools.bench", "time every page at scale beside a pandas baseline and a DuckDB floor"),
+    "bench": ("cxmetrics.tools.bench", "measure every performance budget: pages under every filter, imports, start-up, load, beside pandas, Polars and a DuckDB floor"),
 }
 
 

@@ -1,0 +1,137 @@
+"""The benchmark's datasets, built in SQL: the demo company replicated to any scale.
+
+:func:`dataset` builds the demo company (pandas, at most ``DEMO_CUSTOMERS_MAX`` customers) and
+then, in DuckDB alone, (1) copies whole customers with their churn events, responses, complaints,
+transactions and follow-ups under new ids (``C0001~c3``) until the customer target is reached, and
+(2) copies fact rows with new keys (``R0001-x2``, same customer) up to each fact table's target.
+Step 1 is what ``bench --scale 10`` needs (10M customers would not fit pandas on this machine);
+the shapes stay realistic for timing, the planted truths hold only at demo scale.
+
+:func:`parquet_copies` writes the tables the Polars comparison scans (once, kept beside the store).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from cxmetrics import store
+from cxmetrics.metrics import theme_store
+from cxmetrics.registers import demo
+
+#: The largest demo company generated in pandas; larger customer counts are copied in SQL.
+DEMO_CUSTOMERS_MAX = 1_000_000
+#: Tables copied with their customer in step 1: (table, key column or None, other id columns
+#: that refer to copied rows and get the same suffix).
+CUSTOMER_TABLES = (("churn_events", None, ()), ("survey_responses", "response_id", ()),
+                   ("complaints", "complaint_id", ()), ("transactions", "transaction_id", ()),
+                   ("followups", "followup_id", ("response_id",)))
+
+
+def _cols(table: str) -> list[str]:
+    from cxmetrics.store.schema import TABLES
+
+    return list(TABLES[table].names)
+
+
+def _replicate(con, table: str, key: str, target: int) -> None:
+    """Add copies of ``table``'s rows with new keys until it holds ``target`` rows."""
+    n = store.row_counts(con, [table])[table]
+    if n == 0 or n >= target:
+        return
+    copies = -(-target // n) - 1
+    other = ", ".join(f'"{c}"' for c in _cols(table) if c != key)
+    con.execute(
+        f'INSERT INTO "{table}" ("{key}", {other}) '
+        f'SELECT "{key}" || \'-x\' || k, {other} FROM "{table}", range(1, $copies + 1) r(k) '
+        f"LIMIT $extra", {"copies": copies, "extra": target - n})
+
+
+def _trim(con, table: str, key: str, target: int) -> None:
+    n = store.row_counts(con, [table])[table]
+    if n > target:
+        con.execute(f'DELETE FROM "{table}" WHERE "{key}" IN (SELECT "{key}" FROM "{table}" '
+                    f'ORDER BY "{key}" DESC LIMIT $extra)', {"extra": n - target})
+
+
+def replicate_customers(con, target: int, log=print) -> None:
+    """Copy whole customers (and the rows that belong to them) under new ids up to ``target``."""
+    n = store.row_counts(con, ["customers"])["customers"]
+    if n == 0 or n >= target:
+        return
+    copies = -(-target // n) - 1
+    cols = _cols("customers")
+    other = ", ".join(f'"{c}"' for c in cols if c != "customer_id")
+    log(f"copying customers {n:,} → {target:,} in SQL …")
+    con.execute(f'INSERT INTO customers (customer_id, {other}) '
+                f"SELECT customer_id || '~c' || k, {other} FROM customers, range(1, $copies + 1) r(k) "
+                "ORDER BY k, customer_id LIMIT $extra", {"copies": copies, "extra": target - n})
+    for table, key, linked in CUSTOMER_TABLES:
+        tcols = _cols(table)
+        select = []
+        for c in tcols:
+            if c == key or c == "customer_id" or c in linked:
+                select.append(f"\"{c}\" || '~c' || k")
+            else:
+                select.append(f'"{c}"')
+        log(f"  … {table} of the copied customers")
+        con.execute(
+            f'INSERT INTO "{table}" ({", ".join(chr(34) + c + chr(34) for c in tcols)}) '
+            f'SELECT {", ".join(select)} FROM "{table}", range(1, $copies + 1) r(k) '
+            "WHERE customer_id || '~c' || k IN (SELECT customer_id FROM customers)", {"copies": copies})
+
+
+def dataset(path: Path, customers: int, responses: int, complaints: int, transactions: int,
+            log=print, demo_max: int = DEMO_CUSTOMERS_MAX) -> dict:
+    """Build (or reuse) the benchmark database; returns what the build took (seconds, MiB).
+    At most ``demo_max`` customers are generated as the demo company, the rest copied in SQL."""
+    from cxmetrics.store.schema import TABLES
+
+    want = {"customers": customers, "survey_responses": responses, "complaints": complaints,
+            "transactions": transactions}
+    if path.exists():
+        with store.connect(str(path)) as con:
+            have = store.row_counts(con, want)
+        if have == want:
+            log(f"reusing {path}")
+            return {"path": str(path), "reused": True, "file_mib": round(path.stat().st_size / 2**20)}
+        path.unlink()
+    base = min(customers, demo_max)
+    log(f"building the demo company with {base:,} customers …")
+    t0 = time.perf_counter()
+    demo.build(str(path), customers=base, seed=11)
+    demo_s = time.perf_counter() - t0
+    with store.connect(str(path), read_only=False) as con:
+        replicate_customers(con, customers, log)
+        for table, target in (("survey_responses", responses), ("complaints", complaints),
+                              ("transactions", transactions)):
+            log(f"replicating {table} to {target:,} rows …")
+            key = TABLES[table].key[0]
+            _replicate(con, table, key, target)
+            _trim(con, table, key, target)  # demo scale may already exceed it
+        store.bump_version(con)
+        log("discovering and keeping the verbatims' themes …")
+        kept = theme_store.keep(con, actor="bench")
+        log(f"themes kept in {kept['seconds']:.1f} s ({kept['verbatims']:,} verbatims)")
+        con.execute("CHECKPOINT")
+    secs = time.perf_counter() - t0
+    log(f"dataset ready in {secs:.0f} s")
+    return {"path": str(path), "reused": False, "build_s": round(secs, 1), "demo_s": round(demo_s, 1),
+            "demo_customers": base,
+            "file_mib": round(path.stat().st_size / 2**20)}
+
+
+#: What the Polars comparison scans: the tables its page computations read.
+PARQUET_TABLES = ("customers", "survey_responses", "complaints", "churn_events")
+
+
+def parquet_copies(db: Path, out_dir: Path) -> dict[str, str]:
+    """The tables as Parquet files beside the store (written once per store and reused)."""
+    stamp = f"{db.stem}"
+    paths = {t: out_dir / f"{stamp}.{t}.parquet" for t in PARQUET_TABLES}
+    if not all(p.exists() and p.stat().st_mtime >= db.stat().st_mtime for p in paths.values()):
+        with store.connect(str(db)) as con:
+            for t, p in paths.items():
+                # a table name from the fixed tuple above; the path is bound as a parameter
+                con.execute(f'COPY (SELECT * FROM "{t}") TO $p (FORMAT parquet)', {"p": str(p)})
+    return {t: str(p) for t, p in paths.items()}
