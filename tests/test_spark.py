@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import importlib
 import math
 import shutil
 
@@ -25,9 +26,13 @@ if shutil.which("java") is None:
 
 from cxmetrics import cli, store  # noqa: E402
 from cxmetrics.core.filters import Filters  # noqa: E402
-from cxmetrics.metrics import nps, scores
-from cxmetrics.registers import demo, lake
-from cxmetrics.store import engines, schema
+from cxmetrics.core import roles  # noqa: E402
+from cxmetrics.core.output import jsonable  # noqa: E402
+from cxmetrics.metrics import nps, scores  # noqa: E402
+from cxmetrics.registers import demo, lake  # noqa: E402
+from cxmetrics.store import engines, schema, summaries  # noqa: E402
+from cxmetrics.store.engines import lake_summaries  # noqa: E402
+from cxmetrics.story import narrative  # noqa: E402
 from cxmetrics.store.engines import spark as spark_engine  # noqa: E402
 from cxmetrics.store.engines import sqlmap  # noqa: E402
 
@@ -123,6 +128,8 @@ CONSTRUCTS = [
                                                   "SELECT count(*) AS n, sum(x) AS s FROM b USING SAMPLE RESERVOIR (50000 ROWS) REPEATABLE (7)", {}),
     ("greatest, least, coalesce", "SELECT greatest(0, date_diff('day', greatest(DATE '2024-01-01', DATE '2024-02-01'), "
                                   "least(coalesce(NULL, DATE '2024-03-01'), DATE '2024-04-01'))) AS days", {}),
+    ("decimal division is DOUBLE", "SELECT 100.0 * (sum(CASE WHEN v > 1 THEN 1.0 ELSE 0 END) / count(*)) AS p, "
+                                   "sum(v * 1.5) / 7 AS q FROM (VALUES (1), (2), (3), (5), (8), (13), (21)) t(v)", {}),
     ("IN (SELECT unnest($list))", "SELECT k FROM (VALUES ('a'), ('b'), ('c')) t(k) WHERE k IN (SELECT unnest($keys)) ORDER BY k",
      {"keys": ["a", "c"]}),
 ]
@@ -309,3 +316,126 @@ def test_every_metrics_command_gives_duckdbs_figures(sc, small_db, lake_dir, cap
     want = {cmd: run(cmd) for cmd in COMMANDS}
     diffs = {cmd: _numbers_equal(want[cmd], run(cmd, "--engine", "spark", "--lake", str(lake_dir))) for cmd in COMMANDS}
     assert not any(diffs.values()), {k: v[:5] for k, v in diffs.items() if v}
+
+
+# ------------------------------------------------------------------ summaries on Spark, pages, report, app
+
+
+@pytest.fixture(scope="module")
+def built_lake(lake_dir, sc, tmp_path_factory):
+    """A copy of the demo lake with its summaries built on Spark by the CLI."""
+    out = tmp_path_factory.mktemp("spark") / "built"
+    shutil.copytree(lake_dir, out)
+    assert cli.main(["summaries", "build", "--engine", "spark", "--lake", str(out), "--json"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def sb(built_lake):
+    with engines.connect("spark", lake=built_lake) as con:
+        yield con
+
+
+def _page_functions():
+    """Every page's data function, reached through the page registry."""
+    out = []
+    for spec in roles.PAGES:
+        module, func = spec.data.split(":")
+        out.append((spec.title, getattr(importlib.import_module(module), func)))
+    return out
+
+
+def _doc(value):
+    return json.loads(json.dumps(jsonable(value), default=str))
+
+
+@pytest.mark.slow
+def test_pages_read_the_stored_summaries_and_give_duckdbs_figures(sb, dc):
+    """After ``summaries build`` every summary is current on the lake, each relation binds to its
+    stored table, the pages' queries read those tables, and every page gives the DuckDB figures."""
+    assert sb.summaries is not None and sb.summaries["lake_version"] == sb.version
+    for name in summaries.DEPENDS:
+        assert summaries.current(sb, name), name
+    assert summaries.source(sb, summaries.RESPONSES_TABLE).stored
+    seen: list[str] = []
+    run = sb.execute
+
+    def recording(sql, params=None):
+        seen.append(sql)
+        return run(sql, params)
+
+    sb.execute = recording
+    try:
+        diffs = {}
+        for title, fn in _page_functions():
+            seen.clear()
+            got = _doc(fn(sb, Filters()))
+            diffs[title] = _numbers_equal(_doc(fn(dc, Filters())), got)
+            if title == "NPS & drivers":
+                nps_sql = list(seen)
+    finally:
+        del sb.execute
+    assert not any(diffs.values()), {k: v[:5] for k, v in diffs.items() if v}
+    assert any(summaries.RESPONSES_TABLE in q for q in nps_sql)
+    assert not any("survey_responses" in q.replace("summary_responses", "") for q in nps_sql), nps_sql
+
+
+def test_stale_or_foreign_summaries_are_not_used(built_lake, sb, tmp_path, monkeypatch):
+    """A lake table rewritten after the build gives another data version: the stored summaries
+    are not attached and the figures come from the new rows. Code whose relations differ (another
+    format hash) does not use them either."""
+    monkeypatch.setattr(summaries, "FORMAT", summaries.FORMAT + 1000)
+    assert not summaries.current(sb, summaries.RESPONSES_TABLE)
+    assert not summaries.source(sb, summaries.RESPONSES_TABLE).stored
+    monkeypatch.undo()
+    stale = tmp_path / "stale"
+    shutil.copytree(built_lake, stale)
+    path = stale / "survey_responses.parquet"
+    kept = duckdb.connect().execute("SELECT count(*) FROM read_parquet($p) WHERE nps <> 10", {"p": str(built_lake / path.name)}
+                                    ).fetchone()[0]
+    duckdb.connect().sql("SELECT * FROM read_parquet($p) WHERE nps <> 10", params={"p": str(built_lake / path.name)}) \
+        .write_parquet(str(path))
+    with engines.connect("spark", lake=stale) as con:
+        assert con.version != sb.version
+        assert con.summaries is None and lake_summaries.read_state(con)["lake_version"] == sb.version
+        assert not summaries.current(con, summaries.RESPONSES_TABLE)
+        assert nps.overall(con, Filters()).n == kept < nps.overall(sb, Filters()).n
+
+
+def test_report_and_status_on_spark(sb, dc, built_lake, tmp_path, capsys):
+    """The executive update built on Spark says what DuckDB's says (its sentences carry the
+    headline figures); ``report --engine spark`` writes it; ``status --engine spark`` counts the
+    lake's rows and says its summaries are current."""
+    want, _, _ = narrative.build(dc, Filters())
+    got, _, _ = narrative.build(sb, Filters())
+    assert [(s.title, s.sentences) for s in got] == [(s.title, s.sentences) for s in want]
+    assert sum(len(s.sentences) for s in want) > 5
+    out = tmp_path / "update.html"
+    assert cli.main(["report", "--engine", "spark", "--lake", str(built_lake), "--format", "html", "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000 and want[0].title in out.read_text()
+    capsys.readouterr()
+    assert cli.main(["status", "--engine", "spark", "--lake", str(built_lake), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["summaries_current"] and doc["data_version"] == sb.version
+    assert {t["table"]: t["rows"] for t in doc["tables"]} == store.row_counts(dc)
+
+
+@pytest.mark.slow
+def test_every_page_of_the_app_runs_on_spark(built_lake, small_db, make_app, monkeypatch):
+    """AppTest of every page with CX_ENGINE=spark on the lake: no exception, the page's title;
+    the Data page offers no upload and an edit on Finance review is refused with the reason."""
+    monkeypatch.setenv("CX_ENGINE", "spark")
+    monkeypatch.setenv("CX_LAKE", str(built_lake))
+    for spec in roles.PAGES:
+        role = "finance" if spec.title == "Finance review" else "analyst"
+        at = make_app(small_db, role=role, page=spec.path, timeout=300)
+        assert not at.exception, (spec.title, at.exception)
+        assert at.title and at.title[0].value == spec.headline, spec.title
+        if spec.title == "Data":
+            assert any("pipelines" in i.value for i in at.info), [i.value for i in at.info]
+            assert not at.get("file_uploader")
+        if spec.title == "Finance review":
+            at.number_input(key="fin_value").set_value(0.5)
+            next(b for b in at.button if b.label == "Save new version").click().run()
+            assert not at.exception, at.exception
+            assert any("pipelines" in e.value for e in at.error), [e.value for e in at.error]

@@ -28,7 +28,7 @@ from cxmetrics.store import engines, faults, schema
 #: Modules that add `metrics <name>` sub-commands.
 METRIC_MODULES: list[str] = ["cxmetrics.metrics.nps", "cxmetrics.metrics.scores", "cxmetrics.metrics.churn", "cxmetrics.metrics.clv", "cxmetrics.metrics.wallet", "cxmetrics.metrics.complaints", "cxmetrics.metrics.impact", "cxmetrics.metrics.alignment", "cxmetrics.metrics.pnl"]
 #: Modules that add top-level sub-commands.
-COMMAND_MODULES: list[str] = ["cxmetrics.cli.docs", "cxmetrics.metrics.btyd", "cxmetrics.story.report", "cxmetrics.cli.bench", "cxmetrics.registers.backup", "cxmetrics.registers.lake"]
+COMMAND_MODULES: list[str] = ["cxmetrics.cli.docs", "cxmetrics.metrics.btyd", "cxmetrics.story.report", "cxmetrics.cli.bench", "cxmetrics.cli.bench_spark", "cxmetrics.registers.backup", "cxmetrics.registers.lake"]
 
 
 def _date(s: str) -> dt.date:
