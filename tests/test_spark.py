@@ -439,3 +439,46 @@ def test_every_page_of_the_app_runs_on_spark(built_lake, small_db, make_app, mon
             next(b for b in at.button if b.label == "Save new version").click().run()
             assert not at.exception, at.exception
             assert any("pipelines" in e.value for e in at.error), [e.value for e in at.error]
+
+
+# ------------------------------------------------------------------ Spark Connect
+
+
+@pytest.fixture(scope="module")
+def connect_url(sc):
+    """A Spark Connect server on the module's local session (its JVM, a free port): the client
+    talks gRPC to it exactly as to a cluster's ``sc://host:15002``."""
+    for dep in ("grpc", "grpc_status", "google.rpc", "zstandard"):
+        pytest.importorskip(dep)
+    import socket
+
+    classic = spark_engine.session()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    classic._jsc.sc().conf().set("spark.connect.grpc.binding.port", str(port))
+    service = classic._jvm.org.apache.spark.sql.connect.service.SparkConnectService
+    service.start(classic._jsc.sc())
+    return f"sc://localhost:{port}"  # the server ends with the module's session
+
+
+def test_spark_connect_runs_the_same_code_path(connect_url, built_lake, sb, dc, monkeypatch):
+    """With ``CX_SPARK_REMOTE`` the engine opens a Spark Connect session (no SparkContext, no
+    RDDs): the stored summaries attach, a temp table is made and dropped, and the NPS page gives
+    DuckDB's figures."""
+    monkeypatch.setenv("CX_SPARK_REMOTE", connect_url)
+    monkeypatch.setattr(spark_engine, "_SESSION", None)
+    remote = spark_engine.session()
+    assert type(remote).__module__.startswith("pyspark.sql.connect")
+    try:
+        with spark_engine.SparkConnection(built_lake, spark=remote) as con:
+            assert con.summaries is not None and con.version == sb.version
+            con.execute("CREATE OR REPLACE TEMP TABLE cx_tmp_c AS SELECT customer_id FROM customers WHERE segment = $s",
+                        {"s": "smb"})
+            assert con.execute("SELECT count(*) FROM cx_tmp_c").fetchone()[0] > 0
+            con.execute("DROP TABLE IF EXISTS cx_tmp_c")
+            fn = dict(_page_functions())["NPS & drivers"]
+            diffs = _numbers_equal(_doc(fn(dc, Filters())), _doc(fn(con, Filters())))
+            assert not diffs, diffs[:5]
+    finally:
+        remote.stop()

@@ -16,7 +16,9 @@ registered, with their state in ``meta``, only when built at that data version; 
 metric reads the raw relations.
 
 Sessions: ``CX_SPARK_REMOTE=sc://host:15002`` connects through Spark Connect (needs
-``pyspark[connect]``); otherwise one local session per process (``CX_SPARK_MASTER``, default
+``pyspark[connect]``: grpcio, grpcio-status, googleapis-common-protos, zstandard); the engine uses
+only DataFrame and SQL APIs (no SparkContext, no RDDs), so every statement runs the same over
+Connect. Otherwise one local session per process (``CX_SPARK_MASTER``, default
 ``local[2]``). Settings chosen to match DuckDB's semantics: ANSI mode off (``x / 0`` is NULL,
 not an error), session time zone UTC.
 """
@@ -62,7 +64,7 @@ def session():
         remote = os.environ.get("CX_SPARK_REMOTE")
         builder = SparkSession.builder.appName("cxmetrics")
         if remote:
-            builder = builder.remote(remote)
+            builder = remote_builder(remote)
         else:
             builder = (builder.master(os.environ.get("CX_SPARK_MASTER", "local[2]"))
                        .config("spark.ui.enabled", "false")
@@ -76,6 +78,18 @@ def session():
             spark.sparkContext.setLogLevel("ERROR")
         _SESSION = spark
         return spark
+
+
+def remote_builder(url: str):
+    """A Spark Connect session builder for ``url`` (``sc://host:15002``, or ``local[2]`` to start
+    a local Connect server). Built on the Connect client's own class, so it works beside a local
+    classic session in the same process (the generic builder refuses then)."""
+    try:
+        from pyspark.sql.connect.session import SparkSession as RemoteSession
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise EngineError("Spark Connect needs grpcio, grpcio-status, googleapis-common-protos and zstandard "
+                          "(pip install -r requirements.txt)") from exc
+    return RemoteSession.builder.remote(url).appName("cxmetrics")
 
 
 def _stopped(spark) -> bool:
