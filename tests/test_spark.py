@@ -482,3 +482,26 @@ def test_spark_connect_runs_the_same_code_path(connect_url, built_lake, sb, dc, 
             assert not diffs, diffs[:5]
     finally:
         remote.stop()
+
+
+def test_bench_engine_spark_is_dispatched_and_reported(monkeypatch, tmp_path, capsys):
+    """``bench --engine spark`` runs the Spark benchmark (:mod:`cxmetrics.cli.bench_spark`; its
+    timings are reported, never asserted) and prints every page's row; ``--engine`` defaults to
+    the DuckDB benchmark."""
+    from cxmetrics.cli import bench_spark
+
+    pages = {spec.title: {"s": 0.5} for spec in roles.PAGES}
+    fake = {"machine": {"cpus": 2, "spark_master": "local[2]", "load_average_1min_at_start": 1.0,
+                        "load_average_1min_at_end": 1.5},
+            "scale": {"survey_responses": 20_000, "customers": 2_000, "transactions": 40_000},
+            "duckdb": {"summaries_build_s": 3.0, "pages": pages},
+            "spark": {"session_start_s": 9.0, "summaries_build_s": 60.0, "pages_summaries": pages,
+                      "pages_raw": {**pages, "Data": {"error": "boom"}}}}
+    seen = []
+    monkeypatch.setattr(bench_spark, "run", lambda args, log=print: seen.append(args) or fake)
+    assert cli.main(["bench", "--engine", "spark", "--customers", "10", "--out", str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert seen and seen[0].customers == 10 and seen[0].spark_master == "local[2]"
+    assert json.loads((tmp_path / "bench_spark.json").read_text())["spark"]["summaries_build_s"] == 60.0
+    assert all(spec.title in out for spec in roles.PAGES) and "error" in out and "60.0s" in out
+    assert cli.build_parser().parse_args(["bench"]).engine == "duckdb"

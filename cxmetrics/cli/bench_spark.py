@@ -80,8 +80,8 @@ def run(args: argparse.Namespace, log=print) -> dict:
         log(f"  {seconds:.1f} s")
     with store.connect(str(db)) as con:
         rows = store.row_counts(con)
-    res: dict = {"machine": {"cpus": os.cpu_count(), "spark_master": os.environ.get("CX_SPARK_REMOTE")
-                             or args.spark_master},
+    res: dict = {"machine": {"cpus": os.cpu_count(), "load_average_1min_at_start": os.getloadavg()[0],
+                             "spark_master": os.environ.get("CX_SPARK_REMOTE") or args.spark_master},
                  "scale": rows, "duckdb": {}, "spark": {}}
 
     log("DuckDB: rebuilding every summary and kept fit …")
@@ -113,6 +113,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
             res["spark"]["pages_raw"] = _pages(lambda: engines.connect("spark", lake=lake_dir), log, "Spark raw")
         finally:
             shutil.move(hidden, stash)
+    res["machine"]["load_average_1min_at_end"] = os.getloadavg()[0]  # other work on the machine inflates every figure
     return res
 
 
@@ -121,7 +122,8 @@ def table(res: dict) -> str:
     scale = res["scale"]
     lines = [f"{scale['survey_responses']:,} responses, {scale['customers']:,} customers, "
              f"{scale['transactions']:,} transactions; Spark {res['machine']['spark_master']}, "
-             f"{res['machine']['cpus']} CPUs",
+             f"{res['machine']['cpus']} CPUs, load average {res['machine'].get('load_average_1min_at_start', 0):.1f} "
+             f"→ {res['machine'].get('load_average_1min_at_end', 0):.1f}",
              f"{'':28} {'DuckDB':>9} {'Spark':>9} {'Spark raw':>10}",
              f"{'session start':28} {'':>9} {s['session_start_s']:>8.1f}s",
              f"{'summaries build':28} {d['summaries_build_s']:>8.1f}s {s['summaries_build_s']:>8.1f}s"]
