@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import importlib
+import json
 import math
 import shutil
 
@@ -25,16 +25,15 @@ if shutil.which("java") is None:
                 allow_module_level=True)
 
 from cxmetrics import cli, store  # noqa: E402
-from cxmetrics.core.filters import Filters  # noqa: E402
 from cxmetrics.core import roles  # noqa: E402
+from cxmetrics.core.filters import Filters  # noqa: E402
 from cxmetrics.core.output import jsonable  # noqa: E402
 from cxmetrics.metrics import nps, scores  # noqa: E402
 from cxmetrics.registers import demo, lake  # noqa: E402
 from cxmetrics.store import engines, schema, summaries  # noqa: E402
-from cxmetrics.store.engines import lake_summaries  # noqa: E402
-from cxmetrics.story import narrative  # noqa: E402
+from cxmetrics.store.engines import lake_summaries, sqlmap  # noqa: E402
 from cxmetrics.store.engines import spark as spark_engine  # noqa: E402
-from cxmetrics.store.engines import sqlmap  # noqa: E402
+from cxmetrics.story import narrative  # noqa: E402
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark"),
               # PySpark 4.3 warns about pandas 3 on every conversion; our frames are checked below

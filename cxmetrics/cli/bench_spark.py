@@ -50,7 +50,7 @@ def _pages(connect, log, label: str) -> dict[str, dict]:
     for spec in roles.PAGES:
         try:
             with connect() as con:
-                seconds, _ = _timed(lambda con=con: _page(spec)(con, Filters()))
+                seconds, _ = _timed(lambda con=con, spec=spec: _page(spec)(con, Filters()))
             out[spec.title] = {"s": round(seconds, 3)}
         except Exception as exc:  # a page failing is a finding of the benchmark, reported
             out[spec.title] = {"error": str(exc).splitlines()[0][:200]}
