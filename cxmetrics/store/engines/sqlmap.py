@@ -25,8 +25,10 @@ DuckDB                                    Spark (after :func:`translate`)
 ``USING``, ``::DATE``, ``INTERVAL``,      ``INTERVAL '12' MONTH``, ``BIT_COUNT``/``BIT_OR``:
 ``bit_count``/``bit_or``                  sqlglot's own mapping is right
 ``ORDER BY ALL``                          ``ORDER BY ALL NULLS LAST`` (DuckDB sorts NULLs last)
-``round(x, n)`` of a DOUBLE                ``ROUND(x * POW(10, n), 0) / POW(10, n)`` (DuckDB rounds
-                                          the binary value, Spark the decimal string: 63.735)
+``round(x, n)`` of a DOUBLE                no equivalent: DuckDB rounds the binary value (63.735 is
+                                          63.73499… → 63.73), Spark its shortest decimal string
+                                          half up (63.74). Our SQL writes ``round(x * 100) / 100``
+                                          instead, which both engines compute alike
 ``a / b``                                 ``CAST(a AS DOUBLE) / b``: DuckDB divides as DOUBLE, Spark
                                           keeps DECIMAL operands DECIMAL (at most 6 decimals)
 ``unnest(list)::T``                       ``EXPLODE(CAST(list AS ARRAY<T>))`` (no generator in
@@ -135,21 +137,7 @@ def _sub(node: exp.Expression) -> exp.Expression:
     return node.copy().transform(_rewrite)
 
 
-def _round(node: exp.Round) -> exp.Expression:
-    """DuckDB rounds a DOUBLE as ``round(x · 10ⁿ) / 10ⁿ`` on the binary value (63.735 → 63.73, the
-    double being 63.73499…); Spark rounds its decimal string half up (63.74). DECIMALs round the
-    same on both. The type is known only at run time: ``typeof`` picks the branch."""
-    x, n = _sub(node.this), _sub(node.args["decimals"])
-    scale = _call("POW", exp.Literal.number(10), n)
-    as_double = exp.Div(this=_call("ROUND", exp.Mul(this=x.copy(), expression=scale.copy()), exp.Literal.number(0)),
-                        expression=scale.copy())
-    is_double = exp.EQ(this=_call("TYPEOF", x.copy()), expression=exp.Literal.string("double"))
-    return exp.Case(ifs=[exp.If(this=is_double, true=as_double)], default=exp.Round(this=x, decimals=n))
-
-
 def _rewrite(node: exp.Expression) -> exp.Expression:
-    if isinstance(node, exp.Round) and node.args.get("decimals") is not None:
-        return _round(node)
     if isinstance(node, exp.Div):
         return exp.Div(this=exp.cast(_sub(node.this), "DOUBLE"), expression=_sub(node.expression))
     if isinstance(node, exp.DateDiff):
