@@ -4,7 +4,8 @@ pages read, and a manifest (shared by :mod:`cxmetrics.lake` and :mod:`cxmetrics.
 #: A lake's manifest (``lake export`` writes it; a backup folder's ``cxmetrics_backup.json`` is read too).
 LAKE_MANIFEST = "cxmetrics_lake.json"
 #: Bookkeeping tables a lake carries beside the contract tables (some pages read them).
-LAKE_SYSTEM_TABLES = ("booked_revenue", "assumption_history", "imports", "customer_stubs", "audit")
+LAKE_SYSTEM_TABLES = ("booked_revenue", "assumption_history", "imports", "customer_stubs", "audit",
+                      "codebook_versions", "codebook")
 #: Bookkeeping tables the metrics read, and their columns when a lake landed by a pipeline has none
 #: (no stub customers: every customer came from the customers table).
 EMPTY_WHEN_MISSING = {
@@ -14,6 +15,8 @@ EMPTY_WHEN_MISSING = {
                           "updated_at TIMESTAMP, action STRING, low DOUBLE, high DOUBLE",
     "imports": "import_id INT, `table` STRING, source STRING, sha256 STRING, rows BIGINT, started_at TIMESTAMP, "
                "finished_at TIMESTAMP, status STRING, error STRING, inserted BIGINT, updated BIGINT, actor STRING",
+    "codebook_versions": "version INT, saved_at TIMESTAMP, saved_by STRING, note STRING, themes INT",
+    "codebook": "version INT, theme STRING, keyword STRING",
     "audit": "audit_id INT, `at` TIMESTAMP, actor STRING, role STRING, action STRING, object STRING, "
              "outcome STRING, detail STRING",
 }
