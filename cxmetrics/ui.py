@@ -3,6 +3,11 @@
 Pages call :func:`compute` to get metric results. It opens a short read-only connection only on
 a cache miss, and caches by (function, database, data version, filters incl. scope, arguments),
 so an import invalidates results and cached values never cross scopes.
+
+Where the data comes from is decided here, once: the embedded DuckDB file (``CX_DB``), or with
+``CX_ENGINE=spark`` the Parquet lake ``CX_LAKE`` on Spark (:mod:`cxmetrics.store.engines`), whose
+data version is a fingerprint of its files. A lake is landed by its pipelines: the app's imports
+and edits are refused on it with the reason (:func:`read_only_reason`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from cxmetrics.core.markup import WORD_JOINER, md_escape  # noqa: F401  (pages a
 from cxmetrics.core.results import DEFAULT_MIN_N, Estimate, Result
 from cxmetrics.metrics import finance
 from cxmetrics.registers import demo
-from cxmetrics.store import faults
+from cxmetrics.store import engines, faults
+from cxmetrics.store.engines import lakeversion
 from cxmetrics.story import exports
 
 CACHE_TTL = 3600
@@ -41,11 +47,50 @@ def db_file() -> Path:
     return store.db_path(os.environ.get("CX_DB"))
 
 
+def engine() -> str:
+    """``duckdb`` or ``spark`` (``CX_ENGINE``); an unknown name stops the page with the reason."""
+    try:
+        return engines.engine_name()
+    except ValueError as exc:
+        st.error(str(exc), icon="🛑")
+        st.stop()
+        raise  # unreachable: st.stop() raises
+
+
+def data_source() -> str:
+    """Where the pages read: the DuckDB file, or the lake (``CX_LAKE``) on Spark."""
+    if engine() == "spark":
+        try:
+            return engines.lake_path()
+        except ValueError as exc:
+            st.error(str(exc), icon="🛑")
+            st.stop()
+    return str(db_file())
+
+
+def read_only_reason() -> str | None:
+    """Why the app may not write (None when it may): a lake belongs to the pipelines landing it."""
+    if engine() == "spark":
+        return (f"The data is read on Spark from the lake {data_source()}, which its pipelines land: "
+                "imports and edits are made there, not in this app.")
+    return None
+
+
+def _connect(eng: str, where: str):
+    return engines.connect(eng, lake=where) if eng == "spark" else store.connect(where)
+
+
 def ensure_database() -> None:
     """Build the demo company on first start when there is no usable database, and say so.
 
     The build goes to a temporary file renamed into place when complete; a half-built file (missing
     tables, or empty without a completion marker) is rebuilt. A store made by ``init`` is kept."""
+    if engine() == "spark":  # a landed lake: never build a demo into it
+        where = data_source()
+        if lakeversion.is_local(where) and not lakeversion._local_path(where).is_dir():  # noqa: SLF001
+            st.error(f"No lake at {where} (CX_LAKE): publish one with `python -m cxmetrics lake export`.", icon="🛑")
+            st.stop()
+        return
     path = db_file()
     try:
         reason = store.incomplete_reason(path)
@@ -93,6 +138,8 @@ def _file_state(path: Path) -> tuple:
 
 
 def data_version() -> int:
+    if engine() == "spark":
+        return _lake_version(data_source())
     path = db_file()
     state = _file_state(path)
     if state in _VERSIONS:
@@ -109,11 +156,26 @@ def data_version() -> int:
     return version
 
 
+def _lake_version(lake: str) -> int:
+    """A lake's data version: its files listed on every rerun when local (cheap); at a URI through
+    Spark, at most once a minute."""
+    if lakeversion.is_local(lake):
+        return lakeversion.version(lake)
+    return _remote_lake_version(lake, int(dt.datetime.now().timestamp()) // 60)
+
+
+@st.cache_data(ttl=120, max_entries=8, show_spinner=False)
+def _remote_lake_version(lake: str, minute: int) -> int:
+    from cxmetrics.store.engines import spark
+
+    return lakeversion.version(lake, spark.session())
+
+
 @st.cache_data(ttl=CACHE_TTL, max_entries=512, show_spinner=False)
 def _cached_call(module: str, func: str, db: str, version: int, filters_key: tuple,
-                 kwargs_json: str, _filters: Filters, _kwargs: dict) -> Any:
+                 kwargs_json: str, _filters: Filters, _kwargs: dict, eng: str = "duckdb") -> Any:
     fn = getattr(importlib.import_module(module), func)
-    with store.connect(db) as con:
+    with _connect(eng, db) as con:
         return fn(con, _filters, **_kwargs)
 
 
@@ -122,15 +184,15 @@ def compute(fn: Callable, filters: Filters, **kwargs: Any) -> Any:
     key = json.dumps(kwargs, sort_keys=True, default=str)
     version = data_version()
     try:
-        return _cached_call(fn.__module__, fn.__name__, str(db_file()), version, filters.key(), key,
-                            filters, kwargs)
+        return _cached_call(fn.__module__, fn.__name__, data_source(), version, filters.key(), key,
+                            filters, kwargs, engine())
     except STORE_FAILURES as exc:
         store_failed(exc)
 
 
 @st.cache_data(ttl=CACHE_TTL, max_entries=64, show_spinner=False)
-def _options(db: str, version: int) -> dict[str, Any]:
-    with store.connect(db) as con:
+def _options(db: str, version: int, eng: str = "duckdb") -> dict[str, Any]:
+    with _connect(eng, db) as con:
         segs = [r[0] for r in con.execute("SELECT DISTINCT segment FROM customers ORDER BY 1").fetchall()]
         regs = [r[0] for r in con.execute("SELECT DISTINCT region FROM customers ORDER BY 1").fetchall()]
         depts = [r[0] for r in con.execute("SELECT department FROM departments ORDER BY 1").fetchall()]
@@ -141,7 +203,7 @@ def _options(db: str, version: int) -> dict[str, Any]:
 def options() -> dict[str, Any]:
     version = data_version()
     try:
-        return _options(str(db_file()), version)
+        return _options(data_source(), version, engine())
     except STORE_FAILURES as exc:
         store_failed(exc)
 
@@ -456,8 +518,13 @@ def write_action(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     """Run ``fn(con, *args, **kwargs)`` on a short read-write connection, then drop cached results.
 
     Used for the app's own writes (assumption edits, booked revenue, initiative edits). Raises what
-    ``fn`` raises; the caller shows the message.
+    ``fn`` raises; the caller shows the message. On a lake nothing is written: the reason is shown
+    and the page stops there.
     """
+    reason = read_only_reason()
+    if reason:
+        st.error(md_escape(reason), icon="🔒")
+        st.stop()
     try:
         with store.connect(str(db_file()), read_only=False) as con:
             out = fn(con, *args, **kwargs)
@@ -479,7 +546,7 @@ def deck_button(filters: Filters, *, key: str, department: str | None = None) ->
             fd, name = tempfile.mkstemp(suffix=f".{fmt}")
             os.close(fd)
             try:
-                path = report.generate(str(db_file()), fmt, name, filters, department=department)
+                path = report.generate(data_source(), fmt, name, filters, department=department, engine=engine())
                 st.session_state[f"{key}_file"] = (path.read_bytes(), fmt)
             except report.RendererMissing as exc:
                 st.session_state.pop(f"{key}_file", None)

@@ -31,6 +31,9 @@ st.subheader("Upload a file")
 if not roles.can(filters.scope.role, "import"):
     ui.empty_state("Only the CX analyst role imports data. Switch role in the sidebar to upload.")
     st.stop()
+if ui.read_only_reason():
+    ui.empty_state(ui.read_only_reason())
+    st.stop()
 checked = st.session_state.get("data_check")  # the last dry run: its mapping fills the editor
 n_checks = st.session_state.get("data_checks", 0)
 with st.form("data_upload"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import json
 import math
 import shutil
@@ -24,12 +25,15 @@ if shutil.which("java") is None:
                 allow_module_level=True)
 
 from cxmetrics import cli, store  # noqa: E402
+from cxmetrics.core import roles  # noqa: E402
 from cxmetrics.core.filters import Filters  # noqa: E402
-from cxmetrics.metrics import nps, scores
-from cxmetrics.registers import demo, lake
-from cxmetrics.store import engines, schema
+from cxmetrics.core.output import jsonable  # noqa: E402
+from cxmetrics.metrics import nps, scores  # noqa: E402
+from cxmetrics.registers import demo, lake  # noqa: E402
+from cxmetrics.store import engines, schema, summaries  # noqa: E402
+from cxmetrics.store.engines import lake_summaries, sqlmap  # noqa: E402
 from cxmetrics.store.engines import spark as spark_engine  # noqa: E402
-from cxmetrics.store.engines import sqlmap  # noqa: E402
+from cxmetrics.story import narrative  # noqa: E402
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark"),
               # PySpark 4.3 warns about pandas 3 on every conversion; our frames are checked below
@@ -123,6 +127,11 @@ CONSTRUCTS = [
                                                   "SELECT count(*) AS n, sum(x) AS s FROM b USING SAMPLE RESERVOIR (50000 ROWS) REPEATABLE (7)", {}),
     ("greatest, least, coalesce", "SELECT greatest(0, date_diff('day', greatest(DATE '2024-01-01', DATE '2024-02-01'), "
                                   "least(coalesce(NULL, DATE '2024-03-01'), DATE '2024-04-01'))) AS days", {}),
+    ("decimal division is DOUBLE", "SELECT 100.0 * (sum(CASE WHEN v > 1 THEN 1.0 ELSE 0 END) / count(*)) AS p, "
+                                   "sum(v * 1.5) / 7 AS q FROM (VALUES (1), (2), (3), (5), (8), (13), (21)) t(v)", {}),
+    ("round(x * 100) / 100 of a DOUBLE at a tie, round of a DECIMAL",
+     "SELECT round(m * 100) / 100 AS r, round(1.005, 2) AS d FROM (VALUES (63.735::DOUBLE), (130.915::DOUBLE), "
+     "(16.365::DOUBLE), (-2.675::DOUBLE), (2.5::DOUBLE)) t(m) ORDER BY m", {}),
     ("IN (SELECT unnest($list))", "SELECT k FROM (VALUES ('a'), ('b'), ('c')) t(k) WHERE k IN (SELECT unnest($keys)) ORDER BY k",
      {"keys": ["a", "c"]}),
 ]
@@ -309,3 +318,198 @@ def test_every_metrics_command_gives_duckdbs_figures(sc, small_db, lake_dir, cap
     want = {cmd: run(cmd) for cmd in COMMANDS}
     diffs = {cmd: _numbers_equal(want[cmd], run(cmd, "--engine", "spark", "--lake", str(lake_dir))) for cmd in COMMANDS}
     assert not any(diffs.values()), {k: v[:5] for k, v in diffs.items() if v}
+
+
+# ------------------------------------------------------------------ summaries on Spark, pages, report, app
+
+
+@pytest.fixture(scope="module")
+def built_lake(lake_dir, sc, tmp_path_factory):
+    """A copy of the demo lake with its summaries built on Spark by the CLI."""
+    out = tmp_path_factory.mktemp("spark") / "built"
+    shutil.copytree(lake_dir, out)
+    assert cli.main(["summaries", "build", "--engine", "spark", "--lake", str(out), "--json"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def sb(built_lake):
+    with engines.connect("spark", lake=built_lake) as con:
+        yield con
+
+
+def _page_functions():
+    """Every page's data function, reached through the page registry."""
+    out = []
+    for spec in roles.PAGES:
+        module, func = spec.data.split(":")
+        out.append((spec.title, getattr(importlib.import_module(module), func)))
+    return out
+
+
+def _doc(value):
+    return json.loads(json.dumps(jsonable(value), default=str))
+
+
+@pytest.mark.slow
+def test_pages_read_the_stored_summaries_and_give_duckdbs_figures(sb, dc):
+    """After ``summaries build`` every summary is current on the lake, each relation binds to its
+    stored table, the pages' queries read those tables, and every page gives the DuckDB figures."""
+    assert sb.summaries is not None and sb.summaries["lake_version"] == sb.version
+    for name in summaries.DEPENDS:
+        assert summaries.current(sb, name), name
+    assert summaries.source(sb, summaries.RESPONSES_TABLE).stored
+    seen: list[str] = []
+    run = sb.execute
+
+    def recording(sql, params=None):
+        seen.append(sql)
+        return run(sql, params)
+
+    sb.execute = recording
+    try:
+        diffs = {}
+        for title, fn in _page_functions():
+            seen.clear()
+            got = _doc(fn(sb, Filters()))
+            diffs[title] = _numbers_equal(_doc(fn(dc, Filters())), got)
+            if title == "NPS & drivers":
+                nps_sql = list(seen)
+    finally:
+        del sb.execute
+    assert not any(diffs.values()), {k: v[:5] for k, v in diffs.items() if v}
+    assert any(summaries.RESPONSES_TABLE in q for q in nps_sql)
+    assert not any("survey_responses" in q.replace("summary_responses", "") for q in nps_sql), nps_sql
+
+
+def test_stale_or_foreign_summaries_are_not_used(built_lake, sb, small_db, tmp_path, monkeypatch):
+    """A lake table rewritten after the build gives another data version: the stored summaries
+    are not attached and the figures come from the new rows (DuckDB's on the same change). Code
+    whose relations differ (another format hash) does not use them either."""
+    monkeypatch.setattr(summaries, "FORMAT", summaries.FORMAT + 1000)
+    assert not summaries.current(sb, summaries.RESPONSES_TABLE)
+    assert not summaries.source(sb, summaries.RESPONSES_TABLE).stored
+    monkeypatch.undo()
+    stale = tmp_path / "stale"
+    shutil.copytree(built_lake, stale)
+    path = stale / "survey_responses.parquet"
+    duckdb.connect().sql("SELECT * FROM read_parquet($p) WHERE nps <> 10", params={"p": str(built_lake / path.name)}) \
+        .write_parquet(str(path))
+    changed = tmp_path / "changed.duckdb"
+    shutil.copy(small_db, changed)
+    with store.connect(changed, read_only=False) as con:  # the same change in the embedded store
+        con.execute("DELETE FROM survey_responses WHERE nps = 10")
+        store.bump_version(con)
+    with engines.connect("spark", lake=stale) as con, store.connect(changed) as dcon:
+        assert con.version != sb.version
+        assert con.summaries is None and lake_summaries.read_state(con)["lake_version"] == sb.version
+        assert not summaries.current(con, summaries.RESPONSES_TABLE)
+        got, want = nps.overall(con, Filters()), nps.overall(dcon, Filters())
+        assert got.n == want.n < nps.overall(sb, Filters()).n
+        assert math.isclose(got.estimate, want.estimate, rel_tol=RTOL)
+
+
+def test_report_and_status_on_spark(sb, dc, built_lake, tmp_path, capsys):
+    """The executive update built on Spark says what DuckDB's says (its sentences carry the
+    headline figures); ``report --engine spark`` writes it; ``status --engine spark`` counts the
+    lake's rows and says its summaries are current."""
+    want, _, _ = narrative.build(dc, Filters())
+    got, _, _ = narrative.build(sb, Filters())
+    assert [(s.title, s.sentences) for s in got] == [(s.title, s.sentences) for s in want]
+    assert sum(len(s.sentences) for s in want) > 5
+    out = tmp_path / "update.html"
+    assert cli.main(["report", "--engine", "spark", "--lake", str(built_lake), "--format", "html", "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000 and want[0].title in out.read_text()
+    capsys.readouterr()
+    assert cli.main(["status", "--engine", "spark", "--lake", str(built_lake), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["summaries_current"] and doc["data_version"] == sb.version
+    assert {t["table"]: t["rows"] for t in doc["tables"]} == store.row_counts(dc)
+
+
+@pytest.mark.slow
+def test_every_page_of_the_app_runs_on_spark(built_lake, small_db, make_app, monkeypatch):
+    """AppTest of every page with CX_ENGINE=spark on the lake: no exception, the page's title;
+    the Data page offers no upload and an edit on Finance review is refused with the reason."""
+    monkeypatch.setenv("CX_ENGINE", "spark")
+    monkeypatch.setenv("CX_LAKE", str(built_lake))
+    for spec in roles.PAGES:
+        role = "finance" if spec.title == "Finance review" else "analyst"
+        at = make_app(small_db, role=role, page=spec.path, timeout=300)
+        assert not at.exception, (spec.title, at.exception)
+        assert at.title and at.title[0].value == spec.headline, spec.title
+        if spec.title == "Data":
+            assert any("pipelines" in i.value for i in at.info), [i.value for i in at.info]
+            assert not at.get("file_uploader")
+        if spec.title == "Finance review":
+            at.number_input(key="fin_value").set_value(0.5)
+            next(b for b in at.button if b.label == "Save new version").click().run()
+            assert not at.exception, at.exception
+            assert any("pipelines" in e.value for e in at.error), [e.value for e in at.error]
+
+
+# ------------------------------------------------------------------ Spark Connect
+
+
+@pytest.fixture(scope="module")
+def connect_url(sc):
+    """A Spark Connect server on the module's local session (its JVM, a free port): the client
+    talks gRPC to it exactly as to a cluster's ``sc://host:15002``."""
+    for dep in ("grpc", "grpc_status", "google.rpc", "zstandard"):
+        pytest.importorskip(dep)
+    import socket
+
+    classic = spark_engine.session()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    classic._jsc.sc().conf().set("spark.connect.grpc.binding.port", str(port))
+    service = classic._jvm.org.apache.spark.sql.connect.service.SparkConnectService
+    service.start(classic._jsc.sc())
+    return f"sc://localhost:{port}"  # the server ends with the module's session
+
+
+def test_spark_connect_runs_the_same_code_path(connect_url, built_lake, sb, dc, monkeypatch):
+    """With ``CX_SPARK_REMOTE`` the engine opens a Spark Connect session (no SparkContext, no
+    RDDs): the stored summaries attach, a temp table is made and dropped, and the NPS page gives
+    DuckDB's figures."""
+    monkeypatch.setenv("CX_SPARK_REMOTE", connect_url)
+    monkeypatch.setattr(spark_engine, "_SESSION", None)
+    remote = spark_engine.session()
+    assert type(remote).__module__.startswith("pyspark.sql.connect")
+    try:
+        with spark_engine.SparkConnection(built_lake, spark=remote) as con:
+            assert con.summaries is not None and con.version == sb.version
+            con.execute("CREATE OR REPLACE TEMP TABLE cx_tmp_c AS SELECT customer_id FROM customers WHERE segment = $s",
+                        {"s": "smb"})
+            assert con.execute("SELECT count(*) FROM cx_tmp_c").fetchone()[0] > 0
+            con.execute("DROP TABLE IF EXISTS cx_tmp_c")
+            fn = dict(_page_functions())["NPS & drivers"]
+            diffs = _numbers_equal(_doc(fn(dc, Filters())), _doc(fn(con, Filters())))
+            assert not diffs, diffs[:5]
+    finally:
+        remote.stop()
+
+
+def test_bench_engine_spark_is_dispatched_and_reported(monkeypatch, tmp_path, capsys):
+    """``bench --engine spark`` runs the Spark benchmark (:mod:`cxmetrics.tools.bench_spark`; its
+    timings are reported, never asserted) and prints every page's row; ``--engine`` defaults to
+    the DuckDB benchmark."""
+    from cxmetrics import tools
+    from cxmetrics.tools import bench_spark
+
+    pages = {spec.title: {"s": 0.5} for spec in roles.PAGES}
+    fake = {"machine": {"cpus": 2, "spark_master": "local[2]", "load_average_1min_at_start": 1.0,
+                        "load_average_1min_at_end": 1.5},
+            "scale": {"survey_responses": 20_000, "customers": 2_000, "transactions": 40_000},
+            "duckdb": {"summaries_build_s": 3.0, "pages": pages},
+            "spark": {"session_start_s": 9.0, "summaries_build_s": 60.0, "pages_summaries": pages,
+                      "pages_raw": {**pages, "Data": {"error": "boom"}}}}
+    seen = []
+    monkeypatch.setattr(bench_spark, "run", lambda args, log=print: seen.append(args) or fake)
+    assert tools.main(["bench", "--engine", "spark", "--customers", "10", "--out", str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert seen and seen[0].customers == 10 and seen[0].spark_master == "local[2]"
+    assert json.loads((tmp_path / "bench_spark.json").read_text())["spark"]["summaries_build_s"] == 60.0
+    assert all(spec.title in out for spec in roles.PAGES) and "error" in out and "60.0s" in out
+    assert tools.build_parser(load=("bench",)).parse_args(["bench"]).engine == "duckdb"

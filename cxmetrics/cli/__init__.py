@@ -115,7 +115,19 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Row counts and coverage, after reading every data block (``faults.verify``): a damaged
-    block fails the command with the way out instead of a status that looks fine."""
+    block fails the command with the way out instead of a status that looks fine.
+
+    On a lake (``--engine spark``): the tables' row counts and coverage read on Spark, the lake's
+    data version and whether its stored summaries are current (``summaries build``)."""
+    if engines.engine_name(args.engine) == "spark":
+        with engines.connect_args(args) as con:
+            overview = store.table_overview(con)
+            out = {"data_version": con.version, "lake": con.lake, "missing_tables": con.missing,
+                   "summaries_current": con.summaries is not None, "tables": overview}
+        emit(out, args, lambda o: (f"lake {o['lake']} on Spark, data version {o['data_version']}; summaries "
+                                   + ("current" if o["summaries_current"] else "not built for this data version "
+                                      "(`summaries build`)") + "\n" + overview.to_string(index=False)))
+        return 0
     with store.connect(args.db) as con:
         checked = faults.verify(con, store.db_path(args.db))
         overview = store.table_overview_rows(con)
@@ -191,6 +203,7 @@ def build_parser(*, extra=()) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("status", parents=[common], help="row counts and date coverage of every table")
+    engines.add_arguments(p)
     p.set_defaults(func=cmd_status)
 
     metrics = sub.add_parser("metrics", help="compute a metric (see `metrics --help`)")

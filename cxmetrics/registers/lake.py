@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -220,6 +221,28 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 3
 
 
+def cmd_summaries_build(args: argparse.Namespace) -> int:
+    """Build the summary tables and kept fits into the lake on Spark (see
+    :mod:`cxmetrics.store.engines.lake_summaries`)."""
+    from cxmetrics.store.engines import lake_summaries
+
+    if engines.engine_name(args.engine) != "spark":
+        raise ValueError("the embedded store brings its summaries up to date on every write; "
+                         "`summaries build` is for a lake (--engine spark --lake PATH)")
+    say = None if args.json else (lambda msg: print(f"  {msg}", file=sys.stderr))
+    with engines.connect("spark", lake=args.lake) as con:
+        state = lake_summaries.build(con, progress=say)
+    out = {"lake": con.lake, "data_version": state["lake_version"], "folder": state["folder"],
+           "landmark": state["landmark"], "end": state["end"], "seconds": state["seconds"]}
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        total = sum(state["seconds"].values())
+        print(f"{len(state['seconds'])} summaries built into {con.lake}/{state['folder']} in {total:.1f} s "
+              f"(data version {state['lake_version']}, landmark {state['landmark']})")
+    return 0
+
+
 def register_cli(sub, parents) -> None:
     lake = sub.add_parser("lake", help="publish the store as a Parquet lake, or check a landed lake (Spark)")
     lsub = lake.add_subparsers(dest="lake_command", required=True, metavar="ACTION")
@@ -231,3 +254,10 @@ def register_cli(sub, parents) -> None:
                    help="lake folder or URI (default $CX_LAKE)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=cmd_check)
+
+    summ = sub.add_parser("summaries", help="build the summary tables of a lake on Spark")
+    ssub = summ.add_subparsers(dest="summaries_command", required=True, metavar="ACTION")
+    p = ssub.add_parser("build", help="compute the summary tables and kept fits on Spark and write them into the lake")
+    engines.add_arguments(p)
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(func=cmd_summaries_build)

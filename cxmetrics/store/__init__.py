@@ -404,7 +404,8 @@ def memoized(fn):
         if _MEMO.get() is not None:
             return fn(*args, **kwargs)
         token = _MEMO.set({})
-        con = args[0] if args and isinstance(args[0], duckdb.DuckDBPyConnection) else None
+        con = args[0] if args and (isinstance(args[0], duckdb.DuckDBPyConnection)
+                                   or getattr(args[0], "engine", None) == "spark") else None
         resets = [enter(con) for enter in PAGE_HOOKS]
         try:
             return fn(*args, **kwargs)

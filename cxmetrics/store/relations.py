@@ -338,7 +338,7 @@ FROM rfm_tx GROUP BY 1"""
 
 #: RFM cells: customers counted by (x, t_x, T, m) — what the BG/NBD and Gamma-Gamma likelihoods need.
 RFM_CELLS = """
-SELECT x, t_x_days, T_days, CAST(round(m, 2) AS DOUBLE) AS m, count(*) AS w
+SELECT x, t_x_days, T_days, CAST(round(m * 100) / 100 AS DOUBLE) AS m, count(*) AS w
 FROM {rfm} c WHERE {where} GROUP BY ALL ORDER BY ALL"""
 
 #: Non-contractual customers' RFM at the calibration end, with segment, region and customer id for filters.

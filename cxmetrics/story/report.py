@@ -25,6 +25,7 @@ pd = lazy.module("pandas")
 
 FORMATS = ("pptx", "html", "pdf")
 
+from cxmetrics.store import engines  # noqa: E402
 from cxmetrics.story.narrative import Slide  # noqa: E402  the type lives with the story that builds the slides
 
 
@@ -222,12 +223,17 @@ def write(slides: list[Slide], fmt: str, path: str | os.PathLike, *, title: str,
     return writer(slides, path, title=title, subtitle=subtitle)
 
 
-def generate(db, fmt: str, out, filters, *, department: str | None = None) -> Path:
-    """Build the update from the store and write it (used by the CLI and the app's download button)."""
-    from cxmetrics import store
+def generate(db, fmt: str, out, filters, *, department: str | None = None, engine: str | None = None,
+             lake=None) -> Path:
+    """Build the update from the store and write it (used by the CLI and the app's download button).
+
+    ``engine`` ``spark`` reads the lake ``lake`` (or ``db`` given as the lake, as the app does;
+    default ``$CX_LAKE``) on Spark instead of the DuckDB file ``db``."""
     from cxmetrics.story import narrative as story
 
-    with store.connect(db) as con:
+    if engines.engine_name(engine) == "spark":
+        lake = lake or db
+    with engines.connect(engine, lake=lake, db=db) as con:
         slides, title, subtitle = story.build(con, filters, department_name=department)
     return write(slides, fmt, out, title=title, subtitle=subtitle)
 
@@ -235,6 +241,7 @@ def generate(db, fmt: str, out, filters, *, department: str | None = None) -> Pa
 def register_cli(sub, parents) -> None:
     p = sub.add_parser("report", parents=parents[1:], help="the executive update as a deck, HTML or PDF")
     p.add_argument("--db", help="DuckDB file (default $CX_DB or data/cx.duckdb)")
+    engines.add_arguments(p)
     p.add_argument("--format", choices=FORMATS, default="pptx")
     p.add_argument("--out", required=True, help="output file")
     p.add_argument("--period", help="shorthand for --from/--to: YYYY, YYYY-Qn or YYYY-MM")
@@ -276,7 +283,7 @@ def _cli(args) -> int:
     if f.scope.restricted and not dept:
         raise ValueError(f"{f.scope.describe()}: give the department's report with --department NAME")
     try:
-        path = generate(args.db, args.format, args.out, f, department=dept)
+        path = generate(args.db, args.format, args.out, f, department=dept, engine=args.engine, lake=args.lake)
     except RendererMissing as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -35,7 +35,7 @@ from cxmetrics import store
 from cxmetrics import views as page_views
 from cxmetrics.core import roles
 from cxmetrics.core.filters import Filters, Scope
-from cxmetrics.tools import bench_compare, bench_data, bench_load
+from cxmetrics.tools import bench_compare, bench_data, bench_load, bench_spark
 from cxmetrics.tools.bench_report import VIEW_NAMES, budgets, checks, readme_section, table, write_readme  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -290,6 +290,7 @@ def register_cli(sub, parents) -> None:
         p.add_argument(f"--skip-{flag}", action="store_true")
     p.add_argument("--readme-from", metavar="JSON", help="only rewrite the README's figures from a run's JSON")
     p.set_defaults(func=cmd_bench)
+    bench_spark.register_cli(sub, parents)  # --engine spark and its options
 
 
 def _worker_main(argv: list[str]) -> None:

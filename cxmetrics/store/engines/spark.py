@@ -9,11 +9,16 @@ The lake is a folder or an object-store URI with one Parquet table per data-cont
 named ``<table>.parquet`` (a file or a folder of part files): the layout ``python -m cxmetrics
 backup`` and ``lake export`` write. Each contract table becomes a temporary view of the session;
 a table the lake lacks is an empty view with the contract's columns (``missing`` lists them).
-A ``meta`` view carries the schema and data versions from the lake's manifest and no summary
-state, so every metric reads the raw relations (summary tables on Spark are issue 20, part 3).
+A ``meta`` view carries the schema version (from the lake's manifest) and the lake's data version,
+a fingerprint of its files (:mod:`cxmetrics.store.engines.lakeversion`). Summary tables built
+into the lake by ``summaries build`` (:mod:`cxmetrics.store.engines.lake_summaries`) are
+registered, with their state in ``meta``, only when built at that data version; otherwise every
+metric reads the raw relations.
 
 Sessions: ``CX_SPARK_REMOTE=sc://host:15002`` connects through Spark Connect (needs
-``pyspark[connect]``); otherwise one local session per process (``CX_SPARK_MASTER``, default
+``pyspark[connect]``: grpcio, grpcio-status, googleapis-common-protos, zstandard); the engine uses
+only DataFrame and SQL APIs (no SparkContext, no RDDs), so every statement runs the same over
+Connect. Otherwise one local session per process (``CX_SPARK_MASTER``, default
 ``local[2]``). Settings chosen to match DuckDB's semantics: ANSI mode off (``x / 0`` is NULL,
 not an error), session time zone UTC.
 """
@@ -31,7 +36,7 @@ import pandas as pd
 
 from cxmetrics import store
 from cxmetrics.store import schema
-from cxmetrics.store.engines import sqlmap
+from cxmetrics.store.engines import lake_summaries, lakeversion, sqlmap
 from cxmetrics.store.engines.layout import EMPTY_WHEN_MISSING, LAKE_MANIFEST, table_file
 from cxmetrics.store.engines.layout import LAKE_SYSTEM_TABLES as SYSTEM_TABLES
 
@@ -59,7 +64,7 @@ def session():
         remote = os.environ.get("CX_SPARK_REMOTE")
         builder = SparkSession.builder.appName("cxmetrics")
         if remote:
-            builder = builder.remote(remote)
+            builder = remote_builder(remote)
         else:
             builder = (builder.master(os.environ.get("CX_SPARK_MASTER", "local[2]"))
                        .config("spark.ui.enabled", "false")
@@ -73,6 +78,18 @@ def session():
             spark.sparkContext.setLogLevel("ERROR")
         _SESSION = spark
         return spark
+
+
+def remote_builder(url: str):
+    """A Spark Connect session builder for ``url`` (``sc://host:15002``, or ``local[2]`` to start
+    a local Connect server). Built on the Connect client's own class, so it works beside a local
+    classic session in the same process (the generic builder refuses then)."""
+    try:
+        from pyspark.sql.connect.session import SparkSession as RemoteSession
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise EngineError("Spark Connect needs grpcio, grpcio-status, googleapis-common-protos and zstandard "
+                          "(pip install -r requirements.txt)") from exc
+    return RemoteSession.builder.remote(url).appName("cxmetrics")
 
 
 def _stopped(spark) -> bool:
@@ -153,12 +170,16 @@ class SparkConnection:
         except Exception:  # Spark Connect: one session per client
             self.spark = base
         self.manifest = self._manifest()
+        self.version = lakeversion.version(self.lake, self.spark)
+        self._meta = {"schema_version": str(self.manifest.get("schema_version", schema.SCHEMA_VERSION)),
+                      "data_version": str(self.version)}
         self.missing: list[str] = []
         for name in schema.LOAD_ORDER:
             self._register(name, contract=True)
         for name in SYSTEM_TABLES:
             self._register(name, contract=False)
         self._register_meta()
+        self.summaries = lake_summaries.attach(self)
 
     # ------------------------------------------------------------------ the lake
     def path(self, table: str) -> str:
@@ -199,9 +220,12 @@ class SparkConnection:
             self.spark.createDataFrame([], EMPTY_WHEN_MISSING[name]).createOrReplaceTempView(name)
 
     def _register_meta(self) -> None:
-        rows = [("schema_version", str(self.manifest.get("schema_version", schema.SCHEMA_VERSION))),
-                ("data_version", str(self.manifest.get("data_version", 0)))]
-        self.spark.createDataFrame(rows, "key STRING, value STRING").createOrReplaceTempView("meta")
+        self.spark.createDataFrame(sorted(self._meta.items()), "key STRING, value STRING").createOrReplaceTempView("meta")
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set one ``meta`` row of this connection (the lake is not written)."""
+        self._meta[key] = value
+        self._register_meta()
 
     def column_types(self, table: str) -> dict[str, str]:
         """Column name → Spark type name (``string``, ``int``, ``date`` …) of a registered table."""

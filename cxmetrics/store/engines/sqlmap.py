@@ -25,6 +25,12 @@ DuckDB                                    Spark (after :func:`translate`)
 ``USING``, ``::DATE``, ``INTERVAL``,      ``INTERVAL '12' MONTH``, ``BIT_COUNT``/``BIT_OR``:
 ``bit_count``/``bit_or``                  sqlglot's own mapping is right
 ``ORDER BY ALL``                          ``ORDER BY ALL NULLS LAST`` (DuckDB sorts NULLs last)
+``round(x, n)`` of a DOUBLE                no equivalent: DuckDB rounds the binary value (63.735 is
+                                          63.73499… → 63.73), Spark its shortest decimal string
+                                          half up (63.74). Our SQL writes ``round(x * 100) / 100``
+                                          instead, which both engines compute alike
+``a / b``                                 ``CAST(a AS DOUBLE) / b``: DuckDB divides as DOUBLE, Spark
+                                          keeps DECIMAL operands DECIMAL (at most 6 decimals)
 ``unnest(list)::T``                       ``EXPLODE(CAST(list AS ARRAY<T>))`` (no generator in
                                           an expression)
 ``USING SAMPLE RESERVOIR (n ROWS)``       ``FROM (SELECT * FROM t ORDER BY RAND(seed) LIMIT n)``:
@@ -132,6 +138,8 @@ def _sub(node: exp.Expression) -> exp.Expression:
 
 
 def _rewrite(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Div):
+        return exp.Div(this=exp.cast(_sub(node.this), "DOUBLE"), expression=_sub(node.expression))
     if isinstance(node, exp.DateDiff):
         return _date_diff(node)
     if isinstance(node, exp.GenerateSeries):
