@@ -36,14 +36,12 @@ from cxmetrics import views as page_views
 from cxmetrics.core import roles
 from cxmetrics.core.filters import Filters, Scope
 from cxmetrics.tools import bench_compare, bench_data, bench_load, bench_spark
+from cxmetrics.tools.bench_data import BASE_SCALE, sizes  # noqa: F401  (tests and callers use bench.sizes)
 from cxmetrics.tools.bench_report import VIEW_NAMES, budgets, checks, readme_section, table, write_readme  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 #: This module's import name, for its workers (``python -m <it> page …``), wherever it lives.
 WORKER_MODULE = __spec__.name if __name__ == "__main__" and __spec__ else __name__
-#: Sizes at ``--scale 1`` (issue 21: 1M customers / 10M responses / 2M complaints / 20M transactions).
-BASE_SCALE = {"customers": 1_000_000, "responses": 10_000_000, "complaints": 2_000_000,
-              "transactions": 20_000_000, "import_rows": 10_000_000}
 startup = bench_load.startup  # kept here: tests and older callers use bench.startup()
 
 
@@ -145,12 +143,6 @@ def _spawn(*args: str, timeout: float = 3600) -> dict:
 
 
 # ----------------------------------------------------------------------------- the command
-
-
-def sizes(args: argparse.Namespace) -> dict[str, int]:
-    """The run's sizes: ``--scale`` times the base, each overridable by its own option."""
-    return {k: getattr(args, k) if getattr(args, k) is not None else round(v * args.scale)
-            for k, v in BASE_SCALE.items()}
 
 
 def _machine() -> dict:

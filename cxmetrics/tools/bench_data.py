@@ -12,6 +12,7 @@ the shapes stay realistic for timing, the planted truths hold only at demo scale
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -26,6 +27,17 @@ DEMO_CUSTOMERS_MAX = 1_000_000
 CUSTOMER_TABLES = (("churn_events", None, ()), ("survey_responses", "response_id", ()),
                    ("complaints", "complaint_id", ()), ("transactions", "transaction_id", ()),
                    ("followups", "followup_id", ("response_id",)))
+
+
+#: Sizes at ``--scale 1`` (issue 21: 1M customers / 10M responses / 2M complaints / 20M transactions).
+BASE_SCALE = {"customers": 1_000_000, "responses": 10_000_000, "complaints": 2_000_000,
+              "transactions": 20_000_000, "import_rows": 10_000_000}
+
+
+def sizes(args: argparse.Namespace) -> dict[str, int]:
+    """The run's sizes: ``--scale`` times the base, each overridable by its own option."""
+    return {k: getattr(args, k) if getattr(args, k) is not None else round(v * args.scale)
+            for k, v in BASE_SCALE.items()}
 
 
 def _cols(table: str) -> list[str]:

@@ -59,15 +59,15 @@ def _pages(connect, log, label: str) -> dict[str, dict]:
 
 def run(args: argparse.Namespace, log=print) -> dict:
     from cxmetrics import commit
-    from cxmetrics.tools import bench, bench_data
     from cxmetrics.registers import lake
     from cxmetrics.store import engines
     from cxmetrics.store.engines import lake_summaries
     from cxmetrics.store.engines import spark as spark_engine
+    from cxmetrics.tools import bench_data
 
     out_dir = Path(args.dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    n = bench.sizes(args)
+    n = bench_data.sizes(args)
     name = f"bench_{n['customers']}_{n['responses']}_{n['complaints']}_{n['transactions']}"
     db = Path(bench_data.dataset(out_dir / f"{name}.duckdb", n["customers"], n["responses"], n["complaints"],
                                  n["transactions"], log)["path"])
