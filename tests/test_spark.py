@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import json
 import math
 import shutil
@@ -24,7 +23,7 @@ if shutil.which("java") is None:
     pytest.skip("the Spark engine needs Java 17+ (scripts/test.sh installs openjdk-17-jre-headless)",
                 allow_module_level=True)
 
-from cxmetrics import cli, store  # noqa: E402
+from cxmetrics import cli, store, views  # noqa: E402
 from cxmetrics.core import roles  # noqa: E402
 from cxmetrics.core.filters import Filters  # noqa: E402
 from cxmetrics.core.output import jsonable  # noqa: E402
@@ -342,8 +341,7 @@ def _page_functions():
     """Every page's data function, reached through the page registry."""
     out = []
     for spec in roles.PAGES:
-        module, func = spec.data.split(":")
-        out.append((spec.title, getattr(importlib.import_module(module), func)))
+        out.append((spec.title, views.data_for(spec)))
     return out
 
 

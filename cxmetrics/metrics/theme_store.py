@@ -70,6 +70,10 @@ class Run:
 
 
 def _exists(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the store keeps theme runs (a lake on Spark keeps none: its pages classify with the
+    codebook on the fly)."""
+    if getattr(con, "engine", "duckdb") == "spark":
+        return False
     return bool(store.scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
                                   "AND schema_name = current_schema() AND table_name = 'theme_runs'"))
 
