@@ -246,7 +246,9 @@ def test_telco_churn_by_csat_is_the_share_active_at_the_landmark_who_churned(tel
 def test_telco_store_without_transactions_has_curves_and_cohorts(telco_db):
     db, f = telco_db
     with store.connect(str(db), read_only=False) as w:  # the same store with NPS answers added
-        w.execute("UPDATE survey_responses SET nps = CASE csat WHEN 5 THEN 9 WHEN 4 THEN 8 ELSE 3 END")
+        with store.transaction(w):  # a write through the store: a new data version, summaries rebuilt
+            w.execute("UPDATE survey_responses SET nps = CASE csat WHEN 5 THEN 9 WHEN 4 THEN 8 ELSE 3 END")
+            store.bump_version(w, ["survey_responses"])
     try:
         with store.connect(str(db)) as c:
             km = churn.survival_curves(c, Filters(), landmark=dt.date(2019, 7, 2))
@@ -256,7 +258,9 @@ def test_telco_store_without_transactions_has_curves_and_cohorts(telco_db):
             assert len(coh.table) and coh.table["ci_low"].notna().all()
     finally:
         with store.connect(str(db), read_only=False) as w:
-            w.execute("UPDATE survey_responses SET nps = NULL")
+            with store.transaction(w):
+                w.execute("UPDATE survey_responses SET nps = NULL")
+                store.bump_version(w, ["survey_responses"])
 
 
 def test_complaint_churn_uplift_without_churn_in_a_state_is_not_estimable(writable_db):
