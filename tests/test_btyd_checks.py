@@ -167,7 +167,9 @@ def test_transactions_only_store_is_valued_and_an_unidentified_spend_model_withh
         assert con.execute("SELECT count(*) FROM survey_responses").fetchone()[0] == 0
         res = bc.non_contractual_value(con, Filters())
     why = res.extra["not_identified"]
-    assert why["bgnbd"] == () and any("flat in p" in r for r in why["gamma_gamma"]), why
+    # which check fires first (a flat profile in p, or p run to its bound) depends on the optimiser's
+    # path; either says the spend model is not identified
+    assert why["bgnbd"] == () and any("flat in p" in r or "p = " in r for r in why["gamma_gamma"]), why
     assert res.warnings[0].startswith("The model's parameters are not identified") and "no CLV" in res.warnings[0]
     assert [e.name for e in res.headline] == ["btyd_mean_p_alive"]
     e = res.headline[0]
