@@ -35,7 +35,7 @@ from cxmetrics import store
 from cxmetrics import views as page_views
 from cxmetrics.core import roles
 from cxmetrics.core.filters import Filters, Scope
-from cxmetrics.tools import bench_compare, bench_data, bench_load, bench_spark
+from cxmetrics.tools import bench_compare, bench_data, bench_load, bench_report, bench_spark
 from cxmetrics.tools.bench_data import BASE_SCALE, sizes  # noqa: F401  (tests and callers use bench.sizes)
 from cxmetrics.tools.bench_report import VIEW_NAMES, budgets, checks, readme_section, table, write_readme  # noqa: F401
 
@@ -251,12 +251,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     with _stdout_to_stderr():  # DuckDB's progress bars (long builds) write to the process's stdout
         res = run(args, log=lambda m: print(m, file=sys.stderr, flush=True))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2, default=str))
-    print(table(res))
-    print(f"\nwritten to {out}")
-    return 0
+    return bench_report.publish(res, Path(args.out), table)
 
 
 def register_cli(sub, parents) -> None:

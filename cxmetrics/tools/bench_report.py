@@ -15,6 +15,17 @@ VIEW_NAMES = ("unfiltered", "segment", "region", "last 12 months", "one quarter"
               "department scope")
 
 
+def publish(res: dict, out: Path, render) -> int:
+    """Write a run's JSON to ``out`` and print ``render(res)`` (the DuckDB and the Spark bench)."""
+    import json
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2, default=str))
+    print(render(res))
+    print(f"\nwritten to {out}")
+    return 0
+
+
 def budgets(scale: float = 1.0) -> dict:
     """Issue 21's budgets at this scale: at 1× every page < 0.5 s under every filter, 1 GiB; at the
     ten-times scale filtered pages < 1 s, 2 GiB per page, the import 10 s per 10M rows."""

@@ -20,7 +20,6 @@ and scheduling, a few hundred milliseconds a job on a small machine); see the RE
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -138,13 +137,10 @@ def table(res: dict) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from cxmetrics.tools import bench_report
+
     res = run(args, log=lambda m: print(m, file=sys.stderr, flush=True))
-    out = Path(args.out).with_name("bench_spark.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2, default=str))
-    print(table(res))
-    print(f"\nwritten to {out}")
-    return 0
+    return bench_report.publish(res, Path(args.out).with_name("bench_spark.json"), table)
 
 
 def register_cli(sub, parents) -> None:
