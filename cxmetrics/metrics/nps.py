@@ -182,7 +182,7 @@ def _survey_clause(survey: str) -> tuple[str, dict]:
 #: matches a survey fielded evenly over the window (a churned customer counts for the days active).
 BASE_CTE = """
 bounds AS (SELECT coalesce($date_from, min(responded_on)) AS lo, coalesce($date_to, max(responded_on)) AS hi
-           FROM survey_responses),
+           FROM {summary_responses}),
 base AS (
     SELECT c0.segment, CAST(sum(c0.n) AS BIGINT) AS customers,
            sum(c0.n * greatest(0, date_diff('day', greatest(c0.acquired_on, b.lo),

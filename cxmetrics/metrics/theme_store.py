@@ -70,10 +70,10 @@ class Run:
 
 
 def _exists(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the store keeps theme runs (a lake on Spark keeps none: its pages classify with the
-    codebook on the fly)."""
+    """Whether the store keeps theme runs (a lake on Spark: when ``lake export`` or ``summaries
+    build`` wrote them into it, :mod:`cxmetrics.store.engines.lake_kept`)."""
     if getattr(con, "engine", "duckdb") == "spark":
-        return False
+        return "theme_runs" in con.kept
     return bool(store.scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
                                   "AND schema_name = current_schema() AND table_name = 'theme_runs'"))
 
@@ -131,26 +131,92 @@ FROM theme_annotations a JOIN v USING (response_id) GROUP BY 1 ORDER BY 1""", pa
     return {"sentiment": sent, "emotions": emo[["by", "group", "emotion", "k", "n"]] if len(emo) else emo}
 
 
-def _classify(con: duckdb.DuckDBPyConnection, cb: dict) -> int:
-    sql, params = themes.tagged_sql(Filters(), cb)
-    con.execute("DELETE FROM theme_tags")
-    con.execute("INSERT INTO theme_tags " + sql + " SELECT DISTINCT response_id, theme FROM tagged", params)
-    return int(con.execute("SELECT count(*) FROM theme_tags").fetchone()[0])
+class _StoreSink:
+    """Where :func:`_compute` keeps a run's tables in the embedded store (inside the caller's
+    transaction; the tables exist, :data:`DDL`)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def tags(self, sql: str, params: dict) -> int:
+        self.con.execute("DELETE FROM theme_tags")
+        self.con.execute("INSERT INTO theme_tags " + sql, params)
+        return int(self.con.execute("SELECT count(*) FROM theme_tags").fetchone()[0])
+
+    def annotations(self, a: pd.DataFrame) -> None:
+        self.con.execute("DELETE FROM theme_annotations")
+        self.con.register("cx_theme_annotations", a)
+        try:
+            self.con.execute("INSERT INTO theme_annotations SELECT * FROM cx_theme_annotations")
+        finally:
+            self.con.unregister("cx_theme_annotations")
+
+    def result(self, name: str, df: pd.DataFrame) -> None:
+        table = f"theme_result_{name}"  # names from RESULTS
+        self.con.execute(f"DROP TABLE IF EXISTS {table}")
+        if len(df.columns):
+            self.con.register("cx_theme_result", df)
+            try:
+                self.con.execute(f"CREATE TABLE {table} AS SELECT * FROM cx_theme_result")
+            finally:
+                self.con.unregister("cx_theme_result")
+
+    def run(self, row: list) -> None:
+        self.con.execute("INSERT INTO theme_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
 
 
-def _annotate(con: duckdb.DuckDBPyConnection, sample: int, seed: int) -> int:
+#: Spark types of the kept tables (:data:`DDL`'s columns), for a run kept on a lake.
+_LAKE_TYPES = {
+    "theme_runs": "run_id INT, data_version BIGINT, created_at TIMESTAMP, actor STRING, seconds DOUBLE, "
+                  "codebook_version INT, settings STRING, discovery STRING, codebook STRING, aggregates STRING",
+    "theme_annotations": "response_id STRING, language STRING, sentiment DOUBLE, sentiment_method STRING, "
+                         "sentiment_label STRING, " + ", ".join(f"{e} INT" for e in text.PLUTCHIK),
+}
+
+
+class _LakeSink:
+    """Where :func:`_compute` keeps a run's tables in a lake on Spark
+    (:class:`cxmetrics.store.engines.lake_kept.Writer`: Parquet, registered as views at once)."""
+
+    def __init__(self, con) -> None:
+        from cxmetrics.store.engines import lake_kept
+
+        self.writer = lake_kept.Writer(con)
+
+    def tags(self, sql: str, params: dict) -> int:
+        return self.writer.query("theme_tags", sql, params)
+
+    def annotations(self, a: pd.DataFrame) -> None:
+        rows = [tuple(None if pd.isna(v) else (float(v) if i == 2 else (int(v) if i > 4 else str(v)))
+                      for i, v in enumerate(r)) for r in a.itertuples(index=False, name=None)]
+        self.writer.frame("theme_annotations", rows, _LAKE_TYPES["theme_annotations"])
+
+    def result(self, name: str, df: pd.DataFrame) -> None:
+        if len(df.columns):
+            self.writer.frame(f"theme_result_{name}", _spark_ready(df))  # names from RESULTS
+
+    def run(self, row: list) -> None:
+        self.writer.frame("theme_runs", [tuple(row)], _LAKE_TYPES["theme_runs"])
+
+
+def _spark_ready(df: pd.DataFrame):
+    """A result frame as an Arrow table Spark can write: a column with no value at all is typed
+    as text (Parquet has no type for "always NULL")."""
+    import pyarrow as pa
+
+    t = pa.Table.from_pandas(df, preserve_index=False)
+    for i, f in enumerate(t.schema):
+        if pa.types.is_null(f.type):
+            t = t.set_column(i, pa.field(f.name, pa.string()), t.column(i).cast(pa.string()))
+    return t
+
+
+def _annotate(con, sample: int, seed: int) -> pd.DataFrame:
     df = store.run(con, themes.sample_query(Filters(), sample, seed))
     a = text.annotate(df["verbatim"]) if len(df) else pd.DataFrame(
         columns=["language", "sentiment", "sentiment_method", "sentiment_label", *text.PLUTCHIK])
     a.insert(0, "response_id", df["response_id"].to_numpy())
-    a = a[["response_id", "language", "sentiment", "sentiment_method", "sentiment_label", *text.PLUTCHIK]]
-    con.execute("DELETE FROM theme_annotations")
-    con.register("cx_theme_annotations", a)
-    try:
-        con.execute("INSERT INTO theme_annotations SELECT * FROM cx_theme_annotations")
-    finally:
-        con.unregister("cx_theme_annotations")
-    return len(a)
+    return a[["response_id", "language", "sentiment", "sentiment_method", "sentiment_label", *text.PLUTCHIK]]
 
 
 def _disc_json(d: themes.Discovery) -> str:
@@ -185,57 +251,101 @@ def keep(con: duckdb.DuckDBPyConnection, *, sample: int = SAMPLE, seed: int = 0,
         store.audit(con, actor=actor, role=role, action="themes_keep", outcome="refused",
                     detail="role may not discover themes")
         raise themes.CodebookError(f"the {role} role may not discover themes (analyst only)")
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
     prev = latest(con) if not refit else None
     with store.transaction(con):
         for ddl in DDL:
             con.execute(ddl)
-        if refit or prev is None or prev.discovery is None:
-            disc = themes.discover(con, Filters(), n_themes=n_themes, sample=sample, seed=seed)
-            settings = {"sample": int(sample), "seed": int(seed), "n_themes": int(n_themes)}
-        else:
-            disc, settings = prev.discovery, prev.settings
-        timings["discover_s"] = time.perf_counter() - t0
-        cb_version, cb = themes.current(con)
-        if not cb:
-            cb = dict(disc.codebook)
-        t = time.perf_counter()
-        tags = _classify(con, cb) if cb else 0
-        timings["classify_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        annotated = _annotate(con, settings["sample"], settings["seed"])
-        timings["annotate_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        prefix, params = kept_prefix(Filters())
-        frames = theme_sums.aggregate(con, prefix, params, Filters())
-        frames.update(feelings(con, prefix, params))
-        results = {"cost": theme_sums.cost_table(frames, cb, min_n=DEFAULT_MIN_N).assign(
-                       stub_customers=theme_sums.stub_customers(frames)),
-                   "trend": theme_sums.trend_table(frames["trend"]), **theme_sums.feelings_tables(frames)}
-        for name in RESULTS:
-            con.execute(f"DROP TABLE IF EXISTS theme_result_{name}")  # names from RESULTS
-            df = results[name]
-            if len(df.columns):
-                con.register("cx_theme_result", df)
-                try:
-                    con.execute(f"CREATE TABLE theme_result_{name} AS SELECT * FROM cx_theme_result")
-                finally:
-                    con.unregister("cx_theme_result")
-        timings["aggregate_s"] = time.perf_counter() - t
-        run_id = int(con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM theme_runs").fetchone()[0])
-        seconds = time.perf_counter() - t0
-        con.execute("INSERT INTO theme_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [run_id, store.data_version(con), store.now(), actor, seconds, cb_version,
-                     json.dumps({**settings, **{k: round(v, 2) for k, v in timings.items()}}), _disc_json(disc),
-                     json.dumps({k: list(v) for k, v in cb.items()}),
-                     json.dumps({k: _frame_json(v) for k, v in frames.items()})])
+        out = _compute(con, _StoreSink(con), prev=prev, sample=sample, seed=seed, n_themes=n_themes, actor=actor,
+                       data_version=lambda: store.data_version(con))
         version = store.bump_version(con, ["theme_runs"])  # carries the run over (carry_over)
-        store.audit(con, actor=actor, role=role, action="themes_keep", object=f"theme run {run_id}", outcome="accepted",
-                    detail=json.dumps({"themes": len(cb), "tags": tags, "refit": bool(refit)}))
-    return {"run_id": run_id, "data_version": version, "verbatims": disc.n_total, "sample": disc.n_sample,
-            "themes": len(cb), "tags": tags, "annotated": annotated, "seconds": time.perf_counter() - t0,
+        store.audit(con, actor=actor, role=role, action="themes_keep", object=f"theme run {out['run_id']}",
+                    outcome="accepted", detail=json.dumps({"themes": out["themes"], "tags": out["tags"],
+                                                           "refit": bool(refit)}))
+    return {**out, "data_version": version}
+
+
+def _compute(con, sink, *, prev: Run | None, sample: int, seed: int, n_themes: int, actor: str,
+             data_version) -> dict:
+    """Discover (or reuse ``prev``'s discovery), classify every verbatim, annotate the sample,
+    aggregate the unfiltered view and keep it all through ``sink``, the run's row recording
+    ``data_version()``. The same steps and SQL on both engines; only where the tables go differs."""
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    if prev is None or prev.discovery is None:
+        disc = themes.discover(con, Filters(), n_themes=n_themes, sample=sample, seed=seed)
+        settings = {"sample": int(sample), "seed": int(seed), "n_themes": int(n_themes)}
+    else:
+        disc, settings = prev.discovery, prev.settings
+    timings["discover_s"] = time.perf_counter() - t0
+    cb_version, cb = themes.current(con)
+    if not cb:
+        cb = dict(disc.codebook)
+    t = time.perf_counter()
+    if cb:
+        sql, params = themes.tagged_sql(Filters(), cb)
+        tags = sink.tags(sql + " SELECT DISTINCT response_id, theme FROM tagged", params)
+    else:
+        tags = sink.tags("SELECT CAST(NULL AS VARCHAR) AS response_id, CAST(NULL AS VARCHAR) AS theme WHERE FALSE", {})
+    timings["classify_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    a = _annotate(con, settings["sample"], settings["seed"])
+    sink.annotations(a)
+    timings["annotate_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    prefix, params = kept_prefix(Filters())
+    frames = theme_sums.aggregate(con, prefix, params, Filters())
+    frames.update(feelings(con, prefix, params))
+    results = {"cost": theme_sums.cost_table(frames, cb, min_n=DEFAULT_MIN_N).assign(
+                   stub_customers=theme_sums.stub_customers(frames)),
+               "trend": theme_sums.trend_table(frames["trend"]), **theme_sums.feelings_tables(frames)}
+    for name in RESULTS:
+        sink.result(name, results[name])
+    timings["aggregate_s"] = time.perf_counter() - t
+    run_id = int(store.scalar(con, "SELECT coalesce(max(run_id), 0) + 1 FROM theme_runs") if _exists(con) else 1)
+    seconds = time.perf_counter() - t0
+    sink.run([run_id, data_version(), store.now(), actor, seconds, cb_version,
+              json.dumps({**settings, **{k: round(v, 2) for k, v in timings.items()}}), _disc_json(disc),
+              json.dumps({k: list(v) for k, v in cb.items()}),
+              json.dumps({k: _frame_json(v) for k, v in frames.items()})])
+    return {"run_id": run_id, "verbatims": disc.n_total, "sample": disc.n_sample, "themes": len(cb), "tags": tags,
+            "annotated": len(a), "seconds": time.perf_counter() - t0,
             "codebook": f"saved v{cb_version}" if cb_version else "discovered", **timings}
+
+
+def keep_on_lake(con, *, sample: int = SAMPLE, seed: int = 0, n_themes: int = 12, actor: str = "summaries build"
+                 ) -> dict | None:
+    """Keep a theme run on the lake behind the Spark connection ``con`` when it has no current one
+    (``summaries build``): the same discovery on the same seeded sample pulled to Python, every
+    verbatim classified by the same SQL (translated for Spark), the same aggregates, written into
+    the lake (:mod:`cxmetrics.store.engines.lake_kept`) at the lake's data version. Returns what
+    :func:`keep` returns, or None when the lake's run is current (nothing to do)."""
+    run = latest(con)
+    if is_current(con, run):
+        return None
+    sink = _LakeSink(con)
+    out = _compute(con, sink, prev=None, sample=sample, seed=seed, n_themes=n_themes, actor=actor,
+                   data_version=lambda: con.version)
+    sink.writer.commit()
+    con.kept = tuple(sink.writer.tables)
+    return {**out, "data_version": con.version}
+
+
+def export_tables(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, dict]]:
+    """The kept tables as (query, parameters) for ``lake export`` (empty when no run is kept). The
+    run that is current here is current on the lake (its ``data_version`` becomes ``$lake_version``,
+    bound by the caller once the lake's files are written); any other run is stale there (0)."""
+    if latest(con) is None:
+        return {}
+    have = _result_tables(con)
+    out = {"theme_runs": ("SELECT * REPLACE (CASE WHEN data_version = $dv THEN $lake_version ELSE 0 END "
+                          "AS data_version) FROM theme_runs", {"dv": store.data_version(con)}),
+           "theme_tags": ("SELECT * FROM theme_tags", {}),
+           "theme_annotations": ("SELECT * FROM theme_annotations", {})}
+    for name in RESULTS:
+        table = f"theme_result_{name}"  # names from RESULTS
+        if table in have:
+            out[table] = (f"SELECT * FROM {table}", {})
+    return out
 
 
 def carry_over(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | None = None,
@@ -271,14 +381,20 @@ def kept_sums(con: duckdb.DuckDBPyConnection, run: Run) -> dict[str, pd.DataFram
 def kept_results(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
     """The latest run's unfiltered results at 95% and the default minimum n: ``cost`` (the table of
     :func:`cxmetrics.theme_sums.cost_table`), ``trend``, ``sentiment``, ``emotions``."""
-    have = set(store.run(con, store.Query("theme_results", "SELECT table_name FROM duckdb_tables() WHERE "
-                                          "database_name = current_database() AND schema_name = current_schema() "
-                                          "AND table_name LIKE 'theme_result_%'"))["table_name"])
+    have = _result_tables(con)
     out = {}
     for name in RESULTS:
         table = f"theme_result_{name}"  # names from RESULTS
         out[name] = store.run(con, store.Query(table, f"SELECT * FROM {table}")) if table in have else pd.DataFrame()
     return out
+
+
+def _result_tables(con) -> set[str]:
+    if getattr(con, "engine", "duckdb") == "spark":
+        return {t for t in con.kept if t.startswith("theme_result_")}
+    return set(store.run(con, store.Query("theme_results", "SELECT table_name FROM duckdb_tables() WHERE "
+                                          "database_name = current_database() AND schema_name = current_schema() "
+                                          "AND table_name LIKE 'theme_result_%'"))["table_name"])
 
 
 def is_current(con: duckdb.DuckDBPyConnection, run: Run | None) -> bool:

@@ -16,12 +16,15 @@ import argparse
 import json
 import os
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cxmetrics import store
+from cxmetrics.metrics import theme_store
 from cxmetrics.registers.importer import sha256_of
 from cxmetrics.store import engines, schema
+from cxmetrics.store.engines import lake_kept, lakeversion
 from cxmetrics.store.engines.layout import LAKE_MANIFEST as MANIFEST
 from cxmetrics.store.engines.layout import LAKE_SYSTEM_TABLES as SYSTEM_TABLES
 from cxmetrics.store.engines.layout import table_file
@@ -54,6 +57,13 @@ def export(db: str | os.PathLike | None, lake: str | os.PathLike) -> dict:
             for name in tables:  # names from the contract; the path is quoted as a SQL string
                 target = str(out / table_file(name)).replace("'", "''")
                 con.execute(f"COPY (SELECT * FROM \"{name}\") TO '{target}' (FORMAT parquet)")
+            # the kept theme run, at the lake's data version when current here (written after the
+            # tables: the version is their files' fingerprint; the kept folder is not part of it)
+            kept = theme_store.export_tables(con)
+            if kept:
+                lake_version = lakeversion.version(out)
+                lake_kept.export(con, out, {name: (sql, {**params, "lake_version": lake_version} if "$lake_version"
+                                                   in sql else params) for name, (sql, params) in kept.items()})
         finally:
             con.execute("ROLLBACK")
     manifest = {"schema_version": schema.SCHEMA_VERSION, "data_version": version, "rows": counts,
@@ -232,8 +242,16 @@ def cmd_summaries_build(args: argparse.Namespace) -> int:
     say = None if args.json else (lambda msg: print(f"  {msg}", file=sys.stderr))
     with engines.connect("spark", lake=args.lake) as con:
         state = lake_summaries.build(con, progress=say)
+        t0 = time.perf_counter()
+        themes_kept = theme_store.keep_on_lake(con)  # only when the lake has no current theme run
+        if themes_kept is not None:
+            state["seconds"]["theme_run"] = time.perf_counter() - t0
+            if say:
+                say(f"theme run {themes_kept['run_id']} kept ({themes_kept['themes']} themes, "
+                    f"{themes_kept['tags']:,} assignments): {state['seconds']['theme_run']:.1f} s")
     out = {"lake": con.lake, "data_version": state["lake_version"], "folder": state["folder"],
-           "landmark": state["landmark"], "end": state["end"], "seconds": state["seconds"]}
+           "landmark": state["landmark"], "end": state["end"], "seconds": state["seconds"],
+           "theme_run": None if themes_kept is None else themes_kept["run_id"]}
     if args.json:
         print(json.dumps(out, indent=2))
     else:

@@ -13,7 +13,8 @@ A ``meta`` view carries the schema version (from the lake's manifest) and the la
 a fingerprint of its files (:mod:`cxmetrics.store.engines.lakeversion`). Summary tables built
 into the lake by ``summaries build`` (:mod:`cxmetrics.store.engines.lake_summaries`) are
 registered, with their state in ``meta``, only when built at that data version; otherwise every
-metric reads the raw relations.
+metric reads the raw relations. Kept tables (a theme run, :mod:`cxmetrics.store.engines.lake_kept`)
+are registered as they are; the theme run carries the data version it describes.
 
 Sessions: ``CX_SPARK_REMOTE=sc://host:15002`` connects through Spark Connect (needs
 ``pyspark[connect]``: grpcio, grpcio-status, googleapis-common-protos, zstandard); the engine uses
@@ -36,7 +37,7 @@ import pandas as pd
 
 from cxmetrics import store
 from cxmetrics.store import schema
-from cxmetrics.store.engines import lake_summaries, lakeversion, sqlmap
+from cxmetrics.store.engines import lake_kept, lake_summaries, lakeversion, sqlmap
 from cxmetrics.store.engines.layout import EMPTY_WHEN_MISSING, LAKE_MANIFEST, table_file
 from cxmetrics.store.engines.layout import LAKE_SYSTEM_TABLES as SYSTEM_TABLES
 
@@ -180,6 +181,8 @@ class SparkConnection:
             self._register(name, contract=False)
         self._register_meta()
         self.summaries = lake_summaries.attach(self)
+        #: Kept tables of the lake (a theme run), registered as views (:mod:`lake_kept`).
+        self.kept = lake_kept.attach(self)
 
     # ------------------------------------------------------------------ the lake
     def path(self, table: str) -> str:

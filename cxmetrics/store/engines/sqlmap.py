@@ -33,6 +33,8 @@ DuckDB                                    Spark (after :func:`translate`)
                                           keeps DECIMAL operands DECIMAL (at most 6 decimals)
 ``unnest(list)::T``                       ``EXPLODE(CAST(list AS ARRAY<T>))`` (no generator in
                                           an expression)
+``SELECT unnest(a) x, unnest(b) y``       ``SELECT INLINE(ARRAYS_ZIP(a, b)) AS (x, y)`` (lists side
+                                          by side; two generators would multiply)
 ``USING SAMPLE RESERVOIR (n ROWS)``       ``FROM (SELECT * FROM t ORDER BY RAND(seed) LIMIT n)``:
                                           all rows when t is smaller; else another random draw
 ========================================  =====================================================
@@ -131,6 +133,23 @@ def _reservoir(node: exp.Select) -> exp.Expression:
     return out.transform(_rewrite)
 
 
+def _zip_unnests(node: exp.Select) -> exp.Expression:
+    """``SELECT unnest(a) AS x, unnest(b) AS y``: DuckDB unnests lists side by side (the i-th
+    elements together, NULL past the shorter one); Spark would multiply two generators. Written
+    ``SELECT INLINE(ARRAYS_ZIP(a, b)) AS (x, y)``, which pairs them the same way."""
+    out = node.copy()
+    arrays = [_sub(e.this.this) for e in node.expressions]
+    gen = _call("INLINE", _call("ARRAYS_ZIP", *arrays))
+    out.set("expressions", [exp.Aliases(this=gen, expressions=[exp.to_identifier(e.alias) for e in node.expressions])])
+    return out.transform(_rewrite)
+
+
+def _side_by_side(node: exp.Select) -> bool:
+    """A projection of two or more aliased unnests of lists and nothing else."""
+    es = node.expressions
+    return len(es) >= 2 and all(isinstance(e, exp.Alias) and isinstance(e.this, exp.Explode) for e in es)
+
+
 def _sub(node: exp.Expression) -> exp.Expression:
     """A copy of a child of a rewritten node, itself rewritten (a replaced node's children are not
     visited again by ``transform``)."""
@@ -154,6 +173,8 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         return _call("MAKE_DT_INTERVAL", _sub(node.this))
     if isinstance(node, exp.Select) and isinstance(node.args.get("sample"), exp.TableSample):
         return _reservoir(node)
+    if isinstance(node, exp.Select) and _side_by_side(node):
+        return _zip_unnests(node)
     return node
 
 
