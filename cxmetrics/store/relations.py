@@ -85,7 +85,7 @@ def _scope_on(col: str) -> Callable[[Filters], tuple[str, dict]]:
 #: Responses counted by every column a survey filter or grouping touches, with weight sums.
 RESPONSES = Relation("summary_responses", frozenset({"customers", "survey_responses"}), """
 SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region, r.nps, r.csat, r.ces,
-       count(*) AS n, sum(r.weight) AS sw, sum(r.weight * r.weight) AS sw2
+       r.customer_id IS NULL AS anonymous, count(*) AS n, sum(r.weight) AS sw, sum(r.weight * r.weight) AS sw2
 FROM survey_responses r LEFT JOIN customers c ON c.customer_id = r.customer_id  -- anonymous answers count too
 GROUP BY ALL""", grain="cells", measures=("n", "sw", "sw2"))
 

@@ -28,6 +28,9 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 
+from cxmetrics import store
+from cxmetrics.store import summaries
+
 #: Tables whose unknown customer ids create stub customers (other tables still reject them).
 STUB_TABLES = {"survey_responses": "responded_on", "transactions": "occurred_on"}
 STUB_SEGMENT = STUB_REGION = "unknown"
@@ -152,8 +155,11 @@ def clear(con, table: str) -> None:
 
 
 def counts(con) -> tuple[int, int]:
-    """(anonymous responses, stub customers) in the store."""
-    anon = con.execute("SELECT count(*) FROM survey_responses WHERE customer_id IS NULL").fetchone()[0]
+    """(anonymous responses, stub customers) in the store; the anonymous ones counted from the
+    responses summary (its ``anonymous`` cells) when current."""
+    q = summaries.query(con, "anonymous_responses", "SELECT CAST(coalesce(sum(r.n) FILTER (WHERE r.anonymous), 0) "
+                                                    "AS BIGINT) FROM {summary_responses} r")
+    anon = store.rows(con, q)[0][0]
     stub = con.execute("SELECT count(*) FROM customer_stubs").fetchone()[0]
     return int(anon), int(stub)
 
