@@ -53,8 +53,9 @@ def counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 def appended(con: duckdb.DuckDBPyConnection, changed: set[str], recorded: dict) -> dict[str, int] | None:
     """When every table in ``changed`` was only appended to since ``recorded`` (row counts of the
-    last refresh), copy each one's appended rows to a temporary table and return the number of
-    rows appended per table; else None (rebuild)."""
+    last refresh), and by no more rows than it held (rebuilding costs less than recomputing most
+    customers and cells one by one, and stores the same), copy each one's appended rows to a
+    temporary table and return the number of rows appended per table; else None (rebuild)."""
     if not changed or any(t not in APPENDABLE or t not in recorded for t in changed):
         return None
     out = {}
@@ -62,6 +63,8 @@ def appended(con: duckdb.DuckDBPyConnection, changed: set[str], recorded: dict) 
         now, new = con.execute(f'SELECT count(*), count(*) FILTER (WHERE rowid >= {MAX_ROW_ID}) FROM "{t}"'
                                ).fetchone()  # t from APPENDABLE
         if new == 0 or now != recorded[t] + new:
+            return None
+        if new > recorded[t]:  # more new rows than old ones (a first import): a rebuild costs less
             return None
         out[t] = new
     for t in out:
