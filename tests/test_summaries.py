@@ -294,6 +294,8 @@ def test_a_store_with_only_customers_and_responses_imports_and_summarises(tmp_pa
     importer.import_file(f, "survey_responses", db=target)
     with store.connect(str(target)) as con:
         assert summaries.current(con, summaries.RESPONSES_TABLE) and summaries.current(con, summaries.FITS_TABLE)
+        # more rows appended than the table held (a first import): rebuilt, not updated row by row
+        assert summaries.last_refresh(con)["updated"] == [] and summaries.last_refresh(con)["appended"] == {}
         assert summaries.fit(con, "cox") is None and summaries.fit(con, "btyd") is None
         assert summaries.landmark(con) is None  # nothing to follow customers to yet: raw queries
 
