@@ -373,6 +373,9 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
         report.rows, report.status = seen, "unchanged"
         report.warnings.append("unchanged: this file was imported with the same options into the current data "
                                "version (same sha256); it was not read again and nothing was written")
+        # still logged: the audit lists every import attempt (who brought which file when), and an
+        # unchanged one is no exception. The write open costs little: the store is as the last
+        # checked write left it, so its blocks are not read again (faults.verify_once).
         with store.connect(db, read_only=False) as con:
             report.import_id = _log(con, report, started, "unchanged", None, actor)
         return report
