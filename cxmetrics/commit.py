@@ -21,6 +21,9 @@ from cxmetrics.store import summaries
 
 summaries.DEFAULT_LANDMARK[:] = [lambda con: churn.default_landmark(con, Filters())]
 summaries.FITS.update({"cox": churn.default_cox_fit, "btyd": btyd.default_fit})
+# the Cox fit reads the landmark base at the default landmark and the data's end; BTYD the RFM at
+# the last transaction date: each is kept when a write leaves its relation as it was
+summaries.FIT_READS.update({"cox": summaries.LANDMARK_TABLE, "btyd": summaries.RFM_TABLE})
 
 
 def commit(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | None = None,

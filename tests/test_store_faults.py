@@ -163,3 +163,64 @@ def test_a_read_only_file_system_gives_one_line_for_writes(small_db, tmp_path):
         _one_line_error(_cli("init", "--db", str(db)), "Read-only file system")
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_a_file_left_as_a_full_check_or_a_write_after_one_left_it_is_not_read_again(small_copy, monkeypatch):
+    """verify_once rests on the file's state (device, inode, size, times): a write open of the
+    file as the last checked write left it skips the full read; any change from outside, an
+    unclean file (write-ahead log) or an old check reads every block again, and damage whose
+    modification time was set back is still found (the change time cannot be set back)."""
+    calls = []
+    real = faults.verify
+    monkeypatch.setattr(faults, "verify", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with store.connect(str(small_copy), read_only=False):
+        pass
+    assert len(calls) == 1
+    with store.connect(str(small_copy), read_only=False) as con:  # as the last open left it
+        store.audit(con, actor="t", action="test", object="x", outcome="ok")
+    assert len(calls) == 1
+    with store.connect(str(small_copy), read_only=False):  # as the write above left it
+        pass
+    assert len(calls) == 1
+    os.utime(small_copy)  # touched from outside
+    with store.connect(str(small_copy), read_only=False):
+        pass
+    assert len(calls) == 2
+    monkeypatch.setenv("CX_VERIFY_MAX_AGE", "0")  # the check is too old
+    with store.connect(str(small_copy), read_only=False):
+        pass
+    assert len(calls) == 3
+    monkeypatch.delenv("CX_VERIFY_MAX_AGE")
+    with store.connect(str(small_copy), read_only=False):
+        pass
+    assert len(calls) == 3
+    st = small_copy.stat()
+    _damage(small_copy)
+    os.utime(small_copy, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime: ctime moved
+    with pytest.raises(faults.StoreDamaged, match="restore"):
+        with store.connect(str(small_copy), read_only=False):
+            pass
+    assert len(calls) == 4
+
+
+def test_imports_in_a_row_read_the_store_whole_once(small_copy, tmp_path, monkeypatch):
+    """The first write open reads every block; the import after it, an unchanged re-import (logged
+    as such) and an append each find the file as the previous write left it and skip the read."""
+    from cxmetrics.registers import importer
+
+    calls = []
+    real = faults.verify
+    monkeypatch.setattr(faults, "verify", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with store.connect(str(small_copy)) as con:
+        who = con.execute("SELECT customer_id FROM customers ORDER BY 1 LIMIT 1").fetchone()[0]
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    one.write_text(f"response_id,customer_id,responded_on,survey,nps\nNEW1,{who},2024-01-01,relationship,9\n")
+    two.write_text(f"response_id,customer_id,responded_on,survey,nps\nNEW2,{who},2024-01-02,relationship,3\n")
+    assert importer.import_file(one, "survey_responses", db=small_copy).status == "accepted"
+    assert len(calls) == 1
+    assert importer.import_file(one, "survey_responses", db=small_copy).status == "unchanged"
+    assert importer.import_file(two, "survey_responses", db=small_copy).status == "accepted"
+    assert len(calls) == 1
+    with store.connect(str(small_copy)) as con:
+        assert [r[0] for r in con.execute("SELECT status FROM imports ORDER BY import_id").fetchall()][-3:] == [
+            "accepted", "unchanged", "accepted"]

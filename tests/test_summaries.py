@@ -4,6 +4,7 @@ ignored when stale."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 
 import duckdb
@@ -293,6 +294,8 @@ def test_a_store_with_only_customers_and_responses_imports_and_summarises(tmp_pa
     importer.import_file(f, "survey_responses", db=target)
     with store.connect(str(target)) as con:
         assert summaries.current(con, summaries.RESPONSES_TABLE) and summaries.current(con, summaries.FITS_TABLE)
+        # more rows appended than the table held (a first import): rebuilt, not updated row by row
+        assert summaries.last_refresh(con)["updated"] == [] and summaries.last_refresh(con)["appended"] == {}
         assert summaries.fit(con, "cox") is None and summaries.fit(con, "btyd") is None
         assert summaries.landmark(con) is None  # nothing to follow customers to yet: raw queries
 
@@ -393,6 +396,50 @@ def test_an_append_updates_summaries_in_place_to_what_a_rebuild_stores(small_cop
         got = incremental[name]
         assert len(got) == len(want), name
         pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12, obj=name)
+
+
+def _fits(con) -> dict:
+    return dict(con.execute("SELECT name, result FROM summary_fits").fetchall())
+
+
+@pytest.mark.parametrize("early", [0, 1])
+def test_responses_appended_after_the_landmark_keep_the_landmark_base_and_its_fit(small_copy, tmp_path, early):
+    """Responses dated on or after the landmark cannot change the landmark base (it reads answers
+    before the landmark only), so it, its revenue and the Cox fit on it are kept, not rebuilt; the
+    BTYD fit reads no response. One appended response before the landmark rebuilds the base and
+    refits Cox. Either way every stored table and fit equals a full rebuild's."""
+    f = tmp_path / "late.csv"
+    with store.connect(str(small_copy)) as con:
+        L = summaries.landmark(con).landmark
+        df = con.execute(
+            "SELECT * FROM survey_responses WHERE customer_id IS NOT NULL AND responded_on >= $L "
+            "ORDER BY hash(response_id) LIMIT 300", {"L": L}).df()
+        if early:
+            df.loc[0, "responded_on"] = pd.Timestamp(L - dt.timedelta(days=1))
+        df["response_id"] = [f"late-{i}" for i in range(len(df))]
+        df.to_csv(f, index=False)
+        fits_before = _fits(con)
+    importer.import_file(f, "survey_responses", db=small_copy)
+    kept = {summaries.LANDMARK_TABLE, relations.LANDMARK_REVENUE.name}
+    with store.connect(str(small_copy)) as con:
+        done = summaries.last_refresh(con)
+        assert summaries.landmark(con).landmark == L and summaries.current(con, summaries.FITS_TABLE)
+        stored, fits = _stored(con), _fits(con)
+        assert json.loads(fits["cox"])["rows"] == churn._cox(con, Filters(), L, 50_000, 0.05)
+    assert done["appended"] == {"survey_responses": 300}
+    if early:
+        assert not kept & set(done["carried"]) and kept <= set(done["rebuilt"])
+        assert done["fits_kept"] == ["btyd"]  # Cox fitted again (on this small store it may come out the same)
+    else:
+        assert kept <= set(done["carried"])
+        assert done["fits_kept"] == ["cox", "btyd"] and fits == fits_before
+    with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
+        store.bump_version(con)  # everything from scratch, every fit fitted again
+        assert summaries.last_refresh(con)["fits_kept"] == []
+        rebuilt, refitted = _stored(con), _fits(con)
+    assert refitted == fits
+    for name, want in rebuilt.items():
+        pd.testing.assert_frame_equal(stored[name], want, check_exact=False, rtol=1e-12, obj=name)
 
 
 def test_an_import_that_replaces_rows_rebuilds(small_copy, tmp_path):

@@ -373,6 +373,9 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
         report.rows, report.status = seen, "unchanged"
         report.warnings.append("unchanged: this file was imported with the same options into the current data "
                                "version (same sha256); it was not read again and nothing was written")
+        # still logged: the audit lists every import attempt (who brought which file when), and an
+        # unchanged one is no exception. The write open costs little: the store is as the last
+        # checked write left it, so its blocks are not read again (faults.verify_once).
         with store.connect(db, read_only=False) as con:
             report.import_id = _log(con, report, started, "unchanged", None, actor)
         return report
@@ -452,11 +455,18 @@ def _unchanged(con, t: Table) -> bool:
     staged, stored = con.execute(f'SELECT (SELECT count(*) FROM __typed), (SELECT count(*) FROM "{t.name}")').fetchone()  # noqa: S608
     if stored < staged:
         return False
+    # keys first (one column): a file with a key not stored is not unchanged, and only the stored
+    # rows with the file's keys need comparing column by column
+    key_match = " AND ".join(f'x."{k}" = y."{k}"' for k in t.key)
+    matched = con.execute(f'SELECT count(*) FROM __typed y WHERE EXISTS (SELECT 1 FROM "{t.name}" x WHERE {key_match})'  # noqa: S608
+                          ).fetchone()[0]
+    if matched < staged:
+        return False
     cols = ", ".join('coalesce("weight", 1.0)' if (t.name == "survey_responses" and c == "weight") else f'"{c}"'
                      for c in t.names)
-    names = ", ".join(f'"{c}"' for c in t.names)
-    return con.execute(f'SELECT count(*) FROM (SELECT {cols} FROM __typed EXCEPT SELECT {names} FROM "{t.name}")'  # noqa: S608
-                       ).fetchone()[0] == 0
+    names = ", ".join(f'x."{c}"' for c in t.names)
+    return con.execute(f'SELECT count(*) FROM (SELECT {cols} FROM __typed EXCEPT SELECT {names} FROM "{t.name}" x '  # noqa: S608
+                       f'WHERE EXISTS (SELECT 1 FROM __typed y WHERE {key_match}))').fetchone()[0] == 0
 
 
 def _record_rejection(db, report, started, exc, actor, dry_run):
@@ -501,7 +511,8 @@ def _write(con, t: Table, present: set[str], report: ImportReport, started, acto
     with store.transaction(con):
         created = stubs.create(con, t.name, report.source)
         if t.fact:
-            con.execute(f'DELETE FROM "{t.name}" x WHERE EXISTS (SELECT 1 FROM __typed y WHERE {key_match})')
+            if report.updated:  # counted above under the write lock: a pure append replaces nothing
+                con.execute(f'DELETE FROM "{t.name}" x WHERE EXISTS (SELECT 1 FROM __typed y WHERE {key_match})')
             con.execute(f'INSERT INTO "{t.name}" ({cols}) SELECT {values} FROM __typed')
         else:
             upd = ", ".join(f'"{c}" = excluded."{c}"' for c in t.names if c not in t.key)

@@ -80,12 +80,12 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = True,
     if not read_only:
         p.parent.mkdir(parents=True, exist_ok=True)
     con = _with_lock_retry(p, lambda: duckdb.connect(str(p), read_only=read_only), timeout)
-    before = None
+    before = checked = None
     try:
         if read_only:
             check_version(con, p)
         else:
-            faults.verify_once(con, p)
+            checked = faults.verify_once(con, p)
             migrate(con)
             before = data_version(con)
         yield con
@@ -104,6 +104,8 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = True,
         if read_only or faults.classify(exc, p) is None:
             raise
         raise faults.after_write_failure(exc, p, before) from exc
+    if not read_only:
+        faults.record_written(p, checked)
 
 
 def _with_lock_retry(p: Path, fn, timeout: float | None = None):
@@ -143,7 +145,7 @@ def attached(con: duckdb.DuckDBPyConnection, path: str | os.PathLike | None = No
     mode = " (READ_ONLY)" if read_only else ""
     sql = "ATTACH '" + str(p).replace("'", "''") + "' AS cxstore" + mode
     _with_lock_retry(p, lambda: con.execute(sql), timeout)
-    before = None
+    before = checked = None
 
     def detach() -> None:
         con.execute("USE memory")
@@ -154,7 +156,7 @@ def attached(con: duckdb.DuckDBPyConnection, path: str | os.PathLike | None = No
         if read_only:
             check_version(con, p)
         else:
-            faults.verify_once(con, p, "cxstore")
+            checked = faults.verify_once(con, p, "cxstore")
             migrate(con)
             before = data_version(con)
         yield
@@ -172,6 +174,8 @@ def attached(con: duckdb.DuckDBPyConnection, path: str | os.PathLike | None = No
         if read_only or faults.classify(exc, p) is None:
             raise
         raise faults.after_write_failure(exc, p, before) from exc
+    if not read_only:
+        faults.record_written(p, checked)
 
 
 #: meta keys that say a file was finished on purpose: by ``init`` or by a completed demo build.

@@ -29,7 +29,9 @@ on the disk writes it into the file. :func:`committed_since` checks which of the
 from __future__ import annotations
 
 import errno
+import json
 import os
+import time
 from pathlib import Path
 
 import duckdb
@@ -222,21 +224,84 @@ def quietly(fn, *args) -> None:
         pass
 
 
-#: (path, size, mtime) of the files this process verified, so a second open of an unchanged file
-#: skips the full read.
-_VERIFIED: set[tuple[str, int, int]] = set()
+#: How long a full check stands for a file left as it was (``CX_VERIFY_MAX_AGE``, hours).
+MAX_AGE_HOURS = 24.0
 
 
-def verify_once(con: duckdb.DuckDBPyConnection, path: Path, catalog: str | None = None) -> None:
-    """:func:`verify` before a write, so a damaged file is refused with the way out instead of
-    being written on; once per file state (size, mtime) per process."""
+def _max_age() -> float:
     try:
-        st = Path(path).stat()
-        key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+        return float(os.environ.get("CX_VERIFY_MAX_AGE", MAX_AGE_HOURS)) * 3600
+    except ValueError:
+        return MAX_AGE_HOURS * 3600
+
+
+def _record_path(path: Path) -> Path:
+    """Where the state of a checked file is recorded: ``.NAME.verified`` beside it."""
+    return path.parent / f".{path.name}.verified"
+
+
+def file_state(path: Path) -> list[int] | None:
+    """The file's device, inode, size, modification and change times (ns); None when it cannot be
+    read or has a write-ahead log (then what DuckDB reads is not the file alone)."""
+    try:
+        st = path.stat()
+        if Path(str(path) + ".wal").exists():
+            return None
     except OSError:
-        key = None
-    if key is not None and key in _VERIFIED:
-        return
+        return None
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _recorded(path: Path) -> dict | None:
+    try:
+        doc = json.loads(_record_path(path).read_text())
+        return doc if isinstance(doc, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _record(path: Path, state: list[int], checked_at: float) -> None:
+    """Record ``state`` as resting on the full check made at ``checked_at`` (quietly: a directory
+    that cannot be written only means the next open checks again)."""
+    target = _record_path(path)
+    try:
+        tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"state": state, "checked_at": checked_at}))
+        os.replace(tmp, target)
+    except OSError:
+        pass
+
+
+def verify_once(con: duckdb.DuckDBPyConnection, path: Path, catalog: str | None = None) -> float | None:
+    """:func:`verify` before a write, so a damaged file is refused with the way out instead of
+    being written on — once per file state: when the file is exactly as a full check found it, or
+    as a write that followed one left it (same device, inode, size, modification and change time,
+    no write-ahead log), and that check is less than ``CX_VERIFY_MAX_AGE`` hours old (default 24),
+    it is not read again. Anything that writes the file (a copy, a restore, random bytes, a
+    truncation, ``touch``) changes its change time, which no program can set back.
+
+    Returns the time of the full check this open rests on (see :func:`record_written`)."""
+    path = Path(path)
+    state = file_state(path)
+    rec = _recorded(path) if state is not None else None
+    if rec is not None and rec.get("state") == state:
+        checked = float(rec.get("checked_at") or 0)
+        if 0 <= time.time() - checked < _max_age():
+            return checked
     verify(con, path, catalog)
-    if key is not None:
-        _VERIFIED.add(key)
+    checked = time.time()
+    if state is not None:
+        _record(path, state, checked)
+    return checked
+
+
+def record_written(path: Path, checked_at: float | None) -> None:
+    """After a write that began on a checked file (``checked_at`` from :func:`verify_once`) closed
+    cleanly, record the state it left the file in, so the next write does not read every block
+    again. A failed write records nothing."""
+    if checked_at is None:
+        return
+    path = Path(path)
+    state = file_state(path)
+    if state is not None:
+        _record(path, state, checked_at)

@@ -12,6 +12,10 @@ relations need not be recomputed from all the data:
 * ``grain="customer"`` (latest answer, answer spells, detractor responses, customer departments):
   the customers in the appended rows are recomputed with the relation's own SQL, every table it
   reads narrowed to those customers.
+* a relation that reads some tables only before the landmark (:attr:`Relation.before_landmark`:
+  the churn landmark base and its revenue) is left as it is when every appended row is dated on or
+  after the landmark it was built with, the landmark and the data's end are unchanged and so are
+  the relations it reads (:func:`unchanged_by`); the kept fit computed from it is then kept too.
 * every other relation (``grain="table"``, a relation with arguments such as the landmark date,
   or one that reads other relations) is rebuilt by :func:`cxmetrics.store.summaries.refresh`.
 
@@ -49,8 +53,9 @@ def counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 def appended(con: duckdb.DuckDBPyConnection, changed: set[str], recorded: dict) -> dict[str, int] | None:
     """When every table in ``changed`` was only appended to since ``recorded`` (row counts of the
-    last refresh), copy each one's appended rows to a temporary table and return the number of
-    rows appended per table; else None (rebuild)."""
+    last refresh), and by no more rows than it held (rebuilding costs less than recomputing most
+    customers and cells one by one, and stores the same), copy each one's appended rows to a
+    temporary table and return the number of rows appended per table; else None (rebuild)."""
     if not changed or any(t not in APPENDABLE or t not in recorded for t in changed):
         return None
     out = {}
@@ -58,6 +63,8 @@ def appended(con: duckdb.DuckDBPyConnection, changed: set[str], recorded: dict) 
         now, new = con.execute(f'SELECT count(*), count(*) FILTER (WHERE rowid >= {MAX_ROW_ID}) FROM "{t}"'
                                ).fetchone()  # t from APPENDABLE
         if new == 0 or now != recorded[t] + new:
+            return None
+        if new > recorded[t]:  # more new rows than old ones (a first import): a rebuild costs less
             return None
         out[t] = new
     for t in out:
@@ -83,6 +90,26 @@ def can_update(rel: Relation, tables: set[str]) -> bool:
         hit = rel.depends & tables
         return len(hit) == 1 and len(_reads(rel.sql, next(iter(hit)))) == 1
     return False
+
+
+def unchanged_by(con: duckdb.DuckDBPyConnection, rel: Relation, tables: set[str], landmark, same_args: bool,
+                 carried: set[str]) -> bool:
+    """Whether the rows appended to ``tables`` (copied by :func:`appended`) leave ``rel``'s stored
+    table exactly as it is: each such table is one ``rel`` reads only before the landmark, no
+    appended row is dated before the landmark it was built with (``same_args``: that landmark and
+    the data's end are the current ones; the caller compares them), and every relation ``rel``
+    reads is ``carried`` over unchanged."""
+    window = dict(rel.before_landmark)
+    if not window or landmark is None or not same_args or not tables or not tables <= set(window):
+        return False
+    if any(sub not in carried for sub in rel.uses):
+        return False
+    for t in sorted(tables):  # t and its date column from the relation's definition
+        early = con.execute(f'SELECT count(*) FROM {_DELTA}{t} WHERE "{window[t]}" < $landmark',
+                            {"landmark": landmark}).fetchone()[0]
+        if early:
+            return False
+    return True
 
 
 def _reads(sql: str, table: str) -> list[str]:

@@ -106,6 +106,10 @@ class Relation:
     measures : the added columns of a ``"cells"`` relation (counts and sums); the others are its cells' keys.
     via : when the stored table cannot answer, the same rows computed from other stored relations
         (pre-aggregated histories) instead of the raw tables, when those are current (see :class:`Via`).
+    before_landmark : (table, date column) pairs whose rows count only when dated before the
+        ``landmark`` argument: rows appended to them on or after it (or undated) leave the stored
+        table as it was, when the landmark and the data's end are the ones it was built with and
+        the relations it reads are unchanged too (:func:`cxmetrics.store.incremental.unchanged_by`).
     """
 
     name: str
@@ -119,3 +123,4 @@ class Relation:
     grain: str = "table"
     measures: tuple[str, ...] = ()
     via: Via | None = None
+    before_landmark: tuple[tuple[str, str], ...] = ()

@@ -274,6 +274,10 @@ CROSS JOIN lm_bounds
 WHERE c.contract = 'contractual' AND c.acquired_on <= lm_bounds.L
   AND (ce.churned_on IS NULL OR ce.churned_on >= lm_bounds.L)"""
 
+#: What the landmark base reads only before the landmark (responses and complaints dated on or after
+#: it change nothing there).
+_BEFORE_LANDMARK = (("survey_responses", "responded_on"), ("complaints", "opened_on"))
+
 #: The churn landmark base: one row per contractual customer active at the landmark L — the NPS
 #: group of their latest relationship answer before L (no look-ahead; NULL without one), their
 #: latest CSAT before L, complaint history before L, tenure band at L, and the
@@ -297,7 +301,8 @@ WITH lm_bounds AS (
 ), lm_comp AS (
     SELECT k.customer_id, bool_or(coalesce(k.escalated, false)) AS escalated
     FROM complaints k, lm_bounds WHERE k.opened_on < lm_bounds.L GROUP BY 1
-)""" + _LANDMARK_SELECT, args=("landmark", "end"), per_page=True, via=Via(histories.LANDMARK_HISTORIES + _LANDMARK_SELECT, histories.LANDMARK_READS,
+)""" + _LANDMARK_SELECT, args=("landmark", "end"), per_page=True, before_landmark=_BEFORE_LANDMARK,
+                    via=Via(histories.LANDMARK_HISTORIES + _LANDMARK_SELECT, histories.LANDMARK_READS,
     lambda filters, args: ({}, {"landmark": args.get("landmark"), "end": args.get("end")})))
 
 #: Revenue of each landmark-base customer in the 12 months to E, and its active calendar months
@@ -312,7 +317,7 @@ SELECT t.customer_id, sum(t.amount) AS revenue,
 FROM transactions t, lr_bounds
 WHERE t.occurred_on > (lr_bounds.E - INTERVAL 12 MONTH)::DATE AND t.occurred_on <= lr_bounds.E
   AND t.customer_id IN (SELECT customer_id FROM {{summary_landmark}} WHERE nps_group IS NOT NULL)  -- those valued
-GROUP BY 1""", uses={"summary_landmark": _same}, args=("end",), via=Via("""
+GROUP BY 1""", uses={"summary_landmark": _same}, args=("end",), before_landmark=_BEFORE_LANDMARK, via=Via("""
 SELECT c.customer_id, c.rev_12m AS revenue, c.months_12m AS months
 FROM summary_customer c
 WHERE c.rev_12m IS NOT NULL

@@ -72,6 +72,10 @@ NEED_TRANSACTIONS = frozenset({LANDMARK_TABLE, relations.LANDMARK_REVENUE.name, 
 #: unfiltered view at the default landmark / calibration end (see :func:`fit`). Registered by
 #: :mod:`cxmetrics.commit` (the cox fit of churn, the BTYD fit of btyd).
 FITS: dict[str, Callable] = {}
+#: The relation each kept fit is computed from, alone (with the arguments that relation was built
+#: with): a fit whose relation a write carried over unchanged is kept as it is, not fitted again.
+#: Registered with :data:`FITS`.
+FIT_READS: dict[str, str] = {}
 #: The default landmark date of the unfiltered view: function(con) → date, registered by
 #: :mod:`cxmetrics.commit` (the rule belongs to the churn metrics).
 DEFAULT_LANDMARK: list[Callable] = []
@@ -331,12 +335,17 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
     delta = None
     if changed is not None and previous is not None and info:
         delta = incremental.appended(con, set(changed), info.get("counts", {}))
+    # a relation that reads appended tables only before the landmark may stay as it was built
+    same_args = (info.get("landmark") == (landmark.isoformat() if landmark else None)
+                 and info.get("end") == (end.isoformat() if end else None))
+    fits_current = built.get(FITS_TABLE) == previous and previous is not None
+    fits_kept: list[str] = []
 
     def save():
         info = {"format": format_version(), "landmark": landmark.isoformat() if landmark else None,
                 "end": end.isoformat() if end else None, "built": built, "counts": incremental.counts(con),
                 "last_refresh": {"rebuilt": rebuilt, "updated": updated, "carried": carried,
-                                 "appended": delta or {}}}
+                                 "appended": delta or {}, "fits_kept": fits_kept}}
         con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_META_KEY, json.dumps(info)])
 
     def bind(sub: str, f: Filters) -> Source:
@@ -348,6 +357,10 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
 
     for name, deps in DEPENDS.items():
         keep = changed is not None and not (deps & set(changed)) and built.get(name) == previous
+        if (not keep and delta is not None and name in RELATIONS and built.get(name) == previous
+                and incremental.unchanged_by(con, RELATIONS[name], set(delta) & deps, landmark, same_args,
+                                             set(carried))):
+            keep = True
         if keep:
             built[name] = version
             carried.append(name)
@@ -369,8 +382,16 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
         incremental.done(con, delta)
     save()
     if built.get(FITS_TABLE) != version:
+        # a fit whose relation was carried over unchanged (at the same arguments) is the same fit
+        old = dict(con.execute("SELECT name, result FROM summary_fits").fetchall()) if fits_current else {}
         rows = []
         for fit_name, fit_fn in FITS.items():
+            if fits_current and FIT_READS.get(fit_name) in carried:
+                fits_kept.append(fit_name)
+                result = old.get(fit_name)
+                if result is not None:
+                    rows.append((fit_name, result))
+                continue
             result = fit_fn(con)
             if result is not None:
                 rows.append((fit_name, json.dumps(result)))
