@@ -40,6 +40,9 @@ def test_backup_restore_round_trip(small_copy, tmp_path, digest):
     restored = tmp_path / "restored.duckdb"
     backup.restore(tmp_path / "bk", restored)
     assert digest(restored) == before
+    assert not list(tmp_path.glob("*restoring*")), "no temporary file, nor its check record, is left"
+    backup.restore(tmp_path / "bk", restored)  # over an existing store: the swap under its lock
+    assert not list(tmp_path.glob("*restoring*"))
     with store.connect(str(restored)) as con:  # bookkeeping came along and sequences still work
         n_audit = con.execute("SELECT count(*) FROM audit").fetchone()[0]
         assert n_audit > 0

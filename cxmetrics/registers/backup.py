@@ -81,6 +81,7 @@ def restore(folder: str | os.PathLike, db: str | os.PathLike | None) -> dict:
     finally:
         tmp.unlink(missing_ok=True)
         Path(str(tmp) + ".wal").unlink(missing_ok=True)
+        faults.forget(tmp)
     return manifest
 
 

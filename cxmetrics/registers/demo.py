@@ -593,4 +593,5 @@ def build_atomic(db=None, customers: int = 10_000, seed: int = 7, actor: str = "
     finally:
         for leftover in (tmp, Path(f"{tmp}.wal")):
             leftover.unlink(missing_ok=True)
+        store.faults.forget(tmp)
     return counts

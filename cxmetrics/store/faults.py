@@ -240,6 +240,12 @@ def _record_path(path: Path) -> Path:
     return path.parent / f".{path.name}.verified"
 
 
+def forget(path: str | os.PathLike) -> None:
+    """Remove the check record of a file that is being removed or renamed (a temporary build or
+    restore), so no record outlives the file it describes."""
+    _record_path(Path(path)).unlink(missing_ok=True)
+
+
 def file_state(path: Path) -> list[int] | None:
     """The file's device, inode, size, modification and change times (ns); None when it cannot be
     read or has a write-ahead log (then what DuckDB reads is not the file alone)."""

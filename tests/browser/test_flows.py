@@ -89,6 +89,10 @@ def grid_text(page) -> str:
     """Text of every dataframe on the page (the grid is drawn on a canvas; its cells are in the
     DOM once it has been drawn, so each is scrolled into view and waited for)."""
     out = []
+    # under load a rerun (the filters written to the URL) can follow the idle moment `settle`
+    # saw, and the grids come with it: wait for the first one before listing them
+    page.wait_for_selector('[data-testid="stDataFrame"]', timeout=120_000)
+    settle(page)
     for grid in page.locator('[data-testid="stDataFrame"]').all():
         grid.scroll_into_view_if_needed()
         for _ in range(80):
