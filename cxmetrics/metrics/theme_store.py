@@ -1,16 +1,23 @@
 """Kept theme results: discovery fitted once, every verbatim classified once, per data version.
 
 Fitting themes (:func:`cxmetrics.themes.discover`) and classifying every verbatim by its codebook
-take seconds to a minute at a million verbatims; a page load must never do either. :func:`keep`
-(``python -m cxmetrics themes discover``, or the Customer voice page's "Discover themes" action) does
-both in one writing transaction and keeps:
+take seconds to a minute at a million verbatims; a page load must never do either. A run is two
+steps: :func:`fit` (the seeded sample, the topic model, the sample's sentiment and emotions) needs
+only a read-only connection, so ``python -m cxmetrics themes discover`` (:func:`discover_file`) fits
+while other processes read and write the store; :func:`write` then takes the write lock only to
+classify every verbatim in SQL and keep the results, in one transaction, and refuses
+(:class:`StaleFit`) when the data version moved since the fit. :func:`keep` does both on one
+read-write connection. A run keeps:
 
 * ``theme_runs`` — one row per run: the data version it describes, the settings (sample, seed,
   themes per language), the discovered themes and languages, the codebook that classified (the
   saved one when there is one, else the discovered one) and the unfiltered view's aggregates
   (:mod:`cxmetrics.theme_sums` frames and the sentiment/emotion mixes), all as JSON;
 * ``theme_tags`` — every verbatim's themes (``response_id, theme``), for the latest run;
-* ``theme_annotations`` — language, sentiment and Plutchik emotion counts of the seeded sample.
+* ``theme_annotations`` — language, sentiment and Plutchik emotion counts of the seeded sample;
+* the lean tables of :mod:`cxmetrics.metrics.theme_lean`, which the Customer voice page reads under
+  any filter (the verbatims in date order with their filter columns, the assignments beside them,
+  counted cells).
 
 The run moves the data version (so cached pages are recomputed) and is *current* while the data
 version is the one it recorded. A write that changes none of ``survey_responses``, ``customers``,
@@ -33,7 +40,7 @@ from cxmetrics import store
 from cxmetrics.core import lazy, roles
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import DEFAULT_MIN_N
-from cxmetrics.metrics import text, theme_sums, themes
+from cxmetrics.metrics import text, theme_lean, theme_sums, themes
 from cxmetrics.store import summaries
 
 pd = lazy.module("pandas")
@@ -138,12 +145,16 @@ def _classify(con: duckdb.DuckDBPyConnection, cb: dict) -> int:
     return int(con.execute("SELECT count(*) FROM theme_tags").fetchone()[0])
 
 
-def _annotate(con: duckdb.DuckDBPyConnection, sample: int, seed: int) -> int:
+def annotations(con: duckdb.DuckDBPyConnection, sample: int, seed: int) -> pd.DataFrame:
+    """Language, sentiment and emotions of the seeded sample (read only; written by :func:`write`)."""
     df = store.run(con, themes.sample_query(Filters(), sample, seed))
     a = text.annotate(df["verbatim"]) if len(df) else pd.DataFrame(
         columns=["language", "sentiment", "sentiment_method", "sentiment_label", *text.PLUTCHIK])
     a.insert(0, "response_id", df["response_id"].to_numpy())
-    a = a[["response_id", "language", "sentiment", "sentiment_method", "sentiment_label", *text.PLUTCHIK]]
+    return a[["response_id", "language", "sentiment", "sentiment_method", "sentiment_label", *text.PLUTCHIK]]
+
+
+def _write_annotations(con: duckdb.DuckDBPyConnection, a: pd.DataFrame) -> int:
     con.execute("DELETE FROM theme_annotations")
     con.register("cx_theme_annotations", a)
     try:
@@ -174,42 +185,83 @@ def _disc(s: str | None) -> themes.Discovery | None:
                             pd.DataFrame(o["languages"]), o["seed"], warnings=tuple(o["warnings"]))
 
 
-def keep(con: duckdb.DuckDBPyConnection, *, sample: int = SAMPLE, seed: int = 0, n_themes: int = 12,
-         actor: str = "cli", role: str = "analyst", refit: bool = True) -> dict:
-    """Discover themes on a seeded sample (unless ``refit`` is False: the latest run's discovery is
-    reused), classify every verbatim with the saved codebook (else the discovered one), annotate the
-    sample's sentiment and emotions, aggregate the unfiltered view, and keep it all at the data
-    version this write creates. One transaction, analyst role (as the codebook), audited. Returns
-    timings and counts."""
+class StaleFit(themes.CodebookError):
+    """The data changed between the fit (read only) and the write: the fit describes other data."""
+
+
+@dataclass(frozen=True)
+class Fit:
+    """What :func:`fit` computes on a read-only connection: the discovery, the sample's annotations
+    and the data version they describe."""
+
+    data_version: int
+    discovery: themes.Discovery
+    settings: dict
+    annotations: pd.DataFrame
+    timings: dict
+    refit: bool = True
+
+
+def _refuse_role(con: duckdb.DuckDBPyConnection, actor: str, role: str) -> None:
     if not roles.can(role, "edit_codebook"):
         store.audit(con, actor=actor, role=role, action="themes_keep", outcome="refused",
                     detail="role may not discover themes")
         raise themes.CodebookError(f"the {role} role may not discover themes (analyst only)")
+
+
+def fit(con: duckdb.DuckDBPyConnection, *, sample: int = SAMPLE, seed: int = 0, n_themes: int = 12,
+        refit: bool = True) -> Fit:
+    """The slow part of a run, on any connection (read-only is enough, no lock held): discover themes
+    on a seeded sample (unless ``refit`` is False: the latest run's discovery is reused) and annotate
+    the sample's sentiment and emotions. :func:`write` keeps it."""
     t0 = time.perf_counter()
-    timings: dict[str, float] = {}
+    version = store.data_version(con)
     prev = latest(con) if not refit else None
+    if refit or prev is None or prev.discovery is None:
+        disc = themes.discover(con, Filters(), n_themes=n_themes, sample=sample, seed=seed)
+        settings = {"sample": int(sample), "seed": int(seed), "n_themes": int(n_themes)}
+        refit = True
+    else:
+        disc, settings = prev.discovery, prev.settings
+    timings = {"discover_s": time.perf_counter() - t0}
+    t = time.perf_counter()
+    a = annotations(con, settings["sample"], settings["seed"])
+    timings["annotate_s"] = time.perf_counter() - t
+    return Fit(version, disc, settings, a, timings, refit)
+
+
+def write(con: duckdb.DuckDBPyConnection, f: Fit, *, actor: str = "cli", role: str = "analyst") -> dict:
+    """Keep a :func:`fit` (read-write connection, one transaction): classify every verbatim with the
+    saved codebook (else the discovered one), write the annotations, the lean tables
+    (:mod:`cxmetrics.metrics.theme_lean`) and the unfiltered view's aggregates, at the data version
+    this write creates. Refuses (:class:`StaleFit`, audited) when the data version is no longer the
+    one the fit read. Analyst role (as the codebook), audited. Returns timings and counts."""
+    _refuse_role(con, actor, role)
+    t0 = time.perf_counter()
+    timings = dict(f.timings)
+    disc, settings = f.discovery, f.settings
+    now_version = store.data_version(con)
+    if now_version != f.data_version:
+        store.audit(con, actor=actor, role=role, action="themes_keep", outcome="refused",
+                    detail=f"data changed during the fit ({f.data_version} -> {now_version})")
+        raise StaleFit(f"the data changed while themes were being fitted (data version {f.data_version}, now "
+                       f"{now_version}): nothing was kept; run discovery again")
     with store.transaction(con):
         for ddl in DDL:
             con.execute(ddl)
-        if refit or prev is None or prev.discovery is None:
-            disc = themes.discover(con, Filters(), n_themes=n_themes, sample=sample, seed=seed)
-            settings = {"sample": int(sample), "seed": int(seed), "n_themes": int(n_themes)}
-        else:
-            disc, settings = prev.discovery, prev.settings
-        timings["discover_s"] = time.perf_counter() - t0
         cb_version, cb = themes.current(con)
         if not cb:
             cb = dict(disc.codebook)
         t = time.perf_counter()
         tags = _classify(con, cb) if cb else 0
         timings["classify_s"] = time.perf_counter() - t
+        annotated = _write_annotations(con, f.annotations)
         t = time.perf_counter()
-        annotated = _annotate(con, settings["sample"], settings["seed"])
-        timings["annotate_s"] = time.perf_counter() - t
+        theme_lean.build(con)
+        timings["lean_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        prefix, params = kept_prefix(Filters())
-        frames = theme_sums.aggregate(con, prefix, params, Filters())
-        frames.update(feelings(con, prefix, params))
+        frames = theme_lean.aggregate(con, Filters())
+        frames.update(theme_lean.feelings(con, Filters()))
         results = {"cost": theme_sums.cost_table(frames, cb, min_n=DEFAULT_MIN_N).assign(
                        stub_customers=theme_sums.stub_customers(frames)),
                    "trend": theme_sums.trend_table(frames["trend"]), **theme_sums.feelings_tables(frames)}
@@ -224,7 +276,7 @@ def keep(con: duckdb.DuckDBPyConnection, *, sample: int = SAMPLE, seed: int = 0,
                     con.unregister("cx_theme_result")
         timings["aggregate_s"] = time.perf_counter() - t
         run_id = int(con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM theme_runs").fetchone()[0])
-        seconds = time.perf_counter() - t0
+        seconds = sum(f.timings.values()) + time.perf_counter() - t0  # the fit's and this write's
         con.execute("INSERT INTO theme_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [run_id, store.data_version(con), store.now(), actor, seconds, cb_version,
                      json.dumps({**settings, **{k: round(v, 2) for k, v in timings.items()}}), _disc_json(disc),
@@ -232,10 +284,33 @@ def keep(con: duckdb.DuckDBPyConnection, *, sample: int = SAMPLE, seed: int = 0,
                      json.dumps({k: _frame_json(v) for k, v in frames.items()})])
         version = store.bump_version(con, ["theme_runs"])  # carries the run over (carry_over)
         store.audit(con, actor=actor, role=role, action="themes_keep", object=f"theme run {run_id}", outcome="accepted",
-                    detail=json.dumps({"themes": len(cb), "tags": tags, "refit": bool(refit)}))
+                    detail=json.dumps({"themes": len(cb), "tags": tags, "refit": bool(f.refit)}))
+    timings["write_s"] = time.perf_counter() - t0
     return {"run_id": run_id, "data_version": version, "verbatims": disc.n_total, "sample": disc.n_sample,
-            "themes": len(cb), "tags": tags, "annotated": annotated, "seconds": time.perf_counter() - t0,
+            "themes": len(cb), "tags": tags, "annotated": annotated, "seconds": seconds,
             "codebook": f"saved v{cb_version}" if cb_version else "discovered", **timings}
+
+
+def keep(con: duckdb.DuckDBPyConnection, *, sample: int = SAMPLE, seed: int = 0, n_themes: int = 12,
+         actor: str = "cli", role: str = "analyst", refit: bool = True) -> dict:
+    """:func:`fit` and :func:`write` on one read-write connection (the demo build, saving a codebook).
+    Discovery on a file should use :func:`discover_file`, which holds the write lock only to write."""
+    _refuse_role(con, actor, role)
+    return write(con, fit(con, sample=sample, seed=seed, n_themes=n_themes, refit=refit), actor=actor, role=role)
+
+
+def discover_file(path, *, sample: int = SAMPLE, seed: int = 0, n_themes: int = 12, actor: str = "cli",
+                  role: str = "analyst", timeout: float | None = None) -> dict:
+    """Discovery on the store at ``path``: fit on a read-only connection (other readers and writers
+    go on meanwhile), then open it read-write only to :func:`write` the results — refused
+    (:class:`StaleFit`) when the data changed in between."""
+    if not roles.can(role, "edit_codebook"):
+        with store.connect(path, read_only=False, timeout=timeout) as con:
+            _refuse_role(con, actor, role)
+    with store.connect(path, timeout=timeout) as con:
+        f = fit(con, sample=sample, seed=seed, n_themes=n_themes)
+    with store.connect(path, read_only=False, timeout=timeout) as con:
+        return write(con, f, actor=actor, role=role)
 
 
 def carry_over(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | None = None,
@@ -281,6 +356,15 @@ def kept_results(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
     return out
 
 
+def lean(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the latest run is current and kept the lean tables (:mod:`cxmetrics.metrics.theme_lean`):
+    pages may then read those (one small query, no JSON parsed)."""
+    if not _exists(con):
+        return False
+    v = store.scalar(con, "SELECT data_version FROM theme_runs ORDER BY run_id DESC LIMIT 1")
+    return v is not None and int(v) == store.data_version(con) and theme_lean.present(con)
+
+
 def is_current(con: duckdb.DuckDBPyConnection, run: Run | None) -> bool:
     return run is not None and run.data_version == store.data_version(con)
 
@@ -309,13 +393,14 @@ def status(con: duckdb.DuckDBPyConnection) -> dict:
 def _cli_discover(args) -> int:
     from cxmetrics.core.output import emit
 
-    with store.connect(args.db, read_only=False) as con:
-        out = keep(con, sample=args.sample, seed=args.seed, n_themes=args.themes, actor=args.actor, role=args.role)
+    out = discover_file(args.db, sample=args.sample, seed=args.seed, n_themes=args.themes, actor=args.actor,
+                        role=args.role)
     emit(out, args, lambda o: (f"theme run {o['run_id']} kept at data version {o['data_version']}: {o['themes']} themes "
                                f"({o['codebook']} codebook) fitted on {o['sample']:,} of {o['verbatims']:,} verbatims; "
                                f"{o['tags']:,} theme assignments; {o['annotated']:,} verbatims annotated; "
                                f"{o['seconds']:.1f} s (discover {o['discover_s']:.1f}, classify {o['classify_s']:.1f}, "
-                               f"annotate {o['annotate_s']:.1f}, aggregate {o['aggregate_s']:.1f})"))
+                               f"annotate {o['annotate_s']:.1f}, aggregate {o['aggregate_s']:.1f}; write lock held "
+                               f"{o['write_s']:.1f})"))
     return 0
 
 
