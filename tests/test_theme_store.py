@@ -248,7 +248,7 @@ def test_lean_tables_give_the_sums_of_the_kept_assignments(con, name):
     new.update(theme_lean.feelings(con, f))
     assert set(new) == set(old)
     for k in old:
-        assert len(old[k]) > 0, k
+        assert len(old[k]) > 0 or k == "churn" and f.date_from > dt.date(2025, 7, 1), k  # no year of follow-up
         pd.testing.assert_frame_equal(_sorted(old[k]), _sorted(new[k][old[k].columns]), check_dtype=False, rtol=1e-12)
     page = views.voice.page_data(con, f, limit=300)
     with pytest.MonkeyPatch.context() as mp:

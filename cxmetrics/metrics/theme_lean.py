@@ -42,14 +42,10 @@ from cxmetrics.store import stubs
 
 pd = lazy.module("pandas")
 
-TABLES = ("theme_verbatims", "theme_tagged", "theme_churn", "theme_answers", "theme_nps_cells", "theme_churn_cells",
+TABLES = ("theme_verbatims", "theme_codes", "theme_tagged", "theme_churn", "theme_answers", "theme_nps_cells", "theme_churn_cells",
           "theme_feel")
 
 _Y = "CASE WHEN x.nps >= 9 THEN 1 WHEN x.nps <= 6 THEN -1 ELSE 0 END"
-
-
-def _tenure(acquired: str, first: str) -> str:
-    return theme_sums._TENURE.replace("c.acquired_on", acquired).format(first=first)
 
 
 def cond(filters: Filters) -> tuple[str, dict]:
@@ -63,24 +59,36 @@ def build(con: duckdb.DuckDBPyConnection) -> None:
     """(Re)write the lean tables from ``theme_tags`` and ``theme_annotations`` (inside the run's
     writing transaction)."""
     seg = stubs.segment_stratum("c.segment", "c.customer_id")
+    stub = {"stub_stratum": stubs.STUB_STRATUM}
+    con.execute(f"""
+CREATE OR REPLACE TABLE theme_codes AS
+SELECT 'stratum' AS kind, (row_number() OVER (ORDER BY stratum NULLS FIRST))::SMALLINT AS code, stratum AS name
+FROM (SELECT DISTINCT {seg} AS stratum FROM customers c)
+UNION ALL
+SELECT 'theme', (row_number() OVER (ORDER BY theme))::SMALLINT, theme FROM (SELECT DISTINCT theme FROM theme_tags)""",
+                stub)
     con.execute(f"""
 CREATE OR REPLACE TABLE theme_verbatims AS
 WITH r AS (SELECT r.response_id, r.customer_id, r.responded_on, r.nps, r.csat,
                   coalesce(r.touchpoint, '(relationship)') AS touchpoint, r.department, r.theme AS imported,
                   length(trim(r.verbatim)) = 0 AS blank, r.verbatim
-           FROM survey_responses r WHERE r.verbatim IS NOT NULL)
-SELECT (row_number() OVER (ORDER BY r.responded_on DESC, r.response_id))::INTEGER AS vid, r.response_id,
-       r.customer_id, CASE WHEN r.customer_id IS NOT NULL THEN (dense_rank() OVER (ORDER BY r.customer_id))::INTEGER
+           FROM survey_responses r WHERE r.verbatim IS NOT NULL),
+x AS (SELECT r.*, c.customer_id IS NOT NULL AS known, c.segment, c.region, c.acquired_on,
+             CASE WHEN c.customer_id IS NOT NULL THEN {seg} END AS stratum
+      FROM r LEFT JOIN customers c ON c.customer_id = r.customer_id)
+SELECT (row_number() OVER (ORDER BY x.responded_on DESC, x.response_id))::INTEGER AS vid, x.response_id,
+       x.customer_id, CASE WHEN x.customer_id IS NOT NULL THEN (dense_rank() OVER (ORDER BY x.customer_id))::INTEGER
                       END AS cid,
-       c.customer_id IS NOT NULL AS known, r.responded_on, r.nps, r.csat, r.touchpoint, r.department,
-       c.segment, c.region, CASE WHEN c.customer_id IS NOT NULL THEN {seg} END AS stratum, c.acquired_on,
-       r.imported, r.blank, r.verbatim
-FROM r LEFT JOIN customers c ON c.customer_id = r.customer_id
-ORDER BY vid""", {"stub_stratum": stubs.STUB_STRATUM})
+       x.known, x.responded_on, x.nps, ({_Y})::TINYINT AS y, x.csat, x.touchpoint, x.department, x.segment, x.region,
+       x.stratum, k.code AS sid, x.acquired_on, x.imported, x.blank, x.verbatim
+FROM x LEFT JOIN theme_codes k ON k.kind = 'stratum' AND x.known AND k.name IS NOT DISTINCT FROM x.stratum
+ORDER BY vid""", stub)
     con.execute("""
 CREATE OR REPLACE TABLE theme_tagged AS
-SELECT x.vid, x.cid, x.known, x.responded_on, x.nps, x.touchpoint, x.department, x.segment, x.region, t.theme
-FROM theme_tags t JOIN theme_verbatims x USING (response_id) ORDER BY x.vid, t.theme""")
+SELECT x.vid, x.cid, x.known, x.responded_on, x.nps, x.y, x.touchpoint, x.department, x.segment, x.region, t.theme,
+       k.code AS tid
+FROM theme_tags t JOIN theme_verbatims x USING (response_id) JOIN theme_codes k ON k.kind = 'theme' AND k.name = t.theme
+ORDER BY x.vid, t.theme""")
     con.execute("""
 CREATE OR REPLACE TABLE theme_churn AS
 SELECT k.cid, ch.churned_on
@@ -109,31 +117,44 @@ def present(con: duckdb.DuckDBPyConnection) -> bool:
 
 # --------------------------------------------------------------------------- reading
 
+#: The tenure band's code (0 unknown, 1 0-11m, 2 12-23m, 3 24m+), as :data:`theme_sums._TENURE`, and back.
+_TENURE_CODE = """(CASE WHEN {acq} IS NULL THEN 0 WHEN date_diff('month', {acq}, {first}) < 12 THEN 1
+                        WHEN date_diff('month', {acq}, {first}) < 24 THEN 2 ELSE 3 END)::TINYINT"""
+_TENURE_NAME = "CASE {c} WHEN 0 THEN 'unknown' WHEN 1 THEN '0-11m' WHEN 2 THEN '12-23m' ELSE '24m+' END"
+_NAMES = """LEFT JOIN theme_codes tn ON tn.kind = 'theme' AND tn.code = s.tid
+LEFT JOIN theme_codes sn ON sn.kind = 'stratum' AND sn.code = s.sid"""
+
+
 def nps_sql(where: str, *, cells: bool = False) -> str:
     """Per (theme, stratum, tenure) the NPS sums of :data:`cxmetrics.metrics.theme_sums.NPS_SQL`,
-    per customer from the lean tables (``cells``: also by the customer's segment and region)."""
+    per customer from the lean tables (``cells``: also by the customer's segment and region). Small
+    integer codes (theme, stratum, tenure band, y = +1/0/−1) keep the two grouped scans lean; with
+    y ∈ {−1, 0, 1}, promoters = (Σy² + Σy)/2 and detractors = (Σy² − Σy)/2 exactly."""
     by = ", any_value(x.segment) AS f_segment, any_value(x.region) AS f_region" if cells else ""
     extra = ", cu.f_segment, cu.f_region" if cells else ""
     extra_t = ", f_segment, f_region" if cells else ""
+    extra_s = ", s.f_segment, s.f_region" if cells else ""
+    tenure = _TENURE_CODE.format(acq="any_value(x.acquired_on)", first="min(x.responded_on)")
     return f"""
-WITH cu AS (SELECT x.cid AS customer_id, any_value(x.stratum) AS segment,
-                   {_tenure("any_value(x.acquired_on)", "min(x.responded_on)")} AS tenure,
-                   count(x.nps) AS wt, sum({_Y}) AS yt, count(*) FILTER (WHERE x.nps >= 9) AS pt,
-                   count(*) FILTER (WHERE x.nps <= 6) AS dt{by}
+WITH cu AS (SELECT x.cid, any_value(x.sid) AS sid, {tenure} AS ten,
+                   count(*)::INTEGER AS wt, sum(x.y)::INTEGER AS yt, sum(x.y * x.y)::INTEGER AS a_t{by}
             FROM theme_verbatims x WHERE NOT x.blank AND x.known AND x.nps IS NOT NULL AND {where} GROUP BY x.cid),
-pt AS (SELECT x.theme, x.cid AS customer_id, count(*) AS w1, sum({_Y}) AS y1,
-              count(*) FILTER (WHERE x.nps >= 9) AS p1, count(*) FILTER (WHERE x.nps <= 6) AS d1
-       FROM theme_tagged x WHERE x.known AND x.nps IS NOT NULL AND {where} GROUP BY ALL)
-SELECT pt.theme, cu.segment, cu.tenure{extra}, count(*) AS m, max(pt.w1) AS max_k,
-       count(*) FILTER (WHERE pt.w1 = cu.wt) AS m_all,
-       sum(pt.w1) AS w, sum(pt.y1) AS y, sum(pt.p1) AS p, sum(pt.d1) AS d,
-       sum(pt.y1 * pt.y1) AS yy, sum(pt.y1 * pt.w1) AS yw, sum(pt.w1 * pt.w1) AS ww,
-       sum(pt.y1 * cu.yt) AS y_yt, sum(pt.y1 * cu.wt) AS y_wt, sum(pt.w1 * cu.yt) AS w_yt, sum(pt.w1 * cu.wt) AS w_wt
-FROM pt JOIN cu USING (customer_id) GROUP BY ALL
-UNION ALL
-SELECT NULL, segment, tenure{extra_t}, count(*), max(wt), 0, sum(wt), sum(yt), sum(pt), sum(dt),
-       sum(yt * yt), sum(yt * wt), sum(wt * wt), sum(yt * yt), sum(yt * wt), sum(wt * yt), sum(wt * wt)
-FROM cu GROUP BY ALL"""
+pt AS (SELECT x.tid, x.cid, count(*)::INTEGER AS w1, sum(x.y)::INTEGER AS y1, sum(x.y * x.y)::INTEGER AS a1
+       FROM theme_tagged x WHERE x.known AND x.nps IS NOT NULL AND {where} GROUP BY ALL),
+s AS (SELECT pt.tid, cu.sid, cu.ten{extra}, count(*) AS m, max(pt.w1) AS max_k,
+             count(*) FILTER (WHERE pt.w1 = cu.wt) AS m_all, sum(pt.w1) AS w, sum(pt.y1) AS y, sum(pt.a1) AS a,
+             sum(pt.y1 * pt.y1) AS yy, sum(pt.y1 * pt.w1) AS yw, sum(pt.w1 * pt.w1) AS ww,
+             sum(pt.y1 * cu.yt) AS y_yt, sum(pt.y1 * cu.wt) AS y_wt, sum(pt.w1 * cu.yt) AS w_yt,
+             sum(pt.w1 * cu.wt) AS w_wt
+      FROM pt JOIN cu USING (cid) GROUP BY ALL
+      UNION ALL
+      SELECT NULL, sid, ten{extra_t}, count(*), max(wt), 0, sum(wt), sum(yt), sum(a_t), sum(yt * yt), sum(yt * wt),
+             sum(wt * wt), sum(yt * yt), sum(yt * wt), sum(wt * yt), sum(wt * wt)
+      FROM cu GROUP BY ALL)
+SELECT tn.name AS theme, sn.name AS segment, {_TENURE_NAME.format(c="s.ten")} AS tenure{extra_s}, s.m, s.max_k,
+       s.m_all, s.w, s.y, (s.a + s.y) // 2 AS p, (s.a - s.y) // 2 AS d, s.yy, s.yw, s.ww, s.y_yt, s.y_wt, s.w_yt,
+       s.w_wt
+FROM s {_NAMES}"""
 
 
 def churn_sql(where: str, *, cells: bool = False) -> str:
@@ -143,20 +164,23 @@ def churn_sql(where: str, *, cells: bool = False) -> str:
     grp = ", f.f_segment, f.f_region" if cells else ""
     extra = ", o.f_segment, o.f_region" if cells else ""
     extra_t = ", f_segment, f_region" if cells else ""
+    extra_s = ", s.f_segment, s.f_region" if cells else ""
     return f"""
 WITH ends AS (SELECT max(responded_on) - $days::INTEGER AS cutoff FROM theme_answers),
-first AS (SELECT x.cid, min(x.responded_on) AS t0, any_value(x.stratum) AS segment,
-                 any_value(x.acquired_on) AS acquired_on{by}
+first AS (SELECT x.cid, min(x.responded_on) AS t0, any_value(x.sid) AS sid,
+                 {_TENURE_CODE.format(acq="any_value(x.acquired_on)", first="min(x.responded_on)")} AS ten{by}
           FROM theme_verbatims x WHERE NOT x.blank AND x.known AND {where} GROUP BY x.cid
           HAVING min(x.responded_on) <= (SELECT cutoff FROM ends)),
-outcome AS (SELECT f.cid, f.segment, {_tenure("f.acquired_on", "f.t0")} AS tenure{grp},
+outcome AS (SELECT f.cid, f.sid, f.ten{grp},
                    coalesce(bool_or(ch.churned_on > f.t0 AND ch.churned_on <= f.t0 + $days::INTEGER), FALSE) AS churned
             FROM first f LEFT JOIN theme_churn ch USING (cid) GROUP BY ALL),
-raised AS (SELECT DISTINCT x.cid, x.theme FROM theme_tagged x
-           WHERE x.known AND {where} AND x.responded_on <= (SELECT cutoff FROM ends))
-SELECT r.theme, o.segment, o.tenure{extra}, count(*) AS n, count(*) FILTER (WHERE o.churned) AS k
-FROM raised r JOIN outcome o USING (cid) GROUP BY ALL
-UNION ALL SELECT NULL, segment, tenure{extra_t}, count(*), count(*) FILTER (WHERE churned) FROM outcome GROUP BY ALL"""
+raised AS (SELECT DISTINCT x.cid, x.tid FROM theme_tagged x
+           WHERE x.known AND {where} AND x.responded_on <= (SELECT cutoff FROM ends)),
+s AS (SELECT r.tid, o.sid, o.ten{extra}, count(*) AS n, count(*) FILTER (WHERE o.churned) AS k
+      FROM raised r JOIN outcome o USING (cid) GROUP BY ALL
+      UNION ALL SELECT NULL, sid, ten{extra_t}, count(*), count(*) FILTER (WHERE churned) FROM outcome GROUP BY ALL)
+SELECT tn.name AS theme, sn.name AS segment, {_TENURE_NAME.format(c="s.ten")} AS tenure{extra_s}, s.n, s.k
+FROM s {_NAMES}"""
 
 
 _NPS_SUMS = ("m", "m_all", "w", "y", "p", "d", "yy", "yw", "ww", "y_yt", "y_wt", "w_yt", "w_wt")
