@@ -42,7 +42,7 @@ from cxmetrics.store import stubs
 
 pd = lazy.module("pandas")
 
-TABLES = ("theme_verbatims", "theme_codes", "theme_tagged", "theme_churn", "theme_answers", "theme_nps_cells", "theme_churn_cells",
+TABLES = ("theme_verbatims", "theme_codes", "theme_tagged", "theme_churn", "theme_answers", "theme_nps_cells", "theme_churn_cells", "theme_month_cells",
           "theme_feel")
 
 _Y = "CASE WHEN x.nps >= 9 THEN 1 WHEN x.nps <= 6 THEN -1 ELSE 0 END"
@@ -102,6 +102,15 @@ CREATE OR REPLACE TABLE theme_feel AS
 SELECT a.language, a.sentiment, a.sentiment_method, a.sentiment_label, {", ".join(f"a.{e}" for e in text.PLUTCHIK)},
        x.responded_on, x.nps, x.touchpoint, x.department, x.segment, x.region
 FROM theme_annotations a JOIN theme_verbatims x USING (response_id) WHERE NOT x.blank""")
+    con.execute("""
+CREATE OR REPLACE TABLE theme_month_cells AS
+SELECT date_trunc('month', x.responded_on)::DATE AS responded_on, x.theme, x.segment, x.region, count(*) AS mentions,
+       count(*) FILTER (WHERE x.nps >= 9) AS promoters, count(*) FILTER (WHERE x.nps BETWEEN 7 AND 8) AS passives,
+       count(*) FILTER (WHERE x.nps <= 6) AS detractors
+FROM theme_tagged x GROUP BY ALL
+UNION ALL
+SELECT date_trunc('month', x.responded_on)::DATE, NULL, x.segment, x.region, count(*), 0, 0, 0
+FROM theme_verbatims x WHERE NOT x.blank GROUP BY ALL""")
     con.execute("CREATE OR REPLACE TABLE theme_nps_cells AS " + nps_sql("TRUE", cells=True))
     con.execute("CREATE OR REPLACE TABLE theme_churn_cells AS " + churn_sql("TRUE", cells=True),
                 {"days": theme_sums.CHURN_DAYS})
@@ -198,17 +207,24 @@ def aggregate(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict[str, pd.
     where, params = cond(filters)
     out = {"n_all": store.run(con, store.Query("theme_lean_n_all", f"SELECT coalesce(sum(x.n), 0) AS n "
                                                                   f"FROM theme_answers x WHERE {where}", params))}
+    if customer_level(filters):  # whole customers kept or dropped: the month cells hold the counts
+        tagged = "(SELECT * FROM theme_month_cells WHERE theme IS NOT NULL)"
+        verbatims = "(SELECT * FROM theme_month_cells WHERE theme IS NULL)"
+        count, counted = "sum(x.mentions)::BIGINT", "sum(x.{0})::BIGINT"
+    else:  # rows of the lean tables
+        tagged, verbatims = "theme_tagged", "(SELECT * FROM theme_verbatims WHERE NOT blank)"
+        count, counted = "count(*)", "count(*) FILTER (WHERE x.nps {1})"
+    groups = ", ".join(counted.format(k, c) + f" AS {k}" for k, c in
+                       (("promoters", ">= 9"), ("passives", "BETWEEN 7 AND 8"), ("detractors", "<= 6")))
     out["mentions"] = store.run(con, store.Query("theme_lean_mentions", f"""
-SELECT (SELECT count(*) FROM theme_verbatims x WHERE NOT x.blank AND {where}) AS verbatims, x.theme,
-       count(*) AS mentions, count(*) FILTER (WHERE x.nps >= 9) AS promoters,
-       count(*) FILTER (WHERE x.nps BETWEEN 7 AND 8) AS passives, count(*) FILTER (WHERE x.nps <= 6) AS detractors
-FROM theme_tagged x WHERE {where} GROUP BY x.theme""", params))
+SELECT (SELECT {count} FROM {verbatims} x WHERE {where}) AS verbatims, x.theme, {count} AS mentions, {groups}
+FROM {tagged} x WHERE {where} GROUP BY x.theme""", params))
     out["trend"] = store.run(con, store.Query("theme_lean_trend", f"""
-WITH months AS (SELECT date_trunc('month', x.responded_on)::DATE AS month, count(*) AS verbatims
-                FROM theme_verbatims x WHERE NOT x.blank AND {where} GROUP BY 1)
+WITH months AS (SELECT date_trunc('month', x.responded_on)::DATE AS month, {count} AS verbatims
+                FROM {verbatims} x WHERE {where} GROUP BY 1)
 SELECT m.month, t.theme, coalesce(t.mentions, 0) AS mentions, m.verbatims
-FROM months m JOIN (SELECT date_trunc('month', x.responded_on)::DATE AS month, x.theme, count(*) AS mentions
-                    FROM theme_tagged x WHERE {where} GROUP BY ALL) t USING (month)
+FROM months m JOIN (SELECT date_trunc('month', x.responded_on)::DATE AS month, x.theme, {count} AS mentions
+                    FROM {tagged} x WHERE {where} GROUP BY ALL) t USING (month)
 ORDER BY m.month, t.theme""", params))
     if customer_level(filters):  # whole customers kept or dropped: sums of the cells
         cells, _ = filters.where(customer="x_f", dates=False, scope=False)
