@@ -111,9 +111,16 @@ FROM theme_tagged x GROUP BY ALL
 UNION ALL
 SELECT date_trunc('month', x.responded_on)::DATE, NULL, x.segment, x.region, count(*), 0, 0, 0
 FROM theme_verbatims x WHERE NOT x.blank GROUP BY ALL""")
-    con.execute("CREATE OR REPLACE TABLE theme_nps_cells AS " + nps_sql("TRUE", cells=True))
-    con.execute("CREATE OR REPLACE TABLE theme_churn_cells AS " + churn_sql("TRUE", cells=True),
-                {"days": theme_sums.CHURN_DAYS})
+    ca, ta = base_sql("TRUE", cells=True)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE cx_theme_ca AS {ca}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE cx_theme_ta AS {ta}")
+    try:
+        con.execute("CREATE OR REPLACE TABLE theme_nps_cells AS " + nps_sql("cx_theme_ca", "cx_theme_ta", cells=True))
+        con.execute("CREATE OR REPLACE TABLE theme_churn_cells AS "
+                    + churn_sql("cx_theme_ca", "cx_theme_ta", cells=True), {"days": theme_sums.CHURN_DAYS})
+    finally:
+        con.execute("DROP TABLE IF EXISTS cx_theme_ca")
+        con.execute("DROP TABLE IF EXISTS cx_theme_ta")
 
 
 def present(con: duckdb.DuckDBPyConnection) -> bool:
@@ -134,22 +141,34 @@ _NAMES = """LEFT JOIN theme_codes tn ON tn.kind = 'theme' AND tn.code = s.tid
 LEFT JOIN theme_codes sn ON sn.kind = 'stratum' AND sn.code = s.sid"""
 
 
-def nps_sql(where: str, *, cells: bool = False) -> str:
-    """Per (theme, stratum, tenure) the NPS sums of :data:`cxmetrics.metrics.theme_sums.NPS_SQL`,
-    per customer from the lean tables (``cells``: also by the customer's segment and region). Small
-    integer codes (theme, stratum, tenure band, y = +1/0/−1) keep the two grouped scans lean; with
-    y ∈ {−1, 0, 1}, promoters = (Σy² + Σy)/2 and detractors = (Σy² − Σy)/2 exactly."""
+def base_sql(where: str, *, cells: bool = False) -> tuple[str, str]:
+    """The two per-customer relations the NPS and churn sums read, each one grouped scan of a lean
+    table by integer keys: ``ca`` (per customer in the filters: stratum code, acquisition date,
+    first verbatim, first verbatim with an NPS answer, wt = NPS answers, yt = Σy, a_t = Σy², with
+    y = +1/0/−1 and 0 without an answer) and ``ta`` (per customer and theme code: w1, y1, a1 and
+    the first tagged day). ``cells`` adds the customer's segment and region."""
     by = ", any_value(x.segment) AS f_segment, any_value(x.region) AS f_region" if cells else ""
+    ca = f"""SELECT x.cid, any_value(x.sid) AS sid, any_value(x.acquired_on) AS acq, min(x.responded_on) AS t0,
+       min(x.responded_on) FILTER (WHERE x.nps IS NOT NULL) AS t_nps, count(x.nps)::INTEGER AS wt,
+       sum(x.y)::INTEGER AS yt, sum(x.y * x.y)::INTEGER AS a_t{by}
+FROM theme_verbatims x WHERE NOT x.blank AND x.known AND {where} GROUP BY x.cid"""
+    ta = f"""SELECT x.tid, x.cid, count(x.nps)::INTEGER AS w1, sum(x.y)::INTEGER AS y1, sum(x.y * x.y)::INTEGER AS a1,
+       min(x.responded_on) AS t_first
+FROM theme_tagged x WHERE x.known AND {where} GROUP BY ALL"""
+    return ca, ta
+
+
+def nps_sql(ca: str, ta: str, *, cells: bool = False) -> str:
+    """Per (theme, stratum, tenure) the NPS sums of :data:`cxmetrics.metrics.theme_sums.NPS_SQL` from
+    the relations of :func:`base_sql` (table names or parenthesised queries; ``cells``: also by the
+    customer's segment and region). With y ∈ {−1, 0, 1}, promoters = (Σy² + Σy)/2 and detractors =
+    (Σy² − Σy)/2 exactly; the tenure band is taken at the customer's first verbatim with an answer."""
     extra = ", cu.f_segment, cu.f_region" if cells else ""
     extra_t = ", f_segment, f_region" if cells else ""
     extra_s = ", s.f_segment, s.f_region" if cells else ""
-    tenure = _TENURE_CODE.format(acq="any_value(x.acquired_on)", first="min(x.responded_on)")
     return f"""
-WITH cu AS (SELECT x.cid, any_value(x.sid) AS sid, {tenure} AS ten,
-                   count(*)::INTEGER AS wt, sum(x.y)::INTEGER AS yt, sum(x.y * x.y)::INTEGER AS a_t{by}
-            FROM theme_verbatims x WHERE NOT x.blank AND x.known AND x.nps IS NOT NULL AND {where} GROUP BY x.cid),
-pt AS (SELECT x.tid, x.cid, count(*)::INTEGER AS w1, sum(x.y)::INTEGER AS y1, sum(x.y * x.y)::INTEGER AS a1
-       FROM theme_tagged x WHERE x.known AND x.nps IS NOT NULL AND {where} GROUP BY ALL),
+WITH cu AS (SELECT c.*, {_TENURE_CODE.format(acq="c.acq", first="c.t_nps")} AS ten FROM {ca} c WHERE c.wt > 0),
+pt AS (SELECT t.tid, t.cid, t.w1, t.y1, t.a1 FROM {ta} t WHERE t.w1 > 0),
 s AS (SELECT pt.tid, cu.sid, cu.ten{extra}, count(*) AS m, max(pt.w1) AS max_k,
              count(*) FILTER (WHERE pt.w1 = cu.wt) AS m_all, sum(pt.w1) AS w, sum(pt.y1) AS y, sum(pt.a1) AS a,
              sum(pt.y1 * pt.y1) AS yy, sum(pt.y1 * pt.w1) AS yw, sum(pt.w1 * pt.w1) AS ww,
@@ -166,25 +185,22 @@ SELECT tn.name AS theme, sn.name AS segment, {_TENURE_NAME.format(c="s.ten")} AS
 FROM s {_NAMES}"""
 
 
-def churn_sql(where: str, *, cells: bool = False) -> str:
+def churn_sql(ca: str, ta: str, *, cells: bool = False) -> str:
     """Per (theme, stratum, tenure) the churn counts of :data:`cxmetrics.metrics.theme_sums.CHURN_SQL`
-    from the lean tables (``cells``: also by the customer's segment and region)."""
-    by = ", any_value(x.segment) AS f_segment, any_value(x.region) AS f_region" if cells else ""
+    from the relations of :func:`base_sql` (``cells``: also by the customer's segment and region):
+    customers whose first verbatim leaves a year of follow-up, raised = a verbatim of the theme by then."""
     grp = ", f.f_segment, f.f_region" if cells else ""
     extra = ", o.f_segment, o.f_region" if cells else ""
     extra_t = ", f_segment, f_region" if cells else ""
     extra_s = ", s.f_segment, s.f_region" if cells else ""
     return f"""
 WITH ends AS (SELECT max(responded_on) - $days::INTEGER AS cutoff FROM theme_answers),
-first AS (SELECT x.cid, min(x.responded_on) AS t0, any_value(x.sid) AS sid,
-                 {_TENURE_CODE.format(acq="any_value(x.acquired_on)", first="min(x.responded_on)")} AS ten{by}
-          FROM theme_verbatims x WHERE NOT x.blank AND x.known AND {where} GROUP BY x.cid
-          HAVING min(x.responded_on) <= (SELECT cutoff FROM ends)),
+first AS (SELECT c.*, {_TENURE_CODE.format(acq="c.acq", first="c.t0")} AS ten FROM {ca} c
+          WHERE c.t0 <= (SELECT cutoff FROM ends)),
 outcome AS (SELECT f.cid, f.sid, f.ten{grp},
                    coalesce(bool_or(ch.churned_on > f.t0 AND ch.churned_on <= f.t0 + $days::INTEGER), FALSE) AS churned
             FROM first f LEFT JOIN theme_churn ch USING (cid) GROUP BY ALL),
-raised AS (SELECT DISTINCT x.cid, x.tid FROM theme_tagged x
-           WHERE x.known AND {where} AND x.responded_on <= (SELECT cutoff FROM ends)),
+raised AS (SELECT t.cid, t.tid FROM {ta} t WHERE t.t_first <= (SELECT cutoff FROM ends)),
 s AS (SELECT r.tid, o.sid, o.ten{extra}, count(*) AS n, count(*) FILTER (WHERE o.churned) AS k
       FROM raised r JOIN outcome o USING (cid) GROUP BY ALL
       UNION ALL SELECT NULL, sid, ten{extra_t}, count(*), count(*) FILTER (WHERE churned) FROM outcome GROUP BY ALL)
@@ -236,10 +252,18 @@ FROM theme_nps_cells x WHERE {cells} GROUP BY ALL""", params))
         out["churn"] = store.run(con, store.Query("theme_lean_churn_cells", f"""
 SELECT x.theme, x.segment, x.tenure, sum(x.n) AS n, sum(x.k) AS k
 FROM theme_churn_cells x WHERE {cells} GROUP BY ALL""", params))
-    else:  # part of a customer's answers: per-customer rows, one grouped scan of each lean table
-        out["nps"] = store.run(con, store.Query("theme_lean_nps", nps_sql(where), params))
-        out["churn"] = store.run(con, store.Query("theme_lean_churn", churn_sql(where),
-                                                  {**params, "days": theme_sums.CHURN_DAYS}))
+    else:  # part of a customer's answers: per-customer rows, one grouped scan of each lean table, read by both
+        ca_sql, ta_sql = base_sql(where)
+        ca = store.temp_table(con, "cx_theme_ca_", store.Query("theme_lean_customers", ca_sql, params))
+        ta = store.temp_table(con, "cx_theme_ta_", store.Query("theme_lean_customer_themes", ta_sql, params)) \
+            if ca else None
+        if ca and ta:  # inside a page call: materialised once (names made by temp_table)
+            rel, rparams = (ca, ta), {}
+        else:
+            rel, rparams = (f"({ca_sql})", f"({ta_sql})"), params
+        out["nps"] = store.run(con, store.Query("theme_lean_nps", nps_sql(*rel), rparams))
+        out["churn"] = store.run(con, store.Query("theme_lean_churn", churn_sql(*rel),
+                                                  {**rparams, "days": theme_sums.CHURN_DAYS}))
     return out
 
 
