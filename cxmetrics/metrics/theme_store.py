@@ -419,7 +419,8 @@ def _cli_status(args) -> int:
 def register_cli(sub, parents) -> None:
     p = sub.add_parser("themes", help="discover the verbatims' themes and keep them (`themes discover`, `themes status`)")
     s = p.add_subparsers(dest="themes_command", required=True, metavar="discover|status")
-    d = s.add_parser("discover", parents=parents[:1], help="fit themes on a seeded sample, classify every verbatim, keep")
+    d = s.add_parser("discover", parents=parents[:1], help="fit themes on a seeded sample (read-only), then take the write lock to "
+                                                    "classify every verbatim and keep (refused if the data changed meanwhile)")
     d.add_argument("--sample", type=int, default=SAMPLE, help=f"verbatims the topic model is fitted on (default {SAMPLE:,})")
     d.add_argument("--seed", type=int, default=0, help="seed of the sample and of the NMF start (default 0)")
     d.add_argument("--themes", type=int, default=12, help="themes per language (default 12)")

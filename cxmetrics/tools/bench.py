@@ -1,8 +1,10 @@
 """``python -m cxmetrics bench``: every budget of the performance issue measured and reported.
 
-* every page's data function under every filter the app offers (unfiltered, a segment, a region,
-  the last 12 months, one quarter, a custom range, a department scope): uncached, cached and peak
-  memory, each in a fresh subprocess (``worker_page``);
+* theme discovery (``python -m cxmetrics themes discover``) on the bench store's verbatims, timed
+  in a fresh process (``worker_discovery``), first, so the pages read the run it keeps;
+* every page's data functions (all those the page calls on load) under every filter the app offers
+  (unfiltered, a segment, a region, the last 12 months, one quarter, a custom range, a department
+  scope): uncached, cached and peak memory, each in a fresh subprocess (``worker_page``);
 * beside it, for the pages that have one: a pandas baseline, Polars (lazy, streaming) and the
   one-scan DuckDB floor (:mod:`cxmetrics.tools.bench_compare`);
 * imports of a survey CSV through the CLI: first, unchanged re-import, append of 100,000 rows;
