@@ -535,6 +535,23 @@ def write_action(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     return out
 
 
+def file_action(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn(path, *args, **kwargs)`` on the store's file, for an action that opens its own
+    connections (a long read-only step, then a short write: theme discovery), then drop cached
+    results. Errors as :func:`write_action`."""
+    reason = read_only_reason()
+    if reason:
+        st.error(md_escape(reason), icon="🔒")
+        st.stop()
+    try:
+        out = fn(str(db_file()), *args, **kwargs)
+    except (faults.StoreFault, duckdb.Error, OSError) as exc:  # the file or its disk
+        clear_caches()
+        store_failed(exc)
+    clear_caches()
+    return out
+
+
 def deck_button(filters: Filters, *, key: str, department: str | None = None) -> None:
     """Build the executive update (PowerPoint or PDF) on request and offer it for download."""
     from cxmetrics.story import report

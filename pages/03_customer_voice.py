@@ -36,7 +36,8 @@ with st.expander("Discover themes again (fits the topic model on a seeded sample
         scope = ui.current_scope()
         try:
             with st.spinner("Fitting themes and classifying every verbatim…"):
-                kept = ui.write_action(theme_store.keep, n_themes=n_themes, actor=scope.user, role=scope.role)
+                # fitted on a read-only connection; the write lock only while the results are written
+                kept = ui.file_action(theme_store.discover_file, n_themes=n_themes, actor=scope.user, role=scope.role)
             st.success(f"Kept theme run {kept['run_id']}: {kept['themes']} themes, {kept['tags']:,} assignments, "
                        f"{kept['seconds']:.1f} s.")
         except themes.CodebookError as exc:

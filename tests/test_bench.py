@@ -44,6 +44,14 @@ def test_bench_runs_and_reports_every_page_and_budget(tmp_path):
     for title in ("NPS & drivers", "Complaints & closed loop", "Churn & retention"):
         assert res["pages"][title]["baseline"]["seconds"] > 0
         assert res["pages"][title]["polars"]["seconds"] > 0, res["pages"][title]["polars"]
+    # the whole Customer voice page is timed (the browse and the themes), and theme discovery is an entry
+    voice = res["pages"]["Customer voice"]
+    assert set(voice["parts_uncached_s"]) == {"page_data", "themes_data"}, voice
+    assert set(custom["pages"]["Customer voice"]["parts_uncached_s"]) == {"page_data", "themes_data"}
+    disc = res["discovery"]
+    assert "error" not in disc, disc
+    assert disc["seconds"] > 0 and disc["verbatims"] > 0 and disc["tags"] > 0
+    assert {"discover_s", "classify_s", "write_s"} <= set(disc["steps_s"])
     assert {"help", "status", "metric"} <= set(res["cli"]) and all("seconds" in v for v in res["cli"].values())
     # every budget is a check; the views and load not run say so instead of disappearing
     checks = {c["check"]: c for c in res["checks"]}
@@ -55,11 +63,12 @@ def test_bench_runs_and_reports_every_page_and_budget(tmp_path):
     for name in ("app cold start (s)", "statsmodels imported at startup", "`--help` (s)", "`status` (s)",
                  "metric command's fixed overhead (s)", "unchanged re-import (s)", "import peak memory (MiB)",
                  "append of 300 rows: summary refresh (s)", "import of 2,000 rows (s)",
-                 "peak memory of any page's process (MiB)"):
+                 "peak memory of any page's process (MiB)", "theme discovery on 1M verbatims (s)"):
         assert name in checks and checks[name]["met"] in (True, False), name
     assert "budget" in r.stdout and "| custom range |" in r.stdout
     section = bench.readme_section(res)
     assert "| Data |" in section and "Polars" in section
+    assert "| theme discovery on 1M verbatims (s) (`themes discover` on the bench store's" in section
     assert "every page uncached, region (not run: --views) | not run | < 0.5 s | not run |" in section
     assert "Concurrent sessions: not run: --skip-load" in section
     readme = tmp_path / "README.md"

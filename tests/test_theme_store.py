@@ -15,14 +15,16 @@ External numbers: none. Planted truths: the simulation's parameters; cxmetrics.r
 
 from __future__ import annotations
 
+import datetime as dt
+
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from cxmetrics import cli, store, views
-from cxmetrics.core.filters import Filters
-from cxmetrics.metrics import theme_cost, theme_store, theme_sums, themes
+from cxmetrics.core.filters import Filters, Scope
+from cxmetrics.metrics import theme_cost, theme_lean, theme_store, theme_sums, themes
 from cxmetrics.registers import demo_voice
 from cxmetrics.store import stubs
 
@@ -211,3 +213,76 @@ def test_planted_theme_costs_are_recovered(con, demo_frames):
         assert row["nps_points_at_stake_ci_low"] <= stake <= row["nps_points_at_stake_ci_high"], (planted, stake)
         assert np.isfinite(row["nps_gap_adjusted"]) and row["nps_adjusted_by"]
         assert np.sign(row["nps_gap_adjusted"]) == np.sign(gap)
+
+
+LEAN_FILTERS = {"all": Filters(), "segment": Filters(segments=("consumer",)), "region": Filters(regions=("north",)),
+                "segment and region": Filters(segments=("smb",), regions=("north",)),
+                "last 12 months": Filters(date_from=dt.date(2025, 7, 1)),
+                "custom range": Filters(date_from=dt.date(2025, 10, 17),
+                                        date_to=dt.date(2026, 3, 9)),
+                "department scope": Filters(scope=Scope(role="department", departments=("billing",), user="b")),
+                "range, scope and segment": Filters(date_from=dt.date(2025, 10, 17),
+                                                    segments=("smb",),
+                                                    scope=Scope(role="department", departments=("billing",), user="b"))}
+
+
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in ("theme", "segment", "tenure", "month", "language", "sentiment_label", "by", "group", "emotion")
+            if c in df.columns]
+    df = df.drop(columns=["method"], errors="ignore")
+    df = df.astype({c: float for c in df.columns if c not in keys and df[c].dtype != object})
+    return df.sort_values(keys, na_position="first").reset_index(drop=True)
+
+
+@pytest.mark.parametrize("name", list(LEAN_FILTERS))
+def test_lean_tables_give_the_sums_of_the_kept_assignments(con, name):
+    """The lean tables (counted cells for segment and region, per-customer rows otherwise) give the
+    same sums as the kept assignments joined to the survey, so the same figures and intervals; the
+    verbatim browse reads them too and shows the same rows."""
+    f = LEAN_FILTERS[name]
+    assert theme_store.lean(con)
+    prefix, params = theme_store.kept_prefix(f)
+    old = theme_sums.aggregate(con, prefix, params, f)
+    old.update(theme_store.feelings(con, prefix, params))
+    new = theme_lean.aggregate(con, f)
+    new.update(theme_lean.feelings(con, f))
+    assert set(new) == set(old)
+    for k in old:
+        assert len(old[k]) > 0 or k == "churn" and f.date_from > dt.date(2025, 7, 1), k  # no year of follow-up
+        pd.testing.assert_frame_equal(_sorted(old[k]), _sorted(new[k][old[k].columns]), check_dtype=False, rtol=1e-12)
+    page = views.voice.page_data(con, f, limit=300)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(theme_store, "lean", lambda con: False)
+        slow = views.voice.page_data(con, f, limit=300)
+    assert page.total_matching == slow.total_matching > 0
+    pd.testing.assert_frame_equal(page.verbatims, slow.verbatims, check_dtype=False)
+    pd.testing.assert_frame_equal(page.themes, slow.themes, check_dtype=False)
+    cb = theme_store.latest(con).codebook
+    theme = next(iter(cb))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(theme_store, "lean", lambda con: False)
+        slow_drill = theme_cost.verbatims(con, f, cb, theme, kept=True, limit=40)
+    pd.testing.assert_frame_equal(theme_cost.verbatims(con, f, cb, theme, kept=True, limit=40), slow_drill,
+                                  check_dtype=False)
+
+
+def test_discovery_fits_read_only_and_refuses_when_the_data_moved(writable_db):
+    """The fit needs no write lock (a read-only connection); the write refuses, audited, when the
+    data version moved since the fit, and keeps the fit when it did not."""
+    with store.connect(str(writable_db)) as ro:  # read-only: any write would fail
+        fitted = theme_store.fit(ro, sample=2000, n_themes=4)
+    assert fitted.discovery.n_sample == 2000 and len(fitted.annotations) == 2000
+    with store.connect(str(writable_db), read_only=False) as con:
+        runs = con.execute("SELECT count(*) FROM theme_runs").fetchone()[0]
+        with store.transaction(con):
+            store.bump_version(con, ["survey_responses"])  # someone imported meanwhile
+        with pytest.raises(theme_store.StaleFit, match="data changed while themes were being fitted"):
+            theme_store.write(con, fitted, actor="ana")
+        assert con.execute("SELECT count(*) FROM theme_runs").fetchone()[0] == runs
+        assert ("refused",) in con.execute("SELECT outcome FROM audit WHERE action = 'themes_keep'").fetchall()
+        fitted = theme_store.fit(con, sample=2000, n_themes=4)
+        out = theme_store.write(con, fitted, actor="ana")
+        assert out["run_id"] == runs + 1 and theme_store.lean(con)
+    out = theme_store.discover_file(str(writable_db), sample=2000, n_themes=4)
+    with store.connect(str(writable_db)) as ro:
+        assert theme_store.status(ro)["current"] and theme_store.latest(ro).run_id == out["run_id"]

@@ -21,6 +21,7 @@ Kish, L. (1965), Survey Sampling, §11.7 (effective sample size).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
 
@@ -59,7 +60,9 @@ REFERENCE = ("DESIGN.md NPS definition; Rocks (2016) for the SE and the adjusted
 CLUSTER_METHOD = "customer-clustered linearised SE"
 
 
+@functools.lru_cache(maxsize=64)
 def _z(alpha: float) -> float:
+    """The normal quantile of a two-sided 1 − alpha interval (cached: a page asks for it per row)."""
     return float(norm.ppf(1 - alpha / 2))
 
 

@@ -27,7 +27,7 @@ from cxmetrics import store
 from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Result
-from cxmetrics.metrics import theme_store, theme_sums, themes
+from cxmetrics.metrics import theme_lean, theme_store, theme_sums, themes
 from cxmetrics.store import stubs
 
 pd = lazy.module("pandas")
@@ -94,6 +94,13 @@ def verbatims(con: duckdb.DuckDBPyConnection, filters: Filters, cb: Mapping[str,
               limit: int = 200, kept: bool = False) -> pd.DataFrame:
     """The newest verbatims carrying ``theme`` (text only: pages show it as plain text); ``kept``
     reads the kept assignments (current run) instead of classifying on the fly."""
+    if kept and theme_store.lean(con):
+        where, params = theme_lean.cond(filters)
+        params.update({"theme": theme, "limit": max(1, min(int(limit), 500))})
+        return store.run(con, store.Query("theme_verbatims", f"""
+SELECT v.responded_on, v.nps, v.touchpoint, v.verbatim
+FROM (SELECT x.vid FROM theme_tagged x WHERE x.theme = $theme AND {where} ORDER BY x.vid LIMIT $limit) t
+JOIN theme_verbatims v USING (vid) ORDER BY v.vid""", params))
     sql, params = theme_store.kept_prefix(filters, con) if kept else themes.tagged_sql(filters, cb, con)
     params = {**params, "theme": theme, "limit": max(1, min(int(limit), 500))}
     return store.run(con, store.Query("theme_verbatims", sql + """

@@ -1,16 +1,23 @@
 """Kept theme results: discovery fitted once, every verbatim classified once, per data version.
 
 Fitting themes (:func:`cxmetrics.themes.discover`) and classifying every verbatim by its codebook
-take seconds to a minute at a million verbatims; a page load must never do either. :func:`keep`
-(``python -m cxmetrics themes discover``, or the Customer voice page's "Discover themes" action) does
-both in one writing transaction and keeps:
+take seconds to a minute at a million verbatims; a page load must never do either. A run is two
+steps: :func:`fit` (the seeded sample, the topic model, the sample's sentiment and emotions) needs
+only a read-only connection, so ``python -m cxmetrics themes discover`` (:func:`discover_file`) fits
+while other processes read and write the store; :func:`write` then takes the write lock only to
+classify every verbatim in SQL and keep the results, in one transaction, and refuses
+(:class:`StaleFit`) when the data version moved since the fit. :func:`keep` does both on one
+read-write connection. A run keeps:
 
 * ``theme_runs`` — one row per run: the data version it describes, the settings (sample, seed,
   themes per language), the discovered themes and languages, the codebook that classified (the
   saved one when there is one, else the discovered one) and the unfiltered view's aggregates
   (:mod:`cxmetrics.theme_sums` frames and the sentiment/emotion mixes), all as JSON;
 * ``theme_tags`` — every verbatim's themes (``response_id, theme``), for the latest run;
-* ``theme_annotations`` — language, sentiment and Plutchik emotion counts of the seeded sample.
+* ``theme_annotations`` — language, sentiment and Plutchik emotion counts of the seeded sample;
+* the lean tables of :mod:`cxmetrics.metrics.theme_lean`, which the Customer voice page reads under
+  any filter (the verbatims in date order with their filter columns, the assignments beside them,
+  counted cells).
 
 The run moves the data version (so cached pages are recomputed) and is *current* while the data
 version is the one it recorded. A write that changes none of ``survey_responses``, ``customers``,
@@ -33,7 +40,7 @@ from cxmetrics import store
 from cxmetrics.core import lazy, roles
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import DEFAULT_MIN_N
-from cxmetrics.metrics import text, theme_sums, themes
+from cxmetrics.metrics import text, theme_lean, theme_sums, themes
 from cxmetrics.store import summaries
 
 pd = lazy.module("pandas")
@@ -164,6 +171,18 @@ class _StoreSink:
     def run(self, row: list) -> None:
         self.con.execute("INSERT INTO theme_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
 
+    def frames(self, con, timings: dict) -> dict:
+        """Build the lean tables (:mod:`cxmetrics.metrics.theme_lean`) and read the unfiltered
+        view's sums from them, as the page does."""
+        t = time.perf_counter()
+        theme_lean.build(self.con)
+        timings["lean_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        frames = theme_lean.aggregate(self.con, Filters())
+        frames.update(theme_lean.feelings(self.con, Filters()))
+        timings["aggregate_s"] = time.perf_counter() - t
+        return frames
+
 
 #: Spark types of the kept tables (:data:`DDL`'s columns), for a run kept on a lake.
 _LAKE_TYPES = {
@@ -198,6 +217,16 @@ class _LakeSink:
     def run(self, row: list) -> None:
         self.writer.frame("theme_runs", [tuple(row)], _LAKE_TYPES["theme_runs"])
 
+    def frames(self, con, timings: dict) -> dict:
+        """The unfiltered view's sums, read from the tables just written (a lake keeps no lean
+        tables: its pages read the kept run's sums and results, or the raw relations)."""
+        t = time.perf_counter()
+        prefix, params = kept_prefix(Filters())
+        frames = theme_sums.aggregate(con, prefix, params, Filters())
+        frames.update(feelings(con, prefix, params))
+        timings["aggregate_s"] = time.perf_counter() - t
+        return frames
+
 
 def _spark_ready(df: pd.DataFrame):
     """A result frame as an Arrow table Spark can write: a column with no value at all is typed
@@ -211,7 +240,8 @@ def _spark_ready(df: pd.DataFrame):
     return t
 
 
-def _annotate(con, sample: int, seed: int) -> pd.DataFrame:
+def annotations(con, sample: int, seed: int) -> pd.DataFrame:
+    """Language, sentiment and emotions of the seeded sample (read only; kept by :func:`write`)."""
     df = store.run(con, themes.sample_query(Filters(), sample, seed))
     a = text.annotate(df["verbatim"]) if len(df) else pd.DataFrame(
         columns=["language", "sentiment", "sentiment_method", "sentiment_label", *text.PLUTCHIK])
@@ -240,43 +270,85 @@ def _disc(s: str | None) -> themes.Discovery | None:
                             pd.DataFrame(o["languages"]), o["seed"], warnings=tuple(o["warnings"]))
 
 
-def keep(con: duckdb.DuckDBPyConnection, *, sample: int = SAMPLE, seed: int = 0, n_themes: int = 12,
-         actor: str = "cli", role: str = "analyst", refit: bool = True) -> dict:
-    """Discover themes on a seeded sample (unless ``refit`` is False: the latest run's discovery is
-    reused), classify every verbatim with the saved codebook (else the discovered one), annotate the
-    sample's sentiment and emotions, aggregate the unfiltered view, and keep it all at the data
-    version this write creates. One transaction, analyst role (as the codebook), audited. Returns
-    timings and counts."""
+class StaleFit(themes.CodebookError):
+    """The data changed between the fit (read only) and the write: the fit describes other data."""
+
+
+@dataclass(frozen=True)
+class Fit:
+    """What :func:`fit` computes on a read-only connection: the discovery, the sample's annotations
+    and the data version they describe."""
+
+    data_version: int
+    discovery: themes.Discovery
+    settings: dict
+    annotations: pd.DataFrame
+    timings: dict
+    refit: bool = True
+
+
+def _refuse_role(con: duckdb.DuckDBPyConnection, actor: str, role: str) -> None:
     if not roles.can(role, "edit_codebook"):
         store.audit(con, actor=actor, role=role, action="themes_keep", outcome="refused",
                     detail="role may not discover themes")
         raise themes.CodebookError(f"the {role} role may not discover themes (analyst only)")
+
+
+def fit(con, *, sample: int = SAMPLE, seed: int = 0, n_themes: int = 12,
+        refit: bool = True) -> Fit:
+    """The slow part of a run, on any connection (read-only is enough, no lock held; a lake on Spark
+    too): discover themes
+    on a seeded sample (unless ``refit`` is False: the latest run's discovery is reused) and annotate
+    the sample's sentiment and emotions. :func:`write` keeps it."""
+    t0 = time.perf_counter()
+    version = store.data_version(con)
     prev = latest(con) if not refit else None
+    if refit or prev is None or prev.discovery is None:
+        disc = themes.discover(con, Filters(), n_themes=n_themes, sample=sample, seed=seed)
+        settings = {"sample": int(sample), "seed": int(seed), "n_themes": int(n_themes)}
+        refit = True
+    else:
+        disc, settings = prev.discovery, prev.settings
+    timings = {"discover_s": time.perf_counter() - t0}
+    t = time.perf_counter()
+    a = annotations(con, settings["sample"], settings["seed"])
+    timings["annotate_s"] = time.perf_counter() - t
+    return Fit(version, disc, settings, a, timings, refit)
+
+
+def write(con: duckdb.DuckDBPyConnection, f: Fit, *, actor: str = "cli", role: str = "analyst") -> dict:
+    """Keep a :func:`fit` (read-write connection, one transaction): classify every verbatim with the
+    saved codebook (else the discovered one), write the annotations, the lean tables
+    (:mod:`cxmetrics.metrics.theme_lean`) and the unfiltered view's aggregates, at the data version
+    this write creates. Refuses (:class:`StaleFit`, audited) when the data version is no longer the
+    one the fit read. Analyst role (as the codebook), audited. Returns timings and counts."""
+    _refuse_role(con, actor, role)
+    t0 = time.perf_counter()
+    now_version = store.data_version(con)
+    if now_version != f.data_version:
+        store.audit(con, actor=actor, role=role, action="themes_keep", outcome="refused",
+                    detail=f"data changed during the fit ({f.data_version} -> {now_version})")
+        raise StaleFit(f"the data changed while themes were being fitted (data version {f.data_version}, now "
+                       f"{now_version}): nothing was kept; run discovery again")
     with store.transaction(con):
         for ddl in DDL:
             con.execute(ddl)
-        out = _compute(con, _StoreSink(con), prev=prev, sample=sample, seed=seed, n_themes=n_themes, actor=actor,
-                       data_version=lambda: store.data_version(con))
+        out = _compute(con, _StoreSink(con), f, actor=actor, data_version=lambda: store.data_version(con))
         version = store.bump_version(con, ["theme_runs"])  # carries the run over (carry_over)
         store.audit(con, actor=actor, role=role, action="themes_keep", object=f"theme run {out['run_id']}",
                     outcome="accepted", detail=json.dumps({"themes": out["themes"], "tags": out["tags"],
-                                                           "refit": bool(refit)}))
-    return {**out, "data_version": version}
+                                                           "refit": bool(f.refit)}))
+    return {**out, "data_version": version, "write_s": time.perf_counter() - t0}
 
 
-def _compute(con, sink, *, prev: Run | None, sample: int, seed: int, n_themes: int, actor: str,
-             data_version) -> dict:
-    """Discover (or reuse ``prev``'s discovery), classify every verbatim, annotate the sample,
-    aggregate the unfiltered view and keep it all through ``sink``, the run's row recording
-    ``data_version()``. The same steps and SQL on both engines; only where the tables go differs."""
+def _compute(con, sink, f: Fit, *, actor: str, data_version) -> dict:
+    """Classify every verbatim with the saved codebook (else ``f``'s discovered one), keep the
+    sample's annotations, aggregate the unfiltered view and keep it all through ``sink``, the run's
+    row recording ``data_version()``. The same steps and SQL on both engines; only where the
+    tables go (and, in the store, the lean tables) differs."""
     t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-    if prev is None or prev.discovery is None:
-        disc = themes.discover(con, Filters(), n_themes=n_themes, sample=sample, seed=seed)
-        settings = {"sample": int(sample), "seed": int(seed), "n_themes": int(n_themes)}
-    else:
-        disc, settings = prev.discovery, prev.settings
-    timings["discover_s"] = time.perf_counter() - t0
+    timings = dict(f.timings)
+    disc, settings = f.discovery, f.settings
     cb_version, cb = themes.current(con)
     if not cb:
         cb = dict(disc.codebook)
@@ -287,43 +359,59 @@ def _compute(con, sink, *, prev: Run | None, sample: int, seed: int, n_themes: i
     else:
         tags = sink.tags("SELECT CAST(NULL AS VARCHAR) AS response_id, CAST(NULL AS VARCHAR) AS theme WHERE FALSE", {})
     timings["classify_s"] = time.perf_counter() - t
+    sink.annotations(f.annotations)
+    frames = sink.frames(con, timings)
     t = time.perf_counter()
-    a = _annotate(con, settings["sample"], settings["seed"])
-    sink.annotations(a)
-    timings["annotate_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    prefix, params = kept_prefix(Filters())
-    frames = theme_sums.aggregate(con, prefix, params, Filters())
-    frames.update(feelings(con, prefix, params))
     results = {"cost": theme_sums.cost_table(frames, cb, min_n=DEFAULT_MIN_N).assign(
                    stub_customers=theme_sums.stub_customers(frames)),
                "trend": theme_sums.trend_table(frames["trend"]), **theme_sums.feelings_tables(frames)}
     for name in RESULTS:
         sink.result(name, results[name])
-    timings["aggregate_s"] = time.perf_counter() - t
+    timings["aggregate_s"] += time.perf_counter() - t
     run_id = int(store.scalar(con, "SELECT coalesce(max(run_id), 0) + 1 FROM theme_runs") if _exists(con) else 1)
-    seconds = time.perf_counter() - t0
+    seconds = sum(f.timings.values()) + time.perf_counter() - t0  # the fit's and this write's
     sink.run([run_id, data_version(), store.now(), actor, seconds, cb_version,
               json.dumps({**settings, **{k: round(v, 2) for k, v in timings.items()}}), _disc_json(disc),
               json.dumps({k: list(v) for k, v in cb.items()}),
               json.dumps({k: _frame_json(v) for k, v in frames.items()})])
     return {"run_id": run_id, "verbatims": disc.n_total, "sample": disc.n_sample, "themes": len(cb), "tags": tags,
-            "annotated": len(a), "seconds": time.perf_counter() - t0,
+            "annotated": len(f.annotations), "seconds": seconds,
             "codebook": f"saved v{cb_version}" if cb_version else "discovered", **timings}
+
+
+def keep(con: duckdb.DuckDBPyConnection, *, sample: int = SAMPLE, seed: int = 0, n_themes: int = 12,
+         actor: str = "cli", role: str = "analyst", refit: bool = True) -> dict:
+    """:func:`fit` and :func:`write` on one read-write connection (the demo build, saving a codebook).
+    Discovery on a file should use :func:`discover_file`, which holds the write lock only to write."""
+    _refuse_role(con, actor, role)
+    return write(con, fit(con, sample=sample, seed=seed, n_themes=n_themes, refit=refit), actor=actor, role=role)
+
+
+def discover_file(path, *, sample: int = SAMPLE, seed: int = 0, n_themes: int = 12, actor: str = "cli",
+                  role: str = "analyst", timeout: float | None = None) -> dict:
+    """Discovery on the store at ``path``: fit on a read-only connection (other readers and writers
+    go on meanwhile), then open it read-write only to :func:`write` the results — refused
+    (:class:`StaleFit`) when the data changed in between."""
+    if not roles.can(role, "edit_codebook"):
+        with store.connect(path, read_only=False, timeout=timeout) as con:
+            _refuse_role(con, actor, role)
+    with store.connect(path, timeout=timeout) as con:
+        f = fit(con, sample=sample, seed=seed, n_themes=n_themes)
+    with store.connect(path, read_only=False, timeout=timeout) as con:
+        return write(con, f, actor=actor, role=role)
 
 
 def keep_on_lake(con, *, sample: int = SAMPLE, seed: int = 0, n_themes: int = 12, actor: str = "summaries build"
                  ) -> dict | None:
     """Keep a theme run on the lake behind the Spark connection ``con`` when it has no current one
-    (``summaries build``): the same discovery on the same seeded sample pulled to Python, every
+    (``summaries build``): the same :func:`fit` on the same seeded sample pulled to Python, every
     verbatim classified by the same SQL (translated for Spark), the same aggregates, written into
     the lake (:mod:`cxmetrics.store.engines.lake_kept`) at the lake's data version. Returns what
     :func:`keep` returns, or None when the lake's run is current (nothing to do)."""
-    run = latest(con)
-    if is_current(con, run):
+    if is_current(con, latest(con)):
         return None
     sink = _LakeSink(con)
-    out = _compute(con, sink, prev=None, sample=sample, seed=seed, n_themes=n_themes, actor=actor,
+    out = _compute(con, sink, fit(con, sample=sample, seed=seed, n_themes=n_themes), actor=actor,
                    data_version=lambda: con.version)
     sink.writer.commit()
     con.kept = tuple(sink.writer.tables)
@@ -397,6 +485,15 @@ def _result_tables(con) -> set[str]:
                                           "AND table_name LIKE 'theme_result_%'"))["table_name"])
 
 
+def lean(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the latest run is current and kept the lean tables (:mod:`cxmetrics.metrics.theme_lean`):
+    pages may then read those (one small query, no JSON parsed)."""
+    if getattr(con, "engine", "duckdb") == "spark" or not _exists(con):
+        return False  # a lake keeps no lean tables
+    v = store.scalar(con, "SELECT data_version FROM theme_runs ORDER BY run_id DESC LIMIT 1")
+    return v is not None and int(v) == store.data_version(con) and theme_lean.present(con)
+
+
 def is_current(con: duckdb.DuckDBPyConnection, run: Run | None) -> bool:
     return run is not None and run.data_version == store.data_version(con)
 
@@ -425,13 +522,14 @@ def status(con: duckdb.DuckDBPyConnection) -> dict:
 def _cli_discover(args) -> int:
     from cxmetrics.core.output import emit
 
-    with store.connect(args.db, read_only=False) as con:
-        out = keep(con, sample=args.sample, seed=args.seed, n_themes=args.themes, actor=args.actor, role=args.role)
+    out = discover_file(args.db, sample=args.sample, seed=args.seed, n_themes=args.themes, actor=args.actor,
+                        role=args.role)
     emit(out, args, lambda o: (f"theme run {o['run_id']} kept at data version {o['data_version']}: {o['themes']} themes "
                                f"({o['codebook']} codebook) fitted on {o['sample']:,} of {o['verbatims']:,} verbatims; "
                                f"{o['tags']:,} theme assignments; {o['annotated']:,} verbatims annotated; "
                                f"{o['seconds']:.1f} s (discover {o['discover_s']:.1f}, classify {o['classify_s']:.1f}, "
-                               f"annotate {o['annotate_s']:.1f}, aggregate {o['aggregate_s']:.1f})"))
+                               f"annotate {o['annotate_s']:.1f}, aggregate {o['aggregate_s']:.1f}; write lock held "
+                               f"{o['write_s']:.1f})"))
     return 0
 
 
@@ -450,7 +548,8 @@ def _cli_status(args) -> int:
 def register_cli(sub, parents) -> None:
     p = sub.add_parser("themes", help="discover the verbatims' themes and keep them (`themes discover`, `themes status`)")
     s = p.add_subparsers(dest="themes_command", required=True, metavar="discover|status")
-    d = s.add_parser("discover", parents=parents[:1], help="fit themes on a seeded sample, classify every verbatim, keep")
+    d = s.add_parser("discover", parents=parents[:1], help="fit themes on a seeded sample (read-only), then take the write lock to "
+                                                    "classify every verbatim and keep (refused if the data changed meanwhile)")
     d.add_argument("--sample", type=int, default=SAMPLE, help=f"verbatims the topic model is fitted on (default {SAMPLE:,})")
     d.add_argument("--seed", type=int, default=0, help="seed of the sample and of the NMF start (default 0)")
     d.add_argument("--themes", type=int, default=12, help="themes per language (default 12)")

@@ -1,8 +1,10 @@
 """``python -m cxmetrics bench``: every budget of the performance issue measured and reported.
 
-* every page's data function under every filter the app offers (unfiltered, a segment, a region,
-  the last 12 months, one quarter, a custom range, a department scope): uncached, cached and peak
-  memory, each in a fresh subprocess (``worker_page``);
+* theme discovery (``python -m cxmetrics themes discover``) on the bench store's verbatims, timed
+  in a fresh process (``worker_discovery``), first, so the pages read the run it keeps;
+* every page's data functions (all those the page calls on load) under every filter the app offers
+  (unfiltered, a segment, a region, the last 12 months, one quarter, a custom range, a department
+  scope): uncached, cached and peak memory, each in a fresh subprocess (``worker_page``);
 * beside it, for the pages that have one: a pandas baseline, Polars (lazy, streaming) and the
   one-scan DuckDB floor (:mod:`cxmetrics.tools.bench_compare`);
 * imports of a survey CSV through the CLI: first, unchanged re-import, append of 100,000 rows;
@@ -47,8 +49,17 @@ startup = bench_load.startup  # kept here: tests and older callers use bench.sta
 
 def page_function(spec: roles.PageSpec):
     """The callable ``(con, filters) -> data`` behind a page (the one place that knows how pages
-    name their data function)."""
-    return page_views.data_for(spec)
+    name their data functions): every function the page calls on load, in its order
+    (:func:`cxmetrics.views.calls_for`), so the whole page is timed."""
+    calls = page_views.calls_for(spec)
+    if len(calls) == 1:
+        return calls[0]
+
+    def whole(con, filters):
+        return tuple(fn(con, filters) for fn in calls)
+
+    whole.calls = calls
+    return whole
 
 
 # ----------------------------------------------------------------------------- filtered views
@@ -118,16 +129,42 @@ def worker_page(db: str, path: str, view: str | None = None) -> dict:
     t0 = time.perf_counter()
     pickle.loads(blob)
     warm = time.perf_counter() - t0
+    parts = {}
     with store.connect(db) as con:
         t0 = time.perf_counter()
-        fn(con, filters)
+        for part in getattr(fn, "calls", (fn,)):  # a page that calls several: each one timed too
+            t = time.perf_counter()
+            part(con, filters)
+            parts[part.__name__] = time.perf_counter() - t
         uncached = time.perf_counter() - t0
     peak = bench_compare.peak_mib()
-    return {"cold_s": cold, "uncached_s": uncached, "warm_s": warm, "peak_mib": peak,
-            "work_mib": peak - before, "result_kib": len(blob) / 1024}
+    out = {"cold_s": cold, "uncached_s": uncached, "warm_s": warm, "peak_mib": peak,
+           "work_mib": peak - before, "result_kib": len(blob) / 1024}
+    if len(parts) > 1:
+        out["parts_uncached_s"] = parts
+    return out
 
 
-WORKERS = {"page": worker_page, "baseline": bench_compare.worker_baseline, "polars": bench_compare.worker_polars,
+def worker_discovery(db: str) -> dict:
+    """``python -m cxmetrics themes discover`` on the bench store, timed as a user runs it (a fresh
+    process: imports, the read-only fit, the write); the run it keeps is what the pages then read."""
+    with store.connect(db) as con:
+        verbatims = int(con.execute("SELECT count(*) FROM survey_responses WHERE verbatim IS NOT NULL "
+                                    "AND length(trim(verbatim)) > 0").fetchone()[0])
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "cxmetrics", "themes", "discover", "--db", db, "--json"],
+                       capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - t0
+    if r.returncode != 0:
+        return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1][:300], "verbatims": verbatims}
+    text = r.stdout
+    out = json.loads(text[text.index("{"):text.rindex("}") + 1])  # the JSON, whatever else was printed
+    return {"seconds": seconds, "verbatims": verbatims, "run_id": out.get("run_id"), "themes": out.get("themes"),
+            "tags": out.get("tags"), "sample": out.get("sample"),
+            "steps_s": {k: round(v, 2) for k, v in out.items() if k.endswith("_s")}}
+
+
+WORKERS = {"page": worker_page, "discovery": worker_discovery, "baseline": bench_compare.worker_baseline, "polars": bench_compare.worker_polars,
            "floor": bench_compare.worker_floor}
 
 
@@ -174,6 +211,11 @@ def run(args: argparse.Namespace, log=print) -> dict:
         res["parquet_s"] = round(time.perf_counter() - t0, 1)
     else:
         res["skipped"]["baseline"] = "--skip-baseline"
+    if args.skip_discovery:
+        res["skipped"]["discovery"] = "--skip-discovery"
+    else:  # first: the pages then read the run it keeps (a store built by an older version gets its lean tables)
+        log("theme discovery on the bench store's verbatims (`themes discover`) …")
+        res["discovery"] = _spawn("discovery", str(db))
     all_views = views(db)
     chosen = [v for v in VIEW_NAMES if v == "unfiltered" or not args.views or v in args.views]
     for v in VIEW_NAMES:
@@ -273,7 +315,7 @@ def register_cli(sub, parents) -> None:
     p.add_argument("--startup-repeats", type=int, default=3, help="runs of each CLI start-up command (median)")
     p.add_argument("--dir", default=str(ROOT / "data" / "bench"), help="where the dataset is kept (reused)")
     p.add_argument("--out", default=str(ROOT / "data" / "bench" / "bench.json"), help="JSON results")
-    for flag in ("baseline", "import", "startup", "load"):
+    for flag in ("baseline", "import", "startup", "load", "discovery"):
         p.add_argument(f"--skip-{flag}", action="store_true")
     p.add_argument("--readme-from", metavar="JSON", help="only rewrite the README's figures from a run's JSON")
     p.set_defaults(func=cmd_bench)

@@ -44,6 +44,23 @@ PAGES: dict[str, Callable] = {
 }
 
 
+#: Pages that call more data functions on load than their :data:`PAGES` one (each ``fn(con, filters)``,
+#: in the order the page calls them after it): the bench times the whole page.
+ALSO: dict[str, tuple[Callable, ...]] = {
+    "pages/03_customer_voice.py": (voice.themes_data,),
+}
+
+
+def calls_for(page: roles.PageSpec | str) -> tuple[Callable, ...]:
+    """Every data function a page calls on load, its :data:`PAGES` one first.
+
+    >>> [f.__name__ for f in calls_for("pages/03_customer_voice.py")]
+    ['page_data', 'themes_data']
+    """
+    path = page.path if isinstance(page, roles.PageSpec) else page
+    return (data_for(path), *ALSO.get(path, ()))
+
+
 def data_for(page: roles.PageSpec | str) -> Callable:
     """The data function of a page (its :class:`~cxmetrics.core.roles.PageSpec` or its path).
 

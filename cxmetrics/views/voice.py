@@ -16,7 +16,7 @@ from cxmetrics import store
 from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import DEFAULT_MIN_N, Estimate, Result
-from cxmetrics.metrics import theme_cost, theme_store, theme_sums, themes
+from cxmetrics.metrics import theme_cost, theme_lean, theme_store, theme_sums, themes
 from cxmetrics.store import summaries
 
 pd = lazy.module("pandas")
@@ -59,6 +59,22 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, search: str =
         params["touchpoint"] = touchpoint
     cond = " AND ".join(parts)
     limit = max(1, min(int(limit), MAX_ROWS))
+    if theme_store.lean(con):
+        # the kept run's verbatims, newest first (vid), with their filter columns: the top ``limit``
+        # and the counts read one narrow table, never the survey joined to the customers
+        where, lparams = theme_lean.cond(filters)
+        lcond = " AND ".join([where, *(p.replace("r.", "x.") for p in parts[1:])])
+        lparams.update({k: v for k, v in params.items() if k not in lparams})
+        q = store.Query("verbatims", f"""
+SELECT x.responded_on, x.nps, x.csat, x.touchpoint, x.segment, x.region, x.imported AS theme, x.verbatim
+FROM theme_verbatims x WHERE {lcond} ORDER BY x.vid LIMIT {limit}""", lparams)
+        df = store.run(con, q)
+        themes = store.run(con, store.Query("themes", f"""
+SELECT coalesce(x.imported, '(no theme)') AS theme,
+       count(*) FILTER (WHERE x.nps >= 9) AS promoters, count(*) FILTER (WHERE x.nps BETWEEN 7 AND 8) AS passives,
+       count(*) FILTER (WHERE x.nps <= 6) AS detractors, count(*) AS mentions
+FROM theme_verbatims x WHERE {lcond} GROUP BY 1 ORDER BY mentions DESC, 1""", lparams))
+        return VoicePage(df, int(themes["mentions"].sum()), themes, q)
     # newest first: pick the rows from the responses alone, then look up segment and region for them
     q = store.Query("verbatims", f"""
 SELECT v.responded_on, v.nps, v.csat, v.touchpoint, c.segment, c.region, v.theme, v.verbatim
@@ -160,6 +176,7 @@ def themes_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, theme: str 
     current = theme_store.is_current(con, run)
     notes: list[str] = []
     kept = None
+    lean = current and theme_lean.present(con)
     if current:
         cb = dict(run.codebook)
         if summaries.unfiltered(filters) and alpha == 0.05 and filters.min_n == DEFAULT_MIN_N:
@@ -167,6 +184,9 @@ def themes_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, theme: str 
             frames = {}
         elif summaries.unfiltered(filters):
             frames = theme_store.kept_sums(con, run)
+        elif lean:
+            frames = theme_lean.aggregate(con, filters)
+            frames.update(theme_lean.feelings(con, filters))
         else:
             prefix, params = theme_store.kept_prefix(filters, con)
             frames = theme_sums.aggregate(con, prefix, params, filters)
@@ -189,8 +209,12 @@ def themes_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, theme: str 
         source = "discovered themes (not saved as a codebook yet)"
     else:
         source = "no themes yet"
-    cond, params = themes._where(filters)
-    imported = store.scalar(con, f"SELECT count(*) FROM survey_responses r WHERE {cond} AND r.theme IS NOT NULL", params)
+    if lean:
+        imported = theme_lean.imported(con, filters)
+    else:
+        cond, params = themes._where(filters)
+        imported = store.scalar(con, f"SELECT count(*) FROM survey_responses r WHERE {cond} AND r.theme IS NOT NULL",
+                                params)
     if imported:
         source += f"; {imported:,} verbatims keep their imported theme"
     empty = {"mentions": pd.DataFrame(columns=["verbatims", "theme", "mentions"]), "n_all": pd.DataFrame(),
