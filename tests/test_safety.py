@@ -24,8 +24,8 @@ from cxmetrics.registers import backup, importer
 from cxmetrics.store import schema
 
 ROOT = Path(__file__).resolve().parent.parent
-#: generated cases per importer: 1,000 in CI (CI=true), fewer on a developer's machine
-FUZZ_CASES = int(os.environ.get("CX_FUZZ_CASES", "1000" if os.environ.get("CI") else "150"))
+#: generated cases per importer: 300 in CI (CI=true), fewer on a developer's machine; CX_FUZZ_CASES sets it
+FUZZ_CASES = int(os.environ.get("CX_FUZZ_CASES", "300" if os.environ.get("CI") else "150"))
 
 
 # ----------------------------------------------------------------------------- backups

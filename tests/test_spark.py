@@ -294,11 +294,12 @@ COMMANDS = ["nps", "nps --by segment", "nps --period quarter", "nps --weighted",
 
 def _numbers_equal(a, b, path="") -> list[str]:
     """Differences between two JSON documents: numbers at a relative 1e-6, the rest exactly;
-    ``queries`` (the SQL text, summary-backed on DuckDB and raw on Spark) left out."""
+    the SQL text (``queries``, a query's ``sql``: summary-backed or lean tables on DuckDB, raw
+    relations on Spark) left out."""
     if isinstance(a, dict) and isinstance(b, dict):
         if set(a) != set(b):
             return [f"{path}: keys {sorted(set(a) ^ set(b))}"]
-        return [d for k in a if k != "queries" for d in _numbers_equal(a[k], b[k], f"{path}.{k}")]
+        return [d for k in a if k not in ("queries", "sql") for d in _numbers_equal(a[k], b[k], f"{path}.{k}")]
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return [f"{path}: {len(a)} vs {len(b)} items"]
