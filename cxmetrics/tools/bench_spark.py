@@ -79,7 +79,8 @@ def run(args: argparse.Namespace, log=print) -> dict:
     with store.connect(str(db)) as con:
         rows = store.row_counts(con)
     res: dict = {"machine": {"cpus": os.cpu_count(), "load_average_1min_at_start": os.getloadavg()[0],
-                             "spark_master": os.environ.get("CX_SPARK_REMOTE") or args.spark_master},
+                             "spark_master": os.environ.get("CX_SPARK_REMOTE") or args.spark_master,
+                             "spark_driver_memory": os.environ.get("CX_SPARK_DRIVER_MEMORY", args.spark_memory)},
                  "scale": rows, "duckdb": {}, "spark": {}}
 
     log("DuckDB: rebuilding every summary and kept fit …")
@@ -93,6 +94,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
 
     os.environ.setdefault("CX_SPARK_MASTER", args.spark_master)
     os.environ.setdefault("CX_SPARK_PARTITIONS", str(args.spark_partitions))
+    os.environ.setdefault("CX_SPARK_DRIVER_MEMORY", args.spark_memory)
     seconds, _ = _timed(spark_engine.session)
     res["spark"]["session_start_s"] = round(seconds, 2)
     log(f"Spark session started in {seconds:.1f} s")
@@ -151,6 +153,8 @@ def register_cli(sub, parents) -> None:
                    help="spark: time the summary build and every page on local Spark beside DuckDB")
     p.add_argument("--spark-master", default="local[2]", help="local Spark master for --engine spark (default local[2])")
     p.add_argument("--spark-partitions", type=int, default=2, help="spark.sql.shuffle.partitions (default 2)")
+    p.add_argument("--spark-memory", default="8g",
+                   help="local Spark's driver memory, which is its executors' too (default 8g; CX_SPARK_DRIVER_MEMORY)")
     p.add_argument("--skip-raw", action="store_true", help="--engine spark: skip the pages on the raw relations")
     duckdb_bench = p.get_default("func")
     p.set_defaults(func=lambda a: cmd_bench(a) if a.engine == "spark" else duckdb_bench(a))

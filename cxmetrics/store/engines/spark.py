@@ -72,6 +72,8 @@ def session():
                        .config("spark.ui.showConsoleProgress", "false")
                        .config("spark.sql.shuffle.partitions", os.environ.get("CX_SPARK_PARTITIONS", "2"))
                        .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
+            if os.environ.get("CX_SPARK_DRIVER_MEMORY"):  # local mode: the driver is the executor
+                builder = builder.config("spark.driver.memory", os.environ["CX_SPARK_DRIVER_MEMORY"])
         spark = builder.getOrCreate()
         spark.conf.set("spark.sql.ansi.enabled", "false")
         spark.conf.set("spark.sql.session.timeZone", "UTC")
