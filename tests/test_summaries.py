@@ -432,7 +432,10 @@ def test_responses_appended_after_the_landmark_keep_the_landmark_base_and_its_fi
         assert done["fits_kept"] == ["btyd"]  # Cox fitted again (on this small store it may come out the same)
     else:
         assert kept <= set(done["carried"])
-        assert done["fits_kept"] == ["cox", "btyd"] and fits == fits_before
+        # the clustered SEs' sums read every response: fitted again; the others kept as they were
+        assert done["fits_kept"] == ["cox", "btyd"]
+        assert {k: v for k, v in fits.items() if k != "clusters"} == {
+            k: v for k, v in fits_before.items() if k != "clusters"}
     with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
         store.bump_version(con)  # everything from scratch, every fit fitted again
         assert summaries.last_refresh(con)["fits_kept"] == []
@@ -501,3 +504,42 @@ def test_the_latest_answer_from_histories_equals_its_definition_under_any_range_
                 pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9, obj=name)
                 checked += len(want) > 0
     assert checked == 3 * len(cases)
+
+
+def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypatch):
+    """The clustered SEs' per-customer sums (one GROUP BY per customer over the raw responses) are
+    kept with the summaries for the unfiltered view; NPS under a segment or region reads them (a
+    customer keeps all their answers), a date range reads the raw responses — same estimates."""
+    from cxmetrics.metrics import clustered, nps, scores
+
+    kept = summaries.fit(con, "clusters")
+    assert set(kept) == {clustered.kept_key(*k) for k in clustered.KEPT}
+    names: list[str] = []
+    execute = store._execute
+
+    def named(c, query, fetch, copy):
+        names.append(query.name)
+        return execute(c, query, fetch, copy)
+
+    monkeypatch.setattr(store, "_execute", named)
+    cases = [(f, call) for f in (Filters(), Filters(segments=("smb",)), Filters(regions=("north", "south")), LAST_12_MONTHS)
+             for call in (lambda c, f: nps.trend(c, f, period="quarter", survey="relationship"),
+                          lambda c, f: nps.by(c, f, dim="touchpoint", survey="transactional"),
+                          lambda c, f: nps.by(c, f, dim="segment", survey="relationship"))]
+    for f, call in cases:
+        names.clear()
+        fast = call(con, f)
+        reads_raw = "nps_clusters" in names
+        assert reads_raw == (f is LAST_12_MONTHS), (f, names)
+        with monkeypatch.context() as m:
+            m.setattr(summaries, "fit", lambda c, name: None)
+            slow = call(con, f)
+        assert len(fast.table) >= 1
+        pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9, atol=1e-9)
+    names.clear()
+    fast = scores.score(con, Filters(), metric="csat", dim="touchpoint")
+    assert "csat_clusters" not in names
+    monkeypatch.setattr(summaries, "fit", lambda c, name: None)
+    slow = scores.score(con, Filters(), metric="csat", dim="touchpoint")
+    assert len(fast.table) > 1
+    pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9, atol=1e-9)

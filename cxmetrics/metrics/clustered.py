@@ -18,9 +18,62 @@ Kish, L. (1965), Survey Sampling, §8.2 (design effect; effective n = n / deff).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from cxmetrics import store
+from cxmetrics.core import lazy
+from cxmetrics.store import summaries
+
+pd = lazy.module("pandas")
+
+#: The cluster sums kept with the summaries (kept fit "clusters", :data:`cxmetrics.store.summaries.FITS`,
+#: registered by :mod:`cxmetrics.commit`): the unfiltered view's per-group sums for the (measure,
+#: grouping, survey) the pages ask for. NPS rows keep the segment and region (a customer has one of
+#: each), so a view narrowed by segment or region only picks its customers' rows and its sums are
+#: exact; CSAT/CES rows are per group only (unfiltered view). A date range or a department scope
+#: keeps part of a customer's answers: those read the raw responses, as does any other key.
+KEPT = (("nps", None, "all"), ("nps", None, "relationship"), ("nps", None, "transactional"),
+        ("nps", "quarter", "relationship"), ("nps", "touchpoint", "transactional"),
+        ("csat", "touchpoint", "all"), ("ces", "touchpoint", "all"))
+
+
+def kept_key(measure: str, dim: str | None, survey: str) -> str:
+    return f"{measure}|{dim or 'all'}|{survey}"
+
+
+def to_kept(df) -> dict:
+    """A cluster-sum frame as JSON-able columns and rows (groups as text: dates in ISO form)."""
+    df = df.assign(grp=df["grp"].map(lambda v: v.isoformat() if isinstance(v, dt.date) else v))
+    rows = [[None if (isinstance(v, float) and v != v) else (v.item() if hasattr(v, "item") else v) for v in r]
+            for r in df.itertuples(index=False, name=None)]
+    return {"columns": list(df.columns), "rows": rows}
+
+
+def kept(con, measure: str, dim: str | None, survey: str, filters, like=None):
+    """The kept cluster sums for this query when they hold exactly its answer (unfiltered, or for
+    NPS narrowed by segment or region only, the kept fit current), else None. ``like``: the
+    group column of the counts the sums are merged with, whose type the groups take back."""
+    if (measure, dim, survey) not in KEPT or not summaries.customer_filters_only(filters):
+        return None
+    if measure != "nps" and not summaries.unfiltered(filters):
+        return None
+    fit = summaries.fit(con, "clusters")
+    doc = (fit or {}).get(kept_key(measure, dim, survey))
+    if doc is None:
+        return None
+    df = pd.DataFrame(doc["rows"], columns=doc["columns"])
+    if filters.segments:
+        df = df[df["segment"].isin(filters.segments)]
+    if filters.regions:
+        df = df[df["region"].isin(filters.regions)]
+    if like is not None:
+        sample = like.dropna()
+        if pd.api.types.is_datetime64_any_dtype(like):
+            df = df.assign(grp=pd.to_datetime(df["grp"]).astype(like.dtype))
+        elif len(sample) and isinstance(sample.iloc[0], dt.date):
+            df = df.assign(grp=pd.to_datetime(df["grp"]).dt.date)
+    return df.reset_index(drop=True)
 
 
 @dataclass(frozen=True)

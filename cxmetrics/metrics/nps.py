@@ -31,6 +31,7 @@ from cxmetrics import store
 from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
+from cxmetrics.metrics import clustered
 from cxmetrics.metrics.clustered import Clusters
 from cxmetrics.store import engines, summaries
 from cxmetrics.store.relations import detractor, nps_points, promoter
@@ -265,7 +266,10 @@ def _with_clusters(con, out: pd.DataFrame, filters: Filters, dim: str | None, su
                    ps: pd.Series | None) -> pd.DataFrame:
     """``out`` (one row per grp) with the cluster sums per grp; weighted sums scaled by the
     post-stratification factor (squared: they are sums of squares and products of weights)."""
-    cl = store.run(con, _cluster_query(filters, None if dim in ("segment", "region") else dim, survey))
+    cdim = None if dim in ("segment", "region") else dim
+    cl = clustered.kept(con, "nps", cdim, survey, filters, like=out["grp"] if cdim else None)
+    if cl is None:
+        cl = store.run(con, _cluster_query(filters, cdim, survey))
     if dim in ("segment", "region"):
         cl = cl.assign(grp=cl[dim])
     if ps is not None:

@@ -22,6 +22,7 @@ from cxmetrics import store
 from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
+from cxmetrics.metrics import clustered as cluster_sums
 from cxmetrics.metrics.clustered import Clusters, score_cluster_query
 from cxmetrics.metrics.nps import DIMENSIONS, PERIODS, SURVEYS, _response_source, _survey_clause
 from cxmetrics.store import engines
@@ -70,7 +71,10 @@ WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
     q = store.Query(f"{metric}_by_{dim or 'all'}", sql, {**params, **sparams})
     rows = store.run(con, q)
     if len(rows):
-        rows = rows.merge(_score_clusters(con, filters, dim, survey, col, sat), on="grp", how="left")
+        cl = cluster_sums.kept(con, col, dim, survey, filters, like=rows["grp"])
+        if cl is None:
+            cl = _score_clusters(con, filters, dim, survey, col, sat)
+        rows = rows.merge(cl, on="grp", how="left")
     recs, clustered = [], False
     for _, r in rows.iterrows():
         n = int(r["n"])
@@ -139,3 +143,20 @@ def _cli(args) -> int:
         res = score(con, f, metric=args.metric_name, dim=args.by or args.period, survey=args.survey, alpha=args.alpha)
     emit(res, args)
     return 0
+
+
+def kept_clusters(con) -> dict:
+    """The kept fit "clusters" (:data:`cxmetrics.metrics.clustered.KEPT`): the unfiltered view's
+    cluster sums, computed by the same queries a page runs on the raw responses."""
+    out = {}
+    for measure, dim, survey in cluster_sums.KEPT:
+        if measure == "nps":
+            from cxmetrics.metrics.nps import _cluster_query
+
+            df = store.run(con, _cluster_query(Filters(), dim, survey))
+        else:
+            col, sat = _SCORE_COLS[measure]
+            df = _score_clusters(con, Filters(), dim, survey, col, sat)
+        out[cluster_sums.kept_key(measure, dim, survey)] = cluster_sums.to_kept(df)
+    return out
+
