@@ -24,7 +24,7 @@ from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import clustered as cluster_sums
 from cxmetrics.metrics.clustered import Clusters, score_cluster_query
-from cxmetrics.metrics.nps import DIMENSIONS, PERIODS, SURVEYS, _response_source, _survey_clause
+from cxmetrics.metrics.nps import DIMENSIONS, PERIODS, SURVEYS, _cluster_query, _response_source, _survey_clause
 from cxmetrics.store import engines
 
 pd = lazy.module("pandas")
@@ -151,12 +151,9 @@ def kept_clusters(con) -> dict:
     out = {}
     for measure, dim, survey in cluster_sums.KEPT:
         if measure == "nps":
-            from cxmetrics.metrics.nps import _cluster_query
-
             df = store.run(con, _cluster_query(Filters(), dim, survey))
         else:
             col, sat = _SCORE_COLS[measure]
             df = _score_clusters(con, Filters(), dim, survey, col, sat)
         out[cluster_sums.kept_key(measure, dim, survey)] = cluster_sums.to_kept(df)
     return out
-
