@@ -80,6 +80,22 @@ def test_bench_runs_and_reports_every_page_and_budget(tmp_path):
         assert con.execute("SELECT count(*) FROM complaints").fetchone()[0] == 500
 
 
+def test_the_bench_times_every_data_function_a_page_calls_on_load():
+    """Each page's unconditional ``x = ui.compute(views.<module>.<function>, …)`` calls are what
+    :func:`cxmetrics.views.calls_for` lists, so a page's timing is the whole page (a call behind a
+    widget, such as a drill-down, is not part of the load)."""
+    import re
+
+    from cxmetrics import views
+
+    for spec in roles.PAGES:
+        src = (ROOT / spec.path).read_text()
+        called = re.findall(r"^\w+ = ui\.compute\(views\.(\w+)\.(\w+)", src, flags=re.M)
+        assert called, spec.path
+        listed = [(f.__module__.rsplit(".", 1)[-1], f.__name__) for f in views.calls_for(spec)]
+        assert listed == called, spec.path
+
+
 def test_readme_renders_load_figures_and_unmet_budgets():
     """Rendering only (made-up figures): the load table, a budget not met named with its detail."""
     res = {"machine": {"cpus": 2, "memory_gib": 23.5, "platform": "Linux", "python": "3.11"},

@@ -3,12 +3,15 @@ on the demo the planted late-delivery surge of the last quarter is in the list, 
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from cxmetrics.core.filters import Filters
-from cxmetrics.metrics import moved
+from cxmetrics.core.filters import Filters, Scope
+from cxmetrics.metrics import moved, theme_store
+from cxmetrics.store import summaries
 
 Q = 0.10
 
@@ -82,11 +85,69 @@ def test_demo_surge_is_in_the_list(con):
 
 
 def test_what_moved_obeys_the_scope(con):
-    from cxmetrics.core.filters import Scope
-
     cb = {"Late delivery": ["late"]}
     nobody = moved.what_moved(con, Filters(scope=Scope(role="department", departments=(), user="x")), cb=cb)
     assert not nobody.extra["sentences"] and nobody.table.get("n", pd.Series(dtype=float)).sum() == 0
     billing = moved.what_moved(con, Filters(scope=Scope(role="department", departments=("billing",), user="b")), cb=cb)
     levels = set(billing.table.loc[billing.table["dim"] == "department", "level"])
     assert levels <= {"billing"} and levels
+
+
+@pytest.mark.parametrize("filters", [
+    Filters(), Filters(segments=("smb",)), Filters(regions=("north",), date_to=dt.date(2026, 6, 30)),
+    Filters(date_from=dt.date(2025, 10, 1), date_to=dt.date(2026, 3, 31)),
+    Filters(scope=Scope(role="department", departments=("billing",), user="b")),
+    Filters(segments=("smb",), scope=Scope(role="department", departments=("delivery", "billing"), user="d"))],
+    ids=["all", "segment", "region to a day", "custom range", "billing scope", "segment, two departments"])
+def test_cells_are_the_same_from_the_summaries_and_lean_tables_as_from_the_raw_tables(con, monkeypatch, filters):
+    """What moved reads its counts from the responses and complaints summaries and its theme shares
+    from the kept run's lean tables; with neither (raw survey, complaints and kept assignments) every
+    cell's sufficient statistics are the same."""
+    run = theme_store.latest(con)
+    assert theme_store.is_current(con, run) and theme_store.lean(con)
+    fast, when = moved.cells(con, filters, cb=run.codebook, kept=True)
+    assert set(fast["metric"]) == {"nps", "csat", "complaints", "share"}
+    with monkeypatch.context() as mp:
+        mp.setattr(theme_store, "lean", lambda con: False)
+        no_lean, _ = moved.cells(con, filters, cb=run.codebook, kept=True)
+        mp.setattr(summaries, "_state", lambda con: ({}, 0))  # no summary is current: raw queries
+        raw, raw_when = moved.cells(con, filters, cb=run.codebook, kept=True)
+    assert when == raw_when
+    for other in (no_lean, raw):
+        pd.testing.assert_frame_equal(_by_cell(fast), _by_cell(other), check_dtype=False)
+
+
+def _by_cell(df: pd.DataFrame) -> pd.DataFrame:
+    keys = ["metric", "dim", "level", "theme"]
+    num = [c for c in df.columns if c not in keys]
+    out = df.astype({c: float for c in num}).sort_values(keys, na_position="first").reset_index(drop=True)
+    return out[keys + sorted(num)]
+
+
+def test_cells_leave_out_answers_and_complaints_without_a_customer_on_every_path(writable_db, monkeypatch):
+    """Anonymous answers (some with verbatims) and complaints without a customer have no segment or
+    region: every path leaves them out of every cell (they are in no segment's cell, so not in the
+    overall one either), and the overall counts equal a direct count of the known ones."""
+    from cxmetrics import store
+
+    with store.connect(str(writable_db), read_only=False) as con:
+        with store.transaction(con):
+            con.execute("UPDATE survey_responses SET customer_id = NULL WHERE responded_on > DATE '2026-04-01' "
+                        "AND hash(response_id) % 20 = 0")
+            con.execute("UPDATE complaints SET customer_id = NULL WHERE opened_on > DATE '2026-04-01' "
+                        "AND hash(complaint_id) % 20 = 0")
+            store.bump_version(con, ["survey_responses", "complaints"])
+        theme_store.save_codebook(con, theme_store.latest(con).codebook, actor="ana", role="analyst")
+        run = theme_store.latest(con)
+        assert theme_store.is_current(con, run) and theme_store.lean(con)
+        assert con.execute("SELECT count(*) FROM theme_tagged WHERE NOT known").fetchone()[0] > 0
+        fast, (_, cur, end) = moved.cells(con, Filters(), cb=run.codebook, kept=True)
+        with monkeypatch.context() as mp:
+            mp.setattr(theme_store, "lean", lambda con: False)
+            mp.setattr(summaries, "_state", lambda con: ({}, 0))
+            raw, _ = moved.cells(con, Filters(), cb=run.codebook, kept=True)
+        pd.testing.assert_frame_equal(_by_cell(fast), _by_cell(raw), check_dtype=False)
+        known = con.execute("SELECT count(nps) FROM survey_responses WHERE customer_id IS NOT NULL AND "
+                            "responded_on > ? AND responded_on <= ?", [cur, end]).fetchone()[0]
+        overall = fast[(fast["metric"] == "nps") & (fast["dim"] == "all")].iloc[0]
+        assert overall["n_1"] == known

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import duckdb
 
@@ -28,7 +28,8 @@ from cxmetrics import store
 from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Result
-from cxmetrics.metrics import nps, theme_store, themes
+from cxmetrics.metrics import nps, theme_lean, theme_store, themes
+from cxmetrics.store import summaries
 
 np = lazy.module("numpy")
 pd = lazy.module("pandas")
@@ -37,6 +38,11 @@ norm = lazy.attr("scipy.stats", "norm")
 DIMS = ("segment", "region", "touchpoint", "department")
 _DIM_SQL = {"segment": "c.segment", "region": "c.region",
             "touchpoint": "coalesce(r.touchpoint, '(relationship)')", "department": "coalesce(r.department, '(none)')"}
+#: The complaint dimensions over the complaints summary (alias ``k``).
+_COMPLAINT_DIM_SQL = {"segment": "k.segment", "region": "k.region", "department": "coalesce(k.department, '(none)')"}
+#: The same dimensions over the kept theme run's lean tables (alias ``x``; touchpoint already coalesced).
+_LEAN_DIM_SQL = {"segment": "x.segment", "region": "x.region", "touchpoint": "x.touchpoint",
+                 "department": "coalesce(x.department, '(none)')"}
 METHOD = ("Last period vs the one before, every metric × dimension cell: NPS difference z-test, CSAT Welch test, "
           "complaints per month as two Poisson counts, theme share two-proportion Wald test; cells below the "
           "minimum n in either period are not tested; Benjamini–Hochberg FDR over the whole family.")
@@ -135,11 +141,13 @@ def _p(v: float) -> str:
     return "< 0.001" if v < 0.001 else f"= {v:.3f}"
 
 
-def _cells_sql(dims: Iterable[str], body: str, select: str) -> str:
-    """UNION ALL of ``select`` grouped by each whitelisted dimension (and overall)."""
+def _cells_sql(dims: Iterable[str], body: str, select: str, dim_sql: Callable[[str], str] | None = None) -> str:
+    """UNION ALL of ``select`` grouped by each whitelisted dimension (and overall); ``dim_sql`` maps a
+    dimension to its expression over ``body`` (default: a response row ``r`` and its customer ``c``)."""
+    dim_sql = dim_sql or _DIM_SQL.get
     parts = [f"SELECT 'all' AS dim, 'all' AS level, {select} FROM {body} GROUP BY ALL"]
     for d in dims:
-        parts.append(f"SELECT '{d}' AS dim, CAST({_DIM_SQL[d]} AS VARCHAR) AS level, {select} FROM {body} GROUP BY ALL")
+        parts.append(f"SELECT '{d}' AS dim, CAST({dim_sql(d)} AS VARCHAR) AS level, {select} FROM {body} GROUP BY ALL")
     return "\nUNION ALL\n".join(parts)  # dims come from DIMS only
 
 
@@ -154,19 +162,24 @@ def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, 
         return pd.DataFrame(), (None, None, None)
     prev, cur, end = periods(pd.Timestamp(end).date(), months)
     f = filters.with_(date_from=prev + dt.timedelta(days=1), date_to=end)
-    where, params = f.where(date_col="r.responded_on", customer="c", department_col="r.department")
-    params.update({"cur": cur})
+    # Counts from the responses and complaints summaries (counted cubes by day, segment, region,
+    # touchpoint and department; the relations' own SQL when a summary is not current). A response
+    # or complaint without a customer has no segment: left out, as the join to customers does.
+    src = summaries.responses(con)
+    where, params = f.where(date_col="r.responded_on", customer=src.customer, department_col="r.department")
     period = "CAST(r.responded_on > $cur AS INTEGER) AS period"
-    body = f"survey_responses r JOIN customers c USING (customer_id) WHERE {where}"
-    sel = (f"{period}, count(r.nps) AS n_nps, count(*) FILTER (WHERE r.nps >= 9) AS p, count(*) FILTER (WHERE r.nps <= 6) AS d, "
-           "count(r.csat) AS n_csat, sum(r.csat) AS s, sum(r.csat * r.csat) AS ss")
-    survey = store.run(con, store.Query("moved_survey", _cells_sql(DIMS, body, sel), params))
-    cw, cparams = f.where(date_col="r.opened_on", customer="c", department_col="r.department")
-    cparams.update({"cur": cur})
-    cbody = f"complaints r JOIN customers c USING (customer_id) WHERE {cw}"  # r: the complaint row
+    sel = (f"{period}, {src.count('r.nps IS NOT NULL')} AS n_nps, {src.count('r.nps >= 9')} AS p, "
+           f"{src.count('r.nps <= 6')} AS d, {src.count('r.csat IS NOT NULL')} AS n_csat, {src.xsum('r.csat')} AS s, "
+           f"{src.xsum('r.csat * r.csat')} AS ss")
+    survey = store.run(con, store.Query("moved_survey", _cells_sql(
+        DIMS, f"{src.source} WHERE {where} AND r.segment IS NOT NULL", sel, lambda d: src.dim(_DIM_SQL[d])),
+        {**src.params, **params, "cur": cur}))
+    csrc = summaries.complaints(con)
+    cw, cparams = f.where(date_col="k.opened_on", customer=csrc.customer, department_col="k.department")
     comp = store.run(con, store.Query("moved_complaints", _cells_sql(
-        ("segment", "region", "department"), cbody, "CAST(r.opened_on > $cur AS INTEGER) AS period, count(*) AS k"),
-        cparams))
+        ("segment", "region", "department"), f"{csrc.source} WHERE {cw} AND k.segment IS NOT NULL",
+        f"CAST(k.opened_on > $cur AS INTEGER) AS period, {csrc.count()} AS k",
+        _COMPLAINT_DIM_SQL.get), {**csrc.params, **cparams, "cur": cur}))
     frames = []
     for metric, cols in (("nps", {"n_nps": "n", "p": "p", "d": "d"}), ("csat", {"n_csat": "n", "s": "s", "ss": "ss"})):
         w = survey.pivot_table(index=["dim", "level"], columns="period", values=list(cols), aggfunc="sum")
@@ -176,7 +189,18 @@ def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, 
         c = _flatten(w, {"k": "k"}, "complaints")
         c["months"] = months
         frames.append(c)
-    if cb:
+    if cb and kept and theme_store.lean(con):  # the kept run's lean tables: no join at read time
+        lw, lparams = theme_lean.cond(f)
+        lparams["cur"] = cur
+        lper = "CAST(x.responded_on > $cur AS INTEGER) AS period"
+        tag = store.run(con, store.Query("moved_themes", _cells_sql(
+            DIMS, f"theme_tagged x WHERE {lw} AND x.known", f"x.theme, {lper}, count(*) AS k", _LEAN_DIM_SQL.get),
+            lparams))
+        tot = store.run(con, store.Query("moved_verbatims", _cells_sql(
+            DIMS, f"theme_verbatims x WHERE {lw} AND x.known AND NOT x.blank", f"{lper}, count(*) AS n",
+            _LEAN_DIM_SQL.get), lparams))
+        frames += _share_frames(tag, tot)
+    elif cb:
         sql, tparams = theme_store.kept_prefix(f, con) if kept else themes.tagged_sql(f, cb)
         tparams = {**tparams, "cur": cur}
         tbody = ("v JOIN survey_responses r USING (response_id) JOIN customers c ON c.customer_id = r.customer_id "
@@ -187,16 +211,22 @@ def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, 
         tot = store.run(con, store.Query("moved_verbatims", sql + "\n, x AS (" + _cells_sql(
             DIMS, "v JOIN survey_responses r USING (response_id) JOIN customers c ON c.customer_id = r.customer_id",
             "CAST(r.responded_on > $cur AS INTEGER) AS period, count(*) AS n") + ")\nSELECT * FROM x", tparams))
-        tag = tag.dropna(subset=["theme"])
-        if len(tag):
-            w = tag.pivot_table(index=["dim", "level", "theme"], columns="period", values=["k"], aggfunc="sum")
-            s = _flatten(w, {"k": "k"}, "share", extra=("theme",))
-            n = tot.pivot_table(index=["dim", "level"], columns="period", values="n", aggfunc="sum")
-            s["n_0"] = [n.get(0, pd.Series(dtype=float)).get((d, lv), 0) for d, lv in zip(s["dim"], s["level"], strict=True)]
-            s["n_1"] = [n.get(1, pd.Series(dtype=float)).get((d, lv), 0) for d, lv in zip(s["dim"], s["level"], strict=True)]
-            frames.append(s)
+        frames += _share_frames(tag.dropna(subset=["theme"]), tot)
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return out, (prev, cur, end)
+
+
+def _share_frames(tag: pd.DataFrame, tot: pd.DataFrame) -> list[pd.DataFrame]:
+    """The theme-share cells from mentions per (dim, level, theme, period) and verbatims per (dim, level, period)."""
+    if not len(tag):
+        return []
+    w = tag.pivot_table(index=["dim", "level", "theme"], columns="period", values=["k"], aggfunc="sum")
+    s = _flatten(w, {"k": "k"}, "share", extra=("theme",))
+    n = tot.pivot_table(index=["dim", "level"], columns="period", values="n", aggfunc="sum").reindex(columns=[0, 1])
+    n.columns = ["n_0", "n_1"]
+    s = s.merge(n.reset_index(), on=["dim", "level"], how="left")  # keeps the order of s
+    s[["n_0", "n_1"]] = s[["n_0", "n_1"]].fillna(0)
+    return [s]
 
 
 def _flatten(w: pd.DataFrame, cols: Mapping[str, str], metric: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:

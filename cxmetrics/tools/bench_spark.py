@@ -32,7 +32,9 @@ from cxmetrics.core.filters import Filters
 
 
 def _page(spec: roles.PageSpec):
-    return views.data_for(spec)
+    """The whole page: every data function it calls on load (:func:`cxmetrics.views.calls_for`)."""
+    calls = views.calls_for(spec)
+    return lambda con, filters: tuple(fn(con, filters) for fn in calls)
 
 
 def _timed(fn) -> tuple[float, object]:

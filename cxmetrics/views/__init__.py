@@ -47,6 +47,7 @@ PAGES: dict[str, Callable] = {
 #: Pages that call more data functions on load than their :data:`PAGES` one (each ``fn(con, filters)``,
 #: in the order the page calls them after it): the bench times the whole page.
 ALSO: dict[str, tuple[Callable, ...]] = {
+    "pages/01_executive_summary.py": (executive.moved_data,),
     "pages/03_customer_voice.py": (voice.themes_data,),
 }
 
