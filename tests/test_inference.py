@@ -55,3 +55,37 @@ def test_wild_cluster_bootstrap_without_residual_variation_gives_no_p_value():
     X = np.column_stack([np.ones(20), np.arange(20.0)])
     got = inference.wild_cluster_bootstrap(X, X @ [1.0, 0.5], g, 1)
     assert np.isnan(got["p"])  # not p = 0: an exact fit has no cluster-robust t
+
+
+def test_distributions_match_scipy_stats_into_the_tails():
+    """cxmetrics.core.dist (no scipy.stats import) against scipy.stats itself: the normal's quantile
+    from 1e-300 to 1 − 1e-16, its CDF and survival function out to ±37, Student's t and the
+    chi-square at the degrees of freedom the metrics use; floats in, floats out; arrays elementwise."""
+    from scipy import stats
+
+    from cxmetrics.core import dist
+
+    p = np.concatenate([np.logspace(-300, -1, 300), np.linspace(0.01, 0.99, 99), 1 - np.logspace(-16, -1, 50)])
+    np.testing.assert_allclose(dist.norm.ppf(p), stats.norm.ppf(p), rtol=1e-13)
+    assert isinstance(dist.norm.ppf(0.975), float) and dist.norm.ppf(0.975) == pytest.approx(1.959963984540054, rel=1e-15)
+    assert dist.norm.ppf(0.0) == -np.inf and dist.norm.ppf(1.0) == np.inf and np.isnan(dist.norm.ppf(1.5))
+    x = np.linspace(-37, 37, 741)  # beyond, both reach subnormal numbers
+    # far in the tails erfc's argument x/√2 carries a rounding error both libraries amplify (~1e-13)
+    np.testing.assert_allclose(dist.norm.cdf(x), stats.norm.cdf(x), rtol=1e-11, atol=0)
+    np.testing.assert_allclose(dist.norm.sf(x), stats.norm.sf(x), rtol=1e-11, atol=0)
+    c = np.linspace(-8, 8, 161)
+    np.testing.assert_allclose(dist.norm.cdf(c), stats.norm.cdf(c), rtol=1e-13, atol=0)
+    assert np.isnan(dist.norm.sf(np.nan)) and dist.norm.sf(np.array([[0.0]])).shape == (1, 1)
+    for df in (1, 2, 5, 29, 30, 120, 10_000):
+        q = np.array([0.5, 0.9, 0.975, 0.995, 1 - 1e-9])
+        np.testing.assert_allclose(dist.t.ppf(q, df), stats.t.ppf(q, df), rtol=1e-12)
+        tt = np.linspace(-30, 30, 121)
+        np.testing.assert_allclose(dist.t.cdf(tt, df), stats.t.cdf(tt, df), rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(dist.t.sf(tt, df), stats.t.sf(tt, df), rtol=1e-12, atol=1e-300)
+        assert isinstance(dist.t.ppf(0.975, df), float)
+    for df in (1, 2, 3, 10):
+        np.testing.assert_allclose(dist.chi2.ppf(np.array([0.5, 0.95, 0.99]), df),
+                                   stats.chi2.ppf([0.5, 0.95, 0.99], df), rtol=1e-12)
+        xx = np.linspace(0, 80, 81)
+        np.testing.assert_allclose(dist.chi2.sf(xx, df), stats.chi2.sf(xx, df), rtol=1e-12, atol=1e-300)
+    assert dist.chi2.ppf(0.95, 1) == pytest.approx(3.841458820694124, rel=1e-14)  # a published value

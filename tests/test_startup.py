@@ -43,10 +43,13 @@ def test_status_loads_no_heavy_library(tmp_path):
 
 
 def test_a_metric_module_imports_without_its_libraries_and_loads_them_on_use():
-    code = ("import sys\nfrom cxmetrics.metrics import nps, churn, btyd\n"
+    """Importing a metric module loads none of its libraries; the normal quantile needs none at all
+    (cxmetrics.core.dist), the t quantile scipy.special on first use, never scipy.stats."""
+    code = ("import sys\nfrom cxmetrics.metrics import nps, churn, btyd, scores\n"
             "assert 'scipy' not in sys.modules and 'pandas' not in sys.modules\n"
-            "nps.norm.ppf(0.975)\n"
-            "assert 'scipy.stats' in sys.modules")
+            "assert abs(nps.norm.ppf(0.975) - 1.959964) < 1e-6 and 'scipy' not in sys.modules\n"
+            "assert abs(scores.student_t.ppf(0.975, 10) - 2.228139) < 1e-6\n"
+            "assert 'scipy.special' in sys.modules and 'scipy.stats' not in sys.modules")
     assert "scipy" in _loaded_after(code)
 
 

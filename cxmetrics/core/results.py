@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cxmetrics.core import lazy
+from cxmetrics.core.dist import norm
 
 np = lazy.module("numpy")
 pd = lazy.module("pandas")
@@ -67,8 +68,6 @@ class Estimate:
                     self.ci_high if self.ci_high is not None else float("nan"))
         if self.se is None or math.isnan(self.se):
             raise ValueError(f"{self.name}: no standard error, only the stored {1 - self.alpha:.0%} interval")
-        from scipy.stats import norm
-
         z = float(norm.ppf(1 - alpha / 2))
         return self.estimate - z * self.se, self.estimate + z * self.se
 

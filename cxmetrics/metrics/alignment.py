@@ -45,6 +45,7 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core import lazy
+from cxmetrics.core.dist import norm
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics.alignment_money import clv_gap, money_at_risk
@@ -53,7 +54,6 @@ from cxmetrics.store import engines, relations, summaries
 
 np = lazy.module("numpy")
 pd = lazy.module("pandas")
-norm = lazy.attr("scipy.stats", "norm")
 
 MIN_LINKED = 200
 THRESHOLD_METHOD = MODEL

@@ -27,12 +27,12 @@ import dataclasses
 from dataclasses import dataclass
 
 from cxmetrics.core import lazy
+from cxmetrics.core.dist import norm
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import btyd
 
 np = lazy.module("numpy")
 pd = lazy.module("pandas")
-norm = lazy.attr("scipy.stats", "norm")
 
 #: Number of parametric draws for CLV and P(alive) intervals, and their seed.
 N_DRAWS = 200

@@ -41,6 +41,7 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core import lazy
+from cxmetrics.core.dist import norm
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics.survival import MONTH_DAYS, add_months, churn_window, greenwood_band, wilson, window_label
@@ -49,7 +50,6 @@ from cxmetrics.store.relations import DATA_END_SQL
 
 np = lazy.module("numpy")
 pd = lazy.module("pandas")
-norm = lazy.attr("scipy.stats", "norm")
 
 GROUPINGS = {
     "nps_group": "b.nps_group",

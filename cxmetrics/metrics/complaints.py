@@ -29,6 +29,7 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core import lazy
+from cxmetrics.core.dist import norm
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import churn
@@ -37,7 +38,6 @@ from cxmetrics.store import assumptions, engines, relations, summaries
 
 np = lazy.module("numpy")
 pd = lazy.module("pandas")
-norm = lazy.attr("scipy.stats", "norm")
 
 DIMENSIONS = {
     "month": "date_trunc('month', k.opened_on)",

@@ -29,12 +29,12 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core import lazy
+from cxmetrics.core.dist import norm
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Result
 from cxmetrics.store import relations, stubs, summaries
 
 pd = lazy.module("pandas")
-norm = lazy.attr("scipy.stats", "norm")
 
 _SQL = """
 WITH pairs AS (

@@ -21,6 +21,7 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core import lazy, roles
+from cxmetrics.core.dist import norm
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.store import assumptions, summaries
@@ -136,8 +137,6 @@ def net_revenue_retention(con: duckdb.DuckDBPyConnection, filters: Filters, *, a
     R = Σx / Σy and Var(R) ≈ n / (Σy)² · s², s² = the sample variance of (x_i − R·y_i)
     (Cochran 1977, "Sampling Techniques", ratio estimator, eq. 6.9).
     """
-    from scipy.stats import norm
-
     where, params = summaries.where(summaries.CUSTOMER_TABLE, filters, customer="t", customer_id_col="t.customer_id",
                                     dates=False)
     q = summaries.query(con, "net_revenue_retention", _NRR_SQL % where, params)

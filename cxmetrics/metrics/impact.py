@@ -41,6 +41,7 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core import lazy
+from cxmetrics.core.dist import t as t_dist
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate
 from cxmetrics.metrics import inference
@@ -209,8 +210,6 @@ def its(series: pd.DataFrame, start: pd.Timestamp, alpha: float = 0.05) -> dict:
 
 def its_fit(t: np.ndarray, y: np.ndarray, n: np.ndarray, alpha: float = 0.05) -> dict:
     """The arithmetic of :func:`its` on arrays: months from the start ``t``, values ``y``, weights ``n``."""
-    from scipy.stats import t as t_dist
-
     post = (t >= 0).astype(float)
     X = np.column_stack([np.ones_like(t), t, post, t * post])
     w = np.sqrt(n)

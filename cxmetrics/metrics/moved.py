@@ -26,6 +26,7 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core import lazy
+from cxmetrics.core.dist import norm
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Result
 from cxmetrics.metrics import nps, theme_lean, theme_store, themes
@@ -33,7 +34,6 @@ from cxmetrics.store import summaries
 
 np = lazy.module("numpy")
 pd = lazy.module("pandas")
-norm = lazy.attr("scipy.stats", "norm")
 
 DIMS = ("segment", "region", "touchpoint", "department")
 _DIM_SQL = {"segment": "c.segment", "region": "c.region",

@@ -29,6 +29,7 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core import lazy
+from cxmetrics.core.dist import norm
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import clustered
@@ -37,7 +38,6 @@ from cxmetrics.store import engines, summaries
 from cxmetrics.store.relations import detractor, nps_points, promoter
 
 pd = lazy.module("pandas")
-norm = lazy.attr("scipy.stats", "norm")
 
 #: Allowed breakdown dimensions -> SQL expression over survey_responses r / customers c.
 DIMENSIONS = {

@@ -21,6 +21,7 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core import lazy
+from cxmetrics.core.dist import norm
 from cxmetrics.core.filters import Filters
 from cxmetrics.metrics import break_even, bridge
 from cxmetrics.metrics.bridge import BridgeInputs, Quantity
@@ -28,7 +29,6 @@ from cxmetrics.store import assumptions, engines, stubs, summaries
 
 np = lazy.module("numpy")
 pd = lazy.module("pandas")
-norm = lazy.attr("scipy.stats", "norm")
 
 SCENARIOS = ("detractors", "initiatives")
 MIX_NOTE = ("The crude figure compares detractors with customers of a different mix (promoters are more often "

@@ -20,12 +20,12 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core import lazy
+from cxmetrics.core.dist import norm
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Result
 from cxmetrics.store import summaries
 
 pd = lazy.module("pandas")
-norm = lazy.attr("scipy.stats", "norm")
 
 
 def response_rates(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Result:

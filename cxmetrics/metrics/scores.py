@@ -20,6 +20,7 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core import lazy
+from cxmetrics.core.dist import t as student_t
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import clustered as cluster_sums
@@ -28,7 +29,6 @@ from cxmetrics.metrics.nps import DIMENSIONS, PERIODS, SURVEYS, _cluster_query, 
 from cxmetrics.store import engines
 
 pd = lazy.module("pandas")
-student_t = lazy.attr("scipy.stats", "t")
 
 _SCORE_COLS = {"csat": ("csat", 4), "ces": ("ces", None)}
 

@@ -15,10 +15,10 @@ import datetime as dt
 import math
 
 from cxmetrics.core import lazy
+from cxmetrics.core.dist import norm
 
 np = lazy.module("numpy")
 pd = lazy.module("pandas")
-norm = lazy.attr("scipy.stats", "norm")
 
 #: Days in an average month.
 MONTH_DAYS = 365.25 / 12

@@ -33,10 +33,10 @@ import math
 from dataclasses import dataclass
 
 from cxmetrics.core import lazy
+from cxmetrics.core.dist import chi2
 
 np = lazy.module("numpy")
 pd = lazy.module("pandas")
-chi2 = lazy.attr("scipy.stats", "chi2")
 
 MODEL = ("capped broken-stick: P(detractor) = min(1, a + b·max(0, x − τ)), binomial maximum likelihood; "
          "τ by profile likelihood with a likelihood-ratio interval")

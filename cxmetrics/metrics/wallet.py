@@ -24,13 +24,13 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core import lazy
+from cxmetrics.core.dist import norm
+from cxmetrics.core.dist import t as student_t
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.store import engines, relations, stubs, summaries
 
 pd = lazy.module("pandas")
-norm = lazy.attr("scipy.stats", "norm")
-student_t = lazy.attr("scipy.stats", "t")
 
 
 def war(rank: float, brands: float) -> float:
