@@ -5,7 +5,7 @@ module. This module sits above the metrics and registers, once, with :func:`cxme
 the step every writer (importer, assumptions, initiatives, finance, demo, a read-write open of an
 older file) then runs: the summary tables of :mod:`cxmetrics.summaries` (the base relations of
 :mod:`cxmetrics.relations`), at the default landmark that the churn metrics define, and the kept
-model fits (Cox, BTYD, the clustered SEs' sums), which it registers into the summaries here, and the kept theme run's carry-over
+model fits (Cox, BTYD and its holdout check, the clustered SEs' sums), which it registers into the summaries here, and the kept theme run's carry-over
 (:func:`cxmetrics.theme_store.carry_over`). The package's ``__init__`` imports this module, so any use
 of the store has it wired.
 """
@@ -16,14 +16,16 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
-from cxmetrics.metrics import btyd, churn, scores, theme_store
+from cxmetrics.metrics import btyd, btyd_checks, churn, scores, theme_store
 from cxmetrics.store import summaries
 
 summaries.DEFAULT_LANDMARK[:] = [lambda con: churn.default_landmark(con, Filters())]
-summaries.FITS.update({"cox": churn.default_cox_fit, "btyd": btyd.default_fit, "clusters": scores.kept_clusters})
+summaries.FITS.update({"cox": churn.default_cox_fit, "btyd": btyd.default_fit, "btyd_holdout": btyd_checks.default_holdout,
+                       "clusters": scores.kept_clusters})
 # the Cox fit reads the landmark base at the default landmark and the data's end; BTYD the RFM at
 # the last transaction date: each is kept when a write leaves its relation as it was
 summaries.FIT_READS.update({"cox": summaries.LANDMARK_TABLE, "btyd": summaries.RFM_TABLE,
+                            "btyd_holdout": summaries.RFM_TABLE,  # the same tables: transactions × customers
                             "clusters": summaries.RESPONSES_TABLE})  # the cluster sums: responses × customers
 
 

@@ -149,6 +149,31 @@ def test_holdout_is_the_last_third_of_the_data_and_tracks_actuals(con):
     assert per.iloc[-1] > per.iloc[0] and h.table["actual_per_customer"].iloc[-1] > h.table["actual_per_customer"].iloc[0]
 
 
+def test_the_unfiltered_holdout_is_kept_and_a_date_range_does_not_apply(con, monkeypatch):
+    """The holdout check is kept with the data for the unfiltered view and read back with the same
+    figures as a live fit; a date range reads it too (the check spans all the data, and its filters
+    say so); a segment is fitted live on that segment's customers."""
+    from cxmetrics.store import summaries
+
+    ran = []
+    real = btyd.holdout_cells
+    monkeypatch.setattr(btyd, "holdout_cells", lambda *a, **k: ran.append(1) or real(*a, **k))
+    kept = bc.holdout(con, Filters())
+    dated = bc.holdout(con, Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 3, 31)))
+    assert not ran, "the kept check is read, not refitted"
+    live = bc._holdout_result(bc.holdout_parts(con, Filters()), Filters())  # noqa: SLF001
+    assert ran
+    for other in (dated, live):
+        pd.testing.assert_frame_equal(kept.table, other.table)
+        assert kept.extra == other.extra and kept.method == other.method
+    assert "2026" not in dated.filters  # no date range is claimed for it
+    with monkeypatch.context() as mp:
+        mp.setattr(summaries, "_state", lambda con: ({}, 0))  # nothing kept: fitted on the page
+        pd.testing.assert_frame_equal(bc.holdout(con, Filters()).table, kept.table)
+    smb = bc.holdout(con, Filters(segments=("smb",)))
+    assert 0 < smb.table["customers"].sum() < kept.table["customers"].sum()
+
+
 def test_reference_date_is_the_data_last_transaction_not_today(con):
     res = btyd.clv_non_contractual(con, Filters())
     last = con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]

@@ -267,7 +267,8 @@ def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_
     if not _fittable(df):
         return Result("clv_btyd", "Non-contractual CLV (BG/NBD + Gamma-Gamma)", pd.DataFrame(),
                       warnings=("Too few non-contractual customers to fit BG/NBD.",), filters=filters.describe())
-    kept = summaries.fit(con, "btyd") if summaries.unfiltered(filters) else None
+    # the RFM cells take no date range, so a date range alone reads the kept fit too
+    kept = summaries.fit(con, "btyd") if summaries.unfiltered(filters.with_(date_from=None, date_to=None)) else None
     if kept and kept["cal_end"] == str(cal):  # the same fit, kept from when the data last changed
         bg, gg = BGNBDFit(*kept["bgnbd"]), GammaGammaFit(*kept["gamma_gamma"])
     else:

@@ -46,8 +46,9 @@ import datetime as dt
 from cxmetrics import store
 from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
-from cxmetrics.core.results import Result
+from cxmetrics.core.results import Result, jsonable
 from cxmetrics.metrics import btyd, btyd_intervals
+from cxmetrics.store import summaries
 
 pd = lazy.module("pandas")
 np = lazy.module("numpy")
@@ -198,33 +199,55 @@ def holdout_split(con) -> tuple[dt.date, dt.date, dt.date] | None:
     return first, cal, last
 
 
+LABEL = "BG/NBD calibration/holdout check"
+
+
 def holdout(con, filters: Filters) -> Result:
     """Predicted vs actual repeat purchases in the held-out last third of the data, by number of
-    repeat purchases in the calibration period (``x``, 7 = seven or more)."""
-    label = "BG/NBD calibration/holdout check"
+    repeat purchases in the calibration period (``x``, 7 = seven or more).
+
+    The check covers the whole observed span, so a date range does not apply to it (its filters say
+    so). Narrowed by nothing else, it is the one kept with the data (summary fit ``btyd_holdout``,
+    :func:`default_holdout`): the same figures, without refitting on a page load."""
+    f = filters.with_(date_from=None, date_to=None)
+    parts = summaries.fit(con, "btyd_holdout") if summaries.unfiltered(f) else None
+    return _holdout_result(parts if parts is not None else holdout_parts(con, f), f)
+
+
+def default_holdout(con) -> dict:
+    """The unfiltered holdout check as kept in summary_fits (JSON)."""
+    return jsonable(holdout_parts(con, Filters()))
+
+
+def _holdout_result(parts: dict, filters: Filters) -> Result:
+    rows = parts.get("rows")
+    return Result("btyd_holdout", LABEL, pd.DataFrame(rows) if rows else pd.DataFrame(), method=parts.get("method", ""),
+                  reference=parts.get("reference", ""), filters=filters.describe(),
+                  warnings=tuple(parts.get("warnings", ())), extra=parts.get("extra", {}))
+
+
+def holdout_parts(con, filters: Filters) -> dict:
+    """What :func:`holdout` shows, as plain values: ``rows`` (column → list), ``method``,
+    ``reference``, ``warnings`` and ``extra``."""
     split = holdout_split(con)
     if split is None:
-        return Result("btyd_holdout", label, pd.DataFrame(), filters=filters.describe(),
-                      warnings=("No purchases of non-contractual customers to split into calibration and holdout.",))
+        return {"warnings": ["No purchases of non-contractual customers to split into calibration and holdout."]}
     first, cal, last = split
     stated = (f"calibration {first} to {cal} (the first two thirds of the observed span), holdout {cal} to {last} "
               "(the last third, ending at the data's last transaction date)")
     if (cal - first).days < 56 or (last - cal).days < 28:
-        return Result("btyd_holdout", label, pd.DataFrame(), filters=filters.describe(),
-                      warnings=(f"The data span {first} to {last} is too short to hold out a third of it "
-                                "(at least 8 weeks of calibration and 4 of holdout are needed).",))
+        return {"warnings": [f"The data span {first} to {last} is too short to hold out a third of it "
+                             "(at least 8 weeks of calibration and 4 of holdout are needed)."]}
     df, hold = btyd.holdout_cells(con, filters, calibration_end=cal, holdout_end=last)
     if df.empty or df["w"].sum() < 50 or (df["x"] > 0).sum() < 5:
-        return Result("btyd_holdout", label, pd.DataFrame(), filters=filters.describe(),
-                      warnings=(f"Too few non-contractual customers before {cal} to fit the calibration period.",))
+        return {"warnings": [f"Too few non-contractual customers before {cal} to fit the calibration period."]}
     fc = btyd.fit_sample(df)
     bg = btyd.fit_bgnbd(fc["x"], fc["t_x_days"] / 7, fc["T_days"] / 7, fc["w"])
     why = identify_bgnbd(bg, fc["x"], fc["t_x_days"] / 7, fc["T_days"] / 7, fc["w"])
     if why:
-        return Result("btyd_holdout", label, pd.DataFrame(), filters=filters.describe(),
-                      warnings=(not_identified_text({"bgnbd": why}, "no holdout prediction is shown") +
-                                f" Split: {stated}.",), extra={"split": [str(first), str(cal), str(last)],
-                                                         "not_identified": {"bgnbd": why}})
+        return {"warnings": [not_identified_text({"bgnbd": why}, "no holdout prediction is shown") +
+                             f" Split: {stated}."],
+                "extra": {"split": [str(first), str(cal), str(last)], "not_identified": {"bgnbd": why}}}
     weeks = (last - cal).days / 7
     t = btyd.holdout_predicted(bg, df, hold, weeks)
     t = t.assign(calibration_repeats=[f"{int(x)}+" if x >= 7 else str(int(x)) for x in t["x"]])
@@ -232,15 +255,14 @@ def holdout(con, filters: Filters) -> Result:
     t = t[["calibration_repeats", "x", "customers", "actual", "predicted", "actual_per_customer",
            "predicted_per_customer"]]
     actual, pred = float(t["actual"].sum()), float(t["predicted"].sum())
-    return Result("btyd_holdout", label, t,
-                  method=(f"BG/NBD refitted on the {stated}; expected repeat purchases over the {weeks:.0f}-week holdout "
-                          "(eq. 10) summed over each calibration-frequency group, against the distinct purchase days "
-                          "actually seen."),
-                  reference="Fader, Hardie & Lee (2005a), Figure 3 (conditional expectations in a holdout).",
-                  filters=filters.describe(),
-                  extra={"split": [str(first), str(cal), str(last)], "holdout_weeks": weeks, "stated": stated,
-                         "actual_total": actual, "predicted_total": pred,
-                         "bgnbd": bg.params() | {"ll": bg.log_likelihood}})
+    return {"rows": {c: jsonable(t[c].tolist()) for c in t.columns},
+            "method": (f"BG/NBD refitted on the {stated}; expected repeat purchases over the {weeks:.0f}-week "
+                       "holdout (eq. 10) summed over each calibration-frequency group, against the distinct "
+                       "purchase days actually seen."),
+            "reference": "Fader, Hardie & Lee (2005a), Figure 3 (conditional expectations in a holdout).",
+            "extra": {"split": [str(first), str(cal), str(last)], "holdout_weeks": weeks, "stated": stated,
+                      "actual_total": actual, "predicted_total": pred,
+                      "bgnbd": jsonable(bg.params() | {"ll": bg.log_likelihood})}}
 
 
 # ----------------------------------------------------------------------------- the page's section
