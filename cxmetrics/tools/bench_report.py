@@ -289,8 +289,12 @@ def readme_section(res: dict) -> str:
     m = res["machine"]
     floor = (res.get("floor") or {}).get("seconds")
     ds = res.get("dataset") or {}
-    built = ("reused from an earlier build" if ds.get("reused") else
-             f"built in {ds['build_s']:.0f} s ({ds.get('demo_s', 0):.0f} s of it the demo company)") if ds else "build not recorded"
+    rec = ds.get("built", ds) if ds else {}
+    built = (f"built in {rec['build_s']:.0f} s ({rec.get('demo_s', 0):.0f} s of it the demo company"
+             + (f", {rec['themes_s']:.0f} s keeping the themes of {rec['verbatims']:,} verbatims" if "themes_s" in rec else "")
+             + ")" + (f", reused from that build of {rec['built_at']}" if ds.get("reused") and "built_at" in rec else
+                      ", reused" if ds.get("reused") else "")) if "build_s" in rec else \
+        "reused from an earlier build (not recorded)" if ds else "build not recorded"
     lines = [f"Machine: {m['cpus']} cores, {m['memory_gib']} GiB, {m['platform']}, Python {m['python']}"
              + (f", load average {m['load_avg_1m']} at the start" if "load_avg_1m" in m else "")
              + (f" and {res['load_avg_1m_end']} at the end" if "load_avg_1m_end" in res else "")
