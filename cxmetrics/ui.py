@@ -423,19 +423,34 @@ def how_computed(result: Result | Estimate, *, key: str) -> None:
                 st.dataframe(rows, hide_index=True, key=f"{key}_lineage")
 
 
+def column_config(df: pd.DataFrame) -> dict:
+    """How a table shows its columns: names without underscores, numbers rounded (p-values to 4
+    places, other decimals to 2), and dates as dates — a DuckDB DATE arrives as a timestamp at
+    midnight, which would show a meaningless ``00:00:00``."""
+    config = {}
+    for col in df.columns:
+        label = str(col).replace("_", " ")
+        values = df[col]
+        if pd.api.types.is_float_dtype(values):
+            fmt = "%.4f" if "p_value" in str(col) else "%.2f"
+            config[col] = st.column_config.NumberColumn(label, format=fmt)
+        elif pd.api.types.is_datetime64_any_dtype(values):
+            seen = values.dropna()
+            if (seen == seen.dt.normalize()).all():
+                config[col] = st.column_config.DateColumn(label, format="YYYY-MM-DD")
+            else:
+                config[col] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
+        else:
+            config[col] = st.column_config.Column(label)
+    return config
+
+
 def table(df: pd.DataFrame, *, key: str, name: str, caption: str | None = None, **kwargs: Any) -> None:
     """A table with safe CSV and Excel downloads (formula injection neutralised).
 
     On screen, column names lose their underscores and numbers are rounded (p-values to 4
     places, other decimals to 2); the downloads keep full precision."""
-    config = {}
-    for col in df.columns:
-        label = str(col).replace("_", " ")
-        if pd.api.types.is_float_dtype(df[col]):
-            fmt = "%.4f" if "p_value" in str(col) else "%.2f"
-            config[col] = st.column_config.NumberColumn(label, format=fmt)
-        else:
-            config[col] = st.column_config.Column(label)
+    config = column_config(df)
     config.update(kwargs.pop("column_config", None) or {})
     st.dataframe(df, hide_index=True, key=f"{key}_df", column_config=config, **kwargs)
     if caption:

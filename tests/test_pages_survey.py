@@ -112,3 +112,34 @@ def test_voice_discovery_action_keeps_themes(thin_stores, make_app, tmp_path):
     at.run()
     assert "discovered themes (not saved as a codebook yet)" in _texts(at)
     assert any("nps_points_at_stake" in d.value.columns and len(d.value) > 0 for d in at.dataframe)
+
+
+def test_tables_show_dates_as_dates_not_midnight_timestamps():
+    """A DuckDB DATE arrives in pandas as a timestamp at midnight: tables show it as a date; a real
+    time of day keeps its time; p-values keep 4 places, other decimals 2."""
+    import pandas as pd
+
+    from cxmetrics import ui
+
+    df = pd.DataFrame({"responded_on": pd.to_datetime(["2026-09-30", None]),
+                       "imported_at": pd.to_datetime(["2026-09-30 10:15", "2026-01-01 00:00"]),
+                       "p_value": [0.1, 0.2], "share_pct": [1.0, 2.0], "n": [1, 2]})
+    cfg = ui.column_config(df)
+    assert cfg["responded_on"]["type_config"] == {**cfg["responded_on"]["type_config"], "type": "date",
+                                                  "format": "YYYY-MM-DD"}
+    assert cfg["imported_at"]["type_config"]["type"] == "datetime"
+    assert cfg["p_value"]["type_config"]["format"] == "%.4f" and cfg["share_pct"]["type_config"]["format"] == "%.2f"
+    assert cfg["share_pct"]["label"] == "share pct"
+
+
+def test_chart_legends_sit_below_the_plot_not_over_the_title():
+    """A legend of several rows above the plot wrote over the chart title (the theme trend): the
+    house style puts it at the bottom of the figure, where plotly makes room for it."""
+    import plotly.graph_objects as go
+
+    from cxmetrics.charts import style
+
+    fig = style(go.Figure([go.Scatter(x=[1, 2], y=[1, 2], name=f"theme {i}") for i in range(9)]), "A title")
+    legend = fig.layout.legend
+    assert (legend.yref, legend.y, legend.yanchor, legend.orientation) == ("container", 0, "bottom", "h")
+    assert fig.layout.title.text == "A title"

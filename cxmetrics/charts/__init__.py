@@ -32,7 +32,8 @@ def style(fig: go.Figure, title: str | None = None, *, height: int = 380) -> go.
         height=height,
         margin=dict(l=60, r=20, t=60 if title else 30, b=50),
         font=dict(size=13),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
+        # below the plot and its axis title: a legend of several rows on top would write over the title
+        legend=dict(orientation="h", yanchor="bottom", y=0, yref="container", xanchor="left", x=0),
         template="plotly_white",
     )
     return escape_labels(fig)
