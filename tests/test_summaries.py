@@ -508,8 +508,8 @@ def test_the_latest_answer_from_histories_equals_its_definition_under_any_range_
 
 def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypatch):
     """The clustered SEs' per-customer sums (one GROUP BY per customer over the raw responses) are
-    kept with the summaries for the unfiltered view; NPS under a segment or region reads them (a
-    customer keeps all their answers), a date range reads the raw responses — same estimates."""
+    kept with the summaries for the unfiltered view; NPS, CSAT and CES under a segment or region read
+    them (a customer keeps all their answers), a date range reads the raw responses — same estimates."""
     from cxmetrics.metrics import clustered, nps, scores
 
     kept = summaries.fit(con, "clusters")
@@ -536,10 +536,13 @@ def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypa
             slow = call(con, f)
         assert len(fast.table) >= 1
         pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9, atol=1e-9)
-    names.clear()
-    fast = scores.score(con, Filters(), metric="csat", dim="touchpoint")
-    assert "csat_clusters" not in names
-    monkeypatch.setattr(summaries, "fit", lambda c, name: None)
-    slow = scores.score(con, Filters(), metric="csat", dim="touchpoint")
-    assert len(fast.table) > 1
-    pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9, atol=1e-9)
+    for f in (Filters(), Filters(segments=("smb",)), Filters(regions=("north", "south")), LAST_12_MONTHS):
+        for metric in ("csat", "ces"):
+            names.clear()
+            fast = scores.score(con, f, metric=metric, dim="touchpoint")
+            assert (f"{metric}_clusters" in names) == (f is LAST_12_MONTHS), (f, metric, names)
+            with monkeypatch.context() as m:
+                m.setattr(summaries, "fit", lambda c, name: None)
+                slow = scores.score(con, f, metric=metric, dim="touchpoint")
+            assert len(fast.table) >= 1 and fast.table["customers"].notna().all()  # CES: one touchpoint
+            pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9, atol=1e-9)

@@ -29,10 +29,10 @@ pd = lazy.module("pandas")
 
 #: The cluster sums kept with the summaries (kept fit "clusters", :data:`cxmetrics.store.summaries.FITS`,
 #: registered by :mod:`cxmetrics.commit`): the unfiltered view's per-group sums for the (measure,
-#: grouping, survey) the pages ask for. NPS rows keep the segment and region (a customer has one of
+#: grouping, survey) the pages ask for. Rows keep the segment and region (a customer has one of
 #: each), so a view narrowed by segment or region only picks its customers' rows and its sums are
-#: exact; CSAT/CES rows are per group only (unfiltered view). A date range or a department scope
-#: keeps part of a customer's answers: those read the raw responses, as does any other key.
+#: exact. A date range or a department scope keeps part of a customer's answers: those read the
+#: raw responses, as does any other key.
 KEPT = (("nps", None, "all"), ("nps", None, "relationship"), ("nps", None, "transactional"),
         ("nps", "quarter", "relationship"), ("nps", "touchpoint", "transactional"),
         ("csat", "touchpoint", "all"), ("ces", "touchpoint", "all"))
@@ -55,8 +55,6 @@ def kept(con, measure: str, dim: str | None, survey: str, filters, like=None):
     NPS narrowed by segment or region only, the kept fit current), else None. ``like``: the
     group column of the counts the sums are merged with, whose type the groups take back."""
     if (measure, dim, survey) not in KEPT or not summaries.customer_filters_only(filters):
-        return None
-    if measure != "nps" and not summaries.unfiltered(filters):
         return None
     fit = summaries.fit(con, "clusters")
     doc = (fit or {}).get(kept_key(measure, dim, survey))
@@ -99,20 +97,29 @@ class Clusters:
 
 
 def score_cluster_query(group: str, where: str, params: dict, col: str, sat: int | None) -> store.Query:
-    """Per group: customers m, the most answers of one customer, and the cluster sums for the mean
-    of ``col`` (Σ X_c², Σ X_c·K_c, Σ K_c²; X_c the customer's sum of ratings, K_c their number of
-    answers) and, with ``sat``, for the share of ratings ≥ ``sat`` (Σ S_c², Σ S_c·K_c). Always
-    from the raw responses (the customer is the cluster, which no counted summary keeps).
-    ``group`` and ``col`` come from allow-lists; ``where`` carries bound parameters only."""
+    """Per group, segment and region (a customer has one of each, so the customers' sums are the
+    same as per group alone; :func:`by_group` adds them up): customers m, the most answers of one
+    customer, and the cluster sums for the mean of ``col`` (Σ X_c², Σ X_c·K_c, Σ K_c²; X_c the
+    customer's sum of ratings, K_c their number of answers) and, with ``sat``, for the share of
+    ratings ≥ ``sat`` (Σ S_c², Σ S_c·K_c). Always from the raw responses (the customer is the
+    cluster, which no counted summary keeps). ``group`` and ``col`` come from allow-lists;
+    ``where`` carries bound parameters only."""
     s = f"count(*) FILTER (WHERE r.{col} >= {int(sat)})" if sat else "0"
     sql = f"""
 WITH per AS (
-    SELECT {group} AS grp, r.customer_id, count(*) AS k, sum(r.{col}) AS x, {s} AS s
+    SELECT {group} AS grp, c.segment, c.region, r.customer_id, count(*) AS k, sum(r.{col}) AS x, {s} AS s
     FROM survey_responses r JOIN customers c USING (customer_id)
     WHERE {where} AND r.{col} IS NOT NULL
     GROUP BY ALL
 )
-SELECT grp, count(*) AS m, max(k) AS max_k, sum(x * x) AS xx, sum(x * k) AS xk, sum(k * k) AS kk,
-       sum(s * s) AS ss, sum(s * k) AS sk
-FROM per GROUP BY 1 ORDER BY 1"""
+SELECT grp, segment, region, count(*) AS m, max(k) AS max_k, sum(x * x) AS xx, sum(x * k) AS xk,
+       sum(k * k) AS kk, sum(s * s) AS ss, sum(s * k) AS sk
+FROM per GROUP BY ALL ORDER BY ALL"""
     return store.Query(f"{col}_clusters", sql, params)
+
+
+def by_group(df):
+    """Cluster sums per (group, segment, region) added up per group (m and the sums add, the
+    largest cluster is the largest of any cell)."""
+    sums = {c: (c, "sum") for c in df.columns if c not in ("grp", "segment", "region", "max_k")}
+    return df.groupby("grp", sort=True).agg(max_k=("max_k", "max"), **sums).reset_index()

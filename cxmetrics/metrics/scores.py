@@ -74,7 +74,7 @@ WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
         cl = cluster_sums.kept(con, col, dim, survey, filters, like=rows["grp"])
         if cl is None:
             cl = _score_clusters(con, filters, dim, survey, col, sat)
-        rows = rows.merge(cl, on="grp", how="left")
+        rows = rows.merge(cluster_sums.by_group(cl), on="grp", how="left")
     recs, clustered = [], False
     for _, r in rows.iterrows():
         n = int(r["n"])
