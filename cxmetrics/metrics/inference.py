@@ -83,13 +83,15 @@ WEBB = (-math.sqrt(1.5), -1.0, -math.sqrt(0.5), math.sqrt(0.5), 1.0, math.sqrt(1
 RADEMACHER = (-1.0, 1.0)
 
 
-def _cluster_t(A_j: np.ndarray, X: np.ndarray, Y: np.ndarray, codes: np.ndarray, G: int, c: float):
-    """Coefficient j and its CR1 t-statistic for every column of ``Y`` (one regression per column)."""
-    B = np.linalg.lstsq(X, Y, rcond=None)[0]
+def _cluster_t(A: np.ndarray, j: int, X: np.ndarray, Y: np.ndarray, codes: np.ndarray, G: int, c: float):
+    """Coefficient j and its CR1 t-statistic for every column of ``Y`` (one regression per column).
+    ``A`` = (X'X)⁺X', the least-squares (minimum-norm) solution operator, computed once: every
+    bootstrap column's coefficients are one matrix product, not a new factorisation."""
+    B = A @ Y
     E = Y - X @ B
-    beta_j = A_j @ Y
+    beta_j = B[j]
     scores = np.zeros((G, Y.shape[1]))
-    np.add.at(scores, codes, A_j[:, None] * E)
+    np.add.at(scores, codes, A[j][:, None] * E)
     se = np.sqrt(c * (scores ** 2).sum(axis=0))
     ok = se > 1e-10 * (np.abs(beta_j) + 1.0)  # an exact fit (rounding-level SE) has no t
     return beta_j, np.divide(beta_j, se, out=np.full_like(beta_j, np.nan), where=ok)
@@ -115,7 +117,7 @@ def wild_cluster_bootstrap(X: np.ndarray, y: np.ndarray, clusters, j: int, *, we
     N, K = X.shape
     c = G / max(G - 1, 1) * (N - 1) / max(N - K, 1)
     A = np.linalg.pinv(X.T @ X) @ X.T
-    b0, t0 = _cluster_t(A[j], X, y[:, None], codes, G, c)
+    b0, t0 = _cluster_t(A, j, X, y[:, None], codes, G, c)
     Xr = np.delete(X, j, axis=1)
     yr = Xr @ np.linalg.lstsq(Xr, y, rcond=None)[0]
     ur = y - yr
@@ -127,7 +129,7 @@ def wild_cluster_bootstrap(X: np.ndarray, y: np.ndarray, clusters, j: int, *, we
         V = np.random.default_rng(seed).choice(pts, size=(reps, G))
         how = f"{reps:,} draws, seed {seed}"
     Ystar = yr[:, None] + ur[:, None] * V.T[codes]
-    _, tstar = _cluster_t(A[j], X, Ystar, codes, G, c)
+    _, tstar = _cluster_t(A, j, X, Ystar, codes, G, c)
     # an undefined t (zero cluster-robust SE) gives no p-value rather than p = 0
     p = float(np.mean(np.abs(tstar) >= abs(t0[0]) - 1e-12)) if np.isfinite(t0[0]) else float("nan")
     return {"p": p, "t": float(t0[0]), "estimate": float(b0[0]), "clusters": G, "draws": len(V),
