@@ -425,6 +425,24 @@ def test_stale_or_foreign_summaries_are_not_used(built_lake, sb, small_db, tmp_p
         assert math.isclose(got.estimate, want.estimate, rel_tol=RTOL)
 
 
+def test_summary_detractors_on_spark_gives_the_hand_written_rows_and_duckdbs(sc, dc, lake_dir, tmp_path):
+    """The detractors' definition (window frames, LEAD, ROW_NUMBER, CASE) on Spark: the hand-made
+    edge cases of ``tests/test_detractors.py`` (a follow-up on the answer's day, ties on the next
+    answer's day, a next answer without an NPS) give the rows written out by hand, and the demo
+    lake gives DuckDB's rows."""
+    from tests import test_detractors as edge
+
+    db = edge.build_edge_store(tmp_path / "edge.duckdb")
+    lake.export(db, tmp_path / "edge_lake")
+    sql = summaries.relation_query(summaries.DETRACTORS_TABLE).sql
+    cols = ", ".join(edge.COLUMNS)
+    with engines.connect("spark", lake=tmp_path / "edge_lake") as con:
+        assert sorted(con.execute(f"SELECT {cols} FROM ({sql}) d").fetchall()) == edge.EXPECTED
+    got = sorted(sc.execute(f"SELECT {cols} FROM ({sql}) d").fetchall())
+    want = sorted(dc.execute(f"SELECT {cols} FROM ({sql}) d").fetchall())
+    assert len(want) > 100 and got == want
+
+
 def test_report_and_status_on_spark(sb, dc, built_lake, tmp_path, capsys):
     """The executive update built on Spark says what DuckDB's says (its sentences carry the
     headline figures); ``report --engine spark`` writes it; ``status --engine spark`` counts the
