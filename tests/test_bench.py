@@ -25,6 +25,7 @@ def test_bench_runs_and_reports_every_page_and_budget(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())
+    assert not (tmp_path / "bench.json.partial").exists()  # kept while running, gone once the run is whole
     titles = {p.title for p in roles.PAGES}
     assert set(res["pages"]) == titles
     assert all("error" not in row for row in res["pages"].values()), res["pages"]
@@ -112,6 +113,9 @@ def test_readme_renders_load_figures_and_unmet_budgets():
     assert "**Not met (" in text and "every page uncached, unfiltered: 0.7 against < 0.5 s" in text
     assert "| Data | 0.70 ✗ | not run |" in text
     assert "`--help` (s) (not run) | not run | < 0.5 | not run |" in text
+    assert "partial run" not in text
+    res["partial"] = True  # what an interrupted run leaves in OUT.partial
+    assert bench.readme_section(res).startswith("**A partial run** (interrupted)")
 
 
 def test_scale_sizes_and_budgets():

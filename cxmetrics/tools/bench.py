@@ -237,6 +237,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
                 res["pages"][spec.title] = row
             else:
                 res["views"][v]["pages"][spec.title] = row
+            _save_partial(args, res)
     res["startup"] = bench_load.startup()
     small = out_dir / "bench_demo.duckdb"
     if not (args.skip_startup and args.skip_load):
@@ -267,7 +268,18 @@ def run(args: argparse.Namespace, log=print) -> dict:
     res["disk_free_gib_after"] = round(shutil.disk_usage(out_dir).free / 2**30, 1)
     res["load_avg_1m_end"] = round(os.getloadavg()[0], 1)
     res["checks"] = checks(res)
+    _partial(args).unlink(missing_ok=True)
     return res
+
+
+def _partial(args: argparse.Namespace) -> Path:
+    """Where a long run keeps what it has measured so far (``OUT.partial``): an interrupted ten-times
+    run still leaves its figures, which ``--readme-from`` can render (what did not run shows so)."""
+    return Path(args.out).with_name(Path(args.out).name + ".partial")
+
+
+def _save_partial(args: argparse.Namespace, res: dict) -> None:
+    _partial(args).write_text(json.dumps({**res, "partial": True}, default=str))
 
 
 @contextlib.contextmanager

@@ -295,7 +295,9 @@ def readme_section(res: dict) -> str:
              + ")" + (f", reused from that build of {rec['built_at']}" if ds.get("reused") and "built_at" in rec else
                       ", reused" if ds.get("reused") else "")) if "build_s" in rec else \
         "reused from an earlier build (not recorded)" if ds else "build not recorded"
-    lines = [f"Machine: {m['cpus']} cores, {m['memory_gib']} GiB, {m['platform']}, Python {m['python']}"
+    lines = (["**A partial run** (interrupted): what it did not reach is shown as not run.", ""] if res.get("partial")
+             else [])
+    lines += [f"Machine: {m['cpus']} cores, {m['memory_gib']} GiB, {m['platform']}, Python {m['python']}"
              + (f", load average {m['load_avg_1m']} at the start" if "load_avg_1m" in m else "")
              + (f" and {res['load_avg_1m_end']} at the end" if "load_avg_1m_end" in res else "")
              + f". Scale {res.get('scale_factor', 1):g}×: " + ", ".join(f"{v:,} {k}" for k, v in res["scale"].items())
