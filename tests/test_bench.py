@@ -167,3 +167,21 @@ def test_only_ui_imports_streamlit_and_pages_stay_thin():
     for path in (ROOT / "pages").glob("*.py"):
         assert not _imports(path) & {"duckdb", "statsmodels", "scipy"}, path
         assert "con.execute(" not in path.read_text(), path
+
+
+def test_readme_keeps_one_block_per_scale(tmp_path):
+    """The default run and the ten-times run each rewrite their own README block."""
+    from cxmetrics.tools import bench_report
+
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- BEGIN bench -->\nold 1\n<!-- END bench -->\nb\n<!-- BEGIN bench scale 10 -->\nold 10\n"
+                      "<!-- END bench scale 10 -->\nc\n")
+    res = {"machine": {"cpus": 2, "memory_gib": 23.5, "platform": "Linux", "python": "3.11"},
+           "scale": {"customers": 10}, "scale_factor": 10.0, "pages": {}, "views": {}}
+    res["checks"] = bench.checks(res)
+    bench_report.write_readme(res, readme)
+    text = readme.read_text()
+    assert "old 1" in text and "old 10" not in text and "Scale 10×" in text
+    res["scale_factor"] = 1.0
+    bench_report.write_readme(res, readme)
+    assert "old 1" not in readme.read_text() and readme.read_text().count("Scale") == 2

@@ -384,9 +384,13 @@ def load_section(res: dict) -> list[str]:
 
 
 def write_readme(res: dict, readme: Path = ROOT / "README.md") -> None:
+    """Rewrite the README's block for this run's scale: ``<!-- BEGIN bench -->`` at the default
+    scale, ``<!-- BEGIN bench scale 10 -->`` (any scale factor F but 1: ``scale F``)."""
     text = readme.read_text(encoding="utf-8")
-    pattern = re.compile(r"(<!-- BEGIN bench -->\n).*?(<!-- END bench -->)", re.S)
+    f = float(res.get("scale_factor", 1) or 1)
+    tag = "bench" if f == 1 else f"bench scale {f:g}"
+    pattern = re.compile(rf"(<!-- BEGIN {re.escape(tag)} -->\n).*?(<!-- END {re.escape(tag)} -->)", re.S)
     if not pattern.search(text):
-        raise ValueError("README has no <!-- BEGIN bench --> markers")
+        raise ValueError(f"README has no <!-- BEGIN {tag} --> markers")
     body = readme_section(res) + "\n"
     readme.write_text(pattern.sub(lambda mt: mt.group(1) + body + mt.group(2), text), encoding="utf-8")
