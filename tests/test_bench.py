@@ -185,3 +185,23 @@ def test_readme_keeps_one_block_per_scale(tmp_path):
     res["scale_factor"] = 1.0
     bench_report.write_readme(res, readme)
     assert "old 1" not in readme.read_text() and readme.read_text().count("Scale") == 2
+
+
+def test_the_import_bench_raises_the_importers_limits_for_its_own_file(demo_db, tmp_path, monkeypatch):
+    """The ten-times run imports a 100M-row, 8 GiB file, over the importer's default limits (50M
+    rows, 4 GiB): the bench raises them for its own import; under them it leaves them alone."""
+    import dataclasses
+
+    from cxmetrics.tools import bench_load
+
+    seen = []
+    monkeypatch.setattr(bench_load, "timed_cli", lambda *a, env=None, **k: seen.append(env) or {"seconds": 0.0,
+                                                                                                 "exit": 0})
+    bench_load.bench_import(demo_db, tmp_path, 100, 10, log=lambda m: None)
+    assert seen == [None, None, None]
+    small = dataclasses.replace(bench_load.Limits(), max_rows=50)
+    monkeypatch.setattr(bench_load, "Limits", lambda: small)
+    seen.clear()
+    bench_load.bench_import(demo_db, tmp_path, 100, 10, log=lambda m: None)
+    assert seen[0]["CX_MAX_IMPORT_ROWS"] == "110" and int(seen[0]["CX_MAX_IMPORT_MB"]) >= 4096
+    assert len(seen) == 3 and seen[0] == seen[2]
