@@ -205,3 +205,16 @@ def test_the_import_bench_raises_the_importers_limits_for_its_own_file(demo_db, 
     bench_load.bench_import(demo_db, tmp_path, 100, 10, log=lambda m: None)
     assert seen[0]["CX_MAX_IMPORT_ROWS"] == "110" and int(seen[0]["CX_MAX_IMPORT_MB"]) >= 4096
     assert len(seen) == 3 and seen[0] == seen[2]
+
+
+def test_a_worker_result_is_read_past_duckdbs_progress_bar(monkeypatch):
+    """A long query's progress bar shares the worker's stdout (carriage returns, lines after the
+    result): the result is the last JSON line; output without one is an error row, never a crash
+    of the whole run (a ten-times run died on it after 20 minutes)."""
+    import types
+
+    out = " 50% ▕██▏\r 100% ▕███▏\n\n{\"uncached_s\": 1.5}\n 100% ▕█▏ (00:00:01 elapsed)\n"
+    monkeypatch.setattr(bench.subprocess, "run", lambda *a, **k: types.SimpleNamespace(returncode=0, stdout=out))
+    assert bench._spawn("page") == {"uncached_s": 1.5}  # noqa: SLF001
+    out = " 100% ▕███▏ (00:00:01 elapsed)\n"
+    assert "no result" in bench._spawn("page")["error"]  # noqa: SLF001

@@ -176,7 +176,13 @@ def _spawn(*args: str, timeout: float = 3600) -> dict:
         return {"error": f"timed out after {timeout:.0f} s"}
     if r.returncode != 0:
         return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1][:300]}
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    # the result is the last JSON line: DuckDB's progress bar (a long query) writes to the same
+    # stdout, straight to the file descriptor, so its lines can come before or after it
+    for line in reversed(r.stdout.splitlines()):
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                return json.loads(line)
+    return {"error": f"no result in the worker's output: {r.stdout.strip()[-200:]!r}"}
 
 
 # ----------------------------------------------------------------------------- the command
@@ -336,7 +342,7 @@ def register_cli(sub, parents) -> None:
 
 def _worker_main(argv: list[str]) -> None:
     kind, *rest = argv
-    print(json.dumps(WORKERS[kind](*rest)))
+    print("\n" + json.dumps(WORKERS[kind](*rest)), flush=True)  # on a line of its own
 
 
 if __name__ == "__main__":
