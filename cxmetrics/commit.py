@@ -27,6 +27,7 @@ summaries.FITS.update({"cox": churn.default_cox_fit, "btyd": btyd.default_fit, "
 summaries.FIT_READS.update({"cox": summaries.LANDMARK_TABLE, "btyd": summaries.RFM_TABLE,
                             "btyd_holdout": summaries.RFM_TABLE,  # the same tables: transactions × customers
                             "clusters": summaries.RESPONSES_TABLE})  # the cluster sums: responses × customers
+summaries.FIT_UPDATES.update({"clusters": scores.updated_clusters})  # per customer: an append updates them
 
 
 def commit(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | None = None,

@@ -380,26 +380,46 @@ def test_an_append_updates_summaries_in_place_to_what_a_rebuild_stores(small_cop
     # the relations that take appended rows in place were updated, not rebuilt; those that do not
     # read the responses were carried over; every other one was rebuilt
     took = {r.name for r in relations.ALL if "survey_responses" in r.depends and r.grain != "table"
-            and not r.args and not r.uses}
+            and not r.args and (not r.uses or r.grain == "customer_cells")}
     assert took == {"summary_responses", "summary_kpi_linked", "summary_customer_departments",
-                    "summary_answer_spells", "summary_csat_spells", "summary_latest", "summary_detractors"}
+                    "summary_answer_spells", "summary_csat_spells", "summary_latest", "summary_detractors",
+                    "summary_driver_pairs"}
     assert set(done["updated"]) == took
     assert not took & set(done["rebuilt"])
     for rel in relations.ALL:
         assert rel.name in done["updated"] + done["rebuilt"] + done["carried"], rel.name  # none skipped
         assert (rel.name in done["carried"]) == ("survey_responses" not in rel.depends), rel.name
+    assert done["fits_updated"] == ["clusters"]  # the cluster sums: the appended customers' replaced
+    with store.connect(str(small_copy)) as con:
+        fits = _fits(con)
     with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
         store.bump_version(con)  # everything from scratch
-        assert summaries.last_refresh(con)["updated"] == []
-        rebuilt = _stored(con)
+        assert summaries.last_refresh(con)["updated"] == [] and summaries.last_refresh(con)["fits_updated"] == []
+        rebuilt, refitted = _stored(con), _fits(con)
     for name, want in rebuilt.items():
         got = incremental[name]
         assert len(got) == len(want), name
         pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12, obj=name)
+    _same_fits(fits, refitted)
 
 
 def _fits(con) -> dict:
     return dict(con.execute("SELECT name, result FROM summary_fits").fetchall())
+
+
+def _same_fits(got: dict, want: dict) -> None:
+    """The kept fits are the same: the cluster sums (updated in place: float sums added in another
+    order) to 1e-12, group by group, their counts exactly; every other fit as the same JSON."""
+    assert set(got) == set(want)
+    assert {k: v for k, v in got.items() if k != "clusters"} == {k: v for k, v in want.items() if k != "clusters"}
+    g, w = json.loads(got["clusters"]), json.loads(want["clusters"])
+    assert set(g) == set(w)
+    for key in w:
+        a, b = (pd.DataFrame(d["rows"], columns=d["columns"]) for d in (g[key], w[key]))
+        a, b = (df.sort_values(["grp", "segment", "region"], na_position="first").reset_index(drop=True)
+                for df in (a, b))
+        assert len(a) == len(b) and (a["m"] == b["m"]).all() and (a["max_k"] == b["max_k"]).all(), key
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12, check_dtype=False, obj=key)
 
 
 @pytest.mark.parametrize("early", [0, 1])
@@ -432,15 +452,55 @@ def test_responses_appended_after_the_landmark_keep_the_landmark_base_and_its_fi
         assert done["fits_kept"] == ["btyd", "btyd_holdout"]  # Cox fitted again (on this small store it may come out the same)
     else:
         assert kept <= set(done["carried"])
-        # the clustered SEs' sums read every response: fitted again; the others kept as they were
-        assert done["fits_kept"] == ["cox", "btyd", "btyd_holdout"]
+        # the clustered SEs' sums read every response: updated; the others kept as they were
+        assert done["fits_kept"] == ["cox", "btyd", "btyd_holdout"] and done["fits_updated"] == ["clusters"]
         assert {k: v for k, v in fits.items() if k != "clusters"} == {
             k: v for k, v in fits_before.items() if k != "clusters"}
     with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
         store.bump_version(con)  # everything from scratch, every fit fitted again
         assert summaries.last_refresh(con)["fits_kept"] == []
         rebuilt, refitted = _stored(con), _fits(con)
-    assert refitted == fits
+    _same_fits(fits, refitted)
+    for name, want in rebuilt.items():
+        pd.testing.assert_frame_equal(stored[name], want, check_exact=False, rtol=1e-12, obj=name)
+
+
+def test_an_append_of_new_groups_and_anonymous_answers_updates_pairs_and_cluster_sums_as_a_rebuild(
+        small_copy, tmp_path):
+    """The in-place update where it is most likely to go wrong: appended answers that open a new
+    quarter (before the data's) and a new touchpoint (new cells and groups), anonymous answers (each
+    its own cluster, no segment), a customer's first answers, answers dated before others they gave."""
+    f = tmp_path / "new.csv"
+    with store.connect(str(small_copy)) as con:
+        first, last = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
+        fresh = con.execute("SELECT customer_id FROM customers WHERE customer_id NOT IN "
+                            "(SELECT customer_id FROM survey_responses WHERE customer_id IS NOT NULL) LIMIT 1"
+                            ).fetchone()
+        who = con.execute("SELECT customer_id FROM survey_responses WHERE customer_id IS NOT NULL "
+                          "AND survey = 'transactional' GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 3").fetchall()
+    people = [w[0] for w in who] + ([fresh[0]] if fresh else [])
+    later = first - dt.timedelta(days=100)  # a new quarter (before the data: later ones would be in the future)
+    lines = ["response_id,customer_id,responded_on,survey,touchpoint,nps,csat,ces"]
+    for i in range(30):
+        cid = "" if i % 5 == 0 else people[i % len(people)]
+        day = later if i % 3 == 0 else last - dt.timedelta(days=40 + i)
+        survey, tp = ("relationship", "") if i % 4 == 0 else ("transactional", "kiosk" if i % 2 else "web")
+        lines.append(f"new-{i},{cid},{day},{survey},{tp},{i % 11},{1 + i % 5},{1 + i % 7}")
+    f.write_text("\n".join(lines) + "\n")
+    importer.import_file(f, "survey_responses", db=small_copy)
+    with store.connect(str(small_copy)) as con:
+        done = summaries.last_refresh(con)
+        stored, fits = _stored(con), _fits(con)
+    assert done["appended"] == {"survey_responses": 30}
+    assert "summary_driver_pairs" in done["updated"] and done["fits_updated"] == ["clusters"]
+    clusters = json.loads(fits["clusters"])
+    assert any(r[0] == "kiosk" for r in clusters["nps|touchpoint|transactional"]["rows"])
+    assert any(r[0].startswith(later.replace(month=3 * ((later.month - 1) // 3) + 1, day=1).isoformat())
+               for r in clusters["nps|quarter|relationship"]["rows"])
+    with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
+        store.bump_version(con)
+        rebuilt, refitted = _stored(con), _fits(con)
+    _same_fits(fits, refitted)
     for name, want in rebuilt.items():
         pd.testing.assert_frame_equal(stored[name], want, check_exact=False, rtol=1e-12, obj=name)
 

@@ -50,6 +50,26 @@ def to_kept(df) -> dict:
     return {"columns": list(df.columns), "rows": rows}
 
 
+def updated(doc: dict, before, after) -> dict:
+    """A kept cluster-sum document (:func:`to_kept`) with some customers' sums replaced: ``before``
+    and ``after`` are those customers' cluster sums (the same query narrowed to them) from their
+    answers before a write that only appended answers and after it. m and the sums are additive over
+    customers; a customer's answer count only grows, so the largest cluster is the larger of the
+    kept one and the largest after. Groups left with no customer are dropped."""
+    keys = ["grp", "segment", "region"]
+    old = pd.DataFrame(doc["rows"], columns=doc["columns"])
+    b, a = (pd.DataFrame(d["rows"], columns=d["columns"]) for d in (to_kept(before), to_kept(after)))
+    add = [c for c in doc["columns"] if c not in keys and c != "max_k"]
+    b = b.assign(**{c: -b[c] for c in add}, max_k=0)
+    frames = [df[doc["columns"]] for df in (old, a, b) if len(df)]
+    if not frames:
+        return doc
+    out = (pd.concat(frames, ignore_index=True).groupby(keys, dropna=False, sort=True)
+           .agg(**{c: (c, "max" if c == "max_k" else "sum") for c in doc["columns"] if c not in keys})
+           .reset_index())
+    return to_kept(out.loc[out["m"] > 0, doc["columns"]])
+
+
 def kept(con, measure: str, dim: str | None, survey: str, filters, like=None):
     """The kept cluster sums for this query when they hold exactly its answer (unfiltered, or for
     NPS narrowed by segment or region only, the kept fit current), else None. ``like``: the

@@ -26,7 +26,7 @@ from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import clustered as cluster_sums
 from cxmetrics.metrics.clustered import Clusters, score_cluster_query
 from cxmetrics.metrics.nps import DIMENSIONS, PERIODS, SURVEYS, _cluster_query, _response_source, _survey_clause
-from cxmetrics.store import engines
+from cxmetrics.store import engines, incremental
 
 pd = lazy.module("pandas")
 
@@ -38,11 +38,15 @@ SCORE_CLUSTER_METHOD = ("customer-clustered linearised SE when a customer answer
                         "the effective n = p(1 − p) / V")
 
 
-def _score_clusters(con, filters: Filters, dim: str | None, survey: str, col: str, sat: int | None) -> pd.DataFrame:
+def _score_cluster_q(filters: Filters, dim: str | None, survey: str, col: str, sat: int | None) -> store.Query:
     where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
     sclause, sparams = _survey_clause(survey)
     group = DIMENSIONS[dim] if dim else "'all'"
-    return store.run(con, score_cluster_query(group, f"{where} AND {sclause}", {**params, **sparams}, col, sat))
+    return score_cluster_query(group, f"{where} AND {sclause}", {**params, **sparams}, col, sat)
+
+
+def _score_clusters(con, filters: Filters, dim: str | None, survey: str, col: str, sat: int | None) -> pd.DataFrame:
+    return store.run(con, _score_cluster_q(filters, dim, survey, col, sat))
 
 
 def score(con: duckdb.DuckDBPyConnection, filters: Filters, *, metric: str = "csat", dim: str | None = None,
@@ -145,15 +149,32 @@ def _cli(args) -> int:
     return 0
 
 
+def _kept_queries():
+    """Each kept cluster sum's key and the query a page runs for it on the raw responses, unfiltered."""
+    for measure, dim, survey in cluster_sums.KEPT:
+        if measure == "nps":
+            q = _cluster_query(Filters(), dim, survey)
+        else:
+            q = _score_cluster_q(Filters(), dim, survey, *_SCORE_COLS[measure])
+        yield cluster_sums.kept_key(measure, dim, survey), q
+
+
 def kept_clusters(con) -> dict:
     """The kept fit "clusters" (:data:`cxmetrics.metrics.clustered.KEPT`): the unfiltered view's
     cluster sums, computed by the same queries a page runs on the raw responses."""
+    return {key: cluster_sums.to_kept(store.run(con, q)) for key, q in _kept_queries()}
+
+
+def updated_clusters(con, old: dict) -> dict:
+    """The kept fit "clusters" after a write that only appended rows (inside it, see
+    :data:`cxmetrics.store.summaries.FIT_UPDATES`): ``old`` with the appended customers' sums
+    replaced — the same queries over those customers' answers before the write and after it
+    (:func:`cxmetrics.store.incremental.narrowed`; :func:`cxmetrics.metrics.clustered.updated`)."""
     out = {}
-    for measure, dim, survey in cluster_sums.KEPT:
-        if measure == "nps":
-            df = store.run(con, _cluster_query(Filters(), dim, survey))
-        else:
-            col, sat = _SCORE_COLS[measure]
-            df = _score_clusters(con, Filters(), dim, survey, col, sat)
-        out[cluster_sums.kept_key(measure, dim, survey)] = cluster_sums.to_kept(df)
+    for key, q in _kept_queries():
+        if key not in old:  # kept before this key was
+            return kept_clusters(con)
+        before, after = (store.run(con, store.Query(q.name, incremental.narrowed(con, q.sql, before=b), q.params))
+                         for b in (True, False))
+        out[key] = cluster_sums.updated(old[key], before, after)
     return out

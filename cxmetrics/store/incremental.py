@@ -11,7 +11,12 @@ relations need not be recomputed from all the data:
   addition.
 * ``grain="customer"`` (latest answer, answer spells, detractor responses, customer departments):
   the customers in the appended rows are recomputed with the relation's own SQL, every table it
-  reads narrowed to those customers.
+  reads narrowed to those customers (each table read once per refresh, :func:`narrowed`).
+* ``grain="customer_cells"`` (key-driver pairs): cells summed over customers, each customer's
+  contribution depending on that customer's rows only. The appended customers' contributions are
+  computed twice with the relation's own SQL (its used relations expanded to their SQL), every
+  table narrowed to those customers: from their rows before the write and from all of them. The
+  difference is added to the cells; a cell whose count (the first measure) falls to 0 is removed.
 * a relation that reads some tables only before the landmark (:attr:`Relation.before_landmark`:
   the churn landmark base and its revenue) is left as it is when every appended row is dated on or
   after the landmark it was built with, the landmark and the data's end are unchanged and so are
@@ -42,6 +47,9 @@ MAX_ROW_ID = 36_028_797_018_960_000
 APPENDABLE = ("survey_responses", "complaints", "transactions", "kpi_observations", "followups", "churn_events")
 
 _DELTA = "__appended_"
+_NARROW = "__narrow_"
+#: The tables narrowed to the appended customers (each has a ``customer_id``).
+CUSTOMER_TABLES = ("customers", *APPENDABLE)
 
 
 def counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -75,14 +83,37 @@ def appended(con: duckdb.DuckDBPyConnection, changed: set[str], recorded: dict) 
 
 
 def done(con: duckdb.DuckDBPyConnection, tables) -> None:
-    """Drop the temporary copies of the appended rows."""
+    """Drop the temporary copies of the appended rows and the narrowed tables."""
     for t in [*tables, "customers"]:
         con.execute(f"DROP TABLE IF EXISTS {_DELTA}{t}")
+    for t in CUSTOMER_TABLES:
+        con.execute(f"DROP TABLE IF EXISTS {_NARROW}{t}")
+
+
+def narrowed(con: duckdb.DuckDBPyConnection, sql: str, *, before: bool = False) -> str:
+    """``sql`` with every table of :data:`CUSTOMER_TABLES` it reads (``FROM``/``JOIN`` by name)
+    narrowed to the customers in the appended rows (copied by :func:`appended`, until :func:`done`):
+    all their rows, or with ``before`` only those the table held before the write. Each table is
+    read once for the whole refresh, into a temporary table of those customers' rows. Valid only
+    for SQL whose every read of those tables is per customer (no total over all customers)."""
+    names = [t for t in CUSTOMER_TABLES if re.search(rf"\b(?:FROM|JOIN)\s+{t}\b", sql)]
+    if not names:
+        return sql
+    for t in names:  # t from CUSTOMER_TABLES
+        con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_NARROW}{t} AS SELECT x.*, x.rowid >= {MAX_ROW_ID} AS __new "
+                    f"FROM \"{t}\" x SEMI JOIN {_DELTA}customers a ON x.customer_id IS NOT DISTINCT FROM a.customer_id")
+    rows = "WHERE NOT __new" if before else ""
+    return re.sub(rf"\b(FROM|JOIN)\s+({'|'.join(names)})\b",
+                  lambda m: f"{m.group(1)} (SELECT * EXCLUDE (__new) FROM {_NARROW}{m.group(2)} {rows})", sql)
 
 
 def can_update(rel: Relation, tables: set[str]) -> bool:
     """Whether ``rel``'s stored table can take the appended rows of ``tables`` in place."""
-    if rel.args or rel.uses or "customers" in tables:
+    if rel.args or "customers" in tables:
+        return False
+    if rel.grain == "customer_cells":
+        return True
+    if rel.uses:
         return False
     if rel.grain == "customer":
         return True
@@ -118,21 +149,26 @@ def _reads(sql: str, table: str) -> list[str]:
 
 def update(con: duckdb.DuckDBPyConnection, rel: Relation, sql: str, params: dict, tables: set[str]) -> None:
     """Bring ``rel``'s stored table up to date with the appended rows (``sql``, ``params``: its
-    definition for the unfiltered view, see :func:`can_update`)."""
+    definition for the unfiltered view, with a ``"customer_cells"`` relation's used relations
+    expanded to their own SQL; see :func:`can_update`)."""
     name = rel.name  # from relations.ALL
     if rel.grain == "customer":
         # every table it reads narrowed to the appended customers (their rows depend on theirs only)
-        def narrow(m: re.Match) -> str:
-            return (f"{m.group(1)} (SELECT t.* FROM {m.group(2)} t SEMI JOIN {_DELTA}customers a "
-                    f"ON t.customer_id IS NOT DISTINCT FROM a.customer_id)")
-
-        mine = re.sub(rf"\b(FROM|JOIN)\s+({'|'.join(('customers', *APPENDABLE))})\b", narrow, sql)
         con.execute(f"DELETE FROM {name} x WHERE EXISTS (SELECT 1 FROM {_DELTA}customers a "
                     f"WHERE a.customer_id IS NOT DISTINCT FROM x.customer_id)")
-        con.execute(f"INSERT INTO {name} {mine}", params)
+        con.execute(f"INSERT INTO {name} {narrowed(con, sql)}", params)
         return
-    table = next(iter(rel.depends & tables))
-    delta_sql = re.sub(rf"\b(FROM|JOIN)\s+{table}\b", rf"\1 {_DELTA}{table}", sql)
+    if rel.grain == "customer_cells":
+        # the appended customers' contributions after the write less theirs before it
+        minus = ", ".join(f'-"{m}" AS "{m}"' for m in rel.measures)
+        delta_sql = (f"SELECT * FROM ({narrowed(con, sql)}) UNION ALL BY NAME "
+                     f"SELECT * REPLACE ({minus}) FROM ({narrowed(con, sql, before=True)})")
+        cols = ", ".join(f'sum("{c}") AS "{c}"' if c in rel.measures else f'"{c}"'
+                         for c in _columns(con, f"SELECT * FROM ({sql}) LIMIT 0", params))
+        delta_sql = f"SELECT {cols} FROM ({delta_sql}) GROUP BY ALL"
+    else:
+        table = next(iter(rel.depends & tables))
+        delta_sql = re.sub(rf"\b(FROM|JOIN)\s+{table}\b", rf"\1 {_DELTA}{table}", sql)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_DELTA}cells AS {delta_sql}", params)
     cols = [r[0] for r in con.execute(f"DESCRIBE {_DELTA}cells").fetchall()]
     keys = [c for c in cols if c not in rel.measures]
@@ -142,4 +178,10 @@ def update(con: duckdb.DuckDBPyConnection, rel: Relation, sql: str, params: dict
     con.execute(f"UPDATE {name} x SET {add} FROM {_DELTA}cells d WHERE {same}")
     con.execute(f"INSERT INTO {name} SELECT * FROM {_DELTA}cells d "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {name} x WHERE {same})")
+    if rel.grain == "customer_cells":
+        con.execute(f'DELETE FROM {name} WHERE "{rel.measures[0]}" = 0')
     con.execute(f"DROP TABLE {_DELTA}cells")
+
+
+def _columns(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> list[str]:
+    return [d[0] for d in con.execute(sql, params).description]

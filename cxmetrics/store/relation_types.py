@@ -102,8 +102,13 @@ class Relation:
         one cell (the SQL reads the appended table once, with no window, distinct or look-up over
         it), so the appended rows' cells are merged in by adding :attr:`measures`; ``"customer"`` —
         each row belongs to one ``customer_id`` and depends only on that customer's rows, so the
-        customers in the appended rows are recomputed; ``"table"`` — rebuilt.
-    measures : the added columns of a ``"cells"`` relation (counts and sums); the others are its cells' keys.
+        customers in the appended rows are recomputed; ``"customer_cells"`` — cells summed over
+        customers, each customer's contribution depending only on their rows (in every table and
+        used relation, which must be ``"customer"`` relations), so the appended customers'
+        contributions after the write less those before it are added; ``"table"`` — rebuilt.
+    measures : the added columns of a ``"cells"`` or ``"customer_cells"`` relation (counts and
+        sums; the first one of a ``"customer_cells"`` relation is its cells' count); the others are
+        its cells' keys.
     via : when the stored table cannot answer, the same rows computed from other stored relations
         (pre-aggregated histories) instead of the raw tables, when those are current (see :class:`Via`).
     before_landmark : (table, date column) pairs whose rows count only when dated before the

@@ -212,7 +212,7 @@ SELECT pa_tp.touchpoint, rel.segment, rel.region, count(*) AS n, sum(pa_tp.csat)
        sum(pa_tp.csat * pa_tp.csat) AS sxx, sum(rel.nps * rel.nps) AS syy, sum(pa_tp.csat * rel.nps) AS sxy
 FROM pa_tp JOIN {summary_latest} rel USING (customer_id) GROUP BY ALL""",
                  inner=_responses_inside, uses={"summary_latest": lambda f: Filters(date_to=f.date_to)},
-                 scope_inside=True)
+                 scope_inside=True, grain="customer_cells", measures=("n", "sx", "sy", "sxx", "syy", "sxy"))
 
 #: Every relationship detractor response with what the closed-loop view needs: the first follow-up
 #: contact on or after the response day (the same day counts; followed within d days ⟺ it falls
