@@ -19,11 +19,12 @@ Kish, L. (1965), Survey Sampling, §8.2 (design effect; effective n = n / deff).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from cxmetrics import store
 from cxmetrics.core import lazy
-from cxmetrics.store import summaries
+from cxmetrics.store import incremental, summaries
 
 pd = lazy.module("pandas")
 
@@ -48,6 +49,37 @@ def to_kept(df) -> dict:
     rows = [[None if (isinstance(v, float) and v != v) else (v.item() if hasattr(v, "item") else v) for v in r]
             for r in df.itertuples(index=False, name=None)]
     return {"columns": list(df.columns), "rows": rows}
+
+
+_SHAPE = re.compile(r"^\s*WITH per AS \((?P<per>.*)\)\s*(?P<final>SELECT\b.*\bFROM per\b.*)$", re.S)
+
+
+def changed_sums(con, query: store.Query) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Inside a write that only appended rows (:func:`cxmetrics.store.incremental.narrowed`): the
+    cluster sums of ``query`` (a cluster-sum query: ``WITH per AS (`` one row per cluster: its
+    group, segment, region and id, then additive sums ``) SELECT … FROM per …``) over the clusters
+    the appended rows fall in, before the write and after it. One pass over the appended customers'
+    earlier answers: a cluster's sums after the write are its sums before plus the appended rows'."""
+    m = _SHAPE.match(query.sql)
+    if m is None:
+        raise ValueError(f"{query.name} is not a cluster-sum query")
+    per, final = m["per"], m["final"]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __cl_new AS {incremental.narrowed(con, per, rows='appended')}",
+                query.params)
+    cols = [d[0] for d in con.execute("SELECT * FROM __cl_new LIMIT 0").description]
+    keys, sums = cols[:4], cols[4:]
+    same = " AND ".join(f'b."{k}" IS NOT DISTINCT FROM n."{k}"' for k in keys)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __cl_before AS SELECT * FROM "
+                f"({incremental.narrowed(con, per, rows='before')}) b "
+                f"WHERE EXISTS (SELECT 1 FROM __cl_new n WHERE {same})", query.params)
+    added = ", ".join(f'sum("{c}") AS "{c}"' for c in sums)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __cl_after AS SELECT {', '.join(keys)}, {added} FROM "
+                "(SELECT * FROM __cl_before UNION ALL SELECT * FROM __cl_new) GROUP BY ALL")
+    out = tuple(store.run(con, store.Query(query.name, re.sub(r"\bFROM per\b", f"FROM __cl_{side}", final)))
+                for side in ("before", "after"))
+    for t in ("new", "before", "after"):
+        con.execute(f"DROP TABLE __cl_{t}")
+    return out
 
 
 def updated(doc: dict, before, after) -> dict:

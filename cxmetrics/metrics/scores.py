@@ -26,7 +26,7 @@ from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import clustered as cluster_sums
 from cxmetrics.metrics.clustered import Clusters, score_cluster_query
 from cxmetrics.metrics.nps import DIMENSIONS, PERIODS, SURVEYS, _cluster_query, _response_source, _survey_clause
-from cxmetrics.store import engines, incremental
+from cxmetrics.store import engines
 
 pd = lazy.module("pandas")
 
@@ -168,13 +168,11 @@ def kept_clusters(con) -> dict:
 def updated_clusters(con, old: dict) -> dict:
     """The kept fit "clusters" after a write that only appended rows (inside it, see
     :data:`cxmetrics.store.summaries.FIT_UPDATES`): ``old`` with the appended customers' sums
-    replaced — the same queries over those customers' answers before the write and after it
-    (:func:`cxmetrics.store.incremental.narrowed`; :func:`cxmetrics.metrics.clustered.updated`)."""
+    replaced — the same queries over the clusters the appended rows fall in, before the write and
+    after it (:func:`cxmetrics.metrics.clustered.changed_sums`, :func:`cxmetrics.metrics.clustered.updated`)."""
     out = {}
     for key, q in _kept_queries():
         if key not in old:  # kept before this key was
             return kept_clusters(con)
-        before, after = (store.run(con, store.Query(q.name, incremental.narrowed(con, q.sql, before=b), q.params))
-                         for b in (True, False))
-        out[key] = cluster_sums.updated(old[key], before, after)
+        out[key] = cluster_sums.updated(old[key], *cluster_sums.changed_sums(con, q))
     return out

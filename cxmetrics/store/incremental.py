@@ -90,21 +90,28 @@ def done(con: duckdb.DuckDBPyConnection, tables) -> None:
         con.execute(f"DROP TABLE IF EXISTS {_NARROW}{t}")
 
 
-def narrowed(con: duckdb.DuckDBPyConnection, sql: str, *, before: bool = False) -> str:
+def narrowed(con: duckdb.DuckDBPyConnection, sql: str, *, rows: str = "all") -> str:
     """``sql`` with every table of :data:`CUSTOMER_TABLES` it reads (``FROM``/``JOIN`` by name)
     narrowed to the customers in the appended rows (copied by :func:`appended`, until :func:`done`):
-    all their rows, or with ``before`` only those the table held before the write. Each table is
-    read once for the whole refresh, into a temporary table of those customers' rows. Valid only
-    for SQL whose every read of those tables is per customer (no total over all customers)."""
+    ``rows`` "all" their rows, "before" those the tables held before the write, "appended" the
+    appended ones (and all their rows of a table nothing was appended to). Each table is read once
+    for the whole refresh, into a temporary table of those customers' rows. Valid only for SQL
+    whose every read of those tables is per customer (no total over all customers)."""
     names = [t for t in CUSTOMER_TABLES if re.search(rf"\b(?:FROM|JOIN)\s+{t}\b", sql)]
     if not names:
         return sql
     for t in names:  # t from CUSTOMER_TABLES
         con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_NARROW}{t} AS SELECT x.*, x.rowid >= {MAX_ROW_ID} AS __new "
                     f"FROM \"{t}\" x SEMI JOIN {_DELTA}customers a ON x.customer_id IS NOT DISTINCT FROM a.customer_id")
-    rows = "WHERE NOT __new" if before else ""
+    cond = {"all": "", "before": "WHERE NOT __new", "appended": "WHERE __new"}[rows]
+    if rows == "appended":
+        took = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+        conds = {t: cond if t in APPENDABLE and f"{_DELTA}{t}" in took else "" for t in names}
+    else:
+        conds = dict.fromkeys(names, cond)
     return re.sub(rf"\b(FROM|JOIN)\s+({'|'.join(names)})\b",
-                  lambda m: f"{m.group(1)} (SELECT * EXCLUDE (__new) FROM {_NARROW}{m.group(2)} {rows})", sql)
+                  lambda m: f"{m.group(1)} (SELECT * EXCLUDE (__new) FROM {_NARROW}{m.group(2)} {conds[m.group(2)]})",
+                  sql)
 
 
 def can_update(rel: Relation, tables: set[str]) -> bool:
@@ -162,7 +169,7 @@ def update(con: duckdb.DuckDBPyConnection, rel: Relation, sql: str, params: dict
         # the appended customers' contributions after the write less theirs before it
         minus = ", ".join(f'-"{m}" AS "{m}"' for m in rel.measures)
         delta_sql = (f"SELECT * FROM ({narrowed(con, sql)}) UNION ALL BY NAME "
-                     f"SELECT * REPLACE ({minus}) FROM ({narrowed(con, sql, before=True)})")
+                     f"SELECT * REPLACE ({minus}) FROM ({narrowed(con, sql, rows='before')})")
         cols = ", ".join(f'sum("{c}") AS "{c}"' if c in rel.measures else f'"{c}"'
                          for c in _columns(con, f"SELECT * FROM ({sql}) LIMIT 0", params))
         delta_sql = f"SELECT {cols} FROM ({delta_sql}) GROUP BY ALL"
