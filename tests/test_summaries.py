@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from types import SimpleNamespace
 
 import duckdb
 import pandas as pd
@@ -568,12 +569,18 @@ def test_the_latest_answer_from_histories_equals_its_definition_under_any_range_
 
 def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypatch):
     """The clustered SEs' per-customer sums (one GROUP BY per customer over the raw responses) are
-    kept with the summaries for the unfiltered view; NPS, CSAT and CES under a segment or region read
-    them (a customer keeps all their answers), a date range reads the raw responses — same estimates."""
+    kept with the summaries for the unfiltered view, overall and per department; NPS, CSAT and CES
+    under a segment or region read them (a customer keeps all their answers), and so does a scope of
+    one department (with a segment too); a date range or a scope of two departments (a customer who
+    answered in both is one cluster) reads the raw responses — same estimates."""
     from cxmetrics.metrics import clustered, nps, scores
 
     kept = summaries.fit(con, "clusters")
-    assert set(kept) == {clustered.kept_key(*k) for k in clustered.KEPT}
+    assert set(kept) == {clustered.kept_key(*k, by_department=d) for k in clustered.KEPT for d in (False, True)}
+    one = Filters(scope=Scope(role="department", departments=("billing",), user="b"))
+    one_smb = one.with_(segments=("smb",))
+    two = Filters(scope=Scope(role="department", departments=("billing", "logistics"), user="b"))
+    raw_ones = (LAST_12_MONTHS, two)
     names: list[str] = []
     execute = store._execute
 
@@ -582,27 +589,37 @@ def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypa
         return execute(c, query, fetch, copy)
 
     monkeypatch.setattr(store, "_execute", named)
-    cases = [(f, call) for f in (Filters(), Filters(segments=("smb",)), Filters(regions=("north", "south")), LAST_12_MONTHS)
+    cases = [(f, call) for f in (Filters(), Filters(segments=("smb",)), Filters(regions=("north", "south")), LAST_12_MONTHS,
+                                 one, one_smb, two)
              for call in (lambda c, f: nps.trend(c, f, period="quarter", survey="relationship"),
                           lambda c, f: nps.by(c, f, dim="touchpoint", survey="transactional"),
+                          # one group over all touchpoints: a customer who answered in two departments
+                          lambda c, f: SimpleNamespace(table=pd.DataFrame(
+                              [vars(nps.overall(c, f, survey="transactional"))]).drop(columns="filters")),
                           lambda c, f: nps.by(c, f, dim="segment", survey="relationship"))]
     for f, call in cases:
         names.clear()
         fast = call(con, f)
         reads_raw = "nps_clusters" in names
-        assert reads_raw == (f is LAST_12_MONTHS), (f, names)
+        assert reads_raw == (f in raw_ones), (f, names)
         with monkeypatch.context() as m:
             m.setattr(summaries, "fit", lambda c, name: None)
             slow = call(con, f)
-        assert len(fast.table) >= 1
+        # relationship answers carry no department: a department's relationship trend is empty
+        assert len(fast.table) >= 1 or (f.scope.restricted and len(slow.table) == 0)
         pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9, atol=1e-9)
-    for f in (Filters(), Filters(segments=("smb",)), Filters(regions=("north", "south")), LAST_12_MONTHS):
+    for f in (Filters(), Filters(segments=("smb",)), Filters(regions=("north", "south")), LAST_12_MONTHS, one, one_smb,
+              two):
         for metric in ("csat", "ces"):
             names.clear()
             fast = scores.score(con, f, metric=metric, dim="touchpoint")
-            assert (f"{metric}_clusters" in names) == (f is LAST_12_MONTHS), (f, metric, names)
+            read_raw = f"{metric}_clusters" in names
             with monkeypatch.context() as m:
                 m.setattr(summaries, "fit", lambda c, name: None)
                 slow = scores.score(con, f, metric=metric, dim="touchpoint")
+            if f.scope.restricted and len(slow.table) == 0:  # CES is asked at one touchpoint, not in every department
+                assert len(fast.table) == 0
+                continue
+            assert read_raw == (f in raw_ones), (f, metric, names)
             assert len(fast.table) >= 1 and fast.table["customers"].notna().all()  # CES: one touchpoint
             pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9, atol=1e-9)

@@ -32,15 +32,16 @@ pd = lazy.module("pandas")
 #: registered by :mod:`cxmetrics.commit`): the unfiltered view's per-group sums for the (measure,
 #: grouping, survey) the pages ask for. Rows keep the segment and region (a customer has one of
 #: each), so a view narrowed by segment or region only picks its customers' rows and its sums are
-#: exact. A date range or a department scope keeps part of a customer's answers: those read the
-#: raw responses, as does any other key.
+#: exact. They are kept per department too: a scope of one department keeps a customer's answers in
+#: it, whose sums are that department's rows. A date range, or a scope of several departments (a
+#: customer who answered in two is one cluster), reads the raw responses, as does any other key.
 KEPT = (("nps", None, "all"), ("nps", None, "relationship"), ("nps", None, "transactional"),
         ("nps", "quarter", "relationship"), ("nps", "touchpoint", "transactional"),
         ("csat", "touchpoint", "all"), ("ces", "touchpoint", "all"))
 
 
-def kept_key(measure: str, dim: str | None, survey: str) -> str:
-    return f"{measure}|{dim or 'all'}|{survey}"
+def kept_key(measure: str, dim: str | None, survey: str, by_department: bool = False) -> str:
+    return f"{measure}|{dim or 'all'}|{survey}" + ("|department" if by_department else "")
 
 
 def to_kept(df) -> dict:
@@ -54,23 +55,29 @@ def to_kept(df) -> dict:
 _SHAPE = re.compile(r"^\s*WITH per AS \((?P<per>.*)\)\s*(?P<final>SELECT\b.*\bFROM per\b.*)$", re.S)
 
 
+def _parts(query: store.Query) -> tuple[str, str]:
+    m = _SHAPE.match(query.sql)
+    if m is None:
+        raise ValueError(f"{query.name} is not a cluster-sum query")
+    return m["per"], m["final"]
+
+
 def changed_sums(con, query: store.Query) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Inside a write that only appended rows (:func:`cxmetrics.store.incremental.narrowed`): the
     cluster sums of ``query`` (a cluster-sum query: ``WITH per AS (`` one row per cluster: its
     group, segment, region and id, then additive sums ``) SELECT … FROM per …``) over the clusters
     the appended rows fall in, before the write and after it. One pass over the appended customers'
     earlier answers: a cluster's sums after the write are its sums before plus the appended rows'."""
-    m = _SHAPE.match(query.sql)
-    if m is None:
-        raise ValueError(f"{query.name} is not a cluster-sum query")
-    per, final = m["per"], m["final"]
+    per, final = _parts(query)
     con.execute(f"CREATE OR REPLACE TEMP TABLE __cl_new AS {incremental.narrowed(con, per, rows='appended')}",
                 query.params)
     cols = [d[0] for d in con.execute("SELECT * FROM __cl_new LIMIT 0").description]
-    keys, sums = cols[:4], cols[4:]
+    keys, sums = cols[:cols.index("k")], cols[cols.index("k"):]
     same = " AND ".join(f'b."{k}" IS NOT DISTINCT FROM n."{k}"' for k in keys)
+    # the cluster id is the customer's (an anonymous answer is a cluster of its own: never one of these)
+    hit = f'SELECT "{keys[-1]}" FROM __cl_new'
     con.execute(f"CREATE OR REPLACE TEMP TABLE __cl_before AS SELECT * FROM "
-                f"({incremental.narrowed(con, per, rows='before')}) b "
+                f"({incremental.narrowed(con, per, rows='before', customers=hit)}) b "
                 f"WHERE EXISTS (SELECT 1 FROM __cl_new n WHERE {same})", query.params)
     added = ", ".join(f'sum("{c}") AS "{c}"' for c in sums)
     con.execute(f"CREATE OR REPLACE TEMP TABLE __cl_after AS SELECT {', '.join(keys)}, {added} FROM "
@@ -88,7 +95,7 @@ def updated(doc: dict, before, after) -> dict:
     answers before a write that only appended answers and after it. m and the sums are additive over
     customers; a customer's answer count only grows, so the largest cluster is the larger of the
     kept one and the largest after. Groups left with no customer are dropped."""
-    keys = ["grp", "segment", "region"]
+    keys = ["grp", "segment", "region", *(["department"] if "department" in doc["columns"] else [])]
     old = pd.DataFrame(doc["rows"], columns=doc["columns"])
     b, a = (pd.DataFrame(d["rows"], columns=d["columns"]) for d in (to_kept(before), to_kept(after)))
     add = [c for c in doc["columns"] if c not in keys and c != "max_k"]
@@ -103,16 +110,23 @@ def updated(doc: dict, before, after) -> dict:
 
 
 def kept(con, measure: str, dim: str | None, survey: str, filters, like=None):
-    """The kept cluster sums for this query when they hold exactly its answer (unfiltered, or for
-    NPS narrowed by segment or region only, the kept fit current), else None. ``like``: the
-    group column of the counts the sums are merged with, whose type the groups take back."""
-    if (measure, dim, survey) not in KEPT or not summaries.customer_filters_only(filters):
+    """The kept cluster sums for this query when they hold exactly its answer (unfiltered, narrowed
+    by segment or region, or by a scope of one department: no date range; the kept fit current),
+    else None. ``like``: the group column of the counts the sums are merged with, whose type the
+    groups take back."""
+    if (measure, dim, survey) not in KEPT or filters.date_from is not None or filters.date_to is not None:
+        return None
+    one = filters.scope.departments[0] if filters.scope.restricted and len(filters.scope.departments or ()) == 1 \
+        else None
+    if filters.scope.restricted and one is None:  # several departments: a customer in two is one cluster
         return None
     fit = summaries.fit(con, "clusters")
-    doc = (fit or {}).get(kept_key(measure, dim, survey))
+    doc = (fit or {}).get(kept_key(measure, dim, survey, by_department=one is not None))
     if doc is None:
         return None
     df = pd.DataFrame(doc["rows"], columns=doc["columns"])
+    if one is not None:
+        df = df[df["department"] == one].drop(columns="department")
     if filters.segments:
         df = df[df["segment"].isin(filters.segments)]
     if filters.regions:
@@ -148,23 +162,27 @@ class Clusters:
         return self.m / (self.m - 1) * ss / (total_w * total_w)
 
 
-def score_cluster_query(group: str, where: str, params: dict, col: str, sat: int | None) -> store.Query:
+def score_cluster_query(group: str, where: str, params: dict, col: str, sat: int | None,
+                        by_department: bool = False) -> store.Query:
     """Per group, segment and region (a customer has one of each, so the customers' sums are the
     same as per group alone; :func:`by_group` adds them up): customers m, the most answers of one
     customer, and the cluster sums for the mean of ``col`` (Σ X_c², Σ X_c·K_c, Σ K_c²; X_c the
     customer's sum of ratings, K_c their number of answers) and, with ``sat``, for the share of
     ratings ≥ ``sat`` (Σ S_c², Σ S_c·K_c). Always from the raw responses (the customer is the
     cluster, which no counted summary keeps). ``group`` and ``col`` come from allow-lists;
-    ``where`` carries bound parameters only."""
+    ``where`` carries bound parameters only. ``by_department``: per department too (a customer's
+    answers in each department their own cluster; answers without a department are in no scope)."""
     s = f"count(*) FILTER (WHERE r.{col} >= {int(sat)})" if sat else "0"
+    dept = "r.department, " if by_department else ""
     sql = f"""
 WITH per AS (
-    SELECT {group} AS grp, c.segment, c.region, r.customer_id, count(*) AS k, sum(r.{col}) AS x, {s} AS s
+    SELECT {group} AS grp, c.segment, c.region, {dept}r.customer_id, count(*) AS k, sum(r.{col}) AS x, {s} AS s
     FROM survey_responses r JOIN customers c USING (customer_id)
-    WHERE {where} AND r.{col} IS NOT NULL
+    WHERE {where} AND r.{col} IS NOT NULL{" AND r.department IS NOT NULL" if by_department else ""}
     GROUP BY ALL
 )
-SELECT grp, segment, region, count(*) AS m, max(k) AS max_k, sum(x * x) AS xx, sum(x * k) AS xk,
+SELECT grp, segment, region, {"department, " if by_department else ""}count(*) AS m, max(k) AS max_k,
+       sum(x * x) AS xx, sum(x * k) AS xk,
        sum(k * k) AS kk, sum(s * s) AS ss, sum(s * k) AS sk
 FROM per GROUP BY ALL ORDER BY ALL"""
     return store.Query(f"{col}_clusters", sql, params)

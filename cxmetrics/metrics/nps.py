@@ -238,26 +238,29 @@ GROUP BY ALL ORDER BY ALL"""
     return store.Query(name, sql, {**params, **sparams})
 
 
-def _cluster_query(filters: Filters, dim: str | None, survey: str) -> store.Query:
+def _cluster_query(filters: Filters, dim: str | None, survey: str, by_department: bool = False) -> store.Query:
     """Per-customer sums for the clustered SE, per (dim value, segment, region): customers m, the most
     answers of one customer, and Σ_c Y_c², Σ_c Y_c·W_c, Σ_c W_c² for y = promoter − detractor (w = 1)
     and for y = weight·(promoter − detractor) (w = weight). Always from the raw responses: the
     customer is the cluster, which no counted summary keeps; one GROUP BY pass in DuckDB. An anonymous
-    response (no customer id) is a cluster of its own, with no segment or region."""
+    response (no customer id) is a cluster of its own, with no segment or region. ``by_department``:
+    per department too, a customer's answers in each department their own cluster (the sums a
+    scope of that one department has; answers without a department are in no scope)."""
     where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
     sclause, sparams = _survey_clause(survey)
     group = DIMENSIONS[dim] if dim else "'all'"
+    dept = "r.department, " if by_department else ""
     sql = f"""
 WITH per AS (
-    SELECT {group} AS grp, c.segment, c.region, coalesce(r.customer_id, 'anonymous:' || r.response_id) AS cid,
+    SELECT {group} AS grp, c.segment, c.region, {dept}coalesce(r.customer_id, 'anonymous:' || r.response_id) AS cid,
            count(*) AS k,
            sum({nps_points("r.nps")}) AS u, sum(r.weight) AS w, sum(r.weight * {nps_points("r.nps")}) AS y
     FROM survey_responses r LEFT JOIN customers c ON c.customer_id = r.customer_id
-    WHERE {where} AND {sclause} AND r.nps IS NOT NULL
+    WHERE {where} AND {sclause} AND r.nps IS NOT NULL{" AND r.department IS NOT NULL" if by_department else ""}
     GROUP BY ALL
 )
-SELECT grp, segment, region, count(*) AS m, max(k) AS max_k, sum(u * u) AS uu, sum(u * k) AS uk,
-       sum(k * k) AS kk, sum(y * y) AS yy, sum(y * w) AS yw, sum(w * w) AS ww
+SELECT grp, segment, region, {"department, " if by_department else ""}count(*) AS m, max(k) AS max_k,
+       sum(u * u) AS uu, sum(u * k) AS uk, sum(k * k) AS kk, sum(y * y) AS yy, sum(y * w) AS yw, sum(w * w) AS ww
 FROM per GROUP BY ALL ORDER BY ALL"""
     return store.Query("nps_clusters", sql, {**params, **sparams})
 

@@ -38,11 +38,12 @@ SCORE_CLUSTER_METHOD = ("customer-clustered linearised SE when a customer answer
                         "the effective n = p(1 − p) / V")
 
 
-def _score_cluster_q(filters: Filters, dim: str | None, survey: str, col: str, sat: int | None) -> store.Query:
+def _score_cluster_q(filters: Filters, dim: str | None, survey: str, col: str, sat: int | None,
+                     by_department: bool = False) -> store.Query:
     where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
     sclause, sparams = _survey_clause(survey)
     group = DIMENSIONS[dim] if dim else "'all'"
-    return score_cluster_query(group, f"{where} AND {sclause}", {**params, **sparams}, col, sat)
+    return score_cluster_query(group, f"{where} AND {sclause}", {**params, **sparams}, col, sat, by_department)
 
 
 def _score_clusters(con, filters: Filters, dim: str | None, survey: str, col: str, sat: int | None) -> pd.DataFrame:
@@ -150,18 +151,21 @@ def _cli(args) -> int:
 
 
 def _kept_queries():
-    """Each kept cluster sum's key and the query a page runs for it on the raw responses, unfiltered."""
+    """Each kept cluster sum's key and the query a page runs for it on the raw responses, unfiltered
+    (and per department: the query a scope of one department runs, for every department at once)."""
     for measure, dim, survey in cluster_sums.KEPT:
-        if measure == "nps":
-            q = _cluster_query(Filters(), dim, survey)
-        else:
-            q = _score_cluster_q(Filters(), dim, survey, *_SCORE_COLS[measure])
-        yield cluster_sums.kept_key(measure, dim, survey), q
+        for dept in (False, True):
+            if measure == "nps":
+                q = _cluster_query(Filters(), dim, survey, by_department=dept)
+            else:
+                q = _score_cluster_q(Filters(), dim, survey, *_SCORE_COLS[measure], by_department=dept)
+            yield cluster_sums.kept_key(measure, dim, survey, dept), q
 
 
 def kept_clusters(con) -> dict:
     """The kept fit "clusters" (:data:`cxmetrics.metrics.clustered.KEPT`): the unfiltered view's
-    cluster sums, computed by the same queries a page runs on the raw responses."""
+    cluster sums, overall and per department, computed by the same queries a page runs on the raw
+    responses."""
     return {key: cluster_sums.to_kept(store.run(con, q)) for key, q in _kept_queries()}
 
 

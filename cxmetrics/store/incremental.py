@@ -90,11 +90,12 @@ def done(con: duckdb.DuckDBPyConnection, tables) -> None:
         con.execute(f"DROP TABLE IF EXISTS {_NARROW}{t}")
 
 
-def narrowed(con: duckdb.DuckDBPyConnection, sql: str, *, rows: str = "all") -> str:
+def narrowed(con: duckdb.DuckDBPyConnection, sql: str, *, rows: str = "all", customers: str | None = None) -> str:
     """``sql`` with every table of :data:`CUSTOMER_TABLES` it reads (``FROM``/``JOIN`` by name)
     narrowed to the customers in the appended rows (copied by :func:`appended`, until :func:`done`):
     ``rows`` "all" their rows, "before" those the tables held before the write, "appended" the
-    appended ones (and all their rows of a table nothing was appended to). Each table is read once
+    appended ones (and all their rows of a table nothing was appended to); ``customers``: a query
+    of customer ids (a subset of them) to narrow to instead. Each table is read once
     for the whole refresh, into a temporary table of those customers' rows. Valid only for SQL
     whose every read of those tables is per customer (no total over all customers)."""
     names = [t for t in CUSTOMER_TABLES if re.search(rf"\b(?:FROM|JOIN)\s+{t}\b", sql)]
@@ -103,14 +104,16 @@ def narrowed(con: duckdb.DuckDBPyConnection, sql: str, *, rows: str = "all") -> 
     for t in names:  # t from CUSTOMER_TABLES
         con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_NARROW}{t} AS SELECT x.*, x.rowid >= {MAX_ROW_ID} AS __new "
                     f"FROM \"{t}\" x SEMI JOIN {_DELTA}customers a ON x.customer_id IS NOT DISTINCT FROM a.customer_id")
-    cond = {"all": "", "before": "WHERE NOT __new", "appended": "WHERE __new"}[rows]
+    cond = {"all": "TRUE", "before": "NOT __new", "appended": "__new"}[rows]
     if rows == "appended":
         took = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
-        conds = {t: cond if t in APPENDABLE and f"{_DELTA}{t}" in took else "" for t in names}
+        conds = {t: cond if t in APPENDABLE and f"{_DELTA}{t}" in took else "TRUE" for t in names}
     else:
         conds = dict.fromkeys(names, cond)
+    if customers is not None:
+        conds = {t: f"{c} AND customer_id IN ({customers})" for t, c in conds.items()}
     return re.sub(rf"\b(FROM|JOIN)\s+({'|'.join(names)})\b",
-                  lambda m: f"{m.group(1)} (SELECT * EXCLUDE (__new) FROM {_NARROW}{m.group(2)} {conds[m.group(2)]})",
+                  lambda m: f"{m.group(1)} (SELECT * EXCLUDE (__new) FROM {_NARROW}{m.group(2)} WHERE {conds[m.group(2)]})",
                   sql)
 
 
