@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 
 from cxmetrics import store
 from cxmetrics.core import lazy
@@ -81,7 +82,7 @@ def _information(iv: btyd_intervals.ParamIntervals) -> list[str]:
             f"{np.exp(2 * 1.96 * s):,.0f})" for n, s in zip(iv.names, sl, strict=True) if s > SE_LOG_MAX]
 
 
-def identify_bgnbd(fit: btyd.BGNBDFit, x, t_x, T, w=None) -> tuple[str, ...]:
+def identify_bgnbd(fit: btyd.BGNBDFit, x, t_x, T, w=None, iv=None) -> tuple[str, ...]:
     """Why a BG/NBD fit on (x, t_x, T, w) is not identified (empty when it is).
 
     Examples
@@ -102,12 +103,12 @@ def identify_bgnbd(fit: btyd.BGNBDFit, x, t_x, T, w=None) -> tuple[str, ...]:
     if not share >= DROPOUT_MIN:
         out.append(f"a/(a+b) = {_g(share)} → 0: no customer is seen to stop buying in this window, so P(alive) would "
                    "be 1 by construction, not by evidence")
-    if not out:  # the information is only meaningful at an interior maximum
-        out += _information(btyd_intervals.bgnbd_intervals(fit, x, t_x, T, w))
+    if not out:  # the information is only meaningful at an interior maximum (iv: its intervals, when at hand)
+        out += _information(iv() if iv else btyd_intervals.bgnbd_intervals(fit, x, t_x, T, w))
     return tuple(out)
 
 
-def identify_gamma_gamma(fit: btyd.GammaGammaFit, x, m, w=None) -> tuple[str, ...]:
+def identify_gamma_gamma(fit: btyd.GammaGammaFit, x, m, w=None, iv=None) -> tuple[str, ...]:
     """Why a Gamma-Gamma fit on repeat customers' (x, m, w) is not identified (empty when it is)."""
     out = [] if fit.converged else ["the optimiser did not converge"]
     for name, v in fit.params().items():
@@ -116,21 +117,24 @@ def identify_gamma_gamma(fit: btyd.GammaGammaFit, x, m, w=None) -> tuple[str, ..
     if not fit.q > 1:
         out.append(f"q = {_g(fit.q)} ≤ 1: the mean spend pγ/(q − 1) does not exist")
     if not out:
-        out += _information(btyd_intervals.gamma_gamma_intervals(fit, x, m, w))
+        out += _information(iv() if iv else btyd_intervals.gamma_gamma_intervals(fit, x, m, w))
     return tuple(out)
 
 
-def identify(res: Result) -> dict[str, tuple[str, ...]]:
+def identify(res: Result, intervals=None) -> dict[str, tuple[str, ...]]:
     """The reasons (by model) why :func:`cxmetrics.metrics.btyd.clv_non_contractual`'s fits are not
-    identified, checked on the same (sampled) cells the fit used; empty tuples when they are."""
+    identified, checked on the same (sampled) cells the fit used; empty tuples when they are.
+    ``intervals``: a function returning :func:`cxmetrics.metrics.btyd_intervals.fit_intervals` of
+    ``res`` (called only where the checks need the information, as they would compute it)."""
+    iv = (lambda: intervals()[0], lambda: intervals()[1]) if intervals else (None, None)
     cells = btyd.fit_sample(res.table[["x", "t_x_days", "T_days", "m", "w"]])
     b, g = res.extra["bgnbd"], res.extra["gamma_gamma"]
     nan = float("nan")
     bg = btyd.BGNBDFit(b["r"], b["alpha"], b["a"], b["b"], nan, 0, bool(b.get("converged", True)))
     gg = btyd.GammaGammaFit(g["p"], g["q"], g["gamma"], nan, 0, bool(g.get("converged", True)))
     rep = cells[cells["x"] > 0]
-    return {"bgnbd": identify_bgnbd(bg, cells["x"], cells["t_x_days"] / 7, cells["T_days"] / 7, cells["w"]),
-            "gamma_gamma": identify_gamma_gamma(gg, rep["x"], rep["m"], rep["w"])}
+    return {"bgnbd": identify_bgnbd(bg, cells["x"], cells["t_x_days"] / 7, cells["T_days"] / 7, cells["w"], iv[0]),
+            "gamma_gamma": identify_gamma_gamma(gg, rep["x"], rep["m"], rep["w"], iv[1])}
 
 
 def not_identified_text(reasons: dict[str, tuple[str, ...]], what: str) -> str:
@@ -281,7 +285,9 @@ def non_contractual_value(con, filters: Filters, *, alpha: float = 0.05) -> Resu
     if res.table.empty:
         return res
     check = holdout(con, filters)
-    reasons = identify(res)
+    # the checks and the intervals take the same Hessians: computed once, where first needed
+    intervals = functools.cache(lambda: btyd_intervals.fit_intervals(res))
+    reasons = identify(res, intervals)
     if reasons["bgnbd"]:
         return dataclasses.replace(
             res, table=pd.DataFrame(), headline=(),
@@ -291,7 +297,7 @@ def non_contractual_value(con, filters: Filters, *, alpha: float = 0.05) -> Resu
                    "customers": res.extra["summary"]["customers"],
                    "calibration_end": res.extra["summary"]["calibration_end"]})
     spend_ok = not reasons["gamma_gamma"]
-    out = btyd_intervals.with_intervals(res, alpha=alpha, gamma_gamma_fixed=not spend_ok)
+    out = btyd_intervals.with_intervals(res, alpha=alpha, gamma_gamma_fixed=not spend_ok, intervals=intervals())
     t = out.table
     s = dict(out.extra["summary"])
     s["mean_expected_purchases"] = float((t["expected_purchases"] * t["w"]).sum() / t["w"].sum())

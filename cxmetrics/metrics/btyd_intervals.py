@@ -153,24 +153,34 @@ def value_draws(bg: ParamIntervals, gg: ParamIntervals, cells: pd.DataFrame, *, 
     return pd.DataFrame({"d_clv": np.where(bad, nan, c - c0[0]), "d_p_alive": np.where(bad, nan, p - p0[0])})
 
 
-def with_intervals(res: Result, *, alpha: float = 0.05, n: int = N_DRAWS, seed: int = SEED,
-                   gamma_gamma_fixed: bool = False) -> Result:
-    """:func:`cxmetrics.btyd.clv_non_contractual`'s result with parameter tables (observed
-    information) and headline mean CLV and mean P(alive) with percentile intervals from ``n``
-    parametric draws. The fit is refitted on nothing: the Hessian is taken at the result's own
-    parameters on the same (sampled) cells the fit used. With ``gamma_gamma_fixed`` the Gamma-Gamma
-    parameters are not drawn (zero covariance): for a P(alive) interval when that fit is not
-    identified (:mod:`cxmetrics.metrics.btyd_checks`; its CLV is then not shown)."""
-    if res.table.empty:
-        return res
-    cells = res.table
-    fit_cells = btyd.fit_sample(cells[["x", "t_x_days", "T_days", "m", "w"]])
+def fit_intervals(res: Result) -> tuple[ParamIntervals, ParamIntervals]:
+    """The BG/NBD and Gamma-Gamma observed-information intervals of
+    :func:`cxmetrics.btyd.clv_non_contractual`'s fits, at the result's own parameters on the same
+    (sampled) cells the fit used. The identification checks and :func:`with_intervals` take the
+    same pair (each Hessian is a few hundred likelihood evaluations)."""
+    fit_cells = btyd.fit_sample(res.table[["x", "t_x_days", "T_days", "m", "w"]])
     nan = float("nan")
     bf = btyd.BGNBDFit(*(res.extra["bgnbd"][k] for k in ("r", "alpha", "a", "b")), nan, 0)
     gf = btyd.GammaGammaFit(*(res.extra["gamma_gamma"][k] for k in ("p", "q", "gamma")), nan, 0)
     bg = bgnbd_intervals(bf, fit_cells["x"], fit_cells["t_x_days"] / 7, fit_cells["T_days"] / 7, fit_cells["w"])
     rep = fit_cells[fit_cells["x"] > 0]
-    gg = gamma_gamma_intervals(gf, rep["x"], rep["m"], rep["w"])
+    return bg, gamma_gamma_intervals(gf, rep["x"], rep["m"], rep["w"])
+
+
+def with_intervals(res: Result, *, alpha: float = 0.05, n: int = N_DRAWS, seed: int = SEED,
+                   gamma_gamma_fixed: bool = False,
+                   intervals: tuple[ParamIntervals, ParamIntervals] | None = None) -> Result:
+    """:func:`cxmetrics.btyd.clv_non_contractual`'s result with parameter tables (observed
+    information) and headline mean CLV and mean P(alive) with percentile intervals from ``n``
+    parametric draws. The fit is refitted on nothing: the Hessian is taken at the result's own
+    parameters on the same (sampled) cells the fit used. With ``gamma_gamma_fixed`` the Gamma-Gamma
+    parameters are not drawn (zero covariance): for a P(alive) interval when that fit is not
+    identified (:mod:`cxmetrics.metrics.btyd_checks`; its CLV is then not shown). ``intervals``:
+    :func:`fit_intervals` of ``res``, when the caller has them already."""
+    if res.table.empty:
+        return res
+    cells = res.table
+    bg, gg = intervals or fit_intervals(res)
     if gamma_gamma_fixed:
         gg = ParamIntervals(gg.names, gg.estimate, np.zeros_like(gg.cov_log))
     a = res.extra["assumptions_used"]
