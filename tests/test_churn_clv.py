@@ -130,6 +130,45 @@ def test_hazard_ratio_recovers_planted_detractor_effect(con):
     assert cox.loc["detractor", "ratio"] == pytest.approx(det["ratio"], rel=0.1)
 
 
+@pytest.mark.parametrize("case", ["demo", "ties", "no_events_in_a_group"])
+def test_cox_breslow_matches_statsmodels_phreg(con, case):
+    """The Cox check's own Newton fit (``survival.cox_breslow``) against statsmodels' ``PHReg``
+    (Breslow ties, its default): the demo's landmark sample, heavily tied random times, and a group
+    with no event (no finite maximum: both run off; the ratio is reported as not estimable)."""
+    import numpy as np
+    import statsmodels.api as sm
+
+    from cxmetrics.metrics.survival import cox_breslow
+
+    rng = np.random.default_rng(11)
+    if case == "demo":
+        L = churn.default_landmark(con, Filters())
+        df = store.run(con, churn._base(con, Filters(), L, "SELECT nps_group, segment, tenure, days, event FROM b",
+                                        "cox_sample"))
+        X = churn._design(df).drop(columns="const").to_numpy(float)
+        t, d = df["days"].to_numpy(float), df["event"].to_numpy(int)
+    else:
+        n = 3000
+        X = np.c_[rng.normal(size=(n, 2)), rng.random(n) < 0.3]
+        t = rng.integers(1, 25, n).astype(float)  # about 120 customers per distinct time
+        d = (rng.random(n) < 0.5).astype(int)
+        if case == "no_events_in_a_group":
+            d[X[:, 2] == 1] = 0
+    ref = sm.PHReg(t, X, status=d).fit()
+    got = cox_breslow(t, d, X)
+    if case == "no_events_in_a_group":
+        assert not got.converged and got.params[2] < -5 and got.bse[2] > 10  # ran off, as PHReg's does
+        assert ref.params[2] < -5
+        keep = [0, 1]  # the identified coefficients agree (the runaway one moves them only slightly)
+        assert np.allclose(got.params[keep], ref.params[keep], atol=1e-3)
+        return
+    assert got.converged and len(got.params) == X.shape[1] >= 3
+    assert np.allclose(got.params, ref.params, rtol=1e-8, atol=1e-10)
+    assert np.allclose(got.bse, ref.bse, rtol=1e-8)
+    assert np.allclose(got.pvalues, ref.pvalues, rtol=1e-6, atol=1e-300)
+    assert got.llf == pytest.approx(ref.llf, rel=1e-12)
+
+
 def test_sow_gap_recovers_planted_30_points(con):
     gap = wallet.by_group(con, Filters()).headline[0]
     planted = demo.TRUTHS["sow_gap_promoter_detractor"].value

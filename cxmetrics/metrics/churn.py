@@ -9,8 +9,9 @@ churn date or the end of the data (censored). Everything is aggregated in DuckDB
   hazard per cell over the whole follow-up. It has no time pieces, so it is *not* a
   piecewise-exponential model; with one piece, the Poisson likelihood on cells equals the
   exponential survival likelihood (Holford 1980; Laird & Olivier 1981), so rate ratios are
-  hazard ratios under that constant-hazard assumption. A Cox model (statsmodels ``PHReg``, no
-  assumption on the baseline hazard's shape) on the customer rows (a seeded reservoir sample of
+  hazard ratios under that constant-hazard assumption. A Cox model (Breslow's partial likelihood
+  for tied times, :func:`cxmetrics.metrics.survival.cox_breslow`, the model of statsmodels'
+  ``PHReg`` and checked against it; no assumption on the baseline hazard's shape) on the customer rows (a seeded reservoir sample of
   at most 50,000) is reported alongside as a check. A ratio whose group has no events is "not
   estimable" (NaN, with the reason); the other ratios are kept;
 * odds ratios: a binomial GLM of churn within the window after L on cells (exact grouped logistic);
@@ -44,7 +45,15 @@ from cxmetrics.core import lazy
 from cxmetrics.core.dist import norm
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
-from cxmetrics.metrics.survival import MONTH_DAYS, add_months, churn_window, greenwood_band, wilson, window_label
+from cxmetrics.metrics.survival import (
+    MONTH_DAYS,
+    add_months,
+    churn_window,
+    cox_breslow,
+    greenwood_band,
+    wilson,
+    window_label,
+)
 from cxmetrics.store import engines, stubs, summaries
 from cxmetrics.store.relations import DATA_END_SQL
 
@@ -233,7 +242,7 @@ def hazard_ratios(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark:
                   method=f"Landmark {L}: Poisson GLM with log-exposure offset on (group × segment × tenure band) "
                          "cells, one constant hazard over the follow-up (an exponential model: no time pieces); "
                          f"grouped logistic for {window} churn (to {last}); "
-                         + ("Cox PHReg on customer rows as a check." if cox else "the Cox check is on the Churn page."),
+                         + ("Cox proportional hazards (Breslow ties) on customer rows as a check." if cox else "the Cox check is on the Churn page."),
                   reference=REFERENCE, filters=filters.describe(), alpha=alpha, headline=tuple(head),
                   warnings=tuple(warnings), queries=(q,),
                   extra={"tables": ("customers", "survey_responses", "churn_events"), "landmark": str(L),
@@ -294,19 +303,17 @@ def _cox_rows(con, filters: Filters, L: dt.date, sample: int, alpha: float) -> l
 
 
 def _cox(con, filters: Filters, L: dt.date, sample: int, alpha: float) -> list[dict]:
-    import statsmodels.api as sm
-
     q = _base(con, filters, L, "SELECT nps_group, segment, tenure, days, event FROM b "
                           f"USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (7)", "cox_sample")
     df = store.run(con, q)
     if len(df) < 50 or df["event"].sum() < 10 or df["nps_group"].nunique() < 2:
         return []
     X = _design(df).drop(columns="const")
-    res = sm.PHReg(df["days"].to_numpy(float), X.to_numpy(float), status=df["event"].to_numpy(int)).fit()
+    res = cox_breslow(df["days"].to_numpy(float), df["event"].to_numpy(int), X.to_numpy(float))
     z = norm.ppf(1 - alpha / 2)
     out = []
     none = set(df.groupby("nps_group")["event"].sum().loc[lambda e: e == 0].index)
-    model = f"Cox PHReg ({len(df):,} customers{' sampled' if len(df) >= sample else ''})"
+    model = f"Cox PH, Breslow ties ({len(df):,} customers{' sampled' if len(df) >= sample else ''})"
     for i, col in enumerate(X.columns):
         if col.startswith("nps_group["):
             out.append(_ratio_row(col[10:-1], "hazard ratio", model, res.params[i], res.bse[i], res.pvalues[i], z,

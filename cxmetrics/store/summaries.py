@@ -57,7 +57,7 @@ FITS_TABLE = "summary_fits"
 _META_KEY = "summary_landmark"
 #: Bumped by hand only for a change the definitions' SQL does not show (how a file records its
 #: summaries); a change of any definition changes :func:`format_version` by itself.
-FORMAT = 17  # 17: the cluster sums are kept per department too
+FORMAT = 18  # 17: the cluster sums are kept per department too; 18: the kept Cox check is fitted by survival.cox_breslow
 
 #: Each summary and the contract tables it is computed from (build order). A write that changes
 #: none of a summary's tables carries it over to the new data version without rebuilding it.
