@@ -19,6 +19,8 @@ Kish, L. (1965), Survey Sampling, §8.2 (design effect; effective n = n / deff).
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import re
 from dataclasses import dataclass
 
@@ -120,11 +122,10 @@ def kept(con, measure: str, dim: str | None, survey: str, filters, like=None):
         else None
     if filters.scope.restricted and one is None:  # several departments: a customer in two is one cluster
         return None
-    fit = summaries.fit(con, "clusters")
-    doc = (fit or {}).get(kept_key(measure, dim, survey, by_department=one is not None))
-    if doc is None:
+    text = summaries.fit_text(con, "clusters")
+    df = _kept_frames(text).get(kept_key(measure, dim, survey, by_department=one is not None)) if text else None
+    if df is None:
         return None
-    df = pd.DataFrame(doc["rows"], columns=doc["columns"])
     if one is not None:
         df = df[df["department"] == one].drop(columns="department")
     if filters.segments:
@@ -137,7 +138,14 @@ def kept(con, measure: str, dim: str | None, survey: str, filters, like=None):
             df = df.assign(grp=pd.to_datetime(df["grp"]).astype(like.dtype))
         elif len(sample) and isinstance(sample.iloc[0], dt.date):
             df = df.assign(grp=pd.to_datetime(df["grp"]).dt.date)
-    return df.reset_index(drop=True)
+    return df.reset_index(drop=True).copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _kept_frames(text: str) -> dict:
+    """The kept cluster sums (the fit's JSON text) as one frame per key, parsed once per data
+    version: a page asks for them a dozen times (:func:`kept` hands out copies)."""
+    return {k: pd.DataFrame(d["rows"], columns=d["columns"]) for k, d in json.loads(text).items()}
 
 
 @dataclass(frozen=True)

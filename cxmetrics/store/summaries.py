@@ -446,10 +446,17 @@ def unfiltered(filters) -> bool:
 
 def fit(con: duckdb.DuckDBPyConnection, name: str):
     """The stored fit ``name`` (its JSON result) when current, else None."""
+    text = fit_text(con, name)
+    return json.loads(text) if text is not None else None
+
+
+def fit_text(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    """The stored fit ``name`` as its JSON text when current, else None (for a caller that keeps
+    what it parses from it, keyed by the text)."""
     if not current(con, FITS_TABLE):
         return None
     df = store.run(con, store.Query("summary_fit", "SELECT result FROM summary_fits WHERE name = $n", {"n": name}))
-    return json.loads(df["result"].iloc[0]) if len(df) else None
+    return df["result"].iloc[0] if len(df) else None
 
 
 def _state(con: duckdb.DuckDBPyConnection) -> tuple[dict, int]:
