@@ -433,11 +433,6 @@ def last_refresh(con: duckdb.DuckDBPyConnection) -> dict:
     return _read(con).get("last_refresh", {})
 
 
-def customer_filters_only(filters) -> bool:
-    """Whether ``filters`` narrow by customer only (segment, region): no dates, unrestricted scope."""
-    return filters.date_from is None and filters.date_to is None and not filters.scope.restricted
-
-
 def unfiltered(filters) -> bool:
     """Whether ``filters`` select everything (any role with an unrestricted scope)."""
     return (filters.date_from is None and filters.date_to is None and not filters.segments
