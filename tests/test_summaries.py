@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from types import SimpleNamespace
 
 import duckdb
@@ -464,6 +465,25 @@ def test_responses_appended_after_the_landmark_keep_the_landmark_base_and_its_fi
     _same_fits(fits, refitted)
     for name, want in rebuilt.items():
         pd.testing.assert_frame_equal(stored[name], want, check_exact=False, rtol=1e-12, obj=name)
+
+
+def test_customer_cells_relations_read_only_per_customer_relations():
+    """A ``"customer_cells"`` relation is updated from the appended customers' rows with its used
+    relations expanded and every table narrowed to those customers: that holds only when what it
+    uses is itself per customer (``"customer"`` grain, no arguments) and its SQL reads no total
+    over all customers (no look-up of a whole table such as a maximum date)."""
+    cells = [r for r in relations.ALL if r.grain == "customer_cells"]
+    assert [r.name for r in cells] == ["summary_driver_pairs"]
+    for rel in cells:
+        for sub in rel.uses:
+            assert relations.RELATIONS[sub].grain == "customer" and not relations.RELATIONS[sub].args, (rel.name, sub)
+        for r in (rel, *(relations.RELATIONS[s] for s in rel.uses)):
+            assert not _WHOLE_TABLE.search(r.sql), r.name
+    # the check sees the relations that do read a whole table's total
+    assert _WHOLE_TABLE.search(relations.CUSTOMER.sql) and _WHOLE_TABLE.search(relations.LANDMARK.sql)
+
+
+_WHOLE_TABLE = re.compile(r"\(\s*SELECT\s+(?:max|min)\s*\(", re.I)  # a scalar look-up such as (SELECT max(d) FROM t)
 
 
 def test_an_append_of_new_groups_and_anonymous_answers_updates_pairs_and_cluster_sums_as_a_rebuild(
