@@ -169,11 +169,12 @@ def test_cohort_retention_has_wilson_intervals(con):
 
 # ------------------------------------------------ item 12: robustness on real data
 def test_a_group_without_churn_is_not_estimable_and_the_rest_is_kept(writable_db):
-    L = dt.date(2024, 10, 17)  # not the summaries' landmark: the raw tables are read
-    with store.connect(str(writable_db), read_only=False) as w:
+    L = dt.date(2024, 10, 17)  # not the summaries' landmark: read from the landmark states
+    with store.connect(str(writable_db), read_only=False) as w, store.transaction(w):  # a write through the store
         ids = [r[0] for r in w.execute(_LANDMARK_BASE + "SELECT customer_id FROM b WHERE nps_group = 'passive'",
                                        {"L": L}).fetchall()]
         w.execute("DELETE FROM churn_events WHERE list_contains($ids, customer_id)", {"ids": ids})
+        store.bump_version(w, ["churn_events"])
     with store.connect(str(writable_db)) as c:
         res = churn.hazard_ratios(c, Filters(), landmark=L)
     t = res.table.set_index(["group", "measure", "model"])
@@ -270,13 +271,14 @@ def test_complaint_churn_uplift_without_churn_in_a_state_is_not_estimable(writab
         L = churn.default_landmark(c, Filters())
         before = complaints.churn_uplift(c, Filters()).table
     assert {"escalated", "resolved"} <= set(before["complaint_history"])
-    with store.connect(str(writable_db), read_only=False) as w:
+    with store.connect(str(writable_db), read_only=False) as w, store.transaction(w):  # a write through the store
         # no customer with an escalated, resolved complaint before the landmark churns
         w.execute("""DELETE FROM churn_events WHERE customer_id IN (
                          SELECT customer_id FROM complaints WHERE opened_on < $L AND escalated GROUP BY 1)""",
                   {"L": L})
+        store.bump_version(w, ["churn_events"])
     with store.connect(str(writable_db)) as c:
-        # an end date: the landmark base is read from the raw tables, not the (now stale) summary
+        # an end date: the landmark base is not the stored one (read from the landmark states)
         end = c.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
         res = complaints.churn_uplift(c, Filters(date_to=end))
     t = res.table.set_index("complaint_history")

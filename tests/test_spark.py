@@ -135,6 +135,17 @@ CONSTRUCTS = [
      "(16.365::DOUBLE), (-2.675::DOUBLE), (2.5::DOUBLE)) t(m) ORDER BY m", {}),
     ("unnest side by side", "SELECT k, t FROM (SELECT unnest($words) AS k, unnest($themes) AS t) z ORDER BY k, t",
      {"words": ["slow", "rude", "slow"], "themes": ["speed", "staff", "waiting"]}),
+    ("arg_min of a struct key: the latest day, then the lowest id",
+     "SELECT g, arg_min(v, {'d': date_diff('day', d, DATE '2000-01-01'), 'i': id}) AS v FROM (VALUES "
+     "('a', 1, DATE '2024-01-02', 'r2'), ('a', 2, DATE '2024-01-02', 'r1'), ('a', 3, DATE '2024-01-01', 'r0'), "
+     "('b', 4, DATE '2023-05-05', 'x')) t(g, v, d, id) GROUP BY g ORDER BY g", {}),
+    ("arg_min with FILTER", "SELECT g, arg_min(v, id) FILTER (WHERE v IS NOT NULL) AS v FROM (VALUES ('a', NULL, 'r0'), "
+                            "('a', 4, 'r2'), ('a', 6, 'r1'), ('b', 2, 'x')) t(g, v, id) GROUP BY g ORDER BY g", {}),
+    ("running last_value IGNORE NULLS and bool_or, lead of a date plus one",
+     "SELECT c, d + 1 AS f, lead(d) OVER (PARTITION BY c ORDER BY d) + 1 AS t, last_value(v IGNORE NULLS) OVER w AS v, "
+     "bool_or(x) OVER w AS x FROM (VALUES ('a', DATE '2024-01-01', 5, false), ('a', DATE '2024-01-31', NULL, true), "
+     "('a', DATE '2024-02-01', 7, false), ('b', DATE '2024-01-01', NULL, false)) t(c, d, v, x) "
+     "WINDOW w AS (PARTITION BY c ORDER BY d ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) ORDER BY c, f", {}),
     ("IN (SELECT unnest($list))", "SELECT k FROM (VALUES ('a'), ('b'), ('c')) t(k) WHERE k IN (SELECT unnest($keys)) ORDER BY k",
      {"keys": ["a", "c"]}),
 ]

@@ -123,13 +123,15 @@ def test_every_cli_metric_prints_the_same_figures_with_and_without_the_summaries
 
 
 def test_queries_read_the_summary_only_when_it_holds_that_base(con):
-    L = churn.default_landmark(con, Filters())
-    assert "summary_landmark" in churn._base(con, Filters(), L, "SELECT 1", "q").sql
-    assert "summary_landmark" in churn._base(con, Filters(regions=("north",)), L, "SELECT 1", "q").sql
-    import datetime as dt
+    def stored(sql: str) -> bool:  # the stored base itself, not the landmark states it is answered from
+        return re.search(r"\bsummary_landmark\b", sql) is not None
 
-    assert "summary_landmark" not in churn._base(con, Filters(), L - dt.timedelta(days=1), "SELECT 1", "q").sql
-    assert "summary_landmark" not in churn._base(con, Filters(date_to=dt.date(2026, 1, 1)), L, "SELECT 1", "q").sql
+    L = churn.default_landmark(con, Filters())
+    assert stored(churn._base(con, Filters(), L, "SELECT 1", "q").sql)
+    assert stored(churn._base(con, Filters(regions=("north",)), L, "SELECT 1", "q").sql)
+    other = churn._base(con, Filters(), L - dt.timedelta(days=1), "SELECT 1", "q").sql
+    assert not stored(other) and "summary_landmark_states" in other
+    assert not stored(churn._base(con, Filters(date_to=dt.date(2026, 1, 1)), L, "SELECT 1", "q").sql)
 
 
 def test_an_import_rebuilds_the_summary_in_its_transaction(small_copy, tmp_path):
@@ -227,7 +229,7 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
         v = store.data_version(con)
         assert summaries.refresh(con, v + 1, previous=v, changed={"assumptions"}) == []
         assert summaries.refresh(con, v + 2, previous=v + 1, changed={"complaints"}) == [
-            relations.COMPLAINT_FIRSTS.name, summaries.CUSTOMER_TABLE, summaries.LANDMARK_TABLE, relations.LANDMARK_REVENUE.name, summaries.GAPS_TABLE,
+            relations.LANDMARK_STATES.name, summaries.CUSTOMER_TABLE, summaries.LANDMARK_TABLE, relations.LANDMARK_REVENUE.name, summaries.GAPS_TABLE,
             summaries.COMPLAINTS_TABLE, summaries.UPLIFT_TABLE, summaries.DEPARTMENTS_TABLE, summaries.WALLET_TABLE,
             summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 3, previous=v + 2, changed={"kpi_observations"}) == [
@@ -384,7 +386,7 @@ def test_an_append_updates_summaries_in_place_to_what_a_rebuild_stores(small_cop
     took = {r.name for r in relations.ALL if "survey_responses" in r.depends and r.grain != "table"
             and not r.args and (not r.uses or r.grain == "customer_cells")}
     assert took == {"summary_responses", "summary_kpi_linked", "summary_customer_departments",
-                    "summary_answer_spells", "summary_csat_spells", "summary_latest", "summary_detractors",
+                    "summary_answer_spells", "summary_landmark_states", "summary_latest", "summary_detractors",
                     "summary_driver_pairs"}
     assert set(done["updated"]) == took
     assert not took & set(done["rebuilt"])
@@ -549,7 +551,7 @@ def test_a_date_range_reads_the_answer_histories_not_the_raw_responses(con, monk
     scoped = summaries.source(con, summaries.LATEST_TABLE, CUSTOM_RANGE.with_(scope=BILLING)).sql
     assert "dept_next_any" in scoped and "survey_responses" not in scoped
     base = summaries.source(con, summaries.LANDMARK_TABLE, CUSTOM_RANGE, landmark=CUSTOM_RANGE.date_from, end=None).sql
-    assert "summary_csat_spells" in base and "summary_complaint_firsts" in base and "r.survey" not in base
+    assert "summary_landmark_states" in base and "survey_responses r" not in base and "complaints k" not in base
     revenue = summaries.source(con, relations.LANDMARK_REVENUE.name, CUSTOM_RANGE, landmark=CUSTOM_RANGE.date_from,
                                end=None).sql
     assert "summary_customer" in revenue and "t.occurred_on" not in revenue
@@ -578,13 +580,59 @@ def test_the_latest_answer_from_histories_equals_its_definition_under_any_range_
             for name, args in ((summaries.LATEST_TABLE, {}), (summaries.WALLET_TABLE, {}),
                                (summaries.LANDMARK_TABLE, {"landmark": f.date_from or mid, "end": None})):
                 fast = summaries.source(con, name, f, **args)
-                assert not fast.stored and "summary_answer_spells" in fast.sql, (name, f)
+                history = "summary_landmark_states" if name == summaries.LANDMARK_TABLE else "summary_answer_spells"
+                assert not fast.stored and history in fast.sql, (name, f)
                 raw = summaries.relation_query(name, f, **args)
                 got = con.execute(f"SELECT * FROM {fast.sql} x ORDER BY ALL", fast.params).df()
                 want = con.execute(f"SELECT * FROM ({raw.sql}) x ORDER BY ALL", raw.params).df()
                 pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9, obj=name)
                 checked += len(want) > 0
     assert checked == 3 * len(cases)
+
+
+def test_the_landmark_base_from_its_states_equals_its_definition_at_any_landmark(small_copy):
+    """The churn landmark base at any landmark, read from the landmark states (one row per customer
+    and day with an answer or complaint), equals its definition over the raw tables: landmarks before
+    the data, on and the day after a customer's answer and complaint days, between, and past the
+    end, with an end date too; with answers given on the same day with other scores (the lowest
+    response id wins in both), a complaint opened on a landmark, an escalated one, and contract
+    customers with no answer, no complaint, or churned before the landmark."""
+    with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
+        con.execute("INSERT INTO survey_responses SELECT * REPLACE (response_id || '~' AS response_id, "
+                    "(nps + 5) % 11 AS nps, csat % 5 + 1 AS csat) FROM survey_responses WHERE hash(response_id) % 5 = 0")
+        con.execute("INSERT INTO survey_responses SELECT * REPLACE ('0' || response_id AS response_id, "
+                    "(nps + 3) % 11 AS nps, (csat + 1) % 5 + 1 AS csat) FROM survey_responses "
+                    "WHERE hash(response_id) % 7 = 0 AND response_id NOT LIKE '%~'")
+        con.execute("INSERT INTO customers SELECT * REPLACE ('NEW-' || customer_id AS customer_id) FROM customers "
+                    "WHERE contract = 'contractual' LIMIT 5")  # no answer, no complaint
+        store.bump_version(con)
+    with store.connect(str(small_copy)) as con:
+        first, last = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
+        cust, day = con.execute("SELECT r.customer_id, min(r.responded_on) FROM survey_responses r JOIN customers c "
+                                "USING (customer_id) WHERE c.contract = 'contractual' AND r.survey = 'relationship' "
+                                "GROUP BY 1 HAVING count(*) > 2 ORDER BY 1 LIMIT 1").fetchone()
+        opened = con.execute("SELECT min(opened_on) FROM complaints WHERE customer_id = $c", {"c": cust}).fetchone()[0]
+        escalated = con.execute("SELECT min(opened_on) FROM complaints WHERE escalated").fetchone()[0]
+        churned = con.execute("SELECT min(churned_on) FROM churn_events").fetchone()[0]
+        mid = first + (last - first) / 2
+        landmarks = {first - dt.timedelta(days=400), first, day, day + dt.timedelta(days=1), mid,
+                     escalated, escalated + dt.timedelta(days=1), churned, churned + dt.timedelta(days=1), last,
+                     last + dt.timedelta(days=30)} | ({opened, opened + dt.timedelta(days=1)} if opened else set())
+        ties = con.execute("SELECT count(*) FROM (SELECT customer_id, responded_on FROM survey_responses "
+                           "WHERE nps IS NOT NULL GROUP BY ALL HAVING count(DISTINCT nps) > 1)").fetchone()[0]
+        assert ties > 10
+        rows = 0
+        for L in sorted(landmarks):
+            for end in (None, mid + dt.timedelta(days=45)):
+                fast = summaries.source(con, summaries.LANDMARK_TABLE, Filters(), landmark=L, end=end)
+                assert not fast.stored and "summary_landmark_states" in fast.sql and "survey_responses r" not in fast.sql
+                raw = summaries.relation_query(summaries.LANDMARK_TABLE, landmark=L, end=end)
+                got = con.execute(f"SELECT * FROM {fast.sql} x ORDER BY ALL", fast.params).df()
+                want = con.execute(f"SELECT * FROM ({raw.sql}) x ORDER BY ALL", raw.params).df()
+                pd.testing.assert_frame_equal(got, want, obj=f"landmark {L}, end {end}")
+                rows += len(want)
+        assert rows > 1000
+        assert con.execute("SELECT count(*) FROM summary_landmark_states WHERE customer_id LIKE 'NEW-%'").fetchone()[0] == 5
 
 
 def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypatch):

@@ -170,24 +170,48 @@ class Clusters:
         return self.m / (self.m - 1) * ss / (total_w * total_w)
 
 
+def per_customer(group: str, where: str, sums: dict[str, str], customer_where: str = "TRUE", *,
+                 by_department: bool = False, customer_join: str = "JOIN", cluster: str = "r.customer_id",
+                 also: str = "") -> str:
+    """The ``per`` part of a cluster-sum query: one row per cluster (group, segment, region,
+    [department,] cluster id ``cid``, then ``k`` and the additive ``sums``). The responses are
+    summed per cluster first and only those rows joined to the customers (a customer has one segment
+    and region): at 10M responses that is a join of the clusters, not of every response.
+    ``where``: the responses' condition (no customers alias); ``customer_where``: the customers'
+    (alias ``c``: segment and region); ``group``: a response expression, or the customer's segment
+    or region (``c.…``, taken after the join); ``sums``: name → expression, ``k`` (the count) first.
+    ``also``: an extra condition on the responses."""
+    on_customer = group.startswith("c.")
+    dept = "r.department, " if by_department else ""
+    names = ", ".join(f"p.{k}" for k in sums)
+    exprs = ", ".join(f"{e} AS {k}" for k, e in sums.items())
+    return f"""
+    SELECT {group if on_customer else "p.grp"} AS grp, c.segment, c.region, {"p.department, " if by_department else ""}p.cid,
+           {names}
+    FROM (SELECT {"" if on_customer else f"{group} AS grp, "}{dept}r.customer_id, {cluster} AS cid, {exprs}
+          FROM survey_responses r
+          WHERE {where}{also}{" AND r.department IS NOT NULL" if by_department else ""}
+          GROUP BY ALL) p
+    {customer_join} customers c ON c.customer_id = p.customer_id
+    WHERE {customer_where}"""
+
+
 def score_cluster_query(group: str, where: str, params: dict, col: str, sat: int | None,
-                        by_department: bool = False) -> store.Query:
+                        by_department: bool = False, customer_where: str = "TRUE") -> store.Query:
     """Per group, segment and region (a customer has one of each, so the customers' sums are the
     same as per group alone; :func:`by_group` adds them up): customers m, the most answers of one
     customer, and the cluster sums for the mean of ``col`` (Σ X_c², Σ X_c·K_c, Σ K_c²; X_c the
     customer's sum of ratings, K_c their number of answers) and, with ``sat``, for the share of
     ratings ≥ ``sat`` (Σ S_c², Σ S_c·K_c). Always from the raw responses (the customer is the
     cluster, which no counted summary keeps). ``group`` and ``col`` come from allow-lists;
-    ``where`` carries bound parameters only. ``by_department``: per department too (a customer's
-    answers in each department their own cluster; answers without a department are in no scope)."""
+    ``where`` (on the responses) and ``customer_where`` (on the customers, alias ``c``) carry bound
+    parameters only. ``by_department``: per department too (a customer's answers in each
+    department their own cluster; answers without a department are in no scope)."""
     s = f"count(*) FILTER (WHERE r.{col} >= {int(sat)})" if sat else "0"
-    dept = "r.department, " if by_department else ""
+    per = per_customer(group, where, {"k": "count(*)", "x": f"sum(r.{col})", "s": s}, customer_where,
+                       by_department=by_department, also=f" AND r.{col} IS NOT NULL")
     sql = f"""
-WITH per AS (
-    SELECT {group} AS grp, c.segment, c.region, {dept}r.customer_id, count(*) AS k, sum(r.{col}) AS x, {s} AS s
-    FROM survey_responses r JOIN customers c USING (customer_id)
-    WHERE {where} AND r.{col} IS NOT NULL{" AND r.department IS NOT NULL" if by_department else ""}
-    GROUP BY ALL
+WITH per AS ({per}
 )
 SELECT grp, segment, region, {"department, " if by_department else ""}count(*) AS m, max(k) AS max_k,
        sum(x * x) AS xx, sum(x * k) AS xk,

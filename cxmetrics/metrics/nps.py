@@ -246,23 +246,23 @@ def _cluster_query(filters: Filters, dim: str | None, survey: str, by_department
     response (no customer id) is a cluster of its own, with no segment or region. ``by_department``:
     per department too, a customer's answers in each department their own cluster (the sums a
     scope of that one department has; answers without a department are in no scope)."""
-    where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
+    where, params = filters.where(date_col="r.responded_on", customers=False, department_col="r.department")
+    cwhere, cparams = filters.where(dates=False, customer="c", scope=False)
     sclause, sparams = _survey_clause(survey)
     group = DIMENSIONS[dim] if dim else "'all'"
-    dept = "r.department, " if by_department else ""
+    per = clustered.per_customer(
+        group, f"{where} AND {sclause} AND r.nps IS NOT NULL",
+        {"k": "count(*)", "u": f"sum({nps_points('r.nps')})", "w": "sum(r.weight)",
+         "y": f"sum(r.weight * {nps_points('r.nps')})"},
+        cwhere, by_department=by_department, customer_join="LEFT JOIN",
+        cluster="coalesce(r.customer_id, 'anonymous:' || r.response_id)")
     sql = f"""
-WITH per AS (
-    SELECT {group} AS grp, c.segment, c.region, {dept}coalesce(r.customer_id, 'anonymous:' || r.response_id) AS cid,
-           count(*) AS k,
-           sum({nps_points("r.nps")}) AS u, sum(r.weight) AS w, sum(r.weight * {nps_points("r.nps")}) AS y
-    FROM survey_responses r LEFT JOIN customers c ON c.customer_id = r.customer_id
-    WHERE {where} AND {sclause} AND r.nps IS NOT NULL{" AND r.department IS NOT NULL" if by_department else ""}
-    GROUP BY ALL
+WITH per AS ({per}
 )
 SELECT grp, segment, region, {"department, " if by_department else ""}count(*) AS m, max(k) AS max_k,
        sum(u * u) AS uu, sum(u * k) AS uk, sum(k * k) AS kk, sum(y * y) AS yy, sum(y * w) AS yw, sum(w * w) AS ww
 FROM per GROUP BY ALL ORDER BY ALL"""
-    return store.Query("nps_clusters", sql, {**params, **sparams})
+    return store.Query("nps_clusters", sql, {**params, **cparams, **sparams})
 
 
 def _with_clusters(con, out: pd.DataFrame, filters: Filters, dim: str | None, survey: str,

@@ -40,10 +40,12 @@ SCORE_CLUSTER_METHOD = ("customer-clustered linearised SE when a customer answer
 
 def _score_cluster_q(filters: Filters, dim: str | None, survey: str, col: str, sat: int | None,
                      by_department: bool = False) -> store.Query:
-    where, params = filters.where(date_col="r.responded_on", customer="c", department_col="r.department")
+    where, params = filters.where(date_col="r.responded_on", customers=False, department_col="r.department")
+    cwhere, cparams = filters.where(dates=False, customer="c", scope=False)
     sclause, sparams = _survey_clause(survey)
     group = DIMENSIONS[dim] if dim else "'all'"
-    return score_cluster_query(group, f"{where} AND {sclause}", {**params, **sparams}, col, sat, by_department)
+    return score_cluster_query(group, f"{where} AND {sclause}", {**params, **cparams, **sparams}, col, sat,
+                               by_department, customer_where=cwhere)
 
 
 def _score_clusters(con, filters: Filters, dim: str | None, survey: str, col: str, sat: int | None) -> pd.DataFrame:

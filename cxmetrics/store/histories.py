@@ -1,15 +1,16 @@
 """Customer histories: stored relations from which other relations are answered for any date
 (:class:`cxmetrics.store.relation_types.Via`) — each relationship answer with the day the next one
-replaced it, each CSAT answer likewise, and each customer's first (escalated) complaint. The
-latest answer as of a day, or the churn landmark base at any landmark, is then a filter over
-one row per answer or customer instead of a look-back over every raw response."""
+replaced it, and each contractual customer's landmark state (latest NPS and CSAT, complaint
+history) with the span of days it holds for. The latest answer as of a day, or the churn landmark
+base at any landmark, is then a filter over these rows instead of a look-back over every raw
+response."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from cxmetrics.core.filters import Filters
-from cxmetrics.store.relation_types import DATA_END_SQL, Relation, Via, war
+from cxmetrics.store.relation_types import Relation, Via, war
 
 #: Every relationship answer with an NPS (customer, department, day, score, stated share of wallet,
 #: WAR share) with the day the customer's next answer replaced it — overall and within the same
@@ -68,39 +69,53 @@ SELECT s.customer_id, any_value(s.segment) AS segment, any_value(s.region) AS re
 FROM {summary_answer_spells} s WHERE {cond} AND ({any} OR {stated} OR {war})
 GROUP BY 1""", ("summary_answer_spells",), _latest_from_spells)
 
-#: Every CSAT answer (any survey) of a known customer with the day the customer's next CSAT answer
-#: replaced it: the latest CSAT as of any day is a filter (the churn landmark at any date).
-CSAT_SPELLS = Relation("summary_csat_spells", frozenset({"survey_responses"}), """
-SELECT r.customer_id, r.responded_on, r.csat,
-       min(r.responded_on) OVER (PARTITION BY r.customer_id ORDER BY r.responded_on
-                                 RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING) AS next_on
-FROM survey_responses r WHERE r.csat IS NOT NULL AND r.customer_id IS NOT NULL""", grain="customer")
+#: Each contractual customer's state as the churn landmark base sees it at a landmark L, over the
+#: span of landmarks it holds for: ``from_l <= L < to_l`` (NULL: unbounded). The state is the latest
+#: relationship NPS and the latest CSAT (any survey) answered before L — among answers given on the
+#: same day the one with the lowest response id, as in the base's definition — and whether any
+#: (escalated) complaint was opened before L; with the customer's segment, region, acquisition and
+#: churn dates. It changes only the day after an answer or complaint, so each customer has one row
+#: per day with one, plus the span before the first: the base at any L is a filter over these rows
+#: (no look-back, no join), not three scans of histories joined with every contractual customer.
+LANDMARK_STATES = Relation("summary_landmark_states", frozenset({"customers", "survey_responses", "complaints",
+                                                                 "churn_events"}), """
+WITH st_c AS (
+    SELECT customer_id, segment, region, acquired_on FROM customers WHERE contract = 'contractual'
+), st_ev AS (
+    SELECT r.customer_id, r.responded_on AS d,
+           arg_min(r.nps, r.response_id) FILTER (WHERE r.survey = 'relationship' AND r.nps IS NOT NULL) AS nps,
+           arg_min(r.csat, r.response_id) FILTER (WHERE r.csat IS NOT NULL) AS csat,
+           false AS complained, false AS escalated
+    FROM survey_responses r WHERE r.customer_id IN (SELECT customer_id FROM st_c)
+      AND ((r.survey = 'relationship' AND r.nps IS NOT NULL) OR r.csat IS NOT NULL)
+    GROUP BY 1, 2
+    UNION ALL
+    SELECT k.customer_id, k.opened_on, NULL, NULL, true, bool_or(coalesce(k.escalated, false))
+    FROM complaints k WHERE k.customer_id IN (SELECT customer_id FROM st_c) AND k.opened_on IS NOT NULL
+    GROUP BY 1, 2
+), st_day AS (
+    SELECT customer_id, d, max(nps) AS nps, max(csat) AS csat, bool_or(complained) AS complained,
+           bool_or(escalated) AS escalated
+    FROM st_ev GROUP BY 1, 2
+), st_span AS (
+    SELECT customer_id, d + 1 AS from_l, lead(d) OVER (PARTITION BY customer_id ORDER BY d) + 1 AS to_l,
+           last_value(nps IGNORE NULLS) OVER so_far AS nps, last_value(csat IGNORE NULLS) OVER so_far AS csat,
+           bool_or(complained) OVER so_far AS complained, bool_or(escalated) OVER so_far AS escalated
+    FROM st_day
+    WINDOW so_far AS (PARTITION BY customer_id ORDER BY d ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    UNION ALL
+    SELECT customer_id, NULL, min(d) + 1, NULL, NULL, false, false FROM st_day GROUP BY 1
+)
+SELECT c.customer_id, c.segment, c.region, c.acquired_on, ce.churned_on, s.from_l, s.to_l, s.nps, s.csat,
+       coalesce(s.complained, false) AS complained, coalesce(s.escalated, false) AS escalated
+FROM st_c c LEFT JOIN st_span s USING (customer_id)
+LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id""", grain="customer")
 
-#: Per customer, the day of their first complaint and of their first escalated one: whether they
-#: had complained (escalated) before any day is a comparison.
-COMPLAINT_FIRSTS = Relation("summary_complaint_firsts", frozenset({"complaints"}), """
-SELECT k.customer_id, min(k.opened_on) AS first_on, min(k.opened_on) FILTER (WHERE k.escalated) AS first_escalated_on
-FROM complaints k WHERE k.customer_id IS NOT NULL GROUP BY 1""", grain="customer")
-
-#: The churn landmark base's per-customer inputs at any landmark L from the histories: the latest
-#: relationship NPS and CSAT before L, and whether (escalated) complaints were opened before L
-#: (its final SELECT is :data:`cxmetrics.store.relations.LANDMARK`'s own).
-LANDMARK_HISTORIES = f"""
-WITH lm_bounds AS (
-    SELECT $landmark::DATE AS L,
-           coalesce($end::DATE, {DATA_END_SQL})::DATE AS E
-), lm_grp AS (
-    SELECT s.customer_id, arg_max(s.nps, s.responded_on) AS nps
-    FROM summary_answer_spells s, lm_bounds
-    WHERE s.responded_on < lm_bounds.L AND (s.next_any IS NULL OR s.next_any >= lm_bounds.L)
-    GROUP BY 1
-), lm_cs AS (
-    SELECT s.customer_id, arg_max(s.csat, s.responded_on) AS csat
-    FROM summary_csat_spells s, lm_bounds
-    WHERE s.responded_on < lm_bounds.L AND (s.next_on IS NULL OR s.next_on >= lm_bounds.L)
-    GROUP BY 1
-), lm_comp AS (
-    SELECT f.customer_id, coalesce(f.first_escalated_on < lm_bounds.L, false) AS escalated
-    FROM summary_complaint_firsts f, lm_bounds WHERE f.first_on < lm_bounds.L
+#: The churn landmark base's per-customer inputs at any landmark L from :data:`LANDMARK_STATES`
+#: (``lm_in``, what :data:`cxmetrics.store.relations.LANDMARK`'s final SELECT reads).
+LANDMARK_INPUTS = """
+, lm_in AS (
+    SELECT s.customer_id, s.segment, s.region, s.acquired_on, s.churned_on, s.nps, s.csat, s.complained, s.escalated
+    FROM {summary_landmark_states} s, lm_bounds
+    WHERE (s.from_l IS NULL OR s.from_l <= lm_bounds.L) AND (s.to_l IS NULL OR s.to_l > lm_bounds.L)
 )"""
-LANDMARK_READS = (ANSWER_SPELLS.name, CSAT_SPELLS.name, COMPLAINT_FIRSTS.name)

@@ -39,7 +39,7 @@ from collections.abc import Callable
 
 from cxmetrics.core.filters import Filters
 from cxmetrics.store import histories
-from cxmetrics.store.histories import ANSWER_SPELLS, COMPLAINT_FIRSTS, CSAT_SPELLS
+from cxmetrics.store.histories import ANSWER_SPELLS, LANDMARK_STATES
 from cxmetrics.store.relation_types import (
     DATA_END_SQL,
     PASSIVE_MIN,
@@ -53,7 +53,7 @@ from cxmetrics.store.relation_types import (
     war,
 )
 
-__all__ = ["ALL", "ANSWER_SPELLS", "COMPLAINT_FIRSTS", "CSAT_SPELLS", "DATA_END_SQL", "PASSIVE_MIN", "PROMOTER_MIN",
+__all__ = ["ALL", "ANSWER_SPELLS", "DATA_END_SQL", "LANDMARK_STATES", "PASSIVE_MIN", "PROMOTER_MIN",
            "RELATIONS", "Relation", "Via", "detractor", "nps_group", "nps_points", "promoter", "war"]
 
 def _same(filters: Filters) -> Filters:
@@ -286,27 +286,28 @@ WHERE c.contract = 'contractual' AND k.opened_on <= (SELECT max(opened_on) FROM 
   AND {inner}
 GROUP BY ALL""", inner=_complaints_inside, scope_inside=True)
 
-#: The landmark base's columns from its customers, given per customer ``lm_grp`` (NPS of the latest
-#: relationship answer before L), ``lm_cs`` (latest CSAT before L) and ``lm_comp`` (complained before
-#: L, escalated) and the bounds L, E — shared by its definition and its answer from histories.
+#: The landmark base's columns from ``lm_in`` (each contractual customer's segment, region,
+#: acquisition and churn dates, the latest relationship NPS and CSAT before L, whether they complained
+#: before L and whether escalated) and the bounds L, E — shared by its definition and its answer from
+#: the landmark states (:data:`cxmetrics.store.histories.LANDMARK_INPUTS`).
 _LANDMARK_SELECT = f"""
-SELECT c.customer_id, c.segment, c.region, CASE WHEN g.nps IS NOT NULL THEN {nps_group("g.nps")} END AS nps_group,
-       lm_cs.csat,
-       CASE WHEN lm_comp.customer_id IS NULL THEN 'no complaint'
-            WHEN lm_comp.escalated THEN 'escalated complaint' ELSE 'complaint, not escalated' END AS complaint_history,
-       CASE WHEN date_diff('month', c.acquired_on, lm_bounds.L) < 12 THEN '0-11m'
-            WHEN date_diff('month', c.acquired_on, lm_bounds.L) < 24 THEN '12-23m' ELSE '24m+' END AS tenure,
-       (ce.churned_on IS NOT NULL AND ce.churned_on <= lm_bounds.E) AS event,
-       greatest(date_diff('day', lm_bounds.L, least(coalesce(ce.churned_on, lm_bounds.E), lm_bounds.E)), 0.5) AS days,
-       (ce.churned_on IS NOT NULL AND ce.churned_on < lm_bounds.L + INTERVAL 12 MONTH) AS churn12
-FROM customers c
-LEFT JOIN lm_grp g USING (customer_id)
-LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
-LEFT JOIN lm_cs ON lm_cs.customer_id = c.customer_id
-LEFT JOIN lm_comp ON lm_comp.customer_id = c.customer_id
-CROSS JOIN lm_bounds
-WHERE c.contract = 'contractual' AND c.acquired_on <= lm_bounds.L
-  AND (ce.churned_on IS NULL OR ce.churned_on >= lm_bounds.L)"""
+SELECT i.customer_id, i.segment, i.region, CASE WHEN i.nps IS NOT NULL THEN {nps_group("i.nps")} END AS nps_group,
+       i.csat,
+       CASE WHEN NOT i.complained THEN 'no complaint'
+            WHEN i.escalated THEN 'escalated complaint' ELSE 'complaint, not escalated' END AS complaint_history,
+       CASE WHEN date_diff('month', i.acquired_on, lm_bounds.L) < 12 THEN '0-11m'
+            WHEN date_diff('month', i.acquired_on, lm_bounds.L) < 24 THEN '12-23m' ELSE '24m+' END AS tenure,
+       (i.churned_on IS NOT NULL AND i.churned_on <= lm_bounds.E) AS event,
+       greatest(date_diff('day', lm_bounds.L, least(coalesce(i.churned_on, lm_bounds.E), lm_bounds.E)), 0.5) AS days,
+       (i.churned_on IS NOT NULL AND i.churned_on < lm_bounds.L + INTERVAL 12 MONTH) AS churn12
+FROM lm_in i CROSS JOIN lm_bounds
+WHERE i.acquired_on <= lm_bounds.L AND (i.churned_on IS NULL OR i.churned_on >= lm_bounds.L)"""
+
+_LANDMARK_BOUNDS = f"""
+WITH lm_bounds AS (
+    SELECT $landmark::DATE AS L,
+           coalesce($end::DATE, {DATA_END_SQL})::DATE AS E
+)"""
 
 #: What the landmark base reads only before the landmark (responses and complaints dated on or after
 #: it change nothing there).
@@ -314,29 +315,37 @@ _BEFORE_LANDMARK = (("survey_responses", "responded_on"), ("complaints", "opened
 
 #: The churn landmark base: one row per contractual customer active at the landmark L — the NPS
 #: group of their latest relationship answer before L (no look-ahead; NULL without one), their
-#: latest CSAT before L, complaint history before L, tenure band at L, and the
-#: outcome: churned by E (the end: ``$end``, else the last transaction date), days at risk from L,
-#: and churn within 12 months of L. The end without transactions: :data:`DATA_END_SQL`.
+#: latest CSAT before L (of answers on the same day, the one with the lowest ``response_id``, as in
+#: :data:`DETRACTORS`: the key is the days to a fixed date, smallest first, then the id), complaint
+#: history before L, tenure band at L, and the outcome: churned by E (the end: ``$end``, else the last
+#: transaction date), days at risk from L, and churn within 12 months of L. The end without
+#: transactions: :data:`DATA_END_SQL`. Any other landmark is a filter over the landmark states.
 LANDMARK = Relation("summary_landmark", frozenset({"customers", "survey_responses", "complaints", "churn_events",
-                                                   "transactions"}), f"""
-WITH lm_bounds AS (
-    SELECT $landmark::DATE AS L,
-           coalesce($end::DATE, {DATA_END_SQL})::DATE AS E
-), lm_grp AS (
-    SELECT r.customer_id, arg_max(r.nps, r.responded_on) AS nps
+                                                   "transactions"}), _LANDMARK_BOUNDS + """, lm_grp AS (
+    SELECT r.customer_id, arg_min(r.nps, {'d': date_diff('day', r.responded_on, DATE '2000-01-01'), 'i': r.response_id}) AS nps
     FROM survey_responses r, lm_bounds
     WHERE r.survey = 'relationship' AND r.nps IS NOT NULL AND r.responded_on < lm_bounds.L
     GROUP BY 1
 ), lm_cs AS (
-    SELECT r.customer_id, arg_max(r.csat, r.responded_on) AS csat
+    SELECT r.customer_id, arg_min(r.csat, {'d': date_diff('day', r.responded_on, DATE '2000-01-01'), 'i': r.response_id}) AS csat
     FROM survey_responses r, lm_bounds
     WHERE r.csat IS NOT NULL AND r.responded_on < lm_bounds.L
     GROUP BY 1
 ), lm_comp AS (
     SELECT k.customer_id, bool_or(coalesce(k.escalated, false)) AS escalated
     FROM complaints k, lm_bounds WHERE k.opened_on < lm_bounds.L GROUP BY 1
+), lm_in AS (
+    SELECT c.customer_id, c.segment, c.region, c.acquired_on, ce.churned_on, g.nps, lm_cs.csat,
+           lm_comp.customer_id IS NOT NULL AS complained, coalesce(lm_comp.escalated, false) AS escalated
+    FROM customers c
+    LEFT JOIN lm_grp g USING (customer_id)
+    LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
+    LEFT JOIN lm_cs ON lm_cs.customer_id = c.customer_id
+    LEFT JOIN lm_comp ON lm_comp.customer_id = c.customer_id
+    WHERE c.contract = 'contractual'
 )""" + _LANDMARK_SELECT, args=("landmark", "end"), per_page=True, before_landmark=_BEFORE_LANDMARK,
-                    via=Via(histories.LANDMARK_HISTORIES + _LANDMARK_SELECT, histories.LANDMARK_READS,
+                    via=Via(_LANDMARK_BOUNDS + histories.LANDMARK_INPUTS + _LANDMARK_SELECT,
+                            (histories.LANDMARK_STATES.name,),
     lambda filters, args: ({}, {"landmark": args.get("landmark"), "end": args.get("end")})))
 
 #: Revenue of each landmark-base customer in the 12 months to E, and its active calendar months
@@ -388,7 +397,7 @@ SELECT p.*, c.segment, c.region FROM (""" + RFM_PER_CUSTOMER.replace(
 JOIN customers c USING (customer_id)""", args=("cal_end",))
 
 #: Every relation, in build order (a relation after those it reads).
-ALL: tuple[Relation, ...] = (ANSWER_SPELLS, CSAT_SPELLS, COMPLAINT_FIRSTS, LATEST, CUSTOMER, LANDMARK, LANDMARK_REVENUE, RESPONSES, KPI_LINKED, DETRACTORS, RFM,
+ALL: tuple[Relation, ...] = (ANSWER_SPELLS, LANDMARK_STATES, LATEST, CUSTOMER, LANDMARK, LANDMARK_REVENUE, RESPONSES, KPI_LINKED, DETRACTORS, RFM,
                              PAIRS, GAPS, COMPLAINTS, REVENUE, UPLIFT, LIFECYCLE, KPI_DAILY, CUSTOMER_DEPARTMENTS,
                              KPI_WINDOW, WALLET)
 RELATIONS: dict[str, Relation] = {r.name: r for r in ALL}
