@@ -229,9 +229,10 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
         v = store.data_version(con)
         assert summaries.refresh(con, v + 1, previous=v, changed={"assumptions"}) == []
         assert summaries.refresh(con, v + 2, previous=v + 1, changed={"complaints"}) == [
-            relations.LANDMARK_STATES.name, summaries.CUSTOMER_TABLE, summaries.LANDMARK_TABLE, relations.LANDMARK_REVENUE.name, summaries.GAPS_TABLE,
-            summaries.COMPLAINTS_TABLE, summaries.UPLIFT_TABLE, summaries.DEPARTMENTS_TABLE, summaries.WALLET_TABLE,
-            summaries.FITS_TABLE]
+            relations.LANDMARK_STATES.name, relations.LIFECYCLE_BY_DEPARTMENT.name, relations.GAPS_BY_DEPARTMENT.name,
+            relations.UPLIFT_BY_DEPARTMENT.name, summaries.CUSTOMER_TABLE, summaries.LANDMARK_TABLE,
+            relations.LANDMARK_REVENUE.name, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE, summaries.UPLIFT_TABLE,
+            summaries.DEPARTMENTS_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 3, previous=v + 2, changed={"kpi_observations"}) == [
             summaries.KPI_TABLE, summaries.KPI_DAILY_TABLE, summaries.KPI_ALLTIME_TABLE]
         assert summaries.refresh(con, v + 4, previous=v + 3, changed={"transactions"}) == [
@@ -386,7 +387,7 @@ def test_an_append_updates_summaries_in_place_to_what_a_rebuild_stores(small_cop
     took = {r.name for r in relations.ALL if "survey_responses" in r.depends and r.grain != "table"
             and not r.args and (not r.uses or r.grain == "customer_cells")}
     assert took == {"summary_responses", "summary_kpi_linked", "summary_customer_departments",
-                    "summary_answer_spells", "summary_landmark_states", "summary_latest", "summary_detractors",
+                    "summary_answer_spells", "summary_landmark_states", "summary_lifecycle_by_department", "summary_latest", "summary_detractors",
                     "summary_driver_pairs"}
     assert set(done["updated"]) == took
     assert not took & set(done["rebuilt"])
@@ -475,7 +476,7 @@ def test_customer_cells_relations_read_only_per_customer_relations():
     uses is itself per customer (``"customer"`` grain, no arguments) and its SQL reads no total
     over all customers (no look-up of a whole table such as a maximum date)."""
     cells = [r for r in relations.ALL if r.grain == "customer_cells"]
-    assert [r.name for r in cells] == ["summary_driver_pairs"]
+    assert [r.name for r in cells] == ["summary_lifecycle_by_department", "summary_driver_pairs"]
     for rel in cells:
         for sub in rel.uses:
             assert relations.RELATIONS[sub].grain == "customer" and not relations.RELATIONS[sub].args, (rel.name, sub)
@@ -633,6 +634,44 @@ def test_the_landmark_base_from_its_states_equals_its_definition_at_any_landmark
                 rows += len(want)
         assert rows > 1000
         assert con.execute("SELECT count(*) FROM summary_landmark_states WHERE customer_id LIKE 'NEW-%'").fetchone()[0] == 5
+
+
+def test_a_scope_of_one_department_reads_the_relations_kept_per_department(small_copy):
+    """The active customers, complaint gaps and category uplift under a scope of one department
+    are that department's rows of the relations kept per department: the same rows as their
+    definitions, for each department (relationship answers given departments too, so that
+    customers deal with several); a scope of two departments or a date range with the scope is
+    not held there (the definition)."""
+    with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
+        con.execute("UPDATE survey_responses SET department = CASE hash(response_id) % 3 WHEN 0 THEN 'billing' "
+                    "WHEN 1 THEN 'support' END WHERE survey = 'relationship'")
+        store.bump_version(con)
+    kept = {summaries.LIFECYCLE_TABLE: relations.LIFECYCLE_BY_DEPARTMENT.name,
+            summaries.GAPS_TABLE: relations.GAPS_BY_DEPARTMENT.name,
+            summaries.UPLIFT_TABLE: relations.UPLIFT_BY_DEPARTMENT.name}
+    with store.connect(str(small_copy)) as con:
+        depts = [r[0] for r in con.execute("SELECT DISTINCT department FROM complaints WHERE department IS NOT NULL "
+                                           "ORDER BY 1").fetchall()]
+        assert len(depts) >= 3
+        rows = dict.fromkeys(kept, 0)
+        for d in depts:
+            f = Filters(scope=Scope(role="department", departments=(d,), user="b"))
+            for name, by_dept in kept.items():
+                fast = summaries.source(con, name, f)
+                assert not fast.stored and by_dept in fast.sql, (name, d)
+                raw = summaries.relation_query(name, f)
+                got = con.execute(f"SELECT * FROM {fast.sql} x ORDER BY ALL", fast.params).df()
+                want = con.execute(f"SELECT * FROM ({raw.sql}) x ORDER BY ALL", raw.params).df()
+                pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9, obj=f"{name}, {d}")
+                rows[name] += len(want)
+        assert all(rows.values()), rows
+        two = Filters(scope=Scope(role="department", departments=tuple(depts[:2]), user="b"))
+        dated = Filters(date_from=dt.date(2025, 1, 1), scope=Scope(role="department", departments=(depts[0],), user="b"))
+        for name, by_dept in kept.items():
+            assert by_dept not in summaries.source(con, name, two).sql
+        for name in (summaries.GAPS_TABLE, summaries.UPLIFT_TABLE):  # the date range is applied inside
+            assert kept[name] not in summaries.source(con, name, dated).sql
+        assert kept[summaries.LIFECYCLE_TABLE] in summaries.source(con, summaries.LIFECYCLE_TABLE, dated).sql
 
 
 def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypatch):

@@ -80,6 +80,19 @@ def _scope_on(col: str) -> Callable[[Filters], tuple[str, dict]]:
     return inner
 
 
+def _one_department(*, dates: bool) -> Callable[[Filters, dict], tuple[dict, dict] | None]:
+    """A :class:`Via` condition: a scope of exactly one department (and, with ``dates``, no date
+    range, which the relation would apply inside too) is that department's rows of a stored
+    relation kept per department; anything else is not held there (None)."""
+    def cond(filters: Filters, args: dict) -> tuple[dict, dict] | None:
+        if dates and (filters.date_from is not None or filters.date_to is not None):
+            return None
+        if not filters.scope.restricted or len(filters.scope.departments or ()) != 1:
+            return None
+        return {}, {"via_department": filters.scope.departments[0]}
+    return cond
+
+
 # ----------------------------------------------------------------------------- counted cubes
 
 #: Responses counted by every column a survey filter or grouping touches, with weight sums.
@@ -104,6 +117,45 @@ FROM transactions t JOIN customers c USING (customer_id) WHERE {inner} GROUP BY 
                    inner=_scope_on("t.customer_id"), scope_inside=True, grain="cells",
                    measures=("revenue", "transactions"))
 
+#: Kept per department (the rows a scope of one department reads; :func:`_one_department`):
+#: customers counted as :data:`LIFECYCLE` counts them, once for each department they dealt with (a
+#: response or complaint attributed to it, as :data:`CUSTOMER_DEPARTMENTS` records); the gaps between
+#: a customer's complaints to the same department, as :data:`GAPS` computes them among one
+#: department's complaints; and complaining contract customers per category as :data:`UPLIFT` counts
+#: them among one department's complaints.
+LIFECYCLE_BY_DEPARTMENT = Relation("summary_lifecycle_by_department", frozenset({"customers", "churn_events",
+                                                                                "survey_responses", "complaints"}), """
+WITH ld_d AS (
+    SELECT customer_id, department FROM survey_responses WHERE department IS NOT NULL
+    UNION
+    SELECT customer_id, department FROM complaints WHERE department IS NOT NULL
+)
+SELECT d.department, c.segment, c.region, c.contract, c.acquired_on, ce.churned_on, count(*) AS n,
+       count(c.category_wallet) AS n_wallet, sum(c.category_wallet) AS s_wallet,
+       sum(c.category_wallet * c.category_wallet) AS ss_wallet
+FROM customers c JOIN ld_d d ON d.customer_id = c.customer_id
+LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
+GROUP BY ALL""", grain="customer_cells", measures=("n", "n_wallet", "s_wallet", "ss_wallet"))
+
+GAPS_BY_DEPARTMENT = Relation("summary_complaint_gaps_by_department", frozenset({"customers", "complaints"}), """
+WITH gd_k AS (
+    SELECT k.customer_id, k.department, k.opened_on,
+           lead(k.opened_on) OVER (PARTITION BY k.customer_id, k.department ORDER BY k.opened_on, k.complaint_id) AS next_on
+    FROM complaints k WHERE k.department IS NOT NULL
+)
+SELECT k.department, c.segment, c.region, k.opened_on, date_diff('day', k.opened_on, k.next_on) AS gap_days, count(*) AS n
+FROM gd_k k JOIN customers c USING (customer_id) GROUP BY ALL""")
+
+UPLIFT_BY_DEPARTMENT = Relation("summary_category_uplift_by_department",
+                                frozenset({"customers", "complaints", "churn_events"}), """
+SELECT k.department, k.category, c.segment, c.region, count(DISTINCT k.customer_id) AS customers,
+       count(DISTINCT k.customer_id) FILTER (WHERE ce.churned_on > k.opened_on
+                                             AND ce.churned_on <= k.opened_on + INTERVAL 12 MONTH) AS churned
+FROM complaints k JOIN customers c USING (customer_id) LEFT JOIN churn_events ce ON ce.customer_id = k.customer_id
+WHERE c.contract = 'contractual' AND k.opened_on <= (SELECT max(opened_on) FROM complaints) - INTERVAL 12 MONTH
+  AND k.department IS NOT NULL
+GROUP BY ALL""")
+
 #: Customers counted by segment, region, contract, acquisition and churn date, with their category
 #: wallets' count, sum and sum of squares: active bases and exposures for any window are sums.
 LIFECYCLE = Relation("summary_lifecycle", frozenset({"customers", "churn_events"}), """
@@ -112,7 +164,10 @@ SELECT c.segment, c.region, c.contract, c.acquired_on, ce.churned_on, count(*) A
        sum(c.category_wallet * c.category_wallet) AS ss_wallet
 FROM customers c LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
 WHERE {inner}
-GROUP BY ALL""", inner=_scope_on("c.customer_id"), scope_inside=True)
+GROUP BY ALL""", inner=_scope_on("c.customer_id"), scope_inside=True, via=Via("""
+SELECT segment, region, contract, acquired_on, churned_on, n, n_wallet, s_wallet, ss_wallet
+FROM {summary_lifecycle_by_department} WHERE department = $via_department""",
+    ("summary_lifecycle_by_department",), _one_department(dates=False)))
 
 #: KPI observations per KPI and day, split by whether they are about one customer, with the count
 #: and sum of values (monthly and windowed averages are ratios of sums over these rows).
@@ -272,7 +327,10 @@ WITH ga_k AS (
     FROM complaints k WHERE {inner}
 )
 SELECT c.segment, c.region, k.opened_on, date_diff('day', k.opened_on, k.next_on) AS gap_days, count(*) AS n
-FROM ga_k k JOIN customers c USING (customer_id) GROUP BY ALL""", inner=_complaints_inside, scope_inside=True)
+FROM ga_k k JOIN customers c USING (customer_id) GROUP BY ALL""", inner=_complaints_inside, scope_inside=True,
+                via=Via("""
+SELECT segment, region, opened_on, gap_days, n FROM {summary_complaint_gaps_by_department}
+WHERE department = $via_department""", ("summary_complaint_gaps_by_department",), _one_department(dates=True)))
 
 #: Per complaint category, segment and region: contract customers who complained (among the
 #: complaints that count, up to 12 months before the last complaint date) and those of them who
@@ -284,7 +342,9 @@ SELECT k.category, c.segment, c.region, count(DISTINCT k.customer_id) AS custome
 FROM complaints k JOIN customers c USING (customer_id) LEFT JOIN churn_events ce ON ce.customer_id = k.customer_id
 WHERE c.contract = 'contractual' AND k.opened_on <= (SELECT max(opened_on) FROM complaints) - INTERVAL 12 MONTH
   AND {inner}
-GROUP BY ALL""", inner=_complaints_inside, scope_inside=True)
+GROUP BY ALL""", inner=_complaints_inside, scope_inside=True, via=Via("""
+SELECT category, segment, region, customers, churned FROM {summary_category_uplift_by_department}
+WHERE department = $via_department""", ("summary_category_uplift_by_department",), _one_department(dates=True)))
 
 #: The landmark base's columns from ``lm_in`` (each contractual customer's segment, region,
 #: acquisition and churn dates, the latest relationship NPS and CSAT before L, whether they complained
@@ -397,7 +457,8 @@ SELECT p.*, c.segment, c.region FROM (""" + RFM_PER_CUSTOMER.replace(
 JOIN customers c USING (customer_id)""", args=("cal_end",))
 
 #: Every relation, in build order (a relation after those it reads).
-ALL: tuple[Relation, ...] = (ANSWER_SPELLS, LANDMARK_STATES, LATEST, CUSTOMER, LANDMARK, LANDMARK_REVENUE, RESPONSES, KPI_LINKED, DETRACTORS, RFM,
+ALL: tuple[Relation, ...] = (ANSWER_SPELLS, LANDMARK_STATES, LIFECYCLE_BY_DEPARTMENT, GAPS_BY_DEPARTMENT,
+                             UPLIFT_BY_DEPARTMENT, LATEST, CUSTOMER, LANDMARK, LANDMARK_REVENUE, RESPONSES, KPI_LINKED, DETRACTORS, RFM,
                              PAIRS, GAPS, COMPLAINTS, REVENUE, UPLIFT, LIFECYCLE, KPI_DAILY, CUSTOMER_DEPARTMENTS,
                              KPI_WINDOW, WALLET)
 RELATIONS: dict[str, Relation] = {r.name: r for r in ALL}
