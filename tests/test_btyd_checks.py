@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from cxmetrics import store
-from cxmetrics.core.filters import Filters
+from cxmetrics.core.filters import Filters, Scope
 from cxmetrics.metrics import btyd
 from cxmetrics.metrics import btyd_checks as bc
 from cxmetrics.registers import demo, importer
@@ -220,3 +220,35 @@ def test_a_year_of_uniform_line_items_is_flagged_not_shown(tx_stores):
     assert res.extra["not_identified"]["bgnbd"]
     hold = res.extra["holdout"]
     assert hold.table.empty and "not identified" in hold.warnings[0] and "last third" in hold.warnings[0]
+
+
+def test_a_filtered_holdout_counts_the_stored_check_inputs_as_the_transactions_give(con, monkeypatch):
+    """Under a segment, a region or a department scope the calibration RFM cells and holdout counts
+    come from the stored check inputs (summary_rfm_holdout, whose split is the one the transactions
+    give) — the same frames as counted from the transactions — and the check shows the same table."""
+    from cxmetrics.store import relations, summaries
+
+    split = bc.holdout_split(con)
+    assert btyd.kept_holdout_split(con) == split
+    with monkeypatch.context() as mp:
+        mp.setattr(btyd, "kept_holdout_split", lambda con: None)
+        assert bc.holdout_split(con) == split  # the same split from the transactions
+    _, cal, last = split
+    names = []
+    real = store.run
+    monkeypatch.setattr(store, "run", lambda c, q, *a, **k: names.append(q.sql) or real(c, q, *a, **k))
+    for f in (Filters(segments=("smb",)), Filters(regions=("north", "south")),
+              Filters(scope=Scope(role="department", departments=("billing",), user="b"))):
+        names.clear()
+        fast = btyd.holdout_cells(con, f, calibration_end=cal, holdout_end=last)
+        assert names and all(relations.RFM_HOLDOUT.name in q and "transactions" not in q for q in names[1:])
+        got = bc.holdout(con, f)
+        with monkeypatch.context() as mp:
+            mp.setattr(btyd, "kept_holdout_split", lambda con: None)
+            slow = btyd.holdout_cells(con, f, calibration_end=cal, holdout_end=last)
+            want = bc.holdout(con, f)
+        assert len(fast[0]) > 10 and fast[1]["customers"].sum() > 50, f
+        for a, b in zip(fast, slow, strict=True):
+            pd.testing.assert_frame_equal(a, b, check_dtype=False, obj=str(f))
+        pd.testing.assert_frame_equal(got.table, want.table)
+    assert summaries.current(con, relations.RFM_HOLDOUT.name)

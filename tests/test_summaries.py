@@ -237,7 +237,7 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
             summaries.KPI_TABLE, summaries.KPI_DAILY_TABLE, summaries.KPI_ALLTIME_TABLE]
         assert summaries.refresh(con, v + 4, previous=v + 3, changed={"transactions"}) == [
             summaries.CUSTOMER_TABLE, summaries.LANDMARK_TABLE, relations.LANDMARK_REVENUE.name, summaries.RFM_TABLE,
-            summaries.REVENUE_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
+            relations.RFM_HOLDOUT.name, summaries.REVENUE_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 5, previous=v + 1, changed={"assumptions"}) == list(summaries.DEPENDS)
         con.execute("ROLLBACK")
 

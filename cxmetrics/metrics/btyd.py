@@ -309,9 +309,29 @@ def default_fit(con) -> dict | None:
             "gamma_gamma": [float(v) for v in (gg.p, gg.q, gg.gamma, gg.log_likelihood)] + [gg.n, gg.converged]}
 
 
+def kept_holdout_split(con) -> tuple | None:
+    """(first purchase, calibration end, holdout end) of the stored holdout-check inputs
+    (:data:`cxmetrics.store.relations.RFM_HOLDOUT`) when they are current and hold a customer, else None."""
+    if not summaries.current(con, relations.RFM_HOLDOUT.name):
+        return None
+    row = store.run(con, store.Query("holdout_split", "SELECT first_on, cal_end, hold_end FROM "
+                                     f"{relations.RFM_HOLDOUT.name} LIMIT 1"))  # name from relations.ALL
+    return tuple(pd.Timestamp(v).date() for v in row.iloc[0]) if len(row) else None
+
+
 def holdout_cells(con, filters: Filters, *, calibration_end, holdout_end) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The calibration RFM cells of non-contractual customers, and per number of calibration repeats
-    (``x``, capped at 7) their customers and actual repeat purchases (distinct days) in the holdout."""
+    (``x``, capped at 7) their customers and actual repeat purchases (distinct days) in the holdout.
+    Counted from the stored check inputs when they hold this split, else from the transactions."""
+    kept = kept_holdout_split(con)
+    if kept is not None and kept[1:] == (calibration_end, holdout_end):
+        cwhere, params = filters.where(customer_id_col="c.customer_id", dates=False)
+        name = relations.RFM_HOLDOUT.name  # from relations.ALL
+        df = store.run(con, store.Query("rfm_summary", relations.RFM_CELLS.format(rfm=name, where=cwhere), params))
+        hold = store.run(con, store.Query("holdout", f"""
+SELECT least(c.x, 7) AS x, count(*) AS customers, sum(c.holdout_days) AS actual
+FROM {name} c WHERE {cwhere} GROUP BY 1 ORDER BY 1""", params))
+        return df, hold
     src = ("(SELECT t.* FROM transactions t JOIN customers c USING (customer_id) "
            "WHERE c.contract = 'non_contractual')")
     cwhere, params = filters.where(customer_id_col="c.customer_id", dates=False)

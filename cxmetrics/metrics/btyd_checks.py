@@ -49,7 +49,7 @@ from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Result, jsonable
 from cxmetrics.metrics import btyd, btyd_intervals
-from cxmetrics.store import summaries
+from cxmetrics.store import relations, summaries
 
 pd = lazy.module("pandas")
 np = lazy.module("numpy")
@@ -62,8 +62,9 @@ GG_LOG_BOUND = 10.0
 DROPOUT_MIN = 1e-4
 #: A log-scale SE above this: the likelihood is flat along that parameter.
 SE_LOG_MAX = 2.5
-#: The share of the observed span held out for the calibration/holdout check.
-HOLDOUT_SHARE = 1 / 3
+#: The share of the observed span held out for the calibration/holdout check (the relation that
+#: keeps the check's inputs computes the same split).
+HOLDOUT_SHARE = relations.HOLDOUT_SHARE
 #: Expected purchases and CLV are over this horizon (the CLV's own horizon, "the next 12 months").
 HORIZON_WEEKS = 52.0
 
@@ -195,7 +196,12 @@ SELECT (SELECT min(t.occurred_on) FROM transactions t JOIN customers c USING (cu
 
 def holdout_split(con) -> tuple[dt.date, dt.date, dt.date] | None:
     """(first purchase, calibration end, holdout end = the data's last transaction date): the last
-    third of the observed span is held out. None without non-contractual purchases."""
+    third of the observed span is held out. None without non-contractual purchases. Read from the
+    stored check inputs (:data:`cxmetrics.store.relations.RFM_HOLDOUT`, which keep the same split)
+    when they are current and hold a customer."""
+    kept = btyd.kept_holdout_split(con)
+    if kept is not None:
+        return kept
     first, last = _span(con)
     if first is None or last is None or last <= first:
         return None

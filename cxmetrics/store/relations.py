@@ -456,9 +456,42 @@ SELECT p.*, c.segment, c.region FROM (""" + RFM_PER_CUSTOMER.replace(
                 "WHERE c.contract = 'non_contractual')") + """) p
 JOIN customers c USING (customer_id)""", args=("cal_end",))
 
+#: The share of the observed span of non-contractual purchases held out for the BG/NBD
+#: calibration/holdout check (the last third).
+HOLDOUT_SHARE = 1 / 3
+
+#: The BG/NBD calibration/holdout check's inputs per non-contractual customer with a purchase in the
+#: calibration period: the RFM at the calibration end (as :data:`RFM_PER_CUSTOMER`), the distinct
+#: purchase days in the holdout, segment and region, and the split itself — the first such purchase,
+#: the calibration end (the first two thirds of the span: ⌊days × (1 − share)⌋ days after the first
+#: purchase, in double precision as Python computes it) and the holdout end (the last transaction
+#: date). A filtered check then counts cells of these rows instead of scanning the transactions twice.
+RFM_HOLDOUT = Relation("summary_rfm_holdout", frozenset({"customers", "transactions"}), f"""
+WITH ho_tx AS (
+    SELECT t.customer_id, t.occurred_on::DATE AS d, sum(CAST(t.amount AS DECIMAL(18, 2))) AS amount
+    FROM transactions t JOIN customers c USING (customer_id) WHERE c.contract = 'non_contractual' GROUP BY 1, 2
+), ho_split AS (
+    SELECT s.first_on,
+           s.first_on + CAST(floor(CAST(date_diff('day', s.first_on, s.last_on) AS DOUBLE)
+                                   * CAST({1 - HOLDOUT_SHARE!r} AS DOUBLE)) AS INTEGER) AS cal_end,
+           s.last_on AS hold_end
+    FROM (SELECT min(d) AS first_on, (SELECT max(occurred_on) FROM transactions)::DATE AS last_on FROM ho_tx) s
+), ho_cal AS (
+    SELECT h.customer_id, count(*) - 1 AS x, date_diff('day', min(h.d), max(h.d)) AS t_x_days,
+           date_diff('day', min(h.d), any_value(s.cal_end)) AS T_days,
+           CASE WHEN count(*) > 1 THEN (sum(h.amount) - arg_min(h.amount, h.d)) / (count(*) - 1) END AS m
+    FROM ho_tx h, ho_split s WHERE h.d <= s.cal_end GROUP BY 1
+), ho_hold AS (
+    SELECT h.customer_id, count(*) AS holdout_days
+    FROM ho_tx h, ho_split s WHERE h.d > s.cal_end AND h.d <= s.hold_end GROUP BY 1
+)
+SELECT p.customer_id, c.segment, c.region, p.x, p.t_x_days, p.T_days, p.m,
+       coalesce(o.holdout_days, 0) AS holdout_days, s.first_on, s.cal_end, s.hold_end
+FROM ho_cal p JOIN customers c USING (customer_id) LEFT JOIN ho_hold o USING (customer_id) CROSS JOIN ho_split s""")
+
 #: Every relation, in build order (a relation after those it reads).
 ALL: tuple[Relation, ...] = (ANSWER_SPELLS, LANDMARK_STATES, LIFECYCLE_BY_DEPARTMENT, GAPS_BY_DEPARTMENT,
-                             UPLIFT_BY_DEPARTMENT, LATEST, CUSTOMER, LANDMARK, LANDMARK_REVENUE, RESPONSES, KPI_LINKED, DETRACTORS, RFM,
+                             UPLIFT_BY_DEPARTMENT, LATEST, CUSTOMER, LANDMARK, LANDMARK_REVENUE, RESPONSES, KPI_LINKED, DETRACTORS, RFM, RFM_HOLDOUT,
                              PAIRS, GAPS, COMPLAINTS, REVENUE, UPLIFT, LIFECYCLE, KPI_DAILY, CUSTOMER_DEPARTMENTS,
                              KPI_WINDOW, WALLET)
 RELATIONS: dict[str, Relation] = {r.name: r for r in ALL}
