@@ -229,10 +229,10 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
         v = store.data_version(con)
         assert summaries.refresh(con, v + 1, previous=v, changed={"assumptions"}) == []
         assert summaries.refresh(con, v + 2, previous=v + 1, changed={"complaints"}) == [
-            relations.LANDMARK_STATES.name, relations.LIFECYCLE_BY_DEPARTMENT.name, relations.GAPS_BY_DEPARTMENT.name,
-            relations.UPLIFT_BY_DEPARTMENT.name, summaries.CUSTOMER_TABLE, summaries.LANDMARK_TABLE,
-            relations.LANDMARK_REVENUE.name, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE, summaries.UPLIFT_TABLE,
-            summaries.DEPARTMENTS_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
+            relations.LANDMARK_STATES.name, summaries.DEPARTMENTS_TABLE, relations.LIFECYCLE_BY_DEPARTMENT.name,
+            relations.GAPS_BY_DEPARTMENT.name, relations.UPLIFT_BY_DEPARTMENT.name, summaries.CUSTOMER_TABLE,
+            summaries.LANDMARK_TABLE, relations.LANDMARK_REVENUE.name, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE,
+            summaries.UPLIFT_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 3, previous=v + 2, changed={"kpi_observations"}) == [
             summaries.KPI_TABLE, summaries.KPI_DAILY_TABLE, summaries.KPI_ALLTIME_TABLE]
         assert summaries.refresh(con, v + 4, previous=v + 3, changed={"transactions"}) == [

@@ -123,48 +123,54 @@ FROM transactions t JOIN customers c USING (customer_id) WHERE {inner} GROUP BY 
 #: a customer's complaints to the same department, as :data:`GAPS` computes them among one
 #: department's complaints; and complaining contract customers per category as :data:`UPLIFT` counts
 #: them among one department's complaints.
-LIFECYCLE_BY_DEPARTMENT = Relation("summary_lifecycle_by_department", frozenset({"customers", "churn_events",
-                                                                                "survey_responses", "complaints"}), """
-WITH ld_d AS (
-    SELECT customer_id, department FROM survey_responses WHERE department IS NOT NULL
-    UNION
-    SELECT customer_id, department FROM complaints WHERE department IS NOT NULL
-)
-SELECT d.department, c.segment, c.region, c.contract, c.acquired_on, ce.churned_on, count(*) AS n,
+def _lifecycle_sql(by_department: bool) -> str:
+    """:data:`LIFECYCLE`'s SQL, or per department (a customer once in each department they dealt with)."""
+    dept = "JOIN {summary_customer_departments} d ON d.customer_id = c.customer_id " if by_department else ""
+    return f"""
+SELECT {"d.department, " if by_department else ""}c.segment, c.region, c.contract, c.acquired_on, ce.churned_on, count(*) AS n,
        count(c.category_wallet) AS n_wallet, sum(c.category_wallet) AS s_wallet,
        sum(c.category_wallet * c.category_wallet) AS ss_wallet
-FROM customers c JOIN ld_d d ON d.customer_id = c.customer_id
-LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
-GROUP BY ALL""", grain="customer_cells", measures=("n", "n_wallet", "s_wallet", "ss_wallet"))
+FROM customers c {dept}LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
+{"" if by_department else "WHERE {inner}" + chr(10)}GROUP BY ALL"""
 
-GAPS_BY_DEPARTMENT = Relation("summary_complaint_gaps_by_department", frozenset({"customers", "complaints"}), """
-WITH gd_k AS (
-    SELECT k.customer_id, k.department, k.opened_on,
-           lead(k.opened_on) OVER (PARTITION BY k.customer_id, k.department ORDER BY k.opened_on, k.complaint_id) AS next_on
-    FROM complaints k WHERE k.department IS NOT NULL
+
+def _gaps_sql(by_department: bool) -> str:
+    """:data:`GAPS`'s SQL, or per department (gaps between a customer's complaints to one department)."""
+    dept = "k.department, " if by_department else ""
+    return f"""
+WITH ga_k AS (
+    SELECT k.customer_id, {dept}k.opened_on,
+           lead(k.opened_on) OVER (PARTITION BY k.customer_id{", k.department" if by_department else ""} ORDER BY k.opened_on, k.complaint_id) AS next_on
+    FROM complaints k WHERE {"k.department IS NOT NULL" if by_department else "{inner}"}
 )
-SELECT k.department, c.segment, c.region, k.opened_on, date_diff('day', k.opened_on, k.next_on) AS gap_days, count(*) AS n
-FROM gd_k k JOIN customers c USING (customer_id) GROUP BY ALL""")
+SELECT {dept}c.segment, c.region, k.opened_on, date_diff('day', k.opened_on, k.next_on) AS gap_days, count(*) AS n
+FROM ga_k k JOIN customers c USING (customer_id) GROUP BY ALL"""
 
-UPLIFT_BY_DEPARTMENT = Relation("summary_category_uplift_by_department",
-                                frozenset({"customers", "complaints", "churn_events"}), """
-SELECT k.department, k.category, c.segment, c.region, count(DISTINCT k.customer_id) AS customers,
+
+def _uplift_sql(by_department: bool) -> str:
+    """:data:`UPLIFT`'s SQL, or per department (each department's complaints counted on their own)."""
+    return f"""
+SELECT {"k.department, " if by_department else ""}k.category, c.segment, c.region, count(DISTINCT k.customer_id) AS customers,
        count(DISTINCT k.customer_id) FILTER (WHERE ce.churned_on > k.opened_on
                                              AND ce.churned_on <= k.opened_on + INTERVAL 12 MONTH) AS churned
 FROM complaints k JOIN customers c USING (customer_id) LEFT JOIN churn_events ce ON ce.customer_id = k.customer_id
 WHERE c.contract = 'contractual' AND k.opened_on <= (SELECT max(opened_on) FROM complaints) - INTERVAL 12 MONTH
-  AND k.department IS NOT NULL
-GROUP BY ALL""")
+  AND {"k.department IS NOT NULL" if by_department else "{inner}"}
+GROUP BY ALL"""
+
+
+LIFECYCLE_BY_DEPARTMENT = Relation("summary_lifecycle_by_department", frozenset({"customers", "churn_events",
+                                                                                "survey_responses", "complaints"}),
+                                   _lifecycle_sql(True), uses={"summary_customer_departments": _unfiltered},
+                                   grain="customer_cells", measures=("n", "n_wallet", "s_wallet", "ss_wallet"))
+GAPS_BY_DEPARTMENT = Relation("summary_complaint_gaps_by_department", frozenset({"customers", "complaints"}),
+                              _gaps_sql(True))
+UPLIFT_BY_DEPARTMENT = Relation("summary_category_uplift_by_department",
+                                frozenset({"customers", "complaints", "churn_events"}), _uplift_sql(True))
 
 #: Customers counted by segment, region, contract, acquisition and churn date, with their category
 #: wallets' count, sum and sum of squares: active bases and exposures for any window are sums.
-LIFECYCLE = Relation("summary_lifecycle", frozenset({"customers", "churn_events"}), """
-SELECT c.segment, c.region, c.contract, c.acquired_on, ce.churned_on, count(*) AS n,
-       count(c.category_wallet) AS n_wallet, sum(c.category_wallet) AS s_wallet,
-       sum(c.category_wallet * c.category_wallet) AS ss_wallet
-FROM customers c LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id
-WHERE {inner}
-GROUP BY ALL""", inner=_scope_on("c.customer_id"), scope_inside=True, via=Via("""
+LIFECYCLE = Relation("summary_lifecycle", frozenset({"customers", "churn_events"}), _lifecycle_sql(False), inner=_scope_on("c.customer_id"), scope_inside=True, via=Via("""
 SELECT segment, region, contract, acquired_on, churned_on, n, n_wallet, s_wallet, ss_wallet
 FROM {summary_lifecycle_by_department} WHERE department = $via_department""",
     ("summary_lifecycle_by_department",), _one_department(dates=False)))
@@ -320,14 +326,7 @@ WHERE r.kind = 0""", grain="customer")
 
 #: Complaints (those that count) by opening day, with the days until the same customer's next
 #: complaint that counts (NULL: none) and the customer's segment and region.
-GAPS = Relation("summary_complaint_gaps", frozenset({"customers", "complaints"}), """
-WITH ga_k AS (
-    SELECT k.customer_id, k.opened_on,
-           lead(k.opened_on) OVER (PARTITION BY k.customer_id ORDER BY k.opened_on, k.complaint_id) AS next_on
-    FROM complaints k WHERE {inner}
-)
-SELECT c.segment, c.region, k.opened_on, date_diff('day', k.opened_on, k.next_on) AS gap_days, count(*) AS n
-FROM ga_k k JOIN customers c USING (customer_id) GROUP BY ALL""", inner=_complaints_inside, scope_inside=True,
+GAPS = Relation("summary_complaint_gaps", frozenset({"customers", "complaints"}), _gaps_sql(False), inner=_complaints_inside, scope_inside=True,
                 via=Via("""
 SELECT segment, region, opened_on, gap_days, n FROM {summary_complaint_gaps_by_department}
 WHERE department = $via_department""", ("summary_complaint_gaps_by_department",), _one_department(dates=True)))
@@ -335,14 +334,7 @@ WHERE department = $via_department""", ("summary_complaint_gaps_by_department",)
 #: Per complaint category, segment and region: contract customers who complained (among the
 #: complaints that count, up to 12 months before the last complaint date) and those of them who
 #: churned within 12 months of such a complaint (distinct customers add up over segments and regions).
-UPLIFT = Relation("summary_category_uplift", frozenset({"customers", "complaints", "churn_events"}), """
-SELECT k.category, c.segment, c.region, count(DISTINCT k.customer_id) AS customers,
-       count(DISTINCT k.customer_id) FILTER (WHERE ce.churned_on > k.opened_on
-                                             AND ce.churned_on <= k.opened_on + INTERVAL 12 MONTH) AS churned
-FROM complaints k JOIN customers c USING (customer_id) LEFT JOIN churn_events ce ON ce.customer_id = k.customer_id
-WHERE c.contract = 'contractual' AND k.opened_on <= (SELECT max(opened_on) FROM complaints) - INTERVAL 12 MONTH
-  AND {inner}
-GROUP BY ALL""", inner=_complaints_inside, scope_inside=True, via=Via("""
+UPLIFT = Relation("summary_category_uplift", frozenset({"customers", "complaints", "churn_events"}), _uplift_sql(False), inner=_complaints_inside, scope_inside=True, via=Via("""
 SELECT category, segment, region, customers, churned FROM {summary_category_uplift_by_department}
 WHERE department = $via_department""", ("summary_category_uplift_by_department",), _one_department(dates=True)))
 
@@ -490,8 +482,9 @@ SELECT p.customer_id, c.segment, c.region, p.x, p.t_x_days, p.T_days, p.m,
 FROM ho_cal p JOIN customers c USING (customer_id) LEFT JOIN ho_hold o USING (customer_id) CROSS JOIN ho_split s""")
 
 #: Every relation, in build order (a relation after those it reads).
-ALL: tuple[Relation, ...] = (ANSWER_SPELLS, LANDMARK_STATES, LIFECYCLE_BY_DEPARTMENT, GAPS_BY_DEPARTMENT,
+ALL: tuple[Relation, ...] = (ANSWER_SPELLS, LANDMARK_STATES, CUSTOMER_DEPARTMENTS, LIFECYCLE_BY_DEPARTMENT,
+                             GAPS_BY_DEPARTMENT,
                              UPLIFT_BY_DEPARTMENT, LATEST, CUSTOMER, LANDMARK, LANDMARK_REVENUE, RESPONSES, KPI_LINKED, DETRACTORS, RFM, RFM_HOLDOUT,
-                             PAIRS, GAPS, COMPLAINTS, REVENUE, UPLIFT, LIFECYCLE, KPI_DAILY, CUSTOMER_DEPARTMENTS,
+                             PAIRS, GAPS, COMPLAINTS, REVENUE, UPLIFT, LIFECYCLE, KPI_DAILY,
                              KPI_WINDOW, WALLET)
 RELATIONS: dict[str, Relation] = {r.name: r for r in ALL}
