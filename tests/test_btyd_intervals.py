@@ -36,6 +36,35 @@ def test_bgnbd_standard_errors_match_the_published_cdnow_ones():
     assert (t["ci_low"] < t["estimate"]).all() and (t["estimate"] < t["ci_high"]).all() and (t["ci_low"] > 0).all()
 
 
+@pytest.mark.parametrize("theta", [(0.243, 4.414, 0.793, 2.426), (1.3, 8.0, 0.2, 3.5), (0.5, 0.9, 4.0, 0.6)])
+def test_the_bgnbd_gradient_is_the_likelihoods_derivative(theta):
+    """The fits and the information use the analytic gradient: it must be the numerical
+    derivative of the likelihood (central differences) at and away from CDNOW's maximum,
+    with weights and customers of zero and many purchases."""
+    d = pd.read_csv(cdnow("cdnow_customers_summary.csv"))
+    w = np.random.default_rng(7).integers(1, 4, len(d))
+    terms = btyd._BGNBDTerms(d["frequency"], d["recency"], d["T"], w)
+    th = np.array(theta)
+    ll, grad = terms.loglik_grad(th)
+    assert ll == pytest.approx(terms.loglik(th), rel=1e-12)
+    h = 1e-6 * th
+    num = [(terms.loglik(th + e) - terms.loglik(th - e)) / (2 * e.sum()) for e in np.diag(h)]
+    assert grad == pytest.approx(num, rel=1e-5, abs=1e-4)
+
+
+@pytest.mark.parametrize("theta", [(6.25, 3.74, 15.44), (1.5, 9.0, 40.0)])
+def test_the_gamma_gamma_gradient_is_the_likelihoods_derivative(theta):
+    d = pd.read_csv(cdnow("cdnow_customers_summary_with_transactions.csv"))
+    d = d[d["x"] > 0]
+    terms = btyd._GGTerms(d["x"], d["zbar"], np.arange(len(d)) % 3 + 1)
+    th = np.array(theta)
+    ll, grad = terms.loglik_grad(th)
+    assert ll == pytest.approx(terms.loglik(th), rel=1e-12)
+    h = 1e-6 * th
+    num = [(terms.loglik(th + e) - terms.loglik(th - e)) / (2 * e.sum()) for e in np.diag(h)]
+    assert grad == pytest.approx(num, rel=1e-5, abs=1e-4)
+
+
 def test_gamma_gamma_intervals_cover_in_a_seeded_simulation():
     rng = np.random.default_rng(2013)
     truth = np.array([6.0, 4.0, 15.0])  # p, q, gamma
@@ -98,6 +127,9 @@ def test_customer_value_page_carries_btyd_intervals(con):
 
 
 def test_a_flat_likelihood_gives_no_interval_rather_than_a_wrong_one():
-    iv = bi._intervals(("u", "v"), (1.0, 2.0), lambda p: -((np.log(p[0]) - 0.0) ** 2))  # flat in v
+    def loglik_grad(p):  # −(log u)², flat in v
+        return -(np.log(p[0]) ** 2), np.array([-2 * np.log(p[0]) / p[0], 0.0])
+
+    iv = bi._intervals(("u", "v"), (1.0, 2.0), loglik_grad)
     assert np.isnan(iv.cov_log).all() and iv.table()["se"].isna().all()
 
