@@ -342,6 +342,39 @@ def test_all_problems_reported_not_just_the_first(small_copy, tmp_path):
     assert "and 10 more" in e.value.report()
 
 
+@pytest.mark.parametrize("fast", ["1", "0"])
+def test_a_bad_value_repeated_on_many_rows_counts_every_row(small_copy, tmp_path, monkeypatch, fast):
+    """Checks on a column of few values are judged per distinct value (import_checks.count_where):
+    the totals still count rows, and the rows listed are the first ones, in file order."""
+    monkeypatch.setenv("CX_IMPORT_FAST", fast)
+    a = customer_ids(small_copy)[0]
+    nps = ["11"] * 12 + ["12"] * 5 + ["7"] * 8
+    survey = ["relation"] * 3 + ["relationship"] * 22
+    rows = [f"T{i},{a},2024-01-01,{survey[i]},,{v},," for i, v in enumerate(nps)]
+    with pytest.raises(ImportRejected) as e:
+        importer.import_file(write(tmp_path, "\n".join([HEADER, *rows]) + "\n"), "survey_responses", db=small_copy)
+    assert e.value.total == 17 + 3
+    assert [p.row for p in e.value.problems] == sorted(p.row for p in e.value.problems)
+    assert sorted((p.row, p.column) for p in e.value.problems) == sorted([(i + 2, "nps") for i in range(17)] + [(i + 2, "survey") for i in range(3)])
+
+
+def test_count_where_counts_rows_whether_judged_per_row_or_per_distinct_value():
+    import duckdb
+
+    from cxmetrics.registers import import_checks
+
+    t = importer.TABLES["survey_responses"]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE st AS SELECT 'R' || i AS response_id, CAST(i % 13 AS VARCHAR) AS nps, "
+                "CASE WHEN i % 5 = 0 THEN NULL ELSE 'relationship' END AS survey FROM range(1000) r(i)")
+    conds = [("nps", "CAST(s.nps AS INTEGER) > 10"), ("survey", "s.survey IS NULL"),
+             ("response_id", "s.response_id LIKE 'R1%'"), (None, "TRUE")]
+    assert import_checks.few_values(t.column("nps")) and not import_checks.few_values(t.column("response_id"))
+    want = [con.execute(f"SELECT count(*) FROM st s WHERE {c}").fetchone()[0] for _, c in conds]  # noqa: S608
+    assert want == [77 + 76, 200, 111, 1000]
+    assert import_checks.count_where(con, t, conds, source="st") == want
+
+
 def test_a_failure_inside_the_write_rolls_back(small_copy, tmp_path, digest, monkeypatch):
     """A crash between the delete and the insert of an upsert leaves nothing half-written."""
     p = write(tmp_path, "\n".join([HEADER, *good_rows(small_copy)]) + "\n")

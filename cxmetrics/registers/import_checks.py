@@ -78,6 +78,41 @@ def _checks(t: Table, present: set[str]) -> list[tuple[str, str, str]]:
     return out
 
 
+def few_values(c: Column) -> bool:
+    """Whether a column's values repeat: categories, dates, flags, bounded whole numbers (scores,
+    ranks) and percentages. A check on such a column is judged once per distinct value and
+    weighted by its rows (:func:`count_where`)."""
+    return c.kind in ("category", "date", "bool", "int") or (c.kind == "float" and c.max is not None and c.max <= 100)
+
+
+def count_where(con: duckdb.DuckDBPyConnection, t: Table, conds: list[tuple[str | None, str]],
+                source: str = "__stage") -> list[int]:
+    """How many rows of ``source`` (alias ``s``) meet each condition, ``conds`` being (column the
+    condition reads alone, or None; SQL condition). A condition on one column of
+    :func:`few_values` is counted over that column's distinct values with their row counts (a
+    hash of a few hundred values instead of regular expressions on ten million rows: 0.6–0.8 s
+    per check and column → 0.05 s); the others in one scan of the rows."""
+    out = [0] * len(conds)
+    by_column: dict[str, list[int]] = {}
+    rows = []
+    for i, (column, _) in enumerate(conds):
+        if column is not None and few_values(t.column(column)):
+            by_column.setdefault(column, []).append(i)
+        else:
+            rows.append(i)
+    if rows:
+        got = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {conds[i][1]})" for i in rows)  # noqa: S608
+                          + f" FROM {source} s").fetchone()
+        for i, n in zip(rows, got, strict=True):
+            out[i] = int(n)
+    for column, idx in by_column.items():
+        got = con.execute("SELECT " + ", ".join(f"coalesce(sum(__n) FILTER (WHERE {conds[i][1]}), 0)" for i in idx)  # noqa: S608
+                          + f' FROM (SELECT "{column}", count(*) AS __n FROM {source} GROUP BY ALL) s').fetchone()
+        for i, n in zip(idx, got, strict=True):
+            out[i] = int(n)
+    return out
+
+
 def _typed_select(t: Table, present: set[str]) -> str:
     cols = []
     for c in t.columns:
@@ -105,8 +140,7 @@ def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limit
 
     checks = _checks(t, present)
     if checks:  # one scan counts every check; only the failing ones are then listed
-        counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {cond})" for _, cond, _ in checks)
-                             + " FROM __stage s").fetchone()
+        counts = count_where(con, t, [(column, cond) for column, cond, _ in checks])
         for (column, cond, reason), cnt in zip(checks, counts, strict=True):
             if cnt:
                 collect(f'SELECT __row, "{column}" FROM __stage s WHERE {cond}', column, reason)
