@@ -41,6 +41,8 @@ def test_bench_runs_and_reports_every_page_and_budget(tmp_path):
     imp = res["import"]
     assert imp["first"]["rows"] == 2000 and imp["append"]["rows"] == 300
     assert all(imp[k]["exit"] == 0 and imp[k]["peak_mib"] > 0 for k in ("first", "unchanged", "append"))
+    steps = imp["append"]["refresh_steps"]  # the append refresh's slowest relations, read from the store
+    assert "summary_answer_spells" in steps and list(steps.values()) == sorted(steps.values(), reverse=True)
     assert res["floor"]["seconds"] > 0
     for title in ("NPS & drivers", "Complaints & closed loop", "Churn & retention"):
         assert res["pages"][title]["baseline"]["seconds"] > 0
@@ -67,6 +69,7 @@ def test_bench_runs_and_reports_every_page_and_budget(tmp_path):
                  "peak memory of any page's process (MiB)", "theme discovery on 1M verbatims (s)"):
         assert name in checks and checks[name]["met"] in (True, False), name
     assert "budget" in r.stdout and "| custom range |" in r.stdout
+    assert "slowest steps: " in checks["append of 300 rows: summary refresh (s)"]["detail"]
     section = bench.readme_section(res)
     assert "| Data |" in section and "Polars" in section
     assert "| theme discovery on 1M verbatims (s) (`themes discover` on the bench store's" in section

@@ -395,6 +395,10 @@ def test_an_append_updates_summaries_in_place_to_what_a_rebuild_stores(small_cop
         assert rel.name in done["updated"] + done["rebuilt"] + done["carried"], rel.name  # none skipped
         assert (rel.name in done["carried"]) == ("survey_responses" not in rel.depends), rel.name
     assert done["fits_updated"] == ["clusters"]  # the cluster sums: the appended customers' replaced
+    # each relation and fit that was worked on is timed (the bench reports the slowest), none carried
+    fits_done = {f"fit {n}" for n in summaries.FITS if n not in done["fits_kept"]}
+    assert set(done["seconds"]) == set(done["updated"]) | set(done["rebuilt"]) - {summaries.FITS_TABLE} | fits_done
+    assert all(v >= 0 for v in done["seconds"].values())
     with store.connect(str(small_copy)) as con:
         fits = _fits(con)
     with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -346,13 +347,14 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
     fits_current = built.get(FITS_TABLE) == previous and previous is not None
     fits_kept: list[str] = []
     fits_updated: list[str] = []
+    seconds: dict[str, float] = {}  # per relation and fit rebuilt or updated (the bench reports the slowest)
 
     def save():
         info = {"format": format_version(), "landmark": landmark.isoformat() if landmark else None,
                 "end": end.isoformat() if end else None, "built": built, "counts": incremental.counts(con),
                 "last_refresh": {"rebuilt": rebuilt, "updated": updated, "carried": carried,
                                  "appended": delta or {}, "fits_kept": fits_kept,
-                                 "fits_updated": fits_updated}}
+                                 "fits_updated": fits_updated, "seconds": seconds}}
         con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_META_KEY, json.dumps(info)])
 
     def bind(sub: str, f: Filters) -> Source:
@@ -381,6 +383,7 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
         elif (end is None or landmark is None) and name in NEED_TRANSACTIONS:
             built.pop(name, None)  # no transactions yet: nothing to summarise against
         else:
+            t0 = time.perf_counter()
             sql, params = definition(RELATIONS[name], Filters(), args, bind)
             if delta is not None and built.get(name) == previous and incremental.can_update(RELATIONS[name],
                                                                                            set(delta)):
@@ -392,6 +395,7 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
                 con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name from relations.ALL
                 rebuilt.append(name)
             built[name] = version
+            seconds[name] = round(time.perf_counter() - t0, 3)
     save()
     if built.get(FITS_TABLE) != version:
         # a fit whose relation was carried over unchanged (at the same arguments) is the same fit;
@@ -405,6 +409,7 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
                 if result is not None:
                     rows.append((fit_name, result))
                 continue
+            t0 = time.perf_counter()
             if (fits_current and delta is not None and fit_name in FIT_UPDATES and old.get(fit_name) is not None
                     and FIT_READS.get(fit_name) in updated):
                 fits_updated.append(fit_name)
@@ -413,6 +418,7 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
                 result = fit_fn(con)
             if result is not None:
                 rows.append((fit_name, json.dumps(result)))
+            seconds[f"fit {fit_name}"] = round(time.perf_counter() - t0, 3)
         con.execute("CREATE OR REPLACE TABLE summary_fits (name VARCHAR PRIMARY KEY, result VARCHAR)")
         if rows:
             con.executemany("INSERT INTO summary_fits VALUES (?, ?)", rows)
@@ -429,7 +435,8 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
 
 def last_refresh(con: duckdb.DuckDBPyConnection) -> dict:
     """What the last refresh did: the summaries ``rebuilt`` from all the data, ``updated`` in place
-    with the rows a write appended, ``carried`` over unchanged, and the rows ``appended`` per table."""
+    with the rows a write appended, ``carried`` over unchanged, the rows ``appended`` per table,
+    and the ``seconds`` each relation and fit rebuilt or updated took."""
     return _read(con).get("last_refresh", {})
 
 

@@ -102,9 +102,21 @@ def bench_import(db: Path, out_dir: Path, rows: int, append_rows: int = 100_000,
         rep = r.pop("json", None) or {}
         r.update({k: rep.get(k) for k in ("rows", "inserted", "updated", "status",
                                           "seconds_validating", "seconds_summaries") if k in rep})
+        if r.get("exit") == 0 and step != "unchanged":  # the refresh's slowest relations and fits
+            r["refresh_steps"] = refresh_steps(target)
         out[step] = r
     target.unlink(missing_ok=True)
     return out
+
+
+def refresh_steps(db: Path, top: int = 8) -> dict[str, float]:
+    """The ``top`` slowest relations and fits of the store's last summary refresh, in seconds
+    (:func:`cxmetrics.store.summaries.last_refresh`), slowest first."""
+    from cxmetrics.store import summaries
+
+    with store.connect(str(db)) as con:
+        seconds = summaries.last_refresh(con).get("seconds", {})
+    return dict(sorted(seconds.items(), key=lambda kv: -kv[1])[:top])
 
 
 # ----------------------------------------------------------------------------- start-up

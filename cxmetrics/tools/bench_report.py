@@ -144,6 +144,8 @@ def checks(res: dict) -> list[dict]:
             if first.get("seconds_validating") is not None and first.get("seconds_summaries") is not None:
                 detail += (f"; {first['seconds_validating']:.1f} s reading and validating, "
                            f"{first['seconds_summaries']:.1f} s rebuilding summaries, the rest process start-up and writing")
+            if first.get("refresh_steps"):
+                detail += f"; slowest summaries: {_steps(first['refresh_steps'], 4)}"
             add("import", f"import of {rows} rows (s)", round(first["seconds"], 1), f"< {b['import_s']:g}",
                 first["seconds"] < b["import_s"], detail)
             peak = first.get("peak_mib")
@@ -162,7 +164,8 @@ def checks(res: dict) -> list[dict]:
         else:
             s = app.get("seconds_summaries")
             add("import", name, round(s, 2) if s is not None else "not reported", f"< {b['append_summaries_s']:g}",
-                None if s is None else s < b["append_summaries_s"], f"whole command {app['seconds']:.1f} s")
+                None if s is None else s < b["append_summaries_s"], f"whole command {app['seconds']:.1f} s"
+                + (f"; slowest steps: {_steps(app['refresh_steps'])}" if app.get("refresh_steps") else ""))
 
     cli = res.get("cli")
     for key, name, budget in (("help", "`--help` (s)", b["help_s"]), ("status", "`status` (s)", b["status_s"]),
@@ -394,3 +397,8 @@ def write_readme(res: dict, readme: Path = ROOT / "README.md") -> None:
         raise ValueError(f"README has no <!-- BEGIN {tag} --> markers")
     body = readme_section(res) + "\n"
     readme.write_text(pattern.sub(lambda mt: mt.group(1) + body + mt.group(2), text), encoding="utf-8")
+
+
+def _steps(seconds: dict[str, float], top: int = 6) -> str:
+    """``{"summary_answer_spells": 2.31, …}`` as "answer spells 2.31 s, …" (the first ``top``)."""
+    return ", ".join(f"{k.removeprefix('summary_').replace('_', ' ')} {v:.2f} s" for k, v in list(seconds.items())[:top])
