@@ -75,6 +75,22 @@ def test_a_healthy_store_verifies_and_status_says_so(small_copy):
         assert faults.verify(con, small_copy) >= 13  # the contract tables and the bookkeeping ones
 
 
+def test_status_rests_on_a_recent_full_check_of_the_same_file_and_not_on_a_changed_one(small_copy):
+    """An hour-old full check of this very file state spares the read (and says when it ran);
+    ``--full`` reads again; random bytes written since make the file another one: read, refused."""
+    import time
+
+    faults._record(small_copy, faults.file_state(small_copy), time.time() - 3600)
+    r = _cli("status", "--db", str(small_copy))
+    assert r.returncode == 0, r.stderr
+    assert "checksum-verified at " in r.stdout and "unchanged since" in r.stdout
+    r = _cli("status", "--db", str(small_copy), "--full")
+    assert r.returncode == 0 and "checksum-verified now" in r.stdout
+    faults._record(small_copy, faults.file_state(small_copy), time.time() - 3600)
+    _damage(small_copy)
+    _one_line_error(_cli("status", "--db", str(small_copy)), "is damaged", "restore")
+
+
 @pytest.mark.parametrize("cut", ["half", "header"])
 def test_a_truncated_store_gives_one_line_in_the_cli(small_copy, cut):
     size = small_copy.stat().st_size
