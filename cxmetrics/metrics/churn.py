@@ -191,7 +191,7 @@ def hazard_ratios(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark:
 
     ``cox=False`` leaves out the Cox check (the Churn page shows it; summaries quote the Poisson
     hazard ratio, which is exact on the cells)."""
-    import statsmodels.api as sm
+    from cxmetrics.core import sm
 
     L = landmark or default_landmark(con, filters)
     q = _base(con, filters, L, "SELECT nps_group, segment, tenure, count(*) AS customers, "
@@ -326,7 +326,7 @@ def survival_curves(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmar
                     alpha: float = 0.05, transform: str = "log-log") -> Result:
     """Kaplan–Meier survival by NPS group from the landmark (monthly steps) with pointwise bands
     (Greenwood's variance on the ``transform`` scale, see :func:`greenwood_band`)."""
-    import statsmodels.api as sm
+    from cxmetrics.core import sm
 
     L = landmark or default_landmark(con, filters)
     q = _base(con, filters, L, "SELECT nps_group, ceil(days / $month) AS month, event, count(*) AS n FROM b "

@@ -155,7 +155,7 @@ def category_uplift(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.Data
 
 def resolution(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str | None = "category") -> Result:
     """Median and 90th-percentile days to resolve, open complaints censored at the data end."""
-    import statsmodels.api as sm
+    from cxmetrics.core import sm
 
     where, params = _where(filters)
     grp = DIMENSIONS[by] if by else "'all'"
@@ -184,7 +184,7 @@ FROM complaints k JOIN customers c USING (customer_id), e WHERE {where} GROUP BY
 def km_quantile(sf, q: float) -> float:
     """Smallest time at which the KM curve falls to 1 − q or below (NaN if it never does).
 
-    >>> import statsmodels.api as sm
+    >>> from cxmetrics.core import sm
     >>> km_quantile(sm.SurvfuncRight([1., 2., 3., 4.], [1, 1, 1, 1]), 0.5)
     2.0
     """
@@ -213,7 +213,7 @@ def _recontact_estimate(r, days: int, alpha: float, filters: Filters) -> Estimat
 
 def churn_uplift(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Result:
     """Hazard ratios of churn by complaint history before the landmark (see module docstring)."""
-    import statsmodels.api as sm
+    from cxmetrics.core import sm
 
     L = churn.default_landmark(con, filters)
     q = churn._base(con, filters, L, """, state AS (

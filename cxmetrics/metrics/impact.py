@@ -122,7 +122,7 @@ FROM {summary_kpi_daily} o WHERE o.kpi_id = $kpi GROUP BY 1, 2 ORDER BY 1, 2"""
 
 def did(cells: pd.DataFrame, treated: str, start: pd.Timestamp, alpha: float = 0.05) -> dict:
     """Two-way FE DiD on (grp, month, y, n) cells. Returns effect, se, p, pre-trend p, event study."""
-    import statsmodels.api as sm
+    from cxmetrics.core import sm
 
     def design(frame: pd.DataFrame, terms: list[str]) -> pd.DataFrame:
         """The model ``y ~ C(grp) + C(m) + terms``; dummies built directly, without a formula parser."""
