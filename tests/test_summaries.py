@@ -412,6 +412,55 @@ def test_an_append_updates_summaries_in_place_to_what_a_rebuild_stores(small_cop
     _same_fits(fits, refitted)
 
 
+def test_appended_answers_end_the_stored_answer_spells_as_a_rebuild_does(small_copy, tmp_path):
+    """The answer spells take appended answers in time linear in them (histories._append_spells):
+    answers planted before, between, on and after a customer's stored ones, stating a share of
+    wallet or a WAR rank or neither, in the same or another department, and a customer's first
+    relationship answer; the stored spells must equal a rebuild's."""
+    with store.connect(str(small_copy)) as con:
+        cid = con.execute("SELECT customer_id FROM survey_responses WHERE survey = 'relationship' AND nps IS NOT NULL "
+                          "GROUP BY 1 HAVING count(DISTINCT responded_on) >= 3 ORDER BY 1 LIMIT 1").fetchone()[0]
+        days = [r[0] for r in con.execute("SELECT DISTINCT responded_on FROM survey_responses WHERE customer_id = $c "
+                                          "AND survey = 'relationship' AND nps IS NOT NULL ORDER BY 1", {"c": cid}).fetchall()]
+        dept = con.execute("SELECT any_value(department) FROM survey_responses WHERE customer_id = $c AND "
+                           "survey = 'relationship'", {"c": cid}).fetchone()[0]
+        fresh = con.execute("SELECT customer_id FROM customers c WHERE NOT EXISTS (SELECT 1 FROM survey_responses r "
+                            "WHERE r.customer_id = c.customer_id AND r.survey = 'relationship') ORDER BY 1 LIMIT 1"
+                            ).fetchone()[0]
+    one = dt.timedelta(days=1)
+    rows = [  # (customer, day, department, stated share of wallet, brand rank, brands used)
+        (cid, days[0] - one, dept, None, None, None),  # before every stored answer
+        (cid, days[0] + (days[1] - days[0]) / 2 if days[1] - days[0] > one else days[0], dept, None, None, None),
+        (cid, days[1], "other dept", 40.0, None, None),  # on a stored day, another department
+        (cid, days[1] + one, None, None, 2, 3),  # no department, a WAR rank only
+        (cid, days[-1] + 10 * one, dept, 25.0, 1, 2),  # after them all, stating both
+        (cid, days[-1] + 10 * one, dept, None, None, None),  # the same day twice
+        (fresh, days[-1], dept, None, None, None),  # a customer's first relationship answers, stating
+        (fresh, days[-1] + 5 * one, dept, None, None, None),  # nothing: their spells keep no next share
+    ]
+    later = [(fresh, days[-1] + 20 * one, dept, 10.0, 3, 4)]  # then a later import: it ends only those
+
+    def append(rows, name):
+        df = pd.DataFrame([{"response_id": f"{name}-{i}", "customer_id": c, "responded_on": d, "survey": "relationship",
+                            "department": dp, "nps": 3 + i, "share_of_wallet_pct": sw, "brand_rank": br,
+                            "brands_used": bu} for i, (c, d, dp, sw, br, bu) in enumerate(rows)])
+        df.to_csv(tmp_path / f"{name}.csv", index=False)
+        importer.import_file(tmp_path / f"{name}.csv", "survey_responses", db=small_copy)
+
+    append(rows, "spells")
+    append(later, "later")
+    with store.connect(str(small_copy)) as con:
+        assert "summary_answer_spells" in summaries.last_refresh(con)["updated"]
+        got = _stored(con)["summary_answer_spells"]
+    with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
+        store.bump_version(con)
+        want = _stored(con)["summary_answer_spells"]
+        answers = con.execute("SELECT count(*) FROM survey_responses WHERE customer_id = $c AND survey = "
+                              "'relationship' AND nps IS NOT NULL", {"c": cid}).fetchone()[0]
+    assert (got["customer_id"] == cid).sum() == answers  # every answer of the customer, once
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
+
+
 def _fits(con) -> dict:
     return dict(con.execute("SELECT name, result FROM summary_fits").fetchall())
 

@@ -12,16 +12,71 @@ from typing import Any
 from cxmetrics.core.filters import Filters
 from cxmetrics.store.relation_types import Relation, Via, war
 
+_SPELL_ROWS = f"""
+    SELECT r.customer_id, c.segment, c.region, r.department, r.responded_on, r.nps,
+           r.share_of_wallet_pct AS stated, {war("r.brand_rank", "r.brands_used")} AS war
+    FROM {{responses}} r JOIN customers c USING (customer_id)
+    WHERE r.survey = 'relationship' AND r.nps IS NOT NULL"""
+#: The next-day columns: (column, the field a later answer must state (None: any answer), within
+#: the same department).
+_NEXT = (("next_any", None, False), ("next_stated", "stated", False), ("next_war", "war", False),
+         ("dept_next_any", None, True), ("dept_next_stated", "stated", True), ("dept_next_war", "war", True))
+
+
+def _later(later: str, spell: str, field: str | None, dept: bool) -> str:
+    """The condition on the answer ``later`` that it can end the spell ``spell`` for a next-day column
+    (besides being on a later day)."""
+    conds = [f"{later}.{field} IS NOT NULL"] if field else []
+    if dept:
+        conds.append(f"{later}.department IS NOT DISTINCT FROM {spell}.department")
+    return " AND ".join(conds) or "TRUE"
+
+
+def _append_spells(con, rows: str) -> None:
+    """:data:`ANSWER_SPELLS` after ``rows`` were appended to the responses, in time linear in them:
+    a spell's next day is the first later day among its customer's (and department's) answers, so
+    with answers only added it is the earlier of its stored next day and the first later appended
+    answer; an appended answer's next days are the first later days among the old and the new
+    answers of its customer."""
+    new = "__spells_new"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {new} AS SELECT *, row_number() OVER () AS __i FROM ("
+                + _SPELL_ROWS.format(responses=rows) + ")")
+
+    def firsts(spell: str, later: str) -> str:
+        return ", ".join(f"min({later}.responded_on) FILTER (WHERE {_later(later, spell, field, dept)}) AS {col}"
+                         for col, field, dept in _NEXT)
+
+    # the stored spells of those customers that an appended later answer ends earlier (or at all)
+    earlier = " OR ".join(f"({_later('n', 'x', field, dept)} AND (x.{col} IS NULL OR n.responded_on < x.{col}))"
+                          for col, field, dept in _NEXT)
+    sets = ", ".join(f"{col} = least(x.{col}, u.{col})" for col, _, _ in _NEXT)
+    try:
+        con.execute(f"""
+UPDATE summary_answer_spells x SET {sets}
+FROM (SELECT x.rowid AS rid, {firsts("x", "n")}
+      FROM summary_answer_spells x JOIN {new} n ON n.customer_id = x.customer_id AND n.responded_on > x.responded_on
+      WHERE {earlier} GROUP BY x.rowid) u
+WHERE x.rowid = u.rid""")
+        con.execute(f"""
+INSERT INTO summary_answer_spells BY NAME
+WITH a AS (SELECT customer_id, department, responded_on, stated, war FROM summary_answer_spells
+           WHERE customer_id IN (SELECT customer_id FROM {new})
+           UNION ALL SELECT customer_id, department, responded_on, stated, war FROM {new})
+SELECT any_value(n.customer_id) AS customer_id, any_value(n.segment) AS segment, any_value(n.region) AS region,
+       any_value(n.department) AS department, any_value(n.responded_on) AS responded_on, any_value(n.nps) AS nps,
+       any_value(n.stated) AS stated, any_value(n.war) AS war, {firsts("n", "a")}
+FROM {new} n LEFT JOIN a ON a.customer_id = n.customer_id AND a.responded_on > n.responded_on
+GROUP BY n.__i""")
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {new}")
+
+
 #: Every relationship answer with an NPS (customer, department, day, score, stated share of wallet,
 #: WAR share) with the day the customer's next answer replaced it — overall and within the same
 #: department, for the score and for each field's next non-empty value. The latest answer as of
 #: any day D is then the answer given on or before D and not replaced by D: a filter, no look-back.
 ANSWER_SPELLS = Relation("summary_answer_spells", frozenset({"customers", "survey_responses"}), f"""
-WITH sp_r AS (
-    SELECT r.customer_id, c.segment, c.region, r.department, r.responded_on, r.nps,
-           r.share_of_wallet_pct AS stated, {war("r.brand_rank", "r.brands_used")} AS war
-    FROM survey_responses r JOIN customers c USING (customer_id)
-    WHERE r.survey = 'relationship' AND r.nps IS NOT NULL
+WITH sp_r AS ({_SPELL_ROWS.format(responses="survey_responses")}
 )
 SELECT *, min(responded_on) OVER later AS next_any,
        min(responded_on) FILTER (WHERE stated IS NOT NULL) OVER later AS next_stated,
@@ -33,7 +88,8 @@ FROM sp_r
 WINDOW later AS (PARTITION BY customer_id ORDER BY responded_on
                  RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING),
        later_dept AS (PARTITION BY customer_id, department ORDER BY responded_on
-                      RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING)""", grain="customer")
+                      RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING)""", grain="customer",
+                         append=_append_spells)
 
 
 def _latest_from_spells(filters: Filters, args: dict | None = None) -> tuple[dict[str, str], dict[str, Any]]:

@@ -162,6 +162,9 @@ def update(con: duckdb.DuckDBPyConnection, rel: Relation, sql: str, params: dict
     definition for the unfiltered view, with a ``"customer_cells"`` relation's used relations
     expanded to their own SQL; see :func:`can_update`)."""
     name = rel.name  # from relations.ALL
+    if rel.grain == "customer" and rel.append is not None:
+        rel.append(con, f"{_DELTA}{next(iter((rel.depends - {'customers'}) & tables))}")
+        return
     if rel.grain == "customer":
         # every table it reads narrowed to the appended customers (their rows depend on theirs only)
         con.execute(f"DELETE FROM {name} x WHERE EXISTS (SELECT 1 FROM {_DELTA}customers a "
