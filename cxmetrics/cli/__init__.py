@@ -215,7 +215,8 @@ def build_parser(*, extra=()) -> argparse.ArgumentParser:
                    help="caller's role (default analyst; `import assumptions` needs finance)")
     p.set_defaults(func=cmd_import)
 
-    p = sub.add_parser("status", parents=[common], help="row counts and date coverage of every table")
+    p = sub.add_parser("status", parents=[common], help="row counts and date coverage of every table, after checking "
+                       "every data block's checksum (once per file state a day; --full: again)")
     p.add_argument("--full", action="store_true",
                    help="read every data block again even when the file is unchanged since the last full check")
     engines.add_arguments(p)
