@@ -36,33 +36,30 @@ def test_bgnbd_standard_errors_match_the_published_cdnow_ones():
     assert (t["ci_low"] < t["estimate"]).all() and (t["estimate"] < t["ci_high"]).all() and (t["ci_low"] > 0).all()
 
 
-@pytest.mark.parametrize("theta", [(0.243, 4.414, 0.793, 2.426), (1.3, 8.0, 0.2, 3.5), (0.5, 0.9, 4.0, 0.6)])
-def test_the_bgnbd_gradient_is_the_likelihoods_derivative(theta):
-    """The fits and the information use the analytic gradient: it must be the numerical
-    derivative of the likelihood (central differences) at and away from CDNOW's maximum,
-    with weights and customers of zero and many purchases."""
-    d = pd.read_csv(cdnow("cdnow_customers_summary.csv"))
-    w = np.random.default_rng(7).integers(1, 4, len(d))
-    terms = btyd._BGNBDTerms(d["frequency"], d["recency"], d["T"], w)
+def _assert_gradient_is_the_derivative(terms, theta) -> None:
+    """``terms.loglik_grad`` gives the likelihood and its central-difference derivative at ``theta``."""
     th = np.array(theta)
     ll, grad = terms.loglik_grad(th)
     assert ll == pytest.approx(terms.loglik(th), rel=1e-12)
-    h = 1e-6 * th
-    num = [(terms.loglik(th + e) - terms.loglik(th - e)) / (2 * e.sum()) for e in np.diag(h)]
+    num = [(terms.loglik(th + e) - terms.loglik(th - e)) / (2 * e.sum()) for e in np.diag(1e-6 * th)]
     assert grad == pytest.approx(num, rel=1e-5, abs=1e-4)
+
+
+@pytest.mark.parametrize("theta", [(0.243, 4.414, 0.793, 2.426), (1.3, 8.0, 0.2, 3.5), (0.5, 0.9, 4.0, 0.6)])
+def test_the_bgnbd_gradient_is_the_likelihoods_derivative(theta):
+    """The fits and the information use the analytic gradient: it must be the numerical
+    derivative of the likelihood at and away from CDNOW's maximum, with weights and customers of
+    zero and many purchases."""
+    d = pd.read_csv(cdnow("cdnow_customers_summary.csv"))
+    w = np.random.default_rng(7).integers(1, 4, len(d))
+    _assert_gradient_is_the_derivative(btyd._BGNBDTerms(d["frequency"], d["recency"], d["T"], w), theta)
 
 
 @pytest.mark.parametrize("theta", [(6.25, 3.74, 15.44), (1.5, 9.0, 40.0)])
 def test_the_gamma_gamma_gradient_is_the_likelihoods_derivative(theta):
     d = pd.read_csv(cdnow("cdnow_customers_summary_with_transactions.csv"))
     d = d[d["x"] > 0]
-    terms = btyd._GGTerms(d["x"], d["zbar"], np.arange(len(d)) % 3 + 1)
-    th = np.array(theta)
-    ll, grad = terms.loglik_grad(th)
-    assert ll == pytest.approx(terms.loglik(th), rel=1e-12)
-    h = 1e-6 * th
-    num = [(terms.loglik(th + e) - terms.loglik(th - e)) / (2 * e.sum()) for e in np.diag(h)]
-    assert grad == pytest.approx(num, rel=1e-5, abs=1e-4)
+    _assert_gradient_is_the_derivative(btyd._GGTerms(d["x"], d["zbar"], np.arange(len(d)) % 3 + 1), theta)
 
 
 def test_gamma_gamma_intervals_cover_in_a_seeded_simulation():

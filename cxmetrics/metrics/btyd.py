@@ -125,6 +125,21 @@ class _BGNBDTerms:
         return float(np.dot(w, head + lse)), grad
 
 
+def _objectives(terms):
+    """The negative log-likelihood of ``terms`` on log-parameters, alone (Nelder–Mead) and with its
+    gradient (L-BFGS: ∂/∂log θ = θ·∂/∂θ)."""
+
+    def nll(lp):
+        return -terms.loglik(np.exp(lp))
+
+    def nll_grad(lp):
+        theta = np.exp(lp)
+        ll, g = terms.loglik_grad(theta)
+        return -ll, -g * theta
+
+    return nll, nll_grad
+
+
 def bgnbd_loglik(params, x, t_x, T, w=None) -> float:
     """Weighted BG/NBD log-likelihood (Fader, Hardie & Lee 2005a, eq. 6)."""
     return _BGNBDTerms(x, t_x, T, w).loglik(params)
@@ -135,14 +150,7 @@ def fit_bgnbd(x, t_x, T, w=None) -> BGNBDFit:
     Nelder–Mead from the same start and L-BFGS again (the robust path, five times slower)."""
     terms = _BGNBDTerms(x, t_x, T, w)
 
-    def nll(lp):
-        return -terms.loglik(np.exp(lp))
-
-    def nll_grad(lp):  # on log-parameters: ∂/∂log θ = θ·∂/∂θ
-        theta = np.exp(lp)
-        ll, g = terms.loglik_grad(theta)
-        return -ll, -g * theta
-
+    nll, nll_grad = _objectives(terms)
     start = np.log([0.5, 5.0, 0.5, 2.0])
     res = minimize(nll_grad, start, method="L-BFGS-B", jac=True)
     if not res.success or not np.all(np.isfinite(res.x)):
@@ -221,14 +229,7 @@ def fit_gamma_gamma(x, m, w=None) -> GammaGammaFit:
 
     terms = _GGTerms(x, m, w)
 
-    def nll(lp):
-        return -terms.loglik(np.exp(lp))
-
-    def nll_grad(lp):  # on log-parameters: ∂/∂log θ = θ·∂/∂θ
-        theta = np.exp(lp)
-        ll, g = terms.loglik_grad(theta)
-        return -ll, -g * theta
-
+    nll, nll_grad = _objectives(terms)
     # start from a moment match (p = 2, q = 3, mean spend = pγ/(q − 1)) and keep log-parameters
     # bounded: from a poor start the likelihood has a ridge towards p → ∞ that traps optimisers
     mean_m = float(np.average(m, weights=w)) if len(m) else 1.0

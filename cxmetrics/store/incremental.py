@@ -11,7 +11,9 @@ relations need not be recomputed from all the data:
   addition.
 * ``grain="customer"`` (latest answer, answer spells, detractor responses, customer departments):
   the customers in the appended rows are recomputed with the relation's own SQL, every table it
-  reads narrowed to those customers (each table read once per refresh, :func:`narrowed`).
+  reads narrowed to those customers (each table read once per refresh, :func:`narrowed`) — or,
+  for a relation with an :attr:`~cxmetrics.store.relation_types.Relation.append` function (the
+  answer spells), brought up to date by it in time linear in the appended rows.
 * ``grain="customer_cells"`` (key-driver pairs): cells summed over customers, each customer's
   contribution depending on that customer's rows only. The appended customers' contributions are
   computed twice with the relation's own SQL (its used relations expanded to their SQL), every
