@@ -67,6 +67,29 @@ def test_failing_pretrend_is_detected():
     assert r["pretrend_p"] < 0.05
 
 
+def test_event_study_quarters_the_data_cannot_identify_are_named_not_shown_as_zero():
+    """A quarter with no treated month, and one whose treated months have no comparison month, have
+    no estimable effect: they are left out of the event study and named (before, the design was
+    singular and they came out as 0 with an interval of no width). The rest is fitted on a design
+    of full rank."""
+    import warnings
+
+    from statsmodels.tools.sm_exceptions import SingularMatrixWarning
+
+    rng = np.random.default_rng(3)
+    months = pd.date_range("2024-01-01", periods=24, freq="MS")  # the start: 2025-01, quarter 0
+    rows = [{"grp": g, "month": m, "y": 50 + rng.normal(0, 1), "n": 100} for g in ("a", "b", "c") for m in months
+            if not (g == "a" and m.month in (4, 5, 6) and m.year == 2024)  # quarter -3: no treated month
+            and not (g != "a" and m.month in (7, 8, 9) and m.year == 2025)]  # quarter +2: treated only
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SingularMatrixWarning)
+        r = impact.did(pd.DataFrame(rows), "a", months[12])
+    assert r["unidentified_quarters"] == [-3, 2]
+    es = r["event_study"]
+    assert set(es["quarter"]) == {-4, -2, -1, 0, 1, 3} and not ({-3, 2} & set(es["quarter"]))
+    assert (es.loc[es["quarter"] != -1, "ci_high"] - es.loc[es["quarter"] != -1, "ci_low"] > 0.1).all()
+
+
 def test_money_translation_hand_worked():
     from cxmetrics.core.results import Estimate
 

@@ -143,18 +143,23 @@ def did(cells: pd.DataFrame, treated: str, start: pd.Timestamp, alpha: float = 0
     d["post"] = (d["month"] >= start).astype(float)
     d["tp"] = d["treated"] * d["post"]
     d["m"] = d["month"].dt.strftime("%Y-%m")
+    if not _identified(design(d, []), d, ["tp"])[0]:  # e.g. no month after the start with both observed
+        raise np.linalg.LinAlgError("the effect is not identified: no comparison observed where the treated group is")
     fit = wls(d, ["tp"])
     pre = d[d["post"] == 0].copy()
     pre["t"] = (pre["month"].dt.year - start.year) * 12 + pre["month"].dt.month - start.month
     pre["tt"] = pre["treated"] * pre["t"]
-    pre_fit = wls(pre, ["tt"])
+    pretrend_p = wls(pre, ["tt"]).pvalues["tt"] if _identified(design(pre, []), pre, ["tt"])[0] else float("nan")
     # event study by quarter relative to the start (reference: the quarter before)
     d["q"] = np.floor(((d["month"].dt.year - start.year) * 12 + d["month"].dt.month - start.month) / 3).astype(int)
     d["q"] = d["q"].clip(-6, 6)
     for k in sorted(d["q"].unique()):
         if k != -1:
             d[f"e{k + 6}"] = d["treated"] * (d["q"] == k)
-    terms = [c for c in d.columns if c.startswith("e") and c[1:].isdigit()]
+    # a quarter's effect is identified only where its treated cells are not fitted by the fixed
+    # effects and the other quarters (a quarter without treated months, or whose treated months have
+    # no comparison month): those are left out and named, never shown as a zero with no width
+    terms, unidentified = _identified(design(d, []), d, [c for c in d.columns if c.startswith("e") and c[1:].isdigit()])
     ev = wls(d, terms)
     ci = ev.conf_int(alpha)
     es = pd.DataFrame([{"quarter": int(t[1:]) - 6, "effect": ev.params[t], "ci_low": ci.loc[t, 0], "ci_high": ci.loc[t, 1]}
@@ -165,10 +170,29 @@ def did(cells: pd.DataFrame, treated: str, start: pd.Timestamp, alpha: float = 0
     wcb = inference.wild_cluster_bootstrap(X.to_numpy(float) * sw[:, None], d["y"].astype(float).to_numpy() * sw,
                                            d["grp"].astype(str).to_numpy(), X.columns.get_loc("tp"))
     return {"effect": fit.params["tp"], "ci": (c[0], c[1]), "p": fit.pvalues["tp"], "se": fit.bse["tp"],
-            "pretrend_p": pre_fit.pvalues["tt"],
+            "pretrend_p": pretrend_p,
             "wild_cluster": wcb, "groups": int(d["grp"].nunique()),
             "event_study": es.sort_values("quarter").reset_index(drop=True),
+            "unidentified_quarters": sorted(int(t[1:]) - 6 for t in unidentified),
             "pre_periods": int(d.loc[d["post"] == 0, "m"].nunique()), "post_periods": int(d.loc[d["post"] == 1, "m"].nunique())}
+
+
+def _identified(base: pd.DataFrame, d: pd.DataFrame, terms: list[str]) -> tuple[list[str], list[str]]:
+    """``terms`` (columns of ``d``) split into those that raise the rank of the design ``base`` plus
+    the terms kept before them, and those that do not (not identified: all zero, or a combination of
+    the fixed effects and the others)."""
+    X = base.to_numpy(float)
+    rank = np.linalg.matrix_rank(X)
+    kept, dropped = [], []
+    for t in terms:
+        Y = np.column_stack([X, d[t].to_numpy(float)])
+        r = np.linalg.matrix_rank(Y)
+        if r > rank:
+            X, rank = Y, r
+            kept.append(t)
+        else:
+            dropped.append(t)
+    return kept, dropped
 
 
 #: How the DiD interval is computed (shown on the result, the page and the README).
@@ -266,9 +290,16 @@ def estimate(con: duckdb.DuckDBPyConnection, filters: Filters, row: pd.Series, *
     warnings: tuple[str, ...] = ()
     if dim:
         pre_ok = r["pretrend_p"] >= 0.05
-        checks.append(f"Pre-trend test {'passed' if pre_ok else 'FAILED'}: before the start, {treated} and the other "
-                      f"{dim}s moved in parallel (p = {r['pretrend_p']:.2f}{' ≥' if pre_ok else ' <'} 0.05).")
+        if math.isnan(r["pretrend_p"]):
+            checks.append(f"Pre-trend test not possible: before the start no two months have both {treated} and "
+                          f"another {dim} observed, so parallel trends cannot be checked.")
+        else:
+            checks.append(f"Pre-trend test {'passed' if pre_ok else 'FAILED'}: before the start, {treated} and the "
+                          f"other {dim}s moved in parallel (p = {r['pretrend_p']:.2f}{' ≥' if pre_ok else ' <'} 0.05).")
         checks.append(f"{r['pre_periods']} months before and {r['post_periods']} after; comparison: the other {dim}s.")
+        if r["unidentified_quarters"]:
+            checks.append("Event study: quarter(s) " + ", ".join(f"{q:+d}" for q in r["unidentified_quarters"])
+                          + f" not estimated: no month there with both {treated} and another {dim} observed.")
         wcb = r["wild_cluster"]
         caveat = (f"Cluster-robust inference by {dim} is not available: one treated {dim} of {r['groups']}. The "
                   f"interval uses HC1 standard errors by month × {dim} cell, which treat months within a {dim} as "
@@ -297,7 +328,11 @@ def estimate(con: duckdb.DuckDBPyConnection, filters: Filters, row: pd.Series, *
                               "Imbens & Kolesár (2016)."),
                    filters=filters.describe())
     significant = eff.p_value < alpha
-    if not pre_ok:
+    if dim and math.isnan(r["pretrend_p"]):
+        status = "not estimable"
+        expl = ("Parallel trends before the start cannot be checked (too few months observed in both groups), so a "
+                "difference after it cannot be credited to the initiative.")
+    elif not pre_ok:
         status = "not estimable"
         expl = ("The treated and comparison groups were already drifting apart before the start, so a difference "
                 "after it cannot be credited to the initiative.")
