@@ -90,6 +90,16 @@ def test_event_study_quarters_the_data_cannot_identify_are_named_not_shown_as_ze
     assert (es.loc[es["quarter"] != -1, "ci_high"] - es.loc[es["quarter"] != -1, "ci_low"] > 0.1).all()
 
 
+def test_an_effect_with_no_comparison_after_the_start_is_not_identified():
+    """After the start only the treated group is observed: the post-period effect is a combination of
+    the month effects, so no estimate is given and the reason is the one raised."""
+    months = pd.date_range("2024-01-01", periods=24, freq="MS")
+    rows = [{"grp": g, "month": m, "y": 50.0 + (g == "a"), "n": 100} for g in ("a", "b", "c") for m in months
+            if g == "a" or m < months[12]]
+    with pytest.raises(impact.NotIdentified, match="no month has both a and a comparison"):
+        impact.did(pd.DataFrame(rows), "a", months[12])
+
+
 def test_money_translation_hand_worked():
     from cxmetrics.core.results import Estimate
 

@@ -144,7 +144,8 @@ def did(cells: pd.DataFrame, treated: str, start: pd.Timestamp, alpha: float = 0
     d["tp"] = d["treated"] * d["post"]
     d["m"] = d["month"].dt.strftime("%Y-%m")
     if not _identified(design(d, []), d, ["tp"])[0]:  # e.g. no month after the start with both observed
-        raise np.linalg.LinAlgError("the effect is not identified: no comparison observed where the treated group is")
+        raise NotIdentified(f"the effect is not identified: after the start, no month has both {treated} and "
+                            "a comparison group observed")
     fit = wls(d, ["tp"])
     pre = d[d["post"] == 0].copy()
     pre["t"] = (pre["month"].dt.year - start.year) * 12 + pre["month"].dt.month - start.month
@@ -175,6 +176,10 @@ def did(cells: pd.DataFrame, treated: str, start: pd.Timestamp, alpha: float = 0
             "event_study": es.sort_values("quarter").reset_index(drop=True),
             "unidentified_quarters": sorted(int(t[1:]) - 6 for t in unidentified),
             "pre_periods": int(d.loc[d["post"] == 0, "m"].nunique()), "post_periods": int(d.loc[d["post"] == 1, "m"].nunique())}
+
+
+class NotIdentified(ValueError):
+    """The data cannot identify the model's effect (the message says why, for the user)."""
 
 
 def _identified(base: pd.DataFrame, d: pd.DataFrame, terms: list[str]) -> tuple[list[str], list[str]]:
@@ -282,8 +287,9 @@ def estimate(con: duckdb.DuckDBPyConnection, filters: Filters, row: pd.Series, *
     checks = []
     try:
         r = did(cells, treated, start, alpha) if dim else its(cells, start, alpha)
-    except (ZeroDivisionError, np.linalg.LinAlgError) as exc:  # too few cells for the model's degrees of freedom
-        why = f"too few monthly cells to fit the {design} model ({type(exc).__name__})"
+    except (ZeroDivisionError, np.linalg.LinAlgError, NotIdentified) as exc:  # too few cells for the model
+        why = str(exc) if isinstance(exc, NotIdentified) else \
+            f"too few monthly cells to fit the {design} model ({type(exc).__name__})"
         return Impact(**base, design=design, status="not estimable", effect=None, checks=(why[0].upper() + why[1:] + ".",),
                       explanation=f"Not estimable: {why}.", money=None, roi=None, series=cells,
                       event_study=pd.DataFrame())
