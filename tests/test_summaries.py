@@ -325,8 +325,12 @@ def test_a_filtered_page_computes_its_landmark_base_once_and_drops_it(con):
 
     f = Filters(date_from=dt.date(2025, 1, 1))
     page = views.churn.page_data(con, f)
-    assert "__summary_landmark_" in page.hazard.queries[0].sql  # read from the page's temporary table
+    name = re.search(r"__summary_landmark_\w+", page.hazard.queries[0].sql)  # read from the page's own table …
+    assert name is not None
+    with pytest.raises(duckdb.CatalogException):  # … which is gone when the page call ends
+        con.execute(f"SELECT count(*) FROM {name.group(0)}")
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM duckdb_views() WHERE temporary AND NOT internal").fetchone()[0] == 0
     raw = summaries.relation_query(summaries.LANDMARK_TABLE, landmark=dt.date(2025, 1, 1), end=None)
     assert page.hazard.extra["customers"] == con.execute(f"SELECT count(*) FROM ({raw.sql}) WHERE nps_group IS NOT NULL",
                                                          raw.params).fetchone()[0]

@@ -415,8 +415,11 @@ def memoized(fn):
             return fn(*args, **kwargs)
         finally:
             for con, name in _MEMO.get().get(_TEMP_TABLES, ()):
-                with contextlib.suppress(duckdb.Error):
-                    con.execute(f"DROP TABLE IF EXISTS {name}")  # names made by temp_table()
+                with contextlib.suppress(duckdb.Error):  # names made by temp_table()
+                    if isinstance(con, duckdb.DuckDBPyConnection):
+                        con.unregister(name)
+                    else:
+                        con.execute(f"DROP TABLE IF EXISTS {name}")
             for reset in reversed(resets):
                 reset()
             _MEMO.reset(token)
@@ -434,8 +437,8 @@ _TEMP_TABLES = "__temp_tables__"
 
 
 def temp_table(con: duckdb.DuckDBPyConnection, prefix: str, query: Query) -> str | None:
-    """Inside a :func:`memoized` page call, materialise ``query`` once as a temporary table of
-    ``con`` (dropped when the call ends) and return its name; outside one, None."""
+    """Inside a :func:`memoized` page call, materialise ``query`` once as a table only ``con``
+    sees (dropped when the call ends) and return its name; outside one, None."""
     import hashlib
 
     memo = _MEMO.get()
@@ -444,7 +447,14 @@ def temp_table(con: duckdb.DuckDBPyConnection, prefix: str, query: Query) -> str
     name = prefix + hashlib.sha1((query.sql + repr(sorted(query.params.items()))).encode()).hexdigest()[:16]
     made = memo.setdefault(_TEMP_TABLES, [])
     if (con, name) not in made:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query.sql}", query.params)
+        if isinstance(con, duckdb.DuckDBPyConnection):
+            # an Arrow table registered on this connection: writing the rows into a DuckDB temporary
+            # table costs about as much again as computing them (0.08 of 0.13 s for the landmark
+            # base of 350,000 customers), and scanning either costs the same
+            con.execute("SELECT 1").fetchall()  # execute() ends a result left open on con; sql() refuses one
+            con.register(name, con.sql(query.sql, params=query.params).to_arrow_table())
+        else:  # the Spark engine keeps a temporary view
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query.sql}", query.params)
         made.append((con, name))
     return name
 
