@@ -69,15 +69,19 @@ LAST_12_MONTHS = Filters(date_from=dt.date(2025, 7, 1), date_to=dt.date(2026, 6,
 #: A range that starts and ends mid-month (whole-month cells cannot answer it alone).
 CUSTOM_RANGE = Filters(date_from=dt.date(2025, 2, 17), date_to=dt.date(2026, 1, 9))
 BILLING = Scope(role="department", departments=("billing",), user="b")
+#: A range that ends after the data: the relations that take it inside are read from their stored tables.
+TO_BEYOND_THE_DATA = Filters(date_from=dt.date(2025, 7, 1), date_to=dt.date(2031, 1, 1))
 
 
 @pytest.mark.parametrize("filters", [Filters(), Filters(segments=("smb",)), Filters(regions=("north",)),
                                      Filters(scope=Scope(role="department", departments=("billing",), user="b")),
                                      LAST_12_MONTHS, Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 3, 31)),
                                      CUSTOM_RANGE, CUSTOM_RANGE.with_(scope=BILLING, segments=("smb",)),
-                                     Filters(date_from=dt.date(2025, 11, 20))],
+                                     Filters(date_from=dt.date(2025, 11, 20)), TO_BEYOND_THE_DATA,
+                                     Filters(date_from=dt.date(2000, 1, 1), date_to=dt.date(2026, 3, 31))],
                          ids=["all", "segment", "region", "billing scope", "last 12 months", "one quarter",
-                              "custom range", "custom range, billing scope, segment", "from a day on"])
+                              "custom range", "custom range, billing scope, segment", "from a day on",
+                              "to beyond the data's end", "from before the data's start"])
 @pytest.mark.parametrize("spec", PAGES, ids=[p.title for p in PAGES])
 def test_every_page_shows_the_same_figures_with_and_without_the_summary(con, monkeypatch, spec, filters):
     fn = views.data_for(spec)
@@ -85,6 +89,24 @@ def test_every_page_shows_the_same_figures_with_and_without_the_summary(con, mon
     monkeypatch.setattr(summaries, "_state", lambda con: ({}, 0))  # no summary is current: raw queries
     slow = fn(con, filters)
     _same(fast, _figures(slow))
+
+
+def test_a_date_bound_beyond_the_data_is_no_bound_for_the_relations_rows(con):
+    lo, hi = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
+    day = dt.timedelta(days=1)
+
+    @store.memoized
+    def stored(f: Filters) -> bool:
+        return summaries.source(con, summaries.LATEST_TABLE, f).stored
+
+    assert stored(Filters(date_to=hi)) and stored(Filters(date_to=hi + 400 * day))
+    assert stored(Filters(date_from=lo)) and stored(Filters(date_from=lo - day, date_to=hi + day))
+    assert not stored(Filters(date_to=hi - day)) and not stored(Filters(date_from=lo + day))
+    # the key drivers pair CSAT with the latest NPS as of the range's end: for a range that ends with
+    # the data, the stored one (the page figures are compared with the raw ones above)
+    from cxmetrics.metrics import drivers
+
+    assert "summary_latest" in " ".join(q.sql for q in drivers.key_drivers(con, TO_BEYOND_THE_DATA).queries)
 
 
 def _numbers(obj, out=None) -> list:

@@ -25,7 +25,7 @@ import functools
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -434,6 +434,19 @@ PAGE_HOOKS: list = []
 
 
 _TEMP_TABLES = "__temp_tables__"
+
+
+def page_memo(key: tuple, compute: Callable[[], Any]) -> Any:
+    """Inside a :func:`memoized` page call, ``compute()`` once per ``key`` (a value derived from
+    query results already memoised, e.g. parsed JSON: the same within the call); outside one,
+    every time."""
+    memo = _MEMO.get()
+    if memo is None:
+        return compute()
+    key = ("__page_memo__", *key)
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
 
 
 def temp_table(con: duckdb.DuckDBPyConnection, prefix: str, query: Query) -> str | None:

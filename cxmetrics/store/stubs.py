@@ -160,7 +160,7 @@ def counts(con) -> tuple[int, int]:
     q = summaries.query(con, "anonymous_responses", "SELECT CAST(coalesce(sum(r.n) FILTER (WHERE r.anonymous), 0) "
                                                     "AS BIGINT) FROM {summary_responses} r")
     anon = store.rows(con, q)[0][0]
-    stub = con.execute("SELECT count(*) FROM customer_stubs").fetchone()[0]
+    stub = store.rows(con, store.Query("stub_customers", "SELECT count(*) FROM customer_stubs"))[0][0]
     return int(anon), int(stub)
 
 

@@ -185,13 +185,43 @@ def _held(rel: Relation, filters: Filters, args: dict, is_current: Callable[[str
     return all(_held(RELATIONS[sub], narrow(filters), args, is_current, built) for sub, narrow in rel.uses.items())
 
 
+#: The date of each dated contract table's rows (what a relation's inner date condition is on).
+_DATED = {"survey_responses": "responded_on", "complaints": "opened_on", "transactions": "occurred_on",
+          "churn_events": "churned_on", "kpi_observations": "observed_on", "followups": "contacted_on"}
+
+
+def _within_data(con: duckdb.DuckDBPyConnection, rel: Relation, filters: Filters) -> Filters:
+    """``filters`` with a date bound that lies beyond the data ``rel`` is computed from left out: a
+    range that ends on or after the last date of every dated table the relation reads (or starts on
+    or before the first) keeps the same rows without that bound. "The last 12 months" ends on the
+    data's last day, so the relations that take the range inside (the latest answer as of its end,
+    …) are read from their stored tables for that end. Only the relation's rows are concerned: the
+    caller still applies the range to the columns it filters, and arguments such as the landmark's
+    end are not filters."""
+    if filters.date_from is None and filters.date_to is None:
+        return filters
+    tables = sorted(t for t in rel.depends if t in _DATED)
+    if not tables:
+        return filters
+    lo, hi = store.rows(con, store.Query("data_span", "SELECT min(lo), max(hi) FROM (" + " UNION ALL ".join(
+        f"SELECT min({_DATED[t]}) AS lo, max({_DATED[t]}) AS hi FROM {t}" for t in tables) + ")"))[0]
+    if lo is None:
+        return filters
+    out = filters
+    if filters.date_from is not None and filters.date_from <= lo:
+        out = out.with_(date_from=None)
+    if filters.date_to is not None and filters.date_to >= hi:
+        out = out.with_(date_to=None)
+    return out
+
+
 def source(con: duckdb.DuckDBPyConnection, name: str, filters: Filters | None = None, **args) -> Source:
     """Bind relation ``name`` for a query under ``filters`` (and arguments such as ``landmark``,
     ``end``, ``cal_end``): its summary table when that holds exactly the answer, else its SQL.
 
     A relation marked ``per_page`` is computed once per page call into a temporary table."""
     rel = RELATIONS[name]
-    f = filters or Filters()
+    f = _within_data(con, rel, filters or Filters())
     info, version = _state(con)
     built_versions = info.get("built", {})
     if _held(rel, f, args, lambda n: built_versions.get(n) == version, _built_args(info)):
@@ -311,16 +341,26 @@ def _read(con: duckdb.DuckDBPyConnection) -> dict:
     return info if info.get("format") == format_version() else {}
 
 
+_format_memo: tuple | None = None
+
+
 def format_version() -> str:
     """The summaries' format: a hash of every relation's definition (SQL, what it reads, its
     arguments), of what each is computed from, and of the fits kept. A file built with another
     format is treated as having no summaries (raw queries) until it is next opened read-write,
-    which rebuilds them."""
+    which rebuilds them. Hashed once for the same definitions (a page asks dozens of times)."""
+    global _format_memo
+    fits = tuple(sorted(FITS))
+    memo = _format_memo
+    if memo is not None and memo[0] is relations.ALL and memo[1] == FORMAT and memo[2] == fits:
+        return memo[3]
     parts = [str(FORMAT)]
     parts += [f"{r.name}:{r.sql}:{sorted(r.depends)}:{sorted(r.uses)}:{r.args}:{r.scope_inside}"
               f":{r.via.sql if r.via else ''}" for r in relations.ALL]
-    parts += sorted(FITS)
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    parts += fits
+    out = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    _format_memo = (relations.ALL, FORMAT, fits, out)
+    return out
 
 
 def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | None = None,
@@ -462,13 +502,17 @@ def fit_text(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
 
 
 def _state(con: duckdb.DuckDBPyConnection) -> tuple[dict, int]:
-    """(summary info, current data version): one small query, memoised within a page's call."""
-    df = store.run(con, store.Query("summary_state", "SELECT (SELECT value FROM meta WHERE key = $k) AS info, "
-                                                     "(SELECT value FROM meta WHERE key = 'data_version') AS v",
-                                    {"k": _META_KEY}))
-    raw, v = df["info"].iloc[0], df["v"].iloc[0]
-    info = json.loads(raw) if isinstance(raw, str) else {}
-    return (info if info.get("format") == format_version() else {}), int(v or 0)
+    """(summary info, current data version): one small query, read and parsed once within a page's
+    call (:func:`cxmetrics.store.page_memo`; a page asks dozens of times)."""
+    def read() -> tuple[dict, int]:
+        df = store.run(con, store.Query("summary_state", "SELECT (SELECT value FROM meta WHERE key = $k) AS info, "
+                                                         "(SELECT value FROM meta WHERE key = 'data_version') AS v",
+                                        {"k": _META_KEY}))
+        raw, v = df["info"].iloc[0], df["v"].iloc[0]
+        info = json.loads(raw) if isinstance(raw, str) else {}
+        return (info if info.get("format") == format_version() else {}), int(v or 0)
+
+    return store.page_memo(("summary_state", id(con)), read)
 
 
 def current(con: duckdb.DuckDBPyConnection, name: str) -> bool:
