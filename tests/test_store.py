@@ -33,6 +33,13 @@ def test_every_contract_table_exists_with_its_key(small_db):
                 assert tuple(pk[0]) == t.key, name
 
 
+def test_a_store_connection_draws_no_progress_bar(small_db, tmp_path):
+    """DuckDB's progress bar would land in a command's JSON, a log or a bench worker's answer."""
+    for path, read_only in ((small_db, True), (tmp_path / "new.duckdb", False)):
+        with store.connect(str(path), read_only=read_only) as con:
+            assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0] is False
+
+
 def _downgrade_to_v1(path):
     con = duckdb.connect(str(path))
     con.execute("DROP TABLE assumption_history")

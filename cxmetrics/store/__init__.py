@@ -82,6 +82,9 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = True,
     con = _with_lock_retry(p, lambda: duckdb.connect(str(p), read_only=read_only), timeout)
     before = checked = None
     try:
+        # DuckDB draws a progress bar on the process's output for a long query: in a CLI command's
+        # JSON, a log or a worker's answer it is noise (the commands report their own progress)
+        con.execute("SET enable_progress_bar = false")
         if read_only:
             check_version(con, p)
         else:
