@@ -148,6 +148,33 @@ def test_dataset_copies_whole_customers_in_sql(tmp_path):
         assert copied > 0
 
 
+def test_a_build_stopped_after_its_copies_is_finished_not_reused_as_complete(tmp_path):
+    """The bench's ten-times build was once killed while keeping its themes: a later run must not
+    take the tables for a finished dataset (no theme run kept, no build record)."""
+    from cxmetrics import store
+    from cxmetrics.metrics import theme_store
+    from cxmetrics.tools import bench_data
+
+    db = tmp_path / "scaled.duckdb"
+    bench_data.dataset(db, 400, 3000, 300, 3000, log=lambda m: None, demo_max=300)
+    record = bench_data._record(db)
+    assert record.exists()
+    again = bench_data.dataset(db, 400, 3000, 300, 3000, log=lambda m: None, demo_max=300)
+    assert again["reused"] and again["built"]["verbatims"] > 0
+    with store.connect(str(db), read_only=False) as con:  # as if killed before the themes were kept
+        con.execute("DELETE FROM theme_runs")
+    record.unlink()
+    said = []
+    out = bench_data.dataset(db, 400, 3000, 300, 3000, log=said.append, demo_max=300)
+    assert out["finished"] and not out["reused"] and out["verbatims"] > 0
+    assert any("finishing the build" in m for m in said) and record.exists()
+    with store.connect(str(db)) as con:
+        assert theme_store.is_current(con, theme_store.latest(con))
+    assert "finished after an interrupted build" in bench.readme_section(
+        {"machine": {"cpus": 2, "memory_gib": 1, "platform": "p", "python": "3"}, "scale": {}, "dataset": out,
+         "checks": [], "pages": {}, "views": {}, "skipped": {}})
+
+
 def test_statsmodels_is_not_imported_at_startup():
     assert bench.startup()["statsmodels_imported"] is False
 

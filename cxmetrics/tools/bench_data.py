@@ -105,11 +105,13 @@ def dataset(path: Path, customers: int, responses: int, complaints: int, transac
     if path.exists():
         with store.connect(str(path)) as con:
             have = store.row_counts(con, want)
-        if have == want:
+        built = _record(path)
+        if have == want and built.exists():
             log(f"reusing {path}")
-            built = _record(path)
             return {"path": str(path), "reused": True, "file_mib": round(path.stat().st_size / 2**20),
-                    **({"built": json.loads(built.read_text())} if built.exists() else {})}
+                    "built": json.loads(built.read_text())}
+        if have == want:  # the copies are in, the build stopped later (its record is written last)
+            return _finish(path, log)
         path.unlink()
     base = min(customers, demo_max)
     log(f"building the demo company with {base:,} customers …")
@@ -125,10 +127,7 @@ def dataset(path: Path, customers: int, responses: int, complaints: int, transac
             _replicate(con, table, key, target)
             _trim(con, table, key, target)  # demo scale may already exceed it
         store.bump_version(con)
-        log("discovering and keeping the verbatims' themes …")
-        kept = theme_store.keep(con, actor="bench")
-        log(f"themes kept in {kept['seconds']:.1f} s ({kept['verbatims']:,} verbatims)")
-        con.execute("CHECKPOINT")
+        kept = _keep_themes(con, log)
     secs = time.perf_counter() - t0
     log(f"dataset ready in {secs:.0f} s")
     out = {"path": str(path), "reused": False, "build_s": round(secs, 1), "demo_s": round(demo_s, 1),
@@ -136,6 +135,29 @@ def dataset(path: Path, customers: int, responses: int, complaints: int, transac
            "built_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "file_mib": round(path.stat().st_size / 2**20)}
     _record(path).write_text(json.dumps(out))  # what building took, reported again when it is reused
+    return out
+
+
+def _keep_themes(con, log) -> dict:
+    log("discovering and keeping the verbatims' themes …")
+    kept = theme_store.keep(con, actor="bench")
+    log(f"themes kept in {kept['seconds']:.1f} s ({kept['verbatims']:,} verbatims)")
+    con.execute("CHECKPOINT")
+    return kept
+
+
+def _finish(path: Path, log) -> dict:
+    """A build that stopped after its copies (killed while keeping the themes): the read-write open
+    brings any stale summary up to date, then the themes are kept. The first run's time is not
+    known; the record says the build was finished."""
+    log(f"finishing the build of {path} (its tables are complete, its build record missing) …")
+    t0 = time.perf_counter()
+    with store.connect(str(path), read_only=False) as con:
+        kept = _keep_themes(con, log)
+    out = {"path": str(path), "reused": False, "finished": True, "finish_s": round(time.perf_counter() - t0, 1),
+           "themes_s": round(kept["seconds"], 1), "verbatims": kept["verbatims"],
+           "built_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "file_mib": round(path.stat().st_size / 2**20)}
+    _record(path).write_text(json.dumps(out))
     return out
 
 

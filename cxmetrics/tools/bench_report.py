@@ -297,6 +297,9 @@ def readme_section(res: dict) -> str:
              + (f", {rec['themes_s']:.0f} s keeping the themes of {rec['verbatims']:,} verbatims" if "themes_s" in rec else "")
              + ")" + (f", reused from that build of {rec['built_at']}" if ds.get("reused") and "built_at" in rec else
                       ", reused" if ds.get("reused") else "")) if "build_s" in rec else \
+        (f"finished after an interrupted build ({rec['finish_s']:.0f} s, {rec['themes_s']:.0f} s of it keeping the "
+         f"themes of {rec['verbatims']:,} verbatims; the first run's time not recorded)"
+         + (f", reused from {rec['built_at']}" if ds.get("reused") else "")) if rec.get("finished") else \
         "reused from an earlier build (not recorded)" if ds else "build not recorded"
     lines = (["**A partial run** (interrupted): what it did not reach is shown as not run.", ""] if res.get("partial")
              else [])
