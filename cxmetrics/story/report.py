@@ -57,6 +57,15 @@ def _png(fig, width: int = 1000, height: int = 480) -> bytes:
     return fig.to_image(format="png", width=width, height=height, scale=1)
 
 
+def _twice(render):
+    try:
+        return render()
+    except RendererMissing:
+        raise
+    except Exception:
+        return render()
+
+
 def render_images(slides: list[Slide]) -> dict[int, list[bytes]]:
     """PNG of every figure, rendered in one kaleido batch where possible."""
     import plotly.io as pio
@@ -71,8 +80,10 @@ def render_images(slides: list[Slide]) -> dict[int, list[bytes]]:
         try:
             pio.write_images([f for _, f in figs], paths, width=1000, height=480)
             pngs = [p.read_bytes() for p in paths]
-        except Exception:  # older kaleido without batch support
-            pngs = [_png(f) for _, f in figs]
+        except Exception:  # older kaleido without batch support, or a batch that failed: one by one,
+            # each tried twice (on a loaded machine kaleido's tab can be called before its script has
+            # loaded: "ReferenceError: kaleido_scopes is not defined", seen once in the test suite)
+            pngs = [_twice(lambda f=f: _png(f)) for _, f in figs]
     for (i, _), png in zip(figs, pngs, strict=True):
         out.setdefault(i, []).append(png)
     return out
