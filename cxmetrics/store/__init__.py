@@ -83,8 +83,11 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = True,
     before = checked = None
     try:
         # DuckDB draws a progress bar on the process's output for a long query: in a CLI command's
-        # JSON, a log or a worker's answer it is noise (the commands report their own progress)
-        con.execute("SET enable_progress_bar = false")
+        # JSON, a log or a worker's answer it is noise (the commands report their own progress).
+        # In a Jupyter kernel DuckDB refuses to change the setting without ipywidgets (and draws
+        # no bar there without them): the notebook's connections keep it as it is
+        with contextlib.suppress(duckdb.InvalidInputException):
+            con.execute("SET enable_progress_bar = false")
         if read_only:
             check_version(con, p)
         else:
