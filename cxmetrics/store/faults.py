@@ -154,7 +154,7 @@ def verify(con: duckdb.DuckDBPyConnection, path: str | os.PathLike | None = None
 
     bar = con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]
     con.execute("SET enable_progress_bar = false").fetchall()  # a long read must not draw on the terminal
-    try:  # (a connection from store.connect has none already; the check also runs on others)
+    try:
         for schema_name, table, columns in cols:
             # min(hash(col)) makes DuckDB materialise every value (count(*) reads metadata only)
             sql = ("SELECT count(*), " + ", ".join(f"min(hash({q(c)}))" for c in columns)

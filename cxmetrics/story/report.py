@@ -60,8 +60,6 @@ def _png(fig, width: int = 1000, height: int = 480) -> bytes:
 def _twice(render):
     try:
         return render()
-    except RendererMissing:
-        raise
     except Exception:
         return render()
 
