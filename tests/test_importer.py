@@ -375,6 +375,24 @@ def test_count_where_counts_rows_whether_judged_per_row_or_per_distinct_value():
     assert import_checks.count_where(con, t, conds, source="st") == want
 
 
+@pytest.mark.parametrize("spaced", [False, True], ids=["keys as read", "keys with spaces"])
+def test_duplicate_keys_are_found_as_checked_whether_or_not_staged_trimmed(spaced):
+    """Both readers stage identifiers trimmed, so the duplicate-key check groups the stored column
+    (a computed copy of 100M keys does not fit the staging memory); staged otherwise, it groups the
+    trimmed keys, as before."""
+    from cxmetrics.registers import import_checks
+
+    t = importer.TABLES["survey_responses"]
+    keys = [" A1", "A1", "B1 ", "B1", "C1"] if spaced else ["A1", "A1", "B1", "B1", "C1"]
+    con = duckdb.connect()
+    con.execute("CREATE TEMP TABLE __stage AS SELECT i + 2 AS __row, k AS response_id "
+                "FROM (SELECT unnest($k) AS k, generate_subscripts($k, 1) - 1 AS i)", {"k": keys})
+    problems, total = import_checks._validate(con, t, {"response_id"}, importer.Limits())
+    assert total == 2
+    assert [(p.row, p.column, p.reason, p.value) for p in problems] == [
+        (2, "response_id", "duplicate key in the file", "A1"), (4, "response_id", "duplicate key in the file", "B1")]
+
+
 def test_a_failure_inside_the_write_rolls_back(small_copy, tmp_path, digest, monkeypatch):
     """A crash between the delete and the insert of an upsert leaves nothing half-written."""
     p = write(tmp_path, "\n".join([HEADER, *good_rows(small_copy)]) + "\n")

@@ -113,6 +113,15 @@ def count_where(con: duckdb.DuckDBPyConnection, t: Table, conds: list[tuple[str 
     return out
 
 
+def drop_stage(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop ``__stage``: the general reader's table, or the fast path's view and the table under it
+    (:mod:`cxmetrics.registers.import_fast`)."""
+    if con.execute("SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = '__stage'").fetchone()[0]:
+        con.execute("DROP VIEW __stage")
+    con.execute("DROP TABLE IF EXISTS __stage")
+    con.execute("DROP TABLE IF EXISTS __stage_file")
+
+
 def _typed_select(t: Table, present: set[str]) -> str:
     cols = []
     for c in t.columns:
@@ -139,15 +148,19 @@ def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limit
                 problems.append(Problem(row[0], column, reason, None if val is None else str(val)[:80]))
 
     checks = _checks(t, present)
-    if checks:  # one scan counts every check; only the failing ones are then listed
-        counts = count_where(con, t, [(column, cond) for column, cond, _ in checks])
-        for (column, cond, reason), cnt in zip(checks, counts, strict=True):
-            if cnt:
-                collect(f'SELECT __row, "{column}" FROM __stage s WHERE {cond}', column, reason)
+    keyed = all(k in present for k in t.key) and not line_items
+    # whether the staged keys are already as checked (both readers trim identifiers and read empty
+    # as missing): then the duplicate check groups the stored column, not a computed copy of it,
+    # which at 100M rows does not fit the staging database's memory (issue 21)
+    as_read = [(None, " OR ".join(f's."{k}" IS DISTINCT FROM {_raw(k)}' for k in t.key))] if keyed else []
+    counts = count_where(con, t, [*((column, cond) for column, cond, _ in checks), *as_read])
+    for (column, cond, reason), cnt in zip(checks, counts, strict=False):  # one scan counts every check;
+        if cnt:                                                           # the failing ones are listed
+            collect(f'SELECT __row, "{column}" FROM __stage s WHERE {cond}', column, reason)
     if line_items and t.name != "transactions":
         problems.append(Problem(None, None, "--line-items applies to transactions only"))
-    if all(k in present for k in t.key) and not line_items:
-        key = ", ".join(f'{_raw(k)}' for k in t.key)
+    if keyed:
+        key = ", ".join(f's."{k}"' if counts[-1] == 0 else _raw(k) for k in t.key)
         collect(f"SELECT min(__row), {key} FROM __stage s GROUP BY {key} HAVING count(*) > 1",
                 t.key[0], "duplicate key in the file")
     for column, parent, pcol in t.parents:
@@ -167,7 +180,7 @@ def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limit
         return problems, total
     typed = _typed_select(t, present)
     con.execute(f"CREATE TEMP TABLE __typed AS SELECT s.__row, {typed} FROM __stage s")
-    con.execute("DROP TABLE __stage")  # the text copy is no longer needed: free its memory
+    drop_stage(con)  # the text copy is no longer needed: free its memory
     if t.key[0] not in present and (t.derive_key_from or t.fact):
         # keys come from the file's hash and the row's line, never from the row's content: two
         # files holding equal rows are two sets of rows; the same file again gives the same keys

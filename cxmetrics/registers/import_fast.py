@@ -235,20 +235,28 @@ def _load(con, path: Path, delim: str, width: int, seen: dict[str, int], t: Tabl
     cols = ", ".join(value(tgt, i) for tgt, i in seen.items())
     try:
         # the table keeps the file's order (DuckDB preserves insertion order): a row's rowid is its
-        # record's index, so its line is rowid + 2 (set after the read, where numbering the rows
-        # in the read, row_number() OVER (), took half of it: 4.5 of 9 s at 10M rows)
+        # record's index, so its line is rowid + 2, which the view __stage adds to every read.
+        # Numbering the rows in the read (row_number() OVER ()) took half of it (4.5 of 9 s at 10M
+        # rows); an UPDATE after it held 100M new values in memory the staging database cannot
+        # spill, which then refused the 100M-row file at its duplicate-key check (issue 21)
         con.execute(
-            f"CREATE TEMP TABLE __stage AS SELECT {cols} "  # noqa: S608
+            f"CREATE TEMP TABLE __stage_file AS SELECT {cols} "  # noqa: S608
             f"FROM read_csv($path, delim = $delim, quote = '\"', escape = '\"', header = false, skip = 1, "
             f"columns = {columns}, auto_detect = false, strict_mode = true, null_padding = false, "
             "ignore_errors = false, encoding = 'utf-8')",
             {"path": str(path), "delim": delim})
-        con.execute("ALTER TABLE __stage ADD COLUMN __row BIGINT")
-        con.execute("UPDATE __stage SET __row = rowid + 2")
     except duckdb.Error:
-        con.execute("DROP TABLE IF EXISTS __stage")
+        import_checks.drop_stage(con)
         return False
+    _view(con, [])
     return True
+
+
+def _view(con, keep: list[str]) -> None:
+    """``__stage``: the file's rows with their line, without the rows ``keep`` leaves out (the
+    table is never changed, so a row's rowid stays its record's index)."""
+    where = f" WHERE {' AND '.join(keep)}" if keep else ""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW __stage AS SELECT rowid + 2 AS __row, * FROM __stage_file{where}")  # noqa: S608
 
 
 def _same_as_general_reader(con, t: Table, seen: dict[str, int], scan: _Scan) -> bool:
@@ -278,7 +286,7 @@ def _same_as_general_reader(con, t: Table, seen: dict[str, int], scan: _Scan) ->
     got = [*counts[:len(conds)], *(int(0 < floats[i] == floats[i + 1]) for i in range(0, len(floats), 2)),
            counts[-1]]
     if any(got[:-1]) or got[-1] != scan.lines - 1:  # a record over several lines, a blank line
-        con.execute("DROP TABLE __stage")
+        import_checks.drop_stage(con)
         return False
     return True
 
@@ -293,14 +301,14 @@ def _skip_rows(con, t: Table, seen: dict[str, int], report, score_columns: tuple
         if skipped:
             report.excluded["no_answer"] = skipped
             report.warnings.append(f"{skipped:,} row(s) with no answer at all (no score, no text) skipped")
-            con.execute(f"DELETE FROM __stage WHERE {none}")  # noqa: S608
+            _view(con, [f"NOT ({none})"])
     if t.name == "transactions" and "customer_id" in seen:
         skipped, kept = con.execute("SELECT count(*) FILTER (WHERE customer_id IS NULL), count(customer_id) "
                                     "FROM __stage").fetchone()
         if skipped and kept:
             report.excluded["no_customer"] = skipped
             report.warnings.append(f"{skipped:,} row(s) without a customer id skipped (they belong to no customer)")
-            con.execute("DELETE FROM __stage WHERE customer_id IS NULL")
+            _view(con, ["customer_id IS NOT NULL"])
 
 
 def enabled() -> bool:
