@@ -153,9 +153,10 @@ def _validate(con: duckdb.DuckDBPyConnection, t: Table, present: set[str], limit
     # as missing): then the duplicate check groups the stored column, not a computed copy of it,
     # which at 100M rows does not fit the staging database's memory (issue 21)
     as_read = [(None, " OR ".join(f's."{k}" IS DISTINCT FROM {_raw(k)}' for k in t.key))] if keyed else []
+    # one scan counts every check (and the keys as read); only the failing checks are then listed
     counts = count_where(con, t, [*((column, cond) for column, cond, _ in checks), *as_read])
-    for (column, cond, reason), cnt in zip(checks, counts, strict=False):  # one scan counts every check;
-        if cnt:                                                           # the failing ones are listed
+    for (column, cond, reason), cnt in zip(checks, counts[:len(checks)], strict=True):
+        if cnt:
             collect(f'SELECT __row, "{column}" FROM __stage s WHERE {cond}', column, reason)
     if line_items and t.name != "transactions":
         problems.append(Problem(None, None, "--line-items applies to transactions only"))
