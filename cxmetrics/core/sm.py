@@ -1,9 +1,11 @@
 """The statsmodels classes the metrics fit, imported from their own modules.
 
 ``import statsmodels.api`` loads every model family, the formula parsers and the example datasets:
-0.7 s on a 2-core machine, paid by the first page that fits a model (a cold start of the Executive
-summary). These four take 0.17 s. Import this module inside the function that fits (never at a
-module's top: commands that fit nothing must not load statsmodels) and use it as ``sm``::
+0.5–1.0 s more on a 2-core machine, paid by the first page that fits a model (a cold start of the
+Executive summary). These four cost 0.5–0.7 s after ``scipy.stats``, which they import (0.7–1.0 s;
+measured with statsmodels 0.15, which also loads polars when it is installed). Import this module
+inside the function that fits (never at a module's top: commands that fit nothing must not load
+statsmodels or ``scipy.stats``) and use it as ``sm``::
 
     from cxmetrics.core import sm
     sm.GLM(y, X, family=sm.families.Poisson()).fit()
