@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from cxmetrics import store
-from cxmetrics.core.filters import Filters
+from cxmetrics.core.filters import Filters, Scope
 from cxmetrics.metrics import churn, retention
 
 #: The landmark base written independently of the library: contractual customers active at L with
@@ -285,3 +285,66 @@ def test_complaint_churn_uplift_without_churn_in_a_state_is_not_estimable(writab
     assert math.isnan(t.loc["escalated", "hazard_ratio"]) and "no churn" in t.loc["escalated", "note"]
     assert t.drop(index="escalated")["hazard_ratio"].notna().all()
     assert any("not estimable" in w for w in res.warnings)
+
+
+# ------------------------------------------------ monthly churn and cohorts, counted independently
+def _lifespans(con, filters: Filters) -> pd.DataFrame:
+    """Contract customers in ``filters`` (a segment, or a department's customers: a response or
+    complaint attributed to it) with their acquisition and churn dates, read from the raw tables."""
+    c = con.execute("SELECT c.customer_id, c.segment, c.acquired_on, ce.churned_on FROM customers c "
+                    "LEFT JOIN churn_events ce USING (customer_id) WHERE c.contract = 'contractual'").df()
+    if filters.segments:
+        c = c[c["segment"].isin(filters.segments)]
+    if filters.scope.restricted:
+        ids = {r[0] for r in con.execute(
+            "SELECT customer_id FROM survey_responses WHERE department IN (SELECT unnest($d)) UNION "
+            "SELECT customer_id FROM complaints WHERE department IN (SELECT unnest($d))",
+            {"d": list(filters.scope.departments)}).fetchall()}
+        c = c[c["customer_id"].isin(ids)]
+    return c.assign(acquired_on=pd.to_datetime(c["acquired_on"]), churned_on=pd.to_datetime(c["churned_on"]))
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(segments=("smb",)),
+                                     Filters(scope=Scope(role="department", departments=("billing",), user="b")),
+                                     Filters(date_from=dt.date(2025, 2, 17), date_to=dt.date(2026, 1, 9))],
+                         ids=["unfiltered", "segment", "department", "range"])
+def test_monthly_churn_and_cohort_retention_count_what_pandas_counts(con, filters):
+    """Active at a month's start (acquired in an earlier month, not churned before it), churned in
+    it, and each quarterly cohort's members not churned k whole months after acquisition (ages every
+    member reached by the last transaction), counted in pandas from the raw tables."""
+    c = _lifespans(con, filters)
+    assert len(c) > 50
+    month = retention.churn_rate_by_period(con, filters).table
+    lo, hi = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
+    grid = pd.date_range(pd.Timestamp(lo).to_period("M").start_time, pd.Timestamp(hi), freq="MS")
+    if filters.date_from is not None:
+        grid = grid[(grid >= pd.Timestamp(filters.date_from).to_period("M").start_time)
+                    & (grid <= pd.Timestamp(filters.date_to))]
+    acq_m = c["acquired_on"].dt.to_period("M").dt.start_time
+    churn_m = c["churned_on"].dt.to_period("M").dt.start_time
+    active = [int(((acq_m < m) & (churn_m.isna() | (churn_m >= m))).sum()) for m in grid]
+    churned = [int((churn_m == m).sum()) for m in grid]
+    got = month[month["active"] > 0]
+    want = pd.DataFrame({"month": grid, "active": active, "churned": churned})
+    want = want[want["active"] > 0]
+    assert list(pd.to_datetime(got["month"])) == list(want["month"])
+    assert got["active"].tolist() == want["active"].tolist() and got["churned"].tolist() == want["churned"].tolist()
+
+    coh = retention.cohort_retention(con, filters).table
+    end = pd.Timestamp(con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0])
+    a, z = c["acquired_on"], c["churned_on"]
+    lived = (z.dt.year - a.dt.year) * 12 + (z.dt.month - a.dt.month)
+    reached = pd.Series([x + pd.DateOffset(months=int(k)) for x, k in zip(a, lived.fillna(0), strict=True)], index=a.index)
+    lived = lived.where(reached <= z, lived - 1)
+    cohort = a.dt.to_period("Q").dt.start_time
+    rows = []
+    for q, members in c.groupby(cohort):
+        for k in range(0, 37, 3):
+            if q + pd.DateOffset(months=k + 3) <= end:
+                lv = lived[members.index]
+                rows.append((q, k, len(members), (lv.isna() | (lv >= k)).sum() / len(members)))
+    want = pd.DataFrame(rows, columns=["cohort", "months", "customers", "retained"])
+    assert len(coh) == len(want) > 10
+    assert list(pd.to_datetime(coh["cohort"])) == list(want["cohort"]) and coh["months"].tolist() == want["months"].tolist()
+    assert coh["customers"].tolist() == want["customers"].tolist()
+    assert coh["retained"].to_numpy() == pytest.approx(want["retained"].to_numpy(), rel=1e-12)
