@@ -748,9 +748,47 @@ def test_a_scope_of_one_department_reads_the_relations_kept_per_department(small
         dated = Filters(date_from=dt.date(2025, 1, 1), scope=Scope(role="department", departments=(depts[0],), user="b"))
         for name, by_dept in kept.items():
             assert by_dept not in summaries.source(con, name, two).sql
-        for name in (summaries.GAPS_TABLE, summaries.UPLIFT_TABLE):  # the date range is applied inside
-            assert kept[name] not in summaries.source(con, name, dated).sql
-        assert kept[summaries.LIFECYCLE_TABLE] in summaries.source(con, summaries.LIFECYCLE_TABLE, dated).sql
+        # the date range is applied inside: the uplift's distinct customers are recounted; the gaps
+        # are the kept ones of the complaints in the range (tested below)
+        assert kept[summaries.UPLIFT_TABLE] not in summaries.source(con, summaries.UPLIFT_TABLE, dated).sql
+        for name in (summaries.GAPS_TABLE, summaries.LIFECYCLE_TABLE):
+            assert kept[name] in summaries.source(con, name, dated).sql
+
+
+def test_complaint_gaps_under_any_range_and_one_department_equal_their_definition(small_copy):
+    """The gaps between a customer's complaints under a date range (and a scope of one department)
+    are read from the kept gaps — a complaint's next one in the range is its next one overall when
+    that was opened by the range's end — and equal the definition over the complaints in the range:
+    ranges that cut a customer's run of complaints at either end, with complaints opened on the same
+    day (the lower id first in both). Two departments read the complaints."""
+    with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
+        con.execute("INSERT INTO complaints SELECT * REPLACE (complaint_id || '~' AS complaint_id) FROM complaints "
+                    "WHERE hash(complaint_id) % 6 = 0")  # a second complaint the same day
+        store.bump_version(con)
+    with store.connect(str(small_copy)) as con:
+        first, last = con.execute("SELECT min(opened_on), max(opened_on) FROM complaints").fetchone()
+        dept = con.execute("SELECT min(department) FROM complaints").fetchone()[0]
+        mid = first + (last - first) / 2
+        one = Scope(role="department", departments=(dept,), user="b")
+        cases = [Filters(date_from=mid, date_to=last - dt.timedelta(days=40)), Filters(date_to=mid),
+                 Filters(date_from=mid + dt.timedelta(days=3)), Filters(date_from=mid, scope=one),
+                 Filters(date_from=first + dt.timedelta(days=30), date_to=mid, scope=one)]
+        for f in cases:
+            fast = summaries.source(con, summaries.GAPS_TABLE, f)
+            assert not fast.stored and "summary_complaint_gaps" in fast.sql, f
+            raw = summaries.relation_query(summaries.GAPS_TABLE, f)
+            got = con.execute(f"SELECT segment, region, opened_on, gap_days, sum(n) AS n FROM {fast.sql} x "
+                              "GROUP BY ALL ORDER BY ALL", fast.params).df()
+            want = con.execute(f"SELECT segment, region, opened_on, gap_days, sum(n) AS n FROM ({raw.sql}) x "
+                               "GROUP BY ALL ORDER BY ALL", raw.params).df()
+            assert len(want) and want["gap_days"].eq(0).any(), f
+            pd.testing.assert_frame_equal(got, want, obj=str(f))
+            if f.date_to is not None:  # the range's end cut some gaps: the next complaint came after it
+                cut = con.execute("SELECT count(*) FROM summary_complaint_gaps WHERE opened_on <= $to "
+                                  "AND gap_days > date_diff('day', opened_on, $to)", {"to": f.date_to}).fetchone()[0]
+                assert cut > 0, f
+        two = Filters(date_from=mid, scope=Scope(role="department", departments=("billing", "support"), user="b"))
+        assert "summary_complaint_gaps" not in summaries.source(con, summaries.GAPS_TABLE, two).sql
 
 
 def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypatch):

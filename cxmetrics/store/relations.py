@@ -326,10 +326,37 @@ WHERE r.kind = 0""", grain="customer")
 
 #: Complaints (those that count) by opening day, with the days until the same customer's next
 #: complaint that counts (NULL: none) and the customer's segment and region.
+def _gaps_within(filters: Filters, args: dict) -> tuple[dict, dict] | None:
+    """:data:`GAPS`' :class:`Via` condition: a date range and a scope of none or one department.
+    The complaints that count are those opened in the range (and the department); a complaint's
+    next one among them is its next one overall (in the department) when that was opened by the
+    range's end — it was opened on the same day or later, so never before the range — so the gaps
+    are the stored ones of the complaints opened in the range, each kept when the next complaint
+    (opened ``gap_days`` later) falls in the range and none otherwise. Several departments: None."""
+    one = None
+    if filters.scope.restricted:
+        if len(filters.scope.departments or ()) != 1:
+            return None
+        one = filters.scope.departments[0]
+    parts, params = [], {}
+    if one is not None:
+        parts.append("department = $via_department")
+        params["via_department"] = one
+    if filters.date_from is not None:
+        parts.append("opened_on >= $via_from")
+        params["via_from"] = filters.date_from
+    if filters.date_to is not None:
+        parts.append("opened_on <= $via_to")
+        params["via_to"] = filters.date_to
+    return {"src": "{summary_complaint_gaps_by_department}" if one is not None else "{summary_complaint_gaps}",
+            "cond": " AND ".join(parts) or "TRUE",
+            "next": "gap_days <= date_diff('day', opened_on, $via_to)" if filters.date_to is not None else "TRUE"}, params
+
+
 GAPS = Relation("summary_complaint_gaps", frozenset({"customers", "complaints"}), _gaps_sql(False), inner=_complaints_inside, scope_inside=True,
                 via=Via("""
-SELECT segment, region, opened_on, gap_days, n FROM {summary_complaint_gaps_by_department}
-WHERE department = $via_department""", ("summary_complaint_gaps_by_department",), _one_department(dates=True)))
+SELECT segment, region, opened_on, CASE WHEN {next} THEN gap_days END AS gap_days, n FROM {src} WHERE {cond}""",
+                        ("summary_complaint_gaps", "summary_complaint_gaps_by_department"), _gaps_within))
 
 #: Per complaint category, segment and region: contract customers who complained (among the
 #: complaints that count, up to 12 months before the last complaint date) and those of them who
