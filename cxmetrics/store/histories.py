@@ -172,6 +172,7 @@ LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id""", grain="customer"
 LANDMARK_INPUTS = """
 , lm_in AS (
     SELECT s.customer_id, s.segment, s.region, s.acquired_on, s.churned_on, s.nps, s.csat, s.complained, s.escalated
-    FROM {summary_landmark_states} s, lm_bounds
-    WHERE (s.from_l IS NULL OR s.from_l <= lm_bounds.L) AND (s.to_l IS NULL OR s.to_l > lm_bounds.L)
+    FROM {summary_landmark_states} s  -- L as the parameter itself: compared in the scan, not after a join
+    WHERE (s.from_l IS NULL OR s.from_l <= $landmark::DATE) AND (s.to_l IS NULL OR s.to_l > $landmark::DATE)
+      AND s.acquired_on <= $landmark::DATE AND (s.churned_on IS NULL OR s.churned_on >= $landmark::DATE)
 )"""
