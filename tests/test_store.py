@@ -194,3 +194,33 @@ def test_readers_are_not_blocked_while_an_import_parses_and_validates(small_db, 
         proc.wait(timeout=60)
     with store.connect(str(path)) as con:
         assert con.execute("SELECT count(*) FROM survey_responses WHERE response_id = 'SRV1'").fetchone()[0] == 1
+
+
+def test_read_only_connections_cap_duckdbs_memory_and_spill_beyond_it(small_copy, monkeypatch):
+    """Pages and reports (read-only connections) hold at most ``CX_QUERY_MEMORY`` (default 1GB) in
+    DuckDB; a query that needs more spills to disk and still answers; ``none`` keeps DuckDB's own
+    default; a value that is not a size is refused naming the variable; writes are not capped."""
+    def shown(setting: str | None) -> str:
+        c = duckdb.connect()
+        if setting is not None:
+            c.execute("SET memory_limit = $m", {"m": setting})
+        return c.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+    def limit(read_only: bool = True) -> str:
+        with store.connect(str(small_copy), read_only=read_only) as con:
+            return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+    monkeypatch.delenv("CX_QUERY_MEMORY", raising=False)
+    assert limit() == shown(store.QUERY_MEMORY) == shown("1GB")
+    assert limit(read_only=False) == shown(None)
+    monkeypatch.setenv("CX_QUERY_MEMORY", "none")
+    assert limit() == shown(None) != shown("1GB")
+    monkeypatch.setenv("CX_QUERY_MEMORY", "lots")
+    with pytest.raises(store.StoreError, match="CX_QUERY_MEMORY='lots' is not a memory size"):
+        limit()
+    monkeypatch.setenv("CX_QUERY_MEMORY", "24MB")
+    with store.connect(str(small_copy)) as con:
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == shown("24MB")
+        groups, rows = con.execute("SELECT count(*), sum(n) FROM (SELECT i % 1999993 AS k, count(*) AS n, "
+                                   "max(repeat('x', 40) || i) AS s FROM range(4000000) t(i) GROUP BY 1)").fetchone()
+        assert (groups, rows) == (1999993, 4000000)

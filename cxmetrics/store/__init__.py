@@ -65,6 +65,29 @@ def _lock_timeout() -> float:
         return 30.0
 
 
+#: The memory DuckDB may hold for the queries of read-only connections (pages, CLI reports) unless
+#: ``CX_QUERY_MEMORY`` says otherwise. Beyond it a query spills to disk (next to the database file,
+#: DuckDB's default) instead of growing: at ten times the bench scale a page under a date range
+#: otherwise held 3–5 GiB (DuckDB's own default is 80 % of the machine's memory, shared by every
+#: session of the app). Writes (imports, the summaries' rebuild) keep DuckDB's default.
+QUERY_MEMORY = "1GB"
+
+
+def _limit_query_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """Cap DuckDB's memory for a read-only connection: ``CX_QUERY_MEMORY`` (a size such as 1GB or
+    1500MB; ``none`` keeps DuckDB's default), else :data:`QUERY_MEMORY`. The setting belongs to the
+    database instance, which every read-only connection to a file in this process shares."""
+    value = os.environ.get("CX_QUERY_MEMORY", QUERY_MEMORY).strip()
+    if value.lower() == "none":
+        con.execute("RESET memory_limit")  # the instance may have been capped by an earlier connection
+        return
+    try:
+        con.execute("SET memory_limit = $m", {"m": value})
+    except duckdb.Error as exc:
+        raise StoreError(f"CX_QUERY_MEMORY={value!r} is not a memory size (e.g. 1GB or 1500MB, or none): "
+                         f"{str(exc).splitlines()[0]}") from exc
+
+
 @contextlib.contextmanager
 def connect(path: str | os.PathLike | None = None, *, read_only: bool = True,
             timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -89,6 +112,7 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = True,
         with contextlib.suppress(duckdb.InvalidInputException):
             con.execute("SET enable_progress_bar = false")
         if read_only:
+            _limit_query_memory(con)
             check_version(con, p)
         else:
             checked = faults.verify_once(con, p)
@@ -160,6 +184,7 @@ def attached(con: duckdb.DuckDBPyConnection, path: str | os.PathLike | None = No
     try:
         con.execute("USE cxstore")
         if read_only:
+            _limit_query_memory(con)
             check_version(con, p)
         else:
             checked = faults.verify_once(con, p, "cxstore")
