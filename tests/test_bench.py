@@ -148,11 +148,14 @@ def test_dataset_copies_whole_customers_in_sql(tmp_path):
         assert copied > 0
 
 
-def test_a_build_stopped_after_its_copies_is_finished_not_reused_as_complete(tmp_path):
+def test_a_build_stopped_after_its_copies_is_finished_not_reused_as_complete(tmp_path, monkeypatch):
     """The bench's ten-times build was once killed while keeping its themes: a later run must not
-    take the tables for a finished dataset (no theme run kept, no build record)."""
+    take the tables for a finished dataset (no theme run kept, no build record). A dataset reused by
+    a version whose summaries are defined otherwise has them rebuilt before any page is timed (else
+    every page would read the raw tables)."""
     from cxmetrics import store
     from cxmetrics.metrics import theme_store
+    from cxmetrics.store import summaries
     from cxmetrics.tools import bench_data
 
     db = tmp_path / "scaled.duckdb"
@@ -160,7 +163,18 @@ def test_a_build_stopped_after_its_copies_is_finished_not_reused_as_complete(tmp
     record = bench_data._record(db)
     assert record.exists()
     again = bench_data.dataset(db, 400, 3000, 300, 3000, log=lambda m: None, demo_max=300)
-    assert again["reused"] and again["built"]["verbatims"] > 0
+    assert again["reused"] and again["built"]["verbatims"] > 0 and "summaries_rebuilt_s" not in again
+    monkeypatch.setattr(summaries, "FORMAT", summaries.FORMAT + 1000)  # another version's definitions
+    with store.connect(str(db)) as con:
+        assert summaries.missing(con)
+    said: list[str] = []
+    again = bench_data.dataset(db, 400, 3000, 300, 3000, log=said.append, demo_max=300)
+    assert again["reused"] and again["summaries_rebuilt_s"] >= 0 and any("summaries rebuilt" in m for m in said)
+    with store.connect(str(db)) as con:
+        assert not summaries.missing(con) and theme_store.is_current(con, theme_store.latest(con))
+    assert "its summaries rebuilt to this version's definitions first" in bench.readme_section(
+        {"machine": {"cpus": 2, "memory_gib": 1, "platform": "p", "python": "3"}, "scale": {}, "dataset": again,
+         "checks": [], "pages": {}, "views": {}, "skipped": {}})
     with store.connect(str(db), read_only=False) as con:  # as if killed before the themes were kept
         con.execute("DELETE FROM theme_runs")
     record.unlink()
