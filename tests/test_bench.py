@@ -43,6 +43,11 @@ def test_bench_runs_and_reports_every_page_and_budget(tmp_path):
     assert all(imp[k]["exit"] == 0 and imp[k]["peak_mib"] > 0 for k in ("first", "unchanged", "append"))
     steps = imp["append"]["refresh_steps"]  # the append refresh's slowest relations, read from the store
     assert "summary_answer_spells" in steps and list(steps.values()) == sorted(steps.values(), reverse=True)
+    full = imp["append_full"]  # the same rows appended to a copy of the whole bench store
+    assert full["exit"] == 0 and full["inserted"] == 300 and full["seconds_summaries"] > 0, full
+    assert full["refresh_steps"] and list(full["refresh_steps"].values()) == sorted(full["refresh_steps"].values(),
+                                                                                     reverse=True)
+    assert not list(tmp_path.glob("*append_full*"))  # the copy is removed
     assert res["floor"]["seconds"] > 0
     for title in ("NPS & drivers", "Complaints & closed loop", "Churn & retention"):
         assert res["pages"][title]["baseline"]["seconds"] > 0
@@ -66,6 +71,7 @@ def test_bench_runs_and_reports_every_page_and_budget(tmp_path):
     for name in ("app cold start (s)", "statsmodels imported at startup", "`--help` (s)", "`status` (s)",
                  "metric command's fixed overhead (s)", "unchanged re-import (s)", "import peak memory (MiB)",
                  "append of 300 rows: summary refresh (s)", "import of 2,000 rows (s)",
+                 "append of 300 rows to the whole store: summary refresh (s)",
                  "peak memory of any page's process (MiB)", "theme discovery on 1M verbatims (s)"):
         assert name in checks and checks[name]["met"] in (True, False), name
     assert "budget" in r.stdout and "| custom range |" in r.stdout
@@ -242,13 +248,13 @@ def test_the_import_bench_raises_the_importers_limits_for_its_own_file(demo_db, 
     monkeypatch.setattr(bench_load, "timed_cli", lambda *a, env=None, **k: seen.append(env) or {"seconds": 0.0,
                                                                                                  "exit": 0})
     bench_load.bench_import(demo_db, tmp_path, 100, 10, log=lambda m: None)
-    assert seen == [None, None, None]
+    assert seen == [None, None, None, None]  # first, unchanged, append, append to the whole store
     small = dataclasses.replace(bench_load.Limits(), max_rows=50)
     monkeypatch.setattr(bench_load, "Limits", lambda: small)
     seen.clear()
     bench_load.bench_import(demo_db, tmp_path, 100, 10, log=lambda m: None)
     assert seen[0]["CX_MAX_IMPORT_ROWS"] == "110" and int(seen[0]["CX_MAX_IMPORT_MB"]) >= 4096
-    assert len(seen) == 3 and seen[0] == seen[2]
+    assert len(seen) == 4 and seen[0] == seen[2] == seen[3]
 
 
 def test_a_worker_result_is_read_past_duckdbs_progress_bar(monkeypatch):
