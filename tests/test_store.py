@@ -218,6 +218,14 @@ def test_read_only_connections_cap_duckdbs_memory_and_spill_beyond_it(small_copy
     monkeypatch.setenv("CX_QUERY_MEMORY", "lots")
     with pytest.raises(store.StoreError, match="CX_QUERY_MEMORY='lots' is not a memory size"):
         limit()
+    # an import's private staging database keeps its own cap when it attaches the store read-only
+    # (the first version of the cap overrode it there: the 10M-row import's peak went 855 → 1,198 MiB)
+    from cxmetrics.registers import importer
+
+    staging = duckdb.connect(":memory:", config=importer._staging_config())
+    with store.attached(staging, small_copy, read_only=True):
+        assert staging.execute("SELECT current_setting('memory_limit')").fetchone()[0] == shown("640MB")
+    staging.close()
     monkeypatch.setenv("CX_QUERY_MEMORY", "24MB")
     with store.connect(str(small_copy)) as con:
         assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == shown("24MB")

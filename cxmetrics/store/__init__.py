@@ -183,8 +183,7 @@ def attached(con: duckdb.DuckDBPyConnection, path: str | os.PathLike | None = No
 
     try:
         con.execute("USE cxstore")
-        if read_only:
-            _limit_query_memory(con)
+        if read_only:  # the staging database keeps its own memory cap (CX_IMPORT_MEMORY)
             check_version(con, p)
         else:
             checked = faults.verify_once(con, p, "cxstore")
