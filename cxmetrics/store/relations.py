@@ -324,8 +324,6 @@ LEFT JOIN churn_events ce ON ce.customer_id = r.customer_id
 LEFT JOIN de_days nx ON nx.customer_id = r.customer_id AND nx.responded_on = r.responded_on
 WHERE r.kind = 0""", grain="customer")
 
-#: Complaints (those that count) by opening day, with the days until the same customer's next
-#: complaint that counts (NULL: none) and the customer's segment and region.
 def _gaps_within(filters: Filters, args: dict) -> tuple[dict, dict] | None:
     """:data:`GAPS`' :class:`Via` condition: a date range and a scope of none or one department.
     The complaints that count are those opened in the range (and the department); a complaint's
@@ -353,6 +351,8 @@ def _gaps_within(filters: Filters, args: dict) -> tuple[dict, dict] | None:
             "next": "gap_days <= date_diff('day', opened_on, $via_to)" if filters.date_to is not None else "TRUE"}, params
 
 
+#: Complaints (those that count) by opening day, with the days until the same customer's next
+#: complaint that counts (NULL: none) and the customer's segment and region.
 GAPS = Relation("summary_complaint_gaps", frozenset({"customers", "complaints"}), _gaps_sql(False), inner=_complaints_inside, scope_inside=True,
                 via=Via("""
 SELECT segment, region, opened_on, CASE WHEN {next} THEN gap_days END AS gap_days, n FROM {src} WHERE {cond}""",
