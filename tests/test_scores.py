@@ -83,3 +83,50 @@ def test_clustered_csat_se_matches_pandas_on_the_demo(con):
     p = (df["csat"] >= 4).mean()
     se_p = math.sqrt(m / (m - 1) * ((sat - p * per["count"]) ** 2).sum() / n ** 2)
     assert res.headline[1].se == pytest.approx(100 * se_p, rel=1e-9)
+
+
+def _clustered_se(values: pd.Series, clusters: pd.Series) -> float:
+    """The linearised SE of a mean with ``clusters`` as clusters, from the rows (Wolter 2007 §6.4)."""
+    per = pd.DataFrame({"v": values, "c": clusters}).groupby("c")["v"].agg(["sum", "count"])
+    r, m, n = values.mean(), len(per), len(values)
+    return math.sqrt(m / (m - 1) * ((per["sum"] - r * per["count"]) ** 2).sum() / n ** 2)
+
+
+def test_clustered_se_under_filters_counts_each_anonymous_answer_as_its_own_cluster(small_copy):
+    """NPS, CSAT and CES SEs under a date range, a segment and a touchpoint breakdown (the cluster
+    sums computed live; unfiltered they are the kept ones) against pandas from the raw rows: a
+    customer's answers are one cluster, an answer without a customer a cluster of its own."""
+    from cxmetrics.metrics import nps
+
+    with store.connect(str(small_copy), read_only=False) as w:
+        with store.transaction(w):  # a tenth of the answers made anonymous, summaries rebuilt
+            w.execute("UPDATE survey_responses SET customer_id = NULL WHERE hash(response_id) % 10 = 0")
+            store.bump_version(w, ["survey_responses"])
+    with store.connect(str(small_copy)) as con:
+        raw = con.execute("SELECT r.*, c.segment, coalesce(r.customer_id, 'anonymous:' || r.response_id) AS cid "
+                          "FROM survey_responses r LEFT JOIN customers c USING (customer_id)").df()
+        assert raw["customer_id"].isna().sum() > 20 and raw.groupby("customer_id").size().max() > 1
+        days = raw["responded_on"].sort_values()
+        lo, hi = days.iloc[len(days) // 4].date(), days.iloc[3 * len(days) // 4].date()
+        seg = raw["segment"].dropna().min()
+        cases = {"unfiltered": (Filters(), raw),
+                 "range": (Filters(date_from=lo, date_to=hi), raw[raw["responded_on"].dt.date.between(lo, hi)]),
+                 "segment and range": (Filters(segments=(seg,), date_from=lo, date_to=hi),
+                                       raw[raw["responded_on"].dt.date.between(lo, hi) & (raw["segment"] == seg)])}
+        for name, (f, rows) in cases.items():
+            rel = rows[(rows["survey"] == "relationship") & rows["nps"].notna()]
+            y = (rel["nps"] >= 9).astype(float) - (rel["nps"] <= 6).astype(float)
+            assert nps.overall(con, f).se == pytest.approx(100 * _clustered_se(y, rel["cid"]), rel=1e-9), name
+            cs = rows[rows["csat"].notna()]
+            res = scores.score(con, f, metric="csat")
+            assert res.headline[0].se == pytest.approx(_clustered_se(cs["csat"].astype(float), cs["cid"]), rel=1e-9), name
+            assert res.headline[1].se == pytest.approx(
+                100 * _clustered_se((cs["csat"] >= 4).astype(float), cs["cid"]), rel=1e-9), name
+            ce = rows[rows["ces"].notna()]
+            assert scores.score(con, f, metric="ces").headline[0].se == pytest.approx(
+                _clustered_se(ce["ces"].astype(float), ce["cid"]), rel=1e-9), name
+            by_tp = scores.score(con, f, metric="csat", dim="touchpoint").table.set_index("touchpoint")
+            for tp, g in cs.assign(tp=cs["touchpoint"].fillna("(relationship)")).groupby("tp"):
+                if len(g) > 1 and g["cid"].nunique() > 1:
+                    assert by_tp.loc[tp, "mean_se"] == pytest.approx(_clustered_se(g["csat"].astype(float), g["cid"]),
+                                                                     rel=1e-9), (name, tp)

@@ -171,8 +171,7 @@ class Clusters:
 
 
 def per_customer(group: str, where: str, sums: dict[str, str], customer_where: str = "TRUE", *,
-                 by_department: bool = False, customer_join: str = "JOIN", cluster: str = "r.customer_id",
-                 also: str = "") -> str:
+                 by_department: bool = False, also: str = "", dims: bool = True) -> str:
     """The ``per`` part of a cluster-sum query: one row per cluster (group, segment, region,
     [department,] cluster id ``cid``, then ``k`` and the additive ``sums``). The responses are
     summed per cluster first and only those rows joined to the customers (a customer has one segment
@@ -180,36 +179,60 @@ def per_customer(group: str, where: str, sums: dict[str, str], customer_where: s
     ``where``: the responses' condition (no customers alias); ``customer_where``: the customers'
     (alias ``c``: segment and region); ``group``: a response expression, or the customer's segment
     or region (``c.…``, taken after the join); ``sums``: name → expression, ``k`` (the count) first.
-    ``also``: an extra condition on the responses."""
+    ``also``: an extra condition on the responses. An answer without a customer is a cluster of its
+    own (``'anonymous:'`` and its response id; no segment or region): the customers' clusters are
+    grouped on the stored id and the anonymous answers apart (a computed key costs a quarter more
+    to group). ``dims=False``: the caller does not read the segment and region (NULL), so the
+    customers are joined only when the group or ``customer_where`` needs them."""
     on_customer = group.startswith("c.")
-    dept = "r.department, " if by_department else ""
+    joined = dims or on_customer or customer_where.strip() != "TRUE"
     names = ", ".join(f"p.{k}" for k in sums)
     exprs = ", ".join(f"{e} AS {k}" for k, e in sums.items())
-    return f"""
-    SELECT {group if on_customer else "p.grp"} AS grp, c.segment, c.region, {"p.department, " if by_department else ""}p.cid,
-           {names}
-    FROM (SELECT {"" if on_customer else f"{group} AS grp, "}{dept}r.customer_id, {cluster} AS cid, {exprs}
+
+    def clusters(cid: str, cond: str) -> str:
+        return f"""SELECT {"" if on_customer else f"{group} AS grp, "}{"r.department, " if by_department else ""}{cid} AS cid, {exprs}
           FROM survey_responses r
-          WHERE {where}{also}{" AND r.department IS NOT NULL" if by_department else ""}
-          GROUP BY ALL) p
-    {customer_join} customers c ON c.customer_id = p.customer_id
+          WHERE {where}{also}{" AND r.department IS NOT NULL" if by_department else ""} AND {cond}
+          GROUP BY ALL"""
+
+    def select(dims_sql: str) -> str:
+        return f"""SELECT {group if on_customer else "p.grp"} AS grp, {dims_sql}, {"p.department, " if by_department else ""}p.cid,
+           {names}"""
+
+    if not joined:
+        out = f"""
+    {select("NULL::VARCHAR AS segment, NULL::VARCHAR AS region")}
+    FROM ({clusters("r.customer_id", "r.customer_id IS NOT NULL")}) p"""
+    else:
+        out = f"""
+    {select("c.segment, c.region")}
+    FROM ({clusters("r.customer_id", "r.customer_id IS NOT NULL")}) p
+    JOIN customers c ON c.customer_id = p.cid
+    WHERE {customer_where}"""
+    # no customer: no segment or region, as a customer's filter sees them
+    return out + f"""
+    UNION ALL
+    {select("c.segment, c.region")}
+    FROM ({clusters("'anonymous:' || r.response_id", "r.customer_id IS NULL")}) p,
+         (SELECT NULL::VARCHAR AS segment, NULL::VARCHAR AS region) c
     WHERE {customer_where}"""
 
 
 def score_cluster_query(group: str, where: str, params: dict, col: str, sat: int | None,
-                        by_department: bool = False, customer_where: str = "TRUE") -> store.Query:
+                        by_department: bool = False, customer_where: str = "TRUE", dims: bool = True) -> store.Query:
     """Per group, segment and region (a customer has one of each, so the customers' sums are the
     same as per group alone; :func:`by_group` adds them up): customers m, the most answers of one
     customer, and the cluster sums for the mean of ``col`` (Σ X_c², Σ X_c·K_c, Σ K_c²; X_c the
     customer's sum of ratings, K_c their number of answers) and, with ``sat``, for the share of
-    ratings ≥ ``sat`` (Σ S_c², Σ S_c·K_c). Always from the raw responses (the customer is the
-    cluster, which no counted summary keeps). ``group`` and ``col`` come from allow-lists;
+    ratings ≥ ``sat`` (Σ S_c², Σ S_c·K_c); an anonymous answer is a cluster of its own. Always from
+    the raw responses (the customer is the cluster, which no counted summary keeps). ``group`` and ``col`` come from allow-lists;
     ``where`` (on the responses) and ``customer_where`` (on the customers, alias ``c``) carry bound
     parameters only. ``by_department``: per department too (a customer's answers in each
-    department their own cluster; answers without a department are in no scope)."""
+    department their own cluster; answers without a department are in no scope). ``dims``: as for
+    :func:`per_customer`."""
     s = f"count(*) FILTER (WHERE r.{col} >= {int(sat)})" if sat else "0"
     per = per_customer(group, where, {"k": "count(*)", "x": f"sum(r.{col})", "s": s}, customer_where,
-                       by_department=by_department, also=f" AND r.{col} IS NOT NULL")
+                       by_department=by_department, also=f" AND r.{col} IS NOT NULL", dims=dims)
     sql = f"""
 WITH per AS ({per}
 )

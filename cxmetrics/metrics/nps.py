@@ -238,14 +238,16 @@ GROUP BY ALL ORDER BY ALL"""
     return store.Query(name, sql, {**params, **sparams})
 
 
-def _cluster_query(filters: Filters, dim: str | None, survey: str, by_department: bool = False) -> store.Query:
+def _cluster_query(filters: Filters, dim: str | None, survey: str, by_department: bool = False,
+                   dims: bool = True) -> store.Query:
     """Per-customer sums for the clustered SE, per (dim value, segment, region): customers m, the most
     answers of one customer, and Σ_c Y_c², Σ_c Y_c·W_c, Σ_c W_c² for y = promoter − detractor (w = 1)
     and for y = weight·(promoter − detractor) (w = weight). Always from the raw responses: the
     customer is the cluster, which no counted summary keeps; one GROUP BY pass in DuckDB. An anonymous
     response (no customer id) is a cluster of its own, with no segment or region. ``by_department``:
     per department too, a customer's answers in each department their own cluster (the sums a
-    scope of that one department has; answers without a department are in no scope)."""
+    scope of that one department has; answers without a department are in no scope). ``dims=False``:
+    segment and region are not read (:func:`cxmetrics.metrics.clustered.per_customer`)."""
     where, params = filters.where(date_col="r.responded_on", customers=False, department_col="r.department")
     cwhere, cparams = filters.where(dates=False, customer="c", scope=False)
     sclause, sparams = _survey_clause(survey)
@@ -254,8 +256,7 @@ def _cluster_query(filters: Filters, dim: str | None, survey: str, by_department
         group, f"{where} AND {sclause} AND r.nps IS NOT NULL",
         {"k": "count(*)", "u": f"sum({nps_points('r.nps')})", "w": "sum(r.weight)",
          "y": f"sum(r.weight * {nps_points('r.nps')})"},
-        cwhere, by_department=by_department, customer_join="LEFT JOIN",
-        cluster="coalesce(r.customer_id, 'anonymous:' || r.response_id)")
+        cwhere, by_department=by_department, dims=dims)
     sql = f"""
 WITH per AS ({per}
 )
@@ -272,7 +273,10 @@ def _with_clusters(con, out: pd.DataFrame, filters: Filters, dim: str | None, su
     cdim = None if dim in ("segment", "region") else dim
     cl = clustered.kept(con, "nps", cdim, survey, filters, like=out["grp"] if cdim else None)
     if cl is None:
-        cl = store.run(con, _cluster_query(filters, cdim, survey))
+        # segment and region are read to weight or to group by them; the overall figure is asked
+        # both unweighted and weighted by the pages that show it, so one query with them serves both
+        dims = ps is not None or dim is None or dim in ("segment", "region")
+        cl = store.run(con, _cluster_query(filters, cdim, survey, dims=dims))
     if dim in ("segment", "region"):
         cl = cl.assign(grp=cl[dim])
     if ps is not None:

@@ -39,17 +39,18 @@ SCORE_CLUSTER_METHOD = ("customer-clustered linearised SE when a customer answer
 
 
 def _score_cluster_q(filters: Filters, dim: str | None, survey: str, col: str, sat: int | None,
-                     by_department: bool = False) -> store.Query:
+                     by_department: bool = False, dims: bool = True) -> store.Query:
     where, params = filters.where(date_col="r.responded_on", customers=False, department_col="r.department")
     cwhere, cparams = filters.where(dates=False, customer="c", scope=False)
     sclause, sparams = _survey_clause(survey)
     group = DIMENSIONS[dim] if dim else "'all'"
     return score_cluster_query(group, f"{where} AND {sclause}", {**params, **cparams, **sparams}, col, sat,
-                               by_department, customer_where=cwhere)
+                               by_department, customer_where=cwhere, dims=dims)
 
 
 def _score_clusters(con, filters: Filters, dim: str | None, survey: str, col: str, sat: int | None) -> pd.DataFrame:
-    return store.run(con, _score_cluster_q(filters, dim, survey, col, sat))
+    """The live cluster sums (summed per group by the caller: no segment or region read)."""
+    return store.run(con, _score_cluster_q(filters, dim, survey, col, sat, dims=False))
 
 
 def score(con: duckdb.DuckDBPyConnection, filters: Filters, *, metric: str = "csat", dim: str | None = None,

@@ -259,7 +259,8 @@ SELECT segment, region, nps, count(*) AS customers,
        count(war) AS n_war, sum(war * 100) AS s_war, sum(war * war * 10000) AS ss_war,
        sum(nps) FILTER (WHERE stated IS NOT NULL) AS sx, sum(nps * nps) FILTER (WHERE stated IS NOT NULL) AS sxx,
        sum(nps * stated) AS sxy
-FROM wa_cust GROUP BY ALL""", uses={"summary_latest": _same, "summary_customer": _unfiltered}, scope_inside=True)
+FROM wa_cust GROUP BY ALL""", uses={"summary_latest": _same, "summary_customer": _unfiltered}, scope_inside=True,
+                  per_page=True)
 
 #: Key-driver sums per touchpoint, segment and region: for each customer and touchpoint, their mean
 #: transactional CSAT (over the responses that count) paired with their latest relationship NPS as
