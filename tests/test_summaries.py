@@ -791,6 +791,57 @@ def test_complaint_gaps_under_any_range_and_one_department_equal_their_definitio
         assert "summary_complaint_gaps" not in summaries.source(con, summaries.GAPS_TABLE, two).sql
 
 
+def test_a_quarterly_trend_under_any_range_reads_the_kept_quarters_and_sums_only_the_cut_ones(writable_db, monkeypatch):
+    """Under a date range the NPS trend by quarter takes the quarters the range covers whole from the
+    kept cluster sums (a customer's answers in a quarter are one cluster, whatever else is in the
+    range) and sums live only the days of the quarters cut at its ends: the same table as summing
+    the whole range live, for ranges cut at either end or not at all, inside one quarter, beyond
+    the data, with a segment, a department scope and weights."""
+    from cxmetrics.metrics import nps
+
+    with store.connect(str(writable_db), read_only=False) as w:
+        with store.transaction(w):  # repeat answers within a quarter (clustered SEs), summaries rebuilt
+            w.execute("""INSERT INTO survey_responses BY NAME
+                SELECT * REPLACE (response_id || '-again' AS response_id, responded_on + 9 AS responded_on,
+                                  (nps + 4) % 11 AS nps)
+                FROM survey_responses WHERE survey = 'relationship' AND nps IS NOT NULL AND hash(response_id) % 3 = 0""")
+            store.bump_version(w, ["survey_responses"])
+    ranges = [(dt.date(2024, 11, 17), dt.date(2026, 2, 3)), (dt.date(2025, 1, 1), dt.date(2025, 8, 9)),
+              (dt.date(2024, 12, 31), dt.date(2025, 12, 31)), (dt.date(2025, 4, 1), dt.date(2025, 6, 30)),
+              (dt.date(2025, 4, 2), dt.date(2025, 6, 29)), (dt.date(2025, 5, 5), dt.date(2030, 1, 1)),
+              (None, dt.date(2025, 2, 14)), (dt.date(2025, 2, 14), None)]
+    scopes = [Filters(), Filters(segments=("smb",)),
+              Filters(scope=Scope(role="department", departments=("billing",), user="b"))]
+    live = []
+    execute = store._execute
+
+    def spy(c, query, fetch, copy):
+        if query.name == "nps_clusters":
+            live.append((query.params.get("date_from"), query.params.get("date_to")))
+        return execute(c, query, fetch, copy)
+
+    monkeypatch.setattr(store, "_execute", spy)
+    with store.connect(str(writable_db)) as con:
+        repeated = 0
+        for lo, hi in ranges:
+            for base in scopes:
+                f = base.with_(date_from=lo, date_to=hi)
+                for weighted in (False, True):
+                    live.clear()
+                    fast = nps.trend(con, f, period="quarter", weighted=weighted)
+                    trend_live = list(live)
+                    with monkeypatch.context() as m:
+                        m.setattr(summaries, "fit_text", lambda c, name: None)  # nothing kept: the whole range live
+                        slow = nps.trend(con, f, period="quarter", weighted=weighted)
+                    pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9, atol=1e-9)
+                    assert len(fast.table) or (f.scope.restricted and not len(slow.table))
+                    repeated += int(fast.table["n_eff"].notna().sum()) if len(fast.table) else 0
+                    if (lo, hi) == (dt.date(2024, 11, 17), dt.date(2026, 2, 3)) and len(fast.table):  # two cut quarters
+                        assert (lo, hi) in trend_live  # the overall headline
+                        assert set(trend_live) - {(lo, hi)} == {(lo, dt.date(2024, 12, 31)), (dt.date(2026, 1, 1), hi)}
+        assert repeated > 50  # quarters with repeat answers: the cluster sums decide their intervals
+
+
 def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypatch):
     """The clustered SEs' per-customer sums (one GROUP BY per customer over the raw responses) are
     kept with the summaries for the unfiltered view, overall and per department; NPS, CSAT and CES
@@ -827,7 +878,7 @@ def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypa
         reads_raw = "nps_clusters" in names
         assert reads_raw == (f in raw_ones), (f, names)
         with monkeypatch.context() as m:
-            m.setattr(summaries, "fit", lambda c, name: None)
+            m.setattr(summaries, "fit_text", lambda c, name: None)
             slow = call(con, f)
         # relationship answers carry no department: a department's relationship trend is empty
         assert len(fast.table) >= 1 or (f.scope.restricted and len(slow.table) == 0)
@@ -839,7 +890,7 @@ def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypa
             fast = scores.score(con, f, metric=metric, dim="touchpoint")
             read_raw = f"{metric}_clusters" in names
             with monkeypatch.context() as m:
-                m.setattr(summaries, "fit", lambda c, name: None)
+                m.setattr(summaries, "fit_text", lambda c, name: None)
                 slow = scores.score(con, f, metric=metric, dim="touchpoint")
             if f.scope.restricted and len(slow.table) == 0:  # CES is asked at one touchpoint, not in every department
                 assert len(fast.table) == 0

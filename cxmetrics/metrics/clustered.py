@@ -141,6 +141,61 @@ def kept(con, measure: str, dim: str | None, survey: str, filters, like=None):
     return df.reset_index(drop=True).copy()
 
 
+def _period_start(d: dt.date, period: str) -> dt.date:
+    """The first day of the period (DuckDB's ``date_trunc``: weeks start on Monday) holding ``d``."""
+    if period == "week":
+        return d - dt.timedelta(days=d.weekday())
+    if period == "month":
+        return d.replace(day=1)
+    return d.replace(month=3 * ((d.month - 1) // 3) + 1, day=1)
+
+
+def _next_period(d: dt.date, period: str) -> dt.date:
+    """The first day of the period after the one starting on ``d``."""
+    if period == "week":
+        return d + dt.timedelta(days=7)
+    months = d.year * 12 + d.month - 1 + (1 if period == "month" else 3)
+    return dt.date(months // 12, months % 12 + 1, 1)
+
+
+def kept_periods(con, measure: str, period: str, survey: str, filters, live, like=None):
+    """Cluster sums per ``period`` under a date range from the kept sums where they hold it: a
+    customer's answers in one period are one cluster, so the periods the range covers whole have
+    exactly their kept (unfiltered-range) sums, and only the days of the periods it cuts at its ends
+    are summed live, by ``live(filters)`` (the same query under a narrower range). None when no
+    period is covered whole or nothing is kept for the rest of the filters (the caller then sums
+    the whole range live)."""
+    if period not in ("week", "month", "quarter") or (filters.date_from is None and filters.date_to is None):
+        return None
+    lo, hi = filters.date_from, filters.date_to
+    # the first period the range covers whole, and the first start after the last one it does
+    first = None if lo is None else lo if _period_start(lo, period) == lo else _next_period(_period_start(lo, period), period)
+    after = None if hi is None else _period_start(hi + dt.timedelta(days=1), period)
+    if first is not None and after is not None and first >= after:
+        return None
+    df = kept(con, measure, period, survey, filters.with_(date_from=None, date_to=None), like=like)
+    if df is None:
+        return None
+    starts = pd.to_datetime(df["grp"]).dt.date
+    keep = pd.Series(True, index=df.index)
+    if first is not None:
+        keep &= starts >= first
+    if after is not None:
+        keep &= starts < after
+    parts = [df[keep]]
+    if first is not None and lo < first:  # the days of the period the range starts in
+        parts.append(live(filters.with_(date_to=first - dt.timedelta(days=1))))
+    if after is not None and hi >= after:  # the days of the period it ends in
+        parts.append(live(filters.with_(date_from=after)))
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return df.iloc[0:0].reset_index(drop=True)
+    out = pd.concat(parts, ignore_index=True)
+    if like is not None and pd.api.types.is_datetime64_any_dtype(like):
+        out = out.assign(grp=pd.to_datetime(out["grp"]).astype(like.dtype))
+    return out
+
+
 @functools.lru_cache(maxsize=4)
 def _kept_frames(text: str) -> dict:
     """The kept cluster sums (the fit's JSON text) as one frame per key, parsed once per data

@@ -271,12 +271,19 @@ def _with_clusters(con, out: pd.DataFrame, filters: Filters, dim: str | None, su
     """``out`` (one row per grp) with the cluster sums per grp; weighted sums scaled by the
     post-stratification factor (squared: they are sums of squares and products of weights)."""
     cdim = None if dim in ("segment", "region") else dim
-    cl = clustered.kept(con, "nps", cdim, survey, filters, like=out["grp"] if cdim else None)
+    # segment and region are read to weight or to group by them; the overall figure is asked both
+    # unweighted and weighted by the pages that show it, so one query with them serves both
+    dims = ps is not None or dim is None or dim in ("segment", "region")
+
+    def live(f: Filters) -> pd.DataFrame:
+        return store.run(con, _cluster_query(f, cdim, survey, dims=dims))
+
+    like = out["grp"] if cdim else None
+    cl = clustered.kept(con, "nps", cdim, survey, filters, like=like)
     if cl is None:
-        # segment and region are read to weight or to group by them; the overall figure is asked
-        # both unweighted and weighted by the pages that show it, so one query with them serves both
-        dims = ps is not None or dim is None or dim in ("segment", "region")
-        cl = store.run(con, _cluster_query(filters, cdim, survey, dims=dims))
+        cl = clustered.kept_periods(con, "nps", cdim, survey, filters, live, like=like)
+    if cl is None:
+        cl = live(filters)
     if dim in ("segment", "region"):
         cl = cl.assign(grp=cl[dim])
     if ps is not None:
