@@ -245,3 +245,25 @@ def test_default_landmark_a_year_after_29_february_is_28_february():
     mem.execute("CREATE TABLE survey_responses (responded_on DATE, survey VARCHAR)")
     mem.execute("INSERT INTO survey_responses VALUES ('2024-02-29', 'relationship'), ('2024-05-01', 'transactional')")
     assert churn.default_landmark(mem, Filters()) == dt.date(2025, 2, 28)
+
+
+def test_a_range_ending_after_the_data_follows_churn_up_to_the_data_end(con):
+    """No churn can be recorded after the data's last date, so a range that ends later (the last
+    survey answer after the last transaction, or a future end picked on the page) follows customers
+    up to the data end: hazards, churn shares, survival and CLV equal those of the range ending on
+    that day, with no day at risk beyond it."""
+    end = churn.data_end(con)
+    start = end - dt.timedelta(days=500)
+    at_end = Filters(date_from=start, date_to=end)
+    cells = "SELECT sum(days) AS days, max(bounds.E) AS E FROM b, bounds"
+    for later in (end + dt.timedelta(days=1), end + dt.timedelta(days=3 * 365)):
+        f = Filters(date_from=start, date_to=later)
+        assert churn.follow_up_end(con, f) is None and churn.follow_up_end(con, at_end) is None
+        days = store.run(con, churn._base(con, f, start, cells, "days"))
+        assert pd.Timestamp(days["E"].iloc[0]).date() == end
+        assert days["days"].iloc[0] == store.run(con, churn._base(con, at_end, start, cells, "days"))["days"].iloc[0]
+        for fn in (lambda g: churn.hazard_ratios(con, g, cox=False), lambda g: churn.churn_by(con, g),
+                   lambda g: churn.survival_curves(con, g), lambda g: clv.clv_by_group(con, g, draws=200)):
+            pd.testing.assert_frame_equal(fn(f).table, fn(at_end).table)
+    inside = Filters(date_from=start, date_to=end - dt.timedelta(days=30))
+    assert churn.follow_up_end(con, inside) == inside.date_to  # a range ending inside the data ends there

@@ -84,6 +84,17 @@ def data_end(con: duckdb.DuckDBPyConnection) -> dt.date | None:
     return None if end is None else pd.Timestamp(end).date()
 
 
+def follow_up_end(con: duckdb.DuckDBPyConnection, filters: Filters) -> dt.date | None:
+    """The end E of the churn follow-up under ``filters``: the range's end when it is before the
+    data's last date, else None (E is then that last date, :data:`DATA_END_SQL`). No churn can be
+    recorded after the data end, so counting days at risk beyond it (a range that ends later, e.g.
+    on the last survey answer when the last transaction is older) would overstate the exposure."""
+    if filters.date_to is None:
+        return None
+    end = data_end(con)
+    return filters.date_to if end is None or filters.date_to < end else None
+
+
 def default_landmark(con: duckdb.DuckDBPyConnection, filters: Filters) -> dt.date:
     """The landmark, from the data's dates: the filter's start date; else one year after the first
     relationship response (the first survey response of any kind when there is no relationship
@@ -122,12 +133,13 @@ def _base(con: duckdb.DuckDBPyConnection, filters: Filters, landmark: dt.date, s
     ``everyone=True`` keeps those without one too (``nps_group`` NULL), for figures grouped by
     something other than the NPS group. The base is read from summary_landmark when it holds it
     (the default landmark, no end date), else computed — once per page call
-    (:func:`cxmetrics.summaries.source`)."""
+    (:func:`cxmetrics.summaries.source`). E is :func:`follow_up_end`."""
     where, params = filters.where(customer="c", customer_id_col="c.customer_id", dates=False)
     if not everyone:
         where += " AND c.nps_group IS NOT NULL"
-    return summaries.query(con, name, _B % where + select, {**params, "landmark": landmark, "end": filters.date_to},
-                           filters=filters, landmark=landmark, end=filters.date_to)
+    end = follow_up_end(con, filters)
+    return summaries.query(con, name, _B % where + select, {**params, "landmark": landmark, "end": end},
+                           filters=filters, landmark=landmark, end=end)
 
 
 #: Least follow-up after the landmark for a churn share to be reported (days, about one month).
@@ -155,8 +167,8 @@ def churn_by(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str = "nps
                           "count(*) FILTER (WHERE churn12 AND event) AS churned, any_value(bounds.E) AS E "
                           "FROM b, bounds GROUP BY 1 ORDER BY 1", f"churn_by_{by}", everyone=everyone)
     df = store.run(con, q)
-    end = filters.date_to or (pd.Timestamp(df["E"].iloc[0]).date() if len(df) and pd.notna(df["E"].iloc[0])
-                              else data_end(con))
+    end = follow_up_end(con, filters) or (pd.Timestamp(df["E"].iloc[0]).date() if len(df) and pd.notna(df["E"].iloc[0])
+                                          else data_end(con))
     months, last = churn_window(L, end)
     base = ("contractual customers active on {L} with a relationship NPS answer before it" if not everyone
             else "all contractual customers active on {L}").format(L=L)
@@ -205,7 +217,7 @@ def hazard_ratios(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark:
     if cells["events"].sum() < 10 or cells["nps_group"].nunique() < 2:
         return Result("hazard_ratios", "Hazard ratios by NPS group", pd.DataFrame(), filters=filters.describe(),
                       warnings=("Too few churn events or NPS groups to estimate hazard ratios.",), queries=(q,))
-    months, last = churn_window(L, filters.date_to or data_end(con))
+    months, last = churn_window(L, follow_up_end(con, filters) or data_end(con))
     window = window_label(months)
     X = _design(cells)
     pois = sm.GLM(cells["events"], X, family=sm.families.Poisson(),
