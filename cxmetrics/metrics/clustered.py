@@ -169,7 +169,8 @@ def kept_periods(con, measure: str, period: str, survey: str, filters, live, lik
         return None
     lo, hi = filters.date_from, filters.date_to
     # the first period the range covers whole, and the first start after the last one it does
-    first = None if lo is None else lo if _period_start(lo, period) == lo else _next_period(_period_start(lo, period), period)
+    first = None if lo is None else lo if _period_start(lo, period) == lo \
+        else _next_period(_period_start(lo, period), period)
     after = None if hi is None else _period_start(hi + dt.timedelta(days=1), period)
     if first is not None and after is not None and first >= after:
         return None
@@ -280,9 +281,9 @@ def score_cluster_query(group: str, where: str, params: dict, col: str, sat: int
     customer, and the cluster sums for the mean of ``col`` (Σ X_c², Σ X_c·K_c, Σ K_c²; X_c the
     customer's sum of ratings, K_c their number of answers) and, with ``sat``, for the share of
     ratings ≥ ``sat`` (Σ S_c², Σ S_c·K_c); an anonymous answer is a cluster of its own. Always from
-    the raw responses (the customer is the cluster, which no counted summary keeps). ``group`` and ``col`` come from allow-lists;
-    ``where`` (on the responses) and ``customer_where`` (on the customers, alias ``c``) carry bound
-    parameters only. ``by_department``: per department too (a customer's answers in each
+    the raw responses (the customer is the cluster, which no counted summary keeps). ``group`` and
+    ``col`` come from allow-lists; ``where`` (on the responses) and ``customer_where`` (on the
+    customers, alias ``c``) carry bound parameters only. ``by_department``: per department too (a customer's answers in each
     department their own cluster; answers without a department are in no scope). ``dims``: as for
     :func:`per_customer`."""
     s = f"count(*) FILTER (WHERE r.{col} >= {int(sat)})" if sat else "0"
