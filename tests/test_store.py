@@ -197,7 +197,7 @@ def test_readers_are_not_blocked_while_an_import_parses_and_validates(small_db, 
 
 
 def test_read_only_connections_cap_duckdbs_memory_and_spill_beyond_it(small_copy, monkeypatch):
-    """Pages and reports (read-only connections) hold at most ``CX_QUERY_MEMORY`` (default 1GB) in
+    """Pages and reports (read-only connections) hold at most ``CX_QUERY_MEMORY`` (default 768MB) in
     DuckDB; a query that needs more spills to disk and still answers; ``none`` keeps DuckDB's own
     default; a value that is not a size is refused naming the variable; writes are not capped."""
     def shown(setting: str | None) -> str:
@@ -211,10 +211,10 @@ def test_read_only_connections_cap_duckdbs_memory_and_spill_beyond_it(small_copy
             return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
 
     monkeypatch.delenv("CX_QUERY_MEMORY", raising=False)
-    assert limit() == shown(store.QUERY_MEMORY) == shown("1GB")
+    assert limit() == shown(store.QUERY_MEMORY) == shown("768MB")
     assert limit(read_only=False) == shown(None)
     monkeypatch.setenv("CX_QUERY_MEMORY", "none")
-    assert limit() == shown(None) != shown("1GB")
+    assert limit() == shown(None) != shown("768MB")
     monkeypatch.setenv("CX_QUERY_MEMORY", "lots")
     with pytest.raises(store.StoreError, match="CX_QUERY_MEMORY='lots' is not a memory size"):
         limit()

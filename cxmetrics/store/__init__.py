@@ -69,8 +69,10 @@ def _lock_timeout() -> float:
 #: ``CX_QUERY_MEMORY`` says otherwise. Beyond it a query spills to disk (next to the database file,
 #: DuckDB's default) instead of growing: at ten times the bench scale a page under a date range
 #: otherwise held 3–5 GiB (DuckDB's own default is 80 % of the machine's memory, shared by every
-#: session of the app). Writes (imports, the summaries' rebuild) keep DuckDB's default.
-QUERY_MEMORY = "1GB"
+#: session of the app). 768MB: the worst page there peaked at 2.1 GiB of process memory under 1GB
+#: and 1.9 GiB under 768MB, in the same time; at the default scale no page reaches either.
+#: Writes (imports, the summaries' rebuild) keep DuckDB's default.
+QUERY_MEMORY = "768MB"
 
 
 def _limit_query_memory(con: duckdb.DuckDBPyConnection) -> None:
