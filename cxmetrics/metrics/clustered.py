@@ -255,14 +255,15 @@ def per_customer(group: str, where: str, sums: dict[str, str], customer_where: s
         return f"""SELECT {group if on_customer else "p.grp"} AS grp, {dims_sql}, {"p.department, " if by_department else ""}p.cid,
            {names}"""
 
+    known = clusters("r.customer_id", "r.customer_id IS NOT NULL")
     if not joined:
         out = f"""
     {select("NULL::VARCHAR AS segment, NULL::VARCHAR AS region")}
-    FROM ({clusters("r.customer_id", "r.customer_id IS NOT NULL")}) p"""
+    FROM ({known}) p"""
     else:
         out = f"""
     {select("c.segment, c.region")}
-    FROM ({clusters("r.customer_id", "r.customer_id IS NOT NULL")}) p
+    FROM ({known}) p
     JOIN customers c ON c.customer_id = p.cid
     WHERE {customer_where}"""
     # no customer: no segment or region, as a customer's filter sees them
