@@ -305,6 +305,45 @@ def test_kept_model_fits_are_the_fits_of_the_unfiltered_view(con, monkeypatch):
     assert kept["gamma_gamma"][:3] == [live["gamma_gamma"][k] for k in ("p", "q", "gamma")]
 
 
+def test_the_btyd_fits_and_holdout_check_are_kept_for_each_segment_and_region(con, monkeypatch):
+    """A view of one segment or one region (a date range besides: the RFM cells take none) reads
+    its own kept BG/NBD, Gamma-Gamma and holdout fits — the figures fitting it live gives — and
+    fits nothing on the page; any other narrowing fits live."""
+    from cxmetrics.metrics import btyd, btyd_checks
+
+    values = btyd.kept_values(con)
+    assert len(values["segment"]) >= 2 and len(values["region"]) >= 2
+    span = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
+    views = [btyd.narrowed_to(d, v) for d, vs in values.items() for v in vs]
+    views.append(views[0].with_(date_from=span[0], date_to=span[1]))
+
+    def figures(f):
+        res, check = btyd.clv_non_contractual(con, f), btyd_checks.holdout(con, f)
+        return res.table, res.extra["bgnbd"], res.extra["gamma_gamma"], check.table, check.warnings, check.extra
+
+    real_fit, real_parts = btyd.fit_from_rfm, btyd_checks.holdout_parts
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("fitted on the page")
+
+    monkeypatch.setattr(btyd, "fit_from_rfm", refuse)
+    monkeypatch.setattr(btyd_checks, "holdout_parts", refuse)
+    kept = [figures(f) for f in views]
+    for narrower in (Filters(segments=tuple(values["segment"][:2])),
+                     Filters(segments=values["segment"][:1], regions=values["region"][:1])):
+        with pytest.raises(AssertionError, match="fitted on the page"):
+            figures(narrower)
+    monkeypatch.setattr(btyd, "fit_from_rfm", real_fit)
+    monkeypatch.setattr(btyd_checks, "holdout_parts", real_parts)
+    monkeypatch.setattr(summaries, "fit", lambda con, name: None)
+    for f, k in zip(views, kept, strict=True):
+        live = figures(f)
+        assert not k[0].empty and not k[3].empty, f.describe()
+        pd.testing.assert_frame_equal(k[0], live[0])
+        pd.testing.assert_frame_equal(k[3], live[3])
+        assert k[1:3] == live[1:3] and k[4:] == live[4:], f.describe()
+
+
 def test_a_store_with_only_customers_and_responses_imports_and_summarises(tmp_path, small_db):
     """The benchmark's import target: no transactions, assumptions or churn yet. Writes must not
     fail on summaries or fits that cannot be computed; those are simply not kept."""

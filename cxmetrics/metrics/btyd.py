@@ -332,8 +332,7 @@ def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_
     if not _fittable(df):
         return Result("clv_btyd", "Non-contractual CLV (BG/NBD + Gamma-Gamma)", pd.DataFrame(),
                       warnings=("Too few non-contractual customers to fit BG/NBD.",), filters=filters.describe())
-    # the RFM cells take no date range, so a date range alone reads the kept fit too
-    kept = summaries.fit(con, "btyd") if summaries.unfiltered(filters.with_(date_from=None, date_to=None)) else None
+    kept = kept_fit(con, filters)
     if kept and kept["cal_end"] == str(cal):  # the same fit, kept from when the data last changed
         bg, gg = BGNBDFit(*kept["bgnbd"]), GammaGammaFit(*kept["gamma_gamma"])
     else:
@@ -362,16 +361,66 @@ def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_
                                                             "discount": d}})
 
 
-def default_fit(con) -> dict | None:
-    """BG/NBD and Gamma-Gamma fitted to the unfiltered view at the last transaction date, as kept
-    in summary_fits (see :mod:`cxmetrics.summaries`); None when there is too little to fit."""
-    df, _, cal = _cells(con, Filters())
+#: Kept fits are kept for single segments and regions too (:func:`kept_values`): for at most this
+#: many values of each, those with the most non-contractual customers.
+KEPT_VALUES = 12
+
+
+def kept_values(con) -> dict[str, list[str]]:
+    """The segments and the regions of the non-contractual customers (the RFM rows, at the last
+    transaction date) whose views keep their own fits: per dimension the :data:`KEPT_VALUES` with
+    the most customers (ties by name)."""
+    cal = store.scalar(con, "SELECT max(occurred_on) FROM transactions", name="last_transaction")
+    if cal is None:
+        return {}
+    out = {}
+    for dim in ("segment", "region"):  # column names from this tuple
+        q = summaries.query(con, f"kept_{dim}s", f"""
+SELECT c.{dim} AS v FROM {{summary_rfm}} c WHERE c.{dim} IS NOT NULL
+GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT $n""", {"n": KEPT_VALUES}, filters=Filters(), cal_end=cal)
+        out[dim] = [str(v) for v in store.run(con, q)["v"]]
+    return out
+
+
+def narrowed_to(dim: str, value: str) -> Filters:
+    """The filters of one segment or one region (``dim`` as :func:`cxmetrics.summaries.one_value` names it)."""
+    return Filters(segments=(value,)) if dim == "segment" else Filters(regions=(value,))
+
+
+def _fit_doc(con, filters: Filters) -> dict | None:
+    df, _, cal = _cells(con, filters)
     if cal is None or not _fittable(df):
         return None
     bg, gg = fit_from_rfm(df, "week")
     return {"cal_end": str(cal),
             "bgnbd": [float(v) for v in (bg.r, bg.alpha, bg.a, bg.b, bg.log_likelihood)] + [bg.n, bg.converged],
             "gamma_gamma": [float(v) for v in (gg.p, gg.q, gg.gamma, gg.log_likelihood)] + [gg.n, gg.converged]}
+
+
+def default_fit(con) -> dict | None:
+    """BG/NBD and Gamma-Gamma fitted to the unfiltered view at the last transaction date, as kept
+    in summary_fits (see :mod:`cxmetrics.summaries`), and under ``by`` the same fits of each view of
+    one segment or one region (:func:`kept_values`; a value too small to fit has none); None when
+    there is too little to fit."""
+    out = _fit_doc(con, Filters())
+    if out is None:
+        return None
+    out["by"] = {dim: {v: doc for v in values if (doc := _fit_doc(con, narrowed_to(dim, v))) is not None}
+                 for dim, values in kept_values(con).items()}
+    return out
+
+
+def kept_fit(con, filters: Filters) -> dict | None:
+    """The kept fit (:func:`default_fit`) of this view when there is one: unfiltered, or one segment
+    or one region; the RFM cells take no date range, so a date range alone reads it too."""
+    f = filters.with_(date_from=None, date_to=None)
+    one = summaries.one_value(f)
+    if not summaries.unfiltered(f) and one is None:
+        return None
+    kept = summaries.fit(con, "btyd")
+    if kept is None or one is None:
+        return kept
+    return kept.get("by", {}).get(one[0], {}).get(one[1])
 
 
 def kept_holdout_split(con) -> tuple | None:

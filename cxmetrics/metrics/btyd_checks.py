@@ -217,16 +217,23 @@ def holdout(con, filters: Filters) -> Result:
     repeat purchases in the calibration period (``x``, 7 = seven or more).
 
     The check covers the whole observed span, so a date range does not apply to it (its filters say
-    so). Narrowed by nothing else, it is the one kept with the data (summary fit ``btyd_holdout``,
-    :func:`default_holdout`): the same figures, without refitting on a page load."""
+    so). Narrowed by nothing else, or to one segment or one region, it is the one kept with the data
+    (summary fit ``btyd_holdout``, :func:`default_holdout`): the same figures, without refitting on
+    a page load."""
     f = filters.with_(date_from=None, date_to=None)
-    parts = summaries.fit(con, "btyd_holdout") if summaries.unfiltered(f) else None
+    parts = summaries.fit(con, "btyd_holdout") if summaries.unfiltered(f) or summaries.one_value(f) else None
+    if parts is not None and (one := summaries.one_value(f)) is not None:
+        parts = parts.get("by", {}).get(one[0], {}).get(one[1])
     return _holdout_result(parts if parts is not None else holdout_parts(con, f), f)
 
 
 def default_holdout(con) -> dict:
-    """The unfiltered holdout check as kept in summary_fits (JSON)."""
-    return jsonable(holdout_parts(con, Filters()))
+    """The unfiltered holdout check as kept in summary_fits (JSON), and under ``by`` the check of
+    each view of one segment or one region whose fit is kept (:func:`cxmetrics.metrics.btyd.kept_values`)."""
+    out = jsonable(holdout_parts(con, Filters()))
+    out["by"] = {dim: {v: jsonable(holdout_parts(con, btyd.narrowed_to(dim, v))) for v in values}
+                 for dim, values in btyd.kept_values(con).items()}
+    return out
 
 
 def _holdout_result(parts: dict, filters: Filters) -> Result:

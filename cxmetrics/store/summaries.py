@@ -58,8 +58,9 @@ FITS_TABLE = "summary_fits"
 _META_KEY = "summary_landmark"
 #: Bumped by hand only for a change the definitions' SQL does not show (how a file records its
 #: summaries); a change of any definition changes :func:`format_version` by itself.
-FORMAT = 19  # 17: the cluster sums are kept per department too; 18: the kept Cox check is fitted by
-#            survival.cox_breslow; 19: the kept CSAT and CES cluster sums count an anonymous answer as a cluster
+FORMAT = 20  # 17: the cluster sums are kept per department too; 18: the kept Cox check is fitted by
+#            survival.cox_breslow; 19: the kept CSAT and CES cluster sums count an anonymous answer as a
+#            cluster; 20: the BTYD fits and holdout check are kept per segment and per region too
 
 #: Each summary and the contract tables it is computed from (build order). A write that changes
 #: none of a summary's tables carries it over to the new data version without rebuilding it.
@@ -485,6 +486,19 @@ def unfiltered(filters) -> bool:
     """Whether ``filters`` select everything (any role with an unrestricted scope)."""
     return (filters.date_from is None and filters.date_to is None and not filters.segments
             and not filters.regions and not filters.scope.restricted)
+
+
+def one_value(filters) -> tuple[str, str] | None:
+    """``("segment", s)`` or ``("region", r)`` when ``filters`` narrow to exactly one segment or one
+    region and nothing else (no date range, an unrestricted scope): the views a kept fit may also
+    be kept for, per value (the BTYD fits, :func:`cxmetrics.metrics.btyd.default_fit`); else None."""
+    if filters.date_from is not None or filters.date_to is not None or filters.scope.restricted:
+        return None
+    if len(filters.segments) == 1 and not filters.regions:
+        return "segment", filters.segments[0]
+    if len(filters.regions) == 1 and not filters.segments:
+        return "region", filters.regions[0]
+    return None
 
 
 def fit(con: duckdb.DuckDBPyConnection, name: str):
