@@ -227,14 +227,17 @@ GROUP BY 1""", inner=_responses_inside, scope_inside=True, grain="customer", via
 #: revenue in the 12 months before that, complaints ever opened, and the churn date.
 CUSTOMER = Relation("summary_customer", frozenset({"customers", "survey_responses", "complaints", "transactions",
                                                    "churn_events"}), """
-WITH cu_last AS (SELECT max(occurred_on) AS E FROM transactions),
-cu_rev AS (
+WITH cu_last AS (
+    SELECT S, year(S) * 12 + month(S) AS s_month, (E - INTERVAL 24 MONTH)::DATE AS S2
+    FROM (SELECT E, (E - INTERVAL 12 MONTH)::DATE AS S FROM (SELECT max(occurred_on) AS E FROM transactions) cu_e) cu_s
+),
+cu_rev AS (  -- month offsets as in LANDMARK_REVENUE
     SELECT t.customer_id,
-           sum(t.amount) FILTER (WHERE t.occurred_on > (cu_last.E - INTERVAL 12 MONTH)::DATE) AS rev_12m,
-           bit_count(bit_or(1::UBIGINT << greatest(date_diff('month', cu_last.E - INTERVAL 12 MONTH, t.occurred_on), 0)::UBIGINT)
-                     FILTER (WHERE t.occurred_on > (cu_last.E - INTERVAL 12 MONTH)::DATE)) AS months_12m,
-           sum(t.amount) FILTER (WHERE t.occurred_on <= (cu_last.E - INTERVAL 12 MONTH)::DATE) AS rev_prev_12m
-    FROM transactions t, cu_last WHERE t.occurred_on > (cu_last.E - INTERVAL 24 MONTH)::DATE GROUP BY 1
+           sum(t.amount) FILTER (WHERE t.occurred_on > cu_last.S) AS rev_12m,
+           bit_count(bit_or(1::UBIGINT << greatest(year(t.occurred_on) * 12 + month(t.occurred_on) - cu_last.s_month, 0)::UBIGINT)
+                     FILTER (WHERE t.occurred_on > cu_last.S)) AS months_12m,
+           sum(t.amount) FILTER (WHERE t.occurred_on <= cu_last.S) AS rev_prev_12m
+    FROM transactions t, cu_last WHERE t.occurred_on > cu_last.S2 GROUP BY 1
 ), cu_k AS (SELECT customer_id, count(*) AS complaints FROM complaints GROUP BY 1)
 SELECT c.customer_id, c.segment, c.region, c.contract, c.acquired_on, c.category_wallet, ce.churned_on,
        l.nps, l.stated, l.war, cu_rev.rev_12m, cu_rev.months_12m, cu_rev.rev_prev_12m,
@@ -430,15 +433,20 @@ LANDMARK = Relation("summary_landmark", frozenset({"customers", "survey_response
 
 #: Revenue of each landmark-base customer in the 12 months to E, and its active calendar months
 #: (a bit set of month offsets: count(DISTINCT date_trunc('month', …)) gives the same at four times
-#: the cost) — the margin input of contractual CLV.
+#: the cost) — the margin input of contractual CLV. A month's offset is its calendar months after
+#: the window's start S (year × 12 + month, what ``date_diff('month', S, day)`` counts), the start
+#: computed once: ``date_diff`` and the interval arithmetic on every transaction made the query
+#: 0.35 s instead of 0.25 s at 20M transactions (a window ending inside the data, by hand).
 LANDMARK_REVENUE = Relation("summary_landmark_revenue", LANDMARK.depends, f"""
 WITH lr_bounds AS (
-    SELECT coalesce($end::DATE, {DATA_END_SQL})::DATE AS E
+    SELECT E, S, year(S) * 12 + month(S) AS s_month
+    FROM (SELECT E, (E - INTERVAL 12 MONTH)::DATE AS S
+          FROM (SELECT coalesce($end::DATE, {DATA_END_SQL})::DATE AS E) lr_e) lr_s
 )
 SELECT t.customer_id, sum(t.amount) AS revenue,
-       bit_count(bit_or(1::UBIGINT << date_diff('month', lr_bounds.E - INTERVAL 12 MONTH, t.occurred_on)::UBIGINT)) AS months
+       bit_count(bit_or(1::UBIGINT << (year(t.occurred_on) * 12 + month(t.occurred_on) - lr_bounds.s_month)::UBIGINT)) AS months
 FROM transactions t, lr_bounds
-WHERE t.occurred_on > (lr_bounds.E - INTERVAL 12 MONTH)::DATE AND t.occurred_on <= lr_bounds.E
+WHERE t.occurred_on > lr_bounds.S AND t.occurred_on <= lr_bounds.E
   AND t.customer_id IN (SELECT customer_id FROM {{summary_landmark}} WHERE nps_group IS NOT NULL)  -- those valued
 GROUP BY 1""", uses={"summary_landmark": _same}, args=("end",), before_landmark=_BEFORE_LANDMARK, via=Via("""
 SELECT c.customer_id, c.rev_12m AS revenue, c.months_12m AS months
