@@ -681,7 +681,9 @@ def test_a_date_range_reads_the_answer_histories_not_the_raw_responses(con, monk
 def test_the_latest_answer_from_histories_equals_its_definition_under_any_range_and_scope(small_copy):
     """With relationship answers attributed to departments (the demo leaves them without one), the
     latest answer, the wallet cells and the landmark base read from the histories equal their
-    definitions over the raw responses, for ranges and scopes that cut customers' answer runs."""
+    definitions over the raw responses, for ranges and scopes that cut customers' answer runs; a
+    range open at its end in an unrestricted scope reads the stored latest answers instead of the
+    spells (each field's latest value kept only when given in the range)."""
     with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
         con.execute("UPDATE survey_responses SET department = CASE hash(response_id) % 3 WHEN 0 THEN 'billing' "
                     "WHEN 1 THEN 'support' END WHERE survey = 'relationship'")
@@ -690,17 +692,35 @@ def test_the_latest_answer_from_histories_equals_its_definition_under_any_range_
     with store.connect(str(small_copy)) as con:
         first, last = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
         mid = first + (last - first) / 2
+        latest_answer = con.execute("SELECT max(responded_on) FROM survey_responses WHERE survey = 'relationship'"
+                                    ).fetchone()[0]
+        # a start on the day many customers gave their latest answer (the range's first day counts)
+        boundary = con.execute("SELECT mode(d) FROM (SELECT max(responded_on) AS d FROM survey_responses "
+                               "WHERE survey = 'relationship' AND nps IS NOT NULL GROUP BY customer_id "
+                               "HAVING max(responded_on) > $m)", {"m": mid}).fetchone()[0]
         cases = [Filters(date_from=mid, date_to=last - dt.timedelta(days=17)), Filters(date_to=mid),
-                 Filters(date_from=mid + dt.timedelta(days=3)),
+                 Filters(date_from=mid + dt.timedelta(days=3)), Filters(date_from=latest_answer - dt.timedelta(days=20)),
+                 Filters(date_from=first + (last - first) / 4), Filters(date_from=boundary),
                  Filters(date_from=mid, scope=Scope(role="department", departments=("billing",), user="b")),
                  Filters(date_to=mid, scope=Scope(role="department", departments=("billing", "support"), user="b"))]
+        # the open ranges hold customers whose latest share of wallet was stated before the range
+        stated_before = con.execute(
+            "SELECT count(*) FROM (SELECT customer_id FROM survey_responses WHERE survey = 'relationship' "
+            "AND nps IS NOT NULL GROUP BY 1 HAVING max(responded_on) >= $d AND "
+            "max(responded_on) FILTER (WHERE share_of_wallet_pct IS NOT NULL) < $d)",
+            {"d": mid + dt.timedelta(days=3)}).fetchone()[0]
+        assert stated_before > 0
         checked = 0
         for f in cases:
+            open_range = f.date_to is None and not f.scope.restricted
             for name, args in ((summaries.LATEST_TABLE, {}), (summaries.WALLET_TABLE, {}),
                                (summaries.LANDMARK_TABLE, {"landmark": f.date_from or mid, "end": None})):
                 fast = summaries.source(con, name, f, **args)
-                history = "summary_landmark_states" if name == summaries.LANDMARK_TABLE else "summary_answer_spells"
+                history = ("summary_landmark_states" if name == summaries.LANDMARK_TABLE else
+                           "summary_latest l WHERE l.nps_on >= $date_from" if open_range else "summary_answer_spells")
                 assert not fast.stored and history in fast.sql, (name, f)
+                if open_range and name != summaries.LANDMARK_TABLE:
+                    assert "summary_answer_spells" not in fast.sql, (name, f)
                 raw = summaries.relation_query(name, f, **args)
                 got = con.execute(f"SELECT * FROM {fast.sql} x ORDER BY ALL", fast.params).df()
                 want = con.execute(f"SELECT * FROM ({raw.sql}) x ORDER BY ALL", raw.params).df()

@@ -121,9 +121,35 @@ LATEST_VIA = Via("""
 SELECT s.customer_id, any_value(s.segment) AS segment, any_value(s.region) AS region,
        arg_max(s.nps, s.responded_on) FILTER (WHERE {any}) AS nps,
        arg_max(s.stated, s.responded_on) FILTER (WHERE {stated}) AS stated,
-       arg_max(s.war, s.responded_on) FILTER (WHERE {war}) AS war
+       arg_max(s.war, s.responded_on) FILTER (WHERE {war}) AS war,
+       max(s.responded_on) FILTER (WHERE {any}) AS nps_on,
+       max(s.responded_on) FILTER (WHERE {stated} AND s.stated IS NOT NULL) AS stated_on,
+       max(s.responded_on) FILTER (WHERE {war} AND s.war IS NOT NULL) AS war_on
 FROM {summary_answer_spells} s WHERE {cond} AND ({any} OR {stated} OR {war})
 GROUP BY 1""", ("summary_answer_spells",), _latest_from_spells)
+
+
+def _latest_open(filters: Filters, args: dict | None = None) -> tuple[dict[str, str], dict[str, Any]] | None:
+    """:data:`LATEST_OPEN_VIA`'s condition: a range that starts on a day and runs to the data's end
+    ("the last 12 months"), in an unrestricted scope; None otherwise."""
+    if filters.date_from is None or filters.date_to is not None or filters.scope.restricted:
+        return None
+    return {}, {"date_from": filters.date_from}
+
+
+#: :data:`cxmetrics.store.relations.LATEST` under a range open at its end, from the stored latest
+#: answers (tried before the spells): nothing given on or after the range's start replaces a
+#: customer's latest answer, so a field's latest value in the range is its latest value overall when
+#: that was given on or after the start, and none otherwise; a customer is in it when their latest
+#: answer is. A filter of one row per customer instead of a GROUP BY over the spells (0.13 s → 0.045 s
+#: at 1M customers, by hand).
+LATEST_OPEN_VIA = Via("""
+SELECT l.customer_id, l.segment, l.region, l.nps,
+       CASE WHEN l.stated_on >= $date_from THEN l.stated END AS stated,
+       CASE WHEN l.war_on >= $date_from THEN l.war END AS war,
+       l.nps_on, CASE WHEN l.stated_on >= $date_from THEN l.stated_on END AS stated_on,
+       CASE WHEN l.war_on >= $date_from THEN l.war_on END AS war_on
+FROM {summary_latest} l WHERE l.nps_on >= $date_from""", ("summary_latest",), _latest_open)
 
 #: Each contractual customer's state as the churn landmark base sees it at a landmark L, over the
 #: span of landmarks it holds for: ``from_l <= L < to_l`` (NULL: unbounded). The state is the latest

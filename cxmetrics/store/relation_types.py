@@ -110,7 +110,8 @@ class Relation:
         sums; the first one of a ``"customer_cells"`` relation is its cells' count); the others are
         its cells' keys.
     via : when the stored table cannot answer, the same rows computed from other stored relations
-        (pre-aggregated histories) instead of the raw tables, when those are current (see :class:`Via`).
+        (pre-aggregated histories) instead of the raw tables, when those are current (see :class:`Via`);
+        several are tried in order, the first whose condition holds answering.
     before_landmark : (table, date column) pairs whose rows count only when dated before the
         ``landmark`` argument: rows appended to them on or after it (or undated) leave the stored
         table as it was, when the landmark and the data's end are the ones it was built with and
@@ -131,6 +132,13 @@ class Relation:
     per_page: bool = False
     grain: str = "table"
     measures: tuple[str, ...] = ()
-    via: Via | None = None
+    via: Via | tuple[Via, ...] | None = None
     before_landmark: tuple[tuple[str, str], ...] = ()
     append: Callable[[Any, str], None] | None = None
+
+    @property
+    def vias(self) -> tuple[Via, ...]:
+        """:attr:`via` as a tuple (empty when there is none), in the order they are tried."""
+        if self.via is None:
+            return ()
+        return self.via if isinstance(self.via, tuple) else (self.via,)

@@ -213,14 +213,20 @@ SELECT customer_id, department FROM complaints WHERE department IS NOT NULL""", 
 
 #: Each customer's latest relationship answer with an NPS among the responses that count (the
 #: date range and department scope): the score, the stated share of wallet and the WAR share
-#: (each field's value at the latest such response), with the customer's segment and region.
+#: (each field's value at the latest such response), with the customer's segment and region and
+#: the day each value was given (the day of the latest answer, of the latest stating a share of
+#: wallet, of the latest giving a WAR share: what answers a range open at its end from this table,
+#: :data:`cxmetrics.store.histories.LATEST_OPEN_VIA`).
 LATEST = Relation("summary_latest", frozenset({"customers", "survey_responses"}), f"""
 SELECT r.customer_id, any_value(c.segment) AS segment, any_value(c.region) AS region,
        arg_max(r.nps, r.responded_on) AS nps, arg_max(r.share_of_wallet_pct, r.responded_on) AS stated,
-       arg_max({war("r.brand_rank", "r.brands_used")}, r.responded_on) AS war
+       arg_max({war("r.brand_rank", "r.brands_used")}, r.responded_on) AS war,
+       max(r.responded_on) AS nps_on, max(r.responded_on) FILTER (WHERE r.share_of_wallet_pct IS NOT NULL) AS stated_on,
+       max(r.responded_on) FILTER (WHERE {war("r.brand_rank", "r.brands_used")} IS NOT NULL) AS war_on
 FROM survey_responses r JOIN customers c USING (customer_id)
 WHERE r.survey = 'relationship' AND r.nps IS NOT NULL AND {{inner}}
-GROUP BY 1""", inner=_responses_inside, scope_inside=True, grain="customer", via=histories.LATEST_VIA)
+GROUP BY 1""", inner=_responses_inside, scope_inside=True, grain="customer",
+                via=(histories.LATEST_OPEN_VIA, histories.LATEST_VIA))
 
 #: Per customer, over all the data: the latest relationship answer, revenue in the 12 months to
 #: the last transaction date E (and its active calendar months, as a bit set of month offsets),

@@ -35,7 +35,7 @@ from cxmetrics import store
 from cxmetrics.core import filters as _filters
 from cxmetrics.core.filters import Filters
 from cxmetrics.store import incremental, relations
-from cxmetrics.store.relations import RELATIONS, Relation
+from cxmetrics.store.relations import RELATIONS, Relation, Via
 
 LANDMARK_TABLE = relations.LANDMARK.name
 LATEST_TABLE = relations.LATEST.name
@@ -146,19 +146,20 @@ def definition(rel: Relation, filters: Filters, args: dict, bind: Callable[[str,
     return sql, params
 
 
-def _via(con: duckdb.DuckDBPyConnection, rel: Relation, filters: Filters, args: dict
+def _via(con: duckdb.DuckDBPyConnection, rel: Relation, via: Via, filters: Filters, args: dict
          ) -> tuple[str, dict[str, Any]] | None:
-    """``rel`` under ``filters`` and ``args`` from the stored relations its :attr:`Relation.via`
-    reads (the relations it uses bound as for its definition); None when those cannot answer."""
-    got = rel.via.cond(filters, args)
+    """``rel`` under ``filters`` and ``args`` from the stored relations ``via`` (one of its
+    :attr:`Relation.vias`) reads (the relations it uses bound as for its definition); None when
+    those cannot answer."""
+    got = via.cond(filters, args)
     if got is None:
         return None
     fmt, params = got
     params = dict(params)
-    sql = rel.via.sql
+    sql = via.sql
     for key, value in fmt.items():
         sql = sql.replace("{" + key + "}", value)
-    for name in rel.via.reads:
+    for name in via.reads:
         sql = sql.replace("{" + name + "}", name)  # names from relations.ALL
     for sub, narrow in rel.uses.items():
         if "{" + sub + "}" in sql:
@@ -228,8 +229,8 @@ def source(con: duckdb.DuckDBPyConnection, name: str, filters: Filters | None = 
     built_versions = info.get("built", {})
     if _held(rel, f, args, lambda n: built_versions.get(n) == version, _built_args(info)):
         return Source(rel, rel.name, {}, True)
-    via = _via(con, rel, f, args) if rel.via is not None and all(built_versions.get(n) == version
-                                                                  for n in rel.via.reads) else None
+    via = next((got for v in rel.vias if all(built_versions.get(n) == version for n in v.reads)
+                and (got := _via(con, rel, v, f, args)) is not None), None)
     if via is not None:
         table = store.temp_table(con, "__" + rel.name + "_via_", store.Query(rel.name, *via))
         return Source(rel, table, {}, False) if table is not None else Source(rel, f"({via[0]})", via[1], False)
@@ -358,7 +359,7 @@ def format_version() -> str:
         return memo[3]
     parts = [str(FORMAT)]
     parts += [f"{r.name}:{r.sql}:{sorted(r.depends)}:{sorted(r.uses)}:{r.args}:{r.scope_inside}"
-              f":{r.via.sql if r.via else ''}" for r in relations.ALL]
+              f":{':'.join(v.sql for v in r.vias)}" for r in relations.ALL]
     parts += fits
     out = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     _format_memo = (relations.ALL, FORMAT, fits, out)
