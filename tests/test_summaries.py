@@ -307,9 +307,10 @@ def test_kept_model_fits_are_the_fits_of_the_unfiltered_view(con, monkeypatch):
 
 def test_the_btyd_fits_and_holdout_check_are_kept_for_each_segment_and_region(con, monkeypatch):
     """A view of one segment or one region (a date range besides: the RFM cells take none) reads
-    its own kept BG/NBD, Gamma-Gamma and holdout fits — the figures fitting it live gives — and
-    fits nothing on the page; any other narrowing fits live."""
-    from cxmetrics.metrics import btyd, btyd_checks
+    its own kept BG/NBD, Gamma-Gamma and holdout fits and the fits' observed-information
+    covariances, as the unfiltered view does — the figures and intervals fitting it live gives —
+    and fits nothing on the page; any other narrowing fits live."""
+    from cxmetrics.metrics import btyd, btyd_checks, btyd_intervals
 
     values = btyd.kept_values(con)
     assert len(values["segment"]) >= 2 and len(values["region"]) >= 2
@@ -319,29 +320,34 @@ def test_the_btyd_fits_and_holdout_check_are_kept_for_each_segment_and_region(co
 
     def figures(f):
         res, check = btyd.clv_non_contractual(con, f), btyd_checks.holdout(con, f)
-        return res.table, res.extra["bgnbd"], res.extra["gamma_gamma"], check.table, check.warnings, check.extra
+        page = btyd_checks.non_contractual_value(con, f)  # with intervals (the Hessians kept too)
+        return (res.table, res.extra["bgnbd"], res.extra["gamma_gamma"], check.table, check.warnings, check.extra,
+                [(e.name, e.estimate, e.ci_low, e.ci_high, e.se) for e in page.headline],
+                page.extra["bgnbd_params"], page.extra["gamma_gamma_params"])
 
-    real_fit, real_parts = btyd.fit_from_rfm, btyd_checks.holdout_parts
+    real = btyd.fit_from_rfm, btyd_checks.holdout_parts, btyd_intervals.fit_intervals
 
     def refuse(*args, **kwargs):
         raise AssertionError("fitted on the page")
 
     monkeypatch.setattr(btyd, "fit_from_rfm", refuse)
     monkeypatch.setattr(btyd_checks, "holdout_parts", refuse)
-    kept = [figures(f) for f in views]
+    monkeypatch.setattr(btyd_intervals, "fit_intervals", refuse)
+    kept = [figures(f) for f in [Filters(), *views]]
     for narrower in (Filters(segments=tuple(values["segment"][:2])),
                      Filters(segments=values["segment"][:1], regions=values["region"][:1])):
         with pytest.raises(AssertionError, match="fitted on the page"):
             figures(narrower)
-    monkeypatch.setattr(btyd, "fit_from_rfm", real_fit)
-    monkeypatch.setattr(btyd_checks, "holdout_parts", real_parts)
+    monkeypatch.setattr(btyd, "fit_from_rfm", real[0])
+    monkeypatch.setattr(btyd_checks, "holdout_parts", real[1])
+    monkeypatch.setattr(btyd_intervals, "fit_intervals", real[2])
     monkeypatch.setattr(summaries, "fit", lambda con, name: None)
-    for f, k in zip(views, kept, strict=True):
+    for f, k in zip([Filters(), *views], kept, strict=True):
         live = figures(f)
-        assert not k[0].empty and not k[3].empty, f.describe()
-        pd.testing.assert_frame_equal(k[0], live[0])
-        pd.testing.assert_frame_equal(k[3], live[3])
-        assert k[1:3] == live[1:3] and k[4:] == live[4:], f.describe()
+        assert not k[0].empty and not k[3].empty and len(k[6]) == 2, f.describe()
+        for i in (0, 3, 7, 8):
+            pd.testing.assert_frame_equal(k[i], live[i])
+        assert k[1:3] == live[1:3] and k[4:7] == live[4:7], f.describe()
 
 
 def test_a_store_with_only_customers_and_responses_imports_and_summarises(tmp_path, small_db):

@@ -388,13 +388,25 @@ def narrowed_to(dim: str, value: str) -> Filters:
 
 
 def _fit_doc(con, filters: Filters) -> dict | None:
+    """A kept fit: the parameters, and the log-scale covariances of both models' observed-information
+    intervals at them (:func:`cxmetrics.metrics.btyd_intervals.intervals_on`, the Hessians a page
+    would otherwise take; left out when they cannot be computed)."""
+    from cxmetrics.metrics import btyd_intervals  # it imports this module
+
     df, _, cal = _cells(con, filters)
     if cal is None or not _fittable(df):
         return None
     bg, gg = fit_from_rfm(df, "week")
-    return {"cal_end": str(cal),
-            "bgnbd": [float(v) for v in (bg.r, bg.alpha, bg.a, bg.b, bg.log_likelihood)] + [bg.n, bg.converged],
-            "gamma_gamma": [float(v) for v in (gg.p, gg.q, gg.gamma, gg.log_likelihood)] + [gg.n, gg.converged]}
+    doc = {"cal_end": str(cal),
+           "bgnbd": [float(v) for v in (bg.r, bg.alpha, bg.a, bg.b, bg.log_likelihood)] + [bg.n, bg.converged],
+           "gamma_gamma": [float(v) for v in (gg.p, gg.q, gg.gamma, gg.log_likelihood)] + [gg.n, gg.converged]}
+    try:
+        with np.errstate(all="ignore"):
+            ivs = btyd_intervals.intervals_on(df, doc["bgnbd"][:4], doc["gamma_gamma"][:3])
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError):
+        return doc
+    doc["cov_log"] = [iv.cov_log.tolist() for iv in ivs]
+    return doc
 
 
 def default_fit(con) -> dict | None:

@@ -298,8 +298,10 @@ def non_contractual_value(con, filters: Filters, *, alpha: float = 0.05) -> Resu
     if res.table.empty:
         return res
     check = holdout(con, filters)
-    # the checks and the intervals take the same Hessians: computed once, where first needed
-    intervals = functools.cache(lambda: btyd_intervals.fit_intervals(res))
+    # the checks and the intervals take the same Hessians: kept with a kept fit, else computed
+    # once, where first needed
+    kept = btyd.kept_fit(con, filters)
+    intervals = functools.cache(lambda: btyd_intervals.kept_intervals(kept, res) or btyd_intervals.fit_intervals(res))
     reasons = identify(res, intervals)
     if reasons["bgnbd"]:
         return dataclasses.replace(

@@ -152,18 +152,42 @@ def value_draws(bg: ParamIntervals, gg: ParamIntervals, cells: pd.DataFrame, *, 
     return pd.DataFrame({"d_clv": np.where(bad, nan, c - c0[0]), "d_p_alive": np.where(bad, nan, p - p0[0])})
 
 
+_BG_NAMES, _GG_NAMES = ("r", "alpha", "a", "b"), ("p", "q", "gamma")
+
+
 def fit_intervals(res: Result) -> tuple[ParamIntervals, ParamIntervals]:
     """The BG/NBD and Gamma-Gamma observed-information intervals of
     :func:`cxmetrics.btyd.clv_non_contractual`'s fits, at the result's own parameters on the same
     (sampled) cells the fit used. The identification checks and :func:`with_intervals` take the
     same pair (each Hessian is a few hundred likelihood evaluations)."""
-    fit_cells = btyd.fit_sample(res.table[["x", "t_x_days", "T_days", "m", "w"]])
+    return intervals_on(res.table, [res.extra["bgnbd"][k] for k in _BG_NAMES],
+                        [res.extra["gamma_gamma"][k] for k in _GG_NAMES])
+
+
+def intervals_on(cells: pd.DataFrame, bgnbd, gamma_gamma) -> tuple[ParamIntervals, ParamIntervals]:
+    """:func:`fit_intervals` of the fits with parameters ``bgnbd`` (r, α, a, b) and ``gamma_gamma``
+    (p, q, γ) on the RFM ``cells`` they were fitted to (sampled as the fit samples them)."""
+    fit_cells = btyd.fit_sample(cells[["x", "t_x_days", "T_days", "m", "w"]])
     nan = float("nan")
-    bf = btyd.BGNBDFit(*(res.extra["bgnbd"][k] for k in ("r", "alpha", "a", "b")), nan, 0)
-    gf = btyd.GammaGammaFit(*(res.extra["gamma_gamma"][k] for k in ("p", "q", "gamma")), nan, 0)
+    bf = btyd.BGNBDFit(*bgnbd, nan, 0)
+    gf = btyd.GammaGammaFit(*gamma_gamma, nan, 0)
     bg = bgnbd_intervals(bf, fit_cells["x"], fit_cells["t_x_days"] / 7, fit_cells["T_days"] / 7, fit_cells["w"])
     rep = fit_cells[fit_cells["x"] > 0]
     return bg, gamma_gamma_intervals(gf, rep["x"], rep["m"], rep["w"])
+
+
+def kept_intervals(doc: dict | None, res: Result) -> tuple[ParamIntervals, ParamIntervals] | None:
+    """:func:`fit_intervals` as kept with a fit (``cov_log`` of :func:`cxmetrics.metrics.btyd.default_fit`)
+    when ``res`` holds that kept fit's parameters, else None (then they are computed)."""
+    if not doc or "cov_log" not in doc:
+        return None
+    bgnbd, gamma_gamma = list(doc["bgnbd"][:4]), list(doc["gamma_gamma"][:3])
+    if (bgnbd != [res.extra["bgnbd"][k] for k in _BG_NAMES]
+            or gamma_gamma != [res.extra["gamma_gamma"][k] for k in _GG_NAMES]):
+        return None
+    cov_bg, cov_gg = (np.asarray(c, float) for c in doc["cov_log"])
+    return (ParamIntervals(_BG_NAMES, np.asarray(bgnbd, float), cov_bg),
+            ParamIntervals(_GG_NAMES, np.asarray(gamma_gamma, float), cov_gg))
 
 
 def with_intervals(res: Result, *, alpha: float = 0.05, n: int = N_DRAWS, seed: int = SEED,
