@@ -16,11 +16,11 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
-from cxmetrics.metrics import btyd, btyd_checks, churn, scores, theme_store
+from cxmetrics.metrics import btyd_checks, btyd_intervals, churn, scores, theme_store
 from cxmetrics.store import summaries
 
 summaries.DEFAULT_LANDMARK[:] = [lambda con: churn.default_landmark(con, Filters())]
-summaries.FITS.update({"cox": churn.default_cox_fit, "btyd": btyd.default_fit, "btyd_holdout": btyd_checks.default_holdout,
+summaries.FITS.update({"cox": churn.default_cox_fit, "btyd": btyd_intervals.default_fit, "btyd_holdout": btyd_checks.default_holdout,
                        "clusters": scores.kept_clusters})
 # the Cox fit reads the landmark base at the default landmark and the data's end; BTYD the RFM at
 # the last transaction date: each is kept when a write leaves its relation as it was

@@ -19,6 +19,7 @@ model of monetary value": likelihood eq. 3, E[M] eq. 5. CDNOW p = 6.25, q = 3.74
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cxmetrics import store
@@ -387,12 +388,7 @@ def narrowed_to(dim: str, value: str) -> Filters:
     return Filters(segments=(value,)) if dim == "segment" else Filters(regions=(value,))
 
 
-def _fit_doc(con, filters: Filters) -> dict | None:
-    """A kept fit: the parameters, and the log-scale covariances of both models' observed-information
-    intervals at them (:func:`cxmetrics.metrics.btyd_intervals.intervals_on`, the Hessians a page
-    would otherwise take; left out when they cannot be computed)."""
-    from cxmetrics.metrics import btyd_intervals  # it imports this module
-
+def _fit_doc(con, filters: Filters, extra: Callable[[dict, pd.DataFrame], None] | None) -> dict | None:
     df, _, cal = _cells(con, filters)
     if cal is None or not _fittable(df):
         return None
@@ -400,24 +396,22 @@ def _fit_doc(con, filters: Filters) -> dict | None:
     doc = {"cal_end": str(cal),
            "bgnbd": [float(v) for v in (bg.r, bg.alpha, bg.a, bg.b, bg.log_likelihood)] + [bg.n, bg.converged],
            "gamma_gamma": [float(v) for v in (gg.p, gg.q, gg.gamma, gg.log_likelihood)] + [gg.n, gg.converged]}
-    try:
-        with np.errstate(all="ignore"):
-            ivs = btyd_intervals.intervals_on(df, doc["bgnbd"][:4], doc["gamma_gamma"][:3])
-    except (ArithmeticError, ValueError, np.linalg.LinAlgError):
-        return doc
-    doc["cov_log"] = [iv.cov_log.tolist() for iv in ivs]
+    if extra is not None:
+        extra(doc, df)
     return doc
 
 
-def default_fit(con) -> dict | None:
+def default_fit(con, extra: Callable[[dict, pd.DataFrame], None] | None = None) -> dict | None:
     """BG/NBD and Gamma-Gamma fitted to the unfiltered view at the last transaction date, as kept
     in summary_fits (see :mod:`cxmetrics.summaries`), and under ``by`` the same fits of each view of
     one segment or one region (:func:`kept_values`; a value too small to fit has none); None when
-    there is too little to fit."""
-    out = _fit_doc(con, Filters())
+    there is too little to fit. ``extra(fit, cells)`` adds to each fit what is computed from it
+    and the RFM cells it was fitted to (the kept fits are those of
+    :func:`cxmetrics.metrics.btyd_intervals.default_fit`, which add the intervals' covariances)."""
+    out = _fit_doc(con, Filters(), extra)
     if out is None:
         return None
-    out["by"] = {dim: {v: doc for v in values if (doc := _fit_doc(con, narrowed_to(dim, v))) is not None}
+    out["by"] = {dim: {v: doc for v in values if (doc := _fit_doc(con, narrowed_to(dim, v), extra)) is not None}
                  for dim, values in kept_values(con).items()}
     return out
 

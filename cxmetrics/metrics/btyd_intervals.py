@@ -176,8 +176,24 @@ def intervals_on(cells: pd.DataFrame, bgnbd, gamma_gamma) -> tuple[ParamInterval
     return bg, gamma_gamma_intervals(gf, rep["x"], rep["m"], rep["w"])
 
 
+def default_fit(con) -> dict | None:
+    """The kept BTYD fits (:func:`cxmetrics.metrics.btyd.default_fit`), each with the log-scale
+    covariances of both models' observed-information intervals at its parameters on its cells
+    (``cov_log``: the Hessians a page would otherwise take; left out when they cannot be computed)."""
+    return btyd.default_fit(con, extra=_keep_cov)
+
+
+def _keep_cov(doc: dict, cells: pd.DataFrame) -> None:
+    try:
+        with np.errstate(all="ignore"):
+            ivs = intervals_on(cells, doc["bgnbd"][:4], doc["gamma_gamma"][:3])
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError):
+        return
+    doc["cov_log"] = [iv.cov_log.tolist() for iv in ivs]
+
+
 def kept_intervals(doc: dict | None, res: Result) -> tuple[ParamIntervals, ParamIntervals] | None:
-    """:func:`fit_intervals` as kept with a fit (``cov_log`` of :func:`cxmetrics.metrics.btyd.default_fit`)
+    """:func:`fit_intervals` as kept with a fit (``cov_log`` of :func:`default_fit`)
     when ``res`` holds that kept fit's parameters, else None (then they are computed)."""
     if not doc or "cov_log" not in doc:
         return None
