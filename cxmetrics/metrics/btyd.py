@@ -419,11 +419,17 @@ def default_fit(con, extra: Callable[[dict, pd.DataFrame], None] | None = None) 
 def kept_fit(con, filters: Filters) -> dict | None:
     """The kept fit (:func:`default_fit`) of this view when there is one: unfiltered, or one segment
     or one region; the RFM cells take no date range, so a date range alone reads it too."""
-    f = filters.with_(date_from=None, date_to=None)
-    one = summaries.one_value(f)
-    if not summaries.unfiltered(f) and one is None:
+    return kept_view(con, "btyd", filters.with_(date_from=None, date_to=None))
+
+
+def kept_view(con, name: str, filters: Filters) -> dict | None:
+    """The kept fit ``name`` of the view ``filters`` select: the fit itself when they select
+    everything, its entry under ``by`` for one segment or one region (:func:`kept_values`), else
+    (or when none is kept) None."""
+    one = summaries.one_value(filters)
+    if not summaries.unfiltered(filters) and one is None:
         return None
-    kept = summaries.fit(con, "btyd")
+    kept = summaries.fit(con, name)
     if kept is None or one is None:
         return kept
     return kept.get("by", {}).get(one[0], {}).get(one[1])

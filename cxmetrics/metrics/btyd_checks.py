@@ -49,7 +49,7 @@ from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Result, jsonable
 from cxmetrics.metrics import btyd, btyd_intervals
-from cxmetrics.store import relations, summaries
+from cxmetrics.store import relations
 
 pd = lazy.module("pandas")
 np = lazy.module("numpy")
@@ -221,9 +221,7 @@ def holdout(con, filters: Filters) -> Result:
     (summary fit ``btyd_holdout``, :func:`default_holdout`): the same figures, without refitting on
     a page load."""
     f = filters.with_(date_from=None, date_to=None)
-    parts = summaries.fit(con, "btyd_holdout") if summaries.unfiltered(f) or summaries.one_value(f) else None
-    if parts is not None and (one := summaries.one_value(f)) is not None:
-        parts = parts.get("by", {}).get(one[0], {}).get(one[1])
+    parts = btyd.kept_view(con, "btyd_holdout", f)
     return _holdout_result(parts if parts is not None else holdout_parts(con, f), f)
 
 
