@@ -141,14 +141,27 @@ def _p(v: float) -> str:
     return "< 0.001" if v < 0.001 else f"= {v:.3f}"
 
 
-def _cells_sql(dims: Iterable[str], body: str, select: str, dim_sql: Callable[[str], str] | None = None) -> str:
-    """UNION ALL of ``select`` grouped by each whitelisted dimension (and overall); ``dim_sql`` maps a
-    dimension to its expression over ``body`` (default: a response row ``r`` and its customer ``c``)."""
+def _cells_sql(dims: Iterable[str], body: str, keys: Mapping[str, str], sums: Mapping[str, str],
+               dim_sql: Callable[[str], str] | None = None) -> tuple[str, str]:
+    """The ``sums`` (additive aggregates: counts and sums, by name) per ``keys`` (expressions, by
+    name) overall and by each whitelisted dimension (``dim_sql`` maps one to its expression over
+    ``body``; default: a response row ``r`` and its customer ``c``), in one scan of ``body``: it is
+    grouped by every dimension at once into ``mv_cells`` (a few thousand rows), which the overall
+    and per-dimension rows then add up. Returns (``mv_cells``' query, the query over it), for
+    :func:`_one_scan` or a caller's own WITH list."""
     dim_sql = dim_sql or _DIM_SQL.get
-    parts = [f"SELECT 'all' AS dim, 'all' AS level, {select} FROM {body} GROUP BY ALL"]
+    dims = tuple(dims)
+    inner = ", ".join([f"{dim_sql(d)} AS mv_{d}" for d in dims] + [f"{e} AS {n}" for n, e in keys.items()]
+                      + [f"{e} AS {n}" for n, e in sums.items()])
+    added = ", ".join([*keys] + [f"sum({n}) AS {n}" for n in sums])
+    parts = [f"SELECT 'all' AS dim, 'all' AS level, {added} FROM mv_cells GROUP BY ALL"]
     for d in dims:
-        parts.append(f"SELECT '{d}' AS dim, CAST({dim_sql(d)} AS VARCHAR) AS level, {select} FROM {body} GROUP BY ALL")
-    return "\nUNION ALL\n".join(parts)  # dims come from DIMS only
+        parts.append(f"SELECT '{d}' AS dim, CAST(mv_{d} AS VARCHAR) AS level, {added} FROM mv_cells GROUP BY ALL")
+    return f"SELECT {inner} FROM {body} GROUP BY ALL", "\nUNION ALL\n".join(parts)  # dims come from DIMS only
+
+
+def _one_scan(cells: tuple[str, str]) -> str:
+    return f"WITH mv_cells AS ({cells[0]})\n{cells[1]}"
 
 
 def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, end: dt.date | None = None,
@@ -167,19 +180,18 @@ def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, 
     # or complaint without a customer has no segment: left out, as the join to customers does.
     src = summaries.responses(con)
     where, params = f.where(date_col="r.responded_on", customer=src.customer, department_col="r.department")
-    period = "CAST(r.responded_on > $cur AS INTEGER) AS period"
-    sel = (f"{period}, {src.count('r.nps IS NOT NULL')} AS n_nps, {src.count('r.nps >= 9')} AS p, "
-           f"{src.count('r.nps <= 6')} AS d, {src.count('r.csat IS NOT NULL')} AS n_csat, {src.xsum('r.csat')} AS s, "
-           f"{src.xsum('r.csat * r.csat')} AS ss")
-    survey = store.run(con, store.Query("moved_survey", _cells_sql(
-        DIMS, f"{src.source} WHERE {where} AND r.segment IS NOT NULL", sel, lambda d: src.dim(_DIM_SQL[d])),
+    sums = {"n_nps": src.count("r.nps IS NOT NULL"), "p": src.count("r.nps >= 9"), "d": src.count("r.nps <= 6"),
+            "n_csat": src.count("r.csat IS NOT NULL"), "s": src.xsum("r.csat"), "ss": src.xsum("r.csat * r.csat")}
+    survey = store.run(con, store.Query("moved_survey", _one_scan(_cells_sql(
+        DIMS, f"{src.source} WHERE {where} AND r.segment IS NOT NULL",
+        {"period": "CAST(r.responded_on > $cur AS INTEGER)"}, sums, lambda d: src.dim(_DIM_SQL[d]))),
         {**src.params, **params, "cur": cur}))
     csrc = summaries.complaints(con)
     cw, cparams = f.where(date_col="k.opened_on", customer=csrc.customer, department_col="k.department")
-    comp = store.run(con, store.Query("moved_complaints", _cells_sql(
+    comp = store.run(con, store.Query("moved_complaints", _one_scan(_cells_sql(
         ("segment", "region", "department"), f"{csrc.source} WHERE {cw} AND k.segment IS NOT NULL",
-        f"CAST(k.opened_on > $cur AS INTEGER) AS period, {csrc.count()} AS k",
-        _COMPLAINT_DIM_SQL.get), {**csrc.params, **cparams, "cur": cur}))
+        {"period": "CAST(k.opened_on > $cur AS INTEGER)"}, {"k": csrc.count()}, _COMPLAINT_DIM_SQL.get)),
+        {**csrc.params, **cparams, "cur": cur}))
     frames = []
     for metric, cols in (("nps", {"n_nps": "n", "p": "p", "d": "d"}), ("csat", {"n_csat": "n", "s": "s", "ss": "ss"})):
         w = survey.pivot_table(index=["dim", "level"], columns="period", values=list(cols), aggfunc="sum")
@@ -192,25 +204,28 @@ def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, 
     if cb and kept and theme_store.lean(con):  # the kept run's lean tables: no join at read time
         lw, lparams = theme_lean.cond(f)
         lparams["cur"] = cur
-        lper = "CAST(x.responded_on > $cur AS INTEGER) AS period"
-        tag = store.run(con, store.Query("moved_themes", _cells_sql(
-            DIMS, f"theme_tagged x WHERE {lw} AND x.known", f"x.theme, {lper}, count(*) AS k", _LEAN_DIM_SQL.get),
-            lparams))
-        tot = store.run(con, store.Query("moved_verbatims", _cells_sql(
-            DIMS, f"theme_verbatims x WHERE {lw} AND x.known AND NOT x.blank", f"{lper}, count(*) AS n",
-            _LEAN_DIM_SQL.get), lparams))
+        lper = "CAST(x.responded_on > $cur AS INTEGER)"
+        tag = store.run(con, store.Query("moved_themes", _one_scan(_cells_sql(
+            DIMS, f"theme_tagged x WHERE {lw} AND x.known", {"theme": "x.theme", "period": lper}, {"k": "count(*)"},
+            _LEAN_DIM_SQL.get)), lparams))
+        tot = store.run(con, store.Query("moved_verbatims", _one_scan(_cells_sql(
+            DIMS, f"theme_verbatims x WHERE {lw} AND x.known AND NOT x.blank", {"period": lper}, {"n": "count(*)"},
+            _LEAN_DIM_SQL.get)), lparams))
         frames += _share_frames(tag, tot)
     elif cb:
         sql, tparams = theme_store.kept_prefix(f, con) if kept else themes.tagged_sql(f, cb)
         tparams = {**tparams, "cur": cur}
         tbody = ("v JOIN survey_responses r USING (response_id) JOIN customers c ON c.customer_id = r.customer_id "
                  "LEFT JOIN tagged t USING (response_id)")
-        sel = "t.theme, CAST(r.responded_on > $cur AS INTEGER) AS period, count(*) AS k"
-        tag = store.run(con, store.Query("moved_themes", sql + "\n, x AS (" + _cells_sql(DIMS, tbody, sel) + ")\nSELECT * FROM x",
+        per = "CAST(r.responded_on > $cur AS INTEGER)"
+        tag_cells = _cells_sql(DIMS, tbody, {"theme": "t.theme", "period": per}, {"k": "count(*)"})
+        tag = store.run(con, store.Query("moved_themes", f"{sql}\n, mv_cells AS ({tag_cells[0]})\n{tag_cells[1]}",
                                          tparams))
-        tot = store.run(con, store.Query("moved_verbatims", sql + "\n, x AS (" + _cells_sql(
+        tot_cells = _cells_sql(
             DIMS, "v JOIN survey_responses r USING (response_id) JOIN customers c ON c.customer_id = r.customer_id",
-            "CAST(r.responded_on > $cur AS INTEGER) AS period, count(*) AS n") + ")\nSELECT * FROM x", tparams))
+            {"period": per}, {"n": "count(*)"})
+        tot = store.run(con, store.Query("moved_verbatims", f"{sql}\n, mv_cells AS ({tot_cells[0]})\n{tot_cells[1]}",
+                                         tparams))
         frames += _share_frames(tag.dropna(subset=["theme"]), tot)
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return out, (prev, cur, end)
