@@ -242,6 +242,7 @@ def test_default_landmark_a_year_after_29_february_is_28_february():
     import duckdb
 
     mem = duckdb.connect()
+    mem.execute("CREATE TABLE meta (key VARCHAR, value VARCHAR)")  # no summaries: the responses are read
     mem.execute("CREATE TABLE survey_responses (responded_on DATE, survey VARCHAR)")
     mem.execute("INSERT INTO survey_responses VALUES ('2024-02-29', 'relationship'), ('2024-05-01', 'transactional')")
     assert churn.default_landmark(mem, Filters()) == dt.date(2025, 2, 28)

@@ -109,3 +109,117 @@ def test_cli(demo_db):
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["rows"][0]["category"] == "late delivery" and data["extra"]["n_to_80"] >= 3
+
+
+def test_counted_cells_give_the_figures_of_the_rows_counted_one_by_one(writable_db):
+    """The follow-up outcome, the complaint-history cells of the churn hazard and the resolution
+    counts are read from counted relations; here they are checked against the same rows counted
+    one by one in pandas, on a demo copy with the boundary cases planted: a complaint closed on the
+    landmark itself (still open at it: unresolved), a follow-up exactly 7 days after a detractor
+    answer (within 7 days), a churn on a detractor answer's day (not a churn after it), a churn
+    after the last complaint (exposed to complaints up to that date) and a complaint without a
+    customer (it has a time to resolve too)."""
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+
+    from cxmetrics.metrics import churn
+
+    with store.connect(str(writable_db)) as con:
+        L = churn.default_landmark(con, Filters())
+    with store.connect(str(writable_db), read_only=False) as con, store.transaction(con):
+        closed_on_L = con.execute("""
+SELECT min(k.complaint_id) FROM complaints k JOIN summary_landmark b USING (customer_id)
+WHERE b.nps_group IS NOT NULL AND k.opened_on < $L GROUP BY k.customer_id HAVING bool_and(k.closed_on < $L)
+ORDER BY 1 LIMIT 1""", {"L": L}).fetchone()[0]
+        con.execute("UPDATE complaints SET closed_on = $L, escalated = false WHERE complaint_id = $k",
+                    {"L": L, "k": closed_on_L})
+        answer = con.execute("""
+SELECT r.customer_id, r.responded_on FROM survey_responses r
+WHERE r.survey = 'relationship' AND r.nps < 7 AND r.customer_id IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM followups f WHERE f.customer_id = r.customer_id
+                  AND f.contacted_on BETWEEN r.responded_on AND r.responded_on + 30)
+ORDER BY r.response_id LIMIT 1""").fetchone()
+        con.execute("INSERT INTO followups (followup_id, customer_id, contacted_on) VALUES ('planted', ?, ?)",
+                    [answer[0], answer[1] + dt.timedelta(days=7)])
+        same_day = con.execute("""
+SELECT r.customer_id, r.responded_on FROM survey_responses r JOIN customers c USING (customer_id)
+WHERE r.survey = 'relationship' AND r.nps < 7 AND c.contract = 'contractual' AND r.customer_id <> $planted
+  AND r.responded_on < (SELECT max(occurred_on) FROM transactions) - INTERVAL 13 MONTH
+  AND NOT EXISTS (SELECT 1 FROM churn_events e WHERE e.customer_id = r.customer_id)
+  AND NOT EXISTS (SELECT 1 FROM survey_responses r2 WHERE r2.customer_id = r.customer_id AND r2.responded_on > r.responded_on)
+ORDER BY r.response_id LIMIT 1""", {"planted": answer[0]}).fetchone()
+        con.execute("INSERT INTO churn_events (customer_id, churned_on) VALUES (?, ?)", list(same_day))  # churned that day
+        late = con.execute("""
+SELECT customer_id FROM summary_customer WHERE nps IS NOT NULL AND churned_on IS NULL AND customer_id <> $a
+ORDER BY customer_id LIMIT 1""", {"a": same_day[0]}).fetchone()[0]
+        con.execute("INSERT INTO churn_events (customer_id, churned_on) "  # after the last complaint: exposed to it
+                    "SELECT $c, max(opened_on) + 20 FROM complaints", {"c": late})
+        con.execute("UPDATE complaints SET customer_id = NULL WHERE complaint_id = "
+                    "(SELECT max(complaint_id) FROM complaints WHERE closed_on IS NOT NULL)")
+        store.bump_version(con)
+    with store.connect(str(writable_db)) as con:
+        assert churn.default_landmark(con, Filters()) == L
+        # the follow-up outcome per detractor answer
+        rows = con.execute("SELECT * FROM summary_detractors").df()
+        last = pd.Timestamp(con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]) - pd.DateOffset(months=12)
+        r, fu = rows["responded_on"], rows["first_followup"]
+        churned = (rows["churned_on"] > r) & (rows["churned_on"] <= r + pd.DateOffset(months=12))
+        at_risk = (rows["contract"] == "contractual") & (r <= last)
+        planted = (rows["customer_id"] == answer[0]) & (r == pd.Timestamp(answer[1]))
+        on_the_day = (rows["customer_id"] == same_day[0]) & (r == pd.Timestamp(same_day[1]))
+        assert on_the_day.sum() == 1 and not churned[on_the_day].any() and at_risk[on_the_day].all()
+        for days in (6, 7, 30):
+            got = complaints.detractor_followup(con, Filters(), within_days=days).table.set_index("followed")
+            followed = fu.notna() & (fu <= r + pd.Timedelta(days=days))
+            assert followed[planted].all() == (days >= 7)
+            for flag in (False, True):
+                g = followed == flag
+                want = {"responses": g.sum(), "at_risk": (g & at_risk).sum(), "churned": (g & at_risk & churned).sum(),
+                        "with_next": rows.loc[g, "next_nps"].count()}
+                assert {k: int(got.loc[flag, k]) for k in want} == {k: int(v) for k, v in want.items()}, (days, flag)
+                assert got.loc[flag, "next_nps_mean"] == pytest.approx(rows.loc[g, "next_nps"].mean(), rel=1e-12)
+                assert got.loc[flag, "next_nps_sd"] == pytest.approx(rows.loc[g, "next_nps"].std(), rel=1e-9)
+        # the churn hazard's cells: each base customer's complaint history before the landmark
+        q = complaints.churn_uplift(con, Filters()).queries[0]
+        cells = con.execute(q.sql, q.params).df()
+        base = con.execute("SELECT * FROM summary_landmark WHERE nps_group IS NOT NULL").df()
+        k = con.execute("SELECT customer_id, closed_on, escalated FROM complaints "
+                        "WHERE opened_on < $L AND customer_id IS NOT NULL", {"L": L}).df()
+        k["open"] = k["closed_on"].isna() | (k["closed_on"] >= pd.Timestamp(L))
+        k["esc"] = k["escalated"].fillna(False).astype(bool)
+        per = k.groupby("customer_id")[["open", "esc"]].any()
+        state = pd.Series(np.where(per["open"], "unresolved", np.where(per["esc"], "escalated", "resolved")), per.index)
+        base["state"] = base["customer_id"].map(state).fillna("no complaint")
+        assert base.loc[base["customer_id"].isin(
+            con.execute("SELECT customer_id FROM complaints WHERE complaint_id = $k", {"k": closed_on_L}).fetchone()),
+            "state"].tolist() == ["unresolved"]
+        want = (base.assign(event=base["event"].astype(int), days=base["days"].astype(float))
+                .groupby(["nps_group", "segment", "tenure", "state"], as_index=False)
+                .agg(customers=("customer_id", "size"), events=("event", "sum"), exposure=("days", "sum")))
+        want["exposure"] /= churn.MONTH_DAYS
+        got = cells.sort_values(["nps_group", "segment", "tenure", "state"]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False, check_exact=False, rtol=1e-12)
+        # complaints per customer-year by NPS group (latest answer), segment-filtered too
+        cust = con.execute("SELECT * FROM summary_customer WHERE nps IS NOT NULL").df()
+        lo, hi = (pd.Timestamp(x) for x in con.execute("SELECT min(opened_on), max(opened_on) FROM complaints").fetchone())
+        start = cust["acquired_on"].where(cust["acquired_on"] > lo, lo)
+        stop = cust["churned_on"].fillna(hi).where(lambda d: d < hi, hi)
+        cust["years"] = (stop - start).dt.days.clip(lower=0) / 365.25
+        cust["nps_group"] = np.select([cust["nps"] >= 9, cust["nps"] >= 7], ["promoter", "passive"], "detractor")
+        for f, keep in ((Filters(), cust.index == cust.index), (Filters(segments=("smb",)), cust["segment"] == "smb")):
+            want = cust[keep].groupby("nps_group").agg(customers=("nps", "size"), years=("years", "sum"),
+                                                       complaints=("complaints", "sum"))
+            got = complaints.rate_by_nps_group(con, f).set_index("nps_group")[["customers", "years", "complaints"]]
+            pd.testing.assert_frame_equal(got, want, check_dtype=False, check_exact=False, rtol=1e-12)
+        # the resolution counts: every complaint, with or without a customer, closed or censored at the end
+        res = complaints.resolution(con, Filters(), by=None)
+        allk = con.execute("SELECT opened_on, closed_on FROM complaints").df()
+        end = allk["opened_on"].max()
+        days = ((allk["closed_on"].fillna(end) - allk["opened_on"]).dt.days.clip(lower=0) + 0.5)
+        closed = allk["closed_on"].notna()
+        t = res.table.iloc[0]
+        assert (t["complaints"], t["open"]) == (len(allk), int((~closed).sum()))
+        assert t["median_if_open_dropped"] == days[closed].median()
+        assert con.execute("SELECT count(*) FROM complaints WHERE customer_id IS NULL").fetchone()[0] == 1

@@ -220,6 +220,58 @@ def test_customer_summary_serves_only_the_views_it_holds(con):
     assert "summary_latest" not in sql(drivers.key_drivers(con, Filters(date_to=dt.date(2026, 1, 1))))
 
 
+def test_the_complaint_views_read_their_counted_cells_where_those_hold_the_answer(con, monkeypatch):
+    """The Complaints page and the money pages read small counted relations, not the complaints,
+    the responses or a table per customer, under every view those hold; elsewhere the same figures
+    from their definitions (the page comparison above checks the page; here each reader, and the
+    follow-up window at any length)."""
+    from cxmetrics.metrics import complaints
+
+    def sql(res) -> str:
+        return " ".join(q.sql for q in res.queries)
+
+    def rate_sql(f: Filters) -> str:
+        seen = []
+        real = store.run
+
+        def spy(c, q, *a, **k):
+            seen.append(q.sql)
+            return real(c, q, *a, **k)
+        monkeypatch.setattr(store, "run", spy)
+        try:
+            complaints.rate_by_nps_group(con, f)
+        finally:
+            monkeypatch.setattr(store, "run", real)
+        return seen[-1]
+
+    billing = Filters(scope=BILLING)
+    for f in (Filters(), Filters(segments=("smb",)), Filters(regions=("north",)), billing, LAST_12_MONTHS):
+        held = f.scope.departments is None
+        assert ("FROM summary_complaint_rate" in rate_sql(f)) == held  # the date range does not apply to it
+        assert ("FROM summary_complaint_churn" in sql(complaints.churn_uplift(con, f))) == (held and f.date_from is None)
+        assert "FROM summary_detractor_cells" in sql(complaints.detractor_followup(con, f))
+        assert "FROM summary_complaints" in sql(complaints.resolution(con, f))
+        assert "FROM complaints k" not in sql(complaints.resolution(con, f))
+    # the landmark's first relationship answer, from the counted responses
+    assert "summary_responses" in churn.FIRST_RESPONSE_COUNTED.sql
+    fast = {"landmark": churn.default_landmark(con, Filters())}
+    for f in (Filters(), Filters(segments=("smb",)), billing, CUSTOM_RANGE):
+        fast[f] = (complaints.rate_by_nps_group(con, f), complaints.churn_uplift(con, f).table,
+                   complaints.resolution(con, f).table, complaints.resolution(con, f, by="region").table,
+                   *(complaints.detractor_followup(con, f, within_days=d).table for d in (0, 1, 7, 30, 400)))
+    monkeypatch.setattr(summaries, "_state", lambda con: ({}, 0))  # no summary is current: raw queries
+    assert churn.default_landmark(con, Filters()) == fast.pop("landmark")
+    for f, got in fast.items():
+        want = (complaints.rate_by_nps_group(con, f), complaints.churn_uplift(con, f).table,
+                complaints.resolution(con, f).table, complaints.resolution(con, f, by="region").table,
+                *(complaints.detractor_followup(con, f, within_days=d).table for d in (0, 1, 7, 30, 400)))
+        for a, b in zip(got, want, strict=True):
+            assert len(a) or f.scope.departments  # relationship answers carry no department in the demo
+            pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
+    followed = [t.loc[t["followed"], "responses"].sum() for t in fast[Filters()][4:]]  # 0, 1, 7, 30, 400 days
+    assert followed == sorted(followed) and 0 < followed[2] < followed[-1] < fast[Filters()][4]["responses"].sum()
+
+
 @pytest.mark.parametrize("name", [r.name for r in relations.ALL])
 def test_every_rebuilt_summary_equals_its_relation_computed_from_the_contract_tables(writable_db, name):
     """A tenth of every fact table is deleted behind the summaries' back, then the data version is
@@ -256,13 +308,14 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
         assert summaries.refresh(con, v + 2, previous=v + 1, changed={"complaints"}) == [
             relations.LANDMARK_STATES.name, summaries.DEPARTMENTS_TABLE, relations.LIFECYCLE_BY_DEPARTMENT.name,
             relations.GAPS_BY_DEPARTMENT.name, relations.UPLIFT_BY_DEPARTMENT.name, summaries.CUSTOMER_TABLE,
-            summaries.LANDMARK_TABLE, relations.LANDMARK_REVENUE.name, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE,
+            summaries.COMPLAINT_RATE_TABLE, summaries.LANDMARK_TABLE, summaries.COMPLAINT_CHURN_TABLE,
+            relations.LANDMARK_REVENUE.name, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE,
             summaries.UPLIFT_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 3, previous=v + 2, changed={"kpi_observations"}) == [
             summaries.KPI_TABLE, summaries.KPI_DAILY_TABLE, summaries.KPI_ALLTIME_TABLE]
         assert summaries.refresh(con, v + 4, previous=v + 3, changed={"transactions"}) == [
-            summaries.CUSTOMER_TABLE, summaries.LANDMARK_TABLE, relations.LANDMARK_REVENUE.name, summaries.RFM_TABLE,
-            relations.RFM_HOLDOUT.name, summaries.REVENUE_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
+            summaries.CUSTOMER_TABLE, summaries.COMPLAINT_RATE_TABLE, summaries.LANDMARK_TABLE,
+            summaries.COMPLAINT_CHURN_TABLE, relations.LANDMARK_REVENUE.name, summaries.RFM_TABLE, relations.RFM_HOLDOUT.name, summaries.REVENUE_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 5, previous=v + 1, changed={"assumptions"}) == list(summaries.DEPENDS)
         con.execute("ROLLBACK")
 
@@ -462,7 +515,7 @@ def test_an_append_updates_summaries_in_place_to_what_a_rebuild_stores(small_cop
             and not r.args and (not r.uses or r.grain == "customer_cells")}
     assert took == {"summary_responses", "summary_kpi_linked", "summary_customer_departments",
                     "summary_answer_spells", "summary_landmark_states", "summary_lifecycle_by_department", "summary_latest", "summary_detractors",
-                    "summary_driver_pairs"}
+                    "summary_detractor_cells", "summary_driver_pairs"}
     assert set(done["updated"]) == took
     assert not took & set(done["rebuilt"])
     for rel in relations.ALL:
@@ -603,7 +656,8 @@ def test_customer_cells_relations_read_only_per_customer_relations():
     uses is itself per customer (``"customer"`` grain, no arguments) and its SQL reads no total
     over all customers (no look-up of a whole table such as a maximum date)."""
     cells = [r for r in relations.ALL if r.grain == "customer_cells"]
-    assert [r.name for r in cells] == ["summary_lifecycle_by_department", "summary_driver_pairs"]
+    assert [r.name for r in cells] == ["summary_lifecycle_by_department", "summary_detractor_cells",
+                                       "summary_driver_pairs"]
     for rel in cells:
         for sub in rel.uses:
             assert relations.RELATIONS[sub].grain == "customer" and not relations.RELATIONS[sub].args, (rel.name, sub)

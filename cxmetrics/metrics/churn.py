@@ -95,6 +95,14 @@ def follow_up_end(con: duckdb.DuckDBPyConnection, filters: Filters) -> dt.date |
     return filters.date_to if end is None or filters.date_to < end else None
 
 
+#: The first relationship response's day (the first response's without a relationship survey).
+FIRST_RESPONSE = store.Query("first_relationship_response", """
+SELECT coalesce(min(responded_on) FILTER (WHERE survey = 'relationship'), min(responded_on)) AS first
+FROM survey_responses""")
+FIRST_RESPONSE_COUNTED = store.Query("first_relationship_response",
+                                     FIRST_RESPONSE.sql.replace("survey_responses", "summary_responses"))
+
+
 def default_landmark(con: duckdb.DuckDBPyConnection, filters: Filters) -> dt.date:
     """The landmark, from the data's dates: the filter's start date; else one year after the first
     relationship response (the first survey response of any kind when there is no relationship
@@ -103,9 +111,10 @@ def default_landmark(con: duckdb.DuckDBPyConnection, filters: Filters) -> dt.dat
     at all falls back to today (every churn figure is then empty)."""
     if filters.date_from is not None:
         return filters.date_from
-    first = store.run(con, store.Query("first_relationship_response", """
-SELECT coalesce(min(responded_on) FILTER (WHERE survey = 'relationship'), min(responded_on)) AS first
-FROM survey_responses"""))["first"].iloc[0]
+    # the counted responses (summary_responses: every answer, anonymous ones too, by day and
+    # survey) hold the same first days; a raw scan costs 0.2 s at 100M responses
+    first = store.run(con, FIRST_RESPONSE_COUNTED if summaries.current(con, summaries.RESPONSES_TABLE)
+                      else FIRST_RESPONSE)["first"].iloc[0]
     end = data_end(con)
     if pd.isna(first):
         return add_months(end, -12) if end is not None else dt.date.today()

@@ -157,13 +157,14 @@ def resolution(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str | No
     """Median and 90th-percentile days to resolve, open complaints censored at the data end."""
     from cxmetrics.core import sm
 
-    where, params = _where(filters)
-    grp = DIMENSIONS[by] if by else "'all'"
+    src = _cells(con)
+    where, params = _where(filters, src)
+    grp = src.dim(DIMENSIONS[by]) if by else "'all'"
     q = store.Query("resolution_counts", f"""
 WITH e AS (SELECT max(opened_on) AS E FROM complaints)
-SELECT {grp} AS grp, date_diff('day', k.opened_on, coalesce(k.closed_on, e.E)) AS days,
-       (k.closed_on IS NOT NULL) AS closed, count(*) AS n
-FROM complaints k JOIN customers c USING (customer_id), e WHERE {where} GROUP BY ALL ORDER BY ALL""", params)
+SELECT {grp} AS grp, coalesce(k.close_days, date_diff('day', k.opened_on, e.E)) AS days,
+       (k.close_days IS NOT NULL) AS closed, {src.count()} AS n
+FROM {src.source}, e WHERE {where}{_known(src, by)} GROUP BY ALL ORDER BY ALL""", {**params, **src.params})
     df = store.run(con, q)
     recs = []
     for g, d in df.groupby("grp"):
@@ -172,13 +173,29 @@ FROM complaints k JOIN customers c USING (customer_id), e WHERE {where} GROUP BY
                               freq_weights=d["n"].to_numpy(float))
         med, p90 = (km_quantile(sf, q_) for q_ in (0.5, 0.9))
         naive = d[d["closed"]]
-        naive_med = float(np.repeat(naive["days"], naive["n"]).median()) if len(naive) else np.nan
+        naive_med = weighted_median(naive["days"].to_numpy(float), naive["n"].to_numpy()) if len(naive) else np.nan
         recs.append({by or "group": g, "complaints": int(d["n"].sum()), "open": int(d.loc[~d["closed"], "n"].sum()),
                      "median_days": med, "p90_days": p90, "median_if_open_dropped": naive_med})
     return Result("resolution", "Time to resolve", pd.DataFrame(recs),
                   method="Kaplan–Meier on days to close; open complaints are censored at the last date in the data.",
                   reference="Kaplan & Meier (1958).", filters=filters.describe(), queries=(q,),
                   extra={"tables": ("complaints",)})
+
+
+def weighted_median(values: np.ndarray, counts: np.ndarray) -> float:
+    """The median of ``values`` each repeated ``counts`` times (the mean of the two middle ones for
+    an even total), without repeating them.
+
+    >>> weighted_median(np.array([3., 1., 2.]), np.array([1, 2, 1]))  # 1 1 2 3
+    1.5
+    >>> weighted_median(np.array([5., 1.]), np.array([2, 1]))  # 1 5 5
+    5.0
+    """
+    order = np.argsort(values, kind="stable")
+    v, upto = values[order], np.cumsum(counts[order])
+    total = int(upto[-1])
+    lo, hi = (v[np.searchsorted(upto, k, side="right")] for k in ((total - 1) // 2, total // 2))
+    return float((lo + hi) / 2)
 
 
 def km_quantile(sf, q: float) -> float:
@@ -216,15 +233,12 @@ def churn_uplift(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: flo
     from cxmetrics.core import sm
 
     L = churn.default_landmark(con, filters)
-    q = churn._base(con, filters, L, """, state AS (
-    SELECT k.customer_id,
-           CASE WHEN bool_or(k.closed_on IS NULL OR k.closed_on >= bounds.L) THEN 'unresolved'
-                WHEN bool_or(coalesce(k.escalated, false)) THEN 'escalated' ELSE 'resolved' END AS state
-    FROM complaints k, bounds WHERE k.opened_on < bounds.L GROUP BY 1)
-SELECT b.nps_group, b.segment, b.tenure, coalesce(state.state, 'no complaint') AS state, count(*) AS customers,
-       count(*) FILTER (WHERE b.event) AS events, sum(b.days) / $month AS exposure
-FROM b LEFT JOIN state USING (customer_id) GROUP BY ALL ORDER BY ALL""", "complaint_churn_cells")
-    q.params["month"] = churn.MONTH_DAYS
+    where, params = summaries.where(summaries.COMPLAINT_CHURN_TABLE, filters, customer="k", dates=False)
+    q = summaries.query(con, "complaint_churn_cells", f"""
+SELECT k.nps_group, k.segment, k.tenure, k.state, CAST(sum(k.customers) AS BIGINT) AS customers,
+       CAST(sum(k.events) AS BIGINT) AS events, sum(k.days) / $month AS exposure
+FROM {{summary_complaint_churn}} k WHERE {where} GROUP BY ALL ORDER BY ALL""", {**params, "month": churn.MONTH_DAYS},
+                        filters=filters, landmark=L, end=churn.follow_up_end(con, filters))
     cells = store.run(con, q)
     if cells["events"].sum() < 10:
         return Result("complaint_churn", "Churn after complaints", pd.DataFrame(), filters=filters.describe(),
@@ -263,15 +277,11 @@ def rate_by_nps_group(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.Da
     Exposure: each customer's days between acquisition (or the first complaint date in the data)
     and churn (or the data end).
     """
-    cw, params = summaries.where(summaries.CUSTOMER_TABLE, filters, customer="c", customer_id_col="c.customer_id",
-                                 dates=False)
+    cw, params = summaries.where(summaries.COMPLAINT_RATE_TABLE, filters, customer="c", dates=False)
     q = summaries.query(con, "complaint_rate_by_group", f"""
-WITH b AS (SELECT min(opened_on) AS lo, max(opened_on) AS hi FROM complaints)
-SELECT {relations.nps_group("c.nps")} AS nps_group, count(*) AS customers,
-       sum(greatest(date_diff('day', greatest(c.acquired_on, b.lo), least(coalesce(c.churned_on, b.hi), b.hi)), 0) / 365.25) AS years,
-       sum(c.complaints) AS complaints
-FROM {{summary_customer}} c, b
-WHERE c.nps IS NOT NULL AND {cw} GROUP BY 1 ORDER BY 1""", params)
+SELECT {relations.nps_group("c.nps")} AS nps_group, CAST(sum(c.customers) AS BIGINT) AS customers, sum(c.years) AS years,
+       CAST(sum(c.complaints) AS BIGINT) AS complaints
+FROM {{summary_complaint_rate}} c WHERE {cw} GROUP BY 1 ORDER BY 1""", params, filters=filters)
     df = store.run(con, q)
     df["per_customer_year"] = df["complaints"] / df["years"]
     df["se"] = np.sqrt(df["complaints"]) / df["years"]
@@ -325,28 +335,31 @@ FROM {src.source} WHERE {where} GROUP BY 1 ORDER BY 1""", params)
 
 
 #: Followed-up vs not: responses, contract customers observable for 12 months, those who churned,
-#: and the next relationship NPS (over ``outcome``: followed, contract, churned, responded_on, next_nps).
+#: and the next relationship NPS (its mean and sample SD from the cells' count, sum and squares).
 _FOLLOWUP_OUTCOMES = """
-SELECT followed, count(*) AS responses,
-       count(*) FILTER (WHERE contract = 'contractual'
-                        AND responded_on <= (SELECT max(occurred_on) FROM transactions) - INTERVAL 12 MONTH) AS at_risk,
-       count(*) FILTER (WHERE contract = 'contractual' AND coalesce(churned, false)
-                        AND responded_on <= (SELECT max(occurred_on) FROM transactions) - INTERVAL 12 MONTH) AS churned,
-       count(next_nps) AS with_next, avg(next_nps) AS next_nps_mean, stddev_samp(next_nps) AS next_nps_sd
-FROM outcome GROUP BY 1 ORDER BY 1"""
+SELECT followed, CAST(sum(n) AS BIGINT) AS responses,
+       CAST(coalesce(sum(n) FILTER (WHERE contract = 'contractual' AND responded_on <= bounds.last_at_risk), 0) AS BIGINT)
+           AS at_risk,
+       CAST(coalesce(sum(n) FILTER (WHERE contract = 'contractual' AND churned AND responded_on <= bounds.last_at_risk),
+                     0) AS BIGINT) AS churned,
+       CAST(sum(n_next) AS BIGINT) AS with_next, sum(s_next) / nullif(sum(n_next), 0) AS next_nps_mean,
+       CASE WHEN sum(n_next) > 1 THEN sqrt(greatest(CAST(sum(n_next) AS DOUBLE) * sum(ss_next)
+                                                    - CAST(sum(s_next) AS DOUBLE) * sum(s_next), 0)
+                                           / (CAST(sum(n_next) AS DOUBLE) * (sum(n_next) - 1))) END AS next_nps_sd
+FROM outcome, bounds GROUP BY 1 ORDER BY 1"""
 
 
 def detractor_followup(con: duckdb.DuckDBPyConnection, filters: Filters, *, within_days: int = 7,
                        alpha: float = 0.05) -> Result:
     """Detractor responses contacted within N days, and 12-month churn of followed vs not followed."""
-    where, params = summaries.where(summaries.DETRACTORS_TABLE, filters, date_col="d.responded_on", customer="d",
+    where, params = summaries.where(summaries.DETRACTOR_CELLS_TABLE, filters, date_col="d.responded_on", customer="d",
                                     department_col="d.department")
     q = summaries.query(con, "detractor_followup", f"""
-WITH outcome AS (
-    SELECT d.responded_on, d.contract, d.next_nps,
-           (d.first_followup IS NOT NULL AND d.first_followup <= d.responded_on + to_days($days)) AS followed,
-           (d.churned_on > d.responded_on AND d.churned_on <= d.responded_on + INTERVAL 12 MONTH) AS churned
-    FROM {{summary_detractors}} d WHERE {where}
+WITH bounds AS (SELECT (SELECT max(occurred_on) FROM transactions) - INTERVAL 12 MONTH AS last_at_risk),
+outcome AS (
+    SELECT d.responded_on, d.contract, d.churned, d.n, d.n_next, d.s_next, d.ss_next,
+           coalesce(d.followup_days <= $days, false) AS followed
+    FROM {{summary_detractor_cells}} d WHERE {where}
 )
 """ + _FOLLOWUP_OUTCOMES, {**params, "days": int(within_days)})
     df = store.run(con, q)

@@ -102,10 +102,12 @@ SELECT r.responded_on, r.survey, r.touchpoint, r.department, c.segment, c.region
 FROM survey_responses r LEFT JOIN customers c ON c.customer_id = r.customer_id  -- anonymous answers count too
 GROUP BY ALL""", grain="cells", measures=("n", "sw", "sw2"))
 
-#: Complaints counted by every column the complaint views filter or group on, with recorded costs.
+#: Complaints counted by every column the complaint views filter or group on, with recorded costs
+#: and the days each took to close (NULL while open).
 COMPLAINTS = Relation("summary_complaints", frozenset({"customers", "complaints"}), """
 SELECT k.opened_on, k.category, k.channel, k.department, k.root_cause, c.segment, c.region, k.escalated,
-       k.callback_promised, k.callback_done, count(*) AS n, count(k.cost) AS n_cost, sum(k.cost) AS sum_cost
+       k.callback_promised, k.callback_done, date_diff('day', k.opened_on, k.closed_on) AS close_days,
+       count(*) AS n, count(k.cost) AS n_cost, sum(k.cost) AS sum_cost
 FROM complaints k LEFT JOIN customers c ON c.customer_id = k.customer_id  -- so do complaints without a customer
 GROUP BY ALL""", grain="cells", measures=("n", "n_cost", "sum_cost"))
 
@@ -252,6 +254,21 @@ FROM customers c LEFT JOIN {summary_latest} l USING (customer_id) LEFT JOIN cu_r
 LEFT JOIN cu_k k USING (customer_id) LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id""",
                     uses={"summary_latest": _unfiltered})
 
+#: Complaints and customer-years per latest relationship NPS answer, segment and region (the
+#: customers with an answer): the complaint rate by NPS group. A customer is exposed from
+#: acquisition (or the first complaint date in the data) to churn (or the last complaint date).
+#: The department scope keeps the customers who dealt with one of its departments (inside: the
+#: rows keep no customer id).
+COMPLAINT_RATE = Relation("summary_complaint_rate", CUSTOMER.depends, """
+WITH cr_b AS (SELECT min(opened_on) AS lo, max(opened_on) AS hi FROM complaints)
+SELECT c.nps, c.segment, c.region, count(*) AS customers,
+       sum(greatest(date_diff('day', greatest(c.acquired_on, cr_b.lo), least(coalesce(c.churned_on, cr_b.hi), cr_b.hi)),
+                    0) / 365.25) AS years,
+       sum(c.complaints) AS complaints
+FROM {summary_customer} c, cr_b WHERE c.nps IS NOT NULL AND {inner} GROUP BY ALL""",
+                          inner=_scope_on("c.customer_id"), uses={"summary_customer": _unfiltered},
+                          scope_inside=True)
+
 #: Share-of-wallet sums per segment, region and latest NPS answer: stated, observed (12-month
 #: revenue / category wallet, contract customers) and WAR, and the sums for the OLS of stated
 #: share on the score. The latest answer is taken from the responses that count (scope inside).
@@ -333,6 +350,19 @@ FROM de_first r JOIN customers c USING (customer_id)
 LEFT JOIN churn_events ce ON ce.customer_id = r.customer_id
 LEFT JOIN de_days nx ON nx.customer_id = r.customer_id AND nx.responded_on = r.responded_on
 WHERE r.kind = 0""", grain="customer")
+
+#: The relationship detractor responses counted by day, department, segment, region and contract,
+#: with the days to the first follow-up (NULL: none) and whether the customer churned within 12
+#: months of the answer; the next relationship NPS summed for its mean and SD (count, sum, squares).
+DETRACTOR_CELLS = Relation("summary_detractor_cells", DETRACTORS.depends, """
+SELECT d.responded_on, d.department, d.segment, d.region, d.contract,
+       date_diff('day', d.responded_on, d.first_followup) AS followup_days,
+       coalesce(d.churned_on > d.responded_on AND d.churned_on <= d.responded_on + INTERVAL 12 MONTH, false) AS churned,
+       count(*) AS n, count(d.next_nps) AS n_next, CAST(coalesce(sum(d.next_nps), 0) AS BIGINT) AS s_next,
+       CAST(coalesce(sum(d.next_nps * d.next_nps), 0) AS BIGINT) AS ss_next
+FROM {summary_detractors} d GROUP BY ALL""", uses={"summary_detractors": _unfiltered}, grain="customer_cells",
+                           measures=("n", "n_next", "s_next", "ss_next"))
+
 
 def _gaps_within(filters: Filters, args: dict) -> tuple[dict, dict] | None:
     """:data:`GAPS`' :class:`Via` condition: a date range and a scope of none or one department.
@@ -437,6 +467,24 @@ LANDMARK = Relation("summary_landmark", frozenset({"customers", "survey_response
                             (histories.LANDMARK_STATES.name,),
     lambda filters, args: ({}, {"landmark": args.get("landmark"), "end": args.get("end")})))
 
+#: The churn landmark base (customers with a relationship NPS answer before L) counted by NPS group,
+#: segment, region, tenure band and complaint history before L — unresolved at L (any complaint
+#: still open on L), else escalated (any), else resolved; "no complaint" without one — with churn
+#: events and days at risk: the cells of the churn hazard after complaints. The department scope
+#: keeps the customers who dealt with one of its departments (inside: the rows keep no customer id).
+COMPLAINT_CHURN = Relation("summary_complaint_churn", LANDMARK.depends, """
+WITH cc_bounds AS (SELECT $landmark::DATE AS L),
+cc_state AS (
+    SELECT k.customer_id,
+           CASE WHEN bool_or(k.closed_on IS NULL OR k.closed_on >= cc_bounds.L) THEN 'unresolved'
+                WHEN bool_or(coalesce(k.escalated, false)) THEN 'escalated' ELSE 'resolved' END AS state
+    FROM complaints k, cc_bounds WHERE k.opened_on < cc_bounds.L GROUP BY 1)
+SELECT b.nps_group, b.segment, b.region, b.tenure, coalesce(cc_state.state, 'no complaint') AS state,
+       count(*) AS customers, count(*) FILTER (WHERE b.event) AS events, sum(b.days) AS days
+FROM {summary_landmark} b LEFT JOIN cc_state USING (customer_id)
+WHERE b.nps_group IS NOT NULL AND {inner} GROUP BY ALL""", inner=_scope_on("b.customer_id"), scope_inside=True,
+                           uses={"summary_landmark": _same}, args=("landmark",), before_landmark=_BEFORE_LANDMARK)
+
 #: Revenue of each landmark-base customer in the 12 months to E, and its active calendar months
 #: (a bit set of month offsets: count(DISTINCT date_trunc('month', …)) gives the same at four times
 #: the cost) — the margin input of contractual CLV. A month's offset is its calendar months after
@@ -526,7 +574,7 @@ FROM ho_cal p JOIN customers c USING (customer_id) LEFT JOIN ho_hold o USING (cu
 #: Every relation, in build order (a relation after those it reads).
 ALL: tuple[Relation, ...] = (ANSWER_SPELLS, LANDMARK_STATES, CUSTOMER_DEPARTMENTS, LIFECYCLE_BY_DEPARTMENT,
                              GAPS_BY_DEPARTMENT,
-                             UPLIFT_BY_DEPARTMENT, LATEST, CUSTOMER, LANDMARK, LANDMARK_REVENUE, RESPONSES, KPI_LINKED, DETRACTORS, RFM, RFM_HOLDOUT,
+                             UPLIFT_BY_DEPARTMENT, LATEST, CUSTOMER, COMPLAINT_RATE, LANDMARK, COMPLAINT_CHURN, LANDMARK_REVENUE, RESPONSES, KPI_LINKED, DETRACTORS, DETRACTOR_CELLS, RFM, RFM_HOLDOUT,
                              PAIRS, GAPS, COMPLAINTS, REVENUE, UPLIFT, LIFECYCLE, KPI_DAILY,
                              KPI_WINDOW, WALLET)
 RELATIONS: dict[str, Relation] = {r.name: r for r in ALL}

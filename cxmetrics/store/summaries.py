@@ -38,11 +38,14 @@ from cxmetrics.store import incremental, relations
 from cxmetrics.store.relations import RELATIONS, Relation, Via
 
 LANDMARK_TABLE = relations.LANDMARK.name
+COMPLAINT_CHURN_TABLE = relations.COMPLAINT_CHURN.name
 LATEST_TABLE = relations.LATEST.name
 CUSTOMER_TABLE = relations.CUSTOMER.name
+COMPLAINT_RATE_TABLE = relations.COMPLAINT_RATE.name
 RESPONSES_TABLE = relations.RESPONSES.name
 KPI_TABLE = relations.KPI_LINKED.name
 DETRACTORS_TABLE = relations.DETRACTORS.name
+DETRACTOR_CELLS_TABLE = relations.DETRACTOR_CELLS.name
 RFM_TABLE = relations.RFM.name
 PAIRS_TABLE = relations.PAIRS.name
 GAPS_TABLE = relations.GAPS.name
