@@ -268,3 +268,27 @@ def test_a_range_ending_after_the_data_follows_churn_up_to_the_data_end(con):
             pd.testing.assert_frame_equal(fn(f).table, fn(at_end).table)
     inside = Filters(date_from=start, date_to=end - dt.timedelta(days=30))
     assert churn.follow_up_end(con, inside) == inside.date_to  # a range ending inside the data ends there
+
+
+def test_the_clv_inputs_are_the_landmark_base_customers_counted_one_by_one(con):
+    """The CLV cells (read from summary_clv_cells for the default landmark, computed otherwise) against
+    the landmark base and each customer's revenue in the 12 months to E counted in pandas: customers,
+    churn events, exposure, revenue, active months and Σ revenue²/months per NPS group, segment and
+    tenure band, unfiltered and for one region."""
+    base = con.execute("SELECT * FROM summary_landmark WHERE nps_group IS NOT NULL").df()
+    rev = con.execute("SELECT * FROM summary_landmark_revenue").df()
+    b = base.merge(rev, on="customer_id", how="left")
+    b["revenue"], b["months"] = b["revenue"].fillna(0.0), b["months"].fillna(0).astype(float)
+    b["rev_sq"] = b["revenue"] ** 2 / b["months"].clip(lower=1)
+    b["event"], b["days"] = b["event"].astype(int), b["days"].astype(float)
+    keys = ["nps_group", "segment", "tenure"]
+    for f, keep in ((Filters(), b.index == b.index), (Filters(regions=("north",)), b["region"] == "north")):
+        q = clv.clv_by_group(con, f).queries[0]
+        assert "summary_clv_cells" in q.sql
+        got = con.execute(q.sql, q.params).df()
+        want = (b[keep].groupby(keys, as_index=False)
+                .agg(customers=("customer_id", "size"), events=("event", "sum"), exposure_months=("days", "sum"),
+                     revenue=("revenue", "sum"), revenue_months=("months", "sum"), rev_sq=("rev_sq", "sum")))
+        want["exposure_months"] /= churn.MONTH_DAYS
+        assert len(want) > 10 and want["events"].sum() > 0 and want["revenue"].sum() > 0
+        pd.testing.assert_frame_equal(got, want, check_dtype=False, check_exact=False, rtol=1e-12)

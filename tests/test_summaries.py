@@ -220,12 +220,12 @@ def test_customer_summary_serves_only_the_views_it_holds(con):
     assert "summary_latest" not in sql(drivers.key_drivers(con, Filters(date_to=dt.date(2026, 1, 1))))
 
 
-def test_the_complaint_views_read_their_counted_cells_where_those_hold_the_answer(con, monkeypatch):
+def test_the_complaint_and_clv_views_read_their_counted_cells_where_those_hold_the_answer(con, monkeypatch):
     """The Complaints page and the money pages read small counted relations, not the complaints,
     the responses or a table per customer, under every view those hold; elsewhere the same figures
     from their definitions (the page comparison above checks the page; here each reader, and the
     follow-up window at any length)."""
-    from cxmetrics.metrics import complaints
+    from cxmetrics.metrics import clv, complaints
 
     def sql(res) -> str:
         return " ".join(q.sql for q in res.queries)
@@ -250,6 +250,7 @@ def test_the_complaint_views_read_their_counted_cells_where_those_hold_the_answe
         assert ("FROM summary_complaint_rate" in rate_sql(f)) == held  # the date range does not apply to it
         assert ("FROM summary_complaint_churn" in sql(complaints.churn_uplift(con, f))) == (held and f.date_from is None)
         assert "FROM summary_detractor_cells" in sql(complaints.detractor_followup(con, f))
+        assert ("FROM summary_clv_cells" in sql(clv.clv_by_group(con, f))) == (held and f.date_from is None)
         assert "FROM summary_complaints" in sql(complaints.resolution(con, f))
         assert "FROM complaints k" not in sql(complaints.resolution(con, f))
     # the landmark's first relationship answer, from the counted responses
@@ -257,19 +258,21 @@ def test_the_complaint_views_read_their_counted_cells_where_those_hold_the_answe
     fast = {"landmark": churn.default_landmark(con, Filters())}
     for f in (Filters(), Filters(segments=("smb",)), billing, CUSTOM_RANGE):
         fast[f] = (complaints.rate_by_nps_group(con, f), complaints.churn_uplift(con, f).table,
+                   clv.clv_by_group(con, f, by_segment=True, by_tenure=True).table,
                    complaints.resolution(con, f).table, complaints.resolution(con, f, by="region").table,
                    *(complaints.detractor_followup(con, f, within_days=d).table for d in (0, 1, 7, 30, 400)))
     monkeypatch.setattr(summaries, "_state", lambda con: ({}, 0))  # no summary is current: raw queries
     assert churn.default_landmark(con, Filters()) == fast.pop("landmark")
     for f, got in fast.items():
         want = (complaints.rate_by_nps_group(con, f), complaints.churn_uplift(con, f).table,
+                clv.clv_by_group(con, f, by_segment=True, by_tenure=True).table,
                 complaints.resolution(con, f).table, complaints.resolution(con, f, by="region").table,
                 *(complaints.detractor_followup(con, f, within_days=d).table for d in (0, 1, 7, 30, 400)))
         for a, b in zip(got, want, strict=True):
             assert len(a) or f.scope.departments  # relationship answers carry no department in the demo
             pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
-    followed = [t.loc[t["followed"], "responses"].sum() for t in fast[Filters()][4:]]  # 0, 1, 7, 30, 400 days
-    assert followed == sorted(followed) and 0 < followed[2] < followed[-1] < fast[Filters()][4]["responses"].sum()
+    followed = [t.loc[t["followed"], "responses"].sum() for t in fast[Filters()][5:]]  # 0, 1, 7, 30, 400 days
+    assert followed == sorted(followed) and 0 < followed[2] < followed[-1] < fast[Filters()][5]["responses"].sum()
 
 
 @pytest.mark.parametrize("name", [r.name for r in relations.ALL])
@@ -309,13 +312,14 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
             relations.LANDMARK_STATES.name, summaries.DEPARTMENTS_TABLE, relations.LIFECYCLE_BY_DEPARTMENT.name,
             relations.GAPS_BY_DEPARTMENT.name, relations.UPLIFT_BY_DEPARTMENT.name, summaries.CUSTOMER_TABLE,
             summaries.COMPLAINT_RATE_TABLE, summaries.LANDMARK_TABLE, summaries.COMPLAINT_CHURN_TABLE,
-            relations.LANDMARK_REVENUE.name, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE,
+            relations.LANDMARK_REVENUE.name, summaries.CLV_CELLS_TABLE, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE,
             summaries.UPLIFT_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 3, previous=v + 2, changed={"kpi_observations"}) == [
             summaries.KPI_TABLE, summaries.KPI_DAILY_TABLE, summaries.KPI_ALLTIME_TABLE]
         assert summaries.refresh(con, v + 4, previous=v + 3, changed={"transactions"}) == [
             summaries.CUSTOMER_TABLE, summaries.COMPLAINT_RATE_TABLE, summaries.LANDMARK_TABLE,
-            summaries.COMPLAINT_CHURN_TABLE, relations.LANDMARK_REVENUE.name, summaries.RFM_TABLE, relations.RFM_HOLDOUT.name, summaries.REVENUE_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
+            summaries.COMPLAINT_CHURN_TABLE, relations.LANDMARK_REVENUE.name, summaries.CLV_CELLS_TABLE, summaries.RFM_TABLE,
+            relations.RFM_HOLDOUT.name, summaries.REVENUE_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 5, previous=v + 1, changed={"assumptions"}) == list(summaries.DEPENDS)
         con.execute("ROLLBACK")
 

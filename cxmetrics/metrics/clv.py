@@ -30,7 +30,7 @@ from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import churn
-from cxmetrics.store import assumptions, engines, stubs
+from cxmetrics.store import assumptions, engines, stubs, summaries
 
 np = lazy.module("numpy")
 pd = lazy.module("pandas")
@@ -52,17 +52,12 @@ def clv_formula(margin: float | np.ndarray, hazard: float | np.ndarray, monthly_
     return np.asarray(margin, float) * q.sum(axis=-1)
 
 
-#: Each valued customer's revenue and active months in the 12 months to E (a relation: stored with
-#: the landmark base, or computed for these customers only).
-_REV = """
-, rev AS (SELECT customer_id, revenue, months FROM {summary_landmark_revenue})
-"""
-
-_CELLS = """SELECT b.nps_group, b.segment, b.tenure, count(*) AS customers, count(*) FILTER (WHERE b.event) AS events,
-       sum(b.days) / $month AS exposure_months,
-       sum(coalesce(rev.revenue, 0)) AS revenue, sum(coalesce(rev.months, 0)) AS revenue_months,
-       sum(coalesce(rev.revenue, 0) * coalesce(rev.revenue, 0) / greatest(coalesce(rev.months, 1), 1)) AS rev_sq
-FROM b LEFT JOIN rev USING (customer_id) GROUP BY ALL ORDER BY ALL
+#: The CLV inputs per NPS group, segment and tenure band (:data:`cxmetrics.relations.CLV_CELLS`:
+#: stored for the default landmark, else computed for these customers only).
+_CELLS = """SELECT k.nps_group, k.segment, k.tenure, CAST(sum(k.customers) AS BIGINT) AS customers,
+       CAST(sum(k.events) AS BIGINT) AS events, sum(k.days) / $month AS exposure_months, sum(k.revenue) AS revenue,
+       sum(k.revenue_months) AS revenue_months, sum(k.rev_sq) AS rev_sq
+FROM {summary_clv_cells} k WHERE %s GROUP BY ALL ORDER BY ALL
 """
 
 
@@ -79,8 +74,9 @@ def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment
     d_month = (1 + d_year) ** (1 / 12) - 1
     months = int(round(12 * h_years))
     L = landmark or churn.default_landmark(con, filters)
-    q = churn._base(con, filters, L, _REV + _CELLS, "clv_inputs")
-    q.params["month"] = churn.MONTH_DAYS
+    where, params = summaries.where(summaries.CLV_CELLS_TABLE, filters, customer="k", dates=False)
+    q = summaries.query(con, "clv_inputs", _CELLS % where, {**params, "month": churn.MONTH_DAYS}, filters=filters,
+                        landmark=L, end=churn.follow_up_end(con, filters))
     cells = store.run(con, q)
     keys = ["nps_group"] + (["segment"] if by_segment else []) + (["tenure"] if by_tenure else [])
     g = cells.groupby(keys, as_index=False).sum(numeric_only=True)

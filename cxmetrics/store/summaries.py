@@ -39,6 +39,7 @@ from cxmetrics.store.relations import RELATIONS, Relation, Via
 
 LANDMARK_TABLE = relations.LANDMARK.name
 COMPLAINT_CHURN_TABLE = relations.COMPLAINT_CHURN.name
+CLV_CELLS_TABLE = relations.CLV_CELLS.name
 LATEST_TABLE = relations.LATEST.name
 CUSTOMER_TABLE = relations.CUSTOMER.name
 COMPLAINT_RATE_TABLE = relations.COMPLAINT_RATE.name
