@@ -225,12 +225,12 @@ def test_the_complaint_and_clv_views_read_their_counted_cells_where_those_hold_t
     the responses or a table per customer, under every view those hold; elsewhere the same figures
     from their definitions (the page comparison above checks the page; here each reader, and the
     follow-up window at any length)."""
-    from cxmetrics.metrics import clv, complaints
+    from cxmetrics.metrics import clv, complaints, finance
 
     def sql(res) -> str:
         return " ".join(q.sql for q in res.queries)
 
-    def rate_sql(f: Filters) -> str:
+    def rate_sql(f: Filters, fn=complaints.rate_by_nps_group) -> str:
         seen = []
         real = store.run
 
@@ -239,7 +239,7 @@ def test_the_complaint_and_clv_views_read_their_counted_cells_where_those_hold_t
             return real(c, q, *a, **k)
         monkeypatch.setattr(store, "run", spy)
         try:
-            complaints.rate_by_nps_group(con, f)
+            fn(con, f)
         finally:
             monkeypatch.setattr(store, "run", real)
         return seen[-1]
@@ -251,6 +251,7 @@ def test_the_complaint_and_clv_views_read_their_counted_cells_where_those_hold_t
         assert ("FROM summary_complaint_churn" in sql(complaints.churn_uplift(con, f))) == (held and f.date_from is None)
         assert "FROM summary_detractor_cells" in sql(complaints.detractor_followup(con, f))
         assert ("FROM summary_clv_cells" in sql(clv.clv_by_group(con, f))) == (held and f.date_from is None)
+        assert ("FROM summary_nrr_cells" in rate_sql(f, finance.net_revenue_retention)) == held
         assert "FROM summary_complaints" in sql(complaints.resolution(con, f))
         assert "FROM complaints k" not in sql(complaints.resolution(con, f))
     # the landmark's first relationship answer, from the counted responses
@@ -261,8 +262,13 @@ def test_the_complaint_and_clv_views_read_their_counted_cells_where_those_hold_t
                    clv.clv_by_group(con, f, by_segment=True, by_tenure=True).table,
                    complaints.resolution(con, f).table, complaints.resolution(con, f, by="region").table,
                    *(complaints.detractor_followup(con, f, within_days=d).table for d in (0, 1, 7, 30, 400)))
+    nrr = {f: (e.estimate, e.ci_low) for f in (Filters(), Filters(regions=("north",)), billing)
+           for e in [finance.net_revenue_retention(con, f)]}
     monkeypatch.setattr(summaries, "_state", lambda con: ({}, 0))  # no summary is current: raw queries
     assert churn.default_landmark(con, Filters()) == fast.pop("landmark")
+    for f, (e, lo) in nrr.items():  # and the net revenue retention
+        got = finance.net_revenue_retention(con, f)
+        assert (e, lo) == pytest.approx((got.estimate, got.ci_low), rel=1e-12)
     for f, got in fast.items():
         want = (complaints.rate_by_nps_group(con, f), complaints.churn_uplift(con, f).table,
                 clv.clv_by_group(con, f, by_segment=True, by_tenure=True).table,
@@ -311,13 +317,13 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
         assert summaries.refresh(con, v + 2, previous=v + 1, changed={"complaints"}) == [
             relations.LANDMARK_STATES.name, summaries.DEPARTMENTS_TABLE, relations.LIFECYCLE_BY_DEPARTMENT.name,
             relations.GAPS_BY_DEPARTMENT.name, relations.UPLIFT_BY_DEPARTMENT.name, summaries.CUSTOMER_TABLE,
-            summaries.COMPLAINT_RATE_TABLE, summaries.LANDMARK_TABLE, summaries.COMPLAINT_CHURN_TABLE,
-            relations.LANDMARK_REVENUE.name, summaries.CLV_CELLS_TABLE, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE,
+            summaries.COMPLAINT_RATE_TABLE, summaries.NRR_CELLS_TABLE, summaries.LANDMARK_TABLE,
+            summaries.COMPLAINT_CHURN_TABLE, relations.LANDMARK_REVENUE.name, summaries.CLV_CELLS_TABLE, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE,
             summaries.UPLIFT_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 3, previous=v + 2, changed={"kpi_observations"}) == [
             summaries.KPI_TABLE, summaries.KPI_DAILY_TABLE, summaries.KPI_ALLTIME_TABLE]
         assert summaries.refresh(con, v + 4, previous=v + 3, changed={"transactions"}) == [
-            summaries.CUSTOMER_TABLE, summaries.COMPLAINT_RATE_TABLE, summaries.LANDMARK_TABLE,
+            summaries.CUSTOMER_TABLE, summaries.COMPLAINT_RATE_TABLE, summaries.NRR_CELLS_TABLE, summaries.LANDMARK_TABLE,
             summaries.COMPLAINT_CHURN_TABLE, relations.LANDMARK_REVENUE.name, summaries.CLV_CELLS_TABLE, summaries.RFM_TABLE,
             relations.RFM_HOLDOUT.name, summaries.REVENUE_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 5, previous=v + 1, changed={"assumptions"}) == list(summaries.DEPENDS)

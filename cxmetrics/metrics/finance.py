@@ -119,14 +119,12 @@ def set_booked(con: duckdb.DuckDBPyConnection, period: dt.date, amount: float, *
                     outcome="accepted", detail=json.dumps({"before": before[0] if before else None, "after": amount}))
 
 
-#: Per customer with revenue in the previous 12 months (to the last transaction date): the sums
-#: for the ratio estimator of this year's over last year's revenue.
+#: The sums for the ratio estimator of this year's over last year's revenue (to the last transaction
+#: date), over the customers with revenue in the previous 12 months (:data:`cxmetrics.relations.NRR_CELLS`).
 _NRR_SQL = """
-WITH bounds AS (SELECT max(occurred_on) AS last FROM transactions),
-per AS (SELECT coalesce(t.rev_12m, 0) AS cur, coalesce(t.rev_prev_12m, 0) AS prev FROM {summary_customer} t WHERE %s)
-SELECT count(*) AS n, sum(cur) AS sx, sum(prev) AS sy, sum(cur * cur) AS sxx, sum(prev * prev) AS syy,
-       sum(cur * prev) AS sxy, (SELECT last FROM bounds) AS last
-FROM per WHERE prev > 0
+SELECT CAST(coalesce(sum(t.n), 0) AS BIGINT) AS n, sum(t.sx) AS sx, sum(t.sy) AS sy, sum(t.sxx) AS sxx,
+       sum(t.syy) AS syy, sum(t.sxy) AS sxy, (SELECT max(occurred_on) FROM transactions) AS last
+FROM {summary_nrr_cells} t WHERE %s
 """
 
 
@@ -137,9 +135,8 @@ def net_revenue_retention(con: duckdb.DuckDBPyConnection, filters: Filters, *, a
     R = Σx / Σy and Var(R) ≈ n / (Σy)² · s², s² = the sample variance of (x_i − R·y_i)
     (Cochran 1977, "Sampling Techniques", ratio estimator, eq. 6.9).
     """
-    where, params = summaries.where(summaries.CUSTOMER_TABLE, filters, customer="t", customer_id_col="t.customer_id",
-                                    dates=False)
-    q = summaries.query(con, "net_revenue_retention", _NRR_SQL % where, params)
+    where, params = summaries.where(summaries.NRR_CELLS_TABLE, filters, customer="t", dates=False)
+    q = summaries.query(con, "net_revenue_retention", _NRR_SQL % where, params, filters=filters)
     r = store.run(con, q).iloc[0]
     n = int(r["n"] or 0)
     if n < 2 or not r["sy"]:

@@ -269,6 +269,16 @@ FROM {summary_customer} c, cr_b WHERE c.nps IS NOT NULL AND {inner} GROUP BY ALL
                           inner=_scope_on("c.customer_id"), uses={"summary_customer": _unfiltered},
                           scope_inside=True)
 
+#: Net revenue retention's sums per segment and region over the customers with revenue in the 12
+#: months before the last 12 (y = that revenue, x = the last 12 months'): n, Σx, Σy, Σx², Σy², Σxy.
+#: The department scope keeps the customers who dealt with one of its departments (inside).
+NRR_CELLS = Relation("summary_nrr_cells", CUSTOMER.depends, """
+SELECT c.segment, c.region, count(*) AS n, sum(coalesce(c.rev_12m, 0)) AS sx, sum(c.rev_prev_12m) AS sy,
+       sum(coalesce(c.rev_12m, 0) * coalesce(c.rev_12m, 0)) AS sxx, sum(c.rev_prev_12m * c.rev_prev_12m) AS syy,
+       sum(coalesce(c.rev_12m, 0) * c.rev_prev_12m) AS sxy
+FROM {summary_customer} c WHERE c.rev_prev_12m > 0 AND {inner} GROUP BY ALL""", inner=_scope_on("c.customer_id"),
+                     uses={"summary_customer": _unfiltered}, scope_inside=True)
+
 #: Share-of-wallet sums per segment, region and latest NPS answer: stated, observed (12-month
 #: revenue / category wallet, contract customers) and WAR, and the sums for the OLS of stated
 #: share on the score. The latest answer is taken from the responses that count (scope inside).
@@ -587,7 +597,7 @@ FROM ho_cal p JOIN customers c USING (customer_id) LEFT JOIN ho_hold o USING (cu
 #: Every relation, in build order (a relation after those it reads).
 ALL: tuple[Relation, ...] = (ANSWER_SPELLS, LANDMARK_STATES, CUSTOMER_DEPARTMENTS, LIFECYCLE_BY_DEPARTMENT,
                              GAPS_BY_DEPARTMENT,
-                             UPLIFT_BY_DEPARTMENT, LATEST, CUSTOMER, COMPLAINT_RATE, LANDMARK, COMPLAINT_CHURN, LANDMARK_REVENUE, CLV_CELLS, RESPONSES, KPI_LINKED, DETRACTORS, DETRACTOR_CELLS, RFM, RFM_HOLDOUT,
+                             UPLIFT_BY_DEPARTMENT, LATEST, CUSTOMER, COMPLAINT_RATE, NRR_CELLS, LANDMARK, COMPLAINT_CHURN, LANDMARK_REVENUE, CLV_CELLS, RESPONSES, KPI_LINKED, DETRACTORS, DETRACTOR_CELLS, RFM, RFM_HOLDOUT,
                              PAIRS, GAPS, COMPLAINTS, REVENUE, UPLIFT, LIFECYCLE, KPI_DAILY,
                              KPI_WINDOW, WALLET)
 RELATIONS: dict[str, Relation] = {r.name: r for r in ALL}

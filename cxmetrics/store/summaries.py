@@ -43,6 +43,7 @@ CLV_CELLS_TABLE = relations.CLV_CELLS.name
 LATEST_TABLE = relations.LATEST.name
 CUSTOMER_TABLE = relations.CUSTOMER.name
 COMPLAINT_RATE_TABLE = relations.COMPLAINT_RATE.name
+NRR_CELLS_TABLE = relations.NRR_CELLS.name
 RESPONSES_TABLE = relations.RESPONSES.name
 KPI_TABLE = relations.KPI_LINKED.name
 DETRACTORS_TABLE = relations.DETRACTORS.name
