@@ -250,22 +250,32 @@ def test_the_complaint_and_clv_views_read_their_counted_cells_where_those_hold_t
         assert ("FROM summary_complaint_rate" in rate_sql(f)) == held  # the date range does not apply to it
         assert ("FROM summary_complaint_churn" in sql(complaints.churn_uplift(con, f))) == (held and f.date_from is None)
         assert "FROM summary_detractor_cells" in sql(complaints.detractor_followup(con, f))
-        assert ("FROM summary_clv_cells" in sql(clv.clv_by_group(con, f))) == (held and f.date_from is None)
+        got = sql(clv.clv_by_group(con, f))  # one department at the default landmark: its kept cells
+        assert ("FROM summary_clv_cells k" in got) == (held and f.date_from is None)
+        assert ("FROM summary_clv_cells_by_department" in got) == (not held and f.date_from is None)
         assert ("FROM summary_nrr_cells" in rate_sql(f, finance.net_revenue_retention)) == held
         assert "FROM summary_complaints" in sql(complaints.resolution(con, f))
         assert "FROM complaints k" not in sql(complaints.resolution(con, f))
+    # … not at another landmark (its rows were counted at the default one), nor for two departments
+    other = churn.default_landmark(con, Filters()) - dt.timedelta(days=40)
+    assert "summary_clv_cells_by_department" not in sql(clv.clv_by_group(con, billing, landmark=other))
+    two = Filters(scope=Scope(role="department", departments=("billing", "support"), user="b"))
+    assert "summary_clv_cells" not in sql(clv.clv_by_group(con, two))
     # the landmark's first relationship answer, from the counted responses
     assert "summary_responses" in churn.FIRST_RESPONSE_COUNTED.sql
     fast = {"landmark": churn.default_landmark(con, Filters())}
-    for f in (Filters(), Filters(segments=("smb",)), billing, CUSTOM_RANGE):
+    for f in (Filters(), Filters(segments=("smb",)), billing, CUSTOM_RANGE, two):
         fast[f] = (complaints.rate_by_nps_group(con, f), complaints.churn_uplift(con, f).table,
                    clv.clv_by_group(con, f, by_segment=True, by_tenure=True).table,
                    complaints.resolution(con, f).table, complaints.resolution(con, f, by="region").table,
                    *(complaints.detractor_followup(con, f, within_days=d).table for d in (0, 1, 7, 30, 400)))
     nrr = {f: (e.estimate, e.ci_low) for f in (Filters(), Filters(regions=("north",)), billing)
            for e in [finance.net_revenue_retention(con, f)]}
+    clv_other = clv.clv_by_group(con, billing, landmark=other).table
     monkeypatch.setattr(summaries, "_state", lambda con: ({}, 0))  # no summary is current: raw queries
     assert churn.default_landmark(con, Filters()) == fast.pop("landmark")
+    pd.testing.assert_frame_equal(clv_other, clv.clv_by_group(con, billing, landmark=other).table, check_exact=False,
+                                  rtol=1e-9)
     for f, (e, lo) in nrr.items():  # and the net revenue retention
         got = finance.net_revenue_retention(con, f)
         assert (e, lo) == pytest.approx((got.estimate, got.ci_low), rel=1e-12)
@@ -318,13 +328,15 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
             relations.LANDMARK_STATES.name, summaries.DEPARTMENTS_TABLE, relations.LIFECYCLE_BY_DEPARTMENT.name,
             relations.GAPS_BY_DEPARTMENT.name, relations.UPLIFT_BY_DEPARTMENT.name, summaries.CUSTOMER_TABLE,
             summaries.COMPLAINT_RATE_TABLE, summaries.NRR_CELLS_TABLE, summaries.LANDMARK_TABLE,
-            summaries.COMPLAINT_CHURN_TABLE, relations.LANDMARK_REVENUE.name, summaries.CLV_CELLS_TABLE, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE,
+            summaries.COMPLAINT_CHURN_TABLE, relations.LANDMARK_REVENUE.name, relations.CLV_CELLS_BY_DEPARTMENT.name,
+            summaries.CLV_CELLS_TABLE, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE,
             summaries.UPLIFT_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 3, previous=v + 2, changed={"kpi_observations"}) == [
             summaries.KPI_TABLE, summaries.KPI_DAILY_TABLE, summaries.KPI_ALLTIME_TABLE]
         assert summaries.refresh(con, v + 4, previous=v + 3, changed={"transactions"}) == [
             summaries.CUSTOMER_TABLE, summaries.COMPLAINT_RATE_TABLE, summaries.NRR_CELLS_TABLE, summaries.LANDMARK_TABLE,
-            summaries.COMPLAINT_CHURN_TABLE, relations.LANDMARK_REVENUE.name, summaries.CLV_CELLS_TABLE, summaries.RFM_TABLE,
+            summaries.COMPLAINT_CHURN_TABLE, relations.LANDMARK_REVENUE.name, relations.CLV_CELLS_BY_DEPARTMENT.name,
+            summaries.CLV_CELLS_TABLE, summaries.RFM_TABLE,
             relations.RFM_HOLDOUT.name, summaries.REVENUE_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 5, previous=v + 1, changed={"assumptions"}) == list(summaries.DEPENDS)
         con.execute("ROLLBACK")

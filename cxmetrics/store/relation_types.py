@@ -77,6 +77,9 @@ class Via:
     sql: str
     reads: tuple[str, ...]
     cond: Callable[[Filters, dict[str, Any]], tuple[dict[str, str], dict[str, Any]] | None]
+    #: arguments that must be the ones the stored relations were built with (their rows were
+    #: computed for those: the default landmark and end, say)
+    same_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -521,18 +521,36 @@ WHERE c.rev_12m IS NOT NULL
 #: (summary_customer keeps each customer's revenue and active months in the 12 months to the last
 #: transaction date — the same E when no end is given.)
 
+def _clv_cells_sql(by_department: bool) -> str:
+    dept, join = (("cd.department, ", "JOIN {summary_customer_departments} cd USING (customer_id) ") if by_department
+                  else ("", ""))
+    return f"""
+SELECT {dept}b.nps_group, b.segment, b.region, b.tenure, count(*) AS customers,
+       count(*) FILTER (WHERE b.event) AS events, sum(b.days) AS days, sum(coalesce(rev.revenue, 0)) AS revenue,
+       sum(coalesce(rev.months, 0)) AS revenue_months,
+       sum(coalesce(rev.revenue, 0) * coalesce(rev.revenue, 0) / greatest(coalesce(rev.months, 1), 1)) AS rev_sq
+FROM {{summary_landmark}} b {join}LEFT JOIN {{summary_landmark_revenue}} rev USING (customer_id)
+WHERE b.nps_group IS NOT NULL{"" if by_department else " AND {inner}"} GROUP BY ALL"""
+
+
+#: :data:`CLV_CELLS` kept per department (a customer counted once in each department they dealt
+#: with): what a scope of one department reads at the default landmark and end.
+CLV_CELLS_BY_DEPARTMENT = Relation("summary_clv_cells_by_department", LANDMARK.depends, _clv_cells_sql(True),
+                                   uses={"summary_landmark": _same, "summary_landmark_revenue": _same,
+                                         "summary_customer_departments": _unfiltered},
+                                   before_landmark=_BEFORE_LANDMARK)
+
 #: The churn landmark base (customers with a relationship NPS answer before L) counted by NPS group,
 #: segment, region and tenure band with churn events, days at risk and each customer's revenue and
 #: active months in the 12 months to E (summed, and the sum of revenue² / months for the SE of the
 #: revenue per customer-month): the inputs of contractual CLV. The department scope keeps the
-#: customers who dealt with one of its departments (inside: the rows keep no customer id).
-CLV_CELLS = Relation("summary_clv_cells", LANDMARK.depends, """
-SELECT b.nps_group, b.segment, b.region, b.tenure, count(*) AS customers, count(*) FILTER (WHERE b.event) AS events,
-       sum(b.days) AS days, sum(coalesce(rev.revenue, 0)) AS revenue, sum(coalesce(rev.months, 0)) AS revenue_months,
-       sum(coalesce(rev.revenue, 0) * coalesce(rev.revenue, 0) / greatest(coalesce(rev.months, 1), 1)) AS rev_sq
-FROM {summary_landmark} b LEFT JOIN {summary_landmark_revenue} rev USING (customer_id)
-WHERE b.nps_group IS NOT NULL AND {inner} GROUP BY ALL""", inner=_scope_on("b.customer_id"), scope_inside=True,
-                     uses={"summary_landmark": _same, "summary_landmark_revenue": _same})
+#: customers who dealt with one of its departments (inside: the rows keep no customer id); one
+#: department at the default landmark and end reads its rows of :data:`CLV_CELLS_BY_DEPARTMENT`.
+CLV_CELLS = Relation("summary_clv_cells", LANDMARK.depends, _clv_cells_sql(False), inner=_scope_on("b.customer_id"),
+                     scope_inside=True, uses={"summary_landmark": _same, "summary_landmark_revenue": _same},
+                     before_landmark=_BEFORE_LANDMARK, via=Via("""
+SELECT * EXCLUDE (department) FROM {summary_clv_cells_by_department} WHERE department = $via_department""",
+    ("summary_clv_cells_by_department",), _one_department(dates=True), same_args=("landmark", "end")))
 
 #: Per-customer recency/frequency/monetary value at the calibration end ``$cal_end`` over the
 #: purchases in ``{source}`` (``customer_id``, ``occurred_on``, ``amount``). Purchases on the same day
@@ -597,7 +615,7 @@ FROM ho_cal p JOIN customers c USING (customer_id) LEFT JOIN ho_hold o USING (cu
 #: Every relation, in build order (a relation after those it reads).
 ALL: tuple[Relation, ...] = (ANSWER_SPELLS, LANDMARK_STATES, CUSTOMER_DEPARTMENTS, LIFECYCLE_BY_DEPARTMENT,
                              GAPS_BY_DEPARTMENT,
-                             UPLIFT_BY_DEPARTMENT, LATEST, CUSTOMER, COMPLAINT_RATE, NRR_CELLS, LANDMARK, COMPLAINT_CHURN, LANDMARK_REVENUE, CLV_CELLS, RESPONSES, KPI_LINKED, DETRACTORS, DETRACTOR_CELLS, RFM, RFM_HOLDOUT,
+                             UPLIFT_BY_DEPARTMENT, LATEST, CUSTOMER, COMPLAINT_RATE, NRR_CELLS, LANDMARK, COMPLAINT_CHURN, LANDMARK_REVENUE, CLV_CELLS_BY_DEPARTMENT, CLV_CELLS, RESPONSES, KPI_LINKED, DETRACTORS, DETRACTOR_CELLS, RFM, RFM_HOLDOUT,
                              PAIRS, GAPS, COMPLAINTS, REVENUE, UPLIFT, LIFECYCLE, KPI_DAILY,
                              KPI_WINDOW, WALLET)
 RELATIONS: dict[str, Relation] = {r.name: r for r in ALL}

@@ -232,10 +232,11 @@ def source(con: duckdb.DuckDBPyConnection, name: str, filters: Filters | None = 
     rel = RELATIONS[name]
     f = _within_data(con, rel, filters or Filters())
     info, version = _state(con)
-    built_versions = info.get("built", {})
-    if _held(rel, f, args, lambda n: built_versions.get(n) == version, _built_args(info)):
+    built_versions, built_args = info.get("built", {}), _built_args(info)
+    if _held(rel, f, args, lambda n: built_versions.get(n) == version, built_args):
         return Source(rel, rel.name, {}, True)
     via = next((got for v in rel.vias if all(built_versions.get(n) == version for n in v.reads)
+                and all(args.get(a) == built_args.get(a) for a in v.same_args)
                 and (got := _via(con, rel, v, f, args)) is not None), None)
     if via is not None:
         table = store.temp_table(con, "__" + rel.name + "_via_", store.Query(rel.name, *via))
