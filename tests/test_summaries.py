@@ -537,7 +537,7 @@ def test_an_append_updates_summaries_in_place_to_what_a_rebuild_stores(small_cop
             and not r.args and (not r.uses or r.grain == "customer_cells")}
     assert took == {"summary_responses", "summary_kpi_linked", "summary_customer_departments",
                     "summary_answer_spells", "summary_landmark_states", "summary_lifecycle_by_department", "summary_latest", "summary_detractors",
-                    "summary_detractor_cells", "summary_driver_pairs"}
+                    "summary_detractor_cells", "summary_driver_pairs_by_department", "summary_driver_pairs"}
     assert set(done["updated"]) == took
     assert not took & set(done["rebuilt"])
     for rel in relations.ALL:
@@ -679,7 +679,7 @@ def test_customer_cells_relations_read_only_per_customer_relations():
     over all customers (no look-up of a whole table such as a maximum date)."""
     cells = [r for r in relations.ALL if r.grain == "customer_cells"]
     assert [r.name for r in cells] == ["summary_lifecycle_by_department", "summary_detractor_cells",
-                                       "summary_driver_pairs"]
+                                       "summary_driver_pairs_by_department", "summary_driver_pairs"]
     for rel in cells:
         for sub in rel.uses:
             assert relations.RELATIONS[sub].grain == "customer" and not relations.RELATIONS[sub].args, (rel.name, sub)
@@ -860,7 +860,7 @@ def test_the_landmark_base_from_its_states_equals_its_definition_at_any_landmark
 
 
 def test_a_scope_of_one_department_reads_the_relations_kept_per_department(small_copy):
-    """The active customers, complaint gaps and category uplift under a scope of one department
+    """The active customers, complaint gaps, category uplift, key-driver pairs and CLV cells under a scope of one department
     are that department's rows of the relations kept per department: the same rows as their
     definitions, for each department (relationship answers given departments too, so that
     customers deal with several); a scope of two departments or a date range with the scope is
@@ -871,8 +871,12 @@ def test_a_scope_of_one_department_reads_the_relations_kept_per_department(small
         store.bump_version(con)
     kept = {summaries.LIFECYCLE_TABLE: relations.LIFECYCLE_BY_DEPARTMENT.name,
             summaries.GAPS_TABLE: relations.GAPS_BY_DEPARTMENT.name,
-            summaries.UPLIFT_TABLE: relations.UPLIFT_BY_DEPARTMENT.name}
+            summaries.UPLIFT_TABLE: relations.UPLIFT_BY_DEPARTMENT.name,
+            summaries.PAIRS_TABLE: relations.PAIRS_BY_DEPARTMENT.name,
+            summaries.CLV_CELLS_TABLE: relations.CLV_CELLS_BY_DEPARTMENT.name}
     with store.connect(str(small_copy)) as con:
+        L = churn.default_landmark(con, Filters())
+        args = {summaries.CLV_CELLS_TABLE: {"landmark": L, "end": None}}  # the CLV cells at the default landmark
         depts = [r[0] for r in con.execute("SELECT DISTINCT department FROM complaints WHERE department IS NOT NULL "
                                            "ORDER BY 1").fetchall()]
         assert len(depts) >= 3
@@ -880,9 +884,9 @@ def test_a_scope_of_one_department_reads_the_relations_kept_per_department(small
         for d in depts:
             f = Filters(scope=Scope(role="department", departments=(d,), user="b"))
             for name, by_dept in kept.items():
-                fast = summaries.source(con, name, f)
+                fast = summaries.source(con, name, f, **args.get(name, {}))
                 assert not fast.stored and by_dept in fast.sql, (name, d)
-                raw = summaries.relation_query(name, f)
+                raw = summaries.relation_query(name, f, **args.get(name, {}))
                 got = con.execute(f"SELECT * FROM {fast.sql} x ORDER BY ALL", fast.params).df()
                 want = con.execute(f"SELECT * FROM ({raw.sql}) x ORDER BY ALL", raw.params).df()
                 pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9, obj=f"{name}, {d}")
@@ -891,10 +895,17 @@ def test_a_scope_of_one_department_reads_the_relations_kept_per_department(small
         two = Filters(scope=Scope(role="department", departments=tuple(depts[:2]), user="b"))
         dated = Filters(date_from=dt.date(2025, 1, 1), scope=Scope(role="department", departments=(depts[0],), user="b"))
         for name, by_dept in kept.items():
-            assert by_dept not in summaries.source(con, name, two).sql
-        # the date range is applied inside: the uplift's distinct customers are recounted; the gaps
-        # are the kept ones of the complaints in the range (tested below)
-        assert kept[summaries.UPLIFT_TABLE] not in summaries.source(con, summaries.UPLIFT_TABLE, dated).sql
+            assert by_dept not in summaries.source(con, name, two, **args.get(name, {})).sql
+        # the date range is applied inside: the uplift's distinct customers are recounted, the
+        # key-driver pairs' means taken over the range; the CLV cells are counted at the range's
+        # start (and at any other landmark); the gaps are the kept ones of the complaints in the
+        # range (tested below)
+        for name in (summaries.UPLIFT_TABLE, summaries.PAIRS_TABLE):
+            assert kept[name] not in summaries.source(con, name, dated).sql
+        for landmark in (dated.date_from, L - dt.timedelta(days=1)):
+            f = dated if landmark == dated.date_from else Filters(scope=dated.scope)
+            assert kept[summaries.CLV_CELLS_TABLE] not in summaries.source(
+                con, summaries.CLV_CELLS_TABLE, f, landmark=landmark, end=None).sql
         for name in (summaries.GAPS_TABLE, summaries.LIFECYCLE_TABLE):
             assert kept[name] in summaries.source(con, name, dated).sql
 

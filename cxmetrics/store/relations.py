@@ -298,19 +298,34 @@ SELECT segment, region, nps, count(*) AS customers,
 FROM wa_cust GROUP BY ALL""", uses={"summary_latest": _same, "summary_customer": _unfiltered}, scope_inside=True,
                   per_page=True)
 
+def _pairs_sql(by_department: bool) -> str:
+    dept = "r.department, " if by_department else ""
+    return f"""
+WITH pa_tp AS (
+    SELECT r.customer_id, {dept}r.touchpoint, avg(r.csat) AS csat FROM survey_responses r
+    WHERE r.survey = 'transactional' AND r.csat IS NOT NULL AND r.touchpoint IS NOT NULL AND {{inner}} GROUP BY ALL
+)
+SELECT {dept.replace("r.", "pa_tp.")}pa_tp.touchpoint, rel.segment, rel.region, count(*) AS n, sum(pa_tp.csat) AS sx,
+       sum(rel.nps) AS sy, sum(pa_tp.csat * pa_tp.csat) AS sxx, sum(rel.nps * rel.nps) AS syy, sum(pa_tp.csat * rel.nps) AS sxy
+FROM pa_tp JOIN {{summary_latest}} rel USING (customer_id) GROUP BY ALL"""
+
+
+_PAIRS_MEASURES = ("n", "sx", "sy", "sxx", "syy", "sxy")
+
+#: :data:`PAIRS` kept per department (each customer's mean CSAT per touchpoint over their responses
+#: to the department): what a scope of one department reads without a date range.
+PAIRS_BY_DEPARTMENT = Relation("summary_driver_pairs_by_department", frozenset({"customers", "survey_responses"}),
+                               _pairs_sql(True).replace("{inner}", "r.department IS NOT NULL"),
+                               uses={"summary_latest": _unfiltered}, grain="customer_cells", measures=_PAIRS_MEASURES)
+
 #: Key-driver sums per touchpoint, segment and region: for each customer and touchpoint, their mean
 #: transactional CSAT (over the responses that count) paired with their latest relationship NPS as
 #: of the end of the range (sums of x, y, x², y², xy and the count; additive over segments).
-PAIRS = Relation("summary_driver_pairs", frozenset({"customers", "survey_responses"}), """
-WITH pa_tp AS (
-    SELECT r.customer_id, r.touchpoint, avg(r.csat) AS csat FROM survey_responses r
-    WHERE r.survey = 'transactional' AND r.csat IS NOT NULL AND r.touchpoint IS NOT NULL AND {inner} GROUP BY 1, 2
-)
-SELECT pa_tp.touchpoint, rel.segment, rel.region, count(*) AS n, sum(pa_tp.csat) AS sx, sum(rel.nps) AS sy,
-       sum(pa_tp.csat * pa_tp.csat) AS sxx, sum(rel.nps * rel.nps) AS syy, sum(pa_tp.csat * rel.nps) AS sxy
-FROM pa_tp JOIN {summary_latest} rel USING (customer_id) GROUP BY ALL""",
+PAIRS = Relation("summary_driver_pairs", frozenset({"customers", "survey_responses"}), _pairs_sql(False),
                  inner=_responses_inside, uses={"summary_latest": lambda f: Filters(date_to=f.date_to)},
-                 scope_inside=True, grain="customer_cells", measures=("n", "sx", "sy", "sxx", "syy", "sxy"))
+                 scope_inside=True, grain="customer_cells", measures=_PAIRS_MEASURES, via=Via("""
+SELECT touchpoint, segment, region, n, sx, sy, sxx, syy, sxy FROM {summary_driver_pairs_by_department}
+WHERE department = $via_department""", ("summary_driver_pairs_by_department",), _one_department(dates=True)))
 
 #: Every relationship detractor response with what the closed-loop view needs: the first follow-up
 #: contact on or after the response day (the same day counts; followed within d days ⟺ it falls
@@ -616,6 +631,6 @@ FROM ho_cal p JOIN customers c USING (customer_id) LEFT JOIN ho_hold o USING (cu
 ALL: tuple[Relation, ...] = (ANSWER_SPELLS, LANDMARK_STATES, CUSTOMER_DEPARTMENTS, LIFECYCLE_BY_DEPARTMENT,
                              GAPS_BY_DEPARTMENT,
                              UPLIFT_BY_DEPARTMENT, LATEST, CUSTOMER, COMPLAINT_RATE, NRR_CELLS, LANDMARK, COMPLAINT_CHURN, LANDMARK_REVENUE, CLV_CELLS_BY_DEPARTMENT, CLV_CELLS, RESPONSES, KPI_LINKED, DETRACTORS, DETRACTOR_CELLS, RFM, RFM_HOLDOUT,
-                             PAIRS, GAPS, COMPLAINTS, REVENUE, UPLIFT, LIFECYCLE, KPI_DAILY,
+                             PAIRS_BY_DEPARTMENT, PAIRS, GAPS, COMPLAINTS, REVENUE, UPLIFT, LIFECYCLE, KPI_DAILY,
                              KPI_WINDOW, WALLET)
 RELATIONS: dict[str, Relation] = {r.name: r for r in ALL}
