@@ -564,7 +564,8 @@ CLV_CELLS_BY_DEPARTMENT = Relation("summary_clv_cells_by_department", LANDMARK.d
 CLV_CELLS = Relation("summary_clv_cells", LANDMARK.depends, _clv_cells_sql(False), inner=_scope_on("b.customer_id"),
                      scope_inside=True, uses={"summary_landmark": _same, "summary_landmark_revenue": _same},
                      before_landmark=_BEFORE_LANDMARK, via=Via("""
-SELECT * EXCLUDE (department) FROM {summary_clv_cells_by_department} WHERE department = $via_department""",
+SELECT nps_group, segment, region, tenure, customers, events, days, revenue, revenue_months, rev_sq
+FROM {summary_clv_cells_by_department} WHERE department = $via_department""",
     ("summary_clv_cells_by_department",), _one_department(dates=True), same_args=("landmark", "end")))
 
 #: Per-customer recency/frequency/monetary value at the calibration end ``$cal_end`` over the
