@@ -140,6 +140,7 @@ def test_default_landmark_comes_from_the_data_not_today():
     import duckdb
 
     mem = duckdb.connect()
+    mem.execute("CREATE TABLE meta (key VARCHAR, value VARCHAR)")  # no summaries: the responses are read
     mem.execute("CREATE TABLE survey_responses (responded_on DATE, survey VARCHAR)")
     mem.execute("CREATE TABLE transactions (occurred_on DATE)")
     mem.execute("CREATE TABLE churn_events (churned_on DATE)")
