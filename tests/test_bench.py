@@ -158,9 +158,9 @@ def test_a_build_stopped_after_its_copies_is_finished_not_reused_as_complete(tmp
     """The bench's ten-times build was once killed while keeping its themes: a later run must not
     take the tables for a finished dataset (no theme run kept, no build record). A dataset reused by
     a version whose summaries are defined otherwise has them rebuilt before any page is timed (else
-    every page would read the raw tables)."""
+    every page would read the raw tables); one whose theme run was kept before the day cells gains them."""
     from cxmetrics import store
-    from cxmetrics.metrics import theme_store
+    from cxmetrics.metrics import theme_lean, theme_store
     from cxmetrics.store import summaries
     from cxmetrics.tools import bench_data
 
@@ -178,6 +178,18 @@ def test_a_build_stopped_after_its_copies_is_finished_not_reused_as_complete(tmp
     assert again["reused"] and again["summaries_rebuilt_s"] >= 0 and any("summaries rebuilt" in m for m in said)
     with store.connect(str(db)) as con:
         assert not summaries.missing(con) and theme_store.is_current(con, theme_store.latest(con))
+        assert theme_lean.extras_present(con) and "day_cells_s" not in again
+    with store.connect(str(db), read_only=False) as con:  # a theme run kept before the day cells
+        for t in theme_lean.EXTRAS:
+            con.execute(f"DROP TABLE {t}")
+    said = []
+    cells = bench_data.dataset(db, 400, 3000, 300, 3000, log=said.append, demo_max=300)
+    assert cells["reused"] and cells["day_cells_s"] >= 0 and any("day cells written" in m for m in said)
+    with store.connect(str(db)) as con:
+        assert theme_lean.extras_present(con) and theme_store.lean(con)
+    assert "day and per-department cells added first" in bench.readme_section(
+        {"machine": {"cpus": 2, "memory_gib": 1, "platform": "p", "python": "3"}, "scale": {}, "dataset": cells,
+         "checks": [], "pages": {}, "views": {}, "skipped": {}})
     assert "its summaries rebuilt to this version's definitions first" in bench.readme_section(
         {"machine": {"cpus": 2, "memory_gib": 1, "platform": "p", "python": "3"}, "scale": {}, "dataset": again,
          "checks": [], "pages": {}, "views": {}, "skipped": {}})

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cxmetrics.core.filters import Filters, Scope
-from cxmetrics.metrics import moved, theme_store
+from cxmetrics.metrics import moved, theme_lean, theme_store
 from cxmetrics.store import summaries
 
 Q = 0.10
@@ -101,19 +101,21 @@ def test_what_moved_obeys_the_scope(con):
     ids=["all", "segment", "region to a day", "custom range", "billing scope", "segment, two departments"])
 def test_cells_are_the_same_from_the_summaries_and_lean_tables_as_from_the_raw_tables(con, monkeypatch, filters):
     """What moved reads its counts from the responses and complaints summaries and its theme shares
-    from the kept run's lean tables; with neither (raw survey, complaints and kept assignments) every
+    from the kept run's day cells; from the lean tables' rows (a run kept before the day cells) and with neither (raw survey, complaints and kept assignments) every
     cell's sufficient statistics are the same."""
     run = theme_store.latest(con)
     assert theme_store.is_current(con, run) and theme_store.lean(con)
     fast, when = moved.cells(con, filters, cb=run.codebook, kept=True)
     assert set(fast["metric"]) == {"nps", "csat", "complaints", "share"}
     with monkeypatch.context() as mp:
+        mp.setattr(theme_lean, "extras_present", lambda con: False)  # a run kept before the day cells
+        rows, _ = moved.cells(con, filters, cb=run.codebook, kept=True)
         mp.setattr(theme_store, "lean", lambda con: False)
         no_lean, _ = moved.cells(con, filters, cb=run.codebook, kept=True)
         mp.setattr(summaries, "_state", lambda con: ({}, 0))  # no summary is current: raw queries
         raw, raw_when = moved.cells(con, filters, cb=run.codebook, kept=True)
     assert when == raw_when
-    for other in (no_lean, raw):
+    for other in (rows, no_lean, raw):
         pd.testing.assert_frame_equal(_by_cell(fast), _by_cell(other), check_dtype=False)
 
 
@@ -127,7 +129,8 @@ def _by_cell(df: pd.DataFrame) -> pd.DataFrame:
 def test_cells_leave_out_answers_and_complaints_without_a_customer_on_every_path(writable_db, monkeypatch):
     """Anonymous answers (some with verbatims) and complaints without a customer have no segment or
     region: every path leaves them out of every cell (they are in no segment's cell, so not in the
-    overall one either), and the overall counts equal a direct count of the known ones."""
+    overall one either), and the overall counts equal a direct count of the known ones. Blank
+    verbatims are no verbatim on any path either."""
     from cxmetrics import store
 
     with store.connect(str(writable_db), read_only=False) as con:
@@ -136,17 +139,23 @@ def test_cells_leave_out_answers_and_complaints_without_a_customer_on_every_path
                         "AND hash(response_id) % 20 = 0")
             con.execute("UPDATE complaints SET customer_id = NULL WHERE opened_on > DATE '2026-04-01' "
                         "AND hash(complaint_id) % 20 = 0")
+            con.execute("UPDATE survey_responses SET verbatim = '  ' WHERE responded_on > DATE '2026-04-01' "
+                        "AND verbatim IS NOT NULL AND hash(response_id) % 20 = 1")  # blank: not a verbatim
             store.bump_version(con, ["survey_responses", "complaints"])
         theme_store.save_codebook(con, theme_store.latest(con).codebook, actor="ana", role="analyst")
         run = theme_store.latest(con)
         assert theme_store.is_current(con, run) and theme_store.lean(con)
         assert con.execute("SELECT count(*) FROM theme_tagged WHERE NOT known").fetchone()[0] > 0
+        assert con.execute("SELECT count(*) FROM theme_verbatims WHERE blank AND known").fetchone()[0] > 0
         fast, (_, cur, end) = moved.cells(con, Filters(), cb=run.codebook, kept=True)
         with monkeypatch.context() as mp:
+            mp.setattr(theme_lean, "extras_present", lambda con: False)
+            rows, _ = moved.cells(con, Filters(), cb=run.codebook, kept=True)
             mp.setattr(theme_store, "lean", lambda con: False)
             mp.setattr(summaries, "_state", lambda con: ({}, 0))
             raw, _ = moved.cells(con, Filters(), cb=run.codebook, kept=True)
         pd.testing.assert_frame_equal(_by_cell(fast), _by_cell(raw), check_dtype=False)
+        pd.testing.assert_frame_equal(_by_cell(rows), _by_cell(raw), check_dtype=False)
         known = con.execute("SELECT count(nps) FROM survey_responses WHERE customer_id IS NOT NULL AND "
                             "responded_on > ? AND responded_on <= ?", [cur, end]).fetchone()[0]
         overall = fast[(fast["metric"] == "nps") & (fast["dim"] == "all")].iloc[0]

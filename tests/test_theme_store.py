@@ -221,6 +221,10 @@ LEAN_FILTERS = {"all": Filters(), "segment": Filters(segments=("consumer",)), "r
                 "custom range": Filters(date_from=dt.date(2025, 10, 17),
                                         date_to=dt.date(2026, 3, 9)),
                 "department scope": Filters(scope=Scope(role="department", departments=("billing",), user="b")),
+                "department scope and region": Filters(regions=("north",), scope=Scope(
+                    role="department", departments=("logistics",), user="d")),
+                "two departments": Filters(scope=Scope(role="department", departments=("billing", "logistics"),
+                                                       user="b")),
                 "range, scope and segment": Filters(date_from=dt.date(2025, 10, 17),
                                                     segments=("smb",),
                                                     scope=Scope(role="department", departments=("billing",), user="b"))}
@@ -246,10 +250,17 @@ def test_lean_tables_give_the_sums_of_the_kept_assignments(con, name):
     old.update(theme_store.feelings(con, prefix, params))
     new = theme_lean.aggregate(con, f)
     new.update(theme_lean.feelings(con, f))
+    assert theme_lean.extras_present(con)
+    with pytest.MonkeyPatch.context() as mp:  # a run kept before the day cells: the lean tables' rows
+        mp.setattr(theme_lean, "extras_present", lambda con: False)
+        rows = theme_lean.aggregate(con, f)
     assert set(new) == set(old)
     for k in old:
         assert len(old[k]) > 0 or k == "churn" and f.date_from > dt.date(2025, 7, 1), k  # no year of follow-up
         pd.testing.assert_frame_equal(_sorted(old[k]), _sorted(new[k][old[k].columns]), check_dtype=False, rtol=1e-12)
+        if k in rows:
+            pd.testing.assert_frame_equal(_sorted(old[k]), _sorted(rows[k][old[k].columns]), check_dtype=False,
+                                          rtol=1e-12)
     page = views.voice.page_data(con, f, limit=300)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(theme_store, "lean", lambda con: False)
@@ -286,3 +297,26 @@ def test_discovery_fits_read_only_and_refuses_when_the_data_moved(writable_db):
     out = theme_store.discover_file(str(writable_db), sample=2000, n_themes=4)
     with store.connect(str(writable_db)) as ro:
         assert theme_store.status(ro)["current"] and theme_store.latest(ro).run_id == out["run_id"]
+
+
+def test_a_run_kept_before_the_day_cells_keeps_its_lean_path_and_gains_them_in_place(writable_db):
+    """A run kept by a version without ``theme_day_cells`` is still lean (its readers count the rows);
+    :func:`theme_lean.write_extras` adds the table to it without a new run, the same table the run
+    would have written, and the readers' figures do not move."""
+    f = LEAN_FILTERS["range, scope and segment"]
+    with store.connect(str(writable_db), read_only=False) as con:
+        run = theme_store.latest(con).run_id
+        kept = con.execute(f"SELECT * FROM {theme_lean.DAY_CELLS}").df()
+        with_cells = theme_lean.aggregate(con, f)
+        con.execute(f"DROP TABLE {theme_lean.DAY_CELLS}")
+        assert theme_store.lean(con) and not theme_lean.extras_present(con)
+        without = theme_lean.aggregate(con, f)
+        theme_lean.write_extras(con)
+        assert theme_lean.extras_present(con) and theme_store.latest(con).run_id == run
+        again = con.execute(f"SELECT * FROM {theme_lean.DAY_CELLS}").df()
+    keys = list(kept.columns)
+    pd.testing.assert_frame_equal(kept.sort_values(keys, na_position="first").reset_index(drop=True),
+                                  again.sort_values(keys, na_position="first").reset_index(drop=True))
+    assert len(kept) and kept["theme"].isna().any() and kept["theme"].notna().any()
+    for k in ("mentions", "trend"):
+        pd.testing.assert_frame_equal(_sorted(with_cells[k]), _sorted(without[k]), check_dtype=False)

@@ -205,12 +205,16 @@ def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, 
         lw, lparams = theme_lean.cond(f)
         lparams["cur"] = cur
         lper = "CAST(x.responded_on > $cur AS INTEGER)"
+        if theme_lean.extras_present(con):  # mentions and verbatims counted by day and dimension
+            tags = (f"{theme_lean.DAY_CELLS} x WHERE {lw} AND x.known AND x.theme IS NOT NULL", "sum(x.mentions)::BIGINT")
+            verbatims = (f"{theme_lean.DAY_CELLS} x WHERE {lw} AND x.known AND x.theme IS NULL", "sum(x.mentions)::BIGINT")
+        else:  # a run kept before the day cells: its rows
+            tags = (f"theme_tagged x WHERE {lw} AND x.known", "count(*)")
+            verbatims = (f"theme_verbatims x WHERE {lw} AND x.known AND NOT x.blank", "count(*)")
         tag = store.run(con, store.Query("moved_themes", _one_scan(_cells_sql(
-            DIMS, f"theme_tagged x WHERE {lw} AND x.known", {"theme": "x.theme", "period": lper}, {"k": "count(*)"},
-            _LEAN_DIM_SQL.get)), lparams))
+            DIMS, tags[0], {"theme": "x.theme", "period": lper}, {"k": tags[1]}, _LEAN_DIM_SQL.get)), lparams))
         tot = store.run(con, store.Query("moved_verbatims", _one_scan(_cells_sql(
-            DIMS, f"theme_verbatims x WHERE {lw} AND x.known AND NOT x.blank", {"period": lper}, {"n": "count(*)"},
-            _LEAN_DIM_SQL.get)), lparams))
+            DIMS, verbatims[0], {"period": lper}, {"n": verbatims[1]}, _LEAN_DIM_SQL.get)), lparams))
         frames += _share_frames(tag, tot)
     elif cb:
         sql, tparams = theme_store.kept_prefix(f, con) if kept else themes.tagged_sql(f, cb)
