@@ -504,6 +504,26 @@ def test_a_changed_definition_makes_stored_summaries_stale_and_a_write_open_rebu
         assert summaries.current(con, summaries.RESPONSES_TABLE) and not summaries.missing(con)
 
 
+def test_histories_are_stored_in_the_order_their_filters_prune_on_and_the_order_is_part_of_the_format(con):
+    """The answer spells are written in answer-date order (a date range reads the blocks it
+    covers) and the landmark states by the day a state ends (a landmark skips the spans ended
+    before it); changing an order changes the format, so stored tables are rebuilt in it."""
+    from cxmetrics.store import histories
+
+    for rel, key in ((histories.ANSWER_SPELLS, "responded_on"), (histories.LANDMARK_STATES, "to_l")):
+        assert rel.stored_order.split()[0] == key
+        col = con.execute(f"SELECT {key} FROM {rel.name} ORDER BY rowid").df()[key]  # names from this test
+        dated = len(col) - int(col.isna().sum())  # the open spans (no end) last
+        assert dated > 1000 and col.iloc[:dated].is_monotonic_increasing and col.iloc[dated:].isna().all(), key
+    before = summaries.format_version()
+    import dataclasses
+
+    changed = dataclasses.replace(histories.ANSWER_SPELLS, stored_order="customer_id")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(relations, "ALL", tuple(changed if r is histories.ANSWER_SPELLS else r for r in relations.ALL))
+        assert summaries.format_version() != before
+
+
 # ----------------------------------------------------------------------------- incremental refresh
 
 

@@ -89,7 +89,7 @@ WINDOW later AS (PARTITION BY customer_id ORDER BY responded_on
                  RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING),
        later_dept AS (PARTITION BY customer_id, department ORDER BY responded_on
                       RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING)""", grain="customer",
-                         append=_append_spells)
+                         append=_append_spells, stored_order="responded_on")
 
 
 def _latest_from_spells(filters: Filters, args: dict | None = None) -> tuple[dict[str, str], dict[str, Any]]:
@@ -191,7 +191,7 @@ WITH st_c AS (
 SELECT c.customer_id, c.segment, c.region, c.acquired_on, ce.churned_on, s.from_l, s.to_l, s.nps, s.csat,
        coalesce(s.complained, false) AS complained, coalesce(s.escalated, false) AS escalated
 FROM st_c c LEFT JOIN st_span s USING (customer_id)
-LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id""", grain="customer")
+LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id""", grain="customer", stored_order="to_l NULLS LAST")
 
 #: The churn landmark base's per-customer inputs at any landmark L from :data:`LANDMARK_STATES`
 #: (``lm_in``, what :data:`cxmetrics.store.relations.LANDMARK`'s final SELECT reads).

@@ -123,6 +123,10 @@ class Relation:
         date from ``rows`` (a table of the rows appended to the one contract table it reads besides
         ``customers``) in time linear in those rows, instead of recomputing the appended customers
         from all their rows (tested against a rebuild like every update).
+    stored_order : the order the stored table's rows are written in when it is (re)built (an
+        ORDER BY list; empty: the definition's), so that DuckDB's per-block min/max skip the blocks
+        a filter on those columns excludes; rows an update adds go at the end. Only the stored
+        table: the relation computed for a caller is never sorted for it.
     """
 
     name: str
@@ -138,6 +142,7 @@ class Relation:
     via: Via | tuple[Via, ...] | None = None
     before_landmark: tuple[tuple[str, str], ...] = ()
     append: Callable[[Any, str], None] | None = None
+    stored_order: str = ""
 
     @property
     def vias(self) -> tuple[Via, ...]:

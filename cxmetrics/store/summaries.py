@@ -366,7 +366,7 @@ _format_memo: tuple | None = None
 
 def format_version() -> str:
     """The summaries' format: a hash of every relation's definition (SQL, what it reads, its
-    arguments), of what each is computed from, and of the fits kept. A file built with another
+    arguments, the order it is stored in), of what each is computed from, and of the fits kept. A file built with another
     format is treated as having no summaries (raw queries) until it is next opened read-write,
     which rebuilds them. Hashed once for the same definitions (a page asks dozens of times)."""
     global _format_memo
@@ -376,7 +376,7 @@ def format_version() -> str:
         return memo[3]
     parts = [str(FORMAT)]
     parts += [f"{r.name}:{r.sql}:{sorted(r.depends)}:{sorted(r.uses)}:{r.args}:{r.scope_inside}"
-              f":{':'.join(v.sql for v in r.vias)}" for r in relations.ALL]
+              f":{':'.join(v.sql for v in r.vias)}:{r.stored_order}" for r in relations.ALL]
     parts += fits
     out = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     _format_memo = (relations.ALL, FORMAT, fits, out)
@@ -452,6 +452,9 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
                 incremental.update(con, RELATIONS[name], sql, params, set(delta))
                 updated.append(name)
             else:
+                order = RELATIONS[name].stored_order if name in RELATIONS else ""
+                if order:  # a column list written in cxmetrics
+                    sql = f"SELECT * FROM ({sql}) ORDER BY {order}"
                 con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params)  # name from relations.ALL
                 rebuilt.append(name)
             built[name] = version
