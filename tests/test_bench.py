@@ -178,13 +178,13 @@ def test_a_build_stopped_after_its_copies_is_finished_not_reused_as_complete(tmp
     assert again["reused"] and again["summaries_rebuilt_s"] >= 0 and any("summaries rebuilt" in m for m in said)
     with store.connect(str(db)) as con:
         assert not summaries.missing(con) and theme_store.is_current(con, theme_store.latest(con))
-        assert theme_lean.extras_present(con) and "day_cells_s" not in again
+        assert theme_lean.extras_present(con) and "theme_cells_s" not in again
     with store.connect(str(db), read_only=False) as con:  # a theme run kept before the day cells
         for t in theme_lean.EXTRAS:
             con.execute(f"DROP TABLE {t}")
     said = []
     cells = bench_data.dataset(db, 400, 3000, 300, 3000, log=said.append, demo_max=300)
-    assert cells["reused"] and cells["day_cells_s"] >= 0 and any("day cells written" in m for m in said)
+    assert cells["reused"] and cells["theme_cells_s"] >= 0 and any("theme cells written" in m for m in said)
     with store.connect(str(db)) as con:
         assert theme_lean.extras_present(con) and theme_store.lean(con)
     assert "day and per-department cells added first" in bench.readme_section(

@@ -366,9 +366,10 @@ _format_memo: tuple | None = None
 
 def format_version() -> str:
     """The summaries' format: a hash of every relation's definition (SQL, what it reads, its
-    arguments, the order it is stored in), of what each is computed from, and of the fits kept. A file built with another
-    format is treated as having no summaries (raw queries) until it is next opened read-write,
-    which rebuilds them. Hashed once for the same definitions (a page asks dozens of times)."""
+    arguments, the order it is stored in), of what each is computed from, and of the fits kept. A
+    file built with another format is treated as having no summaries (raw queries) until it is next
+    opened read-write, which rebuilds them. Hashed once for the same definitions (a page asks dozens
+    of times)."""
     global _format_memo
     fits = tuple(sorted(FITS))
     memo = _format_memo

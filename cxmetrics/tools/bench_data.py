@@ -107,7 +107,7 @@ def dataset(path: Path, customers: int, responses: int, complaints: int, transac
         with store.connect(str(path)) as con:
             have = store.row_counts(con, want)
             stale = summaries.missing(con)
-            no_day_cells = theme_store.lean(con) and not theme_lean.extras_present(con)
+            no_theme_cells = theme_store.lean(con) and not theme_lean.extras_present(con)
         built = _record(path)
         if have == want and built.exists():
             log(f"reusing {path}")
@@ -120,13 +120,13 @@ def dataset(path: Path, customers: int, responses: int, complaints: int, transac
                     pass
                 out["summaries_rebuilt_s"] = round(time.perf_counter() - t0, 1)
                 log(f"summaries rebuilt in {out['summaries_rebuilt_s']:.0f} s")
-            if no_day_cells:  # themes kept by a version before the day cells: add them to the run
-                log("adding the day cells to its kept theme run …")
+            if no_theme_cells:  # themes kept by a version before those cells: add them to the run
+                log("adding the day and per-department cells to its kept theme run …")
                 t0 = time.perf_counter()
                 with store.connect(str(path), read_only=False) as con:
                     theme_lean.write_extras(con)
-                out["day_cells_s"] = round(time.perf_counter() - t0, 1)
-                log(f"day cells written in {out['day_cells_s']:.0f} s")
+                out["theme_cells_s"] = round(time.perf_counter() - t0, 1)
+                log(f"theme cells written in {out['theme_cells_s']:.0f} s")
             return out
         if have == want:  # the copies are in, the build stopped later (its record is written last)
             return _finish(path, log)

@@ -320,8 +320,8 @@ def readme_section(res: dict) -> str:
         "reused from an earlier build (not recorded)" if ds else "build not recorded"
     if ds.get("summaries_rebuilt_s") is not None:
         built += f" (its summaries rebuilt to this version's definitions first, {ds['summaries_rebuilt_s']:.0f} s)"
-    if ds.get("day_cells_s") is not None:
-        built += f" (its kept theme run's day and per-department cells added first, {ds['day_cells_s']:.0f} s)"
+    if ds.get("theme_cells_s") is not None:
+        built += f" (its kept theme run's day and per-department cells added first, {ds['theme_cells_s']:.0f} s)"
     lines = (["**A partial run** (interrupted): what it did not reach is shown as not run.", ""] if res.get("partial")
              else [])
     lines += [f"Machine: {m['cpus']} cores, {m['memory_gib']} GiB, {m['platform']}, Python {m['python']}"
