@@ -191,7 +191,7 @@ WITH st_c AS (
 SELECT c.customer_id, c.segment, c.region, c.acquired_on, ce.churned_on, s.from_l, s.to_l, s.nps, s.csat,
        coalesce(s.complained, false) AS complained, coalesce(s.escalated, false) AS escalated
 FROM st_c c LEFT JOIN st_span s USING (customer_id)
-LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id""", grain="customer", stored_order="to_l NULLS LAST")
+LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id""", grain="customer")
 
 #: The churn landmark base's per-customer inputs at any landmark L from :data:`LANDMARK_STATES`
 #: (``lm_in``, what :data:`cxmetrics.store.relations.LANDMARK`'s final SELECT reads).
