@@ -309,20 +309,20 @@ FROM months m JOIN (SELECT date_trunc('month', x.responded_on)::DATE AS month, x
                     FROM {tagged} x WHERE {where} GROUP BY ALL) t USING (month)
 ORDER BY m.month, t.theme""", params))
     one = one_department(filters)
-    if customer_level(filters) or one and extras_present(con):  # whole customers (per department): cell sums
-        cells, params = filters.where(customer="x_f", dates=False, scope=False)
+    if customer_level(filters) or (one and extras_present(con)):  # whole customers (per department): cell sums
+        cells, cparams = filters.where(customer="x_f", dates=False, scope=False)
         cells = cells.replace("x_f.", "x.f_")  # the customer's segment and region columns of the cells
-        nps_t, churn_t = ("theme_nps_cells", "theme_churn_cells") if not one else EXTRAS[1:]
+        nps_t, churn_t = EXTRAS[1:] if one else ("theme_nps_cells", "theme_churn_cells")
         if one:
             cells += " AND x.f_department = $lean_department"
-            params["lean_department"] = one
+            cparams["lean_department"] = one
         sums = ", ".join(f"sum(x.{c}) AS {c}" for c in _NPS_SUMS[1:])
         out["nps"] = store.run(con, store.Query("theme_lean_nps_cells", f"""
 SELECT x.theme, x.segment, x.tenure, sum(x.m) AS m, max(x.max_k) AS max_k, {sums}
-FROM {nps_t} x WHERE {cells} GROUP BY ALL""", params))
+FROM {nps_t} x WHERE {cells} GROUP BY ALL""", cparams))
         out["churn"] = store.run(con, store.Query("theme_lean_churn_cells", f"""
 SELECT x.theme, x.segment, x.tenure, sum(x.n) AS n, sum(x.k) AS k
-FROM {churn_t} x WHERE {cells} GROUP BY ALL""", params))
+FROM {churn_t} x WHERE {cells} GROUP BY ALL""", cparams))
     else:  # part of a customer's answers: per-customer rows, one grouped scan of each lean table, read by both
         ca_sql, ta_sql = base_sql(where)
         ca = store.temp_table(con, "cx_theme_ca_", store.Query("theme_lean_customers", ca_sql, params))
