@@ -105,6 +105,29 @@ def test_clv_formula_hand_worked():
     assert float(clv.clv_formula(100.0, lam, 0.01, 3)) == pytest.approx(want)
 
 
+def test_clv_formula_closed_form_is_the_term_by_term_sum():
+    # the geometric series in closed form against the sum written out, where it is delicate too:
+    # no churn and no discount (r = 1: M months of margin), r just under 1, a hazard so large the
+    # first month is all there is, no months at all, and arrays of draws mixing them
+    import numpy as np
+
+    def by_terms(m, lam, d, months):
+        t = np.arange(1, months + 1)
+        return np.asarray(m, float) * (np.exp(-np.multiply.outer(np.asarray(lam, float), t)) / (1 + d) ** t).sum(-1)
+
+    lams = np.array([0.0, 1e-12, 1e-6, 0.004, 0.03, 0.7, 40.0])
+    for d in (0.0, 1e-9, 0.0079, 0.05):
+        for months in (0, 1, 2, 12, 60, 240):
+            got = clv.clv_formula(np.linspace(-50.0, 300.0, lams.size), lams, d, months)
+            assert got == pytest.approx(by_terms(np.linspace(-50.0, 300.0, lams.size), lams, d, months),
+                                        rel=1e-10, abs=1e-9)
+            for lam in lams:
+                assert float(clv.clv_formula(100.0, lam, d, months)) == pytest.approx(
+                    float(by_terms(100.0, lam, d, months)), rel=1e-10, abs=1e-9)
+    assert float(clv.clv_formula(100.0, 0.0, 0.0, 60)) == 6000.0
+    assert math.isnan(float(clv.clv_formula(100.0, float("nan"), 0.01, 12)))
+
+
 def test_war_hand_worked():
     # rank 1 of 3 brands: (1 - 1/4) * 2/3 = 0.5; rank 3 of 3: (1 - 3/4) * 2/3 = 1/6; shares sum to 1
     assert wallet.war(1, 3) == pytest.approx(0.5)

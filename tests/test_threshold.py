@@ -86,3 +86,22 @@ def test_fit_at_a_fixed_threshold_matches_a_generic_optimiser():
     a, b, ll, _ = fit_capped(h[None, :], n, k)
     assert a[0] == pytest.approx(ref.x[0], abs=1e-4) and b[0] == pytest.approx(ref.x[1], abs=1e-4)
     assert -ll[0] == pytest.approx(ref.fun, abs=1e-6)
+
+
+@pytest.mark.parametrize("lower_is_better", [True, False])
+def test_total_rise_is_the_weighted_sum_of_the_rises_for_every_draw(lower_is_better):
+    # the prefix-sum look-up against rise() summed over the values, for draws of (a, b) on both
+    # sides of zero slope, intercepts above 1 (c < 0), exact zeros, and values at the cut itself
+    rng = np.random.default_rng(3)
+    x, n, k, _ = sample("wait", 5000, rng)
+    th = fit_threshold(x if lower_is_better else -x, n, k, lower_is_better=lower_is_better)
+    xs = x if lower_is_better else -x
+    a = np.concatenate([rng.normal(th.intercept, 0.2, 300), [0.3, 1.2, 0.3, 0.5, 1.0]])
+    b = np.concatenate([rng.normal(th.slope, 2 * abs(th.slope) + 0.01, 300), [0.0, 0.0, -0.05, 0.5 / 10, 0.0]])
+    w = rng.integers(0, 40, xs.size).astype(float)
+    brute = (w[None, :] * th.rise(xs[None, :], a[:, None], b[:, None])).sum(axis=1)
+    assert th.total_rise(xs, w, a, b) == pytest.approx(brute, rel=1e-9, abs=1e-9)
+    # a value exactly at the cut (h = c/b = 10 when a = 0.5, b = 0.05): capped or not, the same
+    h0 = th.tau + 10.0 if lower_is_better else th.tau - 10.0
+    one = th.total_rise([h0], [2.0], [0.5], [0.05])
+    assert one == pytest.approx(2 * th.rise([h0], 0.5, 0.05))

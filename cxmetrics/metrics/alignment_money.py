@@ -134,7 +134,7 @@ def money_at_risk(th: Threshold, x, n_year, gap: Estimate, *, horizon_years: flo
     rng = np.random.default_rng(seed)
     cov = np.nan_to_num(np.asarray(th.cov, float))
     ab = rng.multivariate_normal([th.intercept, th.slope], cov, size=draws, method="eigh")
-    e_d = (n_year[None, :] * th.rise(x[None, :], ab[:, :1], ab[:, 1:])).sum(axis=1)
+    e_d = th.total_rise(x, n_year, ab[:, 0], ab[:, 1])
     lo_q, hi_q = alpha / 2, 1 - alpha / 2
     label = f"CLV at risk from a year's extra detractors ({horizon_years:g}-year horizon)"
     z = rng.standard_normal(draws)

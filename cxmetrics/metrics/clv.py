@@ -42,14 +42,19 @@ def clv_formula(margin: float | np.ndarray, hazard: float | np.ndarray, monthly_
                 months: int) -> float | np.ndarray:
     """Σ_{t=1..months} margin · exp(−hazard·t) / (1 + d)^t (vectorised over margin and hazard).
 
+    A geometric series in r = exp(−hazard)/(1 + d), summed in closed form: r·(1 − r^M)/(1 − r),
+    written with ``expm1`` of log r so that it stays exact as r nears 1 (M when r = 1). The term
+    by term sum cost draws × months operations for each simulated interval.
+
     >>> round(float(clv_formula(100.0, 0.0, 0.0, 12)), 6)
     1200.0
     >>> round(float(clv_formula(100.0, math.log(2), 0.0, 2)), 6)   # 100·(1/2) + 100·(1/4)
     75.0
     """
-    t = np.arange(1, months + 1)
-    q = np.exp(-np.multiply.outer(np.asarray(hazard, float), t)) / (1 + monthly_discount) ** t
-    return np.asarray(margin, float) * q.sum(axis=-1)
+    log_r = -np.asarray(hazard, float) - math.log1p(monthly_discount)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        series = np.exp(log_r) * np.expm1(months * log_r) / np.expm1(log_r)
+    return np.asarray(margin, float) * np.where(log_r == 0, float(months), series)
 
 
 #: The CLV inputs per NPS group, segment and tenure band (:data:`cxmetrics.relations.CLV_CELLS`:

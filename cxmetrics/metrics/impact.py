@@ -124,12 +124,17 @@ def did(cells: pd.DataFrame, treated: str, start: pd.Timestamp, alpha: float = 0
     """Two-way FE DiD on (grp, month, y, n) cells. Returns effect, se, p, pre-trend p, event study."""
     from cxmetrics.core import sm
 
+    effects: dict[int, tuple[pd.DataFrame, pd.DataFrame]] = {}  # id → (the frame, kept alive; its dummies)
+
     def design(frame: pd.DataFrame, terms: list[str]) -> pd.DataFrame:
-        """The model ``y ~ C(grp) + C(m) + terms``; dummies built directly, without a formula parser."""
-        return pd.concat([pd.Series(1.0, index=frame.index, name="Intercept"),
-                          pd.get_dummies(frame["grp"].astype(str), prefix="g", drop_first=True, dtype=float),
-                          pd.get_dummies(frame["m"], prefix="m", drop_first=True, dtype=float),
-                          frame[terms].astype(float)], axis=1)
+        """The model ``y ~ C(grp) + C(m) + terms``; dummies built directly, without a formula parser,
+        once per frame (its groups and months do not change while terms are added to it)."""
+        if id(frame) not in effects:
+            effects[id(frame)] = frame, pd.concat(
+                [pd.Series(1.0, index=frame.index, name="Intercept"),
+                 pd.get_dummies(frame["grp"].astype(str), prefix="g", drop_first=True, dtype=float),
+                 pd.get_dummies(frame["m"], prefix="m", drop_first=True, dtype=float)], axis=1)
+        return pd.concat([effects[id(frame)][1], frame[terms].astype(float)], axis=1)
 
     def wls(frame: pd.DataFrame, terms: list[str]):
         """WLS of y on group and month fixed effects plus ``terms`` with HC1 (heteroskedasticity-

@@ -299,6 +299,17 @@ def _with_clusters(con, out: pd.DataFrame, filters: Filters, dim: str | None, su
 
 def _counts(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, survey: str, weighted: bool,
             name: str) -> tuple[pd.DataFrame, store.Query]:
+    """Response counts (and weight sums) per group with their cluster sums (:func:`_counted`), once
+    per page call for the same arguments: the overall figure, a breakdown and a trend ask for the
+    same counts (nine calls for three distinct ones on the Executive summary). Each caller gets its
+    own copy of the frame."""
+    df, q = store.page_memo(("nps._counts", id(con), filters, dim, survey, weighted, name),
+                            lambda: _counted(con, filters, dim, survey, weighted, name))
+    return df.copy(), q
+
+
+def _counted(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, survey: str, weighted: bool,
+             name: str) -> tuple[pd.DataFrame, store.Query]:
     """Response counts (and weight sums) per group; ``weighted`` post-stratifies them by segment.
 
     Post-stratification (Kalton & Flores-Cervantes 2003, §2): a response in segment s gets the

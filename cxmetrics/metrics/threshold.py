@@ -70,6 +70,28 @@ class Threshold:
         b = self.slope if slope is None else slope
         return np.minimum(1.0, a + b * self.hinge(x)) - a
 
+    def total_rise(self, x, weights, intercepts, slopes) -> np.ndarray:
+        """Σ_i weights_i · rise(x_i) for each (intercept, slope) pair: what :meth:`rise` summed over
+        ``x`` gives for every draw, without the draws × values array. With h the hinge and c = 1 − a,
+        rise = min(c, b·h): the cap binds on one side of h = c/b (above it when b > 0, below when
+        b < 0), so with the h sorted each draw is a look-up in prefix sums of w and w·h."""
+        h = self.hinge(x).ravel()
+        w = np.broadcast_to(np.asarray(weights, float), h.shape)
+        order = np.argsort(h, kind="stable")
+        h, w = h[order], w[order]
+        cw = np.concatenate(([0.0], np.cumsum(w)))
+        cwh = np.concatenate(([0.0], np.cumsum(w * h)))
+        a, b = np.asarray(intercepts, float).ravel(), np.asarray(slopes, float).ravel()
+        c = 1.0 - a
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cut = np.where(b != 0, c / b, 0.0)
+        up = np.searchsorted(h, cut, side="right")  # b > 0: h above the cut are capped
+        down = np.searchsorted(h, cut, side="left")  # b < 0: h below the cut are capped
+        pos = b * cwh[up] + c * (cw[-1] - cw[up])
+        neg = c * cw[down] + b * (cwh[-1] - cwh[down])
+        flat = np.minimum(c, 0.0) * cw[-1]
+        return np.where(b > 0, pos, np.where(b < 0, neg, flat))
+
 
 def _loglik(u: np.ndarray, n: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Binomial log-likelihood (without the constant) of p = clip(u, 0, 1), summed over the last axis."""
