@@ -785,6 +785,37 @@ def test_a_date_range_reads_the_answer_histories_not_the_raw_responses(con, monk
     assert "summary_answer_spells" not in summaries.source(con, summaries.LATEST_TABLE, CUSTOM_RANGE).sql
 
 
+def test_the_key_drivers_read_the_latest_answers_as_of_the_ranges_end_inside_their_query(con):
+    """The pairs' latest answers (as of the range's end, every answer before it) have one reader: they
+    are a subquery of the key drivers' query, not a page table holding every column for millions of
+    customers, while the range's own latest answers, which several queries read, stay one shared table."""
+    from cxmetrics.metrics import drivers, wallet
+
+    @store.memoized
+    def page(con, f):
+        tables = lambda: {r[0] for r in con.execute("SHOW TABLES").fetchall() if r[0].startswith("__summary_latest")}  # noqa: E731
+        before = tables()
+        kd = drivers.key_drivers(con, f)
+        after_drivers = tables()
+        wallet.by_group(con, f)
+        return kd, before, after_drivers, tables()
+
+    kd, before, after_drivers, after_wallet = page(con, CUSTOM_RANGE)
+    assert before == after_drivers  # the key drivers left no table of latest answers
+    sql = kd.queries[0].sql
+    assert "summary_answer_spells" in sql and "survey_responses r JOIN" not in sql
+    assert "next_any > $date_to" in sql and "s.responded_on >= $date_from" not in sql  # as of the end: no start
+    assert len(after_wallet - after_drivers) == 1  # the range's latest answers: one table for the page
+    monkeypatch = pytest.MonkeyPatch()
+    try:  # the same figures as the relation's own SQL over the raw responses
+        monkeypatch.setattr(summaries, "_state", lambda con: ({}, 0))
+        raw = drivers.key_drivers(con, CUSTOM_RANGE)
+    finally:
+        monkeypatch.undo()
+    assert "summary_answer_spells" not in raw.queries[0].sql
+    pd.testing.assert_frame_equal(kd.table, raw.table, check_exact=False, rtol=1e-9)
+
+
 def test_the_latest_answer_from_histories_equals_its_definition_under_any_range_and_scope(small_copy):
     """With relationship answers attributed to departments (the demo leaves them without one), the
     latest answer, the wallet cells and the landmark base read from the histories equal their

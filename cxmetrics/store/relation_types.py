@@ -123,6 +123,10 @@ class Relation:
         date from ``rows`` (a table of the rows appended to the one contract table it reads besides
         ``customers``) in time linear in those rows, instead of recomputing the appended customers
         from all their rows (tested against a rebuild like every update).
+    inline_uses : relations of :attr:`uses` bound into the definition as a subquery even when
+        their histories answer them (a via), instead of a temporary table for the page: this
+        relation is their only reader under those filters and reads few of their columns, so
+        DuckDB computes just those, and the rows are never held outside its memory limit.
     stored_order : the order the stored table's rows are written in when it is (re)built (an
         ORDER BY list; empty: the definition's), so that DuckDB's per-block min/max skip the blocks
         a filter on those columns excludes; rows an update adds go at the end. Only the stored
@@ -142,6 +146,7 @@ class Relation:
     via: Via | tuple[Via, ...] | None = None
     before_landmark: tuple[tuple[str, str], ...] = ()
     append: Callable[[Any, str], None] | None = None
+    inline_uses: tuple[str, ...] = ()
     stored_order: str = ""
 
     @property

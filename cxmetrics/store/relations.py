@@ -323,7 +323,8 @@ PAIRS_BY_DEPARTMENT = Relation("summary_driver_pairs_by_department", frozenset({
 #: of the end of the range (sums of x, y, x², y², xy and the count; additive over segments).
 PAIRS = Relation("summary_driver_pairs", frozenset({"customers", "survey_responses"}), _pairs_sql(False),
                  inner=_responses_inside, uses={"summary_latest": lambda f: Filters(date_to=f.date_to)},
-                 scope_inside=True, grain="customer_cells", measures=_PAIRS_MEASURES, via=Via("""
+                 inline_uses=("summary_latest",), scope_inside=True, grain="customer_cells", measures=_PAIRS_MEASURES,
+                 via=Via("""
 SELECT touchpoint, segment, region, n, sx, sy, sxx, syy, sxy FROM {summary_driver_pairs_by_department}
 WHERE department = $via_department""", ("summary_driver_pairs_by_department",), _one_department(dates=True)))
 

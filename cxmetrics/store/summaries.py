@@ -179,7 +179,7 @@ def _via(con: duckdb.DuckDBPyConnection, rel: Relation, via: Via, filters: Filte
         sql = sql.replace("{" + name + "}", name)  # names from relations.ALL
     for sub, narrow in rel.uses.items():
         if "{" + sub + "}" in sql:
-            s = source(con, sub, narrow(filters), **args)
+            s = source(con, sub, narrow(filters), inline=sub in rel.inline_uses, **args)
             sql = sql.replace("{" + sub + "}", s.sql)
             _merge(params, s.params)
     return sql, params
@@ -234,11 +234,14 @@ def _within_data(con: duckdb.DuckDBPyConnection, rel: Relation, filters: Filters
     return out
 
 
-def source(con: duckdb.DuckDBPyConnection, name: str, filters: Filters | None = None, **args) -> Source:
+def source(con: duckdb.DuckDBPyConnection, name: str, filters: Filters | None = None, *, inline: bool = False,
+           **args) -> Source:
     """Bind relation ``name`` for a query under ``filters`` (and arguments such as ``landmark``,
     ``end``, ``cal_end``): its summary table when that holds exactly the answer, else its SQL.
 
-    A relation marked ``per_page`` is computed once per page call into a temporary table."""
+    A relation answered from its histories (a via), or marked ``per_page``, is computed once per
+    page call into a temporary table that the page's queries share; ``inline``: as a subquery of
+    the one query that reads it instead (:attr:`Relation.inline_uses`)."""
     rel = RELATIONS[name]
     f = _within_data(con, rel, filters or Filters())
     info, version = _state(con)
@@ -249,9 +252,9 @@ def source(con: duckdb.DuckDBPyConnection, name: str, filters: Filters | None = 
                 and all(args.get(a) == built_args.get(a) for a in v.same_args)
                 and (got := _via(con, rel, v, f, args)) is not None), None)
     if via is not None:
-        table = store.temp_table(con, "__" + rel.name + "_via_", store.Query(rel.name, *via))
+        table = None if inline else store.temp_table(con, "__" + rel.name + "_via_", store.Query(rel.name, *via))
         return Source(rel, table, {}, False) if table is not None else Source(rel, f"({via[0]})", via[1], False)
-    sql, params = definition(rel, f, args, lambda sub, sf: source(con, sub, sf, **args))
+    sql, params = definition(rel, f, args, lambda sub, sf: source(con, sub, sf, inline=sub in rel.inline_uses, **args))
     if rel.per_page:
         table = store.temp_table(con, "__" + rel.name + "_", store.Query(rel.name, sql, params))
         if table is not None:
