@@ -816,6 +816,35 @@ def test_the_key_drivers_read_the_latest_answers_as_of_the_ranges_end_inside_the
     pd.testing.assert_frame_equal(kd.table, raw.table, check_exact=False, rtol=1e-9)
 
 
+def test_a_reader_that_takes_its_relation_inline_reads_the_pages_table_once_one_is_made(con):
+    """The response rates count the range's latest answers inside their own query on a page where
+    nothing else reads them, and from the page's table where another query made it first; the
+    complaint churn cells take the landmark base inline likewise. Same figures every way."""
+    from cxmetrics.metrics import complaints, representativeness, wallet
+
+    def latest_read(res) -> str:
+        q = next(q for q in res.queries if q.name == "response_rates")
+        return "table" if "__summary_latest_via_" in q.sql else "inline" if "summary_answer_spells" in q.sql else "?"
+
+    @store.memoized
+    def alone(con, f):
+        return representativeness.response_rates(con, f), complaints.churn_uplift(con, f)
+
+    @store.memoized
+    def after_others(con, f):
+        wallet.by_group(con, f)
+        churn.churn_by(con, f)  # the landmark base's page table
+        return representativeness.response_rates(con, f), complaints.churn_uplift(con, f)
+
+    (r1, c1), (r2, c2) = alone(con, CUSTOM_RANGE), after_others(con, CUSTOM_RANGE)
+    assert (latest_read(r1), latest_read(r2)) == ("inline", "table")
+    assert "summary_landmark_states" in c1.queries[0].sql and "__summary_landmark_via_" not in c1.queries[0].sql
+    assert "__summary_landmark_via_" in c2.queries[0].sql
+    assert not c1.table.empty
+    for a, b in ((r1, r2), (c1, c2)):
+        pd.testing.assert_frame_equal(a.table, b.table, check_exact=False, rtol=1e-12)
+
+
 def test_the_latest_answer_from_histories_equals_its_definition_under_any_range_and_scope(small_copy):
     """With relationship answers attributed to departments (the demo leaves them without one), the
     latest answer, the wallet cells and the landmark base read from the histories equal their

@@ -39,7 +39,7 @@ def response_rates(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: f
     rwhere, rparams = summaries.where(summaries.LATEST_TABLE, filters, customer="l", dates=False)
     q = summaries.query(con, "response_rates", "SELECT l.segment, count(*) AS respondents "
                                                f"FROM {{summary_latest}} l WHERE {rwhere} GROUP BY 1 ORDER BY 1",
-                        rparams, filters=filters)
+                        rparams, filters=filters, inline=(summaries.LATEST_TABLE,))
     resp = store.run(con, q).set_index("segment")["respondents"]
     df = base.rename(columns={"customers": "active"}).copy()
     df["respondents"] = df["segment"].map(resp).fillna(0).astype(int)

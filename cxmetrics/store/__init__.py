@@ -484,12 +484,10 @@ def page_memo(key: tuple, compute: Callable[[], Any]) -> Any:
 def temp_table(con: duckdb.DuckDBPyConnection, prefix: str, query: Query) -> str | None:
     """Inside a :func:`memoized` page call, materialise ``query`` once as a table only ``con``
     sees (dropped when the call ends) and return its name; outside one, None."""
-    import hashlib
-
     memo = _MEMO.get()
     if memo is None:
         return None
-    name = prefix + hashlib.sha1((query.sql + repr(sorted(query.params.items()))).encode()).hexdigest()[:16]
+    name = _temp_name(prefix, query)
     made = memo.setdefault(_TEMP_TABLES, [])
     if (con, name) not in made:
         if isinstance(con, duckdb.DuckDBPyConnection):
@@ -502,6 +500,22 @@ def temp_table(con: duckdb.DuckDBPyConnection, prefix: str, query: Query) -> str
             con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query.sql}", query.params)
         made.append((con, name))
     return name
+
+
+def made_temp_table(con: duckdb.DuckDBPyConnection, prefix: str, query: Query) -> str | None:
+    """The name of the table :func:`temp_table` made of ``query`` in this page call, or None
+    (none made yet, or outside a :func:`memoized` call)."""
+    memo = _MEMO.get()
+    if memo is None:
+        return None
+    name = _temp_name(prefix, query)
+    return name if (con, name) in memo.get(_TEMP_TABLES, ()) else None
+
+
+def _temp_name(prefix: str, query: Query) -> str:
+    import hashlib
+
+    return prefix + hashlib.sha1((query.sql + repr(sorted(query.params.items()))).encode()).hexdigest()[:16]
 
 
 def _execute(con: duckdb.DuckDBPyConnection, query: Query, fetch, copy):

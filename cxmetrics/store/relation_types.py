@@ -124,9 +124,10 @@ class Relation:
         ``customers``) in time linear in those rows, instead of recomputing the appended customers
         from all their rows (tested against a rebuild like every update).
     inline_uses : relations of :attr:`uses` bound into the definition as a subquery even when
-        their histories answer them (a via), instead of a temporary table for the page: this
-        relation is their only reader under those filters and reads few of their columns, so
-        DuckDB computes just those, and the rows are never held outside its memory limit.
+        their histories answer them (a via), instead of a temporary table for the page, unless
+        the page already made that table: this relation is their only reader under those filters
+        (on its page) and reads few of their columns, so DuckDB computes just those, and the rows
+        are never held outside its memory limit.
     stored_order : the order the stored table's rows are written in when it is (re)built (an
         ORDER BY list; empty: the definition's), so that DuckDB's per-block min/max skip the blocks
         a filter on those columns excludes; rows an update adds go at the end. Only the stored

@@ -510,7 +510,8 @@ SELECT b.nps_group, b.segment, b.region, b.tenure, coalesce(cc_state.state, 'no 
        count(*) AS customers, count(*) FILTER (WHERE b.event) AS events, sum(b.days) AS days
 FROM {summary_landmark} b LEFT JOIN cc_state USING (customer_id)
 WHERE b.nps_group IS NOT NULL AND {inner} GROUP BY ALL""", inner=_scope_on("b.customer_id"), scope_inside=True,
-                           uses={"summary_landmark": _same}, args=("landmark",), before_landmark=_BEFORE_LANDMARK)
+                           uses={"summary_landmark": _same}, inline_uses=("summary_landmark",), args=("landmark",),
+                           before_landmark=_BEFORE_LANDMARK)
 
 #: Revenue of each landmark-base customer in the 12 months to E, and its active calendar months
 #: (a bit set of month offsets: count(DISTINCT date_trunc('month', …)) gives the same at four times

@@ -241,7 +241,8 @@ def source(con: duckdb.DuckDBPyConnection, name: str, filters: Filters | None = 
 
     A relation answered from its histories (a via), or marked ``per_page``, is computed once per
     page call into a temporary table that the page's queries share; ``inline``: as a subquery of
-    the one query that reads it instead (:attr:`Relation.inline_uses`)."""
+    the one query that reads it instead, unless the page already made that table
+    (:attr:`Relation.inline_uses`; :func:`query`'s ``inline``)."""
     rel = RELATIONS[name]
     f = _within_data(con, rel, filters or Filters())
     info, version = _state(con)
@@ -252,7 +253,9 @@ def source(con: duckdb.DuckDBPyConnection, name: str, filters: Filters | None = 
                 and all(args.get(a) == built_args.get(a) for a in v.same_args)
                 and (got := _via(con, rel, v, f, args)) is not None), None)
     if via is not None:
-        table = None if inline else store.temp_table(con, "__" + rel.name + "_via_", store.Query(rel.name, *via))
+        q = store.Query(rel.name, *via)
+        prefix = "__" + rel.name + "_via_"
+        table = store.made_temp_table(con, prefix, q) if inline else store.temp_table(con, prefix, q)
         return Source(rel, table, {}, False) if table is not None else Source(rel, f"({via[0]})", via[1], False)
     sql, params = definition(rel, f, args, lambda sub, sf: source(con, sub, sf, inline=sub in rel.inline_uses, **args))
     if rel.per_page:
@@ -263,14 +266,16 @@ def source(con: duckdb.DuckDBPyConnection, name: str, filters: Filters | None = 
 
 
 def query(con: duckdb.DuckDBPyConnection, name: str, sql: str, params: dict | None = None, *,
-          filters: Filters | None = None, **args) -> store.Query:
+          filters: Filters | None = None, inline: tuple[str, ...] = (), **args) -> store.Query:
     """A named query whose SQL reads relations by placeholder (``{summary_responses}``), each bound
-    with :func:`source` for ``filters`` and ``args``; their parameters join ``params``."""
+    with :func:`source` for ``filters`` and ``args``; their parameters join ``params``. ``inline``:
+    relations this query reads as a subquery rather than a page table when no other query of the
+    page has made one (it reads few of their columns, and on its own page nothing else reads them)."""
     all_params = dict(params or {})
     for rel_name in RELATIONS:
         token = "{" + rel_name + "}"
         if token in sql:
-            s = source(con, rel_name, filters, **args)
+            s = source(con, rel_name, filters, inline=rel_name in inline, **args)
             sql = sql.replace(token, s.sql)
             _merge(all_params, s.params)
     return store.Query(name, sql, all_params)
