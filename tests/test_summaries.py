@@ -211,10 +211,10 @@ def test_customer_summary_serves_only_the_views_it_holds(con):
               Filters(scope=Scope(role="department", departments=("billing",), user="b"))):
         got = sql(wallet.by_group(con, f))  # those filters pick the responses: latest answers recomputed
         assert "summary_wallet" not in got
-        # … from the spells, or for a range open at its end as the stored latest answers given in it
-        assert ("FROM summary_latest l WHERE l.nps_on >= $date_from" in got if f.date_from else
-                "summary_latest" not in got)
-        assert "JOIN summary_customer" in got  # … beside the unfiltered revenue per customer, still kept
+        if f.date_from:  # a range open at its end: the latest answers given in it, kept with the revenue
+            assert "FROM summary_customer c WHERE c.nps_on >= $date_from" in got and "summary_latest" not in got
+        else:  # … from the spells, beside the unfiltered revenue per customer, still kept
+            assert "summary_latest" not in got and "JOIN summary_customer" in got
     # key drivers pair CSAT with the latest NPS as of the range's end: kept for an open end only
     assert "summary_latest" in sql(drivers.key_drivers(con, Filters(date_from=dt.date(2025, 1, 1))))
     assert "summary_latest" not in sql(drivers.key_drivers(con, Filters(date_to=dt.date(2026, 1, 1))))
@@ -850,7 +850,8 @@ def test_the_latest_answer_from_histories_equals_its_definition_under_any_range_
     latest answer, the wallet cells and the landmark base read from the histories equal their
     definitions over the raw responses, for ranges and scopes that cut customers' answer runs; a
     range open at its end in an unrestricted scope reads the stored latest answers instead of the
-    spells (each field's latest value kept only when given in the range)."""
+    spells (each field's latest value kept only when given in the range), and the wallet cells read
+    them from the customer summary alone."""
     with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
         con.execute("UPDATE survey_responses SET department = CASE hash(response_id) % 3 WHEN 0 THEN 'billing' "
                     "WHEN 1 THEN 'support' END WHERE survey = 'relationship'")
@@ -884,7 +885,8 @@ def test_the_latest_answer_from_histories_equals_its_definition_under_any_range_
                                (summaries.LANDMARK_TABLE, {"landmark": f.date_from or mid, "end": None})):
                 fast = summaries.source(con, name, f, **args)
                 history = ("summary_landmark_states" if name == summaries.LANDMARK_TABLE else
-                           "summary_latest l WHERE l.nps_on >= $date_from" if open_range else "summary_answer_spells")
+                           "summary_customer c WHERE c.nps_on >= $date_from" if open_range and name == summaries.WALLET_TABLE
+                           else "summary_latest l WHERE l.nps_on >= $date_from" if open_range else "summary_answer_spells")
                 assert not fast.stored and history in fast.sql, (name, f)
                 if open_range and name != summaries.LANDMARK_TABLE:
                     assert "summary_answer_spells" not in fast.sql, (name, f)

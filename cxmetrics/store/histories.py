@@ -129,8 +129,9 @@ FROM {summary_answer_spells} s WHERE {cond} AND ({any} OR {stated} OR {war})
 GROUP BY 1""", ("summary_answer_spells",), _latest_from_spells)
 
 
-def _latest_open(filters: Filters, args: dict | None = None) -> tuple[dict[str, str], dict[str, Any]] | None:
-    """:data:`LATEST_OPEN_VIA`'s condition: a range that starts on a day and runs to the data's end
+def open_range(filters: Filters, args: dict | None = None) -> tuple[dict[str, str], dict[str, Any]] | None:
+    """The condition of the vias that answer a range open at its end from the stored latest answers
+    (:data:`LATEST_OPEN_VIA`, the wallet's): a range that starts on a day and runs to the data's end
     ("the last 12 months"), in an unrestricted scope; None otherwise."""
     if filters.date_from is None or filters.date_to is not None or filters.scope.restricted:
         return None
@@ -149,7 +150,7 @@ SELECT l.customer_id, l.segment, l.region, l.nps,
        CASE WHEN l.war_on >= $date_from THEN l.war END AS war,
        l.nps_on, CASE WHEN l.stated_on >= $date_from THEN l.stated_on END AS stated_on,
        CASE WHEN l.war_on >= $date_from THEN l.war_on END AS war_on
-FROM {summary_latest} l WHERE l.nps_on >= $date_from""", ("summary_latest",), _latest_open)
+FROM {summary_latest} l WHERE l.nps_on >= $date_from""", ("summary_latest",), open_range)
 
 #: Each contractual customer's state as the churn landmark base sees it at a landmark L, over the
 #: span of landmarks it holds for: ``from_l <= L < to_l`` (NULL: unbounded). The state is the latest

@@ -248,7 +248,7 @@ cu_rev AS (  -- month offsets as in LANDMARK_REVENUE
     FROM transactions t, cu_last WHERE t.occurred_on > cu_last.S2 GROUP BY 1
 ), cu_k AS (SELECT customer_id, count(*) AS complaints FROM complaints GROUP BY 1)
 SELECT c.customer_id, c.segment, c.region, c.contract, c.acquired_on, c.category_wallet, ce.churned_on,
-       l.nps, l.stated, l.war, cu_rev.rev_12m, cu_rev.months_12m, cu_rev.rev_prev_12m,
+       l.nps, l.stated, l.war, l.nps_on, l.stated_on, l.war_on, cu_rev.rev_12m, cu_rev.months_12m, cu_rev.rev_prev_12m,
        coalesce(k.complaints, 0) AS complaints
 FROM customers c LEFT JOIN {summary_latest} l USING (customer_id) LEFT JOIN cu_rev USING (customer_id)
 LEFT JOIN cu_k k USING (customer_id) LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id""",
@@ -279,24 +279,36 @@ SELECT c.segment, c.region, count(*) AS n, sum(coalesce(c.rev_12m, 0)) AS sx, su
 FROM {summary_customer} c WHERE c.rev_prev_12m > 0 AND {inner} GROUP BY ALL""", inner=_scope_on("c.customer_id"),
                      uses={"summary_customer": _unfiltered}, scope_inside=True)
 
-#: Share-of-wallet sums per segment, region and latest NPS answer: stated, observed (12-month
-#: revenue / category wallet, contract customers) and WAR, and the sums for the OLS of stated
-#: share on the score. The latest answer is taken from the responses that count (scope inside).
-WALLET = Relation("summary_wallet", CUSTOMER.depends, """
-WITH wa_cust AS (
-    SELECT l.segment, l.region, l.nps, l.stated, l.war,
-           CASE WHEN c.category_wallet > 0 AND c.contract = 'contractual'
-                THEN least(coalesce(c.rev_12m, 0) / c.category_wallet, 1.0) * 100 END AS observed
-    FROM {summary_latest} l JOIN {summary_customer} c USING (customer_id)
-)
+_WALLET_SUMS = """
 SELECT segment, region, nps, count(*) AS customers,
        count(stated) AS n_stated, sum(stated) AS s_stated, sum(stated * stated) AS ss_stated,
        count(observed) AS n_obs, sum(observed) AS s_obs, sum(observed * observed) AS ss_obs,
        count(war) AS n_war, sum(war * 100) AS s_war, sum(war * war * 10000) AS ss_war,
        sum(nps) FILTER (WHERE stated IS NOT NULL) AS sx, sum(nps * nps) FILTER (WHERE stated IS NOT NULL) AS sxx,
        sum(nps * stated) AS sxy
-FROM wa_cust GROUP BY ALL""", uses={"summary_latest": _same, "summary_customer": _unfiltered}, scope_inside=True,
-                  per_page=True)
+FROM wa_cust GROUP BY ALL"""
+_OBSERVED = """CASE WHEN c.category_wallet > 0 AND c.contract = 'contractual'
+                THEN least(coalesce(c.rev_12m, 0) / c.category_wallet, 1.0) * 100 END AS observed"""
+
+#: Share-of-wallet sums per segment, region and latest NPS answer: stated, observed (12-month
+#: revenue / category wallet, contract customers) and WAR, and the sums for the OLS of stated
+#: share on the score. The latest answer is taken from the responses that count (scope inside).
+#: A range open at its end reads it from the customer summary alone, which keeps each customer's
+#: latest answer with the day of each field (as :data:`histories.LATEST_OPEN_VIA` reads it): no
+#: join of every customer's latest answer with every customer.
+WALLET = Relation("summary_wallet", CUSTOMER.depends, f"""
+WITH wa_cust AS (
+    SELECT l.segment, l.region, l.nps, l.stated, l.war,
+           {_OBSERVED}
+    FROM {{summary_latest}} l JOIN {{summary_customer}} c USING (customer_id)
+){_WALLET_SUMS}""", uses={"summary_latest": _same, "summary_customer": _unfiltered}, scope_inside=True,
+                  per_page=True, via=Via(f"""
+WITH wa_cust AS (
+    SELECT c.segment, c.region, c.nps, CASE WHEN c.stated_on >= $date_from THEN c.stated END AS stated,
+           CASE WHEN c.war_on >= $date_from THEN c.war END AS war,
+           {_OBSERVED}
+    FROM {{summary_customer}} c WHERE c.nps_on >= $date_from
+){_WALLET_SUMS}""", ("summary_customer",), histories.open_range))
 
 def _pairs_sql(by_department: bool) -> str:
     dept = "r.department, " if by_department else ""
