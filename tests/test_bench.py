@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from cxmetrics.core import roles
+from cxmetrics.store import relations
 from cxmetrics.tools import bench
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,8 +44,11 @@ def test_bench_runs_and_reports_every_page_and_budget(tmp_path):
     imp = res["import"]
     assert imp["first"]["rows"] == 2000 and imp["append"]["rows"] == 300
     assert all(imp[k]["exit"] == 0 and imp[k]["peak_mib"] > 0 for k in ("first", "unchanged", "append"))
-    steps = imp["append"]["refresh_steps"]  # the append refresh's slowest relations, read from the store
-    assert "summary_answer_spells" in steps and list(steps.values()) == sorted(steps.values(), reverse=True)
+    # the append refresh's slowest relations and fits, read from the store, slowest first (which are
+    # slowest on a store this small is the machine's noise: none is named here)
+    steps = imp["append"]["refresh_steps"]
+    assert 0 < len(steps) <= 8 and list(steps.values()) == sorted(steps.values(), reverse=True)
+    assert all(k in relations.RELATIONS or k.startswith("fit ") for k in steps), steps
     full = imp["append_full"]  # the same rows appended to a copy of the whole bench store
     assert full["exit"] == 0 and full["inserted"] == 300 and full["seconds_summaries"] > 0, full
     assert full["refresh_steps"] and list(full["refresh_steps"].values()) == sorted(full["refresh_steps"].values(),
