@@ -791,9 +791,11 @@ def test_the_key_drivers_read_the_latest_answers_as_of_the_ranges_end_inside_the
     customers, while the range's own latest answers, which several queries read, stay one shared table."""
     from cxmetrics.metrics import drivers, wallet
 
+    def tables() -> set[str]:
+        return {r[0] for r in con.execute("SHOW TABLES").fetchall() if r[0].startswith("__summary_latest")}
+
     @store.memoized
     def page(con, f):
-        tables = lambda: {r[0] for r in con.execute("SHOW TABLES").fetchall() if r[0].startswith("__summary_latest")}  # noqa: E731
         before = tables()
         kd = drivers.key_drivers(con, f)
         after_drivers = tables()
