@@ -146,6 +146,11 @@ CONSTRUCTS = [
      "bool_or(x) OVER w AS x FROM (VALUES ('a', DATE '2024-01-01', 5, false), ('a', DATE '2024-01-31', NULL, true), "
      "('a', DATE '2024-02-01', 7, false), ('b', DATE '2024-01-01', NULL, false)) t(c, d, v, x) "
      "WINDOW w AS (PARTITION BY c ORDER BY d ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) ORDER BY c, f", {}),
+    ("list(x ORDER BY k) with NULLs, sliced, summed and counted",
+     "WITH l AS (SELECT g, list(v ORDER BY k) AS vs FROM (VALUES ('a', 3, 1.5), ('a', 1, NULL), ('a', 2, 2.0), "
+     "('a', 4, NULL), ('b', 1, NULL), ('b', 2, -1.0), ('c', 1, NULL)) t(g, k, v) GROUP BY g) "
+     "SELECT g, vs, list_slice(vs, 2, 3) AS mid, list_sum(vs) AS s, list_count(vs) AS n, "
+     "list_sum(list_slice(vs, 1, 1)) AS first_sum, list_count(list_slice(vs, 3, 2)) AS none FROM l ORDER BY g", {}),
     ("IN (SELECT unnest($list))", "SELECT k FROM (VALUES ('a'), ('b'), ('c')) t(k) WHERE k IN (SELECT unnest($keys)) ORDER BY k",
      {"keys": ["a", "c"]}),
 ]

@@ -339,7 +339,7 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
         assert summaries.refresh(con, v + 3, previous=v + 2, changed={"kpi_observations"}) == [
             summaries.KPI_TABLE, summaries.KPI_DAILY_TABLE, summaries.KPI_ALLTIME_TABLE]
         assert summaries.refresh(con, v + 4, previous=v + 3, changed={"transactions"}) == [
-            summaries.CUSTOMER_TABLE, summaries.COMPLAINT_RATE_TABLE, summaries.NRR_CELLS_TABLE, summaries.LANDMARK_TABLE,
+            relations.REVENUE_MONTHS.name, summaries.CUSTOMER_TABLE, summaries.COMPLAINT_RATE_TABLE, summaries.NRR_CELLS_TABLE, summaries.LANDMARK_TABLE,
             summaries.COMPLAINT_CHURN_TABLE, relations.LANDMARK_REVENUE.name, relations.CLV_CELLS_BY_DEPARTMENT.name,
             summaries.CLV_CELLS_TABLE, summaries.RFM_TABLE,
             relations.RFM_HOLDOUT.name, summaries.REVENUE_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
@@ -525,11 +525,15 @@ def test_the_answer_spells_are_stored_in_answer_date_order_and_the_order_is_part
 
 
 def _stored(con) -> dict[str, pd.DataFrame]:
-    """Every stored summary table (the kept fits aside), rows sorted by every column."""
+    """Every stored summary table (the kept fits aside), rows sorted by every column, a list's
+    elements as a tuple (compared element by element)."""
     out = {}
     for rel in relations.ALL:
-        df = con.execute(f"SELECT * FROM {rel.name}").df()  # names from relations.ALL
-        out[rel.name] = df.sort_values(list(df.columns), na_position="first").reset_index(drop=True)
+        df = con.execute(f"SELECT * FROM {rel.name} ORDER BY ALL").df()  # names from relations.ALL
+        for col in df.columns:
+            if df[col].map(lambda v: hasattr(v, "tolist")).any():
+                df[col] = df[col].map(lambda v: tuple(v.tolist()) if hasattr(v, "tolist") else v)
+        out[rel.name] = df
     return out
 
 
@@ -581,6 +585,45 @@ def test_an_append_updates_summaries_in_place_to_what_a_rebuild_stores(small_cop
         assert len(got) == len(want), name
         pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12, obj=name)
     _same_fits(fits, refitted)
+
+
+def test_appended_transactions_update_each_customers_revenue_by_month_as_a_rebuild_does(small_copy, tmp_path):
+    """Transactions appended before a customer's first month, after their last, inside a month
+    without one and inside one with one (and a new customer's first) are taken in place by the
+    customers' revenue by month (those customers recomputed): the stored rows equal a rebuild's."""
+    f = tmp_path / "more_tx.csv"
+    with store.connect(str(small_copy)) as con:
+        cust = con.execute("SELECT customer_id FROM summary_revenue_months WHERE list_count(revs) < len(revs) "
+                           "ORDER BY customer_id LIMIT 1").fetchone()[0]
+        m0, m1, revs = con.execute("SELECT m0, m1, revs FROM summary_revenue_months WHERE customer_id = $c",
+                                   {"c": cust}).fetchone()
+        gap = m0 + revs.index(None)
+        stub = con.execute("SELECT customer_id FROM customers WHERE customer_id NOT IN "
+                           "(SELECT customer_id FROM transactions) ORDER BY 1 LIMIT 1").fetchone()
+        def day(m: int, d: int = 15) -> dt.date:
+            return dt.date((m - 1) // 12, (m - 1) % 12 + 1, d)
+        rows = [(cust, day(m0 - 3), 12.5), (cust, day(m1 + 1, 2), 40.0), (cust, day(gap, 28), 7.25),
+                (cust, day(m0, 1), -3.0)]
+        rows += [(c, d + dt.timedelta(days=9), a) for c, d, a in con.execute(
+            "SELECT customer_id, occurred_on, amount FROM transactions ORDER BY transaction_id LIMIT 40").fetchall()]
+        if stub:
+            rows.append((stub[0], day(m1), 99.0))
+    pd.DataFrame([{"transaction_id": f"APP-{i}", "customer_id": c, "occurred_on": d, "amount": a}
+                  for i, (c, d, a) in enumerate(rows)]).to_csv(f, index=False)
+    importer.import_file(f, "transactions", db=small_copy)
+    with store.connect(str(small_copy)) as con:
+        done = summaries.last_refresh(con)
+        incremental = _stored(con)[relations.REVENUE_MONTHS.name]
+        after = con.execute("SELECT m0, m1, revs FROM summary_revenue_months WHERE customer_id = $c", {"c": cust}).fetchone()
+    assert done["appended"] == {"transactions": len(rows)}
+    assert relations.REVENUE_MONTHS.name in done["updated"]
+    in_gap = sum(a for c, d, a in rows if c == cust and d.year * 12 + d.month == gap)  # the month had none
+    assert (after[0], after[1]) == (m0 - 3, m1 + 1) and after[2][3 + gap - m0] == pytest.approx(in_gap)
+    with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
+        store.bump_version(con)  # everything from scratch
+        rebuilt = _stored(con)[relations.REVENUE_MONTHS.name]
+    assert len(incremental) == len(rebuilt)
+    pd.testing.assert_frame_equal(incremental, rebuilt, check_exact=False, rtol=1e-12)
 
 
 def test_appended_answers_end_the_stored_answer_spells_as_a_rebuild_does(small_copy, tmp_path):
@@ -943,6 +986,59 @@ def test_the_landmark_base_from_its_states_equals_its_definition_at_any_landmark
                 rows += len(want)
         assert rows > 1000
         assert con.execute("SELECT count(*) FROM summary_landmark_states WHERE customer_id LIKE 'NEW-%'").fetchone()[0] == 5
+
+
+def test_the_landmark_revenue_from_monthly_revenue_equals_its_definition_at_any_end(small_copy):
+    """The revenue and active months of each landmark customer in the 12 months to any end E, sliced
+    from the customers' revenue by month (whole months) and read from the transactions of the
+    window's partial months only, equal the definition over every transaction in the window: ends on
+    a month's last day (no partial month), mid-month, on a month's first day, on 29 February (the
+    window starts on 28 February, its month's last day in a common year) and on 28 February of a
+    common year (the window's first day is 29 February of a leap year), before the data and after
+    it; with transactions on the window's first and last days, a customer's month whose amounts sum
+    to 0 (still an active month) and a transaction-free gap inside a customer's months."""
+    with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
+        cust, mid = con.execute("SELECT customer_id, min(occurred_on) + (date_diff('day', min(occurred_on), max(occurred_on)) // 2)::INTEGER "
+                                "FROM transactions WHERE customer_id IN (SELECT customer_id FROM summary_landmark WHERE "
+                                "nps_group IS NOT NULL) GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()
+        # an active month whose amounts cancel, and a whole month of that customer emptied
+        con.execute("INSERT INTO transactions SELECT transaction_id || '~', customer_id, occurred_on, -amount "
+                    "FROM transactions WHERE customer_id = $c AND date_trunc('month', occurred_on) = "
+                    "date_trunc('month', $d::DATE - INTERVAL 3 MONTH)", {"c": cust, "d": mid})
+        con.execute("DELETE FROM transactions WHERE customer_id = $c AND date_trunc('month', occurred_on) = "
+                    "date_trunc('month', $d::DATE - INTERVAL 2 MONTH)", {"c": cust, "d": mid})
+        store.bump_version(con)
+    with store.connect(str(small_copy)) as con:
+        first, last = con.execute("SELECT min(occurred_on), max(occurred_on) FROM transactions").fetchone()
+        assert summaries.current(con, relations.REVENUE_MONTHS.name)
+        gaps = con.execute("SELECT count(*) FROM summary_revenue_months WHERE list_count(revs) < len(revs)").fetchone()[0]
+        assert gaps > 0 and con.execute("SELECT list_count(revs) < len(revs) FROM summary_revenue_months "
+                                        "WHERE customer_id = $c", {"c": cust}).fetchone()[0]
+        assert len(con.execute("SELECT * FROM summary_revenue_months WHERE customer_id = $c",
+                                            {"c": cust}).fetchall()) == 1
+        L = summaries.landmark(con).landmark
+        month_end = dt.date(mid.year, mid.month, 1) - dt.timedelta(days=1)
+        ends = {month_end, mid, dt.date(mid.year, mid.month, 1), last, last - dt.timedelta(days=40),
+                first - dt.timedelta(days=3), first + dt.timedelta(days=200), last + dt.timedelta(days=400)}
+        ends |= {d for d in (dt.date(2024, 2, 29), dt.date(2025, 2, 28), dt.date(2025, 3, 31)) if first < d < last}
+        assert {dt.date(2024, 2, 29), dt.date(2025, 2, 28)} <= ends
+        days = con.execute("SELECT count(*) FROM transactions WHERE occurred_on IN (SELECT unnest($d::DATE[]))",
+                           {"d": sorted(ends | {(pd.Timestamp(e) - pd.DateOffset(months=12)).date() + dt.timedelta(days=1)
+                                                for e in ends})}).fetchone()[0]
+        assert days > 0  # transactions on windows' first and last days
+        rows = seen = 0
+        for end in sorted(ends):
+            fast = summaries.source(con, relations.LANDMARK_REVENUE.name, Filters(), landmark=L, end=end)
+            assert not fast.stored and "summary_revenue_months" in fast.sql, end
+            partial = end.day != pd.Timestamp(end).days_in_month or end == dt.date(2025, 2, 28)
+            assert ("FROM transactions t" in fast.sql) == partial, end
+            raw = summaries.relation_query(relations.LANDMARK_REVENUE.name, landmark=L, end=end)
+            got = con.execute(f"SELECT * FROM {fast.sql} x ORDER BY ALL", fast.params).df()
+            want = con.execute(f"SELECT * FROM ({raw.sql}) x ORDER BY ALL", raw.params).df()
+            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9, obj=f"end {end}")
+            rows += len(want)
+            seen += cust in set(want["customer_id"])
+        assert rows > 150 and seen >= 4
 
 
 def test_a_scope_of_one_department_reads_the_relations_kept_per_department(small_copy):

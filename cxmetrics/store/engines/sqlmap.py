@@ -37,6 +37,12 @@ DuckDB                                    Spark (after :func:`translate`)
                                           by side; two generators would multiply)
 ``USING SAMPLE RESERVOIR (n ROWS)``       ``FROM (SELECT * FROM t ORDER BY RAND(seed) LIMIT n)``:
                                           all rows when t is smaller; else another random draw
+``list(x ORDER BY k)``                    ``TRANSFORM(ARRAY_SORT(COLLECT_LIST(STRUCT(k, x))), …)``:
+                                          ``COLLECT_LIST`` keeps no order and drops NULLs (a
+                                          struct holding a NULL is kept); one sort key
+``list_slice(l, a, b)`` (a ≥ 1)           ``SLICE(l, a, GREATEST(b - a + 1, 0))`` (start, length)
+``list_sum(l)``, ``list_count(l)``        ``AGGREGATE`` over the non-NULL elements (NULL when
+                                          there is none), ``SIZE`` of them
 ========================================  =====================================================
 
 Two semantic differences are settled by the session rather than the text (see
@@ -150,6 +156,47 @@ def _side_by_side(node: exp.Select) -> bool:
     return len(es) >= 2 and all(isinstance(e, exp.Alias) and isinstance(e.this, exp.Explode) for e in es)
 
 
+def _lambda(var: str, body: exp.Expression) -> exp.Lambda:
+    return exp.Lambda(this=body, expressions=[exp.to_identifier(var)])
+
+
+def _non_null(lst: exp.Expression) -> exp.Expression:
+    """``FILTER(lst, x -> x IS NOT NULL)``."""
+    return _call("FILTER", lst, _lambda("lv_x", exp.Not(this=exp.Is(this=exp.column("lv_x"), expression=exp.Null()))))
+
+
+def _ordered_list(node: exp.ArrayAgg) -> exp.Expression:
+    """``list(x ORDER BY k)``: the (k, x) pairs collected, sorted by k, and x taken out of them."""
+    order = node.this
+    keys = order.expressions
+    if len(keys) != 1 or keys[0].args.get("desc"):
+        raise ValueError("list(… ORDER BY …) has a Spark translation here for one ascending key only")
+    pairs = _call("COLLECT_LIST", _call("STRUCT", exp.alias_(_sub(keys[0].this), "k"),
+                                        exp.alias_(_sub(order.this), "v")))
+    return _call("TRANSFORM", _call("ARRAY_SORT", pairs), _lambda("lv_s", exp.Dot(this=exp.column("lv_s"),
+                                                                                    expression=exp.to_identifier("v"))))
+
+
+def _list_function(node: exp.Anonymous) -> exp.Expression:
+    name, args = str(node.this).lower(), [_sub(e) for e in node.expressions]
+    if name == "list_slice":
+        lst, lo, hi = args
+        length = exp.Add(this=exp.Sub(this=exp.Paren(this=hi), expression=exp.Paren(this=lo.copy())),
+                         expression=exp.Literal.number(1))
+        return _call("SLICE", lst, lo, _call("GREATEST", length, exp.Literal.number(0)))
+    if name == "list_count":
+        return _call("SIZE", _non_null(args[0]))
+    # list_sum: NULL when no element is non-NULL, as in DuckDB
+    kept = _non_null(args[0])
+    total = _call("AGGREGATE", kept.copy(), exp.cast(exp.Literal.number(0), "DOUBLE"),
+                  exp.Lambda(this=exp.Add(this=exp.column("lv_a"), expression=exp.column("lv_x")),
+                             expressions=[exp.to_identifier("lv_a"), exp.to_identifier("lv_x")]))
+    return exp.Case(ifs=[exp.If(this=exp.GT(this=_call("SIZE", kept), expression=exp.Literal.number(0)), true=total)])
+
+
+_LIST_FUNCTIONS = ("list_slice", "list_count", "list_sum")
+
+
 def _sub(node: exp.Expression) -> exp.Expression:
     """A copy of a child of a rewritten node, itself rewritten (a replaced node's children are not
     visited again by ``transform``)."""
@@ -169,6 +216,10 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         return exp.DataType.build("BIGINT")
     if isinstance(node, exp.Anonymous) and str(node.this).lower() == "to_months":
         return _call("MAKE_YM_INTERVAL", exp.Literal.number(0), *(_sub(e) for e in node.expressions))
+    if isinstance(node, exp.Anonymous) and str(node.this).lower() in _LIST_FUNCTIONS:
+        return _list_function(node)
+    if isinstance(node, exp.ArrayAgg) and isinstance(node.this, exp.Order):
+        return _ordered_list(node)
     if isinstance(node, exp.ToDays):
         return _call("MAKE_DT_INTERVAL", _sub(node.this))
     if isinstance(node, exp.Select) and isinstance(node.args.get("sample"), exp.TableSample):
