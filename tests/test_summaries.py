@@ -1179,6 +1179,49 @@ def test_a_quarterly_trend_under_any_range_reads_the_kept_quarters_and_sums_only
         assert repeated > 50  # quarters with repeat answers: the cluster sums decide their intervals
 
 
+def test_the_overall_nps_of_a_range_that_is_one_quarter_reads_that_quarters_kept_sums(small_copy, monkeypatch):
+    """A date range from a quarter's first day to its last: the relationship NPS overall (weighted
+    or not, under a segment too) takes its customer-clustered sums from the quarter's kept sums
+    (a customer's answers in the range are their answers in the quarter) — no per-customer query,
+    the same estimates and intervals as from the raw responses, with customers who answered twice
+    in the quarter (other scores, a few days later). A range one day short of the quarter, of two
+    quarters, or of one month, reads the raw responses."""
+    from cxmetrics.metrics import clustered, nps
+
+    q = Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 3, 31))
+    with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
+        con.execute("INSERT INTO survey_responses SELECT * REPLACE (response_id || '~' AS response_id, "
+                    "responded_on + 5 AS responded_on, (nps + 6) % 11 AS nps) FROM survey_responses "
+                    "WHERE survey = 'relationship' AND nps IS NOT NULL AND customer_id IS NOT NULL "
+                    "AND responded_on BETWEEN $lo AND $hi - 5 AND hash(response_id) % 3 = 0",
+                    {"lo": q.date_from, "hi": q.date_to})
+        store.bump_version(con)
+    with store.connect(str(small_copy)) as con:
+        assert clustered.kept_whole_period(con, "nps", "relationship", q)["max_k"].max() == 2
+        kept_ones = (q, q.with_(segments=("smb",)), q.with_(regions=("north", "south")))
+        raw_ones = (q.with_(date_from=dt.date(2026, 1, 2)), q.with_(date_from=dt.date(2025, 10, 1)),
+                    Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 1, 31)))
+        names: list[str] = []
+        execute = store._execute
+
+        def named(c, query, fetch, copy):
+            names.append(query.name)
+            return execute(c, query, fetch, copy)
+
+        monkeypatch.setattr(store, "_execute", named)
+        for f in kept_ones + raw_ones:
+            for weighted in (False, True):
+                names.clear()
+                fast = nps.overall(con, f, survey="relationship", weighted=weighted)
+                assert ("nps_clusters" in names) == (f in raw_ones), (f, weighted, names)
+                with monkeypatch.context() as m:
+                    m.setattr(summaries, "fit_text", lambda c, name: None)
+                    slow = nps.overall(con, f, survey="relationship", weighted=weighted)
+                assert fast.n > 5 and fast.n == slow.n
+                for a, b in ((fast.estimate, slow.estimate), (fast.ci_low, slow.ci_low), (fast.ci_high, slow.ci_high)):
+                    assert a == pytest.approx(b, rel=1e-9, abs=1e-9), (f, weighted)
+
+
 def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypatch):
     """The clustered SEs' per-customer sums (one GROUP BY per customer over the raw responses) are
     kept with the summaries for the unfiltered view, overall and per department; NPS, CSAT and CES

@@ -197,6 +197,24 @@ def kept_periods(con, measure: str, period: str, survey: str, filters, live, lik
     return out
 
 
+def kept_whole_period(con, measure: str, survey: str, filters):
+    """The overall (ungrouped) cluster sums under a date range that is exactly one kept period (a
+    calendar quarter, first day to last): a customer's answers in the range are their answers in
+    that period, so the period's kept sums are the range's, with ``'all'`` as the group. None for
+    any other range, or when nothing is kept for the rest of the filters."""
+    lo, hi = filters.date_from, filters.date_to
+    if lo is None or hi is None:
+        return None
+    for period in ("week", "month", "quarter"):
+        if (measure, period, survey) in KEPT and _period_start(lo, period) == lo \
+                and _next_period(lo, period) - dt.timedelta(days=1) == hi:
+            df = kept(con, measure, period, survey, filters.with_(date_from=None, date_to=None))
+            if df is None:
+                return None
+            return df[pd.to_datetime(df["grp"]).dt.date == lo].assign(grp="all").reset_index(drop=True)
+    return None
+
+
 @functools.lru_cache(maxsize=4)
 def _kept_frames(text: str) -> dict:
     """The kept cluster sums (the fit's JSON text) as one frame per key, parsed once per data
