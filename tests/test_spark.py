@@ -30,7 +30,7 @@ from cxmetrics.core.filters import Filters  # noqa: E402
 from cxmetrics.core.output import jsonable  # noqa: E402
 from cxmetrics.metrics import nps, scores, theme_store  # noqa: E402
 from cxmetrics.registers import demo, lake  # noqa: E402
-from cxmetrics.store import engines, schema, summaries  # noqa: E402
+from cxmetrics.store import engines, relations, schema, summaries  # noqa: E402
 from cxmetrics.store.engines import lake_kept, lake_summaries, sqlmap  # noqa: E402
 from cxmetrics.store.engines import spark as spark_engine  # noqa: E402
 from cxmetrics.story import narrative  # noqa: E402
@@ -439,6 +439,25 @@ def test_stale_or_foreign_summaries_are_not_used(built_lake, sb, small_db, tmp_p
         got, want = nps.overall(con, Filters()), nps.overall(dcon, Filters())
         assert got.n == want.n < nps.overall(sb, Filters()).n
         assert math.isclose(got.estimate, want.estimate, rel_tol=RTOL)
+
+
+def test_the_landmark_revenue_to_a_ranges_end_from_the_lakes_monthly_revenue_is_duckdbs(sb, dc):
+    """A date range's 12-month revenue per landmark customer, answered on Spark from the built
+    lake's revenue by month (its whole months sliced, a range ending mid-month reading its partial
+    months from the transactions), gives the embedded store's rows."""
+    assert summaries.current(sb, relations.REVENUE_MONTHS.name)
+    last = dc.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
+    L = summaries.landmark(dc).landmark
+    month_end = dt.date(last.year, last.month, 1) - dt.timedelta(days=1)
+    mid_month = (month_end - dt.timedelta(days=40)).replace(day=15)
+    for end, partial in ((month_end, False), (mid_month, True)):
+        fast = summaries.source(sb, relations.LANDMARK_REVENUE.name, Filters(), landmark=L, end=end)
+        assert "summary_revenue_months" in fast.sql and ("FROM transactions t" in fast.sql) == partial
+        got = sorted(sb.execute(f"SELECT * FROM {fast.sql} x", fast.params).fetchall())
+        want = summaries.source(dc, relations.LANDMARK_REVENUE.name, Filters(), landmark=L, end=end)
+        want = sorted(dc.execute(f"SELECT * FROM {want.sql} x", want.params).fetchall())
+        assert len(want) > 50
+        _same(want, got)
 
 
 def test_summary_detractors_on_spark_gives_the_hand_written_rows_and_duckdbs(sc, dc, lake_dir, tmp_path):
