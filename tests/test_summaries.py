@@ -1179,9 +1179,22 @@ def test_a_quarterly_trend_under_any_range_reads_the_kept_quarters_and_sums_only
         assert repeated > 50  # quarters with repeat answers: the cluster sums decide their intervals
 
 
+def _query_names(monkeypatch) -> list[str]:
+    """The names of the queries run from here on, in order (the caller clears the list)."""
+    names: list[str] = []
+    execute = store._execute
+
+    def named(c, query, fetch, copy):
+        names.append(query.name)
+        return execute(c, query, fetch, copy)
+
+    monkeypatch.setattr(store, "_execute", named)
+    return names
+
+
 def test_the_overall_nps_of_a_range_that_is_one_quarter_reads_that_quarters_kept_sums(small_copy, monkeypatch):
     """A date range from a quarter's first day to its last: the relationship NPS overall (weighted
-    or not, under a segment too) takes its customer-clustered sums from the quarter's kept sums
+    or not, under a segment too) and by segment takes its customer-clustered sums from the quarter's kept sums
     (a customer's answers in the range are their answers in the quarter) — no per-customer query,
     the same estimates and intervals as from the raw responses, with customers who answered twice
     in the quarter (other scores, a few days later). A range one day short of the quarter, of two
@@ -1201,14 +1214,7 @@ def test_the_overall_nps_of_a_range_that_is_one_quarter_reads_that_quarters_kept
         kept_ones = (q, q.with_(segments=("smb",)), q.with_(regions=("north", "south")))
         raw_ones = (q.with_(date_from=dt.date(2026, 1, 2)), q.with_(date_from=dt.date(2025, 10, 1)),
                     Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 1, 31)))
-        names: list[str] = []
-        execute = store._execute
-
-        def named(c, query, fetch, copy):
-            names.append(query.name)
-            return execute(c, query, fetch, copy)
-
-        monkeypatch.setattr(store, "_execute", named)
+        names = _query_names(monkeypatch)
         for f in kept_ones + raw_ones:
             for weighted in (False, True):
                 names.clear()
@@ -1220,6 +1226,14 @@ def test_the_overall_nps_of_a_range_that_is_one_quarter_reads_that_quarters_kept
                 assert fast.n > 5 and fast.n == slow.n
                 for a, b in ((fast.estimate, slow.estimate), (fast.ci_low, slow.ci_low), (fast.ci_high, slow.ci_high)):
                     assert a == pytest.approx(b, rel=1e-9, abs=1e-9), (f, weighted)
+            names.clear()  # by segment: the quarter's sums of each segment's customers
+            fast = nps.by(con, f, dim="segment", survey="relationship")
+            assert ("nps_clusters" in names) == (f in raw_ones), (f, names)
+            with monkeypatch.context() as m:
+                m.setattr(summaries, "fit_text", lambda c, name: None)
+                slow = nps.by(con, f, dim="segment", survey="relationship")
+            assert len(fast.table) >= 1
+            pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9, atol=1e-9)
 
 
 def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypatch):
@@ -1236,14 +1250,7 @@ def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypa
     one_smb = one.with_(segments=("smb",))
     two = Filters(scope=Scope(role="department", departments=("billing", "logistics"), user="b"))
     raw_ones = (LAST_12_MONTHS, two)
-    names: list[str] = []
-    execute = store._execute
-
-    def named(c, query, fetch, copy):
-        names.append(query.name)
-        return execute(c, query, fetch, copy)
-
-    monkeypatch.setattr(store, "_execute", named)
+    names = _query_names(monkeypatch)
     cases = [(f, call) for f in (Filters(), Filters(segments=("smb",)), Filters(regions=("north", "south")), LAST_12_MONTHS,
                                  one, one_smb, two)
              for call in (lambda c, f: nps.trend(c, f, period="quarter", survey="relationship"),
