@@ -1210,7 +1210,7 @@ def test_the_overall_nps_of_a_range_that_is_one_quarter_reads_that_quarters_kept
                     {"lo": q.date_from, "hi": q.date_to})
         store.bump_version(con)
     with store.connect(str(small_copy)) as con:
-        assert clustered.kept_whole_period(con, "nps", "relationship", q)["max_k"].max() == 2
+        assert clustered.kept(con, "nps", None, "relationship", q)["max_k"].max() == 2
         kept_ones = (q, q.with_(segments=("smb",)), q.with_(regions=("north", "south")))
         raw_ones = (q.with_(date_from=dt.date(2026, 1, 2)), q.with_(date_from=dt.date(2025, 10, 1)),
                     Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 1, 31)))

@@ -113,11 +113,14 @@ def updated(doc: dict, before, after) -> dict:
 
 def kept(con, measure: str, dim: str | None, survey: str, filters, like=None):
     """The kept cluster sums for this query when they hold exactly its answer (unfiltered, narrowed
-    by segment or region, or by a scope of one department: no date range; the kept fit current),
+    by segment or region, or by a scope of one department; no date range, or for the overall
+    figure a range that is exactly one kept period, :func:`_whole_period`; the kept fit current),
     else None. ``like``: the group column of the counts the sums are merged with, whose type the
     groups take back."""
-    if (measure, dim, survey) not in KEPT or filters.date_from is not None or filters.date_to is not None:
+    if (measure, dim, survey) not in KEPT:
         return None
+    if filters.date_from is not None or filters.date_to is not None:
+        return _whole_period(con, measure, survey, filters) if dim is None else None
     one = filters.scope.departments[0] if filters.scope.restricted and len(filters.scope.departments or ()) == 1 \
         else None
     if filters.scope.restricted and one is None:  # several departments: a customer in two is one cluster
@@ -197,7 +200,7 @@ def kept_periods(con, measure: str, period: str, survey: str, filters, live, lik
     return out
 
 
-def kept_whole_period(con, measure: str, survey: str, filters):
+def _whole_period(con, measure: str, survey: str, filters):
     """The overall (ungrouped) cluster sums under a date range that is exactly one kept period (a
     calendar quarter, first day to last): a customer's answers in the range are their answers in
     that period, so the period's kept sums are the range's, with ``'all'`` as the group. None for

@@ -280,8 +280,6 @@ def _with_clusters(con, out: pd.DataFrame, filters: Filters, dim: str | None, su
 
     like = out["grp"] if cdim else None
     cl = clustered.kept(con, "nps", cdim, survey, filters, like=like)
-    if cl is None and cdim is None:
-        cl = clustered.kept_whole_period(con, "nps", survey, filters)
     if cl is None:
         cl = clustered.kept_periods(con, "nps", cdim, survey, filters, live, like=like)
     if cl is None:
