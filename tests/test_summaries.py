@@ -688,8 +688,8 @@ def _same_fits(got: dict, want: dict) -> None:
     assert set(g) == set(w)
     for key in w:
         a, b = (pd.DataFrame(d["rows"], columns=d["columns"]) for d in (g[key], w[key]))
-        a, b = (df.sort_values(["grp", "segment", "region"], na_position="first").reset_index(drop=True)
-                for df in (a, b))
+        keys = [c for c in ("grp", "segment", "region", "department", "quarter") if c in a.columns]
+        a, b = (df.sort_values(keys, na_position="first").reset_index(drop=True) for df in (a, b))
         assert len(a) == len(b) and (a["m"] == b["m"]).all() and (a["max_k"] == b["max_k"]).all(), key
         pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12, check_dtype=False, obj=key)
 
@@ -1236,6 +1236,53 @@ def test_the_overall_nps_of_a_range_that_is_one_quarter_reads_that_quarters_kept
             pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9, atol=1e-9)
 
 
+def test_touchpoint_figures_of_a_range_that_is_one_quarter_read_that_quarters_kept_sums(small_copy, monkeypatch):
+    """A date range from a quarter's first day to its last: the transactional NPS, CSAT and CES by
+    touchpoint take their customer-clustered sums from the touchpoint sums kept per quarter (a
+    customer's answers in the range are their answers in that quarter) — no per-customer query,
+    unfiltered, under a segment or region, and in a scope of one department — with the same table
+    as from the raw responses, customers answering twice at a touchpoint in the quarter. A range one
+    day short of the quarter, of two quarters, of one month, or a scope of two departments reads
+    the raw responses. (After an append, the kept quarters are those of a rebuild:
+    test_an_append_updates_summaries_in_place_to_what_a_rebuild_stores.)"""
+    from cxmetrics.metrics import clustered, nps, scores
+
+    q = Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 3, 31))
+    with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
+        con.execute("INSERT INTO survey_responses SELECT * REPLACE (response_id || '~' AS response_id, "
+                    "responded_on + 5 AS responded_on, (nps + 6) % 11 AS nps, 6 - csat AS csat, 8 - ces AS ces) "
+                    "FROM survey_responses WHERE survey = 'transactional' AND customer_id IS NOT NULL "
+                    "AND responded_on BETWEEN $lo AND $hi - 5 AND hash(response_id) % 3 = 0",
+                    {"lo": q.date_from, "hi": q.date_to})
+        store.bump_version(con)
+    one = Scope(role="department", departments=("billing",), user="b")
+    two = Scope(role="department", departments=("billing", "logistics"), user="b")
+    kept_ones = (q, q.with_(segments=("smb",)), q.with_(regions=("north", "south")), q.with_(scope=one))
+    raw_ones = (q.with_(date_from=dt.date(2026, 1, 2)), q.with_(date_from=dt.date(2025, 10, 1)),
+                Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 1, 31)), q.with_(scope=two))
+    calls = {"nps_clusters": lambda c, f: nps.by(c, f, dim="touchpoint", survey="transactional").table,
+             "csat_clusters": lambda c, f: scores.score(c, f, metric="csat", dim="touchpoint").table,
+             "ces_clusters": lambda c, f: scores.score(c, f, metric="ces", dim="touchpoint").table}
+    with store.connect(str(small_copy)) as con:
+        assert clustered.kept(con, "nps", "touchpoint", "transactional", q)["max_k"].max() >= 2
+        assert clustered.kept(con, "csat", "touchpoint", "all", q.with_(scope=one))["max_k"].max() >= 2
+        names = _query_names(monkeypatch)
+        for f in kept_ones + raw_ones:
+            for name, call in calls.items():
+                names.clear()
+                fast = call(con, f)
+                read_raw = name in names
+                with monkeypatch.context() as m:
+                    m.setattr(summaries, "fit_text", lambda c, n: None)
+                    slow = call(con, f)
+                if name == "ces_clusters" and f.scope.restricted and len(slow) == 0:  # CES: asked at one touchpoint
+                    assert len(fast) == 0
+                    continue
+                assert read_raw == (f in raw_ones), (f, name, names)
+                assert len(fast) >= 1
+                pd.testing.assert_frame_equal(fast, slow, check_exact=False, rtol=1e-9, atol=1e-9)
+
+
 def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypatch):
     """The clustered SEs' per-customer sums (one GROUP BY per customer over the raw responses) are
     kept with the summaries for the unfiltered view, overall and per department; NPS, CSAT and CES
@@ -1245,7 +1292,9 @@ def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypa
     from cxmetrics.metrics import clustered, nps, scores
 
     kept = summaries.fit(con, "clusters")
-    assert set(kept) == {clustered.kept_key(*k, by_department=d) for k in clustered.KEPT for d in (False, True)}
+    assert set(kept) == ({clustered.kept_key(*k, by_department=d) for k in clustered.KEPT for d in (False, True)}
+                         | {clustered.kept_key(*k, by_department=d, by_quarter=True) for k in clustered.BY_QUARTER
+                            for d in (False, True)})
     one = Filters(scope=Scope(role="department", departments=("billing",), user="b"))
     one_smb = one.with_(segments=("smb",))
     two = Filters(scope=Scope(role="department", departments=("billing", "logistics"), user="b"))

@@ -36,19 +36,28 @@ pd = lazy.module("pandas")
 #: each), so a view narrowed by segment or region only picks its customers' rows and its sums are
 #: exact. They are kept per department too: a scope of one department keeps a customer's answers in
 #: it, whose sums are that department's rows. A date range, or a scope of several departments (a
-#: customer who answered in two is one cluster), reads the raw responses, as does any other key.
+#: customer who answered in two is one cluster), reads the raw responses, as does any other key,
+#: except a range that is exactly one kept period (:func:`_whole_period`, :data:`BY_QUARTER`).
 KEPT = (("nps", None, "all"), ("nps", None, "relationship"), ("nps", None, "transactional"),
-        ("nps", "quarter", "relationship"), ("nps", "touchpoint", "transactional"),
+        ("nps", "quarter", "relationship"), ("nps", "quarter", "transactional"), ("nps", "touchpoint", "transactional"),
         ("csat", "touchpoint", "all"), ("ces", "touchpoint", "all"))
 
+#: Kept groupings also kept per calendar quarter (a ``quarter`` column: the quarter's first day; a
+#: customer's answers in one quarter are one cluster): a date range that is exactly one quarter,
+#: first day to last, reads that quarter's rows. The overall figure needs none: the NPS by quarter
+#: is kept (:func:`_whole_period`).
+BY_QUARTER = (("nps", "touchpoint", "transactional"), ("csat", "touchpoint", "all"), ("ces", "touchpoint", "all"))
 
-def kept_key(measure: str, dim: str | None, survey: str, by_department: bool = False) -> str:
-    return f"{measure}|{dim or 'all'}|{survey}" + ("|department" if by_department else "")
+
+def kept_key(measure: str, dim: str | None, survey: str, by_department: bool = False, by_quarter: bool = False) -> str:
+    return (f"{measure}|{dim or 'all'}|{survey}" + ("|department" if by_department else "")
+            + ("|quarter" if by_quarter else ""))
 
 
 def to_kept(df) -> dict:
-    """A cluster-sum frame as JSON-able columns and rows (groups as text: dates in ISO form)."""
-    df = df.assign(grp=df["grp"].map(lambda v: v.isoformat() if isinstance(v, dt.date) else v))
+    """A cluster-sum frame as JSON-able columns and rows (groups and quarters as text: dates in ISO form)."""
+    df = df.assign(**{c: df[c].map(lambda v: v.isoformat() if isinstance(v, dt.date) else v)
+                      for c in ("grp", "quarter") if c in df.columns})
     rows = [[None if (isinstance(v, float) and v != v) else (v.item() if hasattr(v, "item") else v) for v in r]
             for r in df.itertuples(index=False, name=None)]
     return {"columns": list(df.columns), "rows": rows}
@@ -97,7 +106,7 @@ def updated(doc: dict, before, after) -> dict:
     answers before a write that only appended answers and after it. m and the sums are additive over
     customers; a customer's answer count only grows, so the largest cluster is the larger of the
     kept one and the largest after. Groups left with no customer are dropped."""
-    keys = ["grp", "segment", "region", *(["department"] if "department" in doc["columns"] else [])]
+    keys = ["grp", "segment", "region", *(c for c in ("department", "quarter") if c in doc["columns"])]
     old = pd.DataFrame(doc["rows"], columns=doc["columns"])
     b, a = (pd.DataFrame(d["rows"], columns=d["columns"]) for d in (to_kept(before), to_kept(after)))
     add = [c for c in doc["columns"] if c not in keys and c != "max_k"]
@@ -113,22 +122,30 @@ def updated(doc: dict, before, after) -> dict:
 
 def kept(con, measure: str, dim: str | None, survey: str, filters, like=None):
     """The kept cluster sums for this query when they hold exactly its answer (unfiltered, narrowed
-    by segment or region, or by a scope of one department; no date range, or for the overall
-    figure a range that is exactly one kept period, :func:`_whole_period`; the kept fit current),
-    else None. ``like``: the group column of the counts the sums are merged with, whose type the
-    groups take back."""
+    by segment or region, or by a scope of one department; no date range, or a range that is
+    exactly one kept period: for the overall figure :func:`_whole_period`, for a grouping of
+    :data:`BY_QUARTER` one calendar quarter; the kept fit current), else None. ``like``: the group
+    column of the counts the sums are merged with, whose type the groups take back."""
     if (measure, dim, survey) not in KEPT:
         return None
+    quarter = None
     if filters.date_from is not None or filters.date_to is not None:
-        return _whole_period(con, measure, survey, filters) if dim is None else None
+        if dim is None:
+            return _whole_period(con, measure, survey, filters)
+        quarter = _one_period(filters, "quarter")
+        if quarter is None or (measure, dim, survey) not in BY_QUARTER:
+            return None
     one = filters.scope.departments[0] if filters.scope.restricted and len(filters.scope.departments or ()) == 1 \
         else None
     if filters.scope.restricted and one is None:  # several departments: a customer in two is one cluster
         return None
     text = summaries.fit_text(con, "clusters")
-    df = _kept_frames(text).get(kept_key(measure, dim, survey, by_department=one is not None)) if text else None
+    key = kept_key(measure, dim, survey, by_department=one is not None, by_quarter=quarter is not None)
+    df = _kept_frames(text).get(key) if text else None
     if df is None:
         return None
+    if quarter is not None:
+        df = df[pd.to_datetime(df["quarter"]).dt.date == quarter].drop(columns="quarter")
     if one is not None:
         df = df[df["department"] == one].drop(columns="department")
     if filters.segments:
@@ -200,17 +217,23 @@ def kept_periods(con, measure: str, period: str, survey: str, filters, live, lik
     return out
 
 
+def _one_period(filters, period: str) -> dt.date | None:
+    """The first day of the ``period`` when the date range is exactly that one period, first day to
+    last; else None."""
+    lo, hi = filters.date_from, filters.date_to
+    if lo is None or hi is None or _period_start(lo, period) != lo or _next_period(lo, period) - dt.timedelta(days=1) != hi:
+        return None
+    return lo
+
+
 def _whole_period(con, measure: str, survey: str, filters):
     """The overall (ungrouped) cluster sums under a date range that is exactly one kept period (a
     calendar quarter, first day to last): a customer's answers in the range are their answers in
     that period, so the period's kept sums are the range's, with ``'all'`` as the group. None for
     any other range, or when nothing is kept for the rest of the filters."""
-    lo, hi = filters.date_from, filters.date_to
-    if lo is None or hi is None:
-        return None
     for period in ("week", "month", "quarter"):
-        if (measure, period, survey) in KEPT and _period_start(lo, period) == lo \
-                and _next_period(lo, period) - dt.timedelta(days=1) == hi:
+        lo = _one_period(filters, period)
+        if (measure, period, survey) in KEPT and lo is not None:
             df = kept(con, measure, period, survey, filters.with_(date_from=None, date_to=None))
             if df is None:
                 return None
@@ -248,7 +271,7 @@ class Clusters:
 
 
 def per_customer(group: str, where: str, sums: dict[str, str], customer_where: str = "TRUE", *,
-                 by_department: bool = False, also: str = "", dims: bool = True) -> str:
+                 by_department: bool = False, also: str = "", dims: bool = True, by_quarter: bool = False) -> str:
     """The ``per`` part of a cluster-sum query: one row per cluster (group, segment, region,
     [department,] cluster id ``cid``, then ``k`` and the additive ``sums``). The responses are
     summed per cluster first and only those rows joined to the customers (a customer has one segment
@@ -260,20 +283,23 @@ def per_customer(group: str, where: str, sums: dict[str, str], customer_where: s
     own (``'anonymous:'`` and its response id; no segment or region): the customers' clusters are
     grouped on the stored id and the anonymous answers apart (a computed key costs a quarter more
     to group). ``dims=False``: the caller does not read the segment and region (NULL), so the
-    customers are joined only when the group or ``customer_where`` needs them."""
+    customers are joined only when the group or ``customer_where`` needs them. ``by_quarter``: per
+    calendar quarter too (``quarter``, its first day), a customer's answers in each quarter their own
+    cluster (the sums a range of that one quarter has)."""
     on_customer = group.startswith("c.")
     joined = dims or on_customer or customer_where.strip() != "TRUE"
     names = ", ".join(f"p.{k}" for k in sums)
+    quarter = "CAST(date_trunc('quarter', r.responded_on) AS DATE) AS quarter, " if by_quarter else ""
     exprs = ", ".join(f"{e} AS {k}" for k, e in sums.items())
 
     def clusters(cid: str, cond: str) -> str:
-        return f"""SELECT {"" if on_customer else f"{group} AS grp, "}{"r.department, " if by_department else ""}{cid} AS cid, {exprs}
+        return f"""SELECT {"" if on_customer else f"{group} AS grp, "}{"r.department, " if by_department else ""}{quarter}{cid} AS cid, {exprs}
           FROM survey_responses r
           WHERE {where}{also}{" AND r.department IS NOT NULL" if by_department else ""} AND {cond}
           GROUP BY ALL"""
 
     def select(dims_sql: str) -> str:
-        return f"""SELECT {group if on_customer else "p.grp"} AS grp, {dims_sql}, {"p.department, " if by_department else ""}p.cid,
+        return f"""SELECT {group if on_customer else "p.grp"} AS grp, {dims_sql}, {"p.department, " if by_department else ""}{"p.quarter, " if by_quarter else ""}p.cid,
            {names}"""
 
     known = clusters("r.customer_id", "r.customer_id IS NOT NULL")
@@ -297,7 +323,8 @@ def per_customer(group: str, where: str, sums: dict[str, str], customer_where: s
 
 
 def score_cluster_query(group: str, where: str, params: dict, col: str, sat: int | None,
-                        by_department: bool = False, customer_where: str = "TRUE", dims: bool = True) -> store.Query:
+                        by_department: bool = False, customer_where: str = "TRUE", dims: bool = True,
+                        by_quarter: bool = False) -> store.Query:
     """Per group, segment and region (a customer has one of each, so the customers' sums are the
     same as per group alone; :func:`by_group` adds them up): customers m, the most answers of one
     customer, and the cluster sums for the mean of ``col`` (Σ X_c², Σ X_c·K_c, Σ K_c²; X_c the
@@ -307,15 +334,16 @@ def score_cluster_query(group: str, where: str, params: dict, col: str, sat: int
     ``col`` come from allow-lists; ``where`` (on the responses) and ``customer_where`` (on the
     customers, alias ``c``) carry bound parameters only. ``by_department``: per department too (a customer's answers in each
     department their own cluster; answers without a department are in no scope). ``dims``: as for
-    :func:`per_customer`."""
+    :func:`per_customer`, as is ``by_quarter``."""
     s = f"count(*) FILTER (WHERE r.{col} >= {int(sat)})" if sat else "0"
     per = per_customer(group, where, {"k": "count(*)", "x": f"sum(r.{col})", "s": s}, customer_where,
-                       by_department=by_department, also=f" AND r.{col} IS NOT NULL", dims=dims)
+                       by_department=by_department, also=f" AND r.{col} IS NOT NULL", dims=dims,
+                       by_quarter=by_quarter)
     sql = f"""
 WITH per AS ({per}
 )
-SELECT grp, segment, region, {"department, " if by_department else ""}count(*) AS m, max(k) AS max_k,
-       sum(x * x) AS xx, sum(x * k) AS xk,
+SELECT grp, segment, region, {"department, " if by_department else ""}{"quarter, " if by_quarter else ""}count(*) AS m,
+       max(k) AS max_k, sum(x * x) AS xx, sum(x * k) AS xk,
        sum(k * k) AS kk, sum(s * s) AS ss, sum(s * k) AS sk
 FROM per GROUP BY ALL ORDER BY ALL"""
     return store.Query(f"{col}_clusters", sql, params)

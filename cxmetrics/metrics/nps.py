@@ -239,7 +239,7 @@ GROUP BY ALL ORDER BY ALL"""
 
 
 def _cluster_query(filters: Filters, dim: str | None, survey: str, by_department: bool = False,
-                   dims: bool = True) -> store.Query:
+                   dims: bool = True, by_quarter: bool = False) -> store.Query:
     """Per-customer sums for the clustered SE, per (dim value, segment, region): customers m, the most
     answers of one customer, and Σ_c Y_c², Σ_c Y_c·W_c, Σ_c W_c² for y = promoter − detractor (w = 1)
     and for y = weight·(promoter − detractor) (w = weight). Always from the raw responses: the
@@ -247,7 +247,8 @@ def _cluster_query(filters: Filters, dim: str | None, survey: str, by_department
     response (no customer id) is a cluster of its own, with no segment or region. ``by_department``:
     per department too, a customer's answers in each department their own cluster (the sums a
     scope of that one department has; answers without a department are in no scope). ``dims=False``:
-    segment and region are not read (:func:`cxmetrics.metrics.clustered.per_customer`)."""
+    segment and region are not read (:func:`cxmetrics.metrics.clustered.per_customer`); ``by_quarter``:
+    per calendar quarter too, as there."""
     where, params = filters.where(date_col="r.responded_on", customers=False, department_col="r.department")
     cwhere, cparams = filters.where(dates=False, customer="c", scope=False)
     sclause, sparams = _survey_clause(survey)
@@ -256,12 +257,12 @@ def _cluster_query(filters: Filters, dim: str | None, survey: str, by_department
         group, f"{where} AND {sclause} AND r.nps IS NOT NULL",
         {"k": "count(*)", "u": f"sum({nps_points('r.nps')})", "w": "sum(r.weight)",
          "y": f"sum(r.weight * {nps_points('r.nps')})"},
-        cwhere, by_department=by_department, dims=dims)
+        cwhere, by_department=by_department, dims=dims, by_quarter=by_quarter)
     sql = f"""
 WITH per AS ({per}
 )
-SELECT grp, segment, region, {"department, " if by_department else ""}count(*) AS m, max(k) AS max_k,
-       sum(u * u) AS uu, sum(u * k) AS uk, sum(k * k) AS kk, sum(y * y) AS yy, sum(y * w) AS yw, sum(w * w) AS ww
+SELECT grp, segment, region, {"department, " if by_department else ""}{"quarter, " if by_quarter else ""}count(*) AS m,
+       max(k) AS max_k, sum(u * u) AS uu, sum(u * k) AS uk, sum(k * k) AS kk, sum(y * y) AS yy, sum(y * w) AS yw, sum(w * w) AS ww
 FROM per GROUP BY ALL ORDER BY ALL"""
     return store.Query("nps_clusters", sql, {**params, **cparams, **sparams})
 

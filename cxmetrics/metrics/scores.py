@@ -39,13 +39,13 @@ SCORE_CLUSTER_METHOD = ("customer-clustered linearised SE when a customer answer
 
 
 def _score_cluster_q(filters: Filters, dim: str | None, survey: str, col: str, sat: int | None,
-                     by_department: bool = False, dims: bool = True) -> store.Query:
+                     by_department: bool = False, dims: bool = True, by_quarter: bool = False) -> store.Query:
     where, params = filters.where(date_col="r.responded_on", customers=False, department_col="r.department")
     cwhere, cparams = filters.where(dates=False, customer="c", scope=False)
     sclause, sparams = _survey_clause(survey)
     group = DIMENSIONS[dim] if dim else "'all'"
     return score_cluster_query(group, f"{where} AND {sclause}", {**params, **cparams, **sparams}, col, sat,
-                               by_department, customer_where=cwhere, dims=dims)
+                               by_department, customer_where=cwhere, dims=dims, by_quarter=by_quarter)
 
 
 def _score_clusters(con, filters: Filters, dim: str | None, survey: str, col: str, sat: int | None) -> pd.DataFrame:
@@ -155,14 +155,18 @@ def _cli(args) -> int:
 
 def _kept_queries():
     """Each kept cluster sum's key and the query a page runs for it on the raw responses, unfiltered
-    (and per department: the query a scope of one department runs, for every department at once)."""
+    (and per department: the query a scope of one department runs, for every department at once;
+    and for :data:`cxmetrics.metrics.clustered.BY_QUARTER` per quarter: the query a range of one
+    quarter runs, for every quarter at once)."""
     for measure, dim, survey in cluster_sums.KEPT:
         for dept in (False, True):
-            if measure == "nps":
-                q = _cluster_query(Filters(), dim, survey, by_department=dept)
-            else:
-                q = _score_cluster_q(Filters(), dim, survey, *_SCORE_COLS[measure], by_department=dept)
-            yield cluster_sums.kept_key(measure, dim, survey, dept), q
+            for quarter in (False, True) if (measure, dim, survey) in cluster_sums.BY_QUARTER else (False,):
+                if measure == "nps":
+                    q = _cluster_query(Filters(), dim, survey, by_department=dept, by_quarter=quarter)
+                else:
+                    q = _score_cluster_q(Filters(), dim, survey, *_SCORE_COLS[measure], by_department=dept,
+                                         by_quarter=quarter)
+                yield cluster_sums.kept_key(measure, dim, survey, dept, quarter), q
 
 
 def kept_clusters(con) -> dict:
