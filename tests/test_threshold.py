@@ -88,6 +88,22 @@ def test_fit_at_a_fixed_threshold_matches_a_generic_optimiser():
     assert -ll[0] == pytest.approx(ref.fun, abs=1e-6)
 
 
+def test_each_threshold_is_fitted_as_if_alone():
+    # the grid's rows are independent problems: a row stops when its own fit has converged, so
+    # fitting all thresholds at once gives, row by row, exactly the fit of that threshold alone
+    # (rows that converge in a few steps next to rows that need many and backtrack)
+    from cxmetrics.metrics.threshold import fit_capped
+
+    x, n, k, _ = sample("wait", 4000, np.random.default_rng(4))
+    taus = np.quantile(x, [0.05, 0.3, 0.5, 0.7, 0.95])
+    H = np.maximum(0.0, x[None, :] - taus[:, None])
+    a, b, ll, info = fit_capped(H, n, k)
+    for i in range(len(taus)):
+        ai, bi, lli, infoi = fit_capped(H[i:i + 1], n, k)
+        assert (a[i], b[i], ll[i]) == (ai[0], bi[0], lli[0])
+        np.testing.assert_array_equal(info[i], infoi[0])
+
+
 @pytest.mark.parametrize("lower_is_better", [True, False])
 def test_total_rise_is_the_weighted_sum_of_the_rises_for_every_draw(lower_is_better):
     # the prefix-sum look-up against rise() summed over the values, for draws of (a, b) on both

@@ -113,7 +113,9 @@ def fit_capped(H: np.ndarray, n: np.ndarray, k: np.ndarray, *, iters: int = 60, 
     """Binomial ML of p = min(1, a + b·h) for every row of the hinge matrix ``H`` (τ × KPI values).
 
     Returns (a, b, log-likelihood, observed information as a τ × 2 × 2 array). Newton steps with
-    a backtracking search over step lengths, all τ at once; start at the constant share (b = 0).
+    a backtracking search over step lengths, all τ at once; start at the constant share (b = 0). A
+    row stops once a step no longer raises its log-likelihood by ``tol`` (the rows are independent
+    problems: the others go on without it).
     """
     H = np.atleast_2d(np.asarray(H, float))
     T = H.shape[0]
@@ -121,37 +123,37 @@ def fit_capped(H: np.ndarray, n: np.ndarray, k: np.ndarray, *, iters: int = 60, 
     b = np.zeros(T)
     ll = _loglik(a[:, None] + b[:, None] * H, n, k)
     steps = np.array(_STEPS)
+    live = np.arange(T)  # the rows still improving
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(iters):
-            g, w = _information(a[:, None] + b[:, None] * H, H, n, k)
-            ga, gb = g.sum(1), (g * H).sum(1)
-            waa, wab, wbb = w.sum(1) + 1e-12, (w * H).sum(1), (w * H * H).sum(1) + 1e-12
+            h, al, bl = H[live], a[live], b[live]
+            g, w = _information(al[:, None] + bl[:, None] * h, h, n, k)
+            ga, gb = g.sum(1), (g * h).sum(1)
+            waa, wab, wbb = w.sum(1) + 1e-12, (w * h).sum(1), (w * h * h).sum(1) + 1e-12
             det = waa * wbb - wab ** 2
             da, db = (wbb * ga - wab * gb) / det, (waa * gb - wab * ga) / det
             da, db = np.nan_to_num(da), np.nan_to_num(db)
-            full = _loglik((a + da)[:, None] + (b + db)[:, None] * H, n, k)
-            step = np.ones(T)
-            new = full
-            bad = ~(full >= ll)
+            new = _loglik((al + da)[:, None] + (bl + db)[:, None] * h, n, k)
+            step = np.ones(len(live))
+            bad = ~(new >= ll[live])
             if bad.any():  # backtrack only where the full Newton step does not improve
-                cand = _loglik(a[bad, None, None] + steps[None, :, None] * da[bad, None, None]
-                               + (b[bad, None, None] + steps[None, :, None] * db[bad, None, None]) * H[bad, None, :],
+                cand = _loglik(al[bad, None, None] + steps[None, :, None] * da[bad, None, None]
+                               + (bl[bad, None, None] + steps[None, :, None] * db[bad, None, None]) * h[bad, None, :],
                                n, k)
                 best = np.argmax(cand, axis=1)
                 step[bad] = steps[best]
-                new = new.copy()
                 new[bad] = cand[np.arange(int(bad.sum())), best]
-            a, b = a + step * da, b + step * db
-            converged = bool(np.all(new - ll < tol))
-            ll = new
-            if converged:
+            a[live], b[live] = al + step * da, bl + step * db
+            done = new - ll[live] < tol
+            ll[live] = new
+            live = live[~done]
+            if not len(live):
                 break
         _, w = _information(a[:, None] + b[:, None] * H, H, n, k)
     info = np.empty((T, 2, 2))
     info[:, 0, 0], info[:, 0, 1] = w.sum(1), (w * H).sum(1)
     info[:, 1, 0], info[:, 1, 1] = info[:, 0, 1], (w * H * H).sum(1)
     return a, b, ll, info
-
 
 def _edge(taus: np.ndarray, dev: np.ndarray, i: int, step: int, crit: float) -> float:
     """Walk from the best grid point ``i`` in direction ``step`` to where the deviance crosses
