@@ -40,9 +40,25 @@ def test_break_even_interval_matches_brentq_over_the_same_draws(inputs, key):
 
 
 def test_no_break_even_gives_no_interval(inputs):
-    got = break_even.interval(inputs, "discount_rate", 0.0, 0.5, n_draws=200)
+    # no break-even at the inputs' values: no interval, and the share of draws without one is that
+    # of the draws the bridge's brentq finds none for (the draws are only checked for a crossing)
+    n, seed = 200, 3
+    got = break_even.interval(inputs, "discount_rate", 0.0, 0.5, n_draws=n, seed=seed)
     assert bridge.break_even(inputs, "discount_rate", 0.0, 0.5) is None  # the demo's net never turns
-    assert np.isnan(got["ci_low"]) and np.isnan(got["ci_high"]) and got["no_crossing_share"] > 0.5
+    assert np.isnan(got["break_even"]) and np.isnan(got["ci_low"]) and np.isnan(got["ci_high"])
+    rng = np.random.default_rng(seed)
+    draws = {k: getattr(inputs, k).draw(rng, n, *b) for k, b in bridge._INPUT_BOUNDS.items()}
+    none = [bridge.break_even(replace(inputs, **{k: Quantity(float(v[i])) for k, v in draws.items()}),
+                              "discount_rate", 0.0, 0.5) is None for i in range(n)]
+    assert got["no_crossing_share"] == pytest.approx(np.mean(none)) and got["no_crossing_share"] > 0.5
+    # a bracket ending below the break-even: the inputs' values do not cross in it, some draws do
+    full = break_even.interval(inputs, "gross_margin", 0.0, 1.0, n_draws=n, seed=seed)
+    cut = (full["ci_low"] + full["break_even"]) / 2
+    got = break_even.interval(inputs, "gross_margin", 0.0, cut, n_draws=n, seed=seed)
+    want = [bridge.break_even(replace(inputs, **{k: Quantity(float(v[i])) for k, v in draws.items()}),
+                              "gross_margin", 0.0, cut) is None for i in range(n)]
+    assert np.isnan(got["break_even"]) and 0.5 < got["no_crossing_share"] < 0.99
+    assert got["no_crossing_share"] == pytest.approx(np.mean(want))
 
 
 def test_pnl_break_even_table_carries_the_interval(con):
