@@ -1,5 +1,7 @@
 """Issue 18 "the money": segment-adjusted group differences, assumptions flowing everywhere."""
 
+import datetime as dt
+
 import pandas as pd
 import pytest
 from scipy.optimize import brentq
@@ -338,3 +340,33 @@ def test_confounding_caveat_rule():
     assert "50" in pnl.confounding_note((100.0, 60.0, 140.0), (150.0, 90.0, 210.0))
     assert pnl.confounding_note((100.0, 60.0, 140.0), (130.0, 90.0, 170.0)) == ""  # gap 30 ≤ 40
     assert pnl.confounding_note((100.0, 60.0, 140.0), None) == ""
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(date_from=dt.date(2025, 10, 1), date_to=dt.date(2026, 3, 31)),
+                                     Filters(regions=("north",)), Filters(segments=("smb", "consumer"))],
+                         ids=["unfiltered", "date range", "region", "two segments"])
+def test_the_bridges_segment_cells_are_each_segments_own_figures(con, filters):
+    """The per-segment share of wallet, complaint rate and wallet the segment adjustment uses come
+    from one query each, grouped by segment: row by row they are what :func:`wallet.by_group`,
+    :func:`complaints.rate_by_nps_group` and the bridge's base give under a filter of that one
+    segment."""
+    from dataclasses import replace
+
+    from cxmetrics.metrics import complaints, wallet
+
+    counts = clv.clv_by_group(con, filters, by_segment=True, by_tenure=True, draws=200).table
+    got = pnl._segment_cells(con, filters, "passive", counts)
+    want = []
+    for seg in sorted(counts["segment"].dropna().unique()):
+        f = replace(filters, segments=(seg,))
+        w = wallet.by_group(con, f).table.set_index("nps_group")
+        k = complaints.rate_by_nps_group(con, f).set_index("nps_group")
+        b = pnl._base(con, f)
+        for g in ("detractor", "passive"):
+            n = counts[(counts["segment"] == seg) & (counts["nps_group"] == g)]["customers"].sum()
+            if g in w.index and g in k.index and w.loc[g, "stated_n"] >= 2 and n:
+                want.append({"nps_group": g, "segment": seg, "customers": int(n), "sow": w.loc[g, "stated_pct"] / 100,
+                             "sow_se": w.loc[g, "stated_se"] / 100, "wallet": b["wallet"], "wallet_se": b["wallet_se"],
+                             "complaints": k.loc[g, "per_customer_year"], "complaints_se": k.loc[g, "se"]})
+    assert len(want) >= 4
+    pd.testing.assert_frame_equal(got, pd.DataFrame(want), check_dtype=False, rtol=1e-12)

@@ -271,17 +271,18 @@ FROM {{summary_complaint_churn}} k WHERE {where} GROUP BY ALL ORDER BY ALL""", {
                   queries=(q,), extra={"tables": TABLES + ("survey_responses",), "landmark": str(L)})
 
 
-def rate_by_nps_group(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
-    """Complaints per customer-year by NPS group (latest relationship answer), Poisson SE.
+def rate_by_nps_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment: bool = False) -> pd.DataFrame:
+    """Complaints per customer-year by NPS group (latest relationship answer), Poisson SE; with
+    ``by_segment``, per segment too.
 
     Exposure: each customer's days between acquisition (or the first complaint date in the data)
     and churn (or the data end).
     """
     cw, params = summaries.where(summaries.COMPLAINT_RATE_TABLE, filters, customer="c", dates=False)
     q = summaries.query(con, "complaint_rate_by_group", f"""
-SELECT {relations.nps_group("c.nps")} AS nps_group, CAST(sum(c.customers) AS BIGINT) AS customers, sum(c.years) AS years,
-       CAST(sum(c.complaints) AS BIGINT) AS complaints
-FROM {{summary_complaint_rate}} c WHERE {cw} GROUP BY 1 ORDER BY 1""", params, filters=filters)
+SELECT {"c.segment, " if by_segment else ""}{relations.nps_group("c.nps")} AS nps_group,
+       CAST(sum(c.customers) AS BIGINT) AS customers, sum(c.years) AS years, CAST(sum(c.complaints) AS BIGINT) AS complaints
+FROM {{summary_complaint_rate}} c WHERE {cw} GROUP BY ALL ORDER BY ALL""", params, filters=filters)
     df = store.run(con, q)
     df["per_customer_year"] = df["complaints"] / df["years"]
     df["se"] = np.sqrt(df["complaints"]) / df["years"]

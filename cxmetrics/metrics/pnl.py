@@ -123,27 +123,27 @@ def segment_standardised(cells: pd.DataFrame, to: str) -> tuple[dict[str, Quanti
 
 
 def _segment_cells(con: duckdb.DuckDBPyConnection, filters: Filters, to: str, counts: pd.DataFrame) -> pd.DataFrame:
-    """Per segment (one filtered call each): share of wallet, complaints and wallet by NPS group."""
+    """Per segment: share of wallet, complaints and wallet by NPS group (one query each, grouped by
+    segment: the figures each segment's own filter gives)."""
 
     from cxmetrics.metrics import complaints, wallet
 
+    w = wallet.stated_by_segment(con, filters).set_index(["segment", "nps_group"])
+    k = complaints.rate_by_nps_group(con, filters, by_segment=True).set_index(["segment", "nps_group"])
+    b = _base(con, filters, by_segment=True).set_index("segment")
+    b = b.reindex(b.index.union(counts["segment"].dropna().unique()))  # a segment without contract customers: NaN
     rows = []
     for seg in sorted(counts["segment"].dropna().unique()):
-        f = replace(filters, segments=(seg,))
-        w = wallet.by_group(con, f).table
-        k = complaints.rate_by_nps_group(con, f)
-        b = _base(con, f)
-        if w.empty or k.empty:
+        if seg not in w.index.get_level_values(0) or seg not in k.index.get_level_values(0):
             continue
-        w, k = w.set_index("nps_group"), k.set_index("nps_group")
         for g in ("detractor", to):
             n = counts[(counts["segment"] == seg) & (counts["nps_group"] == g)]["customers"].sum()
-            if g not in w.index or g not in k.index or w.loc[g, "stated_n"] < 2 or not n:
+            if (seg, g) not in w.index or (seg, g) not in k.index or w.loc[(seg, g), "stated_n"] < 2 or not n:
                 continue
-            rows.append({"nps_group": g, "segment": seg, "customers": int(n), "sow": w.loc[g, "stated_pct"] / 100,
-                         "sow_se": float(w.loc[g, "stated_se"]) / 100,
-                         "wallet": float(b["wallet"]), "wallet_se": float(b["wallet_se"] or 0),
-                         "complaints": float(k.loc[g, "per_customer_year"]), "complaints_se": float(k.loc[g, "se"])})
+            rows.append({"nps_group": g, "segment": seg, "customers": int(n), "sow": w.loc[(seg, g), "stated_pct"] / 100,
+                         "sow_se": float(w.loc[(seg, g), "stated_se"]) / 100,
+                         "wallet": float(b.loc[seg, "wallet"]), "wallet_se": float(b.loc[seg, "wallet_se"] or 0),
+                         "complaints": float(k.loc[(seg, g), "per_customer_year"]), "complaints_se": float(k.loc[(seg, g), "se"])})
     return pd.DataFrame(rows)
 
 
@@ -173,16 +173,18 @@ def stub_wallet_notes(con: duckdb.DuckDBPyConnection, filters: Filters) -> list[
     return out
 
 
-def _base(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.Series:
-    """Active contract customers and their mean category wallet (with its SE) in the filters."""
+def _base(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment: bool = False):
+    """Active contract customers and their mean category wallet (with its SE) in the filters: a
+    Series, or with ``by_segment`` a frame with a row per segment."""
     cw, params = summaries.where(summaries.LIFECYCLE_TABLE, filters, customer="c", dates=False)
     sql = f"""
-SELECT CAST(coalesce(sum(c.n) FILTER (WHERE c.churned_on IS NULL), 0) AS BIGINT) AS active,
+SELECT {"c.segment, " if by_segment else ""}CAST(coalesce(sum(c.n) FILTER (WHERE c.churned_on IS NULL), 0) AS BIGINT) AS active,
        sum(c.s_wallet) / sum(c.n_wallet) AS wallet,
        sqrt((sum(c.ss_wallet) - sum(c.s_wallet) ^ 2 / sum(c.n_wallet)) / (sum(c.n_wallet) - 1)) / sqrt(sum(c.n_wallet))
            AS wallet_se
-FROM {{summary_lifecycle}} c WHERE c.contract = 'contractual' AND {cw}"""
-    return store.run(con, summaries.query(con, "bridge_base", sql, params, filters=filters)).iloc[0]
+FROM {{summary_lifecycle}} c WHERE c.contract = 'contractual' AND {cw}{" GROUP BY ALL" if by_segment else ""}"""
+    out = store.run(con, summaries.query(con, "bridge_base", sql, params, filters=filters))
+    return out if by_segment else out.iloc[0]
 
 
 def scoped_programme_cost(con: duckdb.DuckDBPyConnection, filters: Filters) -> float:

@@ -45,21 +45,32 @@ def war(rank: float, brands: float) -> float:
 #: Per NPS group, the sums of each share-of-wallet measure from the wallet cells (per segment,
 #: region and latest NPS answer; :data:`cxmetrics.relations.WALLET`).
 _SQL = f"""
-SELECT {relations.nps_group("w.nps")} AS nps_group,
+SELECT %s{relations.nps_group("w.nps")} AS nps_group,
        CAST(sum(w.customers) AS BIGINT) AS customers,
        CAST(sum(w.n_stated) AS BIGINT) AS n_stated, sum(w.s_stated) AS s_stated, sum(w.ss_stated) AS ss_stated,
        CAST(sum(w.n_obs) AS BIGINT) AS n_obs, sum(w.s_obs) AS s_obs, sum(w.ss_obs) AS ss_obs,
        CAST(sum(w.n_war) AS BIGINT) AS n_war, sum(w.s_war) AS s_war, sum(w.ss_war) AS ss_war,
        sum(w.sx) AS sx, sum(w.sxx) AS sxx, sum(w.sxy) AS sxy
-FROM {{summary_wallet}} w WHERE %s GROUP BY 1
+FROM {{summary_wallet}} w WHERE %s GROUP BY ALL
 """
 
 
-def _cells(con: duckdb.DuckDBPyConnection, filters: Filters) -> tuple[pd.DataFrame, store.Query]:
-    """Per NPS group sums of each share-of-wallet measure (one query serves both results)."""
+def _cells(con: duckdb.DuckDBPyConnection, filters: Filters, by_segment: bool = False) -> tuple[pd.DataFrame, store.Query]:
+    """Per NPS group (and per segment) sums of each share-of-wallet measure (one query serves both results)."""
     where, params = summaries.where(summaries.WALLET_TABLE, filters, customer="w", dates=False)
-    q = summaries.query(con, "wallet_by_group", _SQL % where, params, filters=filters)
+    q = summaries.query(con, "wallet_by_group", _SQL % ("w.segment, " if by_segment else "", where), params,
+                        filters=filters)
     return store.run(con, q), q
+
+
+def stated_by_segment(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
+    """Per segment and NPS group: the mean stated share of wallet (``stated_pct``), its standard
+    error and n, as :func:`by_group` gives them under a filter of that one segment, from one query."""
+    df, _ = _cells(con, filters, by_segment=True)
+    stats = [_mean_ci(r.n_stated, r.s_stated, r.ss_stated, 0.05) for r in df.itertuples()]
+    return pd.DataFrame({"segment": df["segment"], "nps_group": df["nps_group"],
+                         "stated_pct": [m for m, _, _, _ in stats], "stated_se": [se for _, _, _, se in stats],
+                         "stated_n": df["n_stated"].astype(int)})
 
 
 def _mean_ci(n, s, ss, alpha):
