@@ -154,34 +154,55 @@ def standardise(t: pd.DataFrame, groups: tuple[str, ...], cols: dict[str, str], 
     used; when they hold less than 95% of the base, coarser strata (dropping the last one) are
     tried. ``info`` gives the strata used and the share of the base they cover.
     """
+    # plain Python over the rows (a few dozen: groups × strata), not pandas group-bys: this runs
+    # several times on every page that shows money
+    names = [*cols, *cols.values()]
+    values = t[names].to_numpy(float)
+    group = t[group_col].tolist()
+    customers = t["customers"].to_numpy(float)
+    mixing = set((mix,) if isinstance(mix, str) else mix) if mix is not None else None
+    usable = [g in groups and bool(np.isfinite(row).all()) for g, row in zip(group, values, strict=True)]
     for k in range(len(strata), 0, -1):
         st = [c for c in strata[:k] if c in t.columns]
         if not st:
             break
-        mixed = t if mix is None else t[t[group_col].isin((mix,) if isinstance(mix, str) else mix)]
-        total = mixed.groupby(st)["customers"].sum()
-        sub = t[t[group_col].isin(groups)].replace([np.inf, -np.inf], np.nan).dropna(subset=[*cols, *cols.values()])
-        # coarser strata: the finer cells of a group collapsed, customer-weighted
-        wn = sub["customers"] / sub.groupby([group_col, *st])["customers"].transform("sum")
-        parts = {"customers": sub["customers"]}
-        for v, se in cols.items():
-            parts[v], parts[se] = wn * sub[v], (wn * sub[se]) ** 2
-        ok = pd.DataFrame(parts).join(sub[[group_col, *st]]).groupby([group_col, *st], as_index=False).sum()
-        for se in cols.values():
-            ok[se] = np.sqrt(ok[se])
-        counts = ok.groupby(st)[group_col].nunique()
-        keep = counts[counts == len(groups)].index
-        covered = float(total.reindex(keep).fillna(0).sum() / total.sum()) if total.sum() else 0.0
+        cells = list(zip(*(t[c].tolist() for c in st), strict=True))
+        known = [not any(pd.isna(v) for v in cell) for cell in cells]  # a group-by leaves out a missing key
+        key = (lambda cell: cell[0]) if len(st) == 1 else tuple
+        total: dict = {}
+        for i, cell in enumerate(cells):
+            if known[i] and (mixing is None or group[i] in mixing) and customers[i] == customers[i]:
+                total[key(cell)] = total.get(key(cell), 0.0) + customers[i]
+        # per group and stratum: its finer cells collapsed, customer-weighted
+        rows_of: dict = {}
+        for i, cell in enumerate(cells):
+            if usable[i] and known[i]:
+                rows_of.setdefault((group[i], key(cell)), []).append(i)
+        ok: dict = {}
+        for (g, cell), rows in rows_of.items():
+            n = float(np.nansum([customers[i] for i in rows]))
+            est = {}
+            with np.errstate(divide="ignore", invalid="ignore"):  # a cell of no customers: left out, as NaN
+                for j, v in enumerate(cols):
+                    wv = [customers[i] / n * values[i, j] for i in rows]
+                    wse = [(customers[i] / n * values[i, len(cols) + j]) ** 2 for i in rows]
+                    est[v] = (float(np.nansum(wv)), math.sqrt(float(np.nansum(wse))))
+            ok[g, cell] = est
+        present: dict = {}
+        for g, cell in ok:
+            present.setdefault(cell, set()).add(g)
+        keep = sorted(cell for cell, gs in present.items() if len(gs) == len(groups))
+        whole = sum(total.values())
+        covered = float(sum(total.get(c, 0.0) for c in keep) / whole) if whole else 0.0
         if covered >= 0.95 or k == 1:
-            if not len(keep):
+            if not keep:
                 break
-            w = total.reindex(keep).fillna(0)
-            w = w / w.sum()
-            out = {}
-            for g in groups:
-                rows = ok[ok[group_col] == g].set_index(st).reindex(keep)
-                out[g] = {v: (float((w * rows[v]).sum()), float(np.sqrt((w ** 2 * rows[se] ** 2).sum())))
-                          for v, se in cols.items()}
+            mass = sum(total.get(c, 0.0) for c in keep)
+            w = np.array([total.get(c, 0.0) for c in keep]) / mass if mass else np.full(len(keep), np.nan)
+            out = {g: {v: (float(np.nansum(w * np.array([ok[g, c][v][0] for c in keep]))),
+                           float(np.sqrt(np.nansum(w ** 2 * np.array([ok[g, c][v][1] for c in keep]) ** 2))))
+                       for v in cols}
+                   for g in groups}
             return out, {"strata": tuple(st), "covered": covered, "strata_n": len(keep), "kept": tuple(keep)}
     return {}, {"strata": (), "covered": 0.0, "strata_n": 0, "kept": ()}
 
