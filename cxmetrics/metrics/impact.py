@@ -41,6 +41,7 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core import lazy
+from cxmetrics.core.dist import norm
 from cxmetrics.core.dist import t as t_dist
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate
@@ -120,82 +121,111 @@ FROM {summary_kpi_daily} o WHERE o.kpi_id = $kpi GROUP BY 1, 2 ORDER BY 1, 2"""
     return store.run(con, q), q
 
 
+@dataclass(frozen=True)
+class _Fit:
+    """A weighted least-squares fit with HC1 standard errors (arrays in the design's column order)."""
+
+    params: np.ndarray
+    bse: np.ndarray
+
+    def p(self, j: int) -> float:
+        """Two-sided normal p-value of coefficient ``j``."""
+        return float(2 * norm.sf(abs(self.params[j] / self.bse[j])))
+
+    def ci(self, j: int, alpha: float) -> tuple[float, float]:
+        """Normal interval of coefficient ``j``."""
+        h = float(norm.ppf(1 - alpha / 2)) * self.bse[j]
+        return float(self.params[j] - h), float(self.params[j] + h)
+
+
+def _wls_hc1(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> _Fit:
+    """Weighted least squares of ``y`` on ``X`` (weights ``w``) with HC1 (heteroskedasticity-robust)
+    covariance, as statsmodels' ``WLS(y, X, weights=w).fit(cov_type="HC1")`` computes it: on the
+    whitened data X̃ = √w·X, ỹ = √w·y, β = X̃⁺ỹ and V = n/(n − rank) · X̃⁺ diag(ẽ²) X̃⁺ᵀ, ẽ = ỹ − X̃β;
+    normal intervals (White 1980; MacKinnon & White 1985)."""
+    sw = np.sqrt(np.asarray(w, float))
+    Xw = np.asarray(X, float) * sw[:, None]
+    yw = np.asarray(y, float) * sw
+    u, sv, vt = np.linalg.svd(Xw, full_matrices=False)
+    keep = sv > 1e-15 * sv.max()  # the pseudo-inverse's cut, as statsmodels' pinv_extended
+    pinv = (vt[keep].T / sv[keep]) @ u[:, keep].T
+    beta = pinv @ yw
+    e = yw - Xw @ beta
+    n = len(yw)
+    cov = n / (n - int(keep.sum())) * (pinv * e ** 2) @ pinv.T
+    return _Fit(beta, np.sqrt(np.diag(cov)))
+
+
 def did(cells: pd.DataFrame, treated: str, start: pd.Timestamp, alpha: float = 0.05) -> dict:
-    """Two-way FE DiD on (grp, month, y, n) cells. Returns effect, se, p, pre-trend p, event study."""
-    from cxmetrics.core import sm
+    """Two-way FE DiD on (grp, month, y, n) cells. Returns effect, se, p, pre-trend p, event study.
 
-    effects: dict[int, tuple[pd.DataFrame, pd.DataFrame]] = {}  # id → (the frame, kept alive; its dummies)
+    Each fit is WLS (weights n) of y on group and month fixed effects plus its terms, with HC1
+    (heteroskedasticity-robust, cell-level) SEs: each month × group cell is its own cluster, so
+    this is not clustered by group (:func:`_wls_hc1`; the group-clustered check is the wild
+    cluster bootstrap). The designs are built as arrays: the page runs this for every initiative."""
+    month = pd.to_datetime(cells["month"])
+    rel = ((month.dt.year - start.year) * 12 + month.dt.month - start.month).to_numpy()  # months from the start
+    grp = cells["grp"].astype(str).to_numpy()
+    label = month.dt.strftime("%Y-%m").to_numpy()
+    y, n = cells["y"].to_numpy(float), cells["n"].to_numpy(float)
+    tr = (cells["grp"] == treated).to_numpy(float)
+    post = (month >= start).to_numpy()
+    tp = tr * post
 
-    def design(frame: pd.DataFrame, terms: list[str]) -> pd.DataFrame:
-        """The model ``y ~ C(grp) + C(m) + terms``; dummies built directly, without a formula parser,
-        once per frame (its groups and months do not change while terms are added to it)."""
-        if id(frame) not in effects:
-            effects[id(frame)] = frame, pd.concat(
-                [pd.Series(1.0, index=frame.index, name="Intercept"),
-                 pd.get_dummies(frame["grp"].astype(str), prefix="g", drop_first=True, dtype=float),
-                 pd.get_dummies(frame["m"], prefix="m", drop_first=True, dtype=float)], axis=1)
-        return pd.concat([effects[id(frame)][1], frame[terms].astype(float)], axis=1)
+    def fixed(rows: np.ndarray) -> np.ndarray:
+        """The fixed effects of ``rows``: an intercept and a dummy per group and per month but the first."""
+        g, m = grp[rows], label[rows]
+        return np.column_stack([np.ones(len(g)), *((g == v) for v in np.unique(g)[1:]),
+                                *((m == v) for v in np.unique(m)[1:])]).astype(float)
 
-    def wls(frame: pd.DataFrame, terms: list[str]):
-        """WLS of y on group and month fixed effects plus ``terms`` with HC1 (heteroskedasticity-
-        robust, cell-level) SEs: each month × group cell is its own cluster, so this is not
-        clustered by group."""
-        return sm.WLS(frame["y"].astype(float), design(frame, terms), weights=frame["n"]).fit(cov_type="HC1")
-
-    d = cells.copy()
-    d["month"] = pd.to_datetime(d["month"])
-    d["treated"] = (d["grp"] == treated).astype(float)
-    d["post"] = (d["month"] >= start).astype(float)
-    d["tp"] = d["treated"] * d["post"]
-    d["m"] = d["month"].dt.strftime("%Y-%m")
-    if not _identified(design(d, []), d, ["tp"])[0]:  # e.g. no month after the start with both observed
+    every = np.ones(len(y), bool)
+    base = fixed(every)
+    if not _identified(base, {"tp": tp})[0]:  # e.g. no month after the start with both observed
         raise NotIdentified(f"the effect is not identified: after the start, no month has both {treated} and "
                             "a comparison group observed")
-    fit = wls(d, ["tp"])
-    pre = d[d["post"] == 0].copy()
-    pre["t"] = (pre["month"].dt.year - start.year) * 12 + pre["month"].dt.month - start.month
-    pre["tt"] = pre["treated"] * pre["t"]
-    pretrend_p = wls(pre, ["tt"]).pvalues["tt"] if _identified(design(pre, []), pre, ["tt"])[0] else float("nan")
+    X = np.column_stack([base, tp])
+    fit = _wls_hc1(X, y, n)
+    j = X.shape[1] - 1
+    pre = ~post
+    pre_base, tt = fixed(pre), (tr * rel)[pre]
+    pretrend_p = (_wls_hc1(np.column_stack([pre_base, tt]), y[pre], n[pre]).p(pre_base.shape[1])
+                  if _identified(pre_base, {"tt": tt})[0] else float("nan"))
     # event study by quarter relative to the start (reference: the quarter before)
-    d["q"] = np.floor(((d["month"].dt.year - start.year) * 12 + d["month"].dt.month - start.month) / 3).astype(int)
-    d["q"] = d["q"].clip(-6, 6)
-    for k in sorted(d["q"].unique()):
-        if k != -1:
-            d[f"e{k + 6}"] = d["treated"] * (d["q"] == k)
+    q = np.clip(np.floor(rel / 3).astype(int), -6, 6)
+    quarters = {f"e{k + 6}": tr * (q == k) for k in sorted(np.unique(q)) if k != -1}
     # a quarter's effect is identified only where its treated cells are not fitted by the fixed
     # effects and the other quarters (a quarter without treated months, or whose treated months have
     # no comparison month): those are left out and named, never shown as a zero with no width
-    terms, unidentified = _identified(design(d, []), d, [c for c in d.columns if c.startswith("e") and c[1:].isdigit()])
-    ev = wls(d, terms)
-    ci = ev.conf_int(alpha)
-    es = pd.DataFrame([{"quarter": int(t[1:]) - 6, "effect": ev.params[t], "ci_low": ci.loc[t, 0], "ci_high": ci.loc[t, 1]}
-                       for t in terms] + [{"quarter": -1, "effect": 0.0, "ci_low": 0.0, "ci_high": 0.0}])
-    c = fit.conf_int(alpha).loc["tp"]
-    X = design(d, ["tp"])
-    sw = np.sqrt(d["n"].astype(float).to_numpy())
-    wcb = inference.wild_cluster_bootstrap(X.to_numpy(float) * sw[:, None], d["y"].astype(float).to_numpy() * sw,
-                                           d["grp"].astype(str).to_numpy(), X.columns.get_loc("tp"))
-    return {"effect": fit.params["tp"], "ci": (c[0], c[1]), "p": fit.pvalues["tp"], "se": fit.bse["tp"],
+    terms, unidentified = _identified(base, quarters)
+    ev = _wls_hc1(np.column_stack([base, *(quarters[t] for t in terms)]), y, n)
+    rows = []
+    for i, t in enumerate(terms):
+        lo, hi = ev.ci(base.shape[1] + i, alpha)
+        rows.append({"quarter": int(t[1:]) - 6, "effect": float(ev.params[base.shape[1] + i]), "ci_low": lo, "ci_high": hi})
+    es = pd.DataFrame(rows + [{"quarter": -1, "effect": 0.0, "ci_low": 0.0, "ci_high": 0.0}])
+    sw = np.sqrt(n)
+    wcb = inference.wild_cluster_bootstrap(X * sw[:, None], y * sw, grp, j)
+    return {"effect": float(fit.params[j]), "ci": fit.ci(j, alpha), "p": fit.p(j), "se": float(fit.bse[j]),
             "pretrend_p": pretrend_p,
-            "wild_cluster": wcb, "groups": int(d["grp"].nunique()),
+            "wild_cluster": wcb, "groups": int(cells["grp"].nunique()),
             "event_study": es.sort_values("quarter").reset_index(drop=True),
             "unidentified_quarters": sorted(int(t[1:]) - 6 for t in unidentified),
-            "pre_periods": int(d.loc[d["post"] == 0, "m"].nunique()), "post_periods": int(d.loc[d["post"] == 1, "m"].nunique())}
+            "pre_periods": int(len(np.unique(label[pre]))), "post_periods": int(len(np.unique(label[post])))}
 
 
 class NotIdentified(ValueError):
     """The data cannot identify the model's effect (the message says why, for the user)."""
 
 
-def _identified(base: pd.DataFrame, d: pd.DataFrame, terms: list[str]) -> tuple[list[str], list[str]]:
-    """``terms`` (columns of ``d``) split into those that raise the rank of the design ``base`` plus
+def _identified(base: np.ndarray, terms: dict[str, np.ndarray]) -> tuple[list[str], list[str]]:
+    """``terms`` (name → column) split into those that raise the rank of the design ``base`` plus
     the terms kept before them, and those that do not (not identified: all zero, or a combination of
     the fixed effects and the others)."""
-    X = base.to_numpy(float)
+    X = base
     rank = np.linalg.matrix_rank(X)
     kept, dropped = [], []
-    for t in terms:
-        Y = np.column_stack([X, d[t].to_numpy(float)])
+    for t, col in terms.items():
+        Y = np.column_stack([X, col])
         r = np.linalg.matrix_rank(Y)
         if r > rank:
             X, rank = Y, r
