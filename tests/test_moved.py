@@ -119,6 +119,54 @@ def test_cells_are_the_same_from_the_summaries_and_lean_tables_as_from_the_raw_t
         pd.testing.assert_frame_equal(_by_cell(fast), _by_cell(other), check_dtype=False)
 
 
+def _pivoted(w: pd.DataFrame, cols, metric: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The reference for a metric's cells: the long cells (one row per period) pivoted by pandas."""
+    piv = w.pivot_table(index=["dim", "level", *extra], columns="period", values=list(cols), aggfunc="sum")
+    flat = pd.DataFrame(index=piv.index)
+    for src, dst in cols.items():
+        for per in (0, 1):
+            flat[f"{dst}_{per}"] = piv[(src, per)] if (src, per) in piv.columns else 0.0
+    flat = flat.fillna(0).reset_index()
+    flat.insert(0, "metric", metric)
+    if "theme" not in flat.columns:
+        flat["theme"] = None
+    return flat
+
+
+def _pivoted_shares(tag: pd.DataFrame, tot: pd.DataFrame) -> list[pd.DataFrame]:
+    tag = tag.dropna(subset=["theme"])
+    if not len(tag):
+        return []
+    s = _pivoted(tag, {"k": "k"}, "share", extra=("theme",))
+    n = tot.pivot_table(index=["dim", "level"], columns="period", values="n", aggfunc="sum").reindex(columns=[0, 1])
+    n.columns = ["n_0", "n_1"]
+    s = s.merge(n.reset_index(), on=["dim", "level"], how="left")
+    s[["n_0", "n_1"]] = s[["n_0", "n_1"]].fillna(0)
+    return [s]
+
+
+@pytest.mark.parametrize("filters", [
+    Filters(), Filters(segments=("smb",)), Filters(date_from=dt.date(2025, 10, 1), date_to=dt.date(2026, 3, 31)),
+    Filters(scope=Scope(role="department", departments=("billing",), user="b"))],
+    ids=["all", "segment", "custom range", "billing scope"])
+def test_the_periods_split_in_sql_are_the_long_cells_pivoted(con, monkeypatch, filters):
+    """The two periods' sums come side by side from the queries (``FILTER (WHERE period = …)``):
+    the same cells, in the same order, as the per-period rows pivoted by pandas — with the kept
+    run's day cells, its rows, and themes classified from the codebook."""
+    run = theme_store.latest(con)
+    for lean_extras, lean in ((True, True), (False, True), (False, False)):
+        with monkeypatch.context() as mp:
+            mp.setattr(theme_lean, "extras_present", lambda con, v=lean_extras: v)
+            mp.setattr(theme_store, "lean", lambda con, v=lean: v)
+            got, when = moved.cells(con, filters, cb=run.codebook, kept=lean)
+            mp.setattr(moved, "_by_period", lambda cells, sums, keys=(): cells)
+            mp.setattr(moved, "_flatten", _pivoted)
+            mp.setattr(moved, "_share_frames", _pivoted_shares)
+            want, want_when = moved.cells(con, filters, cb=run.codebook, kept=lean)
+        assert when == want_when and set(got["metric"]) == {"nps", "csat", "complaints", "share"}
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
 def _by_cell(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["metric", "dim", "level", "theme"]
     num = [c for c in df.columns if c not in keys]

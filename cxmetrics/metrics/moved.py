@@ -164,6 +164,16 @@ def _one_scan(cells: tuple[str, str]) -> str:
     return f"WITH mv_cells AS ({cells[0]})\n{cells[1]}"
 
 
+def _by_period(cells: tuple[str, str], sums: Iterable[str], keys: tuple[str, ...] = ()) -> tuple[str, str]:
+    """``cells`` (keyed by ``period`` 0/1 among others) with the two periods side by side: one row per
+    dimension, level (and ``keys``) and each sum as ``<name>_0`` and ``<name>_1`` (NULL where the
+    period has no row). Rows whose level or key is missing are left out."""
+    split = ", ".join(f"sum({n}) FILTER (WHERE period = {p}) AS {n}_{p}" for n in sums for p in (0, 1))
+    known = " AND ".join(f"{k} IS NOT NULL" for k in ("level", *keys))
+    return cells[0], (f"SELECT dim, level{''.join(', ' + k for k in keys)}, {split}\nFROM ({cells[1]}) mv_split\n"
+                      f"WHERE {known} GROUP BY ALL ORDER BY ALL")
+
+
 def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, end: dt.date | None = None,
           cb: Mapping[str, Iterable[str]] | None = None,
           kept: bool = False) -> tuple[pd.DataFrame, tuple[dt.date, dt.date, dt.date]]:
@@ -182,23 +192,20 @@ def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, 
     where, params = f.where(date_col="r.responded_on", customer=src.customer, department_col="r.department")
     sums = {"n_nps": src.count("r.nps IS NOT NULL"), "p": src.count("r.nps >= 9"), "d": src.count("r.nps <= 6"),
             "n_csat": src.count("r.csat IS NOT NULL"), "s": src.xsum("r.csat"), "ss": src.xsum("r.csat * r.csat")}
-    survey = store.run(con, store.Query("moved_survey", _one_scan(_cells_sql(
+    survey = store.run(con, store.Query("moved_survey", _one_scan(_by_period(_cells_sql(
         DIMS, f"{src.source} WHERE {where} AND r.segment IS NOT NULL",
-        {"period": "CAST(r.responded_on > $cur AS INTEGER)"}, sums, lambda d: src.dim(_DIM_SQL[d]))),
+        {"period": "CAST(r.responded_on > $cur AS INTEGER)"}, sums, lambda d: src.dim(_DIM_SQL[d])), sums)),
         {**src.params, **params, "cur": cur}))
     csrc = summaries.complaints(con)
     cw, cparams = f.where(date_col="k.opened_on", customer=csrc.customer, department_col="k.department")
-    comp = store.run(con, store.Query("moved_complaints", _one_scan(_cells_sql(
+    comp = store.run(con, store.Query("moved_complaints", _one_scan(_by_period(_cells_sql(
         ("segment", "region", "department"), f"{csrc.source} WHERE {cw} AND k.segment IS NOT NULL",
-        {"period": "CAST(k.opened_on > $cur AS INTEGER)"}, {"k": csrc.count()}, _COMPLAINT_DIM_SQL.get)),
+        {"period": "CAST(k.opened_on > $cur AS INTEGER)"}, {"k": csrc.count()}, _COMPLAINT_DIM_SQL.get), ("k",))),
         {**csrc.params, **cparams, "cur": cur}))
-    frames = []
-    for metric, cols in (("nps", {"n_nps": "n", "p": "p", "d": "d"}), ("csat", {"n_csat": "n", "s": "s", "ss": "ss"})):
-        w = survey.pivot_table(index=["dim", "level"], columns="period", values=list(cols), aggfunc="sum")
-        frames.append(_flatten(w, cols, metric))
+    frames = [_flatten(survey, cols, metric) for metric, cols in (("nps", {"n_nps": "n", "p": "p", "d": "d"}),
+                                                                   ("csat", {"n_csat": "n", "s": "s", "ss": "ss"}))]
     if len(comp):
-        w = comp.pivot_table(index=["dim", "level"], columns="period", values=["k"], aggfunc="sum")
-        c = _flatten(w, {"k": "k"}, "complaints")
+        c = _flatten(comp, {"k": "k"}, "complaints")
         c["months"] = months
         frames.append(c)
     if cb and kept and theme_store.lean(con):  # the kept run's lean tables: no join at read time
@@ -211,10 +218,11 @@ def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, 
         else:  # a run kept before the day cells: its rows
             tags = (f"theme_tagged x WHERE {lw} AND x.known", "count(*)")
             verbatims = (f"theme_verbatims x WHERE {lw} AND x.known AND NOT x.blank", "count(*)")
-        tag = store.run(con, store.Query("moved_themes", _one_scan(_cells_sql(
-            DIMS, tags[0], {"theme": "x.theme", "period": lper}, {"k": tags[1]}, _LEAN_DIM_SQL.get)), lparams))
-        tot = store.run(con, store.Query("moved_verbatims", _one_scan(_cells_sql(
-            DIMS, verbatims[0], {"period": lper}, {"n": verbatims[1]}, _LEAN_DIM_SQL.get)), lparams))
+        tag = store.run(con, store.Query("moved_themes", _one_scan(_by_period(_cells_sql(
+            DIMS, tags[0], {"theme": "x.theme", "period": lper}, {"k": tags[1]}, _LEAN_DIM_SQL.get), ("k",), ("theme",))),
+            lparams))
+        tot = store.run(con, store.Query("moved_verbatims", _one_scan(_by_period(_cells_sql(
+            DIMS, verbatims[0], {"period": lper}, {"n": verbatims[1]}, _LEAN_DIM_SQL.get), ("n",))), lparams))
         frames += _share_frames(tag, tot)
     elif cb:
         sql, tparams = theme_store.kept_prefix(f, con) if kept else themes.tagged_sql(f, cb)
@@ -222,38 +230,39 @@ def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, 
         tbody = ("v JOIN survey_responses r USING (response_id) JOIN customers c ON c.customer_id = r.customer_id "
                  "LEFT JOIN tagged t USING (response_id)")
         per = "CAST(r.responded_on > $cur AS INTEGER)"
-        tag_cells = _cells_sql(DIMS, tbody, {"theme": "t.theme", "period": per}, {"k": "count(*)"})
+        tag_cells = _by_period(_cells_sql(DIMS, tbody, {"theme": "t.theme", "period": per}, {"k": "count(*)"}),
+                               ("k",), ("theme",))
         tag = store.run(con, store.Query("moved_themes", f"{sql}\n, mv_cells AS ({tag_cells[0]})\n{tag_cells[1]}",
                                          tparams))
-        tot_cells = _cells_sql(
+        tot_cells = _by_period(_cells_sql(
             DIMS, "v JOIN survey_responses r USING (response_id) JOIN customers c ON c.customer_id = r.customer_id",
-            {"period": per}, {"n": "count(*)"})
+            {"period": per}, {"n": "count(*)"}), ("n",))
         tot = store.run(con, store.Query("moved_verbatims", f"{sql}\n, mv_cells AS ({tot_cells[0]})\n{tot_cells[1]}",
                                          tparams))
-        frames += _share_frames(tag.dropna(subset=["theme"]), tot)
+        frames += _share_frames(tag, tot)
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return out, (prev, cur, end)
 
 
 def _share_frames(tag: pd.DataFrame, tot: pd.DataFrame) -> list[pd.DataFrame]:
-    """The theme-share cells from mentions per (dim, level, theme, period) and verbatims per (dim, level, period)."""
+    """The theme-share cells from mentions per (dim, level, theme) and verbatims per (dim, level),
+    each period side by side (:func:`_by_period`)."""
     if not len(tag):
         return []
-    w = tag.pivot_table(index=["dim", "level", "theme"], columns="period", values=["k"], aggfunc="sum")
-    s = _flatten(w, {"k": "k"}, "share", extra=("theme",))
-    n = tot.pivot_table(index=["dim", "level"], columns="period", values="n", aggfunc="sum").reindex(columns=[0, 1])
-    n.columns = ["n_0", "n_1"]
-    s = s.merge(n.reset_index(), on=["dim", "level"], how="left")  # keeps the order of s
+    s = _flatten(tag, {"k": "k"}, "share", extra=("theme",))
+    n = tot[["dim", "level", "n_0", "n_1"]]
+    s = s.merge(n, on=["dim", "level"], how="left")  # keeps the order of s
     s[["n_0", "n_1"]] = s[["n_0", "n_1"]].fillna(0)
     return [s]
 
 
 def _flatten(w: pd.DataFrame, cols: Mapping[str, str], metric: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
-    flat = pd.DataFrame(index=w.index)
+    """One metric's cells from a :func:`_by_period` frame: ``metric, dim, level`` (and ``extra``
+    keys), each sum renamed per period (``<src>_0`` → ``<dst>_0``), a missing period as 0."""
+    flat = w[["dim", "level", *extra]].copy()
     for src, dst in cols.items():
         for per in (0, 1):
-            flat[f"{dst}_{per}"] = w[(src, per)] if (src, per) in w.columns else 0.0
-    flat = flat.fillna(0).reset_index()
+            flat[f"{dst}_{per}"] = w[f"{src}_{per}"].fillna(0)
     flat.insert(0, "metric", metric)
     if "theme" not in flat.columns:
         flat["theme"] = None
