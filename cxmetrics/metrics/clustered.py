@@ -273,7 +273,7 @@ class Clusters:
 def per_customer(group: str, where: str, sums: dict[str, str], customer_where: str = "TRUE", *,
                  by_department: bool = False, also: str = "", dims: bool = True, by_quarter: bool = False) -> str:
     """The ``per`` part of a cluster-sum query: one row per cluster (group, segment, region,
-    [department,] cluster id ``cid``, then ``k`` and the additive ``sums``). The responses are
+    [department,] [quarter,] cluster id ``cid``, then ``k`` and the additive ``sums``). The responses are
     summed per cluster first and only those rows joined to the customers (a customer has one segment
     and region): at 10M responses that is a join of the clusters, not of every response.
     ``where``: the responses' condition (no customers alias); ``customer_where``: the customers'
