@@ -400,3 +400,28 @@ def test_standardise_equals_its_pandas_form(seed):
         for g in want[0]:
             for v in cols:
                 assert got[0][g][v] == pytest.approx(want[0][g][v], rel=1e-12, abs=1e-12), (seed, g, v)
+
+
+def test_clv_by_group_is_computed_once_per_page_call_and_each_caller_gets_its_own_table(con, monkeypatch):
+    """The Executive summary asks for the same CLV strata from the bridge and the KPI scorecard:
+    inside one page call the simulation runs once per set of arguments, and a caller that changes
+    its table does not change another caller's."""
+    calls = []
+    compute = clv._clv_by_group
+    monkeypatch.setattr(clv, "_clv_by_group", lambda *a: calls.append(a[2:]) or compute(*a))
+
+    @store.memoized
+    def page(con, filters):
+        first = clv.clv_by_group(con, filters, by_segment=True, by_tenure=True, draws=200)
+        first.table["clv"] = 0.0
+        first.extra["landmark"] = "changed"
+        again = clv.clv_by_group(con, filters, by_segment=True, by_tenure=True, draws=200)
+        pooled = clv.clv_by_group(con, filters, draws=200)
+        return again, pooled
+
+    again, pooled = page(con, Filters())
+    assert len(calls) == 2 and calls[0][:2] == (True, True) and calls[1][:2] == (False, False)
+    alone = clv.clv_by_group(con, Filters(), by_segment=True, by_tenure=True, draws=200)  # outside a page: computed
+    assert len(calls) == 3 and again.extra["landmark"] == alone.extra["landmark"] != "changed"
+    pd.testing.assert_frame_equal(again.table, alone.table)
+    assert (again.table["clv"] > 0).any() and len(pooled.table) == 3

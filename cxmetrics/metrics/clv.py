@@ -73,7 +73,16 @@ NO_REVENUE = "No revenue in the last 12 months for these customers: import trans
 @stubs.note_excluded(stubs_matter=True, contractual=True)
 def clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, *, by_segment: bool = False,
                  by_tenure: bool = False, landmark: dt.date | None = None, alpha: float = 0.05, draws: int = 4000, seed: int = 7) -> Result:
-    """Contractual CLV per NPS group (optionally × segment, × tenure band) with simulation intervals."""
+    """Contractual CLV per NPS group (optionally × segment, × tenure band) with simulation intervals.
+    Computed once per page call for the same arguments (the Executive summary asks for the same
+    strata from the bridge and the KPI scorecard); each caller gets its own copy of the table."""
+    res = store.page_memo(("clv.clv_by_group", id(con), filters, by_segment, by_tenure, landmark, alpha, draws, seed),
+                          lambda: _clv_by_group(con, filters, by_segment, by_tenure, landmark, alpha, draws, seed))
+    return replace(res, table=res.table.copy(), extra=dict(res.extra))
+
+
+def _clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, by_segment: bool, by_tenure: bool,
+                  landmark: dt.date | None, alpha: float, draws: int, seed: int) -> Result:
     used = assumptions.current(con)
     gm, d_year, h_years = (used[k].value for k in ("gross_margin", "discount_rate", "horizon_years"))
     d_month = (1 + d_year) ** (1 / 12) - 1
