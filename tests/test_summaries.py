@@ -1192,6 +1192,23 @@ def _query_names(monkeypatch) -> list[str]:
     return names
 
 
+#: The quarter the one-quarter tests plant repeat answers in.
+_QUARTER = Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 3, 31))
+
+
+def _answer_twice_in_the_quarter(path, survey: str, rescored: str) -> None:
+    """A third of the customers' ``survey`` answers in :data:`_QUARTER` given again five days later
+    with other scores (``rescored``: the score columns' new expressions): customers who answer
+    twice in the quarter, whom the demo does not have for every survey and touchpoint."""
+    with store.connect(str(path), read_only=False) as con, store.transaction(con):
+        con.execute("INSERT INTO survey_responses SELECT * REPLACE (response_id || '~' AS response_id, "
+                    f"responded_on + 5 AS responded_on, {rescored}) FROM survey_responses "
+                    "WHERE survey = $survey AND customer_id IS NOT NULL "
+                    "AND responded_on BETWEEN $lo AND $hi - 5 AND hash(response_id) % 3 = 0",
+                    {"survey": survey, "lo": _QUARTER.date_from, "hi": _QUARTER.date_to})
+        store.bump_version(con)
+
+
 def test_the_overall_nps_of_a_range_that_is_one_quarter_reads_that_quarters_kept_sums(small_copy, monkeypatch):
     """A date range from a quarter's first day to its last: the relationship NPS overall (weighted
     or not, under a segment too) and by segment takes its customer-clustered sums from the quarter's kept sums
@@ -1201,14 +1218,8 @@ def test_the_overall_nps_of_a_range_that_is_one_quarter_reads_that_quarters_kept
     quarters, or of one month, reads the raw responses."""
     from cxmetrics.metrics import clustered, nps
 
-    q = Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 3, 31))
-    with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
-        con.execute("INSERT INTO survey_responses SELECT * REPLACE (response_id || '~' AS response_id, "
-                    "responded_on + 5 AS responded_on, (nps + 6) % 11 AS nps) FROM survey_responses "
-                    "WHERE survey = 'relationship' AND nps IS NOT NULL AND customer_id IS NOT NULL "
-                    "AND responded_on BETWEEN $lo AND $hi - 5 AND hash(response_id) % 3 = 0",
-                    {"lo": q.date_from, "hi": q.date_to})
-        store.bump_version(con)
+    q = _QUARTER
+    _answer_twice_in_the_quarter(small_copy, "relationship", "(nps + 6) % 11 AS nps")
     with store.connect(str(small_copy)) as con:
         assert clustered.kept(con, "nps", None, "relationship", q)["max_k"].max() == 2
         kept_ones = (q, q.with_(segments=("smb",)), q.with_(regions=("north", "south")))
@@ -1247,14 +1258,8 @@ def test_touchpoint_figures_of_a_range_that_is_one_quarter_read_that_quarters_ke
     test_an_append_updates_summaries_in_place_to_what_a_rebuild_stores.)"""
     from cxmetrics.metrics import clustered, nps, scores
 
-    q = Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 3, 31))
-    with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
-        con.execute("INSERT INTO survey_responses SELECT * REPLACE (response_id || '~' AS response_id, "
-                    "responded_on + 5 AS responded_on, (nps + 6) % 11 AS nps, 6 - csat AS csat, 8 - ces AS ces) "
-                    "FROM survey_responses WHERE survey = 'transactional' AND customer_id IS NOT NULL "
-                    "AND responded_on BETWEEN $lo AND $hi - 5 AND hash(response_id) % 3 = 0",
-                    {"lo": q.date_from, "hi": q.date_to})
-        store.bump_version(con)
+    q = _QUARTER
+    _answer_twice_in_the_quarter(small_copy, "transactional", "(nps + 6) % 11 AS nps, 6 - csat AS csat, 8 - ces AS ces")
     one = Scope(role="department", departments=("billing",), user="b")
     two = Scope(role="department", departments=("billing", "logistics"), user="b")
     kept_ones = (q, q.with_(segments=("smb",)), q.with_(regions=("north", "south")), q.with_(scope=one))
