@@ -252,9 +252,11 @@ def _month_window(filters: Filters, args: dict) -> tuple[dict[str, str], dict[st
         params.update(rv_e_first=end.replace(day=1), rv_e=end)
     if not days:
         return {"edges": "", "out": "SELECT customer_id, revenue, months::SMALLINT AS months FROM rv_whole WHERE months > 0"}, params
+    # The two edges are different calendar months (twelve apart), so a customer's active edge
+    # months are one per edge with a transaction: no count(DISTINCT month) per customer.
     edges = f"""
     UNION ALL
-    SELECT t.customer_id, sum(t.amount), count(DISTINCT year(t.occurred_on) * 12 + month(t.occurred_on))
+    SELECT t.customer_id, sum(t.amount), {" + ".join(f"CAST(bool_or({d}) AS INTEGER)" for d in days)}
     FROM transactions t WHERE ({" OR ".join(days)})
       AND t.customer_id IN (SELECT customer_id FROM {{summary_landmark}} WHERE nps_group IS NOT NULL)
     GROUP BY 1"""
