@@ -223,3 +223,45 @@ ORDER BY customer_id LIMIT 1""", {"a": same_day[0]}).fetchone()[0]
         assert (t["complaints"], t["open"]) == (len(allk), int((~closed).sum()))
         assert t["median_if_open_dropped"] == days[closed].median()
         assert con.execute("SELECT count(*) FROM complaints WHERE customer_id IS NULL").fetchone()[0] == 1
+
+
+def test_category_uplift_under_a_date_range_is_its_definitions_with_the_cutoff_bound_as_a_parameter(writable_db):
+    """Under a date range the category uplift binds the definition's own cutoff (12 months before
+    the last complaint) as the range's end, so the scan can skip later complaints. Every range gives
+    the definition's rows counted under the range as asked: one ending before the cutoff, one
+    across it, one starting after it (no rows), open at either end; a contract customer's complaint
+    planted on the cutoff day itself (counted) and on the day after (not counted)."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from cxmetrics.store import relations, summaries
+
+    with store.connect(str(writable_db), read_only=False) as con, store.transaction(con):
+        last = con.execute("SELECT max(opened_on) FROM complaints").fetchone()[0]
+        cut = (pd.Timestamp(last) - pd.DateOffset(months=12)).date()
+        cust = con.execute("SELECT customer_id FROM customers WHERE contract = 'contractual' ORDER BY 1 LIMIT 1").fetchone()[0]
+        for i, day in enumerate((cut, cut + dt.timedelta(days=1))):
+            con.execute("INSERT INTO complaints (complaint_id, customer_id, opened_on, category, department, escalated) "
+                        "VALUES ($id, $c, $d, $cat, NULL, false)",
+                        {"id": f"planted-{i}", "c": cust, "d": day, "cat": f"planted {i}"})
+        store.bump_version(con)
+    ranges = [(None, cut - dt.timedelta(days=90)), (cut - dt.timedelta(days=60), cut + dt.timedelta(days=60)),
+              (cut, cut), (cut + dt.timedelta(days=1), None), (cut - dt.timedelta(days=200), None),
+              (cut - dt.timedelta(days=30), last)]
+    with store.connect(str(writable_db)) as con:
+        seen = set()
+        for lo, hi in ranges:
+            f = Filters(date_from=lo, date_to=hi)
+            got = complaints.category_uplift(con, f).sort_values("category").reset_index(drop=True)
+            raw = summaries.relation_query(summaries.UPLIFT_TABLE, f)
+            assert "$date_to" not in raw.sql or raw.params["date_to"] == hi
+            want = con.execute(f"SELECT category, sum(customers) AS customers, sum(churned) AS churned "
+                               f"FROM ({raw.sql}) x GROUP BY 1 ORDER BY 1", raw.params).df()
+            assert list(got["category"]) == list(want["category"]), (lo, hi)
+            pd.testing.assert_series_equal(got["churn_after_pct"], 100 * want["churned"] / want["customers"],
+                                           check_names=False, check_dtype=False)
+            seen |= set(got["category"])
+        assert "planted 0" in seen and "planted 1" not in seen
+        assert complaints.category_uplift(con, Filters(date_from=cut + dt.timedelta(days=1))).empty
+    assert relations.UPLIFT.name == summaries.UPLIFT_TABLE
