@@ -115,7 +115,8 @@ def test_counted_cells_give_the_figures_of_the_rows_counted_one_by_one(writable_
     """The follow-up outcome, the complaint-history cells of the churn hazard and the resolution
     counts are read from counted relations; here they are checked against the same rows counted
     one by one in pandas, on a demo copy with the boundary cases planted: a complaint closed on the
-    landmark itself (still open at it: unresolved), a follow-up exactly 7 days after a detractor
+    landmark itself (still open at it: unresolved), an escalated complaint still open on the
+    landmark (unresolved, not escalated), a follow-up exactly 7 days after a detractor
     answer (within 7 days), a churn on a detractor answer's day (not a churn after it), a churn
     after the last complaint (exposed to complaints up to that date) and a complaint without a
     customer (it has a time to resolve too)."""
@@ -135,6 +136,14 @@ WHERE b.nps_group IS NOT NULL AND k.opened_on < $L GROUP BY k.customer_id HAVING
 ORDER BY 1 LIMIT 1""", {"L": L}).fetchone()[0]
         con.execute("UPDATE complaints SET closed_on = $L, escalated = false WHERE complaint_id = $k",
                     {"L": L, "k": closed_on_L})
+        # an escalated complaint still open on the landmark, from a base customer with no earlier
+        # complaint: unresolved (an open complaint outranks an escalation)
+        open_escalated = con.execute("""
+SELECT b.customer_id FROM summary_landmark b WHERE b.nps_group IS NOT NULL AND b.complaint_history = 'no complaint'
+ORDER BY 1 LIMIT 1""").fetchone()[0]
+        con.execute("INSERT INTO complaints (complaint_id, customer_id, opened_on, closed_on, category, department, "
+                    "escalated) VALUES ('open-escalated', $c, $L::DATE - 10, NULL, 'billing', NULL, true)",
+                    {"c": open_escalated, "L": L})
         answer = con.execute("""
 SELECT r.customer_id, r.responded_on FROM survey_responses r
 WHERE r.survey = 'relationship' AND r.nps < 7 AND r.customer_id IS NOT NULL
@@ -195,6 +204,7 @@ ORDER BY customer_id LIMIT 1""", {"a": same_day[0]}).fetchone()[0]
         assert base.loc[base["customer_id"].isin(
             con.execute("SELECT customer_id FROM complaints WHERE complaint_id = $k", {"k": closed_on_L}).fetchone()),
             "state"].tolist() == ["unresolved"]
+        assert base.loc[base["customer_id"] == open_escalated, "state"].tolist() == ["unresolved"]
         want = (base.assign(event=base["event"].astype(int), days=base["days"].astype(float))
                 .groupby(["nps_group", "segment", "tenure", "state"], as_index=False)
                 .agg(customers=("customer_id", "size"), events=("event", "sum"), exposure=("days", "sum")))

@@ -511,16 +511,20 @@ LANDMARK = Relation("summary_landmark", frozenset({"customers", "survey_response
 #: still open on L), else escalated (any), else resolved; "no complaint" without one — with churn
 #: events and days at risk: the cells of the churn hazard after complaints. The department scope
 #: keeps the customers who dealt with one of its departments (inside: the rows keep no customer id).
+#: Whether a customer complained before L, and whether escalated, is the base's complaint history
+#: (the same complaints: opened before L); only the complaints still open on L are read here, a
+#: filter on two dates instead of grouping every earlier complaint by customer (at 20M complaints,
+#: 1.0–1.3 s for a landmark late in the data).
 COMPLAINT_CHURN = Relation("summary_complaint_churn", LANDMARK.depends, """
-WITH cc_bounds AS (SELECT $landmark::DATE AS L),
-cc_state AS (
-    SELECT k.customer_id,
-           CASE WHEN bool_or(k.closed_on IS NULL OR k.closed_on >= cc_bounds.L) THEN 'unresolved'
-                WHEN bool_or(coalesce(k.escalated, false)) THEN 'escalated' ELSE 'resolved' END AS state
-    FROM complaints k, cc_bounds WHERE k.opened_on < cc_bounds.L GROUP BY 1)
-SELECT b.nps_group, b.segment, b.region, b.tenure, coalesce(cc_state.state, 'no complaint') AS state,
+WITH cc_open AS (
+    SELECT DISTINCT k.customer_id FROM complaints k
+    WHERE k.opened_on < $landmark::DATE AND (k.closed_on IS NULL OR k.closed_on >= $landmark::DATE))
+SELECT b.nps_group, b.segment, b.region, b.tenure,
+       CASE WHEN b.complaint_history = 'no complaint' THEN 'no complaint'
+            WHEN cc_open.customer_id IS NOT NULL THEN 'unresolved'
+            WHEN b.complaint_history = 'escalated complaint' THEN 'escalated' ELSE 'resolved' END AS state,
        count(*) AS customers, count(*) FILTER (WHERE b.event) AS events, sum(b.days) AS days
-FROM {summary_landmark} b LEFT JOIN cc_state USING (customer_id)
+FROM {summary_landmark} b LEFT JOIN cc_open USING (customer_id)
 WHERE b.nps_group IS NOT NULL AND {inner} GROUP BY ALL""", inner=_scope_on("b.customer_id"), scope_inside=True,
                            uses={"summary_landmark": _same}, inline_uses=("summary_landmark",), args=("landmark",),
                            before_landmark=_BEFORE_LANDMARK)
