@@ -252,3 +252,29 @@ def test_a_filtered_holdout_counts_the_stored_check_inputs_as_the_transactions_g
             pd.testing.assert_frame_equal(a, b, check_dtype=False, obj=str(f))
         pd.testing.assert_frame_equal(got.table, want.table)
     assert summaries.current(con, relations.RFM_HOLDOUT.name)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_histograms_weighted_quantile_is_the_sorted_cumulative_weights(seed):
+    """The distributions' top edge (the weighted 99th percentile) sorts only the values above an
+    unweighted cut when the weight below it falls short: the same value as sorting every value and
+    reading the cumulative weights, with heavy tails, ties at the answer, most of the weight on a few
+    cells (the cut is then too high and every value is sorted), integer and fractional weights."""
+    from cxmetrics.metrics.btyd_checks import weighted_quantile
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.choice([5, 999, 1001, 20_000, 120_000]))
+    v = np.round(rng.gamma(0.4, 3.0, n), 1 if seed % 3 == 0 else 6)  # rounded: many ties
+    w = rng.integers(1, 5, n).astype(float) if seed % 2 else rng.uniform(0.1, 3.0, n)
+    if seed % 4 == 1:  # a few heavy cells among the smallest values: the cut leaves too little weight above
+        w[np.argsort(v)[: max(1, n // 50)]] *= 1000
+    for q in (0.5, 0.9, 0.99):
+        order = np.argsort(v, kind="stable")
+        cum = np.cumsum(w[order])
+        want = float(v[order][np.searchsorted(cum, q * cum[-1])])
+        got = weighted_quantile(v, w, q)
+        if seed % 2:  # integer weights: exact sums, the same element
+            assert got == want, (seed, n, q)
+        else:  # fractional weights: sums in another order may move a boundary by one element
+            pos = np.searchsorted(v[order], got)
+            assert abs(np.searchsorted(cum, q * cum[-1]) - pos) <= 1 or got == want, (seed, n, q)

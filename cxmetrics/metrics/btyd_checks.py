@@ -161,9 +161,7 @@ def histogram(values, weights, *, bins: int = 20, lo: float = 0.0, hi: float | N
     ok = np.isfinite(v) & (w > 0)
     v, w = v[ok], w[ok]
     if hi is None:
-        order = np.argsort(v)
-        cum = np.cumsum(w[order])
-        hi = float(v[order][np.searchsorted(cum, 0.99 * cum[-1])]) if len(v) else 1.0
+        hi = weighted_quantile(v, w, 0.99) if len(v) else 1.0
     hi = max(hi, lo + 1e-9)
     edges = np.linspace(lo, hi, bins + 1)
     idx = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, bins - 1)
@@ -171,6 +169,30 @@ def histogram(values, weights, *, bins: int = 20, lo: float = 0.0, hi: float | N
     return pd.DataFrame({"bin_low": edges[:-1], "bin_high": edges[1:], "customers": counts,
                          "share": counts / counts.sum() if counts.sum() else counts,
                          "open_top": [False] * (bins - 1) + [bool((v > hi).any())]})
+
+
+def weighted_quantile(v: np.ndarray, w: np.ndarray, q: float) -> float:
+    """The smallest value whose cumulative weight (values in ascending order) reaches ``q`` of the
+    total. Only the values at or above an unweighted quantile below it are sorted when the weight
+    under that cut is short of ``q`` (then the answer is among them): at 260,000 cells, a
+    partition and a sort of a few percent instead of sorting them all.
+
+    >>> weighted_quantile(np.array([3., 1., 2.]), np.array([1., 1., 8.]), 0.5)
+    2.0
+    """
+    n = len(v)
+    k = int(n * max(0.0, q - 0.05))
+    if n > 1000 and k > 0:
+        cut = np.partition(v, k)[k]
+        below = v < cut
+        if w[below].sum() < q * w.sum():
+            v, w, base = v[~below], w[~below], w[below].sum()
+            order = np.argsort(v, kind="stable")
+            cum = base + np.cumsum(w[order])
+            return float(v[order][np.searchsorted(cum, q * (base + w.sum()))])
+    order = np.argsort(v, kind="stable")
+    cum = np.cumsum(w[order])
+    return float(v[order][np.searchsorted(cum, q * cum[-1])])
 
 
 def distributions(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
