@@ -245,7 +245,7 @@ def test_category_uplift_under_a_date_range_is_its_definitions_with_the_cutoff_b
 
     import pandas as pd
 
-    from cxmetrics.store import relations, summaries
+    from cxmetrics.store import summaries
 
     with store.connect(str(writable_db), read_only=False) as con, store.transaction(con):
         last = con.execute("SELECT max(opened_on) FROM complaints").fetchone()[0]
@@ -274,4 +274,3 @@ def test_category_uplift_under_a_date_range_is_its_definitions_with_the_cutoff_b
             seen |= set(got["category"])
         assert "planted 0" in seen and "planted 1" not in seen
         assert complaints.category_uplift(con, Filters(date_from=cut + dt.timedelta(days=1))).empty
-    assert relations.UPLIFT.name == summaries.UPLIFT_TABLE
