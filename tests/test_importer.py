@@ -15,6 +15,7 @@ import pytest
 from cxmetrics import store
 from cxmetrics.registers import importer
 from cxmetrics.registers.importer import ImportRejected
+from cxmetrics.store import schema
 
 HEADER = "response_id,customer_id,responded_on,survey,touchpoint,nps,csat,verbatim"
 
@@ -475,3 +476,41 @@ def test_weight_defaults_to_one_and_a_stored_weight_is_kept(small_copy, tmp_path
         got = con.execute("SELECT response_id, nps, weight FROM survey_responses "
                           "WHERE response_id IN ('W1', 'W2') ORDER BY 1").fetchall()
     assert got == [("W1", 10, 2.5), ("W2", 3, 1.0)]
+
+
+def _in_stored_order(con, table: str, after: int = -1) -> bool:
+    """The rows after ``after`` (by rowid) lie in the table's stored order (ties in any order)."""
+    order = schema.TABLES[table].stored_order.removeprefix(" ORDER BY ")
+    n, same = con.execute(f"""SELECT count(*), bool_and(a = b) FROM (
+        SELECT row_number() OVER (ORDER BY rowid) AS a, row_number() OVER (ORDER BY {order}, rowid) AS b
+        FROM "{table}" WHERE rowid > ?)""", [after]).fetchone()
+    return n > 1 and same
+
+
+def test_fact_rows_are_written_in_their_stored_order(small_copy, tmp_path, demo_db):
+    """A file's rows are stored by month and customer (responses and complaints first by survey
+    and department), whatever their order in the file, so a date range reads only the row groups
+    it spans; the rows already stored stay where they are. The demo's fact tables too."""
+    import random
+
+    ids = customer_ids(small_copy)
+    days = [f"2024-{m:02d}-{d:02d}" for m in range(1, 13) for d in (3, 17, 28)]
+    rows = [f"{ids[i % 3]},{day},{i + 1}.5" for i, day in enumerate(days * 3)]
+    random.Random(5).shuffle(rows)
+    with store.connect(str(small_copy)) as c:
+        last = c.execute("SELECT max(rowid) FROM transactions").fetchone()[0]
+    p = write(tmp_path, "customer_id,occurred_on,amount\n" + "\n".join(rows) + "\n")
+    assert importer.import_file(p, "transactions", db=small_copy).inserted == len(rows)
+    with store.connect(str(small_copy)) as c:
+        assert c.execute("SELECT count(*) FROM transactions WHERE rowid > ?", [last]).fetchone()[0] == len(rows)
+        assert _in_stored_order(c, "transactions", last)
+        months = [r[0] for r in c.execute("SELECT month(occurred_on) FROM transactions WHERE rowid > ? ORDER BY rowid",
+                                          [last]).fetchall()]
+        assert months == sorted(months) and len(set(months)) == 12
+        # the amounts went with their rows
+        got = sorted(c.execute("SELECT customer_id, occurred_on::VARCHAR, amount FROM transactions WHERE rowid > ?",
+                               [last]).fetchall())
+    assert got == sorted((r.split(",")[0], r.split(",")[1], float(r.split(",")[2])) for r in rows)
+    with store.connect(str(demo_db)) as c:
+        for table in ("transactions", "survey_responses", "complaints"):
+            assert _in_stored_order(c, table), table

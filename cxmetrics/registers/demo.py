@@ -543,7 +543,7 @@ def build(db=None, customers: int = 10_000, seed: int = 7, actor: str = "demo", 
                     if c not in df.columns:
                         df[c] = None
                 con.register("__demo", df)
-                con.execute(f'INSERT INTO "{name}" ({cols}) SELECT {cols} FROM __demo')
+                con.execute(f'INSERT INTO "{name}" ({cols}) SELECT {cols} FROM __demo{schema.TABLES[name].stored_order}')
                 con.unregister("__demo")
                 counts[name] = len(df)
                 con.execute(

@@ -513,7 +513,7 @@ def _write(con, t: Table, present: set[str], report: ImportReport, started, acto
         if t.fact:
             if report.updated:  # counted above under the write lock: a pure append replaces nothing
                 con.execute(f'DELETE FROM "{t.name}" x WHERE EXISTS (SELECT 1 FROM __typed y WHERE {key_match})')
-            con.execute(f'INSERT INTO "{t.name}" ({cols}) SELECT {values} FROM __typed')
+            con.execute(f'INSERT INTO "{t.name}" ({cols}) SELECT {values} FROM __typed{t.stored_order}')
         else:
             upd = ", ".join(f'"{c}" = excluded."{c}"' for c in t.names if c not in t.key)
             con.execute(f'INSERT INTO "{t.name}" ({cols}) SELECT {values} FROM __typed '

@@ -63,6 +63,9 @@ class Table:
     #: Extra row checks in SQL over the typed staging columns: (sql condition that must hold, message)
     row_checks: tuple[tuple[str, str, str], ...] = ()
     fact: bool = False  # large fact table: no primary-key index, uniqueness enforced by the importer
+    #: Columns the rows of one write are stored in the order of (:attr:`stored_order`); a date
+    #: column by its calendar month.
+    order: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 
     def column(self, name: str) -> Column:
@@ -78,6 +81,22 @@ class Table:
     @property
     def required(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.required)
+
+    @property
+    def stored_order(self) -> str:
+        """``ORDER BY`` for the rows a write adds to this table (``""``: as they come). DuckDB keeps
+        each row group's least and greatest value of every column and skips the row groups a
+        condition rules out, and groups by customer fastest when a customer's rows are near each
+        other. A file in date order (a survey export) is stored by what the pages narrow by (the
+        survey, the department), then by month, then by customer. Within a write only: the rows
+        already stored stay where they are. On the 1M-customer bench store, NPS & drivers over a
+        custom range took 0.98 s with the rows as generated (by survey, touchpoint and customer)
+        and 0.77 s so; over the last 12 months, 1.32 s with every table in date order (as an export
+        comes) and 0.82 s so. A custom range's two edge months of 20M transactions read 192 of 192
+        row groups as generated."""
+        cols = {c.name: c for c in self.columns}
+        keys = [f"date_trunc('month', \"{c}\")" if cols[c].kind == "date" else f'"{c}"' for c in self.order]
+        return f" ORDER BY {', '.join(keys)}" if keys else ""
 
 
 C = Column
@@ -115,6 +134,7 @@ TABLES: dict[str, Table] = {
             parents=(("customer_id", "customers", "customer_id"),),
             derive_key_from=("customer_id", "occurred_on", "amount"),
             fact=True,
+            order=("occurred_on", "customer_id"),
         ),
         Table(
             "survey_responses",
@@ -145,6 +165,7 @@ TABLES: dict[str, Table] = {
                  "nps", "the response has no score (nps, csat, ces or share_of_wallet_pct)"),
             ),
             fact=True,
+            order=("survey", "department", "responded_on", "customer_id"),
         ),
         Table(
             "churn_events",
@@ -184,6 +205,7 @@ TABLES: dict[str, Table] = {
                  "callback_done", "callback_done is true but no callback was promised"),
             ),
             fact=True,
+            order=("department", "opened_on", "customer_id"),
         ),
         Table(
             "followups",
