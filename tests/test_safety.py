@@ -399,6 +399,104 @@ def test_backup_manifest_carries_content_hashes_checked_on_restore(small_copy, t
     assert digest(small_copy) == before
 
 
+def _shuffle(db: Path, table: str) -> None:
+    """Store ``table``'s rows in a random order, as rows imported before the stored order existed
+    lie (the content and the data version unchanged)."""
+    with store.connect(str(db), read_only=False) as c:
+        c.execute(f'CREATE TEMP TABLE __x AS SELECT * FROM "{table}" ORDER BY hash(rowid * 7919)')
+        c.execute(f'DELETE FROM "{table}"')
+        c.execute(f'INSERT INTO "{table}" SELECT * FROM __x')
+
+
+def _summary_digest(db: Path) -> str:
+    with store.connect(str(db)) as c:
+        return c.execute("SELECT md5(string_agg(CAST(x AS VARCHAR), '|' ORDER BY CAST(x AS VARCHAR))) "
+                         "FROM summary_responses x").fetchone()[0]
+
+
+def test_compact_stores_the_large_tables_in_their_stored_order_and_changes_no_row(small_copy, digest):
+    from tests.test_importer import _in_stored_order
+
+    for table in ("transactions", "survey_responses", "complaints"):
+        _shuffle(small_copy, table)
+    with store.connect(str(small_copy)) as c:
+        assert not _in_stored_order(c, "transactions")
+        n_audit = c.execute("SELECT count(*) FROM audit").fetchone()[0]
+    before, summaries = digest(small_copy), _summary_digest(small_copy)
+    said = []
+    out = backup.compact(small_copy, log=said.append)
+    assert digest(small_copy) == before  # every contract table and the data version
+    assert _summary_digest(small_copy) == summaries  # the summaries came along, still current
+    with store.connect(str(small_copy)) as c:
+        assert out["rows"]["transactions"] == c.execute("SELECT count(*) FROM transactions").fetchone()[0] > 0
+    assert any("transactions" in s and "stored order" in s for s in said)
+    with store.connect(str(small_copy)) as c:
+        for table in ("transactions", "survey_responses", "complaints"):
+            assert _in_stored_order(c, table), table
+        assert c.execute("SELECT action, outcome FROM audit ORDER BY audit_id DESC LIMIT 1").fetchone() \
+            == ("compact", "accepted")
+        assert c.execute("SELECT count(*) FROM audit").fetchone()[0] == n_audit + 1
+        summary_state = c.execute("SELECT value FROM meta WHERE key = 'summary_landmark'").fetchone()[0]
+    kept = small_copy.with_name(small_copy.name + ".before-compact")
+    assert Path(out["kept"]) == kept and digest(kept) == before  # the old file, as it was
+    assert not list(small_copy.parent.glob("*compacting*")), "no temporary file, nor its check record, is left"
+    # the sequences carried on (the next import's id and audit row are new), no summary was rebuilt
+    csv = small_copy.parent / "one.csv"
+    csv.write_text("response_id,customer_id,responded_on,survey,nps\nAFTER1,C0000001,2024-01-01,relationship,9\n")
+    importer.import_file(csv, "survey_responses", db=small_copy)
+    with store.connect(str(small_copy)) as c:
+        assert c.execute("SELECT count(*) FROM audit").fetchone()[0] == n_audit + 2
+    assert '"rebuilt": []' in summary_state
+
+
+def test_compact_refuses_and_leaves_the_store_as_it_was(small_copy, digest, monkeypatch):
+    before, ino = digest(small_copy), small_copy.stat().st_ino
+    real = backup._fingerprints
+    calls = []
+
+    def differs(con, catalog):  # the rewritten copy reads back with one row fewer
+        out = real(con, catalog)
+        calls.append(catalog)
+        if catalog == "__compact":
+            n, h = out["complaints"]
+            out["complaints"] = (n - 1, h)
+        return out
+
+    monkeypatch.setattr(backup, "_fingerprints", differs)
+    with pytest.raises(ValueError, match="differs from the store in complaints; the store is unchanged"):
+        backup.compact(small_copy, log=lambda _: None)
+    assert calls == [small_copy.stem, "__compact"]
+    assert digest(small_copy) == before and small_copy.stat().st_ino == ino
+    assert not list(small_copy.parent.glob("*compact*")), "neither a temporary nor a kept file"
+    monkeypatch.setattr(backup, "_fingerprints", real)
+    monkeypatch.setattr(backup.shutil, "disk_usage", lambda _: type("U", (), {"free": 2**20})())
+    with pytest.raises(ValueError, match="not enough free disk space.*the store is unchanged"):
+        backup.compact(small_copy)
+    with pytest.raises(ValueError, match="does not exist"):
+        backup.compact(small_copy.with_name("none.duckdb"))
+    assert not small_copy.with_name("none.duckdb").exists()
+
+
+def test_compact_cli_waits_for_the_write_lock(small_copy):
+    writer = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(small_copy), "4"], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "holding"
+        r = subprocess.run([sys.executable, "-m", "cxmetrics", "compact", "--db", str(small_copy)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "CX_LOCK_TIMEOUT": "0.5"})
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "locked by another process" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        assert writer.wait(timeout=60) == 0
+    r = subprocess.run([sys.executable, "-m", "cxmetrics", "compact", "--db", str(small_copy)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "compacted" in r.stdout and "every table's rows and content checked" in r.stdout
+    with store.connect(str(small_copy)) as c:  # the writer's commit is in the compacted file
+        assert c.execute("SELECT count(*) FROM audit WHERE actor = 'writer'").fetchone()[0] == 1
+
+
 @pytest.mark.parametrize("role", ["intern", "Department", "FINANCE", ""])
 def test_unknown_or_mistyped_role_fails_closed(role, con):
     from cxmetrics import cli

@@ -1,5 +1,6 @@
 """``backup`` and ``restore``: a consistent copy of the store as Parquet files (DuckDB's
-``EXPORT DATABASE``), and its restore into a new file that replaces the old one only when complete.
+``EXPORT DATABASE``), and its restore into a new file that replaces the old one only when complete;
+``compact``: the store rewritten into a new file the same way, its large tables in their stored order.
 
 A backup is taken through a read-only connection, so it sees one committed state and never a
 half-written import; every data block is read first (:func:`cxmetrics.faults.verify`), so a damaged
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 from cxmetrics import store
@@ -72,17 +74,113 @@ def restore(folder: str | os.PathLike, db: str | os.PathLike | None) -> dict:
             # Hold the store's write lock while swapping: an import (or any writer) that has the
             # file open makes us wait and then fail with StoreBusy, and one that starts now waits
             # for us and then writes into the restored file, never into the replaced one.
-            # The new file is held open too, so nobody opens it before the old file is closed.
-            with store.connect(target, read_only=False) as old, store.connect(tmp, read_only=False):
-                old.execute("CHECKPOINT")  # nothing of the old file is left in a WAL
-                shutil.copy2(target, target.with_name(target.name + ".before-restore"))
-                os.replace(tmp, target)
-                old.close()
+            with store.connect(target, read_only=False) as old:
+                _swap(old, target, tmp, ".before-restore")
     finally:
-        tmp.unlink(missing_ok=True)
-        Path(str(tmp) + ".wal").unlink(missing_ok=True)
-        faults.forget(tmp)
+        _clean(tmp)
     return manifest
+
+
+def _swap(old, target: Path, tmp: Path, keep: str) -> Path:
+    """Put the finished file ``tmp`` in ``target``'s place while ``old`` (a read-write connection
+    to ``target``: the store's write lock) is open; the old file stays as ``<name><keep>``
+    (a second name for it, not a copy). The new file is held open too, so nobody opens it before
+    the old one is closed."""
+    kept = target.with_name(target.name + keep)
+    with store.connect(tmp, read_only=False):
+        old.execute("CHECKPOINT")  # nothing of the old file is left in a WAL
+        kept.unlink(missing_ok=True)
+        faults.forget(kept)
+        try:
+            os.link(target, kept)
+        except OSError:  # a filesystem without hard links
+            shutil.copy2(target, kept)
+        os.replace(tmp, target)
+        old.close()
+    return kept
+
+
+def _clean(tmp: Path) -> None:
+    tmp.unlink(missing_ok=True)
+    Path(str(tmp) + ".wal").unlink(missing_ok=True)
+    faults.forget(tmp)
+
+
+def _q(name: str) -> str:
+    """A quoted identifier (names come from DuckDB's own catalog)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _fingerprints(con, catalog: str) -> dict[str, tuple[int, int]]:
+    """Row count and an order-free content hash (the sum of every row's hash) of each table of
+    ``catalog``: equal for two copies of a table whatever order its rows are stored in."""
+    tables = [r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main' "
+        "AND NOT internal AND NOT temporary ORDER BY 1", [catalog]).fetchall()]
+    out = {}
+    for t in tables:
+        n, h = con.execute(f"SELECT count(*), coalesce(sum(hash(x)::HUGEINT), 0) FROM {_q(catalog)}.main.{_q(t)} x"
+                           ).fetchone()
+        out[t] = (int(n), int(h))
+    return out
+
+
+def compact(db: str | os.PathLike | None, *, actor: str = "cli", log=print) -> dict:
+    """Rewrite the store into a new file: the large tables in their stored order
+    (:attr:`cxmetrics.store.schema.Table.stored_order`), as one import of all their rows would
+    write them, and no space left from deleted or replaced rows. Rows imported before the stored
+    order existed, or over many small imports, are then read by date range and customer as fast as
+    a fresh import's.
+
+    All or nothing: the store's write lock is held throughout (an import waits, or fails with
+    :class:`~cxmetrics.store.StoreBusy`), every table's row count and content hash must match the
+    old file's, every data block of the new file is read back, and only then is the new file renamed
+    into place. The data version stays (the content is the same: caches and summaries stay
+    valid); the old file is kept as ``<name>.before-compact``. Returns sizes, rows and seconds."""
+    t0 = time.perf_counter()
+    target = store.db_path(db)
+    if not target.exists():
+        raise ValueError(f"{target} does not exist: nothing to compact")
+    tmp = target.with_name(target.name + ".compacting")
+    _clean(tmp)
+    before_mib = target.stat().st_size / 2**20
+    free_mib = shutil.disk_usage(target.parent).free / 2**20
+    if free_mib < before_mib * 1.1:  # the new file is at most about the old one's size
+        raise ValueError(f"not enough free disk space to compact: the new file needs up to {before_mib:,.0f} MiB "
+                         f"beside the store, {free_mib:,.0f} MiB are free; the store is unchanged")
+    try:
+        with store.connect(target, read_only=False) as old:
+            faults.verify(old, target)  # never rewrite a damaged file as if it were good
+            old.execute("CHECKPOINT")
+            cat = old.execute("SELECT current_database()").fetchone()[0]
+            old.execute("ATTACH ? AS __compact", [str(tmp)])
+            old.execute(f"COPY FROM DATABASE {_q(cat)} TO __compact (SCHEMA)")
+            want = _fingerprints(old, cat)
+            log(f"writing {len(want)} tables …")
+            for name, (n, _) in want.items():
+                t = schema.TABLES.get(name)
+                order = t.stored_order if t is not None else ""
+                if order and n:
+                    log(f"writing {name} ({n:,} rows) in its stored order …")
+                old.execute(f"INSERT INTO __compact.main.{_q(name)} SELECT * FROM {_q(cat)}.main.{_q(name)}{order}")
+            got = _fingerprints(old, "__compact")
+            if got != want:
+                bad = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+                raise ValueError(f"the rewritten file differs from the store in {', '.join(bad)}; "
+                                 "the store is unchanged")
+            old.execute("DETACH __compact")
+            log("reading the new file back …")
+            with store.connect(tmp, read_only=False) as new:
+                faults.verify(new, tmp)
+                store.audit(new, actor=actor, action="compact", outcome="accepted", object=target.name,
+                            detail=f"{before_mib:.0f} MiB before")
+            kept = _swap(old, target, tmp, ".before-compact")
+    finally:
+        _clean(tmp)
+    after_mib = target.stat().st_size / 2**20
+    return {"path": str(target), "kept": str(kept), "mib_before": round(before_mib, 1),
+            "mib_after": round(after_mib, 1), "rows": {k: v[0] for k, v in want.items()},
+            "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def _verify_files(folder: Path, manifest: dict) -> None:
@@ -112,6 +210,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compact(args: argparse.Namespace) -> int:
+    m = compact(args.db, log=lambda msg: print(msg, flush=True))
+    print(f"compacted {m['path']} in {m['seconds']:.0f} s: {m['mib_before']:,.0f} MiB → {m['mib_after']:,.0f} MiB, "
+          f"every table's rows and content checked; the old file is kept as {Path(m['kept']).name} "
+          f"(delete it once you have checked the store)")
+    return 0
+
+
 def register_cli(sub, parents) -> None:
     common = parents[0]
     p = sub.add_parser("backup", parents=[common], help="export the store to a folder of Parquet files")
@@ -120,3 +226,7 @@ def register_cli(sub, parents) -> None:
     p = sub.add_parser("restore", parents=[common], help="replace the store with a backup folder")
     p.add_argument("folder")
     p.set_defaults(func=cmd_restore)
+    p = sub.add_parser("compact", parents=[common],
+                       help="rewrite the store: the large tables in their stored order, no space left from "
+                            "replaced rows (a new file, swapped in when checked)")
+    p.set_defaults(func=cmd_compact)
