@@ -1,18 +1,20 @@
-"""The statsmodels classes the metrics fit, imported from their own modules.
+"""The statsmodels class the metrics use (Kaplan–Meier), imported from its own module.
 
 ``import statsmodels.api`` loads every model family, the formula parsers and the example datasets:
-0.5–1.0 s more on a 2-core machine, paid by the first page that fits a model (a cold start of the
-Executive summary). These three cost 0.5–0.7 s after ``scipy.stats``, which they import (0.7–1.0 s;
-measured with statsmodels 0.15, which also loads polars when it is installed). Import this module
-inside the function that fits (never at a module's top: commands that fit nothing must not load
-statsmodels or ``scipy.stats``) and use it as ``sm``::
+0.5–1.0 s more on a 2-core machine. ``SurvfuncRight`` alone costs about 0.6 s (it imports
+``scipy.stats`` and statsmodels' base), paid by the first page that draws survival curves (the
+Churn page, the Complaints page's time to close). Import this module inside the function that
+needs it (never at a module's top: commands that draw no curve must not load statsmodels or
+``scipy.stats``) and use it as ``sm``::
 
     from cxmetrics.core import sm
-    sm.GLM(y, X, family=sm.families.Poisson()).fit()
+    sm.SurvfuncRight(durations, events, freq_weights=counts)
+
+The GLMs the hazard and odds ratios fit are :mod:`cxmetrics.core.glm` (checked against
+statsmodels' ``GLM`` in the tests), so the pages that show those ratios and no curve (the
+Executive summary, the Finance review) load no statsmodels.
 """
 
 from statsmodels.duration.survfunc import SurvfuncRight
-from statsmodels.genmod import families
-from statsmodels.genmod.generalized_linear_model import GLM
 
-__all__ = ["GLM", "SurvfuncRight", "families"]
+__all__ = ["SurvfuncRight"]

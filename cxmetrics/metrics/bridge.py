@@ -265,8 +265,6 @@ def break_even(inp: BridgeInputs, key: str, lo: float, hi: float) -> float | Non
 
     Net impact is monotone in every assumption of the model, so a bracketing root is unique.
     """
-    from scipy.optimize import brentq
-
     f = lambda x: net(_set(inp, key, x))  # noqa: E731
     flo, fhi = f(lo), f(hi)
     if flo == 0:
@@ -275,4 +273,54 @@ def break_even(inp: BridgeInputs, key: str, lo: float, hi: float) -> float | Non
         return hi
     if (flo > 0) == (fhi > 0):
         return None
-    return float(brentq(f, lo, hi, xtol=1e-9))
+    return brent(f, lo, hi, flo, fhi, xtol=1e-9)
+
+
+def brent(f, a: float, b: float, fa: float, fb: float, *, xtol: float = 1e-12, rtol: float = 4 * 2.220446049250313e-16,
+          maxiter: int = 100) -> float:
+    """A root of ``f`` in [a, b], where f(a) = ``fa`` and f(b) = ``fb`` have opposite signs, to
+    within ``xtol + rtol·|x|``: Brent's method (Brent 1973, ch. 4), the steps of scipy's ``brentq``
+    (inverse quadratic or secant steps while they shrink the bracket fast enough, bisection
+    otherwise), without importing ``scipy.optimize`` (0.2 s, paid by the first page that shows a
+    break-even). ``tests/test_native_stats.py`` checks that it takes ``brentq``'s steps: the same
+    root, bit for bit, after the same number of evaluations.
+
+    Brent, R. P. (1973), *Algorithms for Minimization without Derivatives*, Prentice-Hall.
+
+    >>> round(brent(lambda x: x * x - 2, 0.0, 2.0, -2.0, 2.0), 12)
+    1.414213562373
+    """
+    xpre, xcur, fpre, fcur = float(a), float(b), float(fa), float(fb)
+    if fpre == 0:
+        return xpre
+    if fcur == 0:
+        return xcur
+    xblk = fblk = spre = scur = 0.0
+    for _ in range(maxiter):
+        if fpre != 0 and fcur != 0 and (fpre < 0) != (fcur < 0):
+            xblk, fblk = xpre, fpre  # the bracket's other end
+            spre = scur = xcur - xpre
+        if abs(fblk) < abs(fcur):  # keep the best guess in xcur
+            xpre, xcur, xblk = xcur, xblk, xcur
+            fpre, fcur, fblk = fcur, fblk, fcur
+        delta = (xtol + rtol * abs(xcur)) / 2
+        sbis = (xblk - xcur) / 2
+        if fcur == 0 or abs(sbis) < delta:
+            return xcur
+        if abs(spre) > delta and abs(fcur) < abs(fpre):
+            if xpre == xblk:  # secant
+                stry = -fcur * (xcur - xpre) / (fcur - fpre)
+            else:  # inverse quadratic interpolation
+                dpre = (fpre - fcur) / (xpre - xcur)
+                dblk = (fblk - fcur) / (xblk - xcur)
+                stry = -fcur * (fblk * dblk - fpre * dpre) / (dblk * dpre * (fblk - fpre))
+            if 2 * abs(stry) < min(abs(spre), 3 * abs(sbis) - delta):
+                spre, scur = scur, stry  # the interpolation step is good
+            else:
+                spre = scur = sbis
+        else:
+            spre = scur = sbis
+        xpre, fpre = xcur, fcur
+        xcur += scur if abs(scur) > delta else (delta if sbis > 0 else -delta)
+        fcur = float(f(xcur))
+    return xcur

@@ -15,6 +15,7 @@ churn date or the end of the data (censored). Everything is aggregated in DuckDB
   at most 50,000) is reported alongside as a check. A ratio whose group has no events is "not
   estimable" (NaN, with the reason); the other ratios are kept;
 * odds ratios: a binomial GLM of churn within the window after L on cells (exact grouped logistic);
+  both GLMs fitted by :mod:`cxmetrics.core.glm` (IRLS, checked against statsmodels' ``GLM``);
 * Kaplan–Meier curves by group: statsmodels ``SurvfuncRight`` with frequency weights on
   (group, month, status) counts; pointwise bands from Greenwood's variance on the log-log scale
   (:func:`greenwood_band`; log and plain on request);
@@ -41,7 +42,7 @@ import math
 import duckdb
 
 from cxmetrics import store
-from cxmetrics.core import lazy
+from cxmetrics.core import glm, lazy
 from cxmetrics.core.dist import norm
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
@@ -212,8 +213,6 @@ def hazard_ratios(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark:
 
     ``cox=False`` leaves out the Cox check (the Churn page shows it; summaries quote the Poisson
     hazard ratio, which is exact on the cells)."""
-    from cxmetrics.core import sm
-
     L = landmark or default_landmark(con, filters)
     q = _base(con, filters, L, "SELECT nps_group, segment, tenure, count(*) AS customers, "
                           "count(*) FILTER (WHERE event) AS events, sum(days) / $month AS exposure_months, "
@@ -229,10 +228,8 @@ def hazard_ratios(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark:
     months, last = churn_window(L, follow_up_end(con, filters) or data_end(con))
     window = window_label(months)
     X = _design(cells)
-    pois = sm.GLM(cells["events"], X, family=sm.families.Poisson(),
-                  offset=np.log(cells["exposure_months"])).fit()
-    logit = sm.GLM(np.column_stack([cells["churn12"], cells["customers"] - cells["churn12"]]), X,
-                   family=sm.families.Binomial()).fit()
+    pois = glm.poisson(cells["events"], X, offset=np.log(cells["exposure_months"]))
+    logit = glm.binomial(cells["churn12"], cells["customers"], X)
     no_events = set(cells.groupby("nps_group")["events"].sum().loc[lambda e: e == 0].index)
     no_churn12 = set(cells.groupby("nps_group")["churn12"].sum().loc[lambda e: e == 0].index)
     for g in ("passive", "detractor"):

@@ -28,7 +28,7 @@ import math
 import duckdb
 
 from cxmetrics import store
-from cxmetrics.core import lazy
+from cxmetrics.core import glm, lazy
 from cxmetrics.core.dist import norm
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
@@ -240,8 +240,6 @@ def _recontact_estimate(r, days: int, alpha: float, filters: Filters) -> Estimat
 
 def churn_uplift(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Result:
     """Hazard ratios of churn by complaint history before the landmark (see module docstring)."""
-    from cxmetrics.core import sm
-
     L = churn.default_landmark(con, filters)
     where, params = summaries.where(summaries.COMPLAINT_CHURN_TABLE, filters, customer="k", dates=False)
     q = summaries.query(con, "complaint_churn_cells", f"""
@@ -257,7 +255,7 @@ FROM {{summary_complaint_churn}} k WHERE {where} GROUP BY ALL ORDER BY ALL""", {
     for lv in sorted(cells["state"].unique()):
         if lv != "no complaint":
             X[f"state[{lv}]"] = (cells["state"] == lv).astype(float)
-    res = sm.GLM(cells["events"], X, family=sm.families.Poisson(), offset=np.log(cells["exposure"])).fit()
+    res = glm.poisson(cells["events"], X, offset=np.log(cells["exposure"]))
     z = norm.ppf(1 - alpha / 2)
     rows, warnings = [], []
     no_events = set(cells.groupby("state")["events"].sum().loc[lambda e: e == 0].index)

@@ -11,8 +11,8 @@ compared with the ``months`` before them:
 * theme share: difference of two proportions, Wald SE (unpooled) for the interval and the test.
 
 Cells with fewer than ``filters.min_n`` observations in either period are not tested (counted).
-All p-values of the family go through Benjamini & Hochberg (1995) (statsmodels ``multipletests``,
-``fdr_bh``) at ``q``: the list keeps the changes whose adjusted p-value (q-value) is below ``q``, so
+All p-values of the family go through Benjamini & Hochberg (1995)
+(:func:`cxmetrics.core.stats.benjamini_hochberg`, as statsmodels' ``multipletests``, ``fdr_bh``) at ``q``: the list keeps the changes whose adjusted p-value (q-value) is below ``q``, so
 the expected share of false discoveries among them is at most ``q``.
 """
 
@@ -29,6 +29,7 @@ from cxmetrics.core import lazy
 from cxmetrics.core.dist import norm
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Result
+from cxmetrics.core.stats import benjamini_hochberg
 from cxmetrics.metrics import nps, theme_lean, theme_store, themes
 from cxmetrics.store import summaries
 
@@ -105,9 +106,7 @@ def assess_cells(cells: pd.DataFrame, *, q: float = 0.05, alpha: float = 0.05, m
     out["ci_low"], out["ci_high"], out["se"], out["p_value"] = change - z * se, change + z * se, se, p
     out["q_value"], out["moved"] = np.nan, False
     if tested.any():
-        from statsmodels.stats.multitest import multipletests
-
-        reject, qv, _, _ = multipletests(p[tested], alpha=q, method="fdr_bh")
+        reject, qv = benjamini_hochberg(p[tested], q)
         out.loc[tested, "q_value"] = qv
         out.loc[tested, "moved"] = reject
     return out

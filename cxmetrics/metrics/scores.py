@@ -23,6 +23,7 @@ from cxmetrics.core import lazy
 from cxmetrics.core.dist import t as student_t
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
+from cxmetrics.core.stats import wilson
 from cxmetrics.metrics import clustered as cluster_sums
 from cxmetrics.metrics.clustered import Clusters, score_cluster_query
 from cxmetrics.metrics.nps import DIMENSIONS, PERIODS, SURVEYS, _cluster_query, _response_source, _survey_clause
@@ -57,16 +58,15 @@ def score(con: duckdb.DuckDBPyConnection, filters: Filters, *, metric: str = "cs
           survey: str = "all", alpha: float = 0.05) -> Result:
     """CSAT (% satisfied = share of 4–5, and mean 1–5) or CES (mean 1–7) overall or by dimension.
 
-    Mean: t interval from Σx, Σx², n. Share: Wilson score interval (statsmodels
-    ``proportion_confint(method="wilson")``), which stays inside 0–100 and behaves at small n; groups
+    Mean: t interval from Σx, Σx², n. Share: Wilson score interval
+    (:func:`cxmetrics.core.stats.wilson`, as statsmodels' ``proportion_confint(method="wilson")``),
+    which stays inside 0–100 and behaves at small n; groups
     below ``filters.min_n`` are flagged. When a customer answered more than once in a group, both
     use the customer-clustered linearised SE (:class:`cxmetrics.clustered.Clusters`): the mean's
     t interval on m − 1 degrees of freedom (m customers), the share's Wilson interval on the
     effective n = p(1 − p) / V (Kish's design effect). The counts may come from the responses
     summary; the per-customer sums are one GROUP BY over the raw responses.
     """
-    from statsmodels.stats.proportion import proportion_confint
-
     if metric not in _SCORE_COLS:
         raise ValueError("metric must be csat or ces")
     col, sat = _SCORE_COLS[metric]
@@ -104,7 +104,7 @@ WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
             if rep:
                 v = Clusters(int(r["m"]), int(r["max_k"]), r["ss"], r["sk"], r["kk"]).var(s, n)
                 n_ci = s * (1 - s) / v if v > 0 else int(r["m"])  # Kish: n / design effect
-            lo, hi = proportion_confint(s * n_ci, n_ci, alpha=alpha, method="wilson")
+            lo, hi = wilson(s * n_ci, n_ci, alpha)
             rec.update({"satisfied_pct": 100 * s, "satisfied_ci_low": 100 * lo, "satisfied_ci_high": 100 * hi,
                         "satisfied_se": 100 * math.sqrt(v), "satisfied_n_eff": n_ci})
         recs.append(rec)

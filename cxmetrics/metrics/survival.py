@@ -13,11 +13,11 @@ censored survival data", Biometrics 30(1) (the partial likelihood with tied even
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 
 from cxmetrics.core import lazy
 from cxmetrics.core.dist import norm
+from cxmetrics.core.stats import wilson  # noqa: F401  (the metrics' Wilson interval, re-exported)
 
 np = lazy.module("numpy")
 pd = lazy.module("pandas")
@@ -28,22 +28,6 @@ MONTH_DAYS = 365.25 / 12
 
 def add_months(d: dt.date, months: int) -> dt.date:
     return (pd.Timestamp(d) + pd.DateOffset(months=months)).date()
-
-
-def wilson(k: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
-    """Wilson score interval for k successes out of n.
-
-    >>> [round(v, 4) for v in wilson(10, 100)]
-    [0.0552, 0.1744]
-    """
-    if n <= 0:
-        return float("nan"), float("nan")
-    z = norm.ppf(1 - alpha / 2)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    # exact at the boundary (k = 0 or k = n), where rounding would leave the point just outside
-    return (0.0 if k <= 0 else float(max(centre - half, 0.0))), (1.0 if k >= n else float(min(centre + half, 1.0)))
 
 
 def churn_window(landmark: dt.date, end: dt.date | None) -> tuple[float, dt.date | None]:

@@ -204,17 +204,3 @@ def annotate(texts: pd.Series, lexicon: pd.DataFrame | None = None) -> pd.DataFr
                                        ["positive", "negative"], "neutral")
     out.loc[out["sentiment"].isna(), "sentiment_label"] = "no method"
     return out
-
-
-def wilson(k: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
-    """Wilson score interval for a proportion k/n (Wilson 1927; statsmodels ``proportion_confint``).
-
-    >>> [round(v, 4) for v in wilson(0, 10)]
-    [0.0, 0.2775]
-    """
-    from statsmodels.stats.proportion import proportion_confint
-
-    if n <= 0:
-        return float("nan"), float("nan")
-    lo, hi = proportion_confint(k, n, alpha=alpha, method="wilson")
-    return float(max(lo, 0.0)), float(min(hi, 1.0))

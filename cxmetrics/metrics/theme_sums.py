@@ -36,6 +36,7 @@ import duckdb
 from cxmetrics import store
 from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
+from cxmetrics.core.stats import wilson
 from cxmetrics.metrics import nps
 from cxmetrics.metrics.clustered import Clusters
 from cxmetrics.store import stubs
@@ -287,14 +288,10 @@ def churn_table(churn: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
 
 def _wilson(k, n, alpha: float):
     """Wilson intervals for arrays of counts (NaN where n is 0)."""
-    from statsmodels.stats.proportion import proportion_confint
-
     k, n = np.asarray(k, dtype=float), np.broadcast_to(np.asarray(n, dtype=float), np.shape(k))
     if k.size == 0:
         return np.array([]), np.array([])
-    safe = np.where(n > 0, n, 1.0)
-    lo, hi = proportion_confint(np.minimum(k, safe), safe, alpha=alpha, method="wilson")
-    return np.where(n > 0, np.maximum(lo, 0.0), np.nan), np.where(n > 0, np.minimum(hi, 1.0), np.nan)
+    return wilson(np.minimum(k, n), n, alpha)
 
 
 def _wilson_cols(df: pd.DataFrame, k: str, n: str, prefix: str, alpha: float, scale: float = 1.0) -> None:
