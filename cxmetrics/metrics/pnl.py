@@ -132,18 +132,23 @@ def _segment_cells(con: duckdb.DuckDBPyConnection, filters: Filters, to: str, co
     k = complaints.rate_by_nps_group(con, filters, by_segment=True).set_index(["segment", "nps_group"])
     b = _base(con, filters, by_segment=True).set_index("segment")
     b = b.reindex(b.index.union(counts["segment"].dropna().unique()))  # a segment without contract customers: NaN
+    # plain dicts: a few dozen lookups, each a pandas .loc otherwise
+    wd, kd, bd = w.to_dict("index"), k.to_dict("index"), b.to_dict("index")
+    w_segs, k_segs = {seg for seg, _ in wd}, {seg for seg, _ in kd}
+    n_by = counts.groupby(["segment", "nps_group"])["customers"].sum().to_dict()
     rows = []
     for seg in sorted(counts["segment"].dropna().unique()):
-        if seg not in w.index.get_level_values(0) or seg not in k.index.get_level_values(0):
+        if seg not in w_segs or seg not in k_segs:
             continue
         for g in ("detractor", to):
-            n = counts[(counts["segment"] == seg) & (counts["nps_group"] == g)]["customers"].sum()
-            if (seg, g) not in w.index or (seg, g) not in k.index or w.loc[(seg, g), "stated_n"] < 2 or not n:
+            n = n_by.get((seg, g), 0)
+            if (seg, g) not in wd or (seg, g) not in kd or wd[(seg, g)]["stated_n"] < 2 or not n:
                 continue
-            rows.append({"nps_group": g, "segment": seg, "customers": int(n), "sow": w.loc[(seg, g), "stated_pct"] / 100,
-                         "sow_se": float(w.loc[(seg, g), "stated_se"]) / 100,
-                         "wallet": float(b.loc[seg, "wallet"]), "wallet_se": float(b.loc[seg, "wallet_se"] or 0),
-                         "complaints": float(k.loc[(seg, g), "per_customer_year"]), "complaints_se": float(k.loc[(seg, g), "se"])})
+            wr, kr = wd[(seg, g)], kd[(seg, g)]
+            rows.append({"nps_group": g, "segment": seg, "customers": int(n), "sow": wr["stated_pct"] / 100,
+                         "sow_se": float(wr["stated_se"]) / 100,
+                         "wallet": float(bd[seg]["wallet"]), "wallet_se": float(bd[seg]["wallet_se"] or 0),
+                         "complaints": float(kr["per_customer_year"]), "complaints_se": float(kr["se"])})
     return pd.DataFrame(rows)
 
 
