@@ -101,6 +101,8 @@ def test_wilson_equals_statsmodels_and_keeps_the_bounds():
         np.testing.assert_allclose(lo, np.clip(rlo, 0, 1), rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(hi, np.clip(rhi, 0, 1), rtol=1e-12, atol=1e-14)
     assert (lo[:20] == 0).all() and (hi[20:40] == 1).all()
+    one = np.array([stats.wilson(float(a), float(b), 0.01) for a, b in zip(k, n, strict=True)])
+    assert np.array_equal(one[:, 0], lo) and np.array_equal(one[:, 1], hi)  # one cell: the same figures
     assert stats.wilson(3.5, 10.2) == pytest.approx(proportion_confint(3.5, 10.2, method="wilson"), rel=1e-12)
     lo, hi = stats.wilson(np.array([1.0, 0.0]), np.array([4.0, 0.0]))
     assert np.isnan(lo[1]) and np.isnan(hi[1]) and 0 < lo[0] < hi[0] < 1

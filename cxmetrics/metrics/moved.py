@@ -12,8 +12,9 @@ compared with the ``months`` before them:
 
 Cells with fewer than ``filters.min_n`` observations in either period are not tested (counted).
 All p-values of the family go through Benjamini & Hochberg (1995)
-(:func:`cxmetrics.core.stats.benjamini_hochberg`, as statsmodels' ``multipletests``, ``fdr_bh``) at ``q``: the list keeps the changes whose adjusted p-value (q-value) is below ``q``, so
-the expected share of false discoveries among them is at most ``q``.
+(:func:`cxmetrics.core.stats.benjamini_hochberg`, as statsmodels' ``multipletests``, ``fdr_bh``) at
+``q``: the list keeps the changes whose adjusted p-value (q-value) is below ``q``, so the expected
+share of false discoveries among them is at most ``q``.
 """
 
 from __future__ import annotations

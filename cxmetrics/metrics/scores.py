@@ -60,8 +60,7 @@ def score(con: duckdb.DuckDBPyConnection, filters: Filters, *, metric: str = "cs
 
     Mean: t interval from Σx, Σx², n. Share: Wilson score interval
     (:func:`cxmetrics.core.stats.wilson`, as statsmodels' ``proportion_confint(method="wilson")``),
-    which stays inside 0–100 and behaves at small n; groups
-    below ``filters.min_n`` are flagged. When a customer answered more than once in a group, both
+    which stays inside 0–100 and behaves at small n; groups below ``filters.min_n`` are flagged. When a customer answered more than once in a group, both
     use the customer-clustered linearised SE (:class:`cxmetrics.clustered.Clusters`): the mean's
     t interval on m − 1 degrees of freedom (m customers), the share's Wilson interval on the
     effective n = p(1 − p) / V (Kish's design effect). The counts may come from the responses
