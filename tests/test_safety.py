@@ -345,22 +345,28 @@ HOLD_WRITE_LOCK = textwrap.dedent("""
 """)
 
 
-def test_restore_waits_for_the_write_lock_and_never_loses_a_commit(small_copy, tmp_path):
-    """Two processes: a writer holds the store's lock; restore must not swap the file under it
-    (today's code did, and the writer's commit went into the unlinked old file)."""
-    bk = tmp_path / "bk"
-    backup.backup(small_copy, bk)
-    writer = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(small_copy), "4"], cwd=ROOT,
+def _refused_while_a_writer_holds_the_lock(db: Path, *command: str) -> None:
+    """``python -m cxmetrics COMMAND … --db DB`` while a second process holds the store's write lock
+    (and commits after): exit 1 with the one-line message, no traceback."""
+    writer = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(db), "4"], cwd=ROOT,
                               stdout=subprocess.PIPE, text=True)
     try:
         assert writer.stdout.readline().strip() == "holding"
-        r = subprocess.run([sys.executable, "-m", "cxmetrics", "restore", str(bk), "--db", str(small_copy)],
+        r = subprocess.run([sys.executable, "-m", "cxmetrics", *command, "--db", str(db)],
                            cwd=ROOT, capture_output=True, text=True, timeout=120,
                            env={**os.environ, "CX_LOCK_TIMEOUT": "0.5"})
         assert r.returncode == 1, r.stdout + r.stderr
         assert "locked by another process" in r.stderr and "Traceback" not in r.stderr
     finally:
         assert writer.wait(timeout=60) == 0
+
+
+def test_restore_waits_for_the_write_lock_and_never_loses_a_commit(small_copy, tmp_path):
+    """Two processes: a writer holds the store's lock; restore must not swap the file under it
+    (today's code did, and the writer's commit went into the unlinked old file)."""
+    bk = tmp_path / "bk"
+    backup.backup(small_copy, bk)
+    _refused_while_a_writer_holds_the_lock(small_copy, "restore", str(bk))
     with store.connect(str(small_copy)) as con:  # the writer's commit is in the live file
         assert con.execute("SELECT count(*) FROM audit WHERE actor = 'writer'").fetchone()[0] == 1
     # a writer that starts during a restore waits and then writes into the restored file
@@ -478,17 +484,7 @@ def test_compact_refuses_and_leaves_the_store_as_it_was(small_copy, digest, monk
 
 
 def test_compact_cli_waits_for_the_write_lock(small_copy):
-    writer = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(small_copy), "4"], cwd=ROOT,
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert writer.stdout.readline().strip() == "holding"
-        r = subprocess.run([sys.executable, "-m", "cxmetrics", "compact", "--db", str(small_copy)],
-                           cwd=ROOT, capture_output=True, text=True, timeout=120,
-                           env={**os.environ, "CX_LOCK_TIMEOUT": "0.5"})
-        assert r.returncode == 1, r.stdout + r.stderr
-        assert "locked by another process" in r.stderr and "Traceback" not in r.stderr
-    finally:
-        assert writer.wait(timeout=60) == 0
+    _refused_while_a_writer_holds_the_lock(small_copy, "compact")
     r = subprocess.run([sys.executable, "-m", "cxmetrics", "compact", "--db", str(small_copy)],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
