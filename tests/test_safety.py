@@ -480,6 +480,11 @@ def test_compact_refuses_and_leaves_the_store_as_it_was(small_copy, digest, monk
         backup.compact(small_copy)
     with pytest.raises(ValueError, match="does not exist"):
         backup.compact(small_copy.with_name("none.duckdb"))
+    monkeypatch.undo()
+    monkeypatch.setenv("CX_COMPACT_MEMORY", "lots")
+    with pytest.raises(ValueError, match="CX_COMPACT_MEMORY='lots' is not a memory size.*the store is unchanged"):
+        backup.compact(small_copy)
+    assert digest(small_copy) == before and small_copy.stat().st_ino == ino
     assert not small_copy.with_name("none.duckdb").exists()
 
 
