@@ -125,9 +125,10 @@ def test_benjamini_hochberg_equals_statsmodels(seed):
 
 
 def test_pages_without_survival_curves_load_no_statsmodels(demo_db):
-    """A fresh process computes the Executive summary and the Finance review (hazard and odds
-    ratios, Wilson intervals, the "what moved" list, break-evens) without importing statsmodels,
-    scipy.stats or scipy.optimize; the Churn page (Kaplan–Meier curves) does import statsmodels."""
+    """A fresh process computes the Executive summary, NPS & drivers, the KPI alignment and the
+    Finance review (hazard and odds ratios, Wilson and t intervals, the KPI thresholds'
+    chi-square, the "what moved" list, break-evens) without importing statsmodels or any of SciPy;
+    the Churn page (Kaplan–Meier curves) does import statsmodels."""
     import subprocess
     import sys
     from pathlib import Path
@@ -142,7 +143,7 @@ for path in sys.argv[2:]:
     spec = next(p for p in roles.PAGES if p.path == path)
     with store.connect(sys.argv[1]) as con:
         bench.page_function(spec)(con, Filters())
-print(sorted(m for m in ("statsmodels", "scipy.stats", "scipy.optimize") if m in sys.modules))
+print(sorted(m for m in ("statsmodels", "scipy", "scipy.special", "scipy.stats", "scipy.optimize") if m in sys.modules))
 """
     root = Path(__file__).resolve().parent.parent
 
@@ -152,7 +153,8 @@ print(sorted(m for m in ("statsmodels", "scipy.stats", "scipy.optimize") if m in
         assert r.returncode == 0, r.stderr
         return r.stdout.strip().splitlines()[-1]
 
-    assert loaded("pages/01_executive_summary.py", "pages/10_finance_review.py") == "[]"
+    assert loaded("pages/01_executive_summary.py", "pages/02_nps_drivers.py", "pages/07_alignment.py",
+                  "pages/10_finance_review.py") == "[]"
     assert "'statsmodels'" in loaded("pages/04_churn_retention.py")
 
 

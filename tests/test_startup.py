@@ -43,12 +43,15 @@ def test_status_loads_no_heavy_library(tmp_path):
 
 
 def test_a_metric_module_imports_without_its_libraries_and_loads_them_on_use():
-    """Importing a metric module loads none of its libraries; the normal quantile needs none at all
-    (cxmetrics.core.dist), the t quantile scipy.special on first use, never scipy.stats."""
-    code = ("import sys\nfrom cxmetrics.metrics import nps, churn, btyd, scores\n"
+    """Importing a metric module loads none of its libraries; the normal, t and chi-square
+    quantiles need none at all (cxmetrics.core.dist); the BTYD likelihood loads scipy.special on
+    first use, never scipy.stats."""
+    code = ("import sys\nfrom cxmetrics.metrics import nps, churn, btyd, scores, threshold\n"
             "assert 'scipy' not in sys.modules and 'pandas' not in sys.modules\n"
-            "assert abs(nps.norm.ppf(0.975) - 1.959964) < 1e-6 and 'scipy' not in sys.modules\n"
+            "assert abs(nps.norm.ppf(0.975) - 1.959964) < 1e-6\n"
             "assert abs(scores.student_t.ppf(0.975, 10) - 2.228139) < 1e-6\n"
+            "assert abs(threshold.chi2.ppf(0.95, 1) - 3.841459) < 1e-6 and 'scipy' not in sys.modules\n"
+            "assert abs(btyd.gammaln(0.5) - 0.572365) < 1e-6\n"
             "assert 'scipy.special' in sys.modules and 'scipy.stats' not in sys.modules")
     assert "scipy" in _loaded_after(code)
 
