@@ -73,12 +73,13 @@ def _parts(query: store.Query) -> tuple[str, str]:
     return m["per"], m["final"]
 
 
-def changed_sums(con, query: store.Query) -> tuple[pd.DataFrame, pd.DataFrame]:
+def changed_sums(con, query: store.Query) -> tuple[list[tuple], list[tuple]]:
     """Inside a write that only appended rows (:func:`cxmetrics.store.incremental.narrowed`): the
     cluster sums of ``query`` (a cluster-sum query: ``WITH per AS (`` one row per cluster: its
     group, segment, region and id, then additive sums ``) SELECT … FROM per …``) over the clusters
-    the appended rows fall in, before the write and after it. One pass over the appended customers'
-    earlier answers: a cluster's sums after the write are its sums before plus the appended rows'."""
+    the appended rows fall in, before the write and after it, as the query's rows. One pass over
+    the appended customers' earlier answers: a cluster's sums after the write are its sums before
+    plus the appended rows'."""
     per, final = _parts(query)
     con.execute(f"CREATE OR REPLACE TEMP TABLE __cl_new AS {incremental.narrowed(con, per, rows='appended')}",
                 query.params)
@@ -93,31 +94,55 @@ def changed_sums(con, query: store.Query) -> tuple[pd.DataFrame, pd.DataFrame]:
     added = ", ".join(f'sum("{c}") AS "{c}"' for c in sums)
     con.execute(f"CREATE OR REPLACE TEMP TABLE __cl_after AS SELECT {', '.join(keys)}, {added} FROM "
                 "(SELECT * FROM __cl_before UNION ALL SELECT * FROM __cl_new) GROUP BY ALL")
-    out = tuple(store.run(con, store.Query(query.name, re.sub(r"\bFROM per\b", f"FROM __cl_{side}", final)))
+    out = tuple(con.execute(re.sub(r"\bFROM per\b", f"FROM __cl_{side}", final)).fetchall()
                 for side in ("before", "after"))
     for t in ("new", "before", "after"):
         con.execute(f"DROP TABLE __cl_{t}")
     return out
 
 
-def updated(doc: dict, before, after) -> dict:
+_KEYS = ("grp", "segment", "region", "department", "quarter")
+
+
+def _kept_value(v):
+    """A fetched value as :func:`to_kept` writes it from a frame: a day or a time as the ISO text
+    of its midnight timestamp, a whole number of a sum (HUGEINT) as a float."""
+    if isinstance(v, dt.datetime):
+        return v.isoformat()
+    if isinstance(v, dt.date):
+        return dt.datetime.combine(v, dt.time()).isoformat()
+    return v
+
+
+def updated(doc: dict, before: list[tuple], after: list[tuple]) -> dict:
     """A kept cluster-sum document (:func:`to_kept`) with some customers' sums replaced: ``before``
-    and ``after`` are those customers' cluster sums (the same query narrowed to them) from their
-    answers before a write that only appended answers and after it. m and the sums are additive over
-    customers; a customer's answer count only grows, so the largest cluster is the larger of the
-    kept one and the largest after. Groups left with no customer are dropped."""
-    keys = ["grp", "segment", "region", *(c for c in ("department", "quarter") if c in doc["columns"])]
-    old = pd.DataFrame(doc["rows"], columns=doc["columns"])
-    b, a = (pd.DataFrame(d["rows"], columns=d["columns"]) for d in (to_kept(before), to_kept(after)))
-    add = [c for c in doc["columns"] if c not in keys and c != "max_k"]
-    b = b.assign(**{c: -b[c] for c in add}, max_k=0)
-    frames = [df[doc["columns"]] for df in (old, a, b) if len(df)]
-    if not frames:
-        return doc
-    out = (pd.concat(frames, ignore_index=True).groupby(keys, dropna=False, sort=True)
-           .agg(**{c: (c, "max" if c == "max_k" else "sum") for c in doc["columns"] if c not in keys})
-           .reset_index())
-    return to_kept(out.loc[out["m"] > 0, doc["columns"]])
+    and ``after`` are those customers' cluster sums (rows of the query the document was made with,
+    narrowed to them: :func:`changed_sums`). m and the sums are additive over customers; a
+    customer's answer count only grows, so the largest cluster is the larger of the kept one and
+    the largest after. Groups left with no customer are dropped; the rows come back ordered by
+    their group columns (missing values last), as a rebuild orders them."""
+    cols = doc["columns"]
+    nk = sum(c in _KEYS for c in cols)
+    m_at, k_at = cols.index("m"), cols.index("max_k")
+    ints = {m_at, k_at}
+    out = {tuple(r[:nk]): [0.0 if v is None else v for v in r[nk:]] for r in doc["rows"]}  # a missing sum adds as 0
+    for rows, sign in ((after, 1), (before, -1)):
+        for r in rows:
+            if len(r) != len(cols):
+                raise ValueError(f"cluster sums: {len(r)} columns where the kept ones have {len(cols)}")
+            key = tuple(_kept_value(v) for v in r[:nk])
+            cur = out.get(key)
+            if cur is None:
+                cur = out[key] = [0 if nk + i in ints else 0.0 for i in range(len(cols) - nk)]
+            for i, v in enumerate(r[nk:], start=nk):
+                if i == k_at:
+                    if sign > 0:
+                        cur[i - nk] = max(cur[i - nk], v)
+                elif v is not None:
+                    cur[i - nk] = cur[i - nk] + sign * (v if i in ints else float(v))
+    rows = sorted(([*k, *v] for k, v in out.items() if v[m_at - nk] > 0),
+                  key=lambda r: tuple((x is None, x if x is not None else "") for x in r[:nk]))
+    return {"columns": list(cols), "rows": rows}
 
 
 def kept(con, measure: str, dim: str | None, survey: str, filters, like=None):
