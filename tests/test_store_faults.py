@@ -75,6 +75,30 @@ def test_a_healthy_store_verifies_and_status_says_so(small_copy):
         assert faults.verify(con, small_copy) >= 13  # the contract tables and the bookkeeping ones
 
 
+def test_a_write_open_reads_the_file_under_a_memory_cap_and_lets_the_blocks_go(demo_db, tmp_path, monkeypatch):
+    """A write-open reads every block of the file first (verify_once). The connection is fresh,
+    under DuckDB's default limit (80 % of the machine): without a cap the blocks stayed cached, and
+    a write-open of an 8 GiB store took 8 GiB of memory. Under the cap the open ends holding no
+    more than it (and the few blocks read after it), with the default limit back for the write's own work."""
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(demo_db, db)
+    cap = 4 * 2**20
+
+    def held(con) -> int:
+        return con.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()[0]
+
+    with duckdb.connect(str(db)) as con:
+        default = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    monkeypatch.setattr(faults, "VERIFY_MEMORY", cap)
+    with store.connect(str(db), read_only=False) as con:  # the cap, and the blocks the open reads after it
+        assert held(con) < 2 * cap
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == default
+    faults._record_path(db).unlink()  # read again at the next open
+    monkeypatch.setattr(faults, "VERIFY_MEMORY", 2**40)  # no cap: the same open keeps the file's blocks
+    with store.connect(str(db), read_only=False) as con:
+        assert held(con) > 3 * cap
+
+
 def test_status_rests_on_a_recent_full_check_of_the_same_file_and_not_on_a_changed_one(small_copy):
     """An hour-old full check of this very file state spares the read (and says when it ran);
     ``--full`` reads again; random bytes written since make the file another one: read, refused."""

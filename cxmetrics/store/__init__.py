@@ -117,7 +117,8 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = True,
             _limit_query_memory(con)
             check_version(con, p)
         else:
-            checked = faults.verify_once(con, p)
+            with faults.memory_capped(con, faults.VERIFY_MEMORY):  # a fresh write-open: DuckDB's default
+                checked = faults.verify_once(con, p)
             migrate(con)
             before = data_version(con)
         yield con
