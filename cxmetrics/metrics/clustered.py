@@ -105,8 +105,8 @@ _KEYS = ("grp", "segment", "region", "department", "quarter")
 
 
 def _kept_value(v):
-    """A fetched value as :func:`to_kept` writes it from a frame: a day or a time as the ISO text
-    of its midnight timestamp, a whole number of a sum (HUGEINT) as a float."""
+    """A fetched group value as :func:`to_kept` writes it from a frame: a day or a time as the ISO
+    text of its midnight timestamp."""
     if isinstance(v, dt.datetime):
         return v.isoformat()
     if isinstance(v, dt.date):
@@ -120,28 +120,25 @@ def updated(doc: dict, before: list[tuple], after: list[tuple]) -> dict:
     narrowed to them: :func:`changed_sums`). m and the sums are additive over customers; a
     customer's answer count only grows, so the largest cluster is the larger of the kept one and
     the largest after. Groups left with no customer are dropped; the rows come back ordered by
-    their group columns (missing values last), as a rebuild orders them."""
+    their group columns (missing values last), as a rebuild orders them, m and the largest cluster
+    as whole numbers and the sums as floats, as :func:`to_kept` writes a frame's."""
     cols = doc["columns"]
-    nk = sum(c in _KEYS for c in cols)
-    m_at, k_at = cols.index("m"), cols.index("max_k")
-    ints = {m_at, k_at}
+    nk = sum(c in _KEYS for c in cols)  # the group columns come first
+    m_at, k_at = cols.index("m") - nk, cols.index("max_k") - nk  # in a row's values after them
     out = {tuple(r[:nk]): [0.0 if v is None else v for v in r[nk:]] for r in doc["rows"]}  # a missing sum adds as 0
     for rows, sign in ((after, 1), (before, -1)):
         for r in rows:
             if len(r) != len(cols):
                 raise ValueError(f"cluster sums: {len(r)} columns where the kept ones have {len(cols)}")
-            key = tuple(_kept_value(v) for v in r[:nk])
-            cur = out.get(key)
-            if cur is None:
-                cur = out[key] = [0 if nk + i in ints else 0.0 for i in range(len(cols) - nk)]
-            for i, v in enumerate(r[nk:], start=nk):
+            cur = out.setdefault(tuple(_kept_value(v) for v in r[:nk]),
+                                 [0 if i in (m_at, k_at) else 0.0 for i in range(len(cols) - nk)])
+            for i, v in enumerate(r[nk:]):
                 if i == k_at:
-                    if sign > 0:
-                        cur[i - nk] = max(cur[i - nk], v)
+                    cur[i] = max(cur[i], v) if sign > 0 else cur[i]
                 elif v is not None:
-                    cur[i - nk] = cur[i - nk] + sign * (v if i in ints else float(v))
-    rows = sorted(([*k, *v] for k, v in out.items() if v[m_at - nk] > 0),
-                  key=lambda r: tuple((x is None, x if x is not None else "") for x in r[:nk]))
+                    cur[i] += sign * (v if i == m_at else float(v))
+    rows = sorted(([*k, *v] for k, v in out.items() if v[m_at] > 0),
+                  key=lambda r: tuple((x is None, "" if x is None else x) for x in r[:nk]))
     return {"columns": list(cols), "rows": rows}
 
 
