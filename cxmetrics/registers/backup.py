@@ -152,8 +152,6 @@ def compact(db: str | os.PathLike | None, *, actor: str = "cli", log=print) -> d
     old file's, every data block of the new file is read back, and only then is the new file renamed
     into place. The data version stays (the content is the same: caches and summaries stay
     valid); the old file is kept as ``<name>.before-compact``. Returns sizes, rows and seconds."""
-    import duckdb
-
     t0 = time.perf_counter()
     target = store.db_path(db)
     if not target.exists():
@@ -188,19 +186,12 @@ def compact(db: str | os.PathLike | None, *, actor: str = "cli", log=print) -> d
                                  "the store is unchanged")
             old.execute("DETACH __compact")
             log("reading the new file back …")
-            # a connection of its own, capped like the copy (a store.connect for writes would read
-            # the new file whole under DuckDB's default and keep its blocks cached: 8 GiB at ten
-            # times the bench scale); recorded as read, so the swap's open does not read it again
-            new = duckdb.connect(str(tmp))
-            try:
-                _limit_memory(new)
-                faults.verify(new, tmp)
+            # a write-open reads every block of a file it has not read (the new one: under the
+            # write-open's memory cap, faults.VERIFY_MEMORY) and records it as read when it closes,
+            # so the swap's open does not read it again
+            with store.connect(tmp, read_only=False) as new:
                 store.audit(new, actor=actor, action="compact", outcome="accepted", object=target.name,
                             detail=f"{before_mib:.0f} MiB before")
-                checked = time.time()
-            finally:
-                new.close()
-            faults.record_written(tmp, checked)
             kept = _swap(old, target, tmp, ".before-compact")
     finally:
         _clean(tmp)
