@@ -284,7 +284,10 @@ def what_moved(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int 
     t = assess_cells(raw, q=q, alpha=alpha, min_n=filters.min_n)
     before = f"{prev + dt.timedelta(days=1):%d %b %Y}–{cur:%d %b %Y}"
     after = f"{cur + dt.timedelta(days=1):%d %b %Y}–{end:%d %b %Y}"
-    t["sentence"] = [sentence(r, before, after, alpha) if r["moved"] else "" for r in t.to_dict("records")]
+    t["sentence"] = ""
+    hit = t["moved"].to_numpy(dtype=bool)
+    if hit.any():  # the moved cells only: a few of thousands
+        t.loc[hit, "sentence"] = [sentence(r, before, after, alpha) for r in t[hit].to_dict("records")]
     t = t.sort_values(["moved", "q_value"], ascending=[False, True], na_position="last").reset_index(drop=True)
     t["estimate"], t["n"] = t["change"], t.filter(regex=r"^n_[01]$").sum(axis=1)
     t["small_sample"] = t["p_value"].isna()
