@@ -19,7 +19,7 @@ from cxmetrics.core.filters import Filters, Scope
 from cxmetrics.core.results import Estimate
 from cxmetrics.metrics import churn
 from cxmetrics.registers import importer
-from cxmetrics.store import relations, summaries
+from cxmetrics.store import histories, relations, summaries
 from tests.test_scope import walk
 
 
@@ -562,7 +562,7 @@ def test_an_append_updates_summaries_in_place_to_what_a_rebuild_stores(small_cop
     took = {r.name for r in relations.ALL if "survey_responses" in r.depends and r.grain != "table"
             and not r.args and (not r.uses or r.grain == "customer_cells")}
     assert took == {"summary_responses", "summary_kpi_linked", "summary_customer_departments",
-                    "summary_answer_spells", "summary_landmark_states", "summary_lifecycle_by_department", "summary_latest", "summary_detractors",
+                    "summary_answer_spells", "summary_cluster_suffixes", "summary_landmark_states", "summary_lifecycle_by_department", "summary_latest", "summary_detractors",
                     "summary_driver_pairs_by_department", "summary_driver_pairs"}
     assert set(done["updated"]) == took
     assert not took & set(done["rebuilt"])
@@ -1286,6 +1286,77 @@ def test_touchpoint_figures_of_a_range_that_is_one_quarter_read_that_quarters_ke
                 assert read_raw == (f in raw_ones), (f, name, names)
                 assert len(fast) >= 1
                 pd.testing.assert_frame_equal(fast, slow, check_exact=False, rtol=1e-9, atol=1e-9)
+
+
+def test_a_range_open_at_its_end_reads_each_customers_sums_from_the_day_it_starts(small_copy, monkeypatch):
+    """A range that starts on a day and runs to the data's end ("the last 12 months"): the
+    relationship and transactional NPS overall (weighted too, under a segment or regions) and by
+    touchpoint, and the CSAT by touchpoint, take their customer-clustered sums from the sums kept
+    per customer and answer day (the customer's row whose day is the first they answered on in the
+    range) — no per-customer query, the same tables as from the raw responses, with customers who
+    answered twice on one day, again days later, and answers without a customer (each a cluster of
+    its own). A range that ends before the data's end, or a department's scope, reads the raw
+    responses; the kept rows equal the query's per-customer sums for every start day tried."""
+    from cxmetrics.metrics import clustered, nps, scores
+
+    with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
+        for shift, cond in ((0, "hash(response_id) % 4 = 0"), (9, "hash(response_id) % 4 = 1")):
+            con.execute("INSERT INTO survey_responses SELECT * REPLACE (response_id || $tag AS response_id, "
+                        "responded_on + $shift AS responded_on, (nps + 4) % 11 AS nps, 6 - csat AS csat) "
+                        f"FROM survey_responses WHERE customer_id IS NOT NULL AND {cond} "
+                        "AND responded_on + $shift <= (SELECT max(responded_on) FROM survey_responses)",
+                        {"tag": f"~{shift}", "shift": shift})
+        con.execute("INSERT INTO survey_responses SELECT * REPLACE (response_id || '~anon' AS response_id, "
+                    "NULL AS customer_id) FROM survey_responses WHERE hash(response_id) % 7 = 0")
+        store.bump_version(con)
+    with store.connect(str(small_copy)) as con:
+        hi = con.execute("SELECT max(responded_on) FROM survey_responses").fetchone()[0]
+        assert con.execute("SELECT count(*) FROM summary_cluster_suffixes WHERE anonymous IS NOT NULL").fetchone()[0] > 50
+        open_ones = [Filters(date_from=hi - dt.timedelta(days=365)), Filters(date_from=dt.date(2025, 11, 20), date_to=hi),
+                     Filters(date_from=dt.date(2026, 2, 3), date_to=dt.date(2031, 1, 1), segments=("smb",)),
+                     Filters(date_from=dt.date(2024, 6, 30), regions=("north", "south"))]
+        raw_ones = [Filters(date_from=dt.date(2025, 11, 20), date_to=hi - dt.timedelta(days=1)),
+                    Filters(date_from=dt.date(2025, 11, 20), scope=Scope(role="department", departments=("billing",),
+                                                                         user="b"))]
+        def overall(survey: str, weighted: bool):
+            return lambda c, f: pd.DataFrame([vars(nps.overall(c, f, survey=survey, weighted=weighted))]).drop(
+                columns="filters")
+
+        calls = {"nps_clusters": [lambda c, f: nps.by(c, f, dim="touchpoint", survey="transactional").table,
+                                  *(overall(s, w) for s in ("relationship", "transactional") for w in (False, True))],
+                 "csat_clusters": [lambda c, f: scores.score(c, f, metric="csat", dim="touchpoint").table]}
+        names = _query_names(monkeypatch)
+        read_raw = 0
+        for f in open_ones + raw_ones:
+            for name, fns in calls.items():
+                for call in fns:
+                    names.clear()
+                    fast = call(con, f)
+                    if f in open_ones:
+                        assert f"{name}_open_range" in names and name not in names, (f, name, names)
+                    else:  # (a department's scope: no relationship answer has one)
+                        assert f"{name}_open_range" not in names, (f, name, names)
+                    with monkeypatch.context() as m:
+                        m.setattr(clustered, "open_range", lambda *a, **k: None)
+                        slow = call(con, f)
+                    assert len(fast) >= 1
+                    pd.testing.assert_frame_equal(fast, slow, check_exact=False, rtol=1e-9, atol=1e-9)
+                    read_raw += name in names
+        assert read_raw >= 6
+        repeated = 0
+        for day in pd.date_range(hi - dt.timedelta(days=800), hi, freq="37D").date:
+            f = Filters(date_from=day)
+            for key in histories.SUFFIX_KINDS:
+                measure, dim, survey = key.split("|")
+                dim = None if dim == "all" else dim
+                for dims in (True, False):
+                    q = (nps._cluster_query(f, dim, survey, dims=dims) if measure == "nps"
+                         else scores._score_cluster_q(f, dim, survey, "csat", relations.CSAT_SATISFIED_MIN, dims=dims))
+                    want = store.run(con, q)
+                    repeated += int((want["max_k"] > 1).any())
+                    pd.testing.assert_frame_equal(clustered.open_range(con, measure, dim, survey, f, q, dims), want,
+                                                  check_exact=False, rtol=1e-12)
+        assert repeated > 100
 
 
 def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypatch):

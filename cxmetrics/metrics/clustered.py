@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from cxmetrics import store
 from cxmetrics.core import lazy
-from cxmetrics.store import incremental, summaries
+from cxmetrics.store import histories, incremental, summaries
 
 pd = lazy.module("pandas")
 
@@ -181,6 +181,37 @@ def kept(con, measure: str, dim: str | None, survey: str, filters, like=None):
         elif len(sample) and isinstance(sample.iloc[0], dt.date):
             df = df.assign(grp=pd.to_datetime(df["grp"]).dt.date)
     return df.reset_index(drop=True).copy()
+
+
+def open_range(con, measure: str, dim: str | None, survey: str, filters, query: store.Query, dims: bool):
+    """The cluster sums of ``query`` (the cluster-sum query for ``filters``) when the date range is
+    open at its end (it starts on a day D and runs to the data's end: "the last 12 months"), from
+    the sums kept per customer and answer day (:data:`cxmetrics.store.histories.CLUSTER_SUFFIXES`):
+    a customer's sums in the range are their one row with after_day < D <= day, which ``query``'s
+    final SELECT then adds up in place of its GROUP BY per customer over the responses. ``dims``:
+    as for :func:`per_customer` (segment and region read, else NULL, as the query has them). None
+    for any other range, a restricted scope, a kind not kept, or a stored table not current."""
+    key = kept_key(measure, dim, survey)
+    if key not in histories.SUFFIX_KINDS or filters.date_from is None or filters.scope.restricted:
+        return None
+    name = histories.CLUSTER_SUFFIXES.name  # from relations.ALL
+    if not summaries.current(con, name):
+        return None
+    f = summaries.within_data(con, name, filters)
+    if f.date_from is None or f.date_to is not None:
+        return None
+    cwhere, cparams = f.where(dates=False, customer="x", scope=False)
+    shown = "x.segment, x.region" if dims or cwhere.strip() != "TRUE" else "NULL::VARCHAR AS segment, NULL::VARCHAR AS region"
+    sums = "x.k, x.u, x.w, x.y" if measure == "nps" else "x.k, x.x, x.s"
+    sql = f"""
+WITH per AS (
+    SELECT x.grp, {shown}, {sums}
+    FROM {name} x
+    WHERE x.kind = $suffix_kind AND x.day >= $date_from AND (x.after_day IS NULL OR x.after_day < $date_from) AND {cwhere}
+)
+{_parts(query)[1]}"""
+    return store.run(con, store.Query(f"{measure}_clusters_open_range", sql,
+                                      {"suffix_kind": key, "date_from": f.date_from, **cparams}))
 
 
 def _period_start(d: dt.date, period: str) -> dt.date:

@@ -35,7 +35,7 @@ from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import clustered
 from cxmetrics.metrics.clustered import Clusters
 from cxmetrics.store import engines, summaries
-from cxmetrics.store.relations import detractor, nps_points, promoter
+from cxmetrics.store.relations import TOUCHPOINT_GROUP, detractor, nps_points, promoter
 
 pd = lazy.module("pandas")
 
@@ -46,7 +46,7 @@ DIMENSIONS = {
     "quarter": "date_trunc('quarter', r.responded_on)",
     "segment": "c.segment",
     "region": "c.region",
-    "touchpoint": "coalesce(r.touchpoint, '(relationship)')",
+    "touchpoint": TOUCHPOINT_GROUP,
     "department": "coalesce(r.department, '(none)')",
     "survey": "r.survey",
 }
@@ -281,6 +281,8 @@ def _with_clusters(con, out: pd.DataFrame, filters: Filters, dim: str | None, su
 
     like = out["grp"] if cdim else None
     cl = clustered.kept(con, "nps", cdim, survey, filters, like=like)
+    if cl is None:
+        cl = clustered.open_range(con, "nps", cdim, survey, filters, _cluster_query(filters, cdim, survey, dims=dims), dims)
     if cl is None:
         cl = clustered.kept_periods(con, "nps", cdim, survey, filters, live, like=like)
     if cl is None:

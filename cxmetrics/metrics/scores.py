@@ -28,10 +28,11 @@ from cxmetrics.metrics import clustered as cluster_sums
 from cxmetrics.metrics.clustered import Clusters, score_cluster_query
 from cxmetrics.metrics.nps import DIMENSIONS, PERIODS, SURVEYS, _cluster_query, _response_source, _survey_clause
 from cxmetrics.store import engines
+from cxmetrics.store.relations import CSAT_SATISFIED_MIN
 
 pd = lazy.module("pandas")
 
-_SCORE_COLS = {"csat": ("csat", 4), "ces": ("ces", None)}
+_SCORE_COLS = {"csat": ("csat", CSAT_SATISFIED_MIN), "ces": ("ces", None)}
 
 
 SCORE_CLUSTER_METHOD = ("customer-clustered linearised SE when a customer answers more than once (Wolter 2007 "
@@ -79,6 +80,9 @@ WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
     rows = store.run(con, q)
     if len(rows):
         cl = cluster_sums.kept(con, col, dim, survey, filters, like=rows["grp"])
+        if cl is None:
+            cl = cluster_sums.open_range(con, col, dim, survey, filters,
+                                         _score_cluster_q(filters, dim, survey, col, sat, dims=False), dims=False)
         if cl is None:
             cl = _score_clusters(con, filters, dim, survey, col, sat)
         rows = rows.merge(cluster_sums.by_group(cl), on="grp", how="left")

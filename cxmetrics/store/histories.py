@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Any
 
 from cxmetrics.core.filters import Filters
-from cxmetrics.store.relation_types import Relation, Via, war
+from cxmetrics.store.relation_types import CSAT_SATISFIED_MIN, TOUCHPOINT_GROUP, Relation, Via, nps_points, war
 
 _SPELL_ROWS = f"""
     SELECT r.customer_id, c.segment, c.region, r.department, r.responded_on, r.nps,
@@ -154,6 +154,54 @@ SELECT l.customer_id, l.segment, l.region, l.nps,
        l.nps_on, CASE WHEN l.stated_on >= $date_from THEN l.stated_on END AS stated_on,
        CASE WHEN l.war_on >= $date_from THEN l.war_on END AS war_on
 FROM {summary_latest} l WHERE l.nps_on >= $date_from""", ("summary_latest",), open_range)
+
+#: The cluster sums kept per customer and answer day (:data:`CLUSTER_SUFFIXES`), by kind: the key
+#: :func:`cxmetrics.metrics.clustered.kept_key` gives them → (the group, the responses that count,
+#: the measure). NPS sums u = promoter − detractor, the weight w and y = w·u; CSAT the rating x and
+#: whether it is satisfied, s.
+SUFFIX_KINDS = {
+    "nps|all|relationship": ("'all'", "r.survey = 'relationship' AND r.nps IS NOT NULL", "nps"),
+    "nps|all|transactional": ("'all'", "r.survey = 'transactional' AND r.nps IS NOT NULL", "nps"),
+    "nps|touchpoint|transactional": (TOUCHPOINT_GROUP, "r.survey = 'transactional' AND r.nps IS NOT NULL", "nps"),
+    "csat|touchpoint|all": (TOUCHPOINT_GROUP, "r.csat IS NOT NULL", "csat"),
+}
+_SUFFIX_VALUES = {"nps": f"{nps_points('r.nps')} AS u, r.weight AS w, NULL::INTEGER AS x, NULL::INTEGER AS s",
+                  "csat": "NULL::INTEGER AS u, NULL::DOUBLE AS w, r.csat AS x, "
+                          f"CAST(r.csat >= {CSAT_SATISFIED_MIN} AS INTEGER) AS s"}
+# each kind by its number while grouping and sorting (a long text key costs a quarter more), by name when stored
+_SUFFIX_ROWS = " UNION ALL".join(f"""
+    SELECT {i} AS kind_no, {grp} AS grp, r.customer_id, CASE WHEN r.customer_id IS NULL THEN r.response_id END AS anonymous,
+           r.responded_on AS day, {_SUFFIX_VALUES[measure]}
+    FROM survey_responses r WHERE {cond}""" for i, (grp, cond, measure) in enumerate(SUFFIX_KINDS.values()))
+_SUFFIX_NAME = "CASE d.kind_no " + " ".join(f"WHEN {i} THEN '{k}'" for i, k in enumerate(SUFFIX_KINDS)) + " END"
+
+#: The customer-clustered variances' per-customer sums (:mod:`cxmetrics.metrics.clustered`) for a
+#: range open at its end ("the last 12 months"), for each kind of :data:`SUFFIX_KINDS` and group:
+#: one row per customer and day they answered on, with their sums over that day's answers and every
+#: later one (k answers, Σu, Σw, Σy, Σx, Σs) and the day of their answer before (``after_day``,
+#: NULL for the first). A customer's sums in a range starting on D are then those of their one row
+#: with after_day < D <= day: a filter, no GROUP BY per customer over the responses. An answer
+#: without a customer is a cluster of its own (one row with its response id, ``anonymous``, and no
+#: segment or region); a customer's rows carry their segment and region. Built in 7 s at 10M
+#: responses (6M rows, by hand); a range's sums read in 0.02–0.03 s instead of 0.12–0.19 s.
+CLUSTER_SUFFIXES = Relation("summary_cluster_suffixes", frozenset({"customers", "survey_responses"}), f"""
+WITH cs_r AS ({_SUFFIX_ROWS}
+), cs_day AS (
+    SELECT kind_no, grp, customer_id, anonymous, day,
+           count(*) AS k, sum(u) AS u, sum(w) AS w, sum(w * u) AS y, sum(x) AS x, sum(s) AS s
+    FROM cs_r GROUP BY ALL
+)
+SELECT {_SUFFIX_NAME} AS kind, d.grp, c.segment, c.region, d.customer_id, d.anonymous,
+       lead(d.day) OVER back AS after_day, d.day,
+       CAST(sum(d.k) OVER later AS BIGINT) AS k, CAST(sum(d.u) OVER later AS BIGINT) AS u,
+       sum(d.w) OVER later AS w, sum(d.y) OVER later AS y,
+       CAST(sum(d.x) OVER later AS BIGINT) AS x, CAST(sum(d.s) OVER later AS BIGINT) AS s
+FROM cs_day d LEFT JOIN customers c ON c.customer_id = d.customer_id
+WHERE d.customer_id IS NULL OR c.customer_id IS NOT NULL
+WINDOW back AS (PARTITION BY d.kind_no, d.grp, d.customer_id, d.anonymous ORDER BY d.day DESC),
+       later AS (PARTITION BY d.kind_no, d.grp, d.customer_id, d.anonymous ORDER BY d.day DESC
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)""", grain="customer")
+
 
 #: Each contractual customer's state as the churn landmark base sees it at a landmark L, over the
 #: span of landmarks it holds for: ``from_l <= L < to_l`` (NULL: unbounded). The state is the latest

@@ -15,6 +15,10 @@ from cxmetrics.core.filters import Filters
 #: A relationship or transactional NPS answer's group (promoters 9–10, passives 7–8, detractors 0–6).
 PROMOTER_MIN = 9
 PASSIVE_MIN = 7
+#: A CSAT rating that counts as satisfied (4–5 of 1–5: "% satisfied").
+CSAT_SATISFIED_MIN = 4
+#: A response's touchpoint as a group (a relationship answer has none).
+TOUCHPOINT_GROUP = "coalesce(r.touchpoint, '(relationship)')"
 
 
 def nps_group(col: str) -> str:

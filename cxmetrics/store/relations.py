@@ -39,11 +39,13 @@ from collections.abc import Callable
 
 from cxmetrics.core.filters import Filters
 from cxmetrics.store import histories
-from cxmetrics.store.histories import ANSWER_SPELLS, LANDMARK_STATES, REVENUE_MONTHS
+from cxmetrics.store.histories import ANSWER_SPELLS, CLUSTER_SUFFIXES, LANDMARK_STATES, REVENUE_MONTHS
 from cxmetrics.store.relation_types import (
+    CSAT_SATISFIED_MIN,
     DATA_END_SQL,
     PASSIVE_MIN,
     PROMOTER_MIN,
+    TOUCHPOINT_GROUP,
     Relation,
     Via,
     detractor,
@@ -53,8 +55,9 @@ from cxmetrics.store.relation_types import (
     war,
 )
 
-__all__ = ["ALL", "ANSWER_SPELLS", "DATA_END_SQL", "LANDMARK_STATES", "PASSIVE_MIN", "PROMOTER_MIN",
-           "RELATIONS", "Relation", "Via", "detractor", "nps_group", "nps_points", "promoter", "war"]
+__all__ = ["ALL", "ANSWER_SPELLS", "CLUSTER_SUFFIXES", "CSAT_SATISFIED_MIN", "DATA_END_SQL", "LANDMARK_STATES",
+           "PASSIVE_MIN", "PROMOTER_MIN", "RELATIONS", "Relation", "TOUCHPOINT_GROUP", "Via", "detractor", "nps_group",
+           "nps_points", "promoter", "war"]
 
 def _same(filters: Filters) -> Filters:
     return filters
@@ -651,7 +654,7 @@ SELECT p.customer_id, c.segment, c.region, p.x, p.t_x_days, p.T_days, p.m,
 FROM ho_cal p JOIN customers c USING (customer_id) LEFT JOIN ho_hold o USING (customer_id) CROSS JOIN ho_split s""")
 
 #: Every relation, in build order (a relation after those it reads).
-ALL: tuple[Relation, ...] = (ANSWER_SPELLS, LANDMARK_STATES, REVENUE_MONTHS, CUSTOMER_DEPARTMENTS, LIFECYCLE_BY_DEPARTMENT,
+ALL: tuple[Relation, ...] = (ANSWER_SPELLS, CLUSTER_SUFFIXES, LANDMARK_STATES, REVENUE_MONTHS, CUSTOMER_DEPARTMENTS, LIFECYCLE_BY_DEPARTMENT,
                              GAPS_BY_DEPARTMENT,
                              UPLIFT_BY_DEPARTMENT, LATEST, CUSTOMER, COMPLAINT_RATE, NRR_CELLS, LANDMARK, COMPLAINT_CHURN, LANDMARK_REVENUE, CLV_CELLS_BY_DEPARTMENT, CLV_CELLS, RESPONSES, KPI_LINKED, DETRACTORS, DETRACTOR_CELLS, RFM, RFM_HOLDOUT,
                              PAIRS_BY_DEPARTMENT, PAIRS, GAPS, COMPLAINTS, REVENUE, UPLIFT, LIFECYCLE, KPI_DAILY,

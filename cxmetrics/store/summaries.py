@@ -235,6 +235,12 @@ def _within_data(con: duckdb.DuckDBPyConnection, rel: Relation, filters: Filters
     return out
 
 
+def within_data(con: duckdb.DuckDBPyConnection, name: str, filters: Filters) -> Filters:
+    """``filters`` without a date bound that lies beyond the data relation ``name`` is computed from
+    (:func:`_within_data`): "the last 12 months" is then a range open at its end."""
+    return _within_data(con, RELATIONS[name], filters)
+
+
 def source(con: duckdb.DuckDBPyConnection, name: str, filters: Filters | None = None, *, inline: bool = False,
            **args) -> Source:
     """Bind relation ``name`` for a query under ``filters`` (and arguments such as ``landmark``,
