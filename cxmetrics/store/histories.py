@@ -158,16 +158,18 @@ FROM {summary_latest} l WHERE l.nps_on >= $date_from""", ("summary_latest",), op
 #: The cluster sums kept per customer and answer day (:data:`CLUSTER_SUFFIXES`), by kind: the key
 #: :func:`cxmetrics.metrics.clustered.kept_key` gives them → (the group, the responses that count,
 #: the measure). NPS sums u = promoter − detractor, the weight w and y = w·u; CSAT the rating x and
-#: whether it is satisfied, s.
+#: whether it is satisfied, s; CES the rating x (s = 0, as its cluster-sum query has it).
 SUFFIX_KINDS = {
     "nps|all|relationship": ("'all'", "r.survey = 'relationship' AND r.nps IS NOT NULL", "nps"),
     "nps|all|transactional": ("'all'", "r.survey = 'transactional' AND r.nps IS NOT NULL", "nps"),
     "nps|touchpoint|transactional": (TOUCHPOINT_GROUP, "r.survey = 'transactional' AND r.nps IS NOT NULL", "nps"),
     "csat|touchpoint|all": (TOUCHPOINT_GROUP, "r.csat IS NOT NULL", "csat"),
+    "ces|touchpoint|all": (TOUCHPOINT_GROUP, "r.ces IS NOT NULL", "ces"),
 }
 _SUFFIX_VALUES = {"nps": f"{nps_points('r.nps')} AS u, r.weight AS w, NULL::INTEGER AS x, NULL::INTEGER AS s",
                   "csat": "NULL::INTEGER AS u, NULL::DOUBLE AS w, r.csat AS x, "
-                          f"CAST(r.csat >= {CSAT_SATISFIED_MIN} AS INTEGER) AS s"}
+                          f"CAST(r.csat >= {CSAT_SATISFIED_MIN} AS INTEGER) AS s",
+                  "ces": "NULL::INTEGER AS u, NULL::DOUBLE AS w, r.ces AS x, 0 AS s"}
 # each kind by its number while grouping and sorting (a long text key costs a quarter more), by name when stored
 _SUFFIX_ROWS = " UNION ALL".join(f"""
     SELECT {i} AS kind_no, {grp} AS grp, r.customer_id, CASE WHEN r.customer_id IS NULL THEN r.response_id END AS anonymous,
