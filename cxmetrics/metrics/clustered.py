@@ -186,7 +186,7 @@ def kept(con, measure: str, dim: str | None, survey: str, filters, like=None):
 def open_range(con, measure: str, dim: str | None, survey: str, filters, query: store.Query, dims: bool):
     """The cluster sums of ``query`` (the cluster-sum query for ``filters``) when the date range is
     open at its end (it starts on a day D and runs to the data's end: "the last 12 months"), from
-    the sums kept per customer and answer day (:data:`cxmetrics.store.histories.CLUSTER_SUFFIXES`):
+    the sums kept per customer and answer day (:data:`cxmetrics.store.histories.CLUSTER_SUFFIXES`, a table per kind):
     a customer's sums in the range are their one row with after_day < D <= day, which ``query``'s
     final SELECT then adds up in place of its GROUP BY per customer over the responses. ``dims``:
     as for :func:`per_customer` (segment and region read, else NULL, as the query has them). None
@@ -194,7 +194,7 @@ def open_range(con, measure: str, dim: str | None, survey: str, filters, query: 
     key = kept_key(measure, dim, survey)
     if key not in histories.SUFFIX_KINDS or filters.date_from is None or filters.scope.restricted:
         return None
-    name = histories.CLUSTER_SUFFIXES.name  # from relations.ALL
+    name = histories.SUFFIX_KINDS[key][0]  # from relations.ALL
     if not summaries.current(con, name):
         return None
     f = summaries.within_data(con, name, filters)
@@ -207,11 +207,10 @@ def open_range(con, measure: str, dim: str | None, survey: str, filters, query: 
 WITH per AS (
     SELECT x.grp, {shown}, {sums}
     FROM {name} x
-    WHERE x.kind = $suffix_kind AND x.day >= $date_from AND (x.after_day IS NULL OR x.after_day < $date_from) AND {cwhere}
+    WHERE x.day >= $date_from AND (x.after_day IS NULL OR x.after_day < $date_from) AND {cwhere}
 )
 {_parts(query)[1]}"""
-    return store.run(con, store.Query(f"{measure}_clusters_open_range", sql,
-                                      {"suffix_kind": key, "date_from": f.date_from, **cparams}))
+    return store.run(con, store.Query(f"{measure}_clusters_open_range", sql, {"date_from": f.date_from, **cparams}))
 
 
 def _period_start(d: dt.date, period: str) -> dt.date:

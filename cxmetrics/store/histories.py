@@ -156,53 +156,62 @@ SELECT l.customer_id, l.segment, l.region, l.nps,
 FROM {summary_latest} l WHERE l.nps_on >= $date_from""", ("summary_latest",), open_range)
 
 #: The cluster sums kept per customer and answer day (:data:`CLUSTER_SUFFIXES`), by kind: the key
-#: :func:`cxmetrics.metrics.clustered.kept_key` gives them → (the group, the responses that count,
-#: the measure). NPS sums u = promoter − detractor, the weight w and y = w·u; CSAT the rating x and
-#: whether it is satisfied, s; CES the rating x (s = 0, as its cluster-sum query has it).
+#: :func:`cxmetrics.metrics.clustered.kept_key` gives them → (the table, the group, the responses
+#: that count, the measure).
 SUFFIX_KINDS = {
-    "nps|all|relationship": ("'all'", "r.survey = 'relationship' AND r.nps IS NOT NULL", "nps"),
-    "nps|all|transactional": ("'all'", "r.survey = 'transactional' AND r.nps IS NOT NULL", "nps"),
-    "nps|touchpoint|transactional": (TOUCHPOINT_GROUP, "r.survey = 'transactional' AND r.nps IS NOT NULL", "nps"),
-    "csat|touchpoint|all": (TOUCHPOINT_GROUP, "r.csat IS NOT NULL", "csat"),
-    "ces|touchpoint|all": (TOUCHPOINT_GROUP, "r.ces IS NOT NULL", "ces"),
+    "nps|all|relationship": ("summary_suffixes_nps_relationship", "'all'",
+                             "r.survey = 'relationship' AND r.nps IS NOT NULL", "nps"),
+    "nps|all|transactional": ("summary_suffixes_nps_transactional", "'all'",
+                              "r.survey = 'transactional' AND r.nps IS NOT NULL", "nps"),
+    "nps|touchpoint|transactional": ("summary_suffixes_nps_touchpoint", TOUCHPOINT_GROUP,
+                                     "r.survey = 'transactional' AND r.nps IS NOT NULL", "nps"),
+    "csat|touchpoint|all": ("summary_suffixes_csat_touchpoint", TOUCHPOINT_GROUP, "r.csat IS NOT NULL", "csat"),
+    "ces|touchpoint|all": ("summary_suffixes_ces_touchpoint", TOUCHPOINT_GROUP, "r.ces IS NOT NULL", "ces"),
 }
-_SUFFIX_VALUES = {"nps": f"{nps_points('r.nps')} AS u, r.weight AS w, NULL::INTEGER AS x, NULL::INTEGER AS s",
-                  "csat": "NULL::INTEGER AS u, NULL::DOUBLE AS w, r.csat AS x, "
-                          f"CAST(r.csat >= {CSAT_SATISFIED_MIN} AS INTEGER) AS s",
-                  "ces": "NULL::INTEGER AS u, NULL::DOUBLE AS w, r.ces AS x, 0 AS s"}
-# each kind by its number while grouping and sorting (a long text key costs a quarter more), by name when stored
-_SUFFIX_ROWS = " UNION ALL".join(f"""
-    SELECT {i} AS kind_no, {grp} AS grp, r.customer_id, CASE WHEN r.customer_id IS NULL THEN r.response_id END AS anonymous,
-           r.responded_on AS day, {_SUFFIX_VALUES[measure]}
-    FROM survey_responses r WHERE {cond}""" for i, (grp, cond, measure) in enumerate(SUFFIX_KINDS.values()))
-_SUFFIX_NAME = "CASE d.kind_no " + " ".join(f"WHEN {i} THEN '{k}'" for i, k in enumerate(SUFFIX_KINDS)) + " END"
+_PTS = nps_points("r.nps")
+#: Per measure: a day's sums (NPS: answers k, points u = promoter − detractor, weights w and y = w·u;
+#: CSAT: the ratings x and the satisfied ones s; CES: the ratings x, s = 0 as its cluster-sum query
+#: has it), and their sums from a day on.
+_SUFFIX_SUMS = {
+    "nps": (f"sum({_PTS}) AS u, sum(r.weight) AS w, sum(r.weight * {_PTS}) AS y",
+            "CAST(sum(d.u) OVER later AS BIGINT) AS u, sum(d.w) OVER later AS w, sum(d.y) OVER later AS y"),
+    "csat": (f"sum(r.csat) AS x, count(*) FILTER (WHERE r.csat >= {CSAT_SATISFIED_MIN}) AS s",
+             "CAST(sum(d.x) OVER later AS BIGINT) AS x, CAST(sum(d.s) OVER later AS BIGINT) AS s"),
+    "ces": ("sum(r.ces) AS x", "CAST(sum(d.x) OVER later AS BIGINT) AS x, CAST(0 AS BIGINT) AS s"),
+}
 
-#: The customer-clustered variances' per-customer sums (:mod:`cxmetrics.metrics.clustered`) for a
-#: range open at its end ("the last 12 months"), for each kind of :data:`SUFFIX_KINDS` and group:
-#: one row per customer and day they answered on, with their sums over that day's answers and every
-#: later one (k answers, Σu, Σw, Σy, Σx, Σs) and the day of their answer before (``after_day``,
-#: NULL for the first). A customer's sums in a range starting on D are then those of their one row
-#: with after_day < D <= day: a filter, no GROUP BY per customer over the responses. An answer
-#: without a customer is a cluster of its own (one row with its response id, ``anonymous``, and no
-#: segment or region); a customer's rows carry their segment and region. Built in 7 s at 10M
-#: responses (6M rows, by hand); a range's sums read in 0.02–0.03 s instead of 0.12–0.19 s.
-CLUSTER_SUFFIXES = Relation("summary_cluster_suffixes", frozenset({"customers", "survey_responses"}), f"""
-WITH cs_r AS ({_SUFFIX_ROWS}
-), cs_day AS (
-    SELECT kind_no, grp, customer_id, anonymous, day,
-           count(*) AS k, sum(u) AS u, sum(w) AS w, sum(w * u) AS y, sum(x) AS x, sum(s) AS s
-    FROM cs_r GROUP BY ALL
+
+def _suffixes(kind: str) -> Relation:
+    """The relation of :data:`CLUSTER_SUFFIXES` for one kind of :data:`SUFFIX_KINDS`."""
+    table, grp, cond, measure = SUFFIX_KINDS[kind]
+    day_sums, later_sums = _SUFFIX_SUMS[measure]
+    return Relation(table, frozenset({"customers", "survey_responses"}), f"""
+WITH cs_day AS (
+    SELECT {grp} AS grp, r.customer_id, CASE WHEN r.customer_id IS NULL THEN r.response_id END AS anonymous,
+           r.responded_on AS day, count(*) AS k, {day_sums}
+    FROM survey_responses r WHERE {cond} GROUP BY ALL
 )
-SELECT {_SUFFIX_NAME} AS kind, d.grp, c.segment, c.region, d.customer_id, d.anonymous,
-       lead(d.day) OVER back AS after_day, d.day,
-       CAST(sum(d.k) OVER later AS BIGINT) AS k, CAST(sum(d.u) OVER later AS BIGINT) AS u,
-       sum(d.w) OVER later AS w, sum(d.y) OVER later AS y,
-       CAST(sum(d.x) OVER later AS BIGINT) AS x, CAST(sum(d.s) OVER later AS BIGINT) AS s
+SELECT d.grp, c.segment, c.region, d.customer_id, d.anonymous, lead(d.day) OVER back AS after_day, d.day,
+       CAST(sum(d.k) OVER later AS BIGINT) AS k, {later_sums}
 FROM cs_day d LEFT JOIN customers c ON c.customer_id = d.customer_id
 WHERE d.customer_id IS NULL OR c.customer_id IS NOT NULL
-WINDOW back AS (PARTITION BY d.kind_no, d.grp, d.customer_id, d.anonymous ORDER BY d.day DESC),
-       later AS (PARTITION BY d.kind_no, d.grp, d.customer_id, d.anonymous ORDER BY d.day DESC
+WINDOW back AS (PARTITION BY d.grp, d.customer_id, d.anonymous ORDER BY d.day DESC),
+       later AS (PARTITION BY d.grp, d.customer_id, d.anonymous ORDER BY d.day DESC
                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)""", grain="customer")
+
+
+#: The customer-clustered variances' per-customer sums (:mod:`cxmetrics.metrics.clustered`) for a
+#: range open at its end ("the last 12 months"), one relation per kind of :data:`SUFFIX_KINDS`: per
+#: group, one row per customer and day they answered on, with their sums over that day's answers
+#: and every later one (k answers and the measure's sums) and the day of their answer before
+#: (``after_day``, NULL for the first). A customer's sums in a range starting on D are then those
+#: of their one row with after_day < D <= day: a filter, no GROUP BY per customer over the
+#: responses. An answer without a customer is a cluster of its own (one row with its response id,
+#: ``anonymous``, and no segment or region); a customer's rows carry their segment and region. At
+#: 10M responses the five hold 7.1M rows, built in 7–10 s, each by a statement of its own (the
+#: window over all of them at once needed more than the import's 640 MB); a range's sums read in
+#: 0.02–0.03 s instead of 0.12–0.19 s (by hand).
+CLUSTER_SUFFIXES = tuple(_suffixes(kind) for kind in SUFFIX_KINDS)
 
 
 #: Each contractual customer's state as the churn landmark base sees it at a landmark L, over the
