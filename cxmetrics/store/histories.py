@@ -208,7 +208,7 @@ WINDOW back AS (PARTITION BY d.grp, d.customer_id, d.anonymous ORDER BY d.day DE
 #: of their one row with after_day < D <= day: a filter, no GROUP BY per customer over the
 #: responses. An answer without a customer is a cluster of its own (one row with its response id,
 #: ``anonymous``, and no segment or region); a customer's rows carry their segment and region. At
-#: 10M responses the five hold 7.1M rows, built in 7–10 s, each by a statement of its own (the
+#: 10M responses the five hold 6.6M rows, built in 7–10 s, each by a statement of its own (the
 #: window over all of them at once needed more than the import's 640 MB); a range's sums read in
 #: 0.02–0.03 s instead of 0.12–0.19 s (by hand).
 CLUSTER_SUFFIXES = tuple(_suffixes(kind) for kind in SUFFIX_KINDS)
