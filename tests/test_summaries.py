@@ -1291,7 +1291,7 @@ def test_touchpoint_figures_of_a_range_that_is_one_quarter_read_that_quarters_ke
 def test_a_range_open_at_its_end_reads_each_customers_sums_from_the_day_it_starts(small_copy, monkeypatch):
     """A range that starts on a day and runs to the data's end ("the last 12 months"): the
     relationship and transactional NPS overall (weighted too, under a segment or regions) and by
-    touchpoint, and the CSAT by touchpoint, take their customer-clustered sums from the sums kept
+    touchpoint, and the CSAT and CES by touchpoint, take their customer-clustered sums from the sums kept
     per customer and answer day (the customer's row whose day is the first they answered on in the
     range) — no per-customer query, the same tables as from the raw responses, with customers who
     answered twice on one day, again days later, and answers without a customer (each a cluster of
@@ -1319,6 +1319,7 @@ def test_a_range_open_at_its_end_reads_each_customers_sums_from_the_day_it_start
         raw_ones = [Filters(date_from=dt.date(2025, 11, 20), date_to=hi - dt.timedelta(days=1)),
                     Filters(date_from=dt.date(2025, 11, 20), scope=Scope(role="department", departments=("billing",),
                                                                          user="b"))]
+
         def overall(survey: str, weighted: bool):
             return lambda c, f: pd.DataFrame([vars(nps.overall(c, f, survey=survey, weighted=weighted))]).drop(
                 columns="filters")
