@@ -1295,8 +1295,10 @@ def test_a_range_open_at_its_end_reads_each_customers_sums_from_the_day_it_start
     per customer and answer day (the customer's row whose day is the first they answered on in the
     range) — no per-customer query, the same tables as from the raw responses, with customers who
     answered twice on one day, again days later, and answers without a customer (each a cluster of
-    its own). A range that ends before the data's end, or a department's scope, reads the raw
-    responses; the kept rows equal the query's per-customer sums for every start day tried."""
+    its own). A scope of one department reads the kinds kept within each department (the others,
+    and a scope of two departments, read the raw responses), as does a range that ends before the
+    data's end; the kept rows equal the query's per-customer sums for every start day tried, within
+    each department too."""
     from cxmetrics.metrics import clustered, nps, scores
 
     with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
@@ -1316,23 +1318,33 @@ def test_a_range_open_at_its_end_reads_each_customers_sums_from_the_day_it_start
         open_ones = [Filters(date_from=hi - dt.timedelta(days=365)), Filters(date_from=dt.date(2025, 11, 20), date_to=hi),
                      Filters(date_from=dt.date(2026, 2, 3), date_to=dt.date(2031, 1, 1), segments=("smb",)),
                      Filters(date_from=dt.date(2024, 6, 30), regions=("north", "south"))]
+        def dept(*names):
+            return Scope(role="department", departments=names, user="b")
+
+        one_dept = [Filters(date_from=dt.date(2025, 11, 20), scope=dept("billing")),
+                    Filters(date_from=hi - dt.timedelta(days=365), segments=("smb",), scope=dept("logistics"))]
         raw_ones = [Filters(date_from=dt.date(2025, 11, 20), date_to=hi - dt.timedelta(days=1)),
-                    Filters(date_from=dt.date(2025, 11, 20), scope=Scope(role="department", departments=("billing",),
-                                                                         user="b"))]
+                    Filters(date_from=dt.date(2025, 11, 20), date_to=hi - dt.timedelta(days=1), scope=dept("billing")),
+                    Filters(date_from=dt.date(2025, 11, 20), scope=dept("billing", "logistics"))]
 
         def overall(survey: str, weighted: bool):
             return lambda c, f: pd.DataFrame([vars(nps.overall(c, f, survey=survey, weighted=weighted))]).drop(
                 columns="filters")
 
-        calls = {"nps_clusters": [lambda c, f: nps.by(c, f, dim="touchpoint", survey="transactional").table,
-                                  *(overall(s, w) for s in ("relationship", "transactional") for w in (False, True))],
-                 "csat_clusters": [lambda c, f: scores.score(c, f, metric="csat", dim="touchpoint").table],
-                 "ces_clusters": [lambda c, f: scores.score(c, f, metric="ces", dim="touchpoint").table]}
+        # (the kind each call reads, the call)
+        calls = {"nps_clusters": [("nps|touchpoint|transactional",
+                                   lambda c, f: nps.by(c, f, dim="touchpoint", survey="transactional").table),
+                                  *((f"nps|all|{s}", overall(s, w)) for s in ("relationship", "transactional")
+                                    for w in (False, True))],
+                 "csat_clusters": [("csat|touchpoint|all",
+                                    lambda c, f: scores.score(c, f, metric="csat", dim="touchpoint").table)],
+                 "ces_clusters": [("ces|touchpoint|all",
+                                   lambda c, f: scores.score(c, f, metric="ces", dim="touchpoint").table)]}
         names = _query_names(monkeypatch)
-        read_raw = 0
-        for f in open_ones + raw_ones:
+        read_raw = by_department = 0
+        for f in open_ones + one_dept + raw_ones:
             for name, fns in calls.items():
-                for call in fns:
+                for kind, call in fns:
                     names.clear()
                     fast = call(con, f)
                     if name == "ces_clusters" and len(fast) == 0:  # CES is asked at one touchpoint
@@ -1340,8 +1352,9 @@ def test_a_range_open_at_its_end_reads_each_customers_sums_from_the_day_it_start
                             m.setattr(clustered, "open_range", lambda *a, **k: None)
                             assert len(call(con, f)) == 0, f
                         continue
-                    if f in open_ones:
+                    if f in open_ones or (f in one_dept and f"{kind}|department" in histories.SUFFIX_KINDS):
                         assert f"{name}_open_range" in names and name not in names, (f, name, names)
+                        by_department += f in one_dept
                     else:  # (a department's scope: no relationship answer has one)
                         assert f"{name}_open_range" not in names, (f, name, names)
                     with monkeypatch.context() as m:
@@ -1350,13 +1363,15 @@ def test_a_range_open_at_its_end_reads_each_customers_sums_from_the_day_it_start
                     assert len(fast) >= 1
                     pd.testing.assert_frame_equal(fast, slow, check_exact=False, rtol=1e-9, atol=1e-9)
                     read_raw += name in names
-        assert read_raw >= 6
+        assert read_raw >= 6 and by_department == 8
         repeated = 0
         for day in pd.date_range(hi - dt.timedelta(days=800), hi, freq="37D").date:
-            f = Filters(date_from=day)
             for key in histories.SUFFIX_KINDS:
-                measure, dim, survey = key.split("|")
+                measure, dim, survey, *within = key.split("|")
                 dim = None if dim == "all" else dim
+                # each day in another department (a department's kinds)
+                f = Filters(date_from=day, scope=dept(("billing", "logistics", "support")[day.toordinal() % 3])
+                            if within else Scope())
                 for dims in (True, False):
                     q = (nps._cluster_query(f, dim, survey, dims=dims) if measure == "nps"
                          else scores._score_cluster_q(f, dim, survey, *scores._SCORE_COLS[measure], dims=dims))

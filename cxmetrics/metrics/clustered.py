@@ -188,11 +188,18 @@ def open_range(con, measure: str, dim: str | None, survey: str, filters, query: 
     open at its end (it starts on a day D and runs to the data's end: "the last 12 months"), from
     the sums kept per customer and answer day (:data:`cxmetrics.store.histories.CLUSTER_SUFFIXES`, a table per kind):
     a customer's sums in the range are their one row with after_day < D <= day, which ``query``'s
-    final SELECT then adds up in place of its GROUP BY per customer over the responses. ``dims``:
-    as for :func:`per_customer` (segment and region read, else NULL, as the query has them). None
-    for any other range, a restricted scope, a kind not kept, or a stored table not current."""
-    key = kept_key(measure, dim, survey)
-    if key not in histories.SUFFIX_KINDS or filters.date_from is None or filters.scope.restricted:
+    final SELECT then adds up in place of its GROUP BY per customer over the responses. A scope of
+    one department reads the kinds kept within each department (its customers' answers there are
+    their clusters). ``dims``: as for :func:`per_customer` (segment and region read, else NULL, as
+    the query has them). None for any other range, a scope of no or several departments (a customer
+    who answered in two is one cluster), a kind not kept, or a stored table not current."""
+    one = None
+    if filters.scope.restricted:
+        if len(filters.scope.departments or ()) != 1:
+            return None
+        one = filters.scope.departments[0]
+    key = kept_key(measure, dim, survey, by_department=one is not None)
+    if key not in histories.SUFFIX_KINDS or filters.date_from is None:
         return None
     name = histories.SUFFIX_KINDS[key][0]  # from relations.ALL
     if not summaries.current(con, name):
@@ -203,6 +210,8 @@ def open_range(con, measure: str, dim: str | None, survey: str, filters, query: 
     cwhere, cparams = f.where(dates=False, customer="x", scope=False)
     shown = "x.segment, x.region" if dims or cwhere.strip() != "TRUE" else "NULL::VARCHAR AS segment, NULL::VARCHAR AS region"
     sums = "x.k, x.u, x.w, x.y" if measure == "nps" else "x.k, x.x, x.s"
+    if one is not None:
+        cwhere, cparams = f"x.department = $department AND {cwhere}", {**cparams, "department": one}
     sql = f"""
 WITH per AS (
     SELECT x.grp, {shown}, {sums}
