@@ -1298,7 +1298,8 @@ def test_a_range_open_at_its_end_reads_each_customers_sums_from_the_day_it_start
     its own). A scope of one department reads the kinds kept within each department (the others,
     and a scope of two departments, read the raw responses), as does a range that ends before the
     data's end; the kept rows equal the query's per-customer sums for every start day tried, within
-    each department too."""
+    each department too. The kept fit's unfiltered sums, read from the same rows where a kind is kept
+    there, equal the raw responses'."""
     from cxmetrics.metrics import clustered, nps, scores
 
     with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
@@ -1380,6 +1381,16 @@ def test_a_range_open_at_its_end_reads_each_customers_sums_from_the_day_it_start
                     pd.testing.assert_frame_equal(clustered.open_range(con, measure, dim, survey, f, q, dims), want,
                                                   check_exact=False, rtol=1e-12)
         assert repeated > 100
+        # the kept fit's unfiltered sums: a kind kept per answer day reads each customer's first row
+        raw = {}
+        for key, q in scores._kept_queries():
+            raw[key] = store.run(con, q)
+            got = clustered.whole(con, key, q)
+            assert (got is None) == (key not in histories.SUFFIX_KINDS), key
+            if got is not None:
+                pd.testing.assert_frame_equal(got, raw[key], check_exact=False, rtol=1e-12, obj=key)
+        _same_fits({"clusters": summaries.fit_text(con, "clusters")},
+                   {"clusters": json.dumps({k: clustered.to_kept(df) for k, df in raw.items()})})
 
 
 def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypatch):

@@ -209,17 +209,39 @@ def open_range(con, measure: str, dim: str | None, survey: str, filters, query: 
         return None
     cwhere, cparams = f.where(dates=False, customer="x", scope=False)
     shown = "x.segment, x.region" if dims or cwhere.strip() != "TRUE" else "NULL::VARCHAR AS segment, NULL::VARCHAR AS region"
-    sums = "x.k, x.u, x.w, x.y" if measure == "nps" else "x.k, x.x, x.s"
     if one is not None:
         cwhere, cparams = f"x.department = $department AND {cwhere}", {**cparams, "department": one}
+    return _from_suffixes(con, key, query, shown,
+                          f"x.day >= $date_from AND (x.after_day IS NULL OR x.after_day < $date_from) AND {cwhere}",
+                          {"date_from": f.date_from, **cparams}, "open_range")
+
+
+def whole(con, key: str, query: store.Query):
+    """The kept fit's cluster sums for ``key`` (:func:`kept_key`, no quarter) — ``query``, the
+    unfiltered query :func:`cxmetrics.metrics.scores.kept_clusters` runs for it — from the sums kept
+    per customer and answer day: a customer's sums over all their answers are those of their row
+    with no answer before (after_day NULL). None for a kind not kept there or a table not current
+    (the raw responses are read then)."""
+    if key not in histories.SUFFIX_KINDS or not summaries.current(con, histories.SUFFIX_KINDS[key][0]):
+        return None
+    shown = "x.segment, x.region" + (", x.department" if key.endswith("|department") else "")
+    return _from_suffixes(con, key, query, shown, "x.after_day IS NULL", {}, "kept")
+
+
+def _from_suffixes(con, key: str, query: store.Query, shown: str, where: str, params: dict, how: str):
+    """``query``'s final SELECT over the rows ``where`` of the sums kept per customer and answer day
+    for ``key`` (:data:`cxmetrics.store.histories.SUFFIX_KINDS`): each row one customer's (or
+    anonymous answer's) sums, with the group and the columns ``shown``."""
+    name, _, _, measure = histories.SUFFIX_KINDS[key]  # from relations.ALL
+    sums = "x.k, x.u, x.w, x.y" if measure == "nps" else "x.k, x.x, x.s"
     sql = f"""
 WITH per AS (
     SELECT x.grp, {shown}, {sums}
     FROM {name} x
-    WHERE x.day >= $date_from AND (x.after_day IS NULL OR x.after_day < $date_from) AND {cwhere}
+    WHERE {where}
 )
 {_parts(query)[1]}"""
-    return store.run(con, store.Query(f"{measure}_clusters_open_range", sql, {"date_from": f.date_from, **cparams}))
+    return store.run(con, store.Query(f"{measure}_clusters_{how}", sql, params))
 
 
 def _period_start(d: dt.date, period: str) -> dt.date:

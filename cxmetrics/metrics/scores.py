@@ -175,8 +175,13 @@ def _kept_queries():
 def kept_clusters(con) -> dict:
     """The kept fit "clusters" (:data:`cxmetrics.metrics.clustered.KEPT`): the unfiltered view's
     cluster sums, overall and per department, computed by the same queries a page runs on the raw
-    responses."""
-    return {key: cluster_sums.to_kept(store.run(con, q)) for key, q in _kept_queries()}
+    responses — their final SELECT over the sums kept per customer and answer day where the kind is
+    kept there (:func:`cxmetrics.metrics.clustered.whole`; fits run after the summaries are built)."""
+    out = {}
+    for key, q in _kept_queries():
+        df = cluster_sums.whole(con, key, q)
+        out[key] = cluster_sums.to_kept(store.run(con, q) if df is None else df)
+    return out
 
 
 def updated_clusters(con, old: dict) -> dict:
