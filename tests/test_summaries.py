@@ -1319,6 +1319,7 @@ def test_a_range_open_at_its_end_reads_each_customers_sums_from_the_day_it_start
         open_ones = [Filters(date_from=hi - dt.timedelta(days=365)), Filters(date_from=dt.date(2025, 11, 20), date_to=hi),
                      Filters(date_from=dt.date(2026, 2, 3), date_to=dt.date(2031, 1, 1), segments=("smb",)),
                      Filters(date_from=dt.date(2024, 6, 30), regions=("north", "south"))]
+
         def dept(*names):
             return Scope(role="department", departments=names, user="b")
 
@@ -1365,22 +1366,24 @@ def test_a_range_open_at_its_end_reads_each_customers_sums_from_the_day_it_start
                     pd.testing.assert_frame_equal(fast, slow, check_exact=False, rtol=1e-9, atol=1e-9)
                     read_raw += name in names
         assert read_raw >= 6 and by_department == 8
-        repeated = 0
+        repeated, seen = 0, set()
         for day in pd.date_range(hi - dt.timedelta(days=800), hi, freq="37D").date:
             for key in histories.SUFFIX_KINDS:
                 measure, dim, survey, *within = key.split("|")
                 dim = None if dim == "all" else dim
                 # each day in another department (a department's kinds)
-                f = Filters(date_from=day, scope=dept(("billing", "logistics", "support")[day.toordinal() % 3])
+                f = Filters(date_from=day, scope=dept(("billing", "logistics", "contact_centre")[day.toordinal() % 3])
                             if within else Scope())
                 for dims in (True, False):
                     q = (nps._cluster_query(f, dim, survey, dims=dims) if measure == "nps"
                          else scores._score_cluster_q(f, dim, survey, *scores._SCORE_COLS[measure], dims=dims))
                     want = store.run(con, q)
                     repeated += int((want["max_k"] > 1).any())
+                    if within and len(want):
+                        seen |= set(f.scope.departments)
                     pd.testing.assert_frame_equal(clustered.open_range(con, measure, dim, survey, f, q, dims), want,
                                                   check_exact=False, rtol=1e-12)
-        assert repeated > 100
+        assert repeated > 100 and seen == {"billing", "logistics", "contact_centre"}
         # the kept fit's unfiltered sums: a kind kept per answer day reads each customer's first row
         raw = {}
         for key, q in scores._kept_queries():
