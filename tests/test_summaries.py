@@ -103,10 +103,11 @@ def test_a_date_bound_beyond_the_data_is_no_bound_for_the_relations_rows(con):
     assert stored(Filters(date_from=lo)) and stored(Filters(date_from=lo - day, date_to=hi + day))
     assert not stored(Filters(date_to=hi - day)) and not stored(Filters(date_from=lo + day))
     # the key drivers pair CSAT with the latest NPS as of the range's end: for a range that ends with
-    # the data, the stored one (the page figures are compared with the raw ones above)
+    # the data, the stored one — kept beside each customer's per-day CSAT sums, which a range open at
+    # its end reads (the page figures are compared with the raw ones above)
     from cxmetrics.metrics import drivers
 
-    assert "summary_latest" in " ".join(q.sql for q in drivers.key_drivers(con, TO_BEYOND_THE_DATA).queries)
+    assert "summary_driver_pair_suffixes" in " ".join(q.sql for q in drivers.key_drivers(con, TO_BEYOND_THE_DATA).queries)
 
 
 def _numbers(obj, out=None) -> list:
@@ -216,7 +217,8 @@ def test_customer_summary_serves_only_the_views_it_holds(con):
         else:  # … from the spells, beside the unfiltered revenue per customer, still kept
             assert "summary_latest" not in got and "JOIN summary_customer" in got
     # key drivers pair CSAT with the latest NPS as of the range's end: kept for an open end only
-    assert "summary_latest" in sql(drivers.key_drivers(con, Filters(date_from=dt.date(2025, 1, 1))))
+    # (beside each customer's per-day CSAT sums, which such a range reads)
+    assert "summary_driver_pair_suffixes" in sql(drivers.key_drivers(con, Filters(date_from=dt.date(2025, 1, 1))))
     assert "summary_latest" not in sql(drivers.key_drivers(con, Filters(date_to=dt.date(2026, 1, 1))))
 
 
@@ -560,10 +562,10 @@ def test_an_append_updates_summaries_in_place_to_what_a_rebuild_stores(small_cop
     # the relations that take appended rows in place were updated, not rebuilt; those that do not
     # read the responses were carried over; every other one was rebuilt
     took = {r.name for r in relations.ALL if "survey_responses" in r.depends and r.grain != "table"
-            and not r.args and (not r.uses or r.grain == "customer_cells")}
+            and not r.args and (not r.uses or r.grain in ("customer_cells", "customer"))}
     assert took == {"summary_responses", "summary_kpi_linked", "summary_customer_departments",
                     "summary_answer_spells", *(r.name for r in histories.CLUSTER_SUFFIXES), "summary_landmark_states", "summary_lifecycle_by_department", "summary_latest", "summary_detractors",
-                    "summary_driver_pairs_by_department", "summary_driver_pairs"}
+                    "summary_driver_pairs_by_department", "summary_driver_pair_suffixes", "summary_driver_pairs"}
     assert set(done["updated"]) == took
     assert not took & set(done["rebuilt"])
     for rel in relations.ALL:
@@ -1299,7 +1301,8 @@ def test_a_range_open_at_its_end_reads_each_customers_sums_from_the_day_it_start
     and a scope of two departments, read the raw responses), as does a range that ends before the
     data's end; the kept rows equal the query's per-customer sums for every start day tried, within
     each department too. The kept fit's unfiltered sums, read from the same rows where a kind is kept
-    there, equal the raw responses'."""
+    there, equal the raw responses'. The key drivers' pairs under such a range (unrestricted scope)
+    read their per-day sums the same way, with each customer's latest NPS kept beside them."""
     from cxmetrics.metrics import clustered, nps, scores
 
     with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
@@ -1366,6 +1369,23 @@ def test_a_range_open_at_its_end_reads_each_customers_sums_from_the_day_it_start
                     pd.testing.assert_frame_equal(fast, slow, check_exact=False, rtol=1e-9, atol=1e-9)
                     read_raw += name in names
         assert read_raw >= 6 and by_department == 8
+        # the key drivers' pairs: each customer's mean CSAT per touchpoint from their row of the
+        # kept per-day sums, with their latest NPS kept on it (the raw responses under any other range)
+        from dataclasses import replace
+
+        from cxmetrics.metrics import drivers
+
+        pairs = summaries.RELATIONS[summaries.PAIRS_TABLE]
+        for f in open_ones + one_dept + raw_ones:
+            fast = drivers.key_drivers(con, f)
+            via = "summary_driver_pair_suffixes" in fast.queries[0].sql
+            assert via == (f in open_ones), f
+            with monkeypatch.context() as m:
+                m.setitem(summaries.RELATIONS, pairs.name, replace(pairs, via=pairs.vias[:1]))
+                slow = drivers.key_drivers(con, f)
+            assert "summary_driver_pair_suffixes" not in slow.queries[0].sql
+            assert len(fast.table) >= (1 if f.scope.restricted else 3), f
+            pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9, atol=1e-12)
         repeated, seen = 0, set()
         for day in pd.date_range(hi - dt.timedelta(days=800), hi, freq="37D").date:
             for key in histories.SUFFIX_KINDS:

@@ -11,7 +11,8 @@ relations need not be recomputed from all the data:
   addition.
 * ``grain="customer"`` (latest answer, answer spells, detractor responses, customer departments):
   the customers in the appended rows are recomputed with the relation's own SQL, every table it
-  reads narrowed to those customers (each table read once per refresh, :func:`narrowed`) — or,
+  reads narrowed to those customers (each table read once per refresh, :func:`narrowed`; a
+  relation it reads, itself per customer, as stored: brought up to date before it) — or,
   for a relation with an :attr:`~cxmetrics.store.relation_types.Relation.append` function (the
   answer spells), brought up to date by it in time linear in the appended rows.
 * ``grain="customer_cells"`` (key-driver pairs): cells summed over customers, each customer's
@@ -40,7 +41,7 @@ import re
 
 import duckdb
 
-from cxmetrics.store.relations import Relation
+from cxmetrics.store.relations import RELATIONS, Relation
 
 #: DuckDB's first row id of rows a transaction has inserted and not yet committed.
 MAX_ROW_ID = 36_028_797_018_960_000
@@ -125,10 +126,10 @@ def can_update(rel: Relation, tables: set[str]) -> bool:
         return False
     if rel.grain == "customer_cells":
         return True
+    if rel.grain == "customer":  # reading only relations whose rows are per customer too (built before it)
+        return all(RELATIONS[sub].grain == "customer" and not RELATIONS[sub].args for sub in rel.uses)
     if rel.uses:
         return False
-    if rel.grain == "customer":
-        return True
     if rel.grain == "cells":
         hit = rel.depends & tables
         return len(hit) == 1 and len(_reads(rel.sql, next(iter(hit)))) == 1

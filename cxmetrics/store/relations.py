@@ -333,15 +333,46 @@ PAIRS_BY_DEPARTMENT = Relation("summary_driver_pairs_by_department", frozenset({
                                _pairs_sql(True).replace("{inner}", "r.department IS NOT NULL"),
                                uses={"summary_latest": _unfiltered}, grain="customer_cells", measures=_PAIRS_MEASURES)
 
+#: :data:`PAIRS`' inputs kept per customer, touchpoint and day they rated it (transactional CSAT):
+#: their answer count ``k`` and CSAT sum ``x`` over that day's answers and every later one, the day
+#: of their answer before (``after_day``, NULL for the first), and their latest relationship NPS
+#: overall with its segment and region (the customers who have one). A customer's mean CSAT at a
+#: touchpoint over a range starting on D and running to the data's end is x / k of their one row
+#: with after_day < D <= day, and the latest NPS as of the data's end is the overall one: the pairs
+#: of such a range are a filter and a GROUP BY by touchpoint, segment and region, no GROUP BY per
+#: customer over the responses and no join (0.15–0.19 s → 0.026 s at 10M responses, by hand).
+PAIR_SUFFIXES = Relation("summary_driver_pair_suffixes", frozenset({"customers", "survey_responses"}), """
+WITH ps_day AS (
+    SELECT r.customer_id, r.touchpoint, r.responded_on AS day, count(*) AS k, sum(r.csat) AS x
+    FROM survey_responses r
+    WHERE r.survey = 'transactional' AND r.csat IS NOT NULL AND r.touchpoint IS NOT NULL AND r.customer_id IS NOT NULL
+    GROUP BY ALL
+)
+SELECT d.touchpoint, rel.segment, rel.region, rel.nps, d.customer_id, lead(d.day) OVER back AS after_day, d.day,
+       CAST(sum(d.k) OVER later AS BIGINT) AS k, CAST(sum(d.x) OVER later AS BIGINT) AS x
+FROM ps_day d JOIN {summary_latest} rel ON rel.customer_id = d.customer_id
+WINDOW back AS (PARTITION BY d.touchpoint, d.customer_id ORDER BY d.day DESC),
+       later AS (PARTITION BY d.touchpoint, d.customer_id ORDER BY d.day DESC
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)""", uses={"summary_latest": _unfiltered},
+                         grain="customer")
+
 #: Key-driver sums per touchpoint, segment and region: for each customer and touchpoint, their mean
 #: transactional CSAT (over the responses that count) paired with their latest relationship NPS as
-#: of the end of the range (sums of x, y, x², y², xy and the count; additive over segments).
+#: of the end of the range (sums of x, y, x², y², xy and the count; additive over segments). A scope
+#: of one department reads :data:`PAIRS_BY_DEPARTMENT`; a range open at its end, in an unrestricted
+#: scope, :data:`PAIR_SUFFIXES`.
 PAIRS = Relation("summary_driver_pairs", frozenset({"customers", "survey_responses"}), _pairs_sql(False),
                  inner=_responses_inside, uses={"summary_latest": lambda f: Filters(date_to=f.date_to)},
                  inline_uses=("summary_latest",), scope_inside=True, grain="customer_cells", measures=_PAIRS_MEASURES,
-                 via=Via("""
+                 via=(Via("""
 SELECT touchpoint, segment, region, n, sx, sy, sxx, syy, sxy FROM {summary_driver_pairs_by_department}
-WHERE department = $via_department""", ("summary_driver_pairs_by_department",), _one_department(dates=True)))
+WHERE department = $via_department""", ("summary_driver_pairs_by_department",), _one_department(dates=True)),
+                      Via("""
+SELECT touchpoint, segment, region, count(*) AS n, sum(x / k) AS sx, sum(nps) AS sy, sum((x / k) * (x / k)) AS sxx,
+       sum(nps * nps) AS syy, sum((x / k) * nps) AS sxy
+FROM {summary_driver_pair_suffixes}
+WHERE day >= $date_from AND (after_day IS NULL OR after_day < $date_from) GROUP BY ALL""",
+                          ("summary_driver_pair_suffixes",), histories.open_range)))
 
 #: Every relationship detractor response with what the closed-loop view needs: the first follow-up
 #: contact on or after the response day (the same day counts; followed within d days ⟺ it falls
@@ -657,6 +688,6 @@ FROM ho_cal p JOIN customers c USING (customer_id) LEFT JOIN ho_hold o USING (cu
 ALL: tuple[Relation, ...] = (ANSWER_SPELLS, *CLUSTER_SUFFIXES, LANDMARK_STATES, REVENUE_MONTHS, CUSTOMER_DEPARTMENTS, LIFECYCLE_BY_DEPARTMENT,
                              GAPS_BY_DEPARTMENT,
                              UPLIFT_BY_DEPARTMENT, LATEST, CUSTOMER, COMPLAINT_RATE, NRR_CELLS, LANDMARK, COMPLAINT_CHURN, LANDMARK_REVENUE, CLV_CELLS_BY_DEPARTMENT, CLV_CELLS, RESPONSES, KPI_LINKED, DETRACTORS, DETRACTOR_CELLS, RFM, RFM_HOLDOUT,
-                             PAIRS_BY_DEPARTMENT, PAIRS, GAPS, COMPLAINTS, REVENUE, UPLIFT, LIFECYCLE, KPI_DAILY,
+                             PAIRS_BY_DEPARTMENT, PAIR_SUFFIXES, PAIRS, GAPS, COMPLAINTS, REVENUE, UPLIFT, LIFECYCLE, KPI_DAILY,
                              KPI_WINDOW, WALLET)
 RELATIONS: dict[str, Relation] = {r.name: r for r in ALL}
