@@ -1467,3 +1467,16 @@ def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypa
             assert read_raw == (f in raw_ones), (f, metric, names)
             assert len(fast.table) >= 1 and fast.table["customers"].notna().all()  # CES: one touchpoint
             pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9, atol=1e-9)
+
+
+def test_relations_with_a_stored_order_are_written_in_it(con):
+    """The histories a date range filters (answer spells, per-day sums) are stored in day order, so
+    that a range's filter skips the blocks of days before its start."""
+    ordered = [r for r in relations.ALL if r.stored_order]
+    assert {"summary_answer_spells", "summary_driver_pair_suffixes",
+            *(r.name for r in histories.CLUSTER_SUFFIXES)} <= {r.name for r in ordered}
+    for rel in ordered:
+        col = rel.stored_order  # one column name, from relations.ALL
+        rows, back = con.execute(f"SELECT count(*), count(*) FILTER (WHERE {col} < before) FROM (SELECT {col}, "
+                                 f"lag({col}) OVER (ORDER BY rowid) AS before FROM {rel.name})").fetchone()
+        assert rows > 100 and back == 0, rel.name
