@@ -94,33 +94,36 @@ def _clv_by_group(con: duckdb.DuckDBPyConnection, filters: Filters, by_segment: 
     cells = store.run(con, q)
     keys = ["nps_group"] + (["segment"] if by_segment else []) + (["tenure"] if by_tenure else [])
     g = cells.groupby(keys, as_index=False).sum(numeric_only=True)
-    rng = np.random.default_rng(seed)
-    lo_q, hi_q = alpha / 2, 1 - alpha / 2
-    recs = []
-    for _, r in g.iterrows():
-        lam = r["events"] / r["exposure_months"] if r["exposure_months"] > 0 else float("nan")
-        m_rev = r["revenue"] / r["revenue_months"] if r["revenue_months"] > 0 else float("nan")
+    col = {c: g[c].to_numpy(float) for c in ("customers", "events", "exposure_months", "revenue", "revenue_months",
+                                              "rev_sq")}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = np.where(col["exposure_months"] > 0, col["events"] / col["exposure_months"], np.nan)
+        m_rev = np.where(col["revenue_months"] > 0, col["revenue"] / col["revenue_months"], np.nan)
         # SE of revenue per customer-month (ratio estimator with per-customer months as weights)
-        var = max(r["rev_sq"] / max(r["revenue_months"], 1) - m_rev ** 2, 0.0) if r["revenue_months"] else float("nan")
-        se_m = math.sqrt(var / max(r["customers"], 1)) if var == var else float("nan")
-        point = float(clv_formula(m_rev * gm, lam, d_month, months))
-        if r["events"] > 0 and se_m == se_m:
-            lam_d = np.exp(rng.normal(math.log(lam), 1 / math.sqrt(r["events"]), draws))
-            m_d = rng.normal(m_rev, se_m, draws) * gm
-            sims = clv_formula(m_d, lam_d, d_month, months)
-            lo, hi = np.quantile(sims, [lo_q, hi_q])
-            sd = float(np.std(sims, ddof=1))
-        else:
-            lo = hi = sd = float("nan")
-        recs.append({**{k: r[k] for k in keys}, "customers": int(r["customers"]), "churn_events": int(r["events"]),
-                     "monthly_churn_pct": 100 * lam, "monthly_revenue": m_rev, "monthly_revenue_se": se_m,
-                     "monthly_margin": m_rev * gm,
-                     "clv": point, "clv_se": sd, "ci_low": float(lo), "ci_high": float(hi),
-                     "small_sample": r["customers"] < filters.min_n})
+        var = np.where(col["revenue_months"] > 0, np.maximum(
+            col["rev_sq"] / np.maximum(col["revenue_months"], 1) - m_rev ** 2, 0.0), np.nan)
+        se_m = np.sqrt(var / np.maximum(col["customers"], 1))
+        point = clv_formula(m_rev * gm, lam, d_month, months)
+    # every simulated group's draws at once, in the order one group after another would draw them
+    # (its churn hazard's, then its margin's): the same numbers as drawing group by group
+    lo, hi, sd = (np.full(len(g), np.nan) for _ in range(3))
+    sim = np.flatnonzero((col["events"] > 0) & ~np.isnan(se_m))
+    if len(sim):
+        z = np.random.default_rng(seed).standard_normal((len(sim), 2, draws))
+        lam_d = np.exp(np.log(lam[sim])[:, None] + (1 / np.sqrt(col["events"][sim]))[:, None] * z[:, 0])
+        m_d = (m_rev[sim][:, None] + se_m[sim][:, None] * z[:, 1]) * gm
+        sims = clv_formula(m_d, lam_d, d_month, months)
+        lo[sim], hi[sim] = np.quantile(sims, [alpha / 2, 1 - alpha / 2], axis=1)
+        sd[sim] = np.std(sims, axis=1, ddof=1)
+    columns = [*keys, "customers", "churn_events", "monthly_churn_pct", "monthly_revenue", "monthly_revenue_se",
+               "monthly_margin", "clv", "clv_se", "ci_low", "ci_high", "small_sample"]
     # the columns are named even with no group (e.g. only anonymous answers): charts and pages read them
-    table = pd.DataFrame(recs, columns=[*keys, "customers", "churn_events", "monthly_churn_pct", "monthly_revenue",
-                                        "monthly_revenue_se", "monthly_margin", "clv", "clv_se", "ci_low", "ci_high",
-                                        "small_sample"])
+    table = pd.DataFrame({**{k: g[k] for k in keys}, "customers": g["customers"].astype("int64"),
+                          "churn_events": g["events"].astype("int64"), "monthly_churn_pct": 100 * lam,
+                          "monthly_revenue": m_rev, "monthly_revenue_se": se_m, "monthly_margin": m_rev * gm,
+                          "clv": point, "clv_se": sd, "ci_low": lo, "ci_high": hi,
+                          "small_sample": col["customers"] < filters.min_n}, columns=columns) if len(g) else (
+        pd.DataFrame([], columns=columns))
     order = {g: i for i, g in enumerate(GROUPS)}
     if len(table):
         table = table.sort_values(keys, key=lambda s: s.map(order) if s.name == "nps_group" else s).reset_index(drop=True)
