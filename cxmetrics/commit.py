@@ -16,17 +16,19 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
-from cxmetrics.metrics import btyd_checks, btyd_intervals, churn, scores, theme_store
+from cxmetrics.metrics import alignment, btyd_checks, btyd_intervals, churn, scores, theme_store
 from cxmetrics.store import summaries
 
 summaries.DEFAULT_LANDMARK[:] = [lambda con: churn.default_landmark(con, Filters())]
 summaries.FITS.update({"cox": churn.default_cox_fit, "btyd": btyd_intervals.default_fit, "btyd_holdout": btyd_checks.default_holdout,
-                       "clusters": scores.kept_clusters})
+                       "clusters": scores.kept_clusters, "kpi_thresholds": alignment.kept_thresholds})
 # the Cox fit reads the landmark base at the default landmark and the data's end; BTYD the RFM at
 # the last transaction date: each is kept when a write leaves its relation as it was
 summaries.FIT_READS.update({"cox": summaries.LANDMARK_TABLE, "btyd": summaries.RFM_TABLE,
                             "btyd_holdout": summaries.RFM_TABLE,  # the same tables: transactions × customers
-                            "clusters": summaries.RESPONSES_TABLE})  # the cluster sums: responses × customers
+                            "clusters": summaries.RESPONSES_TABLE,  # the cluster sums: responses × customers
+                            # the KPI curves (the KPI list and directions are in the fit's key)
+                            "kpi_thresholds": summaries.KPI_ALLTIME_TABLE})
 summaries.FIT_UPDATES.update({"clusters": scores.updated_clusters})  # per customer: an append updates them
 
 

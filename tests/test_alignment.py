@@ -124,3 +124,65 @@ def test_cli(demo_db):
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)["rows"]
     assert [r["kpi_id"] for r in rows] == ["KPI-LOG-DELIVERY"] and rows[0]["status"] == "misaligned"
+
+
+# ------------------------------------------------ kept threshold fits (the unfiltered view's)
+
+def _live(monkeypatch):
+    """Ignore the kept threshold fits: every page fits its curves."""
+    from cxmetrics.store import summaries
+
+    real = summaries.fit_text
+    monkeypatch.setattr(summaries, "fit_text", lambda con, name: None if name == "kpi_thresholds" else real(con, name))
+
+
+def _no_fitting(monkeypatch):
+    def refuse(*a, **k):
+        raise AssertionError("fitted a threshold live")
+
+    monkeypatch.setattr(alignment, "fit_threshold", refuse)
+
+
+def test_kept_threshold_fits_are_the_fits_the_page_would_make(demo_db, monkeypatch):
+    import pandas as pd
+
+    with store.connect(str(demo_db)) as con:
+        kept = alignment.kept_thresholds(con)["fits"]
+        assert len(kept) >= 3  # the demo's customer-level KPIs
+        with monkeypatch.context() as m:
+            _no_fitting(m)
+            fast = alignment.scorecard(con, Filters())
+        with monkeypatch.context() as m:
+            _live(m)
+            live = alignment.scorecard(con, Filters())
+    # the same table to the bit: threshold, interval, slope and its covariance (the money's draws)
+    pd.testing.assert_frame_equal(fast.table, live.table, check_exact=True)
+    assert fast.table["threshold"].notna().sum() >= 2
+
+
+def test_a_filtered_curve_is_fitted_live(demo_db, monkeypatch):
+    with store.connect(str(demo_db)) as con:
+        with monkeypatch.context() as m:
+            _no_fitting(m)
+            with pytest.raises(AssertionError, match="fitted a threshold live"):
+                alignment.scorecard(con, Filters(segments=("consumer",)))
+            with pytest.raises(AssertionError, match="fitted a threshold live"):
+                alignment.scorecard(con, Filters(), alpha=0.1)  # kept at 0.05 only
+
+
+def test_a_kept_fit_is_only_used_for_the_curve_it_was_fitted_on(writable_db, monkeypatch):
+    # the KPI's direction changed behind the summaries' back (the data version did not move): the
+    # kept fit, for the other direction, is not this curve's, so the page fits it
+    import pandas as pd
+
+    with store.connect(str(writable_db), read_only=False) as con:
+        con.execute("UPDATE kpis SET direction = 'higher_is_better' WHERE kpi_id = 'KPI-LOG-DELIVERY'")
+    with store.connect(str(writable_db)) as con:
+        fitted = []
+        real = alignment.fit_threshold
+        monkeypatch.setattr(alignment, "fit_threshold", lambda *a, **k: fitted.append(k["lower_is_better"]) or real(*a, **k))
+        fast = alignment.scorecard(con, Filters())
+        assert fitted == [False]  # that one curve only
+        _live(monkeypatch)
+        live = alignment.scorecard(con, Filters())
+    pd.testing.assert_frame_equal(fast.table, live.table, check_exact=True)

@@ -39,6 +39,7 @@ profile-likelihood intervals, Applied Statistics 37(1).
 
 from __future__ import annotations
 
+import json
 import math
 
 import duckdb
@@ -90,16 +91,69 @@ def kpis_frame(con: duckdb.DuckDBPyConnection, filters: Filters, department: str
                                               "ORDER BY k.department, k.kpi_id", params))
 
 
+def _linked(con: duckdb.DuckDBPyConnection, filters: Filters) -> tuple[store.Query, pd.DataFrame]:
+    """Every KPI's linked curve (observations per KPI value: events, detractors, promoters, events in
+    the last 12 months) from one query (one pass for the page), over the linked-observation summary
+    when it is current."""
+    where, params = summaries.where(summaries.KPI_ALLTIME_TABLE, filters, customer="o",
+                                    department_col="o.department", dates=False)
+    q = summaries.query(con, "kpi_linked", _LINKED % where, params, filters=filters)
+    return q, store.run(con, q)
+
+
+def fit_key(d: pd.DataFrame, lower_is_better: bool, alpha: float) -> str:
+    """What a threshold fit is a function of: the curve's KPI values, events and detractors (in the
+    query's order), the direction and alpha (the grid is the fit's default)."""
+    import hashlib
+
+    h = hashlib.sha256(f"{bool(lower_is_better)}:{float(alpha)!r}".encode())
+    for col in ("x", "n", "detractors"):
+        h.update(np.ascontiguousarray(d[col].to_numpy(float)).tobytes())
+    return h.hexdigest()[:32]
+
+
+def kept_thresholds(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """The threshold fits of the unfiltered view's curves, kept in summary_fits (see
+    :mod:`cxmetrics.store.summaries`): each KPI's at alpha 0.05 in its direction, by :func:`fit_key`.
+    A page uses a kept fit only for the very curve it was fitted on, so a kept fit is never stale:
+    another curve (new data, another direction, a filter) is fitted when the page asks."""
+    kpis = kpis_frame(con, Filters())
+    if not len(kpis):
+        return None
+    _, curves = _linked(con, Filters())
+    out = {}
+    for kpi_id, direction in zip(kpis["kpi_id"], kpis["direction"], strict=True):
+        d = curves[curves["kpi_id"] == kpi_id].reset_index(drop=True)
+        lower = direction == "lower_is_better"
+        if d["x"].nunique() >= 4:
+            th = fit_threshold(d["x"], d["n"], d["detractors"], lower_is_better=lower, alpha=KEPT_ALPHA)
+            out[fit_key(d, lower, KEPT_ALPHA)] = th.to_json() if th is not None else None
+    return {"fits": out} if out else None
+
+
+#: The alpha the kept threshold fits are fitted at (the pages' default).
+KEPT_ALPHA = 0.05
+
+
+def _threshold(con: duckdb.DuckDBPyConnection, filters: Filters, d: pd.DataFrame, lower: bool,
+               alpha: float) -> Threshold | None:
+    """The threshold fit of curve ``d``: the kept one when it was fitted on this very curve (the
+    unfiltered view's, at the kept alpha), else fitted now."""
+    if summaries.unfiltered(filters) and alpha == KEPT_ALPHA:
+        text = summaries.fit_text(con, "kpi_thresholds")
+        if text is not None:
+            kept = store.page_memo(("alignment.kept_thresholds", id(con), text), lambda: json.loads(text)["fits"])
+            key = fit_key(d, lower, alpha)
+            if key in kept:
+                return Threshold.from_json(kept[key]) if kept[key] is not None else None
+    return fit_threshold(d["x"], d["n"], d["detractors"], lower_is_better=lower, alpha=alpha)
+
+
 def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, gap: Estimate | None,
            horizon_years: float = 5.0, alpha: float = 0.05) -> dict:
     """Threshold, elasticity, status and money at risk for one KPI (a row of kpis_frame)."""
     lower = kpi["direction"] == "lower_is_better"
-    # every KPI's linked curve comes from one query (one pass over the responses for the page),
-    # over the linked-observation summary when it is current
-    where, params = summaries.where(summaries.KPI_ALLTIME_TABLE, filters, customer="o",
-                                    department_col="o.department", dates=False)
-    q = summaries.query(con, "kpi_linked", _LINKED % where, params, filters=filters)
-    d = store.run(con, q)
+    q, d = _linked(con, filters)
     d = d[d["kpi_id"] == kpi["kpi_id"]].drop(columns="kpi_id").reset_index(drop=True)
     out = {"kpi_id": kpi["kpi_id"], "department": kpi["department"], "kpi": kpi["name"], "unit": kpi["unit"],
            "direction": kpi["direction"], "target": kpi["target"], "linked_observations": int(d["n"].sum()),
@@ -140,7 +194,7 @@ def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, 
     if d["x"].nunique() < 4:
         out["reason"] = "The KPI barely varies, so its effect on customers cannot be seen."
         return out
-    th = fit_threshold(d["x"], d["n"], d["detractors"], lower_is_better=lower, alpha=alpha)
+    th = _threshold(con, filters, d, lower, alpha)
     if th is None or th.lr_p >= alpha or th.slope - norm.ppf(1 - alpha / 2) * th.slope_se <= 0:
         out["reason"] = ("No significant relation between this KPI and detractors "
                          f"(likelihood-ratio p = {th.lr_p:.2f})." if th else "The model could not be fitted.")

@@ -60,6 +60,20 @@ class Threshold:
     lower_is_better: bool = True
     method: str = MODEL
 
+    def to_json(self) -> dict:
+        """The fit as JSON-able values (kept with the summaries; :meth:`from_json` gives it back
+        exactly: floats written by ``repr`` read back to the same bits, infinities included)."""
+        return {"tau": self.tau, "ci_low": self.ci_low, "ci_high": self.ci_high, "intercept": self.intercept,
+                "slope": self.slope, "slope_se": self.slope_se, "cov": np.asarray(self.cov, float).tolist(),
+                "lr_p": self.lr_p, "profile": {c: self.profile[c].tolist() for c in self.profile.columns},
+                "lower_is_better": self.lower_is_better}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Threshold:
+        return cls(d["tau"], d["ci_low"], d["ci_high"], d["intercept"], d["slope"], d["slope_se"],
+                   np.array(d["cov"], float), d["lr_p"], pd.DataFrame({c: np.array(v, float) for c, v in d["profile"].items()}),
+                   d["lower_is_better"])
+
     def hinge(self, x) -> np.ndarray:
         s = 1.0 if self.lower_is_better else -1.0
         return np.maximum(0.0, s * (np.asarray(x, float) - self.tau))

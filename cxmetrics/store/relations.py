@@ -189,13 +189,15 @@ FROM kpi_observations GROUP BY ALL""", grain="cells", measures=("n", "n_value", 
 
 #: Customer-level KPI observations with the NPS answer of the response they are linked to and the
 #: responding customer's segment and region, counted by every column the alignment filters on.
+#: Stored in day order: a date range reads the row groups of its days (the last 12 months'
+#: curves 0.022 → 0.017 s, one quarter's 0.013 → 0.007 s at 1.5M rows, by hand).
 KPI_LINKED = Relation("summary_kpi_linked", frozenset({"customers", "survey_responses", "kpi_observations"}), """
 SELECT o.kpi_id, round(o.value, 1) AS x, o.observed_on, r.department, c.segment, c.region, r.nps, count(*) AS n
 FROM kpi_observations o
 JOIN survey_responses r ON r.response_id = o.response_id
 JOIN customers c ON c.customer_id = r.customer_id
 WHERE o.response_id IS NOT NULL AND r.nps IS NOT NULL
-GROUP BY ALL""", grain="cells", measures=("n",))
+GROUP BY ALL""", grain="cells", measures=("n",), stored_order="observed_on")
 
 #: The linked observations in the date window without the day, with the count in the last 12 months
 #: of observations (the alignment views group by KPI value only).
