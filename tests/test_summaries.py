@@ -833,7 +833,8 @@ def test_a_date_range_reads_the_answer_histories_not_the_raw_responses(con, monk
 def test_the_key_drivers_read_the_latest_answers_as_of_the_ranges_end_inside_their_query(con):
     """The pairs' latest answers (as of the range's end, every answer before it) have one reader: they
     are a subquery of the key drivers' query, not a page table holding every column for millions of
-    customers, while the range's own latest answers, which several queries read, stay one shared table."""
+    customers; so are the range's own latest answers in the share of wallet's query, where nothing
+    else on its page reads them (a page with two readers makes one table: the next tests)."""
     from cxmetrics.metrics import drivers, wallet
 
     def tables() -> set[str]:
@@ -852,7 +853,7 @@ def test_the_key_drivers_read_the_latest_answers_as_of_the_ranges_end_inside_the
     sql = kd.queries[0].sql
     assert "summary_answer_spells" in sql and "survey_responses r JOIN" not in sql
     assert "next_any > $date_to" in sql and "s.responded_on >= $date_from" not in sql  # as of the end: no start
-    assert len(after_wallet - after_drivers) == 1  # the range's latest answers: one table for the page
+    assert after_wallet == after_drivers  # the wallet, their one reader here, read them inline too
     monkeypatch = pytest.MonkeyPatch()
     try:  # the same figures as the relation's own SQL over the raw responses
         monkeypatch.setattr(summaries, "_state", lambda con: ({}, 0))
@@ -879,6 +880,7 @@ def test_a_reader_that_takes_its_relation_inline_reads_the_pages_table_once_one_
 
     @store.memoized
     def after_others(con, f):
+        summaries.source(con, summaries.LATEST_TABLE, f)  # a page with two readers makes the table first
         wallet.by_group(con, f)
         churn.churn_by(con, f)  # the landmark base's page table
         return representativeness.response_rates(con, f), complaints.churn_uplift(con, f)
@@ -890,6 +892,32 @@ def test_a_reader_that_takes_its_relation_inline_reads_the_pages_table_once_one_
     assert not c1.table.empty
     for a, b in ((r1, r2), (c1, c2)):
         pd.testing.assert_frame_equal(a.table, b.table, check_exact=False, rtol=1e-12)
+
+
+def test_a_page_that_reads_the_latest_answers_twice_makes_one_table_of_them(con, monkeypatch):
+    """The Finance review reads the range's latest answers in the bridge's share of wallet and in the
+    response rates: one page table that both read. The Customer value page, whose share of wallet is
+    their one reader, reads them inside the wallet's query (no table, no copy of every customer's row)."""
+    from cxmetrics.views import finance, value
+
+    made = []
+    real = store.temp_table
+
+    def spy(c, prefix, q):
+        made.append((prefix, q.sql))
+        return real(c, prefix, q)
+
+    monkeypatch.setattr(store, "temp_table", spy)
+    fin = finance.page_data(con, CUSTOM_RANGE)
+    assert len({sql for prefix, sql in made if prefix == "__summary_latest_via_"}) == 1
+    wallet_sql = next(sql for prefix, sql in made if prefix == "__summary_wallet_")
+    assert "__summary_latest_via_" in wallet_sql and "summary_answer_spells" not in wallet_sql
+    rates = next(q.sql for q in fin.representativeness.queries if q.name == "response_rates")
+    assert "__summary_latest_via_" in rates
+    made.clear()
+    value.page_data(con, CUSTOM_RANGE)
+    assert not any(prefix == "__summary_latest_via_" for prefix, _ in made)
+    assert "summary_answer_spells" in next(sql for prefix, sql in made if prefix == "__summary_wallet_")
 
 
 def test_the_latest_answer_from_histories_equals_its_definition_under_any_range_and_scope(small_copy):

@@ -306,7 +306,7 @@ WITH wa_cust AS (
     SELECT l.segment, l.region, l.nps, l.stated, l.war,
            {_OBSERVED}
     FROM {{summary_latest}} l JOIN {{summary_customer}} c USING (customer_id)
-){_WALLET_SUMS}""", uses={"summary_latest": _same, "summary_customer": _unfiltered}, scope_inside=True,
+){_WALLET_SUMS}""", uses={"summary_latest": _same, "summary_customer": _unfiltered}, inline_uses=("summary_latest",), scope_inside=True,
                   per_page=True, via=Via(f"""
 WITH wa_cust AS (
     SELECT c.segment, c.region, c.nps, CASE WHEN c.stated_on >= $date_from THEN c.stated END AS stated,

@@ -13,7 +13,7 @@ from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import churn, clv, nps, pnl, representativeness
 from cxmetrics.metrics.finance import audit_log, lineage, net_revenue_retention, reconciliation
-from cxmetrics.store import assumptions, schema
+from cxmetrics.store import assumptions, schema, summaries
 
 pd = lazy.module("pandas")
 
@@ -47,6 +47,9 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: 
               assumption_ranges: bool = False, distribution: str = "triangular") -> FinancePage:
     """Everything the Finance review page shows (``assumption_ranges``: the bridge interval includes
     finance's assumption ranges by Monte Carlo, :func:`cxmetrics.pnl.detractor_scenario`)."""
+    # two of its queries read each customer's latest answer (the bridge's share of wallet and the
+    # response rates), which each reads as a subquery on a page with one: here one page table
+    summaries.source(con, summaries.LATEST_TABLE, filters)
     try:
         bridge_res, bridge_err = pnl.detractor_scenario(con, filters, drop_points=drop_points,
                                                         assumption_ranges=assumption_ranges,
