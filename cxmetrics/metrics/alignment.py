@@ -101,6 +101,10 @@ def _linked(con: duckdb.DuckDBPyConnection, filters: Filters) -> tuple[store.Que
     return q, store.run(con, q)
 
 
+#: The alpha the kept threshold fits are fitted at (the pages' default).
+KEPT_ALPHA = 0.05
+
+
 def fit_key(d: pd.DataFrame, lower_is_better: bool, alpha: float) -> str:
     """What a threshold fit is a function of: the curve's KPI values, events and detractors (in the
     query's order), the direction and alpha (the grid is the fit's default)."""
@@ -129,10 +133,6 @@ def kept_thresholds(con: duckdb.DuckDBPyConnection) -> dict | None:
             th = fit_threshold(d["x"], d["n"], d["detractors"], lower_is_better=lower, alpha=KEPT_ALPHA)
             out[fit_key(d, lower, KEPT_ALPHA)] = th.to_json() if th is not None else None
     return {"fits": out} if out else None
-
-
-#: The alpha the kept threshold fits are fitted at (the pages' default).
-KEPT_ALPHA = 0.05
 
 
 def _threshold(con: duckdb.DuckDBPyConnection, filters: Filters, d: pd.DataFrame, lower: bool,
