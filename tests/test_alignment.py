@@ -48,6 +48,16 @@ def test_scorecard_sorted_by_money(demo_db):
     assert money == sorted(money, reverse=True) and t.iloc[0]["kpi_id"] == "KPI-LOG-DELIVERY"
 
 
+def test_money_chart_names_each_kpis_status_beside_it(card):
+    from cxmetrics.charts import alignment as charts
+
+    fig = charts.scorecard(card.reset_index())
+    bar = fig.data[0]
+    # the status is read from the axis, not from a word drawn inside (or on the side of) a short bar
+    assert list(bar.y) == ["Delivery time · logistics — misaligned", "Call wait time · contact_centre — aligned"]
+    assert bar.text is None
+
+
 # --------------------------------------------------- edge cases on synthetic grouped data
 def synthetic(tau, lower=True, n_per=400, seed=0):
     rng = np.random.default_rng(seed)

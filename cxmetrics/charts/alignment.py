@@ -29,12 +29,13 @@ def kpi_chart(trend: pd.DataFrame, row: pd.Series, title: str | None = None) -> 
 def scorecard(table: pd.DataFrame, title: str = "Money at risk by KPI") -> go.Figure:
     """Segment-adjusted money at risk per KPI with its interval, the crude (pooled) figure beside it."""
     t = table.dropna(subset=["money_at_risk"])
-    label = t["kpi"] + " · " + t["department"]
+    # the status in the axis label, not inside the bar: a short bar turned its word on its side and a
+    # long one drew it under the interval's whisker
+    label = t["kpi"] + " · " + t["department"] + " — " + t["status"]
     fig = go.Figure(go.Bar(x=t["money_at_risk"], y=label, orientation="h", name="within segment (headline)",
                            marker_color=[STATUS_COLORS.get(s, "#999") for s in t["status"]],
                            error_x=dict(type="data", symmetric=False, array=t["money_at_risk_ci_high"] - t["money_at_risk"],
-                                        arrayminus=t["money_at_risk"] - t["money_at_risk_ci_low"]),
-                           text=t["status"], textposition="auto"))
+                                        arrayminus=t["money_at_risk"] - t["money_at_risk_ci_low"])))
     if "money_at_risk_crude" in t:
         fig.add_trace(go.Scatter(x=t["money_at_risk_crude"], y=label, mode="markers", name="crude (pooled over segments)",
                                  marker=dict(symbol="line-ns-open", size=18, color="#555", line=dict(width=2))))
