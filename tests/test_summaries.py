@@ -565,7 +565,8 @@ def test_an_append_updates_summaries_in_place_to_what_a_rebuild_stores(small_cop
             and not r.args and (not r.uses or r.grain in ("customer_cells", "customer"))}
     assert took == {"summary_responses", "summary_kpi_linked", "summary_customer_departments",
                     "summary_answer_spells", *(r.name for r in histories.CLUSTER_SUFFIXES), "summary_landmark_states", "summary_lifecycle_by_department", "summary_latest", "summary_detractors",
-                    "summary_driver_pairs_by_department", "summary_driver_pair_suffixes", "summary_driver_pairs"}
+                    "summary_driver_pairs_by_department", "summary_driver_pair_suffixes", "summary_driver_pairs",
+                    "summary_customer"}
     assert set(done["updated"]) == took
     assert not took & set(done["rebuilt"])
     for rel in relations.ALL:
@@ -619,6 +620,9 @@ def test_appended_transactions_update_each_customers_revenue_by_month_as_a_rebui
         after = con.execute("SELECT m0, m1, revs FROM summary_revenue_months WHERE customer_id = $c", {"c": cust}).fetchone()
     assert done["appended"] == {"transactions": len(rows)}
     assert relations.REVENUE_MONTHS.name in done["updated"]
+    # the customer summary takes appended answers in place, not transactions (they can move the
+    # last transaction date, and with it every customer's 12-month window)
+    assert relations.CUSTOMER.name in done["rebuilt"]
     in_gap = sum(a for c, d, a in rows if c == cust and d.year * 12 + d.month == gap)  # the month had none
     assert (after[0], after[1]) == (m0 - 3, m1 + 1) and after[2][3 + gap - m0] == pytest.approx(in_gap)
     with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):

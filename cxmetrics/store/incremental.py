@@ -14,7 +14,8 @@ relations need not be recomputed from all the data:
   reads narrowed to those customers (each table read once per refresh, :func:`narrowed`; a
   relation it reads, itself per customer, as stored: brought up to date before it) — or,
   for a relation with an :attr:`~cxmetrics.store.relation_types.Relation.append` function (the
-  answer spells), brought up to date by it in time linear in the appended rows.
+  answer spells; the customer summary, for appended answers only), brought up to date by it in
+  time linear in the appended rows.
 * ``grain="customer_cells"`` (key-driver pairs): cells summed over customers, each customer's
   contribution depending on that customer's rows only. The appended customers' contributions are
   computed twice with the relation's own SQL (its used relations expanded to their SQL), every
@@ -127,6 +128,8 @@ def can_update(rel: Relation, tables: set[str]) -> bool:
     if rel.grain == "customer_cells":
         return True
     if rel.grain == "customer":  # reading only relations whose rows are per customer too (built before it)
+        if rel.append is not None and not (rel.depends & tables) <= {rel.appended_table}:
+            return False  # its append function takes the rows of one table
         return all(RELATIONS[sub].grain == "customer" and not RELATIONS[sub].args for sub in rel.uses)
     if rel.uses:
         return False
@@ -166,7 +169,7 @@ def update(con: duckdb.DuckDBPyConnection, rel: Relation, sql: str, params: dict
     expanded to their own SQL; see :func:`can_update`)."""
     name = rel.name  # from relations.ALL
     if rel.grain == "customer" and rel.append is not None:
-        rel.append(con, f"{_DELTA}{next(iter((rel.depends - {'customers'}) & tables))}")
+        rel.append(con, f"{_DELTA}{rel.appended_table}")
         return
     if rel.grain == "customer":
         # every table it reads narrowed to the appended customers (their rows depend on theirs only)

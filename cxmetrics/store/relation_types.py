@@ -124,9 +124,13 @@ class Relation:
         table as it was, when the landmark and the data's end are the ones it was built with and
         the relations it reads are unchanged too (:func:`cxmetrics.store.incremental.unchanged_by`).
     append : for a ``"customer"`` relation, ``append(con, rows)`` brings the stored table up to
-        date from ``rows`` (a table of the rows appended to the one contract table it reads besides
-        ``customers``) in time linear in those rows, instead of recomputing the appended customers
-        from all their rows (tested against a rebuild like every update).
+        date from ``rows`` (a table of the rows appended to :attr:`append_to`) in time linear in
+        those rows, instead of recomputing the appended customers from all their rows (tested
+        against a rebuild like every update).
+    append_to : the contract table whose appended rows :attr:`append` takes; empty: the one table
+        the relation reads besides ``customers``. Rows appended to any other table it reads rebuild
+        it (e.g. a relation whose rows also depend on a total over every customer's transactions
+        takes appended answers, not appended transactions).
     inline_uses : relations of :attr:`uses` bound into the definition as a subquery even when
         their histories answer them (a via), instead of a temporary table for the page, unless
         the page already made that table: this relation is their only reader under those filters
@@ -151,8 +155,17 @@ class Relation:
     via: Via | tuple[Via, ...] | None = None
     before_landmark: tuple[tuple[str, str], ...] = ()
     append: Callable[[Any, str], None] | None = None
+    append_to: str = ""
     inline_uses: tuple[str, ...] = ()
     stored_order: str = ""
+
+    @property
+    def appended_table(self) -> str:
+        """The contract table whose appended rows :attr:`append` takes (see :attr:`append_to`)."""
+        if self.append_to:
+            return self.append_to
+        (only,) = self.depends - {"customers"}
+        return only
 
     @property
     def vias(self) -> tuple[Via, ...]:

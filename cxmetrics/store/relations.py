@@ -235,9 +235,26 @@ WHERE r.survey = 'relationship' AND r.nps IS NOT NULL AND {{inner}}
 GROUP BY 1""", inner=_responses_inside, scope_inside=True, grain="customer",
                 via=(histories.LATEST_OPEN_VIA, histories.LATEST_VIA))
 
+#: The customer summary's columns taken from the latest relationship answer (:data:`LATEST`).
+_LATEST_COLUMNS = ("nps", "stated", "war", "nps_on", "stated_on", "war_on")
+
+
+def _append_answers_to_customers(con, rows: str) -> None:
+    """:data:`CUSTOMER` after survey answers ``rows`` were appended: only the latest answer's columns
+    of the customers who answered can change, and :data:`LATEST` (which it reads, brought up to date
+    before it) holds them; every other column reads tables nothing was appended to."""
+    sets = ", ".join(f"{c} = l.{c}" for c in _LATEST_COLUMNS)
+    con.execute(f"""
+UPDATE summary_customer x SET {sets}
+FROM summary_latest l
+WHERE l.customer_id = x.customer_id AND l.customer_id IN (SELECT customer_id FROM {rows})""")
+
+
 #: Per customer, over all the data: the latest relationship answer, revenue in the 12 months to
 #: the last transaction date E (and its active calendar months, as a bit set of month offsets),
-#: revenue in the 12 months before that, complaints ever opened, and the churn date.
+#: revenue in the 12 months before that, complaints ever opened, and the churn date. Appended
+#: survey answers change only the answering customers' latest answer (taken in place, from
+#: :data:`LATEST`); appended transactions can move E for everyone, so they rebuild it.
 CUSTOMER = Relation("summary_customer", frozenset({"customers", "survey_responses", "complaints", "transactions",
                                                    "churn_events"}), """
 WITH cu_last AS (
@@ -257,7 +274,8 @@ SELECT c.customer_id, c.segment, c.region, c.contract, c.acquired_on, c.category
        coalesce(k.complaints, 0) AS complaints
 FROM customers c LEFT JOIN {summary_latest} l USING (customer_id) LEFT JOIN cu_rev USING (customer_id)
 LEFT JOIN cu_k k USING (customer_id) LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id""",
-                    uses={"summary_latest": _unfiltered})
+                    uses={"summary_latest": _unfiltered}, grain="customer", append=_append_answers_to_customers,
+                    append_to="survey_responses")
 
 #: Complaints and customer-years per latest relationship NPS answer, segment and region (the
 #: customers with an answer): the complaint rate by NPS group. A customer is exposed from
