@@ -256,7 +256,7 @@ WHERE l.customer_id = x.customer_id AND l.customer_id IN (SELECT customer_id FRO
 #: survey answers change only the answering customers' latest answer (taken in place, from
 #: :data:`LATEST`); appended transactions can move E for everyone, so they rebuild it.
 CUSTOMER = Relation("summary_customer", frozenset({"customers", "survey_responses", "complaints", "transactions",
-                                                   "churn_events"}), """
+                                                   "churn_events"}), f"""
 WITH cu_last AS (
     SELECT S, year(S) * 12 + month(S) AS s_month, (E - INTERVAL 24 MONTH)::DATE AS S2
     FROM (SELECT E, (E - INTERVAL 12 MONTH)::DATE AS S FROM (SELECT max(occurred_on) AS E FROM transactions) cu_e) cu_s
@@ -270,9 +270,9 @@ cu_rev AS (  -- month offsets as in LANDMARK_REVENUE
     FROM transactions t, cu_last WHERE t.occurred_on > cu_last.S2 GROUP BY 1
 ), cu_k AS (SELECT customer_id, count(*) AS complaints FROM complaints GROUP BY 1)
 SELECT c.customer_id, c.segment, c.region, c.contract, c.acquired_on, c.category_wallet, ce.churned_on,
-       l.nps, l.stated, l.war, l.nps_on, l.stated_on, l.war_on, cu_rev.rev_12m, cu_rev.months_12m, cu_rev.rev_prev_12m,
+       {", ".join("l." + c for c in _LATEST_COLUMNS)}, cu_rev.rev_12m, cu_rev.months_12m, cu_rev.rev_prev_12m,
        coalesce(k.complaints, 0) AS complaints
-FROM customers c LEFT JOIN {summary_latest} l USING (customer_id) LEFT JOIN cu_rev USING (customer_id)
+FROM customers c LEFT JOIN {{summary_latest}} l USING (customer_id) LEFT JOIN cu_rev USING (customer_id)
 LEFT JOIN cu_k k USING (customer_id) LEFT JOIN churn_events ce ON ce.customer_id = c.customer_id""",
                     uses={"summary_latest": _unfiltered}, grain="customer", append=_append_answers_to_customers,
                     append_to="survey_responses")
