@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from cxmetrics import store
 from cxmetrics.core import lazy
+from cxmetrics.core.periods import next_period_start, period_start
 from cxmetrics.store import histories, incremental, summaries
 
 pd = lazy.module("pandas")
@@ -244,23 +245,6 @@ WITH per AS (
     return store.run(con, store.Query(f"{measure}_clusters_{how}", sql, params))
 
 
-def _period_start(d: dt.date, period: str) -> dt.date:
-    """The first day of the period (DuckDB's ``date_trunc``: weeks start on Monday) holding ``d``."""
-    if period == "week":
-        return d - dt.timedelta(days=d.weekday())
-    if period == "month":
-        return d.replace(day=1)
-    return d.replace(month=3 * ((d.month - 1) // 3) + 1, day=1)
-
-
-def _next_period(d: dt.date, period: str) -> dt.date:
-    """The first day of the period after the one starting on ``d``."""
-    if period == "week":
-        return d + dt.timedelta(days=7)
-    months = d.year * 12 + d.month - 1 + (1 if period == "month" else 3)
-    return dt.date(months // 12, months % 12 + 1, 1)
-
-
 def kept_periods(con, measure: str, period: str, survey: str, filters, live, like=None):
     """Cluster sums per ``period`` under a date range from the kept sums where they hold it: a
     customer's answers in one period are one cluster, so the periods the range covers whole have
@@ -272,9 +256,9 @@ def kept_periods(con, measure: str, period: str, survey: str, filters, live, lik
         return None
     lo, hi = filters.date_from, filters.date_to
     # the first period the range covers whole, and the first start after the last one it does
-    first = None if lo is None else lo if _period_start(lo, period) == lo \
-        else _next_period(_period_start(lo, period), period)
-    after = None if hi is None else _period_start(hi + dt.timedelta(days=1), period)
+    first = None if lo is None else lo if period_start(lo, period) == lo \
+        else next_period_start(period_start(lo, period), period)
+    after = None if hi is None else period_start(hi + dt.timedelta(days=1), period)
     if first is not None and after is not None and first >= after:
         return None
     df = kept(con, measure, period, survey, filters.with_(date_from=None, date_to=None), like=like)
@@ -304,7 +288,7 @@ def _one_period(filters, period: str) -> dt.date | None:
     """The first day of the ``period`` when the date range is exactly that one period, first day to
     last; else None."""
     lo, hi = filters.date_from, filters.date_to
-    if lo is None or hi is None or _period_start(lo, period) != lo or _next_period(lo, period) - dt.timedelta(days=1) != hi:
+    if lo is None or hi is None or period_start(lo, period) != lo or next_period_start(lo, period) - dt.timedelta(days=1) != hi:
         return None
     return lo
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from cxmetrics.core import lazy
 from cxmetrics.core.dist import norm
+from cxmetrics.core.periods import add_months  # noqa: F401  (re-exported for the churn metrics)
 from cxmetrics.core.stats import wilson  # noqa: F401  (the metrics' Wilson interval, re-exported)
 
 np = lazy.module("numpy")
@@ -24,10 +25,6 @@ pd = lazy.module("pandas")
 
 #: Days in an average month.
 MONTH_DAYS = 365.25 / 12
-
-
-def add_months(d: dt.date, months: int) -> dt.date:
-    return (pd.Timestamp(d) + pd.DateOffset(months=months)).date()
 
 
 def churn_window(landmark: dt.date, end: dt.date | None) -> tuple[float, dt.date | None]:
