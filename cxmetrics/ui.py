@@ -27,7 +27,7 @@ import pandas as pd
 import streamlit as st
 
 from cxmetrics import store
-from cxmetrics.core import roles
+from cxmetrics.core import periods, roles
 from cxmetrics.core.filters import Filters, Scope
 from cxmetrics.core.markup import WORD_JOINER, md_escape  # noqa: F401  (pages and tests use ui.md_escape)
 from cxmetrics.core.results import DEFAULT_MIN_N, Estimate, Result
@@ -311,23 +311,60 @@ def _clamp(d: dt.date | None, lo: dt.date | None, hi: dt.date | None) -> dt.date
     return d
 
 
+def _period_named() -> None:
+    """The date inputs' ``on_change``: the date-range select names the range the dates now make."""
+    lo, hi = st.session_state["flt_bounds"]
+    d_from, d_to = st.session_state.get("flt_from"), st.session_state.get("flt_to")
+    st.session_state["flt_period"] = (periods.preset_of(d_from, d_to, lo, hi) if None not in (d_from, d_to, lo, hi)
+                                      else periods.CUSTOM)
+
+
+def _period_chosen() -> None:
+    """The date-range select's ``on_change``: a named range sets both dates (``Custom`` keeps them)."""
+    lo, hi = st.session_state["flt_bounds"]
+    got = periods.preset_range(st.session_state["flt_period"], lo, hi) if None not in (lo, hi) else None
+    if got is not None:
+        st.session_state["flt_from"], st.session_state["flt_to"] = got
+
+
+def _link_dates(qp, lo, hi, notes: list[str]) -> None:
+    """A new session's dates from its link: a named period (``period=last-12-months``), else the
+    ``from`` and ``to`` dates (the period is then named after them, once they are in the data)."""
+    slug = qp.get("period")
+    name = periods.SLUGS.get(slug or "")
+    if slug and name is None:
+        notes.append(f"'period' {slug!r} is not one of {', '.join(periods.SLUGS)}")
+    for key, end in (("from", lo), ("to", hi)):
+        raw = qp.get(key)
+        wanted = _parse_date(raw)
+        if raw and wanted is None:
+            notes.append(f"'{key}' date {raw!r} is not a date (YYYY-MM-DD)")
+        st.session_state[f"flt_{key}"] = wanted or end
+    st.session_state["flt_period"] = name  # None: named after the dates below
+
+
 def sidebar_filters() -> Filters:
-    """Global filters (dates, segment, region) kept in the URL so a view can be shared by link."""
+    """Global filters (a named period or two dates, segment, region) kept in the URL so a view can
+    be shared by link. A named period ("Last 12 months") is kept by name: it follows the data when
+    new rows arrive, and a link to it stays the last 12 months."""
     opts = options()
     qp = st.query_params
     lo, hi = opts["min_date"], opts["max_date"]
+    st.session_state["flt_bounds"] = (lo, hi)
     if "flt_init" not in st.session_state:
-        notes = []
-        for name, end in (("from", lo), ("to", hi)):
-            raw = qp.get(name)
-            wanted = _parse_date(raw)
-            if raw and wanted is None:
-                notes.append(f"'{name}' date {raw!r} is not a date (YYYY-MM-DD)")
-            st.session_state[f"flt_{name}"] = wanted or end
+        notes: list[str] = []
+        _link_dates(qp, lo, hi, notes)
         st.session_state["flt_segments"] = [s for s in qp.get_all("segment") if s in opts["segments"]]
         st.session_state["flt_regions"] = [r for r in qp.get_all("region") if r in opts["regions"]]
         st.session_state["flt_init"] = True
         st.session_state["flt_notes"] = notes
+    period = st.session_state.get("flt_period")
+    if period not in (None, periods.CUSTOM):  # a named period: its dates in the data as they are now
+        got = periods.preset_range(period, lo, hi) if None not in (lo, hi) else None
+        if got is None:
+            period = None
+        else:
+            st.session_state["flt_from"], st.session_state["flt_to"] = got
     for name in ("from", "to"):  # a link's (or an earlier data version's) date outside the data
         was = st.session_state[f"flt_{name}"]
         now = _clamp(was, lo, hi)
@@ -335,13 +372,21 @@ def sidebar_filters() -> Filters:
             st.session_state[f"flt_{name}"] = now
             st.session_state.setdefault("flt_notes", []).append(
                 f"'{name}' date {was} is outside the data ({lo} to {hi}), so {now} is used")
+    if period is None:
+        _period_named()
     with st.sidebar:
         st.subheader("Filters")
         notes = st.session_state.pop("flt_notes", None)
         if notes:
             st.warning(md_escape("The link's dates were adjusted: " + "; ".join(notes) + "."))
-        st.date_input("From", key="flt_from", min_value=lo, max_value=hi)
-        st.date_input("To", key="flt_to", min_value=lo, max_value=hi)
+        if None not in (lo, hi):
+            st.selectbox("Date range", [p for p in periods.PRESETS
+                                        if p == periods.CUSTOM or periods.preset_range(p, lo, hi) is not None],
+                         key="flt_period", on_change=_period_chosen,
+                         help="A named range follows the data: 'Last 12 months' is the 12 months to the "
+                              "last day with data, also after new data arrive. Changing a date makes it 'Custom'.")
+        st.date_input("From", key="flt_from", min_value=lo, max_value=hi, on_change=_period_named)
+        st.date_input("To", key="flt_to", min_value=lo, max_value=hi, on_change=_period_named)
         st.multiselect("Segment", opts["segments"], key="flt_segments", placeholder="All segments")
         st.multiselect("Region", opts["regions"], key="flt_regions", placeholder="All regions")
     d_from, d_to = st.session_state["flt_from"], st.session_state["flt_to"]
@@ -350,10 +395,14 @@ def sidebar_filters() -> Filters:
         d_from, d_to = d_to, d_from
     scope = current_scope()
     params: dict[str, Any] = {}
-    if d_from and d_from != lo:
-        params["from"] = d_from.isoformat()
-    if d_to and d_to != hi:
-        params["to"] = d_to.isoformat()
+    period = st.session_state.get("flt_period")
+    if period in periods.SLUGS.values() and period != periods.ALL:
+        params["period"] = next(slug for slug, name in periods.SLUGS.items() if name == period)
+    else:
+        if d_from and d_from != lo:
+            params["from"] = d_from.isoformat()
+        if d_to and d_to != hi:
+            params["to"] = d_to.isoformat()
     if st.session_state["flt_segments"]:
         params["segment"] = list(st.session_state["flt_segments"])
     if st.session_state["flt_regions"]:

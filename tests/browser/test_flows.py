@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cxmetrics import store
-from cxmetrics.core import roles
+from cxmetrics.core import periods, roles
 
 pytestmark = pytest.mark.browser
 
@@ -118,7 +118,8 @@ def test_every_page_opens_with_its_headline(spec, server, page, shots):
 
 def _pick(page, label: str, option: str) -> None:
     box = page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]').filter(has_text=label)
-    box.locator("input").click()
+    box.evaluate("e => e.scrollIntoView({block: 'center'})")  # as a person scrolls the sidebar: a list
+    box.locator("input").click()  # opened at the window's bottom edge may not show its options
     page.get_by_role("option", name=option, exact=True).click()
     page.keyboard.press("Escape")
     settle(page)
@@ -157,6 +158,34 @@ def test_filters_change_figures_and_live_in_the_url(server, page):
     assert metric_values(other) == after_date  # the shared link opens the same view
     chips = other.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]').filter(has_text="Segment")
     assert "smb" in chips.inner_text()
+    other.close()
+
+
+def test_a_named_period_sets_the_dates_and_is_shared_by_name(server, browser_db, page, shots):
+    """The sidebar's date-range select: "Last 12 months" fills both dates, changes the figures and
+    puts the period (not two dates) in the link; the link opens the same view."""
+    open_page(page, server, "/nps_drivers")
+    before = metrics_after_change(page, [])
+    box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(has_text="Date range")
+    box.click()
+    page.get_by_role("option", name="Last 12 months", exact=True).click()
+    settle(page)
+    after = metrics_after_change(page, before)
+    assert after != before
+    q = parse_qs(urlparse(page.url).query)
+    assert q.get("period") == ["last-12-months"] and "from" not in q, q
+    with store.connect(str(browser_db)) as con:
+        lo, hi = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
+    start = periods.preset_range(periods.LAST_12_MONTHS, lo, hi)[0]
+    frm = page.locator('[data-testid="stSidebar"] [data-testid="stDateInput"]').filter(has_text="From")
+    assert "".join(frm.inner_text().split()).endswith(start.strftime("%Y/%m/%d")), frm.inner_text()
+    assert_no_exception(page)
+    page.locator('[data-testid="stSidebar"]').screenshot(path=str(shots / "sidebar_period.png"))
+    other = page.context.new_page()
+    other.goto(page.url)
+    other.wait_for_selector('[data-testid="stMetricValue"]', timeout=60_000)
+    settle(other)
+    assert metric_values(other) == after
     other.close()
 
 
