@@ -35,7 +35,7 @@ from pathlib import Path
 
 from cxmetrics import store
 from cxmetrics import views as page_views
-from cxmetrics.core import roles
+from cxmetrics.core import periods, roles
 from cxmetrics.core.filters import Filters, Scope
 from cxmetrics.tools import bench_compare, bench_data, bench_load, bench_report, bench_spark
 from cxmetrics.tools.bench_data import BASE_SCALE, sizes  # noqa: F401  (tests and callers use bench.sizes)
@@ -79,31 +79,35 @@ def _filters(view: str | None) -> Filters:
 
 def views(db: Path) -> dict[str, dict]:
     """Every filter the app offers, as ``name -> {"label", "filters"}``: one segment, one region,
-    the last 12 months of responses, the last complete calendar quarter, a custom range that starts
-    and ends mid-month, and the first department's scope (the department role)."""
+    the sidebar's "Last 12 months" (:func:`cxmetrics.core.periods.preset_range`: the days the app
+    sets), a whole calendar quarter that ends before the data do, a custom range that starts and
+    ends mid-month, and the first department's scope (the department role)."""
     with store.connect(str(db)) as con:
         seg = con.execute("SELECT min(segment) FROM customers").fetchone()[0]
         region = con.execute("SELECT min(region) FROM customers").fetchone()[0]
-        last = con.execute("SELECT max(responded_on) FROM survey_responses").fetchone()[0]
+        first, last = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
         dept = con.execute("SELECT min(department) FROM departments").fetchone()[0]
-    q_start = dt.date(last.year, 3 * ((last.month - 1) // 3) + 1, 1)  # the quarter holding `last` …
-    q_end = q_start - dt.timedelta(days=1)  # … the one before it is complete
-    q_start = dt.date(q_end.year, 3 * ((q_end.month - 1) // 3) + 1, 1)
     c_from = (last - dt.timedelta(days=300)).replace(day=17)
     c_to = (last - dt.timedelta(days=40)).replace(day=9)
-    return {
+    out = {
         "unfiltered": {"label": "unfiltered", "filters": {}},
         "segment": {"label": f"segment {seg}", "filters": {"segments": [seg]}},
         "region": {"label": f"region {region}", "filters": {"regions": [region]}},
-        "last 12 months": {"label": f"{(last - dt.timedelta(days=365)).isoformat()} – {last.isoformat()}",
-                           "filters": {"date_from": (last - dt.timedelta(days=365)).isoformat(),
-                                       "date_to": last.isoformat()}},
-        "one quarter": {"label": f"{q_start.isoformat()} – {q_end.isoformat()}",
-                        "filters": {"date_from": q_start.isoformat(), "date_to": q_end.isoformat()}},
-        "custom range": {"label": f"{c_from.isoformat()} – {c_to.isoformat()}",
-                         "filters": {"date_from": c_from.isoformat(), "date_to": c_to.isoformat()}},
-        "department scope": {"label": f"department role, {dept}", "filters": {"departments": [dept]}},
     }
+    # the quarter: the sidebar's "Last complete quarter" as of the day before the last, so a range
+    # closed at both ends. When the data end on a quarter's last day, that quarter itself runs to the
+    # end and is answered as "the last 12 months" is (from the stored latest answers); the one
+    # before it is the harder case, and the quarter every earlier run measured
+    for name, preset, end in (("last 12 months", periods.LAST_12_MONTHS, last),
+                              ("one quarter", periods.LAST_QUARTER, last - dt.timedelta(days=1))):
+        got = periods.preset_range(preset, first, end)
+        if got is not None:
+            out[name] = {"label": f"{got[0].isoformat()} – {got[1].isoformat()}",
+                         "filters": {"date_from": got[0].isoformat(), "date_to": got[1].isoformat()}}
+    out["custom range"] = {"label": f"{c_from.isoformat()} – {c_to.isoformat()}",
+                           "filters": {"date_from": c_from.isoformat(), "date_to": c_to.isoformat()}}
+    out["department scope"] = {"label": f"department role, {dept}", "filters": {"departments": [dept]}}
+    return out
 
 
 # ----------------------------------------------------------------------------- workers (subprocesses)
@@ -252,6 +256,9 @@ def run(args: argparse.Namespace, log=print) -> dict:
     for v in VIEW_NAMES:
         if v not in chosen:
             res["skipped"][f"view {v}"] = "--views"
+        elif v not in all_views:  # data too short for the named range (no whole calendar quarter)
+            res["skipped"][f"view {v}"] = "the data hold no such range"
+    chosen = [v for v in chosen if v in all_views]
     for v in chosen:
         spec_json = all_views[v]
         if v != "unfiltered":
