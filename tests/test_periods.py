@@ -5,6 +5,10 @@ sets both dates, follows the data, and is kept in the link by name; a typed date
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -172,3 +176,37 @@ def test_the_bench_measures_the_sidebars_last_12_months_and_a_closed_quarter(sma
     start, end = D.fromisoformat(q["date_from"]), D.fromisoformat(q["date_to"])
     assert (start, end) == preset_range(LAST_QUARTER, lo, end) and end < hi  # a whole quarter, closed before the end
     assert preset_range(LAST_QUARTER, lo, hi - dt.timedelta(days=1)) == (start, end)
+
+
+# ----------------------------------------------------------------------------- the CLI's --range
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cxmetrics", *args], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+
+
+def test_the_cli_takes_the_sidebars_named_ranges(small_db):
+    lo, hi = _bounds(small_db)
+    start = preset_range(LAST_12_MONTHS, lo, hi)[0]
+    named = _cli("metrics", "nps", "--db", str(small_db), "--range", "last-12-months", "--json")
+    dated = _cli("metrics", "nps", "--db", str(small_db), "--from", start.isoformat(), "--json")
+    everything = _cli("metrics", "nps", "--db", str(small_db), "--json")
+    assert named.returncode == dated.returncode == everything.returncode == 0, named.stderr
+    assert json.loads(named.stdout) == json.loads(dated.stdout)  # the same days, left open at the end as the app
+    assert json.loads(named.stdout)["n"] < json.loads(everything.stdout)["n"]
+    q = _cli("metrics", "nps", "--db", str(small_db), "--range", "last-quarter", "--json")
+    a, b = preset_range(LAST_QUARTER, lo, hi)
+    assert json.loads(q.stdout)["filters"] == json.loads(_cli(
+        "metrics", "nps", "--db", str(small_db), "--from", a.isoformat(), "--to", b.isoformat(), "--json").stdout)["filters"]
+
+
+def test_the_cli_refuses_a_range_with_dates_or_one_it_does_not_know(small_db, tmp_path):
+    both = _cli("metrics", "nps", "--db", str(small_db), "--range", "year-to-date", "--from", "2025-01-01")
+    assert both.returncode == 1 and "not both" in both.stderr
+    unknown = _cli("metrics", "nps", "--db", str(small_db), "--range", "last-decade")
+    assert unknown.returncode == 2 and "last-12-months" in unknown.stderr  # argparse lists the choices
+    empty = tmp_path / "empty.duckdb"
+    assert _cli("init", "--db", str(empty)).returncode == 0
+    none = _cli("metrics", "nps", "--db", str(empty), "--range", "last-12-months")
+    assert none.returncode == 1 and "no survey responses" in none.stderr, none.stderr

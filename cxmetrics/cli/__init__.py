@@ -23,6 +23,7 @@ import time
 import duckdb
 
 from cxmetrics import store
+from cxmetrics.core import periods
 from cxmetrics.core.output import CLIError, emit, estimate_text, filters_from_args, table_text  # noqa: F401  (the shared output helpers)
 from cxmetrics.core.results import DEFAULT_MIN_N
 from cxmetrics.registers import demo, import_rows, importer
@@ -55,6 +56,8 @@ def filter_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("filters")
     g.add_argument("--from", dest="date_from", type=_date, help="first date (YYYY-MM-DD)")
     g.add_argument("--to", dest="date_to", type=_date, help="last date (YYYY-MM-DD)")
+    g.add_argument("--range", dest="date_range", choices=list(periods.SLUGS),
+                   help="a named date range in the data's dates, as the sidebar's (instead of --from/--to)")
     g.add_argument("--segment", action="append", default=[], help="segment (repeatable)")
     g.add_argument("--region", action="append", default=[], help="region (repeatable)")
     g.add_argument("--min-n", type=int, default=DEFAULT_MIN_N, help="small-sample threshold (default 30)")
@@ -240,10 +243,28 @@ def _db_of(args: argparse.Namespace) -> str:
     return str(store.db_path(getattr(args, "db", None)))
 
 
+def _resolve_range(args: argparse.Namespace) -> None:
+    """``--range``'s days in the data the command reads, as the sidebar sets them: a day at the
+    data's first or last answer is left open (so the figures are the app's for the same range)."""
+    if args.date_from or args.date_to:
+        raise CLIError("give --range or --from/--to, not both")
+    with engines.connect_args(args) as con:
+        lo, hi = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
+    name = periods.SLUGS[args.date_range]
+    got = periods.preset_range(name, lo, hi) if lo is not None else None
+    if got is None:
+        raise CLIError(f"--range {args.date_range}: " + ("the store has no survey responses to date it"
+                                                       if lo is None else f"the data ({lo} to {hi}) hold no {name.lower()}"))
+    args.date_from = got[0] if got[0] != lo else None
+    args.date_to = got[1] if got[1] != hi else None
+
+
 def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | None = None) -> int:
     parser = parser or build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "date_range", None):
+            _resolve_range(args)
         return int(args.func(args) or 0)
     except (CLIError, store.StoreError, ValueError, PermissionError) as exc:
         print(f"error: {faults.explain(exc, _db_of(args))}", file=sys.stderr)
