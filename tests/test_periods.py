@@ -210,3 +210,11 @@ def test_the_cli_refuses_a_range_with_dates_or_one_it_does_not_know(small_db, tm
     assert _cli("init", "--db", str(empty)).returncode == 0
     none = _cli("metrics", "nps", "--db", str(empty), "--range", "last-12-months")
     assert none.returncode == 1 and "no survey responses" in none.stderr, none.stderr
+
+
+def test_the_reports_period_and_a_named_range_are_not_mixed(small_db, tmp_path):
+    out = tmp_path / "update.html"
+    for extra in (("--range", "last-12-months"), ("--from", "2025-01-01")):
+        r = _cli("report", "--db", str(small_db), "--format", "html", "--out", str(out), "--period", "2025-Q3", *extra)
+        assert r.returncode == 1 and "not both" in r.stderr, (extra, r.stderr)
+    assert not out.exists()

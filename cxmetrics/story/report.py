@@ -286,6 +286,8 @@ def _cli(args) -> int:
 
     f = filters_from_args(args)
     if args.period:
+        if args.date_from or args.date_to or getattr(args, "date_range", None):
+            raise ValueError("give --period or --from/--to/--range, not both")
         lo, hi = period_bounds(args.period)
         f = f.with_(date_from=lo, date_to=hi)
     dept = args.report_department or (f.scope.departments[0] if f.scope.departments else None)
