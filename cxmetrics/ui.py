@@ -328,12 +328,12 @@ def _period_chosen() -> None:
 
 
 def _link_dates(qp, lo, hi, notes: list[str]) -> None:
-    """A new session's dates from its link: a named period (``period=last-12-months``), else the
+    """A new session's dates from its link: a named range (``range=last-12-months``), else the
     ``from`` and ``to`` dates (the period is then named after them, once they are in the data)."""
-    slug = qp.get("period")
+    slug = qp.get("range")
     name = periods.SLUGS.get(slug or "")
     if slug and name is None:
-        notes.append(f"'period' {slug!r} is not one of {', '.join(periods.SLUGS)}")
+        notes.append(f"'range' {slug!r} is not one of {', '.join(periods.SLUGS)}")
     for key, end in (("from", lo), ("to", hi)):
         raw = qp.get(key)
         wanted = _parse_date(raw)
@@ -397,7 +397,7 @@ def sidebar_filters() -> Filters:
     params: dict[str, Any] = {}
     period = st.session_state.get("flt_period")
     if period in periods.SLUGS.values() and period != periods.ALL:
-        params["period"] = next(slug for slug, name in periods.SLUGS.items() if name == period)
+        params["range"] = next(slug for slug, name in periods.SLUGS.items() if name == period)
     else:
         if d_from and d_from != lo:
             params["from"] = d_from.isoformat()

@@ -94,7 +94,7 @@ def test_choosing_a_period_sets_the_dates_and_the_link(small_db, make_app):
     f = at.session_state["filters"]
     assert (f.date_from, f.date_to or hi) == want and f.date_to is None  # it runs to the data's end
     assert (at.sidebar.date_input(key="flt_from").value, at.sidebar.date_input(key="flt_to").value) == want
-    assert at.query_params.get("period") in ("last-12-months", ["last-12-months"])
+    assert at.query_params.get("range") in ("last-12-months", ["last-12-months"])
     assert "from" not in at.query_params and "to" not in at.query_params
 
 
@@ -108,7 +108,7 @@ def test_typing_a_date_makes_the_period_custom_and_the_link_dated(small_db, make
     assert at.sidebar.selectbox(key="flt_period").value == CUSTOM
     assert at.session_state["filters"].date_from == day
     assert at.query_params.get("from") in (day.isoformat(), [day.isoformat()])
-    assert "period" not in at.query_params
+    assert "range" not in at.query_params
     # typing the dates of a named range names it again
     at.sidebar.date_input(key="flt_from").set_value(lo).run()
     at.sidebar.date_input(key="flt_to").set_value(hi).run()
@@ -117,7 +117,7 @@ def test_typing_a_date_makes_the_period_custom_and_the_link_dated(small_db, make
 
 def test_a_link_to_a_period_opens_it(small_db, make_app):
     lo, hi = _bounds(small_db)
-    at = make_app(small_db, query={"period": "last-quarter"})
+    at = make_app(small_db, query={"range": "last-quarter"})
     assert not at.exception, [e.value for e in at.exception]
     assert at.sidebar.selectbox(key="flt_period").value == LAST_QUARTER
     f = at.session_state["filters"]
@@ -125,9 +125,9 @@ def test_a_link_to_a_period_opens_it(small_db, make_app):
 
 
 def test_a_link_to_an_unknown_period_says_so_and_shows_everything(small_db, make_app):
-    at = make_app(small_db, query={"period": "<b>last-decade</b>"})
+    at = make_app(small_db, query={"range": "<b>last-decade</b>"})
     assert not at.exception, [e.value for e in at.exception]
-    assert any("'period'" in w.value and "is not one of" in w.value for w in at.sidebar.warning)
+    assert any("'range'" in w.value and "is not one of" in w.value for w in at.sidebar.warning)
     assert at.sidebar.selectbox(key="flt_period").value == ALL
     f = at.session_state["filters"]
     assert f.date_from is None and f.date_to is None

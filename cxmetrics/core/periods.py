@@ -89,5 +89,5 @@ def preset_of(d_from: dt.date, d_to: dt.date, lo: dt.date, hi: dt.date) -> str:
     return CUSTOM
 
 
-#: The named ranges as a link spells them (``?period=last-12-months``).
+#: The named ranges as a link spells them (``?range=last-12-months``).
 SLUGS = {"all": ALL, "last-12-months": LAST_12_MONTHS, "last-quarter": LAST_QUARTER, "year-to-date": YEAR_TO_DATE}

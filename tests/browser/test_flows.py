@@ -173,7 +173,7 @@ def test_a_named_period_sets_the_dates_and_is_shared_by_name(server, browser_db,
     after = metrics_after_change(page, before)
     assert after != before
     q = parse_qs(urlparse(page.url).query)
-    assert q.get("period") == ["last-12-months"] and "from" not in q, q
+    assert q.get("range") == ["last-12-months"] and "from" not in q, q
     with store.connect(str(browser_db)) as con:
         lo, hi = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
     start = periods.preset_range(periods.LAST_12_MONTHS, lo, hi)[0]
