@@ -21,7 +21,6 @@ from cxmetrics.core.periods import add_months  # noqa: F401  (re-exported for th
 from cxmetrics.core.stats import wilson  # noqa: F401  (the metrics' Wilson interval, re-exported)
 
 np = lazy.module("numpy")
-pd = lazy.module("pandas")
 
 #: Days in an average month.
 MONTH_DAYS = 365.25 / 12
