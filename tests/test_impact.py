@@ -1,5 +1,6 @@
 """Initiative impact (DiD / ITS), money, register edits and the page."""
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -253,3 +254,27 @@ def test_its_interval_names_its_method(impacts):
         e = impacts[key].effect
         assert "Prais–Winsten" in e.method and "Bell–McCaffrey" in e.method, key
         assert "Newey" not in e.method
+
+
+def test_an_impact_is_measured_over_the_whole_history_and_says_so_under_a_date_range(con):
+    """A DiD or ITS needs the months before and after the start: the date range does not apply, so
+    the result names the filters without it and, when one was given, warns that it was not applied."""
+    everything = impact.all_impacts(con, Filters())
+    dated = impact.all_impacts(con, Filters(date_from=dt.date(2025, 10, 1)))
+    measured = [(a, b) for a, b in zip(everything, dated, strict=True) if a.effect is not None]
+    assert measured, "the demo has initiatives with a measured effect"
+    for a, b in measured:
+        assert (a.effect.estimate, a.effect.ci_low, a.effect.ci_high) == (b.effect.estimate, b.effect.ci_low,
+                                                                           b.effect.ci_high)
+        assert b.effect.filters == a.effect.filters == "all data"
+        assert impact.WHOLE_HISTORY in b.effect.warnings and impact.WHOLE_HISTORY not in a.effect.warnings
+        if b.money is not None:
+            assert b.money.filters == "all data"
+
+
+def test_the_initiatives_page_says_the_date_range_does_not_apply(small_db, make_app):
+    at = make_app(small_db, page="pages/09_initiatives.py")
+    assert not any(impact.WHOLE_HISTORY in c.value for c in at.caption)
+    at.sidebar.selectbox(key="flt_period").select("Last 12 months").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(impact.WHOLE_HISTORY in c.value for c in at.caption)

@@ -292,8 +292,17 @@ def its_fit(t: np.ndarray, y: np.ndarray, n: np.ndarray, alpha: float = 0.05) ->
             "fitted": X @ beta, "counterfactual": beta[0] + beta[1] * t}
 
 
+#: Why an initiative's impact ignores the date range (shown where a range is set).
+WHOLE_HISTORY = ("Each initiative is measured over its whole history, whatever the date range: its effect "
+                 "compares the months before its start with the months after.")
+
+
 def estimate(con: duckdb.DuckDBPyConnection, filters: Filters, row: pd.Series, *, alpha: float = 0.05) -> Impact:
-    """Measure one initiative (a row of the initiatives table)."""
+    """Measure one initiative (a row of the initiatives table) over its whole history: the date
+    range does not apply (:data:`WHOLE_HISTORY`): the results name the filters without it, and say so
+    when one was given."""
+    dated = filters.date_from is not None or filters.date_to is not None
+    filters = filters.with_(date_from=None, date_to=None)
     base = dict(initiative_id=row["initiative_id"], name=row["name"], track=row["track"], department=row["department"],
                 cost=float(row["cost"] or 0.0))
     metric = row.get("target_metric")
@@ -363,7 +372,7 @@ def estimate(con: duckdb.DuckDBPyConnection, filters: Filters, row: pd.Series, *
         series = cells.assign(fitted=r["fitted"].to_numpy(), counterfactual=r["counterfactual"].to_numpy())
     eff = Estimate("effect", f"Effect on {metric}", float(r["effect"]), float(r["ci"][0]), float(r["ci"][1]),
                    n=int(cells["n"].sum()), unit=unit, alpha=alpha, p_value=float(r["p"]),
-                   method=method, se=float(r["se"]), warnings=warnings,
+                   method=method, se=float(r["se"]), warnings=warnings + ((WHOLE_HISTORY,) if dated else ()),
                    reference=("Angrist & Pischke (2009); Cameron, Gelbach & Miller (2008); MacKinnon & Webb (2017)."
                               if dim else "Wagner et al. (2002); Prais & Winsten (1954); Bell & McCaffrey (2002); "
                               "Imbens & Kolesár (2016)."),
