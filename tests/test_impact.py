@@ -278,3 +278,14 @@ def test_the_initiatives_page_says_the_date_range_does_not_apply(small_db, make_
     at.sidebar.selectbox(key="flt_period").select("Last 12 months").run()
     assert not at.exception, [e.value for e in at.exception]
     assert any(impact.WHOLE_HISTORY in c.value for c in at.caption)
+
+
+def test_the_cli_says_a_date_range_does_not_apply_to_initiatives(small_db):
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "cxmetrics", "metrics", "impact", "--db", str(small_db), *extra],
+                              capture_output=True, text=True, timeout=300)
+
+    dated, plain = run("--range", "last-12-months"), run()
+    assert dated.returncode == plain.returncode == 0, dated.stderr
+    assert impact.WHOLE_HISTORY in dated.stdout and impact.WHOLE_HISTORY not in plain.stdout
+    assert dated.stdout.replace(f"\nnote: {impact.WHOLE_HISTORY}", "") == plain.stdout  # the same results

@@ -498,6 +498,8 @@ def _cli(args) -> int:
     out = [{"initiative_id": i.initiative_id, "name": i.name, "track": i.track, "design": i.design, "status": i.status,
             "effect": i.effect, "checks": list(i.checks), "explanation": i.explanation, "money": i.money,
             "roi": i.roi, "cost": i.cost} for i in imps]
+    note = [f"note: {WHOLE_HISTORY}"] if f.date_from or f.date_to else []
     emit({"initiatives": out, "portfolio": portfolio(imps)}, args,
-         lambda o: "\n".join(f"{x['initiative_id']} {x['name']}: {x['status']} — {x['explanation']}" for x in o["initiatives"]))
+         lambda o: "\n".join([f"{x['initiative_id']} {x['name']}: {x['status']} — {x['explanation']}"
+                              for x in o["initiatives"]] + note))
     return 0
