@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cxmetrics.metrics import clv, pnl, wallet
+from cxmetrics.metrics import btyd, clv, pnl, wallet
 from cxmetrics import ui, views
 from cxmetrics.charts import churn as charts
 from cxmetrics.charts import value as vcharts
@@ -47,6 +47,8 @@ else:
 
 st.header("Customers without contracts (BG/NBD + Gamma-Gamma)")
 b = data.btyd
+if btyd.WHOLE_HISTORY in b.warnings:
+    st.caption(btyd.WHOLE_HISTORY)
 hold = b.extra.get("holdout")
 if b.table.empty:
     ui.empty_state(b.warnings[0] if b.warnings else "No non-contractual customers.")

@@ -278,3 +278,22 @@ def test_the_histograms_weighted_quantile_is_the_sorted_cumulative_weights(seed)
         else:  # fractional weights: sums in another order may move a boundary by one element
             pos = np.searchsorted(v[order], got)
             assert abs(np.searchsorted(cum, q * cum[-1]) - pos) <= 1 or got == want, (seed, n, q)
+
+
+def test_the_non_contractual_clv_takes_no_date_range_and_says_so(con):
+    """The RFM cells are every purchase up to the last transaction: under a date range the fit and
+    the table are the same, the result names the filters without the range and warns it was not applied."""
+    plain = btyd.clv_non_contractual(con, Filters())
+    dated = btyd.clv_non_contractual(con, Filters(date_from=dt.date(2025, 10, 1)))
+    assert not plain.table.empty
+    pd.testing.assert_frame_equal(plain.table, dated.table)
+    assert dated.filters == plain.filters == "all data"
+    assert btyd.WHOLE_HISTORY in dated.warnings and btyd.WHOLE_HISTORY not in plain.warnings
+
+
+def test_the_customer_value_page_says_the_date_range_does_not_apply_to_it(demo_db, make_app):
+    at = make_app(demo_db, page="pages/05_customer_value.py")
+    assert not any(btyd.WHOLE_HISTORY in c.value for c in at.caption)
+    at.sidebar.selectbox(key="flt_period").select("Last 12 months").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(btyd.WHOLE_HISTORY in c.value for c in at.caption)

@@ -315,6 +315,11 @@ def _fittable(df: pd.DataFrame) -> bool:
     return df["w"].sum() >= 50 and (df["x"] > 0).sum() >= 5
 
 
+#: Why the non-contractual CLV ignores the date range (a warning on its result under a range).
+WHOLE_HISTORY = ("Fitted on every purchase up to the last transaction, whatever the date range: the model needs "
+                 "each customer's whole purchase history.")
+
+
 @stubs.note_excluded(stubs_matter=True, responses=False)
 def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_weeks: float = 52.0,
                         margin: float | None = None, annual_discount: float | None = None) -> Result:
@@ -326,6 +331,8 @@ def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_
     """
     from cxmetrics.store import assumptions
 
+    dated = filters.date_from is not None or filters.date_to is not None
+    filters = filters.with_(date_from=None, date_to=None)  # the RFM cells take no date range
     used = assumptions.current(con)
     gm = margin if margin is not None else used["gross_margin"].value
     d = annual_discount if annual_discount is not None else used["discount_rate"].value
@@ -354,6 +361,7 @@ def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_
                          "mid-horizon.",
                   reference="Fader, Hardie & Lee (2005a) eq. 6, 10, 13; Fader & Hardie (2013) Gamma-Gamma eq. 3, 5.",
                   filters=filters.describe(), assumptions=assumptions.cite({k: used[k] for k in ("gross_margin", "discount_rate")}),
+                  warnings=(WHOLE_HISTORY,) if dated else (),
                   queries=(q,), extra={"tables": ("transactions", "customers"),
                                        "bgnbd": bg.params() | {"ll": bg.log_likelihood, "converged": bg.converged},
                                        "gamma_gamma": gg.params() | {"ll": gg.log_likelihood,
