@@ -274,3 +274,17 @@ def test_category_uplift_under_a_date_range_is_its_definitions_with_the_cutoff_b
             seen |= set(got["category"])
         assert "planted 0" in seen and "planted 1" not in seen
         assert complaints.category_uplift(con, Filters(date_from=cut + dt.timedelta(days=1))).empty
+
+
+def test_complaint_rates_by_nps_group_take_the_whole_history_and_the_bridge_says_so(con):
+    """Exposure runs from acquisition to churn or the data's end: a date range does not narrow the
+    rate, and the P&L bridge's cost-saving inputs name it as the whole history."""
+    import datetime as dt
+
+    from cxmetrics.metrics import pnl
+
+    dated = Filters(date_from=dt.date(2025, 10, 1))
+    assert complaints.rate_by_nps_group(con, Filters()).equals(complaints.rate_by_nps_group(con, dated))
+    b = pnl.detractor_scenario(con, dated)
+    sources = [x for x in b.inputs["source"] if "complaints per customer-year" in x]
+    assert len(sources) == 2 and all("whole history" in x for x in sources), sources  # detractors and the target

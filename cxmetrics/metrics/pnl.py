@@ -118,8 +118,8 @@ def segment_standardised(cells: pd.DataFrame, to: str) -> tuple[dict[str, Quanti
     return {"sow_gain": Quantity(gap / wal, gap_se / wal, f"stated share of wallet, {to} − detractor, {where}, "
                                                          "wallet-weighted"),
             "wallet": Quantity(wal, wal_se, "mean category wallet, contract customers, detractors' segment mix"),
-            "complaints_det": Quantity(*std["detractor"]["complaints"], f"complaints per customer-year, detractors, {where}"),
-            "complaints_to": Quantity(*std[to]["complaints"], f"complaints per customer-year, {to}s, {where}")}, info
+            "complaints_det": Quantity(*std["detractor"]["complaints"], f"complaints per customer-year over the whole history, detractors, {where}"),
+            "complaints_to": Quantity(*std[to]["complaints"], f"complaints per customer-year over the whole history, {to}s, {where}")}, info
 
 
 def _segment_cells(con: duckdb.DuckDBPyConnection, filters: Filters, to: str, counts: pd.DataFrame) -> pd.DataFrame:
@@ -244,9 +244,9 @@ def gather(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: flo
         sow_gain=Quantity(sow_gain, sow_se, f"stated share of wallet, {to} − detractor"),
         wallet=Quantity(float(base["wallet"]), float(base["wallet_se"] or 0), "mean category wallet, contract customers"),
         complaints_det=Quantity(float(rates.loc["detractor", "per_customer_year"]), float(rates.loc["detractor", "se"]),
-                                "complaints per customer-year, detractors"),
+                                "complaints per customer-year over the whole history, detractors"),
         complaints_to=Quantity(float(rates.loc[to, "per_customer_year"]), float(rates.loc[to, "se"]),
-                               f"complaints per customer-year, {to}s"),
+                               f"complaints per customer-year over the whole history, {to}s"),
         revenue_new=Quantity(float((12 * c["monthly_revenue"] * weights).sum()),
                              float(math.sqrt(((12 * c["monthly_revenue_se"] * weights) ** 2).sum())),
                              "12 × revenue per customer-month of an average customer (customer-weighted)"),
