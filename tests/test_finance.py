@@ -98,3 +98,15 @@ def test_nrr_on_demo_is_scoped(con):
     everyone = finance.net_revenue_retention(con, Filters())
     nobody = finance.net_revenue_retention(con, Filters(scope=Scope(role="department", departments=())))
     assert everyone.n > 1000 and nobody.n == 0
+
+
+def test_nrr_takes_no_date_range_and_says_so(con):
+    import datetime as dt
+
+    from cxmetrics.metrics import finance as fin
+
+    plain = fin.net_revenue_retention(con, Filters())
+    dated = fin.net_revenue_retention(con, Filters(date_from=dt.date(2025, 10, 1)))
+    assert (plain.estimate, plain.ci_low, plain.ci_high, plain.n) == (dated.estimate, dated.ci_low, dated.ci_high, dated.n)
+    assert dated.filters == plain.filters == "all data"
+    assert fin.NRR_WINDOW in dated.warnings and fin.NRR_WINDOW not in plain.warnings

@@ -128,6 +128,10 @@ FROM {summary_nrr_cells} t WHERE %s
 """
 
 
+#: Why NRR ignores the date range (a warning on it under a range).
+NRR_WINDOW = "The date range does not apply: NRR is always the last 12 months of data against the 12 before."
+
+
 def net_revenue_retention(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> Estimate:
     """NRR over the last 12 months of data, with a delta-method CI for a ratio of sums.
 
@@ -135,6 +139,8 @@ def net_revenue_retention(con: duckdb.DuckDBPyConnection, filters: Filters, *, a
     R = Σx / Σy and Var(R) ≈ n / (Σy)² · s², s² = the sample variance of (x_i − R·y_i)
     (Cochran 1977, "Sampling Techniques", ratio estimator, eq. 6.9).
     """
+    dated = filters.date_from is not None or filters.date_to is not None
+    filters = filters.with_(date_from=None, date_to=None)  # always the last 12 months of data and the 12 before
     where, params = summaries.where(summaries.NRR_CELLS_TABLE, filters, customer="t", dates=False)
     q = summaries.query(con, "net_revenue_retention", _NRR_SQL % where, params, filters=filters)
     r = store.run(con, q).iloc[0]
@@ -157,7 +163,8 @@ def net_revenue_retention(con: duckdb.DuckDBPyConnection, filters: Filters, *, a
         reference="Cochran (1977), Sampling Techniques, eq. 6.9; Reichheld et al. (2021) for NRR/EGR.",
         filters=filters.describe(),
         warnings=("Earned growth rate needs each new customer's acquisition channel (referral or not), "
-                  "which the data contract does not hold yet: only NRR is shown.",),
+                  "which the data contract does not hold yet: only NRR is shown.",)
+        + ((NRR_WINDOW,) if dated else ()),
         min_n=filters.min_n)
 
 
