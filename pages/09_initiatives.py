@@ -13,9 +13,9 @@ from cxmetrics.charts import initiatives as charts
 
 st.title("Initiatives & impact")
 filters = ui.page_filters()
-if filters.date_from or filters.date_to:
+if filters.dated:
     st.caption(impact.WHOLE_HISTORY)
-data = ui.compute(views.initiatives.page_data, filters.with_(date_from=None, date_to=None))  # one result for every range
+data = ui.compute(views.initiatives.page_data, filters.undated())  # one result for every range
 
 if data.initiatives.empty:
     ui.empty_state("No initiatives registered (or none in your department). Add one below or import initiatives.")

@@ -79,6 +79,20 @@ class Filters:
     def with_(self, **changes: Any) -> Filters:
         return replace(self, **changes)
 
+    @property
+    def dated(self) -> bool:
+        """Whether a date range is set (either end)."""
+        return self.date_from is not None or self.date_to is not None
+
+    def undated(self) -> Filters:
+        """The same filters without the date range: for figures a range does not narrow.
+
+        >>> f = Filters(date_from=dt.date(2025, 10, 1), segments=("smb",))
+        >>> f.dated, f.undated().dated, f.undated() == Filters(segments=("smb",))
+        (True, False, True)
+        """
+        return replace(self, date_from=None, date_to=None)
+
     def key(self) -> tuple:
         return (self.date_from, self.date_to, self.segments, self.regions, self.scope.key(), self.min_n)
 

@@ -331,8 +331,8 @@ def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_
     """
     from cxmetrics.store import assumptions
 
-    dated = filters.date_from is not None or filters.date_to is not None
-    filters = filters.with_(date_from=None, date_to=None)  # the RFM cells take no date range
+    dated = filters.dated
+    filters = filters.undated()  # the RFM cells take no date range
     used = assumptions.current(con)
     gm = margin if margin is not None else used["gross_margin"].value
     d = annual_discount if annual_discount is not None else used["discount_rate"].value
@@ -427,7 +427,7 @@ def default_fit(con, extra: Callable[[dict, pd.DataFrame], None] | None = None) 
 def kept_fit(con, filters: Filters) -> dict | None:
     """The kept fit (:func:`default_fit`) of this view when there is one: unfiltered, or one segment
     or one region; the RFM cells take no date range, so a date range alone reads it too."""
-    return kept_view(con, "btyd", filters.with_(date_from=None, date_to=None))
+    return kept_view(con, "btyd", filters.undated())
 
 
 def kept_view(con, name: str, filters: Filters) -> dict | None:

@@ -242,7 +242,7 @@ def holdout(con, filters: Filters) -> Result:
     so). Narrowed by nothing else, or to one segment or one region, it is the one kept with the data
     (summary fit ``btyd_holdout``, :func:`default_holdout`): the same figures, without refitting on
     a page load."""
-    f = filters.with_(date_from=None, date_to=None)
+    f = filters.undated()
     parts = btyd.kept_view(con, "btyd_holdout", f)
     return _holdout_result(parts if parts is not None else holdout_parts(con, f), f)
 

@@ -261,7 +261,7 @@ def kept_periods(con, measure: str, period: str, survey: str, filters, live, lik
     after = None if hi is None else period_start(hi + dt.timedelta(days=1), period)
     if first is not None and after is not None and first >= after:
         return None
-    df = kept(con, measure, period, survey, filters.with_(date_from=None, date_to=None), like=like)
+    df = kept(con, measure, period, survey, filters.undated(), like=like)
     if df is None:
         return None
     starts = pd.to_datetime(df["grp"]).dt.date
@@ -301,7 +301,7 @@ def _whole_period(con, measure: str, survey: str, filters):
     for period in ("week", "month", "quarter"):
         lo = _one_period(filters, period)
         if (measure, period, survey) in KEPT and lo is not None:
-            df = kept(con, measure, period, survey, filters.with_(date_from=None, date_to=None))
+            df = kept(con, measure, period, survey, filters.undated())
             if df is None:
                 return None
             return df[pd.to_datetime(df["grp"]).dt.date == lo].assign(grp="all").reset_index(drop=True)

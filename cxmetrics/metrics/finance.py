@@ -139,8 +139,8 @@ def net_revenue_retention(con: duckdb.DuckDBPyConnection, filters: Filters, *, a
     R = Σx / Σy and Var(R) ≈ n / (Σy)² · s², s² = the sample variance of (x_i − R·y_i)
     (Cochran 1977, "Sampling Techniques", ratio estimator, eq. 6.9).
     """
-    dated = filters.date_from is not None or filters.date_to is not None
-    filters = filters.with_(date_from=None, date_to=None)  # always the last 12 months of data and the 12 before
+    dated = filters.dated
+    filters = filters.undated()  # always the last 12 months of data and the 12 before
     where, params = summaries.where(summaries.NRR_CELLS_TABLE, filters, customer="t", dates=False)
     q = summaries.query(con, "net_revenue_retention", _NRR_SQL % where, params, filters=filters)
     r = store.run(con, q).iloc[0]

@@ -301,8 +301,8 @@ def estimate(con: duckdb.DuckDBPyConnection, filters: Filters, row: pd.Series, *
     """Measure one initiative (a row of the initiatives table) over its whole history: the date
     range does not apply (:data:`WHOLE_HISTORY`): the results name the filters without it, and say so
     when one was given."""
-    dated = filters.date_from is not None or filters.date_to is not None
-    filters = filters.with_(date_from=None, date_to=None)
+    dated = filters.dated
+    filters = filters.undated()
     base = dict(initiative_id=row["initiative_id"], name=row["name"], track=row["track"], department=row["department"],
                 cost=float(row["cost"] or 0.0))
     metric = row.get("target_metric")
@@ -498,7 +498,7 @@ def _cli(args) -> int:
     out = [{"initiative_id": i.initiative_id, "name": i.name, "track": i.track, "design": i.design, "status": i.status,
             "effect": i.effect, "checks": list(i.checks), "explanation": i.explanation, "money": i.money,
             "roi": i.roi, "cost": i.cost} for i in imps]
-    note = [f"note: {WHOLE_HISTORY}"] if f.date_from or f.date_to else []
+    note = [f"note: {WHOLE_HISTORY}"] if f.dated else []
     emit({"initiatives": out, "portfolio": portfolio(imps)}, args,
          lambda o: "\n".join([f"{x['initiative_id']} {x['name']}: {x['status']} — {x['explanation']}"
                               for x in o["initiatives"]] + note))
