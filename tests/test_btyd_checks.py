@@ -289,11 +289,3 @@ def test_the_non_contractual_clv_takes_no_date_range_and_says_so(con):
     pd.testing.assert_frame_equal(plain.table, dated.table)
     assert dated.filters == plain.filters == "all data"
     assert btyd.WHOLE_HISTORY in dated.warnings and btyd.WHOLE_HISTORY not in plain.warnings
-
-
-def test_the_customer_value_page_says_the_date_range_does_not_apply_to_it(demo_db, make_app):
-    at = make_app(demo_db, page="pages/05_customer_value.py")
-    assert not any(btyd.WHOLE_HISTORY in c.value for c in at.caption)
-    at.sidebar.selectbox(key="flt_period").select("Last 12 months").run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert any(btyd.WHOLE_HISTORY in c.value for c in at.caption)

@@ -272,14 +272,6 @@ def test_an_impact_is_measured_over_the_whole_history_and_says_so_under_a_date_r
             assert b.money.filters == "all data"
 
 
-def test_the_initiatives_page_says_the_date_range_does_not_apply(small_db, make_app):
-    at = make_app(small_db, page="pages/09_initiatives.py")
-    assert not any(impact.WHOLE_HISTORY in c.value for c in at.caption)
-    at.sidebar.selectbox(key="flt_period").select("Last 12 months").run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert any(impact.WHOLE_HISTORY in c.value for c in at.caption)
-
-
 def test_the_cli_says_a_date_range_does_not_apply_to_initiatives(small_db):
     def run(*extra):
         return subprocess.run([sys.executable, "-m", "cxmetrics", "metrics", "impact", "--db", str(small_db), *extra],

@@ -218,3 +218,18 @@ def test_the_reports_period_and_a_named_range_are_not_mixed(small_db, tmp_path):
         r = _cli("report", "--db", str(small_db), "--format", "html", "--out", str(out), "--period", "2025-Q3", *extra)
         assert r.returncode == 1 and "not both" in r.stderr, (extra, r.stderr)
     assert not out.exists()
+
+
+
+@pytest.mark.parametrize("page, module", [("pages/09_initiatives.py", "impact"), ("pages/05_customer_value.py", "btyd")])
+def test_a_page_says_which_of_its_figures_a_date_range_does_not_narrow(demo_db, make_app, page, module):
+    """The initiatives' impacts and the non-contractual CLV take every month whatever the range:
+    under a range their pages say so, without one they do not."""
+    from cxmetrics.metrics import btyd, impact
+
+    note = {"impact": impact, "btyd": btyd}[module].WHOLE_HISTORY
+    at = make_app(demo_db, page=page)
+    assert not any(note in c.value for c in at.caption)
+    at.sidebar.selectbox(key="flt_period").select(LAST_12_MONTHS).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(note in c.value for c in at.caption)
