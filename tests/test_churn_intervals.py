@@ -126,6 +126,22 @@ def test_churn_is_labelled_by_the_follow_up_it_has(con):
     assert short.table.empty and "not reported" in short.warnings[0]
 
 
+def test_a_year_to_the_data_end_is_a_full_window_and_a_day_less_is_not_named_12_month(con):
+    """"The last 12 months" (a landmark a year before the day after the data's end) has the whole
+    12-month window: churn is counted before L + 12 months, so the window's last day is the data's
+    last. One day later, the label keeps a decimal instead of rounding to the full year."""
+    end = con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
+    L = churn.add_months(end + dt.timedelta(days=1), -12)
+    full = churn.churn_by(con, Filters(), landmark=L)
+    assert full.label.startswith("12-month churn") and not full.warnings
+    assert full.extra["window_end"] == str(end)
+    n, k = _active_churned(con, L, end)
+    assert full.table["customers"].sum() == n and full.table["churned"].sum() == k
+    short = churn.churn_by(con, Filters(), landmark=L + dt.timedelta(days=1))
+    assert short.label.startswith("11.9-month churn"), short.label
+    assert any("not 12-month" in w and "days after the landmark" in w for w in short.warnings)
+
+
 def test_cli_churn_with_a_late_landmark_says_its_window(demo_db):
     out = subprocess.run([sys.executable, "-m", "cxmetrics", "metrics", "churn", "--landmark", "2026-03-01",
                           "--json", "--db", str(demo_db)], capture_output=True, text=True, timeout=300)

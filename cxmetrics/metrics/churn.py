@@ -198,7 +198,8 @@ def churn_by(con: duckdb.DuckDBPyConnection, filters: Filters, *, by: str = "nps
                           "ci_low": [100 * a for a, _ in lo_hi], "ci_high": [100 * b for _, b in lo_hi],
                           "small_sample": df["customers"] < filters.min_n})
     warnings = () if months >= 12 else (
-        f"The data end {end}, {months:.1f} months after the landmark: this is {label} churn, not 12-month.",)
+        f"The data end {end}, {(end - L).days} days after the landmark: this is {label} churn, "
+        "not 12-month.",)
     return Result("churn", f"{label} churn by {GROUPING_LABELS[by]}", table,
                   method=f"Share of {base} who churned from {L} to {last} ({label} window; {GROUPING_LABELS[by]} "
                          f"from data before {L}); Wilson {1 - alpha:.0%} CI.",

@@ -13,6 +13,7 @@ censored survival data", Biometrics 30(1) (the partial likelihood with tied even
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 
 from cxmetrics.core import lazy
@@ -28,23 +29,32 @@ MONTH_DAYS = 365.25 / 12
 
 def churn_window(landmark: dt.date, end: dt.date | None) -> tuple[float, dt.date | None]:
     """The churn window a landmark really has: (months, last day). 12 months when the data reach
-    12 months past ``landmark``; otherwise the follow-up to ``end`` in months (days / 30.44);
+    the window's last day, the day before 12 months past ``landmark`` (the 12-month churn counts
+    churn before L + 12 months); otherwise the follow-up to ``end`` in months (days / 30.44);
     (0, None) without an end.
 
     >>> churn_window(dt.date(2026, 3, 1), dt.date(2026, 9, 29))[0] < 7
     True
+    >>> churn_window(dt.date(2025, 10, 1), dt.date(2026, 9, 30))  # "the last 12 months"
+    (12.0, datetime.date(2026, 9, 30))
     """
     if end is None or end <= landmark:
         return 0.0, None
-    full = add_months(landmark, 12)
-    if end >= full:
-        return 12.0, full - dt.timedelta(days=1)
+    last = add_months(landmark, 12) - dt.timedelta(days=1)
+    if end >= last:
+        return 12.0, last
     return (end - landmark).days / MONTH_DAYS, end
 
 
 def window_label(months: float) -> str:
-    """"12-month", "3-month": the window rounded to whole months."""
-    return f"{max(round(months), 1)}-month"
+    """"12-month", "3-month": the window in whole months; a window short of 12 months that would
+    round to 12 keeps one decimal ("11.9-month"), never the full year's name.
+
+    >>> window_label(12.0), window_label(6.8), window_label(11.96)
+    ('12-month', '7-month', '11.9-month')
+    """
+    whole = max(round(months), 1)
+    return f"{math.floor(months * 10) / 10:.1f}-month" if months < 12 <= whole else f"{whole}-month"
 
 
 KM_TRANSFORMS = ("log-log", "log", "plain")
