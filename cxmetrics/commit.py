@@ -16,12 +16,16 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
-from cxmetrics.metrics import alignment, btyd_checks, btyd_intervals, churn, scores, theme_store
+from cxmetrics.metrics import alignment, btyd_checks, btyd_intervals, churn, impact, scores, theme_store
 from cxmetrics.store import summaries
 
 summaries.DEFAULT_LANDMARK[:] = [lambda con: churn.default_landmark(con, Filters())]
 summaries.FITS.update({"cox": churn.default_cox_fit, "btyd": btyd_intervals.default_fit, "btyd_holdout": btyd_checks.default_holdout,
-                       "clusters": scores.kept_clusters, "kpi_thresholds": alignment.kept_thresholds})
+                       "clusters": scores.kept_clusters, "kpi_thresholds": alignment.kept_thresholds,
+                       "impacts": impact.kept_impacts})
+# the impacts read the initiatives, answers, complaints, KPI observations and assumptions: measured
+# again at every write to one of them (no FIT_READS entry)
+summaries.DEPENDS[summaries.FITS_TABLE] |= {"initiatives", "assumptions", "kpi_observations"}
 # the Cox fit reads the landmark base at the default landmark and the data's end; BTYD the RFM at
 # the last transaction date: each is kept when a write leaves its relation as it was
 summaries.FIT_READS.update({"cox": summaries.LANDMARK_TABLE, "btyd": summaries.RFM_TABLE,

@@ -47,6 +47,23 @@ def test_strategic_initiatives_have_no_measured_result(impacts):
     assert p.loc["strategic", "no_result_yet"] == 2 and p.loc["result_driven", "initiatives"] == 4
 
 
+def test_the_portfolio_is_a_group_by_track_of_the_summary_table(impacts):
+    """Against pandas' group-by of the summary table (what the portfolio was computed with before)."""
+    imps = list(impacts.values())
+    for some in (imps, imps[:1], [i for i in imps if i.track == "strategic"]):
+        t = impact.summary_table(some)
+        want = t.groupby("track").agg(
+            initiatives=("initiative", "count"), spend=("cost", "sum"),
+            with_effect=("status", lambda s: int((s == "effect").sum())),
+            measured_no_effect=("status", lambda s: int((s == "no significant effect").sum())),
+            no_result_yet=("status", lambda s: int(s.isin(["no target metric", "not estimable"]).sum())),
+            money=("money", "sum")).reset_index()
+        want["share_of_initiatives_pct"] = 100 * want["initiatives"] / want["initiatives"].sum()
+        want["share_of_spend_pct"] = 100 * want["spend"] / want["spend"].sum()
+        pd.testing.assert_frame_equal(impact.portfolio(some), want, check_exact=False, rtol=1e-12)
+    assert impact.portfolio([]).empty
+
+
 def test_its_hand_checked_against_least_squares():
     # y = 10 + 0.5 t, then a level drop of 3 and a slope change of -0.2 from t = 0; no noise
     t = np.arange(-8, 8)
@@ -281,3 +298,91 @@ def test_the_cli_says_a_date_range_does_not_apply_to_initiatives(small_db):
     assert dated.returncode == plain.returncode == 0, dated.stderr
     assert impact.WHOLE_HISTORY in dated.stdout and impact.WHOLE_HISTORY not in plain.stdout
     assert dated.stdout.replace(f"\nnote: {impact.WHOLE_HISTORY}", "") == plain.stdout  # the same results
+
+
+# ------------------------------------------------ kept impacts (the unfiltered view's, under any range)
+
+def _measured_live(m):
+    """Ignore the kept impacts: every call measures."""
+    from cxmetrics.store import summaries
+
+    real = summaries.fit_text
+    m.setattr(summaries, "fit_text", lambda con, name: None if name == "impacts" else real(con, name))
+
+
+def _no_measuring(m):
+    def refuse(*a, **k):
+        raise AssertionError("measured an impact live")
+
+    m.setattr(impact, "estimate", refuse)
+
+
+def _same(a: impact.Impact, b: impact.Impact, *, exact: bool) -> None:
+    """The same impact: to the bit (``exact``), else up to the last bits of DuckDB's parallel float
+    sums (two live measurements of a KPI series differ there too)."""
+    import dataclasses
+
+    for f in dataclasses.fields(impact.Impact):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, pd.DataFrame):
+            pd.testing.assert_frame_equal(x, y, check_exact=exact, rtol=1e-9)
+        elif f.name in ("effect", "money") and x is not None and not exact:
+            for g in dataclasses.fields(x):
+                u, v = getattr(x, g.name), getattr(y, g.name)
+                assert u == pytest.approx(v, rel=1e-9, nan_ok=True) if isinstance(u, float) else u == v, (f.name, g.name)
+        elif isinstance(x, float) and not exact:
+            assert x == pytest.approx(y, rel=1e-9), f.name
+        else:
+            assert x == y, f.name
+
+
+def test_an_impact_is_kept_to_the_bit(impacts):
+    assert {i.design for i in impacts.values()} >= {"difference-in-differences", "interrupted time series", "none"}
+    for i in impacts.values():
+        _same(i, impact.Impact.from_json(json.loads(json.dumps(i.to_json()))), exact=True)
+    # a frame whose index is not 0, 1, 2, … keeps it
+    cells = pd.DataFrame({"grp": pd.Series(["a", None], dtype="str"), "y": [1.5, float("nan")]}, index=[3, 7])
+    pd.testing.assert_frame_equal(impact._frame_from_json(json.loads(json.dumps(impact._frame_json(cells)))), cells,
+                                  check_exact=True)
+
+
+def test_the_kept_impacts_are_what_a_page_would_measure_under_any_range(demo_db, monkeypatch):
+    year = Filters(date_from=dt.date(2025, 10, 1), date_to=dt.date(2026, 9, 29))
+    with store.connect(str(demo_db)) as con:
+        with monkeypatch.context() as m:
+            _no_measuring(m)
+            kept, kept_year = impact.all_impacts(con, Filters()), impact.all_impacts(con, year)
+            one = impact.all_impacts(con, year, initiative="INI-004")
+            for narrower in ({"segments": ("smb",)}, {"regions": ("south",)}):  # measured: a group narrows them
+                with pytest.raises(AssertionError, match="measured an impact"):
+                    impact.all_impacts(con, Filters(**narrower))
+            with pytest.raises(AssertionError, match="measured an impact"):
+                impact.all_impacts(con, Filters(), alpha=0.1)
+        with monkeypatch.context() as m:
+            _measured_live(m)
+            live, live_year = impact.all_impacts(con, Filters()), impact.all_impacts(con, year)
+    assert [i.initiative_id for i in kept] == [i.initiative_id for i in live] and len(kept) >= 5
+    for a, b in zip(kept + kept_year, live + live_year, strict=True):
+        _same(a, b, exact=False)
+    assert all(impact.WHOLE_HISTORY in i.effect.warnings for i in kept_year if i.effect)
+    assert not any(impact.WHOLE_HISTORY in i.effect.warnings for i in kept if i.effect)
+    assert [i.initiative_id for i in one] == ["INI-004"]
+
+
+def test_a_write_measures_the_kept_impacts_again(writable_db, monkeypatch):
+    from cxmetrics.store import assumptions
+
+    rec = {"initiative_id": "INI-100", "name": "Trial", "track": "result_driven", "department": "billing",
+           "started_on": "2025-05-01", "cost": 10, "treated_segment": "all"}
+    with store.connect(str(writable_db), read_only=False) as con:
+        before = {i.initiative_id: i for i in impact.all_impacts(con, Filters())}
+        initiatives.save(con, rec, actor="ana", role="analyst")
+        assumptions.set_value(con, "cost_per_escalation", 2 * assumptions.get(con, "cost_per_escalation").value,
+                              actor="fiona", role="finance")
+        with monkeypatch.context() as m:
+            _no_measuring(m)
+            after = {i.initiative_id: i for i in impact.all_impacts(con, Filters())}
+    assert "INI-100" in after and "INI-100" not in before
+    assert after["INI-100"].status == "no target metric"
+    # the escalation initiative's money follows the new cost per escalation
+    assert after["INI-001"].money.estimate == pytest.approx(2 * before["INI-001"].money.estimate, rel=1e-9)
