@@ -63,11 +63,11 @@ FITS_TABLE = "summary_fits"
 _META_KEY = "summary_landmark"
 #: Bumped by hand only for a change the definitions' SQL does not show (how a file records its
 #: summaries); a change of any definition changes :func:`format_version` by itself.
-FORMAT = 22  # 17: the cluster sums are kept per department too; 18: the kept Cox check is fitted by
+FORMAT = 23  # 17: the cluster sums are kept per department too; 18: the kept Cox check is fitted by
 #            survival.cox_breslow; 19: the kept CSAT and CES cluster sums count an anonymous answer as a
 #            cluster; 20: the BTYD fits and holdout check are kept per segment and per region too;
 #            21: the kept BTYD fits keep their observed-information covariances; 22: the kept
-#            touchpoint cluster sums are kept per quarter too
+#            touchpoint cluster sums are kept per quarter too; 23: the initiatives' impacts are kept
 
 #: Each summary and the contract tables it is computed from (build order). A write that changes
 #: none of a summary's tables carries it over to the new data version without rebuilding it.
