@@ -143,3 +143,34 @@ def test_chart_legends_sit_below_the_plot_not_over_the_title():
     legend = fig.layout.legend
     assert (legend.yref, legend.y, legend.yanchor, legend.orientation) == ("container", 0, "bottom", "h")
     assert fig.layout.title.text == "A title"
+
+
+def test_bar_labels_stay_off_the_interval_whiskers():
+    """A value label above a bar sat on its interval's whisker (the screenshots showed "n=1,500"
+    and the bridge's figures crossed by the whisker): NPS bars name their n in the axis label, CLV
+    bars carry their value at the foot, and the bridge's whiskers stand right of each bar's centre."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from cxmetrics.charts import churn as churn_charts
+    from cxmetrics.charts import nps as nps_charts
+    from cxmetrics.charts import pnl as pnl_charts
+
+    t = pd.DataFrame({"segment": ["smb", "consumer"], "nps": [20.0, 5.0], "ci_low": [10.0, -2.0],
+                      "ci_high": [30.0, 12.0], "n": [1862, 1500]})
+    bar = nps_charts.breakdown(SimpleNamespace(table=t), "segment").data[0]
+    assert list(bar.x) == ["smb · n=1,862", "consumer · n=1,500"] and bar.text is None
+    t = pd.DataFrame({"nps_group": ["promoter", "detractor"], "clv": [26107.0, 4310.0], "ci_low": [20000.0, 2500.0],
+                      "ci_high": [32000.0, 6300.0]})
+    bar = churn_charts.clv_bars(SimpleNamespace(table=t)).data[0]
+    assert (bar.textposition, bar.insidetextanchor) == ("inside", "start") and list(bar.text) == ["26,107", "4,310"]
+    comps = pd.DataFrame({"label": ["Retention", "Programme cost"], "estimate": [21607.0, -30400.0],
+                          "ci_low": [-10000.0, -30400.0], "ci_high": [58000.0, -30400.0]})
+    fig = pnl_charts.waterfall(SimpleNamespace(components=comps, net=(-8793.0, -40000.0, 27600.0)))
+    bars, whiskers = fig.data
+    assert list(bars.x) == ["Retention", "Programme cost", "Net impact"] and bars.textposition == "outside"
+    # categories sit at 0, 1, 2 on both axes; each whisker 0.3 to the right, inside its bar (width 0.8)
+    assert whiskers.xaxis == "x2" and list(whiskers.x) == [0.3, 1.3, 2.3]
+    assert list(fig.layout.xaxis.range) == list(fig.layout.xaxis2.range) == [-0.5, 2.5]
+    assert fig.layout.xaxis2.overlaying == "x" and fig.layout.xaxis2.visible is False

@@ -72,7 +72,8 @@ def clv_bars(result, title: str = "Customer lifetime value by NPS group (95% int
     fig = go.Figure(go.Bar(x=t["nps_group"], y=t["clv"], marker_color=[GROUP_COLORS.get(g, PRIMARY) for g in t["nps_group"]],
                            error_y=dict(type="data", symmetric=False, array=t["ci_high"] - t["clv"],
                                         arrayminus=t["clv"] - t["ci_low"]),
-                           text=[f"{v:,.0f}" for v in t["clv"]], textposition="outside"))
+                           # the value at the bar's foot: above the bar it sat on the interval's whisker
+                           text=[f"{v:,.0f}" for v in t["clv"]], textposition="inside", insidetextanchor="start"))
     fig.update_yaxes(title="CLV (EUR, discounted margin)")
     return style(fig, title)
 

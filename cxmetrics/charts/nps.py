@@ -28,10 +28,11 @@ def trend(result, title: str = "NPS over time") -> go.Figure:
 
 def breakdown(result, dim: str, title: str | None = None) -> go.Figure:
     t = result.table.dropna(subset=["nps"])
+    # each bar's n is in its axis label: a label above the bar sat on the interval's whisker
     fig = go.Figure(go.Bar(
-        x=t[dim].astype(str), y=t["nps"], marker_color=PRIMARY,
-        error_y=dict(type="data", symmetric=False, array=t["ci_high"] - t["nps"], arrayminus=t["nps"] - t["ci_low"]),
-        text=[f"n={n:,}" for n in t["n"]], textposition="outside"))
+        x=[f"{v} · n={n:,}" for v, n in zip(t[dim].astype(str), t["n"], strict=True)], y=t["nps"],
+        marker_color=PRIMARY,
+        error_y=dict(type="data", symmetric=False, array=t["ci_high"] - t["nps"], arrayminus=t["nps"] - t["ci_low"])))
     fig.update_yaxes(title="NPS (points)")
     return style(fig, title or f"NPS by {dim} (95% CI)")
 

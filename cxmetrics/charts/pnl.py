@@ -22,18 +22,21 @@ def waterfall(p, title: str | None = None) -> go.Figure:
         connector=dict(line=dict(color="#bbb")),
         increasing=dict(marker=dict(color="#1a9850")), decreasing=dict(marker=dict(color="#d73027")),
         totals=dict(marker=dict(color="#2b5d8a")), showlegend=False))
-    # interval whiskers at each bar's top
+    # interval whiskers at each bar's top, right of its centre (a second, hidden axis over the
+    # categories' 0, 1, 2, …): centred, they ran through the value labels
     tops, run = [], 0.0
     for v in c["estimate"]:
         run += v
         tops.append(run)
+    n = len(c) + 1
     fig.add_trace(go.Scatter(
-        x=list(c["label"]) + ["Net impact"], y=tops + [est], mode="markers", marker=dict(size=1, color="#333"),
+        x=[i + 0.3 for i in range(n)], y=tops + [est], xaxis="x2", mode="markers", marker=dict(size=1, color="#333"),
         error_y=dict(type="data", symmetric=False, array=list(c["ci_high"] - c["estimate"]) + [hi - est],
                      arrayminus=list(c["estimate"] - c["ci_low"]) + [est - lo], color="#333"),
         showlegend=False, hoverinfo="skip"))
+    fig.update_layout(xaxis=dict(range=[-0.5, n - 0.5], tickangle=-20),
+                      xaxis2=dict(overlaying="x", range=[-0.5, n - 0.5], visible=False))
     fig.update_yaxes(title="EUR")
-    fig.update_xaxes(tickangle=-20)
     return style(fig, title or "CX-to-P&L bridge (95% intervals)", height=440)
 
 
