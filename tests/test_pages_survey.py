@@ -174,3 +174,9 @@ def test_bar_labels_stay_off_the_interval_whiskers():
     assert whiskers.xaxis == "x2" and list(whiskers.x) == [0.3, 1.3, 2.3]
     assert list(fig.layout.xaxis.range) == list(fig.layout.xaxis2.range) == [-0.5, 2.5]
     assert fig.layout.xaxis2.overlaying == "x" and fig.layout.xaxis2.visible is False
+    # the priority matrix: each name below its point, away from the whisker and the median lines
+    t = pd.DataFrame({"touchpoint": ["delivery", "contact_centre", "billing"], "performance_csat": [3.77, 3.93, 4.0],
+                      "importance_r": [0.57, 0.68, 0.69], "importance_ci_low": [0.53, 0.65, 0.65],
+                      "importance_ci_high": [0.61, 0.71, 0.72], "nps_impact_points": [18.0, 9.8, 5.9]})
+    dots = nps_charts.driver_matrix(SimpleNamespace(table=t)).data[0]
+    assert list(dots.textposition) == ["bottom right", "bottom right", "bottom left"]

@@ -39,9 +39,13 @@ def breakdown(result, dim: str, title: str | None = None) -> go.Figure:
 
 def driver_matrix(result, title: str = "Priority matrix: importance vs performance") -> go.Figure:
     t = result.table
+    # each name below its point and to the side of the plot's middle: above it, the interval's
+    # whisker ran through it; level with it, the median line (the middle point lies on it)
+    mid = t["performance_csat"].median() if len(t) else 0.0
     fig = go.Figure(go.Scatter(
         x=t["performance_csat"], y=t["importance_r"], mode="markers+text",
-        text=t["touchpoint"].str.replace("_", " "), textposition="top center",
+        text=t["touchpoint"].str.replace("_", " "),
+        textposition=["bottom left" if x > mid else "bottom right" for x in t["performance_csat"]],
         marker=dict(size=(t["nps_impact_points"].clip(lower=1) * 3 + 10).tolist(), color=GROUP_COLORS["detractor"],
                     opacity=0.7),
         error_y=dict(type="data", symmetric=False, array=t["importance_ci_high"] - t["importance_r"],
