@@ -138,19 +138,20 @@ def test_cli(demo_db):
 
 # ------------------------------------------------ kept threshold fits (the unfiltered view's)
 
-def _live(monkeypatch):
-    """Ignore the kept threshold fits: every page fits its curves."""
+def live_only(m, name: str = "kpi_thresholds") -> None:
+    """Ignore the kept fit ``name`` (the threshold fits by default): every call computes it live."""
     from cxmetrics.store import summaries
 
     real = summaries.fit_text
-    monkeypatch.setattr(summaries, "fit_text", lambda con, name: None if name == "kpi_thresholds" else real(con, name))
+    m.setattr(summaries, "fit_text", lambda con, n: None if n == name else real(con, n))
 
 
-def _no_fitting(monkeypatch):
-    def refuse(*a, **k):
-        raise AssertionError("fitted a threshold live")
+def refuse(m, owner, attr: str, what: str) -> None:
+    """``owner.attr`` raises ``AssertionError(what)``: what follows must not compute it."""
+    def no(*a, **k):
+        raise AssertionError(what)
 
-    monkeypatch.setattr(alignment, "fit_threshold", refuse)
+    m.setattr(owner, attr, no)
 
 
 def test_kept_threshold_fits_are_the_fits_the_page_would_make(demo_db, monkeypatch):
@@ -160,10 +161,10 @@ def test_kept_threshold_fits_are_the_fits_the_page_would_make(demo_db, monkeypat
         kept = alignment.kept_thresholds(con)["fits"]
         assert len(kept) >= 3  # the demo's customer-level KPIs
         with monkeypatch.context() as m:
-            _no_fitting(m)
+            refuse(m, alignment, "fit_threshold", "fitted a threshold live")
             fast = alignment.scorecard(con, Filters())
         with monkeypatch.context() as m:
-            _live(m)
+            live_only(m)
             live = alignment.scorecard(con, Filters())
     # the same table to the bit: threshold, interval, slope and its covariance (the money's draws)
     pd.testing.assert_frame_equal(fast.table, live.table, check_exact=True)
@@ -173,7 +174,7 @@ def test_kept_threshold_fits_are_the_fits_the_page_would_make(demo_db, monkeypat
 def test_a_filtered_curve_is_fitted_live(demo_db, monkeypatch):
     with store.connect(str(demo_db)) as con:
         with monkeypatch.context() as m:
-            _no_fitting(m)
+            refuse(m, alignment, "fit_threshold", "fitted a threshold live")
             with pytest.raises(AssertionError, match="fitted a threshold live"):
                 alignment.scorecard(con, Filters(segments=("consumer",)))
             with pytest.raises(AssertionError, match="fitted a threshold live"):
@@ -193,6 +194,6 @@ def test_a_kept_fit_is_only_used_for_the_curve_it_was_fitted_on(writable_db, mon
         monkeypatch.setattr(alignment, "fit_threshold", lambda *a, **k: fitted.append(k["lower_is_better"]) or real(*a, **k))
         fast = alignment.scorecard(con, Filters())
         assert fitted == [False]  # that one curve only
-        _live(monkeypatch)
+        live_only(monkeypatch)
         live = alignment.scorecard(con, Filters())
     pd.testing.assert_frame_equal(fast.table, live.table, check_exact=True)

@@ -14,6 +14,8 @@ from cxmetrics.core.filters import Filters
 from cxmetrics.metrics import impact
 from cxmetrics.registers import demo, initiatives
 
+from .test_alignment import live_only, refuse
+
 
 @pytest.fixture(scope="module")
 def impacts(demo_db):
@@ -302,21 +304,6 @@ def test_the_cli_says_a_date_range_does_not_apply_to_initiatives(small_db):
 
 # ------------------------------------------------ kept impacts (the unfiltered view's, under any range)
 
-def _measured_live(m):
-    """Ignore the kept impacts: every call measures."""
-    from cxmetrics.store import summaries
-
-    real = summaries.fit_text
-    m.setattr(summaries, "fit_text", lambda con, name: None if name == "impacts" else real(con, name))
-
-
-def _no_measuring(m):
-    def refuse(*a, **k):
-        raise AssertionError("measured an impact live")
-
-    m.setattr(impact, "estimate", refuse)
-
-
 def _same(a: impact.Impact, b: impact.Impact, *, exact: bool) -> None:
     """The same impact: to the bit (``exact``), else up to the last bits of DuckDB's parallel float
     sums (two live measurements of a KPI series differ there too)."""
@@ -350,7 +337,7 @@ def test_the_kept_impacts_are_what_a_page_would_measure_under_any_range(demo_db,
     year = Filters(date_from=dt.date(2025, 10, 1), date_to=dt.date(2026, 9, 29))
     with store.connect(str(demo_db)) as con:
         with monkeypatch.context() as m:
-            _no_measuring(m)
+            refuse(m, impact, "estimate", "measured an impact live")
             kept, kept_year = impact.all_impacts(con, Filters()), impact.all_impacts(con, year)
             one = impact.all_impacts(con, year, initiative="INI-004")
             for narrower in ({"segments": ("smb",)}, {"regions": ("south",)}):  # measured: a group narrows them
@@ -359,7 +346,7 @@ def test_the_kept_impacts_are_what_a_page_would_measure_under_any_range(demo_db,
             with pytest.raises(AssertionError, match="measured an impact"):
                 impact.all_impacts(con, Filters(), alpha=0.1)
         with monkeypatch.context() as m:
-            _measured_live(m)
+            live_only(m, "impacts")
             live, live_year = impact.all_impacts(con, Filters()), impact.all_impacts(con, year)
     assert [i.initiative_id for i in kept] == [i.initiative_id for i in live] and len(kept) >= 5
     for a, b in zip(kept + kept_year, live + live_year, strict=True):
@@ -380,7 +367,7 @@ def test_a_write_measures_the_kept_impacts_again(writable_db, monkeypatch):
         assumptions.set_value(con, "cost_per_escalation", 2 * assumptions.get(con, "cost_per_escalation").value,
                               actor="fiona", role="finance")
         with monkeypatch.context() as m:
-            _no_measuring(m)
+            refuse(m, impact, "estimate", "measured an impact live")
             after = {i.initiative_id: i for i in impact.all_impacts(con, Filters())}
     assert "INI-100" in after and "INI-100" not in before
     assert after["INI-100"].status == "no target metric"
