@@ -328,7 +328,8 @@ def test_an_impact_is_kept_to_the_bit(impacts):
     for i in impacts.values():
         _same(i, impact.Impact.from_json(json.loads(json.dumps(i.to_json()))), exact=True)
     # a frame whose index is not 0, 1, 2, … keeps it
-    cells = pd.DataFrame({"grp": pd.Series(["a", None], dtype="str"), "y": [1.5, float("nan")]}, index=[3, 7])
+    cells = pd.DataFrame({"grp": pd.Series(["a", None], dtype="str"), "y": [1.5, float("nan")],
+                          "n": pd.array([4, None], dtype="Int64"), "ok": [True, False]}, index=[3, 7])
     pd.testing.assert_frame_equal(impact._frame_from_json(json.loads(json.dumps(impact._frame_json(cells)))), cells,
                                   check_exact=True)
 
@@ -373,3 +374,24 @@ def test_a_write_measures_the_kept_impacts_again(writable_db, monkeypatch):
     assert after["INI-100"].status == "no target metric"
     # the escalation initiative's money follows the new cost per escalation
     assert after["INI-001"].money.estimate == pytest.approx(2 * before["INI-001"].money.estimate, rel=1e-9)
+
+
+def test_an_initiative_that_cannot_be_measured_does_not_fail_a_write(writable_db, monkeypatch):
+    """Measuring the kept impacts runs inside every write that can change them: a failure there
+    keeps no impacts (the pages measure live and show the error) and the write goes on."""
+    from cxmetrics.store import summaries
+
+    rec = {"initiative_id": "INI-101", "name": "Odd", "track": "strategic", "department": "billing",
+           "started_on": "2025-05-01", "cost": 1, "treated_segment": "all"}
+    with store.connect(str(writable_db), read_only=False) as con:
+        with monkeypatch.context() as m:
+            refuse(m, impact, "estimate", "an initiative the code cannot measure")
+            initiatives.save(con, rec, actor="ana", role="analyst")  # no error
+        assert con.execute("SELECT count(*) FROM initiatives WHERE initiative_id = 'INI-101'").fetchone()[0] == 1
+        assert summaries.current(con, summaries.FITS_TABLE) and summaries.fit_text(con, "impacts") is None
+        assert summaries.fit_text(con, "cox") is not None  # the other fits are kept as before
+        with monkeypatch.context() as m:
+            refuse(m, impact, "estimate", "measured an impact live")
+            with pytest.raises(AssertionError, match="measured an impact live"):
+                impact.all_impacts(con, Filters())  # nothing kept: the page measures
+        assert "INI-101" in {i.initiative_id for i in impact.all_impacts(con, Filters())}

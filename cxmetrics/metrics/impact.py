@@ -112,10 +112,8 @@ def _frame_json(df: pd.DataFrame) -> dict:
         col = df[name]
         if col.dtype.kind == "M":
             values = [None if pd.isna(v) else v.isoformat() for v in col]
-        elif col.dtype.kind in "fiub":
-            values = col.tolist()  # Python floats (NaN kept), ints and bools
-        else:
-            values = [None if pd.isna(v) else v for v in col]
+        else:  # Python values; NaN, NA and None as None, which the column's dtype reads back
+            values = [None if pd.isna(v) else v for v in col.tolist()]
         cols.append([name, str(col.dtype), values])
     plain = isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1
     return {"columns": cols, "index": None if plain else df.index.tolist()}
@@ -504,14 +502,21 @@ def kept_impacts(con: duckdb.DuckDBPyConnection) -> dict | None:
     computed at, and every write that can change an impact (initiatives, answers, complaints, KPI
     observations, assumptions, customers) moves that version. A date range does not change an
     impact (:data:`WHOLE_HISTORY`), so the kept impacts answer every range of the unfiltered view.
-    None without initiatives, and on the Spark engine (measured when asked there)."""
+    None without initiatives, on the Spark engine (measured when asked there), and when measuring
+    fails (the write goes on; the pages measure live and show why)."""
     if not isinstance(con, duckdb.DuckDBPyConnection):
         return None
     df = initiatives_frame(con, Filters())
     if df.empty:
         return None
-    return {"alpha": KEPT_ALPHA,
-            "impacts": [estimate(con, Filters(), r, alpha=KEPT_ALPHA).to_json() for _, r in df.iterrows()]}
+    try:
+        kept = {"alpha": KEPT_ALPHA,
+                "impacts": [estimate(con, Filters(), r, alpha=KEPT_ALPHA).to_json() for _, r in df.iterrows()]}
+        json.dumps(kept)  # what the commit step writes: fails here, not in the write
+    except Exception:  # noqa: BLE001  (an initiative that cannot be measured must not fail an import or
+        # an edit of something else: nothing is kept, and the pages measure live and show the error)
+        return None
+    return kept
 
 
 def _kept(con: duckdb.DuckDBPyConnection, filters: Filters, alpha: float) -> list[Impact] | None:
