@@ -12,6 +12,8 @@ of the store has it wired.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 
 from cxmetrics import store
@@ -34,6 +36,10 @@ summaries.FIT_READS.update({"cox": summaries.LANDMARK_TABLE, "btyd": summaries.R
                             # the KPI curves (the KPI list and directions are in the fit's key)
                             "kpi_thresholds": summaries.KPI_ALLTIME_TABLE})
 summaries.FIT_UPDATES.update({"clusters": scores.updated_clusters})  # per customer: an append updates them
+# the code the fits are computed by: the layers a metric may import (core ← store ← metrics,
+# tests/test_layers.py) and this module. A release that changes any of it fits them again.
+_LIBRARY = Path(__file__).parent
+summaries.FIT_SOURCES[:] = [_LIBRARY / "core", _LIBRARY / "store", _LIBRARY / "metrics", Path(__file__)]
 
 
 def commit(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | None = None,

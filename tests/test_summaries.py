@@ -509,6 +509,49 @@ def test_a_changed_definition_makes_stored_summaries_stale_and_a_write_open_rebu
         assert summaries.current(con, summaries.RESPONSES_TABLE) and not summaries.missing(con)
 
 
+def test_the_fits_code_is_part_of_the_format(writable_db, tmp_path, monkeypatch):
+    """The kept fits are computed by code, not by SQL the definitions show: the registered sources
+    cover every library module a fit's code imports, and a change of their text changes the format,
+    so a release that changes how a fit is computed fits it again at the next read-write open."""
+    import sys
+    import types
+    from pathlib import Path
+
+    files = {p.resolve() for p in summaries.fit_source_files()}
+    todo = [sys.modules[fn.__module__] for fn in (*summaries.FITS.values(), *summaries.FIT_UPDATES.values())]
+    seen: set[str] = set()
+    while todo:  # each fit's module and, through its globals, every library module it imports
+        mod = todo.pop()
+        if mod.__name__ in seen:
+            continue
+        seen.add(mod.__name__)
+        assert Path(mod.__file__).resolve() in files, f"{mod.__name__} computes a kept fit but is not in FIT_SOURCES"
+        for value in vars(mod).values():
+            name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+            if isinstance(name, str) and name.startswith("cxmetrics.") and name in sys.modules:
+                todo.append(sys.modules[name])
+    assert {"cxmetrics.metrics.survival", "cxmetrics.metrics.impact", "cxmetrics.metrics.clustered",
+            "cxmetrics.core.results", "cxmetrics.store.summaries"} <= seen
+    assert not any(n.startswith(("cxmetrics.views", "cxmetrics.registers", "cxmetrics.ui")) for n in seen)
+
+    before = summaries.format_version()
+    code = tmp_path / "fit_code.py"
+    code.write_text("ALPHA = 0.05\n")
+    monkeypatch.setattr(summaries, "FIT_SOURCES", [*summaries.FIT_SOURCES, code])
+    with_code = summaries.format_version()
+    assert with_code != before
+    code.write_text("ALPHA = 0.10\n")  # the next release's text
+    summaries._sources_hash.cache_clear()  # hashed once a process: a release is a new process
+    monkeypatch.setattr(summaries, "_format_memo", None)
+    assert summaries.format_version() != with_code
+    with store.connect(str(writable_db)) as con:  # read-only: the fits are not kept any more
+        assert not summaries.current(con, summaries.FITS_TABLE) and summaries.fit(con, "cox") is None
+    with store.connect(str(writable_db), read_only=False):  # a read-write open fits them again
+        pass
+    with store.connect(str(writable_db)) as con:
+        assert summaries.current(con, summaries.FITS_TABLE) and summaries.fit(con, "cox") is not None
+
+
 def test_the_answer_spells_are_stored_in_answer_date_order_and_the_order_is_part_of_the_format(con):
     """The answer spells are written in answer-date order (a date range reads the blocks it
     covers); changing a stored order changes the format, so stored tables are rebuilt in it."""

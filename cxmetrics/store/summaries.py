@@ -22,11 +22,13 @@ kept fits are registered from above, by :mod:`cxmetrics.commit`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -61,8 +63,8 @@ WALLET_TABLE = relations.WALLET.name
 KPI_ALLTIME_TABLE = relations.KPI_WINDOW.name
 FITS_TABLE = "summary_fits"
 _META_KEY = "summary_landmark"
-#: Bumped by hand only for a change the definitions' SQL does not show (how a file records its
-#: summaries); a change of any definition changes :func:`format_version` by itself.
+#: Bumped by hand only for a change neither the definitions' SQL nor the fits' code shows (how a
+#: file records its summaries); a change of either changes :func:`format_version` by itself.
 FORMAT = 23  # 17: the cluster sums are kept per department too; 18: the kept Cox check is fitted by
 #            survival.cox_breslow; 19: the kept CSAT and CES cluster sums count an anonymous answer as a
 #            cluster; 20: the BTYD fits and holdout check are kept per segment and per region too;
@@ -101,6 +103,10 @@ FIT_READS: dict[str, str] = {}
 #: result with the appended rows, computed from the appended customers' rows alone
 #: (:func:`cxmetrics.store.incremental.narrowed`); the same result as the fit's function (tested).
 FIT_UPDATES: dict[str, Callable] = {}
+#: The source the kept fits are computed by: files, and folders of ``.py`` files (registered with
+#: :data:`FITS`). Their text is hashed into :func:`format_version`, so a release that changes how
+#: a fit is computed fits it again, as a changed definition rebuilds its summary.
+FIT_SOURCES: list[Path] = []
 #: The default landmark date of the unfiltered view: function(con) → date, registered by
 #: :mod:`cxmetrics.commit` (the rule belongs to the churn metrics).
 DEFAULT_LANDMARK: list[Callable] = []
@@ -379,23 +385,42 @@ def _read(con: duckdb.DuckDBPyConnection) -> dict:
 _format_memo: tuple | None = None
 
 
+def fit_source_files(sources: tuple[Path, ...] | None = None) -> list[Path]:
+    """The ``.py`` files of ``sources`` (:data:`FIT_SOURCES`), in a fixed order."""
+    out: set[Path] = set()
+    for src in FIT_SOURCES if sources is None else sources:
+        out.update(src.rglob("*.py") if src.is_dir() else [src])
+    return sorted(out)
+
+
+@functools.lru_cache(maxsize=4)
+def _sources_hash(sources: tuple[Path, ...]) -> str:
+    """A hash of the text of ``sources`` (:func:`fit_source_files`): about 1 MB read once a process."""
+    h = hashlib.sha256()
+    for path in fit_source_files(sources):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def format_version() -> str:
     """The summaries' format: a hash of every relation's definition (SQL, what it reads, its
-    arguments, the order it is stored in), of what each is computed from, and of the fits kept. A
-    file built with another format is treated as having no summaries (raw queries) until it is next
-    opened read-write, which rebuilds them. Hashed once for the same definitions (a page asks dozens
-    of times)."""
+    arguments, the order it is stored in), of what each is computed from, of the fits kept and of
+    the code that computes them (:data:`FIT_SOURCES`). A file built with another format is treated
+    as having no summaries (raw queries) until it is next opened read-write, which rebuilds them.
+    Hashed once for the same definitions (a page asks dozens of times)."""
     global _format_memo
     fits = tuple(sorted(FITS))
+    sources = tuple(FIT_SOURCES)
     memo = _format_memo
-    if memo is not None and memo[0] is relations.ALL and memo[1] == FORMAT and memo[2] == fits:
-        return memo[3]
+    if memo is not None and memo[0] is relations.ALL and memo[1:4] == (FORMAT, fits, sources):
+        return memo[4]
     parts = [str(FORMAT)]
     parts += [f"{r.name}:{r.sql}:{sorted(r.depends)}:{sorted(r.uses)}:{r.args}:{r.scope_inside}"
               f":{':'.join(v.sql for v in r.vias)}:{r.stored_order}" for r in relations.ALL]
     parts += fits
+    parts.append(_sources_hash(sources))
     out = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-    _format_memo = (relations.ALL, FORMAT, fits, out)
+    _format_memo = (relations.ALL, FORMAT, fits, sources, out)
     return out
 
 
