@@ -552,6 +552,41 @@ def test_the_fits_code_is_part_of_the_format(writable_db, tmp_path, monkeypatch)
         assert summaries.current(con, summaries.FITS_TABLE) and summaries.fit(con, "cox") is not None
 
 
+def test_a_fit_that_fails_keeps_nothing_and_the_write_goes_on_unless_the_store_failed(writable_db, monkeypatch):
+    """A model the data cannot fit (an error in Python) is not kept, says why in the last refresh,
+    and the write that triggered it goes on; an error of the store inside the writing transaction
+    fails the whole write, which then changes nothing."""
+    from cxmetrics.registers import initiatives
+
+    rec = {"initiative_id": "INI-102", "name": "Probe", "track": "strategic", "department": "billing",
+           "started_on": "2025-05-01", "cost": 1, "treated_segment": "all"}
+
+    def singular(con):
+        raise ValueError("singular matrix")
+
+    def broken(con):
+        con.execute("SELECT * FROM no_such_table")
+
+    # the impacts are measured again at every write to the initiatives (they read no one relation)
+    with store.connect(str(writable_db), read_only=False) as con:
+        with monkeypatch.context() as m:
+            m.setitem(summaries.FITS, "impacts", singular)
+            initiatives.save(con, rec, actor="ana", role="analyst")
+        assert con.execute("SELECT count(*) FROM initiatives WHERE initiative_id = 'INI-102'").fetchone()[0] == 1
+        assert summaries.last_refresh(con)["fit_errors"] == {"impacts": "ValueError: singular matrix"}
+        assert summaries.current(con, summaries.FITS_TABLE) and summaries.fit_text(con, "impacts") is None
+        assert summaries.fit_text(con, "cox") is not None and summaries.fit_text(con, "clusters") is not None
+        version = store.data_version(con)
+        with monkeypatch.context() as m:
+            m.setitem(summaries.FITS, "impacts", broken)
+            with pytest.raises(duckdb.CatalogException, match="no_such_table"):
+                initiatives.save(con, {**rec, "name": "Renamed"}, actor="ana", role="analyst")
+        assert con.execute("SELECT name FROM initiatives WHERE initiative_id = 'INI-102'").fetchone()[0] == "Probe"
+        assert store.data_version(con) == version and summaries.current(con, summaries.FITS_TABLE)
+        initiatives.save(con, {**rec, "name": "Renamed"}, actor="ana", role="analyst")  # the fit works again
+        assert summaries.last_refresh(con)["fit_errors"] == {} and summaries.fit_text(con, "impacts") is not None
+
+
 def test_the_answer_spells_are_stored_in_answer_date_order_and_the_order_is_part_of_the_format(con):
     """The answer spells are written in answer-date order (a date range reads the blocks it
     covers); changing a stored order changes the format, so stored tables are rebuilt in it."""

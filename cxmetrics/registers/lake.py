@@ -251,7 +251,7 @@ def cmd_summaries_build(args: argparse.Namespace) -> int:
                     f"{themes_kept['tags']:,} assignments): {state['seconds']['theme_run']:.1f} s")
     out = {"lake": con.lake, "data_version": state["lake_version"], "folder": state["folder"],
            "landmark": state["landmark"], "end": state["end"], "seconds": state["seconds"],
-           "theme_run": None if themes_kept is None else themes_kept["run_id"]}
+           "theme_run": None if themes_kept is None else themes_kept["run_id"], "fit_errors": state["fit_errors"]}
     if args.json:
         print(json.dumps(out, indent=2))
     else:

@@ -424,6 +424,22 @@ def format_version() -> str:
     return out
 
 
+def fit_json(name: str, compute: Callable[[], Any], errors: dict[str, str]) -> str | None:
+    """Kept fit ``name`` as the JSON text of ``compute()`` (None when it gives none). A fit that
+    fails in Python (a singular matrix, an initiative the code cannot measure) gives None and says
+    why in ``errors``: a model the data cannot fit must not fail the write or build that triggered
+    it; nothing is kept and the pages fit live and show the error. An error of the store is raised:
+    inside a writing transaction DuckDB has aborted the write, which then changes nothing."""
+    try:
+        result = compute()
+        return None if result is None else json.dumps(result)
+    except duckdb.Error:
+        raise
+    except Exception as exc:  # noqa: BLE001  (see above: reported, not raised)
+        errors[name] = f"{type(exc).__name__}: {exc}"
+        return None
+
+
 def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | None = None,
             changed: set[str] | None = None) -> list[str]:
     """Bring the summaries to data version ``version`` (call inside the writing transaction).
@@ -448,6 +464,7 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
     fits_current = built.get(FITS_TABLE) == previous and previous is not None
     fits_kept: list[str] = []
     fits_updated: list[str] = []
+    fit_errors: dict[str, str] = {}  # fit → why it could not be kept
     seconds: dict[str, float] = {}  # per relation and fit rebuilt or updated (the bench reports the slowest)
 
     def save():
@@ -455,7 +472,7 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
                 "end": end.isoformat() if end else None, "built": built, "counts": incremental.counts(con),
                 "last_refresh": {"rebuilt": rebuilt, "updated": updated, "carried": carried,
                                  "appended": delta or {}, "fits_kept": fits_kept,
-                                 "fits_updated": fits_updated, "seconds": seconds}}
+                                 "fits_updated": fits_updated, "fit_errors": fit_errors, "seconds": seconds}}
         con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_META_KEY, json.dumps(info)])
 
     def bind(sub: str, f: Filters) -> Source:
@@ -517,11 +534,11 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
             if (fits_current and delta is not None and fit_name in FIT_UPDATES and old.get(fit_name) is not None
                     and FIT_READS.get(fit_name) in updated):
                 fits_updated.append(fit_name)
-                result = FIT_UPDATES[fit_name](con, json.loads(old[fit_name]))
+                text = fit_json(fit_name, lambda n=fit_name: FIT_UPDATES[n](con, json.loads(old[n])), fit_errors)
             else:
-                result = fit_fn(con)
-            if result is not None:
-                rows.append((fit_name, json.dumps(result)))
+                text = fit_json(fit_name, lambda f=fit_fn: f(con), fit_errors)
+            if text is not None:
+                rows.append((fit_name, text))
             seconds[f"fit {fit_name}"] = round(time.perf_counter() - t0, 3)
         con.execute("CREATE OR REPLACE TABLE summary_fits (name VARCHAR PRIMARY KEY, result VARCHAR)")
         if rows:
@@ -540,7 +557,8 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
 def last_refresh(con: duckdb.DuckDBPyConnection) -> dict:
     """What the last refresh did: the summaries ``rebuilt`` from all the data, ``updated`` in place
     with the rows a write appended, ``carried`` over unchanged, the rows ``appended`` per table,
-    and the ``seconds`` each relation and fit rebuilt or updated took."""
+    the fits that could not be kept and why (``fit_errors``), and the ``seconds`` each relation and
+    fit rebuilt or updated took."""
     return _read(con).get("last_refresh", {})
 
 

@@ -75,7 +75,8 @@ def _info(state: dict) -> dict:
 def build(con, *, progress=None) -> dict:
     """Compute every summary and kept fit of the lake behind ``con`` on its Spark session and
     write them to ``<lake>/_summaries`` (see the module docs). Returns the state written, with
-    ``seconds`` per summary."""
+    ``seconds`` per summary and the fits not kept with why (``fit_errors``,
+    :func:`cxmetrics.store.summaries.fit_json`)."""
     say = progress or (lambda msg: None)
     version = con.version
     landmark = summaries.DEFAULT_LANDMARK[0](con) if summaries.DEFAULT_LANDMARK else None
@@ -113,11 +114,13 @@ def build(con, *, progress=None) -> dict:
              "end": end.isoformat() if end else None, "built": built}
     con.set_meta(META_KEY, json.dumps(state))  # the fits read the summaries just built
     t0 = time.perf_counter()
-    rows = []
+    rows, errors = [], {}
     for fit_name, fit_fn in summaries.FITS.items():
-        result = fit_fn(con)
-        if result is not None:
-            rows.append((fit_name, json.dumps(result)))
+        text = summaries.fit_json(fit_name, lambda f=fit_fn: f(con), errors)
+        if text is not None:
+            rows.append((fit_name, text))
+    for fit_name, why in errors.items():
+        say(f"fit {fit_name} not kept (the pages fit it when asked): {why}")
     fits = con.spark.createDataFrame(rows, "name STRING, result STRING")
     fits.coalesce(1).write.mode("overwrite").parquet(f"{folder}/{summaries.FITS_TABLE}.parquet")
     con.spark.read.parquet(f"{folder}/{summaries.FITS_TABLE}.parquet").createOrReplaceTempView(summaries.FITS_TABLE)
@@ -130,7 +133,7 @@ def build(con, *, progress=None) -> dict:
         .write.mode("overwrite").parquet(_state_path(con))
     con.set_meta(META_KEY, json.dumps(_info(state)))
     _remove_old(con, rel_folder)
-    return {**state, "seconds": seconds}
+    return {**state, "seconds": seconds, "fit_errors": errors}
 
 
 def _remove_old(con, keep: str) -> None:
