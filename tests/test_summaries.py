@@ -552,7 +552,8 @@ def test_the_fits_code_is_part_of_the_format(writable_db, tmp_path, monkeypatch)
         assert summaries.current(con, summaries.FITS_TABLE) and summaries.fit(con, "cox") is not None
 
 
-def test_a_fit_that_fails_keeps_nothing_and_the_write_goes_on_unless_the_store_failed(writable_db, monkeypatch):
+def test_a_fit_that_fails_keeps_nothing_and_the_write_goes_on_unless_the_store_failed(writable_db, monkeypatch,
+                                                                                         capsys):
     """A model the data cannot fit (an error in Python) is not kept, says why in the last refresh,
     and the write that triggered it goes on; an error of the store inside the writing transaction
     fails the whole write, which then changes nothing."""
@@ -576,6 +577,11 @@ def test_a_fit_that_fails_keeps_nothing_and_the_write_goes_on_unless_the_store_f
         assert summaries.last_refresh(con)["fit_errors"] == {"impacts": "ValueError: singular matrix"}
         assert summaries.current(con, summaries.FITS_TABLE) and summaries.fit_text(con, "impacts") is None
         assert summaries.fit_text(con, "cox") is not None and summaries.fit_text(con, "clusters") is not None
+    from cxmetrics import cli
+
+    assert cli.main(["status", "--db", str(writable_db), "--json"]) == 0  # … and `status` says so
+    assert json.loads(capsys.readouterr().out)["fits_not_kept"] == {"impacts": "ValueError: singular matrix"}
+    with store.connect(str(writable_db), read_only=False) as con:
         version = store.data_version(con)
         with monkeypatch.context() as m:
             m.setitem(summaries.FITS, "impacts", broken)

@@ -27,7 +27,7 @@ from cxmetrics.core import periods
 from cxmetrics.core.output import CLIError, emit, estimate_text, filters_from_args, table_text  # noqa: F401  (the shared output helpers)
 from cxmetrics.core.results import DEFAULT_MIN_N
 from cxmetrics.registers import demo, import_rows, importer
-from cxmetrics.store import engines, faults, schema
+from cxmetrics.store import engines, faults, schema, summaries
 
 #: Modules that add `metrics <name>` sub-commands.
 METRIC_MODULES: list[str] = ["cxmetrics.metrics.nps", "cxmetrics.metrics.scores", "cxmetrics.metrics.churn", "cxmetrics.metrics.clv", "cxmetrics.metrics.wallet", "cxmetrics.metrics.complaints", "cxmetrics.metrics.impact", "cxmetrics.metrics.alignment", "cxmetrics.metrics.pnl"]
@@ -144,12 +144,16 @@ def cmd_status(args: argparse.Namespace) -> int:
             checked_at = faults.verify_once(con, path)
         overview = store.table_overview_rows(con)
         version = store.data_version(con)
+        not_kept = summaries.last_refresh(con).get("fit_errors", {})
     when = dt.datetime.fromtimestamp(checked_at, dt.UTC)
     ago = time.time() - checked_at
-    emit({"data_version": version, "verified_at": when.isoformat(timespec="seconds"), "tables": overview}, args,
+    emit({"data_version": version, "verified_at": when.isoformat(timespec="seconds"), "tables": overview,
+          "fits_not_kept": not_kept}, args,
          lambda o: (f"data version {o['data_version']}; every data block checksum-verified "
                     + ("now" if ago < 60 else f"at {when:%Y-%m-%d %H:%M} UTC (the file is unchanged since; "
                                               "--full reads it again)")
+                    + "".join(f"\nkept fit {name} not kept at the last write (the pages fit it live): {why}"
+                              for name, why in not_kept.items())
                     + "\n" + rows_text(overview)))
     return 0
 
