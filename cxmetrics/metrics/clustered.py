@@ -89,9 +89,17 @@ def changed_sums(con, query: store.Query) -> tuple[list[tuple], list[tuple]]:
     same = " AND ".join(f'b."{k}" IS NOT DISTINCT FROM n."{k}"' for k in keys)
     # the cluster id is the customer's (an anonymous answer is a cluster of its own: never one of these)
     hit = f'SELECT "{keys[-1]}" FROM __cl_new'
+    also, params = None, query.params
+    # a cluster per period (the group or the quarter, a period's first day): the answers before the
+    # first period the appended rows fall in are in no cluster they hit
+    periods = [d[0] for d in con.execute("DESCRIBE __cl_new").fetchall() if d[0] in keys and d[1] in ("DATE", "TIMESTAMP")]
+    if periods:
+        since = con.execute(f"SELECT greatest({', '.join(f'min({c})' for c in periods)}) FROM __cl_new").fetchone()[0]
+        if since is not None:
+            also, params = {"survey_responses": "responded_on >= $__cl_since"}, {**params, "__cl_since": since}
     con.execute(f"CREATE OR REPLACE TEMP TABLE __cl_before AS SELECT * FROM "
-                f"({incremental.narrowed(con, per, rows='before', customers=hit)}) b "
-                f"WHERE EXISTS (SELECT 1 FROM __cl_new n WHERE {same})", query.params)
+                f"({incremental.narrowed(con, per, rows='before', customers=hit, also=also)}) b "
+                f"WHERE EXISTS (SELECT 1 FROM __cl_new n WHERE {same})", params)
     added = ", ".join(f'sum("{c}") AS "{c}"' for c in sums)
     con.execute(f"CREATE OR REPLACE TEMP TABLE __cl_after AS SELECT {', '.join(keys)}, {added} FROM "
                 "(SELECT * FROM __cl_before UNION ALL SELECT * FROM __cl_new) GROUP BY ALL")

@@ -94,12 +94,14 @@ def done(con: duckdb.DuckDBPyConnection, tables) -> None:
         con.execute(f"DROP TABLE IF EXISTS {_NARROW}{t}")
 
 
-def narrowed(con: duckdb.DuckDBPyConnection, sql: str, *, rows: str = "all", customers: str | None = None) -> str:
+def narrowed(con: duckdb.DuckDBPyConnection, sql: str, *, rows: str = "all", customers: str | None = None,
+             also: dict[str, str] | None = None) -> str:
     """``sql`` with every table of :data:`CUSTOMER_TABLES` it reads (``FROM``/``JOIN`` by name)
     narrowed to the customers in the appended rows (copied by :func:`appended`, until :func:`done`):
     ``rows`` "all" their rows, "before" those the tables held before the write, "appended" the
     appended ones (and all their rows of a table nothing was appended to); ``customers``: a query
-    of customer ids (a subset of them) to narrow to instead. Each table is read once
+    of customer ids (a subset of them) to narrow to instead; ``also``: table → a further condition
+    on its rows (bound parameters only). Each table is read once
     for the whole refresh, into a temporary table of those customers' rows. Valid only for SQL
     whose every read of those tables is per customer (no total over all customers)."""
     names = [t for t in CUSTOMER_TABLES if re.search(rf"\b(?:FROM|JOIN)\s+{t}\b", sql)]
@@ -116,6 +118,9 @@ def narrowed(con: duckdb.DuckDBPyConnection, sql: str, *, rows: str = "all", cus
         conds = dict.fromkeys(names, cond)
     if customers is not None:
         conds = {t: f"{c} AND customer_id IN ({customers})" for t, c in conds.items()}
+    for t, cond in (also or {}).items():
+        if t in conds:
+            conds[t] += f" AND {cond}"
     return re.sub(rf"\b(FROM|JOIN)\s+({'|'.join(names)})\b",
                   lambda m: f"{m.group(1)} (SELECT * EXCLUDE (__new) FROM {_NARROW}{m.group(2)} WHERE {conds[m.group(2)]})",
                   sql)
