@@ -768,6 +768,63 @@ def test_appended_answers_end_the_stored_answer_spells_as_a_rebuild_does(small_c
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
 
 
+def test_appended_answers_update_the_kept_per_day_cluster_sums_as_a_rebuild_stores_them(small_copy, tmp_path):
+    """The cluster sums kept per customer and answer day take appended answers in place (the
+    customers who answered recomputed, anonymous answers added as rows): answers before every stored day of a
+    customer at a touchpoint, between two, on a stored day, after them all (twice on one day), at
+    another touchpoint and in another department, anonymous ones, a customer's first, and a
+    relationship answer's CSAT; then a later import. Every kind's table must equal a rebuild's."""
+    with store.connect(str(small_copy)) as con:
+        cid, tp, dept = con.execute(
+            "SELECT customer_id, touchpoint, any_value(department) FROM survey_responses WHERE survey = 'transactional' "
+            "AND nps IS NOT NULL AND csat IS NOT NULL AND department IS NOT NULL GROUP BY 1, 2 "
+            "HAVING count(DISTINCT responded_on) >= 3 ORDER BY 1, 2 LIMIT 1").fetchone()
+        days = [r[0] for r in con.execute("SELECT DISTINCT responded_on FROM survey_responses WHERE customer_id = $c "
+                                          "AND touchpoint = $t ORDER BY 1", {"c": cid, "t": tp}).fetchall()]
+        other_tp, other_dept = con.execute(
+            "SELECT (SELECT min(touchpoint) FROM survey_responses WHERE touchpoint <> $t), "
+            "(SELECT min(department) FROM survey_responses WHERE department <> $d)", {"t": tp, "d": dept}).fetchone()
+        fresh = con.execute("SELECT customer_id FROM customers c WHERE NOT EXISTS (SELECT 1 FROM survey_responses r "
+                            "WHERE r.customer_id = c.customer_id) ORDER BY 1 LIMIT 1").fetchone()[0]
+    one = dt.timedelta(days=1)
+    mid = days[0] + (days[1] - days[0]) / 2 if days[1] - days[0] > one else days[0]
+    rows = [  # (customer, day, survey, touchpoint, department)
+        (cid, days[0] - one, "transactional", tp, dept),  # before every stored answer
+        (cid, mid, "transactional", tp, dept),  # between two (or on the first)
+        (cid, days[1], "transactional", tp, dept),  # on a stored day
+        (cid, days[-1] + 10 * one, "transactional", tp, dept),  # after them all …
+        (cid, days[-1] + 10 * one, "transactional", tp, other_dept),  # … twice, in another department
+        (cid, days[1], "transactional", other_tp, dept),  # another touchpoint
+        (None, days[1], "transactional", tp, dept),  # anonymous answers
+        (None, days[1], "transactional", tp, None),
+        (fresh, days[-1], "transactional", tp, dept),  # a customer's first answers
+        (fresh, days[-1] + 5 * one, "transactional", other_tp, None),
+        (cid, days[-1] + 3 * one, "relationship", None, dept),  # a relationship answer's CSAT
+    ]
+    later = [(fresh, days[-1] + 2 * one, "transactional", tp, dept), (cid, days[0], "transactional", tp, dept)]
+
+    def append(rows, name):
+        df = pd.DataFrame([{"response_id": f"{name}-{i}", "customer_id": c, "responded_on": d, "survey": sv,
+                            "touchpoint": t, "department": dp, "nps": i % 11, "csat": 1 + i % 5, "ces": 1 + i % 7}
+                           for i, (c, d, sv, t, dp) in enumerate(rows)])
+        df.to_csv(tmp_path / f"{name}.csv", index=False)
+        importer.import_file(tmp_path / f"{name}.csv", "survey_responses", db=small_copy)
+
+    names = [r.name for r in histories.CLUSTER_SUFFIXES]
+    append(rows, "suffixes")
+    append(later, "later")
+    with store.connect(str(small_copy)) as con:
+        assert set(names) <= set(summaries.last_refresh(con)["updated"])
+        got = {n: df for n, df in _stored(con).items() if n in names}
+    with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
+        store.bump_version(con)
+        want = {n: df for n, df in _stored(con).items() if n in names}
+    for name in names:
+        assert len(got[name]) == len(want[name]), name
+        pd.testing.assert_frame_equal(got[name], want[name], check_exact=False, rtol=1e-12, obj=name)
+    assert (got["summary_suffixes_nps_touchpoint"]["anonymous"].notna()).sum() >= 2
+
+
 def _fits(con) -> dict:
     return dict(con.execute("SELECT name, result FROM summary_fits").fetchall())
 
