@@ -4,6 +4,7 @@ and the layering rules that keep the app fast and thin hold."""
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -54,6 +55,16 @@ def test_bench_runs_and_reports_every_page_and_budget(tmp_path):
     assert full["refresh_steps"] and list(full["refresh_steps"].values()) == sorted(full["refresh_steps"].values(),
                                                                                      reverse=True)
     assert not list(tmp_path.glob("*append_full*"))  # the copy is removed
+    # the answers of the weeks after the store's last day, appended to another copy (a weekly export)
+    nxt = imp["append_next_full"]
+    assert nxt["exit"] == 0 and nxt["inserted"] == 300 and nxt["seconds_summaries"] > 0, nxt
+    with __import__("duckdb").connect() as duck:
+        first_day, to_day = duck.execute("SELECT min(responded_on), max(responded_on) FROM read_csv($p)",
+                                         {"p": str(tmp_path / "responses_next_300.csv")}).fetchone()
+        with __import__("duckdb").connect(str(next(tmp_path.glob("bench_400_*.duckdb"))), read_only=True) as bench_con:
+            last_day = bench_con.execute("SELECT max(responded_on) FROM survey_responses").fetchone()[0]
+    # after the data's last day, or moved on to today when they span more than the days since it
+    assert first_day > last_day or to_day == dt.date.today()
     assert res["floor"]["seconds"] > 0
     for title in ("NPS & drivers", "Complaints & closed loop", "Churn & retention"):
         assert res["pages"][title]["baseline"]["seconds"] > 0
@@ -78,6 +89,7 @@ def test_bench_runs_and_reports_every_page_and_budget(tmp_path):
                  "metric command's fixed overhead (s)", "unchanged re-import (s)", "import peak memory (MiB)",
                  "append of 300 rows: summary refresh (s)", "import of 2,000 rows (s)",
                  "append of 300 rows to the whole store: summary refresh (s)",
+                 "append of the next 300 answers to the whole store: summary refresh (s)",
                  "peak memory of any page's process (MiB)", "theme discovery on 1M verbatims (s)"):
         assert name in checks and checks[name]["met"] in (True, False), name
     assert "budget" in r.stdout and "| custom range |" in r.stdout
@@ -266,13 +278,13 @@ def test_the_import_bench_raises_the_importers_limits_for_its_own_file(demo_db, 
     monkeypatch.setattr(bench_load, "timed_cli", lambda *a, env=None, **k: seen.append(env) or {"seconds": 0.0,
                                                                                                  "exit": 0})
     bench_load.bench_import(demo_db, tmp_path, 100, 10, log=lambda m: None)
-    assert seen == [None, None, None, None]  # first, unchanged, append, append to the whole store
+    assert seen == [None] * 5  # first, unchanged, append, append to the whole store, the next answers to it
     small = dataclasses.replace(bench_load.Limits(), max_rows=50)
     monkeypatch.setattr(bench_load, "Limits", lambda: small)
     seen.clear()
     bench_load.bench_import(demo_db, tmp_path, 100, 10, log=lambda m: None)
     assert seen[0]["CX_MAX_IMPORT_ROWS"] == "110" and int(seen[0]["CX_MAX_IMPORT_MB"]) >= 4096
-    assert len(seen) == 4 and seen[0] == seen[2] == seen[3]
+    assert len(seen) == 5 and seen[0] == seen[2] == seen[3] == seen[4]
 
 
 def test_a_worker_result_is_read_past_duckdbs_progress_bar(monkeypatch):

@@ -73,15 +73,37 @@ def _csv(con, path: Path, prefix: str, rows: int, offset: int = 0) -> None:
         "TO $path (HEADER, DELIMITER ',')", {"prefix": prefix, "n": rows, "offset": offset, "path": str(path)})
 
 
+def _csv_next(con, path: Path, prefix: str, rows: int) -> None:
+    """A survey CSV of the answers the weeks after the bench store's last day would bring: its latest
+    ``rows`` answers (new ids ``prefix`` + n) moved on by the days they span, the same customers,
+    surveys, touchpoints and scores (a weekly export's shape; :func:`_csv`'s oldest answers, dated as
+    they were, are a backfill). Never past today (the importer refuses future dates): data that end
+    less than that span ago are moved on by the days to today only."""
+    if path.exists():
+        return
+    con.execute(
+        "COPY (WITH latest AS (SELECT * FROM survey_responses ORDER BY responded_on DESC, hash(response_id) LIMIT $n), "
+        "span AS (SELECT CAST(greatest(least(max(responded_on) - min(responded_on) + 1, current_date - max(responded_on)), "
+        "0) AS INTEGER) AS days FROM latest) "
+        "SELECT $prefix || row_number() OVER (ORDER BY s.responded_on, s.response_id) AS response_id, s.customer_id, "
+        "s.responded_on + span.days AS responded_on, s.survey, s.touchpoint, s.department, s.nps, s.csat, s.ces, "
+        "s.share_of_wallet_pct, s.verbatim FROM latest s, span) TO $path (HEADER, DELIMITER ',')",
+        {"prefix": prefix, "n": rows, "path": str(path)})
+
+
 def bench_import(db: Path, out_dir: Path, rows: int, append_rows: int = 100_000, log=print) -> dict:
-    """Three imports through the CLI into a store holding the bench store's customers: ``rows`` new
-    responses, the same file again (unchanged), then ``append_rows`` more."""
+    """Imports through the CLI into a store holding the bench store's customers: ``rows`` new
+    responses, the same file again (unchanged), then ``append_rows`` more (copies of the store's
+    oldest answers); then those rows appended to a copy of the whole bench store, and the answers of
+    the weeks after its last day (:func:`_csv_next`) appended to another copy."""
     csv_path = out_dir / f"responses_{rows}.csv"
     append_path = out_dir / f"responses_append_{append_rows}.csv"
+    next_path = out_dir / f"responses_next_{append_rows}.csv"
     target = out_dir / "import_target.duckdb"
     with store.connect(str(db)) as con:
         _csv(con, csv_path, "I", rows)
         _csv(con, append_path, "A", append_rows)
+        _csv_next(con, next_path, "N", append_rows)
     target.unlink(missing_ok=True)
     Path(str(target) + ".wal").unlink(missing_ok=True)
     with store.connect(str(target), read_only=False) as con:
@@ -107,6 +129,7 @@ def bench_import(db: Path, out_dir: Path, rows: int, append_rows: int = 100_000,
         out[step] = r
     target.unlink(missing_ok=True)
     out["append_full"] = _append_to_copy(db, out_dir, append_path, env, log)
+    out["append_next_full"] = _append_to_copy(db, out_dir, next_path, env, log)
     return out
 
 
