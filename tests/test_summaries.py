@@ -759,9 +759,13 @@ def test_appended_answers_end_the_stored_answer_spells_as_a_rebuild_does(small_c
     with store.connect(str(small_copy)) as con:
         assert "summary_answer_spells" in summaries.last_refresh(con)["updated"]
         got = _stored(con)["summary_answer_spells"]
+        # relationship answers only: the kept cluster sums of the other kinds are kept as they were
+        assert summaries.last_refresh(con)["fits_updated"] == ["clusters"]
+        fits = _fits(con)
     with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
         store.bump_version(con)
         want = _stored(con)["summary_answer_spells"]
+        _same_fits(fits, _fits(con))
         answers = con.execute("SELECT count(*) FROM survey_responses WHERE customer_id = $c AND survey = "
                               "'relationship' AND nps IS NOT NULL", {"c": cid}).fetchone()[0]
     assert (got["customer_id"] == cid).sum() == answers  # every answer of the customer, once

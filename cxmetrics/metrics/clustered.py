@@ -225,6 +225,17 @@ def open_range(con, measure: str, dim: str | None, survey: str, filters, query: 
                           {"date_from": f.date_from, **cparams}, "open_range")
 
 
+def untouched(con, key: str) -> bool:
+    """Inside a write that appended survey answers (:func:`cxmetrics.store.incremental.appended`):
+    whether ``key`` is a kind kept per customer and answer day that no appended answer belongs to
+    (its cluster sums are then as they were). False for any other key."""
+    if key not in histories.SUFFIX_KINDS:
+        return False
+    cond = histories.SUFFIX_KINDS[key][2]  # from histories: the kind's condition on the answers
+    rows = incremental.appended_rows("survey_responses")
+    return not con.execute(f"SELECT count(*) FROM {rows} r WHERE {cond}").fetchone()[0]
+
+
 def whole(con, key: str, query: store.Query):
     """The kept fit's cluster sums for ``key`` (:func:`kept_key`, no quarter) — ``query``, the
     unfiltered query :func:`cxmetrics.metrics.scores.kept_clusters` runs for it — from the sums kept

@@ -86,6 +86,12 @@ def appended(con: duckdb.DuckDBPyConnection, changed: set[str], recorded: dict) 
     return out
 
 
+def appended_rows(table: str) -> str:
+    """The temporary table of the rows the write appended to ``table`` (copied by :func:`appended`,
+    until :func:`done`)."""
+    return f"{_DELTA}{table}"
+
+
 def done(con: duckdb.DuckDBPyConnection, tables) -> None:
     """Drop the temporary copies of the appended rows and the narrowed tables."""
     for t in [*tables, "customers"]:
