@@ -562,7 +562,7 @@ def test_a_fit_that_fails_keeps_nothing_and_the_write_goes_on_unless_the_store_f
     rec = {"initiative_id": "INI-102", "name": "Probe", "track": "strategic", "department": "billing",
            "started_on": "2025-05-01", "cost": 1, "treated_segment": "all"}
 
-    def singular(con):
+    def singular(con, *old):
         raise ValueError("singular matrix")
 
     def broken(con):
@@ -591,6 +591,18 @@ def test_a_fit_that_fails_keeps_nothing_and_the_write_goes_on_unless_the_store_f
         assert store.data_version(con) == version and summaries.current(con, summaries.FITS_TABLE)
         initiatives.save(con, {**rec, "name": "Renamed"}, actor="ana", role="analyst")  # the fit works again
         assert summaries.last_refresh(con)["fit_errors"] == {} and summaries.fit_text(con, "impacts") is not None
+    # an update of a kept fit after an append that fails keeps nothing and is not reported as updated
+    f = writable_db.parent / "more.csv"
+    with store.connect(str(writable_db)) as con:
+        _append_csv(con, f, 50)
+    with monkeypatch.context() as m:
+        m.setitem(summaries.FIT_UPDATES, "clusters", singular)
+        importer.import_file(f, "survey_responses", db=writable_db)
+    with store.connect(str(writable_db)) as con:
+        done = summaries.last_refresh(con)
+        assert done["appended"] == {"survey_responses": 50} and "clusters" not in done["fits_updated"]
+        assert done["fit_errors"] == {"clusters": "ValueError: singular matrix"}
+        assert summaries.fit_text(con, "clusters") is None and summaries.fit_text(con, "cox") is not None
 
 
 def test_the_answer_spells_are_stored_in_answer_date_order_and_the_order_is_part_of_the_format(con):
