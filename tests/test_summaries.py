@@ -784,6 +784,21 @@ def test_appended_answers_end_the_stored_answer_spells_as_a_rebuild_does(small_c
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
 
 
+def test_a_failed_statement_in_the_spells_append_raises_its_own_error(writable_db):
+    """The answer spells' append runs inside the write: a statement that fails aborts it, and the
+    error the importer reports is that statement's (a clean-up in a ``finally`` would replace it with
+    DuckDB's "transaction aborted")."""
+    with duckdb.connect(str(writable_db)) as con:
+        con.execute("BEGIN")
+        con.execute("CREATE TEMP TABLE __rows AS SELECT * FROM survey_responses "
+                    "WHERE survey = 'relationship' AND nps IS NOT NULL LIMIT 5")
+        con.execute("ALTER TABLE summary_answer_spells RENAME COLUMN next_war TO renamed")
+        with pytest.raises(duckdb.BinderException, match="next_war"):
+            histories._append_spells(con, "__rows")
+        con.execute("ROLLBACK")
+        assert "next_war" in {r[0] for r in con.execute("DESCRIBE summary_answer_spells").fetchall()}
+
+
 def test_appended_answers_update_the_kept_per_day_cluster_sums_as_a_rebuild_stores_them(small_copy, tmp_path):
     """The cluster sums kept per customer and answer day take appended answers in place (the
     customers who answered recomputed, anonymous answers added as rows): answers before every stored day of a

@@ -53,14 +53,15 @@ def _append_spells(con, rows: str) -> None:
     earlier = " OR ".join(f"({_later('n', 'x', field, dept)} AND (x.{col} IS NULL OR n.responded_on < x.{col}))"
                           for col, field, dept in _NEXT)
     sets = ", ".join(f"{col} = least(x.{col}, u.{col})" for col, _, _ in _NEXT)
-    try:
-        con.execute(f"""
+    # no try/finally: a failed statement aborts the write, whose rollback drops the table too, and a
+    # DROP in a finally would replace the statement's own error with "transaction aborted"
+    con.execute(f"""
 UPDATE summary_answer_spells x SET {sets}
 FROM (SELECT x.rowid AS rid, {firsts("x", "n")}
       FROM summary_answer_spells x JOIN {new} n ON n.customer_id = x.customer_id AND n.responded_on > x.responded_on
       WHERE {earlier} GROUP BY x.rowid) u
 WHERE x.rowid = u.rid""")
-        con.execute(f"""
+    con.execute(f"""
 INSERT INTO summary_answer_spells BY NAME
 WITH a AS (SELECT customer_id, department, responded_on, stated, war FROM summary_answer_spells
            WHERE customer_id IN (SELECT customer_id FROM {new})
@@ -70,8 +71,7 @@ SELECT any_value(n.customer_id) AS customer_id, any_value(n.segment) AS segment,
        any_value(n.stated) AS stated, any_value(n.war) AS war, {firsts("n", "a")}
 FROM {new} n LEFT JOIN a ON a.customer_id = n.customer_id AND a.responded_on > n.responded_on
 GROUP BY n.__i""")
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {new}")
+    con.execute(f"DROP TABLE {new}")
 
 
 #: Every relationship answer with an NPS (customer, department, day, score, stated share of wallet,
