@@ -735,7 +735,8 @@ def test_appended_answers_end_the_stored_answer_spells_as_a_rebuild_does(small_c
     """The answer spells take appended answers in time linear in them (histories._append_spells):
     answers planted before, between, on and after a customer's stored ones, stating a share of
     wallet or a WAR rank or neither, in the same or another department, and a customer's first
-    relationship answer; the stored spells must equal a rebuild's."""
+    relationship answer, and answers on a day that already has one with a lower response id; the
+    stored spells must equal a rebuild's."""
     with store.connect(str(small_copy)) as con:
         cid = con.execute("SELECT customer_id FROM survey_responses WHERE survey = 'relationship' AND nps IS NOT NULL "
                           "GROUP BY 1 HAVING count(DISTINCT responded_on) >= 3 ORDER BY 1 LIMIT 1").fetchone()[0]
@@ -758,6 +759,11 @@ def test_appended_answers_end_the_stored_answer_spells_as_a_rebuild_does(small_c
         (fresh, days[-1] + 5 * one, dept, None, None, None),  # nothing: their spells keep no next share
     ]
     later = [(fresh, days[-1] + 20 * one, dept, 10.0, 3, 4)]  # then a later import: it ends only those
+    # then answers on days that already have one, with lower response ids ("0tie-…" sorts before the
+    # stored "R…" and the appended "spells-…"): of a day's answers the lowest id is the latest, so
+    # each ends the same-day answers it outranks on that very day
+    ties = [(cid, days[1], dept, 30.0, None, None), (cid, days[-1] + 10 * one, dept, None, 2, 5),
+            (cid, days[0], "other dept", None, None, None)]
 
     def append(rows, name):
         df = pd.DataFrame([{"response_id": f"{name}-{i}", "customer_id": c, "responded_on": d, "survey": "relationship",
@@ -768,6 +774,7 @@ def test_appended_answers_end_the_stored_answer_spells_as_a_rebuild_does(small_c
 
     append(rows, "spells")
     append(later, "later")
+    append(ties, "0tie")
     with store.connect(str(small_copy)) as con:
         assert "summary_answer_spells" in summaries.last_refresh(con)["updated"]
         got = _stored(con)["summary_answer_spells"]
@@ -1113,6 +1120,61 @@ def test_a_page_that_reads_the_latest_answers_twice_makes_one_table_of_them(con,
     value.page_data(con, CUSTOM_RANGE)
     assert not any(prefix == "__summary_latest_via_" for prefix, _ in made)
     assert "summary_answer_spells" in next(sql for prefix, sql in made if prefix == "__summary_wallet_")
+
+
+def test_of_answers_given_on_the_same_day_the_lowest_response_id_is_the_latest_on_every_path(small_copy):
+    """A customer's latest relationship answer, when they gave several on their latest day, is the one
+    with the lowest response id (as the churn landmark base picks), field by field: the stored latest
+    answers, the customer summary, and the latest answers read from the answer spells under closed
+    ranges and one or two departments' scope all agree with that rule, whatever order the rows are
+    stored in. Planted: same-day answers with lower ids stored after the originals (another score,
+    another or no stated share of wallet, another WAR rank, some in another department), and
+    same-day answers with higher ids; the old pick (the latest day, any answer of it) can return
+    either."""
+    with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
+        con.execute("UPDATE survey_responses SET department = CASE hash(response_id) % 3 WHEN 0 THEN 'billing' "
+                    "WHEN 1 THEN 'support' END WHERE survey = 'relationship'")
+        rel = "survey = 'relationship' AND nps IS NOT NULL"
+        con.execute(f"""INSERT INTO survey_responses SELECT * REPLACE (
+            '0' || response_id AS response_id, (nps + 5) % 11 AS nps,
+            CASE WHEN hash(response_id) % 2 = 0 THEN NULL ELSE (coalesce(share_of_wallet_pct, 0) + 7) % 100 END
+                AS share_of_wallet_pct,
+            CASE WHEN brand_rank IS NOT NULL THEN greatest(brands_used - brand_rank + 1, 1) END AS brand_rank,
+            CASE WHEN hash(response_id) % 4 = 1 THEN coalesce(CASE department WHEN 'billing' THEN 'support' END,
+                 'billing') ELSE department END AS department)
+            FROM survey_responses WHERE {rel} AND hash(response_id) % 3 <> 2""")
+        con.execute(f"""INSERT INTO survey_responses SELECT * REPLACE (response_id || '~' AS response_id,
+            (nps + 3) % 11 AS nps, 55.0 AS share_of_wallet_pct)
+            FROM survey_responses WHERE {rel} AND hash(response_id) % 5 = 0 AND response_id NOT LIKE '0%'""")
+        store.bump_version(con)
+    with store.connect(str(small_copy)) as con:
+        answers = con.execute(f"SELECT r.customer_id, r.responded_on, r.response_id, r.nps, r.share_of_wallet_pct "
+                              f"FROM survey_responses r JOIN customers USING (customer_id) WHERE r.{rel}").df()
+        ties = answers.groupby(["customer_id", "responded_on"])["nps"].nunique()
+        assert (ties > 1).sum() > 100
+        order = answers.sort_values(["customer_id", "responded_on", "response_id"], ascending=[True, False, True])
+        want_nps = order.groupby("customer_id")["nps"].first()
+        want_stated = order.dropna(subset=["share_of_wallet_pct"]).groupby("customer_id")["share_of_wallet_pct"].first()
+        for table in ("summary_latest", "summary_customer"):
+            got = con.execute(f"SELECT customer_id, nps, stated FROM {table} WHERE nps IS NOT NULL").df()  # names above
+            got = got.set_index("customer_id")
+            assert len(got) == len(want_nps)
+            assert (got["nps"] == want_nps.reindex(got.index)).all(), table
+            pd.testing.assert_series_equal(got["stated"].dropna().sort_index(), want_stated.sort_index(),
+                                           check_names=False, check_dtype=False, obj=table)
+        days = sorted({d.date() for d in pd.to_datetime(answers["responded_on"])})
+        two = Scope(role="department", departments=("billing", "support"), user="b")
+        cases = [Filters(date_to=days[len(days) // 2]), Filters(date_from=days[len(days) // 4], date_to=days[-3]),
+                 Filters(scope=BILLING), Filters(scope=two), Filters(date_to=days[-2], scope=two),
+                 Filters(date_from=days[len(days) // 3], date_to=days[-5], scope=BILLING)]
+        for f in cases:
+            fast = summaries.source(con, summaries.LATEST_TABLE, f)
+            assert not fast.stored and "summary_answer_spells" in fast.sql, f
+            raw = summaries.relation_query(summaries.LATEST_TABLE, f)
+            got = con.execute(f"SELECT * FROM {fast.sql} x ORDER BY ALL", fast.params).df()
+            want = con.execute(f"SELECT * FROM ({raw.sql}) x ORDER BY ALL", raw.params).df()
+            assert len(want) > 20
+            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9, obj=repr(f))
 
 
 def test_the_latest_answer_from_histories_equals_its_definition_under_any_range_and_scope(small_copy):

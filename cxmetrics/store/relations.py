@@ -223,11 +223,14 @@ SELECT customer_id, department FROM complaints WHERE department IS NOT NULL""", 
 #: (each field's value at the latest such response), with the customer's segment and region and
 #: the day each value was given (the day of the latest answer, of the latest stating a share of
 #: wallet, of the latest giving a WAR share: what answers a range open at its end from this table,
-#: :data:`cxmetrics.store.histories.LATEST_OPEN_VIA`).
+#: :data:`cxmetrics.store.histories.LATEST_OPEN_VIA`). Of answers given on the same day, the one
+#: with the lowest response id is the latest (:data:`cxmetrics.store.histories.LATEST_KEY`, as the
+#: churn landmark base picks), so the table is the same whatever order DuckDB reads the rows in.
+_KEY = histories.LATEST_KEY.format(a="r")
 LATEST = Relation("summary_latest", frozenset({"customers", "survey_responses"}), f"""
 SELECT r.customer_id, any_value(c.segment) AS segment, any_value(c.region) AS region,
-       arg_max(r.nps, r.responded_on) AS nps, arg_max(r.share_of_wallet_pct, r.responded_on) AS stated,
-       arg_max({war("r.brand_rank", "r.brands_used")}, r.responded_on) AS war,
+       arg_min(r.nps, {_KEY}) AS nps, arg_min(r.share_of_wallet_pct, {_KEY}) AS stated,
+       arg_min({war("r.brand_rank", "r.brands_used")}, {_KEY}) AS war,
        max(r.responded_on) AS nps_on, max(r.responded_on) FILTER (WHERE r.share_of_wallet_pct IS NOT NULL) AS stated_on,
        max(r.responded_on) FILTER (WHERE {war("r.brand_rank", "r.brands_used")} IS NOT NULL) AS war_on
 FROM survey_responses r JOIN customers c USING (customer_id)
