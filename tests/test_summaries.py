@@ -1162,6 +1162,11 @@ def test_of_answers_given_on_the_same_day_the_lowest_response_id_is_the_latest_o
             assert (got["nps"] == want_nps.reindex(got.index)).all(), table
             pd.testing.assert_series_equal(got["stated"].dropna().sort_index(), want_stated.sort_index(),
                                            check_names=False, check_dtype=False, obj=table)
+        # the spells list their rows' columns by name (the lake's Spark has no SELECT * EXCLUDE)
+        spells = [r[0] for r in con.execute("DESCRIBE summary_answer_spells").fetchall()]
+        raw_rows = con.execute(f"SELECT * FROM ({histories._SPELL_ROWS.format(responses='survey_responses')}) LIMIT 0")
+        assert [d[0] for d in raw_rows.description] == list(histories._SPELL_COLUMNS)
+        assert spells == [*histories._SPELL_COLUMNS, *(col for col, _, _ in histories._NEXT)]
         days = sorted({d.date() for d in pd.to_datetime(answers["responded_on"])})
         two = Scope(role="department", departments=("billing", "support"), user="b")
         cases = [Filters(date_to=days[len(days) // 2]), Filters(date_from=days[len(days) // 4], date_to=days[-3]),

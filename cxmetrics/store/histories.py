@@ -116,8 +116,9 @@ def _next_day(col: str, field: str | None, dept: bool) -> str:
 #: Of answers given on the same day, the one with the lowest response id is the latest (as in
 #: :data:`LATEST`, :data:`LATEST_KEY`): the others are replaced on their own day, so at most one
 #: answer per customer (and department) holds on any day and picking it is deterministic. The days
-#: with several answers are found by a GROUP BY and joined back: 3.5–4 s more at 10M responses (the
-#: bench's data, 1.2M such days), against about 8 s for the same minima as windows (by hand).
+#: with several answers are found by a GROUP BY and joined back: 6.1 → 11.7 s at 10M responses in
+#: the bench (its data hold 1.2M such days), against 5.5 → 13.6 s for the same minima as windows
+#: (by hand).
 ANSWER_SPELLS = Relation("summary_answer_spells", frozenset({"customers", "survey_responses"}), f"""
 WITH sp_r AS ({_SPELL_ROWS.format(responses="survey_responses")}
 ), sp_w AS (
