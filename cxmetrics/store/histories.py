@@ -29,8 +29,9 @@ _NEXT = (("next_any", None, False), ("next_stated", "stated", False), ("next_war
 
 
 #: The key that picks a customer's latest answer where several were given on their latest day: the
-#: one with the lowest response id, as the churn landmark base picks (``arg_min`` of it: the days to
-#: a fixed date, fewest first, then the id). ``{a}`` is the answers' alias.
+#: one with the lowest response id (``arg_min`` of it: the days to a fixed date, fewest first, then
+#: the id). The latest answers and the churn landmark base both pick with it. ``{a}`` is the
+#: answers' alias.
 LATEST_KEY = "{{'d': date_diff('day', {a}.responded_on, DATE '2000-01-01'), 'i': {a}.response_id}}"
 
 

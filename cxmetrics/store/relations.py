@@ -537,13 +537,13 @@ _BEFORE_LANDMARK = (("survey_responses", "responded_on"), ("complaints", "opened
 #: transaction date), days at risk from L, and churn within 12 months of L. The end without
 #: transactions: :data:`DATA_END_SQL`. Any other landmark is a filter over the landmark states.
 LANDMARK = Relation("summary_landmark", frozenset({"customers", "survey_responses", "complaints", "churn_events",
-                                                   "transactions"}), _LANDMARK_BOUNDS + """, lm_grp AS (
-    SELECT r.customer_id, arg_min(r.nps, {'d': date_diff('day', r.responded_on, DATE '2000-01-01'), 'i': r.response_id}) AS nps
+                                                   "transactions"}), _LANDMARK_BOUNDS + f""", lm_grp AS (
+    SELECT r.customer_id, arg_min(r.nps, {_KEY}) AS nps
     FROM survey_responses r, lm_bounds
     WHERE r.survey = 'relationship' AND r.nps IS NOT NULL AND r.responded_on < lm_bounds.L
     GROUP BY 1
 ), lm_cs AS (
-    SELECT r.customer_id, arg_min(r.csat, {'d': date_diff('day', r.responded_on, DATE '2000-01-01'), 'i': r.response_id}) AS csat
+    SELECT r.customer_id, arg_min(r.csat, {_KEY}) AS csat
     FROM survey_responses r, lm_bounds
     WHERE r.csat IS NOT NULL AND r.responded_on < lm_bounds.L
     GROUP BY 1
