@@ -264,7 +264,9 @@ def test_qualtrics_export_checked_changed_and_imported(server, server_tmp, brows
     open_page(page, server, "/data")
     _upload(page, tmp_path / "qualtrics_export.csv")
     main = page.locator('[data-testid="stMain"]')
-    text = main.inner_text()
+    # the command block comes after the preview: read the text once it is there (a loaded machine
+    # rendered the headings before it and failed a single read)
+    text = wait_for_text(main, "python -m cxmetrics import survey_responses qualtrics_export.csv")
     assert "format qualtrics, Qualtrics export, encoding utf-8, 3 header rows" in text
     assert f"{n} rows are valid for survey_responses" in text
     assert "2 previews, 1 spam, 2 unfinished, 1 no answer" in text
