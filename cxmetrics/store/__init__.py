@@ -71,7 +71,9 @@ def _lock_timeout() -> float:
 #: otherwise held 3–5 GiB (DuckDB's own default is 80 % of the machine's memory, shared by every
 #: session of the app). 768MB: the worst page there peaked at 2.1 GiB of process memory under 1GB
 #: and 1.9 GiB under 768MB, in the same time; at the default scale no page reaches either.
-#: Writes (imports, the summaries' rebuild) keep DuckDB's default.
+#: Writes (the summaries' rebuild, the app's edits) keep DuckDB's default; an import stages and
+#: writes under its own cap (``CX_IMPORT_MEMORY``), and its write gets DuckDB's default only when
+#: that cap was not enough (:func:`cxmetrics.registers.importer._more_memory`).
 QUERY_MEMORY = "768MB"
 
 
