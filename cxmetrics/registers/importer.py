@@ -304,9 +304,10 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, t: Table, fmt: str, encod
 def _staging_config() -> dict[str, str]:
     """Settings of the private staging database: its memory is capped (``CX_IMPORT_MEMORY``,
     default 640MB) and spills to a temporary directory beyond that. The final transaction runs
-    under the same cap first, then once under DuckDB's default when it runs out (:func:`_more_memory`). A plain CSV file is read by
-    DuckDB (:mod:`cxmetrics.import_fast`) within that bound; the records the general reader parses
-    from other CSV or xlsx files are held in Python memory before staging, so those are not."""
+    under the same cap first, then once under DuckDB's default when it runs out
+    (:func:`_more_memory`). A plain CSV file is read by DuckDB (:mod:`cxmetrics.import_fast`)
+    within that bound; the records the general reader parses from other CSV or xlsx files are
+    held in Python memory before staging, so those are not."""
     return {"memory_limit": os.environ.get("CX_IMPORT_MEMORY", "640MB"),
             "temp_directory": os.path.join(tempfile.gettempdir(), "cxmetrics-import")}
 
