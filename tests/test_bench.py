@@ -45,6 +45,9 @@ def test_bench_runs_and_reports_every_page_and_budget(tmp_path):
     imp = res["import"]
     assert imp["first"]["rows"] == 2000 and imp["append"]["rows"] == 300
     assert all(imp[k]["exit"] == 0 and imp[k]["peak_mib"] > 0 for k in ("first", "unchanged", "append"))
+    # the importer's warnings are recorded (the unchanged re-import always has one: it says so)
+    assert all(isinstance(imp[k]["warnings"], list) for k in ("first", "unchanged", "append"))
+    assert any(w.startswith("unchanged:") for w in imp["unchanged"]["warnings"])
     # the append refresh's slowest relations and fits, read from the store, slowest first (which are
     # slowest on a store this small is the machine's noise: none is named here)
     steps = imp["append"]["refresh_steps"]
@@ -143,6 +146,28 @@ def test_readme_renders_load_figures_and_unmet_budgets():
     assert "partial run" not in text
     res["partial"] = True  # what an interrupted run leaves in OUT.partial
     assert bench.readme_section(res).startswith("**A partial run** (interrupted)")
+
+
+def test_an_imports_warnings_reach_its_checks_detail():
+    """Rendering only (made-up figures): a write done again under more memory shows in the import's
+    and the append's detail; the unchanged re-import's own "unchanged:" note does not."""
+    again = ("the write ran out of memory under the import's cap of 640.0 MiB (CX_IMPORT_MEMORY) after 440.0 s "
+             "and was rolled back; it was done again under DuckDB's default memory limit (18.8 GiB)")
+    res = {"machine": {"cpus": 2, "memory_gib": 23.5, "platform": "Linux", "python": "3.11"},
+           "scale": {"customers": 10}, "scale_factor": 1.0, "pages": {}, "views": {}, "floor": {"seconds": 0.1},
+           "import": {"rows": 100, "csv_mib": 1.0, "append_rows": 10,
+                      "first": {"seconds": 12.0, "peak_mib": 900, "warnings": [again]},
+                      "unchanged": {"seconds": 1.0, "status": "unchanged",
+                                    "warnings": ["unchanged: every row is already stored"]},
+                      "append": {"seconds": 3.0, "seconds_summaries": 0.5, "warnings": []},
+                      "append_full": {"seconds": 3.0, "seconds_summaries": 0.5, "warnings": [again]},
+                      "append_next_full": {"seconds": 3.0, "seconds_summaries": 0.5}}}  # older JSON: none recorded
+    checks = {c["check"]: c for c in bench.checks(res)}
+    assert checks["import of 100 rows (s)"]["detail"].endswith("; the import warned: " + again)
+    assert checks["append of 10 rows to the whole store: summary refresh (s)"]["detail"].endswith(again)
+    for name in ("unchanged re-import (s)", "append of 10 rows: summary refresh (s)",
+                 "append of the next 10 answers to the whole store: summary refresh (s)"):
+        assert "warned" not in (checks[name].get("detail") or ""), name
 
 
 def test_scale_sizes_and_budgets():

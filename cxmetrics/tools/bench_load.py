@@ -122,7 +122,7 @@ def bench_import(db: Path, out_dir: Path, rows: int, append_rows: int = 100_000,
         r = timed_cli("import", "survey_responses", str(path), "--db", str(target), "--json", "--actor", "bench",
                       env=env)
         rep = r.pop("json", None) or {}
-        r.update({k: rep.get(k) for k in ("rows", "inserted", "updated", "status",
+        r.update({k: rep.get(k) for k in ("rows", "inserted", "updated", "status", "warnings",
                                           "seconds_validating", "seconds_summaries") if k in rep})
         if r.get("exit") == 0 and step != "unchanged":  # the refresh's slowest relations and fits
             r["refresh_steps"] = refresh_steps(target)
@@ -145,7 +145,8 @@ def _append_to_copy(db: Path, out_dir: Path, append_path: Path, env: dict | None
         r = timed_cli("import", "survey_responses", str(append_path), "--db", str(copy), "--json", "--actor", "bench",
                       env=env)
         rep = r.pop("json", None) or {}
-        r.update({k: rep.get(k) for k in ("rows", "inserted", "updated", "status", "seconds_summaries") if k in rep})
+        r.update({k: rep.get(k) for k in ("rows", "inserted", "updated", "status", "warnings", "seconds_summaries")
+                  if k in rep})
         if r.get("exit") == 0:
             r["refresh_steps"] = refresh_steps(copy)
         return r

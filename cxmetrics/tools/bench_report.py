@@ -154,6 +154,7 @@ def checks(res: dict) -> list[dict]:
                            f"{first['seconds_summaries']:.1f} s rebuilding summaries, the rest process start-up and writing")
             if first.get("refresh_steps"):
                 detail += f"; slowest summaries: {_steps(first['refresh_steps'], 4)}"
+            detail += _warned(first)
             add("import", f"import of {rows} rows (s)", round(first["seconds"], 1), f"< {b['import_s']:g}",
                 first["seconds"] < b["import_s"], detail)
             peak = first.get("peak_mib")
@@ -186,7 +187,8 @@ def checks(res: dict) -> list[dict]:
                 s = row.get("seconds_summaries")
                 add("import", name, round(s, 2) if s is not None else "not reported", f"< {b['append_summaries_s']:g}",
                     None if s is None else s < b["append_summaries_s"], f"{what}; whole command {row['seconds']:.1f} s"
-                    + (f"; slowest steps: {_steps(row['refresh_steps'])}" if row.get("refresh_steps") else ""))
+                    + (f"; slowest steps: {_steps(row['refresh_steps'])}" if row.get("refresh_steps") else "")
+                    + _warned(row))
 
     cli = res.get("cli")
     for key, name, budget in (("help", "`--help` (s)", b["help_s"]), ("status", "`status` (s)", b["status_s"]),
@@ -425,6 +427,13 @@ def write_readme(res: dict, readme: Path = ROOT / "README.md") -> None:
         raise ValueError(f"README has no <!-- BEGIN {tag} --> markers")
     body = readme_section(res) + "\n"
     readme.write_text(pattern.sub(lambda mt: mt.group(1) + body + mt.group(2), text), encoding="utf-8")
+
+
+def _warned(row: dict) -> str:
+    """The import's warnings for a check's detail (e.g. a write done again under more memory),
+    "" when it gave none; JSON from before the bench recorded them has none to show."""
+    said = [w for w in row.get("warnings") or () if not w.startswith("unchanged:")]
+    return "".join(f"; the import warned: {w}" for w in said)
 
 
 def _steps(seconds: dict[str, float], top: int = 6) -> str:
