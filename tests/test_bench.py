@@ -150,7 +150,8 @@ def test_readme_renders_load_figures_and_unmet_budgets():
 
 def test_an_imports_warnings_reach_its_checks_detail():
     """Rendering only (made-up figures): a write done again under more memory shows in the import's
-    and the append's detail; the unchanged re-import's own "unchanged:" note does not."""
+    and the append's detail, any other warning in the unchanged re-import's, but not the note every
+    unchanged file gets ("unchanged: …")."""
     again = ("the write ran out of memory under the import's cap of 640.0 MiB (CX_IMPORT_MEMORY) after 440.0 s "
              "and was rolled back; it was done again under DuckDB's default memory limit (18.8 GiB)")
     res = {"machine": {"cpus": 2, "memory_gib": 23.5, "platform": "Linux", "python": "3.11"},
@@ -158,14 +159,15 @@ def test_an_imports_warnings_reach_its_checks_detail():
            "import": {"rows": 100, "csv_mib": 1.0, "append_rows": 10,
                       "first": {"seconds": 12.0, "peak_mib": 900, "warnings": [again]},
                       "unchanged": {"seconds": 1.0, "status": "unchanged",
-                                    "warnings": ["unchanged: every row is already stored"]},
+                                    "warnings": ["unchanged: every row is already stored", "ignored columns: x"]},
                       "append": {"seconds": 3.0, "seconds_summaries": 0.5, "warnings": []},
                       "append_full": {"seconds": 3.0, "seconds_summaries": 0.5, "warnings": [again]},
                       "append_next_full": {"seconds": 3.0, "seconds_summaries": 0.5}}}  # older JSON: none recorded
     checks = {c["check"]: c for c in bench.checks(res)}
     assert checks["import of 100 rows (s)"]["detail"].endswith("; the import warned: " + again)
     assert checks["append of 10 rows to the whole store: summary refresh (s)"]["detail"].endswith(again)
-    for name in ("unchanged re-import (s)", "append of 10 rows: summary refresh (s)",
+    assert checks["unchanged re-import (s)"]["detail"].endswith("summaries 0.00 s; the import warned: ignored columns: x")
+    for name in ("append of 10 rows: summary refresh (s)",
                  "append of the next 10 answers to the whole store: summary refresh (s)"):
         assert "warned" not in (checks[name].get("detail") or ""), name
 

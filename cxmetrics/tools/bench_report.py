@@ -166,7 +166,7 @@ def checks(res: dict) -> list[dict]:
             add("import", "unchanged re-import (s)", round(again["seconds"], 2), f"< {b['reimport_s']:g}",
                 again["seconds"] < b["reimport_s"],
                 f"status {again.get('status')}, {again.get('inserted', '?')} inserted, {again.get('updated', '?')} updated, "
-                f"summaries {again.get('seconds_summaries') or 0:.2f} s")
+                f"summaries {again.get('seconds_summaries') or 0:.2f} s" + _warned(again))
         n = f"{imp.get('append_rows', 100_000):,}"
         for key, name, what in (
                 ("append", f"append of {n} rows: summary refresh (s)",
@@ -431,7 +431,8 @@ def write_readme(res: dict, readme: Path = ROOT / "README.md") -> None:
 
 def _warned(row: dict) -> str:
     """The import's warnings for a check's detail (e.g. a write done again under more memory),
-    "" when it gave none; JSON from before the bench recorded them has none to show."""
+    "" when it gave none; JSON from before the bench recorded them has none to show. The note an
+    unchanged file always gets ("unchanged: …") is left out: the status says so."""
     said = [w for w in row.get("warnings") or () if not w.startswith("unchanged:")]
     return "".join(f"; the import warned: {w}" for w in said)
 
