@@ -18,11 +18,11 @@ import duckdb
 
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
-from cxmetrics.metrics import alignment, btyd_checks, btyd_intervals, churn, impact, scores, theme_store
+from cxmetrics.metrics import alignment, btyd_checks, churn, impact, scores, theme_store
 from cxmetrics.store import summaries
 
 summaries.DEFAULT_LANDMARK[:] = [lambda con: churn.default_landmark(con, Filters())]
-summaries.FITS.update({"cox": churn.default_cox_fit, "btyd": btyd_intervals.default_fit, "btyd_holdout": btyd_checks.default_holdout,
+summaries.FITS.update({"cox": churn.default_cox_fit, "btyd": btyd_checks.default_fit, "btyd_holdout": btyd_checks.default_holdout,
                        "clusters": scores.kept_clusters, "kpi_thresholds": alignment.kept_thresholds,
                        "impacts": impact.kept_impacts})
 # the impacts read the initiatives, answers, complaints, KPI observations and assumptions: measured

@@ -129,9 +129,13 @@ def test_the_planted_demo_fit_is_identified_and_shown_with_distributions(con):
     for name in ("p_alive", "expected_purchases", "clv"):
         assert d[name]["customers"].sum() == pytest.approx(s["customers"])  # every customer in one bin
     assert d["p_alive"]["bin_high"].max() == 1.0
-    w = res.table["w"]
-    assert s["mean_expected_purchases"] == pytest.approx((res.table["expected_purchases"] * w).sum() / w.sum())
+    cells = btyd.clv_non_contractual(con, Filters()).table  # every RFM cell, valued
+    w = cells["w"]
+    assert s["mean_expected_purchases"] == pytest.approx((cells["expected_purchases"] * w).sum() / w.sum())
     assert 0 < s["mean_expected_purchases"] < 52
+    # the section's table: its headline estimates, one row each
+    assert res.table["name"].tolist() == [e.name for e in res.headline]
+    assert res.table["estimate"].tolist() == [e.estimate for e in res.headline]
 
 
 def test_holdout_is_the_last_third_of_the_data_and_tracks_actuals(con):
@@ -199,10 +203,24 @@ def test_transactions_only_store_is_valued_and_an_unidentified_spend_model_withh
     assert [e.name for e in res.headline] == ["btyd_mean_p_alive"]
     e = res.headline[0]
     assert e.ci_low < e.estimate < e.ci_high
-    assert "clv" not in res.table and "clv" not in res.extra["distributions"]
+    assert res.table["name"].tolist() == ["btyd_mean_p_alive"] and "clv" not in res.extra["distributions"]
     assert res.extra["summary"]["mean_clv"] is None and "gamma_gamma_params" not in res.extra
     assert res.extra["distributions"]["p_alive"]["customers"].sum() == res.extra["summary"]["customers"] == 88
     assert res.extra["holdout"].table["customers"].sum() > 0
+    _kept_as_live(tx_stores["transactions"], res)
+
+
+def _kept_as_live(db: Path, res) -> None:
+    """``res`` (the unfiltered section of the store ``db``) was the one kept with its fit, and
+    is the section valuing live gives."""
+    with store.connect(str(db)) as con:
+        assert bc._kept_section(con, Filters(), 0.05) is not None
+        kept = bc._kept_section
+        bc._kept_section = lambda *a, **k: None
+        try:
+            _same_section(res, bc.non_contractual_value(con, Filters()))
+        finally:
+            bc._kept_section = kept
 
 
 def test_a_year_of_uniform_line_items_is_flagged_not_shown(tx_stores):
@@ -218,6 +236,9 @@ def test_a_year_of_uniform_line_items_is_flagged_not_shown(tx_stores):
     assert "a/(a+b)" in res.warnings[0] and "BG/NBD" in res.warnings[0]
     assert any("stub customer" in w for w in res.warnings)
     assert res.extra["not_identified"]["bgnbd"]
+    # kept so too: the reason first, then the stub customers' note where the valuation put it
+    assert any("stub customer" in w for w in res.warnings[1:])
+    _kept_as_live(tx_stores["line_items"], res)
     hold = res.extra["holdout"]
     assert hold.table.empty and "not identified" in hold.warnings[0] and "last third" in hold.warnings[0]
 
@@ -289,3 +310,71 @@ def test_the_non_contractual_clv_takes_no_date_range_and_says_so(con):
     pd.testing.assert_frame_equal(plain.table, dated.table)
     assert dated.filters == plain.filters == "all data"
     assert btyd.WHOLE_HISTORY in dated.warnings and btyd.WHOLE_HISTORY not in plain.warnings
+
+
+def _same_section(a, b) -> None:
+    """Two page sections equal field by field, frames with their dtypes."""
+    assert a.to_dict() == b.to_dict()
+    for k in ("bgnbd_params", "gamma_gamma_params"):
+        if k in a.extra or k in b.extra:
+            pd.testing.assert_frame_equal(a.extra[k], b.extra[k])
+    for k in set(a.extra.get("distributions", {})) | set(b.extra.get("distributions", {})):
+        pd.testing.assert_frame_equal(a.extra["distributions"][k], b.extra["distributions"][k])
+    pd.testing.assert_frame_equal(a.table, b.table)
+
+
+def test_the_customer_value_section_is_kept_with_each_fit_and_is_what_valuing_live_gives(con, monkeypatch):
+    """The section the Customer value page shows (headline with intervals, distributions,
+    parameters) is kept with the view's BTYD fit: unfiltered, each kept segment and region, with a
+    date range besides (the whole-history note added where read). Read so, it values no RFM cell on
+    the page, and it is the section valuing them live gives; any other narrowing values live."""
+    values = btyd.kept_values(con)
+    span = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
+    views = [Filters(), *(btyd.narrowed_to(d, v) for d, vs in values.items() for v in vs)]
+    views += [views[0].with_(date_from=span[0] + dt.timedelta(days=40)), views[1].with_(date_to=span[1])]
+    real = btyd.clv_non_contractual
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("valued on the page")
+
+    monkeypatch.setattr(btyd, "clv_non_contractual", refuse)
+    kept = [bc.non_contractual_value(con, f) for f in views]
+    narrower = Filters(segments=tuple(values["segment"][:2]))
+    with pytest.raises(AssertionError, match="valued on the page"):
+        bc.non_contractual_value(con, narrower)
+    monkeypatch.setattr(btyd, "clv_non_contractual", real)
+    monkeypatch.setattr(bc, "_kept_section", lambda *a, **k: None)
+    for f, got in zip(views, kept, strict=True):
+        live = bc.non_contractual_value(con, f)
+        _same_section(got, live)
+        assert len(got.headline) == 2 and got.extra["holdout"].table["customers"].sum() > 0
+        assert (btyd.WHOLE_HISTORY in got.warnings) == f.dated
+    assert kept[0].headline[0].estimate != kept[1].headline[0].estimate  # each view its own
+    # another level than the kept one is valued live
+    monkeypatch.undo()
+    monkeypatch.setattr(btyd, "clv_non_contractual", refuse)
+    with pytest.raises(AssertionError, match="valued on the page"):
+        bc.non_contractual_value(con, Filters(), alpha=0.1)
+
+
+def test_a_kept_section_is_not_read_once_the_margin_it_was_valued_with_changed(writable_db, monkeypatch):
+    """A write of assumptions alone keeps the BTYD fits (their RFM cells did not change) and with
+    them the kept sections, valued at the old gross margin: the page values live then, at the new
+    one (the CLV scales with the margin, P(alive) does not move)."""
+    from cxmetrics.store import assumptions
+
+    with store.connect(str(writable_db)) as c:
+        before = bc.non_contractual_value(c, Filters())
+    with store.connect(str(writable_db), read_only=False) as c:
+        gm = assumptions.get(c, "gross_margin").value
+        assumptions.set_value(c, "gross_margin", gm * 1.2, actor="fiona", role="finance", source="test")
+    with store.connect(str(writable_db)) as c:
+        assert "section" in btyd.kept_fit(c, Filters())  # kept: the fit did not change
+        calls = []
+        real = btyd.clv_non_contractual
+        monkeypatch.setattr(btyd, "clv_non_contractual", lambda *a, **k: calls.append(1) or real(*a, **k))
+        after = bc.non_contractual_value(c, Filters())
+    assert calls, "the section valued at the old margin was read"
+    b, a = ({e.name: e.estimate for e in r.headline} for r in (before, after))
+    assert a["btyd_mean_clv"] == pytest.approx(b["btyd_mean_clv"] * 1.2)
+    assert a["btyd_mean_p_alive"] == pytest.approx(b["btyd_mean_p_alive"])

@@ -329,13 +329,8 @@ def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_
     discounted at mid-horizon (an approximation stated on the result). The table is by customer
     *cell* (x, t_x, T, m), not by customer, so it stays small.
     """
-    from cxmetrics.store import assumptions
-
     dated = filters.dated
     filters = filters.undated()  # the RFM cells take no date range
-    used = assumptions.current(con)
-    gm = margin if margin is not None else used["gross_margin"].value
-    d = annual_discount if annual_discount is not None else used["discount_rate"].value
     df, q, cal = _cells(con, filters, calibration_end)
     if not _fittable(df):
         return Result("clv_btyd", "Non-contractual CLV (BG/NBD + Gamma-Gamma)", pd.DataFrame(),
@@ -345,6 +340,21 @@ def clv_non_contractual(con, filters: Filters, *, calibration_end=None, horizon_
         bg, gg = BGNBDFit(*kept["bgnbd"]), GammaGammaFit(*kept["gamma_gamma"])
     else:
         bg, gg = fit_from_rfm(df, "week")
+    return valued(con, df, q, cal, bg, gg, filters, dated=dated, horizon_weeks=horizon_weeks, margin=margin,
+                  annual_discount=annual_discount)
+
+
+def valued(con, df: pd.DataFrame, q: store.Query, cal, bg: BGNBDFit, gg: GammaGammaFit, filters: Filters, *,
+           dated: bool = False, horizon_weeks: float = 52.0, margin: float | None = None,
+           annual_discount: float | None = None) -> Result:
+    """:func:`clv_non_contractual`'s result from its RFM cells ``df`` (their query ``q``, calibration
+    end ``cal``) and fits, for the view ``filters`` (undated; ``dated``: the caller's had a range).
+    Reads only the current assumptions; without the exclusion notes its decorator adds."""
+    from cxmetrics.store import assumptions
+
+    used = assumptions.current(con)
+    gm = margin if margin is not None else used["gross_margin"].value
+    d = annual_discount if annual_discount is not None else used["discount_rate"].value
     xw, tx, T = df["x"], df["t_x_days"] / 7, df["T_days"] / 7
     exp_n = expected_purchases(bg, horizon_weeks, xw, tx, T)
     spend = expected_spend(gg, xw, df["m"].fillna(0))
@@ -396,8 +406,13 @@ def narrowed_to(dim: str, value: str) -> Filters:
     return Filters(segments=(value,)) if dim == "segment" else Filters(regions=(value,))
 
 
-def _fit_doc(con, filters: Filters, extra: Callable[[dict, pd.DataFrame], None] | None) -> dict | None:
-    df, _, cal = _cells(con, filters)
+#: What :func:`default_fit` lets a caller add to each kept fit: ``extra(fit, cells, query, filters)``
+#: with the RFM cells it was fitted to, their query and the view's filters.
+Extra = Callable[[dict, pd.DataFrame, store.Query, Filters], None]
+
+
+def _fit_doc(con, filters: Filters, extra: Extra | None) -> dict | None:
+    df, q, cal = _cells(con, filters)
     if cal is None or not _fittable(df):
         return None
     bg, gg = fit_from_rfm(df, "week")
@@ -405,17 +420,18 @@ def _fit_doc(con, filters: Filters, extra: Callable[[dict, pd.DataFrame], None] 
            "bgnbd": [float(v) for v in (bg.r, bg.alpha, bg.a, bg.b, bg.log_likelihood)] + [bg.n, bg.converged],
            "gamma_gamma": [float(v) for v in (gg.p, gg.q, gg.gamma, gg.log_likelihood)] + [gg.n, gg.converged]}
     if extra is not None:
-        extra(doc, df)
+        extra(doc, df, q, filters)
     return doc
 
 
-def default_fit(con, extra: Callable[[dict, pd.DataFrame], None] | None = None) -> dict | None:
+def default_fit(con, extra: Extra | None = None) -> dict | None:
     """BG/NBD and Gamma-Gamma fitted to the unfiltered view at the last transaction date, as kept
     in summary_fits (see :mod:`cxmetrics.summaries`), and under ``by`` the same fits of each view of
     one segment or one region (:func:`kept_values`; a value too small to fit has none); None when
-    there is too little to fit. ``extra(fit, cells)`` adds to each fit what is computed from it
-    and the RFM cells it was fitted to (the kept fits are those of
-    :func:`cxmetrics.metrics.btyd_intervals.default_fit`, which add the intervals' covariances)."""
+    there is too little to fit. ``extra`` adds to each fit what is computed from it and the RFM
+    cells it was fitted to (the kept fits are those of
+    :func:`cxmetrics.metrics.btyd_checks.default_fit`: the intervals' covariances and the Customer
+    value page's section)."""
     out = _fit_doc(con, Filters(), extra)
     if out is None:
         return None

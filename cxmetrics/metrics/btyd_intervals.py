@@ -176,14 +176,10 @@ def intervals_on(cells: pd.DataFrame, bgnbd, gamma_gamma) -> tuple[ParamInterval
     return bg, gamma_gamma_intervals(gf, rep["x"], rep["m"], rep["w"])
 
 
-def default_fit(con) -> dict | None:
-    """The kept BTYD fits (:func:`cxmetrics.metrics.btyd.default_fit`), each with the log-scale
-    covariances of both models' observed-information intervals at its parameters on its cells
-    (``cov_log``: the Hessians a page would otherwise take; left out when they cannot be computed)."""
-    return btyd.default_fit(con, extra=_keep_cov)
-
-
-def _keep_cov(doc: dict, cells: pd.DataFrame) -> None:
+def keep_cov(doc: dict, cells: pd.DataFrame) -> None:
+    """Add to a kept BTYD fit (:func:`cxmetrics.metrics.btyd.default_fit`) the log-scale covariances
+    of both models' observed-information intervals at its parameters on its cells (``cov_log``: the
+    Hessians a page would otherwise take; left out when they cannot be computed)."""
     try:
         with np.errstate(all="ignore"):
             ivs = intervals_on(cells, doc["bgnbd"][:4], doc["gamma_gamma"][:3])
@@ -193,7 +189,7 @@ def _keep_cov(doc: dict, cells: pd.DataFrame) -> None:
 
 
 def kept_intervals(doc: dict | None, res: Result) -> tuple[ParamIntervals, ParamIntervals] | None:
-    """:func:`fit_intervals` as kept with a fit (``cov_log`` of :func:`default_fit`)
+    """:func:`fit_intervals` as kept with a fit (``cov_log`` of :func:`keep_cov`)
     when ``res`` holds that kept fit's parameters, else None (then they are computed)."""
     if not doc or "cov_log" not in doc:
         return None
