@@ -406,12 +406,8 @@ def narrowed_to(dim: str, value: str) -> Filters:
     return Filters(segments=(value,)) if dim == "segment" else Filters(regions=(value,))
 
 
-#: What :func:`default_fit` lets a caller add to each kept fit: ``extra(fit, cells, query, filters)``
-#: with the RFM cells it was fitted to, their query and the view's filters.
-Extra = Callable[[dict, pd.DataFrame, store.Query, Filters], None]
-
-
-def _fit_doc(con, filters: Filters, extra: Extra | None) -> dict | None:
+def _fit_doc(con, filters: Filters,
+             extra: Callable[[dict, pd.DataFrame, store.Query, Filters], None] | None) -> dict | None:
     df, q, cal = _cells(con, filters)
     if cal is None or not _fittable(df):
         return None
@@ -424,14 +420,14 @@ def _fit_doc(con, filters: Filters, extra: Extra | None) -> dict | None:
     return doc
 
 
-def default_fit(con, extra: Extra | None = None) -> dict | None:
+def default_fit(con, extra: Callable[[dict, pd.DataFrame, store.Query, Filters], None] | None = None) -> dict | None:
     """BG/NBD and Gamma-Gamma fitted to the unfiltered view at the last transaction date, as kept
     in summary_fits (see :mod:`cxmetrics.summaries`), and under ``by`` the same fits of each view of
     one segment or one region (:func:`kept_values`; a value too small to fit has none); None when
-    there is too little to fit. ``extra`` adds to each fit what is computed from it and the RFM
-    cells it was fitted to (the kept fits are those of
-    :func:`cxmetrics.metrics.btyd_checks.default_fit`: the intervals' covariances and the Customer
-    value page's section)."""
+    there is too little to fit. ``extra(fit, cells, query, filters)`` adds to each fit what is
+    computed from it, the RFM cells it was fitted to, their query and the view (the kept fits are
+    those of :func:`cxmetrics.metrics.btyd_checks.default_fit`: the intervals' covariances and the
+    Customer value page's section)."""
     out = _fit_doc(con, Filters(), extra)
     if out is None:
         return None
