@@ -301,9 +301,15 @@ def fit_from_rfm(df: pd.DataFrame, period: str = "week") -> tuple[BGNBDFit, Gamm
     return bg, gg
 
 
+def last_transaction(con):
+    """The data's last transaction date (every BTYD reference date: the calibration end), None
+    without transactions."""
+    return store.scalar(con, "SELECT max(occurred_on) FROM transactions", name="last_transaction")
+
+
 def _cells(con, filters: Filters, calibration_end=None) -> tuple[pd.DataFrame, store.Query, object]:
     """The grouped RFM cells of non-contractual customers, the query, and the calibration end."""
-    cal = calibration_end or store.scalar(con, "SELECT max(occurred_on) FROM transactions", name="last_transaction")
+    cal = calibration_end or last_transaction(con)
     where, params = summaries.where(summaries.RFM_TABLE, filters, customer="c", customer_id_col="c.customer_id",
                                     dates=False)
     q = summaries.query(con, "rfm_summary", relations.RFM_CELLS.format(rfm="{summary_rfm}", where=where), params,
@@ -389,7 +395,7 @@ def kept_values(con) -> dict[str, list[str]]:
     """The segments and the regions of the non-contractual customers (the RFM rows, at the last
     transaction date) whose views keep their own fits: per dimension the :data:`KEPT_VALUES` with
     the most customers (ties by name)."""
-    cal = store.scalar(con, "SELECT max(occurred_on) FROM transactions", name="last_transaction")
+    cal = last_transaction(con)
     if cal is None:
         return {}
     out = {}

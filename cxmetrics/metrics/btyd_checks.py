@@ -462,8 +462,7 @@ def _kept_section(con, filters: Filters, alpha: float) -> Result | None:
 
     parts = doc["section"]
     used = assumptions.current(con)
-    cal = store.scalar(con, "SELECT max(occurred_on) FROM transactions", name="last_transaction")
-    if (str(cal) != doc["cal_end"]
+    if (str(btyd.last_transaction(con)) != doc["cal_end"]
             or parts["assumptions"] != jsonable(assumptions.cite({k: used[k] for k in ("gross_margin", "discount_rate")}))):
         return None
     notes = (btyd.WHOLE_HISTORY,) if filters.dated else ()
