@@ -105,15 +105,15 @@ def test_cells_are_the_same_from_the_summaries_and_lean_tables_as_from_the_raw_t
     cell's sufficient statistics are the same."""
     run = theme_store.latest(con)
     assert theme_store.is_current(con, run) and theme_store.lean(con)
-    fast, when = moved.cells(con, filters, cb=run.codebook, kept=True)
+    fast, when = moved.cells(con, filters, cb=run.codebook, kept=True, from_fit=False)
     assert set(fast["metric"]) == {"nps", "csat", "complaints", "share"}
     with monkeypatch.context() as mp:
         mp.setattr(theme_lean, "extras_present", lambda con: False)  # a run kept before the day cells
-        rows, _ = moved.cells(con, filters, cb=run.codebook, kept=True)
-        mp.setattr(theme_store, "lean", lambda con: False)
-        no_lean, _ = moved.cells(con, filters, cb=run.codebook, kept=True)
+        rows, _ = moved.cells(con, filters, cb=run.codebook, kept=True, from_fit=False)
+        mp.setattr(theme_store, "lean_run", lambda con: None)
+        no_lean, _ = moved.cells(con, filters, cb=run.codebook, kept=True, from_fit=False)
         mp.setattr(summaries, "_state", lambda con: ({}, 0))  # no summary is current: raw queries
-        raw, raw_when = moved.cells(con, filters, cb=run.codebook, kept=True)
+        raw, raw_when = moved.cells(con, filters, cb=run.codebook, kept=True, from_fit=False)
     assert when == raw_when
     for other in (rows, no_lean, raw):
         pd.testing.assert_frame_equal(_by_cell(fast), _by_cell(other), check_dtype=False)
@@ -157,12 +157,12 @@ def test_the_periods_split_in_sql_are_the_long_cells_pivoted(con, monkeypatch, f
     for lean_extras, lean in ((True, True), (False, True), (False, False)):
         with monkeypatch.context() as mp:
             mp.setattr(theme_lean, "extras_present", lambda con, v=lean_extras: v)
-            mp.setattr(theme_store, "lean", lambda con, v=lean: v)
-            got, when = moved.cells(con, filters, cb=run.codebook, kept=lean)
+            mp.setattr(theme_store, "lean_run", lambda con, v=run.run_id if lean else None: v)
+            got, when = moved.cells(con, filters, cb=run.codebook, kept=lean, from_fit=False)
             mp.setattr(moved, "_by_period", lambda cells, sums, keys=(): cells)
             mp.setattr(moved, "_flatten", _pivoted)
             mp.setattr(moved, "_share_frames", _pivoted_shares)
-            want, want_when = moved.cells(con, filters, cb=run.codebook, kept=lean)
+            want, want_when = moved.cells(con, filters, cb=run.codebook, kept=lean, from_fit=False)
         assert when == want_when and set(got["metric"]) == {"nps", "csat", "complaints", "share"}
         pd.testing.assert_frame_equal(got, want, check_dtype=False)
 
@@ -195,16 +195,97 @@ def test_cells_leave_out_answers_and_complaints_without_a_customer_on_every_path
         assert theme_store.is_current(con, run) and theme_store.lean(con)
         assert con.execute("SELECT count(*) FROM theme_tagged WHERE NOT known").fetchone()[0] > 0
         assert con.execute("SELECT count(*) FROM theme_verbatims WHERE blank AND known").fetchone()[0] > 0
-        fast, (_, cur, end) = moved.cells(con, Filters(), cb=run.codebook, kept=True)
+        fast, (_, cur, end) = moved.cells(con, Filters(), cb=run.codebook, kept=True, from_fit=False)
         with monkeypatch.context() as mp:
             mp.setattr(theme_lean, "extras_present", lambda con: False)
-            rows, _ = moved.cells(con, Filters(), cb=run.codebook, kept=True)
-            mp.setattr(theme_store, "lean", lambda con: False)
+            rows, _ = moved.cells(con, Filters(), cb=run.codebook, kept=True, from_fit=False)
+            mp.setattr(theme_store, "lean_run", lambda con: None)
             mp.setattr(summaries, "_state", lambda con: ({}, 0))
-            raw, _ = moved.cells(con, Filters(), cb=run.codebook, kept=True)
+            raw, _ = moved.cells(con, Filters(), cb=run.codebook, kept=True, from_fit=False)
         pd.testing.assert_frame_equal(_by_cell(fast), _by_cell(raw), check_dtype=False)
         pd.testing.assert_frame_equal(_by_cell(rows), _by_cell(raw), check_dtype=False)
         known = con.execute("SELECT count(nps) FROM survey_responses WHERE customer_id IS NOT NULL AND "
                             "responded_on > ? AND responded_on <= ?", [cur, end]).fetchone()[0]
         overall = fast[(fast["metric"] == "nps") & (fast["dim"] == "all")].iloc[0]
         assert overall["n_1"] == known
+
+
+def _no_live(*args, **kwargs):
+    raise AssertionError("computed live where the kept cells serve")
+
+
+def test_kept_cells_are_the_live_cells_for_every_kept_view(con, monkeypatch):
+    """The cells kept with the summaries (:func:`moved.default_fit`) are exactly (values and dtypes)
+    what the queries give for the unfiltered view and each kept segment and region, and for a date
+    range ending at the data's end (the window is the same); a view they do not cover is computed."""
+    run = theme_store.latest(con)
+    doc = summaries.fit(con, "moved")
+    assert doc is not None and doc["theme_run"] == run.run_id == theme_store.lean_run(con)
+    end = dt.date.fromisoformat(doc["end"])
+    views = [Filters(), Filters(date_from=dt.date(2025, 10, 1)), Filters(date_from=dt.date(2026, 1, 1), date_to=end),
+             Filters(segments=("smb",), date_from=dt.date(2025, 10, 1), min_n=5)]
+    views += [Filters(segments=(v,)) for v in doc["by"]["segment"]] + [Filters(regions=(v,)) for v in doc["by"]["region"]]
+    assert len(views) > 8
+    live = {f: moved.cells(con, f, cb=run.codebook, kept=True, from_fit=False) for f in views}
+    with monkeypatch.context() as mp:
+        for name in ("_base_frames", "_lean_share_frames", "_classified_share_frames"):
+            mp.setattr(moved, name, _no_live)
+        for f in views:
+            got, when = moved.cells(con, f, cb=run.codebook, kept=True)
+            assert when == live[f][1]
+            pd.testing.assert_frame_equal(got, live[f][0])
+    not_kept = [Filters(date_to=end - dt.timedelta(days=1)), Filters(segments=("smb", "consumer")),
+                Filters(segments=("smb",), regions=("north",)),
+                Filters(scope=Scope(role="department", departments=("billing",), user="b"))]
+    calls = []
+    with monkeypatch.context() as mp:
+        mp.setattr(moved, "_base_frames", lambda *a, f=moved._base_frames: calls.append(1) or f(*a))
+        for f in not_kept:
+            pd.testing.assert_frame_equal(moved.cells(con, f, cb=run.codebook, kept=True)[0],
+                                          moved.cells(con, f, cb=run.codebook, kept=True, from_fit=False)[0])
+        moved.cells(con, Filters(), months=6, cb=run.codebook, kept=True)  # another comparison: computed
+    assert len(calls) == 2 * len(not_kept) + 1
+
+
+def test_kept_cells_follow_the_theme_run(writable_db, monkeypatch):
+    """The kept theme shares are those of the run current when the cells were kept: a write that
+    leaves the run current keeps them with it (the run is carried over before the fits are kept), a
+    survey write keeps the NPS, CSAT and complaint cells only (the page classifies the shares with
+    the codebook, as without kept cells), and a theme run keeps them again with the new run. On each
+    store what moved is the same as computed live."""
+    from cxmetrics import store
+
+    def check(con, theme_run):
+        doc = summaries.fit(con, "moved")
+        assert doc["theme_run"] == theme_run and bool(doc["shares"]) == (theme_run is not None)
+        assert summaries.fit(con, "moved")["theme_run"] == theme_store.lean_run(con)
+        with monkeypatch.context() as mp:
+            mp.setattr(moved, "_kept_cells", lambda *a: None)
+            want = moved.what_moved.__wrapped__(con, Filters(), cb=_cb(con), kept=theme_run is not None)
+        got = moved.what_moved.__wrapped__(con, Filters(), cb=_cb(con), kept=theme_run is not None)
+        pd.testing.assert_frame_equal(got.table, want.table)
+        assert "share" in set(got.table["metric"])
+
+    def _cb(con):
+        return theme_store.latest(con).codebook
+
+    with store.connect(str(writable_db), read_only=False) as con:
+        run = theme_store.latest(con)
+        check(con, run.run_id)
+        with store.transaction(con):  # complaints only: the run stays current, the cells are kept again
+            con.execute("UPDATE complaints SET category = 'billing' WHERE hash(complaint_id) % 50 = 0")
+            store.bump_version(con, ["complaints"])
+        assert theme_store.is_current(con, theme_store.latest(con))
+        assert "moved" not in summaries.last_refresh(con)["fits_kept"]
+        check(con, run.run_id)
+        with store.transaction(con):  # survey answers: the run is no longer current
+            con.execute("UPDATE survey_responses SET nps = 10 - nps WHERE hash(response_id) % 50 = 0 AND nps IS NOT NULL")
+            store.bump_version(con, ["survey_responses"])
+        assert theme_store.lean_run(con) is None
+        check(con, None)
+        theme_store.save_codebook(con, run.codebook, actor="ana", role="analyst")  # a new run, kept
+        new = theme_store.latest(con)
+        assert new.run_id != run.run_id
+        refresh = summaries.last_refresh(con)
+        assert {"cox", "btyd", "clusters"} <= set(refresh["fits_kept"]) and "moved" not in refresh["fits_kept"]
+        check(con, new.run_id)

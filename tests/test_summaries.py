@@ -928,10 +928,13 @@ def test_responses_appended_after_the_landmark_keep_the_landmark_base_and_its_fi
     else:
         assert kept <= set(done["carried"])
         # the clustered SEs' sums read every response: updated; the initiatives' impacts (their
-        # monthly series read every answer) measured again; the others kept as they were
+        # monthly series read every answer) and the what-moved cells measured again; the others
+        # kept as they were
         assert done["fits_kept"] == ["cox", "btyd", "btyd_holdout"] and done["fits_updated"] == ["clusters"]
-        assert {k: v for k, v in fits.items() if k not in ("clusters", "impacts")} == {
-            k: v for k, v in fits_before.items() if k not in ("clusters", "impacts")}
+        measured = ("clusters", "impacts", "moved")
+        assert {k: v for k, v in fits.items() if k not in measured} == {
+            k: v for k, v in fits_before.items() if k not in measured}
+        assert fits["moved"] != fits_before["moved"]
     with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
         store.bump_version(con)  # everything from scratch, every fit fitted again
         assert summaries.last_refresh(con)["fits_kept"] == []

@@ -136,6 +136,16 @@ class Result:
         }
 
 
+def frame_parts(df: pd.DataFrame) -> dict:
+    """A frame as plain values (its columns and their dtypes), for JSON: :func:`frame_from_parts`
+    gives it back with the same dtypes (a missing float as NaN)."""
+    return {"columns": {c: jsonable(df[c].tolist()) for c in df.columns}, "dtypes": {c: str(df[c].dtype) for c in df.columns}}
+
+
+def frame_from_parts(parts: dict) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(v, dtype=parts["dtypes"][c]) for c, v in parts["columns"].items()})
+
+
 def jsonable(obj: Any) -> Any:
     """Convert numpy/pandas/dates/dataclasses into plain JSON types (NaN becomes None)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

@@ -445,20 +445,7 @@ def default_fit(con, extra: Callable[[dict, pd.DataFrame, store.Query, Filters],
 def kept_fit(con, filters: Filters) -> dict | None:
     """The kept fit (:func:`default_fit`) of this view when there is one: unfiltered, or one segment
     or one region; the RFM cells take no date range, so a date range alone reads it too."""
-    return kept_view(con, "btyd", filters.undated())
-
-
-def kept_view(con, name: str, filters: Filters) -> dict | None:
-    """The kept fit ``name`` of the view ``filters`` select: the fit itself when they select
-    everything, its entry under ``by`` for one segment or one region (:func:`kept_values`), else
-    (or when none is kept) None."""
-    one = summaries.one_value(filters)
-    if not summaries.unfiltered(filters) and one is None:
-        return None
-    kept = summaries.fit(con, name)
-    if kept is None or one is None:
-        return kept
-    return kept.get("by", {}).get(one[0], {}).get(one[1])
+    return summaries.kept_view(con, "btyd", filters.undated())
 
 
 def kept_holdout_split(con) -> tuple | None:

@@ -53,9 +53,9 @@ import functools
 from cxmetrics import store
 from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
-from cxmetrics.core.results import Estimate, Result, jsonable
+from cxmetrics.core.results import Estimate, Result, frame_from_parts, frame_parts, jsonable
 from cxmetrics.metrics import btyd, btyd_intervals
-from cxmetrics.store import relations
+from cxmetrics.store import relations, summaries
 
 pd = lazy.module("pandas")
 np = lazy.module("numpy")
@@ -249,7 +249,7 @@ def holdout(con, filters: Filters) -> Result:
     (summary fit ``btyd_holdout``, :func:`default_holdout`): the same figures, without refitting on
     a page load."""
     f = filters.undated()
-    parts = btyd.kept_view(con, "btyd_holdout", f)
+    parts = summaries.kept_view(con, "btyd_holdout", f)
     return _holdout_result(parts if parts is not None else holdout_parts(con, f), f)
 
 
@@ -386,21 +386,13 @@ def _headline_table(headline) -> pd.DataFrame:
 _FRAMES = ("bgnbd_params", "gamma_gamma_params")
 
 
-def _frame_parts(df: pd.DataFrame) -> dict:
-    return {"columns": {c: jsonable(df[c].tolist()) for c in df.columns}, "dtypes": {c: str(df[c].dtype) for c in df.columns}}
-
-
-def _frame(parts: dict) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(v, dtype=parts["dtypes"][c]) for c, v in parts["columns"].items()})
-
-
 def _parts(res: Result, at: int) -> dict:
     extra = dict(res.extra)
     out = {"name": res.name, "label": res.label, "method": res.method, "reference": res.reference, "alpha": res.alpha, "assumptions": jsonable(res.assumptions),
            "warnings": list(res.warnings), "at": at, "headline": [jsonable(dataclasses.asdict(e)) for e in res.headline],
            "queries": [[q.name, q.sql, jsonable(q.params)] for q in res.queries],
-           "frames": {k: _frame_parts(extra.pop(k)) for k in _FRAMES if k in extra},
-           "distributions": {k: _frame_parts(v) for k, v in extra.pop("distributions", {}).items()},
+           "frames": {k: frame_parts(extra.pop(k)) for k in _FRAMES if k in extra},
+           "distributions": {k: frame_parts(v) for k, v in extra.pop("distributions", {}).items()},
            "not_identified": {k: list(v) for k, v in extra.pop("not_identified").items()},
            "tables": list(extra.pop("tables"))}
     out["extra"] = jsonable(extra)  # fits, summary, assumptions used: plain values already
@@ -412,9 +404,9 @@ def _from_parts(parts: dict, more_warnings: tuple[str, ...] = (), *, described: 
     result and its estimates); ``more_warnings`` go where the valuation's own went."""
     extra = {**parts["extra"], "tables": tuple(parts["tables"]),
              "not_identified": {k: tuple(v) for k, v in parts["not_identified"].items()},
-             **{k: _frame(v) for k, v in parts["frames"].items()}}
+             **{k: frame_from_parts(v) for k, v in parts["frames"].items()}}
     if parts["distributions"]:
-        extra["distributions"] = {k: _frame(v) for k, v in parts["distributions"].items()}
+        extra["distributions"] = {k: frame_from_parts(v) for k, v in parts["distributions"].items()}
     headline = tuple(Estimate(**{**e, "warnings": tuple(e["warnings"]), "filters": described}) for e in parts["headline"])
     w, at = parts["warnings"], parts["at"]
     return Result(parts["name"], parts["label"], _headline_table(headline), method=parts["method"],

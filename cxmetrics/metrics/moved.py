@@ -29,7 +29,7 @@ from cxmetrics import store
 from cxmetrics.core import lazy
 from cxmetrics.core.dist import norm
 from cxmetrics.core.filters import Filters
-from cxmetrics.core.results import Result
+from cxmetrics.core.results import Result, frame_from_parts, frame_parts
 from cxmetrics.core.stats import benjamini_hochberg
 from cxmetrics.metrics import nps, theme_lean, theme_store, themes
 from cxmetrics.store import summaries
@@ -175,16 +175,33 @@ def _by_period(cells: tuple[str, str], sums: Iterable[str], keys: tuple[str, ...
 
 
 def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, end: dt.date | None = None,
-          cb: Mapping[str, Iterable[str]] | None = None,
-          kept: bool = False) -> tuple[pd.DataFrame, tuple[dt.date, dt.date, dt.date]]:
+          cb: Mapping[str, Iterable[str]] | None = None, kept: bool = False,
+          from_fit: bool = True) -> tuple[pd.DataFrame, tuple[dt.date, dt.date, dt.date]]:
     """The sufficient statistics of every metric × dimension × period cell (see :func:`assess_cells`);
-    ``kept``: the themes are read from the kept assignments of a current theme run (``cb`` is its codebook)."""
+    ``kept``: the themes are read from the kept assignments of a current theme run (``cb`` is its codebook).
+    A view whose cells are kept with the summaries (:func:`default_fit`: unfiltered or one segment or
+    one region, at the data's end, ``months`` as kept) reads them from there (``from_fit=False``: never)."""
     if end is None:
         end = filters.date_to or store.scalar(con, "SELECT max(responded_on) FROM survey_responses")
     if end is None:
         return pd.DataFrame(), (None, None, None)
     prev, cur, end = periods(pd.Timestamp(end).date(), months)
     f = filters.with_(date_from=prev + dt.timedelta(days=1), date_to=end)
+    doc = _kept_cells(con, filters, end, months) if from_fit else None
+    frames = [frame_from_parts(p) for p in doc["base"]] if doc else _base_frames(con, f, cur, months)
+    if cb and kept and (run_id := theme_store.lean_run(con)) is not None:  # the kept run's lean tables
+        if doc and doc.get("theme_run") == run_id:  # kept with the cells at this run
+            frames += [frame_from_parts(p) for p in doc["shares"]]
+        else:
+            frames += _lean_share_frames(con, f, cur)
+    elif cb:
+        frames += _classified_share_frames(con, f, cur, cb, kept)
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return out, (prev, cur, end)
+
+
+def _base_frames(con: duckdb.DuckDBPyConnection, f: Filters, cur: dt.date, months: int) -> list[pd.DataFrame]:
+    """The NPS, CSAT and complaint cells of the window ``f`` (current period after ``cur``)."""
     # Counts from the responses and complaints summaries (counted cubes by day, segment, region,
     # touchpoint and department; the relations' own SQL when a summary is not current). A response
     # or complaint without a customer has no segment: left out, as the join to customers does.
@@ -208,40 +225,93 @@ def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, 
         c = _flatten(comp, {"k": "k"}, "complaints")
         c["months"] = months
         frames.append(c)
-    if cb and kept and theme_store.lean(con):  # the kept run's lean tables: no join at read time
-        lw, lparams = theme_lean.cond(f)
-        lparams["cur"] = cur
-        lper = "CAST(x.responded_on > $cur AS INTEGER)"
-        if theme_lean.extras_present(con):  # mentions and verbatims counted by day and dimension
-            tags = (f"{theme_lean.DAY_CELLS} x WHERE {lw} AND x.known AND x.theme IS NOT NULL", "sum(x.mentions)::BIGINT")
-            verbatims = (f"{theme_lean.DAY_CELLS} x WHERE {lw} AND x.known AND x.theme IS NULL", "sum(x.mentions)::BIGINT")
-        else:  # a run kept before the day cells: its rows
-            tags = (f"theme_tagged x WHERE {lw} AND x.known", "count(*)")
-            verbatims = (f"theme_verbatims x WHERE {lw} AND x.known AND NOT x.blank", "count(*)")
-        tag = store.run(con, store.Query("moved_themes", _one_scan(_by_period(_cells_sql(
-            DIMS, tags[0], {"theme": "x.theme", "period": lper}, {"k": tags[1]}, _LEAN_DIM_SQL.get), ("k",), ("theme",))),
-            lparams))
-        tot = store.run(con, store.Query("moved_verbatims", _one_scan(_by_period(_cells_sql(
-            DIMS, verbatims[0], {"period": lper}, {"n": verbatims[1]}, _LEAN_DIM_SQL.get), ("n",))), lparams))
-        frames += _share_frames(tag, tot)
-    elif cb:
-        sql, tparams = theme_store.kept_prefix(f, con) if kept else themes.tagged_sql(f, cb)
-        tparams = {**tparams, "cur": cur}
-        tbody = ("v JOIN survey_responses r USING (response_id) JOIN customers c ON c.customer_id = r.customer_id "
-                 "LEFT JOIN tagged t USING (response_id)")
-        per = "CAST(r.responded_on > $cur AS INTEGER)"
-        tag_cells = _by_period(_cells_sql(DIMS, tbody, {"theme": "t.theme", "period": per}, {"k": "count(*)"}),
-                               ("k",), ("theme",))
-        tag = store.run(con, store.Query("moved_themes", f"{sql}\n, mv_cells AS ({tag_cells[0]})\n{tag_cells[1]}",
-                                         tparams))
-        tot_cells = _by_period(_cells_sql(
-            DIMS, "v JOIN survey_responses r USING (response_id) JOIN customers c ON c.customer_id = r.customer_id",
-            {"period": per}, {"n": "count(*)"}), ("n",))
-        tot = store.run(con, store.Query("moved_verbatims", f"{sql}\n, mv_cells AS ({tot_cells[0]})\n{tot_cells[1]}",
-                                         tparams))
-        frames += _share_frames(tag, tot)
-    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    return out, (prev, cur, end)
+    return frames
+
+
+def _lean_share_frames(con: duckdb.DuckDBPyConnection, f: Filters, cur: dt.date) -> list[pd.DataFrame]:
+    """The theme-share cells of the window ``f`` from the kept run's lean tables (no join at read time)."""
+    lw, lparams = theme_lean.cond(f)
+    lparams["cur"] = cur
+    lper = "CAST(x.responded_on > $cur AS INTEGER)"
+    if theme_lean.extras_present(con):  # mentions and verbatims counted by day and dimension
+        tags = (f"{theme_lean.DAY_CELLS} x WHERE {lw} AND x.known AND x.theme IS NOT NULL", "sum(x.mentions)::BIGINT")
+        verbatims = (f"{theme_lean.DAY_CELLS} x WHERE {lw} AND x.known AND x.theme IS NULL", "sum(x.mentions)::BIGINT")
+    else:  # a run kept before the day cells: its rows
+        tags = (f"theme_tagged x WHERE {lw} AND x.known", "count(*)")
+        verbatims = (f"theme_verbatims x WHERE {lw} AND x.known AND NOT x.blank", "count(*)")
+    tag = store.run(con, store.Query("moved_themes", _one_scan(_by_period(_cells_sql(
+        DIMS, tags[0], {"theme": "x.theme", "period": lper}, {"k": tags[1]}, _LEAN_DIM_SQL.get), ("k",), ("theme",))),
+        lparams))
+    tot = store.run(con, store.Query("moved_verbatims", _one_scan(_by_period(_cells_sql(
+        DIMS, verbatims[0], {"period": lper}, {"n": verbatims[1]}, _LEAN_DIM_SQL.get), ("n",))), lparams))
+    return _share_frames(tag, tot)
+
+
+def _classified_share_frames(con: duckdb.DuckDBPyConnection, f: Filters, cur: dt.date,
+                             cb: Mapping[str, Iterable[str]], kept: bool) -> list[pd.DataFrame]:
+    """The theme-share cells of the window ``f`` from the kept assignments (``kept``) or the verbatims
+    classified with ``cb`` on the fly."""
+    sql, tparams = theme_store.kept_prefix(f, con) if kept else themes.tagged_sql(f, cb)
+    tparams = {**tparams, "cur": cur}
+    tbody = ("v JOIN survey_responses r USING (response_id) JOIN customers c ON c.customer_id = r.customer_id "
+             "LEFT JOIN tagged t USING (response_id)")
+    per = "CAST(r.responded_on > $cur AS INTEGER)"
+    tag_cells = _by_period(_cells_sql(DIMS, tbody, {"theme": "t.theme", "period": per}, {"k": "count(*)"}),
+                           ("k",), ("theme",))
+    tag = store.run(con, store.Query("moved_themes", f"{sql}\n, mv_cells AS ({tag_cells[0]})\n{tag_cells[1]}",
+                                     tparams))
+    tot_cells = _by_period(_cells_sql(
+        DIMS, "v JOIN survey_responses r USING (response_id) JOIN customers c ON c.customer_id = r.customer_id",
+        {"period": per}, {"n": "count(*)"}), ("n",))
+    tot = store.run(con, store.Query("moved_verbatims", f"{sql}\n, mv_cells AS ({tot_cells[0]})\n{tot_cells[1]}",
+                                     tparams))
+    return _share_frames(tag, tot)
+
+
+#: The cells are kept (:func:`default_fit`) for the last ``KEPT_MONTHS`` against the ones before, the
+#: page's comparison, and for at most ``KEPT_VALUES`` segments and regions each (those with the most customers).
+KEPT_MONTHS = 3
+KEPT_VALUES = 12
+
+
+def default_fit(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """The cells of the unfiltered view at the data's end (the last answer's day), and under ``by``
+    those of each view of one segment or one region (:data:`KEPT_VALUES`), as plain values, kept in
+    summary_fits (:mod:`cxmetrics.store.summaries`): the NPS, CSAT and complaint cells (``base``),
+    and the theme shares (``shares``) when the latest theme run is current with its lean tables
+    (``theme_run`` names it; else the page reads them as it would without kept cells). None without
+    survey responses, and on a lake (Spark), whose pages compute the cells."""
+    if getattr(con, "engine", "duckdb") == "spark":
+        return None
+    end = store.scalar(con, "SELECT max(responded_on) FROM survey_responses")
+    if end is None:
+        return None
+    run_id = theme_store.lean_run(con)
+    cb = theme_store.latest(con).codebook if run_id is not None else None
+    prev, cur, end = periods(pd.Timestamp(end).date(), KEPT_MONTHS)
+
+    def view(filters: Filters) -> dict:
+        f = filters.with_(date_from=prev + dt.timedelta(days=1), date_to=end)
+        return {"end": end.isoformat(), "months": KEPT_MONTHS, "theme_run": run_id,
+                "base": [frame_parts(x) for x in _base_frames(con, f, cur, KEPT_MONTHS)],
+                "shares": [frame_parts(x) for x in _lean_share_frames(con, f, cur)] if cb else []}
+
+    out = view(Filters())
+    out["by"] = {}
+    for dim in ("segment", "region"):  # column names from this tuple
+        values = store.run(con, store.Query(f"moved_kept_{dim}s", f"SELECT {dim} AS v FROM customers WHERE {dim} IS NOT "
+                                            f"NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT $n", {"n": KEPT_VALUES}))
+        out["by"][dim] = {str(v): view(Filters(segments=(str(v),)) if dim == "segment" else Filters(regions=(str(v),)))
+                          for v in values["v"]}
+    return out
+
+
+def _kept_cells(con: duckdb.DuckDBPyConnection, filters: Filters, end: dt.date, months: int) -> dict | None:
+    """The kept cells (:func:`default_fit`) of the view ``filters`` select, ending at ``end``, when there are."""
+    doc = summaries.kept_view(con, "moved", filters.undated())
+    if doc is None or doc["end"] != end.isoformat() or doc["months"] != months:
+        return None
+    return doc
 
 
 def _share_frames(tag: pd.DataFrame, tot: pd.DataFrame) -> list[pd.DataFrame]:

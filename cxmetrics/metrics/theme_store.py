@@ -490,10 +490,18 @@ def _result_tables(con) -> set[str]:
 def lean(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether the latest run is current and kept the lean tables (:mod:`cxmetrics.metrics.theme_lean`):
     pages may then read those (one small query, no JSON parsed)."""
+    return lean_run(con) is not None
+
+
+def lean_run(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The latest run's id when it is current and kept the lean tables (:func:`lean`), else None."""
     if getattr(con, "engine", "duckdb") == "spark" or not _exists(con):
-        return False  # a lake keeps no lean tables
-    v = store.scalar(con, "SELECT data_version FROM theme_runs ORDER BY run_id DESC LIMIT 1")
-    return v is not None and int(v) == store.data_version(con) and theme_lean.present(con)
+        return None  # a lake keeps no lean tables
+    row = store.rows(con, store.Query("theme_run_version", "SELECT run_id, data_version FROM theme_runs "
+                                                           "ORDER BY run_id DESC LIMIT 1"))
+    if not row or int(row[0][1]) != store.data_version(con) or not theme_lean.present(con):
+        return None
+    return int(row[0][0])
 
 
 def is_current(con: duckdb.DuckDBPyConnection, run: Run | None) -> bool:

@@ -96,8 +96,9 @@ NEED_TRANSACTIONS = _reading(frozenset({LANDMARK_TABLE, relations.LANDMARK_REVEN
 FITS: dict[str, Callable] = {}
 #: The relation each kept fit is computed from, alone (with the arguments that relation was built
 #: with): a fit whose relation a write carried over unchanged is kept as it is, not fitted again.
-#: Registered with :data:`FITS`.
-FIT_READS: dict[str, str] = {}
+#: Or a tuple of the relations and tables it reads: kept when the write carried over each relation
+#: and changed none of the tables (:func:`_fit_kept`). Registered with :data:`FITS`.
+FIT_READS: dict[str, str | tuple[str, ...]] = {}
 #: Fits brought up to date after a write that only appended rows, when their relation
 #: (:data:`FIT_READS`) took the rows in place: name → function(con, the fit's kept result) → its
 #: result with the appended rows, computed from the appended customers' rows alone
@@ -524,7 +525,7 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
         old = dict(con.execute("SELECT name, result FROM summary_fits").fetchall()) if fits_current else {}
         rows = []
         for fit_name, fit_fn in FITS.items():
-            if fits_current and FIT_READS.get(fit_name) in carried:
+            if fits_current and _fit_kept(fit_name, carried, changed):
                 fits_kept.append(fit_name)
                 result = old.get(fit_name)
                 if result is not None:
@@ -550,6 +551,16 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
     if delta is not None:
         incremental.done(con, delta)
     return rebuilt
+
+
+def _fit_kept(name: str, carried: list[str], changed: set[str] | None) -> bool:
+    """Whether the write leaves what fit ``name`` reads (:data:`FIT_READS`) as it was: each relation
+    carried over, none of the tables changed."""
+    reads = FIT_READS.get(name)
+    if reads is None:
+        return False
+    return all(r in carried if r in DEPENDS else changed is not None and r not in changed
+               for r in ((reads,) if isinstance(reads, str) else reads))
 
 
 # ----------------------------------------------------------------------------- state
@@ -580,6 +591,19 @@ def one_value(filters) -> tuple[str, str] | None:
     if len(filters.regions) == 1 and not filters.segments:
         return "region", filters.regions[0]
     return None
+
+
+def kept_view(con: duckdb.DuckDBPyConnection, name: str, filters) -> dict | None:
+    """The kept fit ``name`` of the view ``filters`` select: the fit itself when they select
+    everything, its entry under ``by`` for one segment or one region (:func:`one_value`; the values
+    the fit keeps), else (or when none is kept) None."""
+    one = one_value(filters)
+    if not unfiltered(filters) and one is None:
+        return None
+    kept = fit(con, name)
+    if kept is None or one is None:
+        return kept
+    return kept.get("by", {}).get(one[0], {}).get(one[1])
 
 
 def fit(con: duckdb.DuckDBPyConnection, name: str):
