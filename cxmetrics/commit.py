@@ -29,6 +29,7 @@ summaries.FITS.update({"cox": churn.default_cox_fit, "btyd": btyd_checks.default
 # again at every write to one of them (no FIT_READS entry). The "what moved" cells keep the theme
 # shares of the kept theme run: a theme run or a saved codebook keeps them again, and measures the
 # impacts again (0.07 s at 1M customers); the other fits' relations are carried over, and those fits
+# with them
 summaries.DEPENDS[summaries.FITS_TABLE] |= {"initiatives", "assumptions", "kpi_observations", "theme_runs", "codebook"}
 # the Cox fit reads the landmark base at the default landmark and the data's end; BTYD the RFM at
 # the last transaction date: each is kept when a write leaves its relation as it was

@@ -386,14 +386,11 @@ def valued(con, df: pd.DataFrame, q: store.Query, cal, bg: BGNBDFit, gg: GammaGa
                                                             "discount": d}})
 
 
-#: Kept fits are kept for single segments and regions too (:func:`kept_values`): for at most this
-#: many values of each, those with the most non-contractual customers.
-KEPT_VALUES = 12
 
 
 def kept_values(con) -> dict[str, list[str]]:
     """The segments and the regions of the non-contractual customers (the RFM rows, at the last
-    transaction date) whose views keep their own fits: per dimension the :data:`KEPT_VALUES` with
+    transaction date) whose views keep their own fits: per dimension the ``summaries.KEPT_VALUES`` with
     the most customers (ties by name)."""
     cal = last_transaction(con)
     if cal is None:
@@ -402,7 +399,7 @@ def kept_values(con) -> dict[str, list[str]]:
     for dim in ("segment", "region"):  # column names from this tuple
         q = summaries.query(con, f"kept_{dim}s", f"""
 SELECT c.{dim} AS v FROM {{summary_rfm}} c WHERE c.{dim} IS NOT NULL
-GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT $n""", {"n": KEPT_VALUES}, filters=Filters(), cal_end=cal)
+GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT $n""", {"n": summaries.KEPT_VALUES}, filters=Filters(), cal_end=cal)
         out[dim] = [str(v) for v in store.run(con, q)["v"]]
     return out
 

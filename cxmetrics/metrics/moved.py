@@ -269,14 +269,13 @@ def _classified_share_frames(con: duckdb.DuckDBPyConnection, f: Filters, cur: dt
 
 
 #: The cells are kept (:func:`default_fit`) for the last ``KEPT_MONTHS`` against the ones before, the
-#: page's comparison, and for at most ``KEPT_VALUES`` segments and regions each (those with the most customers).
+#: page's comparison.
 KEPT_MONTHS = 3
-KEPT_VALUES = 12
 
 
 def default_fit(con: duckdb.DuckDBPyConnection) -> dict | None:
     """The cells of the unfiltered view at the data's end (the last answer's day), and under ``by``
-    those of each view of one segment or one region (:data:`KEPT_VALUES`), as plain values, kept in
+    those of each view of one segment or one region (``summaries.KEPT_VALUES``), as plain values, kept in
     summary_fits (:mod:`cxmetrics.store.summaries`): the NPS, CSAT and complaint cells (``base``),
     and the theme shares (``shares``) when the latest theme run is current with its lean tables
     (``theme_run`` names it; else the page reads them as it would without kept cells). None without
@@ -300,7 +299,7 @@ def default_fit(con: duckdb.DuckDBPyConnection) -> dict | None:
     out["by"] = {}
     for dim in ("segment", "region"):  # column names from this tuple
         values = store.run(con, store.Query(f"moved_kept_{dim}s", f"SELECT {dim} AS v FROM customers WHERE {dim} IS NOT "
-                                            f"NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT $n", {"n": KEPT_VALUES}))
+                                            f"NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT $n", {"n": summaries.KEPT_VALUES}))
         out["by"][dim] = {str(v): view(Filters(segments=(str(v),)) if dim == "segment" else Filters(regions=(str(v),)))
                           for v in values["v"]}
     return out

@@ -580,6 +580,11 @@ def unfiltered(filters) -> bool:
             and not filters.regions and not filters.scope.restricted)
 
 
+#: The kept fits that keep views of one segment or one region (:func:`one_value`, :func:`kept_view`)
+#: keep them for at most this many values of each, those with the most customers.
+KEPT_VALUES = 12
+
+
 def one_value(filters) -> tuple[str, str] | None:
     """``("segment", s)`` or ``("region", r)`` when ``filters`` narrow to exactly one segment or one
     region and nothing else (no date range, an unrestricted scope): the views a kept fit may also
