@@ -174,6 +174,11 @@ def _by_period(cells: tuple[str, str], sums: Iterable[str], keys: tuple[str, ...
                       f"WHERE {known} GROUP BY ALL ORDER BY ALL")
 
 
+def last_answer(con: duckdb.DuckDBPyConnection) -> dt.date | None:
+    """The day of the last survey answer: where the comparison ends without a date range."""
+    return store.scalar(con, "SELECT max(responded_on) FROM survey_responses", name="last_answer")
+
+
 def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, end: dt.date | None = None,
           cb: Mapping[str, Iterable[str]] | None = None, kept: bool = False,
           from_fit: bool = True) -> tuple[pd.DataFrame, tuple[dt.date, dt.date, dt.date]]:
@@ -182,7 +187,7 @@ def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, 
     A view whose cells are kept with the summaries (:func:`default_fit`: unfiltered or one segment or
     one region, at the data's end, ``months`` as kept) reads them from there (``from_fit=False``: never)."""
     if end is None:
-        end = filters.date_to or store.scalar(con, "SELECT max(responded_on) FROM survey_responses")
+        end = filters.date_to or last_answer(con)
     if end is None:
         return pd.DataFrame(), (None, None, None)
     prev, cur, end = periods(pd.Timestamp(end).date(), months)
@@ -282,7 +287,7 @@ def default_fit(con: duckdb.DuckDBPyConnection) -> dict | None:
     survey responses, and on a lake (Spark), whose pages compute the cells."""
     if getattr(con, "engine", "duckdb") == "spark":
         return None
-    end = store.scalar(con, "SELECT max(responded_on) FROM survey_responses")
+    end = last_answer(con)
     if end is None:
         return None
     run_id = theme_store.lean_run(con)
