@@ -1055,8 +1055,12 @@ def test_the_key_drivers_read_the_latest_answers_as_of_the_ranges_end_inside_the
 
     kd, before, after_drivers, after_wallet = page(con, CUSTOM_RANGE)
     assert before == after_drivers  # the key drivers left no table of latest answers
-    sql = kd.queries[0].sql
-    assert "summary_answer_spells" in sql and "survey_responses r JOIN" not in sql
+    # on a page they read the pairs' cells (by touchpoint, segment and region) from a table made
+    # once from the sums kept per customer and answer day, each customer's latest NPS as of the
+    # range's end inside it (alone, the same query is a subquery of theirs)
+    assert "__summary_driver_pairs_via_" in kd.queries[0].sql
+    sql = drivers.key_drivers(con, CUSTOM_RANGE).queries[0].sql
+    assert "summary_answer_spells" in sql and "summary_driver_pair_suffixes" in sql and "survey_responses r" not in sql
     assert "next_any > $date_to" in sql and "s.responded_on >= $date_from" not in sql  # as of the end: no start
     assert after_wallet == after_drivers  # the wallet, their one reader here, read them inline too
     monkeypatch = pytest.MonkeyPatch()
@@ -1426,10 +1430,11 @@ def test_complaint_gaps_under_any_range_and_one_department_equal_their_definitio
 def test_a_quarterly_trend_under_any_range_reads_the_kept_quarters_and_sums_only_the_cut_ones(writable_db, monkeypatch):
     """Under a date range the NPS trend by quarter takes the quarters the range covers whole from the
     kept cluster sums (a customer's answers in a quarter are one cluster, whatever else is in the
-    range) and sums live only the days of the quarters cut at its ends: the same table as summing
-    the whole range live, for ranges cut at either end or not at all, inside one quarter, beyond
-    the data, with a segment, a department scope and weights."""
-    from cxmetrics.metrics import nps
+    range) and sums only the days of the quarters cut at its ends, as the overall figure is summed
+    for a range (from the sums kept per customer and answer day where they hold it): the same table
+    as summing the whole range from the raw responses, for ranges cut at either end or not at all,
+    inside one quarter, beyond the data, with a segment, a department scope and weights."""
+    from cxmetrics.metrics import clustered, nps
 
     with store.connect(str(writable_db), read_only=False) as w:
         with store.transaction(w):  # repeat answers within a quarter (clustered SEs), summaries rebuilt
@@ -1448,13 +1453,15 @@ def test_a_quarterly_trend_under_any_range_reads_the_kept_quarters_and_sums_only
     execute = store._execute
 
     def spy(c, query, fetch, copy):
-        if query.name == "nps_clusters":
-            live.append((query.params.get("date_from"), query.params.get("date_to")))
+        if query.name in ("nps_clusters", "nps_clusters_in_range"):
+            after = query.params.get("date_after")
+            live.append((query.name, query.params.get("date_from"),
+                         query.params.get("date_to") if after is None else after - dt.timedelta(days=1)))
         return execute(c, query, fetch, copy)
 
     monkeypatch.setattr(store, "_execute", spy)
     with store.connect(str(writable_db)) as con:
-        repeated = 0
+        repeated = cut = 0
         for lo, hi in ranges:
             for base in scopes:
                 f = base.with_(date_from=lo, date_to=hi)
@@ -1462,16 +1469,24 @@ def test_a_quarterly_trend_under_any_range_reads_the_kept_quarters_and_sums_only
                     live.clear()
                     fast = nps.trend(con, f, period="quarter", weighted=weighted)
                     trend_live = list(live)
-                    with monkeypatch.context() as m:
-                        m.setattr(summaries, "fit_text", lambda c, name: None)  # nothing kept: the whole range live
+                    with monkeypatch.context() as m:  # nothing kept: the whole range live
+                        m.setattr(summaries, "fit_text", lambda c, name: None)
+                        m.setattr(clustered, "in_range", lambda *a, **k: None)
                         slow = nps.trend(con, f, period="quarter", weighted=weighted)
                     pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9, atol=1e-9)
                     assert len(fast.table) or (f.scope.restricted and not len(slow.table))
                     repeated += int(fast.table["n_eff"].notna().sum()) if len(fast.table) else 0
                     if (lo, hi) == (dt.date(2024, 11, 17), dt.date(2026, 2, 3)) and len(fast.table):  # two cut quarters
-                        assert (lo, hi) in trend_live  # the overall headline
-                        assert set(trend_live) - {(lo, hi)} == {(lo, dt.date(2024, 12, 31)), (dt.date(2026, 1, 1), hi)}
-        assert repeated > 50  # quarters with repeat answers: the cluster sums decide their intervals
+                        # the overall headline and the days of the two quarters cut: from the sums
+                        # kept per customer and answer day in an unrestricted scope (no relationship
+                        # answer has a department: the raw responses under its scope)
+                        how = "nps_clusters" if f.scope.restricted else "nps_clusters_in_range"
+                        assert set(trend_live) == {(how, lo, hi), (how, lo, dt.date(2024, 12, 31)),
+                                                   (how, dt.date(2026, 1, 1), hi)}, trend_live
+                        cut += 1
+                    elif not f.scope.restricted and lo is not None and (hi is None or hi >= lo):
+                        assert {name for name, *_ in trend_live} <= {"nps_clusters_in_range"}, (f, trend_live)
+        assert repeated > 50 and cut == 4  # quarters with repeat answers: the cluster sums decide their intervals
 
 
 def _query_names(monkeypatch) -> list[str]:
@@ -1510,7 +1525,8 @@ def test_the_overall_nps_of_a_range_that_is_one_quarter_reads_that_quarters_kept
     (a customer's answers in the range are their answers in the quarter) — no per-customer query,
     the same estimates and intervals as from the raw responses, with customers who answered twice
     in the quarter (other scores, a few days later). A range one day short of the quarter, of two
-    quarters, or of one month, reads the raw responses."""
+    quarters, or of one month, reads the sums kept per customer and answer day; each is compared
+    with the raw responses."""
     from cxmetrics.metrics import clustered, nps
 
     q = _QUARTER
@@ -1518,25 +1534,28 @@ def test_the_overall_nps_of_a_range_that_is_one_quarter_reads_that_quarters_kept
     with store.connect(str(small_copy)) as con:
         assert clustered.kept(con, "nps", None, "relationship", q)["max_k"].max() == 2
         kept_ones = (q, q.with_(segments=("smb",)), q.with_(regions=("north", "south")))
-        raw_ones = (q.with_(date_from=dt.date(2026, 1, 2)), q.with_(date_from=dt.date(2025, 10, 1)),
-                    Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 1, 31)))
+        ranged = (q.with_(date_from=dt.date(2026, 1, 2)), q.with_(date_from=dt.date(2025, 10, 1)),
+                  Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 1, 31)))
         names = _query_names(monkeypatch)
-        for f in kept_ones + raw_ones:
+        for f in kept_ones + ranged:
             for weighted in (False, True):
                 names.clear()
                 fast = nps.overall(con, f, survey="relationship", weighted=weighted)
-                assert ("nps_clusters" in names) == (f in raw_ones), (f, weighted, names)
+                assert "nps_clusters" not in names, (f, weighted, names)
+                assert ("nps_clusters_in_range" in names) == (f in ranged), (f, weighted, names)
                 with monkeypatch.context() as m:
                     m.setattr(summaries, "fit_text", lambda c, name: None)
+                    m.setattr(clustered, "in_range", lambda *a, **k: None)
                     slow = nps.overall(con, f, survey="relationship", weighted=weighted)
                 assert fast.n > 5 and fast.n == slow.n
                 for a, b in ((fast.estimate, slow.estimate), (fast.ci_low, slow.ci_low), (fast.ci_high, slow.ci_high)):
                     assert a == pytest.approx(b, rel=1e-9, abs=1e-9), (f, weighted)
             names.clear()  # by segment: the quarter's sums of each segment's customers
             fast = nps.by(con, f, dim="segment", survey="relationship")
-            assert ("nps_clusters" in names) == (f in raw_ones), (f, names)
+            assert "nps_clusters" not in names and ("nps_clusters_in_range" in names) == (f in ranged), (f, names)
             with monkeypatch.context() as m:
                 m.setattr(summaries, "fit_text", lambda c, name: None)
+                m.setattr(clustered, "in_range", lambda *a, **k: None)
                 slow = nps.by(con, f, dim="segment", survey="relationship")
             assert len(fast.table) >= 1
             pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9, atol=1e-9)
@@ -1548,8 +1567,8 @@ def test_touchpoint_figures_of_a_range_that_is_one_quarter_read_that_quarters_ke
     customer's answers in the range are their answers in that quarter) — no per-customer query,
     unfiltered, under a segment or region, and in a scope of one department — with the same table
     as from the raw responses, customers answering twice at a touchpoint in the quarter. A range one
-    day short of the quarter, of two quarters, of one month, or a scope of two departments reads
-    the raw responses. (After an append, the kept quarters are those of a rebuild:
+    day short of the quarter, of two quarters, or of one month reads the sums kept per customer and
+    answer day; a scope of two departments, the raw responses. (After an append, the kept quarters are those of a rebuild:
     test_an_append_updates_summaries_in_place_to_what_a_rebuild_stores.)"""
     from cxmetrics.metrics import clustered, nps, scores
 
@@ -1558,8 +1577,9 @@ def test_touchpoint_figures_of_a_range_that_is_one_quarter_read_that_quarters_ke
     one = Scope(role="department", departments=("billing",), user="b")
     two = Scope(role="department", departments=("billing", "logistics"), user="b")
     kept_ones = (q, q.with_(segments=("smb",)), q.with_(regions=("north", "south")), q.with_(scope=one))
-    raw_ones = (q.with_(date_from=dt.date(2026, 1, 2)), q.with_(date_from=dt.date(2025, 10, 1)),
-                Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 1, 31)), q.with_(scope=two))
+    ranged = (q.with_(date_from=dt.date(2026, 1, 2)), q.with_(date_from=dt.date(2025, 10, 1)),
+              Filters(date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 1, 31)))
+    raw_ones = (q.with_(scope=two),)
     calls = {"nps_clusters": lambda c, f: nps.by(c, f, dim="touchpoint", survey="transactional").table,
              "csat_clusters": lambda c, f: scores.score(c, f, metric="csat", dim="touchpoint").table,
              "ces_clusters": lambda c, f: scores.score(c, f, metric="ces", dim="touchpoint").table}
@@ -1567,35 +1587,38 @@ def test_touchpoint_figures_of_a_range_that_is_one_quarter_read_that_quarters_ke
         assert clustered.kept(con, "nps", "touchpoint", "transactional", q)["max_k"].max() >= 2
         assert clustered.kept(con, "csat", "touchpoint", "all", q.with_(scope=one))["max_k"].max() >= 2
         names = _query_names(monkeypatch)
-        for f in kept_ones + raw_ones:
+        for f in kept_ones + ranged + raw_ones:
             for name, call in calls.items():
                 names.clear()
                 fast = call(con, f)
-                read_raw = name in names
+                read_raw, read_ranged = name in names, f"{name}_in_range" in names
                 with monkeypatch.context() as m:
                     m.setattr(summaries, "fit_text", lambda c, n: None)
+                    m.setattr(clustered, "in_range", lambda *a, **k: None)
                     slow = call(con, f)
                 if name == "ces_clusters" and f.scope.restricted and len(slow) == 0:  # CES: asked at one touchpoint
                     assert len(fast) == 0
                     continue
-                assert read_raw == (f in raw_ones), (f, name, names)
+                assert read_raw == (f in raw_ones) and read_ranged == (f in ranged), (f, name, names)
                 assert len(fast) >= 1
                 pd.testing.assert_frame_equal(fast, slow, check_exact=False, rtol=1e-9, atol=1e-9)
 
 
-def test_a_range_open_at_its_end_reads_each_customers_sums_from_the_day_it_starts(small_copy, monkeypatch):
-    """A range that starts on a day and runs to the data's end ("the last 12 months"): the
-    relationship and transactional NPS overall (weighted too, under a segment or regions) and by
-    touchpoint, and the CSAT and CES by touchpoint, take their customer-clustered sums from the sums kept
-    per customer and answer day (the customer's row whose day is the first they answered on in the
-    range) — no per-customer query, the same tables as from the raw responses, with customers who
-    answered twice on one day, again days later, and answers without a customer (each a cluster of
-    its own). A scope of one department reads the kinds kept within each department (the others,
-    and a scope of two departments, read the raw responses), as does a range that ends before the
-    data's end; the kept rows equal the query's per-customer sums for every start day tried, within
-    each department too. The kept fit's unfiltered sums, read from the same rows where a kind is kept
-    there, equal the raw responses'. The key drivers' pairs under such a range (unrestricted scope)
-    read their per-day sums the same way, with each customer's latest NPS kept beside them."""
+def test_a_date_range_reads_each_customers_sums_from_the_days_it_starts_and_ends(small_copy, monkeypatch):
+    """A date range: the relationship and transactional NPS overall (weighted too, under a segment
+    or regions) and by touchpoint, and the CSAT and CES by touchpoint, take their customer-clustered
+    sums from the sums kept per customer and answer day — no per-customer query over the responses,
+    the same tables as from the raw responses, with customers who answered twice on one day, again
+    days later, and answers without a customer (each a cluster of its own). A range open at its end
+    ("the last 12 months") reads the customer's row holding on its first day; a range closed at its
+    end, that row less the one holding on the day after its end. A scope of one department reads the
+    kinds kept within each department (the others, and a scope of two departments, read the raw
+    responses). The kept rows equal the query's per-customer sums for every start day tried, with
+    ranges open and closed (one day, a week, months, starting before the data), within each
+    department too. The kept fit's unfiltered sums, read from the same rows where a kind is kept
+    there, equal the raw responses'. The key drivers' pairs under a date range (unrestricted scope)
+    read their per-day sums the same way: open at its end, with each customer's latest NPS kept
+    beside them; closed, with their latest NPS as of its end."""
     from cxmetrics.metrics import clustered, nps, scores
 
     with store.connect(str(small_copy), read_only=False) as con, store.transaction(con):
@@ -1621,9 +1644,11 @@ def test_a_range_open_at_its_end_reads_each_customers_sums_from_the_day_it_start
 
         one_dept = [Filters(date_from=dt.date(2025, 11, 20), scope=dept("billing")),
                     Filters(date_from=hi - dt.timedelta(days=365), segments=("smb",), scope=dept("logistics"))]
-        raw_ones = [Filters(date_from=dt.date(2025, 11, 20), date_to=hi - dt.timedelta(days=1)),
-                    Filters(date_from=dt.date(2025, 11, 20), date_to=hi - dt.timedelta(days=1), scope=dept("billing")),
-                    Filters(date_from=dt.date(2025, 11, 20), scope=dept("billing", "logistics"))]
+        closed_ones = [Filters(date_from=dt.date(2025, 11, 20), date_to=hi - dt.timedelta(days=1)),
+                       Filters(date_from=dt.date(2025, 11, 17), date_to=dt.date(2026, 2, 9), regions=("north",)),
+                       Filters(date_to=dt.date(2026, 3, 4), segments=("smb",))]
+        closed_dept = [Filters(date_from=dt.date(2025, 11, 20), date_to=hi - dt.timedelta(days=1), scope=dept("billing"))]
+        raw_ones = [Filters(date_from=dt.date(2025, 11, 20), scope=dept("billing", "logistics"))]
 
         def overall(survey: str, weighted: bool):
             return lambda c, f: pd.DataFrame([vars(nps.overall(c, f, survey=survey, weighted=weighted))]).drop(
@@ -1640,53 +1665,69 @@ def test_a_range_open_at_its_end_reads_each_customers_sums_from_the_day_it_start
                                    lambda c, f: scores.score(c, f, metric="ces", dim="touchpoint").table)]}
         names = _query_names(monkeypatch)
         read_raw = by_department = 0
-        for f in open_ones + one_dept + raw_ones:
+        for f in open_ones + closed_ones + one_dept + closed_dept + raw_ones:
             for name, fns in calls.items():
                 for kind, call in fns:
                     names.clear()
                     fast = call(con, f)
                     if name == "ces_clusters" and len(fast) == 0:  # CES is asked at one touchpoint
                         with monkeypatch.context() as m:
-                            m.setattr(clustered, "open_range", lambda *a, **k: None)
+                            m.setattr(clustered, "in_range", lambda *a, **k: None)
                             assert len(call(con, f)) == 0, f
                         continue
-                    if f in open_ones or (f in one_dept and f"{kind}|department" in histories.SUFFIX_KINDS):
-                        assert f"{name}_open_range" in names and name not in names, (f, name, names)
-                        by_department += f in one_dept
+                    if f in open_ones + closed_ones or (f in one_dept + closed_dept
+                                                        and f"{kind}|department" in histories.SUFFIX_KINDS):
+                        assert f"{name}_in_range" in names and name not in names, (f, name, names)
+                        by_department += f in one_dept + closed_dept
                     else:  # (a department's scope: no relationship answer has one)
-                        assert f"{name}_open_range" not in names, (f, name, names)
+                        assert f"{name}_in_range" not in names, (f, name, names)
                     with monkeypatch.context() as m:
-                        m.setattr(clustered, "open_range", lambda *a, **k: None)
+                        m.setattr(clustered, "in_range", lambda *a, **k: None)
                         slow = call(con, f)
                     assert len(fast) >= 1
                     pd.testing.assert_frame_equal(fast, slow, check_exact=False, rtol=1e-9, atol=1e-9)
                     read_raw += name in names
-        assert read_raw >= 6 and by_department == 8
-        # the key drivers' pairs: each customer's mean CSAT per touchpoint from their row of the
-        # kept per-day sums, with their latest NPS kept on it (the raw responses under any other range)
+        assert read_raw >= 4 and by_department == 12
+        # the key drivers' pairs in an unrestricted scope: each customer's mean CSAT per touchpoint
+        # from their row of the kept per-day sums holding on the range's first day (less the one
+        # holding on the day after its end), with their latest NPS as of the end (the raw responses
+        # under a department's scope)
         from dataclasses import replace
 
         from cxmetrics.metrics import drivers
 
         pairs = summaries.RELATIONS[summaries.PAIRS_TABLE]
-        for f in open_ones + one_dept + raw_ones:
+
+        def same_key_drivers(f):
             fast = drivers.key_drivers(con, f)
             via = "summary_driver_pair_suffixes" in fast.queries[0].sql
-            assert via == (f in open_ones), f
+            assert via == (not f.scope.restricted), f
             with monkeypatch.context() as m:
                 m.setitem(summaries.RELATIONS, pairs.name, replace(pairs, via=pairs.vias[:1]))
                 slow = drivers.key_drivers(con, f)
             assert "summary_driver_pair_suffixes" not in slow.queries[0].sql
-            assert len(fast.table) >= (1 if f.scope.restricted else 3), f
             pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9, atol=1e-12)
-        repeated, seen = 0, set()
-        for day in pd.date_range(hi - dt.timedelta(days=800), hi, freq="37D").date:
+            return len(fast.table)
+
+        for f in open_ones + one_dept + closed_ones + closed_dept + raw_ones:
+            assert same_key_drivers(f) >= (1 if f.scope.restricted else 3), f
+        repeated, closed, seen = 0, 0, set()
+        lo = con.execute("SELECT min(responded_on) FROM survey_responses").fetchone()[0]
+        days = pd.date_range(hi - dt.timedelta(days=800), hi, freq="37D").date
+        # each start day with a range open at its end, and closed: on the same day, a week later,
+        # months later, on the data's last day; and ranges starting before the data
+        ranges = [(day, None) for day in days] + [(day, day + dt.timedelta(days=span))
+                                                   for i, day in enumerate(days) for span in ((0, 6, 100, 400)[i % 4],)]
+        ranges += [(days[3], hi), (None, days[5]), (lo - dt.timedelta(days=3), days[8])]
+        for i, (start, end) in enumerate(ranges):
+            if i % 3 == 0:
+                same_key_drivers(Filters(date_from=start, date_to=end))
             for key in histories.SUFFIX_KINDS:
                 measure, dim, survey, *within = key.split("|")
                 dim = None if dim == "all" else dim
-                # each day in another department (a department's kinds)
-                f = Filters(date_from=day, scope=dept(("billing", "logistics", "contact_centre")[day.toordinal() % 3])
-                            if within else Scope())
+                # each range in another department (a department's kinds)
+                f = Filters(date_from=start, date_to=end,
+                            scope=dept(("billing", "logistics", "contact_centre")[i % 3]) if within else Scope())
                 for dims in (True, False):
                     q = (nps._cluster_query(f, dim, survey, dims=dims) if measure == "nps"
                          else scores._score_cluster_q(f, dim, survey, *scores._SCORE_COLS[measure], dims=dims))
@@ -1694,9 +1735,11 @@ def test_a_range_open_at_its_end_reads_each_customers_sums_from_the_day_it_start
                     repeated += int((want["max_k"] > 1).any())
                     if within and len(want):
                         seen |= set(f.scope.departments)
-                    pd.testing.assert_frame_equal(clustered.open_range(con, measure, dim, survey, f, q, dims), want,
-                                                  check_exact=False, rtol=1e-12)
-        assert repeated > 100 and seen == {"billing", "logistics", "contact_centre"}
+                    got = clustered.in_range(con, measure, dim, survey, f, q, dims)
+                    if len(want) and (want["m"] > 0).all():
+                        closed += end is not None
+                    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12, atol=1e-9)
+        assert repeated > 200 and closed > 200 and seen == {"billing", "logistics", "contact_centre"}
         # the kept fit's unfiltered sums: a kind kept per answer day reads each customer's first row
         raw = {}
         for key, q in scores._kept_queries():
@@ -1713,8 +1756,9 @@ def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypa
     """The clustered SEs' per-customer sums (one GROUP BY per customer over the raw responses) are
     kept with the summaries for the unfiltered view, overall and per department; NPS, CSAT and CES
     under a segment or region read them (a customer keeps all their answers), and so does a scope of
-    one department (with a segment too); a date range or a scope of two departments (a customer who
-    answered in both is one cluster) reads the raw responses — same estimates."""
+    one department (with a segment too); a date range reads the sums kept per customer and answer
+    day, and whole quarters' kept sums for a trend by quarter; a scope of two departments (a
+    customer who answered in both is one cluster) reads the raw responses — same estimates."""
     from cxmetrics.metrics import clustered, nps, scores
 
     kept = summaries.fit(con, "clusters")
@@ -1724,7 +1768,7 @@ def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypa
     one = Filters(scope=Scope(role="department", departments=("billing",), user="b"))
     one_smb = one.with_(segments=("smb",))
     two = Filters(scope=Scope(role="department", departments=("billing", "logistics"), user="b"))
-    raw_ones = (LAST_12_MONTHS, two)
+    raw_ones = (two,)
     names = _query_names(monkeypatch)
     cases = [(f, call) for f in (Filters(), Filters(segments=("smb",)), Filters(regions=("north", "south")), LAST_12_MONTHS,
                                  one, one_smb, two)
@@ -1734,17 +1778,21 @@ def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypa
                           lambda c, f: SimpleNamespace(table=pd.DataFrame(
                               [vars(nps.overall(c, f, survey="transactional"))]).drop(columns="filters")),
                           lambda c, f: nps.by(c, f, dim="segment", survey="relationship"))]
+    ranged = 0
     for f, call in cases:
         names.clear()
         fast = call(con, f)
         reads_raw = "nps_clusters" in names
         assert reads_raw == (f in raw_ones), (f, names)
+        ranged += "nps_clusters_in_range" in names
         with monkeypatch.context() as m:
             m.setattr(summaries, "fit_text", lambda c, name: None)
+            m.setattr(clustered, "in_range", lambda *a, **k: None)
             slow = call(con, f)
         # relationship answers carry no department: a department's relationship trend is empty
         assert len(fast.table) >= 1 or (f.scope.restricted and len(slow.table) == 0)
         pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9, atol=1e-9)
+    assert ranged == 4  # the last 12 months: each of the four calls (the trend's headline)
     for f in (Filters(), Filters(segments=("smb",)), Filters(regions=("north", "south")), LAST_12_MONTHS, one, one_smb,
               two):
         for metric in ("csat", "ces"):
@@ -1753,11 +1801,13 @@ def test_cluster_sums_are_kept_and_read_where_they_hold_the_answer(con, monkeypa
             read_raw = f"{metric}_clusters" in names
             with monkeypatch.context() as m:
                 m.setattr(summaries, "fit_text", lambda c, name: None)
+                m.setattr(clustered, "in_range", lambda *a, **k: None)
                 slow = scores.score(con, f, metric=metric, dim="touchpoint")
             if f.scope.restricted and len(slow.table) == 0:  # CES is asked at one touchpoint, not in every department
                 assert len(fast.table) == 0
                 continue
             assert read_raw == (f in raw_ones), (f, metric, names)
+            assert (f"{metric}_clusters_in_range" in names) == (f == LAST_12_MONTHS), (f, metric, names)
             assert len(fast.table) >= 1 and fast.table["customers"].notna().all()  # CES: one touchpoint
             pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-9, atol=1e-9)
 

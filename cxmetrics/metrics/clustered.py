@@ -36,9 +36,11 @@ pd = lazy.module("pandas")
 #: grouping, survey) the pages ask for. Rows keep the segment and region (a customer has one of
 #: each), so a view narrowed by segment or region only picks its customers' rows and its sums are
 #: exact. They are kept per department too: a scope of one department keeps a customer's answers in
-#: it, whose sums are that department's rows. A date range, or a scope of several departments (a
-#: customer who answered in two is one cluster), reads the raw responses, as does any other key,
-#: except a range that is exactly one kept period (:func:`_whole_period`, :data:`BY_QUARTER`).
+#: it, whose sums are that department's rows. A range that is exactly one kept period reads its
+#: rows (:func:`_whole_period`, :data:`BY_QUARTER`); any other date range, the sums kept per
+#: customer and answer day for the kinds kept there (:func:`in_range`). A scope of several
+#: departments (a customer who answered in two is one cluster), or any other key, reads the raw
+#: responses.
 KEPT = (("nps", None, "all"), ("nps", None, "relationship"), ("nps", None, "transactional"),
         ("nps", "quarter", "relationship"), ("nps", "quarter", "transactional"), ("nps", "touchpoint", "transactional"),
         ("csat", "touchpoint", "all"), ("ces", "touchpoint", "all"))
@@ -192,37 +194,48 @@ def kept(con, measure: str, dim: str | None, survey: str, filters, like=None):
     return df.reset_index(drop=True).copy()
 
 
-def open_range(con, measure: str, dim: str | None, survey: str, filters, query: store.Query, dims: bool):
-    """The cluster sums of ``query`` (the cluster-sum query for ``filters``) when the date range is
-    open at its end (it starts on a day D and runs to the data's end: "the last 12 months"), from
-    the sums kept per customer and answer day (:data:`cxmetrics.store.histories.CLUSTER_SUFFIXES`, a table per kind):
-    a customer's sums in the range are their one row with after_day < D <= day, which ``query``'s
-    final SELECT then adds up in place of its GROUP BY per customer over the responses. A scope of
+def in_range(con, measure: str, dim: str | None, survey: str, filters, query: store.Query, dims: bool):
+    """The cluster sums of ``query`` (the cluster-sum query for ``filters``) under a date range, from
+    the sums kept per customer and answer day (:data:`cxmetrics.store.histories.CLUSTER_SUFFIXES`, a
+    table per kind), which ``query``'s final SELECT adds up in place of its GROUP BY per customer
+    over the responses. A customer's row holding on a day D
+    (:func:`cxmetrics.store.histories.holds`) has their sums over every answer from D on, so:
+
+    * a range open at its end, starting on D ("the last 12 months"): their sums are that row's;
+    * a range closed at its end E: that row's less those of their row holding on E + 1 (none: zero),
+      and a customer with no answer in the range (the two rows' counts equal) is left out. An
+      answer without a customer is its own row, in the range when its day is.
+
+    A range that starts before the data is each customer's first row (after_day NULL). A scope of
     one department reads the kinds kept within each department (its customers' answers there are
     their clusters). ``dims``: as for :func:`per_customer` (segment and region read, else NULL, as
-    the query has them). None for any other range, a scope of no or several departments (a customer
-    who answered in two is one cluster), a kind not kept, or a stored table not current."""
+    the query has them). None without a date range (:func:`kept` answers it), for a scope of no or
+    several departments (a customer who answered in two is one cluster), a kind not kept, or a
+    stored table not current."""
     one = None
     if filters.scope.restricted:
         if len(filters.scope.departments or ()) != 1:
             return None
         one = filters.scope.departments[0]
     key = kept_key(measure, dim, survey, by_department=one is not None)
-    if key not in histories.SUFFIX_KINDS or filters.date_from is None:
+    if key not in histories.SUFFIX_KINDS or (filters.date_from is None and filters.date_to is None):
         return None
     name = histories.SUFFIX_KINDS[key][0]  # from relations.ALL
     if not summaries.current(con, name):
         return None
     f = summaries.within_data(con, name, filters)
-    if f.date_from is None or f.date_to is not None:
-        return None
     cwhere, cparams = f.where(dates=False, customer="x", scope=False)
     shown = "x.segment, x.region" if dims or cwhere.strip() != "TRUE" else "NULL::VARCHAR AS segment, NULL::VARCHAR AS region"
     if one is not None:
         cwhere, cparams = f"x.department = $department AND {cwhere}", {**cparams, "department": one}
-    return _from_suffixes(con, key, query, shown,
-                          f"x.day >= $date_from AND (x.after_day IS NULL OR x.after_day < $date_from) AND {cwhere}",
-                          {"date_from": f.date_from, **cparams}, "open_range")
+    params = dict(cparams)
+    where = "x.after_day IS NULL"
+    if f.date_from is not None:
+        where, params["date_from"] = histories.holds("x", "$date_from"), f.date_from
+    if f.date_to is not None:
+        params["date_after"] = f.date_to + dt.timedelta(days=1)
+    return _from_suffixes(con, key, query, shown, f"{where} AND {cwhere}", params, "in_range",
+                          until="$date_after" if f.date_to is not None else None)
 
 
 def untouched(con, key: str) -> bool:
@@ -248,16 +261,26 @@ def whole(con, key: str, query: store.Query):
     return _from_suffixes(con, key, query, shown, "x.after_day IS NULL", {}, "kept")
 
 
-def _from_suffixes(con, key: str, query: store.Query, shown: str, where: str, params: dict, how: str):
+def _from_suffixes(con, key: str, query: store.Query, shown: str, where: str, params: dict, how: str,
+                   until: str | None = None):
     """``query``'s final SELECT over the rows ``where`` of the sums kept per customer and answer day
     for ``key`` (:data:`cxmetrics.store.histories.SUFFIX_KINDS`): each row one customer's (or
-    anonymous answer's) sums, with the group and the columns ``shown``."""
+    anonymous answer's) sums, with the group and the columns ``shown``. ``until`` (a day after the
+    range): less each customer's row holding on it (:func:`in_range`); the customers with no answer
+    left are left out, as are the answers without a customer given on it or after."""
     name, _, _, measure = histories.SUFFIX_KINDS[key]  # from relations.ALL
-    sums = "x.k, x.u, x.w, x.y" if measure == "nps" else "x.k, x.x, x.s"
+    cols = ("k", "u", "w", "y") if measure == "nps" else ("k", "x", "s")
+    source, sums = f"{name} x", ", ".join(f"x.{c}" for c in cols)
+    if until is not None:
+        same = " AND z.department = x.department" if key.endswith("|department") else ""
+        source = (f"{name} x LEFT JOIN (SELECT * FROM {name} z WHERE {histories.holds('z', until)}) z"
+                  f" ON z.customer_id = x.customer_id AND z.grp = x.grp{same}")
+        sums = ", ".join(f"x.{c} - coalesce(z.{c}, 0) AS {c}" for c in cols)
+        where += f" AND x.k > coalesce(z.k, 0) AND (x.customer_id IS NOT NULL OR x.day < {until})"
     sql = f"""
 WITH per AS (
     SELECT x.grp, {shown}, {sums}
-    FROM {name} x
+    FROM {source}
     WHERE {where}
 )
 {_parts(query)[1]}"""

@@ -31,6 +31,7 @@ from cxmetrics import store
 from cxmetrics.core import lazy
 from cxmetrics.core.dist import norm
 from cxmetrics.core.filters import Filters
+from cxmetrics.core.periods import period_start
 from cxmetrics.core.results import Estimate, Result
 from cxmetrics.metrics import clustered
 from cxmetrics.metrics.clustered import Clusters
@@ -277,12 +278,19 @@ def _with_clusters(con, out: pd.DataFrame, filters: Filters, dim: str | None, su
     dims = ps is not None or dim is None or dim in ("segment", "region")
 
     def live(f: Filters) -> pd.DataFrame:
+        if cdim in ("week", "month", "quarter") and f.date_from is not None and f.date_to is not None \
+                and period_start(f.date_from, cdim) == period_start(f.date_to, cdim):
+            # a range within one period (the days a trend's range cuts off at an end): the
+            # customers' sums in it are that period's, read as the overall figure's are
+            one = clustered.in_range(con, "nps", None, survey, f, _cluster_query(f, None, survey, dims=dims), dims)
+            if one is not None:
+                return one.assign(grp=pd.Timestamp(period_start(f.date_from, cdim))).astype({"grp": "datetime64[us]"})
         return store.run(con, _cluster_query(f, cdim, survey, dims=dims))
 
     like = out["grp"] if cdim else None
     cl = clustered.kept(con, "nps", cdim, survey, filters, like=like)
     if cl is None:
-        cl = clustered.open_range(con, "nps", cdim, survey, filters, _cluster_query(filters, cdim, survey, dims=dims), dims)
+        cl = clustered.in_range(con, "nps", cdim, survey, filters, _cluster_query(filters, cdim, survey, dims=dims), dims)
     if cl is None:
         cl = clustered.kept_periods(con, "nps", cdim, survey, filters, live, like=like)
     if cl is None:

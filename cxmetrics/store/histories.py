@@ -102,6 +102,14 @@ def _first_ids(keys: str) -> str:
     FROM sp_r GROUP BY ALL HAVING count(*) > 1"""
 
 
+#: Each customer's latest NPS as of ``$date_to``, with their segment and region, from
+#: :data:`ANSWER_SPELLS`: the one answer of theirs that holds on that day (given on or before it and
+#: not replaced by it), so a filter where :data:`LATEST_VIA`, which also picks each field's latest
+#: value, needs a GROUP BY per customer (0.07–0.08 → 0.012 s at 1M customers, by hand).
+LATEST_NPS_AT = """SELECT s.customer_id, s.segment, s.region, s.nps FROM {summary_answer_spells} s
+WHERE s.responded_on <= $date_to AND (s.next_any IS NULL OR s.next_any > $date_to)"""
+
+
 def _next_day(col: str, field: str | None, dept: bool) -> str:
     """A next-day column of :data:`ANSWER_SPELLS`: the answer's own day when an answer of the same
     day (and department) with a lower id states the field, else the first later day with one."""
@@ -197,6 +205,28 @@ def open_range(filters: Filters, args: dict | None = None) -> tuple[dict[str, st
     if filters.date_from is None or filters.date_to is not None or filters.scope.restricted:
         return None
     return {}, {"date_from": filters.date_from}
+
+
+def closed_range(filters: Filters, args: dict | None = None) -> tuple[dict[str, str], dict[str, Any]] | None:
+    """The condition of the vias that answer a range closed at its end from rows kept per customer
+    and answer day with their sums from that day on: each customer's row holding on the range's
+    first day (:func:`holds`; their first row when the range starts before the data), less their row
+    holding on the day after its end (``$date_after``). ``{start}`` is the first condition, on the
+    alias ``x``. In an unrestricted scope; None otherwise, or for a range open at its end."""
+    if filters.date_to is None or filters.scope.restricted:
+        return None
+    params: dict[str, Any] = {"date_to": filters.date_to, "date_after": filters.date_to + dt.timedelta(days=1)}
+    start = "x.after_day IS NULL"
+    if filters.date_from is not None:
+        start, params["date_from"] = holds("x", "$date_from"), filters.date_from
+    return {"start": start}, params
+
+
+def holds(alias: str, day: str) -> str:
+    """The condition that the row ``alias`` of a table kept per customer and answer day with the
+    sums from that day on (:data:`CLUSTER_SUFFIXES`, the key drivers' pairs) holds on ``day``: the
+    first day on or after it that the customer answered on, so their sums over ``day`` and later."""
+    return f"{alias}.day >= {day} AND ({alias}.after_day IS NULL OR {alias}.after_day < {day})"
 
 
 #: :data:`cxmetrics.store.relations.LATEST` under a range open at its end, from the stored latest

@@ -383,8 +383,11 @@ WINDOW back AS (PARTITION BY d.touchpoint, d.customer_id ORDER BY d.day DESC),
 #: Key-driver sums per touchpoint, segment and region: for each customer and touchpoint, their mean
 #: transactional CSAT (over the responses that count) paired with their latest relationship NPS as
 #: of the end of the range (sums of x, y, x², y², xy and the count; additive over segments). A scope
-#: of one department reads :data:`PAIRS_BY_DEPARTMENT`; a range open at its end, in an unrestricted
-#: scope, :data:`PAIR_SUFFIXES`.
+#: of one department reads :data:`PAIRS_BY_DEPARTMENT`; a date range, in an unrestricted scope,
+#: :data:`PAIR_SUFFIXES`: open at its end, each customer's row holding on its first day with the
+#: latest NPS beside it; closed, that row less the one holding on the day after its end
+#: (:func:`cxmetrics.store.histories.closed_range`), with the latest NPS as of its end
+#: (:data:`cxmetrics.store.histories.LATEST_NPS_AT`).
 PAIRS = Relation("summary_driver_pairs", frozenset({"customers", "survey_responses"}), _pairs_sql(False),
                  inner=_responses_inside, uses={"summary_latest": lambda f: Filters(date_to=f.date_to)},
                  inline_uses=("summary_latest",), scope_inside=True, grain="customer_cells", measures=_PAIRS_MEASURES,
@@ -396,7 +399,17 @@ SELECT touchpoint, segment, region, count(*) AS n, sum(x / k) AS sx, sum(nps) AS
        sum(nps * nps) AS syy, sum((x / k) * nps) AS sxy
 FROM {summary_driver_pair_suffixes}
 WHERE day >= $date_from AND (after_day IS NULL OR after_day < $date_from) GROUP BY ALL""",
-                          ("summary_driver_pair_suffixes",), histories.open_range)))
+                          ("summary_driver_pair_suffixes",), histories.open_range),
+                      Via(f"""
+SELECT x.touchpoint, rel.segment, rel.region, count(*) AS n, sum(x.x / x.k) AS sx, sum(rel.nps) AS sy,
+       sum((x.x / x.k) * (x.x / x.k)) AS sxx, sum(rel.nps * rel.nps) AS syy, sum((x.x / x.k) * rel.nps) AS sxy
+FROM (SELECT x.customer_id, x.touchpoint, x.k - coalesce(z.k, 0) AS k, x.x - coalesce(z.x, 0) AS x
+      FROM summary_driver_pair_suffixes x LEFT JOIN (
+          SELECT z.customer_id, z.touchpoint, z.k, z.x FROM summary_driver_pair_suffixes z
+          WHERE {histories.holds("z", "$date_after")}) z ON z.customer_id = x.customer_id AND z.touchpoint = x.touchpoint
+      WHERE {{start}} AND x.k > coalesce(z.k, 0)) x
+JOIN ({histories.LATEST_NPS_AT}) rel USING (customer_id) GROUP BY ALL""",
+                          ("summary_driver_pair_suffixes", "summary_answer_spells"), histories.closed_range)))
 
 #: Every relationship detractor response with what the closed-loop view needs: the first follow-up
 #: contact on or after the response day (the same day counts; followed within d days ⟺ it falls
