@@ -164,6 +164,37 @@ def _one_scan(cells: tuple[str, str]) -> str:
     return f"WITH mv_cells AS ({cells[0]})\n{cells[1]}"
 
 
+#: A view of :func:`_scan`: None (the window's rows), or a dimension of the cells (segment or
+#: region) and one of its values.
+View = tuple[str, str] | None
+
+
+def _scan(con: duckdb.DuckDBPyConnection, name: str, cells: tuple[str, str], params: dict,
+          views: tuple[View, ...] = (None,)) -> list[pd.DataFrame]:
+    """``cells``' query (:func:`_cells_sql`, :func:`_by_period`) for each of ``views``: its rows, or those
+    of one segment or region. Every view's cells are the finest cells' (``mv_cells``: grouped by
+    every dimension at once) of that segment or region, so several views take one scan of the
+    window: its finest cells, kept in a temporary table, then one query adding them up for every
+    view at once (each view's rows in the order its own query gives: ORDER BY every column)."""
+    if views == (None,):
+        return [store.run(con, store.Query(name, _one_scan(cells), params))]
+    table = f"__mv_cells_{name}"  # the caller's name: a literal
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {cells[0]}", params)
+    try:
+        parts, vparams = [], {}
+        for i, v in enumerate(views):  # the dimension: segment or region (the fit's)
+            where = "" if v is None else f" WHERE mv_{v[0]} = $mv_{i}"
+            if v is not None:
+                vparams[f"mv_{i}"] = v[1]
+            parts.append(f"SELECT {i} AS mv_view, * FROM (WITH mv_cells AS (SELECT * FROM {table}{where})\n{cells[1]})")
+        both = store.run(con, store.Query(name, "\nUNION ALL\n".join(parts), vparams))
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    cols = [c for c in both.columns if c != "mv_view"]
+    return [both[both["mv_view"] == i][cols].sort_values(cols, na_position="last", kind="stable").reset_index(drop=True)
+            for i in range(len(views))]
+
+
 def _by_period(cells: tuple[str, str], sums: Iterable[str], keys: tuple[str, ...] = ()) -> tuple[str, str]:
     """``cells`` (keyed by ``period`` 0/1 among others) with the two periods side by side: one row per
     dimension, level (and ``keys``) and each sum as ``<name>_0`` and ``<name>_1`` (NULL where the
@@ -193,20 +224,22 @@ def cells(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, 
     prev, cur, end = periods(pd.Timestamp(end).date(), months)
     f = filters.with_(date_from=prev + dt.timedelta(days=1), date_to=end)
     doc = _kept_cells(con, filters, end, months) if from_fit else None
-    frames = [frame_from_parts(p) for p in doc["base"]] if doc else _base_frames(con, f, cur, months)
+    frames = [frame_from_parts(p) for p in doc["base"]] if doc else _base_frames(con, f, cur, months)[0]
     if cb and kept and (run_id := theme_store.lean_run(con)) is not None:  # the kept run's lean tables
         if doc and doc.get("theme_run") == run_id:  # kept with the cells at this run
             frames += [frame_from_parts(p) for p in doc["shares"]]
         else:
-            frames += _lean_share_frames(con, f, cur)
+            frames += _lean_share_frames(con, f, cur)[0]
     elif cb:
         frames += _classified_share_frames(con, f, cur, cb, kept)
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return out, (prev, cur, end)
 
 
-def _base_frames(con: duckdb.DuckDBPyConnection, f: Filters, cur: dt.date, months: int) -> list[pd.DataFrame]:
-    """The NPS, CSAT and complaint cells of the window ``f`` (current period after ``cur``)."""
+def _base_frames(con: duckdb.DuckDBPyConnection, f: Filters, cur: dt.date, months: int,
+                 views: tuple[View, ...] = (None,)) -> list[list[pd.DataFrame]]:
+    """The NPS, CSAT and complaint cells of the window ``f`` (current period after ``cur``), for
+    each of ``views`` (:func:`_scan`)."""
     # Counts from the responses and complaints summaries (counted cubes by day, segment, region,
     # touchpoint and department; the relations' own SQL when a summary is not current). A response
     # or complaint without a customer has no segment: left out, as the join to customers does.
@@ -214,27 +247,32 @@ def _base_frames(con: duckdb.DuckDBPyConnection, f: Filters, cur: dt.date, month
     where, params = f.where(date_col="r.responded_on", customer=src.customer, department_col="r.department")
     sums = {"n_nps": src.count("r.nps IS NOT NULL"), "p": src.count("r.nps >= 9"), "d": src.count("r.nps <= 6"),
             "n_csat": src.count("r.csat IS NOT NULL"), "s": src.xsum("r.csat"), "ss": src.xsum("r.csat * r.csat")}
-    survey = store.run(con, store.Query("moved_survey", _one_scan(_by_period(_cells_sql(
+    surveys = _scan(con, "moved_survey", _by_period(_cells_sql(
         DIMS, f"{src.source} WHERE {where} AND r.segment IS NOT NULL",
-        {"period": "CAST(r.responded_on > $cur AS INTEGER)"}, sums, lambda d: src.dim(_DIM_SQL[d])), sums)),
-        {**src.params, **params, "cur": cur}))
+        {"period": "CAST(r.responded_on > $cur AS INTEGER)"}, sums, lambda d: src.dim(_DIM_SQL[d])), sums),
+        {**src.params, **params, "cur": cur}, views)
     csrc = summaries.complaints(con)
     cw, cparams = f.where(date_col="k.opened_on", customer=csrc.customer, department_col="k.department")
-    comp = store.run(con, store.Query("moved_complaints", _one_scan(_by_period(_cells_sql(
+    comps = _scan(con, "moved_complaints", _by_period(_cells_sql(
         ("segment", "region", "department"), f"{csrc.source} WHERE {cw} AND k.segment IS NOT NULL",
-        {"period": "CAST(k.opened_on > $cur AS INTEGER)"}, {"k": csrc.count()}, _COMPLAINT_DIM_SQL.get), ("k",))),
-        {**csrc.params, **cparams, "cur": cur}))
-    frames = [_flatten(survey, cols, metric) for metric, cols in (("nps", {"n_nps": "n", "p": "p", "d": "d"}),
-                                                                   ("csat", {"n_csat": "n", "s": "s", "ss": "ss"}))]
-    if len(comp):
-        c = _flatten(comp, {"k": "k"}, "complaints")
-        c["months"] = months
-        frames.append(c)
-    return frames
+        {"period": "CAST(k.opened_on > $cur AS INTEGER)"}, {"k": csrc.count()}, _COMPLAINT_DIM_SQL.get), ("k",)),
+        {**csrc.params, **cparams, "cur": cur}, views)
+    out = []
+    for survey, comp in zip(surveys, comps):
+        frames = [_flatten(survey, cols, metric) for metric, cols in (("nps", {"n_nps": "n", "p": "p", "d": "d"}),
+                                                                       ("csat", {"n_csat": "n", "s": "s", "ss": "ss"}))]
+        if len(comp):
+            c = _flatten(comp, {"k": "k"}, "complaints")
+            c["months"] = months
+            frames.append(c)
+        out.append(frames)
+    return out
 
 
-def _lean_share_frames(con: duckdb.DuckDBPyConnection, f: Filters, cur: dt.date) -> list[pd.DataFrame]:
-    """The theme-share cells of the window ``f`` from the kept run's lean tables (no join at read time)."""
+def _lean_share_frames(con: duckdb.DuckDBPyConnection, f: Filters, cur: dt.date,
+                       views: tuple[View, ...] = (None,)) -> list[list[pd.DataFrame]]:
+    """The theme-share cells of the window ``f`` from the kept run's lean tables (no join at read
+    time), for each of ``views`` (:func:`_scan`)."""
     lw, lparams = theme_lean.cond(f)
     lparams["cur"] = cur
     lper = "CAST(x.responded_on > $cur AS INTEGER)"
@@ -244,12 +282,12 @@ def _lean_share_frames(con: duckdb.DuckDBPyConnection, f: Filters, cur: dt.date)
     else:  # a run kept before the day cells: its rows
         tags = (f"theme_tagged x WHERE {lw} AND x.known", "count(*)")
         verbatims = (f"theme_verbatims x WHERE {lw} AND x.known AND NOT x.blank", "count(*)")
-    tag = store.run(con, store.Query("moved_themes", _one_scan(_by_period(_cells_sql(
-        DIMS, tags[0], {"theme": "x.theme", "period": lper}, {"k": tags[1]}, _LEAN_DIM_SQL.get), ("k",), ("theme",))),
-        lparams))
-    tot = store.run(con, store.Query("moved_verbatims", _one_scan(_by_period(_cells_sql(
-        DIMS, verbatims[0], {"period": lper}, {"n": verbatims[1]}, _LEAN_DIM_SQL.get), ("n",))), lparams))
-    return _share_frames(tag, tot)
+    tags = _scan(con, "moved_themes", _by_period(_cells_sql(
+        DIMS, tags[0], {"theme": "x.theme", "period": lper}, {"k": tags[1]}, _LEAN_DIM_SQL.get), ("k",), ("theme",)),
+        lparams, views)
+    tots = _scan(con, "moved_verbatims", _by_period(_cells_sql(
+        DIMS, verbatims[0], {"period": lper}, {"n": verbatims[1]}, _LEAN_DIM_SQL.get), ("n",)), lparams, views)
+    return [_share_frames(tag, tot) for tag, tot in zip(tags, tots)]
 
 
 def _classified_share_frames(con: duckdb.DuckDBPyConnection, f: Filters, cur: dt.date,
@@ -293,20 +331,21 @@ def default_fit(con: duckdb.DuckDBPyConnection) -> dict | None:
     run_id = theme_store.lean_run(con)
     cb = theme_store.latest(con).codebook if run_id is not None else None
     prev, cur, end = periods(pd.Timestamp(end).date(), KEPT_MONTHS)
-
-    def view(filters: Filters) -> dict:
-        f = filters.with_(date_from=prev + dt.timedelta(days=1), date_to=end)
-        return {"end": end.isoformat(), "months": KEPT_MONTHS, "theme_run": run_id,
-                "base": [frame_parts(x) for x in _base_frames(con, f, cur, KEPT_MONTHS)],
-                "shares": [frame_parts(x) for x in _lean_share_frames(con, f, cur)] if cb else []}
-
-    out = view(Filters())
-    out["by"] = {}
+    views: list[View] = [None]
     for dim in ("segment", "region"):  # column names from this tuple
         values = store.run(con, store.Query(f"moved_kept_{dim}s", f"SELECT {dim} AS v FROM customers WHERE {dim} IS NOT "
                                             f"NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT $n", {"n": summaries.KEPT_VALUES}))
-        out["by"][dim] = {str(v): view(Filters(segments=(str(v),)) if dim == "segment" else Filters(regions=(str(v),)))
-                          for v in values["v"]}
+        views += [(dim, str(v)) for v in values["v"]]
+    # the unfiltered window's finest cells, scanned once, added up for each view
+    f = Filters(date_from=prev + dt.timedelta(days=1), date_to=end)
+    base = _base_frames(con, f, cur, KEPT_MONTHS, tuple(views))
+    shares = _lean_share_frames(con, f, cur, tuple(views)) if cb else [[] for _ in views]
+    docs = [{"end": end.isoformat(), "months": KEPT_MONTHS, "theme_run": run_id,
+             "base": [frame_parts(x) for x in b], "shares": [frame_parts(x) for x in sh]} for b, sh in zip(base, shares)]
+    out = docs[0]
+    out["by"] = {"segment": {}, "region": {}}
+    for v, doc in zip(views[1:], docs[1:]):
+        out["by"][v[0]][v[1]] = doc
     return out
 
 
