@@ -139,7 +139,21 @@ class Result:
 def frame_parts(df: pd.DataFrame) -> dict:
     """A frame as plain values (its columns and their dtypes), for JSON: :func:`frame_from_parts`
     gives it back with the same dtypes (a missing float as NaN)."""
-    return {"columns": {c: jsonable(df[c].tolist()) for c in df.columns}, "dtypes": {c: str(df[c].dtype) for c in df.columns}}
+    return {"columns": {c: _plain(df[c]) for c in df.columns}, "dtypes": {c: str(df[c].dtype) for c in df.columns}}
+
+
+def _plain(col: pd.Series) -> list:
+    """A column's values as :func:`jsonable` gives them, numeric and text columns without its
+    per-value checks (a kept fit holds tens of thousands of values)."""
+    kind = col.dtype.kind if isinstance(col.dtype, np.dtype) else "O"
+    if kind == "f":
+        return [x if math.isfinite(x) else None for x in col.tolist()]
+    if kind in "iub":
+        return col.tolist()
+    values = col.tolist()
+    if all(v is None or type(v) is str for v in values):  # text (the dimensions' levels, say)
+        return values
+    return jsonable(values)
 
 
 def frame_from_parts(parts: dict) -> pd.DataFrame:
