@@ -1478,9 +1478,9 @@ def test_a_quarterly_trend_under_any_range_reads_the_kept_quarters_and_sums_only
                     repeated += int(fast.table["n_eff"].notna().sum()) if len(fast.table) else 0
                     if (lo, hi) == (dt.date(2024, 11, 17), dt.date(2026, 2, 3)) and len(fast.table):  # two cut quarters
                         # the overall headline and the days of the two quarters cut: from the sums
-                        # kept per customer and answer day in an unrestricted scope (no relationship
-                        # answer has a department: the raw responses under its scope)
-                        how = "nps_clusters" if f.scope.restricted else "nps_clusters_in_range"
+                        # kept per customer and answer day (a department's scope has no relationship
+                        # answer, and no table)
+                        how = "nps_clusters_in_range"
                         assert set(trend_live) == {(how, lo, hi), (how, lo, dt.date(2024, 12, 31)),
                                                    (how, dt.date(2026, 1, 1), hi)}, trend_live
                         cut += 1

@@ -82,7 +82,7 @@ WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
         cl = cluster_sums.kept(con, col, dim, survey, filters, like=rows["grp"])
         if cl is None:
             cl = cluster_sums.in_range(con, col, dim, survey, filters,
-                                         _score_cluster_q(filters, dim, survey, col, sat, dims=False), dims=False)
+                                       _score_cluster_q(filters, dim, survey, col, sat, dims=False), dims=False)
         if cl is None:
             cl = _score_clusters(con, filters, dim, survey, col, sat)
         rows = rows.merge(cluster_sums.by_group(cl), on="grp", how="left")
