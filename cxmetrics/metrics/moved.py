@@ -258,7 +258,7 @@ def _base_frames(con: duckdb.DuckDBPyConnection, f: Filters, cur: dt.date, month
         {"period": "CAST(k.opened_on > $cur AS INTEGER)"}, {"k": csrc.count()}, _COMPLAINT_DIM_SQL.get), ("k",)),
         {**csrc.params, **cparams, "cur": cur}, views)
     out = []
-    for survey, comp in zip(surveys, comps):
+    for survey, comp in zip(surveys, comps, strict=True):
         frames = [_flatten(survey, cols, metric) for metric, cols in (("nps", {"n_nps": "n", "p": "p", "d": "d"}),
                                                                        ("csat", {"n_csat": "n", "s": "s", "ss": "ss"}))]
         if len(comp):
@@ -287,7 +287,7 @@ def _lean_share_frames(con: duckdb.DuckDBPyConnection, f: Filters, cur: dt.date,
         lparams, views)
     tots = _scan(con, "moved_verbatims", _by_period(_cells_sql(
         DIMS, verbatims[0], {"period": lper}, {"n": verbatims[1]}, _LEAN_DIM_SQL.get), ("n",)), lparams, views)
-    return [_share_frames(tag, tot) for tag, tot in zip(tags, tots)]
+    return [_share_frames(tag, tot) for tag, tot in zip(tags, tots, strict=True)]
 
 
 def _classified_share_frames(con: duckdb.DuckDBPyConnection, f: Filters, cur: dt.date,
@@ -341,10 +341,10 @@ def default_fit(con: duckdb.DuckDBPyConnection) -> dict | None:
     base = _base_frames(con, f, cur, KEPT_MONTHS, tuple(views))
     shares = _lean_share_frames(con, f, cur, tuple(views)) if cb else [[] for _ in views]
     docs = [{"end": end.isoformat(), "months": KEPT_MONTHS, "theme_run": run_id,
-             "base": [frame_parts(x) for x in b], "shares": [frame_parts(x) for x in sh]} for b, sh in zip(base, shares)]
+             "base": [frame_parts(x) for x in b], "shares": [frame_parts(x) for x in sh]} for b, sh in zip(base, shares, strict=True)]
     out = docs[0]
     out["by"] = {"segment": {}, "region": {}}
-    for v, doc in zip(views[1:], docs[1:]):
+    for v, doc in zip(views[1:], docs[1:], strict=True):
         out["by"][v[0]][v[1]] = doc
     return out
 
