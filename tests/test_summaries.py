@@ -1073,6 +1073,70 @@ def test_the_key_drivers_read_the_latest_answers_as_of_the_ranges_end_inside_the
     pd.testing.assert_frame_equal(kd.table, raw.table, check_exact=False, rtol=1e-9)
 
 
+def _queries(obj, seen=None):
+    """Every store.Query inside a page's data (results, estimates' containers, dicts, lists)."""
+    import dataclasses
+
+    seen = seen if seen is not None else set()
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, store.Query):
+        yield obj
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            yield from _queries(getattr(obj, f.name), seen)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _queries(v, seen)
+    elif isinstance(obj, list | tuple):
+        for v in obj:
+            yield from _queries(v, seen)
+
+
+def test_a_pages_sql_shows_the_tables_the_page_made_and_runs_as_shown_on_a_fresh_connection(con, demo_db):
+    """A page computes some relations once into tables its queries share (the landmark base at a
+    range's start, the latest answers as of its end, the key drivers' pairs, …). A figure's SQL that
+    reads one names it; "How was this computed?" must then show how the table was made, so that a
+    reviewer can run the statements shown, in their order, on a fresh connection and get the page's
+    rows. Alone (the CLI, a notebook) the same query reads its relations inline: nothing to show."""
+    from cxmetrics.metrics import wallet
+    from cxmetrics.tools import bench
+
+    @store.memoized
+    def page(con, f, fn):
+        qs = [q for q in _queries(fn(con, f)) if q.made]
+        return qs, [con.execute(q.sql, q.params).df() for q in qs]  # while the page's tables exist
+
+    def latest_then_wallet(con, f):  # a table made from another: the wallet's cells from the latest answers
+        summaries.source(con, summaries.LATEST_TABLE, f)
+        return wallet.by_group(con, f)
+
+    shown, chains = set(), set()
+    for fn in [bench.page_function(spec) for spec in roles.PAGES] + [latest_then_wallet]:
+        qs, want = page(con, CUSTOM_RANGE, fn)
+        for q, rows in zip(qs, want, strict=True):
+            text = q.describe()
+            with store.connect(str(demo_db)) as fresh:
+                for name, made in q.made:
+                    assert f"CREATE TEMP TABLE {name} AS\n{made.sql.strip()};" in text
+                    fresh.execute(f"CREATE TEMP TABLE {name} AS {made.sql}", made.params)
+                    shown.add(re.sub(r"[0-9a-f]{16}$", "", name))
+                chains.add(tuple(re.sub(r"[0-9a-f]{16}$", "", name) for name, _ in q.made))
+                assert text.endswith(f"-- {q.name}\n{q.sql.strip()}\n-- parameters: {dict(q.params)}")
+                got = fresh.execute(q.sql, q.params).df()
+            assert set(re.findall(r"\b(__summary\w+|cx_\w+_[0-9a-f]{16})\b", q.sql)) <= {n for n, _ in q.made}
+            key = list(rows.columns)
+            pd.testing.assert_frame_equal(got.sort_values(key).reset_index(drop=True),
+                                          rows.sort_values(key).reset_index(drop=True), check_exact=False, rtol=1e-9)
+    # among them the relations read through their histories under a closed range, and a table made
+    # from another, shown after it (the wallet's cells read the page's latest answers)
+    assert {"__summary_landmark_via_", "__summary_driver_pairs_via_", "__summary_latest_via_"} <= shown
+    assert ("__summary_latest_via_", "__summary_wallet_") in chains
+    alone = churn.churn_by(con, CUSTOM_RANGE)
+    assert alone.queries and all(not q.made and "CREATE TEMP TABLE" not in q.describe() for q in alone.queries)
+
+
 def test_a_reader_that_takes_its_relation_inline_reads_the_pages_table_once_one_is_made(con):
     """The response rates count the range's latest answers inside their own query on a page where
     nothing else reads them, and from the page's table where another query made it first; the

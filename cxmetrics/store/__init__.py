@@ -416,18 +416,27 @@ def prune_customers_join(sql: str) -> str:
 class Query:
     """A named SQL statement with its bound parameters, kept on results for traceability.
 
-    The SQL kept is the SQL run: an unused join to customers is removed on creation."""
+    The SQL kept is the SQL run: an unused join to customers is removed on creation. A query built
+    inside a :func:`memoized` page call that reads a table the call made (:func:`temp_table`: a
+    relation computed once for the page) keeps that table's definition in ``made`` (name, query;
+    each before the tables that read it), so that :meth:`describe` gives statements that run as
+    they are on a fresh connection to the store."""
 
     name: str
     sql: str
     params: dict[str, Any] = field(default_factory=dict)
+    made: tuple[tuple[str, Query], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sql", prune_customers_join(self.sql))
+        if not self.made:
+            object.__setattr__(self, "made", _made_for(self.sql))
 
     def describe(self) -> str:
-        shown = {k: v for k, v in self.params.items()}
-        return f"-- {self.name}\n{self.sql.strip()}\n-- parameters: {shown}"
+        made = "".join(f"-- {q.name}: a table this page computed once, read below as {name}\n"
+                       f"CREATE TEMP TABLE {name} AS\n{q.sql.strip()};\n-- parameters: {dict(q.params)}\n\n"
+                       for name, q in self.made)
+        return f"{made}-- {self.name}\n{self.sql.strip()}\n-- parameters: {dict(self.params)}"
 
 
 _MEMO: contextvars.ContextVar[dict | None] = contextvars.ContextVar("cxmetrics_query_memo", default=None)
@@ -469,6 +478,22 @@ PAGE_HOOKS: list = []
 
 
 _TEMP_TABLES = "__temp_tables__"
+_TEMP_DEFS = "__temp_defs__"
+
+
+def _made_for(sql: str) -> tuple[tuple[str, Query], ...]:
+    """The tables made in this page call that ``sql`` reads, with those their definitions read, in
+    the order they were made (a table's definition reads only tables made before it)."""
+    memo = _MEMO.get()
+    defs = memo.get(_TEMP_DEFS) if memo else None
+    if not defs:
+        return ()
+    wanted = set()
+    for name, q in defs.items():
+        if name in sql:
+            wanted.add(name)
+            wanted.update(n for n, _ in q.made)
+    return tuple((name, q) for name, q in defs.items() if name in wanted)
 
 
 def page_memo(key: tuple, compute: Callable[[], Any]) -> Any:
@@ -502,6 +527,7 @@ def temp_table(con: duckdb.DuckDBPyConnection, prefix: str, query: Query) -> str
         else:  # the Spark engine keeps a temporary view
             con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query.sql}", query.params)
         made.append((con, name))
+        memo.setdefault(_TEMP_DEFS, {})[name] = query
     return name
 
 
