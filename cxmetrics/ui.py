@@ -447,7 +447,8 @@ def estimate_tile(est: Estimate, *, fmt: str = "{:.1f}", help: str | None = None
 
 
 def how_computed(result: Result | Estimate, *, key: str) -> None:
-    """The traceability expander: method, reference, n, filters, assumptions, SQL and lineage."""
+    """The traceability expander: method, reference, n, filters, assumptions, SQL and lineage (of a
+    Result, an Estimate, or anything carrying the same fields, such as a P&L scenario)."""
     with st.expander("How was this computed?"):
         st.markdown(f"**Method.** {md_escape(result.method)}")
         if result.reference:

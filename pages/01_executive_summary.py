@@ -57,6 +57,7 @@ else:
     ui.chart(pnl_charts.waterfall(data.bridge), key="exec_bridge",
              caption="Retention, enrichment, advocacy and cost savings of the scenario, minus the programme cost. "
                      "The Finance review page shows every input, assumption and the sensitivity.")
+    ui.how_computed(data.bridge, key="exec_bridge_how")
 
 c1, c2 = st.columns(2)
 with c1:

@@ -98,6 +98,7 @@ else:
              caption="Estimated inputs carry a standard error (their uncertainty feeds the interval); assumptions do not "
                      "(their effect is the tornado above).")
     st.caption(ui.md_escape("Assumption versions used: " + "; ".join(f"{k} = {v}" for k, v in b.assumptions.items())))
+    ui.how_computed(b, key="fin_bridge_how")
 
 st.header("Sample sizes and representativeness")
 rep = data.representativeness

@@ -12,6 +12,8 @@ def test_finance_review_renders_for_executive_without_edit_form(demo_db, make_ap
     assert at.title[0].value == "Finance review"
     assert any("Only the finance role" in i.value for i in at.info)
     assert any("2025-03" in w.value for w in at.warning)  # the planted reconciliation gap
+    # the bridge's "How was this computed?": the queries behind its inputs
+    assert any("-- bridge_base" in c.value for c in at.code) and any("-- wallet_by_group" in c.value for c in at.code)
 
 
 def test_finance_role_edits_and_restores_an_assumption(writable_db, make_app):

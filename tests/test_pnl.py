@@ -61,6 +61,7 @@ def test_executive_summary_page(demo_db, make_app):
     assert not at.exception, at.exception
     assert at.title[0].value == "Executive summary"  # the landing page
     assert any("**P&L.**" in m.value for m in at.markdown)
+    assert any("-- bridge_base" in c.value for c in at.code)  # the bridge's "How was this computed?"
     at.slider(key="exec_drop").set_value(10).run()
     assert not at.exception
 
@@ -122,3 +123,36 @@ def test_detractor_scenario_roi_divides_by_the_initiatives_in_scope(con):
     p = pnl.detractor_scenario(con, Filters(), draws=200)
     assert p.cost == pytest.approx(pnl.scoped_programme_cost(con, Filters()))
     assert p.roi == pytest.approx(p.net[0] / p.cost)
+
+
+def test_the_bridge_shows_every_query_its_inputs_ran_even_those_its_page_ran_first(con):
+    """The bridge is computed from other metrics' results (CLV by group, share of wallet, complaint
+    rates, the active base): its "How was this computed?" lists the queries behind every input. On
+    the Executive summary the CLV by group is computed before the bridge and handed to it from the
+    page's memo, so its query must still be the bridge's; each query listed once."""
+    def names(p):
+        return [q.name for q in p.queries]
+
+    alone = pnl.detractor_scenario(con, Filters())
+    want = {"clv_inputs", "wallet_by_group", "complaint_rate_by_group", "bridge_base", "assumptions_current",
+            "programme_cost"}
+    assert want <= set(names(alone))
+    keys = [(q.name, q.sql, repr(sorted(q.params.items()))) for q in alone.queries]
+    assert len(keys) == len(set(keys))
+    on_page = summary.page_data(con, Filters()).bridge
+    assert set(names(on_page)) == set(names(alone))
+    # the CLI's JSON carries them as the same text the page shows
+    assert alone.to_dict()["queries"] == [q.describe() for q in alone.queries]
+    ini = pnl.initiatives_scenario(con, Filters())
+    assert "assumptions_current" in names(ini)
+
+
+def test_the_kpi_scorecard_shows_the_queries_behind_its_money_at_risk(con):
+    """The money at risk prices extra detractors at the CLV gap: the scorecard's queries include the
+    CLV inputs, and its lineage the transactions and churn events they read."""
+    from cxmetrics.metrics import alignment
+
+    res = alignment.scorecard(con, Filters())
+    assert res.extra["clv_gap"] is not None
+    assert {"kpi_linked", "clv_inputs"} <= {q.name for q in res.queries}
+    assert {"transactions", "churn_events"} <= set(res.extra["tables"])

@@ -244,13 +244,14 @@ def assess(con: duckdb.DuckDBPyConnection, filters: Filters, kpi: pd.Series, *, 
 def scorecard(con: duckdb.DuckDBPyConnection, filters: Filters, *, department: str | None = None,
               alpha: float = 0.05) -> Result:
     """Every KPI's threshold, status and money at risk, sorted by money at risk."""
-    kpis = kpis_frame(con, filters, department)
-    gap, horizon = clv_gap(con, filters) if len(kpis) else (None, "")
-    gap_note = horizon if gap is None else ""
-    horizon = horizon if gap is not None else 5.0
-    rows = [assess(con, filters, k, gap=gap, horizon_years=horizon, alpha=alpha) for _, k in kpis.iterrows()]
+    with store.recorded() as ran:  # the money at risk's CLV gap included
+        kpis = kpis_frame(con, filters, department)
+        gap, horizon = clv_gap(con, filters) if len(kpis) else (None, "")
+        gap_note = horizon if gap is None else ""
+        horizon = horizon if gap is not None else 5.0
+        rows = [assess(con, filters, k, gap=gap, horizon_years=horizon, alpha=alpha) for _, k in kpis.iterrows()]
     curves = {r["kpi_id"]: r.pop("_curve") for r in rows}
-    queries = tuple(q for r in rows for q in r.pop("_query"))
+    queries = store.distinct([*(q for r in rows for q in r.pop("_query")), *ran])
     table = pd.DataFrame(rows)
     if len(table):
         table = table.sort_values("money_at_risk", ascending=False, na_position="last").reset_index(drop=True)
@@ -261,7 +262,8 @@ def scorecard(con: duckdb.DuckDBPyConnection, filters: Filters, *, department: s
                   reference="Feder (1975); Muggeo (2003); Davies (1987); Venzon & Moolgavkar (1988); direct "
                             "standardisation (Rothman et al. 2008).", filters=filters.describe(),
                   alpha=alpha, warnings=warnings, queries=queries,
-                  extra={"tables": ("kpis", "kpi_observations", "survey_responses", "customers"), "curves": curves,
+                  extra={"tables": ("kpis", "kpi_observations", "survey_responses", "customers")
+                         + (("transactions", "churn_events") if gap is not None else ()), "curves": curves,
                          "clv_gap": gap, "horizon_years": horizon, "mix_note": getattr(gap, "mix_note", ""),
                          "kpis": kpis})
 

@@ -65,11 +65,14 @@ class PnL:
     interval_note: str = ""  # what the interval includes: statistical only, or assumption ranges too
     includes_assumptions: bool = False
     confounding_note: str = ""  # shown when the crude − adjusted gap exceeds the interval's half-width
+    #: every query its inputs ran (store.Query), for "How was this computed?" (store.recorded)
+    queries: tuple = ()
 
     def to_dict(self) -> dict:
         from cxmetrics.core.results import jsonable
 
-        return jsonable({k: getattr(self, k) for k in self.__dataclass_fields__})
+        return jsonable({k: getattr(self, k) for k in self.__dataclass_fields__ if k != "queries"}
+                        | {"queries": [q.describe() for q in self.queries]})
 
 
 def _annual_churn(monthly_pct: float, events: int) -> Quantity:
@@ -349,7 +352,8 @@ def detractor_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop
     Monte Carlo (``distribution`` triangular or uniform), jointly with the statistical bootstrap
     (:func:`cxmetrics.bridge.simulate`); ``PnL.interval_note`` says what the interval includes.
     """
-    inp, warnings, ctx = gather(con, filters, drop_points=drop_points, to=to, programme_cost=programme_cost)
+    with store.recorded() as ran:
+        inp, warnings, ctx = gather(con, filters, drop_points=drop_points, to=to, programme_cost=programme_cost)
     ranges = ctx["ranges"] if assumption_ranges else None
     sim = bridge.simulate(inp, n_draws=draws, alpha=alpha, seed=seed, assumption_ranges=ranges, distribution=distribution)
     comps = pd.DataFrame([{"component": k, "label": bridge.LABELS[k], "estimate": sim[k][0], "ci_low": sim[k][1],
@@ -393,14 +397,17 @@ def detractor_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop
                crude=crude, crude_net=crude_sim["net"], mix_note=MIX_NOTE if ctx["strata"] else "",
                interval_note=interval_note(ctx["ranges"], assumption_ranges, distribution, alpha),
                includes_assumptions=bool(assumption_ranges and ctx["ranges"]),
-               confounding_note=confounding_note(stat_net, crude_sim["net"]) if ctx["strata"] else "")
+               confounding_note=confounding_note(stat_net, crude_sim["net"]) if ctx["strata"] else "",
+               queries=store.distinct(ran))
 
 
 def initiatives_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: float = 0.05) -> PnL:
     """What the measured initiatives delivered in money × attribution share, minus the cost of the initiatives in scope."""
     from cxmetrics.metrics import impact
 
-    imps = impact.all_impacts(con, filters, alpha=alpha)
+    with store.recorded() as ran:
+        imps = impact.all_impacts(con, filters, alpha=alpha)
+        used = assumptions.current(con)
     rows, warnings, no_se = [], [], []
     total, var = 0.0, 0.0
     for i in imps:
@@ -413,7 +420,6 @@ def initiatives_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, al
             var += (i.money.se or 0.0) ** 2
         elif i.status == "effect":
             warnings.append(f"{i.initiative_id}: a measured effect ({i.effect.unit}) with no money link yet.")
-    used = assumptions.current(con)
     share = used["attribution_share"].value if "attribution_share" in used else 1.0
     if share != 1.0:  # credited to CX like the detractor scenario
         rows = [{**r, **{k: r[k] * share for k in ("estimate", "ci_low", "ci_high")}} for r in rows]
@@ -429,7 +435,8 @@ def initiatives_scenario(con: duckdb.DuckDBPyConnection, filters: Filters, *, al
     return PnL("initiatives", "What the measured initiatives delivered to date", pd.DataFrame(rows),
                (net, net - half, net + half), net / cost if cost else None, cost, pd.DataFrame(), pd.DataFrame(),
                pd.DataFrame(), cited, tuple(warnings), method="Sum of each initiative's money effect (independent "
-               "normal intervals) × the attribution share, minus the cost of the initiatives in scope.", filters=filters.describe())
+               "normal intervals) × the attribution share, minus the cost of the initiatives in scope.", filters=filters.describe(),
+               queries=store.distinct(ran))
 
 
 def headline(p: PnL) -> str:

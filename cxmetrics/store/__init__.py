@@ -499,14 +499,43 @@ def _made_for(sql: str) -> tuple[tuple[str, Query], ...]:
 def page_memo(key: tuple, compute: Callable[[], Any]) -> Any:
     """Inside a :func:`memoized` page call, ``compute()`` once per ``key`` (a value derived from
     query results already memoised, e.g. parsed JSON: the same within the call); outside one,
-    every time."""
+    every time. A later call counts the queries the first one ran for :func:`recorded`."""
     memo = _MEMO.get()
     if memo is None:
         return compute()
     key = ("__page_memo__", *key)
     if key not in memo:
-        memo[key] = compute()
-    return memo[key]
+        with recorded() as ran:
+            value = compute()
+        memo[key] = (value, tuple(ran))
+    else:
+        for rec in _RECORDERS.get():
+            rec.extend(memo[key][1])
+    return memo[key][0]
+
+
+_RECORDERS: contextvars.ContextVar[tuple[list, ...]] = contextvars.ContextVar("cxmetrics_query_recorders",
+                                                                              default=())
+
+
+@contextlib.contextmanager
+def recorded() -> Iterator[list[Query]]:
+    """The queries a block runs, in order (those a page call answers from its memo included): for a
+    figure computed from other metrics' results (the P&L bridge), its "How was this computed?"."""
+    ran: list[Query] = []
+    token = _RECORDERS.set((*_RECORDERS.get(), ran))
+    try:
+        yield ran
+    finally:
+        _RECORDERS.reset(token)
+
+
+def distinct(queries) -> tuple[Query, ...]:
+    """``queries`` without repeats (the same name, SQL and parameters), in their first order."""
+    out = {}
+    for q in queries:
+        out.setdefault((q.name, q.sql, repr(sorted(q.params.items(), key=lambda kv: kv[0]))), q)
+    return tuple(out.values())
 
 
 def temp_table(con: duckdb.DuckDBPyConnection, prefix: str, query: Query) -> str | None:
@@ -550,6 +579,8 @@ def _temp_name(prefix: str, query: Query) -> str:
 def _execute(con: duckdb.DuckDBPyConnection, query: Query, fetch, copy):
     """Run ``query`` and ``fetch`` its result: memoised inside a :func:`memoized` call (``copy``
     hands out a copy), errors named after the query, results bounded by ``MAX_RESULT_ROWS``."""
+    for rec in _RECORDERS.get():
+        rec.append(query)
     memo = _MEMO.get()
     key = None
     if memo is not None:
