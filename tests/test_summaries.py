@@ -318,6 +318,88 @@ def test_every_rebuilt_summary_equals_its_relation_computed_from_the_contract_ta
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9)
 
 
+def test_the_landmark_family_is_kept_at_the_last_12_months_landmark_too_and_read_there(writable_db, monkeypatch):
+    """The sidebar's "Last 12 months" takes its first day as the churn landmark: the landmark base
+    and every relation read from it are kept there too (twins), rebuilt with their relations, equal
+    to their definitions at that landmark; every page under that range reads them (no landmark
+    base computed from the landmark states), with the figures of the raw path. Another range reads
+    the states; a store whose last-12-months landmark is the default one keeps no twins."""
+    from cxmetrics.core import periods
+    from cxmetrics.tools import bench
+
+    family = [n for n in summaries.DEPENDS if n in summaries.LANDMARK_FAMILY]
+    assert family == [summaries.LANDMARK_TABLE, summaries.COMPLAINT_CHURN_TABLE, relations.LANDMARK_REVENUE.name,
+                      relations.CLV_CELLS_BY_DEPARTMENT.name, summaries.CLV_CELLS_TABLE]
+    vias, real_via = [], summaries._via
+
+    def via_spy(con, rel, via, filters, args, bind=None):
+        got = real_via(con, rel, via, filters, args, bind)
+        vias.append((rel.name, via.reads, bind is not None and got is not None))
+        return got
+
+    with store.connect(str(writable_db), read_only=False) as con:
+        with store.transaction(con):  # a tenth of every fact table gone: the twins rebuilt
+            for table, key in (("survey_responses", "response_id"), ("complaints", "complaint_id"),
+                               ("transactions", "transaction_id"), ("churn_events", "customer_id")):
+                con.execute(f"DELETE FROM {table} WHERE hash({key}) % 10 = 3")  # names from this test
+            monkeypatch.setattr(summaries, "_via", via_spy)
+            store.bump_version(con)
+            monkeypatch.undo()
+        # the base and its revenue built from the landmark states and the customer summary
+        assert {(n, r) for n, r, used in vias if used} == {
+            (summaries.LANDMARK_TABLE, (relations.LANDMARK_STATES.name,)),
+            (relations.LANDMARK_REVENUE.name, (summaries.CUSTOMER_TABLE,))}
+        lo, hi = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
+        L2 = periods.preset_range(periods.LAST_12_MONTHS, lo, hi)[0]
+        info, _ = summaries._state(con)
+        assert info["landmark2"] == L2.isoformat() != info["landmark"]
+        assert set(map(summaries.twin, family)) <= set(summaries.last_refresh(con)["rebuilt"])
+        for name in family:
+            raw = summaries.relation_query(name, **summaries._built_args(info, second=True))
+            got = con.execute(f"SELECT * FROM {summaries.twin(name)} ORDER BY ALL").df()
+            want = con.execute(f"SELECT * FROM ({raw.sql}) ORDER BY ALL", raw.params).df()
+            assert len(got) > 0, name
+            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9, obj=name)
+    last12 = Filters(date_from=L2, date_to=hi)
+    ran = []
+    real = store._execute
+
+    def spy(c, q, fetch, copy):
+        ran.append(q)
+        return real(c, q, fetch, copy)
+
+    with store.connect(str(writable_db)) as con:
+        for spec in PAGES:
+            fn = bench.page_function(spec)
+            monkeypatch.setattr(store, "_execute", spy)
+            ran.clear()
+            fast = fn(con, last12)
+            monkeypatch.undo()
+            sql = " ".join(q.sql for q in ran)
+            assert "summary_landmark_states" not in sql and "__summary_landmark_via_" not in sql, spec.title
+            if spec.title in ("Executive summary", "Churn & retention", "Finance review", "Department"):
+                assert "summary_landmark_l12" in sql, spec.title
+            monkeypatch.setattr(summaries, "_state", lambda con: ({}, 0))  # no summary current: raw queries
+            _same(_figures(fast), _figures(fn(con, last12)))
+            monkeypatch.undo()
+        # a range starting another day reads the landmark states, not the twins
+        ran.clear()
+        monkeypatch.setattr(store, "_execute", spy)
+        churn.churn_by(con, last12.with_(date_from=L2 + dt.timedelta(days=1)))
+        monkeypatch.undo()
+        assert "summary_landmark_states" in " ".join(q.sql for q in ran)
+        assert "summary_landmark_l12" not in " ".join(q.sql for q in ran)
+    # data whose last 12 months start on the default landmark: no twins, the old ones dropped
+    monkeypatch.setattr(summaries, "second_landmark", lambda con: summaries.DEFAULT_LANDMARK[0](con))
+    with store.connect(str(writable_db), read_only=False) as con:
+        with store.transaction(con):
+            store.bump_version(con)
+        info, _ = summaries._state(con)
+        assert info["landmark2"] is None and not any(n.endswith("_l12") for n in info["built"])
+        assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%\\_l12' ESCAPE '\\'"
+                               ).fetchone()[0]
+
+
 def test_a_relation_depends_on_every_table_the_relations_it_reads_depend_on():
     """Otherwise a write could rebuild a relation and carry over one computed from it."""
     for rel in relations.ALL:
@@ -334,21 +416,24 @@ def test_a_write_rebuilds_only_the_summaries_computed_from_what_it_changed(writa
         # initiatives' money reads the cost per escalation), each fit kept whose relation was carried
         assert summaries.refresh(con, v + 1, previous=v, changed={"assumptions"}) == [summaries.FITS_TABLE]
         assert summaries.last_refresh(con)["fits_kept"] == [n for n in summaries.FITS if n != "impacts"]
+        # the landmark family's twins at the second landmark (the "Last 12 months" one) follow it
+        family = [summaries.LANDMARK_TABLE, summaries.COMPLAINT_CHURN_TABLE, relations.LANDMARK_REVENUE.name,
+                  relations.CLV_CELLS_BY_DEPARTMENT.name, summaries.CLV_CELLS_TABLE]
+        twins = [summaries.twin(n) for n in family]
         assert summaries.refresh(con, v + 2, previous=v + 1, changed={"complaints"}) == [
             relations.LANDMARK_STATES.name, summaries.DEPARTMENTS_TABLE, relations.LIFECYCLE_BY_DEPARTMENT.name,
             relations.GAPS_BY_DEPARTMENT.name, relations.UPLIFT_BY_DEPARTMENT.name, summaries.CUSTOMER_TABLE,
-            summaries.COMPLAINT_RATE_TABLE, summaries.NRR_CELLS_TABLE, summaries.LANDMARK_TABLE,
-            summaries.COMPLAINT_CHURN_TABLE, relations.LANDMARK_REVENUE.name, relations.CLV_CELLS_BY_DEPARTMENT.name,
-            summaries.CLV_CELLS_TABLE, summaries.GAPS_TABLE, summaries.COMPLAINTS_TABLE,
-            summaries.UPLIFT_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
+            summaries.COMPLAINT_RATE_TABLE, summaries.NRR_CELLS_TABLE, *family, summaries.GAPS_TABLE,
+            summaries.COMPLAINTS_TABLE, summaries.UPLIFT_TABLE, summaries.WALLET_TABLE, *twins, summaries.FITS_TABLE]
         assert summaries.refresh(con, v + 3, previous=v + 2, changed={"kpi_observations"}) == [
             summaries.KPI_TABLE, summaries.KPI_DAILY_TABLE, summaries.KPI_ALLTIME_TABLE, summaries.FITS_TABLE]
+        assert set(twins) <= set(summaries.last_refresh(con)["carried"])
         assert summaries.refresh(con, v + 4, previous=v + 3, changed={"transactions"}) == [
-            relations.REVENUE_MONTHS.name, summaries.CUSTOMER_TABLE, summaries.COMPLAINT_RATE_TABLE, summaries.NRR_CELLS_TABLE, summaries.LANDMARK_TABLE,
-            summaries.COMPLAINT_CHURN_TABLE, relations.LANDMARK_REVENUE.name, relations.CLV_CELLS_BY_DEPARTMENT.name,
-            summaries.CLV_CELLS_TABLE, summaries.RFM_TABLE,
-            relations.RFM_HOLDOUT.name, summaries.REVENUE_TABLE, summaries.WALLET_TABLE, summaries.FITS_TABLE]
-        assert summaries.refresh(con, v + 5, previous=v + 1, changed={"assumptions"}) == list(summaries.DEPENDS)
+            relations.REVENUE_MONTHS.name, summaries.CUSTOMER_TABLE, summaries.COMPLAINT_RATE_TABLE, summaries.NRR_CELLS_TABLE,
+            *family, summaries.RFM_TABLE, relations.RFM_HOLDOUT.name, summaries.REVENUE_TABLE, summaries.WALLET_TABLE,
+            *twins, summaries.FITS_TABLE]
+        assert summaries.refresh(con, v + 5, previous=v + 1, changed={"assumptions"}) == [
+            *list(summaries.DEPENDS)[:-1], *twins, summaries.FITS_TABLE]
         con.execute("ROLLBACK")
 
 
@@ -629,12 +714,13 @@ def _stored(con) -> dict[str, pd.DataFrame]:
     """Every stored summary table (the kept fits aside), rows sorted by every column, a list's
     elements as a tuple (compared element by element)."""
     out = {}
-    for rel in relations.ALL:
-        df = con.execute(f"SELECT * FROM {rel.name} ORDER BY ALL").df()  # names from relations.ALL
+    twins = [summaries.twin(n) for n in summaries.DEPENDS if n in summaries.LANDMARK_FAMILY]
+    for name in [rel.name for rel in relations.ALL] + [t for t in twins if summaries.current(con, t)]:
+        df = con.execute(f"SELECT * FROM {name} ORDER BY ALL").df()  # names from relations.ALL
         for col in df.columns:
             if df[col].map(lambda v: hasattr(v, "tolist")).any():
                 df[col] = df[col].map(lambda v: tuple(v.tolist()) if hasattr(v, "tolist") else v)
-        out[rel.name] = df
+        out[name] = df
     return out
 
 

@@ -90,6 +90,27 @@ def _reading(names: frozenset[str]) -> frozenset[str]:
 #: computed from them (without transactions they would recompute them from the raw tables).
 NEED_TRANSACTIONS = _reading(frozenset({LANDMARK_TABLE, relations.LANDMARK_REVENUE.name, RFM_TABLE, CUSTOMER_TABLE}))
 
+#: The relations computed at a landmark: the churn landmark base and those read from it (its
+#: revenue, the CLV cells, the complaint churn cells). Kept for the default landmark of the
+#: unfiltered view and, as twins (:func:`twin`), for :func:`second_landmark`.
+LANDMARK_FAMILY = _reading(frozenset({LANDMARK_TABLE}))
+
+
+def twin(name: str) -> str:
+    """The table that keeps relation ``name`` of :data:`LANDMARK_FAMILY` at :func:`second_landmark`."""
+    return name + "_l12"
+
+
+def second_landmark(con: duckdb.DuckDBPyConnection) -> dt.date | None:
+    """The landmark of the sidebar's "Last 12 months", the most common view of a dashboard: its first
+    day in the survey answers' dates (:func:`cxmetrics.core.periods.preset_range`, as the app sets
+    it), which a churn figure under that range takes as its landmark. None without answers."""
+    from cxmetrics.core import periods
+
+    lo, hi = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
+    return None if lo is None else periods.preset_range(periods.LAST_12_MONTHS, lo, hi)[0]
+
+
 #: Fits kept in summary_fits: name → function(con) returning a JSON-able result, for the
 #: unfiltered view at the default landmark / calibration end (see :func:`fit`). Registered by
 #: :mod:`cxmetrics.commit` (the cox fit of churn, the BTYD fit of btyd).
@@ -170,11 +191,11 @@ def definition(rel: Relation, filters: Filters, args: dict, bind: Callable[[str,
     return sql, params
 
 
-def _via(con: duckdb.DuckDBPyConnection, rel: Relation, via: Via, filters: Filters, args: dict
-         ) -> tuple[str, dict[str, Any]] | None:
+def _via(con: duckdb.DuckDBPyConnection, rel: Relation, via: Via, filters: Filters, args: dict,
+         bind: Callable[[str, Filters], Source] | None = None) -> tuple[str, dict[str, Any]] | None:
     """``rel`` under ``filters`` and ``args`` from the stored relations ``via`` (one of its
-    :attr:`Relation.vias`) reads (the relations it uses bound as for its definition); None when
-    those cannot answer."""
+    :attr:`Relation.vias`) reads (the relations it uses bound as for its definition, or by
+    ``bind``); None when those cannot answer."""
     got = via.cond(filters, args)
     if got is None:
         return None
@@ -187,17 +208,25 @@ def _via(con: duckdb.DuckDBPyConnection, rel: Relation, via: Via, filters: Filte
         sql = sql.replace("{" + name + "}", name)  # names from relations.ALL
     for sub, narrow in rel.uses.items():
         if "{" + sub + "}" in sql:
-            s = source(con, sub, narrow(filters), inline=sub in rel.inline_uses, **args)
+            s = (bind(sub, narrow(filters)) if bind is not None
+                 else source(con, sub, narrow(filters), inline=sub in rel.inline_uses, **args))
             sql = sql.replace("{" + sub + "}", s.sql)
             _merge(params, s.params)
     return sql, params
 
 
-def _built_args(info: dict) -> dict[str, Any]:
-    """The arguments the stored summaries were built with."""
+def _built_args(info: dict, *, second: bool = False) -> dict[str, Any]:
+    """The arguments the stored summaries were built with (``second``: the twins of
+    :data:`LANDMARK_FAMILY`, at :func:`second_landmark`)."""
     end = dt.date.fromisoformat(info["end"]) if info.get("end") else None
-    landmark = dt.date.fromisoformat(info["landmark"]) if info.get("landmark") else None
+    key = "landmark2" if second else "landmark"
+    landmark = dt.date.fromisoformat(info[key]) if info.get(key) else None
     return {"landmark": landmark, "end": None, "cal_end": end}
+
+
+def _table(name: str, second: bool) -> str:
+    """Where relation ``name`` is stored for the default landmark, or (``second``) the second one."""
+    return twin(name) if second and name in LANDMARK_FAMILY else name
 
 
 def _held(rel: Relation, filters: Filters, args: dict, is_current: Callable[[str], bool], built: dict) -> bool:
@@ -263,6 +292,9 @@ def source(con: duckdb.DuckDBPyConnection, name: str, filters: Filters | None = 
     built_versions, built_args = info.get("built", {}), _built_args(info)
     if _held(rel, f, args, lambda n: built_versions.get(n) == version, built_args):
         return Source(rel, rel.name, {}, True)
+    if rel.name in LANDMARK_FAMILY and info.get("landmark2") and _held(
+            rel, f, args, lambda n: built_versions.get(_table(n, True)) == version, _built_args(info, second=True)):
+        return Source(rel, twin(rel.name), {}, True)
     via = next((got for v in rel.vias if all(built_versions.get(n) == version for n in v.reads)
                 and all(args.get(a) == built_args.get(a) for a in v.same_args)
                 and (got := _via(con, rel, v, f, args)) is not None), None)
@@ -455,6 +487,9 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
     landmark = DEFAULT_LANDMARK[0](con) if DEFAULT_LANDMARK else None
     end = con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
     args = {"landmark": landmark, "end": None, "cal_end": end}
+    landmark2 = second_landmark(con) if landmark is not None and end is not None else None
+    landmark2 = None if landmark2 == landmark else landmark2
+    args2 = {**args, "landmark": landmark2}
     rebuilt, updated, carried = [], [], []
     delta = None
     if changed is not None and previous is not None and info:
@@ -470,6 +505,7 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
 
     def save():
         info = {"format": format_version(), "landmark": landmark.isoformat() if landmark else None,
+                "landmark2": landmark2.isoformat() if landmark2 else None,
                 "end": end.isoformat() if end else None, "built": built, "counts": incremental.counts(con),
                 "last_refresh": {"rebuilt": rebuilt, "updated": updated, "carried": carried,
                                  "appended": delta or {}, "fits_kept": fits_kept,
@@ -518,6 +554,7 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
                 rebuilt.append(name)
             built[name] = version
             seconds[name] = round(time.perf_counter() - t0, 3)
+    _build_twins(con, version, previous, changed, delta, info, built, args, args2, rebuilt, carried, seconds)
     save()
     if built.get(FITS_TABLE) != version:
         # a fit whose relation was carried over unchanged (at the same arguments) is the same fit;
@@ -551,6 +588,58 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
     if delta is not None:
         incremental.done(con, delta)
     return rebuilt
+
+
+def _build_twins(con: duckdb.DuckDBPyConnection, version: int, previous: int | None, changed: set[str] | None,
+                 delta: dict | None, info: dict, built: dict, args: dict, args2: dict, rebuilt: list[str],
+                 carried: list[str], seconds: dict) -> None:
+    """Keep :data:`LANDMARK_FAMILY` at the second landmark too (``args2``; its landmark None: no
+    twins; ``args``: the other summaries' arguments), each twin after its relation is current at
+    ``version``: carried over when the write changed none of its tables (or, for appended rows,
+    none it reads before that landmark) and the second landmark is the one it was built at, else
+    rebuilt, reading the twins before it and the other summaries: from the histories where a via
+    reads only those (the landmark base from the landmark states, its revenue from the customer
+    summary: a filter, at a tenth of the definition's cost), else from its definition."""
+    landmark2 = args2["landmark"]
+    same = info.get("landmark2") == (landmark2.isoformat() if landmark2 else None) and info.get("end") == (
+        args2["cal_end"].isoformat() if args2["cal_end"] else None)
+    done: set[str] = set()  # relations whose twin was carried over (for incremental.unchanged_by)
+
+    def bind2(sub: str, f: Filters) -> Source:
+        rel = RELATIONS[sub]
+        if _held(rel, f, args2, lambda n: built.get(_table(n, True)) == version, args2):
+            return Source(rel, _table(sub, True))
+        sql, params = definition(rel, f, args2, bind2)
+        return Source(rel, f"({sql})", params)
+
+    for name in DEPENDS:
+        if name not in LANDMARK_FAMILY:
+            continue
+        t, rel = twin(name), RELATIONS[name]
+        if landmark2 is None or built.get(name) != version:
+            if built.pop(t, None) is not None:
+                con.execute(f"DROP TABLE IF EXISTS {t}")  # name from relations.ALL
+            continue
+        was = built.get(t) == previous and previous is not None and same
+        if was and ((changed is not None and not rel.depends & set(changed)) or (
+                delta is not None and incremental.unchanged_by(con, rel, set(delta) & rel.depends, landmark2, True,
+                                                               done | {n for n in carried if n not in LANDMARK_FAMILY}))):
+            built[t] = version
+            carried.append(t)
+            done.add(name)
+            continue
+        t0 = time.perf_counter()
+        via = next((got for v in rel.vias if not set(v.reads) & LANDMARK_FAMILY
+                    and all(built.get(n) == version for n in v.reads)
+                    and all(args2.get(a) == args.get(a) for a in v.same_args)
+                    and (got := _via(con, rel, v, Filters(), args2, bind2)) is not None), None)
+        sql, params = via if via is not None else definition(rel, Filters(), args2, bind2)
+        if rel.stored_order:
+            sql = f"SELECT * FROM ({sql}) ORDER BY {rel.stored_order}"
+        con.execute(f"CREATE OR REPLACE TABLE {t} AS {sql}", params)  # name from relations.ALL
+        built[t] = version
+        rebuilt.append(t)
+        seconds[t] = round(time.perf_counter() - t0, 3)
 
 
 def _fit_kept(name: str, carried: list[str], changed: set[str] | None) -> bool:
