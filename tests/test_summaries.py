@@ -318,15 +318,63 @@ def test_every_rebuilt_summary_equals_its_relation_computed_from_the_contract_ta
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9)
 
 
-def test_the_landmark_family_is_kept_at_the_last_12_months_landmark_too_and_read_there(writable_db, monkeypatch):
-    """The sidebar's "Last 12 months" takes its first day as the churn landmark: the landmark base
-    and every relation read from it are kept there too (twins), rebuilt with their relations, equal
-    to their definitions at that landmark; every page under that range reads them (no landmark
-    base computed from the landmark states), with the figures of the raw path. Another range reads
-    the states; a store whose last-12-months landmark is the default one keeps no twins."""
+def _last_12_months(con) -> tuple[Filters, dict]:
+    """The sidebar's "Last 12 months" in ``con``'s answers (as the app sets it) and the summaries' state."""
     from cxmetrics.core import periods
+
+    lo, hi = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
+    return Filters(date_from=periods.preset_range(periods.LAST_12_MONTHS, lo, hi)[0], date_to=hi), summaries._state(con)[0]
+
+
+def _twins_equal_their_definitions_and_pages_read_them(db, monkeypatch, filters: Filters, info: dict) -> None:
+    """Each twin equals its relation's definition at the second landmark (and end); every page under
+    ``filters`` reads no landmark base from the states, the churn pages read the twin, and every
+    page shows the figures of the raw path."""
     from cxmetrics.tools import bench
 
+    ran = []
+    real = store._execute
+
+    def spy(c, q, fetch, copy):
+        ran.append(q)
+        return real(c, q, fetch, copy)
+
+    with store.connect(str(db)) as con:
+        for name in (n for n in summaries.DEPENDS if n in summaries.LANDMARK_FAMILY):
+            raw = summaries.relation_query(name, **summaries._built_args(info, second=True))
+            got = con.execute(f"SELECT * FROM {summaries.twin(name)} ORDER BY ALL").df()
+            want = con.execute(f"SELECT * FROM ({raw.sql}) ORDER BY ALL", raw.params).df()
+            assert len(got) > 0, name
+            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9, obj=name)
+        for spec in PAGES:
+            fn = bench.page_function(spec)
+            monkeypatch.setattr(store, "_execute", spy)
+            ran.clear()
+            fast = fn(con, filters)
+            monkeypatch.undo()
+            sql = " ".join(q.sql for q in ran)
+            assert "summary_landmark_states" not in sql and "__summary_landmark_via_" not in sql, spec.title
+            if spec.title in ("Executive summary", "Churn & retention", "Finance review", "Department"):
+                assert "summary_landmark_l12" in sql, spec.title
+            monkeypatch.setattr(summaries, "_state", lambda con: ({}, 0))  # no summary current: raw queries
+            _same(_figures(fast), _figures(fn(con, filters)))
+            monkeypatch.undo()
+        # a range starting another day reads the landmark states, not the twins
+        ran.clear()
+        monkeypatch.setattr(store, "_execute", spy)
+        churn.churn_by(con, filters.with_(date_from=filters.date_from + dt.timedelta(days=1)))
+        monkeypatch.undo()
+        assert "summary_landmark_states" in " ".join(q.sql for q in ran)
+        assert "summary_landmark_l12" not in " ".join(q.sql for q in ran)
+
+
+def test_the_landmark_family_is_kept_at_the_last_12_months_landmark_too_and_read_there(writable_db, monkeypatch):
+    """The sidebar's "Last 12 months" takes its first day as the churn landmark (and its last as the
+    follow-up's end when the data go on after the answers): the landmark base and every relation
+    read from it are kept there too (twins), rebuilt with their relations, equal to their
+    definitions at that landmark; every page under that range reads them (no landmark base
+    computed from the landmark states), with the figures of the raw path. Another range reads the
+    states; a store whose last-12-months landmark is the default one keeps no twins."""
     family = [n for n in summaries.DEPENDS if n in summaries.LANDMARK_FAMILY]
     assert family == [summaries.LANDMARK_TABLE, summaries.COMPLAINT_CHURN_TABLE, relations.LANDMARK_REVENUE.name,
                       relations.CLV_CELLS_BY_DEPARTMENT.name, summaries.CLV_CELLS_TABLE]
@@ -345,52 +393,28 @@ def test_the_landmark_family_is_kept_at_the_last_12_months_landmark_too_and_read
             monkeypatch.setattr(summaries, "_via", via_spy)
             store.bump_version(con)
             monkeypatch.undo()
-        # the base and its revenue built from the landmark states and the customer summary
-        assert {(n, r) for n, r, used in vias if used} == {
-            (summaries.LANDMARK_TABLE, (relations.LANDMARK_STATES.name,)),
-            (relations.LANDMARK_REVENUE.name, (summaries.CUSTOMER_TABLE,))}
-        lo, hi = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
-        L2 = periods.preset_range(periods.LAST_12_MONTHS, lo, hi)[0]
-        info, _ = summaries._state(con)
-        assert info["landmark2"] == L2.isoformat() != info["landmark"]
         assert set(map(summaries.twin, family)) <= set(summaries.last_refresh(con)["rebuilt"])
-        for name in family:
-            raw = summaries.relation_query(name, **summaries._built_args(info, second=True))
-            got = con.execute(f"SELECT * FROM {summaries.twin(name)} ORDER BY ALL").df()
-            want = con.execute(f"SELECT * FROM ({raw.sql}) ORDER BY ALL", raw.params).df()
-            assert len(got) > 0, name
-            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9, obj=name)
-    last12 = Filters(date_from=L2, date_to=hi)
-    ran = []
-    real = store._execute
+        last12, info = _last_12_months(con)
+    # the base and its revenue built from the landmark states and the customer summary
+    assert {(n, r) for n, r, used in vias if used} == {
+        (summaries.LANDMARK_TABLE, (relations.LANDMARK_STATES.name,)),
+        (relations.LANDMARK_REVENUE.name, (summaries.CUSTOMER_TABLE,))}
+    assert info["landmark2"] == last12.date_from.isoformat() != info["landmark"] and info["end2"] is None
+    _twins_equal_their_definitions_and_pages_read_them(writable_db, monkeypatch, last12, info)
 
-    def spy(c, q, fetch, copy):
-        ran.append(q)
-        return real(c, q, fetch, copy)
+    # answers that stop a month before the transactions: the follow-up ends on the last answer
+    with store.connect(str(writable_db), read_only=False) as con:
+        with store.transaction(con):
+            con.execute("DELETE FROM survey_responses WHERE responded_on > "
+                        "(SELECT max(responded_on) - INTERVAL 30 DAY FROM survey_responses)")
+            store.bump_version(con)
+        last12, info = _last_12_months(con)
+        assert last12.date_to < con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
+    assert (info["landmark2"], info["end2"]) == (last12.date_from.isoformat(), last12.date_to.isoformat())
+    _twins_equal_their_definitions_and_pages_read_them(writable_db, monkeypatch, last12, info)
 
-    with store.connect(str(writable_db)) as con:
-        for spec in PAGES:
-            fn = bench.page_function(spec)
-            monkeypatch.setattr(store, "_execute", spy)
-            ran.clear()
-            fast = fn(con, last12)
-            monkeypatch.undo()
-            sql = " ".join(q.sql for q in ran)
-            assert "summary_landmark_states" not in sql and "__summary_landmark_via_" not in sql, spec.title
-            if spec.title in ("Executive summary", "Churn & retention", "Finance review", "Department"):
-                assert "summary_landmark_l12" in sql, spec.title
-            monkeypatch.setattr(summaries, "_state", lambda con: ({}, 0))  # no summary current: raw queries
-            _same(_figures(fast), _figures(fn(con, last12)))
-            monkeypatch.undo()
-        # a range starting another day reads the landmark states, not the twins
-        ran.clear()
-        monkeypatch.setattr(store, "_execute", spy)
-        churn.churn_by(con, last12.with_(date_from=L2 + dt.timedelta(days=1)))
-        monkeypatch.undo()
-        assert "summary_landmark_states" in " ".join(q.sql for q in ran)
-        assert "summary_landmark_l12" not in " ".join(q.sql for q in ran)
     # data whose last 12 months start on the default landmark: no twins, the old ones dropped
-    monkeypatch.setattr(summaries, "second_landmark", lambda con: summaries.DEFAULT_LANDMARK[0](con))
+    monkeypatch.setattr(summaries, "second_landmark", lambda con: (summaries.DEFAULT_LANDMARK[0](con), None))
     with store.connect(str(writable_db), read_only=False) as con:
         with store.transaction(con):
             store.bump_version(con)

@@ -101,14 +101,19 @@ def twin(name: str) -> str:
     return name + "_l12"
 
 
-def second_landmark(con: duckdb.DuckDBPyConnection) -> dt.date | None:
-    """The landmark of the sidebar's "Last 12 months", the most common view of a dashboard: its first
-    day in the survey answers' dates (:func:`cxmetrics.core.periods.preset_range`, as the app sets
-    it), which a churn figure under that range takes as its landmark. None without answers."""
+def second_landmark(con: duckdb.DuckDBPyConnection) -> tuple[dt.date | None, dt.date | None]:
+    """The landmark and follow-up end of the sidebar's "Last 12 months", the most common view of a
+    dashboard: its first day in the survey answers' dates (:func:`cxmetrics.core.periods.preset_range`,
+    as the app sets it), which a churn figure under that range takes as its landmark, and its last
+    day when that is before the data's end (else None: the end, as the churn metrics'
+    ``follow_up_end`` rules). (None, None) without answers."""
     from cxmetrics.core import periods
 
-    lo, hi = con.execute("SELECT min(responded_on), max(responded_on) FROM survey_responses").fetchone()
-    return None if lo is None else periods.preset_range(periods.LAST_12_MONTHS, lo, hi)[0]
+    lo, hi, end = con.execute("SELECT min(responded_on), max(responded_on), (SELECT " + relations.DATA_END_SQL
+                              + ") FROM survey_responses").fetchone()
+    if lo is None:
+        return None, None
+    return periods.preset_range(periods.LAST_12_MONTHS, lo, hi)[0], (hi if end is not None and hi < end else None)
 
 
 #: Fits kept in summary_fits: name → function(con) returning a JSON-able result, for the
@@ -221,7 +226,8 @@ def _built_args(info: dict, *, second: bool = False) -> dict[str, Any]:
     end = dt.date.fromisoformat(info["end"]) if info.get("end") else None
     key = "landmark2" if second else "landmark"
     landmark = dt.date.fromisoformat(info[key]) if info.get(key) else None
-    return {"landmark": landmark, "end": None, "cal_end": end}
+    end2 = dt.date.fromisoformat(info["end2"]) if second and info.get("end2") else None
+    return {"landmark": landmark, "end": end2, "cal_end": end}
 
 
 def _table(name: str, second: bool) -> str:
@@ -487,9 +493,10 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
     landmark = DEFAULT_LANDMARK[0](con) if DEFAULT_LANDMARK else None
     end = con.execute("SELECT max(occurred_on) FROM transactions").fetchone()[0]
     args = {"landmark": landmark, "end": None, "cal_end": end}
-    landmark2 = second_landmark(con) if landmark is not None and end is not None else None
-    landmark2 = None if landmark2 == landmark else landmark2
-    args2 = {**args, "landmark": landmark2}
+    landmark2, end2 = second_landmark(con) if landmark is not None and end is not None else (None, None)
+    if (landmark2, end2) == (landmark, None):
+        landmark2 = end2 = None
+    args2 = {**args, "landmark": landmark2, "end": end2}
     rebuilt, updated, carried = [], [], []
     delta = None
     if changed is not None and previous is not None and info:
@@ -505,7 +512,7 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
 
     def save():
         info = {"format": format_version(), "landmark": landmark.isoformat() if landmark else None,
-                "landmark2": landmark2.isoformat() if landmark2 else None,
+                "landmark2": landmark2.isoformat() if landmark2 else None, "end2": end2.isoformat() if end2 else None,
                 "end": end.isoformat() if end else None, "built": built, "counts": incremental.counts(con),
                 "last_refresh": {"rebuilt": rebuilt, "updated": updated, "carried": carried,
                                  "appended": delta or {}, "fits_kept": fits_kept,
@@ -601,8 +608,8 @@ def _build_twins(con: duckdb.DuckDBPyConnection, version: int, previous: int | N
     reads only those (the landmark base from the landmark states, its revenue from the customer
     summary: a filter, at a tenth of the definition's cost), else from its definition."""
     landmark2 = args2["landmark"]
-    same = info.get("landmark2") == (landmark2.isoformat() if landmark2 else None) and info.get("end") == (
-        args2["cal_end"].isoformat() if args2["cal_end"] else None)
+    same = all(info.get(k) == (v.isoformat() if v else None)
+               for k, v in (("landmark2", landmark2), ("end2", args2["end"]), ("end", args2["cal_end"])))
     done: set[str] = set()  # relations whose twin was carried over (for incremental.unchanged_by)
 
     def bind2(sub: str, f: Filters) -> Source:
