@@ -16,25 +16,24 @@ from cxmetrics.core.results import Estimate
 OTHERS = ("logistics", "contact_centre", "digital", "sales")
 
 
-def walk(obj, seen=None):
-    """Every DataFrame and Estimate inside a page's result (dataclasses, dicts, lists, Results)."""
+def walk(obj, seen=None, kinds=(pd.DataFrame, Estimate)):
+    """Every DataFrame and Estimate (or object of ``kinds``) inside a page's result (dataclasses,
+    dicts, lists, Results)."""
     seen = seen if seen is not None else set()
     if id(obj) in seen:
         return
     seen.add(id(obj))
-    if isinstance(obj, pd.DataFrame):
-        yield obj
-    elif isinstance(obj, Estimate):
+    if isinstance(obj, kinds):
         yield obj
     elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         for f in dataclasses.fields(obj):
-            yield from walk(getattr(obj, f.name), seen)
+            yield from walk(getattr(obj, f.name), seen, kinds)
     elif isinstance(obj, dict):
         for v in obj.values():
-            yield from walk(v, seen)
+            yield from walk(v, seen, kinds)
     elif isinstance(obj, list | tuple):
         for v in obj:
-            yield from walk(v, seen)
+            yield from walk(v, seen, kinds)
 
 
 def size(res) -> int:

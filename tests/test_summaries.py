@@ -1183,25 +1183,9 @@ def test_the_key_drivers_read_the_latest_answers_as_of_the_ranges_end_inside_the
     pd.testing.assert_frame_equal(kd.table, raw.table, check_exact=False, rtol=1e-9)
 
 
-def _queries(obj, seen=None):
+def _queries(obj):
     """Every store.Query inside a page's data (results, estimates' containers, dicts, lists)."""
-    import dataclasses
-
-    seen = seen if seen is not None else set()
-    if id(obj) in seen:
-        return
-    seen.add(id(obj))
-    if isinstance(obj, store.Query):
-        yield obj
-    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        for f in dataclasses.fields(obj):
-            yield from _queries(getattr(obj, f.name), seen)
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            yield from _queries(v, seen)
-    elif isinstance(obj, list | tuple):
-        for v in obj:
-            yield from _queries(v, seen)
+    return walk(obj, kinds=(store.Query,))
 
 
 def test_a_pages_sql_shows_the_tables_the_page_made_and_runs_as_shown_on_a_fresh_connection(con, demo_db):
