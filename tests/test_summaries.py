@@ -1197,9 +1197,14 @@ def test_a_pages_sql_shows_the_tables_the_page_made_and_runs_as_shown_on_a_fresh
     from cxmetrics.metrics import wallet
     from cxmetrics.tools import bench
 
+    temp = re.compile(r"\b(__summary\w+|cx_\w+_[0-9a-f]{16})\b")
+
     @store.memoized
     def page(con, f, fn):
-        qs = [q for q in _queries(fn(con, f)) if q.made]
+        every = list(_queries(fn(con, f)))
+        for q in every:  # every table of the page a figure's SQL names is shown with it
+            assert set(temp.findall(q.sql)) <= {n for n, _ in q.made}, q.name
+        qs = [q for q in every if q.made]
         return qs, [con.execute(q.sql, q.params).df() for q in qs]  # while the page's tables exist
 
     def latest_then_wallet(con, f):  # a table made from another: the wallet's cells from the latest answers
@@ -1219,7 +1224,6 @@ def test_a_pages_sql_shows_the_tables_the_page_made_and_runs_as_shown_on_a_fresh
                 chains.add(tuple(re.sub(r"[0-9a-f]{16}$", "", name) for name, _ in q.made))
                 assert text.endswith(f"-- {q.name}\n{q.sql.strip()}\n-- parameters: {dict(q.params)}")
                 got = fresh.execute(q.sql, q.params).df()
-            assert set(re.findall(r"\b(__summary\w+|cx_\w+_[0-9a-f]{16})\b", q.sql)) <= {n for n, _ in q.made}
             key = list(rows.columns)
             pd.testing.assert_frame_equal(got.sort_values(key).reset_index(drop=True),
                                           rows.sort_values(key).reset_index(drop=True), check_exact=False, rtol=1e-9)
