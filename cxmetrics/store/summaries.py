@@ -606,7 +606,8 @@ def _build_twins(con: duckdb.DuckDBPyConnection, version: int, previous: int | N
     none it reads before that landmark) and the second landmark is the one it was built at, else
     rebuilt, reading the twins before it and the other summaries: from the histories where a via
     reads only those (the landmark base from the landmark states, its revenue from the customer
-    summary: a filter, at a tenth of the definition's cost), else from its definition."""
+    summary: filters; 0.63 / 0.15 s at 1M customers against 0.93 / 0.50 s from the definitions in one
+    build, by hand), else from its definition."""
     landmark2 = args2["landmark"]
     same = all(info.get(k) == (v.isoformat() if v else None)
                for k, v in (("landmark2", landmark2), ("end2", args2["end"]), ("end", args2["cal_end"])))
