@@ -37,12 +37,15 @@ ui.how_computed(moved_result, key="exec_moved_how")
 t1, t2, t3, t4 = st.columns(4)
 with t1:
     ui.estimate_tile(data.nps)
+    ui.how_computed(data.nps, key="exec_nps_how")
 with t2:
     if data.hazard.headline:
         ui.estimate_tile(data.hazard.headline[0], fmt="{:.2f}")
+        ui.how_computed(data.hazard, key="exec_hazard_how")
 with t3:
     ui.estimate_tile(data.promoter_value, fmt="{:,.0f}")
     st.caption(pnl.crude_beside(data.promoter_value))
+    ui.how_computed(data.promoter_value, key="exec_value_how")
 with t4:
     if data.bridge is not None:
         est, lo, hi = data.bridge.net

@@ -20,11 +20,14 @@ if data.overall.n == 0:
 t1, t2, t3 = st.columns(3)
 with t1:
     ui.estimate_tile(data.overall)
+    ui.how_computed(data.overall, key="nps_overall_how")
 with t2:
     ui.estimate_tile(data.weighted, help="Post-stratified so each segment counts as in the customer base.")
+    ui.how_computed(data.weighted, key="nps_weighted_how")
 with t3:
     if data.last_change is not None:
         ui.estimate_tile(data.last_change)
+        ui.how_computed(data.last_change, key="nps_change_how")
 ui.say(data.last_change_text, bold=True)
 
 ui.chart(charts.trend(data.trend, f"NPS by {period} with 95% CI"), key="nps_trend",

@@ -22,6 +22,7 @@ else:
     with c1:
         ui.estimate_tile(data.promoter_value, fmt="{:,.0f}")
         st.caption(pnl.crude_beside(data.promoter_value))
+        ui.how_computed(data.promoter_value, key="value_promoter_how")
     with c2:
         ui.say(clv.describe(data.clv, data.promoter_value), bold=True)
     ui.chart(charts.clv_bars(data.clv), key="value_clv")

@@ -26,6 +26,7 @@ with c1:
     ui.chart(charts.escalation_trend(data.by_month), key="comp_esc")
 with c2:
     ui.estimate_tile(data.recontact)
+    ui.how_computed(data.recontact, key="comp_recontact_how")
     st.caption("Median and 90th percentile days to resolve (open complaints counted as censored, not dropped):")
     ui.table(data.resolution.table, key="comp_res_table", name="resolution_times")
 

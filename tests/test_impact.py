@@ -11,6 +11,7 @@ import pytest
 
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
+from cxmetrics.core.results import described
 from cxmetrics.metrics import impact
 from cxmetrics.registers import demo, initiatives
 
@@ -316,6 +317,8 @@ def _same(a: impact.Impact, b: impact.Impact, *, exact: bool) -> None:
         elif f.name in ("effect", "money") and x is not None and not exact:
             for g in dataclasses.fields(x):
                 u, v = getattr(x, g.name), getattr(y, g.name)
+                if g.name == "queries":  # a kept estimate's are the text a live one's give
+                    u, v = described(u), described(v)
                 assert u == pytest.approx(v, rel=1e-9, nan_ok=True) if isinstance(u, float) else u == v, (f.name, g.name)
         elif isinstance(x, float) and not exact:
             assert x == pytest.approx(y, rel=1e-9), f.name

@@ -40,6 +40,9 @@ class Estimate:
     se : the standard error of ``estimate`` where one exists (None otherwise). The CI need not be
         ``estimate ± z·se`` (score-type, adjusted, simulated or clipped intervals are not), so
         never back an SE out of the CI: use ``se``.
+    queries : the queries whose rows the estimate is computed from (``store.Query`` objects, or
+        their text for an estimate kept with the summaries), for "How was this computed?"; not
+        part of the estimate's equality.
     """
 
     name: str
@@ -59,6 +62,7 @@ class Estimate:
     warnings: tuple[str, ...] = ()
     min_n: int = DEFAULT_MIN_N
     se: float | None = None
+    queries: tuple[Any, ...] = field(default=(), compare=False)
 
     def conf_int(self, alpha: float | None = None) -> tuple[float, float]:
         """The ``1 - alpha`` interval: the stored one at the estimate's own level, otherwise the
@@ -90,7 +94,7 @@ class Estimate:
         return f"{level}% CI {fmt.format(self.ci_low)} to {fmt.format(self.ci_high)}"
 
     def to_dict(self) -> dict[str, Any]:
-        d = jsonable(dataclasses.asdict(self))
+        d = estimate_parts(self)
         d["small_sample"] = self.small_sample
         return d
 
@@ -131,9 +135,30 @@ class Result:
             "rows": jsonable(self.table.to_dict(orient="records")),
             "assumptions": jsonable(self.assumptions),
             "warnings": list(self.warnings),
-            "queries": [q.describe() if hasattr(q, "describe") else str(q) for q in self.queries],
+            "queries": described(self.queries),
             "extra": jsonable(self.extra),
         }
+
+
+def described(queries) -> list[str]:
+    """Queries as the text "How was this computed?" shows (a kept estimate's are text already)."""
+    return [q.describe() if hasattr(q, "describe") else str(q) for q in queries]
+
+
+def estimate_parts(e: Estimate) -> dict[str, Any]:
+    """An estimate's fields as JSON values, its queries as text: :func:`estimate_from_parts` gives
+    back an equal estimate (a kept fit's, say)."""
+    d = jsonable({f.name: getattr(e, f.name) for f in dataclasses.fields(e) if f.name != "queries"})
+    d["queries"] = described(e.queries)
+    return d
+
+
+def estimate_from_parts(d: dict[str, Any], **changes: Any) -> Estimate:
+    """The :class:`Estimate` of :func:`estimate_parts` (its ``small_sample``, derived, ignored)."""
+    fields = {f.name for f in dataclasses.fields(Estimate)}
+    d = {k: v for k, v in d.items() if k in fields}
+    return Estimate(**{**d, "warnings": tuple(d.get("warnings", ())), "queries": tuple(d.get("queries", ())),
+                       **changes})
 
 
 def frame_parts(df: pd.DataFrame) -> dict:

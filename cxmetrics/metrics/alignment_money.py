@@ -145,7 +145,7 @@ def money_at_risk(th: Threshold, x, n_year, gap: Estimate, *, horizon_years: flo
         lo, hi = np.quantile(sims, [lo_q, hi_q])
         return Estimate("money_at_risk", lab, extra * g.estimate, float(lo), float(hi), n=int(n_year.sum()), unit="EUR",
                         alpha=alpha, se=float(np.std(sims, ddof=1)), method=method, filters=g.filters,
-                        assumptions=g.assumptions, warnings=g.warnings)
+                        assumptions=g.assumptions, warnings=g.warnings, queries=g.queries)
 
     how = (f"{extra:,.0f} extra detractors in the last 12 months × {{}} CLV gap over {horizon_years:g} years; "
            f"{draws:,}-draw Monte Carlo interval over the threshold model's (a, b) at τ̂ and the gap's SE")

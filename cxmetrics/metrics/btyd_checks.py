@@ -53,7 +53,7 @@ import functools
 from cxmetrics import store
 from cxmetrics.core import lazy
 from cxmetrics.core.filters import Filters
-from cxmetrics.core.results import Estimate, Result, frame_from_parts, frame_parts, jsonable
+from cxmetrics.core.results import Result, estimate_from_parts, estimate_parts, frame_from_parts, frame_parts, jsonable
 from cxmetrics.metrics import btyd, btyd_intervals
 from cxmetrics.store import relations, summaries
 
@@ -389,7 +389,7 @@ _FRAMES = ("bgnbd_params", "gamma_gamma_params")
 def _parts(res: Result, at: int) -> dict:
     extra = dict(res.extra)
     out = {"name": res.name, "label": res.label, "method": res.method, "reference": res.reference, "alpha": res.alpha, "assumptions": jsonable(res.assumptions),
-           "warnings": list(res.warnings), "at": at, "headline": [jsonable(dataclasses.asdict(e)) for e in res.headline],
+           "warnings": list(res.warnings), "at": at, "headline": [estimate_parts(e) for e in res.headline],
            "queries": [[q.name, q.sql, jsonable(q.params)] for q in res.queries],
            "frames": {k: frame_parts(extra.pop(k)) for k in _FRAMES if k in extra},
            "distributions": {k: frame_parts(v) for k, v in extra.pop("distributions", {}).items()},
@@ -407,7 +407,7 @@ def _from_parts(parts: dict, more_warnings: tuple[str, ...] = (), *, described: 
              **{k: frame_from_parts(v) for k, v in parts["frames"].items()}}
     if parts["distributions"]:
         extra["distributions"] = {k: frame_from_parts(v) for k, v in parts["distributions"].items()}
-    headline = tuple(Estimate(**{**e, "warnings": tuple(e["warnings"]), "filters": described}) for e in parts["headline"])
+    headline = tuple(estimate_from_parts(e, filters=described) for e in parts["headline"])
     w, at = parts["warnings"], parts["at"]
     return Result(parts["name"], parts["label"], _headline_table(headline), method=parts["method"],
                   reference=parts["reference"], filters=described, alpha=parts["alpha"], headline=headline,

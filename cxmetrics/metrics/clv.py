@@ -260,6 +260,12 @@ def promoter_value(clv: Result, *, strata: Result | None = None, moved: int = 10
     ``.crude``. Without ``strata`` it is the crude figure. Intervals treat the groups' CLV as
     independent normals with the SDs of their simulation draws (``clv_se``).
     """
+    out = _promoter_value(clv, strata, moved, source, target)
+    # a figure computed from the CLV results: it carries their queries (a kept fit's are text)
+    return replace(out, queries=store.distinct((*clv.queries, *(strata.queries if strata else ()))))
+
+
+def _promoter_value(clv: Result, strata: Result | None, moved: int, source: str, target: str) -> Estimate:
     crude = _crude_value(clv, moved, source, target)
     stub = stubs.carried(clv)  # stub customers are not contract customers: this figure includes none
     if stub and crude.estimate == crude.estimate:

@@ -227,7 +227,7 @@ SELECT CAST(coalesce(sum(n), 0) AS BIGINT) AS n, CAST(coalesce(sum(n) FILTER (WH
 FROM {{summary_complaint_gaps}} c
 WHERE {where} AND opened_on <= (SELECT max(opened_on) FROM complaints) - to_days($days)""", {**params, "days": int(days)},
                         filters=filters)
-    return _recontact_estimate(store.run(con, q).iloc[0], days, alpha, filters)
+    return dataclasses.replace(_recontact_estimate(store.run(con, q).iloc[0], days, alpha, filters), queries=(q,))
 
 
 def _recontact_estimate(r, days: int, alpha: float, filters: Filters) -> Estimate:

@@ -148,7 +148,8 @@ def net_revenue_retention(con: duckdb.DuckDBPyConnection, filters: Filters, *, a
     if n < 2 or not r["sy"]:
         return Estimate("nrr", "Net revenue retention", float("nan"), n=n, unit="%",
                         method="Not enough customers with revenue in both years.", filters=filters.describe(),
-                        warnings=("No customers with revenue in the previous 12 months.",), min_n=filters.min_n)
+                        warnings=("No customers with revenue in the previous 12 months.",), min_n=filters.min_n,
+                        queries=(q,))
     ratio = r["sx"] / r["sy"]
     # Σ(x − R y)² = Σx² − 2R Σxy + R² Σy²
     ss = r["sxx"] - 2 * ratio * r["sxy"] + ratio ** 2 * r["syy"]
@@ -165,7 +166,7 @@ def net_revenue_retention(con: duckdb.DuckDBPyConnection, filters: Filters, *, a
         warnings=("Earned growth rate needs each new customer's acquisition channel (referral or not), "
                   "which the data contract does not hold yet: only NRR is shown.",)
         + ((NRR_WINDOW,) if dated else ()),
-        min_n=filters.min_n)
+        min_n=filters.min_n, queries=(q,))
 
 
 def audit_log(con: duckdb.DuckDBPyConnection, filters: Filters, limit: int = 500) -> pd.DataFrame:

@@ -46,7 +46,7 @@ from cxmetrics.core import lazy
 from cxmetrics.core.dist import norm
 from cxmetrics.core.dist import t as t_dist
 from cxmetrics.core.filters import Filters
-from cxmetrics.core.results import Estimate
+from cxmetrics.core.results import Estimate, described, estimate_from_parts
 from cxmetrics.metrics import inference
 from cxmetrics.store import assumptions, engines, relations, summaries
 
@@ -97,11 +97,12 @@ def _estimate_json(e: Estimate | None) -> dict | None:
         return None
     out = {f.name: getattr(e, f.name) for f in dataclasses.fields(e)}
     out["warnings"] = list(e.warnings)
+    out["queries"] = described(e.queries)
     return out
 
 
 def _estimate_from_json(d: dict | None) -> Estimate | None:
-    return None if d is None else Estimate(**{**d, "warnings": tuple(d["warnings"])})
+    return None if d is None else estimate_from_parts(d)
 
 
 def _frame_json(df: pd.DataFrame) -> dict:
@@ -365,7 +366,7 @@ def estimate(con: duckdb.DuckDBPyConnection, filters: Filters, row: pd.Series, *
     start = pd.Timestamp(row["started_on"])
     try:
         dim, treated = _parse_group(row.get("treated_segment"))
-        cells, _ = metric_series(con, filters, metric, dim)
+        cells, series_q = metric_series(con, filters, metric, dim)
     except ValueError as exc:
         return Impact(**base, design="none", status="not estimable", effect=None, checks=(), explanation=str(exc),
                       money=None, roi=None, series=pd.DataFrame(), event_study=pd.DataFrame())
@@ -428,7 +429,7 @@ def estimate(con: duckdb.DuckDBPyConnection, filters: Filters, row: pd.Series, *
                    reference=("Angrist & Pischke (2009); Cameron, Gelbach & Miller (2008); MacKinnon & Webb (2017)."
                               if dim else "Wagner et al. (2002); Prais & Winsten (1954); Bell & McCaffrey (2002); "
                               "Imbens & Kolesár (2016)."),
-                   filters=filters.describe())
+                   filters=filters.describe(), queries=(series_q,))
     significant = eff.p_value < alpha
     if dim and math.isnan(r["pretrend_p"]):
         status = "not estimable"
@@ -470,7 +471,8 @@ def _money(con, filters, metric: str, eff: Estimate, cells: pd.DataFrame, treate
     vals = sorted([eff.estimate * per, eff.ci_low * per, eff.ci_high * per])
     return Estimate("money", "Escalation cost avoided to date", vals[1], vals[0], vals[2], n=int(volume), unit="EUR",
                     alpha=eff.alpha, se=abs(per) * eff.se if eff.se is not None else None, method=f"−effect × {volume:,.0f} complaints since the start × cost_per_escalation",
-                    assumptions=assumptions.cite({"cost_per_escalation": a}), filters=filters.describe())
+                    assumptions=assumptions.cite({"cost_per_escalation": a}), filters=filters.describe(),
+                    queries=eff.queries)
 
 
 def initiatives_frame(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:

@@ -390,7 +390,7 @@ def _table(rows: pd.DataFrame, ests: list[Estimate], dim: str | None, hide_below
 def overall(con: duckdb.DuckDBPyConnection, filters: Filters, *, survey: str = "relationship",
             weighted: bool = False, alpha: float = 0.05) -> Estimate:
     """Overall NPS (relationship survey by default); ``weighted`` post-stratifies by segment."""
-    df, _ = _counts(con, filters, None, survey, weighted, "nps_overall")
+    df, q = _counts(con, filters, None, survey, weighted, "nps_overall")
     label = "NPS (weighted)" if weighted else "NPS"
     if df.empty:
         est = nps_estimate(0, 0, 0, alpha=alpha, min_n=filters.min_n, label=label, filters=filters.describe())
@@ -398,8 +398,8 @@ def overall(con: duckdb.DuckDBPyConnection, filters: Filters, *, survey: str = "
             est = replace(est, warnings=("No answer here can be weighted to the customer base: none is linked to a "
                                          "segment with active customers (anonymous answers count in the unweighted "
                                          "NPS).", *est.warnings))
-        return est
-    return _row_estimate(df.iloc[0], weighted, alpha, filters, label)
+        return replace(est, queries=(q,))
+    return replace(_row_estimate(df.iloc[0], weighted, alpha, filters, label), queries=(q,))
 
 
 def by(con: duckdb.DuckDBPyConnection, filters: Filters, *, dim: str = "segment", survey: str = "relationship",
@@ -462,9 +462,10 @@ def last_change(con: duckdb.DuckDBPyConnection, filters: Filters, *, period: str
     tr = trend(con, filters, period=period, survey=survey, alpha=alpha)
     if len(tr.table) < 2:
         return None, "Not enough periods to compare."
-    rows = _counts(con, filters, period, survey, False, f"nps_by_{period}")[0].tail(2)
+    rows, q = _counts(con, filters, period, survey, False, f"nps_by_{period}")
+    rows = rows.tail(2)
     a, b = (_row_estimate(r, False, alpha, filters, "NPS") for _, r in rows.iterrows())
-    d = difference(b, a, label=f"Change vs previous {period}")
+    d = replace(difference(b, a, label=f"Change vs previous {period}"), queries=(q,))
     return d, describe_change(d, period_label(rows["grp"].iloc[0], period), period_label(rows["grp"].iloc[1], period))
 
 

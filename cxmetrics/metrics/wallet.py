@@ -135,7 +135,7 @@ def nps_relation(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: flo
     n = int(r["n"] or 0)
     if n < 3:
         return Estimate("sow_slope", "Share of wallet per NPS point", float("nan"), n=n, filters=filters.describe(),
-                        warnings=("Too few responses with a stated share of wallet.",))
+                        warnings=("Too few responses with a stated share of wallet.",), queries=(q,))
     sxx = r["sxx"] - r["sx"] ** 2 / n
     sxy = r["sxy"] - r["sx"] * r["sy"] / n
     syy = r["syy"] - r["sy"] ** 2 / n
@@ -147,7 +147,7 @@ def nps_relation(con: duckdb.DuckDBPyConnection, filters: Filters, *, alpha: flo
     return Estimate("sow_slope", "Share of wallet per NPS point", slope, slope - tq * se, slope + tq * se, n=n,
                     unit="points of SoW", alpha=alpha, p_value=p, method="OLS slope of stated SoW on NPS score",
                     reference="Ordinary least squares from sufficient statistics.", filters=filters.describe(),
-                    min_n=filters.min_n)
+                    min_n=filters.min_n, queries=(q,))
 
 
 def register_cli(sub, parents) -> None:

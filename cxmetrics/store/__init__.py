@@ -531,10 +531,11 @@ def recorded() -> Iterator[list[Query]]:
 
 
 def distinct(queries) -> tuple[Query, ...]:
-    """``queries`` without repeats (the same name, SQL and parameters), in their first order."""
+    """``queries`` without repeats (the same name, SQL and parameters, or the same text for a kept
+    result's), in their first order."""
     out = {}
     for q in queries:
-        out.setdefault((q.name, q.sql, repr(sorted(q.params.items(), key=lambda kv: kv[0]))), q)
+        out.setdefault(q if isinstance(q, str) else (q.name, q.sql, repr(sorted(q.params.items(), key=lambda kv: kv[0]))), q)
     return tuple(out.values())
 
 

@@ -1,0 +1,124 @@
+"""A figure shown as a tile (an Estimate: the NPS, its change, the re-contact rate, the net revenue
+retention, the value of moving detractors, an initiative's effect) carries the queries it is
+computed from, so that its "How was this computed?" shows SQL a reviewer can run: run as shown, on a
+fresh connection, the rows give the figure back."""
+
+import json
+
+import pytest
+
+from cxmetrics import store
+from cxmetrics.core.filters import Filters
+from cxmetrics.core.results import described, estimate_from_parts, estimate_parts
+from cxmetrics.metrics import complaints, finance, impact, nps, wallet
+from cxmetrics.views import executive, nps_page
+
+from .test_summaries import CUSTOM_RANGE
+
+
+def _rows(db, q: store.Query):
+    """The rows of ``q`` run as its description shows it: the page's tables it reads made first."""
+    text = q.describe()
+    with store.connect(str(db)) as fresh:
+        for name, made in q.made:
+            assert f"CREATE TEMP TABLE {name} AS" in text
+            fresh.execute(f"CREATE TEMP TABLE {name} AS {made.sql}", made.params)
+        assert text.endswith(f"-- {q.name}\n{q.sql.strip()}\n-- parameters: {dict(q.params)}")
+        return fresh.execute(q.sql, q.params).df()
+
+
+def _one(e, name: str) -> store.Query:
+    assert [q.name for q in e.queries] == [name], (e.name, [q.name for q in e.queries])
+    return e.queries[0]
+
+
+def _nps(r) -> float:
+    return 100 * (r["promoters"] - r["detractors"]) / r["n"]
+
+
+@pytest.mark.parametrize("filters", [Filters(), CUSTOM_RANGE], ids=["all data", "custom range"])
+def test_each_tiles_estimate_carries_the_query_whose_rows_give_it(con, demo_db, filters):
+    overall = nps.overall(con, filters)
+    r = _rows(demo_db, _one(overall, "nps_overall")).iloc[0]
+    assert (int(r["n"]), _nps(r)) == (overall.n, pytest.approx(overall.estimate, rel=1e-12))
+    # the weighted NPS: its cells by segment and region, weighted to the customer base in Python
+    weighted = nps.overall(con, filters, weighted=True)
+    cells = _rows(demo_db, _one(weighted, "nps_overall"))
+    assert {"segment", "region"} <= set(cells.columns) and int(cells["n"].sum()) == overall.n
+
+    change, _ = nps.last_change(con, filters)
+    last_two = _rows(demo_db, _one(change, "nps_by_quarter")).tail(2)
+    assert _nps(last_two.iloc[1]) - _nps(last_two.iloc[0]) == pytest.approx(change.estimate, rel=1e-12)
+
+    rec = complaints.recontact(con, filters)
+    r = _rows(demo_db, _one(rec, "recontact")).iloc[0]
+    assert (int(r["n"]), 100 * r["again"] / r["n"]) == (rec.n, pytest.approx(rec.estimate, rel=1e-12))
+
+    nrr = finance.net_revenue_retention(con, filters)
+    r = _rows(demo_db, _one(nrr, "net_revenue_retention")).iloc[0]
+    assert (int(r["n"]), 100 * r["sx"] / r["sy"]) == (nrr.n, pytest.approx(nrr.estimate, rel=1e-12))
+
+    slope = wallet.nps_relation(con, filters)
+    c = _rows(demo_db, _one(slope, "wallet_by_group")).sum(numeric_only=True)
+    n = c["n_stated"]
+    got = (c["sxy"] - c["sx"] * c["s_stated"] / n) / (c["sxx"] - c["sx"] ** 2 / n)
+    assert (int(n), got) == (slope.n, pytest.approx(slope.estimate, rel=1e-9))
+
+
+def test_a_pages_tiles_carry_the_queries_of_the_results_they_are_computed_from(con, demo_db):
+    """Inside a page call (its memo, its tables) the tiles carry the same queries; the value of
+    moving detractors, computed from the CLV by group and by its strata, carries theirs, once each."""
+    data = store.memoized(nps_page.page_data)(con, CUSTOM_RANGE)
+    r = _rows(demo_db, _one(data.overall, "nps_overall")).iloc[0]
+    assert (int(r["n"]), _nps(r)) == (data.overall.n, pytest.approx(data.overall.estimate, rel=1e-12))
+    ex = store.memoized(executive.page_data)(con, CUSTOM_RANGE)
+    assert _one(ex.nps, "nps_overall").sql == data.overall.queries[0].sql
+    value = ex.promoter_value
+    assert value.crude is not None  # the segment-adjusted figure: the CLV by group and by its strata
+    assert [q.describe() for q in value.queries] == [q.describe() for q in store.distinct(ex.clv.queries)]
+    for q in value.queries:
+        assert len(_rows(demo_db, q))
+
+
+def test_an_initiatives_effect_and_money_carry_the_monthly_series_they_are_fitted_on(con, demo_db):
+    impacts = {i.initiative_id: i for i in impact.all_impacts(con, Filters())}
+    measured = [i for i in impacts.values() if i.effect is not None]
+    assert measured and any(i.money is not None for i in measured)
+    for i in measured:
+        (text,) = described(i.effect.queries)  # the kept impacts carry the text of the query they ran
+        assert text.startswith("-- series_")
+        if i.money is not None:
+            assert described(i.money.queries) == [text]
+    live = {i.initiative_id: i for i in [impact.estimate(con, Filters(), r)
+                                         for _, r in impact.initiatives_frame(con, Filters()).iterrows()]}
+    for i in measured:
+        q = live[i.initiative_id].effect.queries[0]
+        assert described(i.effect.queries) == [q.describe()]
+        cells = _rows(demo_db, q).dropna(subset=["y"])
+        assert int(cells["n"].sum()) == i.effect.n
+
+
+def test_an_estimates_queries_go_to_json_as_text_and_come_back(con):
+    e = nps.overall(con, CUSTOM_RANGE)
+    d = e.to_dict()
+    assert d["queries"] == [e.queries[0].describe()] and d["small_sample"] == e.small_sample
+    back = estimate_from_parts(json.loads(json.dumps(estimate_parts(e))))
+    assert back == e and back.queries == (e.queries[0].describe(),)
+    assert estimate_from_parts(d) == e  # small_sample is derived, not a field
+    # queries are not part of an estimate's value: the same figure from a kept fit is equal
+    assert e == estimate_from_parts({**d, "queries": []})
+
+
+@pytest.mark.parametrize("page, shown", [
+    ("pages/01_executive_summary.py", {"nps_overall": 1}),
+    ("pages/02_nps_drivers.py", {"nps_overall": 2, "nps_by_quarter": 2}),  # the NPS, weighted; the change, the trend
+    ("pages/05_customer_value.py", {"clv_inputs": 2}),  # the CLV by group and the value of moving detractors
+    ("pages/08_complaints.py", {"recontact": 1}),
+    ("pages/10_finance_review.py", {"net_revenue_retention": 1}),
+])
+def test_the_tiles_how_was_this_computed_shows_their_sql(demo_db, make_app, page, shown):
+    at = make_app(demo_db, role="executive", page=page)
+    assert not at.exception, at.exception
+    hows = [e for e in at.expander if e.label == "How was this computed?"]
+    for name, times in shown.items():
+        assert sum(any(f"-- {name}\n" in c.value for c in e.code) for e in hows) >= times, (page, name)
