@@ -5,6 +5,7 @@ fresh connection, the rows give the figure back."""
 
 import json
 
+import pandas as pd
 import pytest
 
 from cxmetrics import store
@@ -39,15 +40,27 @@ def _nps(r) -> float:
 @pytest.mark.parametrize("filters", [Filters(), CUSTOM_RANGE], ids=["all data", "custom range"])
 def test_each_tiles_estimate_carries_the_query_whose_rows_give_it(con, demo_db, filters):
     overall = nps.overall(con, filters)
-    r = _rows(demo_db, _one(overall, "nps_overall")).iloc[0]
+    counts, *clusters = overall.queries
+    assert counts.name == "nps_overall" and clusters and all(q.name.startswith("nps_clusters") for q in clusters)
+    r = _rows(demo_db, counts).iloc[0]
     assert (int(r["n"]), _nps(r)) == (overall.n, pytest.approx(overall.estimate, rel=1e-12))
-    # the weighted NPS: its cells by segment and region, weighted to the customer base in Python
+    # its interval: the customer-clustered SE from the cluster sums the queries shown give (kept with
+    # the summaries for all data: the query that gives them; under the range: the query run)
+    sums = pd.concat([_rows(demo_db, q) for q in clusters])
+    assert 0 < sums["m"].sum() <= overall.n and sums["max_k"].max() > 1  # customers who answered more than once
+    row = pd.concat([r, sums[["uu", "uk", "kk", "yy", "yw", "ww", "m"]].sum(), pd.Series({"max_k": sums["max_k"].max()})])
+    again = nps._row_estimate(row, False, overall.alpha, filters, "NPS")
+    assert (again.ci_low, again.ci_high) == (pytest.approx(overall.ci_low, rel=1e-9), pytest.approx(overall.ci_high, rel=1e-9))
+    assert nps.CLUSTER_METHOD in overall.method
+    # the weighted NPS: its cells by segment and region, weighted in Python to the base the next query gives
     weighted = nps.overall(con, filters, weighted=True)
-    cells = _rows(demo_db, _one(weighted, "nps_overall"))
+    assert [q.name for q in weighted.queries[:2]] == ["nps_overall", "active_base"]
+    cells = _rows(demo_db, weighted.queries[0])
     assert {"segment", "region"} <= set(cells.columns) and int(cells["n"].sum()) == overall.n
 
     change, _ = nps.last_change(con, filters)
-    last_two = _rows(demo_db, _one(change, "nps_by_quarter")).tail(2)
+    assert change.queries[0].name == "nps_by_quarter"
+    last_two = _rows(demo_db, change.queries[0]).tail(2)
     assert _nps(last_two.iloc[1]) - _nps(last_two.iloc[0]) == pytest.approx(change.estimate, rel=1e-12)
 
     rec = complaints.recontact(con, filters)
@@ -69,10 +82,10 @@ def test_a_pages_tiles_carry_the_queries_of_the_results_they_are_computed_from(c
     """Inside a page call (its memo, its tables) the tiles carry the same queries; the value of
     moving detractors, computed from the CLV by group and by its strata, carries theirs, once each."""
     data = store.memoized(nps_page.page_data)(con, CUSTOM_RANGE)
-    r = _rows(demo_db, _one(data.overall, "nps_overall")).iloc[0]
+    r = _rows(demo_db, data.overall.queries[0]).iloc[0]
     assert (int(r["n"]), _nps(r)) == (data.overall.n, pytest.approx(data.overall.estimate, rel=1e-12))
     ex = store.memoized(executive.page_data)(con, CUSTOM_RANGE)
-    assert _one(ex.nps, "nps_overall").sql == data.overall.queries[0].sql
+    assert [q.describe() for q in ex.nps.queries] == [q.describe() for q in data.overall.queries]
     value = ex.promoter_value
     assert value.crude is not None  # the segment-adjusted figure: the CLV by group and by its strata
     assert [q.describe() for q in value.queries] == [q.describe() for q in store.distinct(ex.clv.queries)]
@@ -101,9 +114,9 @@ def test_an_initiatives_effect_and_money_carry_the_monthly_series_they_are_fitte
 def test_an_estimates_queries_go_to_json_as_text_and_come_back(con):
     e = nps.overall(con, CUSTOM_RANGE)
     d = e.to_dict()
-    assert d["queries"] == [e.queries[0].describe()] and d["small_sample"] == e.small_sample
+    assert d["queries"] == [q.describe() for q in e.queries] and d["small_sample"] == e.small_sample
     back = estimate_from_parts(json.loads(json.dumps(estimate_parts(e))))
-    assert back == e and back.queries == (e.queries[0].describe(),)
+    assert back == e and back.queries == tuple(q.describe() for q in e.queries)
     assert estimate_from_parts(d) == e  # small_sample is derived, not a field
     # queries are not part of an estimate's value: the same figure from a kept fit is equal
     assert e == estimate_from_parts({**d, "queries": []})

@@ -269,9 +269,11 @@ FROM per GROUP BY ALL ORDER BY ALL"""
 
 
 def _with_clusters(con, out: pd.DataFrame, filters: Filters, dim: str | None, survey: str,
-                   ps: pd.Series | None) -> pd.DataFrame:
+                   ps: pd.Series | None) -> tuple[pd.DataFrame, tuple[store.Query, ...]]:
     """``out`` (one row per grp) with the cluster sums per grp; weighted sums scaled by the
-    post-stratification factor (squared: they are sums of squares and products of weights)."""
+    post-stratification factor (squared: they are sums of squares and products of weights). With
+    them the queries that gave the sums, for the interval's "How was this computed?": those run,
+    or, when they were read from the kept fit, the query that gives them (:func:`_cluster_query`)."""
     cdim = None if dim in ("segment", "region") else dim
     # segment and region are read to weight or to group by them; the overall figure is asked both
     # unweighted and weighted by the pages that show it, so one query with them serves both
@@ -288,13 +290,17 @@ def _with_clusters(con, out: pd.DataFrame, filters: Filters, dim: str | None, su
         return store.run(con, _cluster_query(f, cdim, survey, dims=dims))
 
     like = out["grp"] if cdim else None
-    cl = clustered.kept(con, "nps", cdim, survey, filters, like=like)
-    if cl is None:
-        cl = clustered.in_range(con, "nps", cdim, survey, filters, _cluster_query(filters, cdim, survey, dims=dims), dims)
-    if cl is None:
-        cl = clustered.kept_periods(con, "nps", cdim, survey, filters, live, like=like)
-    if cl is None:
-        cl = live(filters)
+    with store.recorded() as ran:
+        cl = clustered.kept(con, "nps", cdim, survey, filters, like=like)
+        if cl is None:
+            cl = clustered.in_range(con, "nps", cdim, survey, filters, _cluster_query(filters, cdim, survey, dims=dims),
+                                    dims)
+        if cl is None:
+            cl = clustered.kept_periods(con, "nps", cdim, survey, filters, live, like=like)
+        if cl is None:
+            cl = live(filters)
+    queries = tuple(q for q in ran if q.name.startswith("nps_clusters")) or (_cluster_query(filters, cdim, survey,
+                                                                                            dims=dims),)
     if dim in ("segment", "region"):
         cl = cl.assign(grp=cl[dim])
     if ps is not None:
@@ -305,22 +311,23 @@ def _with_clusters(con, out: pd.DataFrame, filters: Filters, dim: str | None, su
     agg = cl.groupby("grp", sort=True).agg(m=("m", "sum"), max_k=("max_k", "max"), uu=("uu", "sum"),
                                            uk=("uk", "sum"), kk=("kk", "sum"), yy=("yy", "sum"),
                                            yw=("yw", "sum"), ww=("ww", "sum")).reset_index()
-    return out.merge(agg, on="grp", how="left")
+    return out.merge(agg, on="grp", how="left"), store.distinct(queries)
 
 
 def _counts(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, survey: str, weighted: bool,
-            name: str) -> tuple[pd.DataFrame, store.Query]:
+            name: str) -> tuple[pd.DataFrame, tuple[store.Query, ...]]:
     """Response counts (and weight sums) per group with their cluster sums (:func:`_counted`), once
     per page call for the same arguments: the overall figure, a breakdown and a trend ask for the
     same counts (nine calls for three distinct ones on the Executive summary). Each caller gets its
-    own copy of the frame."""
-    df, q = store.page_memo(("nps._counts", id(con), filters, dim, survey, weighted, name),
-                            lambda: _counted(con, filters, dim, survey, weighted, name))
-    return df.copy(), q
+    own copy of the frame. With them the queries they come from: the counts', then the base's the
+    weights are taken to (weighted) and the cluster sums'."""
+    df, qs = store.page_memo(("nps._counts", id(con), filters, dim, survey, weighted, name),
+                             lambda: _counted(con, filters, dim, survey, weighted, name))
+    return df.copy(), qs
 
 
 def _counted(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, survey: str, weighted: bool,
-             name: str) -> tuple[pd.DataFrame, store.Query]:
+             name: str) -> tuple[pd.DataFrame, tuple[store.Query, ...]]:
     """Response counts (and weight sums) per group; ``weighted`` post-stratifies them by segment.
 
     Post-stratification (Kalton & Flores-Cervantes 2003, §2): a response in segment s gets the
@@ -338,12 +345,13 @@ def _counted(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, 
     if not weighted:
         out = (cells.drop(columns=["segment", "region"]).groupby("grp", as_index=False, sort=True).sum(min_count=1)
                if cellwise else cells)
-        return _with_clusters(con, out, filters, dim, survey, None), q
-    base, _ = active_base(con, filters)
+        out, cq = _with_clusters(con, out, filters, dim, survey, None)
+        return out, (q, *cq)
+    base, bq = active_base(con, filters)
     resp = cells.groupby("segment")["n"].sum()
     both = base.set_index("segment")["exposure"].astype(float).to_frame().join(resp.rename("resp"), how="inner")
     if not both["exposure"].sum() > 0:  # nothing to weight to (e.g. anonymous answers, stub customers only)
-        return cells.iloc[0:0].drop(columns=["segment", "region"]), q
+        return cells.iloc[0:0].drop(columns=["segment", "region"]), (q, bq)
     ps = (both["exposure"] / both["exposure"].sum()) / (both["resp"] / both["resp"].sum())
     cells = cells[cells["segment"].isin(ps.index)].copy()
     f = cells["segment"].map(ps).astype(float)
@@ -351,7 +359,8 @@ def _counted(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, 
         cells[col] = cells[col] * f
     cells["sum_w2"] = cells["sum_w2"] * f * f
     out = cells.drop(columns=["segment", "region"]).groupby("grp", as_index=False, sort=True).sum(min_count=1)
-    return _with_clusters(con, out, filters, dim, survey, ps), q
+    out, cq = _with_clusters(con, out, filters, dim, survey, ps)
+    return out, (q, bq, *cq)
 
 
 def _row_clusters(row, weighted: bool) -> Clusters | None:
@@ -390,7 +399,7 @@ def _table(rows: pd.DataFrame, ests: list[Estimate], dim: str | None, hide_below
 def overall(con: duckdb.DuckDBPyConnection, filters: Filters, *, survey: str = "relationship",
             weighted: bool = False, alpha: float = 0.05) -> Estimate:
     """Overall NPS (relationship survey by default); ``weighted`` post-stratifies by segment."""
-    df, q = _counts(con, filters, None, survey, weighted, "nps_overall")
+    df, qs = _counts(con, filters, None, survey, weighted, "nps_overall")
     label = "NPS (weighted)" if weighted else "NPS"
     if df.empty:
         est = nps_estimate(0, 0, 0, alpha=alpha, min_n=filters.min_n, label=label, filters=filters.describe())
@@ -398,8 +407,8 @@ def overall(con: duckdb.DuckDBPyConnection, filters: Filters, *, survey: str = "
             est = replace(est, warnings=("No answer here can be weighted to the customer base: none is linked to a "
                                          "segment with active customers (anonymous answers count in the unweighted "
                                          "NPS).", *est.warnings))
-        return replace(est, queries=(q,))
-    return replace(_row_estimate(df.iloc[0], weighted, alpha, filters, label), queries=(q,))
+        return replace(est, queries=qs)
+    return replace(_row_estimate(df.iloc[0], weighted, alpha, filters, label), queries=qs)
 
 
 def by(con: duckdb.DuckDBPyConnection, filters: Filters, *, dim: str = "segment", survey: str = "relationship",
@@ -410,14 +419,14 @@ def by(con: duckdb.DuckDBPyConnection, filters: Filters, *, dim: str = "segment"
     only: the estimate is hidden for confidentiality and because it is too noisy to read.
     """
     hide = filters.min_n if hide_below is None else hide_below
-    rows, q = _counts(con, filters, dim, survey, weighted, f"nps_by_{dim}")
+    rows, qs = _counts(con, filters, dim, survey, weighted, f"nps_by_{dim}")
     ests = [_row_estimate(r, weighted, alpha, filters, f"NPS {r['grp']}") for _, r in rows.iterrows()]
     head = overall(con, filters, survey=survey, weighted=weighted, alpha=alpha)
     warnings = []
     if any(e.small_sample for e in ests):
         warnings.append(f"Some groups have fewer than {filters.min_n} responses; their estimates are hidden.")
     return Result("nps", f"NPS by {dim}", _table(rows, ests, dim, hide), method=METHOD, reference=REFERENCE,
-                  filters=filters.describe(), alpha=alpha, headline=(head,), warnings=tuple(warnings), queries=(q,),
+                  filters=filters.describe(), alpha=alpha, headline=(head,), warnings=tuple(warnings), queries=qs,
                   extra={"tables": ("survey_responses", "customers"), "survey": survey, "weighted": weighted})
 
 
@@ -427,7 +436,7 @@ def trend(con: duckdb.DuckDBPyConnection, filters: Filters, *, period: str = "qu
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}")
     res = by(con, filters, dim=period, survey=survey, weighted=weighted, alpha=alpha, hide_below=0)
-    rows, q = _counts(con, filters, period, survey, weighted, f"nps_by_{period}")
+    rows, qs = _counts(con, filters, period, survey, weighted, f"nps_by_{period}")
     ests = [_row_estimate(r, weighted, alpha, filters, f"NPS {pd.Timestamp(r['grp']):%Y-%m-%d}")
             for _, r in rows.iterrows()]
     table = res.table.rename(columns={period: "period"})
@@ -443,7 +452,7 @@ def trend(con: duckdb.DuckDBPyConnection, filters: Filters, *, period: str = "qu
     table["finding"] = sentences[: len(table)]
     return Result("nps_trend", f"NPS by {period}", table, method=METHOD + " Change vs the previous period: "
                   "two-sample z test.", reference=REFERENCE, filters=filters.describe(), alpha=alpha,
-                  headline=res.headline, warnings=res.warnings, queries=(q,),
+                  headline=res.headline, warnings=res.warnings, queries=qs,
                   extra={"tables": ("survey_responses", "customers"), "period": period})
 
 
@@ -462,10 +471,10 @@ def last_change(con: duckdb.DuckDBPyConnection, filters: Filters, *, period: str
     tr = trend(con, filters, period=period, survey=survey, alpha=alpha)
     if len(tr.table) < 2:
         return None, "Not enough periods to compare."
-    rows, q = _counts(con, filters, period, survey, False, f"nps_by_{period}")
+    rows, qs = _counts(con, filters, period, survey, False, f"nps_by_{period}")
     rows = rows.tail(2)
     a, b = (_row_estimate(r, False, alpha, filters, "NPS") for _, r in rows.iterrows())
-    d = replace(difference(b, a, label=f"Change vs previous {period}"), queries=(q,))
+    d = replace(difference(b, a, label=f"Change vs previous {period}"), queries=qs)
     return d, describe_change(d, period_label(rows["grp"].iloc[0], period), period_label(rows["grp"].iloc[1], period))
 
 
