@@ -5,6 +5,7 @@ fresh connection, the rows give the figure back."""
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -135,3 +136,31 @@ def test_the_tiles_how_was_this_computed_shows_their_sql(demo_db, make_app, page
     hows = [e for e in at.expander if e.label == "How was this computed?"]
     for name, times in shown.items():
         assert sum(any(f"-- {name}\n" in c.value for c in e.code) for e in hows) >= times, (page, name)
+
+
+def test_the_complaint_pareto_and_the_cox_check_carry_the_queries_their_rows_come_from(con, demo_db):
+    """Two results whose inputs were run but not shown: the Pareto's volumes, churn uplifts and cost
+    per complaint, and the Cox check's (seeded) sample of customers."""
+    from cxmetrics.metrics import churn, complaints
+    from cxmetrics.metrics.survival import cox_breslow
+
+    par = complaints.pareto(con, Filters())
+    by_name = {q.name: q for q in par.queries}
+    assert {"complaints_by_category", "category_uplift", "assumptions_current"} <= set(by_name)
+    vol = _rows(demo_db, by_name["complaints_by_category"]).set_index("grp")["complaints"]
+    assert vol.to_dict() == par.table.set_index("category")["complaints"].to_dict()
+    up = _rows(demo_db, by_name["category_uplift"]).set_index("category")
+    want = par.table.set_index("category")["churn_after_pct"].dropna()
+    assert (100 * up["churned"] / up["customers"]).loc[want.index].to_numpy() == pytest.approx(want.to_numpy())
+
+    hr = churn.hazard_ratios(con, Filters())  # the Cox rows kept with the summaries for all data
+    cox = hr.table[hr.table["model"].str.startswith("Cox")].set_index("group")
+    assert len(cox) == 2 and [q.name for q in hr.queries] == ["churn_cells", "cox_sample"]
+    sample = _rows(demo_db, hr.queries[1])
+    assert f"({len(sample):,} customers" in cox["model"].iloc[0]
+    X = churn._design(sample).drop(columns="const")
+    fit = cox_breslow(sample["days"].to_numpy(float), sample["event"].to_numpy(int), X.to_numpy(float))
+    for g in cox.index:
+        j = list(X.columns).index(f"nps_group[{g}]")
+        assert np.exp(fit.params[j]) == pytest.approx(cox.loc[g, "ratio"], rel=1e-6)
+    assert [q.name for q in churn.hazard_ratios(con, Filters(), cox=False).queries] == ["churn_cells"]

@@ -245,6 +245,8 @@ def hazard_ratios(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark:
         if math.isnan(r["ratio"]):
             warnings.append(f"{r['measure'].capitalize()} of {r['group']}s vs promoters not estimable: {r['note']}.")
     cox_rows = _cox_rows(con, filters, L, cox_sample, alpha) if cox else []
+    # the Cox rows' customers: the query that gives the seeded sample (run, or kept with the summaries)
+    cox_q = (_cox_query(con, filters, L, cox_sample),) if cox_rows else ()
     rows += cox_rows
     if cox and not cox_rows:
         warnings.append("Cox model not fitted (too few customers).")
@@ -263,7 +265,7 @@ def hazard_ratios(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark:
                          f"grouped logistic for {window} churn (to {last}); "
                          + ("Cox proportional hazards (Breslow ties) on customer rows as a check." if cox else "the Cox check is on the Churn page."),
                   reference=REFERENCE, filters=filters.describe(), alpha=alpha, headline=tuple(head),
-                  warnings=tuple(warnings), queries=(q,),
+                  warnings=tuple(warnings), queries=(q, *cox_q),
                   extra={"tables": ("customers", "survey_responses", "churn_events"), "landmark": str(L),
                          "customers": int(cells["customers"].sum()), "events": int(cells["events"].sum())})
 
@@ -321,10 +323,13 @@ def _cox_rows(con, filters: Filters, L: dt.date, sample: int, alpha: float) -> l
     return _cox(con, filters, L, sample, alpha)
 
 
+def _cox_query(con, filters: Filters, L: dt.date, sample: int) -> store.Query:
+    return _base(con, filters, L, "SELECT nps_group, segment, tenure, days, event FROM b "
+                 f"USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (7)", "cox_sample")
+
+
 def _cox(con, filters: Filters, L: dt.date, sample: int, alpha: float) -> list[dict]:
-    q = _base(con, filters, L, "SELECT nps_group, segment, tenure, days, event FROM b "
-                          f"USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (7)", "cox_sample")
-    df = store.run(con, q)
+    df = store.run(con, _cox_query(con, filters, L, sample))
     if len(df) < 50 or df["event"].sum() < 10 or df["nps_group"].nunique() < 2:
         return []
     X = _design(df).drop(columns="const")

@@ -120,14 +120,15 @@ FROM {src.source} WHERE {where}{_known(src, by)} GROUP BY 1, 2 ORDER BY 1, 2""",
 
 def pareto(con: duckdb.DuckDBPyConnection, filters: Filters, *, share: float = 0.8) -> Result:
     """Categories by volume with cumulative share, and the top-N-to-fix ranking."""
-    vol = volume(con, filters, by="category").table
-    up = category_uplift(con, filters)
+    with store.recorded() as ran:  # the volumes', churn uplifts' and cost per complaint's queries
+        vol = volume(con, filters, by="category").table
+        up = category_uplift(con, filters)
+        unit = assumptions.current(con).get("cost_per_complaint")
     t = vol.merge(up, on="category", how="left")
     t = t.sort_values("complaints", ascending=False).reset_index(drop=True)
     total = t["complaints"].sum()
     t["cumulative_share_pct"] = 100 * t["complaints"].cumsum() / total if total else np.nan
     n80 = int((t["cumulative_share_pct"] < 100 * share).sum() + 1) if total else 0
-    unit = assumptions.current(con).get("cost_per_complaint")
     t["cost_per_complaint"] = (t["cost"] / t["complaints"]).where(t["cost"] > 0, unit.value if unit else np.nan)
     t["priority"] = t["complaints"] * t["churn_uplift"].fillna(1.0).clip(lower=0) * t["cost_per_complaint"]
     t["priority_rank"] = t["priority"].rank(ascending=False, method="first").astype("Int64")
@@ -136,7 +137,8 @@ def pareto(con: duckdb.DuckDBPyConnection, filters: Filters, *, share: float = 0
                   method=f"Categories sorted by volume; {n80} of {len(t)} make {share:.0%} of complaints. Priority = "
                          "volume × churn uplift (customers' churn in the year after this complaint vs all "
                          "complainers) × cost per complaint.",
-                  filters=filters.describe(), extra={"tables": TABLES, "n_to_80": n80, "categories": len(t)})
+                  filters=filters.describe(), queries=store.distinct(ran),
+                  extra={"tables": TABLES, "n_to_80": n80, "categories": len(t)})
 
 
 def category_uplift(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
