@@ -46,16 +46,20 @@ if len(a):
     if data.alignment.extra.get("mix_note") and a["money_at_risk"].notna().any():
         st.caption(data.alignment.extra["mix_note"])
     ui.table(a, key="dept_align_table", name=f"{dept}_kpis")
+    ui.how_computed(data.alignment, key="dept_align_how")
 
 st.header("NPS and CSAT at your touchpoints")
 if data.nps_by_touchpoint.table.empty:
     ui.empty_state("No transactional survey responses are attributed to this department.")
 else:
     ui.table(data.nps_by_touchpoint.table, key="dept_nps", name=f"{dept}_nps")
+    ui.how_computed(data.nps_by_touchpoint, key="dept_nps_how")
     ui.table(data.csat_by_touchpoint.table, key="dept_csat", name=f"{dept}_csat")
+    ui.how_computed(data.csat_by_touchpoint, key="dept_csat_how")
 
 st.header("Your complaints")
 ui.table(data.complaints.table, key="dept_complaints", name=f"{dept}_complaints")
+ui.how_computed(data.complaints, key="dept_complaints_how")
 
 st.header("Your initiatives")
 if data.initiatives.empty:

@@ -1,7 +1,8 @@
 """A figure shown as a tile (an Estimate: the NPS, its change, the re-contact rate, the net revenue
-retention, the value of moving detractors, an initiative's effect) carries the queries it is
-computed from, so that its "How was this computed?" shows SQL a reviewer can run: run as shown, on a
-fresh connection, the rows give the figure back."""
+retention, the value of moving detractors, an initiative's effect) or a table (the complaint
+Pareto, the hazard ratios, a department's KPIs, scores and complaints) carries the queries it is
+computed from, its interval's included, so that its "How was this computed?" shows SQL a reviewer
+can run: run as shown, on a fresh connection, the rows give the figure back."""
 
 import json
 
@@ -12,7 +13,7 @@ import pytest
 from cxmetrics import store
 from cxmetrics.core.filters import Filters
 from cxmetrics.core.results import described, estimate_from_parts, estimate_parts
-from cxmetrics.metrics import complaints, finance, impact, nps, wallet
+from cxmetrics.metrics import clustered, complaints, finance, impact, nps, scores, wallet
 from cxmetrics.views import executive, nps_page
 
 from .test_summaries import CUSTOM_RANGE
@@ -72,6 +73,17 @@ def test_each_tiles_estimate_carries_the_query_whose_rows_give_it(con, demo_db, 
     r = _rows(demo_db, _one(nrr, "net_revenue_retention")).iloc[0]
     assert (int(r["n"]), 100 * r["sx"] / r["sy"]) == (nrr.n, pytest.approx(nrr.estimate, rel=1e-12))
 
+    # the CSAT mean's interval likewise, from the sums of the cluster queries it carries
+    csat = scores.score(con, filters, metric="csat")
+    (mean, _), head = csat.table.iloc[0][["mean", "n"]], csat.headline[0]
+    first, *cq = head.queries
+    assert first.name == "csat_by_all" and cq and all(q.name.startswith("csat_clusters") for q in cq)
+    assert [q.describe() for q in csat.queries] == [q.describe() for q in head.queries]
+    c = clustered.by_group(pd.concat([_rows(demo_db, q) for q in cq])).iloc[0]
+    n = int(_rows(demo_db, first).iloc[0]["n"])
+    var = clustered.Clusters(int(c["m"]), int(c["max_k"]), c["xx"], c["xk"], c["kk"]).var(mean, n)
+    assert head.se == pytest.approx(var ** 0.5, rel=1e-9) and n == head.n
+
     slope = wallet.nps_relation(con, filters)
     c = _rows(demo_db, _one(slope, "wallet_by_group")).sum(numeric_only=True)
     n = c["n_stated"]
@@ -129,8 +141,11 @@ def test_an_estimates_queries_go_to_json_as_text_and_come_back(con):
     ("pages/05_customer_value.py", {"clv_inputs": 2}),  # the CLV by group and the value of moving detractors
     ("pages/08_complaints.py", {"recontact": 1}),
     ("pages/10_finance_review.py", {"net_revenue_retention": 1}),
+    ("pages/06_department.py", {"kpi_trend": 1, "nps_by_touchpoint": 1, "nps_clusters": 1, "csat_by_touchpoint": 1,
+                                "csat_clusters": 1,
+                                "complaints_by_category": 1}),
 ])
-def test_the_tiles_how_was_this_computed_shows_their_sql(demo_db, make_app, page, shown):
+def test_the_how_was_this_computed_under_a_tile_or_table_shows_its_sql(demo_db, make_app, page, shown):
     at = make_app(demo_db, role="executive", page=page)
     assert not at.exception, at.exception
     hows = [e for e in at.expander if e.label == "How was this computed?"]

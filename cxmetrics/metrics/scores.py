@@ -78,14 +78,19 @@ FROM {src.source}
 WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
     q = store.Query(f"{metric}_by_{dim or 'all'}", sql, {**params, **sparams})
     rows = store.run(con, q)
+    queries: tuple[store.Query, ...] = (q,)
     if len(rows):
-        cl = cluster_sums.kept(con, col, dim, survey, filters, like=rows["grp"])
-        if cl is None:
-            cl = cluster_sums.in_range(con, col, dim, survey, filters,
-                                       _score_cluster_q(filters, dim, survey, col, sat, dims=False), dims=False)
-        if cl is None:
-            cl = _score_clusters(con, filters, dim, survey, col, sat)
+        with store.recorded() as ran:
+            cl = cluster_sums.kept(con, col, dim, survey, filters, like=rows["grp"])
+            if cl is None:
+                cl = cluster_sums.in_range(con, col, dim, survey, filters,
+                                           _score_cluster_q(filters, dim, survey, col, sat, dims=False), dims=False)
+            if cl is None:
+                cl = _score_clusters(con, filters, dim, survey, col, sat)
         rows = rows.merge(cluster_sums.by_group(cl), on="grp", how="left")
+        # the cluster sums' queries (run; or, read from the kept fit, the query that gives them)
+        queries += tuple(x for x in ran if x.name.startswith(f"{col}_clusters")) or (
+            _score_cluster_q(filters, dim, survey, col, sat, dims=False),)
     recs, clustered = [], False
     for _, r in rows.iterrows():
         n = int(r["n"])
@@ -120,20 +125,21 @@ WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
         heads.append(Estimate(metric, f"{label} mean", r["mean"], r["mean_ci_low"], r["mean_ci_high"], n=int(r["n"]),
                               unit="/5" if metric == "csat" else "/7", alpha=alpha,
                               method="mean with t interval" + extra_method, filters=filters.describe(),
-                              min_n=filters.min_n, se=r["mean_se"] if r["n"] > 1 else None))
+                              min_n=filters.min_n, se=r["mean_se"] if r["n"] > 1 else None, queries=queries))
         if sat:
             heads.append(Estimate(f"{metric}_satisfied", "CSAT % satisfied (4–5)", r["satisfied_pct"],
                                   r["satisfied_ci_low"], r["satisfied_ci_high"], n=int(r["n"]), unit="%",
                                   alpha=alpha, method="share of 4–5 ratings, Wilson score interval" + extra_method,
                                   n_eff=r["satisfied_n_eff"] if clustered else None,
-                                  filters=filters.describe(), min_n=filters.min_n, se=r["satisfied_se"]))
+                                  filters=filters.describe(), min_n=filters.min_n, se=r["satisfied_se"],
+                                  queries=queries))
     method = ("CSAT: share of 4–5 ratings (Wilson score interval) and mean rating (t interval)." if metric == "csat"
               else "CES: mean effort rating 1–7, higher = easier (t interval).") + extra_method
     return Result(metric, f"{label} by {dim or 'all'}", table, method=method,
                   reference="Student t interval for a mean; Wilson (1927) score interval for a proportion; "
                             "Wolter (2007) §6.4 linearised variance with customers as clusters; Kish (1965) "
                             "effective n.",
-                  filters=filters.describe(), alpha=alpha, headline=tuple(heads), queries=(q,),
+                  filters=filters.describe(), alpha=alpha, headline=tuple(heads), queries=store.distinct(queries),
                   extra={"tables": ("survey_responses", "customers")})
 
 

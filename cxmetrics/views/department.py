@@ -7,6 +7,7 @@ department gets nothing), and the same numbers come from the same metric functio
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import duckdb
@@ -48,13 +49,14 @@ class DepartmentPage:
     initiatives: pd.DataFrame
 
 
-def kpi_trend(con: duckdb.DuckDBPyConnection, filters: Filters, department: str) -> pd.DataFrame:
+def kpi_trend(con: duckdb.DuckDBPyConnection, filters: Filters, department: str) -> store.Query:
+    """The department's KPIs by month (their charts)."""
     where, params = filters.where(date_col="o.observed_on", department_col="k.department", customers=False)
-    return store.run(con, summaries.query(con, "kpi_trend", f"""
+    return summaries.query(con, "kpi_trend", f"""
 SELECT o.kpi_id, k.name, k.unit, k.target, date_trunc('month', o.observed_on) AS month,
        sum(o.s_value) / sum(o.n_value) AS value, CAST(sum(o.n) AS BIGINT) AS n
 FROM {{summary_kpi_daily}} o JOIN kpis k USING (kpi_id)
-WHERE k.department = $dept AND {where} GROUP BY ALL ORDER BY 1, 5""", {**params, "dept": department}))
+WHERE k.department = $dept AND {where} GROUP BY ALL ORDER BY 1, 5""", {**params, "dept": department})
 
 
 @store.memoized
@@ -68,10 +70,12 @@ def page_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, department: s
     found = store.rows(con, store.Query("department_people", "SELECT leader, ambassador FROM departments "
                                                               "WHERE department = $d", {"d": department}))
     row = found[0] if found else None
+    card, trend = alignment.scorecard(con, f, department=department), kpi_trend(con, f, department)
     return DepartmentPage(
         department=department, leader=row[0] if row else None, ambassador=row[1] if row else None,
-        alignment=alignment.scorecard(con, f, department=department),
-        kpi_trend=kpi_trend(con, f, department),
+        # the KPIs' section shows their charts beside the scorecard: its SQL too
+        alignment=dataclasses.replace(card, queries=(*card.queries, trend)),
+        kpi_trend=store.run(con, trend),
         nps_by_touchpoint=nps.by(con, f, dim="touchpoint", survey="transactional"),
         csat_by_touchpoint=scores.score(con, f, metric="csat", dim="touchpoint"),
         complaints=complaints.volume(con, f, by="category"),
