@@ -138,7 +138,7 @@ def test_an_estimates_queries_go_to_json_as_text_and_come_back(con):
 @pytest.mark.parametrize("page, shown", [
     ("pages/01_executive_summary.py", {"nps_overall": 1}),
     ("pages/02_nps_drivers.py", {"nps_overall": 2, "nps_by_quarter": 2}),  # the NPS, weighted; the change, the trend
-    ("pages/05_customer_value.py", {"clv_inputs": 2}),  # the CLV by group and the value of moving detractors
+    ("pages/05_customer_value.py", {"clv_inputs": 2, "holdout": 1}),  # the CLV by group, the value of moving detractors
     ("pages/08_complaints.py", {"recontact": 1}),
     ("pages/10_finance_review.py", {"net_revenue_retention": 1}),
     ("pages/06_department.py", {"kpi_trend": 1, "nps_by_touchpoint": 1, "nps_clusters": 1, "csat_by_touchpoint": 1,
@@ -179,3 +179,15 @@ def test_the_complaint_pareto_and_the_cox_check_carry_the_queries_their_rows_com
         j = list(X.columns).index(f"nps_group[{g}]")
         assert np.exp(fit.params[j]) == pytest.approx(cox.loc[g, "ratio"], rel=1e-6)
     assert [q.name for q in churn.hazard_ratios(con, Filters(), cox=False).queries] == ["churn_cells"]
+
+
+def test_the_btyd_holdout_check_carries_the_queries_of_its_split_and_cells(con, demo_db):
+    from cxmetrics.metrics import btyd_checks
+
+    for filters in (Filters(), Filters(segments=("smb",)), Filters(regions=("north", "south"))):  # kept, kept, live
+        hold = btyd_checks.holdout(con, filters)
+        assert len(hold.table) and [q.name for q in hold.queries][-2:] == ["rfm_summary", "holdout"]
+        got = _rows(demo_db, hold.queries[-1]).set_index("x")
+        want = hold.table.set_index("x")
+        assert got["customers"].to_dict() == want["customers"].to_dict()
+        assert got["actual"].to_dict() == pytest.approx(want["actual"].to_dict())

@@ -266,12 +266,20 @@ def _holdout_result(parts: dict, filters: Filters) -> Result:
     rows = parts.get("rows")
     return Result("btyd_holdout", LABEL, pd.DataFrame(rows) if rows else pd.DataFrame(), method=parts.get("method", ""),
                   reference=parts.get("reference", ""), filters=filters.describe(),
-                  warnings=tuple(parts.get("warnings", ())), extra=parts.get("extra", {}))
+                  warnings=tuple(parts.get("warnings", ())), extra=parts.get("extra", {}),
+                  queries=tuple(store.Query(n, sql, p) for n, sql, p in parts.get("queries", ())))
 
 
 def holdout_parts(con, filters: Filters) -> dict:
     """What :func:`holdout` shows, as plain values: ``rows`` (column → list), ``method``,
-    ``reference``, ``warnings`` and ``extra``."""
+    ``reference``, ``warnings``, ``extra`` and ``queries`` (name, SQL, parameters: those the split
+    and the cells ran)."""
+    with store.recorded() as ran:
+        out = _holdout_parts(con, filters)
+    return {**out, "queries": [[q.name, q.sql, jsonable(q.params)] for q in store.distinct(ran)]}
+
+
+def _holdout_parts(con, filters: Filters) -> dict:
     split = holdout_split(con)
     if split is None:
         return {"warnings": ["No purchases of non-contractual customers to split into calibration and holdout."]}
