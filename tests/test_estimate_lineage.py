@@ -191,3 +191,13 @@ def test_the_btyd_holdout_check_carries_the_queries_of_its_split_and_cells(con, 
         want = hold.table.set_index("x")
         assert got["customers"].to_dict() == want["customers"].to_dict()
         assert got["actual"].to_dict() == pytest.approx(want["actual"].to_dict())
+
+
+def test_what_moved_carries_the_queries_of_its_cells(con, demo_db):
+    from cxmetrics.metrics import moved
+
+    res = moved.what_moved(con, CUSTOM_RANGE)  # a range: its cells computed from the answers
+    by_name = {q.name: q for q in res.queries}
+    assert {"moved_survey", "moved_complaints"} <= set(by_name) and len(res.table)
+    survey = _rows(demo_db, by_name["moved_survey"])
+    assert len(survey) and {"dim", "level"} <= set(survey.columns)

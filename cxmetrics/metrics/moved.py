@@ -388,12 +388,15 @@ def what_moved(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int 
     """The "what moved this period" list: every tested cell in ``table`` (``moved`` marks those that
     survive the FDR), and ``extra["sentences"]`` the plain sentences of the moved ones, strongest
     evidence first. ``cb`` defaults to the saved codebook (no theme shares without one)."""
-    if cb is None:
-        cb = themes.current(con)[1]
-    raw, (prev, cur, end) = cells(con, filters, months=months, cb=cb, kept=kept)
+    with store.recorded() as ran:  # the cells' queries (those of the kept cells' read when they hold them)
+        if cb is None:
+            cb = themes.current(con)[1]
+        raw, (prev, cur, end) = cells(con, filters, months=months, cb=cb, kept=kept)
+    queries = store.distinct(ran)
     if raw.empty:
         return Result("what_moved", "What moved this period", pd.DataFrame(), method=METHOD, reference=REFERENCE,
-                      alpha=alpha, warnings=("No survey responses to compare.",), extra={"sentences": []})
+                      alpha=alpha, warnings=("No survey responses to compare.",), extra={"sentences": []},
+                      queries=queries)
     t = assess_cells(raw, q=q, alpha=alpha, min_n=filters.min_n)
     before = f"{prev + dt.timedelta(days=1):%d %b %Y}–{cur:%d %b %Y}"
     after = f"{cur + dt.timedelta(days=1):%d %b %Y}–{end:%d %b %Y}"
@@ -407,7 +410,7 @@ def what_moved(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int 
     untested = int(t["p_value"].isna().sum())
     warnings = (f"{untested:,} cells below the minimum n ({filters.min_n}) were not tested.",) if untested else ()
     return Result("what_moved", "What moved this period", t, method=METHOD, reference=REFERENCE,
-                  filters=filters.describe(), alpha=alpha, warnings=warnings,
+                  filters=filters.describe(), alpha=alpha, warnings=warnings, queries=queries,
                   assumptions={"months per period": months, "FDR q": q,
                                "codebook themes": len(cb)},
                   extra={"sentences": t.loc[t["moved"], "sentence"].tolist(), "tested": int(t["p_value"].notna().sum()),
