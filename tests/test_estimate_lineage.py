@@ -60,6 +60,16 @@ def test_each_tiles_estimate_carries_the_query_whose_rows_give_it(con, demo_db, 
     cells = _rows(demo_db, weighted.queries[0])
     assert {"segment", "region"} <= set(cells.columns) and int(cells["n"].sum()) == overall.n
 
+    # a trend under the range: each quarter's interval from the queries it shows (for the range,
+    # quarters covered whole are kept, the days at its ends summed live: the query giving them all)
+    trend = nps.trend(con, filters)
+    counts, *clusters = trend.queries
+    sums = clustered.by_group(pd.concat([_rows(demo_db, q) for q in clusters])).set_index("grp")
+    for (_, r), (_, shown) in zip(_rows(demo_db, counts).iterrows(), trend.table.iterrows(), strict=True):
+        c = sums.loc[r["grp"]]
+        e = nps._row_estimate(pd.concat([r, c]), False, trend.alpha, filters, "NPS")
+        assert (e.ci_low, e.ci_high) == (pytest.approx(shown["ci_low"], rel=1e-9), pytest.approx(shown["ci_high"], rel=1e-9))
+
     change, _ = nps.last_change(con, filters)
     assert change.queries[0].name == "nps_by_quarter"
     last_two = _rows(demo_db, change.queries[0]).tail(2)

@@ -458,6 +458,18 @@ FROM per GROUP BY ALL ORDER BY ALL"""
     return store.Query(f"{col}_clusters", sql, params)
 
 
+def shown(ran, prefix: str, from_kept: bool, query) -> tuple[store.Query, ...]:
+    """The queries of cluster sums a result shows (its interval's "How was this computed?"): of
+    those ``ran``, the ones named ``prefix…`` (the sums summed live, or added up from the per-day
+    tables under a range); when the sums were read, even in part, from the kept fit, the one
+    ``query()`` (the query for the caller's filters) that gives them all instead."""
+    if not from_kept:
+        run = store.distinct(q for q in ran if q.name.startswith(prefix))
+        if run:
+            return run
+    return (query(),)
+
+
 def by_group(df):
     """Cluster sums per (group, segment, region) added up per group (m and the sums add, the
     largest cluster is the largest of any cell)."""

@@ -292,15 +292,16 @@ def _with_clusters(con, out: pd.DataFrame, filters: Filters, dim: str | None, su
     like = out["grp"] if cdim else None
     with store.recorded() as ran:
         cl = clustered.kept(con, "nps", cdim, survey, filters, like=like)
+        from_kept = cl is not None
         if cl is None:
             cl = clustered.in_range(con, "nps", cdim, survey, filters, _cluster_query(filters, cdim, survey, dims=dims),
                                     dims)
         if cl is None:
             cl = clustered.kept_periods(con, "nps", cdim, survey, filters, live, like=like)
+            from_kept = cl is not None  # the kept periods', the days at the range's ends summed live
         if cl is None:
             cl = live(filters)
-    queries = tuple(q for q in ran if q.name.startswith("nps_clusters")) or (_cluster_query(filters, cdim, survey,
-                                                                                            dims=dims),)
+    queries = clustered.shown(ran, "nps_clusters", from_kept, lambda: _cluster_query(filters, cdim, survey, dims=dims))
     if dim in ("segment", "region"):
         cl = cl.assign(grp=cl[dim])
     if ps is not None:
@@ -311,7 +312,7 @@ def _with_clusters(con, out: pd.DataFrame, filters: Filters, dim: str | None, su
     agg = cl.groupby("grp", sort=True).agg(m=("m", "sum"), max_k=("max_k", "max"), uu=("uu", "sum"),
                                            uk=("uk", "sum"), kk=("kk", "sum"), yy=("yy", "sum"),
                                            yw=("yw", "sum"), ww=("ww", "sum")).reset_index()
-    return out.merge(agg, on="grp", how="left"), store.distinct(queries)
+    return out.merge(agg, on="grp", how="left"), queries
 
 
 def _counts(con: duckdb.DuckDBPyConnection, filters: Filters, dim: str | None, survey: str, weighted: bool,

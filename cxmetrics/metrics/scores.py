@@ -82,15 +82,15 @@ WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
     if len(rows):
         with store.recorded() as ran:
             cl = cluster_sums.kept(con, col, dim, survey, filters, like=rows["grp"])
+            from_kept = cl is not None
             if cl is None:
                 cl = cluster_sums.in_range(con, col, dim, survey, filters,
                                            _score_cluster_q(filters, dim, survey, col, sat, dims=False), dims=False)
             if cl is None:
                 cl = _score_clusters(con, filters, dim, survey, col, sat)
         rows = rows.merge(cluster_sums.by_group(cl), on="grp", how="left")
-        # the cluster sums' queries (run; or, read from the kept fit, the query that gives them)
-        queries += tuple(x for x in ran if x.name.startswith(f"{col}_clusters")) or (
-            _score_cluster_q(filters, dim, survey, col, sat, dims=False),)
+        queries += cluster_sums.shown(ran, f"{col}_clusters", from_kept,
+                                      lambda: _score_cluster_q(filters, dim, survey, col, sat, dims=False))
     recs, clustered = [], False
     for _, r in rows.iterrows():
         n = int(r["n"])
