@@ -139,7 +139,7 @@ WHERE {where} AND {sclause} AND r.{col} IS NOT NULL GROUP BY 1 ORDER BY 1"""
                   reference="Student t interval for a mean; Wilson (1927) score interval for a proportion; "
                             "Wolter (2007) §6.4 linearised variance with customers as clusters; Kish (1965) "
                             "effective n.",
-                  filters=filters.describe(), alpha=alpha, headline=tuple(heads), queries=store.distinct(queries),
+                  filters=filters.describe(), alpha=alpha, headline=tuple(heads), queries=queries,
                   extra={"tables": ("survey_responses", "customers")})
 
 
