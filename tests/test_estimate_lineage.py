@@ -211,3 +211,8 @@ def test_what_moved_carries_the_queries_of_its_cells(con, demo_db):
     assert {"moved_survey", "moved_complaints"} <= set(by_name) and len(res.table)
     survey = _rows(demo_db, by_name["moved_survey"])
     assert len(survey) and {"dim", "level"} <= set(survey.columns)
+
+
+def test_an_estimates_repr_leaves_its_queries_out(con):
+    e = nps.overall(con, Filters())
+    assert e.queries and "SELECT" not in repr(e) and "queries" not in repr(e)

@@ -42,7 +42,8 @@ class Estimate:
         never back an SE out of the CI: use ``se``.
     queries : the queries whose rows the estimate is computed from (``store.Query`` objects, or
         their text for an estimate kept with the summaries), for "How was this computed?"; not
-        part of the estimate's equality.
+        part of the estimate's equality, nor of its repr (a notebook cell showing an estimate
+        would print every SQL text).
     """
 
     name: str
@@ -62,7 +63,7 @@ class Estimate:
     warnings: tuple[str, ...] = ()
     min_n: int = DEFAULT_MIN_N
     se: float | None = None
-    queries: tuple[Any, ...] = field(default=(), compare=False)
+    queries: tuple[Any, ...] = field(default=(), compare=False, repr=False)
 
     def conf_int(self, alpha: float | None = None) -> tuple[float, float]:
         """The ``1 - alpha`` interval: the stored one at the estimate's own level, otherwise the
