@@ -151,6 +151,7 @@ def test_an_estimates_queries_go_to_json_as_text_and_come_back(con):
     ("pages/05_customer_value.py", {"clv_inputs": 2, "holdout": 1}),  # the CLV by group, the value of moving detractors
     ("pages/08_complaints.py", {"recontact": 1}),
     ("pages/10_finance_review.py", {"net_revenue_retention": 1}),
+    ("pages/03_customer_voice.py", {"theme_result_cost": 1}),  # the kept theme run's results
     ("pages/06_department.py", {"kpi_trend": 1, "nps_by_touchpoint": 1, "nps_clusters": 1, "csat_by_touchpoint": 1,
                                 "csat_clusters": 1,
                                 "complaints_by_category": 1}),
@@ -216,3 +217,18 @@ def test_what_moved_carries_the_queries_of_its_cells(con, demo_db):
 def test_an_estimates_repr_leaves_its_queries_out(con):
     e = nps.overall(con, Filters())
     assert e.queries and "SELECT" not in repr(e) and "queries" not in repr(e)
+
+
+def test_the_themes_cost_carries_every_query_the_themes_part_ran(con, demo_db):
+    """What the themes cost, how their share moves and how customers feel: read from the kept run's
+    results for all data, aggregated from its assignments under a segment or a range."""
+    from cxmetrics import views
+
+    for filters, names in ((Filters(), {"theme_results", "theme_result_cost", "theme_result_trend"}),
+                           (Filters(segments=("smb",)), {"theme_lean_mentions", "theme_lean_trend"}),
+                           (CUSTOM_RANGE, {"theme_lean_mentions", "theme_lean_nps", "theme_lean_churn"})):
+        th = views.voice.themes_data(con, filters)
+        assert len(th.cost.table) and names <= {q.name for q in th.cost.queries}, filters
+        assert len(th.cost.queries) == len(store.distinct(th.cost.queries))
+        for q in th.cost.queries:
+            _rows(demo_db, q)  # each runs as shown

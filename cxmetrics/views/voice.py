@@ -8,6 +8,7 @@ returned as data and every page shows it as plain text, never as HTML.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import duckdb
@@ -166,6 +167,16 @@ class VoiceThemes:
 @store.memoized
 def themes_data(con: duckdb.DuckDBPyConnection, filters: Filters, *, theme: str | None = None,
                 alpha: float = 0.05) -> VoiceThemes:
+    """:func:`gather_themes`, its cost result carrying every query the themes part ran (its "How
+    was this computed?": the kept run's results, sums or assignments read, or the verbatims
+    classified on the fly)."""
+    with store.recorded() as ran:
+        out = gather_themes(con, filters, theme=theme, alpha=alpha)
+    return dataclasses.replace(out, cost=dataclasses.replace(out.cost, queries=store.distinct((*out.cost.queries, *ran))))
+
+
+def gather_themes(con: duckdb.DuckDBPyConnection, filters: Filters, *, theme: str | None = None,
+                  alpha: float = 0.05) -> VoiceThemes:
     """Everything the themes part of Customer voice shows, from the kept theme run
     (:mod:`cxmetrics.theme_store`; never a refit): the unfiltered view reads the run's stored sums,
     a filtered view aggregates the kept assignments in SQL. When the data changed since the run
