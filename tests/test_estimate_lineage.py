@@ -232,3 +232,29 @@ def test_the_themes_cost_carries_every_query_the_themes_part_ran(con, demo_db):
         assert len(th.cost.queries) == len(store.distinct(th.cost.queries))
         for q in th.cost.queries:
             _rows(demo_db, q)  # each runs as shown
+
+
+def test_the_cox_checks_sample_is_the_same_rows_whatever_the_number_of_threads(con, demo_db):
+    """The SQL shown must give the rows the check was fitted on, on a reviewer's machine too: a
+    seeded reservoir sample drew other rows under another number of threads (1M customers, by hand).
+    The sample is the customers first by the MD5 of their id: checked against Python's hashlib, and
+    under one and two threads."""
+    import hashlib
+
+    from cxmetrics.metrics import churn
+
+    L = churn.default_landmark(con, Filters())
+    q = churn._cox_query(con, Filters(), L, 300)  # fewer than the demo's base: a real sample
+    got = []
+    with store.connect(str(demo_db)) as fresh:
+        for threads in (1, 2):
+            fresh.execute(f"SET threads = {threads}")
+            got.append(fresh.execute(q.sql, q.params).df())
+        base = store.run(fresh, churn._base(fresh, Filters(), L, "SELECT customer_id, nps_group, segment, tenure, "
+                                            "days, event FROM b", "cox_base"))
+    cols = ["nps_group", "segment", "tenure", "days", "event"]
+    first = base.assign(h=[hashlib.md5(c.encode()).hexdigest() for c in base["customer_id"]]).sort_values("h").head(300)
+    want = first[cols].sort_values(cols).reset_index(drop=True)
+    assert len(base) > 300 and len(want) == 300
+    for rows in got:
+        pd.testing.assert_frame_equal(rows.sort_values(cols).reset_index(drop=True), want, check_dtype=False)

@@ -11,8 +11,8 @@ churn date or the end of the data (censored). Everything is aggregated in DuckDB
   exponential survival likelihood (Holford 1980; Laird & Olivier 1981), so rate ratios are
   hazard ratios under that constant-hazard assumption. A Cox model (Breslow's partial likelihood
   for tied times, :func:`cxmetrics.metrics.survival.cox_breslow`, the model of statsmodels'
-  ``PHReg`` and checked against it; no assumption on the baseline hazard's shape) on the customer rows (a seeded reservoir sample of
-  at most 50,000) is reported alongside as a check. A ratio whose group has no events is "not
+  ``PHReg`` and checked against it; no assumption on the baseline hazard's shape) on the customer rows (at most
+  50,000, the first by the MD5 of their id: the same rows anywhere) is reported alongside as a check. A ratio whose group has no events is "not
   estimable" (NaN, with the reason); the other ratios are kept;
 * odds ratios: a binomial GLM of churn within the window after L on cells (exact grouped logistic);
   both GLMs fitted by :mod:`cxmetrics.core.glm` (IRLS, checked against statsmodels' ``GLM``);
@@ -245,7 +245,7 @@ def hazard_ratios(con: duckdb.DuckDBPyConnection, filters: Filters, *, landmark:
         if math.isnan(r["ratio"]):
             warnings.append(f"{r['measure'].capitalize()} of {r['group']}s vs promoters not estimable: {r['note']}.")
     cox_rows = _cox_rows(con, filters, L, cox_sample, alpha) if cox else []
-    # the Cox rows' customers: the query that gives the seeded sample (run, or kept with the summaries)
+    # the Cox rows' customers: the query that gives its sample (run, or kept with the summaries)
     cox_q = (_cox_query(con, filters, L, cox_sample),) if cox_rows else ()
     rows += cox_rows
     if cox and not cox_rows:
@@ -315,7 +315,7 @@ def default_cox_fit(con: duckdb.DuckDBPyConnection) -> dict | None:
 
 def _cox_rows(con, filters: Filters, L: dt.date, sample: int, alpha: float) -> list[dict]:
     """The Cox rows: the stored fit when it is this exact one (unfiltered view, same landmark,
-    sample and alpha; the seeded sample makes it reproducible), else fitted now."""
+    sample and alpha; the sample is the same rows anywhere, :func:`_cox_query`), else fitted now."""
     if summaries.unfiltered(filters):
         kept = summaries.fit(con, "cox")
         if kept and (kept["landmark"], kept["sample"], kept["alpha"]) == (L.isoformat(), sample, alpha):
@@ -324,8 +324,11 @@ def _cox_rows(con, filters: Filters, L: dt.date, sample: int, alpha: float) -> l
 
 
 def _cox_query(con, filters: Filters, L: dt.date, sample: int) -> store.Query:
+    """The Cox check's customers: at most ``sample``, those first by the MD5 of their id — the same
+    rows on any machine and engine (DuckDB's seeded reservoir sample drew other rows under another
+    number of threads), so the SQL shown gives the rows the check was fitted on."""
     return _base(con, filters, L, "SELECT nps_group, segment, tenure, days, event FROM b "
-                 f"USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (7)", "cox_sample")
+                 f"ORDER BY md5(b.customer_id) LIMIT {int(sample)}", "cox_sample")
 
 
 def _cox(con, filters: Filters, L: dt.date, sample: int, alpha: float) -> list[dict]:
