@@ -460,6 +460,34 @@ def test_the_landmark_revenue_to_a_ranges_end_from_the_lakes_monthly_revenue_is_
         _same(want, got)
 
 
+def test_the_answer_spells_on_spark_are_duckdbs_rows(small_db, tmp_path):
+    """The answer spells' definition (lead and a filtered minimum over the rows after each answer,
+    ordered by day and then by response id from the highest) gives DuckDB's rows on Spark, on the
+    demo with same-day answers planted: lower and higher ids, another score, no stated share of
+    wallet, another department."""
+    db = tmp_path / "ties.duckdb"
+    shutil.copyfile(small_db, db)
+    rel = "survey = 'relationship' AND nps IS NOT NULL"
+    with store.connect(str(db), read_only=False) as con, store.transaction(con):
+        con.execute(f"""INSERT INTO survey_responses SELECT * REPLACE ('0' || response_id AS response_id,
+            (nps + 5) % 11 AS nps, CASE WHEN hash(response_id) % 2 = 0 THEN NULL END AS share_of_wallet_pct,
+            CASE WHEN hash(response_id) % 4 = 1 THEN 'billing' ELSE department END AS department)
+            FROM survey_responses WHERE {rel} AND hash(response_id) % 3 <> 2""")
+        con.execute(f"""INSERT INTO survey_responses SELECT * REPLACE (response_id || '~' AS response_id,
+            (nps + 3) % 11 AS nps) FROM survey_responses WHERE {rel} AND hash(response_id) % 5 = 0""")
+        store.bump_version(con)
+    lake.export(db, tmp_path / "lake")
+    sql = relations.RELATIONS["summary_answer_spells"].sql
+    with store.connect(str(db)) as con:
+        want = sorted(con.execute(f"SELECT * FROM ({sql}) s").fetchall(), key=lambda r: r[5])  # by response id
+        same_day = con.execute("SELECT count(*) FROM (SELECT * FROM summary_answer_spells "
+                               "WHERE next_any = responded_on)").fetchone()[0]
+    with engines.connect("spark", lake=tmp_path / "lake") as con:
+        got = sorted(con.execute(f"SELECT * FROM ({sql}) s").fetchall(), key=lambda r: r[5])
+    assert len(want) > 1_000 and same_day > 500
+    _same(want, got)
+
+
 def test_summary_detractors_on_spark_gives_the_hand_written_rows_and_duckdbs(sc, dc, lake_dir, tmp_path):
     """The detractors' definition (window frames, LEAD, ROW_NUMBER, CASE) on Spark: the hand-made
     edge cases of ``tests/test_detractors.py`` (a follow-up on the answer's day, ties on the next
