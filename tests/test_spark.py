@@ -124,8 +124,6 @@ CONSTRUCTS = [
     ("to_months", "SELECT (DATE '2024-01-31' + to_months(date_diff('month', DATE '2024-01-31', DATE '2024-03-01')))::DATE AS d", {}),
     ("to_days", "SELECT count(*) FILTER (WHERE b <= a + to_days($days)) AS n FROM (VALUES (DATE '2024-01-01', DATE '2024-01-08'), "
                 "(DATE '2024-01-01', DATE '2024-01-09')) t(a, b)", {"days": 7}),
-    ("USING SAMPLE RESERVOIR on a smaller table", "WITH b AS (SELECT * FROM (VALUES (1), (2), (3)) t(x)) "
-                                                  "SELECT count(*) AS n, sum(x) AS s FROM b USING SAMPLE RESERVOIR (50000 ROWS) REPEATABLE (7)", {}),
     ("greatest, least, coalesce", "SELECT greatest(0, date_diff('day', greatest(DATE '2024-01-01', DATE '2024-02-01'), "
                                   "least(coalesce(NULL, DATE '2024-03-01'), DATE '2024-04-01'))) AS days", {}),
     ("decimal division is DOUBLE", "SELECT 100.0 * (sum(CASE WHEN v > 1 THEN 1.0 ELSE 0 END) / count(*)) AS p, "
@@ -174,6 +172,15 @@ def test_temp_table_is_created_read_and_dropped(sc):
     assert n == want and n > 0
     sc.execute("DROP TABLE IF EXISTS cx_tmp_promoters")
     assert "cx_tmp_promoters" not in sc.tables()
+
+
+def test_a_sample_is_refused_rather_than_translated():
+    """Spark's TABLESAMPLE (n ROWS) takes the first n rows and a random draw differs by engine: a
+    DuckDB sample has no translation (the product samples by the MD5 of a key instead)."""
+    for sql in ("SELECT * FROM customers USING SAMPLE reservoir(50 ROWS) REPEATABLE (7)",
+                "SELECT count(*) FROM (SELECT * FROM customers USING SAMPLE 10%) t"):
+        with pytest.raises(ValueError, match="USING SAMPLE has no Spark translation"):
+            sqlmap.translate(sql)
 
 
 def test_values_are_bound_never_formatted(sc):

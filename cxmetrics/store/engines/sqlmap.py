@@ -35,8 +35,8 @@ DuckDB                                    Spark (after :func:`translate`)
                                           an expression)
 ``SELECT unnest(a) x, unnest(b) y``       ``SELECT INLINE(ARRAYS_ZIP(a, b)) AS (x, y)`` (lists side
                                           by side; two generators would multiply)
-``USING SAMPLE RESERVOIR (n ROWS)``       ``FROM (SELECT * FROM t ORDER BY RAND(seed) LIMIT n)``:
-                                          all rows when t is smaller; else another random draw
+``USING SAMPLE``                          refused (Spark's ``TABLESAMPLE (n ROWS)`` takes the
+                                          first n rows): the SQL samples by ``ORDER BY md5(key)``
 ``list(x ORDER BY k)``                    ``TRANSFORM(ARRAY_SORT(COLLECT_LIST(STRUCT(k, x))), …)``:
                                           ``COLLECT_LIST`` keeps no order and drops NULLs (a
                                           struct holding a NULL is kept); one sort key
@@ -116,27 +116,6 @@ def _cast_inside(node: exp.Cast) -> exp.Expression:
     to = exp.DataType(this=exp.DataType.Type.ARRAY, expressions=[node.args["to"].copy()], nested=True)
     return gen.__class__(this=exp.Cast(this=_sub(gen.this), to=to)) if isinstance(gen, exp.Explode) else \
         exp.Unnest(expressions=[exp.Cast(this=_sub(e), to=to) for e in gen.expressions])
-
-
-def _reservoir(node: exp.Select) -> exp.Expression:
-    """``FROM t USING SAMPLE RESERVOIR (n ROWS) REPEATABLE (s)`` → ``FROM (SELECT * FROM t ORDER BY
-    rand(s) LIMIT n) AS t``: a simple random sample of n rows, all rows when t has fewer (Spark's
-    ``TABLESAMPLE (n ROWS)`` takes the first n). The same rows as DuckDB only in that case: the two
-    engines draw with different generators."""
-    sample, src = node.args["sample"], node.args.get("from_")
-    size, seed = sample.args.get("size"), sample.args.get("seed")
-    if (not isinstance(size, exp.Literal) or sample.args.get("percent") or not isinstance(src, exp.From)
-            or not isinstance(src.this, exp.Table) or node.args.get("joins")):
-        raise ValueError("only `FROM table USING SAMPLE n ROWS` has a Spark translation here")
-    table = src.this
-    rand = _call("RAND", seed.copy()) if seed is not None else _call("RAND")
-    inner = exp.select("*").from_(exp.Table(this=table.this.copy(), db=table.args.get("db"))) \
-        .order_by(rand).limit(size.copy())
-    out = node.copy()
-    out.set("sample", None)
-    out.set("from_", exp.From(this=exp.Subquery(this=inner, alias=exp.TableAlias(
-        this=exp.to_identifier(table.alias_or_name)))))
-    return out.transform(_rewrite)
 
 
 def _zip_unnests(node: exp.Select) -> exp.Expression:
@@ -223,7 +202,9 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.ToDays):
         return _call("MAKE_DT_INTERVAL", _sub(node.this))
     if isinstance(node, exp.Select) and isinstance(node.args.get("sample"), exp.TableSample):
-        return _reservoir(node)
+        # Spark's TABLESAMPLE (n ROWS) takes the first n rows, and a random draw differs by engine
+        raise ValueError("USING SAMPLE has no Spark translation here: sample deterministically "
+                         "(ORDER BY md5(key) LIMIT n), as the Cox check does")
     if isinstance(node, exp.Select) and _side_by_side(node):
         return _zip_unnests(node)
     return node
