@@ -104,7 +104,8 @@ WHERE s.responded_on <= $date_to AND (s.next_any IS NULL OR s.next_any > $date_t
 
 def _next_day(col: str, field: str | None, dept: bool) -> str:
     """A next-day column of :data:`ANSWER_SPELLS`: the day of the first answer after this one
-    (:func:`_after`) in its customer's (and department's) answers, among those stating ``field``."""
+    (:func:`_after`) among its customer's (and department's) answers stating ``field`` (any answer
+    when None: the next row)."""
     after = "after_dept" if dept else "after"
     if field is None:
         return f"lead(responded_on) OVER {after} AS {col}"
@@ -129,9 +130,9 @@ def _after_window(name: str, keys: str) -> str:
 #: customer's answers ordered by day and then by id from the highest, the answers that replace one
 #: are exactly those after it, so each next day is the day of the next row (or of the first later
 #: row stating the field): two sorts, no join. The version before found the days with several
-#: answers by a GROUP BY and joined them back to windows over the later days: 5.1 → 2.9 s at 10M
-#: responses on the bench store (8.3 → 3.6 s under the import's 640MB memory cap), the same rows
-#: (by hand).
+#: answers by a GROUP BY and joined them back to windows over the later days: 8.3 → 3.5 s at 10M
+#: responses and 169 → 71 s at 100M on the bench stores under the import's 640MB memory cap, the
+#: same rows (by hand).
 ANSWER_SPELLS = Relation("summary_answer_spells", frozenset({"customers", "survey_responses"}), f"""
 WITH sp_r AS ({_SPELL_ROWS.format(responses="survey_responses")}
 )
