@@ -30,8 +30,11 @@ for topic, sentence in data.findings():
 
 st.subheader("What moved this period")
 moved_result = ui.compute(views.executive.moved_data, filters)
-for sentence in moved.describe(moved_result):
+for sentence in moved.describe(moved_result, limit=moved.HEADLINES, rest_where="the table below lists them all"):
     ui.say(sentence, bullet=True)
+if len(moved_result.extra.get("sentences") or ()) > moved.HEADLINES:
+    with st.expander(f"All {len(moved_result.extra['sentences']):,} changes that moved"):
+        ui.table(moved.moved_cells(moved_result), key="exec_moved_all", name="what_moved")
 ui.how_computed(moved_result, key="exec_moved_how")
 
 t1, t2, t3, t4 = st.columns(4)

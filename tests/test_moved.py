@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from cxmetrics.core.filters import Filters, Scope
+from cxmetrics.core.results import Result
 from cxmetrics.metrics import moved, theme_lean, theme_store
 from cxmetrics.store import summaries
 
@@ -72,6 +73,46 @@ def test_each_metric_is_tested_with_its_own_formula():
     assert csat["se"] == pytest.approx(np.sqrt((1 * 100 / 99) / 100 + (0.86 * 100 / 99) / 100), rel=1e-3)  # 18.5 - 4.2²
     assert comp["change"] == pytest.approx(20.0) and comp["se"] == pytest.approx(np.sqrt(240) / 3)
     assert np.isnan(share["p_value"]) and not share["moved"]  # 10 verbatims: below the minimum, not tested
+
+
+def test_strongest_evidence_first_when_p_values_underflow():
+    # at a million customers the moved cells' p-values are 0.0 (and so their adjusted ones): the
+    # z statistic orders them; the input is weakest first, so keeping its order would fail
+    cells = pd.DataFrame([{"metric": "share", "dim": "segment", "level": f"s{i}", "theme": "t", "n_0": 400_000,
+                           "n_1": 400_000, "k_0": 40_000, "k_1": 40_000 + 20_000 * (i + 1)} for i in range(4)]
+                         + [{"metric": "share", "dim": "segment", "level": "flat", "theme": "t", "n_0": 400_000,
+                             "n_1": 400_000, "k_0": 40_000, "k_1": 40_000}])
+    out = moved.strongest_first(moved.assess_cells(cells, q=0.05, min_n=30))
+    assert (out.loc[out["moved"], "q_value"] == 0).all()
+    assert list(out["level"]) == ["s3", "s2", "s1", "s0", "flat"]
+
+
+def _sentences(n):
+    return Result("what_moved", "What moved", pd.DataFrame({"x": [1]}),
+                        extra={"sentences": [f"s{i}" for i in range(n)], "tested": 99})
+
+
+def test_describe_says_the_strongest_few_and_counts_the_rest():
+    assert moved.describe(_sentences(20)) == [f"s{i}" for i in range(20)]
+    got = moved.describe(_sentences(20), limit=8, rest_where="the table below lists them all")
+    assert got[:8] == [f"s{i}" for i in range(8)] and len(got) == 9
+    assert got[8].startswith("…and 12 more changes survived") and got[8].endswith("the table below lists them all.")
+    assert moved.describe(_sentences(9), limit=8)[8].startswith("…and 1 more change survived")
+    assert moved.describe(_sentences(8), limit=8) == [f"s{i}" for i in range(8)]
+    assert "nothing moved beyond noise" in moved.describe(_sentences(0), limit=8)[0]
+
+
+def test_the_moved_cells_table(con):
+    r = moved.what_moved(con, Filters(), cb={"Late delivery": ["late", "retard", "laat", "verspätet", "spät"]})
+    t = moved.moved_cells(r)
+    assert len(t) == len(r.extra["sentences"]) > 0
+    assert list(t.columns) == ["metric", "dimension", "level", "theme", "before", "after", "change", "ci_low",
+                               "ci_high", "fdr_adjusted_p", "n"]
+    hit = r.table[r.table["moved"]].reset_index(drop=True)
+    assert (t["change"] == hit["change"]).all() and (t["fdr_adjusted_p"] <= 0.05).all()
+    want = np.where(hit["metric"] == "complaints", hit.get("k_0", 0) + hit.get("k_1", 0), hit["n_0"] + hit["n_1"])
+    assert (t["n"].to_numpy() == want).all() and (t["n"] > 0).all()
+    assert moved.moved_cells(Result("what_moved", "x", pd.DataFrame())).columns[-1] == "n"
 
 
 def test_demo_surge_is_in_the_list(con):

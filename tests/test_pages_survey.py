@@ -1,8 +1,11 @@
 """AppTest: NPS & drivers and Customer voice."""
 
+import re
+
 import pytest
 
 from cxmetrics import store
+from cxmetrics.metrics import moved
 from cxmetrics.registers import demo, importer
 
 
@@ -61,6 +64,21 @@ def test_executive_summary_says_what_moved(demo_db, make_app):
     assert not at.exception, at.exception
     assert any(s.value == "What moved this period" for s in at.subheader)
     assert any("FDR-adjusted p" in m.value for m in at.markdown)
+
+
+def test_executive_summary_says_the_strongest_moves_and_tables_the_rest(demo_db, make_app, monkeypatch):
+    # the demo has a few moved cells; at a million customers hundreds move: the page says the
+    # first HEADLINES and lists every one in a table (lowered here so the demo has more)
+    monkeypatch.setattr(moved, "HEADLINES", 3)
+    at = make_app(demo_db, page="pages/01_executive_summary.py", timeout=240)
+    assert not at.exception, at.exception
+    said = [m.value for m in at.markdown if "FDR-adjusted p" in m.value]
+    more = [m.value for m in at.markdown if "more change" in m.value and "survived" in m.value]
+    assert len(said) == 3 and len(more) == 1 and "the table below lists them all" in more[0]
+    box = next(e for e in at.expander if e.label.startswith("All ") and e.label.endswith("changes that moved"))
+    table = box.dataframe[0].value
+    rest = int(re.search(r"and ([\d,]+) more", more[0])[1].replace(",", ""))
+    assert len(table) == int(box.label.split()[1].replace(",", "")) == 3 + rest
 
 
 @pytest.fixture(scope="module")

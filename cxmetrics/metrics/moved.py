@@ -382,6 +382,15 @@ def _flatten(w: pd.DataFrame, cols: Mapping[str, str], metric: str, extra: tuple
     return flat
 
 
+def strongest_first(t: pd.DataFrame) -> pd.DataFrame:
+    """Tested cells (:func:`assess_cells`) with the moved ones first, strongest evidence first: by
+    FDR-adjusted p, and where those tie by the size of the z statistic — BH's adjusted values often
+    tie, and at a million customers most moved cells' p-values are 0.0 in floating point."""
+    t = t.assign(_abs_z=(t["change"] / t["se"]).abs())
+    return t.sort_values(["moved", "q_value", "_abs_z"], ascending=[False, True, False],
+                         na_position="last").drop(columns="_abs_z").reset_index(drop=True)
+
+
 @store.memoized
 def what_moved(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int = 3, q: float = 0.05,
                alpha: float = 0.05, cb: Mapping[str, Iterable[str]] | None = None, kept: bool = False) -> Result:
@@ -404,7 +413,7 @@ def what_moved(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int 
     hit = t["moved"].to_numpy(dtype=bool)
     if hit.any():  # the moved cells only: a few of thousands
         t.loc[hit, "sentence"] = [sentence(r, before, after, alpha) for r in t[hit].to_dict("records")]
-    t = t.sort_values(["moved", "q_value"], ascending=[False, True], na_position="last").reset_index(drop=True)
+    t = strongest_first(t)
     t["estimate"], t["n"] = t["change"], t.filter(regex=r"^n_[01]$").sum(axis=1)
     t["small_sample"] = t["p_value"].isna()
     untested = int(t["p_value"].isna().sum())
@@ -417,12 +426,45 @@ def what_moved(con: duckdb.DuckDBPyConnection, filters: Filters, *, months: int 
                          "periods": (before, after)})
 
 
-def describe(result: Result) -> list[str]:
-    """The sentences to show, or one sentence saying why there are none."""
-    if result.extra.get("sentences"):
-        return list(result.extra["sentences"])
+#: How many moved cells the Executive summary and the deck say in sentences: at a million customers
+#: hundreds of cells survive the FDR control (597 on the bench's store), and a page of them is no
+#: summary. The rest are counted in one more sentence; the page lists them all in a table.
+HEADLINES = 8
+
+
+def describe(result: Result, limit: int | None = None, rest_where: str = "the Executive summary lists them all"
+             ) -> list[str]:
+    """The sentences to show (at most ``limit`` of the moved cells, strongest evidence first, and
+    then one counting the others and saying ``rest_where`` they are), or one sentence saying why
+    there are none."""
+    sentences = list(result.extra.get("sentences") or ())
+    if sentences:
+        if limit is None or len(sentences) <= limit:
+            return sentences
+        rest = len(sentences) - limit
+        return sentences[:limit] + [f"…and {rest:,} more change{'s' if rest > 1 else ''} survived the "
+                                    f"false-discovery-rate control, each with weaker evidence than these: "
+                                    f"{rest_where}."]
     if result.table.empty:
         return ["Nothing to compare: no survey responses in the last two periods."]
     q = result.assumptions.get("FDR q", 0.05)
     return [f"No change survived the false-discovery-rate control (Benjamini–Hochberg, q = {q:.0%}) among "
             f"{result.extra.get('tested', 0):,} metric × group comparisons: nothing moved beyond noise."]
+
+
+def moved_cells(result: Result) -> pd.DataFrame:
+    """The cells that moved (strongest evidence first), with the columns a reader needs: what, where,
+    before, after, the change with its interval, the FDR-adjusted p and the answers (or complaints)
+    behind them."""
+    cols = ["metric", "dim", "level", "theme", "before", "after", "change", "ci_low", "ci_high", "q_value", "n"]
+    names = {"dim": "dimension", "q_value": "fdr_adjusted_p"}
+    t = result.table
+    if t.empty or "moved" not in t.columns:
+        return pd.DataFrame(columns=cols).rename(columns=names)
+    hit = t.loc[t["moved"].astype(bool)]
+    out = hit.reindex(columns=cols).reset_index(drop=True)
+    # n: the answers (NPS, CSAT) or verbatims (a theme's share) of both periods; complaints: their count
+    answers = hit.reindex(columns=["n_0", "n_1"]).sum(axis=1).to_numpy()
+    complaints = hit.reindex(columns=["k_0", "k_1"]).sum(axis=1).to_numpy()
+    out["n"] = np.where(hit["metric"].eq("complaints").to_numpy(), complaints, answers).astype("int64")
+    return out.rename(columns=names)

@@ -62,7 +62,7 @@ def story(con: duckdb.DuckDBPyConnection, filters: Filters, *, drop_points: floa
     slides = [Slide("The headlines", [f"{t}: {x}" for t, x in s.findings()],
                     notes="Each sentence is generated from the results shown on the following slides.")]
     m = summary.moved_data(con, filters)
-    slides.append(Slide("What moved this period", moved.describe(m)[:8], notes=m.method))
+    slides.append(Slide("What moved this period", moved.describe(m, limit=moved.HEADLINES), notes=m.method))
     if s.bridge is not None:
         b = s.bridge
         slides.append(Slide("What CX is worth: the CX-to-P&L bridge",
