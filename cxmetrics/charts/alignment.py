@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from cxmetrics.charts import PRIMARY, STATUS_COLORS, style
+from cxmetrics.charts import PRIMARY, STATUS_COLORS, go, style
 from cxmetrics.core import lazy
 
 pd = lazy.module("pandas")
-go = lazy.module("plotly.graph_objects")
 
 
 def kpi_chart(trend: pd.DataFrame, row: pd.Series, title: str | None = None) -> go.Figure:

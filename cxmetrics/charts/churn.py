@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from cxmetrics.charts import GROUP_COLORS, PRIMARY, style
-from cxmetrics.core import lazy
-
-go = lazy.module("plotly.graph_objects")
+from cxmetrics.charts import GROUP_COLORS, PRIMARY, go, style
 
 
 def _rgba(hex_color: str, a: float) -> str:

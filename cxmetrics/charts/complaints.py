@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from cxmetrics.charts import PRIMARY, style
-from cxmetrics.core import lazy
-
-go = lazy.module("plotly.graph_objects")
+from cxmetrics.charts import PRIMARY, go, style
 
 
 def pareto(result, title: str = "Complaint Pareto: categories by volume") -> go.Figure:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from cxmetrics.charts import PRIMARY, style
+from cxmetrics.charts import PRIMARY, go, style
 from cxmetrics.core import lazy
 
 pd = lazy.module("pandas")
-go = lazy.module("plotly.graph_objects")
 
 
 def event_study(imp, title: str | None = None) -> go.Figure:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from cxmetrics.charts import BAND, GROUP_COLORS, PRIMARY, style
-from cxmetrics.core import lazy
-
-go = lazy.module("plotly.graph_objects")
+from cxmetrics.charts import BAND, GROUP_COLORS, PRIMARY, go, style
 
 
 def trend(result, title: str = "NPS over time") -> go.Figure:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from cxmetrics.charts import style
-from cxmetrics.core import lazy
-
-go = lazy.module("plotly.graph_objects")
+from cxmetrics.charts import go, style
 
 
 def _num(v: float) -> str:

@@ -4,10 +4,7 @@ The bins and the predictions come from :mod:`cxmetrics.metrics.btyd_checks`; not
 
 from __future__ import annotations
 
-from cxmetrics.charts import PRIMARY, style
-from cxmetrics.core import lazy
-
-go = lazy.module("plotly.graph_objects")
+from cxmetrics.charts import PRIMARY, go, style
 
 
 def distribution(hist, *, title: str, x_title: str, fmt: str = "{:,.1f}") -> go.Figure:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from cxmetrics.charts import style
-from cxmetrics.core import lazy
-
-go = lazy.module("plotly.graph_objects")
+from cxmetrics.charts import go, style
 
 
 def theme_trend(trend, themes: list[str], title: str = "Share of verbatims by month (95% CI)") -> go.Figure:
