@@ -291,13 +291,15 @@ WITH per AS (
     return store.run(con, store.Query(f"{measure}_clusters_{how}", sql, params))
 
 
-def kept_periods(con, measure: str, period: str, survey: str, filters, live, like=None):
+def kept_periods(con, measure: str, period: str, survey: str, filters, live, like=None, answered=None):
     """Cluster sums per ``period`` under a date range from the kept sums where they hold it: a
     customer's answers in one period are one cluster, so the periods the range covers whole have
     exactly their kept (unfiltered-range) sums, and only the days of the periods it cuts at its ends
-    are summed live, by ``live(filters)`` (the same query under a narrower range). None when no
-    period is covered whole or nothing is kept for the rest of the filters (the caller then sums
-    the whole range live)."""
+    are summed live, by ``live(filters)`` (the same query under a narrower range) — unless
+    ``answered`` (the first days of the periods with an answer in the range, from the caller's
+    counts) shows the cut days have none (a survey sent in waves: 0.035 s saved a cut end, by hand at
+    10M responses). None when no period is covered whole or nothing is kept for the rest of the
+    filters (the caller then sums the whole range live)."""
     if period not in ("week", "month", "quarter") or (filters.date_from is None and filters.date_to is None):
         return None
     lo, hi = filters.date_from, filters.date_to
@@ -317,9 +319,13 @@ def kept_periods(con, measure: str, period: str, survey: str, filters, live, lik
     if after is not None:
         keep &= starts < after
     parts = [df[keep]]
-    if first is not None and lo < first:  # the days of the period the range starts in
+
+    def cut(start: dt.date) -> bool:  # whether the days of the period starting on ``start`` are summed
+        return answered is None or start in answered
+
+    if first is not None and lo < first and cut(period_start(lo, period)):  # the period the range starts in
         parts.append(live(filters.with_(date_to=first - dt.timedelta(days=1))))
-    if after is not None and hi >= after:  # the days of the period it ends in
+    if after is not None and hi >= after and cut(after):  # the period it ends in
         parts.append(live(filters.with_(date_from=after)))
     parts = [p for p in parts if len(p)]
     if not parts:

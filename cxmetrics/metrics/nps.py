@@ -297,7 +297,8 @@ def _with_clusters(con, out: pd.DataFrame, filters: Filters, dim: str | None, su
             cl = clustered.in_range(con, "nps", cdim, survey, filters, _cluster_query(filters, cdim, survey, dims=dims),
                                     dims)
         if cl is None:
-            cl = clustered.kept_periods(con, "nps", cdim, survey, filters, live, like=like)
+            answered = set(pd.to_datetime(like).dt.date) if cdim in ("week", "month", "quarter") else None
+            cl = clustered.kept_periods(con, "nps", cdim, survey, filters, live, like=like, answered=answered)
             from_kept = cl is not None  # the kept periods', the days at the range's ends summed live
         if cl is None:
             cl = live(filters)
