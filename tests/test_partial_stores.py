@@ -189,6 +189,24 @@ def test_half_built_files_are_detected(tmp_path):
     assert store.incomplete_reason(inited) is None
 
 
+def test_a_usable_store_is_checked_again_once_its_file_changes(tmp_path, monkeypatch):
+    """The app asks on every rerun whether the store is usable: a file found usable is not opened
+    again while its bytes are unchanged (a stat), and any write makes it read again."""
+    import duckdb
+
+    db = tmp_path / "cx.duckdb"
+    assert _cli("init", "--db", str(db)).returncode == 0
+    assert store.incomplete_reason(db) is None
+    opened = []
+    real = duckdb.connect
+    monkeypatch.setattr(duckdb, "connect", lambda *a, **k: opened.append(a) or real(*a, **k))
+    assert store.incomplete_reason(db) is None and opened == []  # the same bytes: not opened
+    with real(str(db)) as c:  # a write: the file's times and size change
+        c.execute("DROP TABLE complaints")
+    assert "missing tables: complaints" in store.incomplete_reason(db) and len(opened) == 1
+    assert "missing tables" in store.incomplete_reason(db) and len(opened) == 2  # a bad verdict is not kept
+
+
 def test_demo_build_is_atomic(tmp_path, monkeypatch):
     target = tmp_path / "cx.duckdb"
     with store.connect(str(target), read_only=False):
