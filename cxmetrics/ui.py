@@ -76,6 +76,13 @@ def read_only_reason() -> str | None:
     return None
 
 
+def store_held_open():
+    """For one script run (``app.py``): the store file stays open from the first read to the end
+    of the run, so the run's other reads (each cache miss opens a connection) join it instead of
+    opening the file again (:func:`cxmetrics.store.held_open`)."""
+    return store.held_open()
+
+
 def _connect(eng: str, where: str):
     return engines.connect(eng, lake=where) if eng == "spark" else store.connect(where)
 

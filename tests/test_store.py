@@ -232,3 +232,73 @@ def test_read_only_connections_cap_duckdbs_memory_and_spill_beyond_it(small_copy
         groups, rows = con.execute("SELECT count(*), sum(n) FROM (SELECT i % 1999993 AS k, count(*) AS n, "
                                    "max(repeat('x', 40) || i) AS s FROM range(4000000) t(i) GROUP BY 1)").fetchone()
         assert (groups, rows) == (1999993, 4000000)
+
+
+def test_a_held_store_is_shared_by_reads_and_released_for_writes_and_imports(small_copy, tmp_path, monkeypatch):
+    """``held_open`` (the app's script run): after the first read the file stays open, so the
+    following reads join it; a write from this thread or another, and an import (which attaches the
+    file), close it first and succeed at once; later reads see what was written, and the scope
+    leaves nothing open."""
+    from cxmetrics.registers import importer
+
+    key = str(small_copy.resolve())
+    monkeypatch.setenv("CX_LOCK_TIMEOUT", "1")  # a write the held file blocked would fail in a second
+
+    def count() -> int:
+        with store.connect(str(small_copy), timeout=0.5) as con:
+            return con.execute("SELECT count(*) FROM survey_responses").fetchone()[0]
+
+    before = count()
+    assert key not in store._HELD
+    with store.held_open():
+        assert count() == before and store._HELD[key][0] is not None  # held after the first read
+        with store.connect(str(small_copy), read_only=False, timeout=0.5) as w, store.transaction(w):
+            w.execute("DELETE FROM survey_responses WHERE response_id IN "
+                      "(SELECT response_id FROM survey_responses ORDER BY 1 LIMIT 3)")
+            store.bump_version(w, ["survey_responses"])
+        assert store._HELD[key][0] is None and count() == before - 3  # released, read again: the write shown
+        done = []
+        writer = threading.Thread(target=lambda: done.append(_delete_one(small_copy)))
+        writer.start()
+        writer.join(timeout=60)
+        assert done == [1] and count() == before - 4  # another thread's write released it too
+        csv = tmp_path / "r.csv"
+        csv.write_text("response_id,customer_id,responded_on,survey,nps\nHELD1,C0000001,2024-01-01,relationship,9\n")
+        assert store._HELD[key][0] is not None
+        importer.import_file(csv, "survey_responses", db=str(small_copy), actor="test")
+        assert count() == before - 3
+    assert key not in store._HELD
+
+
+def _delete_one(path: Path) -> int:
+    with store.connect(str(path), read_only=False, timeout=0.5) as w, store.transaction(w):
+        w.execute("DELETE FROM survey_responses WHERE response_id = (SELECT min(response_id) FROM survey_responses)")
+        store.bump_version(w, ["survey_responses"])
+    return 1
+
+
+def test_an_import_waits_for_a_query_of_another_session_in_the_same_process(small_copy, tmp_path):
+    """The app's Data page imports in the server process, where another session's query may have
+    the store open at that moment: the import's attach waits for it (as for another process's lock)
+    instead of failing with DuckDB's "file handle conflict"."""
+    from cxmetrics.registers import importer
+
+    opened, done = threading.Event(), threading.Event()
+
+    def reader():
+        with store.connect(str(small_copy)) as con:
+            con.execute("SELECT count(*) FROM survey_responses").fetchall()
+            opened.set()
+            time.sleep(1.0)
+        done.set()
+
+    t = threading.Thread(target=reader)
+    t.start()
+    assert opened.wait(30)
+    csv = tmp_path / "r.csv"
+    csv.write_text("response_id,customer_id,responded_on,survey,nps\nWAIT1,C0000001,2024-01-01,relationship,9\n")
+    importer.import_file(csv, "survey_responses", db=str(small_copy), actor="test")
+    assert done.is_set()  # it waited for the reader
+    t.join(timeout=30)
+    with store.connect(str(small_copy)) as con:
+        assert con.execute("SELECT count(*) FROM survey_responses WHERE response_id = 'WAIT1'").fetchone()[0] == 1

@@ -24,6 +24,7 @@ import contextvars
 import functools
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -106,7 +107,10 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = True,
         raise StoreError(f"no database at {p}: run `python -m cxmetrics demo` or `init` first")
     if not read_only:
         p.parent.mkdir(parents=True, exist_ok=True)
+        release(p)
     con = _with_lock_retry(p, lambda: duckdb.connect(str(p), read_only=read_only), timeout)
+    if read_only:
+        _hold(p)
     before = checked = None
     try:
         # DuckDB draws a progress bar on the process's output for a long query: in a CLI command's
@@ -143,6 +147,73 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = True,
         faults.record_written(p, checked)
 
 
+#: The read-only connections that :func:`held_open` scopes keep, per store file (resolved path),
+#: with the number of scopes open. Process-wide: a write from any thread releases them.
+_HELD: dict[str, list] = {}
+_HELD_LOCK = threading.Lock()
+_HOLDING: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("cxmetrics_holding", default=None)
+
+
+@contextlib.contextmanager
+def held_open() -> Iterator[None]:
+    """Inside the block, a store file read with :func:`connect` stays open read-only (one extra
+    connection, made at the first read) until the block ends, so that every later read-only
+    connection to it in this process joins the same DuckDB database instance: no opening of the
+    file again (20–35 ms each at 1M customers, by hand) and its buffers warm. The app holds the
+    store for one script run (``app.py``): a page's cache misses each open a connection. A write
+    to the file, or an attach of it (:func:`connect` read-write, :func:`attached`), from any thread
+    closes the held connection first (DuckDB refuses a second configuration of an open file, and
+    a file replaced under a held instance would be read stale); later reads in the block open the
+    file again and hold it again."""
+    token = _HOLDING.set(())
+    try:
+        yield
+    finally:
+        mine = _HOLDING.get() or ()
+        _HOLDING.reset(token)
+        for key in mine:
+            _unhold(key)
+
+
+def _hold(p: Path) -> None:
+    """After a read-only open inside :func:`held_open`: keep the file open for the rest of the block."""
+    mine = _HOLDING.get()
+    if mine is None:
+        return
+    key = str(p.resolve())
+    with _HELD_LOCK:
+        slot = _HELD.setdefault(key, [None, 0])
+        if key not in mine:
+            slot[1] += 1
+            _HOLDING.set((*mine, key))
+        if slot[0] is None:
+            with contextlib.suppress(duckdb.Error):
+                slot[0] = duckdb.connect(str(p), read_only=True)  # joins the instance just opened
+
+
+def _unhold(key: str) -> None:
+    with _HELD_LOCK:
+        slot = _HELD.get(key)
+        if slot is None:
+            return
+        slot[1] -= 1
+        if slot[1] <= 0:
+            del _HELD[key]
+            if slot[0] is not None:
+                faults.quietly(slot[0].close)
+
+
+def release(path: str | os.PathLike) -> None:
+    """Close the connection :func:`held_open` scopes keep on ``path`` (before a write or an attach
+    of it); a later read in a scope holds it again."""
+    key = str(Path(path).resolve())
+    with _HELD_LOCK:
+        slot = _HELD.get(key)
+        if slot is not None and slot[0] is not None:
+            con, slot[0] = slot[0], None
+            faults.quietly(con.close)
+
+
 def _with_lock_retry(p: Path, fn, timeout: float | None = None):
     """Call ``fn`` (which opens or attaches ``p``), retrying with back-off while the file is locked."""
     deadline = time.monotonic() + (_lock_timeout() if timeout is None else timeout)
@@ -150,9 +221,13 @@ def _with_lock_retry(p: Path, fn, timeout: float | None = None):
     while True:
         try:
             return fn()
-        except (duckdb.IOException, duckdb.ConnectionException, duckdb.BinderException) as exc:
+        except (duckdb.IOException, duckdb.ConnectionException, duckdb.BinderException,
+                duckdb.ResourceInUseException) as exc:
+            # another process's lock; in this process, a reader's open database instance of the
+            # file (another session's query), which refuses a second configuration or an attach
+            # until it closes
             msg = str(exc)
-            if "lock" not in msg.lower() and "different configuration" not in msg:
+            if "lock" not in msg.lower() and "different configuration" not in msg and "file handle conflict" not in msg:
                 raise StoreError(f"cannot open {p}: {msg.splitlines()[0]}") from exc
             if time.monotonic() >= deadline:
                 raise StoreBusy(
@@ -179,6 +254,7 @@ def attached(con: duckdb.DuckDBPyConnection, path: str | os.PathLike | None = No
         p.parent.mkdir(parents=True, exist_ok=True)
     mode = " (READ_ONLY)" if read_only else ""
     sql = "ATTACH '" + str(p).replace("'", "''") + "' AS cxstore" + mode
+    release(p)  # another database instance of the file must not stay open beside the attach
     _with_lock_retry(p, lambda: con.execute(sql), timeout)
     before = checked = None
 
