@@ -70,22 +70,13 @@ def test_lazy_module_and_attr_behave_like_the_real_ones():
     assert lazy.module("json") is sys.modules["json"]  # already imported: the real module
 
 
-def test_lazy_module_setup_runs_once_before_first_use():
-    calls = []
-    m = lazy.module("this_module_is_not_imported_yet_json_stand_in", setup=calls.append)
-    assert isinstance(m, lazy.LazyModule) and calls == []  # nothing imported, nothing set up
-    j = lazy.LazyModule("json", setup=calls.append)
-    assert calls == [] and j.dumps(1) == "1" and calls == [sys.modules["json"]]
-    assert j.loads("2") == 2 and len(calls) == 1  # once
-    assert lazy.module("json", setup=calls.append) is sys.modules["json"] and len(calls) == 2  # imported: at once
-
-
 _TEMPLATE_PROBE = """
 import json, sys
 {before}
 import plotly.io as pio
 from cxmetrics.charts import nps as nps_charts
 import pandas as pd
+{after}
 class R:
     table = pd.DataFrame({{"group": ["a"], "nps": [10.0], "ci_low": [5.0], "ci_high": [15.0], "n": [40]}})
 fig = nps_charts.breakdown(R(), "group")
@@ -95,10 +86,12 @@ print(json.dumps(fig.to_dict()["layout"]["template"] == want))
 
 
 def test_every_chart_takes_the_house_template_whatever_was_imported_first():
-    """The charts' plotly_white is plotly's default, set when ``go`` is first used (cxmetrics.charts):
-    a figure carries the whole template, also when plotly was imported before the charts."""
-    for before in ("", "import plotly.graph_objects", "import plotly.graph_objects as go; go.Figure()"):
-        out = subprocess.run([sys.executable, "-c", _TEMPLATE_PROBE.format(before=before)], capture_output=True,
-                             text=True)
+    """Every figure carries the whole plotly_white template, whether plotly or Streamlit (which
+    makes its own template plotly's default when imported) was imported before the charts, after
+    them, or not at all."""
+    for before, after in (("", ""), ("import plotly.graph_objects as go; go.Figure()", ""),
+                          ("import streamlit", ""), ("", "import streamlit")):
+        out = subprocess.run([sys.executable, "-c", _TEMPLATE_PROBE.format(before=before, after=after)],
+                             capture_output=True, text=True)
         assert out.returncode == 0, out.stderr[-2000:]
-        assert out.stdout.strip().splitlines()[-1] == "true", before
+        assert out.stdout.strip().splitlines()[-1] == "true", (before, after)

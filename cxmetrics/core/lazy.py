@@ -31,7 +31,6 @@ import importlib
 import os
 import sys
 import types
-from collections.abc import Callable
 from typing import Any
 
 
@@ -45,19 +44,10 @@ def _load(name: str) -> types.ModuleType:
 
 
 class LazyModule(types.ModuleType):
-    """A stand-in for the module ``name``, imported on the first attribute access (and then
-    ``setup(module)`` called, when given)."""
-
-    def __init__(self, name: str, setup: Callable[[types.ModuleType], None] | None = None):
-        super().__init__(name)
-        self.__dict__["_cx_setup"] = setup
+    """A stand-in for the module ``name``, imported on the first attribute access."""
 
     def __getattr__(self, attr: str) -> Any:  # called only for names not yet in our namespace
-        real = _load(self.__name__)
-        setup = self.__dict__.pop("_cx_setup", None)
-        if setup is not None:
-            setup(real)
-        value = getattr(real, attr)
+        value = getattr(_load(self.__name__), attr)
         if not (attr.startswith("__") and attr.endswith("__")):
             setattr(self, attr, value)  # the next access is a plain look-up
         return value
@@ -66,16 +56,9 @@ class LazyModule(types.ModuleType):
         return f"<lazy module {self.__name__!r}>"
 
 
-def module(name: str, setup: Callable[[types.ModuleType], None] | None = None) -> types.ModuleType:
-    """The module ``name`` if it is already imported, else a :class:`LazyModule` for it. ``setup``
-    (idempotent) is called with the real module before it is first used: at once when it is
-    already imported, else on the stand-in's first attribute access."""
-    real = sys.modules.get(name)
-    if real is None:
-        return LazyModule(name, setup)
-    if setup is not None:
-        setup(real)
-    return real
+def module(name: str) -> types.ModuleType:
+    """The module ``name`` if it is already imported, else a :class:`LazyModule` for it."""
+    return sys.modules.get(name) or LazyModule(name)
 
 
 class LazyAttr:
