@@ -107,9 +107,9 @@ def test_the_moved_cells_table(con):
     t = moved.moved_cells(r)
     assert len(t) == len(r.extra["sentences"]) > 0
     assert list(t.columns) == ["metric", "dimension", "level", "theme", "before", "after", "change", "ci_low",
-                               "ci_high", "fdr_adjusted_p", "n"]
+                               "ci_high", "fdr_adjusted_p_value", "n"]
     hit = r.table[r.table["moved"]].reset_index(drop=True)
-    assert (t["change"] == hit["change"]).all() and (t["fdr_adjusted_p"] <= 0.05).all()
+    assert (t["change"] == hit["change"]).all() and (t["fdr_adjusted_p_value"] <= 0.05).all()
     want = np.where(hit["metric"] == "complaints", hit.get("k_0", 0) + hit.get("k_1", 0), hit["n_0"] + hit["n_1"])
     assert (t["n"].to_numpy() == want).all() and (t["n"] > 0).all()
     assert moved.moved_cells(Result("what_moved", "x", pd.DataFrame())).columns[-1] == "n"

@@ -457,7 +457,7 @@ def moved_cells(result: Result) -> pd.DataFrame:
     before, after, the change with its interval, the FDR-adjusted p and the answers (or complaints)
     behind them."""
     cols = ["metric", "dim", "level", "theme", "before", "after", "change", "ci_low", "ci_high", "q_value", "n"]
-    names = {"dim": "dimension", "q_value": "fdr_adjusted_p"}
+    names = {"dim": "dimension", "q_value": "fdr_adjusted_p_value"}
     t = result.table
     if t.empty or "moved" not in t.columns:
         return pd.DataFrame(columns=cols).rename(columns=names)
