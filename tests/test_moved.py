@@ -89,7 +89,7 @@ def test_strongest_evidence_first_when_p_values_underflow():
 
 def _sentences(n):
     return Result("what_moved", "What moved", pd.DataFrame({"x": [1]}),
-                        extra={"sentences": [f"s{i}" for i in range(n)], "tested": 99})
+                  extra={"sentences": [f"s{i}" for i in range(n)], "tested": 99})
 
 
 def test_describe_says_the_strongest_few_and_counts_the_rest():

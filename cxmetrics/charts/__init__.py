@@ -17,10 +17,7 @@ from __future__ import annotations
 from cxmetrics.core import lazy
 
 np = lazy.module("numpy")
-
-
-#: plotly.graph_objects for every chart module (imported on first use)
-go = lazy.module("plotly.graph_objects")
+go = lazy.module("plotly.graph_objects")  # every chart module's (imported on first use)
 
 GROUP_COLORS = {"promoter": "#1a9850", "passive": "#fdae61", "detractor": "#d73027"}
 PRIMARY = "#2b5d8a"
