@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import shutil
 import subprocess
 import sys
@@ -268,6 +269,10 @@ def test_a_held_store_is_shared_by_reads_and_released_for_writes_and_imports(sma
         importer.import_file(csv, "survey_responses", db=str(small_copy), actor="test")
         assert count() == before - 3
     assert key not in store._HELD
+    with store.held_open():  # the scope's first read made in a copied context (a pool's, a cache's)
+        contextvars.copy_context().run(count)
+        assert store._HELD[key][0] is not None
+    assert key not in store._HELD  # released by the scope all the same
 
 
 def _delete_one(path: Path) -> int:

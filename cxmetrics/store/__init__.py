@@ -151,7 +151,9 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = True,
 #: with the number of scopes open. Process-wide: a write from any thread releases them.
 _HELD: dict[str, list] = {}
 _HELD_LOCK = threading.Lock()
-_HOLDING: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("cxmetrics_holding", default=None)
+#: The files the current :func:`held_open` scope holds: a list the scope owns, appended to in place,
+#: so a hold made in a copied context (a thread pool's, a cache's) is still released by the scope.
+_HOLDING: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("cxmetrics_holding", default=None)
 
 
 @contextlib.contextmanager
@@ -165,11 +167,11 @@ def held_open() -> Iterator[None]:
     closes the held connection first (DuckDB refuses a second configuration of an open file, and
     a file replaced under a held instance would be read stale); later reads in the block open the
     file again and hold it again."""
-    token = _HOLDING.set(())
+    mine: list[str] = []
+    token = _HOLDING.set(mine)
     try:
         yield
     finally:
-        mine = _HOLDING.get() or ()
         _HOLDING.reset(token)
         for key in mine:
             _unhold(key)
@@ -185,7 +187,7 @@ def _hold(p: Path) -> None:
         slot = _HELD.setdefault(key, [None, 0])
         if key not in mine:
             slot[1] += 1
-            _HOLDING.set((*mine, key))
+            mine.append(key)
         if slot[0] is None:
             with contextlib.suppress(duckdb.Error):
                 slot[0] = duckdb.connect(str(p), read_only=True)  # joins the instance just opened
