@@ -5,6 +5,7 @@ general reader. And an unchanged re-import is answered from the file's hash befo
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -160,3 +161,57 @@ def test_unchanged_reimport_is_answered_from_the_hash_before_any_parse(small_cop
     monkeypatch.setattr(importer, "_stage", no_parse)
     with pytest.raises(AssertionError, match="parsed"):
         importer.import_file(path, SR, db=small_copy)
+
+
+def test_a_settled_file_is_not_hashed_again(small_copy, tmp_path, monkeypatch):
+    """The second import of a file not changed since the first takes its SHA-256 from the first's
+    record (its device, inode, size and times); any write to the file makes it hashed again."""
+    from cxmetrics.registers import import_digest
+
+    a, b, _ = customer_ids(small_copy)
+    path = write(tmp_path, _text(*[r for i, r in enumerate(_rows(a, b)) if i % 7 != 3]))
+    # read as if ten seconds after it was written: settled
+    monkeypatch.setattr(import_digest, "_now_ns", lambda: path.stat().st_ctime_ns + 10**10)
+    hashed = []
+    real = importer.sha256_of
+    monkeypatch.setattr(importer, "sha256_of", lambda p: hashed.append(p) or real(p))
+    first = importer.import_file(path, SR, db=small_copy)
+    assert first.status == "accepted" and len(hashed) == 1
+    rep = importer.import_file(path, SR, db=small_copy)
+    assert (rep.status, rep.sha256, len(hashed)) == ("unchanged", first.sha256, 1)
+    assert "same device, inode, size" in rep.warnings[0]
+    # copied over with other bytes of the same size (a score changed) and its old modification
+    # time set back (`cp -p`): the status-change time moved, so it is hashed, read and stored
+    text, st = path.read_text(), path.stat()
+    changed = text.replace(",web,billing,5,", ",web,billing,6,", 1)
+    assert changed != text and len(changed) == len(text)
+    path.write_text(changed)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    rep = importer.import_file(path, SR, db=small_copy)
+    assert (rep.status, len(hashed)) == ("accepted", 2)
+    assert rep.sha256 == real(path) != first.sha256
+    with store.connect(str(small_copy)) as c:
+        assert c.execute("SELECT nps FROM survey_responses WHERE response_id = 'F5'").fetchone()[0] == 6
+
+
+def test_a_file_changed_a_moment_ago_has_no_identity(tmp_path):
+    """A file read within the clock ticks after its last change could change again without its
+    times moving: it is hashed every time (no identity is recorded)."""
+    from types import SimpleNamespace
+
+    from cxmetrics.registers import import_digest
+
+    st = SimpleNamespace(st_dev=1, st_ino=2, st_size=3, st_mtime_ns=5_000_000_000_123, st_ctime_ns=7_000_000_000_123)
+    assert import_digest.identity_of(st, st.st_ctime_ns + 50_000_000) is None
+    assert import_digest.identity_of(st, st.st_ctime_ns + 150_000_000) == "1:2:3:5000000000123:7000000000123"
+    # a later modification time (set to the future, say) counts
+    assert import_digest.identity_of(SimpleNamespace(**{**vars(st), "st_mtime_ns": st.st_ctime_ns + 10**9}),
+                                     st.st_ctime_ns + 150_000_000) is None
+    # a file system keeping whole seconds: three seconds
+    whole = SimpleNamespace(**{**vars(st), "st_ctime_ns": 7_000_000_000_000})
+    assert import_digest.identity_of(whole, whole.st_ctime_ns + 2 * 10**9) is None
+    assert import_digest.identity_of(whole, whole.st_ctime_ns + 4 * 10**9) is not None
+    path = tmp_path / "f.csv"
+    path.write_text("a\n")
+    assert import_digest.file_identity(path) in (None, import_digest.identity_of(path.stat(), import_digest._now_ns()))

@@ -337,10 +337,12 @@ def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | 
                                  if table == "assumptions" else ""))
     token = _ROLE.set(role)
     digest_token = _OPTIONS.set(import_digest.options_digest(table, mapping, encoding, options or ImportOptions()))
+    file_token = _FILE.set(None)
     try:
         return _import_file(path, table, db=db, mapping=mapping, encoding=encoding, limits=limits,
                             actor=actor, dry_run=dry_run, source=source or path.name, options=options)
     finally:
+        _FILE.reset(file_token)
         _OPTIONS.reset(digest_token)
         _ROLE.reset(token)
 
@@ -349,6 +351,8 @@ def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | 
 _ROLE: contextvars.ContextVar[str | None] = contextvars.ContextVar("cx_import_role", default=None)
 #: the digest of the current import's options (see cxmetrics.import_digest), logged with it
 _OPTIONS: contextvars.ContextVar[str | None] = contextvars.ContextVar("cx_import_options", default=None)
+#: the identity of the file the current import reads, when settled (cxmetrics.import_digest.file_identity)
+_FILE: contextvars.ContextVar[str | None] = contextvars.ContextVar("cx_import_file", default=None)
 
 
 def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor, dry_run, source,
@@ -367,14 +371,21 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
         raise ImportRejected(table, path.name, [Problem(None, None, f"the file is {size:,} bytes, over the limit of {limits.max_bytes:,}")])
     with open(path, "rb") as f:
         head = f.read(1 << 16)
-    digest = sha256_of(path)
+    # the file's identity is taken before it is read, and its hash from an earlier import of that
+    # identity if there was one (cxmetrics.import_digest)
+    identity = import_digest.file_identity(path)
+    _FILE.set(identity)
+    known = import_digest.known_sha256(db, identity)
+    digest = known or sha256_of(path)
     report = ImportReport(table=table, source=source, sha256=digest, rows=0)
     started = store.now()
     # the same bytes with the same options into the data version they produced: nothing to read
     if not dry_run and (seen := import_digest.seen_rows(db, table, digest, _OPTIONS.get())) is not None:
         report.rows, report.status = seen, "unchanged"
+        how = ("the same file, not changed since an earlier import hashed it: same device, inode, size, "
+               "modification and status-change times" if known else "same sha256")
         report.warnings.append("unchanged: this file was imported with the same options into the current data "
-                               "version (same sha256); it was not read again and nothing was written")
+                               f"version ({how}); it was not read again and nothing was written")
         # still logged: the audit lists every import attempt (who brought which file when), and an
         # unchanged one is no exception. The write open costs little: the store is as the last
         # checked write left it, so its blocks are not read again (faults.verify_once).
@@ -495,7 +506,7 @@ def _log(con, report: ImportReport, started, status: str, error: str | None, act
          report.inserted, report.updated, actor]).fetchone()
     store.audit(con, actor=actor, action="import", object=f"{report.table} ← {report.source}",
                 outcome=status, role=_ROLE.get(), detail=json.dumps({"sha256": report.sha256, "rows": report.rows,
-                                                    "error": error, "options": _OPTIONS.get(),
+                                                    "error": error, "options": _OPTIONS.get(), "file": _FILE.get(),
                                                     "data_version": store.data_version(con)}))
     return row[0]
 
