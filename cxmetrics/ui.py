@@ -18,6 +18,7 @@ import importlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -551,6 +552,25 @@ def upload_file(uploaded) -> Iterator[Path]:
         yield path
     finally:
         path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def working(label: str) -> Iterator[None]:
+    """A status box for long library work (an import): its label follows what the work says it
+    starts (``store.progress``: "Importing: checking 10,000,000 rows…"), with the seconds so far,
+    and ends saying how long it took, or that it stopped."""
+    start = time.perf_counter()
+    with st.status(f"{label}…", expanded=False) as box:
+        def say(message: str) -> None:
+            box.update(label=f"{label}: {message}… ({time.perf_counter() - start:.0f} s)")
+
+        try:
+            with store.reporting(say):
+                yield
+        except BaseException:
+            box.update(label=f"{label}: stopped after {time.perf_counter() - start:.1f} s", state="error")
+            raise
+        box.update(label=f"{label}: done in {time.perf_counter() - start:.1f} s", state="complete")
 
 
 def leave_legacy_multipage_mode() -> None:

@@ -82,7 +82,7 @@ if validate:
                                          label_rows=label_rows, only_rows=only_rows, encoding=encoding,
                                          date_format=date_format, include_incomplete=include_incomplete,
                                          amount=amount, line_items=line_items, sheet=sheet)
-            with st.spinner("Validating…"), ui.upload_file(uploaded) as path:
+            with ui.working("Validating"), ui.upload_file(uploaded) as path:
                 checked = import_preview.check(path, req, db=str(ui.db_file()), actor=filters.scope.user,
                                                role=filters.scope.role)
             st.session_state["data_check"] = checked
@@ -115,7 +115,7 @@ if checked:
             try:
                 if uploaded is None:
                     raise store.StoreError("the uploaded file is no longer there: upload it again")
-                with st.spinner("Importing…"), ui.upload_file(uploaded) as path:
+                with ui.working("Importing"), ui.upload_file(uploaded) as path:
                     done = import_preview.run(path, req, db=str(ui.db_file()), actor=filters.scope.user,
                                               role=filters.scope.role)
                 st.session_state.pop("data_check", None)

@@ -138,6 +138,8 @@ def test_data_page_detects_previews_and_imports_a_qualtrics_export(make_app, fre
     at.button(key="data_confirm").click().run()
     assert not at.exception, at.exception
     assert f"Imported {f['rows'] + 1:,} rows into survey_responses" in _texts(at)
+    # the status box followed the import's steps and says how long it took
+    assert re.fullmatch(r"Importing: done in \d+\.\d s", at.status[-1].label) and at.status[-1].state == "complete"
     with store.connect(str(fresh)) as con:
         assert con.execute("SELECT count(*) FROM survey_responses WHERE customer_id IS NULL").fetchone()[0] == f["rows"] + 1
         assert con.execute("SELECT source, status FROM imports ORDER BY import_id DESC LIMIT 1").fetchone() == (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +132,21 @@ def test_cli_json_prints_the_library_result_with_warnings_and_assumptions(small_
         lib = clv.clv_by_group(con, Filters())
     assert lib.warnings and doc["warnings"] == list(lib.warnings)
     assert doc["assumptions"] and doc["assumptions"] == jsonable(lib.assumptions)
+
+
+def test_import_says_what_it_is_doing_on_stderr_when_asked(small_copy, tmp_path):
+    """``--progress`` prints each step with the seconds so far (one line each: stderr is not a
+    terminal here); by default, off a terminal, stderr stays empty for scripts."""
+    head = "response_id,customer_id,responded_on,survey,nps\n"
+    first, second = tmp_path / "p1.csv", tmp_path / "p2.csv"
+    first.write_text(head + "P1,,2024-01-01,relationship,9\n")
+    second.write_text(head + "P2,,2024-01-02,relationship,3\n")
+    r = cli("import", "survey_responses", str(first), "--db", str(small_copy), "--progress")
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert [re.fullmatch(r"\[ *\d+\.\d s\] (.*) …", x).group(1) for x in lines[:4]] == [
+        "hashing the file (SHA-256)", "reading the file", "checking 1 rows", "writing 1 rows"]
+    assert any(x.endswith("] summary: answer spells …") for x in lines)
+    assert "inserted" not in r.stderr and "into survey_responses" in r.stdout
+    r = cli("import", "survey_responses", str(second), "--db", str(small_copy))
+    assert (r.returncode, r.stderr) == (0, "")

@@ -215,3 +215,20 @@ def test_a_file_changed_a_moment_ago_has_no_identity(tmp_path):
     path = tmp_path / "f.csv"
     path.write_text("a\n")
     assert import_digest.file_identity(path) in (None, import_digest.identity_of(path.stat(), import_digest._now_ns()))
+
+
+def test_an_import_says_what_it_is_doing(small_copy, tmp_path):
+    """Inside ``store.reporting`` an import names each step as it starts (the CLI prints them, the
+    Data page shows them in its status box); outside one it tells no one."""
+    a, b, _ = customer_ids(small_copy)
+    path = write(tmp_path, _text(*[r for i, r in enumerate(_rows(a, b)) if i % 7 != 3]))
+    said: list[str] = []
+    with store.reporting(said.append):
+        importer.import_file(path, SR, db=small_copy)
+    assert said[:5] == ["hashing the file (SHA-256)", "reading the file", "checking 26 rows", "writing 26 rows",
+                        "bringing the summaries up to date"]
+    steps = said[5:]
+    assert steps and all(m.startswith(("summary: ", "fit: ")) for m in steps)
+    assert "summary: answer spells" in steps and any(m.startswith("fit: ") for m in steps)
+    store.progress("nobody listens")  # no block: nothing happens
+    assert len(said) == 5 + len(steps)

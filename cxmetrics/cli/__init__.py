@@ -14,6 +14,7 @@ imports: ``python -m cxmetrics`` passes them in (``build_parser(extra=…)``, ``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import importlib
 import json
@@ -91,6 +92,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _progress(wanted: bool | None):
+    """An import's progress (``store.reporting``) on stderr: on a terminal, one line rewritten in
+    place ("[ 12.3 s] checking 10,000,000 rows …") and cleared at the end; with ``--progress``
+    elsewhere (a log), one line per step; nothing with ``--no-progress`` or, by default, when
+    stderr is not a terminal."""
+    tty = sys.stderr.isatty()
+    if wanted is False or (wanted is None and not tty):
+        yield
+        return
+    start, said = time.perf_counter(), []
+
+    def say(message: str) -> None:
+        line = f"[{time.perf_counter() - start:6.1f} s] {message} …"
+        sys.stderr.write("\r\033[K" + line if tty else line + "\n")
+        sys.stderr.flush()
+        said.append(message)
+
+    try:
+        with store.reporting(say):
+            yield
+    finally:
+        if tty and said:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     try:
         options = importer.ImportOptions(
@@ -98,9 +126,10 @@ def cmd_import(args: argparse.Namespace) -> int:
             labels=importer.parse_labels(args.labels) if args.labels else {},
             sets=importer.parse_sets(args.set), amount=args.amount, line_items=args.line_items,
             date_format=args.date_format, sheet=args.sheet, only=import_rows.parse_only(args.only))
-        rep = importer.import_file(args.file, args.table, db=args.db, mapping=importer.parse_mapping(args.map),
-                                   encoding=args.encoding, dry_run=args.dry_run, actor=args.actor,
-                                   options=options, role=args.role)
+        with _progress(args.progress):
+            rep = importer.import_file(args.file, args.table, db=args.db, mapping=importer.parse_mapping(args.map),
+                                       encoding=args.encoding, dry_run=args.dry_run, actor=args.actor,
+                                       options=options, role=args.role)
     except importer.ImportRejected as exc:
         print(exc.summary(), file=sys.stderr)
         if args.json:
@@ -220,6 +249,8 @@ def build_parser(*, extra=()) -> argparse.ArgumentParser:
     p.add_argument("--actor", default="cli", help="who is importing (for the audit log)")
     p.add_argument("--role", default="analyst",
                    help="caller's role (default analyst; `import assumptions` needs finance)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="say on stderr what the import is doing and for how long (default: when stderr is a terminal)")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("status", parents=[common], help="row counts and date coverage of every table, after checking "

@@ -376,6 +376,8 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
     identity = import_digest.file_identity(path)
     _FILE.set(identity)
     known = import_digest.known_sha256(db, identity)
+    if not known:
+        store.progress("hashing the file (SHA-256)")
     digest = known or sha256_of(path)
     report = ImportReport(table=table, source=source, sha256=digest, rows=0)
     started = store.now()
@@ -412,8 +414,10 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
         with store.attached(con, db, read_only=True):
             try:
                 t0 = time.perf_counter()
+                store.progress("reading the file")
                 present, _ = _stage(con, path, t, fmt, encoding, mapping, limits, report, options)
                 report.rows = con.execute("SELECT count(*) FROM __stage").fetchone()[0]
+                store.progress(f"checking {report.rows:,} rows")
                 problems, total = _validate(con, t, present, limits, digest,
                                             bool(options and options.line_items), report)
                 report.seconds_validating = time.perf_counter() - t0
@@ -443,6 +447,7 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
         warnings = list(report.warnings)
         for last in (False, True):  # a second time under more memory when the cap was not enough
             t0 = time.perf_counter()
+            store.progress(f"writing {report.rows:,} rows" + (" again, under more memory" if last else ""))
             try:
                 with store.attached(con, db, read_only=False):
                     try:
@@ -568,6 +573,7 @@ def _write(con, t: Table, present: set[str], report: ImportReport, started, acto
 
             assumptions.record_history(con, actor=actor, action=f"import {report.source}")
         t0 = time.perf_counter()
+        store.progress("bringing the summaries up to date")
         store.bump_version(con, [t.name, "customers"] if created else [t.name])
         report.seconds_summaries = time.perf_counter() - t0
         report.import_id = _log(con, report, started, "accepted", None, actor)

@@ -608,6 +608,29 @@ def page_memo(key: tuple, compute: Callable[[], Any]) -> Any:
     return memo[key][0]
 
 
+_PROGRESS: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar("cxmetrics_progress",
+                                                                                      default=None)
+
+
+@contextlib.contextmanager
+def reporting(callback: Callable[[str], None]) -> Iterator[None]:
+    """Long work inside the block (an import: hashing, reading, checking, writing the file, then
+    each summary and fit it brings up to date) tells ``callback`` what it starts, as a short phrase
+    ("checking 10,000,000 rows"): the CLI prints it, the Data page shows it in its status box."""
+    token = _PROGRESS.set(callback)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def progress(message: str) -> None:
+    """Tell the caller's :func:`reporting` callback, if any, what starts now."""
+    callback = _PROGRESS.get()
+    if callback is not None:
+        callback(message)
+
+
 _RECORDERS: contextvars.ContextVar[tuple[list, ...]] = contextvars.ContextVar("cxmetrics_query_recorders",
                                                                               default=())
 

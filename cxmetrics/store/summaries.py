@@ -479,6 +479,11 @@ def fit_json(name: str, compute: Callable[[], Any], errors: dict[str, str]) -> s
         return None
 
 
+def label(name: str) -> str:
+    """A summary table's name as a person reads it: ``summary_answer_spells`` → "answer spells"."""
+    return name.removeprefix("summary_").replace("_", " ")
+
+
 def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | None = None,
             changed: set[str] | None = None) -> list[str]:
     """Bring the summaries to data version ``version`` (call inside the writing transaction).
@@ -546,6 +551,7 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
             built.pop(name, None)  # no transactions yet: nothing to summarise against
         else:
             t0 = time.perf_counter()
+            store.progress(f"summary: {label(name)}")
             sql, params = definition(RELATIONS[name], Filters(), args, bind)
             if delta is not None and built.get(name) == previous and incremental.can_update(RELATIONS[name],
                                                                                            set(delta)):
@@ -576,6 +582,7 @@ def refresh(con: duckdb.DuckDBPyConnection, version: int, *, previous: int | Non
                     rows.append((fit_name, result))
                 continue
             t0 = time.perf_counter()
+            store.progress(f"fit: {fit_name}")
             if (fits_current and delta is not None and fit_name in FIT_UPDATES and old.get(fit_name) is not None
                     and FIT_READS.get(fit_name) in updated):
                 text = fit_json(fit_name, lambda n=fit_name: FIT_UPDATES[n](con, json.loads(old[n])), fit_errors)
@@ -637,6 +644,7 @@ def _build_twins(con: duckdb.DuckDBPyConnection, version: int, previous: int | N
             done.add(name)
             continue
         t0 = time.perf_counter()
+        store.progress(f"summary: {label(name)} (second landmark)")
         via = next((got for v in rel.vias if not set(v.reads) & LANDMARK_FAMILY
                     and all(built.get(n) == version for n in v.reads)
                     and all(args2.get(a) == args.get(a) for a in v.same_args)
