@@ -150,3 +150,19 @@ def test_import_says_what_it_is_doing_on_stderr_when_asked(small_copy, tmp_path)
     assert "inserted" not in r.stderr and "into survey_responses" in r.stdout
     r = cli("import", "survey_responses", str(second), "--db", str(small_copy))
     assert (r.returncode, r.stderr) == (0, "")
+
+
+def test_init_says_which_summaries_a_migration_rebuilds(small_copy):
+    """A store whose summaries are not current (written by older code, say) is brought up to date
+    by ``init``, which names each summary as it builds it with ``--progress``."""
+    from cxmetrics import store
+    from cxmetrics.store import summaries
+
+    with store.connect(str(small_copy), read_only=False) as con:
+        con.execute("DELETE FROM meta WHERE key = ?", [summaries._META_KEY])
+    r = cli("init", "--db", str(small_copy), "--progress")
+    assert r.returncode == 0, r.stderr
+    assert "] summary: answer spells …" in r.stderr and "] fit: clusters …" in r.stderr
+    assert "database ready" in r.stdout
+    r = cli("init", "--db", str(small_copy), "--progress")  # now current: nothing to do, nothing said
+    assert (r.returncode, r.stderr) == (0, "")

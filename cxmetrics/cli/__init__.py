@@ -73,7 +73,7 @@ def filter_parser() -> argparse.ArgumentParser:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    with store.connect(args.db, read_only=False) as con:
+    with _progress(args.progress), store.connect(args.db, read_only=False) as con:  # a migration rebuilds summaries
         version = store.data_version(con)
         con.execute("INSERT OR IGNORE INTO meta VALUES ('initialised', ?)", [store.now().isoformat(timespec="seconds")])
     print(f"database ready at {store.db_path(args.db)} (schema {schema.SCHEMA_VERSION}, data version {version})")
@@ -92,9 +92,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_flag(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"say on stderr what {what} is doing and for how long (default: when stderr is a terminal)")
+
+
 @contextlib.contextmanager
 def _progress(wanted: bool | None):
-    """An import's progress (``store.reporting``) on stderr: on a terminal, one line rewritten in
+    """An import's or a migration's progress (``store.reporting``) on stderr: on a terminal, one line rewritten in
     place ("[ 12.3 s] checking 10,000,000 rows …") and cleared at the end; with ``--progress``
     elsewhere (a log), one line per step; nothing with ``--no-progress`` or, by default, when
     stderr is not a terminal."""
@@ -215,6 +220,7 @@ def build_parser(*, extra=()) -> argparse.ArgumentParser:
     parser.set_defaults(parser=parser)  # `docs` documents the commands from it
 
     p = sub.add_parser("init", parents=[common], help="create or migrate the database")
+    _progress_flag(p, "a migration")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("demo", parents=[common], help="build the demo company (replaces the data)")
@@ -249,8 +255,7 @@ def build_parser(*, extra=()) -> argparse.ArgumentParser:
     p.add_argument("--actor", default="cli", help="who is importing (for the audit log)")
     p.add_argument("--role", default="analyst",
                    help="caller's role (default analyst; `import assumptions` needs finance)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="say on stderr what the import is doing and for how long (default: when stderr is a terminal)")
+    _progress_flag(p, "the import")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("status", parents=[common], help="row counts and date coverage of every table, after checking "
