@@ -560,6 +560,29 @@ def test_a_write_out_of_memory_under_the_cap_is_rolled_back_and_done_again_with_
     with store.connect(str(retried)) as c:  # one audit row for the write, not one per attempt
         assert c.execute("SELECT count(*) FROM imports WHERE source = 'n.csv' AND status = 'accepted'").fetchone()[0] == 1
 
+    # the next write into this store under the same cap is not tried under it (the attempt cost
+    # 440 s for the ten-times bench's 100M rows): straight to the default limit, and it says so
+    def short_under_the_cap(con, tables=None):  # any write under the import's cap runs out
+        limits.append(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+        real(con, tables)
+        with duckdb.connect(config=importer._staging_config()) as staging:
+            if limits[-1] == staging.execute("SELECT current_setting('memory_limit')").fetchone()[0]:
+                raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block of size 256.0 KiB")
+
+    limits.clear()
+    monkeypatch.setattr(store, "bump_version", short_under_the_cap)
+    later = write(tmp_path, "\n".join([HEADER, *rows]).replace(",9,5,", ",3,5,") + "\n", "later.csv")
+    rep = importer.import_file(later, "survey_responses", db=retried)
+    assert rep.status == "accepted" and len(limits) == 1 and limits[0] != cap
+    assert f"the last write into this store ran out of memory under the import's cap of {importer._cap()}" in rep.warnings[-1]
+    # another cap is tried first again
+    limits.clear()
+    monkeypatch.setenv("CX_IMPORT_MEMORY", "700MB")
+    rep = importer.import_file(write(tmp_path, "\n".join([HEADER, *rows]).replace(",9,5,", ",4,5,") + "\n", "other.csv"),
+                               "survey_responses", db=retried)
+    assert rep.status == "accepted" and len(limits) == 2 and "cap of" in rep.warnings[-1] and "last write" not in rep.warnings[-1]
+    monkeypatch.delenv("CX_IMPORT_MEMORY")
+
     def never_enough(con, tables=None):
         real(con, tables)
         raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block of size 256.0 KiB")

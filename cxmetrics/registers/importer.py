@@ -308,8 +308,17 @@ def _staging_config() -> dict[str, str]:
     (:func:`_more_memory`). A plain CSV file is read by DuckDB (:mod:`cxmetrics.import_fast`)
     within that bound; the records the general reader parses from other CSV or xlsx files are
     held in Python memory before staging, so those are not."""
-    return {"memory_limit": os.environ.get("CX_IMPORT_MEMORY", "640MB"),
-            "temp_directory": os.path.join(tempfile.gettempdir(), "cxmetrics-import")}
+    return {"memory_limit": _cap(), "temp_directory": os.path.join(tempfile.gettempdir(), "cxmetrics-import")}
+
+
+def _cap() -> str:
+    """The import's memory cap as set (``CX_IMPORT_MEMORY``, default 640MB)."""
+    return os.environ.get("CX_IMPORT_MEMORY", "640MB")
+
+
+#: The ``meta`` key recording the cap (as set) under which a write into this store ran out of
+#: memory: the next write under the same cap goes straight to DuckDB's default limit.
+_SHORT_CAP = "import_cap_short"
 
 
 def import_file(path: str | os.PathLike, table: str, *, db: str | os.PathLike | None = None,
@@ -410,7 +419,7 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
     con = duckdb.connect(config=_staging_config())
     con.execute("SET enable_progress_bar = false")  # a long scan must not draw bars into the CLI's stderr
     try:
-        rejected, unchanged = None, False
+        rejected, unchanged, short = None, False, False
         with store.attached(con, db, read_only=True):
             try:
                 t0 = time.perf_counter()
@@ -424,6 +433,7 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
                 if problems:
                     raise ImportRejected(table, path.name, problems, total)
                 unchanged = _unchanged(con, t)
+                short = con.execute("SELECT value FROM meta WHERE key = $k", {"k": _SHORT_CAP}).fetchone() == (_cap(),)
                 stubs.preview(con, t.name, report)
             except ImportRejected as exc:
                 exc.table = table
@@ -445,13 +455,19 @@ def _import_file(path: Path, table: str, *, db, mapping, encoding, limits, actor
                 report.import_id = _log(con, report, started, "unchanged", None, actor)
             return report
         warnings = list(report.warnings)
-        for last in (False, True):  # a second time under more memory when the cap was not enough
+        if short:  # the last write into this store ran out of memory under this cap: not tried again
+            con.execute("RESET memory_limit")
+            warnings.append(f"the last write into this store ran out of memory under the import's cap of {_cap()} "
+                            "(CX_IMPORT_MEMORY), so this one ran under DuckDB's default memory limit ("
+                            + con.execute("SELECT current_setting('memory_limit')").fetchone()[0] + ") from the start")
+            report.warnings[:] = warnings
+        for last in (True,) if short else (False, True):  # again under more memory when the cap was not enough
             t0 = time.perf_counter()
-            store.progress(f"writing {report.rows:,} rows" + (" again, under more memory" if last else ""))
+            store.progress(f"writing {report.rows:,} rows" + (" again, under more memory" if last and not short else ""))
             try:
                 with store.attached(con, db, read_only=False):
                     try:
-                        _write(con, t, present, report, started, actor)
+                        _write(con, t, present, report, started, actor, short_cap=_cap() if last else None)
                     except duckdb.ConstraintException as exc:  # a safety net: the checks above should catch it
                         rejected = ImportRejected(table, path.name, [Problem(
                             None, None, f"the store refused the rows: {str(exc).splitlines()[0]}")])
@@ -535,8 +551,10 @@ def _more_memory(con, report: ImportReport, warnings: list[str], lost: float) ->
         f"{lost:.1f} s and was rolled back; it was done again under DuckDB's default memory limit ({limit()})"]
 
 
-def _write(con, t: Table, present: set[str], report: ImportReport, started, actor: str) -> None:
-    """Upsert the typed rows by key inside one explicit transaction."""
+def _write(con, t: Table, present: set[str], report: ImportReport, started, actor: str,
+           short_cap: str | None = None) -> None:
+    """Upsert the typed rows by key inside one explicit transaction (``short_cap``: the import's
+    memory cap this write needed more than, recorded with it for the next write)."""
     cols = ", ".join(f'"{c}"' for c in t.names)
     key = ", ".join(f'"{k}"' for k in t.key)
     key_match = " AND ".join(f'x."{k}" = y."{k}"' for k in t.key)
@@ -577,4 +595,6 @@ def _write(con, t: Table, present: set[str], report: ImportReport, started, acto
         store.bump_version(con, [t.name, "customers"] if created else [t.name])
         report.seconds_summaries = time.perf_counter() - t0
         report.import_id = _log(con, report, started, "accepted", None, actor)
+        if short_cap is not None:
+            con.execute("INSERT OR REPLACE INTO meta VALUES ($k, $v)", {"k": _SHORT_CAP, "v": short_cap})
 
