@@ -195,7 +195,7 @@ def test_a_settled_file_is_not_hashed_again(small_copy, tmp_path, monkeypatch):
         assert c.execute("SELECT nps FROM survey_responses WHERE response_id = 'F5'").fetchone()[0] == 6
 
 
-def test_a_file_changed_a_moment_ago_has_no_identity(tmp_path):
+def test_a_file_changed_a_moment_ago_has_no_identity(tmp_path, monkeypatch):
     """A file read within the clock ticks after its last change could change again without its
     times moving: it is hashed every time (no identity is recorded)."""
     from types import SimpleNamespace
@@ -212,9 +212,14 @@ def test_a_file_changed_a_moment_ago_has_no_identity(tmp_path):
     whole = SimpleNamespace(**{**vars(st), "st_ctime_ns": 7_000_000_000_000})
     assert import_digest.identity_of(whole, whole.st_ctime_ns + 2 * 10**9) is None
     assert import_digest.identity_of(whole, whole.st_ctime_ns + 4 * 10**9) is not None
+    # a real file, read at a moment and a second after its write
     path = tmp_path / "f.csv"
     path.write_text("a\n")
-    assert import_digest.file_identity(path) in (None, import_digest.identity_of(path.stat(), import_digest._now_ns()))
+    st = path.stat()
+    monkeypatch.setattr(import_digest, "_now_ns", lambda: st.st_ctime_ns + 50_000_000)
+    assert import_digest.file_identity(path) is None
+    monkeypatch.setattr(import_digest, "_now_ns", lambda: st.st_ctime_ns + 10**9)
+    assert import_digest.file_identity(path) == f"{st.st_dev}:{st.st_ino}:2:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
 def test_an_import_says_what_it_is_doing(small_copy, tmp_path):
